@@ -1,0 +1,56 @@
+#include "core/cli/cli.h"
+
+#include <ostream>
+
+#include "core/cli/explain.h"
+#include "core/scheduling/policy_registry.h"
+
+namespace orrery::cli {
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+void PrintUsage(std::ostream& os) {
+  os << "usage: orrery <command> [args]\n"
+        "\n"
+        "commands:\n"
+        "  explain CASE.json [--json]   why would a task land there / why is it pending\n"
+        "  policies                     list the scheduling policies selectable by name\n"
+        "  version                      print the version\n"
+        "\n"
+        "Run 'orrery <command> --help' for a command's options.\n";
+}
+
+int RunPolicies(std::ostream& out) {
+  for (const auto& e : PolicyRegistry::Builtin().entries()) {
+    out << e.name << std::string(e.name.size() < 18 ? 18 - e.name.size() : 1, ' ')
+        << e.description << "\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty()) {
+    PrintUsage(err);
+    return kExitUsage;
+  }
+  const std::string& cmd = args[0];
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+    PrintUsage(out);
+    return kExitOk;
+  }
+  if (cmd == "version" || cmd == "--version") {
+    out << "orrery " << kVersion << "\n";
+    return kExitOk;
+  }
+  if (cmd == "explain") return RunExplain(rest, out, err);
+  if (cmd == "policies") return RunPolicies(out);
+  err << "orrery: unknown command '" << cmd << "'\n\n";
+  PrintUsage(err);
+  return kExitUsage;
+}
+
+}  // namespace orrery::cli
