@@ -22,6 +22,12 @@ ClusterView::ClusterView(const ClusterView& o)
       order_dirty_(o.order_dirty_),
       by_id_(o.by_id_) {}
 
+ClusterView::~ClusterView() {
+  // Moved out first so an observer may call RemoveObserver from its callback.
+  std::vector<ClusterViewObserver*> observers = std::move(observers_);
+  for (auto* obs : observers) obs->OnViewDestroyed();
+}
+
 ClusterView& ClusterView::operator=(const ClusterView& o) {
   if (this == &o) return *this;
   nodes_ = o.nodes_;

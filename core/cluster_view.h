@@ -46,11 +46,16 @@ class ClusterViewObserver {
   virtual void OnNodeChanged(int slot) = 0;
   // A node was added or removed: slots or the id order changed.
   virtual void OnTopologyChanged() = 0;
+  // The view is being destroyed: drop every pointer to it (no RemoveObserver is needed after this).
+  // Lets an index that binds lazily to whatever view it is handed never dangle. Default: nothing.
+  virtual void OnViewDestroyed() {}
 };
 
 class ClusterView {
  public:
   ClusterView() = default;
+  // Tells every registered observer OnViewDestroyed().
+  ~ClusterView();
   // Copies carry the nodes, not the observers.
   ClusterView(const ClusterView& o);
   ClusterView& operator=(const ClusterView& o);

@@ -1,1 +1,218 @@
+// Lease state machine of one node: grant, spillback with a local estimate of the remote node,
+// grant-or-reject, queueing with wait reasons, infeasible warnings, reports.
 #include <gtest/gtest.h>
+
+#include "core/lease/lease_manager.h"
+#include "tests/core/test_util.h"
+
+namespace orrery {
+namespace {
+using testing::ClusterBuilder;
+using testing::Req;
+using K = LeaseReply::Kind;
+
+std::unique_ptr<LeaseManager> Manager(const ClusterView& v, const std::string& local = "n0",
+                                      SchedulerOptions o = {}) {
+  o.hybrid.top_k_fraction = 0;
+  auto m = LeaseManager::Create(local, v, o);
+  EXPECT_TRUE(m.ok()) << m.status().ToString();
+  return std::move(m).value();
+}
+
+LeaseRequest Task(const std::string& id, const std::map<std::string, double>& res,
+                  SchedulingStrategy st = {}) {
+  LeaseRequest r;
+  r.task_id = id;
+  r.sched.resources = Req(res);
+  r.sched.strategy = st;
+  return r;
+}
+
+TEST(LeaseManager, GrantsLocallyWithDeviceIds) {
+  auto m = Manager(ClusterBuilder().Node("n0", {{"CPU", 4}, {"GPU", 2}}).Build());
+  Rng rng(1);
+  LeaseReply r = m->RequestLease(Task("t1", {{"GPU", 1}}), rng);
+  ASSERT_EQ(r.kind, K::kGranted) << r.reason;
+  EXPECT_EQ(r.node, "n0");
+  EXPECT_EQ(r.allocation.DeviceIds(), std::vector<int>{0});
+  EXPECT_EQ(m->RequestLease(Task("t2", {{"GPU", 1}}), rng).allocation.DeviceIds(),
+            std::vector<int>{1});
+}
+
+TEST(LeaseManager, SpillsToARemoteNodeAndChargesItsLocalEstimate) {
+  auto v = ClusterBuilder().Node("n0", {{"CPU", 1}}).Used({{"CPU", 1}})
+               .Node("n1", {{"CPU", 1}}).Node("n2", {{"CPU", 1}}).Build();
+  auto m = Manager(v);
+  Rng rng(1);
+  LeaseReply a = m->RequestLease(Task("a", {{"CPU", 1}}), rng);
+  ASSERT_EQ(a.kind, K::kSpillback);
+  EXPECT_EQ(a.node, "n1");
+  EXPECT_EQ(a.spillbacks, 1);
+  EXPECT_TRUE(a.grant_or_reject);
+  // Without a new report n1 now looks full, so the next one goes to n2, not n1 again.
+  LeaseReply b = m->RequestLease(Task("b", {{"CPU", 1}}), rng);
+  ASSERT_EQ(b.kind, K::kSpillback);
+  EXPECT_EQ(b.node, "n2");
+}
+
+TEST(LeaseManager, AReportReplacesTheLocalEstimate) {
+  auto v = ClusterBuilder().Node("n0", {{"CPU", 1}}).Used({{"CPU", 1}})
+               .Node("n1", {{"CPU", 1}}).Build();
+  auto m = Manager(v);
+  Rng rng(1);
+  ASSERT_EQ(m->RequestLease(Task("a", {{"CPU", 1}}), rng).kind, K::kSpillback);
+  EXPECT_EQ(m->view().Find("n1")->resources.available().Get(kCPU), Quantity());
+  ASSERT_TRUE(m->ApplyReport("n1", testing::Res({{"CPU", 1}}), NodeState::kAlive).ok());
+  EXPECT_EQ(m->RequestLease(Task("b", {{"CPU", 1}}), rng).node, "n1");
+}
+
+TEST(LeaseManager, ReportsAboutTheLocalNodeAreIgnored) {
+  auto m = Manager(ClusterBuilder().Node("n0", {{"CPU", 2}}).Build());
+  Rng rng(1);
+  ASSERT_EQ(m->RequestLease(Task("a", {{"CPU", 2}}), rng).kind, K::kGranted);
+  ASSERT_TRUE(m->ApplyReport("n0", testing::Res({{"CPU", 2}}), NodeState::kAlive).ok());
+  EXPECT_EQ(m->view().Find("n0")->resources.available().Get(kCPU), Quantity());
+}
+
+TEST(LeaseManager, GrantOrRejectRequestsNeverQueueOrSpill) {
+  auto v = ClusterBuilder().Node("n0", {{"CPU", 1}}).Node("n1", {{"CPU", 8}}).Build();
+  auto m = Manager(v);
+  Rng rng(1);
+  LeaseRequest t = Task("a", {{"CPU", 1}});
+  t.grant_or_reject = true;
+  EXPECT_EQ(m->RequestLease(t, rng).kind, K::kGranted);
+  LeaseRequest u = Task("b", {{"CPU", 1}});
+  u.grant_or_reject = true;
+  LeaseReply r = m->RequestLease(u, rng);
+  EXPECT_EQ(r.kind, K::kRejected);
+  EXPECT_TRUE(m->Pending().empty());
+}
+
+TEST(LeaseManager, WaitsLocallyWhenEveryNodeIsBusyAndRunsWhenALeaseReturns) {
+  auto v = ClusterBuilder().Node("n0", {{"CPU", 1}}).Node("n1", {{"CPU", 1}}).Used({{"CPU", 1}})
+               .Build();
+  auto m = Manager(v);
+  Rng rng(1);
+  ASSERT_EQ(m->RequestLease(Task("a", {{"CPU", 1}}), rng).kind, K::kGranted);
+  LeaseReply b = m->RequestLease(Task("b", {{"CPU", 1}}), rng);
+  ASSERT_EQ(b.kind, K::kQueued);
+  EXPECT_EQ(b.wait_reason, WaitReason::kWaitingForResources);
+  EXPECT_EQ(m->WaitReasonOf("b"), WaitReason::kWaitingForResources);
+  EXPECT_TRUE(m->SchedulePending(rng).empty());
+  ASSERT_TRUE(m->ReturnLease("a").ok());
+  auto out = m->SchedulePending(rng);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].task_id, "b");
+  EXPECT_EQ(out[0].kind, K::kGranted);
+  EXPECT_TRUE(m->Pending().empty());
+}
+
+TEST(LeaseManager, InfeasibleRequestsQueueAndWarnOncePerShape) {
+  auto m = Manager(ClusterBuilder().Node("n0", {{"CPU", 2}}).Build());
+  Rng rng(1);
+  EXPECT_EQ(m->RequestLease(Task("a", {{"GPU", 4}}), rng).wait_reason, WaitReason::kInfeasible);
+  EXPECT_EQ(m->RequestLease(Task("b", {{"GPU", 4}}), rng).wait_reason, WaitReason::kInfeasible);
+  EXPECT_EQ(m->RequestLease(Task("c", {{"CPU", 64}}), rng).wait_reason, WaitReason::kInfeasible);
+  auto w = m->TakeWarnings();
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_NE(w[0].find("\"GPU\": 4"), std::string::npos) << w[0];
+  EXPECT_TRUE(m->TakeWarnings().empty());
+  m->SchedulePending(rng);
+  EXPECT_TRUE(m->TakeWarnings().empty());
+}
+
+TEST(LeaseManager, InfeasibleRequestRunsOnceANodeThatFitsJoins) {
+  auto m = Manager(ClusterBuilder().Node("n0", {{"CPU", 2}}).Build());
+  Rng rng(1);
+  ASSERT_EQ(m->RequestLease(Task("a", {{"GPU", 1}}), rng).kind, K::kQueued);
+  Node g;
+  g.id = "g0";
+  g.resources = *NodeResources::Create(testing::Res({{"CPU", 4}, {"GPU", 1}}));
+  ASSERT_TRUE(m->AddNode(g).ok());
+  auto out = m->SchedulePending(rng);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].kind, K::kSpillback);
+  EXPECT_EQ(out[0].node, "g0");
+}
+
+TEST(LeaseManager, HardAffinityToADeadNodeIsCanceledWithAReason) {
+  auto v = ClusterBuilder().Node("n0", {{"CPU", 2}}).Node("n1", {{"CPU", 2}}, NodeState::kDead)
+               .Build();
+  auto m = Manager(v);
+  Rng rng(1);
+  LeaseReply r = m->RequestLease(Task("a", {{"CPU", 1}}, SchedulingStrategy::NodeAffinity("n1")),
+                                 rng);
+  EXPECT_EQ(r.kind, K::kCanceled);
+  EXPECT_NE(r.reason.find("n1 is dead"), std::string::npos) << r.reason;
+}
+
+TEST(LeaseManager, AffinityToABusyRemoteNodeIsSentToWaitThere) {
+  auto v = ClusterBuilder().Node("n0", {{"CPU", 2}}).Node("n1", {{"CPU", 2}}).Used({{"CPU", 2}})
+               .Build();
+  auto m = Manager(v);
+  Rng rng(1);
+  LeaseReply r = m->RequestLease(Task("a", {{"CPU", 1}}, SchedulingStrategy::NodeAffinity("n1")),
+                                 rng);
+  EXPECT_EQ(r.kind, K::kSpillback);
+  EXPECT_EQ(r.node, "n1");
+  EXPECT_FALSE(r.grant_or_reject);
+}
+
+TEST(LeaseManager, BlockedRequestsWaitWithTheirReasonUntilUnblocked) {
+  auto m = Manager(ClusterBuilder().Node("n0", {{"CPU", 2}}).Build());
+  Rng rng(1);
+  LeaseRequest t = Task("a", {{"CPU", 1}});
+  t.blocked_on = WaitReason::kWaitingForArgs;
+  EXPECT_EQ(m->RequestLease(t, rng).wait_reason, WaitReason::kWaitingForArgs);
+  EXPECT_TRUE(m->SchedulePending(rng).empty());
+  ASSERT_TRUE(m->Block("a", WaitReason::kWaitingForRuntimeEnv).ok());
+  EXPECT_EQ(m->WaitReasonOf("a"), WaitReason::kWaitingForRuntimeEnv);
+  ASSERT_TRUE(m->Unblock("a").ok());
+  auto out = m->SchedulePending(rng);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].kind, K::kGranted);
+}
+
+TEST(LeaseManager, CancelRemovesAQueuedRequest) {
+  auto m = Manager(ClusterBuilder().Node("n0", {{"CPU", 1}}).Build());
+  Rng rng(1);
+  ASSERT_EQ(m->RequestLease(Task("a", {{"GPU", 1}}), rng).kind, K::kQueued);
+  auto r = m->CancelLease("a", "placement group removed");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->kind, K::kCanceled);
+  EXPECT_EQ(r->reason, "placement group removed");
+  EXPECT_TRUE(m->Pending().empty());
+  EXPECT_FALSE(m->CancelLease("a", "again").has_value());
+}
+
+TEST(LeaseManager, ReturningAnUnknownLeaseIsNotFoundAndChangesNothing) {
+  auto m = Manager(ClusterBuilder().Node("n0", {{"CPU", 1}}).Build());
+  EXPECT_EQ(m->ReturnLease("ghost").code(), StatusCode::kNotFound);
+  EXPECT_EQ(m->view().Find("n0")->resources.available().Get(kCPU), Quantity::Whole(1));
+}
+
+TEST(LeaseManager, DuplicateRequestIsRejectedWithoutTakingResources) {
+  auto m = Manager(ClusterBuilder().Node("n0", {{"CPU", 4}}).Build());
+  Rng rng(1);
+  ASSERT_EQ(m->RequestLease(Task("a", {{"CPU", 1}}), rng).kind, K::kGranted);
+  EXPECT_EQ(m->RequestLease(Task("a", {{"CPU", 1}}), rng).kind, K::kRejected);
+  EXPECT_EQ(m->view().Find("n0")->resources.available().Get(kCPU), Quantity::Whole(3));
+}
+
+TEST(LeaseManager, LocalNodeMustBeInTheView) {
+  auto m = LeaseManager::Create("zz", ClusterBuilder().Node("n0", {{"CPU", 1}}).Build(), {});
+  EXPECT_EQ(m.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(WaitReason, NamesMatchTheDesign) {
+  EXPECT_STREQ(WaitReasonName(WaitReason::kInfeasible), "infeasible");
+  EXPECT_STREQ(WaitReasonName(WaitReason::kWaitingForResources), "waiting_for_resources");
+  EXPECT_STREQ(WaitReasonName(WaitReason::kWaitingForRuntimeEnv), "waiting_for_runtime_env");
+  EXPECT_STREQ(WaitReasonName(WaitReason::kWaitingForArgs), "waiting_for_args");
+  EXPECT_STREQ(WaitReasonName(WaitReason::kWaitingForPlacementGroup),
+               "waiting_for_placement_group");
+  EXPECT_STREQ(WaitReasonName(WaitReason::kWaitingForNode), "waiting_for_node");
+}
+
+}  // namespace
+}  // namespace orrery

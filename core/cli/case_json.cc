@@ -1,0 +1,536 @@
+#include "core/cli/case_json.h"
+
+#include <cmath>
+#include <initializer_list>
+#include <map>
+#include <set>
+#include <string_view>
+#include <utility>
+
+#include "core/scheduling/policy_registry.h"
+
+namespace orrery::cli {
+namespace {
+
+using nlohmann::json;
+
+// Largest quantity a file may give; keeps fixed-point sums far from overflow (as the core does).
+constexpr double kMaxQuantity = 1e14;
+// Node ids longer than this are certainly a mistake (Ray's are 56 hex digits).
+constexpr size_t kMaxNodeIdBytes = 256;
+
+#define CASE_CONCAT_INNER(a, b) a##b
+#define CASE_CONCAT(a, b) CASE_CONCAT_INNER(a, b)
+// Evaluates `expr` (a StatusOr); returns its Status from the enclosing function if not OK,
+// otherwise moves the value into `lhs`.
+#define CASE_ASSIGN_OR_RETURN(lhs, expr)                            \
+  auto CASE_CONCAT(case_or_, __LINE__) = (expr);                    \
+  if (!CASE_CONCAT(case_or_, __LINE__).ok()) {                      \
+    return CASE_CONCAT(case_or_, __LINE__).status();                \
+  }                                                                 \
+  lhs = std::move(CASE_CONCAT(case_or_, __LINE__)).value()
+
+std::string Quote(std::string_view s) { return DescribeJson(json(std::string(s))); }
+
+std::string JoinKeys(std::initializer_list<const char*> keys) {
+  std::string out;
+  for (const char* k : keys) out += (out.empty() ? "" : ", ") + std::string(k);
+  return out;
+}
+
+// Reads typed fields out of the document, turning every mismatch into an InvalidArgument that
+// names the field's path and line.
+class Reader {
+ public:
+  explicit Reader(const JsonDocument& doc) : doc_(doc) {}
+
+  Status Fail(const JsonPath& p, const std::string& message) const {
+    return doc_.Error(p, message);
+  }
+
+  // `v` is an object whose keys are all in `allowed`.
+  Status Object(const json& v, const JsonPath& p, std::initializer_list<const char*> allowed) const {
+    if (!v.is_object()) return Fail(p, "expected an object, got " + DescribeJson(v));
+    for (const auto& [key, value] : v.items()) {
+      bool known = false;
+      for (const char* a : allowed) known = known || key == a;
+      if (!known) {
+        return Fail(p.Key(key), "unknown key (expected one of: " + JoinKeys(allowed) + ")");
+      }
+    }
+    return Status::Ok();
+  }
+
+  // `obj[key]`, which must be present. REQUIRES: obj is an object.
+  StatusOr<const json*> Required(const json& obj, const JsonPath& p, const char* key) const {
+    auto it = obj.find(key);
+    if (it == obj.end()) return Fail(p.Key(key), "required key is missing");
+    return &*it;
+  }
+  // `obj[key]` or nullptr when absent. REQUIRES: obj is an object.
+  static const json* Optional(const json& obj, const char* key) {
+    auto it = obj.find(key);
+    return it == obj.end() ? nullptr : &*it;
+  }
+
+  StatusOr<std::string> String(const json& v, const JsonPath& p) const {
+    if (!v.is_string()) return Fail(p, "expected a string, got " + DescribeJson(v));
+    return v.get<std::string>();
+  }
+
+  StatusOr<bool> Bool(const json& v, const JsonPath& p) const {
+    if (!v.is_boolean()) return Fail(p, "expected true or false, got " + DescribeJson(v));
+    return v.get<bool>();
+  }
+
+  // A non-negative integer (written without a fraction or exponent).
+  StatusOr<uint64_t> Unsigned(const json& v, const JsonPath& p) const {
+    if (!v.is_number_unsigned()) {
+      return Fail(p, "expected an integer >= 0, got " + DescribeJson(v));
+    }
+    return v.get<uint64_t>();
+  }
+
+  // A number in [lo, hi].
+  StatusOr<double> Number(const json& v, const JsonPath& p, double lo, double hi) const {
+    if (!v.is_number()) return Fail(p, "expected a number, got " + DescribeJson(v));
+    const double x = v.get<double>();
+    if (!std::isfinite(x) || x < lo || x > hi) {
+      return Fail(p, "expected a number between " + json(lo).dump() + " and " + json(hi).dump() +
+                         ", got " + (std::isfinite(x) ? DescribeJson(v) : "an infinite number"));
+    }
+    return x;
+  }
+
+  // One of `choices` (written "a|b|c" in messages).
+  StatusOr<std::string> Enum(const json& v, const JsonPath& p,
+                             std::initializer_list<const char*> choices) const {
+    std::string all;
+    for (const char* c : choices) all += (all.empty() ? "" : "|") + std::string(c);
+    if (!v.is_string()) return Fail(p, "expected one of " + all + ", got " + DescribeJson(v));
+    const auto s = v.get<std::string>();
+    for (const char* c : choices) {
+      if (s == c) return s;
+    }
+    return Fail(p, "expected one of " + all + ", got " + DescribeJson(v));
+  }
+
+  // A well-formed node id: non-empty, at most 256 bytes, no white space or control characters.
+  StatusOr<NodeId> NodeIdValue(const json& v, const JsonPath& p) const {
+    constexpr const char* kWant =
+        "expected a node id (a non-empty string without spaces or control characters), got ";
+    if (!v.is_string()) return Fail(p, kWant + DescribeJson(v));
+    auto id = v.get<std::string>();
+    bool ok = !id.empty() && id.size() <= kMaxNodeIdBytes;
+    for (char c : id) ok = ok && static_cast<unsigned char>(c) > 0x20 && c != 0x7f;
+    if (!ok) return Fail(p, kWant + DescribeJson(v));
+    return id;
+  }
+
+  // A resource quantity: a finite number in [0, 1e14] that does not round to 0 unless it is 0.
+  StatusOr<Quantity> QuantityValue(const json& v, const JsonPath& p) const {
+    if (!v.is_number()) return Fail(p, "expected a quantity >= 0, got " + DescribeJson(v));
+    const double x = v.get<double>();
+    if (!std::isfinite(x)) return Fail(p, "quantity out of range (at most 1e14)");
+    if (x < 0) return Fail(p, "expected a quantity >= 0, got " + DescribeJson(v));
+    if (x > kMaxQuantity) {
+      return Fail(p, "quantity out of range (at most 1e14), got " + DescribeJson(v));
+    }
+    const Quantity q = Quantity::FromDouble(x);
+    if (x > 0 && q.IsZero()) {
+      return Fail(p, "quantity " + DescribeJson(v) + " is below the 0.0001 resolution");
+    }
+    return q;
+  }
+
+  // {name: quantity}. Names must be non-empty and free of control characters.
+  StatusOr<std::map<std::string, Quantity>> Resources(const json& v, const JsonPath& p) const {
+    if (!v.is_object()) {
+      return Fail(p, "expected an object of resource quantities, got " + DescribeJson(v));
+    }
+    std::map<std::string, Quantity> out;
+    for (const auto& [name, value] : v.items()) {
+      const JsonPath at = p.Key(name);
+      bool ok = !name.empty();
+      for (char c : name) ok = ok && static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
+      if (!ok) return Fail(at, "a resource name must be non-empty, without control characters");
+      CASE_ASSIGN_OR_RETURN(out[name], QuantityValue(value, at));
+    }
+    return out;
+  }
+
+  // A resource request: Resources() plus the per-device rule for unit-instance names.
+  StatusOr<ResourceRequest> Request(const json& v, const JsonPath& p) const {
+    CASE_ASSIGN_OR_RETURN(auto quantities, Resources(v, p));
+    const UnitInstanceNames units;
+    std::map<std::string, double> doubles;
+    for (const auto& [name, q] : quantities) {
+      if (units.Contains(name) && q > kOneUnit && !q.IsWhole()) {
+        return Fail(p.Key(name), name +
+                                     " is allocated per device: a request above 1 must be a "
+                                     "whole number, got " + q.ToString());
+      }
+      doubles[name] = q.ToDouble();
+    }
+    // Everything Create() checks was checked above with a better message; this cannot fail.
+    auto r = ResourceRequest::Create(doubles, units, p.ToString());
+    if (!r.ok()) return Fail(p, r.status().message());
+    return std::move(r).value();
+  }
+
+ private:
+  const JsonDocument& doc_;
+};
+
+// nodes[] and an index from id to where it was declared (for reference checks).
+struct NodesRead {
+  ClusterView view;
+  std::map<NodeId, JsonPath> declared_at;
+};
+
+StatusOr<Node> ReadNode(const Reader& r, const json& v, const JsonPath& p) {
+  ORRERY_RETURN_IF_ERROR(
+      r.Object(v, p, {"id", "total", "available", "devices", "labels", "state"}));
+  const UnitInstanceNames units;
+  Node node;
+  CASE_ASSIGN_OR_RETURN(const json* id, r.Required(v, p, "id"));
+  CASE_ASSIGN_OR_RETURN(node.id, r.NodeIdValue(*id, p.Key("id")));
+
+  if (const json* s = Reader::Optional(v, "state")) {
+    CASE_ASSIGN_OR_RETURN(auto state, r.Enum(*s, p.Key("state"), {"alive", "draining", "dead"}));
+    node.state = state == "alive" ? NodeState::kAlive
+                 : state == "draining" ? NodeState::kDraining
+                                       : NodeState::kDead;
+  }
+
+  if (const json* l = Reader::Optional(v, "labels")) {
+    const JsonPath lp = p.Key("labels");
+    if (!l->is_object()) return r.Fail(lp, "expected an object of strings, got " + DescribeJson(*l));
+    for (const auto& [key, value] : l->items()) {
+      if (key.empty()) return r.Fail(lp.Key(key), "a label key must not be empty");
+      CASE_ASSIGN_OR_RETURN(node.labels[key], r.String(value, lp.Key(key)));
+    }
+  }
+
+  CASE_ASSIGN_OR_RETURN(const json* t, r.Required(v, p, "total"));
+  const JsonPath tp = p.Key("total");
+  CASE_ASSIGN_OR_RETURN(auto total_map, r.Resources(*t, tp));
+  for (const auto& [name, q] : total_map) {
+    if (units.Contains(name) && !q.IsWhole()) {
+      return r.Fail(tp.Key(name), name +
+                                      " is counted per device: the total must be a whole "
+                                      "number, got " + q.ToString());
+    }
+  }
+  const ResourceSet total = ResourceSet::FromMap(total_map);
+  auto created = NodeResources::Create(total, units);
+  if (!created.ok()) return r.Fail(tp, created.status().message());
+  node.resources = std::move(created).value();
+
+  // Availability: `available` (default: total) and per-device detail from `devices`.
+  ResourceSet available = total;
+  const json* a = Reader::Optional(v, "available");
+  const JsonPath ap = p.Key("available");
+  if (a != nullptr) {
+    CASE_ASSIGN_OR_RETURN(auto avail_map, r.Resources(*a, ap));
+    for (const auto& [name, q] : avail_map) {
+      if (q.IsZero()) continue;
+      if (total.Get(name).IsZero()) {
+        return r.Fail(ap.Key(name), "the node has no " + name + " in its total");
+      }
+      if (q > total.Get(name)) {
+        return r.Fail(ap.Key(name), q.ToString() + " is above the total " +
+                                        total.Get(name).ToString());
+      }
+    }
+    available = ResourceSet::FromMap(avail_map);
+  }
+  std::vector<std::pair<std::string, std::vector<Quantity>>> devices;
+  if (const json* d = Reader::Optional(v, "devices")) {
+    const JsonPath dp = p.Key("devices");
+    if (!d->is_object()) {
+      return r.Fail(dp, "expected an object of per-device lists, got " + DescribeJson(*d));
+    }
+    for (const auto& [name, list] : d->items()) {
+      const JsonPath np = dp.Key(name);
+      if (!units.Contains(name)) return r.Fail(np, "only GPU is tracked per device");
+      const auto count = static_cast<size_t>(total.Get(name).raw() / Quantity::kScale);
+      if (!list.is_array()) {
+        return r.Fail(np, "expected an array of per-device availability, got " +
+                              DescribeJson(list));
+      }
+      if (list.size() != count) {
+        return r.Fail(np, "expected " + std::to_string(count) +
+                              " entries (one per device in total." + name + "), got " +
+                              std::to_string(list.size()));
+      }
+      std::vector<Quantity> shares;
+      Quantity sum;
+      for (size_t i = 0; i < list.size(); ++i) {
+        CASE_ASSIGN_OR_RETURN(Quantity q, r.QuantityValue(list[i], np.Index(i)));
+        if (q > kOneUnit) {
+          return r.Fail(np.Index(i), "a device has capacity 1, got " + q.ToString());
+        }
+        shares.push_back(q);
+        sum += q;
+      }
+      if (a != nullptr && a->contains(name) && available.Get(name) != sum) {
+        return r.Fail(np, "the devices add up to " + sum.ToString() + " but available." + name +
+                              " is " + available.Get(name).ToString());
+      }
+      available.Set(name, sum);
+      devices.emplace_back(name, std::move(shares));
+    }
+  }
+  node.resources.SetAvailable(available, devices);
+  return node;
+}
+
+StatusOr<NodesRead> ReadNodes(const Reader& r, const json& root) {
+  NodesRead out;
+  CASE_ASSIGN_OR_RETURN(const json* nodes, r.Required(root, JsonPath(), "nodes"));
+  const JsonPath np = JsonPath().Key("nodes");
+  if (!nodes->is_array()) return r.Fail(np, "expected an array of nodes, got " + DescribeJson(*nodes));
+  for (size_t i = 0; i < nodes->size(); ++i) {
+    const JsonPath p = np.Index(i);
+    CASE_ASSIGN_OR_RETURN(Node node, ReadNode(r, (*nodes)[i], p));
+    auto [it, inserted] = out.declared_at.emplace(node.id, p.Key("id"));
+    if (!inserted) {
+      return r.Fail(p.Key("id"), "duplicate node id " + Quote(node.id) + " (also " +
+                                     it->second.ToString() + ")");
+    }
+    Status added = out.view.AddNode(std::move(node));
+    if (!added.ok()) return r.Fail(p, added.message());
+  }
+  return out;
+}
+
+// A node id that must name a node in `nodes`.
+StatusOr<NodeId> KnownNode(const Reader& r, const NodesRead& nodes, const json& v,
+                           const JsonPath& p) {
+  CASE_ASSIGN_OR_RETURN(NodeId id, r.NodeIdValue(v, p));
+  if (nodes.declared_at.count(id) == 0) {
+    return r.Fail(p, Quote(id) + " is not the id of a node in nodes");
+  }
+  return id;
+}
+
+struct RequestDefaults {
+  bool force_spillback = false;
+  bool require_available = false;
+};
+
+StatusOr<SchedulingStrategy> ReadStrategy(const Reader& r, const json& v, const JsonPath& p) {
+  ORRERY_RETURN_IF_ERROR(
+      r.Object(v, p, {"type", "node", "soft", "spill_on_unavailable", "fail_on_unavailable"}));
+  SchedulingStrategy s;
+  CASE_ASSIGN_OR_RETURN(const json* t, r.Required(v, p, "type"));
+  CASE_ASSIGN_OR_RETURN(auto type,
+                        r.Enum(*t, p.Key("type"), {"DEFAULT", "SPREAD", "NODE_AFFINITY"}));
+  if (type != "NODE_AFFINITY") {
+    for (const char* key : {"node", "soft", "spill_on_unavailable", "fail_on_unavailable"}) {
+      if (v.contains(key)) return r.Fail(p.Key(key), "only valid with type NODE_AFFINITY");
+    }
+    s.type = type == "SPREAD" ? SchedulingStrategy::Type::kSpread
+                              : SchedulingStrategy::Type::kDefault;
+    return s;
+  }
+  s.type = SchedulingStrategy::Type::kNodeAffinity;
+  // The target may be absent from `nodes`: that models a node that left the cluster.
+  CASE_ASSIGN_OR_RETURN(const json* node, r.Required(v, p, "node"));
+  CASE_ASSIGN_OR_RETURN(s.node, r.NodeIdValue(*node, p.Key("node")));
+  if (const json* b = Reader::Optional(v, "soft")) {
+    CASE_ASSIGN_OR_RETURN(s.soft, r.Bool(*b, p.Key("soft")));
+  }
+  if (const json* b = Reader::Optional(v, "spill_on_unavailable")) {
+    CASE_ASSIGN_OR_RETURN(s.spill_on_unavailable, r.Bool(*b, p.Key("spill_on_unavailable")));
+  }
+  if (const json* b = Reader::Optional(v, "fail_on_unavailable")) {
+    CASE_ASSIGN_OR_RETURN(s.fail_on_unavailable, r.Bool(*b, p.Key("fail_on_unavailable")));
+  }
+  if (s.spill_on_unavailable && s.fail_on_unavailable) {
+    return r.Fail(p.Key("fail_on_unavailable"),
+                  "spill_on_unavailable and fail_on_unavailable cannot both be true");
+  }
+  return s;
+}
+
+StatusOr<SchedulingRequest> ReadRequest(const Reader& r, const NodesRead& nodes, const json& v,
+                                        const JsonPath& p, const RequestDefaults& defaults) {
+  ORRERY_RETURN_IF_ERROR(r.Object(v, p,
+                                  {"resources", "strategy", "preferred", "args", "actor",
+                                   "force_spillback", "require_available"}));
+  SchedulingRequest req;
+  CASE_ASSIGN_OR_RETURN(const json* res, r.Required(v, p, "resources"));
+  CASE_ASSIGN_OR_RETURN(req.resources, r.Request(*res, p.Key("resources")));
+  if (const json* s = Reader::Optional(v, "strategy")) {
+    CASE_ASSIGN_OR_RETURN(req.strategy, ReadStrategy(r, *s, p.Key("strategy")));
+  }
+  if (const json* pref = Reader::Optional(v, "preferred")) {
+    CASE_ASSIGN_OR_RETURN(req.preferred, KnownNode(r, nodes, *pref, p.Key("preferred")));
+  }
+  if (const json* args = Reader::Optional(v, "args")) {
+    const JsonPath ap = p.Key("args");
+    if (!args->is_array()) return r.Fail(ap, "expected an array of arguments, got " + DescribeJson(*args));
+    for (size_t i = 0; i < args->size(); ++i) {
+      const JsonPath ip = ap.Index(i);
+      const json& arg = (*args)[i];
+      ORRERY_RETURN_IF_ERROR(r.Object(arg, ip, {"bytes", "nodes"}));
+      ObjectArg oa;
+      CASE_ASSIGN_OR_RETURN(const json* bytes, r.Required(arg, ip, "bytes"));
+      CASE_ASSIGN_OR_RETURN(oa.bytes, r.Unsigned(*bytes, ip.Key("bytes")));
+      CASE_ASSIGN_OR_RETURN(const json* locs, r.Required(arg, ip, "nodes"));
+      const JsonPath lp = ip.Key("nodes");
+      if (!locs->is_array()) return r.Fail(lp, "expected an array of node ids, got " + DescribeJson(*locs));
+      for (size_t j = 0; j < locs->size(); ++j) {
+        CASE_ASSIGN_OR_RETURN(NodeId id, KnownNode(r, nodes, (*locs)[j], lp.Index(j)));
+        oa.nodes.push_back(std::move(id));
+      }
+      req.args.push_back(std::move(oa));
+    }
+  }
+  if (const json* b = Reader::Optional(v, "actor")) {
+    CASE_ASSIGN_OR_RETURN(req.actor_creation, r.Bool(*b, p.Key("actor")));
+  }
+  req.force_spillback = defaults.force_spillback;
+  if (const json* b = Reader::Optional(v, "force_spillback")) {
+    CASE_ASSIGN_OR_RETURN(req.force_spillback, r.Bool(*b, p.Key("force_spillback")));
+  }
+  req.require_available = defaults.require_available;
+  if (const json* b = Reader::Optional(v, "require_available")) {
+    CASE_ASSIGN_OR_RETURN(req.require_available, r.Bool(*b, p.Key("require_available")));
+  }
+  return req;
+}
+
+StatusOr<ScheduleCase> ReadScheduleCase(const Reader& r, const json& root) {
+  ORRERY_RETURN_IF_ERROR(
+      r.Object(root, JsonPath(), {"kind", "nodes", "local", "options", "requests"}));
+  CASE_ASSIGN_OR_RETURN(NodesRead nodes, ReadNodes(r, root));
+  ScheduleCase c;
+
+  CASE_ASSIGN_OR_RETURN(const json* local, r.Required(root, JsonPath(), "local"));
+  CASE_ASSIGN_OR_RETURN(c.local, KnownNode(r, nodes, *local, JsonPath().Key("local")));
+
+  RequestDefaults defaults;
+  if (const json* o = Reader::Optional(root, "options")) {
+    const JsonPath op = JsonPath().Key("options");
+    ORRERY_RETURN_IF_ERROR(r.Object(*o, op,
+                                    {"policy", "spread_threshold", "top_k_absolute",
+                                     "top_k_fraction", "avoid_gpu_nodes", "force_spillback",
+                                     "require_available", "seed"}));
+    HybridOptions& h = c.scheduler.hybrid;
+    if (const json* v = Reader::Optional(*o, "policy")) {
+      const JsonPath pp = op.Key("policy");
+      CASE_ASSIGN_OR_RETURN(c.scheduler.policy, r.String(*v, pp));
+      const auto& registry = PolicyRegistry::Builtin();
+      if (!registry.Contains(c.scheduler.policy)) {
+        std::string known;
+        for (const auto& e : registry.entries()) known += (known.empty() ? "" : "|") + e.name;
+        return r.Fail(pp, "expected one of " + known + ", got " + DescribeJson(*v));
+      }
+    }
+    if (const json* v = Reader::Optional(*o, "spread_threshold")) {
+      CASE_ASSIGN_OR_RETURN(h.spread_threshold, r.Number(*v, op.Key("spread_threshold"), 0, 1));
+    }
+    if (const json* v = Reader::Optional(*o, "top_k_absolute")) {
+      const JsonPath kp = op.Key("top_k_absolute");
+      CASE_ASSIGN_OR_RETURN(uint64_t k, r.Unsigned(*v, kp));
+      if (k < 1 || k > 1'000'000) {
+        return r.Fail(kp, "expected an integer between 1 and 1000000, got " + DescribeJson(*v));
+      }
+      h.top_k_absolute = static_cast<int>(k);
+    }
+    if (const json* v = Reader::Optional(*o, "top_k_fraction")) {
+      CASE_ASSIGN_OR_RETURN(h.top_k_fraction, r.Number(*v, op.Key("top_k_fraction"), 0, 1));
+    }
+    if (const json* v = Reader::Optional(*o, "avoid_gpu_nodes")) {
+      CASE_ASSIGN_OR_RETURN(h.avoid_gpu_nodes, r.Bool(*v, op.Key("avoid_gpu_nodes")));
+    }
+    if (const json* v = Reader::Optional(*o, "force_spillback")) {
+      CASE_ASSIGN_OR_RETURN(defaults.force_spillback, r.Bool(*v, op.Key("force_spillback")));
+    }
+    if (const json* v = Reader::Optional(*o, "require_available")) {
+      CASE_ASSIGN_OR_RETURN(defaults.require_available, r.Bool(*v, op.Key("require_available")));
+    }
+    if (const json* v = Reader::Optional(*o, "seed")) {
+      CASE_ASSIGN_OR_RETURN(c.seed, r.Unsigned(*v, op.Key("seed")));
+    }
+  }
+
+  CASE_ASSIGN_OR_RETURN(const json* requests, r.Required(root, JsonPath(), "requests"));
+  const JsonPath rp = JsonPath().Key("requests");
+  if (!requests->is_array() || requests->empty()) {
+    return r.Fail(rp, "expected a non-empty array of requests, got " + DescribeJson(*requests));
+  }
+  for (size_t i = 0; i < requests->size(); ++i) {
+    CASE_ASSIGN_OR_RETURN(SchedulingRequest req,
+                          ReadRequest(r, nodes, (*requests)[i], rp.Index(i), defaults));
+    c.requests.push_back(std::move(req));
+  }
+  c.view = std::move(nodes.view);
+  return c;
+}
+
+StatusOr<PlacementCase> ReadPlacementCase(const Reader& r, const json& root) {
+  ORRERY_RETURN_IF_ERROR(
+      r.Object(root, JsonPath(), {"kind", "nodes", "bundles", "strategy", "soft_target"}));
+  CASE_ASSIGN_OR_RETURN(NodesRead nodes, ReadNodes(r, root));
+  PlacementCase c;
+
+  CASE_ASSIGN_OR_RETURN(const json* bundles, r.Required(root, JsonPath(), "bundles"));
+  const JsonPath bp = JsonPath().Key("bundles");
+  if (!bundles->is_array() || bundles->empty()) {
+    return r.Fail(bp, "expected a non-empty array of bundles, got " + DescribeJson(*bundles));
+  }
+  for (size_t i = 0; i < bundles->size(); ++i) {
+    CASE_ASSIGN_OR_RETURN(ResourceRequest b, r.Request((*bundles)[i], bp.Index(i)));
+    if (b.IsEmpty()) return r.Fail(bp.Index(i), "a bundle must request at least one resource");
+    c.bundles.push_back(std::move(b));
+  }
+
+  if (const json* s = Reader::Optional(root, "strategy")) {
+    CASE_ASSIGN_OR_RETURN(auto name, r.Enum(*s, JsonPath().Key("strategy"),
+                                            {"PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"}));
+    c.strategy = name == "PACK"          ? PlacementStrategy::kPack
+                 : name == "SPREAD"      ? PlacementStrategy::kSpread
+                 : name == "STRICT_PACK" ? PlacementStrategy::kStrictPack
+                                         : PlacementStrategy::kStrictSpread;
+  }
+  if (const json* t = Reader::Optional(root, "soft_target")) {
+    const JsonPath tp = JsonPath().Key("soft_target");
+    if (c.strategy != PlacementStrategy::kStrictPack) {
+      return r.Fail(tp, "only used with strategy STRICT_PACK");
+    }
+    CASE_ASSIGN_OR_RETURN(c.soft_target, KnownNode(r, nodes, *t, tp));
+  }
+  c.view = std::move(nodes.view);
+  return c;
+}
+
+}  // namespace
+
+StatusOr<ExplainCase> ParseExplainCase(const JsonDocument& doc) {
+  const Reader r(doc);
+  const json& root = doc.root();
+  if (!root.is_object()) return r.Fail(JsonPath(), "expected a JSON object, got " + DescribeJson(root));
+  CASE_ASSIGN_OR_RETURN(const json* kind_value, r.Required(root, JsonPath(), "kind"));
+  const JsonPath kp = JsonPath().Key("kind");
+  CASE_ASSIGN_OR_RETURN(std::string kind,
+                        r.Enum(*kind_value, kp,
+                               {"schedule", "placement_group", "autoscale", "env_cache"}));
+  if (kind == "schedule") {
+    CASE_ASSIGN_OR_RETURN(ScheduleCase c, ReadScheduleCase(r, root));
+    return ExplainCase(std::move(c));
+  }
+  if (kind == "placement_group") {
+    CASE_ASSIGN_OR_RETURN(PlacementCase c, ReadPlacementCase(r, root));
+    return ExplainCase(std::move(c));
+  }
+  return Status(StatusCode::kUnimplemented,
+                r.Fail(kp, DescribeJson(*kind_value) + " is not supported yet (supported: " +
+                               kSupportedCaseKinds + ")")
+                    .message());
+}
+
+}  // namespace orrery::cli
