@@ -1,6 +1,7 @@
 #include "core/cli/case_json.h"
 
 #include <cmath>
+#include <cstdio>
 #include <initializer_list>
 #include <map>
 #include <set>
@@ -23,14 +24,21 @@ constexpr size_t kMaxNodeIdBytes = 256;
 #define CASE_CONCAT(a, b) CASE_CONCAT_INNER(a, b)
 // Evaluates `expr` (a StatusOr); returns its Status from the enclosing function if not OK,
 // otherwise moves the value into `lhs`.
-#define CASE_ASSIGN_OR_RETURN(lhs, expr)                            \
-  auto CASE_CONCAT(case_or_, __LINE__) = (expr);                    \
-  if (!CASE_CONCAT(case_or_, __LINE__).ok()) {                      \
-    return CASE_CONCAT(case_or_, __LINE__).status();                \
-  }                                                                 \
+#define CASE_ASSIGN_OR_RETURN(lhs, expr)             \
+  auto CASE_CONCAT(case_or_, __LINE__) = (expr);     \
+  if (!CASE_CONCAT(case_or_, __LINE__).ok()) {       \
+    return CASE_CONCAT(case_or_, __LINE__).status(); \
+  }                                                  \
   lhs = std::move(CASE_CONCAT(case_or_, __LINE__)).value()
 
 std::string Quote(std::string_view s) { return DescribeJson(json(std::string(s))); }
+
+// Shortest readable form of a bound in a message: 0, 1, 0.5.
+std::string FormatNumber(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", x);
+  return buf;
+}
 
 std::string JoinKeys(std::initializer_list<const char*> keys) {
   std::string out;
@@ -49,7 +57,8 @@ class Reader {
   }
 
   // `v` is an object whose keys are all in `allowed`.
-  Status Object(const json& v, const JsonPath& p, std::initializer_list<const char*> allowed) const {
+  Status Object(const json& v, const JsonPath& p,
+                std::initializer_list<const char*> allowed) const {
     if (!v.is_object()) return Fail(p, "expected an object, got " + DescribeJson(v));
     for (const auto& [key, value] : v.items()) {
       bool known = false;
@@ -96,7 +105,7 @@ class Reader {
     if (!v.is_number()) return Fail(p, "expected a number, got " + DescribeJson(v));
     const double x = v.get<double>();
     if (!std::isfinite(x) || x < lo || x > hi) {
-      return Fail(p, "expected a number between " + json(lo).dump() + " and " + json(hi).dump() +
+      return Fail(p, "expected a number between " + FormatNumber(lo) + " and " + FormatNumber(hi) +
                          ", got " + (std::isfinite(x) ? DescribeJson(v) : "an infinite number"));
     }
     return x;
@@ -168,7 +177,8 @@ class Reader {
       if (units.Contains(name) && q > kOneUnit && !q.IsWhole()) {
         return Fail(p.Key(name), name +
                                      " is allocated per device: a request above 1 must be a "
-                                     "whole number, got " + q.ToString());
+                                     "whole number, got " +
+                                     q.ToString());
       }
       doubles[name] = q.ToDouble();
     }
@@ -198,14 +208,15 @@ StatusOr<Node> ReadNode(const Reader& r, const json& v, const JsonPath& p) {
 
   if (const json* s = Reader::Optional(v, "state")) {
     CASE_ASSIGN_OR_RETURN(auto state, r.Enum(*s, p.Key("state"), {"alive", "draining", "dead"}));
-    node.state = state == "alive" ? NodeState::kAlive
+    node.state = state == "alive"      ? NodeState::kAlive
                  : state == "draining" ? NodeState::kDraining
                                        : NodeState::kDead;
   }
 
   if (const json* l = Reader::Optional(v, "labels")) {
     const JsonPath lp = p.Key("labels");
-    if (!l->is_object()) return r.Fail(lp, "expected an object of strings, got " + DescribeJson(*l));
+    if (!l->is_object())
+      return r.Fail(lp, "expected an object of strings, got " + DescribeJson(*l));
     for (const auto& [key, value] : l->items()) {
       if (key.empty()) return r.Fail(lp.Key(key), "a label key must not be empty");
       CASE_ASSIGN_OR_RETURN(node.labels[key], r.String(value, lp.Key(key)));
@@ -219,7 +230,8 @@ StatusOr<Node> ReadNode(const Reader& r, const json& v, const JsonPath& p) {
     if (units.Contains(name) && !q.IsWhole()) {
       return r.Fail(tp.Key(name), name +
                                       " is counted per device: the total must be a whole "
-                                      "number, got " + q.ToString());
+                                      "number, got " +
+                                      q.ToString());
     }
   }
   const ResourceSet total = ResourceSet::FromMap(total_map);
@@ -239,8 +251,8 @@ StatusOr<Node> ReadNode(const Reader& r, const json& v, const JsonPath& p) {
         return r.Fail(ap.Key(name), "the node has no " + name + " in its total");
       }
       if (q > total.Get(name)) {
-        return r.Fail(ap.Key(name), q.ToString() + " is above the total " +
-                                        total.Get(name).ToString());
+        return r.Fail(ap.Key(name),
+                      q.ToString() + " is above the total " + total.Get(name).ToString());
       }
     }
     available = ResourceSet::FromMap(avail_map);
@@ -256,8 +268,8 @@ StatusOr<Node> ReadNode(const Reader& r, const json& v, const JsonPath& p) {
       if (!units.Contains(name)) return r.Fail(np, "only GPU is tracked per device");
       const auto count = static_cast<size_t>(total.Get(name).raw() / Quantity::kScale);
       if (!list.is_array()) {
-        return r.Fail(np, "expected an array of per-device availability, got " +
-                              DescribeJson(list));
+        return r.Fail(np,
+                      "expected an array of per-device availability, got " + DescribeJson(list));
       }
       if (list.size() != count) {
         return r.Fail(np, "expected " + std::to_string(count) +
@@ -290,7 +302,8 @@ StatusOr<NodesRead> ReadNodes(const Reader& r, const json& root) {
   NodesRead out;
   CASE_ASSIGN_OR_RETURN(const json* nodes, r.Required(root, JsonPath(), "nodes"));
   const JsonPath np = JsonPath().Key("nodes");
-  if (!nodes->is_array()) return r.Fail(np, "expected an array of nodes, got " + DescribeJson(*nodes));
+  if (!nodes->is_array())
+    return r.Fail(np, "expected an array of nodes, got " + DescribeJson(*nodes));
   for (size_t i = 0; i < nodes->size(); ++i) {
     const JsonPath p = np.Index(i);
     CASE_ASSIGN_OR_RETURN(Node node, ReadNode(r, (*nodes)[i], p));
@@ -331,8 +344,8 @@ StatusOr<SchedulingStrategy> ReadStrategy(const Reader& r, const json& v, const 
     for (const char* key : {"node", "soft", "spill_on_unavailable", "fail_on_unavailable"}) {
       if (v.contains(key)) return r.Fail(p.Key(key), "only valid with type NODE_AFFINITY");
     }
-    s.type = type == "SPREAD" ? SchedulingStrategy::Type::kSpread
-                              : SchedulingStrategy::Type::kDefault;
+    s.type =
+        type == "SPREAD" ? SchedulingStrategy::Type::kSpread : SchedulingStrategy::Type::kDefault;
     return s;
   }
   s.type = SchedulingStrategy::Type::kNodeAffinity;
@@ -371,7 +384,8 @@ StatusOr<SchedulingRequest> ReadRequest(const Reader& r, const NodesRead& nodes,
   }
   if (const json* args = Reader::Optional(v, "args")) {
     const JsonPath ap = p.Key("args");
-    if (!args->is_array()) return r.Fail(ap, "expected an array of arguments, got " + DescribeJson(*args));
+    if (!args->is_array())
+      return r.Fail(ap, "expected an array of arguments, got " + DescribeJson(*args));
     for (size_t i = 0; i < args->size(); ++i) {
       const JsonPath ip = ap.Index(i);
       const json& arg = (*args)[i];
@@ -381,7 +395,8 @@ StatusOr<SchedulingRequest> ReadRequest(const Reader& r, const NodesRead& nodes,
       CASE_ASSIGN_OR_RETURN(oa.bytes, r.Unsigned(*bytes, ip.Key("bytes")));
       CASE_ASSIGN_OR_RETURN(const json* locs, r.Required(arg, ip, "nodes"));
       const JsonPath lp = ip.Key("nodes");
-      if (!locs->is_array()) return r.Fail(lp, "expected an array of node ids, got " + DescribeJson(*locs));
+      if (!locs->is_array())
+        return r.Fail(lp, "expected an array of node ids, got " + DescribeJson(*locs));
       for (size_t j = 0; j < locs->size(); ++j) {
         CASE_ASSIGN_OR_RETURN(NodeId id, KnownNode(r, nodes, (*locs)[j], lp.Index(j)));
         oa.nodes.push_back(std::move(id));
@@ -415,10 +430,10 @@ StatusOr<ScheduleCase> ReadScheduleCase(const Reader& r, const json& root) {
   RequestDefaults defaults;
   if (const json* o = Reader::Optional(root, "options")) {
     const JsonPath op = JsonPath().Key("options");
-    ORRERY_RETURN_IF_ERROR(r.Object(*o, op,
-                                    {"policy", "spread_threshold", "top_k_absolute",
-                                     "top_k_fraction", "avoid_gpu_nodes", "force_spillback",
-                                     "require_available", "seed"}));
+    ORRERY_RETURN_IF_ERROR(
+        r.Object(*o, op,
+                 {"policy", "spread_threshold", "top_k_absolute", "top_k_fraction",
+                  "avoid_gpu_nodes", "force_spillback", "require_available", "seed"}));
     HybridOptions& h = c.scheduler.hybrid;
     if (const json* v = Reader::Optional(*o, "policy")) {
       const JsonPath pp = op.Key("policy");
@@ -513,12 +528,13 @@ StatusOr<PlacementCase> ReadPlacementCase(const Reader& r, const json& root) {
 StatusOr<ExplainCase> ParseExplainCase(const JsonDocument& doc) {
   const Reader r(doc);
   const json& root = doc.root();
-  if (!root.is_object()) return r.Fail(JsonPath(), "expected a JSON object, got " + DescribeJson(root));
+  if (!root.is_object())
+    return r.Fail(JsonPath(), "expected a JSON object, got " + DescribeJson(root));
   CASE_ASSIGN_OR_RETURN(const json* kind_value, r.Required(root, JsonPath(), "kind"));
   const JsonPath kp = JsonPath().Key("kind");
-  CASE_ASSIGN_OR_RETURN(std::string kind,
-                        r.Enum(*kind_value, kp,
-                               {"schedule", "placement_group", "autoscale", "env_cache"}));
+  CASE_ASSIGN_OR_RETURN(
+      std::string kind,
+      r.Enum(*kind_value, kp, {"schedule", "placement_group", "autoscale", "env_cache"}));
   if (kind == "schedule") {
     CASE_ASSIGN_OR_RETURN(ScheduleCase c, ReadScheduleCase(r, root));
     return ExplainCase(std::move(c));
@@ -528,8 +544,8 @@ StatusOr<ExplainCase> ParseExplainCase(const JsonDocument& doc) {
     return ExplainCase(std::move(c));
   }
   return Status(StatusCode::kUnimplemented,
-                r.Fail(kp, DescribeJson(*kind_value) + " is not supported yet (supported: " +
-                               kSupportedCaseKinds + ")")
+                r.Fail(kp, DescribeJson(*kind_value) +
+                               " is not supported yet (supported: " + kSupportedCaseKinds + ")")
                     .message());
 }
 

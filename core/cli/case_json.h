@@ -19,14 +19,15 @@
 //                                "node": ID, ["soft"], ["spill_on_unavailable"],
 //                                ["fail_on_unavailable"]: bool (false)}],
 //                  ["preferred": ID], ["args": [{"bytes": uint64, "nodes": [ID...]}]],
-//                  ["actor": bool (false)], ["force_spillback": bool], ["require_available": bool]}]
+//                  ["actor": bool (false)], ["force_spillback": bool (options)],
+//                  ["require_available": bool (options)]}]
 //    -- kind "placement_group":
 //    "bundles": [RES...], ["strategy": "PACK"|"SPREAD"|"STRICT_PACK"|"STRICT_SPREAD" ("PACK")],
 //    ["soft_target": ID]  (STRICT_PACK only)}
 // RES is {name: quantity}: finite numbers in [0, 1e14], rounded to 4 decimals (a non-zero value
 // that rounds to 0 is rejected); GPU totals are whole; a GPU request is <= 1 or whole; a bundle
-// requests at least one resource. `available` lists what is free
-// now: a name it leaves out has nothing free, a name it lists must be in `total` and not above it.
+// requests at least one resource. `available` lists what is free now: a name it leaves out has
+// nothing free, a name it lists must be in `total` and not above it.
 // `devices` (an extension) gives per-device availability of GPU, one entry in [0, 1] per device;
 // without it the aggregate is spread over devices from the lowest id. Every node reference must
 // name a node in `nodes`, except an affinity target, which may name a node that left the view.
@@ -68,8 +69,7 @@ struct PlacementCase {
 
 using ExplainCase = std::variant<ScheduleCase, PlacementCase>;
 
-// The kinds DESIGN names, in the order messages list them, and the ones implemented.
-inline constexpr const char* kCaseKinds = "schedule|placement_group|autoscale|env_cache";
+// The kinds `orrery explain` evaluates today (DESIGN also names autoscale and env_cache).
 inline constexpr const char* kSupportedCaseKinds = "schedule|placement_group";
 
 // Validates `doc` and builds the case. InvalidArgument naming the JSON path (and line) of the

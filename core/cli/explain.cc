@@ -1,14 +1,379 @@
 #include "core/cli/explain.h"
 
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
+#include <variant>
 
+#include "core/cli/case_json.h"
 #include "core/cli/cli.h"
+#include "core/cli/json_input.h"
+#include "core/scheduling/hybrid_policy.h"
 
 namespace orrery::cli {
+namespace {
 
-int RunExplain(const std::vector<std::string>&, std::ostream&, std::ostream& err) {
-  err << "orrery explain: not implemented yet\n";
-  return kExitFailed;
+using OJson = nlohmann::ordered_json;
+
+// Case files are hand-written or dumped views; anything this large is a mistake.
+constexpr size_t kMaxCaseBytes = 64u << 20;
+
+void PrintUsage(std::ostream& os) {
+  os << "usage: orrery explain CASE.json [--json]\n"
+        "\n"
+        "Asks the scheduler core what it would decide for the cluster view and requests in\n"
+        "CASE.json (kind \"schedule\" or \"placement_group\"; see DESIGN section 8) and why.\n"
+        "\n"
+        "  --json      print the decisions as JSON instead of tables\n"
+        "  -h, --help  print this help\n";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation: core calls only, no output.
+
+struct NodeVerdict {
+  NodeId id;
+  NodeState state = NodeState::kAlive;
+  bool feasible = false;   // fits the node's totals (whatever its state)
+  bool available = false;  // fits what the node has free now
+  double score = 0.0;      // HybridScore at the case's spread threshold
+};
+
+struct ScheduleStep {
+  Decision decision;
+  std::optional<NodeId> node;       // chosen node, if any
+  std::optional<NodeId> preferred;  // preferred node the default policy used, if any
+  bool applied = false;             // the request was allocated on `node`
+  std::vector<int> gpu_devices;     // device ids of the allocation
+  std::vector<NodeVerdict> nodes;   // every node, by id, before the request was applied
+};
+
+std::vector<NodeVerdict> Verdicts(const ClusterView& view, const ResourceRequest& r,
+                                  double spread_threshold) {
+  std::vector<NodeVerdict> out;
+  for (int slot : view.ordered_slots()) {
+    const Node& n = view.at(slot);
+    out.push_back({.id = n.id,
+                   .state = n.state,
+                   .feasible = n.resources.IsFeasible(r),
+                   .available = n.resources.IsAvailable(r),
+                   .score = HybridScore(n, spread_threshold)});
+  }
+  return out;
+}
+
+// REQUIRES: c.local names a node of c.view.
+StatusOr<std::vector<ScheduleStep>> EvaluateSchedule(ScheduleCase& c) {
+  auto scheduler = Scheduler::Create(c.scheduler);
+  if (!scheduler.ok()) return scheduler.status();
+  Rng rng(c.seed);
+  const int local_slot = c.view.FindSlot(c.local);
+  std::vector<ScheduleStep> steps;
+  for (const auto& req : c.requests) {
+    ScheduleStep step;
+    step.nodes = Verdicts(c.view, req.resources, c.scheduler.hybrid.spread_threshold);
+    step.decision = (*scheduler)->Schedule(c.view, req, local_slot, rng);
+    const Decision& d = step.decision;
+    if (d.preferred_slot >= 0) step.preferred = c.view.at(d.preferred_slot).id;
+    if (d.slot >= 0) {
+      step.node = c.view.at(d.slot).id;
+      if (d.available) {
+        // Through the view, so any index a policy keeps is told about the change.
+        if (auto a = c.view.Allocate(d.slot, req.resources)) {
+          step.applied = true;
+          step.gpu_devices = a->DeviceIds(kGPU);
+        }
+      }
+    }
+    steps.push_back(std::move(step));
+  }
+  return steps;
+}
+
+struct PlacementReport {
+  PlacementResult::Kind kind = PlacementResult::Kind::kFailed;
+  std::string reason;
+  std::vector<NodeId> placement;  // per bundle, caller's order; empty unless placed
+};
+
+// Places the group and, if placed, reserves it in c.view the way the two-phase commit does:
+// every bundle is prepared; if one cannot be, all prepared ones are returned and the group has
+// failed (to be retried), so the view never keeps a partial reservation.
+PlacementReport EvaluatePlacement(PlacementCase& c) {
+  PlacementReport report;
+  const PlacementResult r = PlaceBundles(c.view, c.bundles, c.strategy, c.soft_target);
+  report.kind = r.kind;
+  report.reason = r.reason;
+  if (r.kind != PlacementResult::Kind::kPlaced) return report;
+  if (r.slots.size() != c.bundles.size()) {
+    report.kind = PlacementResult::Kind::kFailed;
+    report.reason = "internal: the placement names " + std::to_string(r.slots.size()) +
+                    " nodes for " + std::to_string(c.bundles.size()) + " bundles";
+    return report;
+  }
+  std::vector<std::pair<int, Allocation>> prepared;
+  for (size_t i = 0; i < c.bundles.size(); ++i) {
+    auto a = c.view.Allocate(r.slots[i], c.bundles[i]);
+    if (!a) {
+      for (auto it = prepared.rbegin(); it != prepared.rend(); ++it) {
+        c.view.Release(it->first, it->second);
+      }
+      report.kind = PlacementResult::Kind::kFailed;
+      report.reason = "reserving bundle " + std::to_string(i) + " " + c.bundles[i].ToString() +
+                      " on " + c.view.at(r.slots[i]).id +
+                      " failed; every prepared bundle was returned (placement was: " + r.reason +
+                      ")";
+      return report;
+    }
+    prepared.emplace_back(r.slots[i], std::move(*a));
+  }
+  for (int slot : r.slots) report.placement.push_back(c.view.at(slot).id);
+  return report;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering.
+
+OJson QuantityJson(Quantity q) {
+  if (q.IsWhole()) return OJson(q.raw() / Quantity::kScale);
+  return OJson(q.ToDouble());
+}
+
+OJson ResourcesJson(const ResourceSet& s) {
+  OJson out = OJson::object();
+  s.ForEach([&](std::string_view name, Quantity q) { out[std::string(name)] = QuantityJson(q); });
+  return out;
+}
+
+std::string Dump(const OJson& j) {
+  return j.dump(2, ' ', false, OJson::error_handler_t::replace) + "\n";
+}
+
+void PrintScheduleJson(const std::vector<ScheduleStep>& steps, std::ostream& out) {
+  OJson decisions = OJson::array();
+  for (const auto& s : steps) {
+    OJson d;
+    d["node"] = s.node ? OJson(*s.node) : OJson(nullptr);
+    d["outcome"] = OutcomeName(s.decision.outcome);
+    d["reason"] = s.decision.reason;
+    d["policy"] = s.decision.policy;
+    d["devices"] = s.gpu_devices;
+    OJson nodes = OJson::array();
+    for (const auto& n : s.nodes) {
+      OJson e;
+      e["id"] = n.id;
+      e["feasible"] = n.feasible;
+      e["available"] = n.available;
+      e["score"] = n.score;
+      nodes.push_back(std::move(e));
+    }
+    d["nodes"] = std::move(nodes);
+    decisions.push_back(std::move(d));
+  }
+  OJson root;
+  root["decisions"] = std::move(decisions);
+  out << Dump(root);
+}
+
+std::string StrategyText(const SchedulingRequest& r) {
+  std::string s = StrategyTypeName(r.strategy.type);
+  if (r.strategy.type == SchedulingStrategy::Type::kNodeAffinity) {
+    s += " " + r.strategy.node + (r.strategy.soft ? " soft" : " hard");
+    if (r.strategy.spill_on_unavailable) s += " spill_on_unavailable";
+    if (r.strategy.fail_on_unavailable) s += " fail_on_unavailable";
+  }
+  if (r.actor_creation) s += ", actor";
+  if (r.force_spillback) s += ", force_spillback";
+  if (r.require_available) s += ", require_available";
+  return s;
+}
+
+std::string Pad(const std::string& s, size_t width) {
+  return s.size() >= width ? s : s + std::string(width - s.size(), ' ');
+}
+
+std::string Fixed3(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3f", x);
+  return buf;
+}
+
+void PrintScheduleText(const ScheduleCase& c, const std::vector<ScheduleStep>& steps,
+                       std::ostream& out) {
+  out << "schedule: " << c.view.size() << " node" << (c.view.size() == 1 ? "" : "s") << ", local "
+      << c.local << ", policy " << c.scheduler.policy << ", seed " << c.seed << "\n";
+  size_t id_width = 4;
+  for (int slot : c.view.ordered_slots()) id_width = std::max(id_width, c.view.at(slot).id.size());
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const ScheduleStep& s = steps[i];
+    const SchedulingRequest& req = c.requests[i];
+    out << "\nrequest " << i << ": " << req.resources.ToString() << "  strategy "
+        << StrategyText(req) << "\n";
+    out << "     " << Pad("node", id_width) << "  state     feasible  available  score  notes\n";
+    for (const auto& n : s.nodes) {
+      const bool chosen = s.node && *s.node == n.id;
+      std::string notes;
+      auto note = [&](const char* w) { notes += (notes.empty() ? "" : ", ") + std::string(w); };
+      if (n.id == c.local) note("local");
+      if (s.preferred && *s.preferred == n.id) note("preferred");
+      if (req.strategy.type == SchedulingStrategy::Type::kNodeAffinity &&
+          req.strategy.node == n.id) {
+        note("affinity target");
+      }
+      std::string row = (chosen ? "  -> " : "     ") + Pad(n.id, id_width) + "  " +
+                        Pad(NodeStateName(n.state), 8) + "  " + Pad(n.feasible ? "yes" : "no", 8) +
+                        "  " + Pad(n.available ? "yes" : "no", 9) + "  " + Fixed3(n.score) + "  " +
+                        notes;
+      row.erase(row.find_last_not_of(' ') + 1);
+      out << row << "\n";
+    }
+    out << "  outcome: " << OutcomeName(s.decision.outcome);
+    if (s.node) out << " on " << *s.node;
+    out << " (policy " << s.decision.policy;
+    if (s.applied) {
+      out << "; applied";
+      if (!s.gpu_devices.empty()) {
+        out << ", GPU devices";
+        for (int d : s.gpu_devices) out << " " << d;
+      }
+    } else if (s.node) {
+      out << "; not available there now: the task waits, nothing applied";
+    }
+    out << ")\n  reason:  " << s.decision.reason << "\n";
+  }
+}
+
+OJson NodesAfterJson(const ClusterView& view) {
+  OJson nodes = OJson::array();
+  for (int slot : view.ordered_slots()) {
+    const Node& n = view.at(slot);
+    OJson e;
+    e["id"] = n.id;
+    e["total"] = ResourcesJson(n.resources.total());
+    e["available"] = ResourcesJson(n.resources.available());
+    nodes.push_back(std::move(e));
+  }
+  return nodes;
+}
+
+void PrintPlacementJson(const PlacementCase& c, const PlacementReport& r, std::ostream& out) {
+  OJson root;
+  root["outcome"] = PlacementKindName(r.kind);
+  root["placement"] = r.placement;
+  root["reason"] = r.reason;
+  root["nodes_after"] = NodesAfterJson(c.view);
+  out << Dump(root);
+}
+
+void PrintPlacementText(const PlacementCase& c, const PlacementReport& r, std::ostream& out) {
+  out << "placement_group: " << c.bundles.size() << " bundle" << (c.bundles.size() == 1 ? "" : "s")
+      << ", strategy " << PlacementStrategyName(c.strategy);
+  if (c.soft_target) out << ", soft target " << *c.soft_target;
+  out << "\n\n";
+  for (size_t i = 0; i < c.bundles.size(); ++i) {
+    out << "  bundle " << i << ": " << c.bundles[i].ToString();
+    if (!r.placement.empty()) out << " -> " << r.placement[i];
+    out << "\n";
+  }
+  out << "\noutcome: " << PlacementKindName(r.kind) << "\nreason:  " << r.reason << "\n";
+  out << "\nnodes after"
+      << (r.kind == PlacementResult::Kind::kPlaced ? " (group reserved)"
+                                                   : " (unchanged: nothing is reserved)")
+      << ":\n";
+  size_t id_width = 4;
+  for (int slot : c.view.ordered_slots()) id_width = std::max(id_width, c.view.at(slot).id.size());
+  out << "  " << Pad("node", id_width) << "  state     total / available\n";
+  for (int slot : c.view.ordered_slots()) {
+    const Node& n = c.view.at(slot);
+    out << "  " << Pad(n.id, id_width) << "  " << Pad(NodeStateName(n.state), 8) << "  "
+        << n.resources.total().ToString() << " / " << n.resources.available().ToString() << "\n";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+int Explain(const std::string& path, bool as_json, std::ostream& out, std::ostream& err) {
+  auto text = ReadTextFile(path, kMaxCaseBytes);
+  if (!text.ok()) {
+    err << path << ": " << text.status().message() << "\n";
+    return kExitUsage;
+  }
+  auto doc = JsonDocument::Parse(*text);
+  if (!doc.ok()) {
+    err << path << ": " << doc.status().message() << "\n";
+    return kExitUsage;
+  }
+  auto parsed = ParseExplainCase(*doc);
+  if (!parsed.ok()) {
+    err << path << ": " << parsed.status().message() << "\n";
+    return kExitUsage;
+  }
+  ExplainCase& c = parsed.value();
+  if (auto* sc = std::get_if<ScheduleCase>(&c)) {
+    auto steps = EvaluateSchedule(*sc);
+    if (!steps.ok()) {
+      err << path << ": " << steps.status().ToString() << "\n";
+      return kExitFailed;
+    }
+    if (as_json) {
+      PrintScheduleJson(*steps, out);
+    } else {
+      PrintScheduleText(*sc, *steps, out);
+    }
+    return kExitOk;
+  }
+  auto& pc = std::get<PlacementCase>(c);
+  const PlacementReport report = EvaluatePlacement(pc);
+  if (as_json) {
+    PrintPlacementJson(pc, report, out);
+  } else {
+    PrintPlacementText(pc, report, out);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunExplain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  bool as_json = false;
+  bool no_more_flags = false;
+  std::vector<std::string> files;
+  for (const auto& a : args) {
+    if (!no_more_flags && (a == "-h" || a == "--help")) {
+      PrintUsage(out);
+      return kExitOk;
+    }
+    if (!no_more_flags && a == "--json") {
+      as_json = true;
+    } else if (!no_more_flags && a == "--") {
+      no_more_flags = true;
+    } else if (!no_more_flags && a.size() > 1 && a[0] == '-') {
+      err << "orrery explain: unknown option '" << a << "'\n\n";
+      PrintUsage(err);
+      return kExitUsage;
+    } else {
+      files.push_back(a);
+    }
+  }
+  if (files.size() != 1) {
+    err << "orrery explain: "
+        << (files.empty()
+                ? std::string("missing CASE.json")
+                : "expected one CASE.json, got " + std::to_string(files.size()) + " files")
+        << "\n\n";
+    PrintUsage(err);
+    return kExitUsage;
+  }
+  try {
+    return Explain(files[0], as_json, out, err);
+  } catch (const std::exception& e) {
+    // Nothing here is expected to throw; an escaped exception is a bug, not bad input.
+    err << "orrery explain: internal error: " << e.what() << "\n";
+    return kExitFailed;
+  }
 }
 
 }  // namespace orrery::cli

@@ -266,6 +266,12 @@ StatusOr<JsonDocument> JsonDocument::Parse(std::string_view text) {
     const size_t offset = e.byte == 0 ? 0 : e.byte - 1;
     return InvalidArgument("malformed JSON at " + At(PositionAt(text, offset)) + ": " +
                            ParseErrorDetail(e.what()));
+  } catch (const json::exception& e) {
+    // out_of_range.406 ("number overflow parsing '1e999'") carries no position.
+    const std::string what = e.what();
+    const size_t close = what.find("] ");
+    return InvalidArgument("malformed JSON: " +
+                           (close == std::string::npos ? what : what.substr(close + 2)));
   }
   PositionScanner scanner(text);
   ORRERY_RETURN_IF_ERROR(scanner.Run(doc.positions_));
