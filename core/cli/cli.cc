@@ -10,11 +10,12 @@ namespace {
 
 constexpr const char* kVersion = "0.1.0";
 
-void PrintUsage(std::ostream& os) {
+void PrintUsage(std::ostream& os, const std::vector<Command>& backends) {
   os << "usage: orrery <command> [args]\n"
         "\n"
-        "commands:\n"
-        "  explain CASE.json [--json]   why would a task land there / why is it pending\n"
+        "commands:\n";
+  for (const auto& c : backends) os << "  " << c.usage << "\n";
+  os << "  explain CASE.json [--json]   why would a task land there / why is it pending\n"
         "  policies                     list the scheduling policies selectable by name\n"
         "  version                      print the version\n"
         "\n"
@@ -31,15 +32,18 @@ int RunPolicies(std::ostream& out) {
 
 }  // namespace
 
-int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+const char* Version() { return kVersion; }
+
+int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+        const std::vector<Command>& backends) {
   if (args.empty()) {
-    PrintUsage(err);
+    PrintUsage(err, backends);
     return kExitUsage;
   }
   const std::string& cmd = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (cmd == "-h" || cmd == "--help" || cmd == "help") {
-    PrintUsage(out);
+    PrintUsage(out, backends);
     return kExitOk;
   }
   if (cmd == "version" || cmd == "--version") {
@@ -48,8 +52,11 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   }
   if (cmd == "explain") return RunExplain(rest, out, err);
   if (cmd == "policies") return RunPolicies(out);
+  for (const auto& c : backends) {
+    if (c.name == cmd) return c.run(rest, out, err);
+  }
   err << "orrery: unknown command '" << cmd << "'\n\n";
-  PrintUsage(err);
+  PrintUsage(err, backends);
   return kExitUsage;
 }
 

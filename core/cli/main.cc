@@ -1,11 +1,13 @@
-// Entry point of the `orrery` binary. The only translation unit that sees every front end.
+// Entry point of the `orrery` binary: the composition root, the one translation unit that sees
+// every front end. Backends contribute their subcommands; the CLI library depends on none.
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "core/cli/cli.h"
+#include "sim/sim_cli.h"
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  return orrery::cli::Run(args, std::cout, std::cerr);
+  return orrery::cli::Run(args, std::cout, std::cerr, {orrery::sim::SimCommand()});
 }

@@ -121,6 +121,7 @@ std::optional<LeaseReply> LeaseManager::Decide(Queued& q, Rng& rng) {
       r.reason = d.reason;
       // Until the next report, assume the target took it.
       view_.SubtractEstimate(d.slot, res);
+      estimated_.insert(r.node);
       return r;
     }
     case Decision::Outcome::kInfeasible:
@@ -190,12 +191,13 @@ Status LeaseManager::Unblock(const TaskId& task) {
   return Status::Ok();
 }
 
-Status LeaseManager::ApplyReport(const NodeId& node, const ResourceSet& available,
-                                 NodeState state) {
+Status LeaseManager::ApplyReport(
+    const NodeId& node, const ResourceSet& available, NodeState state,
+    const std::vector<std::pair<std::string, std::vector<Quantity>>>& devices) {
   const int slot = view_.FindSlot(node);
   if (slot < 0) return NotFound("report from unknown node " + node);
   if (slot == local_slot_) return Status::Ok();
-  view_.SetAvailable(slot, available);
+  view_.SetAvailable(slot, available, devices);
   if (view_.at(slot).state != state) view_.SetState(slot, state);
   return Status::Ok();
 }
@@ -207,6 +209,12 @@ Status LeaseManager::SetNodeState(const NodeId& node, NodeState state) {
   if (slot < 0) return NotFound("unknown node " + node);
   view_.SetState(slot, state);
   return Status::Ok();
+}
+
+std::vector<NodeId> LeaseManager::TakeEstimatedNodes() {
+  std::vector<NodeId> out(estimated_.begin(), estimated_.end());
+  estimated_.clear();
+  return out;
 }
 
 std::vector<PendingLease> LeaseManager::Pending() const {

@@ -110,7 +110,13 @@ class LeaseManager {
 
   // A resource report of a remote node arrived: its availability (and state) replace the local
   // estimate. Reports about the local node are ignored (it knows itself). NotFound if unknown.
-  Status ApplyReport(const NodeId& node, const ResourceSet& available, NodeState state);
+  Status ApplyReport(const NodeId& node, const ResourceSet& available, NodeState state,
+                     const std::vector<std::pair<std::string, std::vector<Quantity>>>& devices =
+                         {});
+  // Nodes whose availability this manager has *estimated* (charged a spillback to) since the
+  // last call, by id order. A backend refreshes these at the next report even if the node itself
+  // reported no change, so an estimate never outlives one report period.
+  std::vector<NodeId> TakeEstimatedNodes();
   // Membership changes seen by this node.
   Status AddNode(Node node);
   Status SetNodeState(const NodeId& node, NodeState state);
@@ -121,6 +127,7 @@ class LeaseManager {
   WaitReason WaitReasonOf(const TaskId& task) const;
   // Granted leases currently held on this node.
   size_t NumGranted() const { return granted_.size(); }
+  size_t NumQueued() const { return queue_.size(); }
   // Infeasible-shape warnings produced since the last call (one per shape, ever).
   std::vector<std::string> TakeWarnings();
 
@@ -146,6 +153,7 @@ class LeaseManager {
   std::unordered_map<TaskId, std::list<Queued>::iterator> queued_by_id_;  // lookup only
   std::unordered_map<TaskId, Allocation> granted_;                       // lookup only
   std::set<std::string> warned_shapes_;
+  std::set<NodeId> estimated_;
   std::vector<std::string> warnings_;
 };
 

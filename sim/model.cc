@@ -1,0 +1,981 @@
+#include "sim/model.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <map>
+#include <sstream>
+
+#include "core/placement/two_phase.h"
+
+namespace orrery::sim {
+
+namespace {
+constexpr int kCpu = 0, kGpu = 1, kMem = 2;
+constexpr Predefined kTracked[3] = {Predefined::kCPU, Predefined::kGPU, Predefined::kMemory};
+constexpr int kNumWaitReasons = 7;
+
+std::string Key(uint32_t att) { return std::to_string(att); }
+uint32_t ParseKey(const std::string& k) { return static_cast<uint32_t>(std::stoul(k)); }
+
+std::string Fmt(double x) {
+  std::ostringstream os;
+  os.precision(9);
+  os << x;
+  return os.str();
+}
+}  // namespace
+
+const char* WorkKindName(WorkKind k) { return k == WorkKind::kActor ? "actor" : "task"; }
+
+// Keeps the model's bookkeeping in step with every change of the truth view: which nodes must be
+// re-reported, and the utilisation integrals.
+class Model::TruthObserver : public ClusterViewObserver {
+ public:
+  explicit TruthObserver(Model* m) : m_(m) {}
+  void OnNodeChanged(int slot) override { m_->OnTruthChanged(slot); }
+  void OnTopologyChanged() override {}
+
+ private:
+  Model* m_;
+};
+
+Model::Model(const Scenario& scenario, Platform* platform, ModelOptions options)
+    : scenario_(scenario), platform_(platform), options_(options), rng_(scenario.seed) {
+  const size_t n = scenario_.nodes.size();
+  nodes_.resize(n);
+  slot_of_node_.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    Node node;
+    node.id = scenario_.nodes[i].id;
+    node.labels = scenario_.nodes[i].labels;
+    auto res = NodeResources::Create(scenario_.nodes[i].total);
+    node.resources = res.ok() ? *res : NodeResources();
+    (void)truth_.AddNode(std::move(node));
+    slot_of_node_[i] = truth_.FindSlot(scenario_.nodes[i].id);
+  }
+  node_of_slot_.assign(truth_.slot_capacity(), -1);
+  for (size_t i = 0; i < n; ++i) node_of_slot_[slot_of_node_[i]] = static_cast<int>(i);
+  dirty_.assign(truth_.slot_capacity(), 0);
+  node_used_.assign(truth_.slot_capacity(), {0, 0, 0});
+  node_cap_.assign(truth_.slot_capacity(), {0, 0, 0});
+  for (size_t i = 0; i < n; ++i) {
+    const int slot = slot_of_node_[i];
+    for (int r = 0; r < 3; ++r) {
+      node_cap_[slot][r] = truth_.at(slot).resources.total().Get(kTracked[r]).ToDouble();
+      cap_[r] += node_cap_[slot][r];
+    }
+  }
+  nodes_up_ = static_cast<int>(n);
+  observer_ = std::make_unique<TruthObserver>(this);
+  truth_.AddObserver(observer_.get());
+
+  const size_t t = scenario_.tasks.size();
+  current_attempt_.assign(t, -1);
+  deps_left_.assign(t, 0);
+  arrived_.assign(t, 0);
+  output_node_.assign(t, -1);
+  std::vector<uint32_t> count(t + 1, 0);
+  for (size_t i = 0; i < t; ++i) {
+    const TaskSpec& ts = scenario_.tasks[i];
+    for (uint32_t k = 0; k < ts.args_count; ++k) {
+      const ArgSpec& a = scenario_.args[ts.args_begin + k];
+      if (a.producer >= 0) {
+        ++deps_left_[i];
+        ++count[a.producer + 1];
+      }
+    }
+  }
+  dependents_begin_.assign(t + 1, 0);
+  for (size_t i = 0; i < t; ++i) dependents_begin_[i + 1] = dependents_begin_[i] + count[i + 1];
+  dependents_.assign(dependents_begin_[t], 0);
+  std::vector<uint32_t> fill(dependents_begin_.begin(), dependents_begin_.end() - 1);
+  for (size_t i = 0; i < t; ++i) {
+    const TaskSpec& ts = scenario_.tasks[i];
+    for (uint32_t k = 0; k < ts.args_count; ++k) {
+      const ArgSpec& a = scenario_.args[ts.args_begin + k];
+      if (a.producer >= 0) dependents_[fill[a.producer]++] = static_cast<uint32_t>(i);
+    }
+  }
+  attempts_.reserve(t + t / 8);
+
+  pgs_.resize(scenario_.placement_groups.size());
+  for (size_t i = 0; i < pgs_.size(); ++i) {
+    Push(scenario_.placement_groups[i].create_s, Ev::kPgCreate, static_cast<int32_t>(i));
+  }
+  for (size_t i = 0; i < scenario_.failures.size(); ++i) {
+    Push(scenario_.failures[i].at_s, Ev::kFailure, static_cast<int32_t>(i));
+  }
+  Push(scenario_.scheduler.report_period_s, Ev::kReportTick);
+  Push(0.0, Ev::kSample);
+  if (std::isfinite(scenario_.max_time_s)) Push(scenario_.max_time_s, Ev::kEnd);
+}
+
+Model::~Model() { truth_.RemoveObserver(observer_.get()); }
+
+// ---------------------------------------------------------------------------------------------
+// Event loop
+
+void Model::Push(double t, Ev type, int32_t a, int32_t b, int64_t c) {
+  events_.push(Event{t, seq_++, type, a, b, c});
+  if (type != Ev::kReportTick && type != Ev::kSample && type != Ev::kEnd) ++nonperiodic_events_;
+}
+
+bool Model::HasEvents() const {
+  return !events_.empty() || next_arrival_ < scenario_.tasks.size();
+}
+
+double Model::NextEventTime() const {
+  double t = std::numeric_limits<double>::infinity();
+  if (!events_.empty()) t = events_.top().t;
+  if (next_arrival_ < scenario_.tasks.size()) {
+    t = std::min(t, scenario_.tasks[next_arrival_].submit_s);
+  }
+  return t;
+}
+
+void Model::ProcessUntil(double now) {
+  while (!ended_ && HasEvents() && NextEventTime() <= now) {
+    // Arrivals come from the sorted task list (no heap entry per task); at equal times they go
+    // before queued events.
+    const bool arrival =
+        next_arrival_ < scenario_.tasks.size() &&
+        (events_.empty() || scenario_.tasks[next_arrival_].submit_s <= events_.top().t);
+    if (arrival) {
+      now_ = std::max(now_, scenario_.tasks[next_arrival_].submit_s);
+      ++events_processed_;
+      OnArrive(static_cast<uint32_t>(next_arrival_++));
+      continue;
+    }
+    Event e = events_.top();
+    events_.pop();
+    if (e.type != Ev::kReportTick && e.type != Ev::kSample && e.type != Ev::kEnd) {
+      --nonperiodic_events_;
+    }
+    now_ = std::max(now_, e.t);
+    ++events_processed_;
+    Process(e);
+  }
+}
+
+void Model::Process(const Event& e) {
+  switch (e.type) {
+    case Ev::kArrive: OnArrive(static_cast<uint32_t>(e.a)); break;
+    case Ev::kLeaseRequest:
+      OnLeaseRequest(static_cast<uint32_t>(e.a), e.b, e.c != 0);
+      break;
+    case Ev::kStart: OnStart(static_cast<uint32_t>(e.a)); break;
+    case Ev::kFinish: OnFinish(static_cast<uint32_t>(e.a)); break;
+    case Ev::kReportTick: OnReportTick(); break;
+    case Ev::kSample: OnSample(); break;
+    case Ev::kFailure: OnFailure(scenario_.failures[e.a]); break;
+    case Ev::kPgCreate: OnPgCreate(e.a); break;
+    case Ev::kPgPrepared: OnPgPrepared(e.a, e.c); break;
+    case Ev::kEnd:
+      ended_ = true;
+      break;
+  }
+}
+
+bool Model::Done() const {
+  if (ended_) return true;
+  if (tasks_final_ == scenario_.tasks.size() && transfers_in_flight_ == 0 &&
+      nonperiodic_events_ == 0) {
+    return true;
+  }
+  // Stuck: nothing can happen any more except periodic ticks, and two report periods passed
+  // since the last change, so every view is fresh and still nothing fits (infeasible work, or a
+  // placement group that can never be created).
+  return next_arrival_ >= scenario_.tasks.size() && nonperiodic_events_ == 0 &&
+         transfers_in_flight_ == 0 && running_ == 0 &&
+         now_ - last_activity_ > 2 * scenario_.scheduler.report_period_s + 1e-9;
+}
+
+double Model::Hop(int from, int to) const {
+  return from == to ? 0.0 : scenario_.network.latency_s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bookkeeping of the truth view
+
+void Model::Accumulate() {
+  const double dt = now_ - last_acc_t_;
+  if (dt > 0) {
+    for (int r = 0; r < 3; ++r) {
+      used_int_[r] += used_[r] * dt;
+      cap_int_[r] += cap_[r] * dt;
+    }
+    node_seconds_ += nodes_up_ * dt;
+    last_acc_t_ = now_;
+  }
+}
+
+void Model::OnTruthChanged(int slot) {
+  if (!dirty_[slot]) {
+    dirty_[slot] = 1;
+    dirty_list_.push_back(slot);
+  }
+  Accumulate();
+  const Node& n = truth_.at(slot);
+  const bool up = n.state != NodeState::kDead;
+  for (int r = 0; r < 3; ++r) {
+    const double total = n.resources.total().Get(kTracked[r]).ToDouble();
+    const double used = up ? total - n.resources.available().Get(kTracked[r]).ToDouble() : 0.0;
+    const double cap = up ? total : 0.0;
+    used_[r] += used - node_used_[slot][r];
+    cap_[r] += cap - node_cap_[slot][r];
+    node_used_[slot][r] = used;
+    node_cap_[slot][r] = cap;
+  }
+}
+
+void Model::MirrorLocal(int node) {
+  LeaseManager* lm = nodes_[node].lm.get();
+  if (lm == nullptr) return;
+  const int slot = slot_of_node_[node];
+  const NodeResources& mine = lm->view().at(slot).resources;
+  const NodeResources& known = truth_.at(slot).resources;
+  if (mine.available() == known.available() && mine.all_devices() == known.all_devices()) return;
+  truth_.SetResources(slot, mine);
+}
+
+LeaseManager& Model::Lm(int node) {
+  NodeRt& rt = nodes_[node];
+  if (!rt.lm) {
+    // A node starts deciding with the cluster as it is now; from then on it only learns about
+    // other nodes through reports.
+    auto lm = LeaseManager::Create(scenario_.nodes[node].id, truth_, scenario_.scheduler.options);
+    rt.lm = std::move(lm).value();
+    lm_nodes_.insert(std::lower_bound(lm_nodes_.begin(), lm_nodes_.end(), node), node);
+  }
+  return *rt.lm;
+}
+
+void Model::SetWait(uint32_t att, WaitReason w) {
+  Attempt& a = attempts_[att];
+  if (a.wait == w) return;
+  --wait_count_[static_cast<int>(a.wait)];
+  ++wait_count_[static_cast<int>(w)];
+  a.wait = w;
+  if (w != WaitReason::kNone) a.last_wait = w;
+}
+
+void Model::LogDecision(uint32_t att, int node, const std::string& what) {
+  if (!log_decisions_) return;
+  const Attempt& a = attempts_[att];
+  decision_log_.push_back("t=" + Fmt(now_) + " task=" + std::to_string(a.task) + " attempt=" +
+                          std::to_string(a.number) + " at=" + scenario_.nodes[node].id + " " +
+                          what);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Task lifecycle
+
+int Model::OwnerNode() const {
+  if (nodes_[scenario_.driver_node].up) return scenario_.driver_node;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (nodes_[i].up) return static_cast<int>(i);
+  }
+  return scenario_.driver_node;
+}
+
+int Model::DeciderFor(uint32_t task) const {
+  const TaskSpec& ts = scenario_.tasks[task];
+  const SchedulingStrategy& st = scenario_.strategies[ts.strategy];
+  const int owner = OwnerNode();
+  if (st.type == SchedulingStrategy::Type::kNodeAffinity) {
+    // The lease request goes straight to the target's raylet when it exists.
+    for (size_t i = 0; i < scenario_.nodes.size(); ++i) {
+      if (scenario_.nodes[i].id == st.node) return nodes_[i].up ? static_cast<int>(i) : owner;
+    }
+    return owner;
+  }
+  if (st.type == SchedulingStrategy::Type::kSpread || ts.args_count == 0) return owner;
+  // Data locality: the node holding the most argument bytes (first to reach the max).
+  std::map<int, uint64_t> bytes;
+  uint64_t best_bytes = 0;
+  int best = -1;
+  for (uint32_t k = 0; k < ts.args_count; ++k) {
+    const ArgSpec& a = scenario_.args[ts.args_begin + k];
+    const int where = a.producer >= 0 ? output_node_[a.producer] : a.node;
+    if (where < 0) continue;
+    uint64_t& b = bytes[where];
+    b += a.bytes;
+    if (b > best_bytes) {
+      best_bytes = b;
+      best = where;
+    }
+  }
+  if (best < 0 || !nodes_[best].up) return owner;
+  return best;
+}
+
+SchedulingRequest Model::RequestFor(uint32_t task) const {
+  const TaskSpec& ts = scenario_.tasks[task];
+  SchedulingRequest r;
+  r.resources = scenario_.shapes[ts.shape];
+  r.strategy = scenario_.strategies[ts.strategy];
+  r.actor_creation = ts.kind == WorkKind::kActor;
+  for (uint32_t k = 0; k < ts.args_count; ++k) {
+    const ArgSpec& a = scenario_.args[ts.args_begin + k];
+    const int where = a.producer >= 0 ? output_node_[a.producer] : a.node;
+    if (where >= 0) r.args.push_back({a.bytes, {scenario_.nodes[where].id}});
+  }
+  return r;
+}
+
+void Model::OnArrive(uint32_t task) {
+  arrived_[task] = 1;
+  last_activity_ = now_;
+  NewAttempt(task, now_);
+}
+
+void Model::NewAttempt(uint32_t task, double submit) {
+  const uint32_t att = static_cast<uint32_t>(attempts_.size());
+  NewAttemptNoProceed(task, submit);
+  if (deps_left_[task] > 0) {
+    SetWait(att, WaitReason::kWaitingForArgs);
+    return;
+  }
+  Proceed(att);
+}
+
+// Dependencies are satisfied: go to the placement group or to a raylet.
+void Model::Proceed(uint32_t att) {
+  const TaskSpec& ts = scenario_.tasks[attempts_[att].task];
+  if (ts.placement_group >= 0) {
+    PgRt& pg = pgs_[ts.placement_group];
+    if (pg.state != PgRt::State::kCreated) {
+      SetWait(att, WaitReason::kWaitingForPlacementGroup);
+      pg.waiting_creation.push_back(att);
+      return;
+    }
+    pg.waiting.push_back(att);
+    TryPgTasks(ts.placement_group);
+    return;
+  }
+  SetWait(att, WaitReason::kNone);
+  RequestFromOwner(att, 0.0);
+}
+
+void Model::RequestFromOwner(uint32_t att, double delay) {
+  const int decider = DeciderFor(attempts_[att].task);
+  const int owner = OwnerNode();
+  const double t = now_ + delay + Hop(owner, decider);
+  if (t <= now_) {
+    OnLeaseRequest(att, decider, false);
+  } else {
+    Push(t, Ev::kLeaseRequest, static_cast<int32_t>(att), decider, 0);
+  }
+}
+
+void Model::OnLeaseRequest(uint32_t att, int node, bool grant_or_reject) {
+  Attempt& a = attempts_[att];
+  if (a.state != AState::kPending || a.node >= 0) return;  // canceled, failed, or placed
+  const int owner = OwnerNode();
+  if (!nodes_[node].up) {
+    // The raylet is gone: the owner notices and asks again.
+    LogDecision(att, node, "-> node down, retry");
+    RequestFromOwner(att, Hop(node, owner));
+    return;
+  }
+  const TaskSpec& ts = scenario_.tasks[a.task];
+  if (grant_or_reject && !nodes_[node].lm) {
+    const int slot = slot_of_node_[node];
+    if (truth_.at(slot).IsSchedulable()) {
+      if (auto alloc = truth_.Allocate(slot, scenario_.shapes[ts.shape])) {
+        LogDecision(att, node, "-> granted (spilled here)");
+        OnGranted(att, node, std::move(*alloc), /*via_lm=*/false);
+        return;
+      }
+    }
+    LogDecision(att, node, "-> rejected");
+    RequestFromOwner(att, Hop(node, owner));
+    return;
+  }
+  LeaseManager& lm = Lm(node);
+  LeaseRequest req;
+  req.task_id = Key(att);
+  req.sched = RequestFor(a.task);
+  req.grant_or_reject = grant_or_reject;
+  req.spillbacks = a.spillbacks;
+  LeaseReply r = lm.RequestLease(std::move(req), rng_);
+  MirrorLocal(node);
+  HandleReply(node, r);
+}
+
+void Model::HandleReply(int node, const LeaseReply& r) {
+  const uint32_t att = ParseKey(r.task_id);
+  Attempt& a = attempts_[att];
+  const int owner = OwnerNode();
+  switch (r.kind) {
+    case LeaseReply::Kind::kGranted:
+      LogDecision(att, node, "-> granted " + scenario_.nodes[node].id);
+      OnGranted(att, node, r.allocation, /*via_lm=*/true);
+      break;
+    case LeaseReply::Kind::kSpillback: {
+      const int target = node_of_slot_[truth_.FindSlot(r.node)];
+      LogDecision(att, node, "-> spillback " + r.node);
+      a.spillbacks = static_cast<uint16_t>(r.spillbacks);
+      ++spillbacks_;
+      last_activity_ = now_;
+      Push(now_ + Hop(node, owner) + Hop(owner, target), Ev::kLeaseRequest,
+           static_cast<int32_t>(att), target, r.grant_or_reject ? 1 : 0);
+      break;
+    }
+    case LeaseReply::Kind::kRejected:
+      LogDecision(att, node, "-> rejected");
+      RequestFromOwner(att, Hop(node, owner));
+      break;
+    case LeaseReply::Kind::kCanceled:
+      LogDecision(att, node, "-> canceled: " + r.reason);
+      a.node = node;
+      EndAttempt(att, AState::kCanceled);
+      TaskFinal(a.task);
+      break;
+    case LeaseReply::Kind::kQueued:
+      if (a.wait != r.wait_reason) {
+        LogDecision(att, node, std::string("-> queued ") + WaitReasonName(r.wait_reason));
+      }
+      queued_at_[att] = node;
+      SetWait(att, r.wait_reason);
+      break;
+  }
+}
+
+void Model::OnGranted(uint32_t att, int node, Allocation alloc, bool via_lm) {
+  Attempt& a = attempts_[att];
+  queued_at_.erase(att);
+  a.node = node;
+  a.via_lm = via_lm;
+  a.alloc = std::move(alloc);
+  SetWait(att, WaitReason::kNone);
+  nodes_[node].running.push_back(att);
+  last_activity_ = now_;
+  --pending_;
+  ++running_;
+  a.state = AState::kRunning;  // leased; start_s is set when it begins executing
+  const int owner = OwnerNode();
+  // The grant travels back to the owner, which pushes the task to the leased worker.
+  Push(now_ + Hop(node, owner) + Hop(owner, node), Ev::kStart, static_cast<int32_t>(att));
+}
+
+void Model::OnStart(uint32_t att) {
+  Attempt& a = attempts_[att];
+  if (a.state != AState::kRunning || a.start >= 0 || a.transfers_left > 0) return;
+  const TaskSpec& ts = scenario_.tasks[a.task];
+  // Fetch every argument that is not already on this node.
+  for (uint32_t k = 0; k < ts.args_count; ++k) {
+    const ArgSpec& arg = scenario_.args[ts.args_begin + k];
+    int from = arg.producer >= 0 ? output_node_[arg.producer] : arg.node;
+    if (from < 0 || !nodes_[from].up) from = OwnerNode();  // lost: rebuilt at the owner
+    if (from == a.node || arg.bytes == 0) continue;
+    const uint64_t token = transfers_.size();
+    transfers_.push_back({att, arg.bytes, from});
+    ++a.transfers_left;
+    ++transfers_in_flight_;
+    platform_->StartTransfer(from, a.node, arg.bytes, token);
+  }
+  if (a.transfers_left == 0) BeginRun(att);
+}
+
+void Model::OnTransferDone(double now, uint64_t token, bool ok) {
+  now_ = std::max(now_, now);
+  if (token >= transfers_.size() || transfers_[token].done) return;  // written off in a crash
+  transfers_[token].done = true;
+  --transfers_in_flight_;
+  last_activity_ = now_;
+  const Transfer tr = transfers_[token];
+  Attempt& a = attempts_[tr.attempt];
+  if (a.state != AState::kRunning || a.transfers_left == 0) return;
+  if (!ok) {
+    // The source died mid-transfer: fetch again from the owner (lineage reconstruction is not
+    // modelled; the owner is assumed to rebuild the object).
+    const int from = OwnerNode();
+    if (from != a.node && nodes_[a.node].up) {
+      const uint64_t t2 = transfers_.size();
+      transfers_.push_back({tr.attempt, tr.bytes, from});
+      ++transfers_in_flight_;
+      platform_->StartTransfer(from, a.node, tr.bytes, t2);
+      return;
+    }
+  } else {
+    bytes_transferred_ += tr.bytes;
+  }
+  if (--a.transfers_left == 0) BeginRun(tr.attempt);
+}
+
+void Model::BeginRun(uint32_t att) {
+  Attempt& a = attempts_[att];
+  a.start = now_;
+  Push(now_ + scenario_.tasks[a.task].duration_s, Ev::kFinish, static_cast<int32_t>(att));
+}
+
+void Model::OnFinish(uint32_t att) {
+  Attempt& a = attempts_[att];
+  if (a.state != AState::kRunning || a.start < 0) return;
+  const int node = a.node;
+  EndAttempt(att, AState::kFinished);
+  const uint32_t task = a.task;
+  output_node_[task] = node;
+  TaskFinal(task);
+  for (uint32_t k = dependents_begin_[task]; k < dependents_begin_[task + 1]; ++k) {
+    const uint32_t d = dependents_[k];
+    if (--deps_left_[d] == 0 && arrived_[d] && current_attempt_[d] >= 0) {
+      const uint32_t datt = static_cast<uint32_t>(current_attempt_[d]);
+      if (attempts_[datt].state == AState::kPending && attempts_[datt].node < 0) Proceed(datt);
+    }
+  }
+  SchedulePendingAt(node);
+}
+
+void Model::ReleaseAttempt(uint32_t att) {
+  Attempt& a = attempts_[att];
+  const int node = a.node;
+  auto& run = nodes_[node].running;
+  run.erase(std::remove(run.begin(), run.end(), att), run.end());
+  if (!nodes_[node].up) return;  // the node's resources were reset when it crashed
+  if (a.bundle_pg >= 0) {
+    PgRt& pg = pgs_[a.bundle_pg];
+    if (pg.state == PgRt::State::kCreated && a.bundle < static_cast<int>(pg.pools.size())) {
+      pg.pools[a.bundle].Release(a.alloc);
+    }
+    return;
+  }
+  if (a.via_lm && nodes_[node].lm) {
+    (void)nodes_[node].lm->ReturnLease(Key(att));
+    MirrorLocal(node);
+  } else if (!a.via_lm) {
+    truth_.Release(slot_of_node_[node], a.alloc);
+  }
+}
+
+void Model::EndAttempt(uint32_t att, AState state) {
+  Attempt& a = attempts_[att];
+  const bool was_running = a.state == AState::kRunning;
+  if (was_running) {
+    --running_;
+    ReleaseAttempt(att);
+  } else if (a.state == AState::kPending) {
+    --pending_;
+  }
+  SetWait(att, WaitReason::kNone);
+  a.state = state;
+  a.end = now_;
+  a.alloc = Allocation();
+  last_activity_ = now_;
+  if (a.bundle_pg >= 0 && was_running) TryPgTasks(a.bundle_pg);
+  if (state == AState::kFinished) ++finished_;
+  if (state == AState::kFailed) ++failed_attempts_;
+  if (state == AState::kCanceled) ++canceled_;
+}
+
+void Model::TaskFinal(uint32_t) { ++tasks_final_; }
+
+void Model::SchedulePendingAt(int node) {
+  NodeRt& rt = nodes_[node];
+  if (!rt.lm || rt.lm->NumQueued() == 0 || !rt.up) return;
+  std::vector<LeaseReply> out = rt.lm->SchedulePending(rng_);
+  MirrorLocal(node);
+  for (const auto& r : out) HandleReply(node, r);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reports, samples, failures
+
+void Model::OnReportTick() {
+  // Every deciding node learns the current state of every node that changed (or that it had
+  // charged an estimate to) since the last report.
+  for (int node : lm_nodes_) {
+    LeaseManager& lm = *nodes_[node].lm;
+    std::vector<int> slots = dirty_list_;
+    for (const NodeId& id : lm.TakeEstimatedNodes()) {
+      const int s = truth_.FindSlot(id);
+      if (s >= 0 && !dirty_[s]) slots.push_back(s);
+    }
+    for (int s : slots) {
+      if (s == slot_of_node_[node]) continue;
+      const Node& n = truth_.at(s);
+      (void)lm.ApplyReport(n.id, n.resources.available(), n.state, n.resources.all_devices());
+    }
+  }
+  for (int s : dirty_list_) dirty_[s] = 0;
+  dirty_list_.clear();
+  const std::vector<int> deciders = lm_nodes_;
+  for (int node : deciders) SchedulePendingAt(node);
+  if (!Done()) Push(now_ + scenario_.scheduler.report_period_s, Ev::kReportTick);
+}
+
+void Model::OnSample() {
+  Accumulate();
+  auto add = [&](const char* metric, std::string labels, double v) {
+    samples_.push_back({now_, metric, std::move(labels), v});
+  };
+  const double arrived = static_cast<double>(next_arrival_);
+  add("orrery_tasks", "state=pending", static_cast<double>(pending_));
+  add("orrery_tasks", "state=running", static_cast<double>(running_));
+  add("orrery_tasks", "state=finished", static_cast<double>(finished_));
+  add("orrery_tasks", "state=failed", static_cast<double>(failed_attempts_));
+  add("orrery_tasks", "state=canceled", static_cast<double>(canceled_));
+  add("orrery_tasks", "state=submitted", arrived);
+  static const char* kNames[3] = {"CPU", "GPU", "memory"};
+  for (int r = 0; r < 3; ++r) {
+    add("orrery_resources", std::string("name=") + kNames[r] + ",state=used", used_[r]);
+    add("orrery_resources", std::string("name=") + kNames[r] + ",state=available",
+        cap_[r] - used_[r]);
+  }
+  add("orrery_spillbacks_total", "", static_cast<double>(spillbacks_));
+  for (int w = 1; w < kNumWaitReasons; ++w) {
+    add("orrery_scheduler_unschedulable_tasks",
+        std::string("reason=") + WaitReasonName(static_cast<WaitReason>(w)),
+        static_cast<double>(wait_count_[w]));
+  }
+  int created = 0;
+  for (const auto& pg : pgs_) created += pg.state == PgRt::State::kCreated ? 1 : 0;
+  if (!pgs_.empty()) {
+    add("orrery_placement_groups", "state=created", created);
+    add("orrery_placement_groups", "state=pending", static_cast<double>(pgs_.size()) - created);
+  }
+  add("orrery_nodes", "state=alive", nodes_up_);
+  if (static_cast<int>(nodes_.size()) <= options_.per_node_metrics_max_nodes) {
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      const int slot = slot_of_node_[i];
+      const double cap = node_cap_[slot][kCpu];
+      add("orrery_node_cpu_utilization", "node=" + scenario_.nodes[i].id,
+          cap > 0 ? node_used_[slot][kCpu] / cap : 0.0);
+    }
+  }
+  if (!Done()) Push(now_ + options_.sample_period_s, Ev::kSample);
+}
+
+void Model::OnFailure(const FailureSpec& f) {
+  const int node = f.node;
+  NodeRt& rt = nodes_[node];
+  const int slot = slot_of_node_[node];
+  last_activity_ = now_;
+  if (f.action == FailureSpec::Action::kCrash) {
+    if (!rt.up) return;
+    rt.up = false;
+    platform_->SetNodeUp(node, false);
+    Accumulate();
+    --nodes_up_;
+    const int owner = OwnerNode();
+    // Transfers into the node die with it.
+    for (uint64_t tok = first_open_transfer_; tok < transfers_.size(); ++tok) {
+      Transfer& tr = transfers_[tok];
+      if (!tr.done && attempts_[tr.attempt].node == node) {
+        tr.done = true;
+        --transfers_in_flight_;
+      }
+    }
+    while (first_open_transfer_ < transfers_.size() && transfers_[first_open_transfer_].done) {
+      ++first_open_transfer_;
+    }
+    // Attempts running (or starting) there fail; the owner retries them per max_retries.
+    const std::vector<uint32_t> running = rt.running;
+    for (uint32_t att : running) {
+      const uint32_t task = attempts_[att].task;
+      LogDecision(att, node, "-> failed: node crashed");
+      EndAttempt(att, AState::kFailed);
+      if (attempts_[att].number < scenario_.tasks[task].max_retries) {
+        NewAttemptDelayed(task, Hop(node, owner));
+      } else {
+        TaskFinal(task);
+      }
+    }
+    rt.running.clear();
+    // Lease requests queued there go back to their owner (same attempt).
+    if (rt.lm) {
+      for (const PendingLease& p : rt.lm->Pending()) {
+        const uint32_t att = ParseKey(p.task_id);
+        queued_at_.erase(att);
+        RequestFromOwner(att, Hop(node, owner));
+      }
+      rt.lm.reset();
+      lm_nodes_.erase(std::remove(lm_nodes_.begin(), lm_nodes_.end(), node), lm_nodes_.end());
+    }
+    // Bundles reserved there are lost; the group re-places them.
+    for (size_t g = 0; g < pgs_.size(); ++g) {
+      PgRt& pg = pgs_[g];
+      if (pg.state != PgRt::State::kCreated) continue;
+      if (std::find(pg.slots.begin(), pg.slots.end(), slot) == pg.slots.end()) continue;
+      ReleasePg(static_cast<int>(g), /*skip_slot=*/slot);
+      pg.state = PgRt::State::kPending;
+      Push(now_, Ev::kPgCreate, static_cast<int32_t>(g));
+    }
+    // The node restarts empty.
+    auto fresh = NodeResources::Create(scenario_.nodes[node].total);
+    truth_.SetResources(slot, *fresh);
+    truth_.SetState(slot, NodeState::kDead);
+  } else {
+    if (rt.up) return;
+    rt.up = true;
+    platform_->SetNodeUp(node, true);
+    Accumulate();
+    ++nodes_up_;
+    truth_.SetState(slot, NodeState::kAlive);
+    // Groups that could not be placed may fit now.
+    for (size_t g = 0; g < pgs_.size(); ++g) {
+      if (pgs_[g].state == PgRt::State::kFailed) {
+        pgs_[g].state = PgRt::State::kPending;
+        Push(now_, Ev::kPgCreate, static_cast<int32_t>(g));
+      }
+    }
+  }
+}
+
+void Model::NewAttemptDelayed(uint32_t task, double delay) {
+  // The retry is submitted when the owner learns of the failure; modelled as a new attempt whose
+  // lease request leaves after `delay`.
+  const uint32_t att = static_cast<uint32_t>(attempts_.size());
+  NewAttemptNoProceed(task, now_);
+  if (deps_left_[task] > 0) {
+    SetWait(att, WaitReason::kWaitingForArgs);
+    return;
+  }
+  const TaskSpec& ts = scenario_.tasks[task];
+  if (ts.placement_group >= 0 || delay <= 0) {
+    Proceed(att);
+  } else {
+    SetWait(att, WaitReason::kNone);
+    RequestFromOwner(att, delay);
+  }
+}
+
+void Model::NewAttemptNoProceed(uint32_t task, double submit) {
+  Attempt a;
+  a.task = task;
+  a.number = static_cast<uint16_t>(current_attempt_[task] < 0
+                                       ? 0
+                                       : attempts_[current_attempt_[task]].number + 1);
+  a.submit = submit;
+  current_attempt_[task] = static_cast<int32_t>(attempts_.size());
+  attempts_.push_back(a);
+  ++wait_count_[0];
+  ++pending_;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Placement groups: placed from the current truth (the head's view), reserved with two phases.
+
+void Model::OnPgCreate(int g) {
+  PgRt& pg = pgs_[g];
+  if (pg.state != PgRt::State::kPending) return;
+  const PlacementGroupSpec& spec = scenario_.placement_groups[g];
+  PlacementResult r = PlaceBundles(truth_, spec.bundles, spec.strategy);
+  last_activity_ = now_;
+  if (r.kind == PlacementResult::Kind::kInfeasible) {
+    pg.state = PgRt::State::kFailed;  // retried when a node recovers
+    return;
+  }
+  if (r.kind == PlacementResult::Kind::kFailed) {
+    Push(now_ + pg.backoff.NextDelay(), Ev::kPgCreate, g);
+    return;
+  }
+  pg.slots = r.slots;
+  pg.state = PgRt::State::kPreparing;
+  ++pg.generation;
+  // Prepare requests go out from the head (driver node) and come back: one round trip.
+  double rtt = 0;
+  const int owner = OwnerNode();
+  for (int s : pg.slots) rtt = std::max(rtt, 2 * Hop(owner, node_of_slot_[s]));
+  Push(now_ + rtt, Ev::kPgPrepared, g, 0, pg.generation);
+}
+
+void Model::OnPgPrepared(int g, int64_t generation) {
+  PgRt& pg = pgs_[g];
+  if (pg.state != PgRt::State::kPreparing || pg.generation != generation) return;
+  const PlacementGroupSpec& spec = scenario_.placement_groups[g];
+  // Phase 1 at every node; any failure returns everything prepared so far.
+  pg.reserved.assign(spec.bundles.size(), Allocation());
+  std::vector<char> ok(spec.bundles.size(), 0);
+  bool all = true;
+  for (size_t b = 0; b < spec.bundles.size(); ++b) {
+    const int node = node_of_slot_[pg.slots[b]];
+    if (!nodes_[node].up) {
+      all = false;
+      break;
+    }
+    std::optional<Allocation> a;
+    if (nodes_[node].lm) {
+      a = nodes_[node].lm->view().at(pg.slots[b]).resources.IsAvailable(spec.bundles[b])
+              ? std::optional<Allocation>(Allocation())
+              : std::nullopt;
+      if (a) {
+        LeaseRequest req;
+        req.task_id = "pg" + std::to_string(g) + "." + std::to_string(b);
+        req.sched.resources = spec.bundles[b];
+        req.grant_or_reject = true;
+        LeaseReply rep = nodes_[node].lm->RequestLease(std::move(req), rng_);
+        MirrorLocal(node);
+        if (rep.kind == LeaseReply::Kind::kGranted) {
+          a = rep.allocation;
+        } else {
+          a.reset();
+        }
+      }
+    } else {
+      a = truth_.Allocate(pg.slots[b], spec.bundles[b]);
+    }
+    if (!a) {
+      all = false;
+      break;
+    }
+    pg.reserved[b] = *a;
+    ok[b] = 1;
+  }
+  if (!all) {
+    for (size_t b = 0; b < ok.size(); ++b) {
+      if (ok[b]) ReleaseBundle(g, static_cast<int>(b));
+    }
+    pg.state = PgRt::State::kPending;
+    Push(now_ + pg.backoff.NextDelay(), Ev::kPgCreate, g);
+    return;
+  }
+  // Phase 2: commit. Bundle pools hold what tasks of the group can use.
+  pg.backoff.Reset();
+  pg.state = PgRt::State::kCreated;
+  pg.pools.clear();
+  for (const auto& b : spec.bundles) pg.pools.push_back(*NodeResources::Create(b.set()));
+  last_activity_ = now_;
+  const std::vector<uint32_t> waiting = std::move(pg.waiting_creation);
+  pg.waiting_creation.clear();
+  for (uint32_t att : waiting) {
+    if (attempts_[att].state != AState::kPending) continue;
+    pg.waiting.push_back(att);
+  }
+  TryPgTasks(g);
+}
+
+void Model::ReleaseBundle(int g, int b) {
+  PgRt& pg = pgs_[g];
+  const int slot = pg.slots[b];
+  const int node = node_of_slot_[slot];
+  if (!nodes_[node].up) return;
+  if (nodes_[node].lm) {
+    (void)nodes_[node].lm->ReturnLease("pg" + std::to_string(g) + "." + std::to_string(b));
+    MirrorLocal(node);
+  } else {
+    truth_.Release(slot, pg.reserved[b]);
+  }
+}
+
+void Model::ReleasePg(int g, int skip_slot) {
+  PgRt& pg = pgs_[g];
+  for (size_t b = 0; b < pg.slots.size(); ++b) {
+    if (pg.slots[b] != skip_slot) ReleaseBundle(g, static_cast<int>(b));
+  }
+  pg.pools.clear();
+}
+
+void Model::TryPgTasks(int g) {
+  PgRt& pg = pgs_[g];
+  if (pg.state != PgRt::State::kCreated) return;
+  for (auto it = pg.waiting.begin(); it != pg.waiting.end();) {
+    const uint32_t att = *it;
+    Attempt& a = attempts_[att];
+    if (a.state != AState::kPending) {
+      it = pg.waiting.erase(it);
+      continue;
+    }
+    const TaskSpec& ts = scenario_.tasks[a.task];
+    const ResourceRequest& shape = scenario_.shapes[ts.shape];
+    int chosen = -1;
+    for (int b = 0; b < static_cast<int>(pg.pools.size()); ++b) {
+      if (ts.bundle >= 0 && b != ts.bundle) continue;
+      if (!nodes_[node_of_slot_[pg.slots[b]]].up) continue;
+      if (pg.pools[b].IsAvailable(shape)) {
+        chosen = b;
+        break;
+      }
+    }
+    if (chosen < 0) {
+      SetWait(att, WaitReason::kWaitingForResources);
+      ++it;
+      continue;
+    }
+    it = pg.waiting.erase(it);
+    auto alloc = pg.pools[chosen].Allocate(shape);
+    a.bundle_pg = g;
+    a.bundle = chosen;
+    LogDecision(att, node_of_slot_[pg.slots[chosen]],
+                "-> granted from bundle " + std::to_string(chosen) + " of " +
+                    scenario_.placement_groups[g].id);
+    OnGranted(att, node_of_slot_[pg.slots[chosen]], std::move(*alloc), /*via_lm=*/false);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+results::RunRecord Model::Finish(double now, double wall_s) {
+  now_ = std::max(now_, now);
+  Accumulate();
+  results::RunRecord r;
+  r.scenario = scenario_.name;
+  r.backend = "sim";
+  r.policy = scenario_.scheduler.options.policy;
+  r.seed = scenario_.seed;
+  double makespan = 0;
+  r.attempts.reserve(attempts_.size());
+  for (const Attempt& a : attempts_) {
+    const TaskSpec& ts = scenario_.tasks[a.task];
+    results::TaskAttempt row;
+    row.task_id = a.task;
+    row.name = scenario_.names[ts.name];
+    row.job_id = scenario_.jobs[ts.job];
+    row.kind = WorkKindName(ts.kind);
+    row.submit_s = a.submit;
+    row.start_s = a.start;
+    row.end_s = a.end;
+    int node = a.node;
+    if (node < 0) {
+      auto q = queued_at_.find(static_cast<uint32_t>(&a - attempts_.data()));
+      if (q != queued_at_.end()) node = q->second;
+    }
+    row.node_id = node >= 0 ? scenario_.nodes[node].id : "";
+    switch (a.state) {
+      case AState::kFinished: row.state = "finished"; break;
+      case AState::kFailed: row.state = "failed"; break;
+      case AState::kCanceled: row.state = "canceled"; break;
+      case AState::kRunning: row.state = "running"; break;
+      case AState::kPending:
+        row.state = a.wait == WaitReason::kInfeasible ? "infeasible" : "pending";
+        break;
+    }
+    row.attempt = a.number;
+    row.spillbacks = a.spillbacks;
+    row.wait_reason = WaitReasonName(a.last_wait);
+    if (a.end >= 0) makespan = std::max(makespan, a.end);
+    r.attempts.push_back(std::move(row));
+  }
+  // A task that never arrived (run stopped early) still gets a row.
+  for (size_t t = next_arrival_; t < scenario_.tasks.size(); ++t) {
+    if (current_attempt_[t] >= 0) continue;
+    const TaskSpec& ts = scenario_.tasks[t];
+    results::TaskAttempt row;
+    row.task_id = t;
+    row.name = scenario_.names[ts.name];
+    row.job_id = scenario_.jobs[ts.job];
+    row.kind = WorkKindName(ts.kind);
+    row.submit_s = ts.submit_s;
+    row.state = "pending";
+    r.attempts.push_back(std::move(row));
+  }
+  r.samples = samples_;
+  r.makespan_s = makespan;
+  static const char* kNames[3] = {"CPU", "GPU", "memory"};
+  for (int i = 0; i < 3; ++i) {
+    r.utilization[kNames[i]] = cap_int_[i] > 0 ? used_int_[i] / cap_int_[i] : 0.0;
+  }
+  r.node_seconds = node_seconds_;
+  r.spillbacks = spillbacks_;
+  r.bytes_transferred = bytes_transferred_;
+  r.nodes.initial = scenario_.nodes.size();
+  r.nodes.peak = scenario_.nodes.size();
+  r.autoscaler.peak_nodes = scenario_.nodes.size();
+  r.wall_s = wall_s;
+  return r;
+}
+
+}  // namespace orrery::sim

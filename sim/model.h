@@ -1,0 +1,240 @@
+// The simulated cluster: a discrete-event model of Ray's control plane driven by the core.
+//
+// Every scheduling decision is made by the core (LeaseManager + policies) exactly as a live node
+// daemon would make it. Each deciding node keeps its own stale copy of the cluster view, refreshed
+// every report period; spillback hops and grant replies cost control-plane latency; tasks run for
+// their duration on granted resources (as timed events, not actors); object arguments move over the
+// simulated network through the Platform (SimGrid Comms in sim/simgrid_driver.cc); placement groups
+// are reserved with two-phase commit; node crashes fail the attempts running there, which are
+// retried per max_retries (every attempt is a row of tasks.csv).
+//
+// The model owns no clock: the driver hands it the current time with every call. It is therefore
+// testable without SimGrid, and the same Scenario + seed gives the same event order.
+//
+// Thread safety: none; one driver loop.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <array>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <string>
+#include <vector>
+
+#include "core/cluster_view.h"
+#include "core/lease/lease_manager.h"
+#include "core/placement/two_phase.h"
+#include "core/results/run_record.h"
+#include "core/rng.h"
+#include "sim/scenario.h"
+
+namespace orrery::sim {
+
+// What the model needs from the network/host layer.
+class Platform {
+ public:
+  virtual ~Platform() = default;
+  // Starts moving `bytes` from node `from` to node `to`. The driver calls
+  // Model::OnTransferDone(now, token, ok) when it ends (ok = false if a host failed).
+  virtual void StartTransfer(int from, int to, uint64_t bytes, uint64_t token) = 0;
+  // A node crashed (up = false) or recovered (up = true).
+  virtual void SetNodeUp(int node, bool up) = 0;
+};
+
+struct ModelOptions {
+  double sample_period_s = 1.0;  // timeseries.csv sampling period (virtual seconds)
+  // Per-node resource gauges in timeseries.csv only for clusters up to this many nodes.
+  int per_node_metrics_max_nodes = 64;
+};
+
+class Model {
+ public:
+  // REQUIRES: `scenario` and `platform` outlive the model.
+  Model(const Scenario& scenario, Platform* platform, ModelOptions options = {});
+  ~Model();
+
+  // Event loop interface for the driver.
+  bool HasEvents() const;
+  // REQUIRES: HasEvents().
+  double NextEventTime() const;
+  // Processes every event due at or before `now` (REQUIRES: now >= the last time handed in).
+  void ProcessUntil(double now);
+  void OnTransferDone(double now, uint64_t token, bool ok);
+  // True when nothing can change any more: every task is final (or infeasible with nothing that
+  // could make it feasible) and no transfer is in flight, or max_time was reached.
+  bool Done() const;
+  uint64_t NumEventsProcessed() const { return events_processed_; }
+  // Tasks in a final state / all tasks (for progress display).
+  uint64_t NumTasksFinal() const { return tasks_final_; }
+  uint64_t NumTasks() const { return scenario_.tasks.size(); }
+
+  // Builds the run record (call once, after the loop).
+  results::RunRecord Finish(double now, double wall_s);
+
+  // Decision log: one line per scheduling decision ("t=... task=... attempt=... decider ->
+  // outcome node"), kept only when enabled (golden tests).
+  void EnableDecisionLog() { log_decisions_ = true; }
+  const std::vector<std::string>& decision_log() const { return decision_log_; }
+
+ private:
+  enum class Ev : uint8_t {
+    kArrive,        // a = task
+    kLeaseRequest,  // a = attempt, b = node, c = grant_or_reject
+    kStart,         // a = attempt
+    kFinish,        // a = attempt
+    kReportTick,
+    kSample,
+    kFailure,       // a = failure index
+    kPgCreate,      // a = pg
+    kPgPrepared,    // a = pg, c = generation
+    kEnd,           // max_time reached
+  };
+  struct Event {
+    double t;
+    uint64_t seq;
+    Ev type;
+    int32_t a = 0, b = 0;
+    int64_t c = 0;
+    bool operator>(const Event& o) const { return t != o.t ? t > o.t : seq > o.seq; }
+  };
+  enum class AState : uint8_t { kPending, kRunning, kFinished, kFailed, kCanceled };
+  struct Attempt {
+    uint32_t task;
+    uint16_t number;
+    AState state = AState::kPending;
+    WaitReason wait = WaitReason::kNone;
+    WaitReason last_wait = WaitReason::kNone;
+    int32_t node = -1;       // where it runs / is queued
+    int32_t bundle_pg = -1;  // placement group whose bundle pool it draws from
+    int32_t bundle = -1;
+    uint16_t spillbacks = 0;
+    uint16_t transfers_left = 0;
+    bool via_lm = false;     // lease held by the node's LeaseManager (else by the model)
+    double submit = 0, start = -1, end = -1;
+    Allocation alloc;        // when held by the model
+  };
+  struct NodeRt {
+    bool up = true;
+    std::unique_ptr<LeaseManager> lm;  // created on first decision at this node
+    std::vector<uint32_t> running;     // attempts granted here (running or starting)
+  };
+  struct PgRt {
+    enum class State : uint8_t { kPending, kPreparing, kCreated, kFailed } state = State::kPending;
+    std::vector<int> slots;                  // node per bundle
+    std::vector<NodeResources> pools;        // what is left of each reserved bundle
+    std::vector<Allocation> reserved;        // what each bundle took from its node
+    std::deque<uint32_t> waiting;            // attempts waiting for bundle resources
+    std::vector<uint32_t> waiting_creation;  // tasks waiting for the group to exist
+    RetryBackoff backoff;
+    int64_t generation = 0;
+  };
+  struct Transfer {
+    uint32_t attempt;
+    uint64_t bytes;
+    int from;
+    bool done = false;
+  };
+
+  void Push(double t, Ev type, int32_t a = 0, int32_t b = 0, int64_t c = 0);
+  void Process(const Event& e);
+  double Hop(int from, int to) const;
+
+  void OnArrive(uint32_t task);
+  void NewAttempt(uint32_t task, double submit);
+  void NewAttemptNoProceed(uint32_t task, double submit);
+  void NewAttemptDelayed(uint32_t task, double delay);
+  void Proceed(uint32_t att);
+  void BeginRun(uint32_t att);
+  int OwnerNode() const;
+  void SetWait(uint32_t att, WaitReason w);
+  void OnTruthChanged(int slot);
+  void ReleaseBundle(int pg, int bundle);
+  void ReleasePg(int pg, int skip_slot);
+  void RequestFromOwner(uint32_t att, double delay);
+  void OnLeaseRequest(uint32_t att, int node, bool grant_or_reject);
+  void HandleReply(int node, const LeaseReply& r);
+  void OnGranted(uint32_t att, int node, Allocation alloc, bool via_lm);
+  void OnStart(uint32_t att);
+  void OnFinish(uint32_t att);
+  void EndAttempt(uint32_t att, AState state);
+  void ReleaseAttempt(uint32_t att);
+  void TaskFinal(uint32_t task);
+  void OnReportTick();
+  void OnSample();
+  void OnFailure(const FailureSpec& f);
+  void OnPgCreate(int pg);
+  void OnPgPrepared(int pg, int64_t generation);
+  void TryPgTasks(int pg);
+  void SchedulePendingAt(int node);
+  LeaseManager& Lm(int node);
+  void MirrorLocal(int node);
+  void Accumulate();
+  int DeciderFor(uint32_t task) const;
+  SchedulingRequest RequestFor(uint32_t task) const;
+  void LogDecision(uint32_t att, int node, const std::string& what);
+
+  class TruthObserver;
+
+  const Scenario& scenario_;
+  Platform* platform_;
+  ModelOptions options_;
+  double now_ = 0;
+  uint64_t seq_ = 0;
+  std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;
+  uint64_t events_processed_ = 0;
+  Rng rng_;
+
+  ClusterView truth_;  // authoritative state of nodes without a LeaseManager; mirror of the rest
+  std::unique_ptr<TruthObserver> observer_;
+  std::vector<int> slot_of_node_;  // node index -> slot in truth_ (and every LM view)
+  std::vector<int> node_of_slot_;
+  std::vector<NodeRt> nodes_;
+  std::vector<int> lm_nodes_;      // nodes that have a LeaseManager, ascending
+  std::vector<char> dirty_;        // by slot: changed since the last report tick
+  std::vector<int> dirty_list_;
+
+  std::vector<Attempt> attempts_;
+  std::vector<int32_t> current_attempt_;  // by task
+  std::vector<int32_t> deps_left_;        // by task
+  std::vector<char> arrived_;             // by task
+  std::vector<int32_t> output_node_;      // by task: where its output lives (-1 none yet)
+  std::vector<uint32_t> dependents_;      // CSR: dependents of task i
+  std::vector<uint32_t> dependents_begin_;
+  std::vector<PgRt> pgs_;
+  std::vector<std::string> task_ids_;     // cached "t<index>" strings for LeaseManager keys
+
+  uint64_t tasks_final_ = 0;
+  size_t next_arrival_ = 0;         // next task to arrive (tasks are sorted by submit time)
+  uint64_t nonperiodic_events_ = 0;
+  uint64_t pending_ = 0, running_ = 0, finished_ = 0, failed_attempts_ = 0, canceled_ = 0;
+  std::array<uint64_t, 7> wait_count_{};   // pending attempts by WaitReason
+  std::map<uint32_t, int> queued_at_;      // attempt -> node whose queue holds it
+  std::vector<Transfer> transfers_;        // by token
+  uint64_t first_open_transfer_ = 0;       // every token below is done
+  uint64_t transfers_in_flight_ = 0;
+  bool ended_ = false;
+  uint64_t spillbacks_ = 0;
+  uint64_t bytes_transferred_ = 0;
+
+  // Utilisation integrals.
+  double last_acc_t_ = 0;
+  double used_[3] = {0, 0, 0};      // CPU, GPU, memory in use now (cluster)
+  double cap_[3] = {0, 0, 0};       // capacity of up nodes now
+  double used_int_[3] = {0, 0, 0};
+  double cap_int_[3] = {0, 0, 0};
+  double node_seconds_ = 0;
+  int nodes_up_ = 0;
+  std::vector<std::array<double, 3>> node_used_;  // by slot
+  std::vector<std::array<double, 3>> node_cap_;   // by slot
+
+  std::vector<results::Sample> samples_;
+  bool log_decisions_ = false;
+  std::vector<std::string> decision_log_;
+  double last_activity_ = 0;
+};
+
+}  // namespace orrery::sim

@@ -1,0 +1,126 @@
+// A scenario: the cluster, the scheduler settings and the workload of one run, loaded from a YAML
+// file (documented in scenarios/README.md) and expanded into concrete, time-ordered work.
+//
+// The same Scenario drives the simulator (sim/) and, at tiny scale, the live cluster (live/), so
+// it holds only backend-neutral data. Generators are expanded at load time with the scenario's
+// seed, so a (file, seed, --set overrides) triple always yields the same tasks.
+//
+// Memory: tasks are compact (about 80 bytes each) and refer to shared tables for names, shapes,
+// strategies and arguments, so 1,000,000 tasks cost well under 100 MB.
+//
+// Thread safety: immutable after LoadScenario returns.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/cluster_view.h"
+#include "core/placement/bundle_policy.h"
+#include "core/resources.h"
+#include "core/scheduling/scheduler.h"
+#include "core/status.h"
+
+namespace orrery::sim {
+
+struct NodeSpec {
+  NodeId id;         // "<type>-<index>", e.g. "cpu-0", unless the file names nodes explicitly
+  std::string type;  // node type name
+  ResourceSet total;
+  Labels labels;
+};
+
+struct NetworkSpec {
+  double bandwidth_Bps = 1.25e9;  // per node link, bytes per second (10 Gbit/s)
+  double latency_s = 0.0005;      // one-way control/data latency between two nodes
+};
+
+struct SchedulerSpec {
+  SchedulerOptions options;      // policy name + hybrid options
+  double report_period_s = 0.1;  // how often nodes broadcast their resources
+};
+
+struct RuntimeEnvSpec {
+  std::string id;            // content hash / name
+  uint64_t size_bytes = 0;   // package size (downloaded over the network on first use per node)
+  double install_s = 0.0;    // install time after download
+};
+
+// One object argument of a task: the output of an earlier task, or an object that exists at
+// start on a given node.
+struct ArgSpec {
+  int32_t producer = -1;  // index into Scenario::tasks, or -1
+  int32_t node = -1;      // index into Scenario::nodes when producer == -1
+  uint64_t bytes = 0;     // size; for a producer, its output_bytes
+};
+
+enum class WorkKind : uint8_t { kTask, kActor };
+const char* WorkKindName(WorkKind k);  // "task" | "actor"
+
+struct TaskSpec {
+  double submit_s = 0;
+  double duration_s = 0;      // run time once started (actors: lifetime)
+  uint64_t output_bytes = 0;  // size of the object it returns (0 = none)
+  uint32_t name = 0;          // index into Scenario::names (the generator's name)
+  uint32_t job = 0;           // index into Scenario::jobs
+  uint32_t shape = 0;         // index into Scenario::shapes
+  uint32_t strategy = 0;      // index into Scenario::strategies
+  uint32_t args_begin = 0;    // range in Scenario::args
+  uint32_t args_count = 0;
+  int32_t placement_group = -1;  // index into Scenario::placement_groups
+  int32_t bundle = -1;           // bundle index within the group (-1 = any bundle)
+  int32_t env = -1;              // index into Scenario::runtime_envs
+  uint16_t max_retries = 3;      // extra attempts after a node failure
+  WorkKind kind = WorkKind::kTask;
+};
+
+struct PlacementGroupSpec {
+  std::string id;
+  double create_s = 0;
+  PlacementStrategy strategy = PlacementStrategy::kPack;
+  std::vector<ResourceRequest> bundles;
+};
+
+struct FailureSpec {
+  enum class Action : uint8_t { kCrash, kRecover };
+  double at_s = 0;
+  int32_t node = -1;  // index into Scenario::nodes
+  Action action = Action::kCrash;
+};
+
+struct Scenario {
+  std::string name;
+  std::string path;  // the file it came from
+  uint64_t seed = 1;
+
+  std::vector<NodeSpec> nodes;  // in file order; ids unique
+  int32_t driver_node = 0;      // index into nodes: where jobs' drivers submit work
+  NetworkSpec network;
+  SchedulerSpec scheduler;
+
+  // Tables shared by tasks.
+  std::vector<std::string> names;
+  std::vector<std::string> jobs;
+  std::vector<ResourceRequest> shapes;
+  std::vector<SchedulingStrategy> strategies;
+  std::vector<ArgSpec> args;
+
+  std::vector<TaskSpec> tasks;  // sorted by submit_s (stable: file order within equal times)
+  std::vector<PlacementGroupSpec> placement_groups;
+  std::vector<RuntimeEnvSpec> runtime_envs;
+  std::vector<FailureSpec> failures;  // sorted by at_s
+
+  double max_time_s = std::numeric_limits<double>::infinity();  // stop condition
+  std::vector<std::string> warnings;  // e.g. shapes no node type could ever hold
+};
+
+// Loads and validates `path`. `overrides` are "dotted.path=value" strings applied to the YAML
+// before validation (e.g. "scheduler.policy=spread", "workload.tasks.0.count=10"); an override of
+// a path the schema does not know is an error. Errors are InvalidArgument (or NotFound for a
+// missing file) with a message "FILE:LINE: FIELD: what was expected", and never a crash.
+StatusOr<Scenario> LoadScenario(const std::string& path,
+                                const std::vector<std::string>& overrides = {});
+
+}  // namespace orrery::sim
