@@ -2,6 +2,7 @@
 # Installs every Debian 12 package Orrery needs (idempotent, non-interactive),
 # then configures and builds into build/ with 2 jobs.
 #   ./bootstrap.sh            install + build
+#   ./bootstrap.sh --test     install + build + run the whole test suite (ctest)
 #   ./bootstrap.sh --deps     install only
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -31,3 +32,9 @@ fi
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j 2
+
+if [ "${1:-}" = "--test" ]; then
+  # Trace-replay tests read the public traces from here (see README, "Traces").
+  export ORRERY_TRACE_DIR="${ORRERY_TRACE_DIR:-$(cd .. && pwd)/shared/traces}"
+  ctest --test-dir build --output-on-failure -j 2
+fi
