@@ -45,9 +45,8 @@ bool PlacesBefore(const ResourceSet& a, const ResourceSet& b) {
 std::vector<int> PlacementOrder(const std::vector<ResourceRequest>& bundles) {
   std::vector<int> order(bundles.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int x, int y) {
-    return PlacesBefore(bundles[x].set(), bundles[y].set());
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int x, int y) { return PlacesBefore(bundles[x].set(), bundles[y].set()); });
   return order;
 }
 
@@ -277,8 +276,9 @@ PlacementResult PlaceStrictPack(const ClusterView& view,
     }
   }
   if (best < 0) return Failed("no schedulable node has " + shape + " available now; retry later");
-  return Placed(std::vector<int>(bundles.size(), best),
-                "all bundles fit together on " + view.at(best).id + ", the node with most headroom");
+  return Placed(
+      std::vector<int>(bundles.size(), best),
+      "all bundles fit together on " + view.at(best).id + ", the node with most headroom");
 }
 
 // Each bundle, in placement order, on the best node the group does not use yet. Returns the slot
@@ -327,10 +327,14 @@ PlacementResult PlaceStrictSpread(const ClusterView& view,
 
 const char* PlacementStrategyName(PlacementStrategy s) {
   switch (s) {
-    case PlacementStrategy::kPack: return "PACK";
-    case PlacementStrategy::kSpread: return "SPREAD";
-    case PlacementStrategy::kStrictPack: return "STRICT_PACK";
-    case PlacementStrategy::kStrictSpread: return "STRICT_SPREAD";
+    case PlacementStrategy::kPack:
+      return "PACK";
+    case PlacementStrategy::kSpread:
+      return "SPREAD";
+    case PlacementStrategy::kStrictPack:
+      return "STRICT_PACK";
+    case PlacementStrategy::kStrictSpread:
+      return "STRICT_SPREAD";
   }
   return "PACK";
 }
@@ -346,22 +350,28 @@ StatusOr<PlacementStrategy> ParsePlacementStrategy(const std::string& s) {
 
 const char* PlacementKindName(PlacementResult::Kind k) {
   switch (k) {
-    case PlacementResult::Kind::kPlaced: return "placed";
-    case PlacementResult::Kind::kFailed: return "failed";
-    case PlacementResult::Kind::kInfeasible: return "infeasible";
+    case PlacementResult::Kind::kPlaced:
+      return "placed";
+    case PlacementResult::Kind::kFailed:
+      return "failed";
+    case PlacementResult::Kind::kInfeasible:
+      return "infeasible";
   }
   return "failed";
 }
 
 PlacementResult PlaceBundles(const ClusterView& view, const std::vector<ResourceRequest>& bundles,
-                             PlacementStrategy strategy,
-                             const std::optional<NodeId>& soft_target) {
+                             PlacementStrategy strategy, const std::optional<NodeId>& soft_target) {
   if (bundles.empty()) return Placed({}, "the group has no bundles; nothing to place");
   switch (strategy) {
-    case PlacementStrategy::kPack: return PlacePack(view, bundles);
-    case PlacementStrategy::kSpread: return PlaceSpread(view, bundles);
-    case PlacementStrategy::kStrictPack: return PlaceStrictPack(view, bundles, soft_target);
-    case PlacementStrategy::kStrictSpread: return PlaceStrictSpread(view, bundles);
+    case PlacementStrategy::kPack:
+      return PlacePack(view, bundles);
+    case PlacementStrategy::kSpread:
+      return PlaceSpread(view, bundles);
+    case PlacementStrategy::kStrictPack:
+      return PlaceStrictPack(view, bundles, soft_target);
+    case PlacementStrategy::kStrictSpread:
+      return PlaceStrictSpread(view, bundles);
   }
   return Failed("unknown placement strategy");
 }

@@ -128,8 +128,8 @@ struct TwoPhaseCommand {
 const char* TwoPhaseCommandKindName(TwoPhaseCommand::Kind k);  // "prepare" | "commit" | "cancel"
 
 // The two-phase reservation of one placement group. Events in, commands out (see the file
-// comment for the protocol). Every event handler returns the commands to carry out now, in
-// bundle order.
+// comment for the protocol). Every event handler returns the commands to carry out now; any
+// order of sending them is safe, since no two of them concern the same bundle.
 class TwoPhaseReservation {
  public:
   // A group named `group_id` whose bundles are `bundles` (commands refer to them by index).
