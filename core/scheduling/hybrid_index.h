@@ -7,8 +7,7 @@
 // (fits the totals). So for every shape seen often, and for each node filter (all nodes / nodes
 // without GPUs), the index keeps the candidates of each class in an order-statistic set keyed by
 // (score, rank). A pass then needs the class sizes, the first element, the preferred node's class
-// and score, and the i-th element for the random draw: O(log n + i / chunk) instead of
-// O(n log n).
+// and score, and the i-th element for the random draw: O(log n) instead of O(n log n).
 //
 // Maintenance is lazy. The index observes the view: OnNodeChanged appends the slot to a change
 // log; each (shape, filter) partition keeps its own cursor into the log and re-evaluates only the
@@ -61,9 +60,11 @@ struct HybridPick {
 // keys below a given one. Ordered by score, then rank; each rank occurs at most once.
 //
 // Stored as a list of sorted chunks of at most kMaxChunk keys, with each chunk's last key and size
-// kept in flat arrays: locating a key is a binary search over chunks plus one inside a chunk, and
-// selecting by position walks the chunk sizes. For the sizes the hybrid policy sees (10^2..10^5
-// nodes) this beats a pointer-based balanced tree by keeping everything in a few cache lines.
+// kept in flat arrays and a Fenwick tree over the sizes: locating a key is a binary search over
+// chunks plus one inside a chunk, selecting by position a descent of the Fenwick tree. For the
+// sizes the hybrid policy sees (10^2..10^5 nodes) this beats a pointer-based balanced tree by
+// keeping the search structures in a few cache lines. Splitting, merging or dropping a chunk
+// rebuilds the Fenwick tree, O(n / kMaxChunk), once per ~kMaxChunk / 4 updates at worst.
 //
 // Thread safety: a value type; not synchronised.
 class OrderStatisticSet {
@@ -91,9 +92,9 @@ class OrderStatisticSet {
   bool empty() const { return size_ == 0; }
   // The smallest key. REQUIRES: !empty(). O(1).
   const Key& Front() const { return chunks_.front().front(); }
-  // The i-th smallest key (0-based). REQUIRES: i < size(). O(1 + i / kMaxChunk).
+  // The i-th smallest key (0-based). REQUIRES: i < size(). O(log n).
   const Key& At(size_t i) const;
-  // Number of keys Less than k. O(log n + n / kMaxChunk).
+  // Number of keys Less than k. O(log n).
   size_t CountLess(const Key& k) const;
 
  private:
@@ -102,10 +103,16 @@ class OrderStatisticSet {
   void RemoveChunk(size_t c);
   // First chunk whose last key is not Less than k; chunks_.size() if none.
   size_t ChunkFor(const Key& k) const;
+  void RebuildFenwick();
+  void FenwickAdd(size_t c, int32_t delta);
+
 
   std::vector<std::vector<Key>> chunks_;  // each sorted and non-empty, in order
   std::vector<Key> last_;                 // last_[c] == chunks_[c].back()
   std::vector<uint32_t> counts_;          // counts_[c] == chunks_[c].size()
+  // 1-based Fenwick tree over counts_: fenwick_[j] = sum of counts_ over (j - lowbit(j), j].
+  std::vector<uint32_t> fenwick_;
+  size_t fenwick_top_ = 0;  // highest power of two <= chunks_.size() (0 if none)
   size_t size_ = 0;
 };
 
@@ -137,7 +144,7 @@ class HybridIndex final : public ClusterViewObserver {
 
   // Observes `view` from now on, unregistering from the previously bound view; indexed shapes are
   // kept but every partition is rebuilt at its next query. No-op if already bound to `view`.
-  // REQUIRES: `view` outlives the binding, or is destroyed (it then tells the index). O(1).
+  // A view destroyed while bound tells the index, which then holds no pointer to it. O(1).
   void Bind(const ClusterView& view);
   // The bound view, or nullptr (never bound, or the view was destroyed).
   const ClusterView* bound_view() const { return view_; }
@@ -154,7 +161,7 @@ class HybridIndex final : public ClusterViewObserver {
   // uniform draw among the first k (one rng.UniformIndex(k) call iff k > 1).
   // REQUIRES: bound; `shape` from the last Lookup(*req.resources); req's slots valid for the view.
   // Complexity: O(changed nodes since this partition's last query * (log n + kMaxChunk)) to catch
-  // up (O(n log n) if stale), then O(log n + i / kMaxChunk) for a draw of i.
+  // up (O(n log n) if stale), then O(log n).
   HybridPick Pick(int shape, HybridFilter filter, const PolicyRequest& req, bool require_available,
                   Rng& rng);
   // Some schedulable node could ever hold the shape (AnyFeasible() of policy.h), from the class

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+#include <vector>
 
 namespace orrery {
 
@@ -22,24 +24,45 @@ bool AnyFeasible(const ClusterView& view, const ResourceRequest& r) {
   return false;
 }
 
+namespace {
+
+// The outcome and reason of a pass's pick: one function for both implementations, so they cannot
+// drift apart in wording.
+PolicyResult ChosenResult(const HybridPick& p) {
+  const char* class_name = p.from_available ? "available" : "feasible";
+  if (p.kind == HybridPick::Kind::kPreferred) {
+    return PolicyResult::Chosen(p.slot, std::string("preferred node is ") + class_name +
+                                            " and scores as well as the best");
+  }
+  return PolicyResult::Chosen(p.slot, std::string("drawn among the top ") + std::to_string(p.k) +
+                                          " " + class_name + " nodes by score");
+}
+
+// Neither pass chose: "nothing ever" if no schedulable node could hold the request, else
+// "nothing now".
+PolicyResult NothingChosen(const ResourceRequest& r, bool any_feasible) {
+  if (!any_feasible) {
+    return PolicyResult::Infeasible("no alive node can ever hold " + r.ToString());
+  }
+  return PolicyResult::Unavailable("no node has " + r.ToString() + " available now");
+}
+
+}  // namespace
+
 PolicyResult HybridReferencePolicy::Schedule(const ClusterView& view, const PolicyRequest& req,
                                              Rng& rng) {
   if (options_.avoid_gpu_nodes && !req.resources->RequestsGpu()) {
-    PolicyResult r = ScheduleImpl(view, req, /*require_available=*/true, Filter::kNonGpu, rng);
-    if (r.chosen()) return r;
+    HybridPick p = ScheduleImpl(view, req, /*require_available=*/true, HybridFilter::kNonGpu, rng);
+    if (p.kind != HybridPick::Kind::kNone) return ChosenResult(p);
   }
-  PolicyResult r = ScheduleImpl(view, req, req.require_available, Filter::kAny, rng);
-  if (r.chosen()) return r;
-  if (!AnyFeasible(view, *req.resources)) {
-    return PolicyResult::Infeasible("no alive node can ever hold " + req.resources->ToString());
-  }
-  return PolicyResult::Unavailable("no node has " + req.resources->ToString() +
-                                   " available now");
+  HybridPick p = ScheduleImpl(view, req, req.require_available, HybridFilter::kAny, rng);
+  if (p.kind != HybridPick::Kind::kNone) return ChosenResult(p);
+  return NothingChosen(*req.resources, AnyFeasible(view, *req.resources));
 }
 
-PolicyResult HybridReferencePolicy::ScheduleImpl(const ClusterView& view,
-                                                 const PolicyRequest& req, bool require_available,
-                                                 Filter filter, Rng& rng) const {
+HybridPick HybridReferencePolicy::ScheduleImpl(const ClusterView& view, const PolicyRequest& req,
+                                               bool require_available, HybridFilter filter,
+                                               Rng& rng) const {
   struct Scored {
     int slot;
     double score;
@@ -53,7 +76,7 @@ PolicyResult HybridReferencePolicy::ScheduleImpl(const ClusterView& view,
   for (int slot : view.ordered_slots()) {
     const Node& n = view.at(slot);
     if (!IsCandidate(n, *req.resources)) continue;
-    if (filter == Filter::kNonGpu && n.HasGpu()) continue;
+    if (filter == HybridFilter::kNonGpu && n.HasGpu()) continue;
     if (slot == req.excluded_slot) continue;
     double score = HybridScore(n, options_.spread_threshold);
     bool is_available = n.resources.IsAvailable(*req.resources);
@@ -70,31 +93,46 @@ PolicyResult HybridReferencePolicy::ScheduleImpl(const ClusterView& view,
   }
   std::vector<Scored>* cls = nullptr;
   bool preferred_in_class = false;
-  const char* class_name = "";
+  HybridPick pick;
   if (!available.empty()) {
     cls = &available;
     preferred_in_class = preferred_available;
-    class_name = "available";
+    pick.from_available = true;
   } else if (!feasible_only.empty()) {
     cls = &feasible_only;
     preferred_in_class = preferred_feasible;
-    class_name = "feasible";
+    pick.from_available = false;
   } else {
-    return PolicyResult::Unavailable("no candidate node");
+    return {};  // no candidate node
   }
   std::stable_sort(cls->begin(), cls->end(),
                    [](const Scored& a, const Scored& b) { return a.score < b.score; });
   if (preferred_in_class && preferred_score <= cls->front().score) {
-    return PolicyResult::Chosen(req.preferred_slot,
-                                std::string("preferred node is ") + class_name +
-                                    " and scores as well as the best");
+    pick.kind = HybridPick::Kind::kPreferred;
+    pick.slot = req.preferred_slot;
+    return pick;
   }
   const size_t k = std::min<size_t>(cls->size(),
                                     static_cast<size_t>(HybridTopK(options_, view.size())));
-  size_t pick = k > 1 ? rng.UniformIndex(k) : 0;
-  return PolicyResult::Chosen((*cls)[pick].slot,
-                              std::string("drawn among the top ") + std::to_string(k) + " " +
-                                  class_name + " nodes by score");
+  size_t i = k > 1 ? rng.UniformIndex(k) : 0;
+  pick.kind = HybridPick::Kind::kDrawn;
+  pick.slot = (*cls)[i].slot;
+  pick.k = k;
+  return pick;
+}
+
+PolicyResult HybridPolicy::Schedule(const ClusterView& view, const PolicyRequest& req, Rng& rng) {
+  index_.Bind(view);
+  const int shape = index_.Lookup(*req.resources);
+  if (shape < 0) return reference_.Schedule(view, req, rng);
+  // The same two passes as the reference, each answered by the index.
+  if (options_.avoid_gpu_nodes && !req.resources->RequestsGpu()) {
+    HybridPick p = index_.Pick(shape, HybridFilter::kNonGpu, req, /*require_available=*/true, rng);
+    if (p.kind != HybridPick::Kind::kNone) return ChosenResult(p);
+  }
+  HybridPick p = index_.Pick(shape, HybridFilter::kAny, req, req.require_available, rng);
+  if (p.kind != HybridPick::Kind::kNone) return ChosenResult(p);
+  return NothingChosen(*req.resources, index_.AnyFeasible(shape));
 }
 
 const char* StrategyTypeName(SchedulingStrategy::Type t) {

@@ -18,6 +18,9 @@
 //  - HybridPolicy: the production one, backed by an incremental index (hybrid_index.h).
 #pragma once
 
+#include <string_view>
+
+#include "core/scheduling/hybrid_index.h"
 #include "core/scheduling/policy.h"
 
 namespace orrery {
@@ -27,7 +30,8 @@ double HybridScore(const Node& n, double threshold);
 // k for a view of `view_size` nodes.
 int HybridTopK(const HybridOptions& o, int view_size);
 
-// The reference implementation. Complexity O(n log n) per call.
+// The reference implementation: the semantics, written for clarity.
+// Complexity O(n log n) per call. Thread safety: none (one event loop); it keeps no state.
 class HybridReferencePolicy : public SchedulingPolicy {
  public:
   explicit HybridReferencePolicy(HybridOptions options = {}) : options_(options) {}
@@ -36,21 +40,39 @@ class HybridReferencePolicy : public SchedulingPolicy {
   const HybridOptions& options() const { return options_; }
 
  private:
-  enum class Filter { kAny, kNonGpu };
-  PolicyResult ScheduleImpl(const ClusterView& view, const PolicyRequest& req,
-                            bool require_available, Filter filter, Rng& rng) const;
+  HybridPick ScheduleImpl(const ClusterView& view, const PolicyRequest& req,
+                          bool require_available, HybridFilter filter, Rng& rng) const;
   HybridOptions options_;
 };
 
-}  // namespace orrery
-
-namespace orrery {
-
-// The production hybrid policy. PLACEHOLDER: same as the reference until the index lands.
-class HybridPolicy : public HybridReferencePolicy {
+// The production hybrid policy: the same decisions as HybridReferencePolicy (same node, same
+// outcome, same reason, same Rng draws) from an incremental index (hybrid_index.h).
+//
+// It works with any view passed to Schedule(): the index binds to the view on first use and
+// rebinds (rebuilding lazily) when another view object is passed; a view destroyed while bound
+// unbinds itself. Alternating between two views therefore rebuilds on every switch: keep one
+// policy per view where that matters.
+//
+// Complexity per Schedule(), n nodes in the view: O(c * (log n + 128) + log n) for an indexed
+// request shape, where c = nodes changed since the shape's last query; O(n log n) for a shape's
+// first two queries (a scan, then the build), after a node is added or removed, and after binding
+// to another view. Memory O(indexed shapes * n).
+// Thread safety: none; one event loop owns the policy and the views it is given.
+class HybridPolicy : public SchedulingPolicy {
  public:
-  explicit HybridPolicy(HybridOptions options = {}) : HybridReferencePolicy(options) {}
+  explicit HybridPolicy(HybridOptions options = {}, HybridIndexOptions index_options = {})
+      : options_(options), reference_(options), index_(options, index_options) {}
   std::string_view name() const override { return "hybrid"; }
+  // REQUIRES: as SchedulingPolicy. Nothing about the lifetime of `view`: a view destroyed while
+  // bound tells the index (ClusterViewObserver::OnViewDestroyed).
+  PolicyResult Schedule(const ClusterView& view, const PolicyRequest& req, Rng& rng) override;
+  const HybridOptions& options() const { return options_; }
+  const HybridIndex::Stats& index_stats() const { return index_.stats(); }
+
+ private:
+  HybridOptions options_;
+  HybridReferencePolicy reference_;  // answers for request shapes the index does not hold (yet)
+  HybridIndex index_;
 };
 
 }  // namespace orrery
