@@ -26,7 +26,6 @@ std::string Fmt(double x) {
 }
 }  // namespace
 
-const char* WorkKindName(WorkKind k) { return k == WorkKind::kActor ? "actor" : "task"; }
 
 // Keeps the model's bookkeeping in step with every change of the truth view: which nodes must be
 // re-reported, and the utilisation integrals.
@@ -247,6 +246,23 @@ LeaseManager& Model::Lm(int node) {
     auto lm = LeaseManager::Create(scenario_.nodes[node].id, truth_, scenario_.scheduler.options);
     rt.lm = std::move(lm).value();
     lm_nodes_.insert(std::lower_bound(lm_nodes_.begin(), lm_nodes_.end(), node), node);
+    // Leases granted here before the manager existed become its leases, so they return to it.
+    for (uint32_t att : rt.running) {
+      Attempt& a = attempts_[att];
+      if (a.via_lm || a.bundle_pg >= 0) continue;
+      (void)rt.lm->AdoptLease(Key(att), a.alloc);
+      a.via_lm = true;
+    }
+    const int slot = slot_of_node_[node];
+    for (size_t g = 0; g < pgs_.size(); ++g) {
+      const PgRt& pg = pgs_[g];
+      for (size_t b = 0; b < pg.bundle_held.size(); ++b) {
+        if (pg.slots[b] == slot && pg.bundle_held[b]) {
+          (void)rt.lm->AdoptLease("pg" + std::to_string(g) + "." + std::to_string(b),
+                                  pg.reserved[b]);
+        }
+      }
+    }
   }
   return *rt.lm;
 }
@@ -537,7 +553,7 @@ void Model::ReleaseAttempt(uint32_t att) {
   if (!nodes_[node].up) return;  // the node's resources were reset when it crashed
   if (a.bundle_pg >= 0) {
     PgRt& pg = pgs_[a.bundle_pg];
-    if (pg.state == PgRt::State::kCreated && a.bundle < static_cast<int>(pg.pools.size())) {
+    if (a.bundle < static_cast<int>(pg.bundle_held.size()) && pg.bundle_held[a.bundle]) {
       pg.pools[a.bundle].Release(a.alloc);
     }
     return;
@@ -671,6 +687,18 @@ void Model::OnFailure(const FailureSpec& f) {
     while (first_open_transfer_ < transfers_.size() && transfers_[first_open_transfer_].done) {
       ++first_open_transfer_;
     }
+    // Bundles reserved there are lost; the group re-places just those.
+    for (size_t g = 0; g < pgs_.size(); ++g) {
+      PgRt& pg = pgs_[g];
+      bool lost = false;
+      for (size_t b = 0; b < pg.bundle_held.size(); ++b) {
+        if (pg.bundle_held[b] && pg.slots[b] == slot) {
+          pg.bundle_held[b] = 0;
+          lost = true;
+        }
+      }
+      if (lost && pg.state == PgRt::State::kCreated) Push(now_, Ev::kPgCreate, static_cast<int32_t>(g));
+    }
     // Attempts running (or starting) there fail; the owner retries them per max_retries.
     const std::vector<uint32_t> running = rt.running;
     for (uint32_t att : running) {
@@ -694,15 +722,6 @@ void Model::OnFailure(const FailureSpec& f) {
       rt.lm.reset();
       lm_nodes_.erase(std::remove(lm_nodes_.begin(), lm_nodes_.end(), node), lm_nodes_.end());
     }
-    // Bundles reserved there are lost; the group re-places them.
-    for (size_t g = 0; g < pgs_.size(); ++g) {
-      PgRt& pg = pgs_[g];
-      if (pg.state != PgRt::State::kCreated) continue;
-      if (std::find(pg.slots.begin(), pg.slots.end(), slot) == pg.slots.end()) continue;
-      ReleasePg(static_cast<int>(g), /*skip_slot=*/slot);
-      pg.state = PgRt::State::kPending;
-      Push(now_, Ev::kPgCreate, static_cast<int32_t>(g));
-    }
     // The node restarts empty.
     auto fresh = NodeResources::Create(scenario_.nodes[node].total);
     truth_.SetResources(slot, *fresh);
@@ -716,8 +735,8 @@ void Model::OnFailure(const FailureSpec& f) {
     truth_.SetState(slot, NodeState::kAlive);
     // Groups that could not be placed may fit now.
     for (size_t g = 0; g < pgs_.size(); ++g) {
-      if (pgs_[g].state == PgRt::State::kFailed) {
-        pgs_[g].state = PgRt::State::kPending;
+      if (pgs_[g].waiting_node) {
+        pgs_[g].waiting_node = false;
         Push(now_, Ev::kPgCreate, static_cast<int32_t>(g));
       }
     }
@@ -757,28 +776,72 @@ void Model::NewAttemptNoProceed(uint32_t task, double submit) {
 
 // ---------------------------------------------------------------------------------------------
 // Placement groups: placed from the current truth (the head's view), reserved with two phases.
+// A group that loses bundles with a crashed node re-places only those (its other bundles keep
+// their running tasks), as Ray does.
 
 void Model::OnPgCreate(int g) {
   PgRt& pg = pgs_[g];
-  if (pg.state != PgRt::State::kPending) return;
   const PlacementGroupSpec& spec = scenario_.placement_groups[g];
-  PlacementResult r = PlaceBundles(truth_, spec.bundles, spec.strategy);
+  if (pg.state == PgRt::State::kPreparing) return;
+  const size_t n = spec.bundles.size();
+  if (pg.bundle_held.size() != n) {
+    pg.bundle_held.assign(n, 0);
+    pg.reserved.assign(n, Allocation());
+    pg.slots.assign(n, -1);
+    pg.pools.clear();
+    for (const auto& b : spec.bundles) pg.pools.push_back(*NodeResources::Create(b.set()));
+  }
+  std::vector<int> missing;
+  for (size_t b = 0; b < n; ++b) {
+    if (!pg.bundle_held[b]) missing.push_back(static_cast<int>(b));
+  }
+  if (missing.empty()) return;
   last_activity_ = now_;
+  std::vector<ResourceRequest> bundles;
+  for (int b : missing) bundles.push_back(spec.bundles[b]);
+  // Surviving bundles constrain where the missing ones may go.
+  std::vector<int> placed(missing.size(), -1);
+  PlacementResult r;
+  const bool partial = missing.size() < n;
+  int pack_slot = -1;
+  for (size_t b = 0; b < n; ++b) {
+    if (pg.bundle_held[b]) pack_slot = pg.slots[b];
+  }
+  if (partial && spec.strategy == PlacementStrategy::kStrictPack) {
+    // Everything must share the surviving bundles' node.
+    ResourceSet sum;
+    for (const auto& b : bundles) sum += b.set();
+    const ResourceRequest total = ResourceRequest::FromSet(sum);
+    const Node& node = truth_.at(pack_slot);
+    r.kind = node.IsSchedulable() && node.resources.IsAvailable(total)
+                 ? PlacementResult::Kind::kPlaced
+                 : PlacementResult::Kind::kFailed;
+    r.slots.assign(bundles.size(), pack_slot);
+  } else if (partial && spec.strategy == PlacementStrategy::kStrictSpread) {
+    ClusterView view = truth_;
+    for (size_t b = 0; b < n; ++b) {
+      if (pg.bundle_held[b]) view.SetState(pg.slots[b], NodeState::kDraining);
+    }
+    r = PlaceBundles(view, bundles, spec.strategy);
+  } else {
+    r = PlaceBundles(truth_, bundles, spec.strategy);
+  }
   if (r.kind == PlacementResult::Kind::kInfeasible) {
-    pg.state = PgRt::State::kFailed;  // retried when a node recovers
+    pg.waiting_node = true;  // retried when a node recovers
     return;
   }
   if (r.kind == PlacementResult::Kind::kFailed) {
     Push(now_ + pg.backoff.NextDelay(), Ev::kPgCreate, g);
     return;
   }
-  pg.slots = r.slots;
+  for (size_t i = 0; i < missing.size(); ++i) pg.slots[missing[i]] = r.slots[i];
+  pg.preparing = missing;
   pg.state = PgRt::State::kPreparing;
   ++pg.generation;
   // Prepare requests go out from the head (driver node) and come back: one round trip.
   double rtt = 0;
   const int owner = OwnerNode();
-  for (int s : pg.slots) rtt = std::max(rtt, 2 * Hop(owner, node_of_slot_[s]));
+  for (int b : missing) rtt = std::max(rtt, 2 * Hop(owner, node_of_slot_[pg.slots[b]]));
   Push(now_ + rtt, Ev::kPgPrepared, g, 0, pg.generation);
 }
 
@@ -786,11 +849,11 @@ void Model::OnPgPrepared(int g, int64_t generation) {
   PgRt& pg = pgs_[g];
   if (pg.state != PgRt::State::kPreparing || pg.generation != generation) return;
   const PlacementGroupSpec& spec = scenario_.placement_groups[g];
-  // Phase 1 at every node; any failure returns everything prepared so far.
-  pg.reserved.assign(spec.bundles.size(), Allocation());
-  std::vector<char> ok(spec.bundles.size(), 0);
+  const bool first = !pg.ever_created;
+  // Phase 1 at every node; any failure returns everything prepared in this round.
+  std::vector<int> ok;
   bool all = true;
-  for (size_t b = 0; b < spec.bundles.size(); ++b) {
+  for (int b : pg.preparing) {
     const int node = node_of_slot_[pg.slots[b]];
     if (!nodes_[node].up) {
       all = false;
@@ -798,22 +861,13 @@ void Model::OnPgPrepared(int g, int64_t generation) {
     }
     std::optional<Allocation> a;
     if (nodes_[node].lm) {
-      a = nodes_[node].lm->view().at(pg.slots[b]).resources.IsAvailable(spec.bundles[b])
-              ? std::optional<Allocation>(Allocation())
-              : std::nullopt;
-      if (a) {
-        LeaseRequest req;
-        req.task_id = "pg" + std::to_string(g) + "." + std::to_string(b);
-        req.sched.resources = spec.bundles[b];
-        req.grant_or_reject = true;
-        LeaseReply rep = nodes_[node].lm->RequestLease(std::move(req), rng_);
-        MirrorLocal(node);
-        if (rep.kind == LeaseReply::Kind::kGranted) {
-          a = rep.allocation;
-        } else {
-          a.reset();
-        }
-      }
+      LeaseRequest req;
+      req.task_id = "pg" + std::to_string(g) + "." + std::to_string(b);
+      req.sched.resources = spec.bundles[b];
+      req.grant_or_reject = true;
+      LeaseReply rep = nodes_[node].lm->RequestLease(std::move(req), rng_);
+      MirrorLocal(node);
+      if (rep.kind == LeaseReply::Kind::kGranted) a = rep.allocation;
     } else {
       a = truth_.Allocate(pg.slots[b], spec.bundles[b]);
     }
@@ -822,21 +876,24 @@ void Model::OnPgPrepared(int g, int64_t generation) {
       break;
     }
     pg.reserved[b] = *a;
-    ok[b] = 1;
+    pg.bundle_held[b] = 1;
+    ok.push_back(b);
   }
+  pg.state = first ? PgRt::State::kPending : PgRt::State::kCreated;
   if (!all) {
-    for (size_t b = 0; b < ok.size(); ++b) {
-      if (ok[b]) ReleaseBundle(g, static_cast<int>(b));
-    }
-    pg.state = PgRt::State::kPending;
+    for (int b : ok) ReleaseBundle(g, b);
     Push(now_ + pg.backoff.NextDelay(), Ev::kPgCreate, g);
     return;
   }
-  // Phase 2: commit. Bundle pools hold what tasks of the group can use.
+  // Phase 2: commit. Each bundle's pool is what tasks of the group can use there.
   pg.backoff.Reset();
   pg.state = PgRt::State::kCreated;
-  pg.pools.clear();
-  for (const auto& b : spec.bundles) pg.pools.push_back(*NodeResources::Create(b.set()));
+  pg.ever_created = true;
+  for (int b : pg.preparing) pg.pools[b] = *NodeResources::Create(spec.bundles[b].set());
+  pg.preparing.clear();
+  if (std::find(pg.bundle_held.begin(), pg.bundle_held.end(), 0) != pg.bundle_held.end()) {
+    Push(now_, Ev::kPgCreate, g);  // a bundle was lost while this round was in flight
+  }
   last_activity_ = now_;
   const std::vector<uint32_t> waiting = std::move(pg.waiting_creation);
   pg.waiting_creation.clear();
@@ -849,6 +906,8 @@ void Model::OnPgPrepared(int g, int64_t generation) {
 
 void Model::ReleaseBundle(int g, int b) {
   PgRt& pg = pgs_[g];
+  if (b >= static_cast<int>(pg.bundle_held.size()) || !pg.bundle_held[b]) return;
+  pg.bundle_held[b] = 0;
   const int slot = pg.slots[b];
   const int node = node_of_slot_[slot];
   if (!nodes_[node].up) return;
@@ -860,17 +919,9 @@ void Model::ReleaseBundle(int g, int b) {
   }
 }
 
-void Model::ReleasePg(int g, int skip_slot) {
-  PgRt& pg = pgs_[g];
-  for (size_t b = 0; b < pg.slots.size(); ++b) {
-    if (pg.slots[b] != skip_slot) ReleaseBundle(g, static_cast<int>(b));
-  }
-  pg.pools.clear();
-}
-
 void Model::TryPgTasks(int g) {
   PgRt& pg = pgs_[g];
-  if (pg.state != PgRt::State::kCreated) return;
+  if (!pg.ever_created) return;
   for (auto it = pg.waiting.begin(); it != pg.waiting.end();) {
     const uint32_t att = *it;
     Attempt& a = attempts_[att];
@@ -883,7 +934,7 @@ void Model::TryPgTasks(int g) {
     int chosen = -1;
     for (int b = 0; b < static_cast<int>(pg.pools.size()); ++b) {
       if (ts.bundle >= 0 && b != ts.bundle) continue;
-      if (!nodes_[node_of_slot_[pg.slots[b]]].up) continue;
+      if (!pg.bundle_held[b]) continue;
       if (pg.pools[b].IsAvailable(shape)) {
         chosen = b;
         break;

@@ -123,10 +123,14 @@ class Model {
     std::vector<uint32_t> running;     // attempts granted here (running or starting)
   };
   struct PgRt {
-    enum class State : uint8_t { kPending, kPreparing, kCreated, kFailed } state = State::kPending;
+    enum class State : uint8_t { kPending, kPreparing, kCreated } state = State::kPending;
+    bool ever_created = false;            // tasks may use held bundles
+    bool waiting_node = false;            // infeasible now: retried when a node recovers
+    std::vector<int> preparing;           // bundles in the current two-phase round
     std::vector<int> slots;                  // node per bundle
     std::vector<NodeResources> pools;        // what is left of each reserved bundle
     std::vector<Allocation> reserved;        // what each bundle took from its node
+    std::vector<char> bundle_held;           // bundle b currently holds `reserved[b]`
     std::deque<uint32_t> waiting;            // attempts waiting for bundle resources
     std::vector<uint32_t> waiting_creation;  // tasks waiting for the group to exist
     RetryBackoff backoff;
@@ -153,7 +157,6 @@ class Model {
   void SetWait(uint32_t att, WaitReason w);
   void OnTruthChanged(int slot);
   void ReleaseBundle(int pg, int bundle);
-  void ReleasePg(int pg, int skip_slot);
   void RequestFromOwner(uint32_t att, double delay);
   void OnLeaseRequest(uint32_t att, int node, bool grant_or_reject);
   void HandleReply(int node, const LeaseReply& r);

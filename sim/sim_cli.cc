@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -90,6 +92,7 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
     }
     overrides.push_back("seed=" + std::to_string(seed));
   }
+  const auto t0 = std::chrono::steady_clock::now();
   auto scenario = LoadScenario(scenario_path, overrides);
   if (!scenario.ok()) {
     err << "orrery sim run: " << scenario.status().message() << "\n";
@@ -99,6 +102,7 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
   SimRunOptions o;
   o.progress = !vm.count("no-progress") && isatty(STDERR_FILENO);
   o.decision_log = !decision_log.empty();
+  const auto t1 = std::chrono::steady_clock::now();
   auto run = RunOnSimGrid(*scenario, o);
   if (!run.ok()) {
     err << "orrery sim run: " << run.status().message() << "\n";
@@ -118,8 +122,17 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
       return kExitFailed;
     }
   }
+  const auto t2 = std::chrono::steady_clock::now();
+  auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
   out << results::RenderSummaryTable(run->record);
-  out << "  events      " << run->events << "\n";
+  char phases[160];
+  std::snprintf(phases, sizeof phases,
+                "  phases      load %.2f s, simulate %.2f s, write %.2f s; %llu events (%.0f/s)\n",
+                secs(t0, t1), run->record.wall_s, secs(t1, t2) - run->record.wall_s,
+                static_cast<unsigned long long>(run->events),
+                run->record.wall_s > 0 ? static_cast<double>(run->events) / run->record.wall_s
+                                       : 0.0);
+  out << phases;
   out << "  results     " << dir.string() << "/{summary.json,tasks.csv,timeseries.csv}\n";
   return kExitOk;
 }

@@ -166,6 +166,14 @@ Status LeaseManager::ReturnLease(const TaskId& task) {
   return Status::Ok();
 }
 
+Status LeaseManager::AdoptLease(const TaskId& task, Allocation allocation) {
+  if (granted_.count(task) != 0 || queued_by_id_.count(task) != 0) {
+    return AlreadyExists("task " + task + " already has a lease or request on " + local_);
+  }
+  granted_.emplace(task, std::move(allocation));
+  return Status::Ok();
+}
+
 std::optional<LeaseReply> LeaseManager::CancelLease(const TaskId& task, const std::string& reason) {
   auto it = queued_by_id_.find(task);
   if (it == queued_by_id_.end()) return std::nullopt;

@@ -102,6 +102,10 @@ class LeaseManager {
   // The task holding a granted lease finished: its resources return to the local node.
   // NotFound if no such lease.
   Status ReturnLease(const TaskId& task);
+  // Registers resources already taken from the local node outside this manager (e.g. granted
+  // before the manager existed) as a lease, so ReturnLease(task) gives them back.
+  // AlreadyExists if `task` holds a lease or is queued.
+  Status AdoptLease(const TaskId& task, Allocation allocation);
   // Removes a queued request. Returns the Canceled reply, or nullopt if it was not queued here.
   std::optional<LeaseReply> CancelLease(const TaskId& task, const std::string& reason);
   // Marks a queued request blocked on / released from a dependency. NotFound if not queued.

@@ -268,6 +268,19 @@ TEST(Model, CrashFailsRunningAttemptsAndRetriesThemElsewhere) {
   EXPECT_EQ(results::CountTasks(r2).finished, 2u);
 }
 
+// Regression: a node that starts deciding after it granted spilled leases must get those
+// resources back when the leases end (they used to leak and the node looked busy forever).
+TEST(Model, LeasesGrantedBeforeANodeDecidesReturnToIt) {
+  ScenarioBuilder b;
+  b.Node("n0", {{"CPU", 1}}).Node("n1", {{"CPU", 1}}).Latency(0.001);
+  b.Task(0, 10, {{"CPU", 1}});                                          // n0
+  b.Task(0, 2, {{"CPU", 1}});                                           // spilled to n1
+  b.Task(0.5, 1, {{"CPU", 1}}, SchedulingStrategy::NodeAffinity("n1"));  // n1 decides, waits
+  auto r = Simulate(b.Build());
+  EXPECT_EQ(Row(r, 2).state, "finished");
+  EXPECT_NEAR(Row(r, 2).start_s, 2.0, 0.01);
+}
+
 TEST(Model, SameScenarioSameDecisions) {
   ScenarioBuilder b;
   for (int i = 0; i < 8; ++i) b.Node("n" + std::to_string(i), {{"CPU", 4}});

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# End-to-end tests of `orrery sim run|compare` on the real binary.
+#   sim_cli_test.sh ORRERY_BINARY SOURCE_DIR CASE
+# CASE: determinism | golden | bad_input | outputs | compare
+# Set UPDATE_GOLDEN=1 to rewrite the golden decision log after an intended behaviour change.
+set -u
+bin="$1"; src="$2"; case_name="$3"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail=0
+check() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
+
+case "$case_name" in
+determinism)
+  # Same scenario and seed -> byte-identical tasks.csv and timeseries.csv; another seed differs.
+  "$bin" sim run "$src/scenarios/quickstart.yaml" --seed 5 --out "$tmp/a" > /dev/null 2>&1
+  "$bin" sim run "$src/scenarios/quickstart.yaml" --seed 5 --out "$tmp/b" > /dev/null 2>&1
+  "$bin" sim run "$src/scenarios/quickstart.yaml" --seed 6 --out "$tmp/c" > /dev/null 2>&1
+  check "same seed, same tasks.csv" "cmp -s '$tmp/a/tasks.csv' '$tmp/b/tasks.csv'"
+  check "same seed, same timeseries.csv" "cmp -s '$tmp/a/timeseries.csv' '$tmp/b/timeseries.csv'"
+  check "other seed, other tasks.csv" "! cmp -s '$tmp/a/tasks.csv' '$tmp/c/tasks.csv'"
+  ;;
+golden)
+  # The decision log of a small scenario must reproduce byte for byte.
+  "$bin" sim run "$src/tests/sim/golden/tiny.yaml" --out "$tmp/g" \
+      --decision-log "$tmp/g.log" > /dev/null 2>&1
+  if [ "${UPDATE_GOLDEN:-0}" = 1 ]; then cp "$tmp/g.log" "$src/tests/sim/golden/tiny.decisions.log"; fi
+  if ! diff -u "$src/tests/sim/golden/tiny.decisions.log" "$tmp/g.log"; then
+    echo "FAIL: golden decision log differs (UPDATE_GOLDEN=1 to accept an intended change)"; fail=1
+  else echo "ok: golden decision log"; fi
+  ;;
+outputs)
+  "$bin" sim run "$src/scenarios/quickstart.yaml" --out "$tmp/q" > "$tmp/stdout" 2>&1
+  check "exit 0" "[ $? -eq 0 ]"
+  check "summary.json has the schema" "python3 - '$tmp/q/summary.json' <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+need = ['scenario','backend','policy','seed','tasks','makespan_s','jct_s','queue_delay_s',
+        'utilization','node_seconds','spillbacks','bytes_transferred','env_cache','autoscaler',
+        'nodes','wall_s','orrery_version']
+missing = [k for k in need if k not in s]
+assert not missing, missing
+assert s['backend'] == 'sim' and s['tasks']['total'] == s['tasks']['finished'] > 0, s['tasks']
+for k in ('mean','p50','p95','p99'): assert k in s['jct_s'] and k in s['queue_delay_s']
+for k in ('CPU','GPU','memory'): assert 0 <= s['utilization'][k] <= 1
+assert s['nodes']['initial'] == 16
+PY"
+  check "tasks.csv header" "head -1 '$tmp/q/tasks.csv' | grep -qx 'task_id,name,job_id,kind,submit_s,start_s,end_s,node_id,state,attempt,spillbacks,wait_reason'"
+  check "one row per task" "[ \$(( \$(wc -l < '$tmp/q/tasks.csv') - 1 )) -eq 2000 ]"
+  check "timeseries metric names" "grep -q ',orrery_tasks,state=running,' '$tmp/q/timeseries.csv' && grep -q ',orrery_resources,\"name=CPU,state=used\",' '$tmp/q/timeseries.csv'"
+  check "summary table on stdout" "grep -q 'queue delay' '$tmp/stdout'"
+  ;;
+bad_input)
+  expect2() {  # description, expected message part, args...
+    local what="$1" part="$2"; shift 2
+    "$bin" "$@" > "$tmp/out" 2> "$tmp/err"; local rc=$?
+    if [ $rc -ne 2 ] || ! grep -qF -- "$part" "$tmp/err"; then
+      echo "FAIL: $what: exit $rc, stderr:"; cat "$tmp/err"; fail=1
+    else echo "ok: $what"; fi
+  }
+  printf '' > "$tmp/empty.yaml"
+  printf 'name: x\ncluster: [unclosed\n' > "$tmp/malformed.yaml"
+  head -c 2000 /dev/urandom > "$tmp/binary.yaml"
+  printf 'name: x\nseed: 1\ncluster:\n  node_types:\n    - {name: a, count: 1, resources: {CPU: 1}}\nworkload:\n  trace: [{file: nowhere.csv}]\n' > "$tmp/notrace.yaml"
+  expect2 "missing file" "no-such.yaml" sim run "$tmp/no-such.yaml"
+  expect2 "empty file" "empty.yaml" sim run "$tmp/empty.yaml"
+  expect2 "malformed YAML" "malformed.yaml:" sim run "$tmp/malformed.yaml"
+  expect2 "binary file" "binary.yaml" sim run "$tmp/binary.yaml"
+  expect2 "missing trace file" "nowhere.csv" sim run "$tmp/notrace.yaml"
+  expect2 "unknown --set path" "scheduler.polcy" sim run "$src/scenarios/quickstart.yaml" --set scheduler.polcy=spread
+  expect2 "unknown policy" "nope" sim run "$src/scenarios/quickstart.yaml" --policy nope
+  expect2 "negative seed" "seed" sim run "$src/scenarios/quickstart.yaml" --seed -3
+  expect2 "missing scenario argument" "missing SCENARIO" sim run
+  expect2 "unknown subcommand" "unknown subcommand" sim frobnicate
+  expect2 "compare without policies" "--policies" sim compare "$src/scenarios/quickstart.yaml"
+  ;;
+compare)
+  "$bin" sim compare "$src/tests/sim/golden/tiny.yaml" --policies hybrid,spread --seeds 2 \
+      --out "$tmp/cmp" > "$tmp/stdout" 2>&1
+  check "exit 0" "[ $? -eq 0 ]"
+  check "four runs in compare.csv" "[ \$(( \$(wc -l < '$tmp/cmp/compare.csv') - 1 )) -eq 4 ]"
+  check "per-run result dirs" "[ -f '$tmp/cmp/spread-seed2/summary.json' ]"
+  ;;
+*) echo "unknown case $case_name"; exit 2 ;;
+esac
+exit $fail
