@@ -105,14 +105,15 @@ std::optional<LeaseReply> LeaseManager::Decide(Queued& q, Rng& rng) {
       return std::nullopt;
     }
     case Decision::Outcome::kSpillback: {
-      const bool affinity = q.req.sched.strategy.type == SchedulingStrategy::Type::kNodeAffinity;
+      // Only a request sent to its own affinity target may wait there; one that fell through
+      // (soft affinity) is an ordinary request.
+      const bool affinity = q.req.sched.strategy.type == SchedulingStrategy::Type::kNodeAffinity &&
+                            view_.at(d.slot).id == q.req.sched.strategy.node;
       if (!d.available && !affinity) {
-        const Node& self = view_.at(local_slot_);
-        if (self.IsSchedulable() && self.resources.IsFeasible(res)) {
-          // Every candidate is busy: wait here rather than bounce between busy nodes.
-          q.wait_reason = WaitReason::kWaitingForResources;
-          return std::nullopt;
-        }
+        // Every candidate is busy: wait here and decide again when something frees up, rather
+        // than send the task to a node that would have to reject it (or bounce it on).
+        q.wait_reason = WaitReason::kWaitingForResources;
+        return std::nullopt;
       }
       LeaseReply r = Reply(LeaseReply::Kind::kSpillback, q.req);
       r.node = view_.at(d.slot).id;

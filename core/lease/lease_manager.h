@@ -14,9 +14,11 @@
 //                           autoscaler; one warning per resource shape), or blocked on a
 //                           dependency the backend reports (args, runtime env, placement group,
 //                           node).
-// A DEFAULT or SPREAD request whose best node is a remote node where it is only feasible (every
-// node busy) stays queued here if the local node is feasible, rather than spilling to a node that
-// cannot run it either (Ray prioritises the local node the same way).
+// A DEFAULT or SPREAD request is only ever spilled to a node where it is available (in this
+// node's estimate), and that node may only grant or reject it. When the best node is a busy one
+// (every candidate busy), the request stays queued here, waiting for resources, and is decided
+// again when something frees up: no request bounces between busy nodes. Only node affinity sends
+// a request to wait at a busy target.
 // Queued requests are retried by SchedulePending(), in arrival order, whenever the backend thinks
 // something changed (a lease returned, a report arrived, a dependency resolved).
 //

@@ -281,6 +281,22 @@ TEST(Model, LeasesGrantedBeforeANodeDecidesReturnToIt) {
   EXPECT_NEAR(Row(r, 2).start_s, 2.0, 0.01);
 }
 
+// Regression: requests used to bounce between busy nodes (a spread cursor or a soft-affinity
+// fall-through re-deciding at every node) thousands of times until something freed up.
+TEST(Model, RequestsDoNotBounceBetweenBusyNodes) {
+  ScenarioBuilder b;
+  b.Node("n0", {{"CPU", 1}}).Node("n1", {{"CPU", 1}}).Node("n2", {{"CPU", 1}}).Latency(0.001);
+  for (int i = 0; i < 3; ++i) b.Task(0, 10, {{"CPU", 1}});
+  b.Task(1, 1, {{"CPU", 1}}, SchedulingStrategy::NodeAffinity("n1", /*soft=*/true,
+                                                               /*spill_on_unavailable=*/true));
+  b.Task(1, 1, {{"CPU", 1}}, SchedulingStrategy::Spread());
+  auto r = Simulate(b.Build());
+  EXPECT_EQ(results::CountTasks(r).finished, 5u);
+  EXPECT_LE(Row(r, 3).spillbacks, 2);
+  EXPECT_LE(Row(r, 4).spillbacks, 2);
+  EXPECT_GE(Row(r, 3).start_s, 10.0);
+}
+
 TEST(Model, SameScenarioSameDecisions) {
   ScenarioBuilder b;
   for (int i = 0; i < 8; ++i) b.Node("n" + std::to_string(i), {{"CPU", 4}});
