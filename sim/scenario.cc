@@ -1,0 +1,2329 @@
+// Scenario loader: YAML (yaml-cpp) -> validated, expanded Scenario.
+//
+// Pipeline: read the file (reject missing, binary, empty) -> parse YAML -> apply --set overrides
+// to the tree (checked against the schema below) -> validate every section into plans, with
+// errors "FILE:LINE: FIELD: expected X, got Y" -> expand generators with seeded RNG streams ->
+// stable sort by submit time -> warnings (shapes no node can hold, ...).
+//
+// Why one schema table: the same key lists drive the unknown-key check of the validator and the
+// path check of --set, so an override can name a key the file omits but can never invent one.
+#include "sim/scenario.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <deque>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <numeric>
+#include <set>
+#include <sstream>
+#include <string_view>
+#include <utility>
+
+#include "core/rng.h"
+#include "core/scheduling/policy_registry.h"
+
+namespace orrery::sim {
+
+const char* WorkKindName(WorkKind k) { return k == WorkKind::kActor ? "actor" : "task"; }
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Caps that keep a typo ("count: 5e9") from eating the machine.
+constexpr uint64_t kMaxTasks = 50'000'000;
+constexpr uint64_t kMaxNodes = 1'000'000;
+constexpr uint64_t kMaxArgsPerSpec = 1000;
+constexpr uint64_t kMaxArgs = 200'000'000;
+constexpr uintmax_t kMaxScenarioBytes = 64u << 20;
+constexpr double kMaxSeconds = 1e12;
+
+// ---------------------------------------------------------------------------------------------
+// Schema: which keys exist where. kValue accepts any scalar; kMap lists its keys (a kMap may also
+// be written as a scalar where the reader allows it, e.g. `duration: 1s`); kDict has free-form
+// keys (resources, labels); kList has numbered elements.
+
+struct Schema {
+  enum class Kind : uint8_t { kValue, kMap, kDict, kList };
+  Kind kind = Kind::kValue;
+  std::vector<std::pair<std::string, const Schema*>> fields;  // kMap, in documentation order
+  const Schema* elem = nullptr;                               // kDict values, kList elements
+
+  const Schema* Field(std::string_view key) const {
+    for (const auto& [k, s] : fields) {
+      if (k == key) return s;
+    }
+    return nullptr;
+  }
+  std::string KeyList() const {
+    std::string out;
+    for (const auto& [k, s] : fields) out += (out.empty() ? "" : ", ") + k;
+    return out;
+  }
+};
+
+const Schema& RootSchema() {
+  static const Schema* const kRoot = [] {
+    static std::deque<Schema> pool;
+    using Fields = std::vector<std::pair<std::string, const Schema*>>;
+    auto make = [](Schema s) -> const Schema* {
+      pool.push_back(std::move(s));
+      return &pool.back();
+    };
+    auto map = [&](Fields f) { return make({Schema::Kind::kMap, std::move(f), nullptr}); };
+    auto dict = [&](const Schema* e) { return make({Schema::Kind::kDict, {}, e}); };
+    auto list = [&](const Schema* e) { return make({Schema::Kind::kList, {}, e}); };
+    const Schema* v = make({});
+    const Schema* values = dict(v);
+
+    const Schema* duration = map({{"dist", v},
+                                  {"mean", v},
+                                  {"min", v},
+                                  {"max", v},
+                                  {"median", v},
+                                  {"sigma", v},
+                                  {"column", v},
+                                  {"scale", v},
+                                  {"offset", v}});
+    const Schema* arrival = map({{"process", v},
+                                 {"rate", v},
+                                 {"interval", v},
+                                 {"at", v},
+                                 {"file", v},
+                                 {"column", v},
+                                 {"time_format", v},
+                                 {"limit", v},
+                                 {"speedup", v}});
+    const Schema* strategy = map({{"type", v},
+                                  {"node", v},
+                                  {"soft", v},
+                                  {"spill_on_unavailable", v},
+                                  {"fail_on_unavailable", v}});
+    const Schema* arg = map({{"from", v}, {"count", v}, {"pick", v}, {"node", v}, {"bytes", v}});
+    const Schema* generator = map({{"name", v},
+                                   {"job", v},
+                                   {"count", v},
+                                   {"arrival", arrival},
+                                   {"start", v},
+                                   {"duration", duration},
+                                   {"resources", values},
+                                   {"strategy", strategy},
+                                   {"placement_group", v},
+                                   {"bundle", v},
+                                   {"args", list(arg)},
+                                   {"output", v},
+                                   {"runtime_env", v},
+                                   {"max_retries", v}});
+    const Schema* column_ref = map({{"column", v}, {"scale", v}});
+    const Schema* trace = map({{"file", v},
+                               {"name", v},
+                               {"job", v},
+                               {"kind", v},
+                               {"start", v},
+                               {"speedup", v},
+                               {"limit", v},
+                               {"time_format", v},
+                               {"submit_column", v},
+                               {"duration_column", v},
+                               {"end_column", v},
+                               {"resources", dict(column_ref)},
+                               {"strategy", strategy},
+                               {"placement_group", v},
+                               {"bundle", v},
+                               {"output", v},
+                               {"runtime_env", v},
+                               {"max_retries", v}});
+    const Schema* pg = map({{"name", v}, {"strategy", v}, {"bundles", list(values)}, {"at", v}});
+    const Schema* workload = map({{"tasks", list(generator)},
+                                  {"actors", list(generator)},
+                                  {"placement_groups", list(pg)},
+                                  {"trace", list(trace)}});
+    const Schema* node_type =
+        map({{"name", v}, {"count", v}, {"resources", values}, {"labels", values}});
+    const Schema* node = map({{"id", v}, {"type", v}, {"resources", values}, {"labels", values}});
+    const Schema* cluster = map({{"node_types", list(node_type)},
+                                 {"nodes", list(node)},
+                                 {"driver", v},
+                                 {"network", map({{"bandwidth", v}, {"latency", v}})}});
+    const Schema* scheduler = map({{"policy", v},
+                                   {"spread_threshold", v},
+                                   {"top_k_absolute", v},
+                                   {"top_k_fraction", v},
+                                   {"avoid_gpu_nodes", v},
+                                   {"report_period", v}});
+    const Schema* env = map({{"name", v}, {"size", v}, {"install_time", v}});
+    const Schema* failure = map({{"at", v}, {"node", v}, {"action", v}});
+    return map({{"name", v},
+                {"description", v},
+                {"seed", v},
+                {"stop", map({{"max_time", v}})},
+                {"cluster", cluster},
+                {"scheduler", scheduler},
+                {"workload", workload},
+                {"runtime_envs", list(env)},
+                {"failures", list(failure)}});
+  }();
+  return *kRoot;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Error context.
+
+std::string Join(const std::string& path, std::string_view key) {
+  return path.empty() ? std::string(key) : path + "." + std::string(key);
+}
+std::string Index(const std::string& path, size_t i) {
+  return path + "[" + std::to_string(i) + "]";
+}
+
+std::string Describe(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Scalar: {
+      std::string s = n.Scalar();
+      if (s.size() > 40) s = s.substr(0, 37) + "...";
+      return "'" + s + "'";
+    }
+    default:
+      return "nothing";
+  }
+}
+
+// A present value and where it sits in the document.
+struct Field {
+  YAML::Node node;
+  std::string path;
+  YAML::Node key;  // the map key naming it, if any
+
+  // Errors about a value point at its key's line: a block map's own mark is its first child.
+  const YAML::Node& mark() const { return key.Mark().line >= 0 ? key : node; }
+};
+
+class Ctx {
+ public:
+  std::string file;  // as the caller named it
+  fs::path dir;      // relative trace paths start here
+  // Override paths in the error-path spelling ("workload.tasks[0].count") and their text.
+  std::vector<std::pair<std::string, std::string>> overrides;
+
+  // "FILE:LINE", or "FILE (--set a.b=c)" when `path` lies in a value set by an override.
+  std::string Where(const YAML::Node& n, const std::string& path) const {
+    for (const auto& [p, text] : overrides) {
+      if (path == p || (path.size() > p.size() && path.compare(0, p.size(), p) == 0 &&
+                        (path[p.size()] == '.' || path[p.size()] == '['))) {
+        return file + " (--set " + text + ")";
+      }
+    }
+    const int line = n.Mark().line;
+    return line >= 0 ? file + ":" + std::to_string(line + 1) : file;
+  }
+  Status Error(const YAML::Node& n, const std::string& path, const std::string& what) const {
+    return InvalidArgument(Where(n, path) + ": " + path + ": " + what);
+  }
+  // `message` already names the field (e.g. from ResourceRequest::Create).
+  Status Raw(const YAML::Node& n, const std::string& path, const std::string& message) const {
+    return InvalidArgument(Where(n, path) + ": " + message);
+  }
+  Status Error(const Field& f, const std::string& what) const {
+    return Error(f.mark(), f.path, what);
+  }
+  Status Raw(const Field& f, const std::string& message) const {
+    return Raw(f.mark(), f.path, message);
+  }
+  std::string Where(const Field& f) const { return Where(f.mark(), f.path); }
+  Status Expected(const Field& f, const std::string& what) const {
+    return Error(f, "expected " + what + ", got " + Describe(f.node));
+  }
+};
+
+// A validated map: keys are scalars, unique and (for kMap) known to the schema.
+class MapView {
+ public:
+  static Status Open(const Ctx& ctx, const Field& f, const Schema& schema, MapView* out) {
+    out->self_ = f;
+    out->entries_.clear();
+    out->keys_.clear();
+    if (f.node.IsNull()) return Status::Ok();  // `key:` with nothing = empty map
+    if (!f.node.IsMap()) {
+      return ctx.Expected(f, schema.kind == Schema::Kind::kMap
+                                 ? "a map with keys " + schema.KeyList()
+                                 : std::string("a map"));
+    }
+    for (auto it = f.node.begin(); it != f.node.end(); ++it) {
+      const YAML::Node k = it->first;  // a copy: `it->` yields a temporary proxy
+      if (!k.IsScalar()) {
+        return ctx.Error(k, f.path, "expected plain names as keys, got " + Describe(k));
+      }
+      const std::string key = k.Scalar();
+      const std::string path = Join(f.path, key);
+      if (schema.kind == Schema::Kind::kMap && schema.Field(key) == nullptr) {
+        return ctx.Error(k, path, "unknown key (expected one of: " + schema.KeyList() + ")");
+      }
+      for (const auto& e : out->entries_) {
+        if (e.first == key) return ctx.Error(k, path, "duplicate key");
+      }
+      out->entries_.emplace_back(key, it->second);
+      out->keys_.push_back(k);
+    }
+    return Status::Ok();
+  }
+
+  std::optional<Field> Get(std::string_view key) const {
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      if (entries_[i].first == key)
+        return Field{entries_[i].second, Join(self_.path, key), keys_[i]};
+    }
+    return std::nullopt;
+  }
+  bool Has(std::string_view key) const { return Get(key).has_value(); }
+  Status Require(const Ctx& ctx, std::string_view key, Field* out) const {
+    auto f = Get(key);
+    if (!f) return ctx.Error(self_.mark(), Join(self_.path, key), "required key is missing");
+    *out = *f;
+    return Status::Ok();
+  }
+  const Field& self() const { return self_; }
+  const std::vector<std::pair<std::string, YAML::Node>>& entries() const { return entries_; }
+
+ private:
+  Field self_;
+  std::vector<std::pair<std::string, YAML::Node>> entries_;
+  std::vector<YAML::Node> keys_;
+};
+
+Status OpenList(const Ctx& ctx, const Field& f, std::vector<Field>* items) {
+  items->clear();
+  if (f.node.IsNull()) return Status::Ok();
+  if (!f.node.IsSequence()) return ctx.Expected(f, "a list");
+  size_t i = 0;
+  for (auto it = f.node.begin(); it != f.node.end(); ++it, ++i) {
+    items->push_back(Field{*it, Index(f.path, i)});
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalars with units.
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Splits "12.5ms" into 12.5 and "ms". Accepts an optional sign, digits with '_' separators, a
+// fraction and an exponent. False if there is no finite number at the start.
+bool SplitNumber(std::string_view text, double* value, std::string_view* unit) {
+  std::string_view s = Trim(text);
+  std::string digits;
+  size_t i = 0;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+    if (s[i] == '-') digits += '-';
+    ++i;
+  }
+  bool any = false;
+  while (i < s.size() &&
+         (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '_' || s[i] == '.')) {
+    if (s[i] != '_') digits += s[i];
+    any |= std::isdigit(static_cast<unsigned char>(s[i])) != 0;
+    ++i;
+  }
+  if (!any) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    size_t j = i + 1;
+    if (j < s.size() && (s[j] == '+' || s[j] == '-')) ++j;
+    if (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) {
+      digits.append(s.substr(i, j - i));
+      i = j;
+      while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) digits += s[i++];
+    }
+  }
+  double v = 0;
+  auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+  if (ec != std::errc() || p != digits.data() + digits.size() || !std::isfinite(v)) return false;
+  *value = v;
+  *unit = Trim(s.substr(i));
+  return true;
+}
+
+std::optional<double> ParsePlainNumber(std::string_view text) {
+  double v = 0;
+  std::string_view unit;
+  if (!SplitNumber(text, &v, &unit) || !unit.empty()) return std::nullopt;
+  return v;
+}
+
+struct Unit {
+  std::string_view name;
+  double factor;
+};
+
+std::optional<double> ParseWithUnits(std::string_view text, const std::vector<Unit>& units,
+                                     double no_unit_factor) {
+  double v = 0;
+  std::string_view unit;
+  if (!SplitNumber(text, &v, &unit)) return std::nullopt;
+  if (unit.empty()) return v * no_unit_factor;
+  for (const auto& u : units) {
+    if (u.name == unit) return v * u.factor;
+  }
+  return std::nullopt;
+}
+
+const std::vector<Unit>& DurationUnits() {
+  static const std::vector<Unit> k = {{"ns", 1e-9}, {"us", 1e-6}, {"µs", 1e-6}, {"ms", 1e-3},
+                                      {"s", 1},     {"m", 60},    {"min", 60},  {"h", 3600}};
+  return k;
+}
+const std::vector<Unit>& SizeUnits() {
+  static const std::vector<Unit> k = {
+      {"B", 1},           {"KB", 1e3},           {"MB", 1e6},
+      {"GB", 1e9},        {"TB", 1e12},          {"KiB", 1024.0},
+      {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}};
+  return k;
+}
+const std::vector<Unit>& BandwidthUnits() {
+  static const std::vector<Unit> k = {
+      {"bps", 1 / 8.0},   {"Kbps", 1e3 / 8}, {"Mbps", 1e6 / 8},    {"Gbps", 1e9 / 8},
+      {"Tbps", 1e12 / 8}, {"B/s", 1},        {"KB/s", 1e3},        {"MB/s", 1e6},
+      {"GB/s", 1e9},      {"KiB/s", 1024.0}, {"MiB/s", 1048576.0}, {"GiB/s", 1073741824.0}};
+  return k;
+}
+const std::vector<Unit>& RateUnits() {
+  static const std::vector<Unit> k = {{"/s", 1},        {"/ms", 1e3},       {"/us", 1e6},
+                                      {"/m", 1 / 60.0}, {"/min", 1 / 60.0}, {"/h", 1 / 3600.0}};
+  return k;
+}
+
+Status RequireScalar(const Ctx& c, const Field& f, const std::string& what) {
+  if (!f.node.IsScalar()) return c.Expected(f, what);
+  return Status::Ok();
+}
+
+Status ReadString(const Ctx& c, const Field& f, std::string* out,
+                  const std::string& what = "a name") {
+  ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
+  *out = f.node.Scalar();
+  if (Trim(*out).empty()) return c.Expected(f, what);
+  return Status::Ok();
+}
+
+Status ReadBool(const Ctx& c, const Field& f, bool* out) {
+  const std::string what = "true or false";
+  ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
+  const std::string& s = f.node.Scalar();
+  if (s == "true" || s == "True" || s == "TRUE") {
+    *out = true;
+  } else if (s == "false" || s == "False" || s == "FALSE") {
+    *out = false;
+  } else {
+    return c.Expected(f, what);
+  }
+  return Status::Ok();
+}
+
+// A plain number in [lo, hi].
+Status ReadNumber(const Ctx& c, const Field& f, double lo, double hi, double* out) {
+  std::string what = "a number";
+  if (lo > -1e300 && hi < 1e300) {
+    std::ostringstream os;
+    os << "a number in [" << lo << ", " << hi << "]";
+    what = os.str();
+  } else if (lo > -1e300) {
+    std::ostringstream os;
+    os << "a number >= " << lo;
+    what = os.str();
+  }
+  ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
+  auto v = ParsePlainNumber(f.node.Scalar());
+  if (!v || *v < lo || *v > hi) return c.Expected(f, what);
+  *out = *v;
+  return Status::Ok();
+}
+
+// A whole number in [lo, hi] (written as an integer, 1e6 or 1_000_000).
+Status ReadInt(const Ctx& c, const Field& f, int64_t lo, int64_t hi, int64_t* out) {
+  const std::string what =
+      "a whole number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
+  const std::string& s = f.node.Scalar();
+  int64_t iv = 0;
+  std::string clean;
+  for (char ch : s) {
+    if (ch != '_') clean += ch;
+  }
+  auto [p, ec] = std::from_chars(clean.data(), clean.data() + clean.size(), iv);
+  if (ec == std::errc() && p == clean.data() + clean.size()) {
+    if (iv < lo || iv > hi) return c.Expected(f, what);
+    *out = iv;
+    return Status::Ok();
+  }
+  auto v = ParsePlainNumber(s);
+  if (!v || std::floor(*v) != *v || *v < static_cast<double>(lo) || *v > static_cast<double>(hi)) {
+    return c.Expected(f, what);
+  }
+  *out = static_cast<int64_t>(*v);
+  return Status::Ok();
+}
+
+Status ReadCount(const Ctx& c, const Field& f, uint64_t max, uint64_t* out) {
+  int64_t v = 0;
+  ORRERY_RETURN_IF_ERROR(ReadInt(c, f, 0, static_cast<int64_t>(max), &v));
+  *out = static_cast<uint64_t>(v);
+  return Status::Ok();
+}
+
+Status ReadDuration(const Ctx& c, const Field& f, double* out) {
+  const std::string what =
+      "a duration >= 0 (seconds, or a string like '250ms', '1.5s', '2m', '1h')";
+  ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
+  auto v = ParseWithUnits(f.node.Scalar(), DurationUnits(), 1.0);
+  if (!v || *v < 0 || !std::isfinite(*v)) return c.Expected(f, what);
+  *out = *v;
+  return Status::Ok();
+}
+
+Status ReadSize(const Ctx& c, const Field& f, uint64_t* out) {
+  const std::string what = "a size >= 0 (bytes, or a string like '100MB', '2GiB')";
+  ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
+  auto v = ParseWithUnits(f.node.Scalar(), SizeUnits(), 1.0);
+  if (!v || *v < 0 || *v > 9.2e18) return c.Expected(f, what);
+  *out = static_cast<uint64_t>(std::llround(*v));
+  return Status::Ok();
+}
+
+Status ReadBandwidth(const Ctx& c, const Field& f, double* out) {
+  const std::string what = "a bandwidth > 0 (bytes/s, or a string like '10Gbps', '100MB/s')";
+  ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
+  auto v = ParseWithUnits(f.node.Scalar(), BandwidthUnits(), 1.0);
+  if (!v || *v <= 0) return c.Expected(f, what);
+  *out = *v;
+  return Status::Ok();
+}
+
+Status ReadRate(const Ctx& c, const Field& f, double* out) {
+  const std::string what = "a rate > 0 (per second, or a string like '100/s', '5/ms', '60/m')";
+  ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
+  auto v = ParseWithUnits(f.node.Scalar(), RateUnits(), 1.0);
+  if (!v || *v <= 0) return c.Expected(f, what);
+  *out = *v;
+  return Status::Ok();
+}
+
+// A resource quantity: a number, or a size string for byte-valued resources ("32GiB").
+Status ReadQuantity(const Ctx& c, const Field& f, double* out) {
+  const std::string what = "a quantity >= 0 (a number, or a size like '32GiB')";
+  ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
+  auto v = ParseWithUnits(f.node.Scalar(), SizeUnits(), 1.0);
+  if (!v || *v < 0) return c.Expected(f, what);
+  *out = *v;
+  return Status::Ok();
+}
+
+Status ReadResources(const Ctx& c, const Field& f, ResourceRequest* out) {
+  static const Schema kAny{Schema::Kind::kDict, {}, nullptr};
+  MapView m;
+  ORRERY_RETURN_IF_ERROR(MapView::Open(c, f, kAny, &m));
+  std::map<std::string, double> q;
+  for (const auto& [name, node] : m.entries()) {
+    double v = 0;
+    ORRERY_RETURN_IF_ERROR(ReadQuantity(c, Field{node, Join(f.path, name)}, &v));
+    q[name] = v;
+  }
+  auto r = ResourceRequest::Create(q, UnitInstanceNames(), f.path);
+  if (!r.ok()) return c.Raw(f, r.status().message());
+  *out = *r;
+  return Status::Ok();
+}
+
+Status ReadLabels(const Ctx& c, const Field& f, Labels* out) {
+  static const Schema kAny{Schema::Kind::kDict, {}, nullptr};
+  MapView m;
+  ORRERY_RETURN_IF_ERROR(MapView::Open(c, f, kAny, &m));
+  for (const auto& [k, node] : m.entries()) {
+    Field lf{node, Join(f.path, k)};
+    ORRERY_RETURN_IF_ERROR(RequireScalar(c, lf, "a string"));
+    (*out)[k] = node.Scalar();
+  }
+  return Status::Ok();
+}
+
+// Accepts `value` in either case; returns its index in `choices` (upper-case spellings).
+Status ReadChoice(const Ctx& c, const Field& f, const std::vector<std::string>& choices,
+                  size_t* out) {
+  std::string what = "one of ";
+  for (size_t i = 0; i < choices.size(); ++i) what += (i ? ", " : "") + choices[i];
+  ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
+  std::string s = f.node.Scalar();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const std::string& ch = choices[i];
+    if (s.size() == ch.size() && std::equal(s.begin(), s.end(), ch.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) ==
+                 std::tolower(static_cast<unsigned char>(b));
+        })) {
+      *out = i;
+      return Status::Ok();
+    }
+  }
+  return c.Expected(f, what);
+}
+
+// Keys of `m` that `allowed` does not list are errors "does not apply to <context>".
+Status OnlyKeys(const Ctx& c, const MapView& m, const std::vector<std::string_view>& allowed,
+                const std::string& context) {
+  for (const auto& [k, node] : m.entries()) {
+    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
+      std::string list;
+      for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+      return c.Error(node, Join(m.self().path, k),
+                     "does not apply to " + context + " (its keys: " + list + ")");
+    }
+  }
+  return Status::Ok();
+}
+
+// Names must be unique within a namespace; the error points at the second one.
+class NameTable {
+ public:
+  explicit NameTable(std::string what) : what_(std::move(what)) {}
+  Status Add(const Ctx& c, const Field& f, const std::string& name, int32_t index) {
+    auto [it, inserted] = names_.emplace(name, Entry{index, f.path, c.Where(f)});
+    if (!inserted) {
+      return c.Error(f, "duplicate " + what_ + " name '" + name + "' (first defined at " +
+                            it->second.where + ", " + it->second.path + ")");
+    }
+    return Status::Ok();
+  }
+  int32_t Find(const std::string& name) const {
+    auto it = names_.find(name);
+    return it == names_.end() ? -1 : it->second.index;
+  }
+  std::string Known() const {
+    std::string out;
+    for (const auto& [n, e] : names_) out += (out.empty() ? "" : ", ") + n;
+    return out.empty() ? "none defined" : "known: " + out;
+  }
+
+ private:
+  struct Entry {
+    int32_t index;
+    std::string path;
+    std::string where;
+  };
+  std::string what_;
+  std::map<std::string, Entry> names_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Files: text checks, ${VAR} expansion, CSV.
+
+// NUL bytes or invalid UTF-8 mean "not a text file". Returns the offset of the first bad byte.
+std::optional<size_t> FirstNonTextByte(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    if (b == 0) return i;
+    if (b < 0x80) {
+      ++i;
+      continue;
+    }
+    int len = (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
+    if (len == 0 || i + len > s.size()) return i;
+    for (int k = 1; k < len; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return i;
+    }
+    i += len;
+  }
+  return std::nullopt;
+}
+
+Status ReadFileText(const std::string& path, const std::string& shown, std::string* out) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) return NotFound(shown + ": no such file");
+  if (fs::is_directory(st)) return InvalidArgument(shown + ": is a directory, expected a file");
+  const uintmax_t size = fs::file_size(path, ec);
+  if (!ec && size > kMaxScenarioBytes) {
+    return InvalidArgument(shown + ": file is larger than " +
+                           std::to_string(kMaxScenarioBytes >> 20) + " MiB");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return InvalidArgument(shown + ": cannot be read");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  *out = ss.str();
+  return Status::Ok();
+}
+
+Status ResolvePath(const Ctx& c, const Field& f, std::string* out) {
+  std::string raw;
+  ORRERY_RETURN_IF_ERROR(ReadString(c, f, &raw, "a file path"));
+  std::string expanded;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] != '$' || i + 1 >= raw.size() || raw[i + 1] != '{') {
+      expanded += raw[i];
+      continue;
+    }
+    const size_t close = raw.find('}', i + 2);
+    if (close == std::string::npos) {
+      return c.Error(f, "unterminated '${' in path '" + raw + "'");
+    }
+    const std::string var = raw.substr(i + 2, close - i - 2);
+    const bool valid = !var.empty() && !std::isdigit(static_cast<unsigned char>(var[0])) &&
+                       std::all_of(var.begin(), var.end(), [](char ch) {
+                         return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_';
+                       });
+    if (!valid) return c.Error(f, "bad variable name '${" + var + "}'");
+    const char* value = std::getenv(var.c_str());
+    if (value == nullptr) {
+      std::string hint;
+      if (var == "ORRERY_TRACE_DIR")
+        hint = " (point it at the traces folder, e.g. ../shared/traces)";
+      return c.Error(f, "environment variable " + var + " is not set" + hint);
+    }
+    expanded += value;
+    i = close;
+  }
+  fs::path p(expanded);
+  if (p.is_relative()) p = c.dir / p;
+  p = p.lexically_normal();
+  std::error_code ec;
+  if (!fs::is_regular_file(p, ec)) {
+    return NotFound(c.Where(f) + ": " + f.path + ": trace file '" + p.string() +
+                    "' does not exist");
+  }
+  *out = p.string();
+  return Status::Ok();
+}
+
+// Splits one CSV line; double-quoted fields may contain commas and "" escapes (not newlines).
+std::vector<std::string> SplitCsv(std::string_view line) {
+  std::vector<std::string> cells;
+  std::string cur;
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char ch = line[i];
+    if (quoted) {
+      if (ch == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        cur += '"';
+        ++i;
+      } else if (ch == '"') {
+        quoted = false;
+      } else {
+        cur += ch;
+      }
+    } else if (ch == '"') {
+      quoted = true;
+    } else if (ch == ',') {
+      cells.push_back(std::string(Trim(cur)));
+      cur.clear();
+    } else {
+      cur += ch;
+    }
+  }
+  cells.push_back(std::string(Trim(cur)));
+  return cells;
+}
+
+using RowFn = std::function<Status(size_t line, const std::vector<std::string>& cells)>;
+
+// Reads a CSV file with a header line: fills `header`, calls `on_header` once, then `on_row` for
+// at most `limit` data rows.
+Status ReadCsv(const std::string& path, uint64_t limit, std::vector<std::string>* header,
+               const std::function<Status()>& on_header, const RowFn& on_row) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound(path + ": cannot be read");
+  std::string line;
+  size_t line_no = 0;
+  uint64_t rows = 0;
+  header->clear();
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (auto bad = FirstNonTextByte(line)) {
+      return InvalidArgument(path + ":" + std::to_string(line_no) +
+                             ": not a text file (bad byte at column " + std::to_string(*bad + 1) +
+                             ")");
+    }
+    if (Trim(line).empty()) continue;
+    if (header->empty()) {
+      *header = SplitCsv(line);
+      ORRERY_RETURN_IF_ERROR(on_header());
+      continue;
+    }
+    if (rows >= limit) break;
+    std::vector<std::string> cells = SplitCsv(line);
+    if (cells.size() != header->size()) {
+      return InvalidArgument(path + ":" + std::to_string(line_no) + ": expected " +
+                             std::to_string(header->size()) + " columns, got " +
+                             std::to_string(cells.size()));
+    }
+    ORRERY_RETURN_IF_ERROR(on_row(line_no, cells));
+    ++rows;
+  }
+  if (header->empty()) return InvalidArgument(path + ": empty trace (no header line)");
+  return Status::Ok();
+}
+
+int ColumnIndex(const std::vector<std::string>& header, std::string_view name) {
+  for (size_t i = 0; i < header.size(); ++i) {
+    if (header[i] == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+std::string ColumnList(const std::vector<std::string>& header) {
+  std::string out;
+  for (const auto& h : header) out += (out.empty() ? "" : ", ") + h;
+  return out;
+}
+
+// Time cells: numbers (in a unit) or "YYYY-MM-DD HH:MM:SS[.fraction][Z]" date-times.
+enum class TimeFormat : uint8_t { kAuto, kSeconds, kMillis, kMicros, kDatetime };
+const std::vector<std::string>& TimeFormatNames() {
+  static const std::vector<std::string> k = {"AUTO", "SECONDS", "MS", "US", "DATETIME"};
+  return k;
+}
+
+int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
+  // Proleptic Gregorian calendar; day 0 = 1970-01-01.
+  y -= m <= 2 ? 1 : 0;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+std::optional<int64_t> ParseDatetimeNs(std::string_view s) {
+  s = Trim(s);
+  auto num = [&](size_t pos, size_t len, int64_t* out) {
+    if (pos + len > s.size()) return false;
+    int64_t v = 0;
+    for (size_t i = pos; i < pos + len; ++i) {
+      if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
+      v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+  };
+  int64_t y, mo, d, h, mi, sec;
+  if (!num(0, 4, &y) || s.size() < 19 || s[4] != '-' || !num(5, 2, &mo) || s[7] != '-' ||
+      !num(8, 2, &d) || (s[10] != ' ' && s[10] != 'T') || !num(11, 2, &h) || s[13] != ':' ||
+      !num(14, 2, &mi) || s[16] != ':' || !num(17, 2, &sec)) {
+    return std::nullopt;
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  size_t i = 19;
+  int64_t frac_ns = 0;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    int64_t scale = 100'000'000;
+    const size_t begin = i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
+      frac_ns += (s[i] - '0') * scale;
+      scale /= 10;
+      ++i;
+    }
+    if (i == begin) return std::nullopt;
+  }
+  if (i < s.size() && s[i] == 'Z') ++i;
+  if (i != s.size()) return std::nullopt;
+  const int64_t days = DaysFromCivil(y, mo, d);
+  return ((days * 24 + h) * 60 + mi) * 60 * 1'000'000'000LL + sec * 1'000'000'000LL + frac_ns;
+}
+
+// A column of times converted to seconds. Date-times are made relative to the earliest one;
+// numbers are kept as they are unless `rebase_numbers`, which makes them relative to the
+// smallest. A column may not mix the two.
+class TimeColumn {
+ public:
+  explicit TimeColumn(TimeFormat f) : format_(f) {}
+  // Returns an error message (without location) or "".
+  std::string Add(std::string_view cell) {
+    if (format_ != TimeFormat::kDatetime) {
+      if (auto v = ParsePlainNumber(cell)) {
+        if (mixed(false)) return "mixes numbers and date-times";
+        const double unit = format_ == TimeFormat::kMillis   ? 1e-3
+                            : format_ == TimeFormat::kMicros ? 1e-6
+                                                             : 1.0;
+        numbers_.push_back(*v * unit);
+        return "";
+      }
+      if (format_ != TimeFormat::kAuto) {
+        return "expected a number, got '" + std::string(cell) + "'";
+      }
+    }
+    if (auto ns = ParseDatetimeNs(cell)) {
+      if (mixed(true)) return "mixes numbers and date-times";
+      ns_.push_back(*ns);
+      return "";
+    }
+    return format_ == TimeFormat::kDatetime
+               ? "expected a date-time like '2023-11-16 18:15:46.68', got '" + std::string(cell) +
+                     "'"
+               : "expected a number of seconds or a date-time, got '" + std::string(cell) + "'";
+  }
+  std::vector<double> Seconds(bool rebase_numbers) const {
+    std::vector<double> out;
+    if (datetime_) {
+      const int64_t base = ns_.empty() ? 0 : *std::min_element(ns_.begin(), ns_.end());
+      out.reserve(ns_.size());
+      for (int64_t v : ns_) out.push_back(static_cast<double>(v - base) * 1e-9);
+      return out;
+    }
+    out = numbers_;
+    if (rebase_numbers && !out.empty()) {
+      const double base = *std::min_element(out.begin(), out.end());
+      for (double& v : out) v -= base;
+    }
+    return out;
+  }
+  bool datetime() const { return datetime_; }
+  // Absolute nanoseconds of row i (date-time columns only).
+  int64_t ns(size_t i) const { return ns_[i]; }
+
+ private:
+  bool mixed(bool datetime) {
+    if (!started_) {
+      started_ = true;
+      datetime_ = datetime;
+      return false;
+    }
+    return datetime_ != datetime;
+  }
+  TimeFormat format_;
+  bool started_ = false;
+  bool datetime_ = false;
+  std::vector<double> numbers_;
+  std::vector<int64_t> ns_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Overrides.
+
+Status ApplyOverride(Ctx& ctx, YAML::Node root, const std::string& text) {
+  const size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return InvalidArgument(ctx.file + " (--set " + text + "): expected dotted.path=value");
+  }
+  const std::string dotted = text.substr(0, eq);
+  const std::string value_text = text.substr(eq + 1);
+  const std::string where = ctx.file + " (--set " + text + ")";
+
+  std::vector<std::string> segs;
+  for (size_t b = 0;;) {
+    const size_t e = dotted.find('.', b);
+    segs.push_back(dotted.substr(b, e == std::string::npos ? std::string::npos : e - b));
+    if (e == std::string::npos) break;
+    b = e + 1;
+  }
+
+  YAML::Node value;
+  try {
+    value = YAML::Load(value_text);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(where + ": " + dotted + ": malformed value: " + e.msg);
+  }
+
+  const Schema* schema = &RootSchema();
+  YAML::Node cur = root;
+  std::string path;
+  for (size_t i = 0; i < segs.size(); ++i) {
+    const std::string& seg = segs[i];
+    const bool last = i + 1 == segs.size();
+    if (seg.empty()) return InvalidArgument(where + ": empty path segment in '" + dotted + "'");
+    if (schema->kind == Schema::Kind::kList) {
+      int64_t idx = -1;
+      auto [p, ec] = std::from_chars(seg.data(), seg.data() + seg.size(), idx);
+      if (ec != std::errc() || p != seg.data() + seg.size() || idx < 0) {
+        return InvalidArgument(where + ": " + path + ": is a list; expected an index, got '" + seg +
+                               "'");
+      }
+      const size_t n = cur.IsSequence() ? cur.size() : 0;
+      if (static_cast<size_t>(idx) >= n) {
+        return InvalidArgument(where + ": " + path + ": index " + seg +
+                               " is out of range (the list has " + std::to_string(n) + " entries)");
+      }
+      path = Index(path, static_cast<size_t>(idx));
+      schema = schema->elem;
+      if (last) {
+        cur[static_cast<size_t>(idx)] = value;
+      } else {
+        YAML::Node next = cur[static_cast<size_t>(idx)];
+        cur.reset(next);
+      }
+      continue;
+    }
+    if (schema->kind == Schema::Kind::kValue) {
+      return InvalidArgument(where + ": " + path + ": is a value and has no key '" + seg + "'");
+    }
+    const Schema* child = schema->kind == Schema::Kind::kDict ? schema->elem : schema->Field(seg);
+    const std::string child_path = Join(path, seg);
+    if (child == nullptr) {
+      return InvalidArgument(where + ": " + child_path +
+                             ": unknown key (expected one of: " + schema->KeyList() + ")");
+    }
+    if (!cur.IsMap()) {
+      if (!cur.IsNull()) {
+        return InvalidArgument(where + ": " + (path.empty() ? "(top level)" : path) + ": is " +
+                               Describe(cur) + ", not a map; cannot set '" + seg + "' in it");
+      }
+      cur = YAML::Node(YAML::NodeType::Map);  // assigns through: `key:` left empty in the file
+    }
+    if (last) {
+      cur[seg] = value;
+    } else {
+      if (!cur[seg].IsDefined() || cur[seg].IsNull()) cur[seg] = YAML::Node(YAML::NodeType::Map);
+      YAML::Node next = cur[seg];
+      cur.reset(next);
+    }
+    path = child_path;
+    schema = child ? child : schema;
+  }
+  ctx.overrides.emplace_back(path, text);
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plans: validated generators before expansion.
+
+struct DurationDist {
+  enum class Kind : uint8_t { kConstant, kExponential, kUniform, kLognormal, kColumn };
+  Kind kind = Kind::kConstant;
+  double a = 0;  // constant value | mean | min | median | column scale
+  double b = 0;  // -            | -    | max | sigma  | column offset
+  std::string column;
+};
+
+struct ArgPlan {
+  int32_t from_gen = -1;  // producer generator (index into Loader::gens_), or -1
+  uint32_t count = 1;
+  bool random = false;
+  int32_t node = -1;  // pre-existing object on this node
+  uint64_t bytes = 0;
+  std::string path;
+};
+
+struct GenPlan {
+  Field where;  // the generator's entry, for errors found during expansion
+  std::string path;
+  std::string name;
+  WorkKind kind = WorkKind::kTask;
+  uint32_t name_idx = 0, job = 0, shape = 0, strategy = 0;
+  uint64_t count = 0;
+  double start = 0;
+  enum class Process : uint8_t { kPoisson, kUniform, kBurst, kTrace } process = Process::kBurst;
+  double rate = 0, interval = 0, at = 0;
+  std::vector<double> trace_times;      // kTrace: seconds after start (speedup applied)
+  std::vector<double> trace_durations;  // duration column values (kTrace + kColumn)
+  DurationDist duration;
+  uint64_t output = 0;
+  int32_t pg = -1, bundle = -1, env = -1;
+  uint16_t max_retries = 3;
+  std::vector<ArgPlan> args;
+  // Filled by expansion: its tasks are [first_task, first_task + count) before sorting.
+  uint64_t first_task = 0;
+  uint64_t missing_args = 0;  // tasks that found fewer producers than asked
+};
+
+// Per-task fields shared by generators and trace entries.
+struct Common {
+  uint32_t strategy = 0;
+  int32_t pg = -1, bundle = -1, env = -1;
+  uint64_t output = 0;
+  uint16_t max_retries = 3;
+  uint32_t job = 0;
+};
+
+uint64_t Fnv1a(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (char ch : s) {
+    h ^= static_cast<unsigned char>(ch);
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+// Independent streams per generator and purpose: editing one generator leaves the draws of the
+// others unchanged.
+Rng StreamRng(uint64_t seed, std::string_view name, uint64_t purpose) {
+  return Rng(seed ^ (Fnv1a(name) * 0x9e3779b97f4a7c15ULL) ^
+             ((purpose + 1) * 0xd1b54a32d192ed03ULL));
+}
+
+double Exponential(Rng& rng, double mean) { return -mean * std::log1p(-rng.UniformDouble()); }
+
+double StandardNormal(Rng& rng) {
+  const double u1 = 1.0 - rng.UniformDouble();  // (0, 1]
+  const double u2 = rng.UniformDouble();
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The loader.
+
+class Loader {
+ public:
+  explicit Loader(Ctx ctx) : ctx_(std::move(ctx)) {}
+
+  Status Load(const YAML::Node& root) {
+    MapView top;
+    ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, Field{root, ""}, RootSchema(), &top));
+    s_.path = ctx_.file;
+    s_.name = fs::path(ctx_.file).stem().string();
+    if (auto f = top.Get("name")) ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *f, &s_.name));
+    if (auto f = top.Get("description")) {
+      std::string unused;
+      ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *f, &unused, "a string"));
+    }
+    if (auto f = top.Get("seed")) {
+      int64_t seed = 0;
+      ORRERY_RETURN_IF_ERROR(ReadInt(ctx_, *f, 0, std::numeric_limits<int64_t>::max(), &seed));
+      s_.seed = static_cast<uint64_t>(seed);
+    }
+    if (auto f = top.Get("stop")) {
+      MapView stop;
+      ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, *f, *RootSchema().Field("stop"), &stop));
+      if (auto mt = stop.Get("max_time")) {
+        ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *mt, &s_.max_time_s));
+        if (s_.max_time_s <= 0) return ctx_.Expected(*mt, "a duration > 0");
+      }
+    }
+    s_.strategies.push_back(SchedulingStrategy::Default());
+
+    Field cluster;
+    ORRERY_RETURN_IF_ERROR(top.Require(ctx_, "cluster", &cluster));
+    ORRERY_RETURN_IF_ERROR(ParseCluster(cluster));
+    if (auto f = top.Get("scheduler")) ORRERY_RETURN_IF_ERROR(ParseScheduler(*f));
+    if (auto f = top.Get("runtime_envs")) ORRERY_RETURN_IF_ERROR(ParseEnvs(*f));
+    if (auto f = top.Get("workload")) ORRERY_RETURN_IF_ERROR(ParseWorkload(*f));
+    if (auto f = top.Get("failures")) ORRERY_RETURN_IF_ERROR(ParseFailures(*f));
+    ORRERY_RETURN_IF_ERROR(Expand());
+    Warn();
+    return Status::Ok();
+  }
+
+  Scenario Take() && { return std::move(s_); }
+
+ private:
+  static const Schema& GeneratorSchema() {
+    return *RootSchema().Field("workload")->Field("tasks")->elem;
+  }
+
+  // --- cluster ---------------------------------------------------------------------------------
+
+  Status ReadNodeTotal(const Field& f, ResourceSet* out) {
+    ResourceRequest r;
+    ORRERY_RETURN_IF_ERROR(ReadResources(ctx_, f, &r));
+    auto nr = NodeResources::Create(r.set());
+    if (!nr.ok()) return ctx_.Raw(f, f.path + "." + nr.status().message());
+    *out = r.set();
+    return Status::Ok();
+  }
+
+  Status AddNode(const Field& where, NodeSpec spec) {
+    if (s_.nodes.size() >= kMaxNodes) {
+      return ctx_.Error(where, "too many nodes (at most " + std::to_string(kMaxNodes) + ")");
+    }
+    ORRERY_RETURN_IF_ERROR(
+        node_names_.Add(ctx_, where, spec.id, static_cast<int32_t>(s_.nodes.size())));
+    s_.nodes.push_back(std::move(spec));
+    return Status::Ok();
+  }
+
+  Status ParseCluster(const Field& f) {
+    const Schema& cs = *RootSchema().Field("cluster");
+    MapView m;
+    ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, f, cs, &m));
+    std::vector<Field> types;
+    if (auto tf = m.Get("node_types")) ORRERY_RETURN_IF_ERROR(OpenList(ctx_, *tf, &types));
+    const Schema& ts = *cs.Field("node_types")->elem;
+    NameTable type_names("node type");
+    struct TypeDef {
+      ResourceSet total;
+      Labels labels;
+    };
+    std::vector<std::pair<std::string, TypeDef>> defs;
+    for (const Field& t : types) {
+      MapView tm;
+      ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, t, ts, &tm));
+      Field nf, rf;
+      ORRERY_RETURN_IF_ERROR(tm.Require(ctx_, "name", &nf));
+      std::string name;
+      ORRERY_RETURN_IF_ERROR(ReadString(ctx_, nf, &name));
+      ORRERY_RETURN_IF_ERROR(type_names.Add(ctx_, nf, name, static_cast<int32_t>(defs.size())));
+      uint64_t count = 1;
+      if (auto cf = tm.Get("count"))
+        ORRERY_RETURN_IF_ERROR(ReadCount(ctx_, *cf, kMaxNodes, &count));
+      TypeDef def;
+      ORRERY_RETURN_IF_ERROR(tm.Require(ctx_, "resources", &rf));
+      ORRERY_RETURN_IF_ERROR(ReadNodeTotal(rf, &def.total));
+      if (auto lf = tm.Get("labels")) ORRERY_RETURN_IF_ERROR(ReadLabels(ctx_, *lf, &def.labels));
+      for (uint64_t i = 0; i < count; ++i) {
+        ORRERY_RETURN_IF_ERROR(
+            AddNode(nf, NodeSpec{name + "-" + std::to_string(i), name, def.total, def.labels}));
+      }
+      defs.emplace_back(name, std::move(def));
+    }
+    std::vector<Field> nodes;
+    if (auto nf = m.Get("nodes")) ORRERY_RETURN_IF_ERROR(OpenList(ctx_, *nf, &nodes));
+    const Schema& ns = *cs.Field("nodes")->elem;
+    for (const Field& n : nodes) {
+      MapView nm;
+      ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, n, ns, &nm));
+      Field idf;
+      ORRERY_RETURN_IF_ERROR(nm.Require(ctx_, "id", &idf));
+      NodeSpec spec;
+      ORRERY_RETURN_IF_ERROR(ReadString(ctx_, idf, &spec.id, "a node id"));
+      auto tf = nm.Get("type");
+      auto rf = nm.Get("resources");
+      if (tf && rf) {
+        return ctx_.Error(rf->node, rf->path, "give either type or resources, not both");
+      }
+      if (!tf && !rf) {
+        return ctx_.Error(n, "a node needs a type or resources");
+      }
+      if (tf) {
+        ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *tf, &spec.type, "a node type name"));
+        const int32_t t = type_names.Find(spec.type);
+        if (t < 0) {
+          return ctx_.Error(tf->node, tf->path,
+                            "unknown node type '" + spec.type + "' (" + type_names.Known() + ")");
+        }
+        spec.total = defs[t].second.total;
+        spec.labels = defs[t].second.labels;
+      } else {
+        spec.type = "custom";
+        ORRERY_RETURN_IF_ERROR(ReadNodeTotal(*rf, &spec.total));
+      }
+      if (auto lf = nm.Get("labels")) {
+        Labels extra;
+        ORRERY_RETURN_IF_ERROR(ReadLabels(ctx_, *lf, &extra));
+        for (auto& [k, v] : extra) spec.labels[k] = v;
+      }
+      ORRERY_RETURN_IF_ERROR(AddNode(idf, std::move(spec)));
+    }
+    if (s_.nodes.empty()) {
+      return ctx_.Error(f, "expected at least one node (node_types with count >= 1, or nodes)");
+    }
+    if (auto df = m.Get("driver")) {
+      std::string id;
+      ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *df, &id, "a node id"));
+      ORRERY_RETURN_IF_ERROR(FindNode(*df, id, &s_.driver_node));
+    }
+    if (auto nf = m.Get("network")) {
+      MapView nm;
+      ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, *nf, *cs.Field("network"), &nm));
+      if (auto bf = nm.Get("bandwidth")) {
+        ORRERY_RETURN_IF_ERROR(ReadBandwidth(ctx_, *bf, &s_.network.bandwidth_Bps));
+      }
+      if (auto lf = nm.Get("latency")) {
+        ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *lf, &s_.network.latency_s));
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status FindNode(const Field& f, const std::string& id, int32_t* out) {
+    *out = node_names_.Find(id);
+    if (*out < 0) {
+      std::string sample;
+      for (size_t i = 0; i < s_.nodes.size() && i < 5; ++i) {
+        sample += (i ? ", " : "") + s_.nodes[i].id;
+      }
+      if (s_.nodes.size() > 5) sample += ", ...";
+      return ctx_.Error(f, "unknown node '" + id + "' (nodes: " + sample + ")");
+    }
+    return Status::Ok();
+  }
+
+  // --- scheduler -------------------------------------------------------------------------------
+
+  Status ParseScheduler(const Field& f) {
+    MapView m;
+    ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, f, *RootSchema().Field("scheduler"), &m));
+    SchedulerOptions& o = s_.scheduler.options;
+    if (auto pf = m.Get("policy")) {
+      ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *pf, &o.policy, "a policy name"));
+      const PolicyRegistry& reg = PolicyRegistry::Builtin();
+      if (!reg.Contains(o.policy)) {
+        std::string known;
+        for (const auto& e : reg.entries()) known += (known.empty() ? "" : ", ") + e.name;
+        return ctx_.Error(pf->node, pf->path,
+                          "unknown policy '" + o.policy + "' (known: " + known + ")");
+      }
+    }
+    if (auto v = m.Get("spread_threshold")) {
+      ORRERY_RETURN_IF_ERROR(ReadNumber(ctx_, *v, 0, 1, &o.hybrid.spread_threshold));
+    }
+    if (auto v = m.Get("top_k_absolute")) {
+      int64_t k = 0;
+      ORRERY_RETURN_IF_ERROR(ReadInt(ctx_, *v, 1, 1'000'000'000, &k));
+      o.hybrid.top_k_absolute = static_cast<int>(k);
+    }
+    if (auto v = m.Get("top_k_fraction")) {
+      ORRERY_RETURN_IF_ERROR(ReadNumber(ctx_, *v, 0, 1, &o.hybrid.top_k_fraction));
+    }
+    if (auto v = m.Get("avoid_gpu_nodes")) {
+      ORRERY_RETURN_IF_ERROR(ReadBool(ctx_, *v, &o.hybrid.avoid_gpu_nodes));
+    }
+    if (auto v = m.Get("report_period")) {
+      ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &s_.scheduler.report_period_s));
+      if (s_.scheduler.report_period_s <= 0) return ctx_.Expected(*v, "a duration > 0");
+    }
+    return Status::Ok();
+  }
+
+  // --- runtime envs, placement groups, failures ------------------------------------------------
+
+  Status ParseEnvs(const Field& f) {
+    std::vector<Field> items;
+    ORRERY_RETURN_IF_ERROR(OpenList(ctx_, f, &items));
+    const Schema& es = *RootSchema().Field("runtime_envs")->elem;
+    for (const Field& it : items) {
+      MapView m;
+      ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, it, es, &m));
+      Field nf;
+      ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "name", &nf));
+      RuntimeEnvSpec env;
+      ORRERY_RETURN_IF_ERROR(ReadString(ctx_, nf, &env.id));
+      ORRERY_RETURN_IF_ERROR(
+          env_names_.Add(ctx_, nf, env.id, static_cast<int32_t>(s_.runtime_envs.size())));
+      if (auto v = m.Get("size")) ORRERY_RETURN_IF_ERROR(ReadSize(ctx_, *v, &env.size_bytes));
+      if (auto v = m.Get("install_time")) {
+        ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &env.install_s));
+      }
+      s_.runtime_envs.push_back(std::move(env));
+    }
+    return Status::Ok();
+  }
+
+  Status ParsePlacementGroups(const Field& f, const Schema& ps) {
+    std::vector<Field> items;
+    ORRERY_RETURN_IF_ERROR(OpenList(ctx_, f, &items));
+    for (const Field& it : items) {
+      MapView m;
+      ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, it, ps, &m));
+      Field nf, bf;
+      ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "name", &nf));
+      PlacementGroupSpec pg;
+      ORRERY_RETURN_IF_ERROR(ReadString(ctx_, nf, &pg.id));
+      ORRERY_RETURN_IF_ERROR(
+          pg_names_.Add(ctx_, nf, pg.id, static_cast<int32_t>(s_.placement_groups.size())));
+      if (auto sf = m.Get("strategy")) {
+        std::string text;
+        ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *sf, &text, "a placement strategy"));
+        auto st = ParsePlacementStrategy(text);
+        if (!st.ok()) return ctx_.Error(sf->node, sf->path, st.status().message());
+        pg.strategy = *st;
+      }
+      if (auto af = m.Get("at")) ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *af, &pg.create_s));
+      ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "bundles", &bf));
+      std::vector<Field> bundles;
+      ORRERY_RETURN_IF_ERROR(OpenList(ctx_, bf, &bundles));
+      if (bundles.empty()) return ctx_.Expected(bf, "a non-empty list of bundles");
+      for (const Field& b : bundles) {
+        ResourceRequest r;
+        ORRERY_RETURN_IF_ERROR(ReadResources(ctx_, b, &r));
+        if (r.IsEmpty()) return ctx_.Error(b, "a bundle must request a resource");
+        pg.bundles.push_back(std::move(r));
+      }
+      s_.placement_groups.push_back(std::move(pg));
+    }
+    return Status::Ok();
+  }
+
+  Status ParseFailures(const Field& f) {
+    std::vector<Field> items;
+    ORRERY_RETURN_IF_ERROR(OpenList(ctx_, f, &items));
+    const Schema& fs_schema = *RootSchema().Field("failures")->elem;
+    for (const Field& it : items) {
+      MapView m;
+      ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, it, fs_schema, &m));
+      Field af, nf, actf;
+      FailureSpec fail;
+      ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "at", &af));
+      ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, af, &fail.at_s));
+      ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "node", &nf));
+      std::string id;
+      ORRERY_RETURN_IF_ERROR(ReadString(ctx_, nf, &id, "a node id"));
+      ORRERY_RETURN_IF_ERROR(FindNode(nf, id, &fail.node));
+      if (auto v = m.Get("action")) {
+        size_t a = 0;
+        ORRERY_RETURN_IF_ERROR(ReadChoice(ctx_, *v, {"crash", "recover"}, &a));
+        fail.action = a == 0 ? FailureSpec::Action::kCrash : FailureSpec::Action::kRecover;
+      }
+      s_.failures.push_back(fail);
+    }
+    std::stable_sort(s_.failures.begin(), s_.failures.end(),
+                     [](const FailureSpec& a, const FailureSpec& b) { return a.at_s < b.at_s; });
+    return Status::Ok();
+  }
+
+  // --- workload --------------------------------------------------------------------------------
+
+  Status ParseWorkload(const Field& f) {
+    const Schema& ws = *RootSchema().Field("workload");
+    MapView m;
+    ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, f, ws, &m));
+    if (auto pf = m.Get("placement_groups")) {
+      ORRERY_RETURN_IF_ERROR(ParsePlacementGroups(*pf, *ws.Field("placement_groups")->elem));
+    }
+    for (const char* section : {"tasks", "actors"}) {
+      auto lf = m.Get(section);
+      if (!lf) continue;
+      std::vector<Field> items;
+      ORRERY_RETURN_IF_ERROR(OpenList(ctx_, *lf, &items));
+      const WorkKind kind =
+          std::string_view(section) == "tasks" ? WorkKind::kTask : WorkKind::kActor;
+      for (const Field& g : items) {
+        ORRERY_RETURN_IF_ERROR(ParseGenerator(g, *ws.Field("tasks")->elem, kind));
+      }
+    }
+    if (auto tf = m.Get("trace")) {
+      std::vector<Field> items;
+      ORRERY_RETURN_IF_ERROR(OpenList(ctx_, *tf, &items));
+      for (const Field& t : items) {
+        ORRERY_RETURN_IF_ERROR(ParseTrace(t, *ws.Field("trace")->elem));
+      }
+    }
+    return Status::Ok();
+  }
+
+  uint32_t InternJob(const std::string& job) {
+    auto [it, inserted] = jobs_.emplace(job, static_cast<uint32_t>(s_.jobs.size()));
+    if (inserted) s_.jobs.push_back(job);
+    return it->second;
+  }
+
+  uint32_t InternShape(const ResourceRequest& r) {
+    auto [it, inserted] = shapes_.emplace(r.ToString(), static_cast<uint32_t>(s_.shapes.size()));
+    if (inserted) s_.shapes.push_back(r);
+    return it->second;
+  }
+
+  uint32_t InternStrategy(const SchedulingStrategy& st) {
+    for (size_t i = 0; i < s_.strategies.size(); ++i) {
+      const SchedulingStrategy& o = s_.strategies[i];
+      if (o.type == st.type && o.node == st.node && o.soft == st.soft &&
+          o.spill_on_unavailable == st.spill_on_unavailable &&
+          o.fail_on_unavailable == st.fail_on_unavailable) {
+        return static_cast<uint32_t>(i);
+      }
+    }
+    s_.strategies.push_back(st);
+    return static_cast<uint32_t>(s_.strategies.size() - 1);
+  }
+
+  Status ParseStrategy(const Field& f, SchedulingStrategy* out) {
+    const std::vector<std::string> types = {"DEFAULT", "SPREAD", "NODE_AFFINITY"};
+    if (f.node.IsScalar()) {
+      size_t t = 0;
+      if (!ReadChoice(ctx_, f, {"DEFAULT", "SPREAD"}, &t).ok()) {
+        return ctx_.Expected(f, "DEFAULT, SPREAD or a map {type: NODE_AFFINITY, node: ID, ...}");
+      }
+      *out = t == 0 ? SchedulingStrategy::Default() : SchedulingStrategy::Spread();
+      return Status::Ok();
+    }
+    MapView m;
+    ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, f, *GeneratorSchema().Field("strategy"), &m));
+    Field tf;
+    ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "type", &tf));
+    size_t t = 0;
+    ORRERY_RETURN_IF_ERROR(ReadChoice(ctx_, tf, types, &t));
+    if (t != 2) {
+      ORRERY_RETURN_IF_ERROR(OnlyKeys(ctx_, m, {"type"}, "strategy " + types[t]));
+      *out = t == 0 ? SchedulingStrategy::Default() : SchedulingStrategy::Spread();
+      return Status::Ok();
+    }
+    Field nf;
+    ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "node", &nf));
+    std::string id;
+    ORRERY_RETURN_IF_ERROR(ReadString(ctx_, nf, &id, "a node id"));
+    int32_t slot = -1;
+    ORRERY_RETURN_IF_ERROR(FindNode(nf, id, &slot));
+    SchedulingStrategy st = SchedulingStrategy::NodeAffinity(id);
+    if (auto v = m.Get("soft")) ORRERY_RETURN_IF_ERROR(ReadBool(ctx_, *v, &st.soft));
+    if (auto v = m.Get("spill_on_unavailable")) {
+      ORRERY_RETURN_IF_ERROR(ReadBool(ctx_, *v, &st.spill_on_unavailable));
+    }
+    if (auto v = m.Get("fail_on_unavailable")) {
+      ORRERY_RETURN_IF_ERROR(ReadBool(ctx_, *v, &st.fail_on_unavailable));
+    }
+    if (st.spill_on_unavailable && st.fail_on_unavailable) {
+      return ctx_.Error(f, "spill_on_unavailable and fail_on_unavailable exclude each other");
+    }
+    *out = std::move(st);
+    return Status::Ok();
+  }
+
+  // strategy, placement_group, bundle, output, runtime_env, max_retries, job.
+  Status ParseCommon(const MapView& m, Common* c) {
+    std::string job = "default";
+    if (auto v = m.Get("job")) ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *v, &job, "a job name"));
+    c->job = InternJob(job);
+    SchedulingStrategy st;
+    auto sf = m.Get("strategy");
+    if (sf) ORRERY_RETURN_IF_ERROR(ParseStrategy(*sf, &st));
+    c->strategy = InternStrategy(st);
+    if (auto v = m.Get("placement_group")) {
+      std::string name;
+      ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *v, &name, "a placement group name"));
+      c->pg = pg_names_.Find(name);
+      if (c->pg < 0) {
+        return ctx_.Error(v->node, v->path,
+                          "unknown placement group '" + name + "' (" + pg_names_.Known() + ")");
+      }
+      if (sf && st.type != SchedulingStrategy::Type::kDefault) {
+        return ctx_.Error(sf->node, sf->path,
+                          "a task in a placement group takes its placement from the group; "
+                          "leave strategy out");
+      }
+    }
+    if (auto v = m.Get("bundle")) {
+      if (c->pg < 0) return ctx_.Error(v->node, v->path, "bundle needs placement_group");
+      const auto n = static_cast<int64_t>(s_.placement_groups[c->pg].bundles.size());
+      int64_t b = 0;
+      ORRERY_RETURN_IF_ERROR(ReadInt(ctx_, *v, -1, n - 1, &b));
+      c->bundle = static_cast<int32_t>(b);
+    }
+    if (auto v = m.Get("output")) ORRERY_RETURN_IF_ERROR(ReadSize(ctx_, *v, &c->output));
+    if (auto v = m.Get("runtime_env")) {
+      std::string name;
+      ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *v, &name, "a runtime env name"));
+      c->env = env_names_.Find(name);
+      if (c->env < 0) {
+        return ctx_.Error(v->node, v->path,
+                          "unknown runtime env '" + name + "' (" + env_names_.Known() + ")");
+      }
+    }
+    if (auto v = m.Get("max_retries")) {
+      int64_t r = 0;
+      ORRERY_RETURN_IF_ERROR(ReadInt(ctx_, *v, 0, 65535, &r));
+      c->max_retries = static_cast<uint16_t>(r);
+    }
+    return Status::Ok();
+  }
+
+  Status AddTaskCount(const Field& where, uint64_t n) {
+    total_tasks_ += n;
+    if (total_tasks_ > kMaxTasks) {
+      return ctx_.Error(where, "the scenario would have more than " + std::to_string(kMaxTasks) +
+                                   " tasks; lower the counts");
+    }
+    return Status::Ok();
+  }
+
+  Status ParseDuration(const Field& f, GenPlan* g) {
+    DurationDist& d = g->duration;
+    if (!f.node.IsMap()) {
+      d.kind = DurationDist::Kind::kConstant;
+      return ReadDuration(ctx_, f, &d.a);
+    }
+    MapView m;
+    ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, f, *GeneratorSchema().Field("duration"), &m));
+    Field df;
+    ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "dist", &df));
+    size_t kind = 0;
+    ORRERY_RETURN_IF_ERROR(
+        ReadChoice(ctx_, df, {"constant", "exponential", "uniform", "lognormal", "column"}, &kind));
+    auto need = [&](const char* key, double* out) -> Status {
+      Field v;
+      ORRERY_RETURN_IF_ERROR(m.Require(ctx_, key, &v));
+      return ReadDuration(ctx_, v, out);
+    };
+    switch (kind) {
+      case 0:
+        d.kind = DurationDist::Kind::kConstant;
+        ORRERY_RETURN_IF_ERROR(OnlyKeys(ctx_, m, {"dist", "mean"}, "dist constant"));
+        return need("mean", &d.a);
+      case 1:
+        d.kind = DurationDist::Kind::kExponential;
+        ORRERY_RETURN_IF_ERROR(OnlyKeys(ctx_, m, {"dist", "mean"}, "dist exponential"));
+        return need("mean", &d.a);
+      case 2: {
+        d.kind = DurationDist::Kind::kUniform;
+        ORRERY_RETURN_IF_ERROR(OnlyKeys(ctx_, m, {"dist", "min", "max"}, "dist uniform"));
+        ORRERY_RETURN_IF_ERROR(need("min", &d.a));
+        ORRERY_RETURN_IF_ERROR(need("max", &d.b));
+        if (d.b < d.a) {
+          return ctx_.Error(m.Get("max")->node, m.Get("max")->path, "expected max >= min");
+        }
+        return Status::Ok();
+      }
+      case 3: {
+        d.kind = DurationDist::Kind::kLognormal;
+        ORRERY_RETURN_IF_ERROR(OnlyKeys(ctx_, m, {"dist", "median", "sigma"}, "dist lognormal"));
+        ORRERY_RETURN_IF_ERROR(need("median", &d.a));
+        Field sf;
+        ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "sigma", &sf));
+        return ReadNumber(ctx_, sf, 0, 10, &d.b);
+      }
+      default: {
+        d.kind = DurationDist::Kind::kColumn;
+        ORRERY_RETURN_IF_ERROR(
+            OnlyKeys(ctx_, m, {"dist", "column", "scale", "offset"}, "dist column"));
+        if (g->process != GenPlan::Process::kTrace) {
+          return ctx_.Error(df, "dist column needs arrival.process trace");
+        }
+        Field cf;
+        ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "column", &cf));
+        ORRERY_RETURN_IF_ERROR(ReadString(ctx_, cf, &d.column, "a column name"));
+        d.a = 1;
+        if (auto v = m.Get("scale")) ORRERY_RETURN_IF_ERROR(ReadNumber(ctx_, *v, 0, 1e300, &d.a));
+        if (auto v = m.Get("offset")) ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &d.b));
+        duration_column_field_ = cf;
+        return Status::Ok();
+      }
+    }
+  }
+
+  Status ParseArrival(const Field& f, GenPlan* g) {
+    MapView m;
+    ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, f, *GeneratorSchema().Field("arrival"), &m));
+    Field pf;
+    ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "process", &pf));
+    size_t p = 0;
+    ORRERY_RETURN_IF_ERROR(ReadChoice(ctx_, pf, {"poisson", "uniform", "burst", "trace"}, &p));
+    switch (p) {
+      case 0: {
+        g->process = GenPlan::Process::kPoisson;
+        ORRERY_RETURN_IF_ERROR(OnlyKeys(ctx_, m, {"process", "rate"}, "process poisson"));
+        Field rf;
+        ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "rate", &rf));
+        return ReadRate(ctx_, rf, &g->rate);
+      }
+      case 1: {
+        g->process = GenPlan::Process::kUniform;
+        ORRERY_RETURN_IF_ERROR(
+            OnlyKeys(ctx_, m, {"process", "interval", "rate"}, "process uniform"));
+        auto iv = m.Get("interval");
+        auto rf = m.Get("rate");
+        if (iv.has_value() == rf.has_value()) {
+          return ctx_.Error(f, "process uniform needs exactly one of interval, rate");
+        }
+        if (iv) return ReadDuration(ctx_, *iv, &g->interval);
+        double rate = 0;
+        ORRERY_RETURN_IF_ERROR(ReadRate(ctx_, *rf, &rate));
+        g->interval = 1.0 / rate;
+        return Status::Ok();
+      }
+      case 2: {
+        g->process = GenPlan::Process::kBurst;
+        ORRERY_RETURN_IF_ERROR(OnlyKeys(ctx_, m, {"process", "at"}, "process burst"));
+        if (auto a = m.Get("at")) return ReadDuration(ctx_, *a, &g->at);
+        return Status::Ok();
+      }
+      default:
+        g->process = GenPlan::Process::kTrace;
+        ORRERY_RETURN_IF_ERROR(
+            OnlyKeys(ctx_, m, {"process", "file", "column", "time_format", "limit", "speedup"},
+                     "process trace"));
+        arrival_view_ = m;
+        return Status::Ok();  // read after the duration is known (it may name a column)
+    }
+  }
+
+  // Reads the arrival trace of `g` (and its duration column, if any).
+  Status ReadArrivalTrace(const MapView& m, GenPlan* g) {
+    Field ff;
+    ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "file", &ff));
+    std::string file;
+    ORRERY_RETURN_IF_ERROR(ResolvePath(ctx_, ff, &file));
+    std::string column;
+    if (auto v = m.Get("column")) ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *v, &column, "a column"));
+    size_t tf = 0;
+    if (auto v = m.Get("time_format")) {
+      ORRERY_RETURN_IF_ERROR(ReadChoice(ctx_, *v, TimeFormatNames(), &tf));
+    }
+    uint64_t limit = kMaxTasks;
+    if (auto v = m.Get("limit")) ORRERY_RETURN_IF_ERROR(ReadCount(ctx_, *v, kMaxTasks, &limit));
+    double speedup = 1;
+    if (auto v = m.Get("speedup")) {
+      ORRERY_RETURN_IF_ERROR(ReadNumber(ctx_, *v, 1e-9, 1e12, &speedup));
+    }
+    TimeColumn times(static_cast<TimeFormat>(tf));
+    std::vector<double> durations;
+    std::vector<std::string> header;
+    int tcol = -1, dcol = -1;
+    const bool want_duration = g->duration.kind == DurationDist::Kind::kColumn;
+    auto on_header = [&]() -> Status {
+      tcol = column.empty() ? 0 : ColumnIndex(header, column);
+      if (tcol < 0) {
+        const Field cf = *m.Get("column");
+        return ctx_.Error(cf, "trace '" + file + "' has no column '" + column +
+                                  "' (columns: " + ColumnList(header) + ")");
+      }
+      if (want_duration) {
+        dcol = ColumnIndex(header, g->duration.column);
+        if (dcol < 0) {
+          return ctx_.Error(duration_column_field_, "trace '" + file + "' has no column '" +
+                                                        g->duration.column +
+                                                        "' (columns: " + ColumnList(header) + ")");
+        }
+      }
+      return Status::Ok();
+    };
+    Status st = ReadCsv(
+        file, limit, &header, on_header, [&](size_t line, const std::vector<std::string>& c) {
+          const std::string err = times.Add(c[tcol]);
+          if (!err.empty()) {
+            return InvalidArgument(file + ":" + std::to_string(line) + ": column '" + header[tcol] +
+                                   "': " + err + " (" + m.self().path + ")");
+          }
+          if (want_duration) {
+            auto v = ParsePlainNumber(c[dcol]);
+            if (!v || *v < 0) {
+              return InvalidArgument(file + ":" + std::to_string(line) + ": column '" +
+                                     header[dcol] + "': expected a number >= 0, got '" + c[dcol] +
+                                     "' (" + g->path + ".duration)");
+            }
+            durations.push_back(*v * g->duration.a + g->duration.b);
+          }
+          return Status::Ok();
+        });
+    if (!st.ok()) return st;
+    std::vector<double> secs = times.Seconds(/*rebase_numbers=*/true);
+    // Arrival order: by time, file order within equal times.
+    std::vector<size_t> order(secs.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return secs[a] < secs[b]; });
+    g->trace_times.reserve(secs.size());
+    for (size_t i : order) {
+      g->trace_times.push_back(secs[i] / speedup);
+      if (want_duration) g->trace_durations.push_back(durations[i]);
+    }
+    g->count = g->trace_times.size();
+    return Status::Ok();
+  }
+
+  Status ParseArgs(const Field& f, GenPlan* g) {
+    std::vector<Field> items;
+    ORRERY_RETURN_IF_ERROR(OpenList(ctx_, f, &items));
+    const Schema& as = *GeneratorSchema().Field("args")->elem;
+    for (const Field& it : items) {
+      MapView m;
+      ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, it, as, &m));
+      ArgPlan a;
+      a.path = it.path;
+      if (auto from = m.Get("from")) {
+        ORRERY_RETURN_IF_ERROR(
+            OnlyKeys(ctx_, m, {"from", "count", "pick"}, "an argument from a generator"));
+        std::string name;
+        ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *from, &name, "a generator name"));
+        const int32_t gi = gen_names_.Find(name);
+        if (gi < 0 || gi >= static_cast<int32_t>(gens_.size()) ||
+            gens_[gi].kind != WorkKind::kTask) {
+          std::string known;
+          for (const auto& p : gens_) {
+            if (p.kind == WorkKind::kTask && !p.name.empty())
+              known += (known.empty() ? "" : ", ") + p.name;
+          }
+          return ctx_.Error(from->node, from->path,
+                            "unknown generator '" + name +
+                                "': args must come from a task generator listed earlier in "
+                                "workload.tasks (" +
+                                (known.empty() ? std::string("none") : "earlier: " + known) + ")");
+        }
+        a.from_gen = gi;
+        if (auto v = m.Get("count")) {
+          uint64_t n = 0;
+          ORRERY_RETURN_IF_ERROR(ReadCount(ctx_, *v, kMaxArgsPerSpec, &n));
+          a.count = static_cast<uint32_t>(n);
+        }
+        if (auto v = m.Get("pick")) {
+          size_t p = 0;
+          ORRERY_RETURN_IF_ERROR(ReadChoice(ctx_, *v, {"same_index", "random"}, &p));
+          a.random = p == 1;
+        }
+      } else if (auto nf = m.Get("node")) {
+        ORRERY_RETURN_IF_ERROR(OnlyKeys(ctx_, m, {"node", "bytes"}, "an argument on a node"));
+        std::string id;
+        ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *nf, &id, "a node id"));
+        ORRERY_RETURN_IF_ERROR(FindNode(*nf, id, &a.node));
+        Field bf;
+        ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "bytes", &bf));
+        ORRERY_RETURN_IF_ERROR(ReadSize(ctx_, bf, &a.bytes));
+      } else {
+        return ctx_.Error(it, "an argument needs 'from' (a generator) or 'node' and 'bytes'");
+      }
+      g->args.push_back(std::move(a));
+    }
+    return Status::Ok();
+  }
+
+  Status ParseGenerator(const Field& f, const Schema& gs, WorkKind kind) {
+    MapView m;
+    ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, f, gs, &m));
+    GenPlan g;
+    g.where = f;
+    g.path = f.path;
+    g.kind = kind;
+    Field nf;
+    ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "name", &nf));
+    ORRERY_RETURN_IF_ERROR(ReadString(ctx_, nf, &g.name));
+    ORRERY_RETURN_IF_ERROR(gen_names_.Add(ctx_, nf, g.name, static_cast<int32_t>(gens_.size())));
+    g.name_idx = static_cast<uint32_t>(s_.names.size());
+    s_.names.push_back(g.name);
+
+    arrival_view_ = MapView();
+    if (auto af = m.Get("arrival")) ORRERY_RETURN_IF_ERROR(ParseArrival(*af, &g));
+    Field df;
+    ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "duration", &df));
+    ORRERY_RETURN_IF_ERROR(ParseDuration(df, &g));
+    if (g.process == GenPlan::Process::kTrace) {
+      if (auto cf = m.Get("count")) {
+        return ctx_.Error(cf->node, cf->path,
+                          "the trace sets the count; use arrival.limit to take fewer rows");
+      }
+      ORRERY_RETURN_IF_ERROR(ReadArrivalTrace(arrival_view_, &g));
+      ORRERY_RETURN_IF_ERROR(AddTaskCount(f, g.count));
+    } else {
+      Field cf;
+      ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "count", &cf));
+      ORRERY_RETURN_IF_ERROR(ReadCount(ctx_, cf, kMaxTasks, &g.count));
+      ORRERY_RETURN_IF_ERROR(AddTaskCount(cf, g.count));
+    }
+    if (auto v = m.Get("start")) ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &g.start));
+
+    ResourceRequest shape = kind == WorkKind::kTask
+                                ? *ResourceRequest::Create({{std::string(kCPU), 1.0}})
+                                : ResourceRequest();
+    if (auto rf = m.Get("resources")) ORRERY_RETURN_IF_ERROR(ReadResources(ctx_, *rf, &shape));
+    g.shape = InternShape(shape);
+    NoteShape(g.shape, g.count, g.path + " (" + g.name + ")");
+
+    Common c;
+    ORRERY_RETURN_IF_ERROR(ParseCommon(m, &c));
+    g.job = c.job;
+    g.strategy = c.strategy;
+    g.pg = c.pg;
+    g.bundle = c.bundle;
+    g.env = c.env;
+    g.output = c.output;
+    g.max_retries = c.max_retries;
+    if (auto af = m.Get("args")) ORRERY_RETURN_IF_ERROR(ParseArgs(*af, &g));
+    uint64_t per_task = 0;
+    for (const auto& a : g.args) per_task += a.from_gen >= 0 ? a.count : 1;
+    total_args_ += per_task * g.count;
+    if (total_args_ > kMaxArgs) {
+      return ctx_.Error(f, "the scenario would have more than " + std::to_string(kMaxArgs) +
+                               " task arguments; lower the counts");
+    }
+    if (g.pg >= 0) CheckBundleFit(g.pg, g.bundle, shape, g.path + " (" + g.name + ")");
+    gens_.push_back(std::move(g));
+    return Status::Ok();
+  }
+
+  // --- task traces (Orrery CSV and column-mapped CSVs) -----------------------------------------
+
+  Status ParseTrace(const Field& f, const Schema& ts) {
+    MapView m;
+    ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, f, ts, &m));
+    Field ff;
+    ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "file", &ff));
+    std::string file;
+    ORRERY_RETURN_IF_ERROR(ResolvePath(ctx_, ff, &file));
+    GenPlan g;
+    g.where = f;
+    g.path = f.path;
+    g.name = fs::path(file).stem().string();
+    Field name_field = ff;
+    if (auto v = m.Get("name")) {
+      ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *v, &g.name));
+      name_field = *v;
+    }
+    ORRERY_RETURN_IF_ERROR(
+        gen_names_.Add(ctx_, name_field, g.name, static_cast<int32_t>(gens_.size())));
+    g.name_idx = static_cast<uint32_t>(s_.names.size());
+    s_.names.push_back(g.name);
+    if (auto v = m.Get("kind")) {
+      size_t k = 0;
+      ORRERY_RETURN_IF_ERROR(ReadChoice(ctx_, *v, {"task", "actor"}, &k));
+      g.kind = k == 0 ? WorkKind::kTask : WorkKind::kActor;
+    }
+    double start = 0, speedup = 1;
+    if (auto v = m.Get("start")) ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &start));
+    if (auto v = m.Get("speedup")) {
+      ORRERY_RETURN_IF_ERROR(ReadNumber(ctx_, *v, 1e-9, 1e12, &speedup));
+    }
+    uint64_t limit = kMaxTasks;
+    if (auto v = m.Get("limit")) ORRERY_RETURN_IF_ERROR(ReadCount(ctx_, *v, kMaxTasks, &limit));
+    size_t tf = 0;
+    if (auto v = m.Get("time_format")) {
+      ORRERY_RETURN_IF_ERROR(ReadChoice(ctx_, *v, TimeFormatNames(), &tf));
+    }
+    std::string submit_col = "submit_s", duration_col = "duration_s", end_col;
+    if (auto v = m.Get("submit_column")) ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *v, &submit_col));
+    auto dcf = m.Get("duration_column");
+    auto ecf = m.Get("end_column");
+    if (dcf && ecf) {
+      return ctx_.Error(ecf->node, ecf->path, "give duration_column or end_column, not both");
+    }
+    if (dcf) ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *dcf, &duration_col));
+    if (ecf) {
+      ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *ecf, &end_col));
+      duration_col.clear();
+    }
+    // Resource columns: name -> (column, scale). Default: every other column, scale 1.
+    struct ResCol {
+      std::string name, column;
+      double scale = 1;
+      int index = -1;
+    };
+    std::vector<ResCol> res_cols;
+    const bool explicit_resources = m.Has("resources");
+    if (auto rf = m.Get("resources")) {
+      MapView rm;
+      ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, *rf, *ts.Field("resources"), &rm));
+      const Schema& colref = *ts.Field("resources")->elem;
+      for (const auto& [name, node] : rm.entries()) {
+        Field cf{node, Join(rf->path, name)};
+        ResCol rc{name, "", 1, -1};
+        if (node.IsMap()) {
+          MapView cm;
+          ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, cf, colref, &cm));
+          Field colf;
+          ORRERY_RETURN_IF_ERROR(cm.Require(ctx_, "column", &colf));
+          ORRERY_RETURN_IF_ERROR(ReadString(ctx_, colf, &rc.column, "a column name"));
+          if (auto sf = cm.Get("scale")) {
+            ORRERY_RETURN_IF_ERROR(ReadNumber(ctx_, *sf, 0, 1e300, &rc.scale));
+          }
+        } else {
+          ORRERY_RETURN_IF_ERROR(ReadString(ctx_, cf, &rc.column, "a column name"));
+        }
+        res_cols.push_back(std::move(rc));
+      }
+    }
+    Common c;
+    ORRERY_RETURN_IF_ERROR(ParseCommon(m, &c));
+
+    TimeColumn submits(static_cast<TimeFormat>(tf));
+    TimeColumn ends(static_cast<TimeFormat>(tf));
+    std::vector<double> durations;
+    std::vector<uint32_t> shapes;
+    std::vector<std::string> header;
+    int scol = -1, dcol = -1, ecol = -1;
+    const double unit = tf == 2 ? 1e-3 : tf == 3 ? 1e-6 : 1.0;
+    auto missing = [&](const std::string& col, const Field& where) {
+      return ctx_.Error(where, "trace '" + file + "' has no column '" + col +
+                                   "' (columns: " + ColumnList(header) + ")");
+    };
+    auto on_header = [&]() -> Status {
+      scol = ColumnIndex(header, submit_col);
+      if (scol < 0) return missing(submit_col, m.Get("submit_column").value_or(ff));
+      if (!duration_col.empty()) {
+        dcol = ColumnIndex(header, duration_col);
+        if (dcol < 0) return missing(duration_col, dcf.value_or(ff));
+      } else {
+        ecol = ColumnIndex(header, end_col);
+        if (ecol < 0) return missing(end_col, *ecf);
+      }
+      if (!explicit_resources) {
+        for (size_t i = 0; i < header.size(); ++i) {
+          if (static_cast<int>(i) == scol || static_cast<int>(i) == dcol ||
+              static_cast<int>(i) == ecol || header[i].empty()) {
+            continue;
+          }
+          res_cols.push_back(ResCol{header[i], header[i], 1, static_cast<int>(i)});
+        }
+      } else {
+        for (auto& rc : res_cols) {
+          rc.index = ColumnIndex(header, rc.column);
+          if (rc.index < 0) {
+            return missing(rc.column, Field{m.Get("resources")->node,
+                                            Join(m.Get("resources")->path, rc.name)});
+          }
+        }
+      }
+      return Status::Ok();
+    };
+    Status st = ReadCsv(
+        file, limit, &header, on_header, [&](size_t line, const std::vector<std::string>& row) {
+          const std::string at = file + ":" + std::to_string(line) + ": column '";
+          const std::string ref = " (" + f.path + ")";
+          std::string err = submits.Add(row[scol]);
+          if (!err.empty()) return InvalidArgument(at + header[scol] + "': " + err + ref);
+          if (dcol >= 0) {
+            auto v = ParsePlainNumber(row[dcol]);
+            if (!v || *v < 0) {
+              return InvalidArgument(at + header[dcol] + "': expected a duration >= 0, got '" +
+                                     row[dcol] + "'" + ref);
+            }
+            durations.push_back(*v * unit);
+          } else {
+            err = ends.Add(row[ecol]);
+            if (!err.empty()) return InvalidArgument(at + header[ecol] + "': " + err + ref);
+          }
+          std::map<std::string, double> q;
+          for (const auto& rc : res_cols) {
+            const std::string& cell = row[rc.index];
+            if (cell.empty()) continue;
+            auto v = ParseWithUnits(cell, SizeUnits(), 1.0);
+            if (!v || *v < 0) {
+              return InvalidArgument(at + rc.column + "': expected a quantity >= 0, got '" + cell +
+                                     "'" + ref);
+            }
+            q[rc.name] = *v * rc.scale;
+          }
+          auto r = ResourceRequest::Create(q, UnitInstanceNames(), "resources");
+          if (!r.ok()) {
+            return InvalidArgument(file + ":" + std::to_string(line) + ": " + r.status().message() +
+                                   ref);
+          }
+          shapes.push_back(InternShape(*r));
+          return Status::Ok();
+        });
+    if (!st.ok()) return st;
+    const std::vector<double> sub = submits.Seconds(/*rebase_numbers=*/false);
+    if (ecol >= 0) {
+      if (submits.datetime() != ends.datetime()) {
+        return ctx_.Error(ecf->node, ecf->path,
+                          "the submit and end columns must both be numbers or both date-times");
+      }
+      const std::vector<double> end_numbers = ends.Seconds(false);
+      for (size_t i = 0; i < sub.size(); ++i) {
+        const double d = submits.datetime() ? static_cast<double>(ends.ns(i) - submits.ns(i)) * 1e-9
+                                            : end_numbers[i] - sub[i];
+        if (d < 0) {
+          return InvalidArgument(file + ": row " + std::to_string(i + 1) +
+                                 ": ends before it is submitted (" + f.path + ")");
+        }
+        durations.push_back(d);
+      }
+    }
+    ORRERY_RETURN_IF_ERROR(AddTaskCount(f, sub.size()));
+    g.count = sub.size();
+    g.job = c.job;
+    g.strategy = c.strategy;
+    g.pg = c.pg;
+    g.bundle = c.bundle;
+    g.env = c.env;
+    g.output = c.output;
+    g.max_retries = c.max_retries;
+    g.process = GenPlan::Process::kTrace;
+    g.duration.kind = DurationDist::Kind::kColumn;
+    g.duration.a = 1;
+    // Rows keep their own shapes; expansion reads them from here.
+    trace_rows_.emplace(gens_.size(), TraceRows{});
+    TraceRows& rows = trace_rows_[gens_.size()];
+    rows.shapes = std::move(shapes);
+    for (size_t i = 0; i < sub.size(); ++i) {
+      g.trace_times.push_back(start + sub[i] / speedup);
+      NoteShape(rows.shapes[i], 1, g.path + " (" + g.name + ")");
+      if (g.pg >= 0) {
+        CheckBundleFit(g.pg, g.bundle, s_.shapes[rows.shapes[i]], g.path + " (" + g.name + ")");
+      }
+    }
+    g.trace_durations = std::move(durations);
+    g.start = 0;  // already applied
+    gens_.push_back(std::move(g));
+    return Status::Ok();
+  }
+
+  // --- expansion -------------------------------------------------------------------------------
+
+  Status Expand() {
+    std::vector<TaskSpec> tasks;
+    tasks.reserve(total_tasks_);
+    for (size_t gi = 0; gi < gens_.size(); ++gi) {
+      GenPlan& g = gens_[gi];
+      g.first_task = tasks.size();
+      Rng arrival = StreamRng(s_.seed, g.name, 0);
+      Rng duration = StreamRng(s_.seed, g.name, 1);
+      Rng args = StreamRng(s_.seed, g.name, 2);
+      const TraceRows* rows = nullptr;
+      if (auto it = trace_rows_.find(gi); it != trace_rows_.end()) rows = &it->second;
+      double t = g.start;
+      for (uint64_t i = 0; i < g.count; ++i) {
+        TaskSpec task;
+        switch (g.process) {
+          case GenPlan::Process::kPoisson:
+            t += Exponential(arrival, 1.0 / g.rate);
+            task.submit_s = t;
+            break;
+          case GenPlan::Process::kUniform:
+            task.submit_s = g.start + static_cast<double>(i) * g.interval;
+            break;
+          case GenPlan::Process::kBurst:
+            task.submit_s = g.start + g.at;
+            break;
+          case GenPlan::Process::kTrace:
+            task.submit_s = g.start + g.trace_times[i];
+            break;
+        }
+        const DurationDist& d = g.duration;
+        switch (d.kind) {
+          case DurationDist::Kind::kConstant:
+            task.duration_s = d.a;
+            break;
+          case DurationDist::Kind::kExponential:
+            task.duration_s = Exponential(duration, d.a);
+            break;
+          case DurationDist::Kind::kUniform:
+            task.duration_s = d.a + (d.b - d.a) * duration.UniformDouble();
+            break;
+          case DurationDist::Kind::kLognormal:
+            task.duration_s = d.a * std::exp(d.b * StandardNormal(duration));
+            break;
+          case DurationDist::Kind::kColumn:
+            task.duration_s = g.trace_durations[i];
+            break;
+        }
+        if (!(task.submit_s <= kMaxSeconds) || !(task.duration_s <= kMaxSeconds)) {
+          return ctx_.Error(g.where, "task " + std::to_string(i) + " would be submitted at " +
+                                         std::to_string(task.submit_s) + " s and run for " +
+                                         std::to_string(task.duration_s) +
+                                         " s; times above 1e12 s (about 30,000 years) are "
+                                         "refused: check the rate and duration");
+        }
+        task.output_bytes = g.output;
+        task.name = g.name_idx;
+        task.job = g.job;
+        task.shape = rows ? rows->shapes[i] : g.shape;
+        task.strategy = g.strategy;
+        task.placement_group = g.pg;
+        task.bundle = g.bundle;
+        task.env = g.env;
+        task.max_retries = g.max_retries;
+        task.kind = g.kind;
+        task.args_begin = static_cast<uint32_t>(s_.args.size());
+        for (const ArgPlan& a : g.args) {
+          if (a.from_gen < 0) {
+            s_.args.push_back(ArgSpec{-1, a.node, a.bytes});
+            continue;
+          }
+          const GenPlan& p = gens_[a.from_gen];
+          // Producers submitted no later than this task (their times are non-decreasing).
+          const auto begin = tasks.begin() + static_cast<ptrdiff_t>(p.first_task);
+          const auto end = begin + static_cast<ptrdiff_t>(p.count);
+          const auto m = static_cast<uint64_t>(
+              std::upper_bound(begin, end, task.submit_s,
+                               [](double v, const TaskSpec& x) { return v < x.submit_s; }) -
+              begin);
+          if (m < a.count) ++g.missing_args;
+          if (m == 0) continue;
+          const size_t first = s_.args.size();
+          for (uint32_t j = 0; j < a.count && j < m; ++j) {
+            uint64_t k = 0;
+            if (!a.random) {
+              k = (i * a.count + j) % m;
+            } else if (a.count >= m) {
+              k = j;
+            } else {
+              bool dup = true;
+              while (dup) {  // a.count < m: terminates; a.count <= 1000 keeps it cheap
+                k = args.UniformIndex(m);
+                dup = false;
+                for (size_t q = first; q < s_.args.size(); ++q) {
+                  dup |= s_.args[q].producer == static_cast<int32_t>(p.first_task + k);
+                }
+              }
+            }
+            const uint64_t producer = p.first_task + k;
+            s_.args.push_back(
+                ArgSpec{static_cast<int32_t>(producer), -1, tasks[producer].output_bytes});
+          }
+        }
+        task.args_count = static_cast<uint32_t>(s_.args.size()) - task.args_begin;
+        tasks.push_back(task);
+      }
+    }
+    // Stable sort by submit time; producers keep preceding their consumers because they were
+    // submitted no later and come from an earlier generator.
+    std::vector<uint32_t> order(tasks.size());
+    std::iota(order.begin(), order.end(), 0u);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](uint32_t a, uint32_t b) { return tasks[a].submit_s < tasks[b].submit_s; });
+    std::vector<int32_t> new_index(tasks.size());
+    for (size_t i = 0; i < order.size(); ++i) new_index[order[i]] = static_cast<int32_t>(i);
+    s_.tasks.reserve(tasks.size());
+    for (uint32_t i : order) s_.tasks.push_back(tasks[i]);
+    for (ArgSpec& a : s_.args) {
+      if (a.producer >= 0) a.producer = new_index[a.producer];
+    }
+    return Status::Ok();
+  }
+
+  // --- warnings --------------------------------------------------------------------------------
+
+  void NoteShape(uint32_t shape, uint64_t n, const std::string& user) {
+    if (shape_use_.size() <= shape) shape_use_.resize(shape + 1);
+    if (shape_use_[shape].tasks == 0 && n > 0) shape_use_[shape].first_user = user;
+    shape_use_[shape].tasks += n;
+  }
+
+  void CheckBundleFit(int32_t pg, int32_t bundle, const ResourceRequest& shape,
+                      const std::string& user) {
+    const PlacementGroupSpec& g = s_.placement_groups[pg];
+    auto fits = [&](const ResourceRequest& b) { return shape.set().IsSubsetOf(b.set()); };
+    const bool ok = bundle >= 0 ? fits(g.bundles[bundle])
+                                : std::any_of(g.bundles.begin(), g.bundles.end(), fits);
+    const std::string key = user + "/" + g.id;
+    if (!ok && warned_bundles_.insert(key).second) {
+      s_.warnings.push_back(user + ": resources " + shape.ToString() + " fit no bundle" +
+                            (bundle >= 0 ? " " + std::to_string(bundle) : std::string()) +
+                            " of placement group '" + g.id + "': those tasks can never run");
+    }
+  }
+
+  void Warn() {
+    // Distinct node shapes (a 10,000-node cluster usually has a handful).
+    std::vector<NodeResources> kinds;
+    std::set<std::string> seen;
+    for (const NodeSpec& n : s_.nodes) {
+      if (seen.insert(n.total.ToString()).second) {
+        auto nr = NodeResources::Create(n.total);
+        if (nr.ok()) kinds.push_back(*nr);
+      }
+    }
+    auto feasible = [&](const ResourceRequest& r) {
+      return std::any_of(kinds.begin(), kinds.end(),
+                         [&](const NodeResources& k) { return k.IsFeasible(r); });
+    };
+    for (size_t i = 0; i < s_.shapes.size() && i < shape_use_.size(); ++i) {
+      if (shape_use_[i].tasks == 0 || feasible(s_.shapes[i])) continue;
+      s_.warnings.push_back("resource shape " + s_.shapes[i].ToString() +
+                            " fits no node in the cluster: " + std::to_string(shape_use_[i].tasks) +
+                            " task(s) (first: " + shape_use_[i].first_user +
+                            ") will stay infeasible");
+    }
+    for (const PlacementGroupSpec& pg : s_.placement_groups) {
+      for (size_t b = 0; b < pg.bundles.size(); ++b) {
+        if (!feasible(pg.bundles[b])) {
+          s_.warnings.push_back("placement group '" + pg.id + "': bundle " + std::to_string(b) +
+                                " " + pg.bundles[b].ToString() +
+                                " fits no node: the group is infeasible");
+        }
+      }
+      if (pg.strategy == PlacementStrategy::kStrictSpread && pg.bundles.size() > s_.nodes.size()) {
+        s_.warnings.push_back("placement group '" + pg.id + "': STRICT_SPREAD with " +
+                              std::to_string(pg.bundles.size()) + " bundles but only " +
+                              std::to_string(s_.nodes.size()) + " nodes: infeasible");
+      }
+      if (pg.strategy == PlacementStrategy::kStrictPack) {
+        ResourceSet sum;
+        for (const auto& b : pg.bundles) sum += b.set();
+        if (!feasible(ResourceRequest::FromSet(sum))) {
+          s_.warnings.push_back("placement group '" + pg.id + "': STRICT_PACK needs " +
+                                sum.ToString() + " on one node, which no node has: infeasible");
+        }
+      }
+    }
+    for (const GenPlan& g : gens_) {
+      if (g.missing_args > 0) {
+        s_.warnings.push_back(g.path + " (" + g.name + "): " + std::to_string(g.missing_args) +
+                              " task(s) found fewer producers submitted before them than args "
+                              "asked for and got fewer arguments");
+      }
+    }
+    if (std::isfinite(s_.max_time_s)) {
+      const auto late = static_cast<uint64_t>(
+          s_.tasks.end() -
+          std::upper_bound(s_.tasks.begin(), s_.tasks.end(), s_.max_time_s,
+                           [](double v, const TaskSpec& t) { return v < t.submit_s; }));
+      if (late > 0) {
+        s_.warnings.push_back(std::to_string(late) +
+                              " task(s) are submitted after stop.max_time (" +
+                              std::to_string(s_.max_time_s) + " s) and will never run");
+      }
+    }
+  }
+
+  struct ShapeUse {
+    uint64_t tasks = 0;
+    std::string first_user;
+  };
+  struct TraceRows {
+    std::vector<uint32_t> shapes;
+  };
+
+  Ctx ctx_;
+  Scenario s_;
+  NameTable node_names_{"node"};
+  NameTable env_names_{"runtime env"};
+  NameTable pg_names_{"placement group"};
+  NameTable gen_names_{"generator"};
+  std::map<std::string, uint32_t> jobs_;
+  std::map<std::string, uint32_t> shapes_;
+  std::vector<ShapeUse> shape_use_;
+  std::set<std::string> warned_bundles_;
+  std::vector<GenPlan> gens_;
+  std::map<size_t, TraceRows> trace_rows_;
+  uint64_t total_tasks_ = 0;
+  uint64_t total_args_ = 0;
+  MapView arrival_view_;         // the arrival map of the generator being parsed
+  Field duration_column_field_;  // its duration column key, for messages
+};
+
+StatusOr<Scenario> LoadImpl(const std::string& path, const std::vector<std::string>& overrides) {
+  std::string text;
+  ORRERY_RETURN_IF_ERROR(ReadFileText(path, path, &text));
+  if (auto bad = FirstNonTextByte(text)) {
+    const auto line =
+        1 + std::count(text.begin(), text.begin() + static_cast<ptrdiff_t>(*bad), '\n');
+    return InvalidArgument(path + ":" + std::to_string(line) +
+                           ": not a text file (a byte at offset " + std::to_string(*bad) +
+                           " is not UTF-8 text); expected a YAML scenario");
+  }
+  Ctx ctx;
+  ctx.file = path;
+  ctx.dir = fs::path(path).parent_path();
+  if (ctx.dir.empty()) ctx.dir = ".";
+
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(path + ":" + std::to_string(e.mark.line + 1) +
+                           ": malformed YAML (column " + std::to_string(e.mark.column + 1) +
+                           "): " + e.msg);
+  }
+  if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) {
+    return InvalidArgument(path + ": empty scenario; expected a map with at least 'cluster'");
+  }
+  if (docs.size() > 1) {
+    return InvalidArgument(path + ": expected one YAML document, got " +
+                           std::to_string(docs.size()));
+  }
+  YAML::Node root = docs[0];
+  if (!root.IsMap()) {
+    return InvalidArgument(ctx.Where(root, "") + ": expected a map at the top level, got " +
+                           Describe(root));
+  }
+  for (const std::string& o : overrides) ORRERY_RETURN_IF_ERROR(ApplyOverride(ctx, root, o));
+  Loader loader(std::move(ctx));
+  ORRERY_RETURN_IF_ERROR(loader.Load(root));
+  return std::move(loader).Take();
+}
+
+}  // namespace
+
+StatusOr<Scenario> LoadScenario(const std::string& path,
+                                const std::vector<std::string>& overrides) {
+  // yaml-cpp reports problems by exception; none may escape (and none should reach here).
+  try {
+    return LoadImpl(path, overrides);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  } catch (const std::bad_alloc&) {
+    return Status(StatusCode::kResourceExhausted, path + ": out of memory while loading");
+  } catch (const std::exception& e) {
+    return Internal(path + ": unexpected error while loading: " + e.what());
+  }
+}
+
+}  // namespace orrery::sim
