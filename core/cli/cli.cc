@@ -14,7 +14,9 @@ void PrintUsage(std::ostream& os, const std::vector<Command>& backends) {
   os << "usage: orrery <command> [args]\n"
         "\n"
         "commands:\n";
-  for (const auto& c : backends) os << "  " << c.usage << "\n";
+  for (const auto& c : backends) {
+    if (!c.usage.empty()) os << "  " << c.usage << "\n";  // empty usage: hidden
+  }
   os << "  explain CASE.json [--json]   why would a task land there / why is it pending\n"
         "  policies                     list the scheduling policies selectable by name\n"
         "  version                      print the version\n"

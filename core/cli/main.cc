@@ -5,9 +5,12 @@
 #include <vector>
 
 #include "core/cli/cli.h"
+#include "live/live_cli.h"
 #include "sim/sim_cli.h"
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  return orrery::cli::Run(args, std::cout, std::cerr, {orrery::sim::SimCommand()});
+  std::vector<orrery::cli::Command> commands = {orrery::sim::SimCommand()};
+  for (auto& c : orrery::live::LiveCommands()) commands.push_back(std::move(c));
+  return orrery::cli::Run(args, std::cout, std::cerr, commands);
 }

@@ -1,0 +1,54 @@
+// HeadDaemon: the live cluster's head. Keeps the node table (alive / dead by heartbeat timeout),
+// the task table behind `orrery list tasks`, and broadcasts the cluster view to every node daemon
+// once per report period. It makes no scheduling decision: node daemons decide, each from its own
+// (stale) copy of the view, through core's LeaseManager.
+//
+// Threading (STYLE rule 13): gRPC's callback API runs the handlers on gRPC's threads; a handler
+// checks the token, validates and converts the request, and posts a closure to `loop_`, the one
+// thread that owns the node and task tables. The closure updates the tables and finishes the call.
+// Nothing in a handler blocks. WatchClusterView calls are StreamWriters held by the loop; every
+// report period the loop marks nodes whose heartbeat is older than the timeout dead and pushes
+// the view to each watcher (a slow watcher gets the newest view, not a backlog).
+//
+// Thread safety: Start/Stop/Wait from one controlling thread; StopRequested is thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+
+namespace orrery::live {
+
+struct HeadOptions {
+  std::string bind = "127.0.0.1";                    // listen address
+  int port = 6379;                                   // 0: the OS picks one (see HeadDaemon::port())
+  std::string token;                                 // REQUIRES: non-empty
+  std::chrono::milliseconds report_period{100};      // view broadcast period (DESIGN section 3)
+  std::chrono::milliseconds heartbeat_timeout{500};  // no heartbeat this long -> dead [5 periods]
+  size_t max_tasks = 10000;  // finished tasks beyond this are forgotten, oldest first
+};
+
+class HeadDaemon {
+ public:
+  // Binds and starts serving. Unavailable if the port cannot be bound.
+  static StatusOr<std::unique_ptr<HeadDaemon>> Start(const HeadOptions& options);
+  ~HeadDaemon();
+
+  int port() const;
+  // Set once a Shutdown RPC was received: the owner should call Stop().
+  bool StopRequested() const;
+  // Finishes held calls (watchers), shuts the server down (waits up to 1 s for calls in flight)
+  // and stops the loop. Idempotent.
+  void Stop();
+
+  class Impl;
+
+ private:
+  explicit HeadDaemon(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace orrery::live

@@ -1,0 +1,984 @@
+#include "live/live_cli.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <sstream>
+#include <thread>
+
+#include "live/client.h"
+#include "live/convert.h"
+#include "live/head.h"
+#include "live/node.h"
+#include "live/session.h"
+
+namespace orrery::live {
+namespace {
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+using cli::kExitFailed;
+using cli::kExitOk;
+using cli::kExitUsage;
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+constexpr int kDefaultHeadPort = 6379;
+
+// ---- input parsing -------------------------------------------------------------------------
+
+// A JSON object of non-negative numbers, e.g. {"accel": 2}.
+StatusOr<std::map<std::string, double>> ParseQuantities(const std::string& text,
+                                                        const std::string& flag) {
+  std::map<std::string, double> out;
+  if (text.empty()) return out;
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    return InvalidArgument(flag + ": malformed JSON: " + e.what());
+  }
+  if (!j.is_object()) return InvalidArgument(flag + ": expected a JSON object");
+  for (const auto& [k, v] : j.items()) {
+    if (k.empty()) return InvalidArgument(flag + ": empty resource name");
+    if (!v.is_number()) return InvalidArgument(flag + "." + k + ": expected a number");
+    const double d = v.get<double>();
+    if (!std::isfinite(d) || d < 0 || d > 1e12) {
+      return InvalidArgument(flag + "." + k + ": expected a non-negative number");
+    }
+    out[k] = d;
+  }
+  return out;
+}
+
+StatusOr<Labels> ParseLabels(const std::string& text) {
+  Labels out;
+  if (text.empty()) return out;
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    return InvalidArgument(std::string("--labels: malformed JSON: ") + e.what());
+  }
+  if (!j.is_object()) return InvalidArgument("--labels: expected a JSON object");
+  for (const auto& [k, v] : j.items()) {
+    if (!v.is_string()) return InvalidArgument("--labels." + k + ": expected a string");
+    out[k] = v.get<std::string>();
+  }
+  return out;
+}
+
+// Merges --num-cpus / --num-gpus with --resources (which must not name CPU or GPU).
+StatusOr<std::map<std::string, double>> MergeResources(const po::variables_map& vm,
+                                                       const std::string& resources_json,
+                                                       double default_cpus) {
+  auto m = ParseQuantities(resources_json, "--resources");
+  if (!m.ok()) return m.status();
+  for (const char* name : {"CPU", "GPU"}) {
+    if (m->count(name)) {
+      return InvalidArgument(std::string("--resources: use --num-") +
+                             (name[0] == 'C' ? "cpus" : "gpus") + " for " + name);
+    }
+  }
+  const double cpus = vm.count("num-cpus") ? vm["num-cpus"].as<double>() : default_cpus;
+  const double gpus = vm.count("num-gpus") ? vm["num-gpus"].as<double>() : 0.0;
+  if (!std::isfinite(cpus) || cpus < 0) return InvalidArgument("--num-cpus: expected >= 0");
+  if (!std::isfinite(gpus) || gpus < 0) return InvalidArgument("--num-gpus: expected >= 0");
+  if (cpus > 0) (*m)["CPU"] = cpus;
+  if (gpus > 0) (*m)["GPU"] = gpus;
+  return m;
+}
+
+StatusOr<ResourceSet> NodeTotals(const std::map<std::string, double>& m) {
+  std::map<std::string, Quantity> q;
+  for (const auto& [k, v] : m) q[k] = Quantity::FromDouble(v);
+  ResourceSet set = ResourceSet::FromMap(q);
+  auto r = NodeResources::Create(set);
+  if (!r.ok()) return r.status();
+  return set;
+}
+
+int DetectGpus() {
+  int n = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/dev", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("nvidia", 0) == 0 && name.size() > 6 &&
+        name.find_first_not_of("0123456789", 6) == std::string::npos) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+bool ParseOptions(const std::string& cmd, const std::vector<std::string>& args,
+                  const po::options_description& desc, po::variables_map& vm, std::ostream& err,
+                  const po::positional_options_description* pos = nullptr) {
+  try {
+    auto parser = po::command_line_parser(args).options(desc);
+    if (pos) parser.positional(*pos);
+    po::store(parser.run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    err << "orrery " << cmd << ": " << e.what() << "\n";
+    return false;
+  }
+  return true;
+}
+
+// ---- cluster discovery ---------------------------------------------------------------------
+
+struct Cluster {
+  std::string address;
+  std::string token;
+};
+
+// --address, $ORRERY_ADDRESS, then the session; token from $ORRERY_TOKEN, then the session.
+// Checks that the head answers. Writes the reason to `err` and returns nullopt otherwise.
+std::optional<Cluster> FindCluster(const std::string& cmd, const std::string& address_flag,
+                                   const std::string& temp_dir, std::ostream& err) {
+  Cluster c;
+  auto session = LatestSession(TempRoot(temp_dir));
+  c.address = address_flag;
+  if (c.address.empty()) {
+    if (const char* e = std::getenv("ORRERY_ADDRESS"); e && *e) c.address = e;
+  }
+  if (c.address.empty() && session.ok()) {
+    if (auto a = ReadFileTrimmed(*session / "address"); a.ok()) c.address = *a;
+  }
+  if (c.address.empty()) {
+    err << "orrery " << cmd << ": no cluster address: pass --address HOST:PORT, set "
+        << "ORRERY_ADDRESS, or start one with 'orrery start --head'\n";
+    return std::nullopt;
+  }
+  if (const char* t = std::getenv("ORRERY_TOKEN"); t && *t) c.token = t;
+  if (c.token.empty() && session.ok()) {
+    if (auto t = ReadFileTrimmed(*session / "token"); t.ok()) c.token = *t;
+  }
+  if (c.token.empty()) {
+    err << "orrery " << cmd << ": no cluster token: set ORRERY_TOKEN or pass the --temp-dir of "
+        << "the session that started the head\n";
+    return std::nullopt;
+  }
+  HeadClient head(c.address, c.token, milliseconds(3000));
+  auto ready = head.Ready();
+  if (!ready.ok()) {
+    err << "orrery " << cmd << ": no cluster reachable at " << c.address << ": "
+        << ready.status().ToString() << "\n";
+    return std::nullopt;
+  }
+  return c;
+}
+
+// ---- daemons -------------------------------------------------------------------------------
+
+std::string SelfExe() {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("orrery") : p.string();
+}
+
+// Starts `exe args...` as a daemon (own session, double fork, stdio to `log`), with `env`
+// added to the environment. Returns the daemon's pid. Only async-signal-safe calls after fork.
+StatusOr<pid_t> SpawnDaemon(const std::string& exe, const std::vector<std::string>& args,
+                            const fs::path& log, const std::vector<std::string>& extra_env = {}) {
+  std::vector<std::string> argv_s = {exe};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : argv_s) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e; ++e) env_s.emplace_back(*e);
+  for (const auto& e : extra_env) env_s.push_back(e);
+  std::vector<char*> envp;
+  for (auto& s : env_s) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  const std::string log_s = log.string();
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return Internal(std::string("pipe: ") + std::strerror(errno));
+  const pid_t mid = ::fork();
+  if (mid < 0) return Internal(std::string("fork: ") + std::strerror(errno));
+  if (mid == 0) {
+    ::setsid();
+    const pid_t d = ::fork();
+    if (d == 0) {
+      const int in = ::open("/dev/null", O_RDONLY);
+      const int out = ::open(log_s.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+      if (in >= 0) ::dup2(in, 0);
+      if (out >= 0) {
+        ::dup2(out, 1);
+        ::dup2(out, 2);
+      }
+      ::execve(argv[0], argv.data(), envp.data());
+      ::_exit(127);
+    }
+    const int32_t v = d;
+    [[maybe_unused]] ssize_t n = ::write(p[1], &v, sizeof(v));
+    ::_exit(d > 0 ? 0 : 1);
+  }
+  ::close(p[1]);
+  int32_t pid = -1;
+  const ssize_t n = ::read(p[0], &pid, sizeof(pid));
+  ::close(p[0]);
+  ::waitpid(mid, nullptr, 0);
+  if (n != sizeof(pid) || pid <= 0) return Internal("could not start " + exe);
+  return static_cast<pid_t>(pid);
+}
+
+std::string LogTail(const fs::path& log) {
+  auto text = ReadFileTrimmed(log);
+  if (!text.ok()) return "";
+  const size_t n = text->size();
+  return n > 2000 ? text->substr(n - 2000) : *text;
+}
+
+// Waits until `ok()` or the daemon died or the timeout passed.
+template <typename F>
+bool WaitFor(F&& ok, pid_t daemon, milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (ok()) return true;
+    if (daemon > 0 && !IsProcessAlive(daemon)) return false;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return false;
+}
+
+void KillQuietly(pid_t pid) {
+  if (IsDaemonProcess(pid)) ::kill(pid, SIGKILL);
+}
+
+struct NodeFlags {
+  std::string node_name, resources, labels, bind = "127.0.0.1";
+};
+
+// Starts a node daemon for `head_address`, waits until it registered and answers. Prints it.
+int StartNode(const fs::path& session, const std::string& head_address, const std::string& token,
+              const po::variables_map& vm, const NodeFlags& f, bool head_node, std::ostream& out,
+              std::ostream& err) {
+  std::vector<std::string> args = {"__node", "--address", head_address, "--bind", f.bind};
+  if (!f.node_name.empty()) args.insert(args.end(), {"--node-name", f.node_name});
+  if (vm.count("num-cpus")) {
+    std::ostringstream s;
+    s << vm["num-cpus"].as<double>();
+    args.insert(args.end(), {"--num-cpus", s.str()});
+  }
+  if (vm.count("num-gpus")) {
+    std::ostringstream s;
+    s << vm["num-gpus"].as<double>();
+    args.insert(args.end(), {"--num-gpus", s.str()});
+  }
+  if (!f.resources.empty()) args.insert(args.end(), {"--resources", f.resources});
+  if (!f.labels.empty()) args.insert(args.end(), {"--labels", f.labels});
+  if (head_node) args.push_back("--head-node");
+  const auto stamp =
+      std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  const fs::path log =
+      session / "logs" /
+      ("node-" + (f.node_name.empty() ? std::to_string(stamp) : f.node_name) + ".log");
+  // The token travels in the environment, not on the command line (ps shows argv).
+  auto pid = SpawnDaemon(SelfExe(), args, log, {"ORRERY_TOKEN=" + token});
+  if (!pid.ok()) {
+    err << "orrery start: " << pid.status().message() << "\n";
+    return kExitFailed;
+  }
+  (void)WriteFileAtomic(session / "pids" / ("node-" + std::to_string(*pid) + ".pid"),
+                        std::to_string(*pid) + "\n");
+  HeadClient head(head_address, token, milliseconds(2000));
+  v1::NodeInfo me;
+  const bool registered = WaitFor(
+      [&] {
+        auto nodes = head.ListNodes();
+        if (!nodes.ok()) return false;
+        for (const auto& n : nodes->nodes()) {
+          if (n.pid() == *pid && n.state() == v1::NODE_STATE_ALIVE) {
+            me = n;
+            return true;
+          }
+        }
+        return false;
+      },
+      *pid, milliseconds(15000));
+  if (!registered || !NodeClient(me.address(), token).Ready().ok()) {
+    err << "orrery start: the node daemon did not come up; its log (" << log.string() << "):\n"
+        << LogTail(log) << "\n";
+    KillQuietly(*pid);
+    return kExitFailed;
+  }
+  auto total = FromProto(me.total(), "total");
+  out << "Started node " << me.node_id() << " at " << me.address() << " with "
+      << (total.ok() ? total->ToString() : std::string("?")) << " (pid " << *pid << ")\n";
+  return kExitOk;
+}
+
+void AddNodeOptions(po::options_description& d, NodeFlags& f) {
+  d.add_options()("node-name", po::value(&f.node_name), "node id (default: <hostname>-<port>)")(
+      "num-cpus", po::value<double>(), "CPUs of the node (default: this machine's)")(
+      "num-gpus", po::value<double>(), "GPUs of the node (default: /dev/nvidiaN count)")(
+      "resources", po::value(&f.resources), "custom resources, JSON: {\"name\": qty}")(
+      "labels", po::value(&f.labels), "node labels, JSON: {\"key\": \"value\"}")(
+      "bind", po::value(&f.bind), "listen address (default 127.0.0.1)");
+}
+
+constexpr const char* kStartUsage =
+    "usage: orrery start --head [--port P] [--node-name N] [--num-cpus N] [--num-gpus N]\n"
+    "                    [--resources JSON] [--labels JSON] [--temp-dir DIR] [--bind ADDR]\n"
+    "       orrery start --address HOST:PORT [node options as above]\n";
+
+int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  po::options_description desc("options");
+  NodeFlags f;
+  std::string address, temp_dir;
+  int port = kDefaultHeadPort;
+  desc.add_options()("help,h", "show this help")("head", "start the head (and a node)")(
+      "address", po::value(&address), "join the cluster whose head is at HOST:PORT")(
+      "port", po::value(&port), "head port (default 6379)")("temp-dir", po::value(&temp_dir),
+                                                            "session root (default /tmp/orrery)");
+  AddNodeOptions(desc, f);
+  po::variables_map vm;
+  if (!ParseOptions("start", args, desc, vm, err)) {
+    err << kStartUsage;
+    return kExitUsage;
+  }
+  if (vm.count("help")) {
+    out << kStartUsage << desc;
+    return kExitOk;
+  }
+  const bool head = vm.count("head") != 0;
+  if (head == !address.empty()) {
+    err << "orrery start: pass exactly one of --head and --address\n" << kStartUsage;
+    return kExitUsage;
+  }
+  if (port < 0 || port > 65535) {
+    err << "orrery start: --port: expected 0..65535\n";
+    return kExitUsage;
+  }
+  // Validate the node's resources and labels before anything starts.
+  const double cpus = std::max(1u, std::thread::hardware_concurrency());
+  auto res = MergeResources(vm, f.resources, cpus);
+  if (res.ok() && !vm.count("num-gpus") && DetectGpus() > 0) (*res)["GPU"] = DetectGpus();
+  if (!res.ok()) {
+    err << "orrery start: " << res.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (auto t = NodeTotals(*res); !t.ok()) {
+    err << "orrery start: " << t.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (auto l = ParseLabels(f.labels); !l.ok()) {
+    err << "orrery start: " << l.status().message() << "\n";
+    return kExitUsage;
+  }
+  const fs::path root = TempRoot(temp_dir);
+
+  if (!head) {
+    std::string token;
+    if (const char* t = std::getenv("ORRERY_TOKEN"); t && *t) token = t;
+    auto session = LatestSession(root);
+    if (token.empty() && session.ok()) {
+      if (auto t = ReadFileTrimmed(*session / "token"); t.ok()) token = *t;
+    }
+    if (token.empty()) {
+      err << "orrery start: no cluster token: set ORRERY_TOKEN (the head's session dir has it "
+          << "in 'token') or pass the head's --temp-dir\n";
+      return kExitUsage;
+    }
+    if (!HeadClient(address, token, milliseconds(3000)).Ready().ok()) {
+      err << "orrery start: no cluster reachable at " << address << "\n";
+      return kExitUsage;
+    }
+    if (!session.ok()) {
+      session = CreateSession(root);
+      if (!session.ok()) {
+        err << "orrery start: " << session.status().message() << "\n";
+        return kExitFailed;
+      }
+      (void)WriteFileAtomic(*session / "address", address + "\n");
+    }
+    return StartNode(*session, address, token, vm, f, false, out, err);
+  }
+
+  auto session = CreateSession(root);
+  if (!session.ok()) {
+    err << "orrery start: " << session.status().message() << "\n";
+    return kExitFailed;
+  }
+  const fs::path log = *session / "logs" / "head.log";
+  auto pid = SpawnDaemon(SelfExe(),
+                         {"__head", "--session-dir", session->string(), "--port",
+                          std::to_string(port), "--bind", f.bind},
+                         log);
+  if (!pid.ok()) {
+    err << "orrery start: " << pid.status().message() << "\n";
+    return kExitFailed;
+  }
+  (void)WriteFileAtomic(*session / "pids" / "head.pid", std::to_string(*pid) + "\n");
+  const std::string host = f.bind == "0.0.0.0" ? "127.0.0.1" : f.bind;
+  const std::string head_address = host + ":" + std::to_string(port);
+  std::string token;
+  const bool up = WaitFor(
+      [&] {
+        if (token.empty()) {
+          auto t = ReadFileTrimmed(*session / "token");
+          if (!t.ok() || t->empty()) return false;
+          token = *t;
+        }
+        return HeadClient(head_address, token, milliseconds(1000)).Ready().ok();
+      },
+      *pid, milliseconds(15000));
+  if (!up) {
+    err << "orrery start: the head did not come up; its log (" << log.string() << "):\n"
+        << LogTail(log) << "\n";
+    KillQuietly(*pid);
+    return kExitFailed;
+  }
+  (void)WriteFileAtomic(*session / "address", head_address + "\n");
+  out << "Started the Orrery head at " << head_address << " (session " << session->string()
+      << ", pid " << *pid << ")\n";
+  const int rc = StartNode(*session, head_address, token, vm, f, true, out, err);
+  if (rc != kExitOk) {
+    KillQuietly(*pid);
+    return rc;
+  }
+  const std::string td = temp_dir.empty() ? "" : " --temp-dir " + temp_dir;
+  out << "\nAddress: " << head_address << "\n"
+      << "To add a node on this machine:   orrery start --address " << head_address << td << "\n"
+      << "On another machine:              ORRERY_TOKEN=$(cat " << (*session / "token").string()
+      << ") orrery start --address " << head_address << " --bind 0.0.0.0\n"
+      << "Run a task:                      orrery task run" << td << " -- echo hello\n"
+      << "Look at it:                      orrery status" << td << "\n"
+      << "Stop it:                         orrery stop" << td << "\n";
+  return kExitOk;
+}
+
+int RunStop(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  po::options_description desc("options");
+  std::string temp_dir;
+  desc.add_options()("help,h", "show this help")("temp-dir", po::value(&temp_dir),
+                                                 "session root (default /tmp/orrery)");
+  po::variables_map vm;
+  if (!ParseOptions("stop", args, desc, vm, err)) return kExitUsage;
+  if (vm.count("help")) {
+    out << "usage: orrery stop [--temp-dir DIR]\n" << desc;
+    return kExitOk;
+  }
+  auto session = LatestSession(TempRoot(temp_dir));
+  if (!session.ok()) {
+    out << "No Orrery session found in " << TempRoot(temp_dir).string() << ".\n";
+    return kExitOk;
+  }
+  auto pids = ReadPidFiles(*session);
+  std::vector<std::pair<std::string, pid_t>> live;
+  for (const auto& p : pids) {
+    if (IsDaemonProcess(p.second)) live.push_back(p);
+  }
+  // SIGTERM: daemons stop their tasks and exit; SIGKILL what is left after the grace period.
+  for (const auto& [name, pid] : live) ::kill(pid, SIGTERM);
+  auto all_gone = [&] {
+    for (const auto& [name, pid] : live) {
+      if (IsProcessAlive(pid)) return false;
+    }
+    return true;
+  };
+  bool gone = WaitFor(all_gone, 0, milliseconds(5000));
+  int killed = 0;
+  if (!gone) {
+    for (const auto& [name, pid] : live) {
+      if (IsDaemonProcess(pid)) {
+        ::kill(pid, SIGKILL);
+        ++killed;
+      }
+    }
+    gone = WaitFor(all_gone, 0, milliseconds(2000));
+  }
+  std::error_code ec;
+  for (const auto& [name, pid] : pids) {
+    if (!IsProcessAlive(pid)) fs::remove(*session / "pids" / (name + ".pid"), ec);
+  }
+  out << "Stopped " << live.size() << " daemon(s) of " << session->string();
+  if (killed > 0) out << " (" << killed << " killed after 5 s)";
+  out << ".\n";
+  if (!gone) {
+    err << "orrery stop: some daemons are still running\n";
+    return kExitFailed;
+  }
+  return kExitOk;
+}
+
+// ---- status / list -------------------------------------------------------------------------
+
+std::string NodeStateText(v1::NodeState s) { return NodeStateName(FromProto(s)); }
+
+std::string TaskStateText(v1::TaskState s) {
+  std::string n = v1::TaskState_Name(s);
+  const std::string prefix = "TASK_STATE_";
+  return n.rfind(prefix, 0) == 0 ? n.substr(prefix.size()) : n;
+}
+
+json ResourcesJson(const v1::Resources& r) {
+  json j = json::object();
+  auto set = FromProto(r, "resources");
+  if (set.ok()) {
+    set->ForEach([&](std::string_view k, Quantity q) { j[std::string(k)] = q.ToDouble(); });
+  }
+  return j;
+}
+
+std::string ResourcesText(const v1::Resources& r) {
+  auto set = FromProto(r, "resources");
+  return set.ok() ? set->ToString() : "?";
+}
+
+std::string UsedTotal(const ResourceSet& total, const ResourceSet& avail) {
+  std::ostringstream s;
+  bool first = true;
+  total.ForEach([&](std::string_view k, Quantity q) {
+    s << (first ? "" : ", ") << k << " " << (q - avail.Get(k)).ToString() << "/" << q.ToString();
+    first = false;
+  });
+  return s.str();
+}
+
+struct CommonFlags {
+  std::string address, temp_dir, format = "table";
+};
+
+void AddCommon(po::options_description& d, CommonFlags& c, bool format) {
+  d.add_options()("help,h", "show this help")("address", po::value(&c.address),
+                                              "head HOST:PORT (default $ORRERY_ADDRESS)")(
+      "temp-dir", po::value(&c.temp_dir), "session root (default /tmp/orrery)");
+  if (format) d.add_options()("format", po::value(&c.format), "table (default) or json");
+}
+
+int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  po::options_description desc("options");
+  CommonFlags c;
+  AddCommon(desc, c, false);
+  po::variables_map vm;
+  if (!ParseOptions("status", args, desc, vm, err)) return kExitUsage;
+  if (vm.count("help")) {
+    out << "usage: orrery status [--address A] [--temp-dir DIR]\n" << desc;
+    return kExitOk;
+  }
+  auto cluster = FindCluster("status", c.address, c.temp_dir, err);
+  if (!cluster) return kExitUsage;
+  auto nodes = HeadClient(cluster->address, cluster->token).ListNodes();
+  if (!nodes.ok()) {
+    err << "orrery status: " << nodes.status().ToString() << "\n";
+    return kExitFailed;
+  }
+  ResourceSet total, avail;
+  int alive = 0, dead = 0;
+  std::map<std::pair<std::string, std::string>, int> demand;  // (shape, reason) -> count
+  out << "======== Cluster status (" << cluster->address << ") ========\n";
+  out << "Nodes:\n";
+  for (const auto& n : nodes->nodes()) {
+    auto t = FromProto(n.total(), "total");
+    auto a = FromProto(n.available(), "available");
+    if (!t.ok() || !a.ok()) continue;
+    const bool is_alive = n.state() == v1::NODE_STATE_ALIVE;
+    (is_alive ? alive : dead) += 1;
+    out << "  " << std::left << std::setw(20) << n.node_id() << std::setw(22) << n.address()
+        << std::setw(7) << NodeStateText(n.state()) << UsedTotal(*t, *a)
+        << (n.is_head_node() ? "  (head)" : "") << "\n";
+    if (!is_alive) continue;
+    total += *t;
+    avail += *a;
+    for (const auto& d : n.pending()) {
+      demand[{ResourcesText(d.shape()), WaitReasonName(FromProto(d.wait_reason()))}] += d.count();
+    }
+  }
+  out << "  " << alive << " alive, " << dead << " dead\n\n";
+  out << "Resources (used/total over alive nodes):\n";
+  total.ForEach([&](std::string_view k, Quantity q) {
+    out << "  " << k << ": " << (q - avail.Get(k)).ToString() << "/" << q.ToString() << "\n";
+  });
+  out << "\nPending demand:\n";
+  if (demand.empty()) out << "  (no resource demands)\n";
+  for (const auto& [key, count] : demand) {
+    out << "  " << key.first << ": " << count << " pending task(s), " << key.second << "\n";
+  }
+  return kExitOk;
+}
+
+int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  po::options_description desc("options");
+  CommonFlags c;
+  std::string what;
+  AddCommon(desc, c, true);
+  desc.add_options()("what", po::value(&what), "nodes | tasks");
+  po::positional_options_description pos;
+  pos.add("what", 1);
+  po::variables_map vm;
+  const char* usage =
+      "usage: orrery list nodes|tasks [--format table|json] [--address A] [--temp-dir DIR]\n";
+  if (!ParseOptions("list", args, desc, vm, err, &pos)) {
+    err << usage;
+    return kExitUsage;
+  }
+  if (vm.count("help")) {
+    out << usage << desc;
+    return kExitOk;
+  }
+  if (what != "nodes" && what != "tasks") {
+    err << "orrery list: expected 'nodes' or 'tasks'"
+        << (what.empty() ? "" : ", got '" + what + "'") << "\n"
+        << usage;
+    return kExitUsage;
+  }
+  if (c.format != "table" && c.format != "json") {
+    err << "orrery list: --format: expected table or json\n";
+    return kExitUsage;
+  }
+  auto cluster = FindCluster("list", c.address, c.temp_dir, err);
+  if (!cluster) return kExitUsage;
+  HeadClient head(cluster->address, cluster->token);
+  if (what == "nodes") {
+    auto nodes = head.ListNodes();
+    if (!nodes.ok()) {
+      err << "orrery list: " << nodes.status().ToString() << "\n";
+      return kExitFailed;
+    }
+    if (c.format == "json") {
+      json arr = json::array();
+      for (const auto& n : nodes->nodes()) {
+        arr.push_back({{"node_id", n.node_id()},
+                       {"address", n.address()},
+                       {"state", NodeStateText(n.state())},
+                       {"total", ResourcesJson(n.total())},
+                       {"available", ResourcesJson(n.available())},
+                       {"labels", json(std::map<std::string, std::string>(n.labels().begin(),
+                                                                          n.labels().end()))},
+                       {"is_head_node", n.is_head_node()},
+                       {"pid", n.pid()},
+                       {"ms_since_heartbeat", n.ms_since_heartbeat()}});
+      }
+      out << arr.dump(2) << "\n";
+      return kExitOk;
+    }
+    out << std::left << std::setw(20) << "NODE" << std::setw(22) << "ADDRESS" << std::setw(7)
+        << "STATE"
+        << "RESOURCES (used/total)\n";
+    for (const auto& n : nodes->nodes()) {
+      auto t = FromProto(n.total(), "total");
+      auto a = FromProto(n.available(), "available");
+      out << std::setw(20) << n.node_id() << std::setw(22) << n.address() << std::setw(7)
+          << NodeStateText(n.state()) << (t.ok() && a.ok() ? UsedTotal(*t, *a) : "?") << "\n";
+    }
+    return kExitOk;
+  }
+  auto tasks = head.ListTasks();
+  if (!tasks.ok()) {
+    err << "orrery list: " << tasks.status().ToString() << "\n";
+    return kExitFailed;
+  }
+  if (c.format == "json") {
+    json arr = json::array();
+    for (const auto& t : tasks->tasks()) {
+      arr.push_back({{"task_id", t.task_id()},
+                     {"name", t.name()},
+                     {"node_id", t.node_id()},
+                     {"state", TaskStateText(t.state())},
+                     {"exit_code", t.exit_code()},
+                     {"resources", ResourcesJson(t.resources())},
+                     {"wait_reason", WaitReasonName(FromProto(t.wait_reason()))},
+                     {"spillbacks", t.spillbacks()},
+                     {"submit_unix_ms", t.submit_unix_ms()},
+                     {"start_unix_ms", t.start_unix_ms()},
+                     {"end_unix_ms", t.end_unix_ms()},
+                     {"error", t.error()}});
+    }
+    out << arr.dump(2) << "\n";
+    return kExitOk;
+  }
+  out << std::left << std::setw(18) << "TASK" << std::setw(10) << "STATE" << std::setw(16) << "NODE"
+      << std::setw(6) << "EXIT"
+      << "NAME\n";
+  for (const auto& t : tasks->tasks()) {
+    out << std::setw(18) << t.task_id() << std::setw(10) << TaskStateText(t.state())
+        << std::setw(16) << t.node_id() << std::setw(6) << t.exit_code() << t.name() << "\n";
+  }
+  return kExitOk;
+}
+
+// ---- task run ------------------------------------------------------------------------------
+
+StatusOr<SchedulingStrategy> ParseStrategy(const std::string& s) {
+  if (s.empty() || s == "default") return SchedulingStrategy::Default();
+  if (s == "spread") return SchedulingStrategy::Spread();
+  if (s.rfind("node:", 0) == 0) {
+    std::string rest = s.substr(5);
+    bool soft = false;
+    if (rest.size() > 5 && rest.substr(rest.size() - 5) == ":soft") {
+      soft = true;
+      rest.resize(rest.size() - 5);
+    }
+    if (!rest.empty()) return SchedulingStrategy::NodeAffinity(rest, soft);
+  }
+  return InvalidArgument(
+      "--strategy: expected default, spread, node:NAME or node:NAME:soft, got '" + s + "'");
+}
+
+std::string RandomTaskId() {
+  auto t = GenerateToken();
+  return t.ok() ? t->substr(0, 16) : std::to_string(getpid());
+}
+
+constexpr const char* kTaskUsage =
+    "usage: orrery task run [--num-cpus N] [--num-gpus N] [--resources JSON]\n"
+    "                       [--strategy default|spread|node:NAME|node:NAME:soft] [--node NAME]\n"
+    "                       [--address A] [--temp-dir DIR] -- CMD ARGS...\n";
+
+int RunTaskCmd(const std::vector<std::string>& all, std::ostream& out, std::ostream& err) {
+  if (all.size() == 1 && (all[0] == "--help" || all[0] == "-h")) {
+    out << kTaskUsage;
+    return kExitOk;
+  }
+  if (all.empty() || all[0] != "run") {
+    err << "orrery task: expected 'run'\n" << kTaskUsage;
+    return kExitUsage;
+  }
+  std::vector<std::string> args(all.begin() + 1, all.end());
+  std::vector<std::string> cmd;
+  if (auto dd = std::find(args.begin(), args.end(), "--"); dd != args.end()) {
+    cmd.assign(dd + 1, args.end());
+    args.erase(dd, args.end());
+  }
+  po::options_description desc("options");
+  CommonFlags c;
+  std::string resources, strategy_s, entry;
+  AddCommon(desc, c, false);
+  desc.add_options()("num-cpus", po::value<double>(), "CPUs (default 1)")(
+      "num-gpus", po::value<double>(), "GPUs (default 0)")(
+      "resources", po::value(&resources), "custom resources, JSON: {\"name\": qty}")(
+      "strategy", po::value(&strategy_s), "default | spread | node:NAME | node:NAME:soft")(
+      "node", po::value(&entry), "entry node to ask first (default: the head's node)");
+  po::variables_map vm;
+  if (!ParseOptions("task run", args, desc, vm, err)) {
+    err << kTaskUsage;
+    return kExitUsage;
+  }
+  if (vm.count("help")) {
+    out << kTaskUsage << desc;
+    return kExitOk;
+  }
+  if (cmd.empty()) {
+    err << "orrery task run: missing the command after --\n" << kTaskUsage;
+    return kExitUsage;
+  }
+  auto res = MergeResources(vm, resources, 1.0);
+  if (!res.ok()) {
+    err << "orrery task run: " << res.status().message() << "\n";
+    return kExitUsage;
+  }
+  auto request = ResourceRequest::Create(*res, UnitInstanceNames(), "resources");
+  if (!request.ok()) {
+    err << "orrery task run: " << request.status().message() << "\n";
+    return kExitUsage;
+  }
+  auto strategy = ParseStrategy(strategy_s);
+  if (!strategy.ok()) {
+    err << "orrery task run: " << strategy.status().message() << "\n";
+    return kExitUsage;
+  }
+  auto cluster = FindCluster("task run", c.address, c.temp_dir, err);
+  if (!cluster) return kExitUsage;
+  auto nodes = HeadClient(cluster->address, cluster->token).ListNodes();
+  if (!nodes.ok()) {
+    err << "orrery task run: " << nodes.status().ToString() << "\n";
+    return kExitUsage;
+  }
+  // The entry node: --node, else the head's node, else the first alive node by id.
+  std::string entry_address;
+  for (const auto& n : nodes->nodes()) {
+    if (n.state() != v1::NODE_STATE_ALIVE) continue;
+    if (!entry.empty() ? n.node_id() == entry : n.is_head_node()) entry_address = n.address();
+  }
+  if (entry_address.empty() && entry.empty()) {
+    for (const auto& n : nodes->nodes()) {
+      if (n.state() == v1::NODE_STATE_ALIVE) {
+        entry_address = n.address();
+        break;
+      }
+    }
+  }
+  if (entry_address.empty()) {
+    err << "orrery task run: "
+        << (entry.empty() ? "no alive node in the cluster" : "no alive node named '" + entry + "'")
+        << "\n";
+    return kExitUsage;
+  }
+  std::string name;
+  for (const auto& a : cmd) name += (name.empty() ? "" : " ") + a;
+  v1::RequestWorkerLeaseRequest req;
+  req.set_task_id(RandomTaskId());
+  req.set_name(name.substr(0, 200));
+  ToProto(request->set(), req.mutable_resources());
+  ToProto(*strategy, req.mutable_strategy());
+  AcquireOptions ao;
+  bool told = false;
+  ao.on_queued = [&](v1::WaitReason r) {
+    if (told) return;
+    told = true;
+    err << "orrery: task " << req.task_id() << " is pending (" << WaitReasonName(FromProto(r))
+        << ")\n";
+  };
+  auto lease = AcquireLease(entry_address, cluster->token, req, ao);
+  if (!lease.ok()) {
+    err << "orrery task run: "
+        << (lease.status().code() == StatusCode::kCancelled ? "canceled: " : "")
+        << lease.status().message() << "\n";
+    return kExitFailed;
+  }
+  v1::RunTaskRequest run;
+  run.set_task_id(req.task_id());
+  for (const auto& a : cmd) run.add_argv(a);
+  std::error_code ec;
+  run.set_cwd(fs::current_path(ec).string());
+  NodeClient node(lease->address, cluster->token);
+  auto exit = node.RunTask(run, [&](const v1::RunTaskReply& m) {
+    if (m.has_stdout_chunk()) out << m.stdout_chunk() << std::flush;
+    if (m.has_stderr_chunk()) err << m.stderr_chunk() << std::flush;
+  });
+  if (!exit.ok()) {
+    (void)node.ReturnWorkerLease(req.task_id());
+    err << "orrery task run: on node " << lease->node_id << ": " << exit.status().ToString()
+        << "\n";
+    return kExitFailed;
+  }
+  return exit->exit_code();
+}
+
+// ---- hidden daemon entry points ------------------------------------------------------------
+
+// Blocks the stop signals in every thread (the daemons' threads start after this) and waits
+// for one of them or for `stop_requested`.
+void BlockStopSignals() {
+  sigset_t s;
+  sigemptyset(&s);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&s, sig);
+  pthread_sigmask(SIG_BLOCK, &s, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+template <typename F>
+void WaitForStop(F&& stop_requested) {
+  sigset_t s;
+  sigemptyset(&s);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&s, sig);
+  timespec ts{0, 100 * 1000 * 1000};
+  while (!stop_requested()) {
+    const int sig = sigtimedwait(&s, nullptr, &ts);
+    if (sig > 0) return;
+  }
+}
+
+int RunHeadDaemon(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  po::options_description desc("options");
+  std::string session;
+  HeadOptions o;
+  int64_t timeout_ms = o.heartbeat_timeout.count();
+  desc.add_options()("session-dir", po::value(&session)->required(), "")(
+      "port", po::value(&o.port), "")("bind", po::value(&o.bind), "")("heartbeat-timeout-ms",
+                                                                      po::value(&timeout_ms), "");
+  po::variables_map vm;
+  if (!ParseOptions("__head", args, desc, vm, err)) return kExitUsage;
+  o.heartbeat_timeout = milliseconds(timeout_ms);
+  BlockStopSignals();
+  auto token = GenerateToken();
+  if (!token.ok()) {
+    err << "orrery __head: " << token.status().message() << "\n";
+    return kExitFailed;
+  }
+  o.token = *token;
+  auto head = HeadDaemon::Start(o);
+  if (!head.ok()) {
+    err << "orrery __head: " << head.status().message() << "\n";
+    return kExitFailed;
+  }
+  // The token appears only once the head serves: its presence means "ready to be asked".
+  if (Status s = WriteNewFile(fs::path(session) / "token", *token + "\n", 0600); !s.ok()) {
+    err << "orrery __head: " << s.message() << "\n";
+    return kExitFailed;
+  }
+  out << "head serving on port " << (*head)->port() << std::endl;
+  WaitForStop([&] { return (*head)->StopRequested(); });
+  (*head)->Stop();
+  return kExitOk;
+}
+
+int RunNodeDaemon(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  po::options_description desc("options");
+  NodeFlags f;
+  NodeOptions o;
+  AddNodeOptions(desc, f);
+  desc.add_options()("address", po::value(&o.head_address)->required(), "")("head-node", "")(
+      "port", po::value(&o.port), "")("seed", po::value(&o.seed), "");
+  po::variables_map vm;
+  if (!ParseOptions("__node", args, desc, vm, err)) return kExitUsage;
+  if (const char* t = std::getenv("ORRERY_TOKEN"); t && *t) o.token = t;
+  if (o.token.empty()) {
+    err << "orrery __node: ORRERY_TOKEN is not set\n";
+    return kExitUsage;
+  }
+  ::unsetenv("ORRERY_TOKEN");  // tasks must not inherit the cluster token
+  const double cpus = std::max(1u, std::thread::hardware_concurrency());
+  auto res = MergeResources(vm, f.resources, cpus);
+  if (res.ok() && !vm.count("num-gpus") && DetectGpus() > 0) (*res)["GPU"] = DetectGpus();
+  if (!res.ok()) {
+    err << "orrery __node: " << res.status().message() << "\n";
+    return kExitUsage;
+  }
+  auto total = NodeTotals(*res);
+  auto labels = ParseLabels(f.labels);
+  if (!total.ok() || !labels.ok()) {
+    err << "orrery __node: " << (!total.ok() ? total.status() : labels.status()).message() << "\n";
+    return kExitUsage;
+  }
+  o.total = *total;
+  o.labels = *labels;
+  o.node_id = f.node_name;
+  o.bind = f.bind;
+  o.is_head_node = vm.count("head-node") != 0;
+  BlockStopSignals();
+  auto node = NodeDaemon::Start(o);
+  if (!node.ok()) {
+    err << "orrery __node: " << node.status().message() << "\n";
+    return kExitFailed;
+  }
+  out << "node " << (*node)->node_id() << " serving at " << (*node)->address() << std::endl;
+  WaitForStop([&] { return (*node)->StopRequested(); });
+  (*node)->Stop();
+  return kExitOk;
+}
+
+}  // namespace
+
+std::vector<cli::Command> LiveCommands() {
+  return {
+      {"start", "start --head | --address A   start a live head and/or node daemon", RunStart},
+      {"stop", "stop [--temp-dir DIR]         stop this machine's daemons of the session", RunStop},
+      {"status", "status                       nodes, resources used/total, pending demand",
+       RunStatus},
+      {"list", "list nodes|tasks [--format json]  list the live cluster's nodes or tasks", RunList},
+      {"task", "task run [opts] -- CMD ARGS   run one command as a task on the live cluster",
+       RunTaskCmd},
+      {"__head", "", RunHeadDaemon},
+      {"__node", "", RunNodeDaemon},
+  };
+}
+
+}  // namespace orrery::live

@@ -1,0 +1,28 @@
+// The live backend's command line (DESIGN section 5):
+//   orrery start --head [--port P] [--node-name N] [--num-cpus N] [--num-gpus N]
+//                [--resources JSON] [--labels JSON] [--temp-dir DIR] [--bind ADDR]
+//   orrery start --address HOST:PORT [same node options]
+//   orrery stop [--temp-dir DIR]
+//   orrery status [--address A] [--temp-dir DIR]
+//   orrery list nodes|tasks [--format table|json] [--address A] [--temp-dir DIR]
+//   orrery task run [--num-cpus N] [--num-gpus N] [--resources JSON]
+//                   [--strategy default|spread|node:NAME|node:NAME:soft] [--node NAME] -- CMD
+//                   ARGS...
+// and the hidden daemon entry points `orrery __head` / `orrery __node`, which `start` runs as
+// daemonised children of the same binary (pids in the session dir, see live/session.h).
+// --address defaults to $ORRERY_ADDRESS, then the session's address file; the token comes from
+// $ORRERY_TOKEN, then the session dir (the latest one under --temp-dir, default /tmp/orrery).
+// Exit codes: 0 ok, 1 the work failed (task exit codes are passed through), 2 bad usage, bad
+// input or no cluster reachable.
+#pragma once
+
+#include <vector>
+
+#include "core/cli/cli.h"
+
+namespace orrery::live {
+
+// start, stop, status, list, task, and the hidden __head / __node (empty usage).
+std::vector<cli::Command> LiveCommands();
+
+}  // namespace orrery::live

@@ -1,0 +1,720 @@
+#include "live/node.h"
+
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "core/lease/lease_manager.h"
+#include "core/rng.h"
+#include "live/convert.h"
+#include "live/event_loop.h"
+#include "live/process.h"
+#include "live/rpc_util.h"
+#include "orrery.grpc.pb.h"
+
+namespace orrery::live {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+namespace {
+
+int64_t UnixMs() {
+  return std::chrono::duration_cast<milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool IsTerminal(v1::TaskState s) {
+  return s == v1::TASK_STATE_FINISHED || s == v1::TASK_STATE_FAILED || s == v1::TASK_STATE_CANCELED;
+}
+
+std::string JoinIds(const std::vector<int>& ids) {
+  std::string out;
+  for (size_t i = 0; i < ids.size(); ++i) out += (i ? "," : "") + std::to_string(ids[i]);
+  return out;
+}
+
+}  // namespace
+
+class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
+ public:
+  explicit Impl(NodeOptions o) : options_(std::move(o)), rng_(options_.seed) {}
+
+  // ---- lifecycle (controlling thread) --------------------------------------------------------
+
+  Status Serve() {
+    grpc::ServerBuilder b;
+    b.AddListeningPort(options_.bind + ":" + std::to_string(options_.port),
+                       grpc::InsecureServerCredentials(), &port_);
+    b.RegisterService(this);
+    server_ = b.BuildAndStart();
+    if (!server_ || port_ == 0) {
+      return Status(StatusCode::kUnavailable,
+                    "cannot listen on " + options_.bind + ":" + std::to_string(options_.port));
+    }
+    const std::string host = options_.bind == "0.0.0.0" ? Hostname() : options_.bind;
+    address_ = host + ":" + std::to_string(port_);
+    node_id_ =
+        options_.node_id.empty() ? Hostname() + "-" + std::to_string(port_) : options_.node_id;
+    head_ = v1::HeadService::NewStub(
+        grpc::CreateChannel(options_.head_address, grpc::InsecureChannelCredentials()));
+    auto reply = RegisterWithRetry(options_.register_timeout);
+    if (!reply.ok()) return reply.status();
+    Status init;
+    loop_.RunSync([&] { init = InitManager(reply->view()); });
+    ORRERY_RETURN_IF_ERROR(init);
+    if (reply->report_period_ms() > 0) report_period_ = milliseconds(reply->report_period_ms());
+    Log("registered with the head at " + options_.head_address + " as " + node_id_ + " (" +
+        address_ + ", " + options_.total.ToString() + ")");
+    heartbeat_thread_ = std::thread([this] { HeartbeatLoop(); });
+    watch_thread_ = std::thread([this] { WatchLoop(); });
+    return Status::Ok();
+  }
+
+  void Stop() {
+    if (stopped_.exchange(true)) return;
+    Log("stopping");
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stopping_ = true;
+      if (watch_ctx_ != nullptr) watch_ctx_->TryCancel();
+    }
+    cv_.notify_all();
+    loop_.RunSync([this] {
+      shutting_down_ = true;
+      for (auto& [task, w] : waiting_) {
+        if (manager_) (void)manager_->CancelLease(task, "node stopping");
+        w.reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "node stopping"));
+      }
+      waiting_.clear();
+    });
+    // Exits are reported through the RunTask streams before the server goes away.
+    supervisor_.KillAll(std::chrono::seconds(2));
+    if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+    if (watch_thread_.joinable()) watch_thread_.join();
+    if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    loop_.Stop();
+  }
+
+  const std::string& node_id() const { return node_id_; }
+  const std::string& address() const { return address_; }
+  bool stop_requested() const { return stop_requested_.load(); }
+
+  // ---- handlers: check the token, validate, post to the loop --------------------------------
+
+  grpc::ServerUnaryReactor* Ready(grpc::CallbackServerContext* ctx, const v1::ReadyRequest*,
+                                  v1::ReadyReply* reply) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    loop_.Post([this, r, reply] {
+      reply->set_node_id(node_id_);
+      reply->set_address(address_);
+      reply->set_pid(static_cast<int32_t>(getpid()));
+      reply->set_known_nodes(manager_ ? manager_->view().size() : 0);
+      r->Finish(manager_ ? grpc::Status::OK
+                         : grpc::Status(grpc::StatusCode::UNAVAILABLE, "not registered yet"));
+    });
+    return r;
+  }
+
+  grpc::ServerUnaryReactor* RequestWorkerLease(grpc::CallbackServerContext* ctx,
+                                               const v1::RequestWorkerLeaseRequest* request,
+                                               v1::RequestWorkerLeaseReply* reply) override {
+    const uint64_t call_id = next_call_id_++;
+    const std::string task_id = request->task_id();
+    auto* r = new NotifyingUnaryReactor([this, task_id, call_id] {
+      loop_.Post([this, task_id, call_id] { OnLeaseCallCanceled(task_id, call_id); });
+    });
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    auto req = FromProto(*request);
+    if (!req.ok()) {
+      r->Finish(ToGrpc(req.status()));
+      return r;
+    }
+    loop_.Post([this, r, reply, call_id, req = std::move(*req), name = request->name(),
+                timeout = request->queue_timeout_ms()]() mutable {
+      HandleLease(r, reply, call_id, std::move(req), name, timeout);
+    });
+    return r;
+  }
+
+  grpc::ServerUnaryReactor* ReturnWorkerLease(grpc::CallbackServerContext* ctx,
+                                              const v1::ReturnWorkerLeaseRequest* req,
+                                              v1::ReturnWorkerLeaseReply*) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    loop_.Post([this, r, task = req->task_id()] {
+      auto it = tasks_.find(task);
+      if (it == tasks_.end() || it->second.record.state() != v1::TASK_STATE_LEASED) {
+        r->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                               "no unused lease for task " + task + " on " + node_id_));
+        return;
+      }
+      EndLease(it->second, v1::TASK_STATE_CANCELED, 0, "lease returned unused");
+      r->Finish(grpc::Status::OK);
+      RunPending();
+    });
+    return r;
+  }
+
+  grpc::ServerUnaryReactor* CancelWorkerLease(grpc::CallbackServerContext* ctx,
+                                              const v1::CancelWorkerLeaseRequest* req,
+                                              v1::CancelWorkerLeaseReply* reply) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    loop_.Post(
+        [this, r, reply, task = req->task_id(),
+         reason = req->reason().empty() ? std::string("canceled by the caller") : req->reason()] {
+          auto w = waiting_.find(task);
+          if (w != waiting_.end() && manager_) {
+            if (auto c = manager_->CancelLease(task, reason)) {
+              SetTaskState(task, v1::TASK_STATE_CANCELED, reason);
+              FinishWaiting(w, *c);
+              reply->set_canceled(true);
+            }
+          }
+          r->Finish(grpc::Status::OK);
+        });
+    return r;
+  }
+
+  grpc::ServerWriteReactor<v1::RunTaskReply>* RunTask(grpc::CallbackServerContext* ctx,
+                                                      const v1::RunTaskRequest* req) override {
+    const std::string task = req->task_id();
+    auto w = StreamWriter<v1::RunTaskReply>::Create(
+        false, [this, task] { loop_.Post([this, task] { KillTask(task); }); });
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      w->Close(s);
+      return w.get();
+    }
+    if (task.empty() || req->argv().empty() || req->argv(0).empty()) {
+      w->Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "task_id and argv are required"));
+      return w.get();
+    }
+    ProcessSpec spec;
+    spec.argv.assign(req->argv().begin(), req->argv().end());
+    for (const auto& [k, v] : req->env()) {
+      if (k.empty() || k.find('=') != std::string::npos) {
+        w->Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "env: bad name '" + k + "'"));
+        return w.get();
+      }
+      spec.env.emplace_back(k, v);
+    }
+    std::sort(spec.env.begin(), spec.env.end());
+    spec.cwd = req->cwd();
+    loop_.Post(
+        [this, task, w, spec = std::move(spec)]() mutable { StartTask(task, std::move(spec), w); });
+    return w.get();
+  }
+
+  grpc::ServerUnaryReactor* Shutdown(grpc::CallbackServerContext* ctx, const v1::ShutdownRequest*,
+                                     v1::ShutdownReply*) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    Log("shutdown requested");
+    stop_requested_ = true;
+    r->Finish(grpc::Status::OK);
+    return r;
+  }
+
+ private:
+  struct Task {
+    v1::TaskRecord record;
+    Allocation allocation;
+    pid_t pid = 0;
+    uint64_t lease_seq = 0;  // tells an unused-lease timer which grant it was armed for
+    bool dirty = true;       // to be sent with the next heartbeat
+  };
+  struct Waiting {
+    uint64_t call_id = 0;
+    NotifyingUnaryReactor* reactor = nullptr;
+    v1::RequestWorkerLeaseReply* reply = nullptr;
+  };
+
+  static std::string Hostname() {
+    char buf[256] = {0};
+    if (gethostname(buf, sizeof(buf) - 1) != 0) return "node";
+    return buf;
+  }
+  void Log(const std::string& line) const {
+    std::cerr << "[node " << node_id_ << "] " << line << std::endl;
+  }
+
+  // ---- the loop's state machine ----------------------------------------------------------------
+
+  Status InitManager(const v1::ClusterView& v) {
+    auto res = NodeResources::Create(options_.total);
+    if (!res.ok()) return res.status();
+    ClusterView view;
+    Node self;
+    self.id = node_id_;
+    self.labels = options_.labels;
+    self.resources = std::move(*res);
+    ORRERY_RETURN_IF_ERROR(view.AddNode(std::move(self)));
+    for (const auto& info : v.nodes()) {
+      if (info.node_id() == node_id_) continue;
+      auto n = NodeFromProto(info);
+      if (!n.ok()) return n.status();
+      addresses_[info.node_id()] = info.address();
+      ORRERY_RETURN_IF_ERROR(view.AddNode(std::move(*n)));
+    }
+    auto m = LeaseManager::Create(node_id_, std::move(view), options_.scheduler);
+    if (!m.ok()) return m.status();
+    manager_ = std::move(*m);
+    return Status::Ok();
+  }
+
+  // A broadcast of the head: refresh every remote node's estimate (DESIGN section 3).
+  void ApplyView(const v1::ClusterView& v) {
+    if (!manager_ || shutting_down_) return;
+    for (const auto& info : v.nodes()) {
+      if (info.node_id() == node_id_) continue;
+      auto n = NodeFromProto(info);
+      if (!n.ok()) {
+        Log("ignoring a bad view entry: " + n.status().ToString());
+        continue;
+      }
+      addresses_[info.node_id()] = info.address();
+      if (manager_->view().FindSlot(info.node_id()) < 0) {
+        Log("learned of node " + info.node_id() + " at " + info.address());
+        (void)manager_->AddNode(std::move(*n));
+      } else {
+        (void)manager_->ApplyReport(n->id, n->resources.available(), n->state,
+                                    n->resources.all_devices());
+      }
+    }
+    (void)manager_->TakeEstimatedNodes();  // every estimate was just replaced by a report
+    RunPending();
+  }
+
+  void HandleLease(NotifyingUnaryReactor* r, v1::RequestWorkerLeaseReply* reply, uint64_t call_id,
+                   LeaseRequest req, const std::string& name, int64_t queue_timeout_ms) {
+    if (!manager_ || shutting_down_) {
+      r->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                             shutting_down_ ? "node stopping" : "node not registered yet"));
+      return;
+    }
+    const std::string task = req.task_id;
+    const bool known = tasks_.count(task) != 0;
+    const ResourceRequest resources = req.sched.resources;
+    const int spillbacks = req.spillbacks;
+    LeaseReply lr = manager_->RequestLease(std::move(req), rng_);
+    if (!known && (lr.kind == LeaseReply::Kind::kGranted || lr.kind == LeaseReply::Kind::kQueued ||
+                   lr.kind == LeaseReply::Kind::kCanceled)) {
+      Task t;
+      t.record.set_task_id(task);
+      t.record.set_name(name);
+      t.record.set_node_id(node_id_);
+      ToProto(resources.set(), t.record.mutable_resources());
+      t.record.set_spillbacks(spillbacks);
+      t.record.set_submit_unix_ms(UnixMs());
+      tasks_[task] = std::move(t);
+    }
+    switch (lr.kind) {
+      case LeaseReply::Kind::kGranted:
+        OnGranted(lr);
+        break;
+      case LeaseReply::Kind::kCanceled:
+        SetTaskState(task, v1::TASK_STATE_CANCELED, lr.reason);
+        break;
+      case LeaseReply::Kind::kQueued: {
+        auto& t = tasks_.at(task);
+        t.record.set_state(v1::TASK_STATE_PENDING);
+        t.record.set_wait_reason(ToProto(lr.wait_reason));
+        t.dirty = true;
+        waiting_[task] = Waiting{call_id, r, reply};
+        if (queue_timeout_ms > 0) {
+          loop_.PostAfter(milliseconds(queue_timeout_ms),
+                          [this, task, call_id] { OnQueueTimeout(task, call_id); });
+        }
+        return;  // the call is held
+      }
+      default:
+        break;  // spillback, rejected: the task is not ours
+    }
+    ToProto(lr, AddressOf(lr.node), reply);
+    r->Finish(grpc::Status::OK);
+  }
+
+  void OnGranted(const LeaseReply& lr) {
+    auto& t = tasks_.at(lr.task_id);
+    t.allocation = lr.allocation;
+    t.lease_seq = ++lease_seq_;
+    t.record.set_state(v1::TASK_STATE_LEASED);
+    t.record.set_wait_reason(v1::WAIT_REASON_NONE);
+    t.dirty = true;
+    loop_.PostAfter(options_.unused_lease_timeout, [this, task = lr.task_id, seq = t.lease_seq] {
+      auto it = tasks_.find(task);
+      if (it == tasks_.end() || it->second.lease_seq != seq ||
+          it->second.record.state() != v1::TASK_STATE_LEASED) {
+        return;
+      }
+      Log("lease of task " + task + " was never used: returned");
+      EndLease(it->second, v1::TASK_STATE_CANCELED, 0, "lease never used");
+      RunPending();
+    });
+  }
+
+  // Retries queued requests; finishes the held calls of those that left the queue.
+  void RunPending() {
+    if (!manager_ || shutting_down_) return;
+    for (LeaseReply& lr : manager_->SchedulePending(rng_)) {
+      const bool has_task = tasks_.count(lr.task_id) != 0;
+      if (lr.kind == LeaseReply::Kind::kGranted && has_task) OnGranted(lr);
+      if (lr.kind == LeaseReply::Kind::kCanceled) {
+        SetTaskState(lr.task_id, v1::TASK_STATE_CANCELED, lr.reason);
+      }
+      if (lr.kind == LeaseReply::Kind::kSpillback) tasks_.erase(lr.task_id);
+      auto w = waiting_.find(lr.task_id);
+      if (w != waiting_.end()) {
+        FinishWaiting(w, lr);
+      } else if (lr.kind == LeaseReply::Kind::kGranted) {
+        // Nobody is waiting for this grant any more: give it back.
+        (void)manager_->ReturnLease(lr.task_id);
+        tasks_.erase(lr.task_id);
+      }
+    }
+    for (const auto& p : manager_->Pending()) {
+      auto it = tasks_.find(p.task_id);
+      if (it != tasks_.end() && it->second.record.wait_reason() != ToProto(p.wait_reason)) {
+        it->second.record.set_wait_reason(ToProto(p.wait_reason));
+        it->second.dirty = true;
+      }
+    }
+  }
+
+  void FinishWaiting(std::map<TaskId, Waiting>::iterator w, const LeaseReply& lr) {
+    ToProto(lr, AddressOf(lr.node), w->second.reply);
+    w->second.reactor->Finish(grpc::Status::OK);
+    waiting_.erase(w);
+  }
+
+  void OnQueueTimeout(const TaskId& task, uint64_t call_id) {
+    auto w = waiting_.find(task);
+    if (w == waiting_.end() || w->second.call_id != call_id || !manager_) return;
+    const WaitReason reason = manager_->WaitReasonOf(task);
+    if (!manager_->CancelLease(task, "queue timeout")) return;
+    // The caller asks again; the record stays pending here until it does or gives up.
+    tasks_.erase(task);
+    LeaseReply lr;
+    lr.kind = LeaseReply::Kind::kQueued;
+    lr.task_id = task;
+    lr.wait_reason = reason;
+    FinishWaiting(w, lr);
+  }
+
+  void OnLeaseCallCanceled(const TaskId& task, uint64_t call_id) {
+    auto w = waiting_.find(task);
+    if (w == waiting_.end() || w->second.call_id != call_id || !manager_) return;
+    (void)manager_->CancelLease(task, "the caller went away");
+    SetTaskState(task, v1::TASK_STATE_CANCELED, "the caller went away");
+    w->second.reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "canceled"));
+    waiting_.erase(w);
+  }
+
+  void StartTask(const TaskId& task, ProcessSpec spec,
+                 std::shared_ptr<StreamWriter<v1::RunTaskReply>> w) {
+    auto it = tasks_.find(task);
+    if (shutting_down_ || it == tasks_.end() ||
+        it->second.record.state() != v1::TASK_STATE_LEASED) {
+      w->Close(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            "no unused lease for task " + task + " on " + node_id_));
+      return;
+    }
+    Task& t = it->second;
+    spec.env.emplace_back("ORRERY_TASK_ID", task);
+    spec.env.emplace_back("ORRERY_NODE_ID", node_id_);
+    // The core's device grant decides which GPUs the task sees; on a node with GPUs, a task
+    // that asked for none sees none.
+    if (options_.total.Get(Predefined::kGPU) > Quantity()) {
+      spec.env.emplace_back("CUDA_VISIBLE_DEVICES", JoinIds(t.allocation.DeviceIds(kGPU)));
+    }
+    t.record.set_name(t.record.name().empty() ? spec.argv[0] : t.record.name());
+    ProcessCallbacks cb;
+    cb.on_started = [w](pid_t pid) {
+      v1::RunTaskReply m;
+      m.set_started_pid(static_cast<int32_t>(pid));
+      w->Push(std::move(m));
+    };
+    cb.on_stdout = [w](std::string_view chunk) {
+      v1::RunTaskReply m;
+      m.set_stdout_chunk(std::string(chunk));
+      w->Push(std::move(m));
+    };
+    cb.on_stderr = [w](std::string_view chunk) {
+      v1::RunTaskReply m;
+      m.set_stderr_chunk(std::string(chunk));
+      w->Push(std::move(m));
+    };
+    cb.on_exit = [this, w, task](int code, int sig) {
+      v1::RunTaskReply m;
+      m.mutable_exit()->set_exit_code(code);
+      m.mutable_exit()->set_signal(sig);
+      w->Push(std::move(m));
+      w->Close(grpc::Status::OK);
+      loop_.Post([this, task, code, sig] { OnTaskExited(task, code, sig); });
+    };
+    auto pid = supervisor_.Spawn(spec, std::move(cb));
+    if (!pid.ok()) {
+      // Like a shell: the command could not be started -> 127, with the reason on stderr.
+      v1::RunTaskReply m;
+      m.set_stderr_chunk("orrery: " + pid.status().message() + "\n");
+      w->Push(std::move(m));
+      v1::RunTaskReply e;
+      e.mutable_exit()->set_exit_code(127);
+      w->Push(std::move(e));
+      w->Close(grpc::Status::OK);
+      EndLease(t, v1::TASK_STATE_FAILED, 127, pid.status().message());
+      RunPending();
+      return;
+    }
+    t.pid = *pid;
+    t.record.set_state(v1::TASK_STATE_RUNNING);
+    t.record.set_start_unix_ms(UnixMs());
+    t.dirty = true;
+  }
+
+  void OnTaskExited(const TaskId& task, int code, int sig) {
+    auto it = tasks_.find(task);
+    if (it == tasks_.end()) return;
+    EndLease(it->second, code == 0 ? v1::TASK_STATE_FINISHED : v1::TASK_STATE_FAILED, code,
+             sig > 0 ? "killed by signal " + std::to_string(sig) : std::string());
+    RunPending();
+  }
+
+  void KillTask(const TaskId& task) {
+    auto it = tasks_.find(task);
+    if (it != tasks_.end() && it->second.record.state() == v1::TASK_STATE_RUNNING) {
+      Log("the caller of task " + task + " went away: killing it");
+      supervisor_.Kill(it->second.pid, SIGKILL);
+    }
+  }
+
+  // The lease of `t` ends: resources back to the local node, record terminal.
+  void EndLease(Task& t, v1::TaskState state, int exit_code, const std::string& error) {
+    if (manager_) (void)manager_->ReturnLease(t.record.task_id());
+    t.record.set_state(state);
+    t.record.set_exit_code(exit_code);
+    t.record.set_end_unix_ms(UnixMs());
+    if (!error.empty()) t.record.set_error(error);
+    t.pid = 0;
+    t.dirty = true;
+  }
+
+  void SetTaskState(const TaskId& task, v1::TaskState state, const std::string& error) {
+    auto it = tasks_.find(task);
+    if (it == tasks_.end()) return;
+    it->second.record.set_state(state);
+    if (!error.empty()) it->second.record.set_error(error);
+    if (IsTerminal(state)) it->second.record.set_end_unix_ms(UnixMs());
+    it->second.dirty = true;
+  }
+
+  std::string AddressOf(const NodeId& node) const {
+    if (node == node_id_) return address_;
+    auto it = addresses_.find(node);
+    return it == addresses_.end() ? std::string() : it->second;
+  }
+
+  // What the next heartbeat carries. Terminal records leave the table once taken.
+  void Snapshot(v1::HeartbeatRequest* req) {
+    req->set_node_id(node_id_);
+    if (!manager_) return;
+    const Node& self = manager_->view().at(manager_->local_slot());
+    ToProto(self.resources.available(), req->mutable_available());
+    ToProto(self.resources.all_devices(), req->mutable_devices());
+    for (auto it = tasks_.begin(); it != tasks_.end();) {
+      if (it->second.dirty) {
+        *req->add_task_updates() = it->second.record;
+        it->second.dirty = false;
+      }
+      if (IsTerminal(it->second.record.state())) {
+        it = tasks_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    // Pending demand by (shape, wait reason), in a defined order.
+    std::map<std::pair<std::string, int>, std::pair<ResourceSet, int>> demand;
+    for (const auto& p : manager_->Pending()) {
+      auto t = tasks_.find(p.task_id);
+      if (t == tasks_.end()) continue;
+      auto shape = FromProto(t->second.record.resources(), "resources");
+      if (!shape.ok()) continue;
+      auto& d = demand[{shape->ToString(), static_cast<int>(p.wait_reason)}];
+      d.first = *shape;
+      ++d.second;
+    }
+    for (const auto& [key, d] : demand) {
+      auto* out = req->add_pending();
+      ToProto(d.first, out->mutable_shape());
+      out->set_count(d.second);
+      out->set_wait_reason(ToProto(static_cast<WaitReason>(key.second)));
+    }
+  }
+
+  // ---- head link (helper threads; blocking calls, no state of their own) -------------------
+
+  StatusOr<v1::RegisterNodeReply> Register(milliseconds timeout) {
+    v1::RegisterNodeRequest req;
+    req.set_node_id(node_id_);
+    req.set_address(address_);
+    ToProto(options_.total, req.mutable_total());
+    for (const auto& [k, v] : options_.labels) (*req.mutable_labels())[k] = v;
+    req.set_is_head_node(options_.is_head_node);
+    req.set_pid(static_cast<int32_t>(getpid()));
+    grpc::ClientContext ctx;
+    AttachToken(&ctx, options_.token);
+    ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+    v1::RegisterNodeReply reply;
+    grpc::Status s = head_->RegisterNode(&ctx, req, &reply);
+    if (!s.ok()) return FromGrpc(s);
+    return reply;
+  }
+
+  StatusOr<v1::RegisterNodeReply> RegisterWithRetry(milliseconds total) {
+    const auto deadline = Clock::now() + total;
+    while (true) {
+      auto r = Register(milliseconds(1000));
+      if (r.ok()) return r;
+      const StatusCode c = r.status().code();
+      const bool retry = c == StatusCode::kUnavailable || c == StatusCode::kDeadlineExceeded;
+      if (!retry || Clock::now() >= deadline) {
+        return r.status().WithContext("cannot register with the head at " + options_.head_address);
+      }
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+  }
+
+  bool WaitStopping(milliseconds d) {
+    std::unique_lock<std::mutex> l(mu_);
+    return cv_.wait_for(l, d, [this] { return stopping_; });
+  }
+
+  void HeartbeatLoop() {
+    std::map<std::string, v1::TaskRecord> unsent;  // updates a failed heartbeat did not deliver
+    while (!WaitStopping(report_period_)) {
+      v1::HeartbeatRequest req;
+      if (!loop_.RunSync([&] { Snapshot(&req); })) return;
+      for (const auto& t : req.task_updates()) unsent[t.task_id()] = t;
+      req.clear_task_updates();
+      for (const auto& [id, t] : unsent) *req.add_task_updates() = t;
+      grpc::ClientContext ctx;
+      AttachToken(&ctx, options_.token);
+      ctx.set_deadline(std::chrono::system_clock::now() + milliseconds(1000));
+      v1::HeartbeatReply reply;
+      grpc::Status s = head_->Heartbeat(&ctx, req, &reply);
+      if (s.ok()) {
+        unsent.clear();
+      } else if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
+        // The head does not know us (it restarted): register again.
+        Log("the head does not know this node: registering again");
+        auto r = Register(milliseconds(1000));
+        if (r.ok()) loop_.Post([this, v = r->view()] { ApplyView(v); });
+      }
+    }
+  }
+
+  void WatchLoop() {
+    while (true) {
+      grpc::ClientContext ctx;
+      AttachToken(&ctx, options_.token);
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        if (stopping_) return;
+        watch_ctx_ = &ctx;
+      }
+      v1::WatchClusterViewRequest req;
+      req.set_node_id(node_id_);
+      auto reader = head_->WatchClusterView(&ctx, req);
+      v1::ClusterView v;
+      while (reader->Read(&v)) {
+        loop_.Post([this, v] { ApplyView(v); });
+      }
+      (void)reader->Finish();
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        watch_ctx_ = nullptr;
+      }
+      if (WaitStopping(milliseconds(200))) return;
+    }
+  }
+
+  const NodeOptions options_;
+  std::string node_id_;
+  std::string address_;
+  milliseconds report_period_{100};
+  std::unique_ptr<v1::HeadService::Stub> head_;
+  std::atomic<bool> stopped_{false};
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<uint64_t> next_call_id_{1};
+  int port_ = 0;
+
+  // Helper-thread coordination.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  grpc::ClientContext* watch_ctx_ = nullptr;
+  std::thread heartbeat_thread_;
+  std::thread watch_thread_;
+
+  // Owned by loop_.
+  std::unique_ptr<LeaseManager> manager_;
+  Rng rng_;
+  bool shutting_down_ = false;
+  uint64_t lease_seq_ = 0;
+  std::map<NodeId, std::string> addresses_;
+  std::map<TaskId, Task> tasks_;
+  std::map<TaskId, Waiting> waiting_;
+
+  // Declared last: destroyed first. The supervisor's callbacks post to loop_, and the server's
+  // handlers post to loop_; loop_ is stopped in Stop() before either goes.
+  EventLoop loop_;
+  ProcessSupervisor supervisor_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+NodeDaemon::NodeDaemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+NodeDaemon::~NodeDaemon() { Stop(); }
+
+StatusOr<std::unique_ptr<NodeDaemon>> NodeDaemon::Start(const NodeOptions& options) {
+  if (options.token.empty()) return InvalidArgument("token: empty");
+  if (options.head_address.empty()) return InvalidArgument("head address: empty");
+  if (auto r = NodeResources::Create(options.total); !r.ok()) return r.status();
+  auto impl = std::make_unique<Impl>(options);
+  ORRERY_RETURN_IF_ERROR(impl->Serve());
+  return std::unique_ptr<NodeDaemon>(new NodeDaemon(std::move(impl)));
+}
+
+const std::string& NodeDaemon::node_id() const { return impl_->node_id(); }
+std::string NodeDaemon::address() const { return impl_->address(); }
+bool NodeDaemon::StopRequested() const { return impl_->stop_requested(); }
+void NodeDaemon::Stop() {
+  if (impl_) impl_->Stop();
+}
+
+}  // namespace orrery::live

@@ -1,0 +1,78 @@
+// NodeDaemon: one machine's node of a live cluster. Registers with the head, heartbeats its
+// resources every report period, keeps its own copy of the cluster view from the head's
+// broadcast, and makes every lease decision through core's LeaseManager (policies unchanged: the
+// same code the simulator runs). A granted lease runs a shell-command task as a real child
+// process (ProcessSupervisor) with CUDA_VISIBLE_DEVICES set from the core's GPU device grant; the
+// lease returns when the process exits.
+//
+// Lease protocol (NodeService):
+//   RequestWorkerLease -> granted{node, devices} | spillback{node, address} | rejected |
+//                         canceled{reason} | queued{wait reason}
+//   A queued request's call is held open until the manager decides it (granted, spilled,
+//   canceled), the caller cancels, or queue_timeout_ms passes (then the request leaves the queue
+//   and the reply is `queued` with its wait reason). A spilled request is retried by the caller at
+//   the target with grant_or_reject. RunTask(task_id) starts the command on a granted lease and
+//   streams its output; ReturnWorkerLease gives an unused lease back. A lease not used by RunTask
+//   within unused_lease_timeout is returned.
+//
+// Threading (STYLE rule 13): gRPC callback handlers check the token, validate and convert, and
+// post to `loop_`, the one thread that owns the LeaseManager, the task table and the held calls;
+// nothing in a handler blocks. Two helper threads talk to the head with blocking calls (they own
+// no state): the heartbeat thread (each period it snapshots the state on the loop, then sends the
+// Heartbeat) and the watch thread (reads the WatchClusterView stream and posts each view to the
+// loop). The ProcessSupervisor thread reads children's pipes; output goes straight to the RunTask
+// stream (a thread-safe StreamWriter) and exits are posted to the loop.
+//
+// Thread safety: Start/Stop from one controlling thread; StopRequested is thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/cluster_view.h"
+#include "core/resources.h"
+#include "core/scheduling/scheduler.h"
+#include "core/status.h"
+
+namespace orrery::live {
+
+struct NodeOptions {
+  std::string head_address;  // HOST:PORT. REQUIRES: non-empty
+  std::string token;         // REQUIRES: non-empty
+  std::string bind = "127.0.0.1";
+  int port = 0;  // 0: the OS picks one
+  // Default: "<hostname>-<port>".
+  std::string node_id;
+  ResourceSet total;  // GPU (whole) becomes that many devices
+  Labels labels;
+  bool is_head_node = false;  // started with the head: the CLI's default entry node
+  SchedulerOptions scheduler;
+  uint64_t seed = 0;  // the lease manager's Rng
+  std::chrono::milliseconds register_timeout{10000};
+  std::chrono::milliseconds unused_lease_timeout{30000};
+};
+
+class NodeDaemon {
+ public:
+  // Binds, registers with the head (retrying until register_timeout), then serves.
+  static StatusOr<std::unique_ptr<NodeDaemon>> Start(const NodeOptions& options);
+  ~NodeDaemon();
+
+  const std::string& node_id() const;
+  std::string address() const;
+  // Set once a Shutdown RPC was received: the owner should call Stop().
+  bool StopRequested() const;
+  // Cancels held calls, terminates running tasks (SIGTERM, SIGKILL after 2 s), stops the helper
+  // threads and the server. Idempotent.
+  void Stop();
+
+  class Impl;
+
+ private:
+  explicit NodeDaemon(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace orrery::live

@@ -1,0 +1,136 @@
+// Small gRPC helpers shared by the daemons and the client: the cluster token on both sides of a
+// call, and StreamWriter, a server-streaming reactor that any thread can feed.
+//
+// Thread safety: CheckToken and AttachToken are pure. StreamWriter::Push/Close are thread-safe.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace orrery::live {
+
+// Metadata key and scheme of the cluster token: `authorization: Bearer <token>`.
+inline constexpr const char* kAuthMetadataKey = "authorization";
+
+// OK if the call carries `authorization: Bearer <token>`; UNAUTHENTICATED otherwise. Compares in
+// time independent of where the strings differ.
+grpc::Status CheckToken(const grpc::ServerContextBase& ctx, const std::string& token);
+// Adds the token to an outgoing call.
+void AttachToken(grpc::ClientContext* ctx, const std::string& token);
+
+// A server-streaming call fed from any thread. Messages are written in Push order, one write in
+// flight at a time; Close() finishes the call once everything pushed before it is written.
+// With keep_latest_only, a message pushed while another waits replaces it (cluster-view
+// broadcasts: a slow watcher gets the newest view, not a backlog).
+//
+// Lifetime: create with Create(); gRPC and every holder of the shared_ptr keep it alive; after
+// the call is done (OnDone) Push/Close are no-ops and done() is true.
+template <typename Msg>
+class StreamWriter : public grpc::ServerWriteReactor<Msg> {
+ public:
+  static std::shared_ptr<StreamWriter> Create(bool keep_latest_only,
+                                              std::function<void()> on_cancel = nullptr) {
+    std::shared_ptr<StreamWriter> w(new StreamWriter(keep_latest_only, std::move(on_cancel)));
+    w->self_ = w;
+    return w;
+  }
+
+  void Push(Msg m) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (done_ || closing_) return;
+    if (keep_latest_only_ && !queue_.empty()) queue_.pop_back();
+    queue_.push_back(std::move(m));
+    MaybeWriteLocked();
+  }
+  void Close(grpc::Status status) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (done_ || closing_) return;
+    closing_ = true;
+    final_status_ = std::move(status);
+    MaybeWriteLocked();
+  }
+  bool done() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return done_ || closing_;
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> l(mu_);
+    writing_ = false;
+    if (!ok) {
+      // The client is gone: drop what is queued and finish.
+      queue_.clear();
+      if (!closing_) {
+        closing_ = true;
+        final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "stream broken");
+      }
+    }
+    MaybeWriteLocked();
+  }
+  void OnCancel() override {
+    if (on_cancel_) on_cancel_();
+    Close(grpc::Status(grpc::StatusCode::CANCELLED, "canceled by the client"));
+  }
+  void OnDone() override {
+    std::shared_ptr<StreamWriter> keep;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      done_ = true;
+      keep = std::move(self_);
+    }
+    // `keep` may be the last reference: this object is destroyed when it goes out of scope.
+  }
+
+ private:
+  StreamWriter(bool keep_latest_only, std::function<void()> on_cancel)
+      : keep_latest_only_(keep_latest_only), on_cancel_(std::move(on_cancel)) {}
+  void MaybeWriteLocked() {
+    if (writing_ || finished_) return;
+    if (!queue_.empty()) {
+      current_ = std::move(queue_.front());
+      queue_.pop_front();
+      writing_ = true;
+      this->StartWrite(&current_);
+      return;
+    }
+    if (closing_) {
+      finished_ = true;
+      this->Finish(final_status_);
+    }
+  }
+
+  const bool keep_latest_only_;
+  std::function<void()> on_cancel_;
+  mutable std::mutex mu_;
+  std::deque<Msg> queue_;
+  Msg current_;
+  bool writing_ = false;
+  bool closing_ = false;
+  bool finished_ = false;
+  bool done_ = false;
+  grpc::Status final_status_;
+  std::shared_ptr<StreamWriter> self_;
+};
+
+// A unary reactor that reports a client cancellation (deadline, disconnect) to its owner.
+// Finish() must be called exactly once by the owner; the object deletes itself when done.
+class NotifyingUnaryReactor : public grpc::ServerUnaryReactor {
+ public:
+  explicit NotifyingUnaryReactor(std::function<void()> on_cancel)
+      : on_cancel_(std::move(on_cancel)) {}
+  void OnCancel() override {
+    if (on_cancel_) on_cancel_();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  std::function<void()> on_cancel_;
+};
+
+}  // namespace orrery::live

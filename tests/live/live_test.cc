@@ -1,0 +1,432 @@
+// The live backend end to end: real head and node daemons (processes of the built `orrery`
+// binary, started with `orrery start`) on 127.0.0.1 with OS-chosen free ports, driven through
+// the CLI and the client library. Every test owns a LiveCluster whose destructor runs
+// `orrery stop` and then SIGKILLs anything left, so daemons never outlive a failed test; every
+// wait is bounded.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "live/client.h"
+#include "live/session.h"
+
+extern char** environ;
+
+namespace orrery::live {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+struct RunResult {
+  int exit_code = -1;  // -signal if killed; -100 on timeout
+  std::string out;
+  std::string err;
+};
+
+std::string ReadAll(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A port nobody listens on right now, from the OS (bind to :0).
+int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof(a);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Polls `ok` every 20 ms for up to `timeout`.
+bool Eventually(const std::function<bool()>& ok, milliseconds timeout = milliseconds(5000)) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (ok()) return true;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  return ok();
+}
+
+class LiveCluster {
+ public:
+  LiveCluster() {
+    std::string tmpl = (fs::path(::testing::TempDir()) / "orrery_live_XXXXXX").string();
+    if (mkdtemp(tmpl.data()) != nullptr) dir_ = tmpl;
+    port_ = FreePort();
+  }
+  ~LiveCluster() {
+    Orrery({"stop", "--temp-dir", (dir_ / "root").string()}, milliseconds(15000));
+    for (pid_t pid : Pids()) {
+      if (IsProcessAlive(pid)) ::kill(pid, SIGKILL);
+    }
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  // Runs `orrery ARGS...` with a bounded wait; stdout/stderr through files (no pipe deadlocks).
+  RunResult Orrery(const std::vector<std::string>& args, milliseconds timeout = milliseconds(20000),
+                   const std::vector<std::string>& env_extra = {}) {
+    const fs::path out = dir_ / ("stdout." + std::to_string(++runs_));
+    const fs::path err = dir_ / ("stderr." + std::to_string(runs_));
+    std::vector<std::string> argv_s = {ORRERY_BINARY};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_s;
+    for (char** e = environ; *e; ++e) {
+      const std::string kv(*e);
+      if (kv.rfind("ORRERY_", 0) != 0) env_s.push_back(kv);  // no ambient cluster
+    }
+    env_s.insert(env_s.end(), env_extra.begin(), env_extra.end());
+    std::vector<char*> envp;
+    for (auto& e : env_s) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = -1;
+    RunResult r;
+    const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) return r;
+    int status = 0;
+    const auto deadline = Clock::now() + timeout;
+    while (::waitpid(pid, &status, WNOHANG) == 0) {
+      if (Clock::now() > deadline) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        r.exit_code = -100;
+        r.out = ReadAll(out);
+        r.err = ReadAll(err) + "\n[timed out]";
+        return r;
+      }
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    r.out = ReadAll(out);
+    r.err = ReadAll(err);
+    return r;
+  }
+
+  std::string root() const { return (dir_ / "root").string(); }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+  // `orrery start --head --port P --temp-dir ROOT --node-name NAME EXTRA...`
+  RunResult StartHead(const std::string& name, std::vector<std::string> extra) {
+    std::vector<std::string> a = {"start",      "--head", "--port",      std::to_string(port_),
+                                  "--temp-dir", root(),   "--node-name", name};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return Orrery(a);
+  }
+  RunResult AddNode(const std::string& name, std::vector<std::string> extra) {
+    std::vector<std::string> a = {"start", "--address",   address(), "--temp-dir",
+                                  root(),  "--node-name", name};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return Orrery(a);
+  }
+
+  std::string Token() const {
+    auto s = LatestSession(root());
+    if (!s.ok()) return "";
+    auto t = ReadFileTrimmed(*s / "token");
+    return t.ok() ? *t : "";
+  }
+  std::vector<pid_t> Pids() const {
+    std::vector<pid_t> out;
+    auto s = LatestSession(dir_ / "root");
+    if (!s.ok()) return out;
+    for (const auto& [name, pid] : ReadPidFiles(*s)) out.push_back(pid);
+    return out;
+  }
+
+  // `list nodes --format json`, parsed; empty on failure.
+  json Nodes() {
+    auto r = Orrery({"list", "nodes", "--format", "json", "--temp-dir", root()});
+    if (r.exit_code != 0) return json::array();
+    return json::parse(r.out, nullptr, false);
+  }
+  json Node(const std::string& id) {
+    for (const auto& n : Nodes()) {
+      if (n.value("node_id", "") == id) return n;
+    }
+    return json();
+  }
+  std::string NodeAddress(const std::string& id) { return Node(id).value("address", ""); }
+  // Waits until node `id` has `n` nodes in its own view (it saw the others' broadcast).
+  bool NodeKnows(const std::string& id, int n) {
+    NodeClient c(NodeAddress(id), Token(), milliseconds(1000));
+    return Eventually([&] {
+      auto r = c.Ready();
+      return r.ok() && r->known_nodes() >= n;
+    });
+  }
+
+ private:
+  fs::path dir_;
+  int port_ = -1;
+  int runs_ = 0;
+};
+
+v1::RequestWorkerLeaseRequest CpuLease(const std::string& id, int64_t cpus) {
+  v1::RequestWorkerLeaseRequest r;
+  r.set_task_id(id);
+  r.set_name(id);
+  (*r.mutable_resources()->mutable_raw())["CPU"] = cpus * 10000;
+  return r;
+}
+
+// Registration: the head's node and a second node register; `list nodes` and `status` show both
+// with their resources and labels.
+TEST(LiveTest, NodesRegisterAndAreListed) {
+  LiveCluster c;
+  auto h = c.StartHead("a", {"--num-cpus", "2"});
+  ASSERT_EQ(h.exit_code, 0) << h.out << h.err;
+  EXPECT_NE(h.out.find("Started the Orrery head at " + c.address()), std::string::npos) << h.out;
+  auto n = c.AddNode("b", {"--num-cpus", "4", "--num-gpus", "2", "--labels", R"({"zone": "z1"})"});
+  ASSERT_EQ(n.exit_code, 0) << n.out << n.err;
+  json nodes = c.Nodes();
+  ASSERT_EQ(nodes.size(), 2u) << nodes.dump();
+  EXPECT_EQ(nodes[0]["node_id"], "a");
+  EXPECT_EQ(nodes[0]["state"], "alive");
+  EXPECT_EQ(nodes[0]["total"]["CPU"], 2.0);
+  EXPECT_TRUE(nodes[0]["is_head_node"].get<bool>());
+  EXPECT_EQ(nodes[1]["node_id"], "b");
+  EXPECT_EQ(nodes[1]["total"]["CPU"], 4.0);
+  EXPECT_EQ(nodes[1]["total"]["GPU"], 2.0);
+  EXPECT_EQ(nodes[1]["labels"]["zone"], "z1");
+  auto s = c.Orrery({"status", "--temp-dir", c.root()});
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_NE(s.out.find("2 alive, 0 dead"), std::string::npos) << s.out;
+  EXPECT_NE(s.out.find("CPU: 0/6"), std::string::npos) << s.out;
+}
+
+// A task is a real process: its stdout, stderr and exit code come back through the CLI, and the
+// head's task table records it.
+TEST(LiveTest, TaskOutputAndExitCodeComeBack) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "2"}).exit_code, 0);
+  auto r = c.Orrery({"task", "run", "--temp-dir", c.root(), "--", "sh", "-c",
+                     "echo hello from $ORRERY_NODE_ID; echo oops >&2; exit 3"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_EQ(r.out, "hello from a\n");
+  EXPECT_NE(r.err.find("oops"), std::string::npos) << r.err;
+  auto ok = c.Orrery({"task", "run", "--temp-dir", c.root(), "--", "true"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  json tasks;
+  ASSERT_TRUE(Eventually([&] {
+    auto l = c.Orrery({"list", "tasks", "--format", "json", "--temp-dir", c.root()});
+    tasks = json::parse(l.out, nullptr, false);
+    return tasks.is_array() && tasks.size() == 2 && tasks[0]["state"] != "RUNNING" &&
+           tasks[1]["state"] == "FINISHED";
+  })) << tasks.dump();
+  EXPECT_EQ(tasks[0]["state"], "FAILED");
+  EXPECT_EQ(tasks[0]["exit_code"], 3);
+  EXPECT_EQ(tasks[0]["node_id"], "a");
+  // The lease came back when the process exited.
+  EXPECT_TRUE(Eventually([&] { return c.Node("a")["available"]["CPU"] == 2.0; }));
+}
+
+// The core's GPU device grant becomes CUDA_VISIBLE_DEVICES (logical GPUs, no device needed).
+TEST(LiveTest, GpuGrantSetsCudaVisibleDevices) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("g", {"--num-cpus", "4", "--num-gpus", "2"}).exit_code, 0);
+  auto two = c.Orrery({"task", "run", "--temp-dir", c.root(), "--num-gpus", "2", "--", "sh", "-c",
+                       "echo $CUDA_VISIBLE_DEVICES"});
+  EXPECT_EQ(two.exit_code, 0) << two.err;
+  EXPECT_EQ(two.out, "0,1\n");
+  auto one = c.Orrery({"task", "run", "--temp-dir", c.root(), "--num-gpus", "1", "--", "sh", "-c",
+                       "echo $CUDA_VISIBLE_DEVICES"});
+  EXPECT_EQ(one.out, "0\n");
+  auto none = c.Orrery({"task", "run", "--temp-dir", c.root(), "--", "sh", "-c",
+                        "echo \"[${CUDA_VISIBLE_DEVICES-unset}]\""});
+  EXPECT_EQ(none.out, "[]\n") << "a task without GPUs sees none on a GPU node";
+}
+
+// Spillback: a task that only fits another node is spilled there by the entry node's policy and
+// the client follows; the task runs on the node that has the resource.
+TEST(LiveTest, TaskThatOnlyFitsAnotherNodeSpillsThere) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "2"}).exit_code, 0);
+  ASSERT_EQ(c.AddNode("b", {"--num-cpus", "2", "--resources", R"({"special": 1})"}).exit_code, 0);
+  ASSERT_TRUE(c.NodeKnows("a", 2));
+  auto r = c.Orrery({"task", "run", "--temp-dir", c.root(), "--resources", R"({"special": 1})",
+                     "--", "sh", "-c", "echo $ORRERY_NODE_ID"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "b\n");
+  json tasks;
+  ASSERT_TRUE(Eventually([&] {
+    auto l = c.Orrery({"list", "tasks", "--format", "json", "--temp-dir", c.root()});
+    tasks = json::parse(l.out, nullptr, false);
+    return tasks.is_array() && tasks.size() == 1 && tasks[0]["state"] == "FINISHED";
+  })) << tasks.dump();
+  EXPECT_EQ(tasks[0]["node_id"], "b");
+  EXPECT_EQ(tasks[0]["spillbacks"], 1);
+}
+
+// The hybrid policy decides live as in the simulator: below the spread threshold (0.5) the entry
+// node packs its own work; at the threshold it spreads to the emptier node.
+TEST(LiveTest, HybridPacksBelowThresholdThenSpreads) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "4"}).exit_code, 0);
+  ASSERT_EQ(c.AddNode("b", {"--num-cpus", "4"}).exit_code, 0);
+  ASSERT_TRUE(c.NodeKnows("a", 2));
+  const std::string entry = c.NodeAddress("a");
+  std::vector<std::string> placed;
+  std::vector<AcquiredLease> leases;
+  for (int i = 0; i < 4; ++i) {
+    auto l = AcquireLease(entry, c.Token(), CpuLease("t" + std::to_string(i), 1));
+    ASSERT_TRUE(l.ok()) << l.status().ToString();
+    placed.push_back(l->node_id);
+    leases.push_back(*l);
+  }
+  // a: 0/4 and 1/4 used -> score 0, local wins; at 2/4 (0.5, not below the threshold) b is
+  // better, and a's estimate of b (charged for the spill) keeps b below the threshold.
+  EXPECT_EQ(placed, (std::vector<std::string>{"a", "a", "b", "b"}));
+  EXPECT_EQ(leases[2].spillbacks, 1);
+  for (size_t i = 0; i < leases.size(); ++i) {
+    EXPECT_TRUE(
+        NodeClient(leases[i].address, c.Token()).ReturnWorkerLease("t" + std::to_string(i)).ok());
+  }
+  EXPECT_TRUE(Eventually([&] { return c.Node("a")["available"]["CPU"] == 4.0; }));
+}
+
+// Every RPC needs the cluster token: a call without it, or with a wrong one, is refused.
+TEST(LiveTest, CallsWithoutTheTokenAreUnauthenticated) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "1"}).exit_code, 0);
+  EXPECT_EQ(HeadClient(c.address(), "").ListNodes().status().code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(HeadClient(c.address(), "wrong").Ready().status().code(), StatusCode::kUnauthenticated);
+  EXPECT_TRUE(HeadClient(c.address(), c.Token()).Ready().ok());
+  NodeClient node(c.NodeAddress("a"), "not-the-token");
+  EXPECT_EQ(node.RequestWorkerLease(CpuLease("x", 1)).status().code(),
+            StatusCode::kUnauthenticated);
+  v1::RunTaskRequest run;
+  run.set_task_id("x");
+  run.add_argv("true");
+  EXPECT_EQ(node.RunTask(run, nullptr).status().code(), StatusCode::kUnauthenticated);
+  // The token file is private to its owner.
+  auto s = LatestSession(c.root());
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(fs::status(*s / "token").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  auto r = c.Orrery({"list", "nodes", "--address", c.address()}, milliseconds(20000),
+                    {"ORRERY_TOKEN=wrong"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("UNAUTHENTICATED"), std::string::npos) << r.err;
+}
+
+// `orrery stop` ends every daemon of the session and the tasks they run: no process is left.
+TEST(LiveTest, StopLeavesNoProcessBehind) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "2"}).exit_code, 0);
+  ASSERT_EQ(c.AddNode("b", {"--num-cpus", "2"}).exit_code, 0);
+  const std::vector<pid_t> daemons = c.Pids();
+  ASSERT_EQ(daemons.size(), 3u);
+  // A long task, started through the client library, whose pid we learn from the stream.
+  auto lease = AcquireLease(c.NodeAddress("a"), c.Token(), CpuLease("sleeper", 1));
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  std::atomic<int> task_pid{0};
+  std::thread runner([&, address = lease->address, token = c.Token()] {
+    v1::RunTaskRequest run;
+    run.set_task_id("sleeper");
+    run.add_argv("sleep");
+    run.add_argv("60");
+    (void)NodeClient(address, token)
+        .RunTask(
+            run,
+            [&](const v1::RunTaskReply& m) {
+              if (m.has_started_pid()) task_pid = m.started_pid();
+            },
+            milliseconds(30000));
+  });
+  const bool started = Eventually([&] { return task_pid.load() > 0; });
+  auto r = c.Orrery({"stop", "--temp-dir", c.root()});
+  runner.join();
+  ASSERT_TRUE(started);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  for (pid_t pid : daemons) EXPECT_FALSE(IsProcessAlive(pid)) << "daemon " << pid;
+  EXPECT_FALSE(IsProcessAlive(task_pid.load())) << "task " << task_pid.load();
+  // And nothing answers any more.
+  EXPECT_FALSE(HeadClient(c.address(), c.Token(), milliseconds(500)).Ready().ok());
+}
+
+// A node that dies without a word (SIGKILL) is marked dead once its heartbeats stop.
+TEST(LiveTest, KilledNodeIsMarkedDeadAfterHeartbeatTimeout) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "1"}).exit_code, 0);
+  ASSERT_EQ(c.AddNode("b", {"--num-cpus", "1"}).exit_code, 0);
+  const int pid = c.Node("b").value("pid", 0);
+  ASSERT_GT(pid, 0);
+  const auto t0 = Clock::now();
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  ASSERT_TRUE(Eventually([&] { return c.Node("b").value("state", "") == "dead"; }))
+      << c.Nodes().dump();
+  const auto ms = std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count();
+  EXPECT_GE(ms, 300) << "dead only after the heartbeat timeout (500 ms)";
+  EXPECT_EQ(c.Node("a").value("state", ""), "alive");
+  auto s = c.Orrery({"status", "--temp-dir", c.root()});
+  EXPECT_NE(s.out.find("1 alive, 1 dead"), std::string::npos) << s.out;
+}
+
+// Bad input and no cluster: exit 2 with a clear message, quickly.
+TEST(LiveTest, BadInputAndNoClusterExitTwo) {
+  LiveCluster c;
+  const std::string nowhere = "127.0.0.1:" + std::to_string(FreePort());
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"task", "run", "--resources", "{bad", "--", "true"}, "--resources: malformed JSON"},
+      {{"task", "run", "--bogus", "--", "true"}, "unrecognised option"},
+      {{"task", "run", "--strategy", "pack", "--", "true"}, "--strategy"},
+      {{"task", "run", "--num-gpus", "1.5", "--", "true"}, "GPU"},
+      {{"task", "run", "--address", nowhere, "--", "true"}, "no cluster reachable"},
+      {{"list", "nodes", "--address", nowhere}, "no cluster reachable"},
+      {{"list", "actors"}, "expected 'nodes' or 'tasks'"},
+      {{"start", "--head", "--resources", R"({"CPU": 1})", "--temp-dir", c.root()}, "--num-cpus"},
+      {{"start", "--head", "--labels", "[1]", "--temp-dir", c.root()}, "--labels"},
+      {{"start", "--temp-dir", c.root()}, "exactly one of --head and --address"},
+  };
+  for (const auto& k : cases) {
+    const auto t0 = Clock::now();
+    auto r = c.Orrery(k.args, milliseconds(20000), {"ORRERY_TOKEN=t"});
+    EXPECT_EQ(r.exit_code, 2) << k.args[0] << " " << k.args[1] << ": " << r.err;
+    EXPECT_NE(r.err.find(k.message), std::string::npos) << r.err;
+    EXPECT_LT(Clock::now() - t0, std::chrono::seconds(8));
+  }
+  EXPECT_TRUE(c.Pids().empty()) << "bad input starts nothing";
+}
+
+}  // namespace
+}  // namespace orrery::live
