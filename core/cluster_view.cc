@@ -20,6 +20,7 @@ ClusterView::ClusterView(const ClusterView& o)
       order_(o.order_),
       rank_(o.rank_),
       order_dirty_(o.order_dirty_),
+      live_count_(o.live_count_),
       by_id_(o.by_id_) {}
 
 ClusterView::~ClusterView() {
@@ -36,6 +37,7 @@ ClusterView& ClusterView::operator=(const ClusterView& o) {
   order_ = o.order_;
   rank_ = o.rank_;
   order_dirty_ = o.order_dirty_;
+  live_count_ = o.live_count_;
   by_id_ = o.by_id_;
   for (auto* obs : observers_) obs->OnTopologyChanged();
   return *this;
@@ -56,6 +58,7 @@ Status ClusterView::AddNode(Node node) {
     present_.push_back(true);
   }
   by_id_[nodes_[slot].id] = slot;
+  if (nodes_[slot].state != NodeState::kDead) ++live_count_;
   order_.push_back(slot);
   order_dirty_ = true;
   for (auto* obs : observers_) obs->OnTopologyChanged();
@@ -66,6 +69,7 @@ Status ClusterView::RemoveNode(std::string_view id) {
   int slot = FindSlot(id);
   if (slot < 0) return NotFound("node " + std::string(id) + " is not in the view");
   by_id_.erase(nodes_[slot].id);
+  if (nodes_[slot].state != NodeState::kDead) --live_count_;
   std::erase(order_, slot);
   nodes_[slot] = Node{};
   present_[slot] = false;
@@ -99,6 +103,7 @@ void ClusterView::Changed(int slot) const {
 }
 
 void ClusterView::SetState(int slot, NodeState s) {
+  live_count_ += (s != NodeState::kDead) - (nodes_[slot].state != NodeState::kDead);
   nodes_[slot].state = s;
   Changed(slot);
 }

@@ -85,6 +85,9 @@ class ClusterView {
   }
   // Number of nodes in the view, whatever their state.
   int size() const { return static_cast<int>(order_.size()); }
+  // Number of nodes that are not dead: the cluster's membership as Ray counts it (a dead node
+  // leaves Ray's resource view). O(1).
+  int live_size() const { return live_count_; }
   // One past the largest slot index in use (for observers sizing arrays).
   int slot_capacity() const { return static_cast<int>(nodes_.size()); }
 
@@ -112,6 +115,7 @@ class ClusterView {
   mutable std::vector<int> order_;  // present slots by id (sorted lazily)
   mutable std::vector<int> rank_;   // slot -> position in order_
   mutable bool order_dirty_ = false;
+  int live_count_ = 0;
   std::unordered_map<std::string, int> by_id_;  // lookup only, never iterated
   mutable std::vector<ClusterViewObserver*> observers_;
 };

@@ -465,7 +465,7 @@ HybridPick HybridIndex::Pick(int shape, HybridFilter filter, const PolicyRequest
   }
   const uint64_t size = cls->size() - (ex_in ? 1 : 0);
   const uint64_t k =
-      std::min<uint64_t>(size, static_cast<uint64_t>(HybridTopK(options_, view_->size())));
+      std::min<uint64_t>(size, static_cast<uint64_t>(HybridTopK(options_, view_->live_size())));
   uint64_t i = k > 1 ? rng.UniformIndex(k) : 0;
   // The i-th node of the class without the excluded one: skip it if it comes at or before i.
   if (ex_in && cls->CountLess({p.score[static_cast<size_t>(ex)], view_->RankOf(ex), ex}) <= i) {

@@ -113,7 +113,7 @@ HybridPick HybridReferencePolicy::ScheduleImpl(const ClusterView& view, const Po
     return pick;
   }
   const size_t k = std::min<size_t>(cls->size(),
-                                    static_cast<size_t>(HybridTopK(options_, view.size())));
+                                    static_cast<size_t>(HybridTopK(options_, view.live_size())));
   size_t i = k > 1 ? rng.UniformIndex(k) : 0;
   pick.kind = HybridPick::Kind::kDrawn;
   pick.slot = (*cls)[i].slot;

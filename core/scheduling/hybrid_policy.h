@@ -10,7 +10,8 @@
 // (skipped if availability is required). Within the class chosen (available if non-empty), score =
 // critical utilisation truncated to 0 below spread_threshold; order by node id, then stable by
 // score. The preferred node wins if it is in that class and scores <= the best. Otherwise one of
-// the first k is drawn uniformly, k = max(top_k_absolute, floor(top_k_fraction * view size)).
+// the first k is drawn uniformly, k = max(top_k_absolute, floor(top_k_fraction * live nodes)), live
+// nodes = nodes in the view that are not dead (Ray drops dead nodes from its view).
 // GPU avoidance: a request without GPU first runs over GPU-less nodes requiring availability.
 //
 // Two implementations share these semantics exactly (same node for the same view and Rng stream):
@@ -27,7 +28,7 @@ namespace orrery {
 
 // Score of a node for the hybrid policy: critical utilisation, or 0 below `threshold`.
 double HybridScore(const Node& n, double threshold);
-// k for a view of `view_size` nodes.
+// k for a view of `view_size` nodes that are not dead (dead nodes leave Ray's view).
 int HybridTopK(const HybridOptions& o, int view_size);
 
 // The reference implementation: the semantics, written for clarity.
