@@ -68,6 +68,42 @@ Model::Model(const Scenario& scenario, Platform* platform, ModelOptions options)
   nodes_up_ = static_cast<int>(n);
   observer_ = std::make_unique<TruthObserver>(this);
   truth_.AddObserver(observer_.get());
+  // Autoscaler: managed node types; standby nodes are not part of the cluster until launched.
+  const AutoscalerSpec& as = scenario_.autoscaler;
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t t = 0; t < as.node_types.size(); ++t) {
+      if (as.node_types[t].name == scenario_.nodes[i].type) nodes_[i].type = static_cast<int>(t);
+    }
+    if (scenario_.nodes[i].standby) {
+      nodes_[i].up = false;
+      nodes_[i].life = Life::kStandby;
+      --nodes_up_;
+      truth_.SetState(slot_of_node_[i], NodeState::kDead);
+    }
+  }
+  peak_nodes_ = static_cast<uint64_t>(nodes_up_);
+  demand_by_shape_.assign(scenario_.shapes.size(), 0);
+  if (as.enabled) {
+    autoscaler::AutoscalerConfig cfg;
+    for (const auto& t : as.node_types) {
+      autoscaler::NodeTypeConfig tc;
+      tc.resources = t.resources;
+      tc.labels = t.labels;
+      tc.min_workers = t.min_workers;
+      tc.max_workers = t.max_workers;
+      cfg.node_types[t.name] = tc;
+    }
+    cfg.max_workers = as.max_workers;
+    cfg.upscaling_speed = as.upscaling_speed;
+    cfg.idle_timeout_s = as.idle_timeout_s;
+    auto planner = autoscaler::AutoscalerPlanner::Create(cfg);
+    if (planner.ok()) {
+      planner_ = std::make_unique<autoscaler::AutoscalerPlanner>(std::move(planner).value());
+      Push(0.0, Ev::kAutoscale);
+    } else {
+      autoscaler_warnings_.push_back("autoscaler disabled: " + planner.status().message());
+    }
+  }
 
   const size_t t = scenario_.tasks.size();
   current_attempt_.assign(t, -1);
@@ -115,9 +151,14 @@ Model::~Model() { truth_.RemoveObserver(observer_.get()); }
 // ---------------------------------------------------------------------------------------------
 // Event loop
 
+bool Model::Periodic(Ev type) const {
+  return type == Ev::kReportTick || type == Ev::kSample || type == Ev::kEnd ||
+         type == Ev::kAutoscale;
+}
+
 void Model::Push(double t, Ev type, int32_t a, int32_t b, int64_t c) {
   events_.push(Event{t, seq_++, type, a, b, c});
-  if (type != Ev::kReportTick && type != Ev::kSample && type != Ev::kEnd) ++nonperiodic_events_;
+  if (!Periodic(type)) ++nonperiodic_events_;
 }
 
 bool Model::HasEvents() const {
@@ -148,9 +189,7 @@ void Model::ProcessUntil(double now) {
     }
     Event e = events_.top();
     events_.pop();
-    if (e.type != Ev::kReportTick && e.type != Ev::kSample && e.type != Ev::kEnd) {
-      --nonperiodic_events_;
-    }
+    if (!Periodic(e.type)) --nonperiodic_events_;
     now_ = std::max(now_, e.t);
     ++events_processed_;
     Process(e);
@@ -170,6 +209,9 @@ void Model::Process(const Event& e) {
     case Ev::kFailure: OnFailure(scenario_.failures[e.a]); break;
     case Ev::kPgCreate: OnPgCreate(e.a); break;
     case Ev::kPgPrepared: OnPgPrepared(e.a, e.c); break;
+    case Ev::kAutoscale: OnAutoscale(); break;
+    case Ev::kBoot: OnBoot(e.a, e.c); break;
+    case Ev::kEnvInstalled: OnEnvInstalled(e.a, e.b, e.c); break;
     case Ev::kEnd:
       ended_ = true;
       break;
@@ -185,9 +227,11 @@ bool Model::Done() const {
   // Stuck: nothing can happen any more except periodic ticks, and two report periods passed
   // since the last change, so every view is fresh and still nothing fits (infeasible work, or a
   // placement group that can never be created).
+  double quiet = 2 * scenario_.scheduler.report_period_s;
+  // With an autoscaler, also give it a planning round to launch what the waiting work needs.
+  if (planner_) quiet += scenario_.autoscaler.period_s;
   return next_arrival_ >= scenario_.tasks.size() && nonperiodic_events_ == 0 &&
-         transfers_in_flight_ == 0 && running_ == 0 &&
-         now_ - last_activity_ > 2 * scenario_.scheduler.report_period_s + 1e-9;
+         transfers_in_flight_ == 0 && running_ == 0 && now_ - last_activity_ > quiet + 1e-9;
 }
 
 double Model::Hop(int from, int to) const {
@@ -204,7 +248,7 @@ void Model::Accumulate() {
       used_int_[r] += used_[r] * dt;
       cap_int_[r] += cap_[r] * dt;
     }
-    node_seconds_ += nodes_up_ * dt;
+    node_seconds_ += (nodes_up_ + nodes_pending_) * dt;
     last_acc_t_ = now_;
   }
 }
@@ -226,13 +270,23 @@ void Model::OnTruthChanged(int slot) {
     node_used_[slot][r] = used;
     node_cap_[slot][r] = cap;
   }
+  // Idle = everything free (what Ray's autoscaler calls idle).
+  const int node = node_of_slot_[slot];
+  if (node >= 0) {
+    const bool idle = n.resources.available() == n.resources.total();
+    if (!idle) {
+      nodes_[node].idle_since = -1;
+    } else if (nodes_[node].idle_since < 0) {
+      nodes_[node].idle_since = now_;
+    }
+  }
 }
 
 void Model::MirrorLocal(int node) {
   LeaseManager* lm = nodes_[node].lm.get();
   if (lm == nullptr) return;
   const int slot = slot_of_node_[node];
-  const NodeResources& mine = lm->view().at(slot).resources;
+  const NodeResources& mine = lm->view().at(lm->local_slot()).resources;
   const NodeResources& known = truth_.at(slot).resources;
   if (mine.available() == known.available() && mine.all_devices() == known.all_devices()) return;
   truth_.SetResources(slot, mine);
@@ -270,6 +324,14 @@ LeaseManager& Model::Lm(int node) {
 void Model::SetWait(uint32_t att, WaitReason w) {
   Attempt& a = attempts_[att];
   if (a.wait == w) return;
+  // Demand the autoscaler sees: attempts waiting for cluster resources (not for a group bundle).
+  const TaskSpec& ts = scenario_.tasks[a.task];
+  if (ts.placement_group < 0) {
+    auto wants = [](WaitReason r) {
+      return r == WaitReason::kInfeasible || r == WaitReason::kWaitingForResources;
+    };
+    demand_by_shape_[ts.shape] += static_cast<int>(wants(w)) - static_cast<int>(wants(a.wait));
+  }
   --wait_count_[static_cast<int>(a.wait)];
   ++wait_count_[static_cast<int>(w)];
   a.wait = w;
@@ -478,7 +540,23 @@ void Model::OnGranted(uint32_t att, int node, Allocation alloc, bool via_lm) {
 
 void Model::OnStart(uint32_t att) {
   Attempt& a = attempts_[att];
-  if (a.state != AState::kRunning || a.start >= 0 || a.transfers_left > 0) return;
+  if (a.state != AState::kRunning || a.start >= 0 || a.transfers_left > 0 || a.env_waiting) return;
+  const TaskSpec& ts = scenario_.tasks[a.task];
+  if (ts.env >= 0) {
+    // The worker needs its runtime env on this node first: a hit, a new install, or joining an
+    // install in flight (deduplicated by the node's cache).
+    auto ds = Envs(a.node).Acquire(scenario_.runtime_envs[ts.env].id, "runtime_env", Key(att),
+                                   now_);
+    a.env_waiting = true;
+    SetWait(att, WaitReason::kWaitingForRuntimeEnv);
+    if (ds.ok()) ApplyEnvDecisions(a.node, *ds);
+    return;
+  }
+  StartArgs(att);
+}
+
+void Model::StartArgs(uint32_t att) {
+  Attempt& a = attempts_[att];
   const TaskSpec& ts = scenario_.tasks[a.task];
   // Fetch every argument that is not already on this node.
   for (uint32_t k = 0; k < ts.args_count; ++k) {
@@ -487,7 +565,7 @@ void Model::OnStart(uint32_t att) {
     if (from < 0 || !nodes_[from].up) from = OwnerNode();  // lost: rebuilt at the owner
     if (from == a.node || arg.bytes == 0) continue;
     const uint64_t token = transfers_.size();
-    transfers_.push_back({att, arg.bytes, from});
+    transfers_.push_back({att, arg.bytes, from, false, a.node});
     ++a.transfers_left;
     ++transfers_in_flight_;
     platform_->StartTransfer(from, a.node, arg.bytes, token);
@@ -502,6 +580,16 @@ void Model::OnTransferDone(double now, uint64_t token, bool ok) {
   --transfers_in_flight_;
   last_activity_ = now_;
   const Transfer tr = transfers_[token];
+  if (tr.env >= 0) {
+    // A runtime-env package arrived: install it (or, if the download failed, the attempt fails).
+    if (ok) bytes_transferred_ += tr.bytes;
+    const double install = scenario_.runtime_envs[tr.env].install_s;
+    const double timeout = scenario_.env_cache.setup_timeout_s;
+    const int64_t key = (static_cast<int64_t>(nodes_[tr.to].env_gen) << 20) | tr.env_attempt;
+    const double took = ok ? std::min(install, timeout) : 0.0;
+    Push(now_ + took, Ev::kEnvInstalled, tr.to, tr.env, ok && install <= timeout ? key : -key - 1);
+    return;
+  }
   Attempt& a = attempts_[tr.attempt];
   if (a.state != AState::kRunning || a.transfers_left == 0) return;
   if (!ok) {
@@ -510,7 +598,7 @@ void Model::OnTransferDone(double now, uint64_t token, bool ok) {
     const int from = OwnerNode();
     if (from != a.node && nodes_[a.node].up) {
       const uint64_t t2 = transfers_.size();
-      transfers_.push_back({tr.attempt, tr.bytes, from});
+      transfers_.push_back({tr.attempt, tr.bytes, from, false, a.node});
       ++transfers_in_flight_;
       platform_->StartTransfer(from, a.node, tr.bytes, t2);
       return;
@@ -576,6 +664,7 @@ void Model::EndAttempt(uint32_t att, AState state) {
     --pending_;
   }
   SetWait(att, WaitReason::kNone);
+  ReleaseEnv(att);
   a.state = state;
   a.end = now_;
   a.alloc = Allocation();
@@ -622,6 +711,231 @@ void Model::OnReportTick() {
   if (!Done()) Push(now_ + scenario_.scheduler.report_period_s, Ev::kReportTick);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Runtime environments: each node's cache (core/envcache) decides; the model downloads packages
+// over the network from the owner's node and waits out the install time.
+
+envcache::EnvCache& Model::Envs(int node) {
+  NodeRt& rt = nodes_[node];
+  if (!rt.envs) {
+    envcache::EnvCacheOptions o;
+    o.default_limit_bytes = scenario_.env_cache.limit_bytes;
+    o.policy = scenario_.env_cache.policy;
+    o.setup_timeout_s = scenario_.env_cache.setup_timeout_s;
+    o.max_attempts = scenario_.env_cache.max_attempts;
+    rt.envs = std::make_unique<envcache::EnvCache>(std::move(envcache::EnvCache::Create(o)).value());
+  }
+  return *rt.envs;
+}
+
+void Model::ApplyEnvDecisions(int node, const envcache::CacheDecisions& ds) {
+  for (const auto& d : ds) {
+    if (const auto* si = std::get_if<envcache::StartInstall>(&d)) {
+      int env = -1;
+      for (size_t i = 0; i < scenario_.runtime_envs.size(); ++i) {
+        if (scenario_.runtime_envs[i].id == si->uri) env = static_cast<int>(i);
+      }
+      if (env >= 0) StartEnvInstall(node, env, si->attempt);
+    } else if (const auto* ready = std::get_if<envcache::EnvReady>(&d)) {
+      for (const auto& w : ready->waiters) {
+        const uint32_t att = ParseKey(w);
+        Attempt& a = attempts_[att];
+        a.env_waiting = false;
+        a.env_held = true;
+        if (a.state != AState::kRunning || a.node != node) continue;
+        SetWait(att, WaitReason::kNone);
+        StartArgs(att);
+      }
+    } else if (const auto* failed = std::get_if<envcache::EnvFailed>(&d)) {
+      for (const auto& w : failed->waiters) {
+        const uint32_t att = ParseKey(w);
+        Attempt& a = attempts_[att];
+        a.env_waiting = false;
+        if (a.state != AState::kRunning) continue;
+        LogDecision(att, node, "-> canceled: " + failed->message);
+        EndAttempt(att, AState::kCanceled);
+        TaskFinal(a.task);
+      }
+    }
+    // Evict: the cache already stopped charging the bytes; nothing to simulate.
+  }
+}
+
+void Model::StartEnvInstall(int node, int env, int attempt) {
+  const RuntimeEnvSpec& spec = scenario_.runtime_envs[env];
+  const int from = OwnerNode();
+  if (from == node || spec.size_bytes == 0) {
+    const int64_t key = (static_cast<int64_t>(nodes_[node].env_gen) << 20) | attempt;
+    const double timeout = scenario_.env_cache.setup_timeout_s;
+    Push(now_ + std::min(spec.install_s, timeout), Ev::kEnvInstalled, node, env,
+         spec.install_s <= timeout ? key : -key - 1);
+    return;
+  }
+  const uint64_t token = transfers_.size();
+  Transfer tr{0, spec.size_bytes, from, false, node, env, attempt};
+  transfers_.push_back(tr);
+  ++transfers_in_flight_;
+  platform_->StartTransfer(from, node, spec.size_bytes, token);
+}
+
+void Model::OnEnvInstalled(int node, int env, int64_t encoded) {
+  NodeRt& rt = nodes_[node];
+  const bool ok = encoded >= 0;
+  const int64_t key = ok ? encoded : -(encoded + 1);
+  if (!rt.up || !rt.envs || static_cast<uint64_t>(key >> 20) != rt.env_gen) return;
+  const int attempt = static_cast<int>(key & ((1 << 20) - 1));
+  const RuntimeEnvSpec& spec = scenario_.runtime_envs[env];
+  last_activity_ = now_;
+  StatusOr<envcache::CacheDecisions> ds =
+      ok ? rt.envs->ReportInstalled(spec.id, attempt, spec.size_bytes, now_)
+         : rt.envs->ReportFailed(spec.id, attempt, /*timed_out=*/true,
+                                 "setup of " + spec.id + " did not finish within " +
+                                     std::to_string(scenario_.env_cache.setup_timeout_s) + " s",
+                                 now_);
+  if (ds.ok()) ApplyEnvDecisions(node, *ds);
+}
+
+void Model::ReleaseEnv(uint32_t att) {
+  Attempt& a = attempts_[att];
+  if (a.node < 0) return;
+  NodeRt& rt = nodes_[a.node];
+  const TaskSpec& ts = scenario_.tasks[a.task];
+  if (ts.env < 0 || !rt.envs) {
+    a.env_held = a.env_waiting = false;
+    return;
+  }
+  const std::string& uri = scenario_.runtime_envs[ts.env].id;
+  if (a.env_held) {
+    auto ds = rt.envs->Release(uri);
+    if (ds.ok()) ApplyEnvDecisions(a.node, *ds);
+  } else if (a.env_waiting) {
+    (void)rt.envs->Abandon(uri, Key(att));
+  }
+  a.env_held = a.env_waiting = false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Autoscaler: a planning round on a period; the model is its node provider (standby hosts become
+// pending, then join after the boot delay; terminated nodes go back to standby).
+
+void Model::OnAutoscale() {
+  autoscaler::AutoscalerInput in;
+  in.now_s = now_;
+  const auto& types = scenario_.autoscaler.node_types;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const NodeRt& rt = nodes_[i];
+    if (rt.life == Life::kStandby) continue;
+    if (rt.life == Life::kRunning && !rt.up) continue;  // crashed: not capacity
+    autoscaler::SnapshotNode sn;
+    sn.id = scenario_.nodes[i].id;
+    sn.type = rt.type >= 0 ? types[rt.type].name : "";
+    sn.total = scenario_.nodes[i].total;
+    sn.launch_time_s = rt.launch_time;
+    if (rt.life == Life::kPending) {
+      sn.state = autoscaler::ProviderNodeState::kPending;
+      sn.available = sn.total;
+    } else {
+      sn.state = autoscaler::ProviderNodeState::kRunning;
+      sn.available = truth_.at(slot_of_node_[i]).resources.available();
+      if (rt.idle_since >= 0) sn.idle_since_s = rt.idle_since;
+    }
+    in.nodes.push_back(std::move(sn));
+  }
+  for (size_t sh = 0; sh < demand_by_shape_.size(); ++sh) {
+    if (demand_by_shape_[sh] > 0) {
+      in.demands.push_back({scenario_.shapes[sh].set(), demand_by_shape_[sh]});
+    }
+  }
+  for (size_t g = 0; g < pgs_.size(); ++g) {
+    const PgRt& pg = pgs_[g];
+    if (pg.state == PgRt::State::kPreparing) continue;
+    const PlacementGroupSpec& spec = scenario_.placement_groups[g];
+    if (spec.create_s > now_) continue;
+    autoscaler::GangDemand gang;
+    gang.strategy = spec.strategy;
+    for (size_t b = 0; b < spec.bundles.size(); ++b) {
+      if (b >= pg.bundle_held.size() || !pg.bundle_held[b]) gang.bundles.push_back(spec.bundles[b].set());
+    }
+    if (!gang.bundles.empty()) in.gangs.push_back(std::move(gang));
+  }
+  auto plan = planner_->Plan(in);
+  if (!plan.ok()) {
+    autoscaler_warnings_.push_back("autoscaler round at t=" + std::to_string(now_) +
+                                   " failed: " + plan.status().message());
+  } else {
+    for (const auto& l : plan->launches) {
+      int64_t left = l.count;
+      for (size_t i = 0; i < nodes_.size() && left > 0; ++i) {
+        NodeRt& rt = nodes_[i];
+        if (rt.life != Life::kStandby || rt.type < 0 || types[rt.type].name != l.type) continue;
+        Accumulate();
+        rt.life = Life::kPending;
+        rt.launch_time = now_;
+        ++rt.launch_gen;
+        ++nodes_pending_;
+        ++launched_;
+        --left;
+        last_activity_ = now_;
+        Push(now_ + scenario_.autoscaler.boot_delay_s, Ev::kBoot, static_cast<int32_t>(i), 0,
+             rt.launch_gen);
+      }
+    }
+    for (const auto& t : plan->terminations) {
+      const int slot = truth_.FindSlot(t.node);
+      if (slot >= 0) TerminateNode(node_of_slot_[slot]);
+    }
+  }
+  if (!Done()) Push(now_ + scenario_.autoscaler.period_s, Ev::kAutoscale);
+}
+
+void Model::OnBoot(int node, int64_t gen) {
+  NodeRt& rt = nodes_[node];
+  if (rt.life != Life::kPending || rt.launch_gen != gen) return;
+  Accumulate();
+  --nodes_pending_;
+  rt.life = Life::kRunning;
+  rt.up = true;
+  rt.idle_since = now_;
+  ++nodes_up_;
+  peak_nodes_ = std::max<uint64_t>(peak_nodes_, static_cast<uint64_t>(nodes_up_));
+  last_activity_ = now_;
+  const int slot = slot_of_node_[node];
+  truth_.SetResources(slot, *NodeResources::Create(scenario_.nodes[node].total));
+  truth_.SetState(slot, NodeState::kAlive);
+  for (size_t g = 0; g < pgs_.size(); ++g) {
+    if (pgs_[g].waiting_node) {
+      pgs_[g].waiting_node = false;
+      Push(now_, Ev::kPgCreate, static_cast<int32_t>(g));
+    }
+  }
+}
+
+void Model::TerminateNode(int node) {
+  NodeRt& rt = nodes_[node];
+  if (rt.life == Life::kStandby) return;
+  Accumulate();
+  if (rt.life == Life::kPending) {
+    --nodes_pending_;
+    ++rt.launch_gen;  // its boot is cancelled
+  } else {
+    // The planner only terminates idle nodes or nodes above max_workers; anything still here is
+    // failed like a crash would (and retried).
+    if (!rt.running.empty() || (rt.lm && rt.lm->NumQueued() > 0)) {
+      FailureSpec crash{now_, node, FailureSpec::Action::kCrash};
+      OnFailure(crash);
+    } else if (rt.up) {
+      rt.up = false;
+      --nodes_up_;
+      rt.lm.reset();
+      lm_nodes_.erase(std::remove(lm_nodes_.begin(), lm_nodes_.end(), node), lm_nodes_.end());
+      truth_.SetState(slot_of_node_[node], NodeState::kDead);
+    }
+  }
+  rt.life = Life::kStandby;
+  ++terminated_;
+  last_activity_ = now_;
+}
+
 void Model::OnSample() {
   Accumulate();
   auto add = [&](const char* metric, std::string labels, double v) {
@@ -653,6 +967,29 @@ void Model::OnSample() {
     add("orrery_placement_groups", "state=pending", static_cast<double>(pgs_.size()) - created);
   }
   add("orrery_nodes", "state=alive", nodes_up_);
+  if (!scenario_.runtime_envs.empty()) {
+    double bytes = 0, evictions = static_cast<double>(env_counters_lost_.evictions);
+    for (const NodeRt& rt : nodes_) {
+      if (!rt.envs) continue;
+      bytes += static_cast<double>(rt.envs->TotalBytes());
+      evictions += static_cast<double>(rt.envs->counters().evictions);
+    }
+    add("orrery_runtime_env_cache_bytes", "", bytes);
+    add("orrery_runtime_env_cache_evictions_total", "", evictions);
+  }
+  if (planner_) {
+    const auto& types = scenario_.autoscaler.node_types;
+    std::vector<int> pending(types.size(), 0), active(types.size(), 0);
+    for (const NodeRt& rt : nodes_) {
+      if (rt.type < 0) continue;
+      if (rt.life == Life::kPending) ++pending[rt.type];
+      if (rt.life == Life::kRunning && rt.up) ++active[rt.type];
+    }
+    for (size_t t = 0; t < types.size(); ++t) {
+      add("orrery_autoscaler_pending_nodes", "node_type=" + types[t].name, pending[t]);
+      add("orrery_autoscaler_active_nodes", "node_type=" + types[t].name, active[t]);
+    }
+  }
   if (static_cast<int>(nodes_.size()) <= options_.per_node_metrics_max_nodes) {
     for (size_t i = 0; i < nodes_.size(); ++i) {
       const int slot = slot_of_node_[i];
@@ -679,7 +1016,7 @@ void Model::OnFailure(const FailureSpec& f) {
     // Transfers into the node die with it.
     for (uint64_t tok = first_open_transfer_; tok < transfers_.size(); ++tok) {
       Transfer& tr = transfers_[tok];
-      if (!tr.done && attempts_[tr.attempt].node == node) {
+      if (!tr.done && tr.to == node) {
         tr.done = true;
         --transfers_in_flight_;
       }
@@ -722,12 +1059,22 @@ void Model::OnFailure(const FailureSpec& f) {
       rt.lm.reset();
       lm_nodes_.erase(std::remove(lm_nodes_.begin(), lm_nodes_.end(), node), lm_nodes_.end());
     }
+    // Its runtime-env cache is gone with it.
+    if (rt.envs) {
+      const auto& c = rt.envs->counters();
+      env_counters_lost_.hits += c.hits;
+      env_counters_lost_.misses += c.misses;
+      env_counters_lost_.evictions += c.evictions;
+      env_counters_lost_.bytes_installed += c.bytes_installed;
+      rt.envs.reset();
+    }
+    ++rt.env_gen;
     // The node restarts empty.
     auto fresh = NodeResources::Create(scenario_.nodes[node].total);
     truth_.SetResources(slot, *fresh);
     truth_.SetState(slot, NodeState::kDead);
   } else {
-    if (rt.up) return;
+    if (rt.up || rt.life != Life::kRunning) return;
     rt.up = true;
     platform_->SetNodeUp(node, true);
     Accumulate();
@@ -1020,11 +1367,27 @@ results::RunRecord Model::Finish(double now, double wall_s) {
     r.utilization[kNames[i]] = cap_int_[i] > 0 ? used_int_[i] / cap_int_[i] : 0.0;
   }
   r.node_seconds = node_seconds_;
+  envcache::CacheCounters ec = env_counters_lost_;
+  for (const NodeRt& rt : nodes_) {
+    if (!rt.envs) continue;
+    ec.hits += rt.envs->counters().hits;
+    ec.misses += rt.envs->counters().misses;
+    ec.evictions += rt.envs->counters().evictions;
+    ec.bytes_installed += rt.envs->counters().bytes_installed;
+  }
+  r.env_cache.hits = ec.hits;
+  r.env_cache.misses = ec.misses;
+  r.env_cache.evictions = ec.evictions;
+  r.env_cache.bytes_installed = ec.bytes_installed;
   r.spillbacks = spillbacks_;
   r.bytes_transferred = bytes_transferred_;
-  r.nodes.initial = scenario_.nodes.size();
-  r.nodes.peak = scenario_.nodes.size();
-  r.autoscaler.peak_nodes = scenario_.nodes.size();
+  uint64_t initial = 0;
+  for (const auto& n : scenario_.nodes) initial += n.standby ? 0 : 1;
+  r.nodes.initial = initial;
+  r.nodes.peak = peak_nodes_;
+  r.autoscaler.launched = launched_;
+  r.autoscaler.terminated = terminated_;
+  r.autoscaler.peak_nodes = peak_nodes_;
   r.wall_s = wall_s;
   return r;
 }

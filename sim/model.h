@@ -26,6 +26,8 @@
 #include <vector>
 
 #include "core/cluster_view.h"
+#include "core/autoscaler/planner.h"
+#include "core/envcache/env_cache.h"
 #include "core/lease/lease_manager.h"
 #include "core/placement/two_phase.h"
 #include "core/results/run_record.h"
@@ -71,6 +73,8 @@ class Model {
   // Tasks in a final state / all tasks (for progress display).
   uint64_t NumTasksFinal() const { return tasks_final_; }
   uint64_t NumTasks() const { return scenario_.tasks.size(); }
+  // Problems met while running (e.g. an autoscaler round that failed), for the user.
+  const std::vector<std::string>& warnings() const { return autoscaler_warnings_; }
 
   // Builds the run record (call once, after the loop).
   results::RunRecord Finish(double now, double wall_s);
@@ -91,6 +95,9 @@ class Model {
     kFailure,       // a = failure index
     kPgCreate,      // a = pg
     kPgPrepared,    // a = pg, c = generation
+    kAutoscale,     // a planning round (periodic)
+    kBoot,          // a = node, c = launch generation: a launched node joins
+    kEnvInstalled,  // a = node, b = env, c = install attempt (install finished or timed out)
     kEnd,           // max_time reached
   };
   struct Event {
@@ -114,11 +121,22 @@ class Model {
     uint16_t spillbacks = 0;
     uint16_t transfers_left = 0;
     bool via_lm = false;     // lease held by the node's LeaseManager (else by the model)
+    bool env_held = false;   // holds a reference to its runtime env on `node`
+    bool env_waiting = false;  // waits for its runtime env to be installed on `node`
     double submit = 0, start = -1, end = -1;
     Allocation alloc;        // when held by the model
   };
+  // A node's life as the autoscaler's provider sees it.
+  enum class Life : uint8_t { kStandby, kPending, kRunning };
   struct NodeRt {
     bool up = true;
+    Life life = Life::kRunning;
+    int type = -1;               // managed node type (index into autoscaler node_types), or -1
+    double launch_time = 0;
+    int64_t launch_gen = 0;
+    double idle_since = 0;       // < 0 while busy
+    std::unique_ptr<envcache::EnvCache> envs;  // created on first use; lost in a crash
+    uint64_t env_gen = 0;                      // bumped when the cache is lost
     std::unique_ptr<LeaseManager> lm;  // created on first decision at this node
     std::vector<uint32_t> running;     // attempts granted here (running or starting)
   };
@@ -141,6 +159,9 @@ class Model {
     uint64_t bytes;
     int from;
     bool done = false;
+    int to = -1;        // destination node
+    int env = -1;       // >= 0: a runtime-env package download (index into runtime_envs)
+    int env_attempt = 0;
   };
 
   void Push(double t, Ev type, int32_t a = 0, int32_t b = 0, int64_t c = 0);
@@ -169,6 +190,16 @@ class Model {
   void OnReportTick();
   void OnSample();
   void OnFailure(const FailureSpec& f);
+  void StartArgs(uint32_t att);
+  envcache::EnvCache& Envs(int node);
+  void ApplyEnvDecisions(int node, const envcache::CacheDecisions& ds);
+  void StartEnvInstall(int node, int env, int attempt);
+  void OnEnvInstalled(int node, int env, int64_t attempt_and_gen);
+  void ReleaseEnv(uint32_t att);
+  void OnAutoscale();
+  void OnBoot(int node, int64_t gen);
+  void TerminateNode(int node);
+  bool Periodic(Ev type) const;
   void OnPgCreate(int pg);
   void OnPgPrepared(int pg, int64_t generation);
   void TryPgTasks(int pg);
@@ -233,6 +264,16 @@ class Model {
   int nodes_up_ = 0;
   std::vector<std::array<double, 3>> node_used_;  // by slot
   std::vector<std::array<double, 3>> node_cap_;   // by slot
+
+  // Runtime-env caches (summed over nodes, including caches lost in crashes).
+  envcache::CacheCounters env_counters_lost_;
+
+  // Autoscaler.
+  std::unique_ptr<autoscaler::AutoscalerPlanner> planner_;
+  std::vector<int64_t> demand_by_shape_;  // pending attempts waiting for cluster resources
+  uint64_t launched_ = 0, terminated_ = 0, peak_nodes_ = 0;
+  int nodes_pending_ = 0;
+  std::vector<std::string> autoscaler_warnings_;
 
   std::vector<results::Sample> samples_;
   bool log_decisions_ = false;

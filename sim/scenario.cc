@@ -41,6 +41,7 @@ namespace fs = std::filesystem;
 // Caps that keep a typo ("count: 5e9") from eating the machine.
 constexpr uint64_t kMaxTasks = 50'000'000;
 constexpr uint64_t kMaxNodes = 1'000'000;
+constexpr uint64_t kMaxAutoscaledNodes = 100'000;  // standby hosts are created up front
 constexpr uint64_t kMaxArgsPerSpec = 1000;
 constexpr uint64_t kMaxArgs = 200'000'000;
 constexpr uintmax_t kMaxScenarioBytes = 64u << 20;
@@ -146,8 +147,12 @@ const Schema& RootSchema() {
                                   {"actors", list(generator)},
                                   {"placement_groups", list(pg)},
                                   {"trace", list(trace)}});
-    const Schema* node_type =
-        map({{"name", v}, {"count", v}, {"resources", values}, {"labels", values}});
+    const Schema* node_type = map({{"name", v},
+                                   {"count", v},
+                                   {"resources", values},
+                                   {"labels", values},
+                                   {"min_workers", v},
+                                   {"max_workers", v}});
     const Schema* node = map({{"id", v}, {"type", v}, {"resources", values}, {"labels", values}});
     const Schema* cluster = map({{"node_types", list(node_type)},
                                  {"nodes", list(node)},
@@ -160,6 +165,13 @@ const Schema& RootSchema() {
                                    {"avoid_gpu_nodes", v},
                                    {"report_period", v}});
     const Schema* env = map({{"name", v}, {"size", v}, {"install_time", v}});
+    const Schema* autoscaler = map({{"period", v},
+                                    {"idle_timeout", v},
+                                    {"upscaling_speed", v},
+                                    {"max_workers", v},
+                                    {"boot_delay", v}});
+    const Schema* env_cache =
+        map({{"policy", v}, {"limit", v}, {"setup_timeout", v}, {"max_attempts", v}});
     const Schema* failure = map({{"at", v}, {"node", v}, {"action", v}});
     return map({{"name", v},
                 {"description", v},
@@ -169,6 +181,8 @@ const Schema& RootSchema() {
                 {"scheduler", scheduler},
                 {"workload", workload},
                 {"runtime_envs", list(env)},
+                {"runtime_env_cache", env_cache},
+                {"autoscaler", autoscaler},
                 {"failures", list(failure)}});
   }();
   return *kRoot;
@@ -1108,6 +1122,8 @@ class Loader {
     ORRERY_RETURN_IF_ERROR(ParseCluster(cluster));
     if (auto f = top.Get("scheduler")) ORRERY_RETURN_IF_ERROR(ParseScheduler(*f));
     if (auto f = top.Get("runtime_envs")) ORRERY_RETURN_IF_ERROR(ParseEnvs(*f));
+    if (auto f = top.Get("runtime_env_cache")) ORRERY_RETURN_IF_ERROR(ParseEnvCache(*f));
+    ORRERY_RETURN_IF_ERROR(ParseAutoscaler(top.Get("autoscaler")));
     if (auto f = top.Get("workload")) ORRERY_RETURN_IF_ERROR(ParseWorkload(*f));
     if (auto f = top.Get("failures")) ORRERY_RETURN_IF_ERROR(ParseFailures(*f));
     ORRERY_RETURN_IF_ERROR(Expand());
@@ -1174,6 +1190,33 @@ class Loader {
       for (uint64_t i = 0; i < count; ++i) {
         ORRERY_RETURN_IF_ERROR(
             AddNode(nf, NodeSpec{name + "-" + std::to_string(i), name, def.total, def.labels}));
+      }
+      auto minf = tm.Get("min_workers");
+      auto maxf = tm.Get("max_workers");
+      if (minf && !maxf) {
+        return ctx_.Error(minf->node, minf->path,
+                          "min_workers needs max_workers (a type is autoscaled when it has "
+                          "max_workers)");
+      }
+      if (maxf) {
+        NodeTypeSpec nt{name, def.total, def.labels, 0, 0};
+        uint64_t mx = 0, mn = 0;
+        ORRERY_RETURN_IF_ERROR(ReadCount(ctx_, *maxf, kMaxAutoscaledNodes, &mx));
+        if (minf) ORRERY_RETURN_IF_ERROR(ReadCount(ctx_, *minf, kMaxAutoscaledNodes, &mn));
+        if (mn > mx) return ctx_.Expected(*minf, "min_workers <= max_workers");
+        if (count > mx) {
+          return ctx_.Expected(*maxf, "max_workers >= count (" + std::to_string(count) + ")");
+        }
+        nt.min_workers = static_cast<int64_t>(mn);
+        nt.max_workers = static_cast<int64_t>(mx);
+        // Hosts cannot be added to a sealed SimGrid platform: the nodes the autoscaler may
+        // launch exist from the start as standby nodes.
+        for (uint64_t i = count; i < mx; ++i) {
+          NodeSpec sb{name + "-" + std::to_string(i), name, def.total, def.labels};
+          sb.standby = true;
+          ORRERY_RETURN_IF_ERROR(AddNode(nf, std::move(sb)));
+        }
+        s_.autoscaler.node_types.push_back(std::move(nt));
       }
       defs.emplace_back(name, std::move(def));
     }
@@ -1282,6 +1325,71 @@ class Loader {
     if (auto v = m.Get("report_period")) {
       ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &s_.scheduler.report_period_s));
       if (s_.scheduler.report_period_s <= 0) return ctx_.Expected(*v, "a duration > 0");
+    }
+    return Status::Ok();
+  }
+
+  // --- autoscaler and env cache -----------------------------------------------------------------
+
+  Status ParseAutoscaler(std::optional<Field> f) {
+    AutoscalerSpec& a = s_.autoscaler;
+    std::sort(a.node_types.begin(), a.node_types.end(),
+              [](const NodeTypeSpec& x, const NodeTypeSpec& y) { return x.name < y.name; });
+    if (!f) {
+      if (!a.node_types.empty()) {
+        a.enabled = true;  // max_workers on a node type is enough to turn the autoscaler on
+      }
+      return Status::Ok();
+    }
+    MapView m;
+    ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, *f, *RootSchema().Field("autoscaler"), &m));
+    if (a.node_types.empty()) {
+      return ctx_.Error(*f, "the autoscaler needs at least one node type with max_workers");
+    }
+    a.enabled = true;
+    if (auto v = m.Get("period")) {
+      ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &a.period_s));
+      if (a.period_s <= 0) return ctx_.Expected(*v, "a duration > 0");
+    }
+    if (auto v = m.Get("idle_timeout")) ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &a.idle_timeout_s));
+    if (auto v = m.Get("boot_delay")) ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &a.boot_delay_s));
+    if (auto v = m.Get("upscaling_speed")) {
+      ORRERY_RETURN_IF_ERROR(ReadNumber(ctx_, *v, 0, 1e6, &a.upscaling_speed));
+    }
+    if (auto v = m.Get("max_workers")) {
+      uint64_t mx = 0;
+      ORRERY_RETURN_IF_ERROR(ReadCount(ctx_, *v, kMaxAutoscaledNodes, &mx));
+      int64_t mins = 0;
+      for (const auto& t : a.node_types) mins += t.min_workers;
+      if (static_cast<int64_t>(mx) < mins) {
+        return ctx_.Expected(*v, "max_workers >= the sum of the types' min_workers (" +
+                                     std::to_string(mins) + ")");
+      }
+      a.max_workers = static_cast<int64_t>(mx);
+    }
+    return Status::Ok();
+  }
+
+  Status ParseEnvCache(const Field& f) {
+    MapView m;
+    ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, f, *RootSchema().Field("runtime_env_cache"), &m));
+    EnvCacheSpec& e = s_.env_cache;
+    if (auto v = m.Get("policy")) {
+      ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *v, &e.policy, "arbitrary, lru or gdsf"));
+      for (char& c : e.policy) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (e.policy != "arbitrary" && e.policy != "lru" && e.policy != "gdsf") {
+        return ctx_.Expected(*v, "one of arbitrary, lru, gdsf");
+      }
+    }
+    if (auto v = m.Get("limit")) ORRERY_RETURN_IF_ERROR(ReadSize(ctx_, *v, &e.limit_bytes));
+    if (auto v = m.Get("setup_timeout")) {
+      ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &e.setup_timeout_s));
+      if (e.setup_timeout_s <= 0) return ctx_.Expected(*v, "a duration > 0");
+    }
+    if (auto v = m.Get("max_attempts")) {
+      int64_t n = 0;
+      ORRERY_RETURN_IF_ERROR(ReadInt(ctx_, *v, 1, 100, &n));
+      e.max_attempts = static_cast<int>(n);
     }
     return Status::Ok();
   }

@@ -30,6 +30,36 @@ struct NodeSpec {
   std::string type;  // node type name
   ResourceSet total;
   Labels labels;
+  // A node the autoscaler may launch later (not part of the cluster at start). Standby nodes of
+  // a type come after its initial nodes and are numbered on from them.
+  bool standby = false;
+};
+
+// A node type the autoscaler manages (cluster.node_types entries with max_workers).
+struct NodeTypeSpec {
+  std::string name;
+  ResourceSet resources;
+  Labels labels;
+  int64_t min_workers = 0;
+  int64_t max_workers = 0;
+};
+
+struct AutoscalerSpec {
+  bool enabled = false;
+  double period_s = 5.0;         // how often a planning round runs
+  double idle_timeout_s = 300.0;  // Ray's default
+  double upscaling_speed = 1.0;
+  int64_t max_workers = 1000000;  // cluster limit (managed nodes)
+  double boot_delay_s = 30.0;    // launch -> node joins the cluster
+  std::vector<NodeTypeSpec> node_types;  // managed types, by name
+};
+
+// Per-node runtime-environment cache (DESIGN section 4).
+struct EnvCacheSpec {
+  std::string policy = "arbitrary";     // arbitrary | lru | gdsf
+  uint64_t limit_bytes = 10ULL << 30;  // 10 GiB
+  double setup_timeout_s = 600.0;
+  int max_attempts = 3;
 };
 
 struct NetworkSpec {
@@ -111,6 +141,9 @@ struct Scenario {
   std::vector<PlacementGroupSpec> placement_groups;
   std::vector<RuntimeEnvSpec> runtime_envs;
   std::vector<FailureSpec> failures;  // sorted by at_s
+
+  AutoscalerSpec autoscaler;
+  EnvCacheSpec env_cache;
 
   double max_time_s = std::numeric_limits<double>::infinity();  // stop condition
   std::vector<std::string> warnings;  // e.g. shapes no node type could ever hold

@@ -10,9 +10,13 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <cctype>
+#include <map>
 #include <sstream>
 
 #include "core/results/run_record.h"
+#include "core/results/svg_plot.h"
+#include "sim/gpu_replay/gpu_cli.h"  // GPU placement replay (kind: gpu_placement)
 #include "sim/scenario.h"
 #include "sim/simgrid_driver.h"
 
@@ -29,8 +33,8 @@ constexpr const char* kRunUsage =
     "usage: orrery sim run SCENARIO.yaml [--policy NAME] [--seed N] [--set dotted.path=value]...\n"
     "                      [--out DIR] [--decision-log FILE] [--no-progress]\n";
 constexpr const char* kCompareUsage =
-    "usage: orrery sim compare SCENARIO.yaml --policies a,b,c [--seeds N] [--set path=value]...\n"
-    "                          [--out DIR]\n";
+    "usage: orrery sim compare SCENARIO.yaml [--policies a,b,c] [--grid path=v1,v2]... [--seeds N]\n"
+    "                          [--set path=value]... [--out DIR]\n";
 
 Status WriteFile(const fs::path& p, const std::string& text) {
   std::ofstream f(p, std::ios::binary);
@@ -109,6 +113,7 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
     return kExitFailed;
   }
   run->record.orrery_version = cli::Version();
+  for (const auto& w : run->warnings) err << "warning: " << w << "\n";
   const fs::path dir = out_dir.empty() ? fs::path("out") / scenario->name : fs::path(out_dir);
   if (Status s = WriteResults(dir, run->record); !s.ok()) {
     err << "orrery sim run: " << s.message() << "\n";
@@ -173,16 +178,37 @@ int RunChild(const std::vector<std::string>& args, const fs::path& log) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+// One configuration of a comparison: a policy plus values for the grid's paths.
+struct Config {
+  std::string policy;
+  std::vector<std::pair<std::string, std::string>> settings;  // path, value
+  std::string Label() const {
+    std::string l = policy;
+    for (const auto& [k, v] : settings) l += " " + k + "=" + v;
+    return l;
+  }
+  std::string Dir() const {
+    std::string d = policy;
+    for (const auto& [k, v] : settings) d += "_" + k.substr(k.rfind('.') + 1) + "-" + v;
+    for (char& c : d) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '_';
+    }
+    return d;
+  }
+};
+
 int CompareCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   po::options_description desc("options");
   std::string scenario_path, policies, out_dir = "out/compare";
-  std::vector<std::string> sets;
+  std::vector<std::string> sets, grids;
   int seeds = 1;
   desc.add_options()("help,h", "show this help")("scenario", po::value(&scenario_path),
                                                  "scenario file")(
-      "policies", po::value(&policies), "comma-separated policy names")(
-      "seeds", po::value(&seeds), "number of seeds per policy (1..N)")(
-      "set", po::value(&sets)->composing(), "override a scenario field")(
+      "policies", po::value(&policies), "comma-separated policy names (default: the file's)")(
+      "seeds", po::value(&seeds), "seeds 1..N for every configuration")(
+      "set", po::value(&sets)->composing(), "override a scenario field for every run")(
+      "grid", po::value(&grids)->composing(),
+      "dotted.path=v1,v2,...: compare these values (several --grid: all combinations)")(
       "out", po::value(&out_dir), "output directory");
   po::positional_options_description pos;
   pos.add("scenario", 1);
@@ -198,41 +224,95 @@ int CompareCommand(const std::vector<std::string>& args, std::ostream& out, std:
     out << kCompareUsage << desc;
     return kExitOk;
   }
-  const auto names = SplitComma(policies);
-  if (scenario_path.empty() || names.empty() || seeds < 1) {
-    err << "orrery sim compare: need SCENARIO.yaml, --policies a,b and --seeds >= 1\n"
+  std::vector<std::string> names = SplitComma(policies);
+  if (scenario_path.empty() || (names.empty() && grids.empty()) || seeds < 1) {
+    err << "orrery sim compare: need SCENARIO.yaml, --policies a,b and/or --grid path=v1,v2, "
+           "and --seeds >= 1\n"
         << kCompareUsage;
     return kExitUsage;
   }
-  // Validate once up front so a typo fails fast with exit 2.
+  // Grid dimensions.
+  std::vector<std::pair<std::string, std::vector<std::string>>> dims;
+  for (const auto& g : grids) {
+    const auto eq = g.find('=');
+    auto values = eq == std::string::npos ? std::vector<std::string>{} : SplitComma(g.substr(eq + 1));
+    if (eq == std::string::npos || eq == 0 || values.empty()) {
+      err << "orrery sim compare: --grid " << g << ": expected dotted.path=v1,v2,...\n";
+      return kExitUsage;
+    }
+    dims.emplace_back(g.substr(0, eq), values);
+  }
+  {
+    auto base = LoadScenario(scenario_path, sets);
+    if (!base.ok()) {
+      err << "orrery sim compare: " << base.status().message() << "\n";
+      return kExitUsage;
+    }
+    if (names.empty()) names.push_back(base->scheduler.options.policy);
+  }
+  std::vector<Config> configs;
   for (const auto& p : names) {
+    std::vector<Config> partial = {{p, {}}};
+    for (const auto& [path, values] : dims) {
+      std::vector<Config> next;
+      for (const auto& c : partial) {
+        for (const auto& v : values) {
+          Config c2 = c;
+          c2.settings.emplace_back(path, v);
+          next.push_back(std::move(c2));
+        }
+      }
+      partial = std::move(next);
+    }
+    configs.insert(configs.end(), partial.begin(), partial.end());
+  }
+  // Validate every configuration up front so a typo fails fast with exit 2.
+  auto overrides_of = [&](const Config& c) {
     std::vector<std::string> o = sets;
-    o.push_back("scheduler.policy=" + p);
-    auto s = LoadScenario(scenario_path, o);
+    o.push_back("scheduler.policy=" + c.policy);
+    for (const auto& [k, v] : c.settings) o.push_back(k + "=" + v);
+    return o;
+  };
+  for (const auto& c : configs) {
+    auto s = LoadScenario(scenario_path, overrides_of(c));
     if (!s.ok()) {
-      err << "orrery sim compare: " << s.status().message() << "\n";
+      err << "orrery sim compare: " << c.Label() << ": " << s.status().message() << "\n";
       return kExitUsage;
     }
   }
   std::error_code ec;
   fs::create_directories(out_dir, ec);
-  std::string csv = "policy,seed,makespan_s,jct_mean_s,jct_p95_s,queue_p50_s,queue_p95_s,"
-                    "cpu_util,gpu_util,spillbacks,finished,failed,infeasible,wall_s\n";
-  out << "policy             seed  makespan_s  jct_mean_s  queue_p95_s  cpu_util  spillbacks\n";
+  std::string csv = "config,policy";
+  for (const auto& d : dims) csv += "," + d.first;
+  csv += ",seed,makespan_s,jct_mean_s,jct_p95_s,queue_p50_s,queue_p95_s,cpu_util,gpu_util,"
+         "node_seconds,spillbacks,launched,env_hits,env_misses,env_evictions,finished,failed,"
+         "infeasible,wall_s\n";
+  struct Point {
+    double cost = 0, queue_p95 = 0, makespan = 0;
+    int n = 0;
+  };
+  std::vector<Point> means(configs.size());
+  const size_t total = configs.size() * static_cast<size_t>(seeds);
+  size_t done = 0;
   int rc_all = kExitOk;
-  for (const auto& p : names) {
+  for (size_t ci = 0; ci < configs.size(); ++ci) {
+    const Config& c = configs[ci];
     for (int seed = 1; seed <= seeds; ++seed) {
-      const fs::path dir = fs::path(out_dir) / (p + "-seed" + std::to_string(seed));
-      std::vector<std::string> a = {scenario_path, "--policy", p, "--seed", std::to_string(seed),
-                                    "--out", dir.string()};
-      for (const auto& s : sets) {
+      const fs::path dir = fs::path(out_dir) / (c.Dir() + "-seed" + std::to_string(seed));
+      std::vector<std::string> a = {scenario_path, "--seed", std::to_string(seed), "--out",
+                                    dir.string()};
+      for (const auto& o : overrides_of(c)) {
         a.push_back("--set");
-        a.push_back(s);
+        a.push_back(o);
       }
       fs::create_directories(dir, ec);
+      if (isatty(STDERR_FILENO)) {
+        std::fprintf(stderr, "\r[compare] run %zu/%zu: %s seed %d   ", ++done, total,
+                     c.Label().c_str(), seed);
+      }
       const int rc = RunChild(a, dir / "run.log");
       if (rc != 0) {
-        err << "orrery sim compare: run " << p << " seed " << seed << " failed (exit " << rc
+        err << "orrery sim compare: " << c.Label() << " seed " << seed << " failed (exit " << rc
             << "), see " << (dir / "run.log").string() << "\n";
         rc_all = kExitFailed;
         continue;
@@ -243,28 +323,69 @@ int CompareCommand(const std::vector<std::string>& args, std::ostream& out, std:
         rc_all = kExitFailed;
         continue;
       }
-      char line[256];
-      std::snprintf(line, sizeof line, "%-18s %4d  %10.3f  %10.3f  %11.3f  %8.3f  %10llu\n",
-                    p.c_str(), seed, j["makespan_s"].get<double>(),
-                    j["jct_s"]["mean"].get<double>(), j["queue_delay_s"]["p95"].get<double>(),
-                    j["utilization"]["CPU"].get<double>(),
-                    static_cast<unsigned long long>(j["spillbacks"].get<uint64_t>()));
-      out << line;
+      means[ci].cost += j["node_seconds"].get<double>();
+      means[ci].queue_p95 += j["queue_delay_s"]["p95"].get<double>();
+      means[ci].makespan += j["makespan_s"].get<double>();
+      ++means[ci].n;
       std::ostringstream row;
-      row << p << "," << seed << "," << j["makespan_s"] << "," << j["jct_s"]["mean"] << ","
+      row << '"' << c.Label() << "\"," << c.policy;
+      for (const auto& [k, v] : c.settings) row << "," << v;
+      row << "," << seed << "," << j["makespan_s"] << "," << j["jct_s"]["mean"] << ","
           << j["jct_s"]["p95"] << "," << j["queue_delay_s"]["p50"] << ","
           << j["queue_delay_s"]["p95"] << "," << j["utilization"]["CPU"] << ","
-          << j["utilization"]["GPU"] << "," << j["spillbacks"] << "," << j["tasks"]["finished"]
-          << "," << j["tasks"]["failed"] << "," << j["tasks"]["infeasible"] << "," << j["wall_s"]
-          << "\n";
+          << j["utilization"]["GPU"] << "," << j["node_seconds"] << "," << j["spillbacks"] << ","
+          << j["autoscaler"]["launched"] << "," << j["env_cache"]["hits"] << ","
+          << j["env_cache"]["misses"] << "," << j["env_cache"]["evictions"] << ","
+          << j["tasks"]["finished"] << "," << j["tasks"]["failed"] << ","
+          << j["tasks"]["infeasible"] << "," << j["wall_s"] << "\n";
       csv += row.str();
     }
   }
+  if (isatty(STDERR_FILENO)) std::fprintf(stderr, "\r%100s\r", "");
+  // Table of means over seeds.
+  size_t width = 6;
+  for (const auto& c : configs) width = std::max(width, c.Label().size());
+  out << std::string("configuration") + std::string(width > 13 ? width - 13 : 0, ' ')
+      << "  runs  node_seconds  queue_p95_s  makespan_s\n";
+  for (size_t ci = 0; ci < configs.size(); ++ci) {
+    const Point& m = means[ci];
+    if (m.n == 0) continue;
+    char line[160];
+    std::snprintf(line, sizeof line, "  %4d  %12.1f  %11.3f  %10.2f\n", m.n, m.cost / m.n,
+                  m.queue_p95 / m.n, m.makespan / m.n);
+    const std::string label = configs[ci].Label();
+    out << label << std::string(width - label.size(), ' ') << line;
+  }
+  // Plot: cost (node-seconds) against p95 queue delay, one point per configuration; points of
+  // the same policy (and, with two or more grid dimensions, the same first-dimension value) are
+  // joined in grid order.
+  results::SvgChart chart;
+  chart.title = "Cost vs p95 queue delay (mean of " + std::to_string(seeds) + " seed(s))";
+  chart.x_label = "node-seconds";
+  chart.y_label = "queue delay p95 (s)";
+  std::map<std::string, size_t> series_of;
+  for (size_t ci = 0; ci < configs.size(); ++ci) {
+    const Point& m = means[ci];
+    if (m.n == 0) continue;
+    std::string key = configs[ci].policy;
+    if (dims.size() >= 2) key += " " + configs[ci].settings[0].first + "=" + configs[ci].settings[0].second;
+    auto [it, fresh] = series_of.emplace(key, chart.series.size());
+    if (fresh) chart.series.push_back({key, {}, {}, false, ""});
+    chart.series[it->second].x.push_back(m.cost / m.n);
+    chart.series[it->second].y.push_back(m.queue_p95 / m.n);
+  }
+  chart.legend = results::SvgChart::Legend::kTopRight;
   if (Status s = WriteFile(fs::path(out_dir) / "compare.csv", csv); !s.ok()) {
     err << "orrery sim compare: " << s.message() << "\n";
     return kExitFailed;
   }
-  out << "results in " << out_dir << "/compare.csv\n";
+  if (Status s = WriteFile(fs::path(out_dir) / "cost_vs_queue.svg",
+                           results::RenderSvgLineChart(chart));
+      !s.ok()) {
+    err << "orrery sim compare: " << s.message() << "\n";
+    return kExitFailed;
+  }
+  out << "results in " << out_dir << "/compare.csv, plot " << out_dir << "/cost_vs_queue.svg\n";
   return rc_all;
 }
 
@@ -279,6 +400,14 @@ cli::Command SimCommand() {
               return args.empty() ? kExitUsage : kExitOk;
             }
             std::vector<std::string> rest(args.begin() + 1, args.end());
+            // --- GPU placement replay (sim/gpu_replay/): a scenario whose top-level `kind` is
+            // gpu_placement runs the placement-only loop instead of SimGrid. ---
+            if ((args[0] == "run" || args[0] == "compare") &&
+                gpu_replay::IsGpuPlacementInvocation(rest)) {
+              return args[0] == "run" ? gpu_replay::RunCommand(rest, out, err)
+                                      : gpu_replay::CompareCommand(rest, out, err);
+            }
+            // --- end GPU placement replay ---
             if (args[0] == "run") return RunCommand(rest, out, err);
             if (args[0] == "compare") return CompareCommand(rest, out, err);
             err << "orrery sim: unknown subcommand '" << args[0] << "'\n"

@@ -165,6 +165,7 @@ StatusOr<SimRunResult> RunOnSimGrid(const Scenario& scenario, const SimRunOption
   result.events = model.NumEventsProcessed();
   result.record = model.Finish(end_time, wall);
   result.decision_log = model.decision_log();
+  result.warnings = model.warnings();
   return result;
 }
 

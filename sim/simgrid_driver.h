@@ -29,6 +29,7 @@ struct SimRunResult {
   results::RunRecord record;
   std::vector<std::string> decision_log;
   uint64_t events = 0;
+  std::vector<std::string> warnings;
 };
 
 StatusOr<SimRunResult> RunOnSimGrid(const Scenario& scenario, const SimRunOptions& options);

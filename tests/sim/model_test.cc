@@ -68,6 +68,38 @@ class ScenarioBuilder {
     s_.placement_groups.push_back(pg);
     return *this;
   }
+  ScenarioBuilder& Standby(const std::string& type, const std::map<std::string, double>& total,
+                          int n) {
+    for (int i = 0; i < n; ++i) {
+      Node(type + "-" + std::to_string(i), total);
+      s_.nodes.back().type = type;
+      s_.nodes.back().standby = true;
+    }
+    return *this;
+  }
+  ScenarioBuilder& Autoscale(const std::string& type, const std::map<std::string, double>& total,
+                             int64_t max_workers, double boot_s, double idle_s) {
+    NodeTypeSpec t;
+    t.name = type;
+    for (const auto& [k, v] : total) t.resources.Set(k, Quantity::FromDouble(v));
+    t.max_workers = max_workers;
+    s_.autoscaler.enabled = true;
+    s_.autoscaler.boot_delay_s = boot_s;
+    s_.autoscaler.idle_timeout_s = idle_s;
+    s_.autoscaler.period_s = 1;
+    s_.autoscaler.node_types.push_back(t);
+    return Standby(type, total, static_cast<int>(max_workers));
+  }
+  ScenarioBuilder& Env(const std::string& id, uint64_t bytes, double install_s) {
+    s_.runtime_envs.push_back({id, bytes, install_s});
+    return *this;
+  }
+  ScenarioBuilder& EnvCache(uint64_t limit, const std::string& policy, double timeout = 600) {
+    s_.env_cache.limit_bytes = limit;
+    s_.env_cache.policy = policy;
+    s_.env_cache.setup_timeout_s = timeout;
+    return *this;
+  }
   ScenarioBuilder& Fail(double at, int node, FailureSpec::Action a) {
     s_.failures.push_back({at, node, a});
     return *this;
@@ -295,6 +327,51 @@ TEST(Model, RequestsDoNotBounceBetweenBusyNodes) {
   EXPECT_LE(Row(r, 3).spillbacks, 2);
   EXPECT_LE(Row(r, 4).spillbacks, 2);
   EXPECT_GE(Row(r, 3).start_s, 10.0);
+}
+
+TEST(Model, AutoscalerLaunchesOneNodePerGpuTaskAndTheyJoinAfterTheBootDelay) {
+  ScenarioBuilder b;
+  b.Node("head", {{"CPU", 1}}).Latency(0.001);
+  b.Autoscale("gpu", {{"CPU", 4}, {"GPU", 1}}, 3, /*boot_s=*/10, /*idle_s=*/20);
+  for (int i = 0; i < 2; ++i) b.Task(0, 5, {{"GPU", 1}});
+  auto r = Simulate(b.Build());
+  EXPECT_EQ(results::CountTasks(r).finished, 2u);
+  EXPECT_EQ(r.autoscaler.launched, 2u);  // one node per GPU task, no more
+  EXPECT_GE(Row(r, 0).start_s, 10.0);    // after the boot delay
+  EXPECT_EQ(r.nodes.initial, 1u);
+  EXPECT_EQ(r.nodes.peak, 3u);
+  // Billing covers the pending and running time of launched nodes.
+  EXPECT_GT(r.node_seconds, 2 * 15.0);
+}
+
+TEST(Model, RuntimeEnvInstallsOncePerNodeAndConcurrentRequestsShareIt) {
+  ScenarioBuilder b;
+  b.Node("n0", {{"CPU", 4}}).Latency(0);
+  b.Env("torch", 0, /*install_s=*/5);
+  for (int i = 0; i < 3; ++i) {
+    b.Task(0, 1, {{"CPU", 1}});
+    b.Last().env = 0;
+  }
+  b.Task(10, 1, {{"CPU", 1}});
+  b.Last().env = 0;
+  auto r = Simulate(b.Build());
+  EXPECT_EQ(r.env_cache.misses, 3u);  // one install, two joins
+  EXPECT_EQ(r.env_cache.hits, 1u);
+  EXPECT_DOUBLE_EQ(Row(r, 0).start_s, 5.0);
+  EXPECT_DOUBLE_EQ(Row(r, 2).start_s, 5.0);
+  EXPECT_DOUBLE_EQ(Row(r, 3).start_s, 10.0);  // cached
+  EXPECT_EQ(Row(r, 1).wait_reason, "waiting_for_runtime_env");
+}
+
+TEST(Model, RuntimeEnvSetupTimeoutCancelsTheTaskAfterTheRetries) {
+  ScenarioBuilder b;
+  b.Node("n0", {{"CPU", 4}}).Latency(0);
+  b.Env("huge", 0, /*install_s=*/100).EnvCache(10ULL << 30, "lru", /*timeout=*/10);
+  b.Task(0, 1, {{"CPU", 1}});
+  b.Last().env = 0;
+  auto r = Simulate(b.Build());
+  EXPECT_EQ(Row(r, 0).state, "canceled");
+  EXPECT_NEAR(Row(r, 0).end_s, 30.0, 1e-9);  // 3 attempts x 10 s
 }
 
 TEST(Model, SameScenarioSameDecisions) {
