@@ -129,6 +129,30 @@ StatusOr<v1::TaskExit> NodeClient::RunTask(
   return Status(StatusCode::kUnknown, "the task's stream ended without an exit status");
 }
 
+Status NodeClient::PutObject(const std::string& object_id, uint64_t bytes) {
+  v1::PutObjectRequest req;
+  req.set_object_id(object_id);
+  req.set_bytes(bytes);
+  // Writing a big object takes a while: 1 s per 50 MB on top of the timeout.
+  return Unary<v1::PutObjectReply>(token_, timeout_ + milliseconds(bytes / 50000),
+                                   [&](auto* ctx, auto* r) { return stub_->PutObject(ctx, req, r); })
+      .status();
+}
+
+StatusOr<std::string> NodeClient::FetchObject(const std::string& object_id) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx, token_, timeout_);
+  v1::FetchObjectRequest req;
+  req.set_object_id(object_id);
+  auto reader = stub_->FetchObject(&ctx, req);
+  std::string data;
+  v1::ObjectChunk c;
+  while (reader->Read(&c)) data += c.data();
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return FromGrpc(s);
+  return data;
+}
+
 Status NodeClient::Shutdown() {
   return Unary<v1::ShutdownReply>(
              token_, timeout_,

@@ -51,6 +51,11 @@ class NodeClient {
   StatusOr<v1::TaskExit> RunTask(const v1::RunTaskRequest& r,
                                  const std::function<void(const v1::RunTaskReply&)>& on_event,
                                  milliseconds deadline = milliseconds(0));
+  // Creates an object of `bytes` in the node's store.
+  Status PutObject(const std::string& object_id, uint64_t bytes);
+  // The whole object (NotFound if the node does not hold it). For tests and tools; nodes fetch
+  // task arguments among themselves.
+  StatusOr<std::string> FetchObject(const std::string& object_id);
   Status Shutdown();
 
  private:

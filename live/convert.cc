@@ -224,6 +224,16 @@ StatusOr<LeaseRequest> FromProto(const v1::RequestWorkerLeaseRequest& req) {
   out.sched.strategy = std::move(*strategy);
   out.grant_or_reject = req.grant_or_reject();
   out.spillbacks = req.spillbacks();
+  for (int i = 0; i < req.args_size(); ++i) {
+    const auto& a = req.args(i);
+    ObjectArg arg;
+    arg.bytes = a.bytes();
+    for (const auto& n : a.node_ids()) {
+      if (n.empty()) return InvalidArgument("args[" + std::to_string(i) + "].node_ids: empty id");
+      arg.nodes.push_back(n);
+    }
+    out.sched.args.push_back(std::move(arg));
+  }
   return out;
 }
 

@@ -20,9 +20,13 @@
 
 #include "live/client.h"
 #include "live/convert.h"
+#include "core/results/run_record.h"
 #include "live/head.h"
+#include "live/live_run.h"
 #include "live/node.h"
 #include "live/session.h"
+#include "live/worker_pool.h"
+#include "sim/scenario.h"
 
 namespace orrery::live {
 namespace {
@@ -862,6 +866,150 @@ int RunTaskCmd(const std::vector<std::string>& all, std::ostream& out, std::ostr
   return exit->exit_code();
 }
 
+// ---- live run ------------------------------------------------------------------------------
+
+constexpr const char* kLiveRunUsage =
+    "usage: orrery live run SCENARIO.yaml (--address HOST:PORT | --local) [--out DIR]\n"
+    "                       [--set dotted.path=value]... [--seed N] [--workload sleep|cpu]\n"
+    "                       [--temp-dir DIR]\n";
+
+Status WriteTextFile(const fs::path& p, const std::string& text) {
+  std::ofstream f(p, std::ios::binary);
+  f << text;
+  f.close();
+  if (!f) return Status(StatusCode::kUnavailable, "cannot write " + p.string());
+  return Status::Ok();
+}
+
+int RunLiveRun(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  po::options_description desc("options");
+  std::string scenario_path, address, out_dir, workload = "sleep", temp_dir;
+  std::vector<std::string> sets;
+  int64_t seed = -1;
+  desc.add_options()("help,h", "show this help")("scenario", po::value(&scenario_path),
+                                                 "scenario file")(
+      "address", po::value(&address), "head HOST:PORT of a running cluster")(
+      "local", "start the scenario's cluster on loopback, run, tear it down")(
+      "out", po::value(&out_dir), "result directory (default: out/<scenario name>-live)")(
+      "set", po::value(&sets)->composing(), "override a scenario field: dotted.path=value")(
+      "seed", po::value(&seed), "random seed (overrides the file)")(
+      "workload", po::value(&workload), "built-in workload of tasks without output: sleep|cpu")(
+      "temp-dir", po::value(&temp_dir), "session root for the token (default /tmp/orrery)")(
+      "progress", "print a line per finished task");
+  po::positional_options_description pos;
+  pos.add("scenario", 1);
+  po::variables_map vm;
+  if (!ParseOptions("live run", args, desc, vm, err, &pos)) {
+    err << kLiveRunUsage;
+    return kExitUsage;
+  }
+  if (vm.count("help")) {
+    out << kLiveRunUsage << desc;
+    return kExitOk;
+  }
+  if (scenario_path.empty()) {
+    err << "orrery live run: missing SCENARIO.yaml\n" << kLiveRunUsage;
+    return kExitUsage;
+  }
+  const bool local = vm.count("local") != 0;
+  if (address.empty() && !local) {
+    if (const char* e = std::getenv("ORRERY_ADDRESS"); e && *e) address = e;
+  }
+  if (local == !address.empty()) {
+    err << "orrery live run: pass exactly one of --address HOST:PORT and --local\n"
+        << kLiveRunUsage;
+    return kExitUsage;
+  }
+  LiveRunOptions options;
+  if (workload == "cpu") {
+    options.workload = LiveRunOptions::Workload::kCpu;
+  } else if (workload != "sleep") {
+    err << "orrery live run: --workload: expected sleep or cpu, got '" << workload << "'\n";
+    return kExitUsage;
+  }
+  if (vm.count("progress")) options.progress = &err;
+  std::vector<std::string> overrides = sets;
+  if (vm.count("seed")) {
+    if (seed < 0) {
+      err << "orrery live run: --seed: expected a non-negative integer\n";
+      return kExitUsage;
+    }
+    overrides.push_back("seed=" + std::to_string(seed));
+  }
+  auto scenario = sim::LoadScenario(scenario_path, overrides);
+  if (!scenario.ok()) {
+    err << "orrery live run: " << scenario.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (Status s = CheckLiveSupport(*scenario); !s.ok()) {
+    err << "orrery live run: " << s.message() << "\n";
+    return kExitUsage;
+  }
+  for (const auto& w : scenario->warnings) err << "warning: " << w << "\n";
+  const fs::path dir =
+      out_dir.empty() ? fs::path("out") / (scenario->name + "-live") : fs::path(out_dir);
+  std::unique_ptr<LocalCluster> cluster;
+  std::string token;
+  if (local) {
+    std::error_code ec;
+    fs::create_directories(TempRoot(temp_dir), ec);
+    std::string tmpl = (TempRoot(temp_dir) / "liverun_XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      err << "orrery live run: cannot create a run directory under "
+          << TempRoot(temp_dir).string() << "\n";
+      return kExitFailed;
+    }
+    auto c = LocalCluster::Start(*scenario, tmpl);
+    if (!c.ok()) {
+      err << "orrery live run: " << c.status().ToString() << "\n";
+      return kExitFailed;
+    }
+    cluster = std::move(*c);
+    address = cluster->address();
+    token = cluster->token();
+    out << "Started " << scenario->nodes.size() << " node(s) of " << scenario->name
+        << " on loopback (head " << address << ")\n";
+  } else {
+    auto found = FindCluster("live run", address, temp_dir, err);
+    if (!found) return kExitUsage;
+    token = found->token;
+  }
+  auto record = RunScenario(*scenario, address, token, options);
+  cluster.reset();  // stops every daemon and worker of --local
+  if (!record.ok()) {
+    err << "orrery live run: " << record.status().ToString() << "\n";
+    return record.status().code() == StatusCode::kFailedPrecondition ? kExitUsage : kExitFailed;
+  }
+  record->orrery_version = cli::Version();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  for (const auto& [name, text] :
+       {std::pair<const char*, std::string>{"summary.json", results::RenderSummaryJson(*record)},
+        {"tasks.csv", results::RenderTasksCsv(*record)},
+        {"timeseries.csv", results::RenderTimeseriesCsv(*record)}}) {
+    if (Status s = WriteTextFile(dir / name, text); !s.ok()) {
+      err << "orrery live run: " << s.message() << "\n";
+      return kExitFailed;
+    }
+  }
+  out << results::RenderSummaryTable(*record);
+  out << "  results     " << dir.string() << "/{summary.json,tasks.csv,timeseries.csv}\n";
+  const auto counts = results::CountTasks(*record);
+  return counts.failed > 0 ? kExitFailed : kExitOk;
+}
+
+int RunLiveCmd(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty() || args[0] == "-h" || args[0] == "--help") {
+    (args.empty() ? err : out) << kLiveRunUsage;
+    return args.empty() ? kExitUsage : kExitOk;
+  }
+  if (args[0] != "run") {
+    err << "orrery live: unknown subcommand '" << args[0] << "'\n" << kLiveRunUsage;
+    return kExitUsage;
+  }
+  return RunLiveRun(std::vector<std::string>(args.begin() + 1, args.end()), out, err);
+}
+
 // ---- hidden daemon entry points ------------------------------------------------------------
 
 // Blocks the stop signals in every thread (the daemons' threads start after this) and waits
@@ -976,7 +1124,13 @@ std::vector<cli::Command> LiveCommands() {
       {"list", "list nodes|tasks [--format json]  list the live cluster's nodes or tasks", RunList},
       {"task", "task run [opts] -- CMD ARGS   run one command as a task on the live cluster",
        RunTaskCmd},
+      {"live", "live run SCENARIO.yaml (--address A | --local)  replay a scenario on a live cluster",
+       RunLiveCmd},
       {"__head", "", RunHeadDaemon},
+      {"__worker", "",
+       [](const std::vector<std::string>&, std::ostream&, std::ostream&) {
+         return RunWorkerMain();
+       }},
       {"__node", "", RunNodeDaemon},
   };
 }

@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -16,8 +18,10 @@
 #include "core/rng.h"
 #include "live/convert.h"
 #include "live/event_loop.h"
+#include "live/object_store.h"
 #include "live/process.h"
 #include "live/rpc_util.h"
+#include "live/worker_pool.h"
 #include "orrery.grpc.pb.h"
 
 namespace orrery::live {
@@ -65,6 +69,15 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     address_ = host + ":" + std::to_string(port_);
     node_id_ =
         options_.node_id.empty() ? Hostname() + "-" + std::to_string(port_) : options_.node_id;
+    auto store = ObjectStore::Open(options_.object_dir, /*remove_on_close=*/true);
+    if (!store.ok()) return store.status();
+    store_ = std::move(*store);
+    WorkerPoolOptions wo;
+    wo.exe = options_.worker_exe.empty() ? SelfExe() : options_.worker_exe;
+    wo.env = {{"ORRERY_NODE_ID", node_id_}};
+    wo.max_idle_per_env = options_.max_idle_workers;
+    pool_ = std::make_unique<WorkerPool>(&supervisor_, std::move(wo),
+                                         [this](std::function<void()> f) { loop_.Post(f); });
     head_ = v1::HeadService::NewStub(
         grpc::CreateChannel(options_.head_address, grpc::InsecureChannelCredentials()));
     auto reply = RegisterWithRetry(options_.register_timeout);
@@ -87,6 +100,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       std::lock_guard<std::mutex> l(mu_);
       stopping_ = true;
       if (watch_ctx_ != nullptr) watch_ctx_->TryCancel();
+      if (fetch_ctx_ != nullptr) fetch_ctx_->TryCancel();
     }
     cv_.notify_all();
     loop_.RunSync([this] {
@@ -101,7 +115,9 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     supervisor_.KillAll(std::chrono::seconds(2));
     if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
     if (watch_thread_.joinable()) watch_thread_.join();
+    fetch_loop_.Stop();
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    serve_loop_.Stop();
     loop_.Stop();
   }
 
@@ -208,6 +224,17 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       w->Close(s);
       return w.get();
     }
+    if (req->has_workload()) {
+      auto spec = ValidateWorkload(*req);
+      if (!spec.ok()) {
+        w->Close(ToGrpc(spec.status()));
+        return w.get();
+      }
+      loop_.Post([this, task, w, spec = std::move(*spec), req_copy = *req]() mutable {
+        StartWorkload(task, std::move(spec), req_copy, w);
+      });
+      return w.get();
+    }
     if (task.empty() || req->argv().empty() || req->argv(0).empty()) {
       w->Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "task_id and argv are required"));
       return w.get();
@@ -226,6 +253,40 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     loop_.Post(
         [this, task, w, spec = std::move(spec)]() mutable { StartTask(task, std::move(spec), w); });
     return w.get();
+  }
+
+  grpc::ServerWriteReactor<v1::ObjectChunk>* FetchObject(
+      grpc::CallbackServerContext* ctx, const v1::FetchObjectRequest* req) override {
+    auto w = StreamWriter<v1::ObjectChunk>::Create(false);
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      w->Close(s);
+      return w.get();
+    }
+    if (auto s = ObjectStore::ValidateId(req->object_id(), "object_id"); !s.ok()) {
+      w->Close(ToGrpc(s));
+      return w.get();
+    }
+    // Reading the file is blocking work: the serve loop does it.
+    serve_loop_.Post([this, w, id = req->object_id()] { ServeObject(id, w); });
+    return w.get();
+  }
+
+  grpc::ServerUnaryReactor* PutObject(grpc::CallbackServerContext* ctx,
+                                      const v1::PutObjectRequest* req,
+                                      v1::PutObjectReply*) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    if (auto s = ObjectStore::ValidateId(req->object_id(), "object_id"); !s.ok()) {
+      r->Finish(ToGrpc(s));
+      return r;
+    }
+    serve_loop_.Post([this, r, id = req->object_id(), bytes = req->bytes()] {
+      r->Finish(ToGrpc(store_->WriteSynthetic(id, bytes)));
+    });
+    return r;
   }
 
   grpc::ServerUnaryReactor* Shutdown(grpc::CallbackServerContext* ctx, const v1::ShutdownRequest*,
@@ -248,12 +309,53 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     pid_t pid = 0;
     uint64_t lease_seq = 0;  // tells an unused-lease timer which grant it was armed for
     bool dirty = true;       // to be sent with the next heartbeat
+    // A built-in workload on a pooled worker (pid is then the worker's).
+    bool workload = false;
+    uint64_t bytes_fetched = 0;
+    int64_t start_unix_ms = 0;
   };
   struct Waiting {
     uint64_t call_id = 0;
     NotifyingUnaryReactor* reactor = nullptr;
     v1::RequestWorkerLeaseReply* reply = nullptr;
   };
+
+  static std::string SelfExe() {
+    std::error_code ec;
+    auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+    return ec ? std::string("orrery") : p.string();
+  }
+
+  // A RunTask request for a built-in workload, checked (handler thread, no state touched).
+  static StatusOr<WorkloadSpec> ValidateWorkload(const v1::RunTaskRequest& req) {
+    if (req.task_id().empty()) return InvalidArgument("task_id: empty");
+    if (req.task_id().find_first_of(" \n\t") != std::string::npos) {
+      return InvalidArgument("task_id: has blanks");
+    }
+    if (!req.argv().empty()) return InvalidArgument("argv: set together with workload");
+    const auto& wl = req.workload();
+    if (wl.duration_ms() < 0) return InvalidArgument("workload.duration_ms: negative");
+    WorkloadSpec spec;
+    spec.duration_ms = wl.duration_ms();
+    spec.bytes = wl.bytes();
+    switch (wl.kind()) {
+      case v1::Workload::SLEEP: spec.kind = WorkloadSpec::Kind::kSleep; break;
+      case v1::Workload::CPU: spec.kind = WorkloadSpec::Kind::kCpu; break;
+      case v1::Workload::MEMORY: spec.kind = WorkloadSpec::Kind::kMemory; break;
+      case v1::Workload::PRODUCE: spec.kind = WorkloadSpec::Kind::kProduce; break;
+      default: return InvalidArgument("workload.kind: unknown");
+    }
+    if (spec.kind == WorkloadSpec::Kind::kProduce) {
+      ORRERY_RETURN_IF_ERROR(ObjectStore::ValidateId(req.output_object_id(), "output_object_id"));
+    } else if (!req.output_object_id().empty()) {
+      return InvalidArgument("output_object_id: only for PRODUCE");
+    }
+    for (int i = 0; i < req.args_size(); ++i) {
+      ORRERY_RETURN_IF_ERROR(ObjectStore::ValidateId(
+          req.args(i).object_id(), "args[" + std::to_string(i) + "].object_id"));
+    }
+    return spec;
+  }
 
   static std::string Hostname() {
     char buf[256] = {0};
@@ -506,6 +608,174 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     RunPending();
   }
 
+  // ---- built-in workloads -------------------------------------------------------------------
+
+  void StartWorkload(const TaskId& task, WorkloadSpec spec, const v1::RunTaskRequest& req,
+                     std::shared_ptr<StreamWriter<v1::RunTaskReply>> w) {
+    auto it = tasks_.find(task);
+    if (shutting_down_ || it == tasks_.end() ||
+        it->second.record.state() != v1::TASK_STATE_LEASED || it->second.workload) {
+      w->Close(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            "no unused lease for task " + task + " on " + node_id_));
+      return;
+    }
+    Task& t = it->second;
+    t.workload = true;
+    if (t.record.name().empty()) t.record.set_name(WorkloadKindName(spec.kind));
+    if (spec.kind == WorkloadSpec::Kind::kProduce) {
+      spec.output_path = store_->PathOf(req.output_object_id()).string();
+    }
+    // Arguments not in the local store are fetched first (the lease stays held meanwhile).
+    std::vector<v1::ObjectRef> missing;
+    for (const auto& a : req.args()) {
+      if (!store_->Contains(a.object_id())) missing.push_back(a);
+    }
+    if (missing.empty()) {
+      LaunchWorkload(task, spec, w);
+      return;
+    }
+    t.record.set_wait_reason(v1::WAIT_REASON_WAITING_FOR_ARGS);
+    t.dirty = true;
+    fetch_loop_.Post([this, task, spec, w, missing = std::move(missing)] {
+      uint64_t bytes = 0;
+      Status s = Status::Ok();
+      for (const auto& a : missing) {
+        // An earlier fetch (another task's) may have brought it meanwhile.
+        if (store_->Contains(a.object_id())) continue;
+        auto n = FetchFromPeer(a);
+        if (!n.ok()) {
+          s = n.status();
+          break;
+        }
+        bytes += *n;
+      }
+      loop_.Post([this, task, spec, w, s, bytes] { OnArgsFetched(task, spec, w, s, bytes); });
+    });
+  }
+
+  void OnArgsFetched(const TaskId& task, const WorkloadSpec& spec,
+                     std::shared_ptr<StreamWriter<v1::RunTaskReply>> w, const Status& s,
+                     uint64_t bytes) {
+    auto it = tasks_.find(task);
+    if (it == tasks_.end() || it->second.record.state() != v1::TASK_STATE_LEASED) return;
+    Task& t = it->second;
+    t.bytes_fetched = bytes;
+    t.record.set_wait_reason(v1::WAIT_REASON_NONE);
+    if (!s.ok() || w->done()) {
+      const std::string why =
+          !s.ok() ? "fetching the arguments failed: " + s.ToString() : "the caller went away";
+      FinishWorkload(t, w, 1, why);
+      return;
+    }
+    LaunchWorkload(task, spec, w);
+  }
+
+  void LaunchWorkload(const TaskId& task, const WorkloadSpec& spec,
+                      std::shared_ptr<StreamWriter<v1::RunTaskReply>> w) {
+    Task& t = tasks_.at(task);
+    auto pid = pool_->Run("", task, spec, [this, task, w](int code, const std::string& error) {
+      auto it = tasks_.find(task);
+      if (it == tasks_.end()) return;
+      FinishWorkload(it->second, w, code, error);
+    });
+    if (!pid.ok()) {
+      FinishWorkload(t, w, 127, pid.status().message());
+      return;
+    }
+    v1::RunTaskReply m;
+    m.set_started_pid(static_cast<int32_t>(*pid));
+    w->Push(std::move(m));
+    t.pid = *pid;
+    t.start_unix_ms = UnixMs();
+    t.record.set_state(v1::TASK_STATE_RUNNING);
+    t.record.set_start_unix_ms(t.start_unix_ms);
+    t.dirty = true;
+  }
+
+  void FinishWorkload(Task& t, const std::shared_ptr<StreamWriter<v1::RunTaskReply>>& w, int code,
+                      const std::string& error) {
+    v1::RunTaskReply m;
+    m.mutable_exit()->set_exit_code(code);
+    m.mutable_exit()->set_bytes_fetched(t.bytes_fetched);
+    m.mutable_exit()->set_error(error);
+    m.mutable_exit()->set_start_unix_ms(t.start_unix_ms);
+    w->Push(std::move(m));
+    w->Close(grpc::Status::OK);
+    EndLease(t, code == 0 ? v1::TASK_STATE_FINISHED : v1::TASK_STATE_FAILED, code, error);
+    RunPending();
+  }
+
+  // Fetch thread: copies object `a` from its holder into the local store. Returns its size.
+  StatusOr<uint64_t> FetchFromPeer(const v1::ObjectRef& a) {
+    if (a.address().empty()) {
+      return Status(StatusCode::kNotFound, "object " + a.object_id() + ": no holder address");
+    }
+    auto stub = v1::NodeService::NewStub(
+        grpc::CreateChannel(a.address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    AttachToken(&ctx, options_.token);
+    // Generous: at least 30 s, plus 1 s per 20 MB.
+    ctx.set_deadline(std::chrono::system_clock::now() + milliseconds(30000) +
+                     milliseconds(a.bytes() / 20000));
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopping_) return Status(StatusCode::kCancelled, "node stopping");
+      fetch_ctx_ = &ctx;
+    }
+    v1::FetchObjectRequest req;
+    req.set_object_id(a.object_id());
+    auto reader = stub->FetchObject(&ctx, req);
+    const std::filesystem::path dest = store_->PathOf(a.object_id());
+    const std::string part = dest.string() + ".part";
+    uint64_t n = 0;
+    {
+      std::ofstream out(part, std::ios::binary | std::ios::trunc);
+      v1::ObjectChunk c;
+      while (reader->Read(&c)) {
+        out.write(c.data().data(), static_cast<std::streamsize>(c.data().size()));
+        n += c.data().size();
+      }
+    }
+    grpc::Status s = reader->Finish();
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      fetch_ctx_ = nullptr;
+    }
+    std::error_code ec;
+    if (!s.ok()) {
+      std::filesystem::remove(part, ec);
+      return FromGrpc(s).WithContext("fetch " + a.object_id() + " from " + a.node_id());
+    }
+    std::filesystem::rename(part, dest, ec);
+    if (ec) return Status(StatusCode::kUnavailable, "cannot store " + a.object_id());
+    return n;
+  }
+
+  // Serve loop: streams object `id` in 1 MiB chunks.
+  void ServeObject(const std::string& id, const std::shared_ptr<StreamWriter<v1::ObjectChunk>>& w) {
+    auto size = store_->Size(id);
+    std::ifstream in(store_->PathOf(id), std::ios::binary);
+    if (!size.ok() || !in) {
+      w->Close(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                            "object " + id + " is not in the store of " + node_id_));
+      return;
+    }
+    std::string buf(1 << 20, '\0');
+    bool first = true;
+    while (in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      const auto got = in.gcount();
+      if (got <= 0 && !first) break;
+      v1::ObjectChunk c;
+      c.set_data(buf.data(), static_cast<size_t>(std::max<std::streamsize>(got, 0)));
+      if (first) c.set_total_bytes(*size);
+      first = false;
+      w->Push(std::move(c));
+      if (w->done()) return;
+    }
+    w->Close(grpc::Status::OK);
+  }
+
   void KillTask(const TaskId& task) {
     auto it = tasks_.find(task);
     if (it != tasks_.end() && it->second.record.state() == v1::TASK_STATE_RUNNING) {
@@ -679,6 +949,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   std::condition_variable cv_;
   bool stopping_ = false;
   grpc::ClientContext* watch_ctx_ = nullptr;
+  grpc::ClientContext* fetch_ctx_ = nullptr;
   std::thread heartbeat_thread_;
   std::thread watch_thread_;
 
@@ -691,11 +962,19 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   std::map<TaskId, Task> tasks_;
   std::map<TaskId, Waiting> waiting_;
 
+  // Thread-safe; used by all three loops. Destroyed last (removes the store's directory).
+  std::unique_ptr<ObjectStore> store_;
+  // Owned by loop_; the supervisor's worker callbacks call into it, so it outlives supervisor_.
+  std::unique_ptr<WorkerPool> pool_;
+
   // Declared last: destroyed first. The supervisor's callbacks post to loop_, and the server's
   // handlers post to loop_; loop_ is stopped in Stop() before either goes.
   EventLoop loop_;
   ProcessSupervisor supervisor_;
   std::unique_ptr<grpc::Server> server_;
+  // Blocking object I/O (they post to loop_; stopped before it in Stop()).
+  EventLoop serve_loop_;
+  EventLoop fetch_loop_;
 };
 
 NodeDaemon::NodeDaemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -21,7 +21,10 @@
 // no state): the heartbeat thread (each period it snapshots the state on the loop, then sends the
 // Heartbeat) and the watch thread (reads the WatchClusterView stream and posts each view to the
 // loop). The ProcessSupervisor thread reads children's pipes; output goes straight to the RunTask
-// stream (a thread-safe StreamWriter) and exits are posted to the loop.
+// stream (a thread-safe StreamWriter) and exits are posted to the loop. Two more loops do the
+// blocking object I/O, so the state loop never waits on disk or network: `serve_loop_` reads
+// objects for FetchObject and writes PutObject objects, `fetch_loop_` fetches task arguments
+// from other nodes (one at a time) and posts the outcome back.
 //
 // Thread safety: Start/Stop from one controlling thread; StopRequested is thread-safe.
 #pragma once
@@ -52,6 +55,11 @@ struct NodeOptions {
   uint64_t seed = 0;  // the lease manager's Rng
   std::chrono::milliseconds register_timeout{10000};
   std::chrono::milliseconds unused_lease_timeout{30000};
+  // The node-local object store's directory; empty: a private temp dir. Removed on Stop.
+  std::string object_dir;
+  // The binary whose `__worker` entry point runs pooled workers; empty: this process's binary.
+  std::string worker_exe;
+  size_t max_idle_workers = 16;  // idle pooled workers kept per runtime env
 };
 
 class NodeDaemon {

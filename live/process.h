@@ -33,6 +33,9 @@ struct ProcessSpec {
   // Added to (or replacing in) the daemon's environment.
   std::vector<std::pair<std::string, std::string>> env;
   std::string cwd;  // empty: inherit
+  // >= 0: the child's stdin (dup'ed; the caller keeps and closes its copy), else /dev/null.
+  // Used by the worker pool to send commands to long-lived workers.
+  int stdin_fd = -1;
 };
 
 struct ProcessCallbacks {

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -426,6 +427,279 @@ TEST(LiveTest, BadInputAndNoClusterExitTwo) {
     EXPECT_LT(Clock::now() - t0, std::chrono::seconds(8));
   }
   EXPECT_TRUE(c.Pids().empty()) << "bad input starts nothing";
+}
+
+// ---- built-in workloads, worker pool, object store, `live run` ------------------------------
+
+// A lease on the node at `address` (by node affinity) for `id`.
+StatusOr<AcquiredLease> LeaseOn(LiveCluster& c, const std::string& node, const std::string& id) {
+  auto req = CpuLease(id, 1);
+  req.mutable_strategy()->set_type(v1::SchedulingStrategy::NODE_AFFINITY);
+  req.mutable_strategy()->set_node_id(node);
+  return AcquireLease(c.NodeAddress(node), c.Token(), req);
+}
+
+struct WorkloadRun {
+  int pid = 0;
+  StatusOr<v1::TaskExit> exit = Status(StatusCode::kUnknown, "not run");
+};
+
+WorkloadRun RunWorkload(LiveCluster& c, const AcquiredLease& lease, const std::string& id,
+                        v1::Workload::Kind kind, int64_t ms, uint64_t bytes = 0,
+                        const std::string& output = "",
+                        const std::vector<v1::ObjectRef>& args = {}) {
+  v1::RunTaskRequest run;
+  run.set_task_id(id);
+  run.mutable_workload()->set_kind(kind);
+  run.mutable_workload()->set_duration_ms(ms);
+  run.mutable_workload()->set_bytes(bytes);
+  if (!output.empty()) run.set_output_object_id(output);
+  for (const auto& a : args) *run.add_args() = a;
+  WorkloadRun r;
+  r.exit = NodeClient(lease.address, c.Token())
+               .RunTask(
+                   run,
+                   [&](const v1::RunTaskReply& m) {
+                     if (m.has_started_pid()) r.pid = m.started_pid();
+                   },
+                   milliseconds(20000));
+  return r;
+}
+
+// Every built-in workload runs without a shell on a pooled worker; a worker serves one task after
+// another (same pid), and a PRODUCE task leaves its object in the node's store.
+TEST(LiveWorkloadTest, BuiltinWorkloadsRunOnReusedWorkers) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "2"}).exit_code, 0);
+  struct Case {
+    v1::Workload::Kind kind;
+    int64_t ms;
+    uint64_t bytes;
+    std::string output;
+  };
+  const std::vector<Case> cases = {{v1::Workload::SLEEP, 200, 0, ""},
+                                   {v1::Workload::CPU, 100, 0, ""},
+                                   {v1::Workload::MEMORY, 100, 16 << 20, ""},
+                                   {v1::Workload::PRODUCE, 50, 3000000, "obj-1"}};
+  std::vector<int> pids;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const std::string id = "w" + std::to_string(i);
+    auto lease = LeaseOn(c, "a", id);
+    ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+    const auto t0 = Clock::now();
+    auto r = RunWorkload(c, *lease, id, cases[i].kind, cases[i].ms, cases[i].bytes,
+                         cases[i].output);
+    ASSERT_TRUE(r.exit.ok()) << r.exit.status().ToString();
+    EXPECT_EQ(r.exit->exit_code(), 0) << i << ": " << r.exit->error();
+    EXPECT_GE(Clock::now() - t0, milliseconds(cases[i].ms)) << "ran for its duration";
+    EXPECT_GT(r.pid, 0);
+    pids.push_back(r.pid);
+  }
+  // One worker served them all, one after the other.
+  for (int pid : pids) EXPECT_EQ(pid, pids[0]);
+  EXPECT_TRUE(IsProcessAlive(pids[0])) << "the worker lives on between tasks";
+  auto obj = NodeClient(c.NodeAddress("a"), c.Token()).FetchObject("obj-1");
+  ASSERT_TRUE(obj.ok()) << obj.status().ToString();
+  EXPECT_EQ(obj->size(), 3000000u);
+  EXPECT_EQ(NodeClient(c.NodeAddress("a"), c.Token()).FetchObject("nope").status().code(),
+            StatusCode::kNotFound);
+  // The leases came back; the head recorded the tasks.
+  EXPECT_TRUE(Eventually([&] { return c.Node("a")["available"]["CPU"] == 2.0; }));
+  // Shell tasks still run as their own processes.
+  auto sh = c.Orrery({"task", "run", "--temp-dir", c.root(), "--", "sh", "-c", "echo $$"});
+  EXPECT_EQ(sh.exit_code, 0) << sh.err;
+  EXPECT_NE(sh.out, std::to_string(pids[0]) + "\n");
+  // Stopping the cluster ends the worker too.
+  c.Orrery({"stop", "--temp-dir", c.root()});
+  EXPECT_TRUE(Eventually([&] { return !IsProcessAlive(pids[0]); }));
+}
+
+// A task whose argument lives on another node fetches it (streamed chunks) before it starts;
+// afterwards the object is in its own node's store too. A missing argument fails the task.
+TEST(LiveWorkloadTest, ArgumentsAreFetchedFromTheNodeThatHoldsThem) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "2"}).exit_code, 0);
+  ASSERT_EQ(c.AddNode("b", {"--num-cpus", "2"}).exit_code, 0);
+  ASSERT_TRUE(c.NodeKnows("a", 2));
+  auto pa = LeaseOn(c, "a", "producer");
+  ASSERT_TRUE(pa.ok()) << pa.status().ToString();
+  const uint64_t size = 5 * 1024 * 1024 + 17;  // several chunks, not a multiple of one
+  auto produced = RunWorkload(c, *pa, "producer", v1::Workload::PRODUCE, 10, size, "obj-big");
+  ASSERT_TRUE(produced.exit.ok() && produced.exit->exit_code() == 0);
+  // Also an object put there directly (objects that exist when a scenario starts).
+  ASSERT_TRUE(NodeClient(c.NodeAddress("a"), c.Token()).PutObject("obj-init", 1000).ok());
+
+  auto cb = LeaseOn(c, "b", "consumer");
+  ASSERT_TRUE(cb.ok()) << cb.status().ToString();
+  std::vector<v1::ObjectRef> args(2);
+  args[0].set_object_id("obj-big");
+  args[0].set_bytes(size);
+  args[0].set_node_id("a");
+  args[0].set_address(c.NodeAddress("a"));
+  args[1] = args[0];
+  args[1].set_object_id("obj-init");
+  args[1].set_bytes(1000);
+  auto consumed = RunWorkload(c, *cb, "consumer", v1::Workload::SLEEP, 10, 0, "", args);
+  ASSERT_TRUE(consumed.exit.ok()) << consumed.exit.status().ToString();
+  EXPECT_EQ(consumed.exit->exit_code(), 0) << consumed.exit->error();
+  EXPECT_EQ(consumed.exit->bytes_fetched(), size + 1000);
+  auto copy = NodeClient(c.NodeAddress("b"), c.Token()).FetchObject("obj-big");
+  ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+  EXPECT_EQ(copy->size(), size);
+
+  auto cb2 = LeaseOn(c, "b", "orphan");
+  ASSERT_TRUE(cb2.ok());
+  args.resize(1);
+  args[0].set_object_id("obj-missing");
+  auto failed = RunWorkload(c, *cb2, "orphan", v1::Workload::SLEEP, 10, 0, "", args);
+  ASSERT_TRUE(failed.exit.ok()) << failed.exit.status().ToString();
+  EXPECT_NE(failed.exit->exit_code(), 0);
+  EXPECT_NE(failed.exit->error().find("obj-missing"), std::string::npos) << failed.exit->error();
+  EXPECT_TRUE(Eventually([&] { return c.Node("b")["available"]["CPU"] == 2.0; }));
+}
+
+fs::path SourceDir() { return fs::path(__FILE__).parent_path().parent_path().parent_path(); }
+
+// pids of `orrery __worker` processes on this machine.
+std::vector<pid_t> WorkerPids() {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmd = ReadAll(e.path() / "cmdline");
+    if (cmd.find(std::string("__worker")) != std::string::npos &&
+        cmd.find(ORRERY_BINARY) != std::string::npos && IsProcessAlive(std::stoi(name))) {
+      out.push_back(std::stoi(name));
+    }
+  }
+  return out;
+}
+
+std::map<std::string, std::string> NodeByTask(const std::string& csv) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(csv);
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::stringstream ls(line);
+    std::string cell;
+    while (std::getline(ls, cell, ',')) f.push_back(cell);
+    if (f.size() >= 8) out[f[0]] = f[7];
+  }
+  return out;
+}
+
+// `live run --local` starts the scenario's cluster in-process, replays it, writes the three result
+// files with backend "live", and leaves no daemon or worker behind.
+TEST(LiveRunTest, LocalRunWritesResultFiles) {
+  LiveCluster c;
+  const fs::path dir = fs::path(c.root()).parent_path();
+  const fs::path scenario = dir / "tiny.yaml";
+  std::ofstream(scenario) << R"(name: tiny-live
+cluster:
+  nodes:
+    - {id: n0, resources: {CPU: 2}}
+    - {id: n1, resources: {CPU: 2}}
+workload:
+  tasks:
+    - {name: make, count: 2, arrival: {process: uniform, interval: 200ms}, duration: 300ms,
+       output: 1MB, strategy: {type: NODE_AFFINITY, node: n1}}
+    - {name: use, count: 2, start: 100ms, arrival: {process: uniform, interval: 200ms},
+       duration: 100ms, args: [{from: make, count: 2, pick: same_index}, {node: n0, bytes: 3MB}]}
+    - {name: wide, count: 1, start: 200ms, duration: 100ms, resources: {CPU: 3}}
+)";
+  const auto before = WorkerPids();
+  const auto t0 = Clock::now();
+  auto r = c.Orrery({"live", "run", scenario.string(), "--local", "--out", (dir / "out").string(),
+                     "--temp-dir", c.root()},
+                    milliseconds(60000));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(30));
+  json summary = json::parse(ReadAll(dir / "out" / "summary.json"), nullptr, false);
+  ASSERT_TRUE(summary.is_object()) << ReadAll(dir / "out" / "summary.json");
+  EXPECT_EQ(summary["backend"], "live");
+  EXPECT_EQ(summary["scenario"], "tiny-live");
+  EXPECT_EQ(summary["tasks"]["total"], 5);
+  EXPECT_EQ(summary["tasks"]["finished"], 4);
+  EXPECT_EQ(summary["tasks"]["infeasible"], 1) << "CPU 3 fits no node";
+  EXPECT_GT(summary["makespan_s"].get<double>(), 0.3);
+  // Each `use` runs where most of its argument bytes are (n0's 3 MB beats n1's outputs of
+  // `make`) and fetches those from n1: the first use reads make 0 (the only producer submitted
+  // before it), the second make 0 and make 1, but make 0 is already in n0's store by then (a
+  // fetched copy stays; the simulator moves it again).
+  EXPECT_EQ(summary["bytes_transferred"], 2 * 1000000);
+  const std::string tasks = ReadAll(dir / "out" / "tasks.csv");
+  EXPECT_EQ(tasks.rfind("task_id,name,job_id,kind,submit_s,start_s,end_s,node_id,state,attempt,"
+                        "spillbacks,wait_reason\n",
+                        0),
+            0u)
+      << tasks;
+  auto nodes = NodeByTask(tasks);
+  ASSERT_EQ(nodes.size(), 5u) << tasks;
+  EXPECT_EQ(ReadAll(dir / "out" / "timeseries.csv").rfind("t_s,metric,labels,value\n", 0), 0u);
+  // Nothing left running: no new worker process, no daemon (they lived in the run's process).
+  EXPECT_TRUE(Eventually([&] { return WorkerPids().size() <= before.size(); }))
+      << WorkerPids().size() << " workers";
+}
+
+// Parity: the same scenario placed by the simulator and by the live cluster puts every task on
+// the same node (scenarios/parity-tiny.yaml is designed free of timing races).
+TEST(LiveRunTest, ParityTinyPlacesLikeTheSimulator) {
+  LiveCluster c;
+  const fs::path dir = fs::path(c.root()).parent_path();
+  const std::string scenario = (SourceDir() / "scenarios" / "parity-tiny.yaml").string();
+  auto sim = c.Orrery({"sim", "run", scenario, "--out", (dir / "sim").string(), "--no-progress"});
+  ASSERT_EQ(sim.exit_code, 0) << sim.err;
+  auto live = c.Orrery({"live", "run", scenario, "--local", "--out", (dir / "live").string(),
+                        "--temp-dir", c.root()},
+                       milliseconds(90000));
+  ASSERT_EQ(live.exit_code, 0) << live.out << live.err;
+  const auto sim_nodes = NodeByTask(ReadAll(dir / "sim" / "tasks.csv"));
+  const auto live_nodes = NodeByTask(ReadAll(dir / "live" / "tasks.csv"));
+  ASSERT_EQ(sim_nodes.size(), 20u);
+  EXPECT_EQ(live_nodes, sim_nodes);
+  json summary = json::parse(ReadAll(dir / "live" / "summary.json"), nullptr, false);
+  EXPECT_EQ(summary["backend"], "live");
+  EXPECT_EQ(summary["tasks"]["finished"], 20);
+}
+
+// Bad input for `live run` exits 2 and names the problem; nothing is started.
+TEST(LiveRunTest, BadInputExitsTwo) {
+  LiveCluster c;
+  const fs::path dir = fs::path(c.root()).parent_path();
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name) << text;
+    return (dir / name).string();
+  };
+  const std::string base =
+      "cluster:\n  nodes:\n    - {id: n0, resources: {CPU: 2}}\n"
+      "workload:\n  tasks:\n    - {name: t, count: 1, duration: 1s}\n";
+  const std::string pg = write("pg.yaml", "name: pg\n" + base +
+                                              "  placement_groups:\n    - {name: g, bundles: "
+                                              "[{CPU: 1}]}\n");
+  const std::string failures =
+      write("fail.yaml", "name: fail\n" + base + "failures:\n  - {at: 1s, node: n0}\n");
+  const std::string ok = write("ok.yaml", "name: ok\n" + base);
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"live", "run", (dir / "missing.yaml").string(), "--local"}, "missing.yaml"},
+      {{"live", "run", pg, "--local"}, "workload.placement_groups"},
+      {{"live", "run", failures, "--local"}, "failures"},
+      {{"live", "run", ok}, "exactly one of --address"},
+      {{"live", "run", ok, "--local", "--workload", "gpu"}, "--workload"},
+      {{"live", "run", ok, "--local", "--set", "cluster.bogus=1"}, "bogus"},
+      {{"live", "walk"}, "unknown subcommand"},
+  };
+  for (const auto& k : cases) {
+    auto r = c.Orrery(k.args);
+    EXPECT_EQ(r.exit_code, 2) << k.args[2] << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find(k.message), std::string::npos) << r.err;
+  }
 }
 
 }  // namespace

@@ -1,0 +1,491 @@
+#include "live/live_run.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <ostream>
+#include <thread>
+
+#include "core/scheduling/scheduler.h"
+#include "live/client.h"
+#include "live/convert.h"
+#include "live/head.h"
+#include "live/node.h"
+#include "live/session.h"
+
+namespace orrery::live {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr size_t kMaxTasks = 5000;  // one driver thread per task: tiny and medium scenarios
+
+Status Unsupported(const sim::Scenario& s, const std::string& field, const std::string& what) {
+  return InvalidArgument(s.path + ": " + field + ": live run does not support " + what +
+                         " yet (orrery sim run does)");
+}
+
+std::string ObjectIdOfTask(const std::string& run, size_t task) {
+  return run + "-obj-t" + std::to_string(task);
+}
+std::string ObjectIdOfInitial(const std::string& run, size_t arg) {
+  return run + "-obj-a" + std::to_string(arg);
+}
+
+}  // namespace
+
+Status CheckLiveSupport(const sim::Scenario& s) {
+  if (!s.placement_groups.empty()) {
+    return Unsupported(s, "workload.placement_groups", "placement groups");
+  }
+  if (!s.failures.empty()) return Unsupported(s, "failures", "node failures");
+  if (s.autoscaler.enabled) {
+    return Unsupported(s, "cluster.node_types.max_workers", "the autoscaler (managed node types)");
+  }
+  for (const auto& n : s.nodes) {
+    if (n.standby) return Unsupported(s, "cluster.node_types", "standby (autoscaled) nodes");
+  }
+  if (!s.runtime_envs.empty()) return Unsupported(s, "runtime_envs", "runtime environments");
+  for (const auto& t : s.tasks) {
+    if (t.kind == sim::WorkKind::kActor) return Unsupported(s, "workload.actors", "actors");
+    if (t.env >= 0) return Unsupported(s, "workload.tasks.runtime_env", "runtime environments");
+    if (t.placement_group >= 0) {
+      return Unsupported(s, "workload.tasks.placement_group", "placement groups");
+    }
+  }
+  if (s.tasks.size() > kMaxTasks) {
+    return InvalidArgument(s.path + ": workload: live run replays at most " +
+                           std::to_string(kMaxTasks) + " tasks, this scenario has " +
+                           std::to_string(s.tasks.size()) + " (scale it down with --set)");
+  }
+  return Status::Ok();
+}
+
+// ---- LocalCluster --------------------------------------------------------------------------
+
+StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const sim::Scenario& scenario,
+                                                            const fs::path& dir) {
+  std::unique_ptr<LocalCluster> c(new LocalCluster());
+  c->dir_ = dir;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status(StatusCode::kUnavailable, "cannot create " + dir.string());
+  auto token = GenerateToken();
+  if (!token.ok()) return token.status();
+  c->token_ = *token;
+  const auto period = std::chrono::milliseconds(
+      std::max<int64_t>(1, static_cast<int64_t>(scenario.scheduler.report_period_s * 1000 + 0.5)));
+  HeadOptions ho;
+  ho.port = 0;
+  ho.token = c->token_;
+  ho.report_period = period;
+  ho.heartbeat_timeout = std::max(std::chrono::milliseconds(500), 5 * period);
+  auto head = HeadDaemon::Start(ho);
+  if (!head.ok()) return head.status().WithContext("starting the head");
+  c->head_ = std::move(*head);
+  c->address_ = "127.0.0.1:" + std::to_string(c->head_->port());
+  for (size_t i = 0; i < scenario.nodes.size(); ++i) {
+    const auto& spec = scenario.nodes[i];
+    NodeOptions no;
+    no.head_address = c->address_;
+    no.token = c->token_;
+    no.node_id = spec.id;
+    no.total = spec.total;
+    no.labels = spec.labels;
+    no.is_head_node = static_cast<int>(i) == scenario.driver_node;
+    no.scheduler = scenario.scheduler.options;
+    no.seed = scenario.seed + i;
+    no.object_dir = (dir / ("objects-" + spec.id)).string();
+    auto node = NodeDaemon::Start(no);
+    if (!node.ok()) return node.status().WithContext("starting node " + spec.id);
+    c->nodes_.push_back(std::move(*node));
+  }
+  return c;
+}
+
+LocalCluster::~LocalCluster() {
+  for (auto& n : nodes_) n->Stop();
+  nodes_.clear();
+  if (head_) head_->Stop();
+  head_.reset();
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+}
+
+// ---- the run -------------------------------------------------------------------------------
+
+namespace {
+
+class Runner {
+ public:
+  Runner(const sim::Scenario& s, std::string address, std::string token, LiveRunOptions o)
+      : s_(s), head_address_(std::move(address)), token_(std::move(token)), o_(std::move(o)) {}
+
+  StatusOr<results::RunRecord> Run() {
+    // Task ids are unique per run, so runs on one long-lived cluster never collide.
+    auto token = GenerateToken();
+    run_id_ = "run" + (token.ok() ? token->substr(0, 8) : std::string("0"));
+    ORRERY_RETURN_IF_ERROR(Discover());
+    ORRERY_RETURN_IF_ERROR(CreateInitialObjects());
+    const size_t n = s_.tasks.size();
+    rows_.resize(n);
+    final_.assign(n, 0);
+    ok_.assign(n, 0);
+    ran_on_.assign(n, "");
+    t0_ = Clock::now();
+    std::thread sampler([this] { SampleLoop(); });
+    std::vector<std::thread> threads;
+    threads.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      std::this_thread::sleep_until(t0_ + std::chrono::duration_cast<Clock::duration>(
+                                              std::chrono::duration<double>(s_.tasks[i].submit_s)));
+      threads.emplace_back([this, i] { RunTask(i); });
+    }
+    for (auto& t : threads) t.join();
+    const double end = Now();
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    sampler.join();
+    Sample();  // the final state
+    return Finish(end);
+  }
+
+ private:
+  double Now() const { return std::chrono::duration<double>(Clock::now() - t0_).count(); }
+
+  // The cluster must hold every scenario node (alive, same id); each must see all the others.
+  Status Discover() {
+    HeadClient head(head_address_, token_);
+    auto nodes = head.ListNodes();
+    if (!nodes.ok()) return nodes.status().WithContext("listing the cluster's nodes");
+    for (const auto& info : nodes->nodes()) {
+      if (info.state() == v1::NODE_STATE_ALIVE) address_of_[info.node_id()] = info.address();
+    }
+    for (const auto& spec : s_.nodes) {
+      if (!address_of_.count(spec.id)) {
+        return Status(StatusCode::kFailedPrecondition,
+                      "the cluster at " + head_address_ + " has no alive node '" + spec.id +
+                          "' (live run needs one node per scenario node, with the same id)");
+      }
+    }
+    const int want = static_cast<int>(address_of_.size());
+    const auto deadline = Clock::now() + o_.view_timeout;
+    for (const auto& spec : s_.nodes) {
+      NodeClient c(address_of_[spec.id], token_, std::chrono::milliseconds(1000));
+      while (true) {
+        auto r = c.Ready();
+        if (r.ok() && r->known_nodes() >= want) break;
+        if (Clock::now() > deadline) {
+          return Status(StatusCode::kDeadlineExceeded, "node " + spec.id +
+                                                           " did not learn of all " +
+                                                           std::to_string(want) + " nodes in time");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    // One more report period so every node's view carries fresh availability.
+    std::this_thread::sleep_for(std::chrono::duration<double>(2 * s_.scheduler.report_period_s));
+    return Status::Ok();
+  }
+
+  Status CreateInitialObjects() {
+    for (size_t k = 0; k < s_.args.size(); ++k) {
+      const auto& a = s_.args[k];
+      if (a.producer >= 0 || a.node < 0) continue;
+      const std::string& node = s_.nodes[a.node].id;
+      Status st =
+          NodeClient(address_of_[node], token_).PutObject(ObjectIdOfInitial(run_id_, k), a.bytes);
+      if (!st.ok()) return st.WithContext("creating an initial object on " + node);
+    }
+    return Status::Ok();
+  }
+
+  const std::string& DriverNode() const { return s_.nodes[s_.driver_node].id; }
+
+  void MarkFinal(size_t i, bool ok, const std::string& node) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      final_[i] = 1;
+      ok_[i] = ok ? 1 : 0;
+      ran_on_[i] = node;
+      ++num_final_;
+    }
+    cv_.notify_all();
+    if (o_.progress) {
+      std::lock_guard<std::mutex> l(progress_mu_);
+      *o_.progress << "[live run] task " << i << " (" << rows_[i].name << ") " << rows_[i].state
+                   << (node.empty() ? "" : " on " + node) << "\n";
+    }
+  }
+
+  void RunTask(size_t i) {
+    const sim::TaskSpec& ts = s_.tasks[i];
+    results::TaskAttempt& row = rows_[i];
+    row.task_id = i;
+    row.name = s_.names[ts.name];
+    row.job_id = s_.jobs[ts.job];
+    row.kind = sim::WorkKindName(ts.kind);
+    row.submit_s = Now();
+    row.state = "pending";
+    const ResourceRequest& shape = s_.shapes[ts.shape];
+    const SchedulingStrategy& strategy = s_.strategies[ts.strategy];
+
+    // Producers first (they are earlier tasks, so their threads exist).
+    bool args_ok = true;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      for (uint32_t k = 0; k < ts.args_count; ++k) {
+        const sim::ArgSpec& a = s_.args[ts.args_begin + k];
+        if (a.producer < 0) continue;
+        if (!final_[a.producer]) row.wait_reason = "waiting_for_args";
+        cv_.wait(l, [&] { return final_[a.producer] != 0; });
+        args_ok = args_ok && ok_[a.producer];
+      }
+    }
+    if (!args_ok) {
+      row.state = "canceled";
+      row.wait_reason = "waiting_for_args";
+      MarkFinal(i, false, "");
+      return;
+    }
+    // Argument locations, as the simulator's RequestFor builds them.
+    std::vector<ObjectArg> locality;
+    v1::RequestWorkerLeaseRequest req;
+    v1::RunTaskRequest run;
+    for (uint32_t k = 0; k < ts.args_count; ++k) {
+      const uint32_t idx = ts.args_begin + k;
+      const sim::ArgSpec& a = s_.args[idx];
+      std::string where, id;
+      if (a.producer >= 0) {
+        std::lock_guard<std::mutex> l(mu_);
+        where = ran_on_[a.producer];
+        id = ObjectIdOfTask(run_id_, static_cast<size_t>(a.producer));
+      } else if (a.node >= 0) {
+        where = s_.nodes[a.node].id;
+        id = ObjectIdOfInitial(run_id_, idx);
+      }
+      if (where.empty()) continue;
+      locality.push_back({a.bytes, {where}});
+      auto* loc = req.add_args();
+      loc->set_object_id(id);
+      loc->set_bytes(a.bytes);
+      loc->add_node_ids(where);
+      auto* ref = run.add_args();
+      ref->set_object_id(id);
+      ref->set_bytes(a.bytes);
+      ref->set_node_id(where);
+      ref->set_address(address_of_[where]);
+    }
+    // Where the first lease request goes (the simulator's DeciderFor).
+    std::string decider = DriverNode();
+    if (strategy.type == SchedulingStrategy::Type::kNodeAffinity) {
+      if (address_of_.count(strategy.node)) decider = strategy.node;
+    } else if (strategy.type != SchedulingStrategy::Type::kSpread && !locality.empty()) {
+      if (auto best = ChooseLocalityNode(locality); best && address_of_.count(*best)) {
+        decider = *best;
+      }
+    }
+    row.node_id = decider;
+    // A shape no node could ever hold waits for an autoscaler that live does not have yet.
+    if (strategy.type != SchedulingStrategy::Type::kNodeAffinity || strategy.soft) {
+      bool feasible = false;
+      for (const auto& n : s_.nodes) {
+        auto r = NodeResources::Create(n.total);
+        feasible = feasible || (r.ok() && r->IsFeasible(shape));
+      }
+      if (!feasible) {
+        row.state = "infeasible";
+        row.wait_reason = "infeasible";
+        MarkFinal(i, false, "");
+        return;
+      }
+    }
+    const std::string task_id = run_id_ + "-t" + std::to_string(i);
+    req.set_task_id(task_id);
+    req.set_name(row.name);
+    ToProto(shape.set(), req.mutable_resources());
+    ToProto(strategy, req.mutable_strategy());
+    AcquireOptions ao;
+    ao.on_queued = [&](v1::WaitReason r) {
+      const std::string name = WaitReasonName(FromProto(r));
+      if (!name.empty()) row.wait_reason = name;
+    };
+    auto lease = AcquireLease(address_of_[decider], token_, req, ao);
+    if (!lease.ok()) {
+      row.state = lease.status().code() == StatusCode::kCancelled ? "canceled" : "failed";
+      errors_.fetch_add(1);
+      {
+        std::lock_guard<std::mutex> l(progress_mu_);
+        if (first_error_.empty()) first_error_ = task_id + ": " + lease.status().ToString();
+      }
+      MarkFinal(i, false, "");
+      return;
+    }
+    row.node_id = lease->node_id;
+    row.spillbacks = lease->spillbacks;
+    spillbacks_.fetch_add(static_cast<uint64_t>(lease->spillbacks));
+    run.set_task_id(task_id);
+    auto* wl = run.mutable_workload();
+    wl->set_duration_ms(static_cast<int64_t>(ts.duration_s * 1000 + 0.5));
+    if (ts.output_bytes > 0) {
+      wl->set_kind(v1::Workload::PRODUCE);
+      wl->set_bytes(ts.output_bytes);
+      run.set_output_object_id(ObjectIdOfTask(run_id_, i));
+    } else {
+      wl->set_kind(o_.workload == LiveRunOptions::Workload::kCpu ? v1::Workload::CPU
+                                                                 : v1::Workload::SLEEP);
+    }
+    running_.fetch_add(1);
+    auto exit = NodeClient(lease->address, token_).RunTask(run, [&](const v1::RunTaskReply& m) {
+      if (m.has_started_pid()) row.start_s = Now();
+    });
+    running_.fetch_sub(1);
+    row.end_s = Now();
+    if (!exit.ok() || exit->exit_code() != 0) {
+      row.state = "failed";
+      std::lock_guard<std::mutex> l(progress_mu_);
+      if (first_error_.empty()) {
+        first_error_ = task_id + " on " + lease->node_id + ": " +
+                       (exit.ok() ? exit->error() : exit.status().ToString());
+      }
+      errors_.fetch_add(1);
+      MarkFinal(i, false, lease->node_id);
+      return;
+    }
+    bytes_transferred_.fetch_add(exit->bytes_fetched());
+    row.state = "finished";
+    MarkFinal(i, true, lease->node_id);
+  }
+
+  // Samples the cluster every sample period until the run is done.
+  void SampleLoop() {
+    std::unique_lock<std::mutex> l(mu_);
+    auto next = Clock::now();
+    while (!done_) {
+      l.unlock();
+      Sample();
+      l.lock();
+      next += std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(o_.sample_period_s));
+      cv_.wait_until(l, next, [this] { return done_; });
+    }
+  }
+
+  void Sample() {
+    const double t = Now();
+    HeadClient head(head_address_, token_, std::chrono::milliseconds(2000));
+    auto nodes = head.ListNodes();
+    uint64_t final_count;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      final_count = num_final_;
+    }
+    const double running = static_cast<double>(running_.load());
+    std::lock_guard<std::mutex> l(sample_mu_);
+    auto add = [&](const char* metric, std::string labels, double v) {
+      samples_.push_back({t, metric, std::move(labels), v});
+    };
+    add("orrery_tasks", "state=running", running);
+    add("orrery_tasks", "state=final", static_cast<double>(final_count));
+    add("orrery_spillbacks_total", "", static_cast<double>(spillbacks_.load()));
+    if (!nodes.ok()) return;
+    static const char* kNames[3] = {"CPU", "GPU", "memory"};
+    double used[3] = {0, 0, 0}, cap[3] = {0, 0, 0};
+    int alive = 0;
+    for (const auto& n : nodes->nodes()) {
+      if (n.state() != v1::NODE_STATE_ALIVE) continue;
+      ++alive;
+      auto total = FromProto(n.total(), "total");
+      auto avail = FromProto(n.available(), "available");
+      if (!total.ok() || !avail.ok()) continue;
+      for (int r = 0; r < 3; ++r) {
+        const double c = total->Get(kNames[r]).ToDouble();
+        cap[r] += c;
+        used[r] += c - avail->Get(kNames[r]).ToDouble();
+      }
+    }
+    for (int r = 0; r < 3; ++r) {
+      add("orrery_resources", std::string("name=") + kNames[r] + ",state=used", used[r]);
+      add("orrery_resources", std::string("name=") + kNames[r] + ",state=available",
+          cap[r] - used[r]);
+      used_sum_[r] += used[r];
+      cap_sum_[r] += cap[r];
+    }
+    add("orrery_nodes", "state=alive", alive);
+  }
+
+  results::RunRecord Finish(double end) {
+    results::RunRecord r;
+    r.scenario = s_.name;
+    r.backend = "live";
+    r.policy = s_.scheduler.options.policy;
+    r.seed = s_.seed;
+    double makespan = 0;
+    for (const auto& row : rows_) {
+      if (row.end_s >= 0) makespan = std::max(makespan, row.end_s);
+    }
+    r.attempts = rows_;
+    r.samples = samples_;
+    r.makespan_s = makespan;
+    static const char* kNames[3] = {"CPU", "GPU", "memory"};
+    for (int i = 0; i < 3; ++i) {
+      r.utilization[kNames[i]] = cap_sum_[i] > 0 ? used_sum_[i] / cap_sum_[i] : 0.0;
+    }
+    r.node_seconds = static_cast<double>(s_.nodes.size()) * end;
+    r.spillbacks = spillbacks_.load();
+    r.bytes_transferred = bytes_transferred_.load();
+    r.nodes.initial = s_.nodes.size();
+    r.nodes.peak = s_.nodes.size();
+    r.autoscaler.peak_nodes = s_.nodes.size();
+    r.wall_s = end;
+    return r;
+  }
+
+ public:
+  std::string first_error() const { return first_error_; }
+
+ private:
+  const sim::Scenario& s_;
+  const std::string head_address_;
+  const std::string token_;
+  const LiveRunOptions o_;
+  std::map<std::string, std::string> address_of_;  // node id -> NodeService address
+  std::string run_id_;
+  Clock::time_point t0_;
+
+  // Per task; rows_[i] is written only by task i's thread until it joins.
+  std::vector<results::TaskAttempt> rows_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<char> final_, ok_;     // guarded by mu_
+  std::vector<std::string> ran_on_;  // guarded by mu_
+  uint64_t num_final_ = 0;           // guarded by mu_
+  bool done_ = false;                // guarded by mu_
+
+  std::atomic<uint64_t> spillbacks_{0}, bytes_transferred_{0}, errors_{0};
+  std::atomic<int64_t> running_{0};
+  std::mutex progress_mu_;
+  std::string first_error_;  // guarded by progress_mu_
+
+  std::mutex sample_mu_;
+  std::vector<results::Sample> samples_;
+  double used_sum_[3] = {0, 0, 0}, cap_sum_[3] = {0, 0, 0};
+};
+
+}  // namespace
+
+StatusOr<results::RunRecord> RunScenario(const sim::Scenario& scenario, const std::string& address,
+                                         const std::string& token, const LiveRunOptions& options) {
+  ORRERY_RETURN_IF_ERROR(CheckLiveSupport(scenario));
+  Runner runner(scenario, address, token, options);
+  return runner.Run();
+}
+
+}  // namespace orrery::live
