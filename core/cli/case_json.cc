@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <initializer_list>
 #include <map>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <utility>
@@ -198,9 +199,16 @@ struct NodesRead {
   std::map<NodeId, JsonPath> declared_at;
 };
 
-StatusOr<Node> ReadNode(const Reader& r, const json& v, const JsonPath& p) {
-  ORRERY_RETURN_IF_ERROR(
-      r.Object(v, p, {"id", "total", "available", "devices", "labels", "state"}));
+// `autoscale`: the node may also carry the autoscale fields (read by ReadAutoscaleCase).
+StatusOr<Node> ReadNode(const Reader& r, const json& v, const JsonPath& p, bool autoscale) {
+  if (autoscale) {
+    ORRERY_RETURN_IF_ERROR(r.Object(v, p,
+                                    {"id", "total", "available", "devices", "labels", "state",
+                                     "type", "status", "idle_s", "launch_time_s"}));
+  } else {
+    ORRERY_RETURN_IF_ERROR(
+        r.Object(v, p, {"id", "total", "available", "devices", "labels", "state"}));
+  }
   const UnitInstanceNames units;
   Node node;
   CASE_ASSIGN_OR_RETURN(const json* id, r.Required(v, p, "id"));
@@ -298,7 +306,7 @@ StatusOr<Node> ReadNode(const Reader& r, const json& v, const JsonPath& p) {
   return node;
 }
 
-StatusOr<NodesRead> ReadNodes(const Reader& r, const json& root) {
+StatusOr<NodesRead> ReadNodes(const Reader& r, const json& root, bool autoscale = false) {
   NodesRead out;
   CASE_ASSIGN_OR_RETURN(const json* nodes, r.Required(root, JsonPath(), "nodes"));
   const JsonPath np = JsonPath().Key("nodes");
@@ -306,7 +314,7 @@ StatusOr<NodesRead> ReadNodes(const Reader& r, const json& root) {
     return r.Fail(np, "expected an array of nodes, got " + DescribeJson(*nodes));
   for (size_t i = 0; i < nodes->size(); ++i) {
     const JsonPath p = np.Index(i);
-    CASE_ASSIGN_OR_RETURN(Node node, ReadNode(r, (*nodes)[i], p));
+    CASE_ASSIGN_OR_RETURN(Node node, ReadNode(r, (*nodes)[i], p, autoscale));
     auto [it, inserted] = out.declared_at.emplace(node.id, p.Key("id"));
     if (!inserted) {
       return r.Fail(p.Key("id"), "duplicate node id " + Quote(node.id) + " (also " +
@@ -523,6 +531,343 @@ StatusOr<PlacementCase> ReadPlacementCase(const Reader& r, const json& root) {
   return c;
 }
 
+// ---------------------------------------------------------------------------------------------
+// kind "autoscale"
+
+// Node type names follow the node-id rules: non-empty, no white space or control characters.
+Status CheckTypeName(const Reader& r, const std::string& name, const JsonPath& p) {
+  bool ok = !name.empty() && name.size() <= kMaxNodeIdBytes;
+  for (char c : name) ok = ok && static_cast<unsigned char>(c) > 0x20 && c != 0x7f;
+  if (!ok) {
+    return r.Fail(p, "a node type name must be non-empty, without spaces or control characters");
+  }
+  return Status::Ok();
+}
+
+// An integer count in [lo, hi].
+StatusOr<int64_t> Count(const Reader& r, const json& v, const JsonPath& p, uint64_t lo,
+                        uint64_t hi) {
+  CASE_ASSIGN_OR_RETURN(uint64_t n, r.Unsigned(v, p));
+  if (n < lo || n > hi) {
+    return r.Fail(p, "expected an integer between " + std::to_string(lo) + " and " +
+                         std::to_string(hi) + ", got " + DescribeJson(v));
+  }
+  return static_cast<int64_t>(n);
+}
+
+constexpr uint64_t kMaxWorkersValue = static_cast<uint64_t>(autoscaler::kUnlimitedWorkers);
+constexpr uint64_t kMaxMinWorkersValue = 1'000'000;
+constexpr uint64_t kMaxDemandCount = 1'000'000'000;
+
+// A request that asks for something: a demand or a bundle.
+StatusOr<ResourceSet> NonEmptyRequest(const Reader& r, const json& v, const JsonPath& p,
+                                      const char* what) {
+  CASE_ASSIGN_OR_RETURN(ResourceRequest req, r.Request(v, p));
+  if (req.IsEmpty()) {
+    return r.Fail(p, std::string("a ") + what + " must request at least one resource");
+  }
+  return req.set();
+}
+
+StatusOr<autoscaler::NodeTypeConfig> ReadNodeType(const Reader& r, const json& v,
+                                                  const JsonPath& p) {
+  ORRERY_RETURN_IF_ERROR(r.Object(v, p, {"resources", "min_workers", "max_workers", "labels"}));
+  const UnitInstanceNames units;
+  autoscaler::NodeTypeConfig t;
+  CASE_ASSIGN_OR_RETURN(const json* res, r.Required(v, p, "resources"));
+  const JsonPath rp = p.Key("resources");
+  CASE_ASSIGN_OR_RETURN(auto quantities, r.Resources(*res, rp));
+  for (const auto& [name, q] : quantities) {
+    if (units.Contains(name) && !q.IsWhole()) {
+      return r.Fail(rp.Key(name), name +
+                                      " is counted per device: the total must be a whole "
+                                      "number, got " +
+                                      q.ToString());
+    }
+  }
+  t.resources = ResourceSet::FromMap(quantities);
+  if (const json* m = Reader::Optional(v, "min_workers")) {
+    CASE_ASSIGN_OR_RETURN(t.min_workers,
+                          Count(r, *m, p.Key("min_workers"), 0, kMaxMinWorkersValue));
+  }
+  if (const json* m = Reader::Optional(v, "max_workers")) {
+    CASE_ASSIGN_OR_RETURN(t.max_workers, Count(r, *m, p.Key("max_workers"), 0, kMaxWorkersValue));
+  }
+  if (t.max_workers < t.min_workers) {
+    return r.Fail(p.Key("max_workers"), "max_workers " + std::to_string(t.max_workers) +
+                                            " is below min_workers " +
+                                            std::to_string(t.min_workers));
+  }
+  if (const json* l = Reader::Optional(v, "labels")) {
+    const JsonPath lp = p.Key("labels");
+    if (!l->is_object()) {
+      return r.Fail(lp, "expected an object of strings, got " + DescribeJson(*l));
+    }
+    for (const auto& [key, value] : l->items()) {
+      if (key.empty()) return r.Fail(lp.Key(key), "a label key must not be empty");
+      CASE_ASSIGN_OR_RETURN(t.labels[key], r.String(value, lp.Key(key)));
+    }
+  }
+  return t;
+}
+
+// The autoscale fields of nodes[i]; the node itself was read by ReadNodes.
+StatusOr<autoscaler::SnapshotNode> ReadSnapshotNode(const Reader& r, const json& v,
+                                                    const JsonPath& p, const Node& node,
+                                                    const autoscaler::AutoscalerConfig& config,
+                                                    double now_s) {
+  using autoscaler::ProviderNodeState;
+  autoscaler::SnapshotNode s;
+  s.id = node.id;
+  s.total = node.resources.total();
+  s.available = node.resources.available();
+  if (const json* t = Reader::Optional(v, "type")) {
+    const JsonPath tp = p.Key("type");
+    CASE_ASSIGN_OR_RETURN(s.type, r.String(*t, tp));
+    if (config.node_types.count(s.type) == 0) {
+      return r.Fail(tp, Quote(s.type) + " is not a node type in node_types");
+    }
+  }
+  if (const json* st = Reader::Optional(v, "status")) {
+    CASE_ASSIGN_OR_RETURN(auto status,
+                          r.Enum(*st, p.Key("status"), {"pending", "running", "terminating"}));
+    s.state = status == "pending"   ? ProviderNodeState::kPending
+              : status == "running" ? ProviderNodeState::kRunning
+                                    : ProviderNodeState::kTerminating;
+  }
+  if (const json* idle = Reader::Optional(v, "idle_s")) {
+    const JsonPath ip = p.Key("idle_s");
+    if (s.state != ProviderNodeState::kRunning) {
+      return r.Fail(ip, "only a running node can be idle");
+    }
+    CASE_ASSIGN_OR_RETURN(double idle_s, r.Number(*idle, ip, 0, 1e12));
+    s.idle_since_s = now_s - idle_s;
+  }
+  if (const json* lt = Reader::Optional(v, "launch_time_s")) {
+    CASE_ASSIGN_OR_RETURN(s.launch_time_s, r.Number(*lt, p.Key("launch_time_s"), 0, 1e12));
+  }
+  if (node.state == NodeState::kDraining) s.state = ProviderNodeState::kTerminating;
+  return s;
+}
+
+StatusOr<AutoscaleCase> ReadAutoscaleCase(const Reader& r, const json& root) {
+  const JsonPath top;
+  ORRERY_RETURN_IF_ERROR(r.Object(root, top,
+                                  {"kind", "node_types", "max_workers", "upscaling_speed",
+                                   "idle_timeout_s", "now_s", "nodes", "demands", "gangs"}));
+  AutoscaleCase c;
+  autoscaler::AutoscalerConfig& cfg = c.config;
+
+  CASE_ASSIGN_OR_RETURN(const json* types, r.Required(root, top, "node_types"));
+  const JsonPath tp = top.Key("node_types");
+  if (!types->is_object() || types->empty()) {
+    return r.Fail(tp, "expected a non-empty object of node types, got " + DescribeJson(*types));
+  }
+  int64_t min_sum = 0;
+  for (const auto& [name, value] : types->items()) {
+    ORRERY_RETURN_IF_ERROR(CheckTypeName(r, name, tp.Key(name)));
+    CASE_ASSIGN_OR_RETURN(cfg.node_types[name], ReadNodeType(r, value, tp.Key(name)));
+    min_sum += cfg.node_types[name].min_workers;
+  }
+  if (const json* m = Reader::Optional(root, "max_workers")) {
+    const JsonPath mp = top.Key("max_workers");
+    CASE_ASSIGN_OR_RETURN(cfg.max_workers, Count(r, *m, mp, 0, kMaxWorkersValue));
+    if (cfg.max_workers < min_sum) {
+      return r.Fail(mp, "max_workers " + std::to_string(cfg.max_workers) +
+                            " is below the sum of the node types' min_workers (" +
+                            std::to_string(min_sum) + ")");
+    }
+  }
+  if (const json* v = Reader::Optional(root, "upscaling_speed")) {
+    CASE_ASSIGN_OR_RETURN(cfg.upscaling_speed, r.Number(*v, top.Key("upscaling_speed"), 0, 1e6));
+  }
+  if (const json* v = Reader::Optional(root, "idle_timeout_s")) {
+    CASE_ASSIGN_OR_RETURN(cfg.idle_timeout_s, r.Number(*v, top.Key("idle_timeout_s"), 0, 1e9));
+  }
+  if (const json* v = Reader::Optional(root, "now_s")) {
+    CASE_ASSIGN_OR_RETURN(c.input.now_s, r.Number(*v, top.Key("now_s"), 0, 1e12));
+  }
+
+  if (root.contains("nodes")) {
+    CASE_ASSIGN_OR_RETURN(NodesRead nodes, ReadNodes(r, root, /*autoscale=*/true));
+    const json& list = root.at("nodes");
+    for (size_t i = 0; i < list.size(); ++i) {
+      const JsonPath p = top.Key("nodes").Index(i);
+      CASE_ASSIGN_OR_RETURN(const json* id, r.Required(list[i], p, "id"));
+      const Node& node = *nodes.view.Find(id->get<std::string>());
+      CASE_ASSIGN_OR_RETURN(autoscaler::SnapshotNode s,
+                            ReadSnapshotNode(r, list[i], p, node, cfg, c.input.now_s));
+      if (node.state == NodeState::kDead) continue;  // gone: not part of the snapshot
+      c.input.nodes.push_back(std::move(s));
+    }
+  }
+
+  if (const json* demands = Reader::Optional(root, "demands")) {
+    const JsonPath dp = top.Key("demands");
+    if (!demands->is_array()) {
+      return r.Fail(dp, "expected an array of demands, got " + DescribeJson(*demands));
+    }
+    for (size_t i = 0; i < demands->size(); ++i) {
+      const JsonPath p = dp.Index(i);
+      const json& d = (*demands)[i];
+      autoscaler::ResourceDemand demand;
+      // The long form {"resources": {...}, "count": n}; a resource map never holds an object.
+      if (d.is_object() && d.contains("resources") && d.at("resources").is_object()) {
+        ORRERY_RETURN_IF_ERROR(r.Object(d, p, {"resources", "count"}));
+        CASE_ASSIGN_OR_RETURN(demand.shape,
+                              NonEmptyRequest(r, d.at("resources"), p.Key("resources"), "demand"));
+        CASE_ASSIGN_OR_RETURN(const json* count, r.Required(d, p, "count"));
+        CASE_ASSIGN_OR_RETURN(demand.count, Count(r, *count, p.Key("count"), 1, kMaxDemandCount));
+      } else {
+        CASE_ASSIGN_OR_RETURN(demand.shape, NonEmptyRequest(r, d, p, "demand"));
+      }
+      c.input.demands.push_back(std::move(demand));
+    }
+  }
+
+  if (const json* gangs = Reader::Optional(root, "gangs")) {
+    const JsonPath gp = top.Key("gangs");
+    if (!gangs->is_array()) {
+      return r.Fail(gp, "expected an array of gangs, got " + DescribeJson(*gangs));
+    }
+    for (size_t i = 0; i < gangs->size(); ++i) {
+      const JsonPath p = gp.Index(i);
+      const json& g = (*gangs)[i];
+      ORRERY_RETURN_IF_ERROR(r.Object(g, p, {"strategy", "bundles"}));
+      autoscaler::GangDemand gang;
+      if (const json* s = Reader::Optional(g, "strategy")) {
+        CASE_ASSIGN_OR_RETURN(
+            auto name,
+            r.Enum(*s, p.Key("strategy"), {"PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"}));
+        gang.strategy = name == "PACK"          ? PlacementStrategy::kPack
+                        : name == "SPREAD"      ? PlacementStrategy::kSpread
+                        : name == "STRICT_PACK" ? PlacementStrategy::kStrictPack
+                                                : PlacementStrategy::kStrictSpread;
+      }
+      CASE_ASSIGN_OR_RETURN(const json* bundles, r.Required(g, p, "bundles"));
+      const JsonPath bp = p.Key("bundles");
+      if (!bundles->is_array() || bundles->empty()) {
+        return r.Fail(bp, "expected a non-empty array of bundles, got " + DescribeJson(*bundles));
+      }
+      for (size_t b = 0; b < bundles->size(); ++b) {
+        CASE_ASSIGN_OR_RETURN(ResourceSet bundle,
+                              NonEmptyRequest(r, (*bundles)[b], bp.Index(b), "bundle"));
+        gang.bundles.push_back(std::move(bundle));
+      }
+      c.input.gangs.push_back(std::move(gang));
+    }
+  }
+
+  // Everything the planner checks was checked above with a path; this cannot fail.
+  auto planner = autoscaler::AutoscalerPlanner::Create(cfg);
+  if (!planner.ok()) return r.Fail(top, planner.status().message());
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+// kind "env_cache"
+
+constexpr uint64_t kMaxEnvBytes = 1'000'000'000'000'000;  // 1e15: totals stay exact
+constexpr size_t kMaxUriBytes = 4096;
+constexpr const char* kDefaultEnvKind = "default";
+
+StatusOr<uint64_t> EnvBytes(const Reader& r, const json& v, const JsonPath& p) {
+  CASE_ASSIGN_OR_RETURN(uint64_t n, r.Unsigned(v, p));
+  if (n > kMaxEnvBytes) {
+    return r.Fail(p, "expected an integer between 0 and 1000000000000000, got " + DescribeJson(v));
+  }
+  return n;
+}
+
+// A URI or kind: a non-empty string without control characters.
+StatusOr<std::string> EnvName(const Reader& r, const json& v, const JsonPath& p, const char* what) {
+  const std::string want =
+      std::string("expected ") + what + " (a non-empty string without control characters), got ";
+  if (!v.is_string()) return r.Fail(p, want + DescribeJson(v));
+  auto s = v.get<std::string>();
+  bool ok = !s.empty() && s.size() <= kMaxUriBytes;
+  for (char c : s) ok = ok && static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
+  if (!ok) return r.Fail(p, want + DescribeJson(v));
+  return s;
+}
+
+StatusOr<EnvCacheCase> ReadEnvCacheCase(const Reader& r, const json& root) {
+  const JsonPath top;
+  ORRERY_RETURN_IF_ERROR(r.Object(root, top, {"kind", "limit_bytes", "policy", "ops"}));
+  EnvCacheCase c;
+  CASE_ASSIGN_OR_RETURN(const json* limit, r.Required(root, top, "limit_bytes"));
+  const JsonPath lp = top.Key("limit_bytes");
+  const bool per_kind = limit->is_object();
+  if (per_kind) {
+    for (const auto& [kind, value] : limit->items()) {
+      if (kind.empty()) return r.Fail(lp.Key(kind), "a kind must not be empty");
+      CASE_ASSIGN_OR_RETURN(c.options.limit_bytes[kind], EnvBytes(r, value, lp.Key(kind)));
+    }
+  } else if (limit->is_number_unsigned()) {
+    CASE_ASSIGN_OR_RETURN(c.options.default_limit_bytes, EnvBytes(r, *limit, lp));
+  } else {
+    return r.Fail(lp, "expected a number of bytes (every kind) or an object {kind: bytes}, got " +
+                          DescribeJson(*limit));
+  }
+  if (const json* p = Reader::Optional(root, "policy")) {
+    CASE_ASSIGN_OR_RETURN(c.options.policy,
+                          r.Enum(*p, top.Key("policy"), {"arbitrary", "lru", "gdsf"}));
+  }
+
+  CASE_ASSIGN_OR_RETURN(const json* ops, r.Required(root, top, "ops"));
+  const JsonPath op_path = top.Key("ops");
+  if (!ops->is_array() || ops->empty()) {
+    return r.Fail(op_path, "expected a non-empty array of operations, got " + DescribeJson(*ops));
+  }
+  // Ops are checked against a scratch cache as they come, so a use of an evicted URI or an
+  // unmatched "unused" is reported at its own path.
+  auto scratch = envcache::EnvCache::Create(c.options);
+  if (!scratch.ok()) return r.Fail(top, scratch.status().message());
+  std::map<std::string, size_t> evicted_by;  // URI -> the op that last evicted it
+  for (size_t i = 0; i < ops->size(); ++i) {
+    const JsonPath p = op_path.Index(i);
+    const json& v = (*ops)[i];
+    constexpr const char* kForms =
+        "expected [\"add\", URI, BYTES], [\"add\", URI, BYTES, KIND], [\"used\", URI] or "
+        "[\"unused\", URI], got ";
+    if (!v.is_array() || v.empty()) return r.Fail(p, std::string(kForms) + DescribeJson(v));
+    CASE_ASSIGN_OR_RETURN(auto name, r.Enum(v[0], p.Index(0), {"add", "used", "unused"}));
+    EnvCacheOp op;
+    op.kind = name == "add"    ? EnvCacheOp::Kind::kAdd
+              : name == "used" ? EnvCacheOp::Kind::kUsed
+                               : EnvCacheOp::Kind::kUnused;
+    const bool add = op.kind == EnvCacheOp::Kind::kAdd;
+    if (add ? (v.size() < 3 || v.size() > 4) : v.size() != 2) {
+      return r.Fail(p, std::string(kForms) + "an array of " + std::to_string(v.size()));
+    }
+    CASE_ASSIGN_OR_RETURN(op.uri, EnvName(r, v[1], p.Index(1), "a URI"));
+    if (add) {
+      CASE_ASSIGN_OR_RETURN(op.bytes, EnvBytes(r, v[2], p.Index(2)));
+      op.cache_kind = kDefaultEnvKind;
+      if (v.size() == 4) {
+        CASE_ASSIGN_OR_RETURN(op.cache_kind, EnvName(r, v[3], p.Index(3), "a kind"));
+      }
+      if (per_kind && c.options.limit_bytes.count(op.cache_kind) == 0) {
+        return r.Fail(v.size() == 4 ? p.Index(3) : p,
+                      "kind " + Quote(op.cache_kind) + " has no limit in limit_bytes");
+      }
+    }
+    auto applied = ApplyEnvCacheOp(*scratch, op, "ops[" + std::to_string(i) + "]");
+    if (!applied.ok()) {
+      std::string why = applied.status().message();
+      if (auto it = evicted_by.find(op.uri); it != evicted_by.end() && !scratch->State(op.uri)) {
+        why += "; it was evicted by ops[" + std::to_string(it->second) + "]";
+      }
+      return r.Fail(p, why);
+    }
+    for (const auto& d : *applied) {
+      if (const auto* e = std::get_if<envcache::Evict>(&d)) evicted_by[e->uri] = i;
+    }
+    c.ops.push_back(std::move(op));
+  }
+  return c;
+}
+
 }  // namespace
 
 StatusOr<ExplainCase> ParseExplainCase(const JsonDocument& doc) {
@@ -543,10 +888,59 @@ StatusOr<ExplainCase> ParseExplainCase(const JsonDocument& doc) {
     CASE_ASSIGN_OR_RETURN(PlacementCase c, ReadPlacementCase(r, root));
     return ExplainCase(std::move(c));
   }
-  return Status(StatusCode::kUnimplemented,
-                r.Fail(kp, DescribeJson(*kind_value) +
-                               " is not supported yet (supported: " + kSupportedCaseKinds + ")")
-                    .message());
+  if (kind == "autoscale") {
+    CASE_ASSIGN_OR_RETURN(AutoscaleCase c, ReadAutoscaleCase(r, root));
+    return ExplainCase(std::move(c));
+  }
+  CASE_ASSIGN_OR_RETURN(EnvCacheCase c, ReadEnvCacheCase(r, root));
+  return ExplainCase(std::move(c));
+}
+
+StatusOr<envcache::CacheDecisions> ApplyEnvCacheOp(envcache::EnvCache& cache, const EnvCacheOp& op,
+                                                   const std::string& waiter) {
+  using envcache::EntryState;
+  const std::optional<EntryState> state = cache.State(op.uri);
+  const std::string uri = Quote(op.uri);
+  if (op.kind != EnvCacheOp::Kind::kAdd && state != EntryState::kReady) {
+    return InvalidArgument(uri + " is not in the cache (never added, or evicted)");
+  }
+  switch (op.kind) {
+    case EnvCacheOp::Kind::kAdd: {
+      if (state == EntryState::kReady) {
+        const std::string kind = cache.KindOf(op.uri).value_or("");
+        if (kind != op.cache_kind) {
+          return InvalidArgument(uri + " is cached as kind " + Quote(kind) + ", not " +
+                                 Quote(op.cache_kind) + " (a URI has one kind)");
+        }
+        if (cache.BytesOf(op.uri) != op.bytes) {
+          return InvalidArgument(uri + " is cached with " + std::to_string(cache.BytesOf(op.uri)) +
+                                 " bytes, not " + std::to_string(op.bytes) +
+                                 " (a URI is a content hash: same URI, same size)");
+        }
+        return cache.Acquire(op.uri, op.cache_kind, waiter, 0.0);
+      }
+      auto started = cache.Acquire(op.uri, op.cache_kind, waiter, 0.0);
+      if (!started.ok()) return started.status();
+      const auto* start =
+          started->size() == 1 ? std::get_if<envcache::StartInstall>(&started->front()) : nullptr;
+      if (start == nullptr) return Internal("adding " + uri + " did not start an install");
+      auto done = cache.ReportInstalled(op.uri, start->attempt, op.bytes, 0.0);
+      if (!done.ok()) return done.status();
+      envcache::CacheDecisions out = std::move(started).value();
+      for (auto& d : *done) out.push_back(std::move(d));
+      return out;
+    }
+    case EnvCacheOp::Kind::kUsed:
+      return cache.Acquire(op.uri, cache.KindOf(op.uri).value_or(""), waiter, 0.0);
+    case EnvCacheOp::Kind::kUnused:
+      if (cache.RefCount(op.uri) == 0) {
+        return InvalidArgument(uri +
+                               " is not in use: every add and used of it was already matched by "
+                               "an unused");
+      }
+      return cache.Release(op.uri);
+  }
+  return Internal("unknown env_cache op");
 }
 
 }  // namespace orrery::cli

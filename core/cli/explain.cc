@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
@@ -24,8 +25,10 @@ constexpr size_t kMaxCaseBytes = 64u << 20;
 void PrintUsage(std::ostream& os) {
   os << "usage: orrery explain CASE.json [--json]\n"
         "\n"
-        "Asks the scheduler core what it would decide for the cluster view and requests in\n"
-        "CASE.json (kind \"schedule\" or \"placement_group\"; see DESIGN section 8) and why.\n"
+        "Asks the core what it would decide for the case in CASE.json and why: where requests\n"
+        "land (kind \"schedule\"), where a placement group goes (\"placement_group\"), what the\n"
+        "autoscaler launches and terminates (\"autoscale\"), what a node's runtime-env cache\n"
+        "evicts (\"env_cache\"). See DESIGN section 8.\n"
         "\n"
         "  --json      print the decisions as JSON instead of tables\n"
         "  -h, --help  print this help\n";
@@ -294,6 +297,213 @@ void PrintPlacementText(const PlacementCase& c, const PlacementReport& r, std::o
 }
 
 // ---------------------------------------------------------------------------------------------
+// kind "autoscale"
+
+std::string Num(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", x);
+  return buf;
+}
+
+std::string Limit(int64_t n) {
+  return n >= autoscaler::kUnlimitedWorkers ? std::string("-") : std::to_string(n);
+}
+
+StatusOr<autoscaler::AutoscalePlan> EvaluateAutoscale(const AutoscaleCase& c) {
+  auto planner = autoscaler::AutoscalerPlanner::Create(c.config);
+  if (!planner.ok()) return planner.status();
+  return planner->Plan(c.input);
+}
+
+void PrintAutoscaleJson(const autoscaler::AutoscalePlan& p, std::ostream& out) {
+  OJson launch = OJson::object();
+  for (const auto& l : p.launches) launch[l.type] = l.count;  // by type name
+  OJson terminate = OJson::array();
+  for (const auto& t : p.terminations) terminate.push_back(t.node);
+  OJson infeasible = OJson::array();
+  for (const auto& i : p.infeasible) infeasible.push_back(ResourcesJson(i.shape));
+  OJson root;
+  root["launch"] = std::move(launch);
+  root["terminate"] = std::move(terminate);
+  root["infeasible"] = std::move(infeasible);
+  out << Dump(root);
+}
+
+void PrintAutoscaleText(const AutoscaleCase& c, const autoscaler::AutoscalePlan& p,
+                        std::ostream& out) {
+  using autoscaler::ProviderNodeState;
+  const auto& cfg = c.config;
+  int64_t units = 0;
+  for (const auto& d : c.input.demands) units += d.count;
+  std::map<std::string, std::pair<int, int>> per_type;  // type -> (running, pending)
+  int running = 0;
+  int pending = 0;
+  for (const auto& n : c.input.nodes) {
+    const bool is_pending = n.state == ProviderNodeState::kPending;
+    if (n.state == ProviderNodeState::kTerminating) continue;
+    (is_pending ? pending : running) += 1;
+    if (!n.type.empty()) (is_pending ? per_type[n.type].second : per_type[n.type].first) += 1;
+  }
+  out << "autoscale: " << cfg.node_types.size() << " node type"
+      << (cfg.node_types.size() == 1 ? "" : "s") << ", " << running << " running and " << pending
+      << " pending node" << (pending == 1 ? "" : "s") << ", " << units << " demand unit"
+      << (units == 1 ? "" : "s") << " in " << c.input.demands.size() << " entr"
+      << (c.input.demands.size() == 1 ? "y" : "ies") << ", " << c.input.gangs.size() << " gang"
+      << (c.input.gangs.size() == 1 ? "" : "s") << "; now " << Num(c.input.now_s) << " s\n";
+  out << "  max_workers "
+      << (cfg.max_workers >= autoscaler::kUnlimitedWorkers ? std::string("no limit")
+                                                           : std::to_string(cfg.max_workers))
+      << ", upscaling_speed " << Num(cfg.upscaling_speed) << ", idle_timeout "
+      << Num(cfg.idle_timeout_s) << " s\n\n";
+
+  size_t w = 4;
+  for (const auto& [name, t] : cfg.node_types) w = std::max(w, name.size());
+  out << "  " << Pad("type", w) << "  min  max   running  pending  launch  resources\n";
+  for (const auto& [name, t] : cfg.node_types) {
+    const auto counts = per_type.count(name) ? per_type.at(name) : std::pair<int, int>{0, 0};
+    out << "  " << Pad(name, w) << "  " << Pad(std::to_string(t.min_workers), 3) << "  "
+        << Pad(Limit(t.max_workers), 4) << "  " << Pad(std::to_string(counts.first), 7) << "  "
+        << Pad(std::to_string(counts.second), 7) << "  "
+        << Pad(std::to_string(p.LaunchCount(name)), 6) << "  " << t.resources.ToString() << "\n";
+  }
+
+  out << "\nlaunch:\n";
+  if (p.launches.empty()) out << "  (none)\n";
+  for (const auto& l : p.launches) {
+    std::string why;
+    auto part = [&](int64_t n, const char* what) {
+      if (n > 0) why += (why.empty() ? "" : ", ") + std::to_string(n) + " " + what;
+    };
+    part(l.for_min_workers, "for min_workers");
+    part(l.for_gangs, "for gangs");
+    part(l.for_demands, "for demands");
+    out << "  " << Pad(l.type, w) << "  " << l.count << "  (" << why << ")\n";
+  }
+  out << "\nterminate:\n";
+  if (p.terminations.empty()) out << "  (none)\n";
+  for (const auto& t : p.terminations) {
+    out << "  " << t.node << "  " << autoscaler::TerminateReasonName(t.reason) << ": " << t.detail
+        << "\n";
+  }
+  out << "\ninfeasible (fits no node type that may launch, nor any node):\n";
+  if (p.infeasible.empty()) out << "  (none)\n";
+  for (const auto& i : p.infeasible) {
+    out << "  " << i.shape.ToString() << " x" << i.count;
+    if (i.gang >= 0) out << "  (gang " << i.gang << ")";
+    out << "\n";
+  }
+  if (p.waiting_units > 0 || !p.waiting_gangs.empty() || !p.deferred.empty()) {
+    out << "\nwaiting for a later round:\n";
+    if (p.waiting_units > 0) out << "  " << p.waiting_units << " demand units\n";
+    for (const auto& [type, n] : p.deferred) {
+      out << "  " << n << " launch" << (n == 1 ? "" : "es") << " of " << type
+          << " deferred by upscaling_speed\n";
+    }
+    for (int g : p.waiting_gangs) out << "  gang " << g << " (no room under max_workers)\n";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// kind "env_cache"
+
+struct EnvCacheStep {
+  std::string result;
+  uint64_t total_after = 0;
+};
+
+struct EnvCacheReport {
+  std::vector<EnvCacheStep> steps;
+  std::vector<std::string> evicted;  // in eviction order (a URI evicted twice appears twice)
+  uint64_t total_bytes = 0;
+  envcache::CacheCounters counters;
+};
+
+std::string OpText(const EnvCacheOp& op) {
+  switch (op.kind) {
+    case EnvCacheOp::Kind::kAdd:
+      return "add " + op.uri + " " + std::to_string(op.bytes) +
+             (op.cache_kind == "default" ? "" : " " + op.cache_kind);
+    case EnvCacheOp::Kind::kUsed:
+      return "used " + op.uri;
+    case EnvCacheOp::Kind::kUnused:
+      return "unused " + op.uri;
+  }
+  return "?";
+}
+
+StatusOr<EnvCacheReport> EvaluateEnvCache(const EnvCacheCase& c) {
+  auto cache = envcache::EnvCache::Create(c.options);
+  if (!cache.ok()) return cache.status();
+  EnvCacheReport r;
+  for (size_t i = 0; i < c.ops.size(); ++i) {
+    const EnvCacheOp& op = c.ops[i];
+    const uint64_t hits_before = cache->counters().hits;
+    auto d = ApplyEnvCacheOp(*cache, op, "ops[" + std::to_string(i) + "]");
+    if (!d.ok()) return d.status().WithContext("ops[" + std::to_string(i) + "]");
+    EnvCacheStep step;
+    if (op.kind == EnvCacheOp::Kind::kUnused) {
+      step.result = "released";
+    } else if (cache->counters().hits > hits_before) {
+      step.result = "hit";
+    } else {
+      step.result = "miss: installed";
+    }
+    const int64_t refs = cache->RefCount(op.uri);
+    if (cache->State(op.uri)) {
+      step.result += refs > 0 ? ", in use by " + std::to_string(refs) : ", unused";
+    }
+    std::string evicted;
+    for (const auto& x : *d) {
+      if (const auto* e = std::get_if<envcache::Evict>(&x)) {
+        evicted +=
+            (evicted.empty() ? "" : ", ") + e->uri + " (" + std::to_string(e->bytes) + " bytes)";
+        r.evicted.push_back(e->uri);
+      }
+    }
+    if (!evicted.empty()) step.result += "; evicted " + evicted;
+    step.total_after = cache->TotalBytes();
+    r.steps.push_back(std::move(step));
+  }
+  r.total_bytes = cache->TotalBytes();
+  r.counters = cache->counters();
+  return r;
+}
+
+void PrintEnvCacheJson(const EnvCacheReport& r, std::ostream& out) {
+  OJson root;
+  root["total_bytes"] = r.total_bytes;
+  root["evicted"] = r.evicted;
+  root["deletes"] = r.evicted.size();
+  out << Dump(root);
+}
+
+void PrintEnvCacheText(const EnvCacheCase& c, const EnvCacheReport& r, std::ostream& out) {
+  std::string limits;
+  for (const auto& [kind, bytes] : c.options.limit_bytes) {
+    limits += (limits.empty() ? "" : ", ") + kind + " " + std::to_string(bytes);
+  }
+  out << "env_cache: policy " << c.options.policy << ", "
+      << (limits.empty()
+              ? "limit " + std::to_string(c.options.default_limit_bytes) + " bytes per kind"
+              : "limits " + limits + " bytes")
+      << ", " << c.ops.size() << " op" << (c.ops.size() == 1 ? "" : "s") << "\n\n";
+  size_t w = 9;
+  for (const auto& op : c.ops) w = std::max(w, OpText(op).size());
+  out << "  op   " << Pad("operation", w) << "  total  result\n";
+  for (size_t i = 0; i < c.ops.size(); ++i) {
+    out << "  " << Pad(std::to_string(i), 3) << "  " << Pad(OpText(c.ops[i]), w) << "  "
+        << Pad(std::to_string(r.steps[i].total_after), 5) << "  " << r.steps[i].result << "\n";
+  }
+  std::string evicted;
+  for (const auto& u : r.evicted) evicted += (evicted.empty() ? "" : ", ") + u;
+  out << "\ntotal " << r.total_bytes << " bytes; evicted "
+      << (evicted.empty() ? std::string("nothing") : evicted) << " (" << r.evicted.size()
+      << " delete" << (r.evicted.size() == 1 ? "" : "s") << "); hits " << r.counters.hits
+      << ", misses " << r.counters.misses << ", bytes installed " << r.counters.bytes_installed
+      << "\n";
+}
+
+// ---------------------------------------------------------------------------------------------
 
 int Explain(const std::string& path, bool as_json, std::ostream& out, std::ostream& err) {
   auto text = ReadTextFile(path, kMaxCaseBytes);
@@ -325,12 +535,38 @@ int Explain(const std::string& path, bool as_json, std::ostream& out, std::ostre
     }
     return kExitOk;
   }
-  auto& pc = std::get<PlacementCase>(c);
-  const PlacementReport report = EvaluatePlacement(pc);
+  if (auto* pc = std::get_if<PlacementCase>(&c)) {
+    const PlacementReport report = EvaluatePlacement(*pc);
+    if (as_json) {
+      PrintPlacementJson(*pc, report, out);
+    } else {
+      PrintPlacementText(*pc, report, out);
+    }
+    return kExitOk;
+  }
+  if (auto* ac = std::get_if<AutoscaleCase>(&c)) {
+    auto plan = EvaluateAutoscale(*ac);
+    if (!plan.ok()) {
+      err << path << ": " << plan.status().ToString() << "\n";
+      return kExitFailed;
+    }
+    if (as_json) {
+      PrintAutoscaleJson(*plan, out);
+    } else {
+      PrintAutoscaleText(*ac, *plan, out);
+    }
+    return kExitOk;
+  }
+  const auto& ec = std::get<EnvCacheCase>(c);
+  auto report = EvaluateEnvCache(ec);
+  if (!report.ok()) {
+    err << path << ": " << report.status().ToString() << "\n";
+    return kExitFailed;
+  }
   if (as_json) {
-    PrintPlacementJson(pc, report, out);
+    PrintEnvCacheJson(*report, out);
   } else {
-    PrintPlacementText(pc, report, out);
+    PrintEnvCacheText(ec, *report, out);
   }
   return kExitOk;
 }

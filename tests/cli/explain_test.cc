@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -428,6 +429,147 @@ TEST_F(ExplainTest, PlacementThatFailsNowLeaksNothing) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Autoscaler (DESIGN section 4).
+
+using Counts = std::map<std::string, int>;
+
+Counts Launch(const json& out) {
+  Counts c;
+  for (const auto& [type, n] : out.at("launch").items()) c[type] = n.get<int>();
+  return c;
+}
+
+Strings Terminate(const json& out) { return out.at("terminate").get<Strings>(); }
+
+TEST_F(ExplainTest, AutoscaleHundredCpuTasksPickTheTypesTheyFillBest) {
+  // 100 x {CPU 1} over types of 2, 16 and 64 CPUs: 64 first (it fills completely and scores
+  // 64), then 16 twice (36 left would fill a 64 only to 56 %: 64 * 0.5625^3 = 11.4 < 16), then
+  // 2 twice (4 left: 2 beats 16 * 0.25^3 = 0.25). Exactly 100 CPUs, nothing idle.
+  RunResult r = Explain({Case("autoscale_hundred_cpu_tasks.json"), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json out = json::parse(r.out);
+  EXPECT_EQ(Launch(out), (Counts{{"cpu16", 2}, {"cpu2", 2}, {"cpu64", 1}}));
+  EXPECT_EQ(Terminate(out), Strings{});
+  EXPECT_EQ(out.at("infeasible"), json::array());
+  // Launch keys are printed sorted by type name (byte-wise).
+  EXPECT_LT(r.out.find("\"cpu16\""), r.out.find("\"cpu2\""));
+  EXPECT_LT(r.out.find("\"cpu2\""), r.out.find("\"cpu64\""));
+}
+
+TEST_F(ExplainTest, AutoscaleCpuDemandLaunchesNoGpuNode) {
+  const json out = ExplainJson("autoscale_gpu_avoidance.json");
+  EXPECT_EQ(Launch(out), (Counts{{"cpu2", 32}}));
+}
+
+TEST_F(ExplainTest, AutoscaleStrictSpreadOfEightGpuBundlesLaunchesEightNodes) {
+  const json out = ExplainJson("autoscale_strict_spread_gpus.json");
+  // One node per bundle; the 1-GPU type fits a bundle best. Gang launches are not capped at 5.
+  EXPECT_EQ(Launch(out), (Counts{{"gpu1", 8}}));
+}
+
+TEST_F(ExplainTest, AutoscaleRespectsTypeAndClusterMaxWorkers) {
+  const json out = ExplainJson("autoscale_limits.json");
+  // big (max 1) wins first; small has room for one more beside s0; then the cluster (max 4) is
+  // full and tiny cannot hold {CPU 4}: three units wait.
+  EXPECT_EQ(Launch(out), (Counts{{"big", 1}, {"small", 1}}));
+  RunResult text = Explain({Case("autoscale_limits.json")});
+  EXPECT_NE(text.out.find("waiting for a later round:\n  3 demand units"), std::string::npos)
+      << text.out;
+}
+
+TEST_F(ExplainTest, AutoscaleCapsPendingLaunchesByUpscalingSpeed) {
+  const json out = ExplainJson("autoscale_upscaling_speed.json");
+  // max(5, 2.0 * 3 running) = 6 pending allowed, one pending already: 5 launches of 19 wanted.
+  EXPECT_EQ(Launch(out), (Counts{{"cpu1", 5}}));
+  RunResult text = Explain({Case("autoscale_upscaling_speed.json")});
+  EXPECT_NE(text.out.find("14 launches of cpu1 deferred by upscaling_speed"), std::string::npos)
+      << text.out;
+}
+
+TEST_F(ExplainTest, AutoscaleLaunchesMinWorkersWhichAlsoServeDemand) {
+  const json out = ExplainJson("autoscale_min_workers.json");
+  EXPECT_EQ(Launch(out), (Counts{{"cpu4", 8}, {"gpu1", 1}}));
+  RunResult text = Explain({Case("autoscale_min_workers.json")});
+  EXPECT_NE(text.out.find("cpu4  8  (8 for min_workers)"), std::string::npos) << text.out;
+}
+
+TEST_F(ExplainTest, AutoscaleTerminatesPendingThenLongestIdleThenLeastUtilised) {
+  const json out = ExplainJson("autoscale_terminate_order.json");
+  EXPECT_EQ(Terminate(out), (Strings{"p2", "p1", "ilong", "ishort", "b25"}));
+  EXPECT_EQ(Launch(out), Counts{});
+}
+
+TEST_F(ExplainTest, AutoscaleTerminatesIdleNodesBeyondMinWorkers) {
+  const json out = ExplainJson("autoscale_idle.json");
+  // Longest idle first; n3 (200 s) is within the timeout, n5 is busy, the head is not managed.
+  EXPECT_EQ(Terminate(out), (Strings{"n4", "n2", "n1"}));
+  RunResult text = Explain({Case("autoscale_idle.json")});
+  EXPECT_NE(text.out.find("n4  idle: idle for 600 s (idle_timeout 300 s)"), std::string::npos)
+      << text.out;
+}
+
+TEST_F(ExplainTest, AutoscaleReportsInfeasibleDemandAndPlansTheRest) {
+  const json out = ExplainJson("autoscale_infeasible.json");
+  EXPECT_EQ(out.at("infeasible"), json::parse(R"([{"CPU": 32}, {"GPU": 8}, {"TPU": 1}])"));
+  // The PACK gang of two {GPU 2} takes one gpu4 node, whose CPUs then hold the {CPU 2} demand.
+  EXPECT_EQ(Launch(out), (Counts{{"gpu4", 1}}));
+  RunResult text = Explain({Case("autoscale_infeasible.json")});
+  EXPECT_NE(text.out.find("{\"GPU\": 8} x4"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("{\"CPU\": 32} x1  (gang 0)"), std::string::npos) << text.out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime-env cache (DESIGN section 4).
+
+TEST_F(ExplainTest, EnvCacheDesignExample) {
+  EXPECT_EQ(ExplainJson("env_cache_design_example.json"),
+            json::parse(R"({"total_bytes": 8, "evicted": ["a"], "deletes": 1})"));
+}
+
+TEST_F(ExplainTest, EnvCacheEachPolicyEvictsInItsOwnOrder) {
+  // a (4 bytes, used twice, released last), b (2), c (3) unused; d (4) makes 13 > 10.
+  EXPECT_EQ(ExplainJson("env_cache_policy_arbitrary.json"),
+            json::parse(R"({"total_bytes": 9, "evicted": ["a"], "deletes": 1})"));
+  EXPECT_EQ(ExplainJson("env_cache_policy_lru.json"),
+            json::parse(R"({"total_bytes": 8, "evicted": ["b", "c"], "deletes": 2})"));
+  EXPECT_EQ(ExplainJson("env_cache_policy_gdsf.json"),
+            json::parse(R"({"total_bytes": 10, "evicted": ["c"], "deletes": 1})"));
+}
+
+TEST_F(ExplainTest, EnvCacheNeverEvictsEntriesInUse) {
+  EXPECT_EQ(ExplainJson("env_cache_in_use.json"),
+            json::parse(R"({"total_bytes": 6, "evicted": ["a"], "deletes": 1})"));
+  RunResult text = Explain({Case("env_cache_in_use.json")});
+  // 12 bytes over a 10-byte limit while both are in use; a goes when its last user leaves.
+  EXPECT_NE(text.out.find("1    add b 6    12     miss: installed, in use by 1\n"),
+            std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("4    unused a   6      released; evicted a (6 bytes)"),
+            std::string::npos)
+      << text.out;
+}
+
+TEST_F(ExplainTest, EnvCacheKindsHaveTheirOwnLimits) {
+  EXPECT_EQ(ExplainJson("env_cache_kinds.json"),
+            json::parse(R"({"total_bytes": 76, "evicted": ["pip1"], "deletes": 1})"));
+}
+
+TEST_F(ExplainTest, HumanEnvCacheOutputShowsEveryOp) {
+  RunResult r = Explain({Case("env_cache_policy_lru.json")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("env_cache: policy lru, limit 10 bytes per kind, 9 ops"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("6    used a     9      hit, in use by 1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("8    add d 4    8      miss: installed, in use by 1; evicted b (2 bytes), "
+                       "c (3 bytes)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("total 8 bytes; evicted b, c (2 deletes); hits 1, misses 4"),
+            std::string::npos)
+      << r.out;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Output shape and human output.
 
 TEST_F(ExplainTest, EveryCaseFileProducesExactlyTheDesignKeys) {
@@ -457,13 +599,24 @@ TEST_F(ExplainTest, EveryCaseFileProducesExactlyTheDesignKeys) {
           prev = n.at("id");
         }
       }
+    } else if (keys.count("launch") != 0) {
+      EXPECT_EQ(keys, (std::set<std::string>{"launch", "terminate", "infeasible"}));
+      EXPECT_TRUE(out.at("launch").is_object());
+      EXPECT_TRUE(out.at("terminate").is_array());
+      EXPECT_TRUE(out.at("infeasible").is_array());
+    } else if (keys.count("total_bytes") != 0) {
+      EXPECT_EQ(keys, (std::set<std::string>{"total_bytes", "evicted", "deletes"}));
+      EXPECT_EQ(out.at("deletes"), out.at("evicted").size());
     } else {
       EXPECT_EQ(keys, (std::set<std::string>{"outcome", "placement", "reason", "nodes_after"}));
     }
     // The human form of the same case succeeds too.
     RunResult text = Explain({Case(name)});
     EXPECT_EQ(text.exit_code, 0) << text.err;
-    EXPECT_NE(text.out.find("reason"), std::string::npos);
+    const char* marker = keys.count("launch") != 0        ? "launch:"
+                         : keys.count("total_bytes") != 0 ? "total "
+                                                          : "reason";
+    EXPECT_NE(text.out.find(marker), std::string::npos) << text.out;
   }
   EXPECT_GE(files, 20);
 }
@@ -556,6 +709,12 @@ std::vector<BadInput> BadInputs() {
     return R"({"kind": "placement_group", "nodes": [{"id": "n0", "total": {"CPU": 4}}], )" + rest +
            "}";
   };
+  auto as = [](const std::string& rest) {
+    return R"({"kind": "autoscale", "node_types": {"a": {"resources": {"CPU": 4}}}, )" + rest + "}";
+  };
+  auto env = [](const std::string& ops, const std::string& limit = "10") {
+    return R"({"kind": "env_cache", "limit_bytes": )" + limit + R"(, "ops": )" + ops + "}";
+  };
   return {
       {"Empty", "", {"the file is empty"}},
       {"WhitespaceOnly", " \n\t\n", {"the file is empty"}},
@@ -570,10 +729,6 @@ std::vector<BadInput> BadInputs() {
       {"UnknownKind",
        R"({"kind": "shedule"})",
        {"kind: expected one of schedule|placement_group|autoscale|env_cache, got \"shedule\""}},
-      {"AutoscaleNotYet",
-       R"({"kind": "autoscale"})",
-       {"kind: \"autoscale\" is not supported yet (supported: schedule|placement_group)"}},
-      {"EnvCacheNotYet", R"({"kind": "env_cache"})", {"kind: \"env_cache\" is not supported yet"}},
       {"UnknownTopLevelKey",
        ScheduleDoc(kNodes, kReq, R"(, "requestz": [])"),
        {"requestz: unknown key (expected one of: kind, nodes, local, options, requests)"}},
@@ -706,6 +861,161 @@ std::vector<BadInput> BadInputs() {
       {"PlacementScheduleKey",
        pg(R"("bundles": [{"CPU": 1}], "local": "n0")"),
        {"local: unknown key (expected one of: kind, nodes, bundles, strategy, soft_target)"}},
+      // ---- autoscale
+      {"AutoscaleMissingNodeTypes",
+       R"({"kind": "autoscale"})",
+       {"node_types: required key is missing"}},
+      {"AutoscaleEmptyNodeTypes",
+       R"({"kind": "autoscale", "node_types": {}})",
+       {"node_types: expected a non-empty object of node types, got an object"}},
+      {"AutoscaleBadTypeName",
+       R"({"kind": "autoscale", "node_types": {"a b": {"resources": {}}}})",
+       {"node_types[\"a b\"]: a node type name must be non-empty, without spaces or control "
+        "characters"}},
+      {"AutoscaleTypeWithoutResources",
+       R"({"kind": "autoscale", "node_types": {"a": {}}})",
+       {"node_types.a.resources: required key is missing"}},
+      {"AutoscaleUnknownTypeKey",
+       R"({"kind": "autoscale", "node_types": {"a": {"resources": {}, "min": 1}}})",
+       {"node_types.a.min: unknown key (expected one of: resources, min_workers, max_workers, "
+        "labels)"}},
+      {"AutoscaleFractionalGpuType",
+       R"({"kind": "autoscale", "node_types": {"g": {"resources": {"GPU": 1.5}}}})",
+       {"node_types.g.resources.GPU: GPU is counted per device: the total must be a whole number, "
+        "got 1.5"}},
+      {"AutoscaleMinAboveMax",
+       R"({"kind": "autoscale", "node_types": {"a": {"resources": {}, "min_workers": 3, "max_workers": 2}}})",
+       {"node_types.a.max_workers: max_workers 2 is below min_workers 3"}},
+      {"AutoscaleNegativeMinWorkers",
+       R"({"kind": "autoscale", "node_types": {"a": {"resources": {}, "min_workers": -1}}})",
+       {"node_types.a.min_workers: expected an integer >= 0, got -1"}},
+      {"AutoscaleClusterMaxBelowMins",
+       R"({"kind": "autoscale", "max_workers": 1, "node_types": {"a": {"resources": {}, "min_workers": 2}}})",
+       {"max_workers: max_workers 1 is below the sum of the node types' min_workers (2)"}},
+      {"AutoscaleSpeedOutOfRange",
+       as(R"("upscaling_speed": -1)"),
+       {"upscaling_speed: expected a number between 0 and 1e+06, got -1"}},
+      {"AutoscaleIdleTimeoutNotNumber",
+       as(R"("idle_timeout_s": "5m")"),
+       {"idle_timeout_s: expected a number, got \"5m\""}},
+      {"AutoscaleScheduleKey",
+       as(R"("local": "n0")"),
+       {"local: unknown key (expected one of: kind, node_types, max_workers, upscaling_speed, "
+        "idle_timeout_s, now_s, nodes, demands, gangs)"}},
+      {"AutoscaleUnknownNodeType",
+       as(R"("nodes": [{"id": "n0", "total": {}, "type": "zz"}])"),
+       {"nodes[0].type: \"zz\" is not a node type in node_types"}},
+      {"AutoscaleBadStatus",
+       as(R"("nodes": [{"id": "n0", "total": {}, "type": "a", "status": "booting"}])"),
+       {"nodes[0].status: expected one of pending|running|terminating, got \"booting\""}},
+      {"AutoscaleIdlePendingNode",
+       as(R"("nodes": [{"id": "n0", "total": {}, "status": "pending", "idle_s": 5}])"),
+       {"nodes[0].idle_s: only a running node can be idle"}},
+      {"AutoscaleNegativeIdle",
+       as(R"("nodes": [{"id": "n0", "total": {}, "idle_s": -5}])"),
+       {"nodes[0].idle_s: expected a number between 0 and 1e+12, got -5"}},
+      {"AutoscaleUnknownNodeKey",
+       as(R"("nodes": [{"id": "n0", "total": {}, "typ": "a"}])"),
+       {"nodes[0].typ: unknown key (expected one of: id, total, available, devices, labels, state, "
+        "type, status, idle_s, launch_time_s)"}},
+      {"AutoscaleDuplicateNodes",
+       as(R"("nodes": [{"id": "n0", "total": {}}, {"id": "n0", "total": {}}])"),
+       {"nodes[1].id: duplicate node id \"n0\" (also nodes[0].id)"}},
+      {"AutoscaleDemandsNotArray",
+       as(R"("demands": {"CPU": 1})"),
+       {"demands: expected an array of demands, got an object"}},
+      {"AutoscaleEmptyDemand",
+       as(R"("demands": [{"CPU": 1}, {}])"),
+       {"demands[1]: a demand must request at least one resource"}},
+      {"AutoscaleNegativeDemand",
+       as(R"("demands": [{"CPU": -1}])"),
+       {"demands[0].CPU: expected a quantity >= 0, got -1"}},
+      {"AutoscaleFractionalGpuDemand",
+       as(R"("demands": [{"GPU": 1.5}])"),
+       {"demands[0].GPU: GPU is allocated per device: a request above 1 must be a whole number, "
+        "got 1.5"}},
+      {"AutoscaleDemandCountZero",
+       as(R"("demands": [{"resources": {"CPU": 1}, "count": 0}])"),
+       {"demands[0].count: expected an integer between 1 and 1000000000, got 0"}},
+      {"AutoscaleDemandMissingCount",
+       as(R"("demands": [{"resources": {"CPU": 1}}])"),
+       {"demands[0].count: required key is missing"}},
+      {"AutoscaleDemandUnknownKey",
+       as(R"("demands": [{"resources": {"CPU": 1}, "count": 2, "label": 1}])"),
+       {"demands[0].label: unknown key (expected one of: resources, count)"}},
+      {"AutoscaleGangBadStrategy",
+       as(R"("gangs": [{"strategy": "SPREADY", "bundles": [{"CPU": 1}]}])"),
+       {"gangs[0].strategy: expected one of PACK|SPREAD|STRICT_PACK|STRICT_SPREAD, got "
+        "\"SPREADY\""}},
+      {"AutoscaleGangNoBundles",
+       as(R"("gangs": [{"strategy": "PACK", "bundles": []}])"),
+       {"gangs[0].bundles: expected a non-empty array of bundles"}},
+      {"AutoscaleGangEmptyBundle",
+       as(R"("gangs": [{"bundles": [{"CPU": 1}, {"CPU": 0}]}])"),
+       {"gangs[0].bundles[1]: a bundle must request at least one resource"}},
+      // ---- env_cache
+      {"EnvCacheMissingLimit",
+       R"({"kind": "env_cache", "ops": [["add", "a", 1]]})",
+       {"limit_bytes: required key is missing"}},
+      {"EnvCacheLimitNotBytes",
+       env(R"([["add", "a", 1]])", R"("10GB")"),
+       {"limit_bytes: expected a number of bytes (every kind) or an object {kind: bytes}, got "
+        "\"10GB\""}},
+      {"EnvCacheNegativeKindLimit",
+       env(R"([["add", "a", 1]])", R"({"pip": -1})"),
+       {"limit_bytes.pip: expected an integer >= 0, got -1"}},
+      {"EnvCacheUnknownPolicy",
+       R"({"kind": "env_cache", "limit_bytes": 10, "policy": "fifo", "ops": [["add", "a", 1]]})",
+       {"policy: expected one of arbitrary|lru|gdsf, got \"fifo\""}},
+      {"EnvCacheUnknownKey",
+       R"({"kind": "env_cache", "limit_bytes": 10, "nodes": [], "ops": [["add", "a", 1]]})",
+       {"nodes: unknown key (expected one of: kind, limit_bytes, policy, ops)"}},
+      {"EnvCacheNoOps", env("[]"), {"ops: expected a non-empty array of operations"}},
+      {"EnvCacheOpNotArray",
+       env(R"(["add"])"),
+       {"ops[0]: expected [\"add\", URI, BYTES], [\"add\", URI, BYTES, KIND], [\"used\", URI] "
+        "or [\"unused\", URI], got \"add\""}},
+      {"EnvCacheUnknownOp",
+       env(R"([["delete", "a"]])"),
+       {"ops[0][0]: expected one of add|used|unused, got \"delete\""}},
+      {"EnvCacheAddWithoutSize",
+       env(R"([["add", "a"]])"),
+       {"ops[0]: expected [\"add\", URI, BYTES]", "got an array of 2"}},
+      {"EnvCacheUsedWithSize",
+       env(R"([["add", "a", 1], ["used", "a", 1]])"),
+       {"ops[1]: expected ", "got an array of 3"}},
+      {"EnvCacheNegativeSize",
+       env(R"([["add", "a", -4]])"),
+       {"ops[0][2]: expected an integer >= 0, got -4"}},
+      {"EnvCacheHugeSize",
+       env(R"([["add", "a", 10000000000000000]])"),
+       {"ops[0][2]: expected an integer between 0 and 1000000000000000, got 10000000000000000"}},
+      {"EnvCacheEmptyUri",
+       env(R"([["add", "", 4]])"),
+       {"ops[0][1]: expected a URI (a non-empty string without control characters), got \"\""}},
+      {"EnvCacheUsedBeforeAdd",
+       env(R"([["used", "a"]])"),
+       {"ops[0]: \"a\" is not in the cache (never added, or evicted)"}},
+      {"EnvCacheUsedAfterEviction",
+       env(R"([["add", "a", 4], ["unused", "a"], ["add", "b", 8], ["used", "a"]])"),
+       {"ops[3]: \"a\" is not in the cache (never added, or evicted); it was evicted by ops[2]"}},
+      {"EnvCacheUnusedTwice",
+       env(R"([["add", "a", 4], ["unused", "a"], ["unused", "a"]])"),
+       {"ops[2]: \"a\" is not in use: every add and used of it was already matched by an "
+        "unused"}},
+      {"EnvCacheSizeMismatch",
+       env(R"([["add", "a", 4], ["add", "a", 5]])"),
+       {"ops[1]: \"a\" is cached with 4 bytes, not 5 (a URI is a content hash: same URI, same "
+        "size)"}},
+      {"EnvCacheKindMismatch",
+       env(R"([["add", "a", 4, "pip"], ["add", "a", 4, "conda"]])"),
+       {"ops[1]: \"a\" is cached as kind \"pip\", not \"conda\" (a URI has one kind)"}},
+      {"EnvCacheKindWithoutLimit",
+       env(R"([["add", "a", 4, "conda"]])", R"({"pip": 10})"),
+       {"ops[0][3]: kind \"conda\" has no limit in limit_bytes"}},
+      {"EnvCacheDefaultKindWithoutLimit",
+       env(R"([["add", "a", 4]])", R"({"pip": 10})"),
+       {"ops[0]: kind \"default\" has no limit in limit_bytes"}},
   };
 }
 
