@@ -3,6 +3,7 @@
 #include <ostream>
 
 #include "core/cli/explain.h"
+#include "core/gpu/gpu_policy_registry.h"  // GPU placement policies
 #include "core/scheduling/policy_registry.h"
 
 namespace orrery::cli {
@@ -29,6 +30,13 @@ int RunPolicies(std::ostream& out) {
     out << e.name << std::string(e.name.size() < 18 ? 18 - e.name.size() : 1, ' ')
         << e.description << "\n";
   }
+  // --- GPU placement policies (core/gpu/; scenarios of kind gpu_placement) ---
+  out << "\nGPU placement policies (gpu_placement scenarios, --policy NAME):\n";
+  for (const auto& e : gpu::GpuPolicyRegistry::Builtin().entries()) {
+    out << e.name << std::string(e.name.size() < 18 ? 18 - e.name.size() : 1, ' ')
+        << e.description << "\n";
+  }
+  // --- end GPU placement policies ---
   return kExitOk;
 }
 

@@ -36,7 +36,7 @@ constexpr const char* kCompareUsage =
 
 // Options of `sim run|compare` that take a value (for finding the scenario argument).
 bool TakesValue(const std::string& opt) {
-  static const char* const kWithValue[] = {"--policy", "--seed",  "--set",  "--out",
+  static const char* const kWithValue[] = {"--policy",       "--seed",     "--set",   "--out",
                                            "--decision-log", "--policies", "--seeds", "--jobs"};
   return std::any_of(std::begin(kWithValue), std::end(kWithValue),
                      [&](const char* o) { return opt == o; });
@@ -54,12 +54,13 @@ Status WriteFile(const fs::path& p, const std::string& text) {
 Status MakeDir(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) return Status(StatusCode::kUnavailable, "cannot create " + dir.string() + ": " + ec.message());
+  if (ec)
+    return Status(StatusCode::kUnavailable, "cannot create " + dir.string() + ": " + ec.message());
   return Status::Ok();
 }
 
-Status WriteRun(const fs::path& dir, const GpuScenario& s, const Workload& w,
-                const ReplayResult& r, double wall_s) {
+Status WriteRun(const fs::path& dir, const GpuScenario& s, const Workload& w, const ReplayResult& r,
+                double wall_s) {
   ORRERY_RETURN_IF_ERROR(MakeDir(dir));
   ORRERY_RETURN_IF_ERROR(WriteFile(dir / "allocation.csv", RenderAllocationCsv(r)));
   ORRERY_RETURN_IF_ERROR(WriteFile(dir / "fragmentation.csv", RenderFragmentationCsv(r)));
@@ -131,6 +132,11 @@ Stats Describe(const std::vector<double>& xs) {
   s.min = *std::min_element(v.begin(), v.end());
   s.max = *std::max_element(v.begin(), v.end());
   return s;
+}
+
+// "4.92 +- 0.12", or "n/a" when no run got there (e.g. 100 % arrived with inflate < 1).
+std::string MeanSd(const Stats& s) {
+  return s.mean != s.mean ? "n/a" : FormatFixed(s.mean, 2) + " +- " + FormatFixed(s.sd, 2);
 }
 
 std::vector<std::string> SplitComma(const std::string& s) {
@@ -223,8 +229,8 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
       << fs::path(s.nodes_path).filename().string() << ")\n";
   out << "  pods        " << r->outcomes.size() << " arrivals from " << w.pods.size()
       << " in the list (" << fs::path(s.pods_path).filename().string() << ", inflate "
-      << FormatFixed(s.inflate, 2) << "): " << r->placed << " placed, " << r->failed
-      << " failed, " << r->infeasible << " infeasible\n";
+      << FormatFixed(s.inflate, 2) << "): " << r->placed << " placed, " << r->failed << " failed, "
+      << r->infeasible << " infeasible\n";
   out << "  typical     " << w.typical.pods().size() << " pod shapes covering "
       << Pct(100 * w.typical.coverage(), 1) << " of the list\n";
   out << "  unallocated GPU " << Pct(m.unallocated_pct_at_100) << " at 100 % arrived, "
@@ -387,9 +393,8 @@ int CompareCommand(const std::vector<std::string>& args, std::ostream& out, std:
            std::to_string(run.placed) + "," + std::to_string(run.failed) + "," +
            std::to_string(run.infeasible) + "," + FormatFixed(run.m.arrived_pct_end) + "," +
            FormatFixed(run.m.allocated_pct_end) + "," + FormatFixed(run.m.unallocated_pct_at_100) +
-           "," + FormatFixed(run.m.unallocated_pct_end) + "," +
-           FormatFixed(run.m.frag_pct_at_100) + "," + FormatFixed(run.m.frag_ratio_pct_at_100) +
-           "," + FormatFixed(run.wall_s, 3) + "\n";
+           "," + FormatFixed(run.m.unallocated_pct_end) + "," + FormatFixed(run.m.frag_pct_at_100) +
+           "," + FormatFixed(run.m.frag_ratio_pct_at_100) + "," + FormatFixed(run.wall_s, 3) + "\n";
   }
 
   // Per policy: the table, compare_summary.csv, the curves.
@@ -405,8 +410,8 @@ int CompareCommand(const std::vector<std::string>& args, std::ostream& out, std:
         << FormatFixed(s.inflate, 2) << ", seeds 1.." << seeds << "\n";
   table << "unallocated GPU in % of capacity (mean +- sample sd, [min, max] over seeds)\n";
   table << Pad("policy", 16, true) << Pad("runs", 5) << Pad("at 100% arrived", 17)
-        << Pad("[min, max]", 17) << Pad("at end", 16) << Pad("failed", 9)
-        << Pad("frag@100%", 11) << Pad("wall s", 8) << "\n";
+        << Pad("[min, max]", 17) << Pad("at end", 16) << Pad("failed", 9) << Pad("frag@100%", 11)
+        << Pad("wall s", 8) << "\n";
   std::vector<results::SvgSeries> alloc_series, frag_series;
   std::string curve_csv = "arrived_gpu_pct";
   std::vector<std::vector<double>> curve_cols;
@@ -438,12 +443,13 @@ int CompareCommand(const std::vector<std::string>& args, std::ostream& out, std:
                FormatFixed(a.sd) + "," + FormatFixed(a.min) + "," + FormatFixed(a.max) + "," +
                FormatFixed(e.mean) + "," + FormatFixed(e.sd) + "," + FormatFixed(f.mean, 1) + "," +
                FormatFixed(fr.mean) + "," + FormatFixed(wl.mean, 3) + "\n";
-    table << Pad(name, 16, true) << Pad(std::to_string(u100.size()), 5)
-          << Pad(FormatFixed(a.mean, 2) + " +- " + FormatFixed(a.sd, 2), 17)
-          << Pad("[" + FormatFixed(a.min, 2) + ", " + FormatFixed(a.max, 2) + "]", 17)
-          << Pad(FormatFixed(e.mean, 2) + " +- " + FormatFixed(e.sd, 2), 16)
-          << Pad(FormatFixed(f.mean, 1), 9) << Pad(FormatFixed(fr.mean, 1), 11)
-          << Pad(FormatFixed(wl.mean, 2), 8) << "\n";
+    table << Pad(name, 16, true) << Pad(std::to_string(u100.size()), 5) << Pad(MeanSd(a), 17)
+          << Pad(a.mean != a.mean
+                     ? "n/a"
+                     : "[" + FormatFixed(a.min, 2) + ", " + FormatFixed(a.max, 2) + "]",
+                 17)
+          << Pad(MeanSd(e), 16) << Pad(FormatFixed(f.mean, 1), 9)
+          << Pad(FormatFixed(fr.mean, 1), 11) << Pad(FormatFixed(wl.mean, 2), 8) << "\n";
     results::SvgSeries sa{.name = name}, sf{.name = name};
     std::vector<double> col(size_t(max_pct) + 1, ReplayMetrics::kNaN);
     for (int p = 0; p <= max_pct; ++p) {
@@ -468,15 +474,16 @@ int CompareCommand(const std::vector<std::string>& args, std::ostream& out, std:
     for (const auto& col : curve_cols) curve_csv += "," + FormatFixed(col[size_t(p)]);
     curve_csv += "\n";
   }
-  results::SvgSeries ideal{.name = "no loss (allocated = arrived)", .dashed = true,
-                           .color = "#888888"};
+  results::SvgSeries ideal{
+      .name = "no loss (allocated = arrived)", .dashed = true, .color = "#888888"};
   for (int p = 0; p <= max_pct; ++p) {
     ideal.x.push_back(p);
     ideal.y.push_back(std::min(p, 100));
   }
   alloc_series.insert(alloc_series.begin(), std::move(ideal));
-  const std::string subtitle = s.name + ", " + fs::path(s.pods_path).stem().string() + ", mean of " +
-                               std::to_string(seeds) + " seed" + (seeds > 1 ? "s" : "");
+  const std::string subtitle = s.name + ", " + fs::path(s.pods_path).stem().string() +
+                               ", mean of " + std::to_string(seeds) + " seed" +
+                               (seeds > 1 ? "s" : "");
   results::SvgChart alloc_chart{.title = "Allocated vs arrived GPU (" + subtitle + ")",
                                 .x_label = "Arrived GPU request (% of cluster GPU capacity)",
                                 .y_label = "Allocated GPU (% of capacity)",
@@ -520,8 +527,9 @@ int CompareCommand(const std::vector<std::string>& args, std::ostream& out, std:
   out << table.str();
   out << runs.size() << " runs on " << threads << " thread(s) in "
       << FormatFixed(Seconds(t0, std::chrono::steady_clock::now()), 2) << " s; results in "
-      << out_dir << "/{compare.csv,compare_summary.csv,compare_curve.csv,compare.svg,"
-                    "compare_zoom.svg,compare_frag.svg}\n";
+      << out_dir
+      << "/{compare.csv,compare_summary.csv,compare_curve.csv,compare.svg,"
+         "compare_zoom.svg,compare_frag.svg}\n";
   return rc;
 }
 

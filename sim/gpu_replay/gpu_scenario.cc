@@ -108,9 +108,12 @@ Status ReadString(const Ctx& c, const YAML::Node& n, const std::string& path, st
 
 Status ReadBool(const Ctx& c, const YAML::Node& n, const std::string& path, bool* out) {
   const std::string s = n.IsScalar() ? Lower(n.Scalar()) : "";
-  if (s == "true") *out = true;
-  else if (s == "false") *out = false;
-  else return c.Expected(n, path, "true or false");
+  if (s == "true")
+    *out = true;
+  else if (s == "false")
+    *out = false;
+  else
+    return c.Expected(n, path, "true or false");
   return Status::Ok();
 }
 
@@ -128,8 +131,8 @@ Status ReadNumber(const Ctx& c, const YAML::Node& n, const std::string& path, do
   return Status::Ok();
 }
 
-Status ReadWhole(const Ctx& c, const YAML::Node& n, const std::string& path, int64_t lo,
-                 int64_t hi, int64_t* out) {
+Status ReadWhole(const Ctx& c, const YAML::Node& n, const std::string& path, int64_t lo, int64_t hi,
+                 int64_t* out) {
   const std::string expected =
       "a whole number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
   if (!n.IsScalar()) return c.Expected(n, path, expected);
@@ -210,8 +213,8 @@ Status ApplyOverride(Ctx& c, YAML::Node root, const std::string& text) {
   }
   const auto& top = Schema().at("");
   if (std::find(top.begin(), top.end(), segs[0]) == top.end()) {
-    return InvalidArgument(where + ": " + segs[0] + ": unknown key (expected one of: " +
-                           KeyList(top) + ")");
+    return InvalidArgument(where + ": " + segs[0] +
+                           ": unknown key (expected one of: " + KeyList(top) + ")");
   }
   const bool is_section = Schema().count(segs[0]) > 0;
   if (segs.size() == 1) {
@@ -224,8 +227,8 @@ Status ApplyOverride(Ctx& c, YAML::Node root, const std::string& text) {
     }
     const auto& keys = Schema().at(segs[0]);
     if (std::find(keys.begin(), keys.end(), segs[1]) == keys.end()) {
-      return InvalidArgument(where + ": " + dotted + ": unknown key (expected one of: " +
-                             KeyList(keys) + ")");
+      return InvalidArgument(where + ": " + dotted +
+                             ": unknown key (expected one of: " + KeyList(keys) + ")");
     }
     if (!root[segs[0]].IsDefined() || root[segs[0]].IsNull()) {
       root[segs[0]] = YAML::Node(YAML::NodeType::Map);
@@ -279,8 +282,8 @@ StatusOr<GpuScenario> LoadGpuScenario(const std::string& path,
   try {
     root = YAML::Load(*text);
   } catch (const YAML::ParserException& e) {
-    return InvalidArgument(path + ":" + std::to_string(e.mark.line + 1) + ": malformed YAML: " +
-                           e.msg);
+    return InvalidArgument(path + ":" + std::to_string(e.mark.line + 1) +
+                           ": malformed YAML: " + e.msg);
   } catch (const YAML::Exception& e) {
     return InvalidArgument(path + ": malformed YAML: " + e.msg);
   }
@@ -300,7 +303,8 @@ StatusOr<GpuScenario> LoadGpuScenario(const std::string& path,
     if (Lower(k) != kGpuPlacementKind) return c.Expected(kind, "kind", "gpu_placement");
   }
   s.name = fs::path(path).stem().string();
-  if (root["name"].IsDefined()) ORRERY_RETURN_IF_ERROR(ReadString(c, root["name"], "name", &s.name));
+  if (root["name"].IsDefined())
+    ORRERY_RETURN_IF_ERROR(ReadString(c, root["name"], "name", &s.name));
   if (root["description"].IsDefined()) {
     ORRERY_RETURN_IF_ERROR(ReadString(c, root["description"], "description", &s.description));
   }
@@ -335,9 +339,8 @@ StatusOr<GpuScenario> LoadGpuScenario(const std::string& path,
       ORRERY_RETURN_IF_ERROR(ReadString(c, sc["policy"], "scheduler.policy", &s.policy));
       if (!gpu::GpuPolicyRegistry::Builtin().Contains(s.policy)) {
         return c.Error(sc["policy"], "scheduler.policy",
-                       "unknown GPU placement policy '" + s.policy +
-                           "' (expected one of: " + gpu::GpuPolicyRegistry::Builtin().Names() +
-                           ")");
+                       "unknown GPU placement policy '" + s.policy + "' (expected one of: " +
+                           gpu::GpuPolicyRegistry::Builtin().Names() + ")");
       }
     }
     if (sc["tie_break"].IsDefined()) {
@@ -363,8 +366,8 @@ StatusOr<GpuScenario> LoadGpuScenario(const std::string& path,
       }
     }
     if (sc["spread_threshold"].IsDefined()) {
-      ORRERY_RETURN_IF_ERROR(ReadNumber(c, sc["spread_threshold"], "scheduler.spread_threshold",
-                                        0, 1, &s.hybrid.spread_threshold));
+      ORRERY_RETURN_IF_ERROR(ReadNumber(c, sc["spread_threshold"], "scheduler.spread_threshold", 0,
+                                        1, &s.hybrid.spread_threshold));
     }
     if (sc["top_k_absolute"].IsDefined()) {
       int64_t k = 0;

@@ -23,9 +23,12 @@ std::string Int(int64_t v) { return std::to_string(v); }
 
 const char* PodOutcomeName(PodOutcome::Kind k) {
   switch (k) {
-    case PodOutcome::Kind::kPlaced: return "placed";
-    case PodOutcome::Kind::kFailed: return "failed";
-    case PodOutcome::Kind::kInfeasible: return "infeasible";
+    case PodOutcome::Kind::kPlaced:
+      return "placed";
+    case PodOutcome::Kind::kFailed:
+      return "failed";
+    case PodOutcome::Kind::kInfeasible:
+      return "infeasible";
   }
   return "failed";
 }
@@ -79,7 +82,8 @@ StatusOr<Workload> MakeWorkload(const std::vector<gpu::GpuNodeSpec>& nodes,
   if (never > 0) {
     w.warnings.push_back(Int(int64_t(never)) +
                          " pod(s) fit no node even when it is empty (they will be recorded as "
-                         "infeasible), e.g. " + first_never);
+                         "infeasible), e.g. " +
+                         first_never);
   }
   if (w.cluster.gpu_total_milli() == 0) {
     return InvalidArgument("the node list has no GPU: nothing to study");
@@ -174,8 +178,8 @@ StatusOr<ReplayResult> RunReplay(const Workload& w, const ReplayOptions& o) {
     if (d.placed()) {
       Status s = cluster.Place(d.node, pod, d.devices);
       if (!s.ok()) {
-        return Internal("policy " + o.policy + " chose a placement the cluster rejects: " +
-                        s.message());
+        return Internal("policy " + o.policy +
+                        " chose a placement the cluster rejects: " + s.message());
       }
       out.kind = PodOutcome::Kind::kPlaced;
       out.node = d.node;
@@ -194,8 +198,7 @@ StatusOr<ReplayResult> RunReplay(const Workload& w, const ReplayOptions& o) {
     r.outcomes.push_back(out);
     r.rows.push_back({arrived, cluster.gpu_allocated_milli(), frag});
   }
-  r.place_wall_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.place_wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   auto frac = [](int64_t a, int64_t t) { return t > 0 ? double(a) / double(t) : 0.0; };
   r.cpu_utilization = frac(cluster.cpu_allocated_milli(), cluster.cpu_total_milli());
   r.gpu_utilization = frac(cluster.gpu_allocated_milli(), cluster.gpu_total_milli());
@@ -287,9 +290,9 @@ std::string RenderPlacementsCsv(const Workload& w, const ReplayResult& r) {
   for (size_t i = 0; i < r.outcomes.size(); ++i) {
     const PodOutcome& o = r.outcomes[i];
     const PodRecord& p = w.records[size_t(o.pod)];
-    out += std::to_string(i) + ',' + CsvField(p.name) + ',' + Int(p.line) + ',' +
-           Int(p.cpu_milli) + ',' + Int(p.memory_mib) + ',' + Int(p.num_gpu) + ',' +
-           Int(p.gpu_milli) + ',' + CsvField(p.gpu_spec) + ',' + PodOutcomeName(o.kind) + ',';
+    out += std::to_string(i) + ',' + CsvField(p.name) + ',' + Int(p.line) + ',' + Int(p.cpu_milli) +
+           ',' + Int(p.memory_mib) + ',' + Int(p.num_gpu) + ',' + Int(p.gpu_milli) + ',' +
+           CsvField(p.gpu_spec) + ',' + PodOutcomeName(o.kind) + ',';
     if (o.node >= 0) out += CsvField(w.cluster.id(o.node));
     out += ',';
     for (int k = 0; k < o.devices.size; ++k) {
@@ -322,9 +325,8 @@ std::string RenderGpuSummaryJson(const GpuScenario& s, const Workload& w, const 
                                                     : "infeasible";
     rec.attempts.push_back(std::move(a));
   }
-  rec.utilization = {{"CPU", r.cpu_utilization},
-                     {"GPU", r.gpu_utilization},
-                     {"memory", r.memory_utilization}};
+  rec.utilization = {
+      {"CPU", r.cpu_utilization}, {"GPU", r.gpu_utilization}, {"memory", r.memory_utilization}};
   rec.nodes.initial = rec.nodes.peak = uint64_t(w.cluster.size());
   rec.wall_s = wall_s;
   rec.orrery_version = version;

@@ -10,8 +10,8 @@
 namespace orrery::gpu_replay {
 namespace {
 
-constexpr int64_t kMaxCpuMilli = int64_t{1} << 40;     // ~10^9 cores: far beyond any node
-constexpr int64_t kMaxMemoryMib = int64_t{1} << 40;    // 1 EiB
+constexpr int64_t kMaxCpuMilli = int64_t{1} << 40;   // ~10^9 cores: far beyond any node
+constexpr int64_t kMaxMemoryMib = int64_t{1} << 40;  // 1 EiB
 constexpr int64_t kMaxTraceFileBytes = int64_t{1} << 30;
 
 std::string Quote(std::string_view s) {
@@ -129,8 +129,8 @@ class CsvTable {
   // A whole number in [lo, hi], written as an integer or a whole decimal.
   StatusOr<int64_t> Whole(const std::string& column, int64_t lo, int64_t hi) const {
     const std::string_view s = Cell(column);
-    const std::string expected = "a whole number in [" + std::to_string(lo) + ", " +
-                                 std::to_string(hi) + "]";
+    const std::string expected =
+        "a whole number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
     if (s.empty()) return Bad(column, expected);
     int64_t v = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
