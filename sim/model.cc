@@ -611,14 +611,40 @@ void Model::OnTransferDone(double now, uint64_t token, bool ok) {
 
 void Model::BeginRun(uint32_t att) {
   Attempt& a = attempts_[att];
-  a.start = now_;
-  Push(now_ + scenario_.tasks[a.task].duration_s, Ev::kFinish, static_cast<int32_t>(att));
+  const TaskSpec& ts = scenario_.tasks[a.task];
+  // A worker process for the task's env: an idle one is reused, otherwise one starts.
+  double startup = 0;
+  if (scenario_.env_cache.worker_startup_s > 0) {
+    // GPU work gets a fresh worker that exits afterwards (its CUDA context is not shared).
+    const bool gpu = !scenario_.shapes[ts.shape].set().Get(Predefined::kGPU).IsZero();
+    int& idle = nodes_[a.node].idle_workers[ts.env];
+    if (idle > 0 && !gpu) {
+      --idle;
+      ++workers_reused_;
+    } else {
+      startup = scenario_.env_cache.worker_startup_s;
+      ++workers_started_;
+    }
+    a.has_worker = true;
+  }
+  a.start = now_ + startup;
+  Push(a.start + ts.duration_s, Ev::kFinish, static_cast<int32_t>(att));
 }
 
 void Model::OnFinish(uint32_t att) {
   Attempt& a = attempts_[att];
   if (a.state != AState::kRunning || a.start < 0) return;
   const int node = a.node;
+  if (a.has_worker) {
+    // The worker goes back to its env's pool, unless it ran GPU work (not reused by default) or
+    // the pool already holds as many idle workers as the node has CPUs.
+    const TaskSpec& ts = scenario_.tasks[a.task];
+    const bool gpu = !scenario_.shapes[ts.shape].set().Get(Predefined::kGPU).IsZero();
+    int& idle = nodes_[node].idle_workers[ts.env];
+    const int cap = static_cast<int>(scenario_.nodes[node].total.Get(Predefined::kCPU).ToDouble());
+    if (!gpu && idle < std::max(1, cap)) ++idle;
+    a.has_worker = false;
+  }
   EndAttempt(att, AState::kFinished);
   const uint32_t task = a.task;
   output_node_[task] = node;
@@ -1069,6 +1095,7 @@ void Model::OnFailure(const FailureSpec& f) {
       rt.envs.reset();
     }
     ++rt.env_gen;
+    rt.idle_workers.clear();
     // The node restarts empty.
     auto fresh = NodeResources::Create(scenario_.nodes[node].total);
     truth_.SetResources(slot, *fresh);
@@ -1379,6 +1406,10 @@ results::RunRecord Model::Finish(double now, double wall_s) {
   r.env_cache.misses = ec.misses;
   r.env_cache.evictions = ec.evictions;
   r.env_cache.bytes_installed = ec.bytes_installed;
+  if (scenario_.env_cache.worker_startup_s > 0) {
+    r.extra_json["workers"] = "{\"started\": " + std::to_string(workers_started_) +
+                              ", \"reused\": " + std::to_string(workers_reused_) + "}";
+  }
   r.spillbacks = spillbacks_;
   r.bytes_transferred = bytes_transferred_;
   uint64_t initial = 0;

@@ -123,6 +123,7 @@ class Model {
     bool via_lm = false;     // lease held by the node's LeaseManager (else by the model)
     bool env_held = false;   // holds a reference to its runtime env on `node`
     bool env_waiting = false;  // waits for its runtime env to be installed on `node`
+    bool has_worker = false;   // holds a worker process on `node`
     double submit = 0, start = -1, end = -1;
     Allocation alloc;        // when held by the model
   };
@@ -136,6 +137,7 @@ class Model {
     int64_t launch_gen = 0;
     double idle_since = 0;       // < 0 while busy
     std::unique_ptr<envcache::EnvCache> envs;  // created on first use; lost in a crash
+    std::map<int, int> idle_workers;           // env index (-1 = none) -> idle worker processes
     uint64_t env_gen = 0;                      // bumped when the cache is lost
     std::unique_ptr<LeaseManager> lm;  // created on first decision at this node
     std::vector<uint32_t> running;     // attempts granted here (running or starting)
@@ -272,6 +274,7 @@ class Model {
   std::unique_ptr<autoscaler::AutoscalerPlanner> planner_;
   std::vector<int64_t> demand_by_shape_;  // pending attempts waiting for cluster resources
   uint64_t launched_ = 0, terminated_ = 0, peak_nodes_ = 0;
+  uint64_t workers_started_ = 0, workers_reused_ = 0;
   int nodes_pending_ = 0;
   std::vector<std::string> autoscaler_warnings_;
 

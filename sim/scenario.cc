@@ -171,7 +171,8 @@ const Schema& RootSchema() {
                                     {"max_workers", v},
                                     {"boot_delay", v}});
     const Schema* env_cache =
-        map({{"policy", v}, {"limit", v}, {"setup_timeout", v}, {"max_attempts", v}});
+        map({{"policy", v}, {"limit", v}, {"setup_timeout", v}, {"max_attempts", v},
+             {"worker_startup", v}});
     const Schema* failure = map({{"at", v}, {"node", v}, {"action", v}});
     return map({{"name", v},
                 {"description", v},
@@ -1390,6 +1391,9 @@ class Loader {
       int64_t n = 0;
       ORRERY_RETURN_IF_ERROR(ReadInt(ctx_, *v, 1, 100, &n));
       e.max_attempts = static_cast<int>(n);
+    }
+    if (auto v = m.Get("worker_startup")) {
+      ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &e.worker_startup_s));
     }
     return Status::Ok();
   }

@@ -60,6 +60,10 @@ struct EnvCacheSpec {
   uint64_t limit_bytes = 10ULL << 30;  // 10 GiB
   double setup_timeout_s = 600.0;
   int max_attempts = 3;
+  // Starting a new worker process for a task costs this much; a task whose runtime env already
+  // has an idle worker on the node reuses it for free (workers are pooled per env hash; GPU
+  // workers are not reused, as Ray does by default). 0 = worker start-up is not modelled.
+  double worker_startup_s = 0.0;
 };
 
 struct NetworkSpec {

@@ -374,6 +374,28 @@ TEST(Model, RuntimeEnvSetupTimeoutCancelsTheTaskAfterTheRetries) {
   EXPECT_NEAR(Row(r, 0).end_s, 30.0, 1e-9);  // 3 attempts x 10 s
 }
 
+TEST(Model, WorkersArePooledPerEnvAndGpuWorkersAreNotReused) {
+  ScenarioBuilder b;
+  b.Node("n0", {{"CPU", 1}, {"GPU", 1}}).Latency(0);
+  b.Env("torch", 0, 0);
+  Scenario s;
+  b.Task(0, 1, {{"CPU", 1}});  // starts a worker: runs 1..2
+  b.Task(0, 1, {{"CPU", 1}});  // reuses it: runs 2..3
+  b.Task(0, 1, {{"CPU", 1}});  // other env: new worker, 3+1..5
+  b.Last().env = 0;
+  b.Task(10, 1, {{"GPU", 1}});  // GPU: new worker, not returned to the pool
+  b.Task(20, 1, {{"GPU", 1}});  // so another new one
+  s = b.Build();
+  s.env_cache.worker_startup_s = 1.0;
+  auto r = Simulate(s);
+  EXPECT_DOUBLE_EQ(Row(r, 0).start_s, 1.0);
+  EXPECT_DOUBLE_EQ(Row(r, 1).start_s, 2.0);
+  EXPECT_DOUBLE_EQ(Row(r, 2).start_s, 4.0);
+  EXPECT_DOUBLE_EQ(Row(r, 3).start_s, 11.0);
+  EXPECT_DOUBLE_EQ(Row(r, 4).start_s, 21.0);
+  EXPECT_EQ(r.extra_json["workers"], "{\"started\": 4, \"reused\": 1}");
+}
+
 TEST(Model, SameScenarioSameDecisions) {
   ScenarioBuilder b;
   for (int i = 0; i < 8; ++i) b.Node("n" + std::to_string(i), {{"CPU", 4}});
