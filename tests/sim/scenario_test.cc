@@ -722,10 +722,12 @@ TEST_F(ScenarioTest, MutatedScenariosNeverCrash) {
 }
 
 TEST_F(ScenarioTest, ReadmeExampleLoads) {
-  // The complete example at the end of scenarios/README.md must stay valid.
+  // The complete example of scenarios/README.md ("A complete small example") must stay valid.
   std::ifstream in(std::string(ORRERY_SCENARIO_DIR) + "/README.md");
   const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const size_t begin = doc.rfind("```yaml\n");
+  const size_t section = doc.find("## A complete small example");
+  ASSERT_NE(section, std::string::npos);
+  const size_t begin = doc.find("```yaml\n", section);
   ASSERT_NE(begin, std::string::npos);
   const size_t end = doc.find("```", begin + 8);
   auto s = Load(doc.substr(begin + 8, end - begin - 8));
