@@ -26,6 +26,7 @@
 #include "live/node.h"
 #include "live/session.h"
 #include "live/worker_pool.h"
+#include "live/api/worker.h"
 #include "sim/scenario.h"
 
 namespace orrery::live {
@@ -1132,6 +1133,10 @@ std::vector<cli::Command> LiveCommands() {
          return RunWorkerMain();
        }},
       {"__node", "", RunNodeDaemon},
+      {"__api_worker", "",
+       [](const std::vector<std::string>& args, std::ostream&, std::ostream&) {
+         return RunApiWorkerMain(args);
+       }},
   };
 }
 

@@ -22,6 +22,7 @@
 #include "live/process.h"
 #include "live/rpc_util.h"
 #include "live/worker_pool.h"
+#include "live/api/worker.h"
 #include "orrery.grpc.pb.h"
 
 namespace orrery::live {
@@ -78,6 +79,14 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     wo.max_idle_per_env = options_.max_idle_workers;
     pool_ = std::make_unique<WorkerPool>(&supervisor_, std::move(wo),
                                          [this](std::function<void()> f) { loop_.Post(f); });
+    ApiWorkerPoolOptions ao;
+    ao.exe = options_.worker_exe.empty() ? SelfExe() : options_.worker_exe;
+    ao.bind_host = options_.bind == "0.0.0.0" ? Hostname() : options_.bind;
+    ao.token = options_.token;
+    ao.env = {{"ORRERY_NODE_ID", node_id_}};
+    ao.max_idle = options_.max_idle_workers;
+    api_pool_ = std::make_unique<ApiWorkerPool>(
+        &supervisor_, std::move(ao), [this](std::function<void()> f) { loop_.Post(f); });
     head_ = v1::HeadService::NewStub(
         grpc::CreateChannel(options_.head_address, grpc::InsecureChannelCredentials()));
     auto reply = RegisterWithRetry(options_.register_timeout);
@@ -289,6 +298,40 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     return r;
   }
 
+  grpc::ServerWriteReactor<v1::AttachWorkerReply>* AttachWorker(
+      grpc::CallbackServerContext* ctx, const v1::AttachWorkerRequest* req) override {
+    const std::string task = req->task_id();
+    // The caller canceling the call ends the lease (that is how a driver returns it).
+    auto w = StreamWriter<v1::AttachWorkerReply>::Create(
+        false, [this, task] { loop_.Post([this, task] { DetachWorker(task, ""); }); });
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      w->Close(s);
+      return w.get();
+    }
+    ApiWorkerSpec spec;
+    spec.library = req->code_library();
+    spec.actor = req->actor();
+    Status valid = Status::Ok();
+    if (task.empty()) valid = InvalidArgument("task_id: empty");
+    if (spec.library.empty() || spec.library[0] != '/') {
+      valid = InvalidArgument("code_library: not an absolute path");
+    }
+    for (const auto& [k, v] : req->env()) {
+      if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos ||
+          v.find('\0') != std::string::npos) {
+        valid = InvalidArgument("env: bad variable '" + k + "'");
+      }
+      spec.env.emplace_back(k, v);
+    }
+    if (!valid.ok()) {
+      w->Close(ToGrpc(valid));
+      return w.get();
+    }
+    std::sort(spec.env.begin(), spec.env.end());
+    loop_.Post([this, task, w, spec = std::move(spec)] { StartAttach(task, spec, w); });
+    return w.get();
+  }
+
   grpc::ServerUnaryReactor* Shutdown(grpc::CallbackServerContext* ctx, const v1::ShutdownRequest*,
                                      v1::ShutdownReply*) override {
     auto* r = ctx->DefaultReactor();
@@ -313,6 +356,8 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     bool workload = false;
     uint64_t bytes_fetched = 0;
     int64_t start_unix_ms = 0;
+    // A code worker (live/api) holds the lease until the driver cancels AttachWorker.
+    bool api = false;
   };
   struct Waiting {
     uint64_t call_id = 0;
@@ -605,6 +650,63 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     if (it == tasks_.end()) return;
     EndLease(it->second, code == 0 ? v1::TASK_STATE_FINISHED : v1::TASK_STATE_FAILED, code,
              sig > 0 ? "killed by signal " + std::to_string(sig) : std::string());
+    RunPending();
+  }
+
+  // ---- code workers (live/api) --------------------------------------------------------------
+
+  void StartAttach(const TaskId& task, const ApiWorkerSpec& spec,
+                   std::shared_ptr<StreamWriter<v1::AttachWorkerReply>> w) {
+    auto it = tasks_.find(task);
+    if (shutting_down_ || it == tasks_.end() ||
+        it->second.record.state() != v1::TASK_STATE_LEASED || it->second.api ||
+        it->second.workload) {
+      w->Close(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            "no unused lease for task " + task + " on " + node_id_));
+      return;
+    }
+    Task& t = it->second;
+    t.api = true;
+    t.start_unix_ms = UnixMs();
+    t.record.set_state(v1::TASK_STATE_RUNNING);
+    t.record.set_start_unix_ms(t.start_unix_ms);
+    t.dirty = true;
+    if (w->done()) {  // canceled before we got here
+      DetachWorker(task, "");
+      return;
+    }
+    api_pool_->Acquire(
+        task, spec,
+        [this, task, w](StatusOr<std::pair<pid_t, std::string>> ready) {
+          if (!ready.ok()) {
+            w->Close(ToGrpc(ready.status()));
+            DetachWorker(task, ready.status().message());
+            return;
+          }
+          auto it = tasks_.find(task);
+          if (it != tasks_.end()) it->second.pid = ready->first;
+          v1::AttachWorkerReply m;
+          m.set_worker_address(ready->second);
+          m.set_pid(static_cast<int32_t>(ready->first));
+          w->Push(std::move(m));
+          if (w->done()) DetachWorker(task, "");
+        },
+        [this, task, w](const std::string& why) {
+          w->Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, why));
+          DetachWorker(task, why);
+        });
+  }
+
+  // The lease of a code worker ends (the driver canceled, the worker died or failed to start).
+  void DetachWorker(const TaskId& task, const std::string& error) {
+    auto it = tasks_.find(task);
+    if (it == tasks_.end() || !it->second.api ||
+        it->second.record.state() != v1::TASK_STATE_RUNNING) {
+      return;
+    }
+    api_pool_->Release(task);
+    EndLease(it->second, error.empty() ? v1::TASK_STATE_FINISHED : v1::TASK_STATE_FAILED,
+             error.empty() ? 0 : 1, error);
     RunPending();
   }
 
@@ -966,6 +1068,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   std::unique_ptr<ObjectStore> store_;
   // Owned by loop_; the supervisor's worker callbacks call into it, so it outlives supervisor_.
   std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<ApiWorkerPool> api_pool_;
 
   // Declared last: destroyed first. The supervisor's callbacks post to loop_, and the server's
   // handlers post to loop_; loop_ is stopped in Stop() before either goes.

@@ -1,0 +1,420 @@
+// Orrery's C++ client API: remote functions and actors on a live cluster, in the spirit of
+// Ray's C++ API.
+//
+// Users put their remote code in a shared library and register it there:
+//
+//   int Add(int a, int b) { return a + b; }
+//   class Counter {
+//    public:
+//     static Counter* Create(int start) { return new Counter(start); }
+//     int Increment() { return ++n_; }
+//     ...
+//   };
+//   ORRERY_REMOTE(Add);
+//   ORRERY_REMOTE(Counter::Create);      // an actor factory: a static function returning C*
+//   ORRERY_REMOTE(&Counter::Increment);  // an actor method
+//
+// The driver links that library too, then:
+//
+//   ORRERY_RETURN_IF_ERROR(orrery::api::Init());      // $ORRERY_ADDRESS, token from the session
+//   auto ref = orrery::api::Task(Add).Remote(1, 2);   // ObjectRef<int>
+//   StatusOr<int> three = orrery::api::Get(ref);
+//   auto counter = orrery::api::Actor(Counter::Create).Remote(10);
+//   auto eleven = orrery::api::Get(counter.Task(&Counter::Increment).Remote());
+//   orrery::api::Shutdown();
+//
+// How it runs. Workers are `orrery __api_worker` processes started by node daemons; each
+// dlopen()s the user's library (the library a function was registered from, found with dladdr,
+// or InitOptions::code_library) and executes calls by registered name. The driver asks a node for
+// a worker lease once per scheduling class (same library, resources and strategy) and pushes
+// many tasks over one stream straight to the leased worker (lease reuse, as Ray's workers lease
+// and push); the node's LeaseManager still makes every lease decision (policies, spillback).
+// A lease idle for InitOptions::idle_lease_timeout is given back. An actor is a lease held for
+// its lifetime by a dedicated worker; its method calls go to that worker in submission order.
+//
+// Arguments and results use the codec of codec.h: arithmetic types, std::string, std::vector of
+// those (a compile-time error otherwise). ObjectRefs cannot be passed as arguments in this slice
+// (pass Get(ref)'s value). A call that throws in the worker fails its ObjectRef with kUnknown and
+// the exception's message; a worker that dies fails its calls with kUnavailable (no retries).
+//
+// Runtime env: InitOptions::env_vars is added to every worker's environment (workers are reused
+// only for an identical library and env).
+//
+// Thread safety: Init/Shutdown from one thread, not concurrently with other calls. Everything
+// else (Remote, Get, handles) may be used from any thread once Init returned.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+#include "live/api/codec.h"
+#include "live/api/registry.h"
+
+namespace orrery::api {
+
+using ::orrery::Status;
+using ::orrery::StatusCode;
+using ::orrery::StatusOr;
+
+// ---- the runtime ---------------------------------------------------------------------------
+
+struct InitOptions {
+  // The head's HOST:PORT. Empty: $ORRERY_ADDRESS, then the latest session's `address` file.
+  std::string address;
+  // Empty: $ORRERY_TOKEN, then the latest session's `token` file.
+  std::string token;
+  std::string temp_dir;  // the session root; empty: /tmp/orrery
+  // The node tasks are submitted to (it may spill them elsewhere). Empty: the head's node.
+  std::string entry_node;
+  // The shared library workers load. Empty: $ORRERY_CODE_LIBRARY, else the library each
+  // registered function or factory was loaded from (dladdr); a function linked into the driver
+  // executable itself cannot run remotely.
+  std::string code_library;
+  // Added to every worker's environment (a minimal runtime env).
+  std::map<std::string, std::string> env_vars;
+  // Tasks pushed ahead to a busy worker while the backlog is larger than the workers can hold;
+  // 1 = a worker gets its next task only when it finished the previous one. A pushed task runs
+  // on that worker even if another lease arrives later.
+  int max_tasks_in_flight_per_worker = 4;
+  // Leases of one scheduling class held at once (granted or being requested).
+  int max_workers_per_class = 64;
+  int max_pending_leases_per_class = 2;
+  std::chrono::milliseconds idle_lease_timeout{1000};
+};
+
+// Connects to the cluster (checks that the head answers and finds the entry node).
+// FailedPrecondition if already initialised; Unavailable if the cluster cannot be reached.
+Status Init(const InitOptions& options = {});
+Status Init(const std::string& address);
+// Returns every lease (killing actors) and fails calls still pending with kCancelled. Blocks up
+// to about a second. No-op if not initialised.
+void Shutdown();
+bool IsInitialized();
+
+// ---- per-call options ----------------------------------------------------------------------
+
+using Resources = std::map<std::string, double>;  // e.g. {{"CPU", 2}, {"GPU", 1}}
+
+struct Strategy {
+  enum class Kind { kDefault, kSpread, kNodeAffinity };
+  Kind kind = Kind::kDefault;
+  std::string node_id;  // kNodeAffinity
+  bool soft = false;    // kNodeAffinity: fall back to the default policy if the node cannot run it
+  static Strategy Default() { return {}; }
+  static Strategy Spread() { return {Kind::kSpread, "", false}; }
+  static Strategy NodeAffinity(std::string node, bool soft) {
+    return {Kind::kNodeAffinity, std::move(node), soft};
+  }
+};
+
+inline constexpr std::chrono::milliseconds kNoTimeout = std::chrono::hours(24 * 365);
+
+namespace internal {
+
+struct CallOptions {
+  Resources resources{{"CPU", 1.0}};  // tasks and actors default to one CPU
+  Strategy strategy;
+};
+
+// The driver's handle on one object; the last ObjectRef going away lets the runtime forget it.
+struct RefState {
+  uint64_t id = 0;
+  Status error;  // set when the call could not even be submitted
+  ~RefState();
+};
+struct ActorState {
+  uint64_t id = 0;
+  Status error;
+  ~ActorState();  // the last handle going away ends the actor once its calls are done
+};
+
+std::shared_ptr<RefState> SubmitTask(const Entry* entry, const void* address, std::string args,
+                                     const CallOptions& options);
+std::shared_ptr<ActorState> CreateActor(const Entry* factory, const void* address,
+                                        std::string args, const CallOptions& options);
+std::shared_ptr<RefState> SubmitActorTask(const ActorState& actor, const Entry* method,
+                                          std::string args);
+StatusOr<std::string> GetBytes(const RefState& ref, std::chrono::milliseconds timeout);
+void KillActor(const ActorState& actor);
+
+template <typename F>
+std::string KeyOf(F f) {
+  std::string k(sizeof(F), '\0');
+  std::memcpy(k.data(), &f, sizeof(F));
+  return k;
+}
+template <typename F>
+const void* AddressOf(F f) {
+  static_assert(sizeof(F) == sizeof(void*));
+  const void* a = nullptr;
+  std::memcpy(&a, &f, sizeof(a));
+  return a;
+}
+
+template <typename F>
+struct FnTraits {
+  static_assert(kCodecUnsupported<F>,
+                "orrery::api: register and call plain functions, static factories returning "
+                "C*, or member functions of C (no lambdas, no noexcept, no overload sets)");
+};
+template <typename R, typename... A>
+struct FnTraits<R (*)(A...)> {
+  using Ret = R;
+  using Args = std::tuple<std::decay_t<A>...>;
+  using Class = void;
+};
+template <typename R, typename C, typename... A>
+struct FnTraits<R (C::*)(A...)> {
+  using Ret = R;
+  using Args = std::tuple<std::decay_t<A>...>;
+  using Class = C;
+};
+template <typename R, typename C, typename... A>
+struct FnTraits<R (C::*)(A...) const> : FnTraits<R (C::*)(A...)> {};
+
+template <typename Tuple>
+struct TupleCodec;
+template <typename... Ps>
+struct TupleCodec<std::tuple<Ps...>> {
+  template <typename... As>
+  static std::string Encode(As&&... args) {
+    return EncodeArgs<Ps...>(std::forward<As>(args)...);
+  }
+  static std::tuple<Ps...> Decode(std::string_view b) { return DecodeArgs<Ps...>(b); }
+};
+
+template <typename R, typename Call>
+std::string EncodeResultOf(Call&& call) {
+  if constexpr (std::is_void_v<R>) {
+    call();
+    return std::string();
+  } else {
+    return EncodeValue<std::decay_t<R>>(call());
+  }
+}
+
+template <typename R>
+inline constexpr bool kIsFactoryResult =
+    std::is_pointer_v<R> && std::is_class_v<std::remove_pointer_t<R>>;
+
+// What ORRERY_REMOTE expands to.
+template <typename F>
+bool Register(const char* name, F f) {
+  using T = FnTraits<F>;
+  using R = typename T::Ret;
+  Entry e;
+  e.name = name;
+  if constexpr (std::is_member_function_pointer_v<F>) {
+    e.kind = Entry::Kind::kMethod;
+    e.invoke = [f](std::string_view args, std::shared_ptr<void>* instance) {
+      auto* self = static_cast<typename T::Class*>(instance->get());
+      auto t = TupleCodec<typename T::Args>::Decode(args);
+      return EncodeResultOf<R>(
+          [&]() -> R { return std::apply([&](auto&... a) -> R { return (self->*f)(a...); }, t); });
+    };
+  } else if constexpr (kIsFactoryResult<R>) {
+    e.kind = Entry::Kind::kFactory;
+    e.invoke = [f](std::string_view args, std::shared_ptr<void>* instance) {
+      auto t = TupleCodec<typename T::Args>::Decode(args);
+      using C = std::remove_pointer_t<R>;
+      std::shared_ptr<C> obj(std::apply([&](auto&... a) { return f(a...); }, t));
+      *instance = std::move(obj);
+      return std::string();
+    };
+  } else {
+    e.kind = Entry::Kind::kFunction;
+    e.invoke = [f](std::string_view args, std::shared_ptr<void>*) {
+      auto t = TupleCodec<typename T::Args>::Decode(args);
+      return EncodeResultOf<R>(
+          [&]() -> R { return std::apply([&](auto&... a) -> R { return f(a...); }, t); });
+    };
+  }
+  GlobalRegistry().Add(KeyOf(f), std::move(e));
+  return true;
+}
+
+}  // namespace internal
+
+// ---- references and Get ----------------------------------------------------------------------
+
+// The future result of a remote call. Copyable; the value stays retrievable while a copy exists.
+template <typename T>
+class ObjectRef {
+ public:
+  ObjectRef() = default;
+  explicit ObjectRef(std::shared_ptr<internal::RefState> s) : state_(std::move(s)) {}
+  uint64_t id() const { return state_ ? state_->id : 0; }
+  const std::shared_ptr<internal::RefState>& state() const { return state_; }
+
+ private:
+  std::shared_ptr<internal::RefState> state_;
+};
+
+// Blocks until the call finished or `timeout` passed. StatusOr<T> (Status for ObjectRef<void>):
+// kDeadlineExceeded on timeout, kUnknown with the exception's message if the call threw,
+// kUnavailable if its worker died, kCancelled if the lease was canceled or Shutdown() came first,
+// kFailedPrecondition if the runtime is not initialised.
+template <typename T>
+std::conditional_t<std::is_void_v<T>, Status, StatusOr<T>> Get(
+    const ObjectRef<T>& ref, std::chrono::milliseconds timeout = kNoTimeout) {
+  if (!ref.state()) return Status(StatusCode::kInvalidArgument, "empty ObjectRef");
+  auto bytes = internal::GetBytes(*ref.state(), timeout);
+  if (!bytes.ok()) return bytes.status();
+  if constexpr (std::is_void_v<T>) {
+    return Status::Ok();
+  } else {
+    try {
+      return DecodeValue<T>(*bytes);
+    } catch (const CodecError& e) {
+      return Status(StatusCode::kInternal, std::string("decoding the result: ") + e.what());
+    }
+  }
+}
+
+// ---- remote functions ------------------------------------------------------------------------
+
+template <typename F>
+class TaskCaller {
+  using T = internal::FnTraits<F>;
+
+ public:
+  explicit TaskCaller(F f) : f_(f) {}
+  // Replaces the default {CPU: 1}.
+  TaskCaller& SetResources(Resources r) {
+    options_.resources = std::move(r);
+    return *this;
+  }
+  TaskCaller& SetStrategy(Strategy s) {
+    options_.strategy = std::move(s);
+    return *this;
+  }
+  template <typename... As>
+  ObjectRef<typename T::Ret> Remote(As&&... args) const {
+    static_assert(sizeof...(As) == std::tuple_size_v<typename T::Args>,
+                  "orrery::api: wrong number of arguments for this remote function");
+    std::string bytes = internal::TupleCodec<typename T::Args>::Encode(std::forward<As>(args)...);
+    return ObjectRef<typename T::Ret>(
+        internal::SubmitTask(GlobalRegistry().FindByKey(internal::KeyOf(f_)),
+                             internal::AddressOf(f_), std::move(bytes), options_));
+  }
+
+ private:
+  static internal::Registry& GlobalRegistry() { return internal::GlobalRegistry(); }
+  F f_;
+  internal::CallOptions options_;
+};
+
+// `Task(fn)`: fn must be registered with ORRERY_REMOTE.
+template <typename F>
+TaskCaller<F> Task(F f) {
+  static_assert(std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>,
+                "orrery::api::Task takes a registered free function");
+  return TaskCaller<F>(f);
+}
+
+// ---- actors ----------------------------------------------------------------------------------
+
+template <typename C>
+class ActorHandle {
+ public:
+  ActorHandle() = default;
+  explicit ActorHandle(std::shared_ptr<internal::ActorState> s) : state_(std::move(s)) {}
+
+  template <typename M>
+  class MethodCaller {
+    using T = internal::FnTraits<M>;
+
+   public:
+    MethodCaller(std::shared_ptr<internal::ActorState> s, M m) : state_(std::move(s)), m_(m) {}
+    template <typename... As>
+    ObjectRef<typename T::Ret> Remote(As&&... args) const {
+      static_assert(sizeof...(As) == std::tuple_size_v<typename T::Args>,
+                    "orrery::api: wrong number of arguments for this actor method");
+      std::string bytes =
+          internal::TupleCodec<typename T::Args>::Encode(std::forward<As>(args)...);
+      return ObjectRef<typename T::Ret>(internal::SubmitActorTask(
+          *state_, internal::GlobalRegistry().FindByKey(internal::KeyOf(m_)), std::move(bytes)));
+    }
+
+   private:
+    std::shared_ptr<internal::ActorState> state_;
+    M m_;
+  };
+
+  // `handle.Task(&C::Method).Remote(args...)`; calls of one handle run in submission order.
+  template <typename M>
+  MethodCaller<M> Task(M m) const {
+    static_assert(std::is_member_function_pointer_v<M> &&
+                      std::is_base_of_v<typename internal::FnTraits<M>::Class, C>,
+                  "orrery::api: ActorHandle<C>::Task takes a registered method of C");
+    return MethodCaller<M>(state_, m);
+  }
+  // Ends the actor now: calls not yet finished fail with kCancelled.
+  void Kill() const {
+    if (state_) internal::KillActor(*state_);
+  }
+  uint64_t id() const { return state_ ? state_->id : 0; }
+
+ private:
+  std::shared_ptr<internal::ActorState> state_;
+};
+
+template <typename F>
+class ActorCreator {
+  using T = internal::FnTraits<F>;
+  using C = std::remove_pointer_t<typename T::Ret>;
+
+ public:
+  explicit ActorCreator(F f) : f_(f) {}
+  ActorCreator& SetResources(Resources r) {
+    options_.resources = std::move(r);
+    return *this;
+  }
+  ActorCreator& SetStrategy(Strategy s) {
+    options_.strategy = std::move(s);
+    return *this;
+  }
+  // Creation errors (the factory threw) fail the actor's method calls with the message.
+  template <typename... As>
+  ActorHandle<C> Remote(As&&... args) const {
+    static_assert(sizeof...(As) == std::tuple_size_v<typename T::Args>,
+                  "orrery::api: wrong number of arguments for this actor factory");
+    std::string bytes = internal::TupleCodec<typename T::Args>::Encode(std::forward<As>(args)...);
+    return ActorHandle<C>(
+        internal::CreateActor(internal::GlobalRegistry().FindByKey(internal::KeyOf(f_)),
+                              internal::AddressOf(f_), std::move(bytes), options_));
+  }
+
+ private:
+  F f_;
+  internal::CallOptions options_;
+};
+
+// `Actor(C::Create)`: a registered static factory returning C* (the worker owns the instance).
+template <typename F>
+ActorCreator<F> Actor(F factory) {
+  static_assert(std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>> &&
+                    internal::kIsFactoryResult<typename internal::FnTraits<F>::Ret>,
+                "orrery::api::Actor takes a registered static factory returning C*");
+  return ActorCreator<F>(factory);
+}
+
+}  // namespace orrery::api
+
+#define ORRERY_API_CONCAT_INNER(a, b) a##b
+#define ORRERY_API_CONCAT(a, b) ORRERY_API_CONCAT_INNER(a, b)
+// Registers a free function, a static actor factory (returning C*) or an actor method (&C::M)
+// under its spelling. Use at namespace scope in the library that workers load.
+#define ORRERY_REMOTE(fn)                                                       \
+  [[maybe_unused]] static const bool ORRERY_API_CONCAT(orrery_api_registered_, \
+                                                       __COUNTER__) =          \
+      ::orrery::api::internal::Register(#fn, fn)

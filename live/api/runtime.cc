@@ -1,0 +1,893 @@
+// The driver side of the C++ client API (orrery_api.h).
+//
+// One Runtime per process (the API is global like ray::Init; everything below is plain members).
+// State is guarded by one mutex `mu_`: the objects table, the scheduling classes and their
+// worker links. Threads:
+//   - the caller's threads submit (Remote) and wait (Get on `cv_`);
+//   - one lease thread per lease: asks the entry node for a lease (following spillbacks, the
+//     node's LeaseManager decides), attaches a code worker, opens the Push stream to it, then
+//     reads result batches until the stream ends, and finally gives the lease back;
+//   - the janitor closes links idle for idle_lease_timeout and joins finished lease threads.
+// Writing: whoever hands tasks to an idle link (a submitter or a lease thread) becomes that
+// link's writer until its outbox is empty (`writing` under mu_), so a lone task is written from
+// the submitting thread with no hand-off, and a backlog goes out in batches.
+#include <dlfcn.h>
+#include <unistd.h>
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <list>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "live/api/orrery_api.h"
+#include "live/client.h"
+#include "live/rpc_util.h"
+#include "live/session.h"
+#include "orrery.grpc.pb.h"
+
+namespace orrery::api {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using internal::ActorState;
+using internal::CallOptions;
+using internal::Entry;
+using internal::RefState;
+using std::chrono::milliseconds;
+
+Status FromGrpcStatus(const grpc::Status& s) {
+  return Status(static_cast<StatusCode>(s.error_code()), s.error_message());
+}
+
+struct Object {
+  enum class State { kPending, kReady, kFailed };
+  State state = State::kPending;
+  const Entry* entry = nullptr;
+  std::string value;
+  Status error;
+};
+
+struct Call {
+  uint64_t object = 0;  // also the ApiTask seq
+  const Entry* entry = nullptr;
+  std::string args;
+};
+
+struct Class;
+
+// One leased worker and the Push stream to it.
+struct Link {
+  Class* cls = nullptr;
+  std::string lease_id;
+  std::shared_ptr<grpc::Channel> node_channel;
+  std::unique_ptr<v1::NodeService::Stub> node_stub;
+  grpc::ClientContext attach_ctx;
+  std::unique_ptr<grpc::ClientReader<v1::AttachWorkerReply>> attach;
+  std::unique_ptr<v1::WorkerService::Stub> worker_stub;
+  grpc::ClientContext push_ctx;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::ApiTaskBatch, v1::ApiResultBatch>> stream;
+  std::mutex io_mu;  // WritesDone / Finish (never concurrent with each other)
+
+  // Guarded by the runtime's mu_.
+  std::deque<Call> outbox;               // handed to this link, not yet written
+  std::unordered_set<uint64_t> pending;  // handed to this link, not yet answered
+  bool writing = false;
+  bool closing = false;
+  Clock::time_point idle_since;
+};
+
+// Tasks with the same library, resources and strategy share leases; an actor is its own class.
+struct Class {
+  std::string library;
+  CallOptions options;
+  std::string name;  // for the node's task table
+  bool actor = false;
+  std::deque<Call> queue;
+  std::vector<std::shared_ptr<Link>> links;
+  int leasing = 0;
+  Status dead;                    // actor: once set, every call fails with it
+  bool drain_then_close = false;  // actor: the last handle is gone
+};
+
+class Runtime {
+ public:
+  static StatusOr<std::shared_ptr<Runtime>> Connect(const InitOptions& o) {
+    auto rt = std::shared_ptr<Runtime>(new Runtime(o));
+    ORRERY_RETURN_IF_ERROR(rt->Resolve());
+    rt->janitor_ = std::thread([r = rt.get()] { r->JanitorLoop(); });
+    return rt;
+  }
+  ~Runtime() { Stop(); }
+
+  std::shared_ptr<RefState> Submit(const Entry* e, const void* address, std::string args,
+                                   const CallOptions& options) {
+    auto ref = std::make_shared<RefState>();
+    if (e == nullptr || e->kind != Entry::Kind::kFunction) {
+      ref->error = FailedPrecondition("the function is not registered with ORRERY_REMOTE");
+      return ref;
+    }
+    auto library = LibraryOf(address);
+    if (!library.ok()) {
+      ref->error = library.status();
+      return ref;
+    }
+    auto shape = ToProtoResources(options.resources);
+    if (!shape.ok()) {
+      ref->error = shape.status();
+      return ref;
+    }
+    std::string key = *library + '\0' + *shape + '\0' + StrategyKey(options.strategy);
+    std::vector<std::shared_ptr<Link>> to_write;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopping_) {
+        ref->error = Status(StatusCode::kCancelled, "the runtime is shutting down");
+        return ref;
+      }
+      auto& c = classes_[key];
+      if (!c) {
+        c = std::make_unique<Class>();
+        c->library = *library;
+        c->options = options;
+        c->name = "api:" + e->name;
+      }
+      ref->id = NewObjectLocked(e);
+      c->queue.push_back(Call{ref->id, e, std::move(args)});
+      DispatchLocked(*c, &to_write);
+    }
+    Flush(to_write);
+    return ref;
+  }
+
+  std::shared_ptr<ActorState> CreateActor(const Entry* e, const void* address, std::string args,
+                                          const CallOptions& options) {
+    auto actor = std::make_shared<ActorState>();
+    if (e == nullptr || e->kind != Entry::Kind::kFactory) {
+      actor->error = FailedPrecondition("the factory is not registered with ORRERY_REMOTE");
+      return actor;
+    }
+    auto library = LibraryOf(address);
+    if (!library.ok()) {
+      actor->error = library.status();
+      return actor;
+    }
+    if (auto shape = ToProtoResources(options.resources); !shape.ok()) {
+      actor->error = shape.status();
+      return actor;
+    }
+    std::vector<std::shared_ptr<Link>> to_write;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopping_) {
+        actor->error = Status(StatusCode::kCancelled, "the runtime is shutting down");
+        return actor;
+      }
+      actor->id = next_id_++;
+      auto c = std::make_unique<Class>();
+      c->library = *library;
+      c->options = options;
+      c->actor = true;
+      c->name = "api:actor:" + e->name;
+      // The creation call goes first; its result object is internal (nobody waits on it).
+      const uint64_t create = NewObjectLocked(e);
+      c->queue.push_back(Call{create, e, std::move(args)});
+      actors_[actor->id] = c.get();
+      auto& slot = classes_["actor:" + std::to_string(actor->id)];
+      slot = std::move(c);
+      DispatchLocked(*slot, &to_write);
+    }
+    Flush(to_write);
+    return actor;
+  }
+
+  std::shared_ptr<RefState> SubmitActorTask(const ActorState& actor, const Entry* e,
+                                            std::string args) {
+    auto ref = std::make_shared<RefState>();
+    if (!actor.error.ok()) {
+      ref->error = actor.error;
+      return ref;
+    }
+    if (e == nullptr || e->kind != Entry::Kind::kMethod) {
+      ref->error = FailedPrecondition("the method is not registered with ORRERY_REMOTE");
+      return ref;
+    }
+    std::vector<std::shared_ptr<Link>> to_write;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = actors_.find(actor.id);
+      if (it == actors_.end() || stopping_) {
+        ref->error = Status(StatusCode::kCancelled, "the actor is gone");
+        return ref;
+      }
+      Class& c = *it->second;
+      if (!c.dead.ok()) {
+        ref->error = c.dead;
+        return ref;
+      }
+      ref->id = NewObjectLocked(e);
+      c.queue.push_back(Call{ref->id, e, std::move(args)});
+      DispatchLocked(c, &to_write);
+    }
+    Flush(to_write);
+    return ref;
+  }
+
+  StatusOr<std::string> Get(const RefState& ref, milliseconds timeout) {
+    if (!ref.error.ok()) return ref.error;
+    const auto deadline = Clock::now() + std::min<milliseconds>(timeout, kNoTimeout);
+    std::unique_lock<std::mutex> l(mu_);
+    while (true) {
+      auto it = objects_.find(ref.id);
+      if (it == objects_.end()) return NotFound("object " + std::to_string(ref.id) + " is gone");
+      if (it->second.state == Object::State::kReady) return it->second.value;
+      if (it->second.state == Object::State::kFailed) return it->second.error;
+      if (cv_.wait_until(l, deadline) == std::cv_status::timeout && Clock::now() >= deadline) {
+        auto again = objects_.find(ref.id);
+        if (again != objects_.end() && again->second.state == Object::State::kPending) {
+          return Status(StatusCode::kDeadlineExceeded,
+                        "no result after " + std::to_string(timeout.count()) + " ms");
+        }
+      }
+    }
+  }
+
+  void Release(uint64_t id) {
+    std::lock_guard<std::mutex> l(mu_);
+    objects_.erase(id);
+  }
+
+  // Kill: now; otherwise once the actor's calls are done.
+  void EndActor(uint64_t id, bool kill) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = actors_.find(id);
+    if (it == actors_.end()) return;
+    Class& c = *it->second;
+    if (!kill) {
+      c.drain_then_close = true;
+      janitor_cv_.notify_all();
+      return;
+    }
+    if (c.dead.ok()) c.dead = Status(StatusCode::kCancelled, "the actor was killed");
+    FailQueueLocked(c, c.dead);
+    for (auto& link : c.links) {
+      link->closing = true;
+      link->push_ctx.TryCancel();
+    }
+    cv_.notify_all();
+  }
+
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopped_) return;
+      stopped_ = true;
+      stopping_ = true;
+      const Status why(StatusCode::kCancelled, "the runtime shut down");
+      for (auto& [key, c] : classes_) {
+        FailQueueLocked(*c, why);
+        if (c->actor && c->dead.ok()) c->dead = why;
+        for (auto& link : c->links) {
+          link->closing = true;
+          link->push_ctx.TryCancel();
+        }
+      }
+      for (Link* link : attaching_) link->attach_ctx.TryCancel();
+    }
+    cv_.notify_all();
+    janitor_cv_.notify_all();
+    if (janitor_.joinable()) janitor_.join();
+    std::list<LeaseThread> threads;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      threads.swap(threads_);
+    }
+    for (auto& t : threads) t.thread.join();
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto& [id, o] : objects_) {
+      if (o.state == Object::State::kPending) {
+        o.state = Object::State::kFailed;
+        o.error = Status(StatusCode::kCancelled, "the runtime shut down");
+      }
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  struct LeaseThread {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+
+  explicit Runtime(InitOptions o) : options_(std::move(o)) {
+    options_.max_tasks_in_flight_per_worker = std::max(1, options_.max_tasks_in_flight_per_worker);
+    options_.max_workers_per_class = std::max(1, options_.max_workers_per_class);
+    options_.max_pending_leases_per_class = std::max(1, options_.max_pending_leases_per_class);
+  }
+
+  // Address, token and entry node, from the options, the environment and the session.
+  Status Resolve() {
+    auto session = live::LatestSession(live::TempRoot(options_.temp_dir));
+    std::string address = options_.address;
+    if (address.empty()) {
+      if (const char* e = std::getenv("ORRERY_ADDRESS"); e && *e) address = e;
+    }
+    if (address.empty() && session.ok()) {
+      if (auto a = live::ReadFileTrimmed(*session / "address"); a.ok()) address = *a;
+    }
+    if (address.empty()) {
+      return FailedPrecondition(
+          "no cluster address: pass one to Init, set ORRERY_ADDRESS, or start a cluster with "
+          "'orrery start --head'");
+    }
+    token_ = options_.token;
+    if (token_.empty()) {
+      if (const char* t = std::getenv("ORRERY_TOKEN"); t && *t) token_ = t;
+    }
+    if (token_.empty() && session.ok()) {
+      if (auto t = live::ReadFileTrimmed(*session / "token"); t.ok()) token_ = *t;
+    }
+    if (token_.empty()) return FailedPrecondition("no cluster token: set ORRERY_TOKEN");
+    if (options_.code_library.empty()) {
+      if (const char* c = std::getenv("ORRERY_CODE_LIBRARY"); c && *c) options_.code_library = c;
+    }
+    auto nodes = live::HeadClient(address, token_, milliseconds(5000)).ListNodes();
+    if (!nodes.ok()) return nodes.status().WithContext("cannot reach the head at " + address);
+    for (const auto& n : nodes->nodes()) {
+      if (n.state() != v1::NODE_STATE_ALIVE) continue;
+      const bool match =
+          options_.entry_node.empty() ? n.is_head_node() : n.node_id() == options_.entry_node;
+      if (match) entry_address_ = n.address();
+    }
+    if (entry_address_.empty() && options_.entry_node.empty()) {
+      for (const auto& n : nodes->nodes()) {
+        if (n.state() == v1::NODE_STATE_ALIVE) {
+          entry_address_ = n.address();
+          break;
+        }
+      }
+    }
+    if (entry_address_.empty()) {
+      return Status(StatusCode::kUnavailable,
+                    options_.entry_node.empty() ? "no alive node in the cluster"
+                                                : "no alive node named " + options_.entry_node);
+    }
+    return Status::Ok();
+  }
+
+  StatusOr<std::string> LibraryOf(const void* address) {
+    if (!options_.code_library.empty()) {
+      std::error_code ec;
+      auto p = fs::absolute(options_.code_library, ec);
+      return ec ? options_.code_library : p.string();
+    }
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = libraries_.find(address);
+      if (it != libraries_.end()) return it->second;
+    }
+    Dl_info info{};
+    if (::dladdr(address, &info) == 0 || info.dli_fname == nullptr) {
+      return FailedPrecondition("cannot tell which library holds the function: set code_library");
+    }
+    std::error_code ec;
+    const fs::path lib = fs::canonical(info.dli_fname, ec);
+    const fs::path self = fs::canonical("/proc/self/exe", ec);
+    if (lib.empty() || lib == self) {
+      return FailedPrecondition(
+          "the function is linked into the driver executable: put remote code in a shared "
+          "library (or set code_library)");
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    libraries_[address] = lib.string();
+    return lib.string();
+  }
+
+  static StatusOr<std::string> ToProtoResources(const Resources& r) {
+    std::string key;
+    for (const auto& [name, v] : r) {
+      if (name.empty() || !(v >= 0) || !std::isfinite(v)) {
+        return InvalidArgument("resources: bad quantity for '" + name + "'");
+      }
+      key += name + "=" + std::to_string(std::llround(v * 10000)) + ";";
+    }
+    return key;
+  }
+  static std::string StrategyKey(const Strategy& s) {
+    return std::to_string(static_cast<int>(s.kind)) + ":" + s.node_id + ":" + (s.soft ? "1" : "0");
+  }
+
+  uint64_t NewObjectLocked(const Entry* e) {
+    const uint64_t id = next_id_++;
+    Object& o = objects_[id];
+    o.entry = e;
+    return id;
+  }
+
+  void FinishObjectLocked(uint64_t id, bool ok, std::string* value, const std::string& error) {
+    auto it = objects_.find(id);
+    if (it == objects_.end()) return;  // released: nobody can Get it
+    Object& o = it->second;
+    if (o.state != Object::State::kPending) return;
+    if (ok) {
+      o.state = Object::State::kReady;
+      o.value = std::move(*value);
+    } else {
+      o.state = Object::State::kFailed;
+      o.error = Status(StatusCode::kUnknown, (o.entry ? o.entry->name : std::string("call")) +
+                                                  " failed: " + error);
+    }
+  }
+
+  void FailObjectLocked(uint64_t id, const Status& why) {
+    auto it = objects_.find(id);
+    if (it == objects_.end() || it->second.state != Object::State::kPending) return;
+    it->second.state = Object::State::kFailed;
+    it->second.error = why;
+  }
+
+  void FailQueueLocked(Class& c, const Status& why) {
+    for (const Call& call : c.queue) FailObjectLocked(call.object, why);
+    c.queue.clear();
+  }
+
+  // Hands queued calls to links with room, and asks for more leases while calls wait.
+  void DispatchLocked(Class& c, std::vector<std::shared_ptr<Link>>* to_write) {
+    if (stopping_) return;
+    if (!c.dead.ok()) {
+      FailQueueLocked(c, c.dead);
+      return;
+    }
+    const size_t depth = static_cast<size_t>(options_.max_tasks_in_flight_per_worker);
+    while (!c.queue.empty()) {
+      Link* best = nullptr;
+      std::shared_ptr<Link> best_ptr;
+      for (auto& l : c.links) {
+        if (l->closing) continue;
+        if (best == nullptr || l->pending.size() < best->pending.size()) {
+          best = l.get();
+          best_ptr = l;
+        }
+      }
+      if (best == nullptr) break;
+      size_t cap = 1;
+      if (c.actor) {
+        cap = SIZE_MAX;  // one worker, in order: nothing to balance
+      } else if (!best->pending.empty() && c.queue.size() >= depth * c.links.size()) {
+        cap = depth;  // a backlog bigger than the workers hold: pipeline
+      }
+      if (best->pending.size() >= cap) break;
+      Call call = std::move(c.queue.front());
+      c.queue.pop_front();
+      best->pending.insert(call.object);
+      best->outbox.push_back(std::move(call));
+      if (!best->writing) {
+        best->writing = true;
+        to_write->push_back(best_ptr);
+      }
+    }
+    if (c.queue.empty()) return;
+    const size_t max_links = c.actor ? 1 : static_cast<size_t>(options_.max_workers_per_class);
+    const int max_pending = c.actor ? 1 : options_.max_pending_leases_per_class;
+    while (c.links.size() + static_cast<size_t>(c.leasing) < max_links &&
+           c.leasing < max_pending && static_cast<size_t>(c.leasing) < c.queue.size()) {
+      if (c.actor && c.drain_then_close) break;
+      StartLeaseLocked(c);
+    }
+  }
+
+  // Writes the outbox of each link until it is empty (the caller was made its writer).
+  void Flush(const std::vector<std::shared_ptr<Link>>& links) {
+    for (const auto& link : links) {
+      while (true) {
+        v1::ApiTaskBatch batch;
+        {
+          std::lock_guard<std::mutex> l(mu_);
+          if (link->outbox.empty() || link->closing) {
+            link->writing = false;
+            cv_.notify_all();  // a lease thread may wait for the writer to leave
+            break;
+          }
+          for (Call& call : link->outbox) {
+            auto* t = batch.add_tasks();
+            t->set_seq(call.object);
+            t->set_function(call.entry->name);
+            t->set_args(std::move(call.args));
+          }
+          link->outbox.clear();
+        }
+        if (!link->stream->Write(batch)) {
+          // The stream is broken: the lease thread's Read fails and cleans up.
+          std::lock_guard<std::mutex> l(mu_);
+          link->writing = false;
+          cv_.notify_all();
+          break;
+        }
+      }
+    }
+  }
+
+  void StartLeaseLocked(Class& c) {
+    ++c.leasing;
+    const std::string lease_id = "api-" + std::to_string(::getpid()) + "-" +
+                                 std::to_string(reinterpret_cast<uintptr_t>(this) & 0xffffff) +
+                                 "-" + std::to_string(next_lease_++);
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    Class* cp = &c;
+    threads_.push_back(LeaseThread{std::thread([this, cp, lease_id, done] {
+                                     RunLease(cp, lease_id);
+                                     done->store(true);
+                                   }),
+                                   done});
+  }
+
+  // True while class `c` still wants this lease (checked between lease requests).
+  bool StillNeeded(Class* c) {
+    std::lock_guard<std::mutex> l(mu_);
+    return !stopping_ && c->dead.ok() && !c->queue.empty();
+  }
+
+  v1::RequestWorkerLeaseRequest LeaseRequest(Class* c, const std::string& lease_id) {
+    v1::RequestWorkerLeaseRequest req;
+    req.set_task_id(lease_id);
+    req.set_name(c->name);
+    for (const auto& [name, v] : c->options.resources) {
+      const int64_t raw = std::llround(v * 10000);
+      if (raw > 0) (*req.mutable_resources()->mutable_raw())[name] = raw;
+    }
+    auto* s = req.mutable_strategy();
+    switch (c->options.strategy.kind) {
+      case Strategy::Kind::kDefault: s->set_type(v1::SchedulingStrategy::DEFAULT); break;
+      case Strategy::Kind::kSpread: s->set_type(v1::SchedulingStrategy::SPREAD); break;
+      case Strategy::Kind::kNodeAffinity:
+        s->set_type(v1::SchedulingStrategy::NODE_AFFINITY);
+        s->set_node_id(c->options.strategy.node_id);
+        s->set_soft(c->options.strategy.soft);
+        break;
+    }
+    req.set_queue_timeout_ms(200);  // re-asked while still needed
+    return req;
+  }
+
+  // A lease for `c` at some node (following spillbacks): its address, or why not.
+  // kAborted when it is no longer needed.
+  StatusOr<std::string> AcquireLease(Class* c, const std::string& lease_id) {
+    v1::RequestWorkerLeaseRequest req = LeaseRequest(c, lease_id);
+    std::string address = entry_address_;
+    int unreachable = 0;
+    int chain = 0;  // spillbacks since the last rejection
+    milliseconds backoff(5);
+    while (true) {
+      if (!StillNeeded(c)) return Status(StatusCode::kAborted, "no longer needed");
+      live::NodeClient node(address, token_, milliseconds(5000));
+      auto reply = node.RequestWorkerLease(req);
+      if (!reply.ok()) {
+        if (++unreachable > 20) return reply.status().WithContext("lease at " + address);
+        std::this_thread::sleep_for(milliseconds(100));
+        address = entry_address_;
+        req.set_grant_or_reject(false);
+        continue;
+      }
+      switch (reply->outcome_case()) {
+        case v1::RequestWorkerLeaseReply::kGranted:
+          return address;
+        case v1::RequestWorkerLeaseReply::kSpillback:
+          address = reply->spillback().address();
+          req.set_grant_or_reject(true);
+          req.set_spillbacks(req.spillbacks() + 1);
+          if (++chain > 16) return Status(StatusCode::kAborted, "too many spillbacks in a row");
+          break;
+        case v1::RequestWorkerLeaseReply::kRejected:
+          // The target was busy after all (stale view): start over at the entry node, backing
+          // off while it stays busy.
+          address = entry_address_;
+          req.set_grant_or_reject(false);
+          chain = 0;
+          std::this_thread::sleep_for(backoff);
+          backoff = std::min(backoff * 2, milliseconds(100));
+          break;
+        case v1::RequestWorkerLeaseReply::kCanceled:
+          return Status(StatusCode::kCancelled,
+                        "the lease was canceled: " + reply->canceled().reason());
+        default:  // queued: ask again (if still needed)
+          break;
+      }
+    }
+  }
+
+  Status Attach(Class* c, const std::string& node_address, Link* link) {
+    link->node_channel = grpc::CreateChannel(node_address, grpc::InsecureChannelCredentials());
+    link->node_stub = v1::NodeService::NewStub(link->node_channel);
+    live::AttachToken(&link->attach_ctx, token_);
+    v1::AttachWorkerRequest req;
+    req.set_task_id(link->lease_id);
+    req.set_code_library(c->library);
+    for (const auto& [k, v] : options_.env_vars) (*req.mutable_env())[k] = v;
+    req.set_actor(c->actor);
+    link->attach = link->node_stub->AttachWorker(&link->attach_ctx, req);
+    v1::AttachWorkerReply reply;
+    if (!link->attach->Read(&reply)) {
+      grpc::Status s = link->attach->Finish();
+      link->attach.reset();
+      if (s.ok()) return Status(StatusCode::kUnavailable, "the node ended the lease");
+      return FromGrpcStatus(s).WithContext("attaching a worker at " + node_address);
+    }
+    grpc::ChannelArguments args;
+    // One connection per worker (no sharing with other links' subchannels).
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    auto channel = grpc::CreateCustomChannel(reply.worker_address(),
+                                             grpc::InsecureChannelCredentials(), args);
+    link->worker_stub = v1::WorkerService::NewStub(channel);
+    live::AttachToken(&link->push_ctx, token_);
+    link->stream = link->worker_stub->Push(&link->push_ctx);
+    return Status::Ok();
+  }
+
+  void RunLease(Class* c, const std::string& lease_id) {
+    auto link = std::make_shared<Link>();
+    link->cls = c;
+    link->lease_id = lease_id;
+    auto address = AcquireLease(c, lease_id);
+    Status s = address.status();
+    if (s.ok()) {
+      {
+        // Stop() cancels the attach call if it comes meanwhile.
+        std::lock_guard<std::mutex> l(mu_);
+        attaching_.insert(link.get());
+        if (stopping_) link->attach_ctx.TryCancel();
+      }
+      s = Attach(c, *address, link.get());
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        attaching_.erase(link.get());
+      }
+      if (!s.ok() && link->attach == nullptr && s.code() != StatusCode::kUnavailable) {
+        // The lease was granted but no worker came: give it back.
+        (void)live::NodeClient(*address, token_).ReturnWorkerLease(lease_id);
+      }
+    }
+    std::vector<std::shared_ptr<Link>> to_write;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      --c->leasing;
+      if (!s.ok() || stopping_) {
+        if (s.ok()) s = Status(StatusCode::kCancelled, "the runtime shut down");
+        if (s.code() != StatusCode::kAborted || s.message() != "no longer needed") {
+          if (c->actor && c->dead.ok()) c->dead = s;
+          FailQueueLocked(*c, s);
+        }
+        link->closing = true;
+        DispatchLocked(*c, &to_write);
+      } else {
+        link->idle_since = Clock::now();
+        c->links.push_back(link);
+        DispatchLocked(*c, &to_write);
+      }
+    }
+    Flush(to_write);
+    if (link->stream && !link->closing) Receive(link);
+    Close(link);
+  }
+
+  void Receive(const std::shared_ptr<Link>& link) {
+    v1::ApiResultBatch batch;
+    Class* c = link->cls;
+    while (link->stream->Read(&batch)) {
+      std::vector<std::shared_ptr<Link>> to_write;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        for (auto& r : *batch.mutable_results()) {
+          link->pending.erase(r.seq());
+          FinishObjectLocked(r.seq(), r.ok(), r.mutable_value(), r.error());
+        }
+        if (link->pending.empty()) link->idle_since = Clock::now();
+        DispatchLocked(*c, &to_write);
+      }
+      cv_.notify_all();
+      Flush(to_write);
+    }
+  }
+
+  // The stream ended (closed by us, canceled, or the worker died): forget the link, fail what it
+  // still held, give the lease back.
+  void Close(const std::shared_ptr<Link>& link) {
+    Class* c = link->cls;
+    std::vector<std::shared_ptr<Link>> to_write;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      const bool was_closing = link->closing;
+      link->closing = true;
+      cv_.wait(l, [&] { return !link->writing; });
+      std::erase(c->links, link);
+      Status why = !c->dead.ok() ? c->dead
+                   : stopping_   ? Status(StatusCode::kCancelled, "the runtime shut down")
+                                 : Status(StatusCode::kUnavailable,
+                                          "the worker of lease " + link->lease_id + " died");
+      for (uint64_t id : link->pending) FailObjectLocked(id, why);
+      link->pending.clear();
+      link->outbox.clear();
+      if (c->actor && link->stream && c->dead.ok()) {
+        c->dead = was_closing ? Status(StatusCode::kCancelled, "the actor was ended")
+                              : Status(StatusCode::kUnavailable, "the actor's worker died");
+      }
+      DispatchLocked(*c, &to_write);
+    }
+    cv_.notify_all();
+    Flush(to_write);
+    std::lock_guard<std::mutex> io(link->io_mu);
+    if (link->stream) {
+      link->push_ctx.TryCancel();
+      (void)link->stream->Finish();
+    }
+    if (link->attach) {
+      link->attach_ctx.TryCancel();  // ends the lease at the node
+      (void)link->attach->Finish();
+    }
+  }
+
+  void JanitorLoop() {
+    const milliseconds period =
+        std::clamp<milliseconds>(options_.idle_lease_timeout / 4, milliseconds(5),
+                                 milliseconds(50));
+    std::unique_lock<std::mutex> l(mu_);
+    while (!stopping_) {
+      janitor_cv_.wait_for(l, period);
+      if (stopping_) break;
+      const auto now = Clock::now();
+      std::vector<std::shared_ptr<Link>> to_close;
+      for (auto& [key, c] : classes_) {
+        for (auto& link : c->links) {
+          if (link->closing || link->writing || !link->pending.empty()) continue;
+          const bool idle = c->actor ? (c->drain_then_close && c->queue.empty())
+                                     : now - link->idle_since >= options_.idle_lease_timeout;
+          if (!idle) continue;
+          link->closing = true;
+          to_close.push_back(link);
+        }
+      }
+      for (auto it = threads_.begin(); it != threads_.end();) {
+        if (it->done->load()) {
+          it->thread.join();
+          it = threads_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      l.unlock();
+      for (auto& link : to_close) {
+        // The worker ends the stream; the lease thread's Read returns and it closes the lease.
+        std::lock_guard<std::mutex> io(link->io_mu);
+        (void)link->stream->WritesDone();
+      }
+      l.lock();
+    }
+  }
+
+  InitOptions options_;
+  std::string token_;
+  std::string entry_address_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::condition_variable janitor_cv_;
+  bool stopping_ = false;
+  bool stopped_ = false;
+  uint64_t next_id_ = 1;
+  uint64_t next_lease_ = 1;
+  std::unordered_map<uint64_t, Object> objects_;
+  std::map<std::string, std::unique_ptr<Class>> classes_;
+  std::map<uint64_t, Class*> actors_;
+  std::map<const void*, std::string> libraries_;
+  std::list<LeaseThread> threads_;
+  std::unordered_set<Link*> attaching_;  // links whose AttachWorker call has no worker yet
+  std::thread janitor_;
+};
+
+std::mutex g_mu;
+std::shared_ptr<Runtime> g_runtime;
+
+std::shared_ptr<Runtime> Current() {
+  std::lock_guard<std::mutex> l(g_mu);
+  return g_runtime;
+}
+
+Status NotInitialized() {
+  return FailedPrecondition("orrery::api is not initialised: call orrery::api::Init first");
+}
+
+}  // namespace
+
+Status Init(const InitOptions& options) {
+  std::lock_guard<std::mutex> l(g_mu);
+  if (g_runtime) return FailedPrecondition("orrery::api is already initialised");
+  auto rt = Runtime::Connect(options);
+  if (!rt.ok()) return rt.status();
+  g_runtime = std::move(*rt);
+  return Status::Ok();
+}
+
+Status Init(const std::string& address) {
+  InitOptions o;
+  o.address = address;
+  return Init(o);
+}
+
+void Shutdown() {
+  std::shared_ptr<Runtime> rt;
+  {
+    std::lock_guard<std::mutex> l(g_mu);
+    rt = std::move(g_runtime);
+  }
+  if (rt) rt->Stop();
+}
+
+bool IsInitialized() { return Current() != nullptr; }
+
+namespace internal {
+
+RefState::~RefState() {
+  if (id == 0) return;
+  if (auto rt = Current()) rt->Release(id);
+}
+
+ActorState::~ActorState() {
+  if (id == 0) return;
+  if (auto rt = Current()) rt->EndActor(id, /*kill=*/false);
+}
+
+std::shared_ptr<RefState> SubmitTask(const Entry* entry, const void* address, std::string args,
+                                     const CallOptions& options) {
+  auto rt = Current();
+  if (!rt) {
+    auto ref = std::make_shared<RefState>();
+    ref->error = NotInitialized();
+    return ref;
+  }
+  return rt->Submit(entry, address, std::move(args), options);
+}
+
+std::shared_ptr<ActorState> CreateActor(const Entry* factory, const void* address,
+                                        std::string args, const CallOptions& options) {
+  auto rt = Current();
+  if (!rt) {
+    auto a = std::make_shared<ActorState>();
+    a->error = NotInitialized();
+    return a;
+  }
+  return rt->CreateActor(factory, address, std::move(args), options);
+}
+
+std::shared_ptr<RefState> SubmitActorTask(const ActorState& actor, const Entry* method,
+                                          std::string args) {
+  auto rt = Current();
+  if (!rt) {
+    auto ref = std::make_shared<RefState>();
+    ref->error = NotInitialized();
+    return ref;
+  }
+  return rt->SubmitActorTask(actor, method, std::move(args));
+}
+
+StatusOr<std::string> GetBytes(const RefState& ref, std::chrono::milliseconds timeout) {
+  if (!ref.error.ok()) return ref.error;
+  auto rt = Current();
+  if (!rt) return NotInitialized();
+  return rt->Get(ref, timeout);
+}
+
+void KillActor(const ActorState& actor) {
+  if (auto rt = Current()) rt->EndActor(actor.id, /*kill=*/true);
+}
+
+}  // namespace internal
+}  // namespace orrery::api

@@ -1,0 +1,32 @@
+// Remote code for the C++ client API tests (api_test.cc), in a shared library that the test
+// binary links and the workers dlopen.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace orrery::api_test {
+
+int Add(int a, int b);
+std::vector<double> Scale(std::vector<double> v, double k);
+std::string Fail(std::string message);  // throws std::runtime_error(message)
+std::string NodeId();                   // $ORRERY_NODE_ID of the worker
+std::string Env(std::string name);      // the worker's $name ("" if unset)
+int64_t SleepMs(int ms);                // sleeps, returns the worker's pid
+
+// An actor: a running sum and the history of what was added.
+class Accumulator {
+ public:
+  static Accumulator* Create(int start);  // throws if start < 0
+  int Add(int x);
+  std::vector<int> History() const;
+  int64_t Pid() const;
+
+ private:
+  explicit Accumulator(int start) : sum_(start) {}
+  int sum_;
+  std::vector<int> history_;
+};
+
+}  // namespace orrery::api_test
