@@ -966,6 +966,10 @@ int RunLiveRun(const std::vector<std::string>& args, std::ostream& out, std::ost
       return kExitFailed;
     }
     cluster = std::move(*c);
+    LocalCluster* lc = cluster.get();
+    options.inject_failure = [lc](const std::string& id, bool crash) {
+      return crash ? lc->Crash(id) : lc->Recover(id);
+    };
     address = cluster->address();
     token = cluster->token();
     out << "Started " << scenario->nodes.size() << " node(s) of " << scenario->name

@@ -1,11 +1,15 @@
 #include "live/live_run.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <map>
 #include <mutex>
 #include <ostream>
+#include <set>
 #include <thread>
 
 #include "core/scheduling/scheduler.h"
@@ -42,7 +46,6 @@ Status CheckLiveSupport(const sim::Scenario& s) {
   if (!s.placement_groups.empty()) {
     return Unsupported(s, "workload.placement_groups", "placement groups");
   }
-  if (!s.failures.empty()) return Unsupported(s, "failures", "node failures");
   if (s.autoscaler.enabled) {
     return Unsupported(s, "cluster.node_types.max_workers", "the autoscaler (managed node types)");
   }
@@ -102,13 +105,38 @@ StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const sim::Scenario&
     no.object_dir = (dir / ("objects-" + spec.id)).string();
     auto node = NodeDaemon::Start(no);
     if (!node.ok()) return node.status().WithContext("starting node " + spec.id);
+    c->ids_.push_back(spec.id);
+    c->node_options_.push_back(no);
     c->nodes_.push_back(std::move(*node));
   }
   return c;
 }
 
+Status LocalCluster::Crash(const std::string& id) {
+  auto it = std::find(ids_.begin(), ids_.end(), id);
+  if (it == ids_.end()) return Status(StatusCode::kNotFound, "no node '" + id + "'");
+  auto& node = nodes_[static_cast<size_t>(it - ids_.begin())];
+  if (!node) return Status(StatusCode::kFailedPrecondition, "node " + id + " is already down");
+  node->Stop();
+  node.reset();
+  return Status::Ok();
+}
+
+Status LocalCluster::Recover(const std::string& id) {
+  auto it = std::find(ids_.begin(), ids_.end(), id);
+  if (it == ids_.end()) return Status(StatusCode::kNotFound, "no node '" + id + "'");
+  const size_t i = static_cast<size_t>(it - ids_.begin());
+  if (nodes_[i]) return Status(StatusCode::kFailedPrecondition, "node " + id + " is running");
+  auto node = NodeDaemon::Start(node_options_[i]);
+  if (!node.ok()) return node.status().WithContext("restarting node " + id);
+  nodes_[i] = std::move(*node);
+  return Status::Ok();
+}
+
 LocalCluster::~LocalCluster() {
-  for (auto& n : nodes_) n->Stop();
+  for (auto& n : nodes_) {
+    if (n) n->Stop();
+  }
   nodes_.clear();
   if (head_) head_->Stop();
   head_.reset();
@@ -132,12 +160,13 @@ class Runner {
     ORRERY_RETURN_IF_ERROR(Discover());
     ORRERY_RETURN_IF_ERROR(CreateInitialObjects());
     const size_t n = s_.tasks.size();
-    rows_.resize(n);
+    attempts_.assign(n, {});
     final_.assign(n, 0);
     ok_.assign(n, 0);
     ran_on_.assign(n, "");
     t0_ = Clock::now();
     std::thread sampler([this] { SampleLoop(); });
+    std::thread failures([this] { FailureLoop(); });
     std::vector<std::thread> threads;
     threads.reserve(n);
     for (size_t i = 0; i < n; ++i) {
@@ -153,6 +182,7 @@ class Runner {
     }
     cv_.notify_all();
     sampler.join();
+    failures.join();
     Sample();  // the final state
     return Finish(end);
   }
@@ -209,7 +239,34 @@ class Runner {
 
   const std::string& DriverNode() const { return s_.nodes[s_.driver_node].id; }
 
-  void MarkFinal(size_t i, bool ok, const std::string& node) {
+  std::string AddressOf(const std::string& node) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = address_of_.find(node);
+    return it == address_of_.end() ? std::string() : it->second;
+  }
+
+  // `preferred` unless it is down (crashed by a failure): then the driver node, else the first
+  // scenario node that is up.
+  std::string PickDecider(const std::string& preferred) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!down_.count(preferred)) return preferred;
+    if (!down_.count(DriverNode())) return DriverNode();
+    for (const auto& n : s_.nodes) {
+      if (!down_.count(n.id)) return n.id;
+    }
+    return preferred;
+  }
+
+  void MarkFinal(size_t i, results::TaskAttempt row, bool ok, const std::string& node,
+                 const std::string& why = "") {
+    if (o_.progress) {
+      std::lock_guard<std::mutex> l(progress_mu_);
+      *o_.progress << "[live run] task " << i << " (" << row.name << ") " << row.state
+                   << (row.attempt > 0 ? " (attempt " + std::to_string(row.attempt) + ")" : "")
+                   << (node.empty() ? "" : " on " + node) << (why.empty() ? "" : ": " + why)
+                   << "\n";
+    }
+    attempts_[i].push_back(std::move(row));
     {
       std::lock_guard<std::mutex> l(mu_);
       final_[i] = 1;
@@ -218,16 +275,44 @@ class Runner {
       ++num_final_;
     }
     cv_.notify_all();
-    if (o_.progress) {
-      std::lock_guard<std::mutex> l(progress_mu_);
-      *o_.progress << "[live run] task " << i << " (" << rows_[i].name << ") " << rows_[i].state
-                   << (node.empty() ? "" : " on " + node) << "\n";
+  }
+
+  void NoteError(const std::string& what) {
+    errors_.fetch_add(1);
+    std::lock_guard<std::mutex> l(progress_mu_);
+    if (first_error_.empty()) first_error_ = what;
+  }
+
+  // Waits (up to 10 s) until the head lists every node of `nodes` dead, then two report periods
+  // more so every node's view has it dead too (no spillback to it, affinity to it canceled).
+  void WaitDead(std::set<std::string> nodes) {
+    HeadClient head(head_address_, token_, std::chrono::milliseconds(2000));
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (!nodes.empty() && Clock::now() < deadline) {
+      auto list = head.ListNodes();
+      if (list.ok()) {
+        for (const auto& n : list->nodes()) {
+          if (n.state() == v1::NODE_STATE_DEAD) nodes.erase(n.node_id());
+        }
+      }
+      if (!nodes.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
+    std::this_thread::sleep_for(std::chrono::duration<double>(2 * s_.scheduler.report_period_s));
+  }
+
+  std::set<std::string> Down() {
+    std::lock_guard<std::mutex> l(mu_);
+    return down_;
+  }
+  uint64_t CrashEpoch(const std::string& node) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = crash_epoch_.find(node);
+    return it == crash_epoch_.end() ? 0 : it->second;
   }
 
   void RunTask(size_t i) {
     const sim::TaskSpec& ts = s_.tasks[i];
-    results::TaskAttempt& row = rows_[i];
+    results::TaskAttempt row;
     row.task_id = i;
     row.name = s_.names[ts.name];
     row.job_id = s_.jobs[ts.job];
@@ -252,7 +337,7 @@ class Runner {
     if (!args_ok) {
       row.state = "canceled";
       row.wait_reason = "waiting_for_args";
-      MarkFinal(i, false, "");
+      MarkFinal(i, std::move(row), false, "");
       return;
     }
     // Argument locations, as the simulator's RequestFor builds them.
@@ -281,18 +366,17 @@ class Runner {
       ref->set_object_id(id);
       ref->set_bytes(a.bytes);
       ref->set_node_id(where);
-      ref->set_address(address_of_[where]);
     }
     // Where the first lease request goes (the simulator's DeciderFor).
-    std::string decider = DriverNode();
+    std::string preferred = DriverNode();
     if (strategy.type == SchedulingStrategy::Type::kNodeAffinity) {
-      if (address_of_.count(strategy.node)) decider = strategy.node;
+      if (!AddressOf(strategy.node).empty()) preferred = strategy.node;
     } else if (strategy.type != SchedulingStrategy::Type::kSpread && !locality.empty()) {
-      if (auto best = ChooseLocalityNode(locality); best && address_of_.count(*best)) {
-        decider = *best;
+      if (auto best = ChooseLocalityNode(locality); best && !AddressOf(*best).empty()) {
+        preferred = *best;
       }
     }
-    row.node_id = decider;
+    row.node_id = preferred;
     // A shape no node could ever hold waits for an autoscaler that live does not have yet.
     if (strategy.type != SchedulingStrategy::Type::kNodeAffinity || strategy.soft) {
       bool feasible = false;
@@ -303,65 +387,179 @@ class Runner {
       if (!feasible) {
         row.state = "infeasible";
         row.wait_reason = "infeasible";
-        MarkFinal(i, false, "");
+        MarkFinal(i, std::move(row), false, "");
         return;
       }
     }
-    const std::string task_id = run_id_ + "-t" + std::to_string(i);
-    req.set_task_id(task_id);
+    const std::string base_id = run_id_ + "-t" + std::to_string(i);
     req.set_name(row.name);
     ToProto(shape.set(), req.mutable_resources());
     ToProto(strategy, req.mutable_strategy());
-    AcquireOptions ao;
-    ao.on_queued = [&](v1::WaitReason r) {
-      const std::string name = WaitReasonName(FromProto(r));
-      if (!name.empty()) row.wait_reason = name;
-    };
-    auto lease = AcquireLease(address_of_[decider], token_, req, ao);
-    if (!lease.ok()) {
-      row.state = lease.status().code() == StatusCode::kCancelled ? "canceled" : "failed";
-      errors_.fetch_add(1);
-      {
-        std::lock_guard<std::mutex> l(progress_mu_);
-        if (first_error_.empty()) first_error_ = task_id + ": " + lease.status().ToString();
-      }
-      MarkFinal(i, false, "");
-      return;
-    }
-    row.node_id = lease->node_id;
-    row.spillbacks = lease->spillbacks;
-    spillbacks_.fetch_add(static_cast<uint64_t>(lease->spillbacks));
-    run.set_task_id(task_id);
-    auto* wl = run.mutable_workload();
-    wl->set_duration_ms(static_cast<int64_t>(ts.duration_s * 1000 + 0.5));
+    run.mutable_workload()->set_duration_ms(static_cast<int64_t>(ts.duration_s * 1000 + 0.5));
     if (ts.output_bytes > 0) {
-      wl->set_kind(v1::Workload::PRODUCE);
-      wl->set_bytes(ts.output_bytes);
+      run.mutable_workload()->set_kind(v1::Workload::PRODUCE);
+      run.mutable_workload()->set_bytes(ts.output_bytes);
       run.set_output_object_id(ObjectIdOfTask(run_id_, i));
     } else {
-      wl->set_kind(o_.workload == LiveRunOptions::Workload::kCpu ? v1::Workload::CPU
-                                                                 : v1::Workload::SLEEP);
+      run.mutable_workload()->set_kind(
+          o_.workload == LiveRunOptions::Workload::kCpu ? v1::Workload::CPU : v1::Workload::SLEEP);
     }
-    running_.fetch_add(1);
-    auto exit = NodeClient(lease->address, token_).RunTask(run, [&](const v1::RunTaskReply& m) {
-      if (m.has_started_pid()) row.start_s = Now();
-    });
-    running_.fetch_sub(1);
-    row.end_s = Now();
-    if (!exit.ok() || exit->exit_code() != 0) {
-      row.state = "failed";
-      std::lock_guard<std::mutex> l(progress_mu_);
-      if (first_error_.empty()) {
-        first_error_ = task_id + " on " + lease->node_id + ": " +
-                       (exit.ok() ? exit->error() : exit.status().ToString());
+    // One attempt per pass: a new task id and a new row; only a node failure retries.
+    for (int attempt = 0;; ++attempt) {
+      if (attempt > 0) {
+        row.attempt = attempt;
+        row.submit_s = Now();
+        row.start_s = row.end_s = -1;
+        row.state = "pending";
+        row.spillbacks = 0;
+        row.wait_reason.clear();
+        row.node_id = PickDecider(preferred);
       }
-      errors_.fetch_add(1);
-      MarkFinal(i, false, lease->node_id);
+      const std::string task_id = base_id + (attempt > 0 ? ".a" + std::to_string(attempt) : "");
+      req.set_task_id(task_id);
+      run.set_task_id(task_id);
+      AcquireOptions ao;
+      ao.on_queued = [&](v1::WaitReason r) {
+        const std::string name = WaitReasonName(FromProto(r));
+        if (!name.empty()) row.wait_reason = name;
+      };
+      // A lease call that a crashing node dropped (or that spilled to it) is asked again, at an
+      // alive node, once every crashed node is seen dead: same attempt, nothing ran.
+      StatusOr<AcquiredLease> lease = Status(StatusCode::kUnavailable, "not asked");
+      for (int ask = 0; ask < 5; ++ask) {
+        lease = AcquireLease(AddressOf(PickDecider(preferred)), token_, req, ao);
+        if (lease.ok() || lease.status().code() == StatusCode::kCancelled) break;
+        auto down = Down();
+        if (down.empty()) break;
+        WaitDead(std::move(down));
+      }
+      if (!lease.ok()) {
+        row.state = lease.status().code() == StatusCode::kCancelled ? "canceled" : "failed";
+        NoteError(task_id + ": " + lease.status().ToString());
+        MarkFinal(i, std::move(row), false, "", std::string(lease.status().message()));
+        return;
+      }
+      row.node_id = lease->node_id;
+      row.spillbacks = lease->spillbacks;
+      spillbacks_.fetch_add(static_cast<uint64_t>(lease->spillbacks));
+      for (auto& ref : *run.mutable_args()) ref.set_address(AddressOf(ref.node_id()));
+      const uint64_t epoch = CrashEpoch(lease->node_id);
+      running_.fetch_add(1);
+      auto exit = NodeClient(lease->address, token_).RunTask(run, [&](const v1::RunTaskReply& m) {
+        if (m.has_started_pid()) row.start_s = Now();
+      });
+      running_.fetch_sub(1);
+      row.end_s = Now();
+      if (exit.ok() && exit->exit_code() == 0) {
+        bytes_transferred_.fetch_add(exit->bytes_fetched());
+        row.state = "finished";
+        MarkFinal(i, std::move(row), true, lease->node_id);
+        return;
+      }
+      const std::string why = exit.ok() ? exit->error() : exit.status().ToString();
+      row.state = "failed";
+      // The node died under the attempt: a failure we injected, a broken stream, or a node
+      // that no longer answers. Anything else is the task's own failure (not retried).
+      const bool node_died =
+          CrashEpoch(lease->node_id) != epoch || !exit.ok() ||
+          !NodeClient(lease->address, token_, std::chrono::milliseconds(500)).Ready().ok();
+      if (node_died && attempt < static_cast<int>(ts.max_retries)) {
+        if (o_.progress) {
+          std::lock_guard<std::mutex> l(progress_mu_);
+          *o_.progress << "[live run] task " << i << " (" << row.name << ") failed on "
+                       << lease->node_id << " (node died), retrying\n";
+        }
+        attempts_[i].push_back(row);
+        WaitDead({lease->node_id});
+        continue;
+      }
+      NoteError(task_id + " on " + lease->node_id + ": " + why);
+      MarkFinal(i, std::move(row), false, lease->node_id, node_died ? "node died" : why);
       return;
     }
-    bytes_transferred_.fetch_add(exit->bytes_fetched());
-    row.state = "finished";
-    MarkFinal(i, true, lease->node_id);
+  }
+
+  // Injects the scenario's failures at their times, until the run is done.
+  void FailureLoop() {
+    for (const auto& f : s_.failures) {
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        const auto at = t0_ + std::chrono::duration_cast<Clock::duration>(
+                                  std::chrono::duration<double>(f.at_s));
+        if (cv_.wait_until(l, at, [this] { return done_; })) return;
+      }
+      const std::string id = s_.nodes[static_cast<size_t>(f.node)].id;
+      const bool crash = f.action == sim::FailureSpec::Action::kCrash;
+      if (crash) {
+        std::lock_guard<std::mutex> l(mu_);
+        down_.insert(id);
+        ++crash_epoch_[id];
+      }
+      if (o_.progress) {
+        std::lock_guard<std::mutex> l(progress_mu_);
+        *o_.progress << "[live run] t=" << Now() << "s: " << (crash ? "crash" : "recover")
+                     << " node " << id << "\n";
+      }
+      Status st = o_.inject_failure ? o_.inject_failure(id, crash) : KillByPid(id, crash);
+      if (!st.ok()) {
+        NoteError(std::string(crash ? "crash" : "recover") + " of node " + id + ": " +
+                  st.ToString());
+        if (crash) {
+          std::lock_guard<std::mutex> l(mu_);
+          down_.erase(id);
+        }
+        continue;
+      }
+      if (!crash) AwaitRecovered(id);
+    }
+  }
+
+  // Default injector: SIGKILL of a node daemon that is a separate process on this machine.
+  Status KillByPid(const std::string& id, bool crash) {
+    if (!crash) {
+      return Status(StatusCode::kUnimplemented,
+                    "recover needs --local (live run cannot start a daemon of another cluster)");
+    }
+    auto list = HeadClient(head_address_, token_).ListNodes();
+    if (!list.ok()) return list.status();
+    for (const auto& n : list->nodes()) {
+      if (n.node_id() != id) continue;
+      const std::string& a = n.address();
+      const bool local = a.rfind("127.0.0.1:", 0) == 0 || a.rfind("localhost:", 0) == 0;
+      if (!local || n.pid() <= 0 || n.pid() == static_cast<int32_t>(::getpid())) {
+        return Status(StatusCode::kUnimplemented,
+                      "node " + id + " is not a separate process on this machine");
+      }
+      if (::kill(n.pid(), SIGKILL) != 0) {
+        return Status(StatusCode::kUnavailable, "cannot kill pid " + std::to_string(n.pid()));
+      }
+      return Status::Ok();
+    }
+    return Status(StatusCode::kNotFound, "the head has no node '" + id + "'");
+  }
+
+  // After a recover: waits (up to 10 s) until the head lists the node alive, takes its new
+  // address, and lets two report periods pass so the other nodes see it too.
+  void AwaitRecovered(const std::string& id) {
+    HeadClient head(head_address_, token_, std::chrono::milliseconds(2000));
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (Clock::now() < deadline) {
+      auto list = head.ListNodes();
+      if (list.ok()) {
+        for (const auto& n : list->nodes()) {
+          if (n.node_id() == id && n.state() == v1::NODE_STATE_ALIVE) {
+            std::this_thread::sleep_for(
+                std::chrono::duration<double>(2 * s_.scheduler.report_period_s));
+            std::lock_guard<std::mutex> l(mu_);
+            address_of_[id] = n.address();
+            down_.erase(id);
+            return;
+          }
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    NoteError("node " + id + " did not come back within 10 s of its recover");
   }
 
   // Samples the cluster every sample period until the run is done.
@@ -428,10 +626,12 @@ class Runner {
     r.policy = s_.scheduler.options.policy;
     r.seed = s_.seed;
     double makespan = 0;
-    for (const auto& row : rows_) {
-      if (row.end_s >= 0) makespan = std::max(makespan, row.end_s);
+    for (const auto& task : attempts_) {
+      for (const auto& row : task) {
+        if (row.end_s >= 0) makespan = std::max(makespan, row.end_s);
+        r.attempts.push_back(row);
+      }
     }
-    r.attempts = rows_;
     r.samples = samples_;
     r.makespan_s = makespan;
     static const char* kNames[3] = {"CPU", "GPU", "memory"};
@@ -456,18 +656,21 @@ class Runner {
   const std::string head_address_;
   const std::string token_;
   const LiveRunOptions o_;
-  std::map<std::string, std::string> address_of_;  // node id -> NodeService address
+  // node id -> NodeService address; guarded by mu_ once the tasks start (a recover changes it).
+  std::map<std::string, std::string> address_of_;
   std::string run_id_;
   Clock::time_point t0_;
 
-  // Per task; rows_[i] is written only by task i's thread until it joins.
-  std::vector<results::TaskAttempt> rows_;
+  // Per task, its attempts in order; attempts_[i] is written only by task i's thread.
+  std::vector<std::vector<results::TaskAttempt>> attempts_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<char> final_, ok_;     // guarded by mu_
   std::vector<std::string> ran_on_;  // guarded by mu_
   uint64_t num_final_ = 0;           // guarded by mu_
   bool done_ = false;                // guarded by mu_
+  std::set<std::string> down_;       // crashed by a failure, not recovered; guarded by mu_
+  std::map<std::string, uint64_t> crash_epoch_;  // crashes per node; guarded by mu_
 
   std::atomic<uint64_t> spillbacks_{0}, bytes_transferred_{0}, errors_{0};
   std::atomic<int64_t> running_{0};

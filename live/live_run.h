@@ -12,9 +12,17 @@
 //   - the task then runs a built-in workload on a pooled worker for its duration: PRODUCE of its
 //     output size when it has an output (kept in the node's object store), else SLEEP (or CPU
 //     burn with Workload::kCpu); arguments on other nodes are fetched before it starts;
-//   - objects that exist at start (`args: [{node: X, bytes: N}]`) are created on X first.
-// Not supported yet (CheckLiveSupport names the field): placement groups, failures, the
-// autoscaler (managed node types), runtime envs and actors.
+//   - objects that exist at start (`args: [{node: X, bytes: N}]`) are created on X first;
+//   - `failures` are injected at their times: crash stops the node daemon abruptly (in-process
+//     with --local; SIGKILL of the daemon's pid for a separate process on this machine), recover
+//     starts it again with the same id (--local only). The head marks a crashed node dead after
+//     its heartbeat timeout; a task whose attempt died with its node is resubmitted (a new task
+//     id `<id>.aK`, a new tasks.csv row with attempt K) up to its max_retries, once the head and
+//     the other nodes see the node dead; a lease request that was queued at the crashed node is
+//     asked again (same attempt). A hard-affinity task to a dead node is canceled by the deciding
+//     node ("node X is dead"). Objects held only by a crashed node are lost (their consumers fail).
+// Not supported yet (CheckLiveSupport names the field): placement groups, the autoscaler (managed
+// node types), runtime envs and actors.
 //
 // Thread safety: RunScenario blocks its caller and uses its own threads; LocalCluster is owned
 // by one thread.
@@ -22,12 +30,14 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/results/run_record.h"
 #include "core/status.h"
+#include "live/node.h"
 #include "sim/scenario.h"
 
 namespace orrery::live {
@@ -52,12 +62,22 @@ class LocalCluster {
   const std::string& address() const { return address_; }
   const std::string& token() const { return token_; }
 
+  // Stops node `id`'s daemon abruptly: its queued lease calls fail, its tasks are killed, it
+  // stops heartbeating and serving (the head marks it dead after the heartbeat timeout). Blocks
+  // for up to ~3 s. NotFound if no such node; FailedPrecondition if it is already down.
+  Status Crash(const std::string& id);
+  // Starts node `id` again (same id and resources, a new port): it registers with the head as
+  // alive. NotFound if no such node; FailedPrecondition if it is running.
+  Status Recover(const std::string& id);
+
  private:
   LocalCluster() = default;
   std::string address_, token_;
   std::filesystem::path dir_;
   std::unique_ptr<HeadDaemon> head_;
-  std::vector<std::unique_ptr<NodeDaemon>> nodes_;
+  std::vector<std::string> ids_;                    // scenario order
+  std::vector<NodeOptions> node_options_;           // per node, to start it again
+  std::vector<std::unique_ptr<NodeDaemon>> nodes_;  // null while crashed
 };
 
 struct LiveRunOptions {
@@ -68,6 +88,10 @@ struct LiveRunOptions {
   std::chrono::milliseconds view_timeout{10000};
   // Progress lines (one per finished task) go here when set.
   std::ostream* progress = nullptr;
+  // Injects one of the scenario's failures (crash = true, recover = false) on node `id`; called
+  // from the run's failure thread at the failure's time. Unset: crash SIGKILLs the node daemon's
+  // pid when it runs on this machine (loopback address, not this process); recover fails.
+  std::function<Status(const std::string& id, bool crash)> inject_failure;
 };
 
 // Replays `scenario` on the cluster whose head is at `address`. REQUIRES: CheckLiveSupport ok.

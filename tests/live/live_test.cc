@@ -522,8 +522,6 @@ TEST(LiveRunTest, BadInputExitsTwo) {
   const std::string pg = write("pg.yaml", "name: pg\n" + base +
                                               "  placement_groups:\n    - {name: g, bundles: "
                                               "[{CPU: 1}]}\n");
-  const std::string failures =
-      write("fail.yaml", "name: fail\n" + base + "failures:\n  - {at: 1s, node: n0}\n");
   const std::string ok = write("ok.yaml", "name: ok\n" + base);
   struct Case {
     std::vector<std::string> args;
@@ -532,7 +530,6 @@ TEST(LiveRunTest, BadInputExitsTwo) {
   const std::vector<Case> cases = {
       {{"live", "run", (dir / "missing.yaml").string(), "--local"}, "missing.yaml"},
       {{"live", "run", pg, "--local"}, "workload.placement_groups"},
-      {{"live", "run", failures, "--local"}, "failures"},
       {{"live", "run", ok}, "exactly one of --address"},
       {{"live", "run", ok, "--local", "--workload", "gpu"}, "--workload"},
       {{"live", "run", ok, "--local", "--set", "cluster.bogus=1"}, "bogus"},
@@ -543,6 +540,135 @@ TEST(LiveRunTest, BadInputExitsTwo) {
     EXPECT_EQ(r.exit_code, 2) << k.args[2] << ": " << r.out << r.err;
     EXPECT_NE(r.err.find(k.message), std::string::npos) << r.err;
   }
+}
+
+struct CsvRow {
+  std::string task_id, node, state, attempt;
+};
+std::vector<CsvRow> Rows(const std::string& csv) {
+  std::vector<CsvRow> out;
+  std::istringstream in(csv);
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::stringstream ls(line);
+    std::string cell;
+    while (std::getline(ls, cell, ',')) f.push_back(cell);
+    if (f.size() >= 10) out.push_back({f[0], f[7], f[8], f[9]});
+  }
+  return out;
+}
+
+// A node SIGKILLed mid-run (the scenario's `failures`, daemons as separate processes): its
+// running tasks are retried on the other node as attempt 1 (a row each in tasks.csv and in
+// `orrery list tasks`), and a hard-affinity task to the dead node is canceled with the reason.
+TEST(LiveRunTest, KilledNodeTasksFinishElsewhereAsAttemptOne) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "2"}).exit_code, 0);
+  ASSERT_EQ(c.AddNode("b", {"--num-cpus", "2"}).exit_code, 0);
+  const fs::path dir = fs::path(c.root()).parent_path();
+  const fs::path scenario = dir / "crash.yaml";
+  std::ofstream(scenario) << R"(name: crash-live
+cluster:
+  nodes:
+    - {id: a, resources: {CPU: 2}}
+    - {id: b, resources: {CPU: 2}}
+failures:
+  - {at: 700ms, node: b, action: crash}
+workload:
+  tasks:
+    - {name: long, count: 2, duration: 2s, max_retries: 1,
+       strategy: {type: NODE_AFFINITY, node: b, soft: true}}
+    - {name: pinned, count: 1, start: 2500ms, duration: 100ms,
+       strategy: {type: NODE_AFFINITY, node: b}}
+)";
+  auto r = c.Orrery({"live", "run", scenario.string(), "--address", c.address(), "--temp-dir",
+                     c.root(), "--out", (dir / "out").string(), "--progress"},
+                    milliseconds(60000));
+  ASSERT_NE(r.exit_code, -100) << r.out << r.err;
+  EXPECT_NE(r.err.find("node b is dead"), std::string::npos) << r.err;
+  const auto rows = Rows(ReadAll(dir / "out" / "tasks.csv"));
+  ASSERT_EQ(rows.size(), 5u) << ReadAll(dir / "out" / "tasks.csv");
+  for (int t = 0; t < 2; ++t) {
+    EXPECT_EQ(rows[2 * t].task_id, std::to_string(t));
+    EXPECT_EQ(rows[2 * t].attempt, "0");
+    EXPECT_EQ(rows[2 * t].node, "b");
+    EXPECT_EQ(rows[2 * t].state, "failed");
+    EXPECT_EQ(rows[2 * t + 1].attempt, "1");
+    EXPECT_EQ(rows[2 * t + 1].node, "a");
+    EXPECT_EQ(rows[2 * t + 1].state, "finished");
+  }
+  EXPECT_EQ(rows[4].state, "canceled");
+  json summary = json::parse(ReadAll(dir / "out" / "summary.json"), nullptr, false);
+  EXPECT_EQ(summary["tasks"]["finished"], 2);
+  EXPECT_EQ(summary["tasks"]["canceled"], 1);
+  // The head's task table: one row per attempt, the dead node's marked failed.
+  json tasks;
+  auto has = [&](const std::string& suffix, const std::string& state, const std::string& node,
+                 const std::string& error) {
+    for (const auto& t : tasks) {
+      const std::string id = t["task_id"];
+      if (id.size() >= suffix.size() &&
+          id.compare(id.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+          t["state"] == state && t["node_id"] == node &&
+          t["error"].get<std::string>().find(error) != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  };
+  EXPECT_TRUE(Eventually([&] {
+    tasks = json::parse(c.Orrery({"list", "tasks", "--format", "json", "--temp-dir", c.root()}).out,
+                        nullptr, false);
+    return tasks.is_array() && has("-t0", "FAILED", "b", "node b died") &&
+           has("-t0.a1", "FINISHED", "a", "") && has("-t1.a1", "FINISHED", "a", "") &&
+           has("-t2", "CANCELED", "a", "node b is dead");
+  })) << tasks.dump();
+  // The same for a one-off task: hard affinity to the dead node is canceled, with the reason.
+  auto pinned =
+      c.Orrery({"task", "run", "--temp-dir", c.root(), "--strategy", "node:b", "--", "true"});
+  EXPECT_NE(pinned.exit_code, 0);
+  EXPECT_NE(pinned.err.find("node b is dead"), std::string::npos) << pinned.err;
+}
+
+// --local: crash stops the in-process node daemon, recover starts it again; a task running on
+// it is retried elsewhere, and a task submitted after the recover can run there again.
+TEST(LiveRunTest, LocalCrashAndRecover) {
+  LiveCluster c;
+  const fs::path dir = fs::path(c.root()).parent_path();
+  const fs::path scenario = dir / "recover.yaml";
+  std::ofstream(scenario) << R"(name: recover-live
+cluster:
+  nodes:
+    - {id: n0, resources: {CPU: 2}}
+    - {id: n1, resources: {CPU: 2}}
+failures:
+  - {at: 500ms, node: n1, action: crash}
+  - {at: 1500ms, node: n1, action: recover}
+workload:
+  tasks:
+    - {name: hit, count: 1, duration: 1500ms, max_retries: 2,
+       strategy: {type: NODE_AFFINITY, node: n1, soft: true}}
+    - {name: fragile, count: 1, duration: 1500ms, max_retries: 0,
+       strategy: {type: NODE_AFFINITY, node: n1, soft: true}}
+    - {name: later, count: 1, start: 4s, duration: 100ms, strategy: {type: NODE_AFFINITY, node: n1}}
+)";
+  auto r = c.Orrery({"live", "run", scenario.string(), "--local", "--temp-dir", c.root(), "--out",
+                     (dir / "out").string(), "--progress"},
+                    milliseconds(60000));
+  ASSERT_NE(r.exit_code, -100) << r.out << r.err;
+  const auto rows = Rows(ReadAll(dir / "out" / "tasks.csv"));
+  ASSERT_EQ(rows.size(), 4u) << ReadAll(dir / "out" / "tasks.csv") << r.err;
+  EXPECT_EQ(rows[0].node, "n1");
+  EXPECT_EQ(rows[0].state, "failed");
+  EXPECT_EQ(rows[1].attempt, "1");
+  EXPECT_EQ(rows[1].node, "n0");
+  EXPECT_EQ(rows[1].state, "finished");
+  EXPECT_EQ(rows[2].task_id, "1");
+  EXPECT_EQ(rows[2].state, "failed") << "max_retries 0: no second attempt";
+  EXPECT_EQ(rows[3].node, "n1") << "the recovered node runs tasks again";
+  EXPECT_EQ(rows[3].state, "finished");
 }
 
 }  // namespace
