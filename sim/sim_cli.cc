@@ -53,6 +53,7 @@ Status WriteResults(const fs::path& dir, const results::RunRecord& r) {
   ORRERY_RETURN_IF_ERROR(WriteFile(dir / "summary.json", results::RenderSummaryJson(r)));
   ORRERY_RETURN_IF_ERROR(WriteFile(dir / "tasks.csv", results::RenderTasksCsv(r)));
   ORRERY_RETURN_IF_ERROR(WriteFile(dir / "timeseries.csv", results::RenderTimeseriesCsv(r)));
+  ORRERY_RETURN_IF_ERROR(WriteFile(dir / "timeseries.svg", results::RenderTimeseriesSvg(r)));
   return Status::Ok();
 }
 
@@ -138,7 +139,8 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
                 run->record.wall_s > 0 ? static_cast<double>(run->events) / run->record.wall_s
                                        : 0.0);
   out << phases;
-  out << "  results     " << dir.string() << "/{summary.json,tasks.csv,timeseries.csv}\n";
+  out << "  results     " << dir.string()
+      << "/{summary.json,tasks.csv,timeseries.csv,timeseries.svg}\n";
   return kExitOk;
 }
 

@@ -5,6 +5,8 @@
 #include <iomanip>
 #include <map>
 #include <nlohmann/json.hpp>
+
+#include "core/results/svg_plot.h"
 #include <sstream>
 
 namespace orrery::results {
@@ -193,6 +195,32 @@ std::string RenderTimeseriesCsv(const RunRecord& r) {
     out += Num(s.t_s) + "," + s.metric + "," + Csv(s.labels) + "," + Num(s.value) + "\n";
   }
   return out;
+}
+
+std::string RenderTimeseriesSvg(const RunRecord& r) {
+  SvgChart chart;
+  chart.title = r.scenario + " (" + r.backend + ", " + r.policy + ", seed " +
+                std::to_string(r.seed) + ")";
+  chart.x_label = "time (s)";
+  chart.y_label = "count";
+  const std::pair<const char*, const char*> wanted[] = {
+      {"orrery_tasks", "state=running"},
+      {"orrery_tasks", "state=pending"},
+      {"orrery_nodes", "state=alive"},
+  };
+  const char* names[] = {"tasks running", "tasks pending", "nodes alive"};
+  for (size_t i = 0; i < std::size(wanted); ++i) {
+    SvgSeries series{names[i], {}, {}, i == 2, ""};
+    for (const auto& s : r.samples) {
+      if (s.metric == wanted[i].first && s.labels == wanted[i].second) {
+        series.x.push_back(s.t_s);
+        series.y.push_back(s.value);
+      }
+    }
+    if (!series.x.empty()) chart.series.push_back(std::move(series));
+  }
+  chart.legend = SvgChart::Legend::kTopRight;
+  return RenderSvgLineChart(chart);
 }
 
 std::string RenderSummaryTable(const RunRecord& r) {

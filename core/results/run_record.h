@@ -88,5 +88,7 @@ std::string RenderTasksCsv(const RunRecord& r);
 std::string RenderTimeseriesCsv(const RunRecord& r);
 // A one-screen human summary table.
 std::string RenderSummaryTable(const RunRecord& r);
+// timeseries.svg: tasks running and pending, and nodes alive, over the run (from the samples).
+std::string RenderTimeseriesSvg(const RunRecord& r);
 
 }  // namespace orrery::results

@@ -48,6 +48,7 @@ PY"
   check "one row per task" "[ \$(( \$(wc -l < '$tmp/q/tasks.csv') - 1 )) -eq 2000 ]"
   check "timeseries metric names" "grep -q ',orrery_tasks,state=running,' '$tmp/q/timeseries.csv' && grep -q ',orrery_resources,\"name=CPU,state=used\",' '$tmp/q/timeseries.csv'"
   check "summary table on stdout" "grep -q 'queue delay' '$tmp/stdout'"
+  check "timeseries plot" "grep -q '<svg' '$tmp/q/timeseries.svg' && grep -q 'tasks running' '$tmp/q/timeseries.svg'"
   ;;
 bad_input)
   expect2() {  # description, expected message part, args...
