@@ -62,6 +62,34 @@ StatusOr<v1::ClusterView> HeadClient::GetClusterView() {
     return stub_->GetClusterView(ctx, v1::GetClusterViewRequest(), r);
   });
 }
+StatusOr<v1::PlacementGroupInfo> HeadClient::CreatePlacementGroup(
+    const v1::CreatePlacementGroupRequest& req) {
+  auto r = Unary<v1::CreatePlacementGroupReply>(token_, timeout_, [&](auto* ctx, auto* out) {
+    return stub_->CreatePlacementGroup(ctx, req, out);
+  });
+  if (!r.ok()) return r.status();
+  return r->group();
+}
+StatusOr<v1::PlacementGroupInfo> HeadClient::GetPlacementGroup(const std::string& group_id) {
+  v1::GetPlacementGroupRequest req;
+  req.set_group_id(group_id);
+  return Unary<v1::PlacementGroupInfo>(token_, timeout_, [&](auto* ctx, auto* out) {
+    return stub_->GetPlacementGroup(ctx, req, out);
+  });
+}
+Status HeadClient::RemovePlacementGroup(const std::string& group_id) {
+  v1::RemovePlacementGroupRequest req;
+  req.set_group_id(group_id);
+  return Unary<v1::RemovePlacementGroupReply>(
+             token_, timeout_,
+             [&](auto* ctx, auto* out) { return stub_->RemovePlacementGroup(ctx, req, out); })
+      .status();
+}
+StatusOr<v1::ListPlacementGroupsReply> HeadClient::ListPlacementGroups() {
+  return Unary<v1::ListPlacementGroupsReply>(token_, timeout_, [&](auto* ctx, auto* out) {
+    return stub_->ListPlacementGroups(ctx, v1::ListPlacementGroupsRequest(), out);
+  });
+}
 Status HeadClient::Shutdown() {
   return Unary<v1::ShutdownReply>(
              token_, timeout_,

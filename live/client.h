@@ -27,6 +27,11 @@ class HeadClient {
   StatusOr<v1::ListNodesReply> ListNodes();
   StatusOr<v1::ListTasksReply> ListTasks();
   StatusOr<v1::ClusterView> GetClusterView();
+  // Placement groups (see HeadService in proto/orrery.proto).
+  StatusOr<v1::PlacementGroupInfo> CreatePlacementGroup(const v1::CreatePlacementGroupRequest& r);
+  StatusOr<v1::PlacementGroupInfo> GetPlacementGroup(const std::string& group_id);
+  Status RemovePlacementGroup(const std::string& group_id);
+  StatusOr<v1::ListPlacementGroupsReply> ListPlacementGroups();
   Status Shutdown();
 
  private:

@@ -5,8 +5,11 @@
 
 #include <iostream>
 #include <map>
+#include <thread>
 #include <vector>
 
+#include "core/placement/bundle_policy.h"
+#include "core/placement/two_phase.h"
 #include "live/convert.h"
 #include "live/event_loop.h"
 #include "live/rpc_util.h"
@@ -50,6 +53,12 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
       watchers_.clear();
     });
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    // Bundle calls in flight post their replies to the loop: let them land first (bounded; each
+    // has a deadline of bundle_call_timeout).
+    const auto deadline = Clock::now() + kBundleCallTimeout + std::chrono::seconds(1);
+    while (bundle_calls_.load() > 0 && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
     loop_.Stop();
     Log("stopped");
   }
@@ -147,6 +156,14 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
         return;
       }
       NodeEntry& e = it->second;
+      // Committed placement-group bundles grow (and cancelled ones shrink) a node's totals.
+      if (req->has_total() && !req->total().raw().empty()) {
+        auto total = FromProto(req->total(), "total");
+        if (total.ok() && !(*total == e.node.resources.total())) {
+          auto resized = NodeResources::Create(*total);
+          if (resized.ok()) e.node.resources = std::move(*resized);
+        }
+      }
       if (!available.IsSubsetOf(e.node.resources.total())) {
         r->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                "available: exceeds the node's total"));
@@ -248,6 +265,111 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     return r;
   }
 
+  // ---- placement groups ---------------------------------------------------------------------
+
+  grpc::ServerUnaryReactor* CreatePlacementGroup(grpc::CallbackServerContext* ctx,
+                                                 const v1::CreatePlacementGroupRequest* req,
+                                                 v1::CreatePlacementGroupReply* reply) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    if (req->group_id().empty()) {
+      r->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "group_id: empty"));
+      return r;
+    }
+    auto strategy = ParsePlacementStrategy(req->strategy().empty() ? "PACK" : req->strategy());
+    if (!strategy.ok()) {
+      r->Finish(ToGrpc(strategy.status()));
+      return r;
+    }
+    std::vector<ResourceRequest> bundles;
+    for (int i = 0; i < req->bundles_size(); ++i) {
+      auto b = RequestFromProto(req->bundles(i), "bundles[" + std::to_string(i) + "]");
+      if (!b.ok()) {
+        r->Finish(ToGrpc(b.status()));
+        return r;
+      }
+      bundles.push_back(std::move(*b));
+    }
+    loop_.Post([this, r, reply, id = req->group_id(), strategy = *strategy,
+                bundles = std::move(bundles)]() mutable {
+      if (groups_.count(id) != 0) {
+        r->Finish(grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                               "placement group " + id + " exists (or existed)"));
+        return;
+      }
+      Group& g = groups_[id];
+      g.strategy = strategy;
+      g.reservation = std::make_unique<TwoPhaseReservation>(id, std::move(bundles));
+      Log("placement group " + id + " created (" + PlacementStrategyName(strategy) + ", " +
+          std::to_string(g.reservation->bundles().size()) + " bundles)");
+      TryPlace(id);
+      GroupToProto(id, g, reply->mutable_group());
+      r->Finish(grpc::Status::OK);
+    });
+    return r;
+  }
+
+  grpc::ServerUnaryReactor* GetPlacementGroup(grpc::CallbackServerContext* ctx,
+                                              const v1::GetPlacementGroupRequest* req,
+                                              v1::PlacementGroupInfo* reply) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    loop_.Post([this, r, reply, id = req->group_id()] {
+      auto it = groups_.find(id);
+      if (it == groups_.end()) {
+        r->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "no placement group " + id));
+        return;
+      }
+      GroupToProto(id, it->second, reply);
+      r->Finish(grpc::Status::OK);
+    });
+    return r;
+  }
+
+  grpc::ServerUnaryReactor* RemovePlacementGroup(grpc::CallbackServerContext* ctx,
+                                                 const v1::RemovePlacementGroupRequest* req,
+                                                 v1::RemovePlacementGroupReply*) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    loop_.Post([this, r, id = req->group_id()] {
+      auto it = groups_.find(id);
+      if (it == groups_.end()) {
+        r->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "no placement group " + id));
+        return;
+      }
+      if (it->second.reservation->state() != ReservationState::kRemoved) {
+        Log("placement group " + id + " removed");
+      }
+      Send(it->second.reservation->Remove());
+      r->Finish(grpc::Status::OK);
+    });
+    return r;
+  }
+
+  grpc::ServerUnaryReactor* ListPlacementGroups(grpc::CallbackServerContext* ctx,
+                                                const v1::ListPlacementGroupsRequest*,
+                                                v1::ListPlacementGroupsReply* reply) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    loop_.Post([this, r, reply] {
+      for (const auto& [id, g] : groups_) GroupToProto(id, g, reply->add_groups());
+      r->Finish(grpc::Status::OK);
+    });
+    return r;
+  }
+
  private:
   struct NodeEntry {
     Node node;
@@ -279,6 +401,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
             t.set_error("node " + id + " died");
           }
         }
+        OnNodeDead(id);
       }
     }
     ++version_;
@@ -302,6 +425,171 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
           std::chrono::duration_cast<std::chrono::milliseconds>(now - e.last_heartbeat).count());
       for (const auto& d : e.pending) *n->add_pending() = d;
     }
+  }
+
+  // ---- placement groups: the loop's side of TwoPhaseReservation ------------------------------
+
+  static constexpr std::chrono::milliseconds kBundleCallTimeout{5000};
+
+  struct Group {
+    PlacementStrategy strategy = PlacementStrategy::kPack;
+    std::unique_ptr<TwoPhaseReservation> reservation;
+    bool infeasible = false;   // the last PlaceBundles said never (as the cluster is now)
+    bool retry_armed = false;  // a retry timer is pending
+  };
+
+  // Seconds on the head's own clock, for the state machine (it reads none itself).
+  double NowS() const { return std::chrono::duration<double>(Clock::now() - started_).count(); }
+
+  // Places the group on the current view and starts an attempt, or records why it cannot.
+  void TryPlace(const std::string& id) {
+    auto it = groups_.find(id);
+    if (it == groups_.end() || shutting_down_) return;
+    Group& g = it->second;
+    TwoPhaseReservation& res = *g.reservation;
+    if (res.state() != ReservationState::kPending && res.state() != ReservationState::kFailed) {
+      return;
+    }
+    ClusterView view;
+    for (const auto& [nid, e] : nodes_) (void)view.AddNode(e.node);
+    const PlacementResult placed = PlaceBundles(view, res.bundles(), g.strategy);
+    g.infeasible = placed.kind == PlacementResult::Kind::kInfeasible;
+    if (placed.kind != PlacementResult::Kind::kPlaced) {
+      (void)res.OnPlacementFailed(NowS(), placed.reason);
+    } else {
+      auto cmds = res.Start(NodeIdsOf(view, placed.slots));
+      if (!cmds.ok()) {
+        Log("placement group " + id + ": " + cmds.status().ToString());
+        return;
+      }
+      Send(*cmds);
+    }
+    ArmRetry(id);
+  }
+
+  // A Failed group is tried again at its retry time (fresh placement on the view then).
+  void ArmRetry(const std::string& id) {
+    Group& g = groups_.at(id);
+    if (g.reservation->state() != ReservationState::kFailed || g.retry_armed) return;
+    g.retry_armed = true;
+    const double delay_s = std::max(0.0, g.reservation->retry_at_s() - NowS());
+    loop_.PostAfter(std::chrono::milliseconds(static_cast<int64_t>(delay_s * 1000.0) + 1),
+                    [this, id] {
+                      auto it = groups_.find(id);
+                      if (it == groups_.end()) return;
+                      it->second.retry_armed = false;
+                      TryPlace(id);
+                    });
+  }
+
+  // Carries out the state machine's commands as asynchronous calls; each reply is posted back
+  // to the loop (OnBundleReply). Cancels need no answer.
+  void Send(const std::vector<TwoPhaseCommand>& cmds) {
+    for (const auto& cmd : cmds) {
+      auto n = nodes_.find(cmd.node);
+      if (n == nodes_.end() || n->second.node.state == NodeState::kDead) {
+        // No node to ask: a failed answer (Cancels to a dead node are moot).
+        if (cmd.kind != TwoPhaseCommand::Kind::kCancel) {
+          loop_.Post([this, cmd] { OnBundleReply(cmd, false, "node unknown or dead"); });
+        }
+        continue;
+      }
+      auto& stub = stubs_[n->second.address];
+      if (!stub) {
+        stub = v1::NodeService::NewStub(
+            grpc::CreateChannel(n->second.address, grpc::InsecureChannelCredentials()));
+      }
+      struct Call {
+        grpc::ClientContext ctx;
+        v1::BundleRequest req;
+        v1::BundleReply reply;
+      };
+      auto call = std::make_shared<Call>();
+      AttachToken(&call->ctx, options_.token);
+      call->ctx.set_deadline(std::chrono::system_clock::now() + kBundleCallTimeout);
+      call->req.set_group_id(cmd.group);
+      call->req.set_bundle_index(cmd.bundle);
+      ToProto(cmd.resources.set(), call->req.mutable_resources());
+      ++bundle_calls_;
+      auto done = [this, call, cmd](grpc::Status s) {
+        const bool ok = s.ok() && call->reply.ok();
+        const std::string why = !s.ok() ? s.error_message() : call->reply.reason();
+        if (cmd.kind != TwoPhaseCommand::Kind::kCancel) {
+          loop_.Post([this, cmd, ok, why] { OnBundleReply(cmd, ok, why); });
+        }
+        --bundle_calls_;
+      };
+      switch (cmd.kind) {
+        case TwoPhaseCommand::Kind::kPrepare:
+          stub->async()->PrepareBundle(&call->ctx, &call->req, &call->reply, std::move(done));
+          break;
+        case TwoPhaseCommand::Kind::kCommit:
+          stub->async()->CommitBundle(&call->ctx, &call->req, &call->reply, std::move(done));
+          break;
+        case TwoPhaseCommand::Kind::kCancel:
+          stub->async()->CancelBundle(&call->ctx, &call->req, &call->reply, std::move(done));
+          break;
+      }
+    }
+  }
+
+  void OnBundleReply(const TwoPhaseCommand& cmd, bool ok, const std::string& why) {
+    auto it = groups_.find(cmd.group);
+    if (it == groups_.end()) return;
+    TwoPhaseReservation& res = *it->second.reservation;
+    if (!ok) {
+      Log("placement group " + cmd.group + ": " + TwoPhaseCommandKindName(cmd.kind) +
+          " of bundle " + std::to_string(cmd.bundle) + " on " + cmd.node + " failed: " + why);
+    }
+    auto next = cmd.kind == TwoPhaseCommand::Kind::kPrepare
+                    ? res.OnPrepared(cmd.bundle, ok, NowS())
+                    : res.OnCommitted(cmd.bundle, ok, NowS());
+    if (!next.ok()) {
+      Log("placement group " + cmd.group + ": stale answer: " + next.status().ToString());
+      return;
+    }
+    Send(*next);
+    if (res.state() == ReservationState::kCreated && !next->empty()) {
+      Log("placement group " + cmd.group + " is created");
+    }
+    ArmRetry(cmd.group);
+  }
+
+  void OnNodeDead(const NodeId& node) {
+    for (auto& [id, g] : groups_) {
+      Send(g.reservation->OnNodeDead(node, NowS()));
+      ArmRetry(id);
+    }
+  }
+
+  static v1::PlacementGroupState StateToProto(const Group& g) {
+    switch (g.reservation->state()) {
+      case ReservationState::kPending:
+        return v1::PLACEMENT_GROUP_STATE_PENDING;
+      case ReservationState::kPreparing:
+        return v1::PLACEMENT_GROUP_STATE_PREPARING;
+      case ReservationState::kCommitting:
+        return v1::PLACEMENT_GROUP_STATE_COMMITTING;
+      case ReservationState::kCreated:
+        return v1::PLACEMENT_GROUP_STATE_CREATED;
+      case ReservationState::kFailed:
+        return g.infeasible ? v1::PLACEMENT_GROUP_STATE_INFEASIBLE
+                            : v1::PLACEMENT_GROUP_STATE_FAILED;
+      case ReservationState::kRemoved:
+        return v1::PLACEMENT_GROUP_STATE_REMOVED;
+    }
+    return v1::PLACEMENT_GROUP_STATE_UNSPECIFIED;
+  }
+
+  static void GroupToProto(const std::string& id, const Group& g, v1::PlacementGroupInfo* out) {
+    const TwoPhaseReservation& res = *g.reservation;
+    out->set_group_id(id);
+    out->set_strategy(PlacementStrategyName(g.strategy));
+    for (const auto& b : res.bundles()) ToProto(b.set(), out->add_bundles());
+    out->set_state(StateToProto(g));
+    for (const auto& n : res.placement()) out->add_bundle_nodes(n);
+    out->set_attempts(res.attempts());
+    out->set_reason(res.reason());
   }
 
   void UpsertTask(const v1::TaskRecord& t) {
@@ -333,6 +621,10 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   std::map<std::string, v1::TaskRecord> tasks_;
   std::vector<std::string> order_;  // task ids by first report
   std::vector<std::shared_ptr<StreamWriter<v1::ClusterView>>> watchers_;
+  const Clock::time_point started_ = Clock::now();
+  std::map<std::string, Group> groups_;  // by group id; removed groups stay (ids are not reused)
+  std::map<std::string, std::unique_ptr<v1::NodeService::Stub>> stubs_;  // by node address
+  std::atomic<int> bundle_calls_{0};  // bundle RPCs in flight (any thread)
 };
 
 HeadDaemon::HeadDaemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

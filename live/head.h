@@ -3,6 +3,12 @@
 // once per report period. It makes no scheduling decision: node daemons decide, each from its own
 // (stale) copy of the view, through core's LeaseManager.
 //
+// Placement groups: the head places a group's bundles on its view (core PlaceBundles) and drives
+// core's TwoPhaseReservation, turning its commands into asynchronous PrepareBundle / CommitBundle
+// / CancelBundle calls to the nodes; replies are posted back to the loop and fed to the state
+// machine; a failed attempt is retried at the machine's backoff (a loop timer). Groups are kept
+// in memory only.
+//
 // Threading (STYLE rule 13): gRPC's callback API runs the handlers on gRPC's threads; a handler
 // checks the token, validates and converts the request, and posts a closure to `loop_`, the one
 // thread that owns the node and task tables. The closure updates the tables and finishes the call.

@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "core/placement/two_phase.h"
 #include "core/scheduling/scheduler.h"
 #include "live/client.h"
 #include "live/convert.h"
@@ -43,9 +44,6 @@ std::string ObjectIdOfInitial(const std::string& run, size_t arg) {
 }  // namespace
 
 Status CheckLiveSupport(const sim::Scenario& s) {
-  if (!s.placement_groups.empty()) {
-    return Unsupported(s, "workload.placement_groups", "placement groups");
-  }
   if (s.autoscaler.enabled) {
     return Unsupported(s, "cluster.node_types.max_workers", "the autoscaler (managed node types)");
   }
@@ -56,9 +54,6 @@ Status CheckLiveSupport(const sim::Scenario& s) {
   for (const auto& t : s.tasks) {
     if (t.kind == sim::WorkKind::kActor) return Unsupported(s, "workload.actors", "actors");
     if (t.env >= 0) return Unsupported(s, "workload.tasks.runtime_env", "runtime environments");
-    if (t.placement_group >= 0) {
-      return Unsupported(s, "workload.tasks.placement_group", "placement groups");
-    }
   }
   if (s.tasks.size() > kMaxTasks) {
     return InvalidArgument(s.path + ": workload: live run replays at most " +
@@ -167,6 +162,8 @@ class Runner {
     t0_ = Clock::now();
     std::thread sampler([this] { SampleLoop(); });
     std::thread failures([this] { FailureLoop(); });
+    group_state_.assign(s_.placement_groups.size(), GroupState{});
+    std::thread groups([this] { GroupLoop(); });
     std::vector<std::thread> threads;
     threads.reserve(n);
     for (size_t i = 0; i < n; ++i) {
@@ -183,6 +180,8 @@ class Runner {
     cv_.notify_all();
     sampler.join();
     failures.join();
+    groups.join();
+    RemoveGroups();
     Sample();  // the final state
     return Finish(end);
   }
@@ -319,8 +318,22 @@ class Runner {
     row.kind = sim::WorkKindName(ts.kind);
     row.submit_s = Now();
     row.state = "pending";
-    const ResourceRequest& shape = s_.shapes[ts.shape];
+    ResourceRequest shape = s_.shapes[ts.shape];
     const SchedulingStrategy& strategy = s_.strategies[ts.strategy];
+    // A task of a placement group asks for its bundle's resources, on the bundle's node.
+    std::string bundle_node;
+    if (ts.placement_group >= 0) {
+      auto b = AwaitBundle(static_cast<size_t>(ts.placement_group), ts.bundle, i);
+      if (!b.ok()) {
+        row.state = "failed";
+        row.wait_reason = "waiting_for_placement_group";
+        NoteError(row.name + ": " + b.status().ToString());
+        MarkFinal(i, std::move(row), false, "", std::string(b.status().message()));
+        return;
+      }
+      bundle_node = b->first;
+      shape = b->second;
+    }
 
     // Producers first (they are earlier tasks, so their threads exist).
     bool args_ok = true;
@@ -376,9 +389,11 @@ class Runner {
         preferred = *best;
       }
     }
+    if (!bundle_node.empty()) preferred = bundle_node;
     row.node_id = preferred;
     // A shape no node could ever hold waits for an autoscaler that live does not have yet.
-    if (strategy.type != SchedulingStrategy::Type::kNodeAffinity || strategy.soft) {
+    if (bundle_node.empty() &&
+        (strategy.type != SchedulingStrategy::Type::kNodeAffinity || strategy.soft)) {
       bool feasible = false;
       for (const auto& n : s_.nodes) {
         auto r = NodeResources::Create(n.total);
@@ -476,6 +491,100 @@ class Runner {
       NoteError(task_id + " on " + lease->node_id + ": " + why);
       MarkFinal(i, std::move(row), false, lease->node_id, node_died ? "node died" : why);
       return;
+    }
+  }
+
+  // ---- placement groups ----------------------------------------------------------------------
+
+  struct GroupState {
+    bool asked = false;  // the create call was answered (ok or not)
+    Status create = Status::Ok();
+  };
+
+  // The group's id on the cluster: unique per run, so runs on one cluster never collide.
+  std::string GroupId(size_t g) const { return run_id_ + "-" + s_.placement_groups[g].id; }
+
+  // Creates each group at its `at` time (they are sorted by nothing: each gets its own wait).
+  void GroupLoop() {
+    std::vector<size_t> order(s_.placement_groups.size());
+    for (size_t g = 0; g < order.size(); ++g) order[g] = g;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return s_.placement_groups[a].create_s < s_.placement_groups[b].create_s;
+    });
+    HeadClient head(head_address_, token_);
+    for (size_t g : order) {
+      const auto& spec = s_.placement_groups[g];
+      std::this_thread::sleep_until(t0_ + std::chrono::duration_cast<Clock::duration>(
+                                              std::chrono::duration<double>(spec.create_s)));
+      v1::CreatePlacementGroupRequest req;
+      req.set_group_id(GroupId(g));
+      req.set_strategy(PlacementStrategyName(spec.strategy));
+      for (const auto& b : spec.bundles) ToProto(b.set(), req.add_bundles());
+      auto r = head.CreatePlacementGroup(req);
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        group_state_[g].asked = true;
+        if (!r.ok()) group_state_[g].create = r.status().WithContext("creating " + spec.id);
+      }
+      cv_.notify_all();
+    }
+  }
+
+  // Waits until group `g` is created; returns the node of the task's bundle (or, for "any
+  // bundle", one of the group's nodes, chosen round robin by task index) and the shape the task
+  // asks for there: each resource of its shape under the bundle's indexed (or wildcard) name,
+  // plus a sliver of the bundle marker so a task without resources is pinned too.
+  StatusOr<std::pair<std::string, ResourceRequest>> AwaitBundle(size_t g, int bundle, size_t task) {
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [&] { return group_state_[g].asked; });
+      if (!group_state_[g].create.ok()) return group_state_[g].create;
+    }
+    const std::string id = GroupId(g);
+    HeadClient head(head_address_, token_);
+    const auto deadline = Clock::now() + o_.group_timeout;
+    v1::PlacementGroupInfo info;
+    while (true) {
+      auto r = head.GetPlacementGroup(id);
+      if (r.ok() && r->state() == v1::PLACEMENT_GROUP_STATE_CREATED) {
+        info = *r;
+        break;
+      }
+      if (r.ok() && r->state() == v1::PLACEMENT_GROUP_STATE_REMOVED) {
+        return Status(StatusCode::kCancelled, "placement group " + id + " was removed");
+      }
+      if (Clock::now() > deadline) {
+        return Status(StatusCode::kDeadlineExceeded,
+                      "placement group " + id + " was not created in time" +
+                          (r.ok() && !r->reason().empty() ? ": " + r->reason() : ""));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (bundle >= info.bundle_nodes_size()) {
+      return InvalidArgument("bundle " + std::to_string(bundle) + " of group " + id +
+                             " does not exist");
+    }
+    const std::string node =
+        bundle >= 0 ? info.bundle_nodes(bundle)
+                    : info.bundle_nodes(static_cast<int>(task % info.bundle_nodes_size()));
+    ResourceSet set;
+    const auto name = [&](std::string_view r) {
+      return bundle >= 0 ? IndexedBundleResourceName(r, bundle, id)
+                         : WildcardBundleResourceName(r, id);
+    };
+    s_.shapes[s_.tasks[task].shape].set().ForEach(
+        [&](std::string_view r, Quantity q) { set.Set(name(r), q); });
+    set.Set(name(kBundleMarkerResource), Quantity::FromRaw(10));  // 0.001
+    return std::make_pair(node, ResourceRequest::FromSet(std::move(set)));
+  }
+
+  // Groups live until removed: the run removes the ones it created.
+  void RemoveGroups() {
+    HeadClient head(head_address_, token_);
+    for (size_t g = 0; g < s_.placement_groups.size(); ++g) {
+      if (group_state_[g].asked && group_state_[g].create.ok()) {
+        (void)head.RemovePlacementGroup(GroupId(g));
+      }
     }
   }
 
@@ -671,6 +780,7 @@ class Runner {
   bool done_ = false;                // guarded by mu_
   std::set<std::string> down_;       // crashed by a failure, not recovered; guarded by mu_
   std::map<std::string, uint64_t> crash_epoch_;  // crashes per node; guarded by mu_
+  std::vector<GroupState> group_state_;          // by placement group; guarded by mu_
 
   std::atomic<uint64_t> spillbacks_{0}, bytes_transferred_{0}, errors_{0};
   std::atomic<int64_t> running_{0};

@@ -21,8 +21,12 @@
 //     the other nodes see the node dead; a lease request that was queued at the crashed node is
 //     asked again (same attempt). A hard-affinity task to a dead node is canceled by the deciding
 //     node ("node X is dead"). Objects held only by a crashed node are lost (their consumers fail).
-// Not supported yet (CheckLiveSupport names the field): placement groups, the autoscaler (managed
-// node types), runtime envs and actors.
+// Placement groups are created on the head at their `at` times (id `<run id>-<name>`, removed when
+// the run ends); a task of a group waits until it is created, asks for its shape under the
+// bundle's resource names (indexed if `bundle` is given, else wildcard) and goes first to the
+// bundle's node.
+// Not supported yet (CheckLiveSupport names the field): the autoscaler (managed node types),
+// runtime envs and actors.
 //
 // Thread safety: RunScenario blocks its caller and uses its own threads; LocalCluster is owned
 // by one thread.
@@ -86,6 +90,8 @@ struct LiveRunOptions {
   double sample_period_s = 1.0;          // timeseries.csv sampling period (wall seconds)
   // How long to wait for every node to see all the others before the run starts.
   std::chrono::milliseconds view_timeout{10000};
+  // How long a task of a placement group waits for its group to be created before it fails.
+  std::chrono::milliseconds group_timeout{60000};
   // Progress lines (one per finished task) go here when set.
   std::ostream* progress = nullptr;
   // Injects one of the scenario's failures (crash = true, recover = false) on node `id`; called

@@ -15,14 +15,16 @@
 #include <vector>
 
 #include "core/lease/lease_manager.h"
+#include "core/placement/two_phase.h"
 #include "core/rng.h"
+#include "live/api/worker.h"
 #include "live/convert.h"
+#include "live/gpu_detect.h"
 #include "live/event_loop.h"
 #include "live/object_store.h"
 #include "live/process.h"
 #include "live/rpc_util.h"
 #include "live/worker_pool.h"
-#include "live/api/worker.h"
 #include "orrery.grpc.pb.h"
 
 namespace orrery::live {
@@ -40,12 +42,6 @@ int64_t UnixMs() {
 
 bool IsTerminal(v1::TaskState s) {
   return s == v1::TASK_STATE_FINISHED || s == v1::TASK_STATE_FAILED || s == v1::TASK_STATE_CANCELED;
-}
-
-std::string JoinIds(const std::vector<int>& ids) {
-  std::string out;
-  for (size_t i = 0; i < ids.size(); ++i) out += (i ? "," : "") + std::to_string(ids[i]);
-  return out;
 }
 
 }  // namespace
@@ -150,6 +146,65 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       reply->set_known_nodes(manager_ ? manager_->view().size() : 0);
       r->Finish(manager_ ? grpc::Status::OK
                          : grpc::Status(grpc::StatusCode::UNAVAILABLE, "not registered yet"));
+    });
+    return r;
+  }
+
+  // ---- placement-group bundles (the node side of core/placement/two_phase.h) -----------------
+
+  grpc::ServerUnaryReactor* PrepareBundle(grpc::CallbackServerContext* ctx,
+                                          const v1::BundleRequest* req,
+                                          v1::BundleReply* reply) override {
+    return OnBundle(ctx, req, reply, TwoPhaseCommand::Kind::kPrepare);
+  }
+  grpc::ServerUnaryReactor* CommitBundle(grpc::CallbackServerContext* ctx,
+                                         const v1::BundleRequest* req,
+                                         v1::BundleReply* reply) override {
+    return OnBundle(ctx, req, reply, TwoPhaseCommand::Kind::kCommit);
+  }
+  grpc::ServerUnaryReactor* CancelBundle(grpc::CallbackServerContext* ctx,
+                                         const v1::BundleRequest* req,
+                                         v1::BundleReply* reply) override {
+    return OnBundle(ctx, req, reply, TwoPhaseCommand::Kind::kCancel);
+  }
+
+  grpc::ServerUnaryReactor* OnBundle(grpc::CallbackServerContext* ctx, const v1::BundleRequest* req,
+                                     v1::BundleReply* reply, TwoPhaseCommand::Kind kind) {
+    auto* r = ctx->DefaultReactor();
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    auto resources = RequestFromProto(req->resources(), "resources");
+    if (!resources.ok() || req->group_id().empty() || req->bundle_index() < 0) {
+      r->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                             !resources.ok() ? resources.status().message()
+                                             : "group_id empty or bundle_index negative"));
+      return r;
+    }
+    loop_.Post([this, r, reply, kind, group = req->group_id(), index = req->bundle_index(),
+                resources = std::move(*resources)] {
+      if (!manager_ || shutting_down_) {
+        r->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                               shutting_down_ ? "node stopping" : "node not registered yet"));
+        return;
+      }
+      std::string why;
+      bool ok = true;
+      switch (kind) {
+        case TwoPhaseCommand::Kind::kPrepare:
+          ok = PrepareBundleHere(group, index, resources, &why);
+          break;
+        case TwoPhaseCommand::Kind::kCommit:
+          ok = CommitBundleHere(group, index, &why);
+          break;
+        case TwoPhaseCommand::Kind::kCancel:
+          CancelBundleHere(group, index);
+          break;
+      }
+      reply->set_ok(ok);
+      reply->set_reason(why);
+      r->Finish(grpc::Status::OK);
     });
     return r;
   }
@@ -363,6 +418,15 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     uint64_t call_id = 0;
     NotifyingUnaryReactor* reactor = nullptr;
     v1::RequestWorkerLeaseReply* reply = nullptr;
+    LeaseRequest request;  // to queue it again when the manager is rebuilt (bundle commit)
+  };
+  // A placement-group bundle held here: prepared (its resources taken from the local node, as a
+  // lease under BundleLeaseKey) or committed (and its bundle resources added to the node).
+  struct HeldBundle {
+    ResourceRequest resources;
+    Allocation allocation;
+    bool committed = false;
+    ResourceSet exposed;  // committed: CommittedBundleResources added to the node's totals
   };
 
   static std::string SelfExe() {
@@ -469,6 +533,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     const bool known = tasks_.count(task) != 0;
     const ResourceRequest resources = req.sched.resources;
     const int spillbacks = req.spillbacks;
+    LeaseRequest copy = req;
     LeaseReply lr = manager_->RequestLease(std::move(req), rng_);
     if (!known && (lr.kind == LeaseReply::Kind::kGranted || lr.kind == LeaseReply::Kind::kQueued ||
                    lr.kind == LeaseReply::Kind::kCanceled)) {
@@ -493,7 +558,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
         t.record.set_state(v1::TASK_STATE_PENDING);
         t.record.set_wait_reason(ToProto(lr.wait_reason));
         t.dirty = true;
-        waiting_[task] = Waiting{call_id, r, reply};
+        waiting_[task] = Waiting{call_id, r, reply, std::move(copy)};
         if (queue_timeout_ms > 0) {
           loop_.PostAfter(milliseconds(queue_timeout_ms),
                           [this, task, call_id] { OnQueueTimeout(task, call_id); });
@@ -598,7 +663,10 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     // The core's device grant decides which GPUs the task sees; on a node with GPUs, a task
     // that asked for none sees none.
     if (options_.total.Get(Predefined::kGPU) > Quantity()) {
-      spec.env.emplace_back("CUDA_VISIBLE_DEVICES", JoinIds(t.allocation.DeviceIds(kGPU)));
+      // Logical device ids from the core's grant, mapped to the physical ids this node may use
+      // (its own CUDA_VISIBLE_DEVICES at start, if any).
+      spec.env.emplace_back("CUDA_VISIBLE_DEVICES",
+                            VisibleDevicesForGrant(t.allocation.DeviceIds(kGPU)));
     }
     t.record.set_name(t.record.name().empty() ? spec.argv[0] : t.record.name());
     ProcessCallbacks cb;
@@ -906,6 +974,119 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     it->second.dirty = true;
   }
 
+  // ---- bundles ----------------------------------------------------------------------------------
+
+  static std::string BundleLeaseKey(const std::string& group, int index) {
+    return "pg:" + group + ":" + std::to_string(index);
+  }
+
+  // All or nothing, through the LeaseManager: a grant-or-reject lease on this node under the
+  // bundle's key. Idempotent for a bundle already held.
+  bool PrepareBundleHere(const std::string& group, int index, const ResourceRequest& resources,
+                         std::string* why) {
+    const auto key = std::make_pair(group, index);
+    if (bundles_.count(key) != 0) return true;
+    LeaseRequest req;
+    req.task_id = BundleLeaseKey(group, index);
+    req.sched.resources = resources;
+    req.grant_or_reject = true;
+    LeaseReply lr = manager_->RequestLease(std::move(req), rng_);
+    if (lr.kind != LeaseReply::Kind::kGranted) {
+      *why = lr.reason.empty() ? "not available on " + node_id_ : lr.reason;
+      return false;
+    }
+    bundles_[key] = HeldBundle{resources, std::move(lr.allocation), false, {}};
+    Log("prepared bundle " + std::to_string(index) + " of group " + group);
+    return true;
+  }
+
+  bool CommitBundleHere(const std::string& group, int index, std::string* why) {
+    auto it = bundles_.find(std::make_pair(group, index));
+    if (it == bundles_.end()) {
+      *why = "bundle " + std::to_string(index) + " of group " + group + " is not prepared on " +
+             node_id_;
+      return false;
+    }
+    if (it->second.committed) return true;
+    it->second.exposed = CommittedBundleResources(it->second.resources, index, group);
+    if (auto s = ResizeLocal(it->second.exposed, /*add=*/true); !s.ok()) {
+      *why = s.ToString();
+      return false;
+    }
+    it->second.committed = true;
+    Log("committed bundle " + std::to_string(index) + " of group " + group);
+    RunPending();  // tasks of the group may be waiting for the bundle's resources
+    return true;
+  }
+
+  void CancelBundleHere(const std::string& group, int index) {
+    auto it = bundles_.find(std::make_pair(group, index));
+    if (it == bundles_.end()) return;
+    const HeldBundle held = std::move(it->second);
+    bundles_.erase(it);
+    (void)manager_->ReturnLease(BundleLeaseKey(group, index));
+    if (held.committed) {
+      if (auto s = ResizeLocal(held.exposed, /*add=*/false); !s.ok()) {
+        Log("cannot shrink after cancelling bundle: " + s.ToString());
+      }
+    }
+    Log("cancelled bundle " + std::to_string(index) + " of group " + group);
+    RunPending();
+  }
+
+  // Adds (or removes) `delta` to the local node's totals and availability. The LeaseManager has
+  // no way to resize its node, so it is rebuilt on a copy of its view with the resized node:
+  // every lease it held is adopted again and every queued request is asked again, in arrival
+  // order (the replies are handled as in RunPending). Removing clamps at zero; a task still
+  // holding removed bundle resources gives back only what the totals allow.
+  Status ResizeLocal(const ResourceSet& delta, bool add) {
+    ClusterView view = manager_->view();
+    const int slot = view.FindSlot(node_id_);
+    const NodeResources& cur = view.at(slot).resources;
+    ResourceSet total = cur.total();
+    ResourceSet available = cur.available();
+    if (add) {
+      total += delta;
+      available += delta;
+    } else {
+      total -= delta;
+      available -= delta;
+      total.ClampNegativeToZero();
+      available.ClampNegativeToZero();
+    }
+    auto resized = NodeResources::Create(total);
+    if (!resized.ok()) return resized.status();
+    resized->SetAvailable(available, cur.all_devices());
+    view.SetResources(slot, std::move(*resized));
+    auto m = LeaseManager::Create(node_id_, std::move(view), options_.scheduler);
+    if (!m.ok()) return m.status();
+    const std::vector<PendingLease> queued = manager_->Pending();
+    std::unique_ptr<LeaseManager> old = std::move(manager_);
+    manager_ = std::move(*m);
+    for (const auto& [id, t] : tasks_) {
+      const auto st = t.record.state();
+      if (st == v1::TASK_STATE_LEASED || st == v1::TASK_STATE_RUNNING) {
+        (void)manager_->AdoptLease(id, t.allocation);
+      }
+    }
+    for (const auto& [key, b] : bundles_) {
+      (void)manager_->AdoptLease(BundleLeaseKey(key.first, key.second), b.allocation);
+    }
+    for (const auto& p : queued) {
+      auto w = waiting_.find(p.task_id);
+      if (w == waiting_.end()) continue;
+      LeaseReply lr = manager_->RequestLease(w->second.request, rng_);
+      if (lr.kind == LeaseReply::Kind::kQueued) continue;
+      if (lr.kind == LeaseReply::Kind::kGranted && tasks_.count(lr.task_id) != 0) OnGranted(lr);
+      if (lr.kind == LeaseReply::Kind::kCanceled) {
+        SetTaskState(lr.task_id, v1::TASK_STATE_CANCELED, lr.reason);
+      }
+      if (lr.kind == LeaseReply::Kind::kSpillback) tasks_.erase(lr.task_id);
+      FinishWaiting(w, lr);
+    }
+    return Status::Ok();
+  }
+
   std::string AddressOf(const NodeId& node) const {
     if (node == node_id_) return address_;
     auto it = addresses_.find(node);
@@ -918,6 +1099,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     if (!manager_) return;
     const Node& self = manager_->view().at(manager_->local_slot());
     ToProto(self.resources.available(), req->mutable_available());
+    ToProto(self.resources.total(), req->mutable_total());
     ToProto(self.resources.all_devices(), req->mutable_devices());
     for (auto it = tasks_.begin(); it != tasks_.end();) {
       if (it->second.dirty) {
@@ -1063,6 +1245,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   std::map<NodeId, std::string> addresses_;
   std::map<TaskId, Task> tasks_;
   std::map<TaskId, Waiting> waiting_;
+  std::map<std::pair<std::string, int>, HeldBundle> bundles_;  // (group, bundle index)
 
   // Thread-safe; used by all three loops. Destroyed last (removes the store's directory).
   std::unique_ptr<ObjectStore> store_;

@@ -15,6 +15,12 @@
 //   streams its output; ReturnWorkerLease gives an unused lease back. A lease not used by RunTask
 //   within unused_lease_timeout is returned.
 //
+// Placement-group bundles (the node side of core/placement/two_phase.h): PrepareBundle takes the
+// bundle's resources as a grant-or-reject lease "pg:<group>:<i>" through the LeaseManager (all or
+// nothing); CommitBundle adds CommittedBundleResources to the local node's totals and availability
+// (the LeaseManager is rebuilt on the resized view: held leases adopted, queued requests asked
+// again in order); CancelBundle returns the lease and removes what the commit added.
+//
 // Threading (STYLE rule 13): gRPC callback handlers check the token, validate and convert, and
 // post to `loop_`, the one thread that owns the LeaseManager, the task table and the held calls;
 // nothing in a handler blocks. Two helper threads talk to the head with blocking calls (they own

@@ -256,7 +256,7 @@ TEST(LiveTest, BadInputAndNoClusterExitTwo) {
       {{"task", "run", "--num-gpus", "1.5", "--", "true"}, "GPU"},
       {{"task", "run", "--address", nowhere, "--", "true"}, "no cluster reachable"},
       {{"list", "nodes", "--address", nowhere}, "no cluster reachable"},
-      {{"list", "actors"}, "expected 'nodes' or 'tasks'"},
+      {{"list", "actors"}, "expected 'nodes', 'tasks' or 'placement-groups'"},
       {{"start", "--head", "--resources", R"({"CPU": 1})", "--temp-dir", c.root()}, "--num-cpus"},
       {{"start", "--head", "--labels", "[1]", "--temp-dir", c.root()}, "--labels"},
       {{"start", "--temp-dir", c.root()}, "exactly one of --head and --address"},
@@ -519,9 +519,9 @@ TEST(LiveRunTest, BadInputExitsTwo) {
   const std::string base =
       "cluster:\n  nodes:\n    - {id: n0, resources: {CPU: 2}}\n"
       "workload:\n  tasks:\n    - {name: t, count: 1, duration: 1s}\n";
-  const std::string pg = write("pg.yaml", "name: pg\n" + base +
-                                              "  placement_groups:\n    - {name: g, bundles: "
-                                              "[{CPU: 1}]}\n");
+  const std::string actors = write("actors.yaml", "name: actors\n" + base +
+                                                      "  actors:\n    - {name: a, count: 1, "
+                                                      "duration: 1s}\n");
   const std::string ok = write("ok.yaml", "name: ok\n" + base);
   struct Case {
     std::vector<std::string> args;
@@ -529,7 +529,7 @@ TEST(LiveRunTest, BadInputExitsTwo) {
   };
   const std::vector<Case> cases = {
       {{"live", "run", (dir / "missing.yaml").string(), "--local"}, "missing.yaml"},
-      {{"live", "run", pg, "--local"}, "workload.placement_groups"},
+      {{"live", "run", actors, "--local"}, "workload.actors"},
       {{"live", "run", ok}, "exactly one of --address"},
       {{"live", "run", ok, "--local", "--workload", "gpu"}, "--workload"},
       {{"live", "run", ok, "--local", "--set", "cluster.bogus=1"}, "bogus"},
@@ -669,6 +669,189 @@ workload:
   EXPECT_EQ(rows[2].state, "failed") << "max_retries 0: no second attempt";
   EXPECT_EQ(rows[3].node, "n1") << "the recovered node runs tasks again";
   EXPECT_EQ(rows[3].state, "finished");
+}
+
+}  // namespace
+}  // namespace orrery::live
+
+// ---- placement groups -------------------------------------------------------------------------
+
+namespace orrery::live {
+namespace {
+using namespace test;  // NOLINT: the fixture
+
+v1::CreatePlacementGroupRequest Group(const std::string& id, const std::string& strategy,
+                                      const std::vector<int64_t>& cpus_per_bundle) {
+  v1::CreatePlacementGroupRequest r;
+  r.set_group_id(id);
+  r.set_strategy(strategy);
+  for (int64_t cpus : cpus_per_bundle) (*r.add_bundles()->mutable_raw())["CPU"] = cpus * 10000;
+  return r;
+}
+
+// Waits until the group is in `state`; returns its last info.
+v1::PlacementGroupInfo AwaitGroup(HeadClient& head, const std::string& id,
+                                  v1::PlacementGroupState state) {
+  v1::PlacementGroupInfo info;
+  Eventually(
+      [&] {
+        auto g = head.GetPlacementGroup(id);
+        if (g.ok()) info = *g;
+        return g.ok() && g->state() == state;
+      },
+      milliseconds(10000));
+  return info;
+}
+
+// Every node's available CPU equals its total CPU, and no bundle resource is left in any total.
+bool AllNodesFull(LiveCluster& c, const std::map<std::string, double>& cpus) {
+  json nodes = c.Nodes();
+  if (!nodes.is_array() || nodes.size() != cpus.size()) return false;
+  for (const auto& n : nodes) {
+    const std::string id = n.value("node_id", "");
+    if (n["available"].value("CPU", -1.0) != cpus.at(id)) return false;
+    for (const auto& [name, q] : n["total"].items()) {
+      if (name.find("_group_") != std::string::npos) return false;
+    }
+    for (const auto& [name, q] : n["available"].items()) {
+      if (name.find("_group_") != std::string::npos) return false;
+      if (n["total"].value(name, -1.0) != q.get<double>()) return false;
+    }
+  }
+  return true;
+}
+
+// STRICT_SPREAD puts two bundles on two distinct nodes, commits them (the nodes then expose the
+// bundle resources), and removing the group gives every resource back.
+TEST(LivePlacementGroupTest, StrictSpreadUsesDistinctNodesAndRemovalReturnsAll) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "2"}).exit_code, 0);
+  ASSERT_EQ(c.AddNode("b", {"--num-cpus", "2"}).exit_code, 0);
+  ASSERT_EQ(c.AddNode("c", {"--num-cpus", "2"}).exit_code, 0);
+  HeadClient head(c.address(), c.Token());
+  ASSERT_TRUE(Eventually([&] { return c.Nodes().size() == 3; }));
+  auto created = head.CreatePlacementGroup(Group("g1", "STRICT_SPREAD", {1, 1}));
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  auto g = AwaitGroup(head, "g1", v1::PLACEMENT_GROUP_STATE_CREATED);
+  ASSERT_EQ(g.state(), v1::PLACEMENT_GROUP_STATE_CREATED) << g.DebugString();
+  ASSERT_EQ(g.bundle_nodes_size(), 2);
+  EXPECT_NE(g.bundle_nodes(0), g.bundle_nodes(1));
+  // The bundles' nodes expose the committed bundle resources and have 1 CPU reserved.
+  json n0;
+  ASSERT_TRUE(Eventually([&] {
+    n0 = c.Node(g.bundle_nodes(0));
+    return n0["total"].value("CPU_group_0_g1", 0.0) == 1.0 &&
+           n0["available"].value("CPU", -1.0) == 1.0;
+  })) << n0.dump();
+  EXPECT_EQ(n0["total"].value("CPU_group_g1", 0.0), 1.0);
+  EXPECT_TRUE(Eventually(
+      [&] { return c.Node(g.bundle_nodes(1))["total"].value("CPU_group_1_g1", 0.0) == 1.0; }));
+  // Duplicate ids are refused; lists show the group.
+  EXPECT_FALSE(head.CreatePlacementGroup(Group("g1", "PACK", {1})).ok());
+  auto list = head.ListPlacementGroups();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->groups_size(), 1);
+  auto cli = c.Orrery({"list", "placement-groups", "--format", "json", "--temp-dir", c.root()});
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  json groups = json::parse(cli.out, nullptr, false);
+  ASSERT_TRUE(groups.is_array() && groups.size() == 1) << cli.out;
+  EXPECT_EQ(groups[0]["group_id"], "g1");
+  EXPECT_EQ(groups[0]["state"], "created");
+  EXPECT_EQ(groups[0]["strategy"], "STRICT_SPREAD");
+  // Removal returns everything, bundle resources included.
+  ASSERT_TRUE(head.RemovePlacementGroup("g1").ok());
+  EXPECT_EQ(AwaitGroup(head, "g1", v1::PLACEMENT_GROUP_STATE_REMOVED).state(),
+            v1::PLACEMENT_GROUP_STATE_REMOVED);
+  EXPECT_TRUE(Eventually([&] {
+    return AllNodesFull(c, {{"a", 2}, {"b", 2}, {"c", 2}});
+  })) << c.Nodes().dump();
+  EXPECT_FALSE(head.GetPlacementGroup("nope").ok());
+  EXPECT_FALSE(head.RemovePlacementGroup("nope").ok());
+}
+
+// A group that cannot fit now fails and retries with a backoff; a prepare that fails on one node
+// gives back what the other node prepared; once resources free up, the group is created. After
+// removing everything, every node is back to full.
+TEST(LivePlacementGroupTest, GroupThatDoesNotFitRetriesUntilResourcesFree) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "2"}).exit_code, 0);
+  ASSERT_EQ(c.AddNode("b", {"--num-cpus", "4"}).exit_code, 0);
+  HeadClient head(c.address(), c.Token());
+  ASSERT_TRUE(Eventually([&] { return c.Nodes().size() == 2; }));
+  // g1 takes 2 of b's 4 CPUs (most headroom). g2 is placed on the same (stale) view: its 2-CPU
+  // bundle on a prepares, its 3-CPU bundle on b cannot, so a's reservation is cancelled.
+  ASSERT_TRUE(head.CreatePlacementGroup(Group("g1", "PACK", {2})).ok());
+  ASSERT_TRUE(head.CreatePlacementGroup(Group("g2", "STRICT_SPREAD", {2, 3})).ok());
+  auto g1 = AwaitGroup(head, "g1", v1::PLACEMENT_GROUP_STATE_CREATED);
+  ASSERT_EQ(g1.state(), v1::PLACEMENT_GROUP_STATE_CREATED) << g1.DebugString();
+  EXPECT_EQ(g1.bundle_nodes(0), "b");
+  v1::PlacementGroupInfo g2;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto g = head.GetPlacementGroup("g2");
+        if (g.ok()) g2 = *g;
+        return g.ok() && g->state() == v1::PLACEMENT_GROUP_STATE_FAILED;
+      },
+      milliseconds(10000)))
+      << g2.DebugString();
+  // It keeps failing (and retrying) while b is taken.
+  std::this_thread::sleep_for(milliseconds(500));
+  auto still = head.GetPlacementGroup("g2");
+  ASSERT_TRUE(still.ok());
+  EXPECT_EQ(still->state(), v1::PLACEMENT_GROUP_STATE_FAILED) << still->DebugString();
+  EXPECT_FALSE(g2.reason().empty());
+  // Nothing of g2 stays on a: its availability returns to full between attempts.
+  EXPECT_TRUE(Eventually([&] { return c.Node("a")["available"].value("CPU", -1.0) == 2.0; }));
+  // Freeing b lets g2 in.
+  ASSERT_TRUE(head.RemovePlacementGroup("g1").ok());
+  g2 = AwaitGroup(head, "g2", v1::PLACEMENT_GROUP_STATE_CREATED);
+  ASSERT_EQ(g2.state(), v1::PLACEMENT_GROUP_STATE_CREATED) << g2.DebugString();
+  EXPECT_EQ(g2.bundle_nodes(0), "a");
+  EXPECT_EQ(g2.bundle_nodes(1), "b");
+  ASSERT_TRUE(head.RemovePlacementGroup("g2").ok());
+  EXPECT_TRUE(Eventually([&] {
+    return AllNodesFull(c, {{"a", 2}, {"b", 4}});
+  })) << c.Nodes().dump();
+}
+
+// `live run` with a placement group: the group is created at its time, every task of the group
+// runs on its bundle's node (STRICT_SPREAD: two distinct nodes), and the run removes the group
+// afterwards (no bundle resource is left on any node).
+TEST(LivePlacementGroupTest, LiveRunPutsGroupTasksOnTheBundlesNodes) {
+  LiveCluster c;
+  const fs::path dir = fs::path(c.root()).parent_path();
+  const fs::path scenario = dir / "pg.yaml";
+  std::ofstream(scenario) << R"(name: pg-live
+cluster:
+  nodes:
+    - {id: n0, resources: {CPU: 2}}
+    - {id: n1, resources: {CPU: 2}}
+    - {id: n2, resources: {CPU: 2}}
+workload:
+  placement_groups:
+    - {name: g, strategy: STRICT_SPREAD, bundles: [{CPU: 1}, {CPU: 1}], at: 100ms}
+  tasks:
+    - {name: b0, count: 2, duration: 100ms, resources: {CPU: 1}, placement_group: g, bundle: 0}
+    - {name: b1, count: 2, duration: 100ms, resources: {CPU: 1}, placement_group: g, bundle: 1}
+    - {name: any, count: 2, duration: 100ms, resources: {CPU: 1}, placement_group: g}
+)";
+  auto r = c.Orrery({"live", "run", scenario.string(), "--local", "--out", (dir / "out").string(),
+                     "--temp-dir", c.root()},
+                    milliseconds(60000));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  json summary = json::parse(ReadAll(dir / "out" / "summary.json"), nullptr, false);
+  ASSERT_TRUE(summary.is_object());
+  EXPECT_EQ(summary["tasks"]["finished"], 6) << r.out << r.err;
+  const std::string tasks = ReadAll(dir / "out" / "tasks.csv");
+  auto nodes = NodeByTask(tasks);
+  ASSERT_EQ(nodes.size(), 6u) << tasks;
+  // Tasks are in file order: b0, b0, b1, b1, any, any.
+  EXPECT_EQ(nodes["0"], nodes["1"]) << tasks;
+  EXPECT_EQ(nodes["2"], nodes["3"]) << tasks;
+  EXPECT_NE(nodes["0"], nodes["2"]) << tasks;
+  for (const char* i : {"4", "5"}) {
+    EXPECT_TRUE(nodes[i] == nodes["0"] || nodes[i] == nodes["2"]) << tasks;
+  }
 }
 
 }  // namespace
