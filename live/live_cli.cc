@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -20,6 +21,7 @@
 
 #include "live/client.h"
 #include "live/convert.h"
+#include "live/gpu_detect.h"  // GPUs: detection at node start
 #include "core/results/run_record.h"
 #include "live/head.h"
 #include "live/live_run.h"
@@ -115,18 +117,8 @@ StatusOr<ResourceSet> NodeTotals(const std::map<std::string, double>& m) {
   return set;
 }
 
-int DetectGpus() {
-  int n = 0;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/dev", ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind("nvidia", 0) == 0 && name.size() > 6 &&
-        name.find_first_not_of("0123456789", 6) == std::string::npos) {
-      ++n;
-    }
-  }
-  return n;
-}
+// --- GPUs: NVML, else the CUDA runtime, else /dev/nvidiaN, within CUDA_VISIBLE_DEVICES.
+int DetectGpus() { return DetectGpuInventory(SystemGpuProbe()).count(); }
 
 bool ParseOptions(const std::string& cmd, const std::vector<std::string>& args,
                   const po::options_description& desc, po::variables_map& vm, std::ostream& err,
@@ -332,7 +324,7 @@ int StartNode(const fs::path& session, const std::string& head_address, const st
 void AddNodeOptions(po::options_description& d, NodeFlags& f) {
   d.add_options()("node-name", po::value(&f.node_name), "node id (default: <hostname>-<port>)")(
       "num-cpus", po::value<double>(), "CPUs of the node (default: this machine's)")(
-      "num-gpus", po::value<double>(), "GPUs of the node (default: /dev/nvidiaN count)")(
+      "num-gpus", po::value<double>(), "GPUs of the node (default: detected)")(
       "resources", po::value(&f.resources), "custom resources, JSON: {\"name\": qty}")(
       "labels", po::value(&f.labels), "node labels, JSON: {\"key\": \"value\"}")(
       "bind", po::value(&f.bind), "listen address (default 127.0.0.1)");
@@ -374,7 +366,9 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   // Validate the node's resources and labels before anything starts.
   const double cpus = std::max(1u, std::thread::hardware_concurrency());
   auto res = MergeResources(vm, f.resources, cpus);
-  if (res.ok() && !vm.count("num-gpus") && DetectGpus() > 0) (*res)["GPU"] = DetectGpus();
+  if (res.ok() && !vm.count("num-gpus")) {
+    if (const int g = DetectGpus(); g > 0) (*res)["GPU"] = g;  // --- GPUs
+  }
   if (!res.ok()) {
     err << "orrery start: " << res.status().message() << "\n";
     return kExitUsage;
@@ -629,7 +623,8 @@ int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   pos.add("what", 1);
   po::variables_map vm;
   const char* usage =
-      "usage: orrery list nodes|tasks [--format table|json] [--address A] [--temp-dir DIR]\n";
+      "usage: orrery list nodes|tasks|placement-groups [--format table|json] [--address A] "
+      "[--temp-dir DIR]\n";
   if (!ParseOptions("list", args, desc, vm, err, &pos)) {
     err << usage;
     return kExitUsage;
@@ -638,8 +633,8 @@ int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     out << usage << desc;
     return kExitOk;
   }
-  if (what != "nodes" && what != "tasks") {
-    err << "orrery list: expected 'nodes' or 'tasks'"
+  if (what != "nodes" && what != "tasks" && what != "placement-groups") {
+    err << "orrery list: expected 'nodes', 'tasks' or 'placement-groups'"
         << (what.empty() ? "" : ", got '" + what + "'") << "\n"
         << usage;
     return kExitUsage;
@@ -682,6 +677,46 @@ int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       auto a = FromProto(n.available(), "available");
       out << std::setw(20) << n.node_id() << std::setw(22) << n.address() << std::setw(7)
           << NodeStateText(n.state()) << (t.ok() && a.ok() ? UsedTotal(*t, *a) : "?") << "\n";
+    }
+    return kExitOk;
+  }
+  if (what == "placement-groups") {
+    auto groups = head.ListPlacementGroups();
+    if (!groups.ok()) {
+      err << "orrery list: " << groups.status().ToString() << "\n";
+      return kExitFailed;
+    }
+    auto state_text = [](v1::PlacementGroupState st) {
+      std::string name = v1::PlacementGroupState_Name(st);
+      name = name.substr(std::string("PLACEMENT_GROUP_STATE_").size());
+      for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      return name;
+    };
+    if (c.format == "json") {
+      json arr = json::array();
+      for (const auto& g : groups->groups()) {
+        json bundles = json::array();
+        for (const auto& b : g.bundles()) bundles.push_back(ResourcesJson(b));
+        arr.push_back({{"group_id", g.group_id()},
+                       {"strategy", g.strategy()},
+                       {"state", state_text(g.state())},
+                       {"bundles", bundles},
+                       {"bundle_nodes",
+                        std::vector<std::string>(g.bundle_nodes().begin(), g.bundle_nodes().end())},
+                       {"attempts", g.attempts()},
+                       {"reason", g.reason()}});
+      }
+      out << arr.dump(2) << "\n";
+      return kExitOk;
+    }
+    out << std::left << std::setw(24) << "GROUP" << std::setw(15) << "STRATEGY" << std::setw(12)
+        << "STATE"
+        << "BUNDLE NODES\n";
+    for (const auto& g : groups->groups()) {
+      std::string where;
+      for (const auto& n : g.bundle_nodes()) where += (where.empty() ? "" : ",") + n;
+      out << std::setw(24) << g.group_id() << std::setw(15) << g.strategy() << std::setw(12)
+          << state_text(g.state()) << where << "\n";
     }
     return kExitOk;
   }
@@ -1090,7 +1125,8 @@ int RunNodeDaemon(const std::vector<std::string>& args, std::ostream& out, std::
   ::unsetenv("ORRERY_TOKEN");  // tasks must not inherit the cluster token
   const double cpus = std::max(1u, std::thread::hardware_concurrency());
   auto res = MergeResources(vm, f.resources, cpus);
-  if (res.ok() && !vm.count("num-gpus") && DetectGpus() > 0) (*res)["GPU"] = DetectGpus();
+  const GpuInventory gpus = DetectGpuInventory(SystemGpuProbe());  // --- GPUs
+  if (res.ok() && !vm.count("num-gpus") && gpus.count() > 0) (*res)["GPU"] = gpus.count();
   if (!res.ok()) {
     err << "orrery __node: " << res.status().message() << "\n";
     return kExitUsage;
@@ -1103,6 +1139,8 @@ int RunNodeDaemon(const std::vector<std::string>& args, std::ostream& out, std::
   }
   o.total = *total;
   o.labels = *labels;
+  // --- GPUs: label the model when the node offers GPUs and NVML named them; --labels wins.
+  if (res->count("GPU") && !gpus.model().empty()) o.labels.emplace("gpu_model", gpus.model());
   o.node_id = f.node_name;
   o.bind = f.bind;
   o.is_head_node = vm.count("head-node") != 0;
@@ -1126,7 +1164,10 @@ std::vector<cli::Command> LiveCommands() {
       {"stop", "stop [--temp-dir DIR]         stop this machine's daemons of the session", RunStop},
       {"status", "status                       nodes, resources used/total, pending demand",
        RunStatus},
-      {"list", "list nodes|tasks [--format json]  list the live cluster's nodes or tasks", RunList},
+      {"list",
+       "list nodes|tasks|placement-groups [--format json]  list the live cluster's nodes, tasks "
+       "or placement groups",
+       RunList},
       {"task", "task run [opts] -- CMD ARGS   run one command as a task on the live cluster",
        RunTaskCmd},
       {"live", "live run SCENARIO.yaml (--address A | --local)  replay a scenario on a live cluster",
