@@ -1,5 +1,7 @@
 #include "core/cli/cli.h"
 
+#include <algorithm>
+
 #include <ostream>
 
 #include "core/cli/explain.h"
@@ -44,8 +46,21 @@ int RunPolicies(std::ostream& out) {
 
 const char* Version() { return kVersion; }
 
+namespace {
+std::vector<Command>& Registered() {
+  static std::vector<Command> commands;  // filled during static initialisation, then read-only
+  return commands;
+}
+}  // namespace
+
+void RegisterCommand(Command command) { Registered().push_back(std::move(command)); }
+
 int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
-        const std::vector<Command>& backends) {
+        const std::vector<Command>& extra) {
+  std::vector<Command> backends = Registered();
+  backends.insert(backends.end(), extra.begin(), extra.end());
+  std::stable_sort(backends.begin(), backends.end(),
+                   [](const Command& a, const Command& b) { return a.name < b.name; });
   if (args.empty()) {
     PrintUsage(err, backends);
     return kExitUsage;

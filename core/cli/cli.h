@@ -17,15 +17,24 @@ inline constexpr int kExitUsage = 2;
 using CommandFn = std::function<int(const std::vector<std::string>& args, std::ostream& out,
                                     std::ostream& err)>;
 
-// A subcommand contributed by a backend (sim/, live/). The composition root (main.cc) hands them
-// to Run(), so this library depends on no backend.
+// A subcommand contributed by a backend (sim/, live/). Backends register theirs from a small
+// entry file compiled straight into the `orrery` executable (sim/sim_entry.cc,
+// live/live_entry.cc), so this library -- and core/ -- depends on no backend.
 struct Command {
   std::string name;   // "sim"
   std::string usage;  // one line for the command list, e.g. "sim run|compare ...  simulate"
   CommandFn run;      // gets the arguments after the name
 };
 
-// Runs the CLI with `args` (without the program name), writing to `out` and `err`.
+// Adds a backend command for Run(). Called during static initialisation by the entry files.
+void RegisterCommand(Command command);
+// Registers `command` when constructed (a namespace-scope object in an entry file).
+struct CommandRegistration {
+  explicit CommandRegistration(Command command) { RegisterCommand(std::move(command)); }
+};
+
+// Runs the CLI with `args` (without the program name), writing to `out` and `err`. The commands
+// are the built-in ones, the registered backend commands (by name) and `backends`.
 int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
         const std::vector<Command>& backends = {});
 

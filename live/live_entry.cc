@@ -1,0 +1,12 @@
+// Registers the live cluster's commands (start, stop, status, list, task, live, job helpers) with
+// the CLI. Compiled straight into the `orrery` executable (not into a library) so that the
+// registration always runs.
+#include "core/cli/cli.h"
+#include "live/live_cli.h"
+
+namespace {
+const bool kLiveRegistered = [] {
+  for (auto& c : orrery::live::LiveCommands()) orrery::cli::RegisterCommand(std::move(c));
+  return true;
+}();
+}  // namespace
