@@ -14,6 +14,7 @@
 #include <map>
 #include <sstream>
 
+#include "core/cli/cli_util.h"
 #include "core/results/run_record.h"
 #include "core/results/svg_plot.h"
 #include "sim/gpu_replay/gpu_cli.h"  // GPU placement replay (kind: gpu_placement)
@@ -25,6 +26,8 @@ namespace {
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
+using cli::SplitComma;
+using cli::WriteFile;
 using cli::kExitFailed;
 using cli::kExitOk;
 using cli::kExitUsage;
@@ -35,15 +38,6 @@ constexpr const char* kRunUsage =
 constexpr const char* kCompareUsage =
     "usage: orrery sim compare SCENARIO.yaml [--policies a,b,c] [--grid path=v1,v2]... [--seeds N]\n"
     "                          [--set path=value]... [--out DIR]\n";
-
-Status WriteFile(const fs::path& p, const std::string& text) {
-  std::ofstream f(p, std::ios::binary);
-  if (!f) return Status(StatusCode::kUnavailable, "cannot write " + p.string());
-  f << text;
-  f.close();
-  if (!f) return Status(StatusCode::kUnavailable, "error writing " + p.string());
-  return Status::Ok();
-}
 
 Status WriteResults(const fs::path& dir, const results::RunRecord& r) {
   std::error_code ec;
@@ -142,16 +136,6 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
   out << "  results     " << dir.string()
       << "/{summary.json,tasks.csv,timeseries.csv,timeseries.svg}\n";
   return kExitOk;
-}
-
-std::vector<std::string> SplitComma(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
 }
 
 // Runs `orrery sim run ...` in a child process (SimGrid allows one simulation per process).

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "core/cli/cli.h"
+#include "core/cli/cli_util.h"
 #include "core/gpu/gpu_policy_registry.h"
 #include "core/results/svg_plot.h"
 #include "sim/gpu_replay/gpu_scenario.h"
@@ -23,6 +24,8 @@ namespace {
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
+using cli::SplitComma;
+using cli::WriteFile;
 using cli::kExitFailed;
 using cli::kExitOk;
 using cli::kExitUsage;
@@ -40,15 +43,6 @@ bool TakesValue(const std::string& opt) {
                                            "--decision-log", "--policies", "--seeds", "--jobs"};
   return std::any_of(std::begin(kWithValue), std::end(kWithValue),
                      [&](const char* o) { return opt == o; });
-}
-
-Status WriteFile(const fs::path& p, const std::string& text) {
-  std::ofstream f(p, std::ios::binary);
-  if (!f) return Status(StatusCode::kUnavailable, "cannot write " + p.string());
-  f << text;
-  f.close();
-  if (!f) return Status(StatusCode::kUnavailable, "error writing " + p.string());
-  return Status::Ok();
 }
 
 Status MakeDir(const fs::path& dir) {
@@ -137,15 +131,6 @@ Stats Describe(const std::vector<double>& xs) {
 // "4.92 +- 0.12", or "n/a" when no run got there (e.g. 100 % arrived with inflate < 1).
 std::string MeanSd(const Stats& s) {
   return s.mean != s.mean ? "n/a" : FormatFixed(s.mean, 2) + " +- " + FormatFixed(s.sd, 2);
-}
-
-std::vector<std::string> SplitComma(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
 }
 
 }  // namespace
