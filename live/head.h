@@ -35,6 +35,9 @@ struct HeadOptions {
   std::chrono::milliseconds report_period{100};      // view broadcast period (DESIGN section 3)
   std::chrono::milliseconds heartbeat_timeout{500};  // no heartbeat this long -> dead [5 periods]
   size_t max_tasks = 10000;  // finished tasks beyond this are forgotten, oldest first
+  // The session directory (live/session.h): logs/, the job store, uploaded packages, the metrics
+  // target list. Empty: a private temp dir, removed on Stop (tests, `live run --local`).
+  std::string session_dir;
 };
 
 class HeadDaemon {

@@ -265,7 +265,8 @@ struct NodeFlags {
 int StartNode(const fs::path& session, const std::string& head_address, const std::string& token,
               const po::variables_map& vm, const NodeFlags& f, bool head_node, std::ostream& out,
               std::ostream& err) {
-  std::vector<std::string> args = {"__node", "--address", head_address, "--bind", f.bind};
+  std::vector<std::string> args = {"__node",      "--address", head_address,   "--bind",
+                                   f.bind,        "--session-dir", session.string()};
   if (!f.node_name.empty()) args.insert(args.end(), {"--node-name", f.node_name});
   if (vm.count("num-cpus")) {
     std::ostringstream s;
@@ -1085,6 +1086,7 @@ int RunHeadDaemon(const std::vector<std::string>& args, std::ostream& out, std::
   po::variables_map vm;
   if (!ParseOptions("__head", args, desc, vm, err)) return kExitUsage;
   o.heartbeat_timeout = milliseconds(timeout_ms);
+  o.session_dir = session;
   BlockStopSignals();
   auto token = GenerateToken();
   if (!token.ok()) {
@@ -1114,7 +1116,8 @@ int RunNodeDaemon(const std::vector<std::string>& args, std::ostream& out, std::
   NodeOptions o;
   AddNodeOptions(desc, f);
   desc.add_options()("address", po::value(&o.head_address)->required(), "")("head-node", "")(
-      "port", po::value(&o.port), "")("seed", po::value(&o.seed), "");
+      "port", po::value(&o.port), "")("seed", po::value(&o.seed), "")(
+      "session-dir", po::value(&o.session_dir), "");
   po::variables_map vm;
   if (!ParseOptions("__node", args, desc, vm, err)) return kExitUsage;
   if (const char* t = std::getenv("ORRERY_TOKEN"); t && *t) o.token = t;

@@ -66,6 +66,9 @@ struct NodeOptions {
   // The binary whose `__worker` entry point runs pooled workers; empty: this process's binary.
   std::string worker_exe;
   size_t max_idle_workers = 16;  // idle pooled workers kept per runtime env
+  // The session directory on this machine (live/session.h): workers' log files go to its logs/,
+  // runtime envs are installed under it. Empty: a private temp dir, removed on Stop.
+  std::string session_dir;
 };
 
 class NodeDaemon {
