@@ -499,51 +499,49 @@ Status ReadCount(const Ctx& c, const Field& f, uint64_t max, uint64_t* out) {
   return Status::Ok();
 }
 
-Status ReadDuration(const Ctx& c, const Field& f, double* out) {
-  const std::string what =
-      "a duration >= 0 (seconds, or a string like '250ms', '1.5s', '2m', '1h')";
+// A finite number with an optional unit from `units` (no unit: the base unit), accepted when
+// `accept(value)`; otherwise the error says `what` was expected.
+template <typename Accept>
+Status ReadWithUnits(const Ctx& c, const Field& f, const std::vector<Unit>& units,
+                     const std::string& what, Accept accept, double* out) {
   ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
-  auto v = ParseWithUnits(f.node.Scalar(), DurationUnits(), 1.0);
-  if (!v || *v < 0 || !std::isfinite(*v)) return c.Expected(f, what);
+  auto v = ParseWithUnits(f.node.Scalar(), units, 1.0);
+  if (!v || !std::isfinite(*v) || !accept(*v)) return c.Expected(f, what);
   *out = *v;
   return Status::Ok();
 }
 
+Status ReadDuration(const Ctx& c, const Field& f, double* out) {
+  return ReadWithUnits(c, f, DurationUnits(),
+                       "a duration >= 0 (seconds, or a string like '250ms', '1.5s', '2m', '1h')",
+                       [](double v) { return v >= 0; }, out);
+}
+
 Status ReadSize(const Ctx& c, const Field& f, uint64_t* out) {
-  const std::string what = "a size >= 0 (bytes, or a string like '100MB', '2GiB')";
-  ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
-  auto v = ParseWithUnits(f.node.Scalar(), SizeUnits(), 1.0);
-  if (!v || *v < 0 || *v > 9.2e18) return c.Expected(f, what);
-  *out = static_cast<uint64_t>(std::llround(*v));
+  double v = 0;
+  ORRERY_RETURN_IF_ERROR(ReadWithUnits(c, f, SizeUnits(),
+                                       "a size >= 0 (bytes, or a string like '100MB', '2GiB')",
+                                       [](double x) { return x >= 0 && x <= 9.2e18; }, &v));
+  *out = static_cast<uint64_t>(std::llround(v));
   return Status::Ok();
 }
 
 Status ReadBandwidth(const Ctx& c, const Field& f, double* out) {
-  const std::string what = "a bandwidth > 0 (bytes/s, or a string like '10Gbps', '100MB/s')";
-  ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
-  auto v = ParseWithUnits(f.node.Scalar(), BandwidthUnits(), 1.0);
-  if (!v || *v <= 0) return c.Expected(f, what);
-  *out = *v;
-  return Status::Ok();
+  return ReadWithUnits(c, f, BandwidthUnits(),
+                       "a bandwidth > 0 (bytes/s, or a string like '10Gbps', '100MB/s')",
+                       [](double v) { return v > 0; }, out);
 }
 
 Status ReadRate(const Ctx& c, const Field& f, double* out) {
-  const std::string what = "a rate > 0 (per second, or a string like '100/s', '5/ms', '60/m')";
-  ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
-  auto v = ParseWithUnits(f.node.Scalar(), RateUnits(), 1.0);
-  if (!v || *v <= 0) return c.Expected(f, what);
-  *out = *v;
-  return Status::Ok();
+  return ReadWithUnits(c, f, RateUnits(),
+                       "a rate > 0 (per second, or a string like '100/s', '5/ms', '60/m')",
+                       [](double v) { return v > 0; }, out);
 }
 
 // A resource quantity: a number, or a size string for byte-valued resources ("32GiB").
 Status ReadQuantity(const Ctx& c, const Field& f, double* out) {
-  const std::string what = "a quantity >= 0 (a number, or a size like '32GiB')";
-  ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
-  auto v = ParseWithUnits(f.node.Scalar(), SizeUnits(), 1.0);
-  if (!v || *v < 0) return c.Expected(f, what);
-  *out = *v;
-  return Status::Ok();
+  return ReadWithUnits(c, f, SizeUnits(), "a quantity >= 0 (a number, or a size like '32GiB')",
+                       [](double v) { return v >= 0; }, out);
 }
 
 Status ReadResources(const Ctx& c, const Field& f, ResourceRequest* out) {

@@ -52,45 +52,16 @@ Status WriteResults(const fs::path& dir, const results::RunRecord& r) {
 }
 
 int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  po::options_description desc("options");
-  std::string scenario_path, policy, out_dir, decision_log;
-  std::vector<std::string> sets;
-  int64_t seed = -1;
-  desc.add_options()("help,h", "show this help")(
-      "scenario", po::value(&scenario_path), "scenario file")(
-      "policy", po::value(&policy), "scheduling policy for DEFAULT requests (orrery policies)")(
-      "seed", po::value(&seed), "random seed (overrides the file)")(
-      "set", po::value(&sets)->composing(), "override a scenario field: dotted.path=value")(
-      "out", po::value(&out_dir), "result directory (default: out/<scenario name>)")(
-      "decision-log", po::value(&decision_log), "write one line per scheduling decision")(
-      "no-progress", "never print the progress line");
-  po::positional_options_description pos;
-  pos.add("scenario", 1);
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    err << "orrery sim run: " << e.what() << "\n" << kRunUsage;
-    return kExitUsage;
-  }
-  if (vm.count("help")) {
-    out << kRunUsage << desc;
-    return kExitOk;
-  }
+  cli::SimRunFlags flags;
+  if (auto rc = cli::ParseSimRunFlags(args, {kRunUsage}, &flags, out, err)) return *rc;
+  const std::string& scenario_path = flags.scenario_path;
+  const std::string& out_dir = flags.out_dir;
+  const std::string& decision_log = flags.decision_log;
   if (scenario_path.empty()) {
     err << "orrery sim run: missing SCENARIO.yaml\n" << kRunUsage;
     return kExitUsage;
   }
-  std::vector<std::string> overrides = sets;
-  if (!policy.empty()) overrides.push_back("scheduler.policy=" + policy);
-  if (vm.count("seed")) {
-    if (seed < 0) {
-      err << "orrery sim run: --seed: expected a non-negative integer\n";
-      return kExitUsage;
-    }
-    overrides.push_back("seed=" + std::to_string(seed));
-  }
+  const std::vector<std::string> overrides = flags.Overrides();
   const auto t0 = std::chrono::steady_clock::now();
   auto scenario = LoadScenario(scenario_path, overrides);
   if (!scenario.ok()) {
@@ -99,7 +70,7 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
   }
   for (const auto& w : scenario->warnings) err << "warning: " << w << "\n";
   SimRunOptions o;
-  o.progress = !vm.count("no-progress") && isatty(STDERR_FILENO);
+  o.progress = !flags.no_progress && isatty(STDERR_FILENO);
   o.decision_log = !decision_log.empty();
   const auto t1 = std::chrono::steady_clock::now();
   auto run = RunOnSimGrid(*scenario, o);

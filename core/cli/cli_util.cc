@@ -1,7 +1,10 @@
 #include "core/cli/cli_util.h"
 
+#include <boost/program_options.hpp>
 #include <fstream>
 #include <sstream>
+
+#include "core/cli/cli.h"
 
 namespace orrery::cli {
 
@@ -21,6 +24,48 @@ std::vector<std::string> SplitComma(const std::string& s) {
     if (!item.empty()) out.push_back(item);
   }
   return out;
+}
+
+std::vector<std::string> SimRunFlags::Overrides() const {
+  std::vector<std::string> o = sets;
+  if (!policy.empty()) o.push_back("scheduler.policy=" + policy);
+  if (seed >= 0) o.push_back("seed=" + std::to_string(seed));
+  return o;
+}
+
+std::optional<int> ParseSimRunFlags(const std::vector<std::string>& args, const SimRunHelp& help,
+                                    SimRunFlags* flags, std::ostream& out, std::ostream& err) {
+  namespace po = boost::program_options;
+  po::options_description desc("options");
+  SimRunFlags& f = *flags;
+  desc.add_options()("help,h", "show this help")("scenario", po::value(&f.scenario_path),
+                                                 help.scenario)(
+      "policy", po::value(&f.policy), help.policy)("seed", po::value(&f.seed),
+                                                   "random seed (overrides the file)")(
+      "set", po::value(&f.sets)->composing(), "override a scenario field: dotted.path=value")(
+      "out", po::value(&f.out_dir), "result directory (default: out/<scenario name>)")(
+      "decision-log", po::value(&f.decision_log), help.decision_log)("no-progress",
+                                                                     help.no_progress);
+  po::positional_options_description pos;
+  pos.add("scenario", 1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    err << "orrery sim run: " << e.what() << "\n" << help.usage;
+    return kExitUsage;
+  }
+  if (vm.count("help")) {
+    out << help.usage << desc;
+    return kExitOk;
+  }
+  if (vm.count("seed") && f.seed < 0) {
+    err << "orrery sim run: --seed: expected a non-negative integer\n";
+    return kExitUsage;
+  }
+  f.no_progress = vm.count("no-progress") != 0;
+  return std::nullopt;
 }
 
 }  // namespace orrery::cli

@@ -150,46 +150,21 @@ bool IsGpuPlacementInvocation(const std::vector<std::string>& args) {
 
 int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const auto t0 = std::chrono::steady_clock::now();
-  po::options_description desc("options");
-  std::string scenario_path, policy, out_dir, decision_log;
-  std::vector<std::string> sets;
-  int64_t seed = -1;
-  desc.add_options()("help,h", "show this help")("scenario", po::value(&scenario_path),
-                                                 "gpu_placement scenario file")(
-      "policy", po::value(&policy), "GPU placement policy (orrery policies)")(
-      "seed", po::value(&seed), "random seed (overrides the file)")(
-      "set", po::value(&sets)->composing(), "override a scenario field: dotted.path=value")(
-      "out", po::value(&out_dir), "result directory (default: out/<scenario name>)")(
-      "decision-log", po::value(&decision_log), "not used here: see placements.csv")(
-      "no-progress", "accepted for compatibility; this mode prints no progress line");
-  po::positional_options_description pos;
-  pos.add("scenario", 1);
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    err << "orrery sim run: " << e.what() << "\n" << kRunUsage;
-    return kExitUsage;
-  }
-  if (vm.count("help")) {
-    out << kRunUsage << desc;
-    return kExitOk;
-  }
-  if (!decision_log.empty()) {
+  cli::SimRunHelp help{kRunUsage};
+  help.scenario = "gpu_placement scenario file";
+  help.policy = "GPU placement policy (orrery policies)";
+  help.decision_log = "not used here: see placements.csv";
+  help.no_progress = "accepted for compatibility; this mode prints no progress line";
+  cli::SimRunFlags flags;
+  if (auto rc = cli::ParseSimRunFlags(args, help, &flags, out, err)) return *rc;
+  const std::string& scenario_path = flags.scenario_path;
+  const std::string& out_dir = flags.out_dir;
+  if (!flags.decision_log.empty()) {
     err << "orrery sim run: --decision-log is not available for gpu_placement scenarios; every "
            "decision is in placements.csv\n";
     return kExitUsage;
   }
-  std::vector<std::string> overrides = sets;
-  if (!policy.empty()) overrides.push_back("scheduler.policy=" + policy);
-  if (vm.count("seed")) {
-    if (seed < 0) {
-      err << "orrery sim run: --seed: expected a non-negative integer\n";
-      return kExitUsage;
-    }
-    overrides.push_back("seed=" + std::to_string(seed));
-  }
+  const std::vector<std::string> overrides = flags.Overrides();
   GpuScenario s;
   Workload w;
   if (int rc = Load("run", scenario_path, overrides, err, &s, &w); rc != kExitOk) return rc;
