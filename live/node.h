@@ -69,6 +69,10 @@ struct NodeOptions {
   // The session directory on this machine (live/session.h): workers' log files go to its logs/,
   // runtime envs are installed under it. Empty: a private temp dir, removed on Stop.
   std::string session_dir;
+  // --- runtime envs (live/runtime_env_agent.h): installs go to <session_dir>/runtime_envs/.
+  uint64_t runtime_env_cache_bytes = uint64_t{10} << 30;  // unused installs evicted beyond this
+  std::string runtime_env_eviction = "arbitrary";         // arbitrary | lru | gdsf
+  double runtime_env_setup_timeout_s = 600.0;             // per setup command, unless the env's
 };
 
 class NodeDaemon {

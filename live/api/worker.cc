@@ -38,6 +38,7 @@ std::string ApiWorkerPool::KeyOf(const ApiWorkerSpec& spec) {
   for (const auto& [name, value] : spec.env) {
     k += '\0' + name + '=' + value;
   }
+  k += std::string("\0cwd=", 5) + spec.cwd;  // runtime envs: same working_dir only
   return k;
 }
 
@@ -67,6 +68,7 @@ void ApiWorkerPool::Acquire(const std::string& lease, const ApiWorkerSpec& spec,
   ps.argv = {options_.exe, "__api_worker", "--library", spec.library};
   ps.env = options_.env;
   ps.env.insert(ps.env.end(), spec.env.begin(), spec.env.end());
+  ps.cwd = spec.cwd;
   ps.env.emplace_back("ORRERY_WORKER_HOST", options_.bind_host);
   ps.env.emplace_back("ORRERY_WORKER_TOKEN", options_.token);
   ps.stdin_fd = p[0];

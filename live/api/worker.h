@@ -39,6 +39,7 @@ struct ApiWorkerSpec {
   std::string library;                                   // absolute path
   std::vector<std::pair<std::string, std::string>> env;  // sorted by name
   bool actor = false;
+  std::string cwd;  // the worker's working directory (a runtime env's working_dir); "": inherit
 };
 
 struct ApiWorkerPoolOptions {
