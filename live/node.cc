@@ -900,6 +900,23 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     });
   }
 
+  // `name` as the first executable found in `path` (colon-separated); `name` itself if it has a
+  // slash or is found nowhere.
+  static std::string LookUpInPath(const std::string& name, const std::string& path) {
+    if (name.find('/') != std::string::npos) return name;
+    size_t start = 0;
+    while (start <= path.size()) {
+      const size_t end = std::min(path.find(':', start), path.size());
+      const std::string dir = path.substr(start, end - start);
+      const std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
+      if (::access(candidate.c_str(), X_OK) == 0 && !std::filesystem::is_directory(candidate)) {
+        return candidate;
+      }
+      start = end + 1;
+    }
+    return name;
+  }
+
   void ReleaseTaskEnv(Task& t) {
     if (agent_ && t.env_pending) agent_->Abandon(t.env_hash, t.record.task_id());
     if (agent_ && t.env_held) agent_->Release(t.env_hash);
@@ -957,6 +974,10 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       ProcessSpec in_env = spec;
       in_env.env = MergeEnv(a->env, spec.env);
       if (!a->cwd.empty()) in_env.cwd = a->cwd;
+      // posix_spawnp searches the daemon's PATH, not the child's: resolve argv[0] in the env's.
+      for (const auto& [k, v] : in_env.env) {
+        if (k == "PATH") in_env.argv[0] = LookUpInPath(in_env.argv[0], v);
+      }
       StartTask(task, std::move(in_env), w);
     });
   }
