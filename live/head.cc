@@ -78,8 +78,8 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   // ---- handlers: check the token, validate, post to the loop --------------------------------
 
   // --- runtime envs: packages (live/package_store.h does the work off the state loop).
-  grpc::ServerReadReactor<v1::PackageChunk>* UploadPackage(
-      grpc::CallbackServerContext* ctx, v1::UploadPackageReply* reply) override {
+  grpc::ServerReadReactor<v1::PackageChunk>* UploadPackage(grpc::CallbackServerContext* ctx,
+                                                           v1::UploadPackageReply* reply) override {
     return packages_->Upload(ctx, reply);
   }
   grpc::ServerUnaryReactor* HasPackage(grpc::CallbackServerContext* ctx,

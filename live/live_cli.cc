@@ -290,8 +290,9 @@ Status ApplyRuntimeEnvFlags(const NodeFlags& f, NodeOptions* o) {
     char* end = nullptr;
     const double v = std::strtod(f.renv_setup_timeout_s.c_str(), &end);
     if (end == f.renv_setup_timeout_s.c_str() || *end != '\0' || !(v > 0) || !std::isfinite(v)) {
-      return InvalidArgument("--runtime-env-setup-timeout-s: expected a number of seconds > 0, "
-                             "got '" + f.renv_setup_timeout_s + "'");
+      return InvalidArgument(
+          "--runtime-env-setup-timeout-s: expected a number of seconds > 0, got '" +
+          f.renv_setup_timeout_s + "'");
     }
     o->runtime_env_setup_timeout_s = v;
   }
@@ -322,7 +323,9 @@ int StartNode(const fs::path& session, const std::string& head_address, const st
   if (!f.renv_cache_bytes.empty()) {
     args.insert(args.end(), {"--runtime-env-cache-bytes", f.renv_cache_bytes});
   }
-  if (!f.renv_eviction.empty()) args.insert(args.end(), {"--runtime-env-eviction", f.renv_eviction});
+  if (!f.renv_eviction.empty()) {
+    args.insert(args.end(), {"--runtime-env-eviction", f.renv_eviction});
+  }
   if (!f.renv_setup_timeout_s.empty()) {
     args.insert(args.end(), {"--runtime-env-setup-timeout-s", f.renv_setup_timeout_s});
   }

@@ -749,8 +749,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   // ---- code workers (live/api) --------------------------------------------------------------
 
   void StartAttach(const TaskId& task, const ApiWorkerSpec& spec,
-                   std::shared_ptr<StreamWriter<v1::AttachWorkerReply>> w,
-                   const RuntimeEnv& renv) {
+                   std::shared_ptr<StreamWriter<v1::AttachWorkerReply>> w, const RuntimeEnv& renv) {
     auto it = tasks_.find(task);
     if (shutting_down_ || it == tasks_.end() ||
         it->second.record.state() != v1::TASK_STATE_LEASED || it->second.api ||

@@ -32,6 +32,12 @@
 // objects for FetchObject and writes PutObject objects, `fetch_loop_` fetches task arguments
 // from other nodes (one at a time) and posts the outcome back.
 //
+// Runtime envs (live/runtime_env_agent.h): a RunTask or AttachWorker with runtime_env_json waits
+// (the lease held, wait reason waiting_for_runtime_env) until the node's RuntimeEnvAgent has the
+// env installed, then starts the process in it (env_vars, PATH, cwd); the reference is released
+// when the lease ends. A setup failure cancels the lease with the agent's message. The agent's
+// install threads post back to `loop_`.
+//
 // Thread safety: Start/Stop from one controlling thread; StopRequested is thread-safe.
 #pragma once
 

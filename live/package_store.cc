@@ -32,7 +32,8 @@ Status ValidateSha256(const std::string& s, std::string_view field) {
 StatusOr<std::unique_ptr<PackageStore>> PackageStore::Open(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) return Status(StatusCode::kUnavailable, "cannot create " + dir.string() + ": " + ec.message());
+  if (ec)
+    return Status(StatusCode::kUnavailable, "cannot create " + dir.string() + ": " + ec.message());
   return std::unique_ptr<PackageStore>(new PackageStore(dir));
 }
 
@@ -112,8 +113,7 @@ class PackageService::UploadReactor final : public grpc::ServerReadReactor<v1::P
       }
       if (chunk_.total_bytes() > svc_->options_.max_package_bytes) {
         Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            "working_dir: the package has " +
-                                std::to_string(chunk_.total_bytes()) +
+                            "working_dir: the package has " + std::to_string(chunk_.total_bytes()) +
                                 " bytes, more than the head's limit of " +
                                 std::to_string(svc_->options_.max_package_bytes)));
         return;
@@ -195,8 +195,8 @@ void PackageService::Stop() {
   io_.Stop();
 }
 
-grpc::ServerReadReactor<v1::PackageChunk>* PackageService::Upload(
-    grpc::CallbackServerContext* ctx, v1::UploadPackageReply* reply) {
+grpc::ServerReadReactor<v1::PackageChunk>* PackageService::Upload(grpc::CallbackServerContext* ctx,
+                                                                  v1::UploadPackageReply* reply) {
   return new UploadReactor(this, ctx, reply);
 }
 

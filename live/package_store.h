@@ -50,7 +50,7 @@ class PackageStore {
 Status ValidateSha256(const std::string& s, std::string_view field);
 
 struct PackageServiceOptions {
-  std::string token;         // REQUIRES: non-empty
+  std::string token;  // REQUIRES: non-empty
   // Packages go to `<session_dir>/packages/`; empty: a private temp dir removed on destruction.
   std::string session_dir;
   uint64_t max_package_bytes = kDefaultWorkingDirLimitBytes + (uint64_t{1} << 20);  // + headers
@@ -62,7 +62,7 @@ class PackageService {
   ~PackageService();
 
   grpc::ServerReadReactor<v1::PackageChunk>* Upload(grpc::CallbackServerContext* ctx,
-                                                     v1::UploadPackageReply* reply);
+                                                    v1::UploadPackageReply* reply);
   grpc::ServerUnaryReactor* Has(grpc::CallbackServerContext* ctx, const v1::HasPackageRequest* req,
                                 v1::HasPackageReply* reply);
   grpc::ServerWriteReactor<v1::PackageChunk>* Download(grpc::CallbackServerContext* ctx,

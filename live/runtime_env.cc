@@ -31,12 +31,18 @@ constexpr size_t kUploadChunk = 1 << 20;
 
 std::string TypeName(const json& j) {
   switch (j.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
-    case json::value_t::string: return "a string";
-    case json::value_t::array: return "a list";
-    case json::value_t::object: return "an object";
-    default: return "a number";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::array:
+      return "a list";
+    case json::value_t::object:
+      return "an object";
+    default:
+      return "a number";
   }
 }
 
@@ -100,10 +106,9 @@ StatusOr<RuntimeEnv> FromTree(const json& j, std::string_view origin, const Line
       for (size_t i = 0; i < v.size(); ++i) {
         const std::string field = "setup[" + std::to_string(i) + "]";
         if (!v[i].is_string() || v[i].get<std::string>().empty()) {
-          return InvalidArgument(At(origin, line_of, field) +
-                                 ": expected a shell command (a non-empty string), got " +
-                                 (v[i].is_string() ? std::string("an empty string")
-                                                   : TypeName(v[i])));
+          return InvalidArgument(
+              At(origin, line_of, field) + ": expected a shell command (a non-empty string), got " +
+              (v[i].is_string() ? std::string("an empty string") : TypeName(v[i])));
         }
         env.setup.push_back(v[i].get<std::string>());
       }
@@ -116,8 +121,8 @@ StatusOr<RuntimeEnv> FromTree(const json& j, std::string_view origin, const Line
       }
       env.setup_timeout_s = v.get<double>();
     } else {
-      return InvalidArgument(At(origin, line_of, key) + ": unknown field (allowed: " +
-                             kRuntimeEnvFields + ")");
+      return InvalidArgument(At(origin, line_of, key) +
+                             ": unknown field (allowed: " + kRuntimeEnvFields + ")");
     }
   }
   return env;
@@ -177,7 +182,8 @@ StatusOr<json> YamlToJson(const YAML::Node& n, const std::string& path,
 }
 
 bool AllBlank(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
 }
 
 std::string Hex(const unsigned char* p, size_t n) {
@@ -205,7 +211,8 @@ struct Walker {
     for (fs::directory_iterator it(abs, ec), end; !ec && it != end; it.increment(ec)) {
       names.push_back(it->path().filename().string());
     }
-    if (ec) return InvalidArgument("working_dir: cannot read " + abs.string() + ": " + ec.message());
+    if (ec)
+      return InvalidArgument("working_dir: cannot read " + abs.string() + ": " + ec.message());
     std::sort(names.begin(), names.end());
     for (const auto& name : names) {
       const fs::path p = abs / name;
@@ -273,8 +280,8 @@ StatusOr<RuntimeEnv> ParseRuntimeEnvJson(std::string_view text, std::string_view
     const int line = 1 + static_cast<int>(std::count(text.begin(), text.begin() + at, '\n'));
     std::string what = e.what();
     if (auto p = what.find("parse error"); p != std::string::npos) what = what.substr(p);
-    return InvalidArgument(std::string(origin) + ":" + std::to_string(line) +
-                           ": malformed JSON (" + what + ")");
+    return InvalidArgument(std::string(origin) + ":" + std::to_string(line) + ": malformed JSON (" +
+                           what + ")");
   }
   return FromTree(j, origin, nullptr);
 }
@@ -354,8 +361,8 @@ StatusOr<std::string> PackageHashOf(const std::string& uri, std::string_view fie
   if (!ok || !std::all_of(hash.begin(), hash.end(), [](char c) {
         return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
       })) {
-    return InvalidArgument(std::string(field) + ": expected a package URI pkg://<sha256>.pkg, got '" +
-                           uri + "'");
+    return InvalidArgument(std::string(field) +
+                           ": expected a package URI pkg://<sha256>.pkg, got '" + uri + "'");
   }
   return hash;
 }
@@ -442,7 +449,8 @@ Status UnpackPackage(std::string_view bytes, const fs::path& dest) {
 StatusOr<RuntimeEnv> UploadWorkingDir(RuntimeEnv env, const std::string& head_address,
                                       const std::string& token, const UploadOptions& options) {
   if (env.working_dir.empty() || IsPackageUri(env.working_dir)) return env;
-  if (env.working_dir.rfind(kPackageUriPrefix, 0) == 0) return PackageHashOf(env.working_dir).status();
+  if (env.working_dir.rfind(kPackageUriPrefix, 0) == 0)
+    return PackageHashOf(env.working_dir).status();
   auto pkg = PackageDirectory(env.working_dir, options.max_bytes);
   if (!pkg.ok()) return pkg.status();
   auto stub = v1::HeadService::NewStub(
@@ -488,8 +496,8 @@ StatusOr<RuntimeEnv> UploadWorkingDir(RuntimeEnv env, const std::string& head_ad
   grpc::Status s = writer->Finish();
   if (!s.ok()) {
     return Status(static_cast<StatusCode>(s.error_code()),
-                  "working_dir: uploading " + env.working_dir + " to the head at " +
-                      head_address + ": " + s.error_message());
+                  "working_dir: uploading " + env.working_dir + " to the head at " + head_address +
+                      ": " + s.error_message());
   }
   env.working_dir = reply.uri();
   return env;

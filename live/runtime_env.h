@@ -88,8 +88,8 @@ StatusOr<std::string> PackageHashOf(const std::string& uri, std::string_view fie
 bool IsPackageUri(const std::string& s);
 
 struct Package {
-  std::string sha256;  // of `bytes`
-  std::string bytes;   // the serialised tree (format above)
+  std::string sha256;          // of `bytes`
+  std::string bytes;           // the serialised tree (format above)
   uint64_t content_bytes = 0;  // sum of the regular files' sizes
 };
 // Packages `dir` deterministically. InvalidArgument naming `working_dir` if it is missing, not a

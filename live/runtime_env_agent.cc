@@ -279,8 +279,8 @@ RuntimeEnvAgent::Outcome RuntimeEnvAgent::RunAttempt(const Attempt& a) {
     Status s = Download(a.env.working_dir, dir / "working_dir");
     if (!s.ok()) {
       ::close(log_fd);
-      o.error = "runtime env setup failed: working_dir " + a.env.working_dir + ": " +
-                s.message() + of;
+      o.error =
+          "runtime env setup failed: working_dir " + a.env.working_dir + ": " + s.message() + of;
       return o;
     }
   }
@@ -294,10 +294,10 @@ RuntimeEnvAgent::Outcome RuntimeEnvAgent::RunAttempt(const Attempt& a) {
     auto code = RunSetupCommand(cmd, dir, log_fd, a.timeout_s, &timed_out);
     if (code.ok() && *code == 0) continue;
     o.timed_out = timed_out;
-    const std::string what = !code.ok()      ? code.status().message()
-                             : timed_out     ? "timed out after " + Num(a.timeout_s) + " s"
-                             : *code > 128   ? "killed by signal " + std::to_string(*code - 128)
-                                             : "exit " + std::to_string(*code);
+    const std::string what = !code.ok()    ? code.status().message()
+                             : timed_out   ? "timed out after " + Num(a.timeout_s) + " s"
+                             : *code > 128 ? "killed by signal " + std::to_string(*code - 128)
+                                           : "exit " + std::to_string(*code);
     WriteAll(log_fd, "# " + what + "\n");
     ::close(log_fd);
     o.error = "runtime env setup failed: " + cmd + ": " + what + of +
@@ -336,9 +336,9 @@ Status RuntimeEnvAgent::Download(const std::string& uri, const fs::path& dest_di
     downloads_.erase(&ctx);
   }
   if (!s.ok()) {
-    return Status(static_cast<StatusCode>(s.error_code()),
-                  "downloading from the head at " + options_.head_address + ": " +
-                      s.error_message());
+    return Status(
+        static_cast<StatusCode>(s.error_code()),
+        "downloading from the head at " + options_.head_address + ": " + s.error_message());
   }
   if (Sha256Hex(data) != *sha) return Status(StatusCode::kDataLoss, "the download's hash differs");
   return UnpackPackage(data, dest_dir);
@@ -397,8 +397,9 @@ StatusOr<int> RuntimeEnvAgent::RunSetupCommand(const std::string& cmd, const fs:
   }
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
-  if (rc != 0) return Status(StatusCode::kUnavailable, std::string("cannot start /bin/sh: ") +
-                                                           std::strerror(rc));
+  if (rc != 0)
+    return Status(StatusCode::kUnavailable,
+                  std::string("cannot start /bin/sh: ") + std::strerror(rc));
   const auto deadline =
       Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000.0));
   int status = 0;

@@ -55,7 +55,7 @@ struct RuntimeEnvAgentOptions {
   std::string head_address;    // where working_dir packages are downloaded from
   std::string token;
   uint64_t cache_bytes = envcache::kDefaultLimitBytes;  // [10 GiB]
-  std::string eviction = "arbitrary";                    // envcache::kEvictionPolicyNames
+  std::string eviction = "arbitrary";                   // envcache::kEvictionPolicyNames
   double setup_timeout_s = 600.0;  // per setup command, unless the env sets setup_timeout_s
   int max_attempts = 3;
   size_t log_tail_lines = 20;  // of setup.log, in failure messages (at most 4 KiB)
@@ -139,8 +139,8 @@ class RuntimeEnvAgent {
   envcache::EnvCache cache_;
   Post post_;
   std::map<std::string, std::map<std::string, Waiter>> waiters_;  // hash -> waiter -> Waiter
-  std::map<std::string, RuntimeEnv> specs_;                        // hash -> what to install
-  std::map<uint64_t, std::thread> threads_;                        // install threads by id
+  std::map<std::string, RuntimeEnv> specs_;                       // hash -> what to install
+  std::map<uint64_t, std::thread> threads_;                       // install threads by id
   uint64_t next_thread_ = 1;
   uint64_t trash_seq_ = 0;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
@@ -148,10 +148,10 @@ class RuntimeEnvAgent {
   // Shared with install threads.
   std::atomic<bool> stopping_{false};
   std::mutex mu_;
-  std::set<pid_t> running_;                // setup process groups
-  std::set<void*> downloads_;              // grpc::ClientContext* of downloads in flight
-  std::mutex threads_mu_;                  // guards threads_ against Stop()
-  EventLoop cleanup_;                      // deletes evicted directories
+  std::set<pid_t> running_;    // setup process groups
+  std::set<void*> downloads_;  // grpc::ClientContext* of downloads in flight
+  std::mutex threads_mu_;      // guards threads_ against Stop()
+  EventLoop cleanup_;          // deletes evicted directories
 };
 
 }  // namespace orrery::live

@@ -123,8 +123,8 @@ class Runtime {
     }
     auto own = live::ParseRuntimeEnvJson(options.runtime_env_json, "SetRuntimeEnv");
     if (!own.ok()) return own.status();
-    auto merged = live::UploadWorkingDir(live::MergeRuntimeEnv(base_env_, *own), head_address_,
-                                         token_);
+    auto merged =
+        live::UploadWorkingDir(live::MergeRuntimeEnv(base_env_, *own), head_address_, token_);
     if (!merged.ok()) return merged.status();
     std::string json = live::ToJson(*merged);
     std::lock_guard<std::mutex> l(env_mu_);

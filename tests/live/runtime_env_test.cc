@@ -2,6 +2,8 @@
 // loopback, tasks started with `orrery task run` and through the C++ API. Each test checks what
 // the task sees (env vars, cwd, PATH), how often the node installed the env (setup logs and
 // counters written by the setup commands themselves), and what a failure looks like.
+#include "live/runtime_env.h"
+
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -12,7 +14,6 @@
 
 #include "live/api/orrery_api.h"
 #include "live/examples/counter/counter_actor.h"
-#include "live/runtime_env.h"
 #include "tests/live/api_test_lib.h"
 #include "tests/live/live_cluster.h"
 
@@ -112,8 +113,9 @@ TEST_F(RuntimeEnvTest, SetupBinIsOnPath) {
             "  - printf '#!/bin/sh\\necho hello from setup\\n' > bin/hello && chmod +x bin/hello\n"
             "env_vars:\n"
             "  WHO: \"yaml\"\n");
-  auto r = Task({"--runtime-env", (work_ / "env.yaml").string()},
-                {"sh", "-c", "hello; echo $WHO; test -d \"$ORRERY_RUNTIME_ENV_DIR/bin\" && echo ok"});
+  auto r =
+      Task({"--runtime-env", (work_ / "env.yaml").string()},
+           {"sh", "-c", "hello; echo $WHO; test -d \"$ORRERY_RUNTIME_ENV_DIR/bin\" && echo ok"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "hello from setup\nyaml\nok\n");
 }
@@ -147,16 +149,16 @@ with zipfile.ZipFile(out + "/orrery_hello-0.1-py3-none-any.whl", "w") as z:
     record.append("orrery_hello-0.1.dist-info/RECORD,,")
     z.writestr("orrery_hello-0.1.dist-info/RECORD", "\n".join(record) + "\n")
 )PY");
-  ASSERT_EQ(std::system(("python3 " + (work_ / "mkwheel.py").string() + " " + wheels.string())
-                            .c_str()),
-            0);
+  ASSERT_EQ(
+      std::system(("python3 " + (work_ / "mkwheel.py").string() + " " + wheels.string()).c_str()),
+      0);
   const std::string env =
       R"({"setup": ["python3 -m venv .", "bin/pip install --no-index --find-links )" +
       wheels.string() + R"( orrery_hello"], "setup_timeout_s": 120})";
-  auto r = Task({"--runtime-env-json", env},
-                {"python3", "-c",
-                 "import sys, orrery_hello; print(orrery_hello.greet()); print(sys.prefix)"},
-                milliseconds(180000));
+  auto r = Task(
+      {"--runtime-env-json", env},
+      {"python3", "-c", "import sys, orrery_hello; print(orrery_hello.greet()); print(sys.prefix)"},
+      milliseconds(180000));
   ASSERT_EQ(r.exit_code, 0) << r.err << NodeLog();
   EXPECT_CONTAINS(r.out, "hello from a wheel\n");
   EXPECT_CONTAINS(r.out, EnvRoot().string());  // the venv is the env dir
@@ -171,7 +173,8 @@ TEST_F(RuntimeEnvTest, ConcurrentTasksShareOneInstall) {
   std::vector<std::future<RunResult>> runs;
   for (int i = 0; i < 3; ++i) {
     runs.push_back(std::async(std::launch::async, [&] {
-      return Task({"--runtime-env-json", env}, {"sh", "-c", "cat \"$ORRERY_RUNTIME_ENV_DIR/bin/marker\""});
+      return Task({"--runtime-env-json", env},
+                  {"sh", "-c", "cat \"$ORRERY_RUNTIME_ENV_DIR/bin/marker\""});
     }));
   }
   for (auto& f : runs) {
@@ -199,7 +202,8 @@ TEST_F(RuntimeEnvTest, FailingSetupCancelsTheTaskWithTheCommandAndLogTail) {
   EXPECT_CONTAINS(r.err, "last lines of setup.log:");
   EXPECT_CONTAINS(r.err, "pip says no");
   EXPECT_EQ(ReadAll(count), "attempt\nattempt\nattempt\n");
-  auto tasks = cluster_.Orrery({"list", "tasks", "--temp-dir", cluster_.root(), "--format", "json"});
+  auto tasks =
+      cluster_.Orrery({"list", "tasks", "--temp-dir", cluster_.root(), "--format", "json"});
   ASSERT_EQ(tasks.exit_code, 0);
   EXPECT_TRUE(Eventually([&] {
     auto t = cluster_.Orrery({"list", "tasks", "--temp-dir", cluster_.root(), "--format", "json"});
@@ -222,9 +226,11 @@ TEST_F(RuntimeEnvTest, SetupTimeoutKillsTheCommand) {
   const auto t0 = Clock::now();
   auto r = Task({"--runtime-env-json", R"({"setup": ["sleep 30"]})"}, {"true"});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_CONTAINS(r.err, "runtime env setup failed: sleep 30: timed out after 0.4 s (attempt 3 of 3)");
-  auto r2 = Task({"--runtime-env-json", R"({"setup": ["sleep 20 && true"], "setup_timeout_s": 0.2})"},
-                 {"true"});
+  EXPECT_CONTAINS(r.err,
+                  "runtime env setup failed: sleep 30: timed out after 0.4 s (attempt 3 of 3)");
+  auto r2 =
+      Task({"--runtime-env-json", R"({"setup": ["sleep 20 && true"], "setup_timeout_s": 0.2})"},
+           {"true"});
   EXPECT_EQ(r2.exit_code, 1);
   EXPECT_CONTAINS(r2.err, "timed out after 0.2 s");
   EXPECT_LT(Clock::now() - t0, seconds(15));
@@ -237,8 +243,8 @@ TEST_F(RuntimeEnvTest, SetupTimeoutKillsTheCommand) {
 TEST_F(RuntimeEnvTest, EvictionBeyondTheLimitFollowsThePolicy) {
   Start({"--runtime-env-cache-bytes", "2500", "--runtime-env-eviction", "lru"});
   auto env_of = [&](const std::string& name) {
-    return R"({"setup": ["head -c 1000 /dev/zero > )" + name + R"(.bin; echo )" + name +
-           " >> " + (work_ / "installs").string() + R"("]})";
+    return R"({"setup": ["head -c 1000 /dev/zero > )" + name + R"(.bin; echo )" + name + " >> " +
+           (work_ / "installs").string() + R"("]})";
   };
   auto hash_of = [&](const std::string& name) {
     return InstallHash(*ParseRuntimeEnvJson(env_of(name), "x"));
@@ -326,10 +332,9 @@ TEST_F(RuntimeEnvTest, ApiTasksAndActorsGetMergedEnvs) {
   v = api::Get(api::Task(api_test::Env).Remote("BOTH"), seconds(30));
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(*v, "init");
-  v = api::Get(api::Task(api_test::Env)
-                   .SetRuntimeEnv(R"({"env_vars": {"BOTH": "call"}})")
-                   .Remote("BOTH"),
-               seconds(30));
+  v = api::Get(
+      api::Task(api_test::Env).SetRuntimeEnv(R"({"env_vars": {"BOTH": "call"}})").Remote("BOTH"),
+      seconds(30));
   ASSERT_TRUE(v.ok()) << v.status().ToString();
   EXPECT_EQ(*v, "call");
 

@@ -75,7 +75,8 @@ TEST(RuntimeEnvParse, BadJsonNamesOriginFieldAndExpectation) {
     std::vector<const char*> want;
   };
   const Case cases[] = {
-      {"{\"env_vars\": {\"A\": \"1\"},\n \"setup\": [", {"--runtime-env-json:2:", "malformed JSON"}},
+      {"{\"env_vars\": {\"A\": \"1\"},\n \"setup\": [",
+       {"--runtime-env-json:2:", "malformed JSON"}},
       {"[1, 2]", {"--runtime-env-json", "expected an object", "got a list"}},
       {R"({"env_var": {}})",
        {"env_var: unknown field", "allowed: env_vars, working_dir, setup, setup_timeout_s"}},
@@ -99,7 +100,8 @@ TEST(RuntimeEnvParse, BadJsonNamesOriginFieldAndExpectation) {
 // YAML errors carry file:line of the offending field.
 TEST(RuntimeEnvParse, YamlFieldsAndLineNumbers) {
   auto e = ParseRuntimeEnvYaml(
-      "env_vars:\n  A: \"1\"\n  B: two\nworking_dir: wd\nsetup:\n  - echo hi\nsetup_timeout_s: 2.5\n",
+      "env_vars:\n  A: \"1\"\n  B: two\nworking_dir: wd\nsetup:\n  - echo hi\nsetup_timeout_s: "
+      "2.5\n",
       "env.yaml");
   ASSERT_TRUE(e.ok()) << e.status().ToString();
   EXPECT_EQ(e->env_vars.at("A"), "1");
@@ -252,7 +254,10 @@ TEST(RuntimeEnvPackage, UnpackRefusesEscapesAndGarbage) {
   EXPECT_CONTAINS(esc.message(), "leaves the directory");
   auto abs = UnpackPackage("ORRPKG1\nf 644 1 /tmp/evil\nx", t.path() / "o");
   EXPECT_FALSE(abs.ok());
-  auto via_link = UnpackPackage("ORRPKG1\nl 777 4 d\n/etc" "f 644 1 d/passwd\nx", t.path() / "o");
+  auto via_link = UnpackPackage(
+      "ORRPKG1\nl 777 4 d\n/etc"
+      "f 644 1 d/passwd\nx",
+      t.path() / "o");
   ASSERT_FALSE(via_link.ok());
   EXPECT_CONTAINS(via_link.message(), "through a symlink");
   EXPECT_EQ(UnpackPackage("not a package", t.path() / "o").code(), StatusCode::kDataLoss);
