@@ -14,6 +14,8 @@
 
 #include "live/api/orrery_api.h"
 #include "live/examples/counter/counter_actor.h"
+#include "live/rpc_util.h"
+#include "orrery.grpc.pb.h"
 #include "tests/live/api_test_lib.h"
 #include "tests/live/live_cluster.h"
 
@@ -202,13 +204,16 @@ TEST_F(RuntimeEnvTest, FailingSetupCancelsTheTaskWithTheCommandAndLogTail) {
   EXPECT_CONTAINS(r.err, "last lines of setup.log:");
   EXPECT_CONTAINS(r.err, "pip says no");
   EXPECT_EQ(ReadAll(count), "attempt\nattempt\nattempt\n");
-  auto tasks =
-      cluster_.Orrery({"list", "tasks", "--temp-dir", cluster_.root(), "--format", "json"});
-  ASSERT_EQ(tasks.exit_code, 0);
+  // The head's record: canceled, with the reason.
   EXPECT_TRUE(Eventually([&] {
     auto t = cluster_.Orrery({"list", "tasks", "--temp-dir", cluster_.root(), "--format", "json"});
-    return t.out.find("CANCELED") != std::string::npos ||
-           t.out.find("canceled") != std::string::npos;
+    for (const auto& rec : json::parse(t.out, nullptr, false)) {
+      if (rec.is_object() && rec.value("state", "") == "CANCELED" &&
+          rec.value("error", "").find("runtime env setup failed: " + cmd) != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
   }));
   // The node is unaffected: a plain task and the same env again (a fresh round of attempts).
   auto ok = Task({}, {"echo", "still fine"});
@@ -300,6 +305,129 @@ TEST_F(RuntimeEnvTest, BadInputIsRefusedClearly) {
   EXPECT_CONTAINS(bad_flag.err, "--runtime-env-eviction: expected one of arbitrary|lru|gdsf");
 }
 
+// Two nodes: each downloads and installs the env once, however many tasks use it there; while
+// the install runs the task waits with reason waiting_for_runtime_env.
+TEST_F(RuntimeEnvTest, EachNodeInstallsOnceAndTasksWaitForTheEnv) {
+  Start();
+  ASSERT_EQ(cluster_.AddNode("n2", {"--num-cpus", "4"}).exit_code, 0);
+  WriteFile(work_ / "wd" / "data.txt", "shared\n");
+  const std::string env = R"({"setup": ["sleep 1.5"]})";
+  auto slow = std::async(std::launch::async, [&] {
+    return Task({"--working-dir", (work_ / "wd").string(), "--runtime-env-json", env, "--strategy",
+                 "node:n1"},
+                {"cat", "data.txt"});
+  });
+  EXPECT_TRUE(Eventually(
+      [&] {
+        auto t =
+            cluster_.Orrery({"list", "tasks", "--temp-dir", cluster_.root(), "--format", "json"});
+        return t.out.find("waiting_for_runtime_env") != std::string::npos;
+      },
+      milliseconds(5000)));
+  RunResult first = slow.get();
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(first.out, "shared\n");
+  for (const char* node : {"n1", "n2", "n2", "n1"}) {
+    auto r = Task({"--working-dir", (work_ / "wd").string(), "--runtime-env-json", env,
+                   "--strategy", std::string("node:") + node},
+                  {"sh", "-c", "cat data.txt; echo $ORRERY_NODE_ID"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "shared\n" + std::string(node) + "\n");
+  }
+  auto pkg = PackageDirectory(work_ / "wd");
+  ASSERT_TRUE(pkg.ok());
+  RuntimeEnv e = *ParseRuntimeEnvJson(env, "x");
+  e.working_dir = PackageUri(pkg->sha256);
+  const std::string hash = InstallHash(e);
+  EXPECT_EQ(Count(NodeLog(), "installed " + hash), 1u);
+  EXPECT_EQ(Count(ReadAll(Session() / "logs" / "node-n2.log"), "installed " + hash), 1u);
+  EXPECT_TRUE(fs::exists(Session() / "runtime_envs" / "n2" / hash / "working_dir" / "data.txt"));
+}
+
+// An env in use is never evicted, even far over the limit; it goes once its last user ends.
+TEST_F(RuntimeEnvTest, EnvsInUseAreNeverEvicted) {
+  Start({"--runtime-env-cache-bytes", "1"});
+  const fs::path gate = work_ / "gate";
+  const std::string env_a = R"({"setup": ["head -c 100 /dev/zero > a.bin"]})";
+  const std::string hash_a = InstallHash(*ParseRuntimeEnvJson(env_a, "x"));
+  // A's task runs until the gate file appears (bounded: 20 s).
+  auto holder = std::async(std::launch::async, [&] {
+    return Task({"--runtime-env-json", env_a},
+                {"sh", "-c",
+                 "i=0; while [ ! -e " + gate.string() +
+                     " ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; echo done"});
+  });
+  ASSERT_TRUE(Eventually([&] { return fs::exists(EnvRoot() / hash_a / "a.bin"); }));
+  const std::string env_b = R"({"setup": ["head -c 100 /dev/zero > b.bin"]})";
+  const std::string hash_b = InstallHash(*ParseRuntimeEnvJson(env_b, "x"));
+  ASSERT_EQ(Task({"--runtime-env-json", env_b}, {"true"}).exit_code, 0);
+  // B was unused once its task ended: evicted; A is in use: kept.
+  EXPECT_TRUE(Eventually([&] { return !fs::exists(EnvRoot() / hash_b); }));
+  EXPECT_TRUE(fs::exists(EnvRoot() / hash_a / "a.bin"));
+  WriteFile(gate, "");
+  RunResult r = holder.get();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "done\n");
+  EXPECT_TRUE(Eventually([&] { return !fs::exists(EnvRoot() / hash_a); }));
+}
+
+// The head keeps only packages whose bytes hash to their name, and serves them back.
+TEST_F(RuntimeEnvTest, HeadVerifiesAndServesPackages) {
+  Start();
+  auto stub = v1::HeadService::NewStub(
+      grpc::CreateChannel(cluster_.address(), grpc::InsecureChannelCredentials()));
+  const std::string bytes = "ORRPKG1\nf 644 2 a.txt\nhi";
+  {
+    grpc::ClientContext ctx;
+    AttachToken(&ctx, cluster_.Token());
+    v1::UploadPackageReply reply;
+    auto w = stub->UploadPackage(&ctx, &reply);
+    v1::PackageChunk c;
+    c.set_sha256(Sha256Hex("something else"));
+    c.set_total_bytes(bytes.size());
+    c.set_data(bytes);
+    w->Write(c);
+    w->WritesDone();
+    grpc::Status s = w->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_CONTAINS(s.error_message(), "hash to " + Sha256Hex(bytes));
+  }
+  {
+    grpc::ClientContext ctx;  // no token
+    v1::HasPackageRequest req;
+    req.set_sha256(Sha256Hex(bytes));
+    v1::HasPackageReply reply;
+    EXPECT_EQ(stub->HasPackage(&ctx, req, &reply).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  WriteFile(work_ / "pkgdir" / "a.txt", "hi");
+  RuntimeEnv env;
+  env.working_dir = (work_ / "pkgdir").string();
+  auto up = UploadWorkingDir(env, cluster_.address(), cluster_.Token());
+  ASSERT_TRUE(up.ok()) << up.status().ToString();
+  auto pkg = PackageDirectory(work_ / "pkgdir");
+  ASSERT_TRUE(pkg.ok());
+  EXPECT_EQ(up->working_dir, PackageUri(pkg->sha256));
+  // Uploading again is a no-op; downloading gives the same bytes.
+  EXPECT_TRUE(UploadWorkingDir(env, cluster_.address(), cluster_.Token()).ok());
+  grpc::ClientContext ctx;
+  AttachToken(&ctx, cluster_.Token());
+  v1::DownloadPackageRequest req;
+  req.set_sha256(pkg->sha256);
+  auto reader = stub->DownloadPackage(&ctx, req);
+  std::string got;
+  v1::PackageChunk c;
+  while (reader->Read(&c)) got += c.data();
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(got, pkg->bytes);
+  // A working_dir over the client's limit is refused before any upload.
+  UploadOptions small;
+  small.max_bytes = 1;
+  auto big = UploadWorkingDir(env, cluster_.address(), cluster_.Token(), small);
+  ASSERT_FALSE(big.ok());
+  EXPECT_CONTAINS(big.status().message(), "working_dir: ");
+  EXPECT_CONTAINS(big.status().message(), "larger than the limit of 1 bytes");
+}
+
 // ---- the C++ API ------------------------------------------------------------------------------
 
 class ApiSession {
@@ -315,6 +443,17 @@ class ApiSession {
  private:
   Status status_;
 };
+
+// A malformed job env makes Init fail, naming the variable and the field.
+TEST_F(RuntimeEnvTest, ApiInitRefusesAMalformedJobEnv) {
+  Start();
+  ::setenv("ORRERY_JOB_RUNTIME_ENV", R"({"env_vars": {"A": 1}})", 1);
+  ApiSession s(cluster_);
+  ::unsetenv("ORRERY_JOB_RUNTIME_ENV");
+  ASSERT_FALSE(s.status().ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_CONTAINS(s.status().message(), "ORRERY_JOB_RUNTIME_ENV: env_vars.A: expected a string");
+}
 
 // The driver's env = $ORRERY_JOB_RUNTIME_ENV merged with InitOptions; per-call SetRuntimeEnv
 // merges over it (env_vars key by key); the counter actor reads counter_name from its env.
