@@ -858,6 +858,10 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
         RuntimeEnvAgent::Create(std::move(ro), [this](std::function<void()> f) { loop_.Post(f); });
     if (!agent.ok()) return agent.status();
     agent_ = std::move(*agent);
+    // Idle code workers started in an evicted env must not be reused: their cwd and PATH are gone.
+    agent_->SetOnEvict([this](const std::string& dir) {
+      api_pool_->RetireIdleWithEnv("ORRERY_RUNTIME_ENV_DIR", dir);
+    });
     return Status::Ok();
   }
 

@@ -201,6 +201,7 @@ void RuntimeEnvAgent::Apply(const envcache::CacheDecisions& decisions) {
         });
       }
       specs_.erase(e->uri);
+      if (on_evict_) on_evict_(dir.string());
     }
   }
 }

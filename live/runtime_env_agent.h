@@ -94,6 +94,12 @@ class RuntimeEnvAgent {
   // Loop thread. `waiter` gives up waiting (its task ended first); its `done` is dropped.
   void Abandon(const std::string& hash, const std::string& waiter);
 
+  // Loop thread. Called with an install's directory when it is evicted (the node retires idle
+  // workers started in it).
+  void SetOnEvict(std::function<void(const std::string& dir)> on_evict) {
+    on_evict_ = std::move(on_evict);
+  }
+
   // Kills running setups and joins the install and cleanup threads. Idempotent. Afterwards no
   // callback runs.
   void Stop();
@@ -138,6 +144,7 @@ class RuntimeEnvAgent {
   // Owned by the node's loop.
   envcache::EnvCache cache_;
   Post post_;
+  std::function<void(const std::string& dir)> on_evict_;
   std::map<std::string, std::map<std::string, Waiter>> waiters_;  // hash -> waiter -> Waiter
   std::map<std::string, RuntimeEnv> specs_;                       // hash -> what to install
   std::map<uint64_t, std::thread> threads_;                       // install threads by id

@@ -122,6 +122,17 @@ void ApiWorkerPool::Release(const std::string& lease) {
   }
 }
 
+void ApiWorkerPool::RetireIdleWithEnv(const std::string& name, const std::string& value) {
+  // Keys are library, then '\0'NAME=VALUE per variable, then '\0'cwd=...: a value always ends
+  // at a '\0'.
+  const std::string needle = std::string(1, '\0') + name + "=" + value + std::string(1, '\0');
+  std::vector<pid_t> victims;
+  for (const auto& [key, q] : idle_) {
+    if (key.find(needle) != std::string::npos) victims.insert(victims.end(), q.begin(), q.end());
+  }
+  for (pid_t pid : victims) Retire(pid);
+}
+
 void ApiWorkerPool::OnControl(pid_t pid, const std::string& chunk) {
   auto it = workers_.find(pid);
   if (it == workers_.end()) return;

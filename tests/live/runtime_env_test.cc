@@ -505,5 +505,25 @@ TEST_F(RuntimeEnvTest, ApiTasksAndActorsGetMergedEnvs) {
   EXPECT_CONTAINS(malformed.status().message(), "SetRuntimeEnv: nope: unknown field");
 }
 
+// A code worker started in an env is not reused once that env was evicted (its directory is
+// gone): the next call reinstalls the env and gets a fresh worker.
+TEST_F(RuntimeEnvTest, ApiWorkersOfAnEvictedEnvAreNotReused) {
+  Start({"--runtime-env-cache-bytes", "1"});
+  api::InitOptions o;
+  o.idle_lease_timeout = milliseconds(200);
+  ApiSession s(cluster_, o);
+  ASSERT_TRUE(s.status().ok()) << s.status().ToString();
+  const std::string env = R"({"setup": ["echo installed > marker"]})";
+  const std::string hash = InstallHash(*ParseRuntimeEnvJson(env, "x"));
+  auto pid1 = api::Get(api::Task(api_test::SleepMs).SetRuntimeEnv(env).Remote(0), seconds(30));
+  ASSERT_TRUE(pid1.ok()) << pid1.status().ToString();
+  // The lease goes back after the idle timeout; the env, now unused and over the limit, goes.
+  ASSERT_TRUE(Eventually([&] { return !fs::exists(EnvRoot() / hash); }, milliseconds(10000)));
+  auto pid2 = api::Get(api::Task(api_test::SleepMs).SetRuntimeEnv(env).Remote(0), seconds(30));
+  ASSERT_TRUE(pid2.ok()) << pid2.status().ToString();
+  EXPECT_NE(*pid1, *pid2);
+  EXPECT_EQ(Count(NodeLog(), "installed " + hash), 2u);
+}
+
 }  // namespace
 }  // namespace orrery::live
