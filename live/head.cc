@@ -12,6 +12,7 @@
 #include "core/placement/two_phase.h"
 #include "live/convert.h"
 #include "live/event_loop.h"
+#include "live/package_store.h"
 #include "live/rpc_util.h"
 #include "orrery.grpc.pb.h"
 
@@ -29,6 +30,13 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   explicit Impl(HeadOptions o) : options_(std::move(o)) {}
 
   Status Serve() {
+    // --- runtime envs: the package store, ready before the first call.
+    PackageServiceOptions po;
+    po.token = options_.token;
+    po.session_dir = options_.session_dir;
+    auto packages = PackageService::Create(std::move(po));
+    if (!packages.ok()) return packages.status();
+    packages_ = std::move(*packages);
     grpc::ServerBuilder b;
     b.AddListeningPort(options_.bind + ":" + std::to_string(options_.port),
                        grpc::InsecureServerCredentials(), &port_);
@@ -53,6 +61,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
       watchers_.clear();
     });
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    if (packages_) packages_->Stop();  // --- runtime envs
     // Bundle calls in flight post their replies to the loop: let them land first (bounded; each
     // has a deadline of bundle_call_timeout).
     const auto deadline = Clock::now() + kBundleCallTimeout + std::chrono::seconds(1);
@@ -67,6 +76,22 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   bool stop_requested() const { return stop_requested_.load(); }
 
   // ---- handlers: check the token, validate, post to the loop --------------------------------
+
+  // --- runtime envs: packages (live/package_store.h does the work off the state loop).
+  grpc::ServerReadReactor<v1::PackageChunk>* UploadPackage(grpc::CallbackServerContext* ctx,
+                                                           v1::UploadPackageReply* reply) override {
+    return packages_->Upload(ctx, reply);
+  }
+  grpc::ServerUnaryReactor* HasPackage(grpc::CallbackServerContext* ctx,
+                                       const v1::HasPackageRequest* req,
+                                       v1::HasPackageReply* reply) override {
+    return packages_->Has(ctx, req, reply);
+  }
+  grpc::ServerWriteReactor<v1::PackageChunk>* DownloadPackage(
+      grpc::CallbackServerContext* ctx, const v1::DownloadPackageRequest* req) override {
+    return packages_->Download(ctx, req);
+  }
+  // --- end runtime envs
 
   grpc::ServerUnaryReactor* Ready(grpc::CallbackServerContext* ctx, const v1::ReadyRequest*,
                                   v1::ReadyReply* reply) override {
@@ -625,6 +650,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   std::map<std::string, Group> groups_;  // by group id; removed groups stay (ids are not reused)
   std::map<std::string, std::unique_ptr<v1::NodeService::Stub>> stubs_;  // by node address
   std::atomic<int> bundle_calls_{0};  // bundle RPCs in flight (any thread)
+  std::unique_ptr<PackageService> packages_;  // --- runtime envs (thread-safe)
 };
 
 HeadDaemon::HeadDaemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

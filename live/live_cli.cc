@@ -26,6 +26,8 @@
 #include "live/head.h"
 #include "live/live_run.h"
 #include "live/node.h"
+#include "live/runtime_env.h"  // --- runtime envs
+#include "core/envcache/env_cache.h"  // --- runtime envs
 #include "live/session.h"
 #include "live/worker_pool.h"
 #include "live/api/worker.h"
@@ -259,7 +261,43 @@ void KillQuietly(pid_t pid) {
 
 struct NodeFlags {
   std::string node_name, resources, labels, bind = "127.0.0.1";
+  // --- runtime envs: passed through from `start` to `__node` as given.
+  std::string renv_cache_bytes, renv_eviction, renv_setup_timeout_s;
 };
+
+// --- runtime envs: checks the node's runtime-env flags and sets them on `o`.
+Status ApplyRuntimeEnvFlags(const NodeFlags& f, NodeOptions* o) {
+  if (!f.renv_cache_bytes.empty()) {
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long v = std::strtoull(f.renv_cache_bytes.c_str(), &end, 10);
+    if (errno != 0 || end == f.renv_cache_bytes.c_str() || *end != '\0' ||
+        f.renv_cache_bytes[0] == '-') {
+      return InvalidArgument("--runtime-env-cache-bytes: expected a number of bytes, got '" +
+                             f.renv_cache_bytes + "'");
+    }
+    o->runtime_env_cache_bytes = v;
+  }
+  if (!f.renv_eviction.empty()) {
+    if (auto p = envcache::MakeEvictionPolicy(f.renv_eviction); !p.ok()) {
+      return InvalidArgument("--runtime-env-eviction: expected one of " +
+                             std::string(envcache::kEvictionPolicyNames) + ", got '" +
+                             f.renv_eviction + "'");
+    }
+    o->runtime_env_eviction = f.renv_eviction;
+  }
+  if (!f.renv_setup_timeout_s.empty()) {
+    char* end = nullptr;
+    const double v = std::strtod(f.renv_setup_timeout_s.c_str(), &end);
+    if (end == f.renv_setup_timeout_s.c_str() || *end != '\0' || !(v > 0) || !std::isfinite(v)) {
+      return InvalidArgument(
+          "--runtime-env-setup-timeout-s: expected a number of seconds > 0, got '" +
+          f.renv_setup_timeout_s + "'");
+    }
+    o->runtime_env_setup_timeout_s = v;
+  }
+  return Status::Ok();
+}
 
 // Starts a node daemon for `head_address`, waits until it registered and answers. Prints it.
 int StartNode(const fs::path& session, const std::string& head_address, const std::string& token,
@@ -281,6 +319,16 @@ int StartNode(const fs::path& session, const std::string& head_address, const st
   if (!f.resources.empty()) args.insert(args.end(), {"--resources", f.resources});
   if (!f.labels.empty()) args.insert(args.end(), {"--labels", f.labels});
   if (head_node) args.push_back("--head-node");
+  // --- runtime envs
+  if (!f.renv_cache_bytes.empty()) {
+    args.insert(args.end(), {"--runtime-env-cache-bytes", f.renv_cache_bytes});
+  }
+  if (!f.renv_eviction.empty()) {
+    args.insert(args.end(), {"--runtime-env-eviction", f.renv_eviction});
+  }
+  if (!f.renv_setup_timeout_s.empty()) {
+    args.insert(args.end(), {"--runtime-env-setup-timeout-s", f.renv_setup_timeout_s});
+  }
   const auto stamp =
       std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();
@@ -329,6 +377,13 @@ void AddNodeOptions(po::options_description& d, NodeFlags& f) {
       "resources", po::value(&f.resources), "custom resources, JSON: {\"name\": qty}")(
       "labels", po::value(&f.labels), "node labels, JSON: {\"key\": \"value\"}")(
       "bind", po::value(&f.bind), "listen address (default 127.0.0.1)");
+  // --- runtime envs
+  d.add_options()("runtime-env-cache-bytes", po::value(&f.renv_cache_bytes),
+                  "unused runtime envs are evicted beyond this many bytes (default 10 GiB)")(
+      "runtime-env-eviction", po::value(&f.renv_eviction),
+      "runtime-env eviction policy: arbitrary (default) | lru | gdsf")(
+      "runtime-env-setup-timeout-s", po::value(&f.renv_setup_timeout_s),
+      "timeout of one runtime-env setup command (default 600)");
 }
 
 constexpr const char* kStartUsage =
@@ -363,6 +418,13 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   if (port < 0 || port > 65535) {
     err << "orrery start: --port: expected 0..65535\n";
     return kExitUsage;
+  }
+  {  // --- runtime envs
+    NodeOptions check;
+    if (Status s = ApplyRuntimeEnvFlags(f, &check); !s.ok()) {
+      err << "orrery start: " << s.message() << "\n";
+      return kExitUsage;
+    }
   }
   // Validate the node's resources and labels before anything starts.
   const double cpus = std::max(1u, std::thread::hardware_concurrency());
@@ -781,6 +843,7 @@ std::string RandomTaskId() {
 constexpr const char* kTaskUsage =
     "usage: orrery task run [--num-cpus N] [--num-gpus N] [--resources JSON]\n"
     "                       [--strategy default|spread|node:NAME|node:NAME:soft] [--node NAME]\n"
+    "                       [--runtime-env-json JSON | --runtime-env FILE] [--working-dir DIR]\n"
     "                       [--address A] [--temp-dir DIR] -- CMD ARGS...\n";
 
 int RunTaskCmd(const std::vector<std::string>& all, std::ostream& out, std::ostream& err) {
@@ -807,6 +870,13 @@ int RunTaskCmd(const std::vector<std::string>& all, std::ostream& out, std::ostr
       "resources", po::value(&resources), "custom resources, JSON: {\"name\": qty}")(
       "strategy", po::value(&strategy_s), "default | spread | node:NAME | node:NAME:soft")(
       "node", po::value(&entry), "entry node to ask first (default: the head's node)");
+  // --- runtime envs
+  std::string renv_json, renv_file, working_dir;
+  desc.add_options()("runtime-env-json", po::value(&renv_json),
+                     "runtime env, JSON: {\"env_vars\": {...}, \"working_dir\": DIR, "
+                     "\"setup\": [CMD...], \"setup_timeout_s\": S}")(
+      "runtime-env", po::value(&renv_file), "runtime env from a YAML or JSON file")(
+      "working-dir", po::value(&working_dir), "the task's working_dir (overrides the env's)");
   po::variables_map vm;
   if (!ParseOptions("task run", args, desc, vm, err)) {
     err << kTaskUsage;
@@ -835,8 +905,28 @@ int RunTaskCmd(const std::vector<std::string>& all, std::ostream& out, std::ostr
     err << "orrery task run: " << strategy.status().message() << "\n";
     return kExitUsage;
   }
+  // --- runtime envs: parsed before anything is asked of the cluster.
+  if (!renv_json.empty() && !renv_file.empty()) {
+    err << "orrery task run: give --runtime-env-json or --runtime-env, not both\n";
+    return kExitUsage;
+  }
+  auto renv = !renv_file.empty() ? LoadRuntimeEnvFile(renv_file)
+                                 : ParseRuntimeEnvJson(renv_json, "--runtime-env-json");
+  if (!renv.ok()) {
+    err << "orrery task run: " << renv.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (!working_dir.empty()) renv->working_dir = working_dir;
   auto cluster = FindCluster("task run", c.address, c.temp_dir, err);
   if (!cluster) return kExitUsage;
+  if (!renv->working_dir.empty()) {
+    auto up = UploadWorkingDir(*renv, cluster->address, cluster->token);
+    if (!up.ok()) {
+      err << "orrery task run: " << up.status().message() << "\n";
+      return up.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailed;
+    }
+    renv = std::move(up);
+  }
   auto nodes = HeadClient(cluster->address, cluster->token).ListNodes();
   if (!nodes.ok()) {
     err << "orrery task run: " << nodes.status().ToString() << "\n";
@@ -889,6 +979,7 @@ int RunTaskCmd(const std::vector<std::string>& all, std::ostream& out, std::ostr
   for (const auto& a : cmd) run.add_argv(a);
   std::error_code ec;
   run.set_cwd(fs::current_path(ec).string());
+  run.set_runtime_env_json(ToJson(*renv));  // --- runtime envs
   NodeClient node(lease->address, cluster->token);
   auto exit = node.RunTask(run, [&](const v1::RunTaskReply& m) {
     if (m.has_stdout_chunk()) out << m.stdout_chunk() << std::flush;
@@ -1146,6 +1237,10 @@ int RunNodeDaemon(const std::vector<std::string>& args, std::ostream& out, std::
   if (res->count("GPU") && !gpus.model().empty()) o.labels.emplace("gpu_model", gpus.model());
   o.node_id = f.node_name;
   o.bind = f.bind;
+  if (Status s = ApplyRuntimeEnvFlags(f, &o); !s.ok()) {  // --- runtime envs
+    err << "orrery __node: " << s.message() << "\n";
+    return kExitUsage;
+  }
   o.is_head_node = vm.count("head-node") != 0;
   BlockStopSignals();
   auto node = NodeDaemon::Start(o);

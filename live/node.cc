@@ -24,6 +24,8 @@
 #include "live/object_store.h"
 #include "live/process.h"
 #include "live/rpc_util.h"
+#include "live/runtime_env.h"
+#include "live/runtime_env_agent.h"
 #include "live/worker_pool.h"
 #include "orrery.grpc.pb.h"
 
@@ -85,6 +87,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
         &supervisor_, std::move(ao), [this](std::function<void()> f) { loop_.Post(f); });
     head_ = v1::HeadService::NewStub(
         grpc::CreateChannel(options_.head_address, grpc::InsecureChannelCredentials()));
+    ORRERY_RETURN_IF_ERROR(StartRuntimeEnvAgent());  // --- runtime envs
     auto reply = RegisterWithRetry(options_.register_timeout);
     if (!reply.ok()) return reply.status();
     Status init;
@@ -124,6 +127,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     serve_loop_.Stop();
     loop_.Stop();
+    StopRuntimeEnvAgent();  // --- runtime envs: after the loop, so no callback races it
   }
 
   const std::string& node_id() const { return node_id_; }
@@ -288,6 +292,17 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       w->Close(s);
       return w.get();
     }
+    // --- runtime envs: parsed here (bad input fails the call, the daemon is unaffected).
+    auto renv = ParseRuntimeEnvJson(req->runtime_env_json(), "runtime_env_json");
+    if (!renv.ok()) {
+      w->Close(ToGrpc(renv.status()));
+      return w.get();
+    }
+    if (req->has_workload() && !renv->empty()) {
+      w->Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "runtime_env_json: not supported for built-in workloads"));
+      return w.get();
+    }
     if (req->has_workload()) {
       auto spec = ValidateWorkload(*req);
       if (!spec.ok()) {
@@ -314,8 +329,9 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     }
     std::sort(spec.env.begin(), spec.env.end());
     spec.cwd = req->cwd();
-    loop_.Post(
-        [this, task, w, spec = std::move(spec)]() mutable { StartTask(task, std::move(spec), w); });
+    loop_.Post([this, task, w, spec = std::move(spec), renv = std::move(*renv)]() mutable {
+      StartTaskInEnv(task, std::move(spec), renv, w);
+    });
     return w.get();
   }
 
@@ -378,12 +394,16 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       }
       spec.env.emplace_back(k, v);
     }
+    auto renv = ParseRuntimeEnvJson(req->runtime_env_json(), "runtime_env_json");  // --- renv
+    if (valid.ok() && !renv.ok()) valid = renv.status();
     if (!valid.ok()) {
       w->Close(ToGrpc(valid));
       return w.get();
     }
     std::sort(spec.env.begin(), spec.env.end());
-    loop_.Post([this, task, w, spec = std::move(spec)] { StartAttach(task, spec, w); });
+    loop_.Post([this, task, w, spec = std::move(spec), renv = std::move(*renv)] {
+      StartAttach(task, spec, w, renv);
+    });
     return w.get();
   }
 
@@ -413,6 +433,11 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     int64_t start_unix_ms = 0;
     // A code worker (live/api) holds the lease until the driver cancels AttachWorker.
     bool api = false;
+    // --- runtime envs: the install this task waits for (env_pending) or holds a reference to
+    // (env_held); EndLease releases it.
+    std::string env_hash;
+    bool env_pending = false;
+    bool env_held = false;
   };
   struct Waiting {
     uint64_t call_id = 0;
@@ -582,7 +607,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     loop_.PostAfter(options_.unused_lease_timeout, [this, task = lr.task_id, seq = t.lease_seq] {
       auto it = tasks_.find(task);
       if (it == tasks_.end() || it->second.lease_seq != seq ||
-          it->second.record.state() != v1::TASK_STATE_LEASED) {
+          it->second.record.state() != v1::TASK_STATE_LEASED || it->second.env_pending) {
         return;
       }
       Log("lease of task " + task + " was never used: returned");
@@ -724,7 +749,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   // ---- code workers (live/api) --------------------------------------------------------------
 
   void StartAttach(const TaskId& task, const ApiWorkerSpec& spec,
-                   std::shared_ptr<StreamWriter<v1::AttachWorkerReply>> w) {
+                   std::shared_ptr<StreamWriter<v1::AttachWorkerReply>> w, const RuntimeEnv& renv) {
     auto it = tasks_.find(task);
     if (shutting_down_ || it == tasks_.end() ||
         it->second.record.state() != v1::TASK_STATE_LEASED || it->second.api ||
@@ -743,6 +768,35 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       DetachWorker(task, "");
       return;
     }
+    if (!renv.empty()) {  // --- runtime envs: install first, then start the worker in it
+      AcquireTaskEnv(t, renv, [this, task, spec, w](StatusOr<AppliedEnv> a) {
+        auto it = tasks_.find(task);
+        if (it == tasks_.end() || !it->second.api ||
+            it->second.record.state() != v1::TASK_STATE_RUNNING) {
+          return;  // the lease ended meanwhile (its EndLease released the env)
+        }
+        if (!a.ok()) {
+          w->Close(ToGrpc(a.status()));
+          EndLease(it->second, v1::TASK_STATE_CANCELED, 1, a.status().message());
+          RunPending();
+          return;
+        }
+        if (w->done()) {
+          DetachWorker(task, "");
+          return;
+        }
+        ApiWorkerSpec in_env = spec;
+        in_env.env = MergeEnv(a->env, spec.env);
+        in_env.cwd = a->cwd;
+        AttachInEnv(task, in_env, w);
+      });
+      return;
+    }
+    AttachInEnv(task, spec, w);
+  }
+
+  void AttachInEnv(const TaskId& task, const ApiWorkerSpec& spec,
+                   std::shared_ptr<StreamWriter<v1::AttachWorkerReply>> w) {
     api_pool_->Acquire(
         task, spec,
         [this, task, w](StatusOr<std::pair<pid_t, std::string>> ready) {
@@ -776,6 +830,159 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     EndLease(it->second, error.empty() ? v1::TASK_STATE_FINISHED : v1::TASK_STATE_FAILED,
              error.empty() ? 0 : 1, error);
     RunPending();
+  }
+
+  // ---- runtime envs (live/runtime_env_agent.h) ----------------------------------------------
+
+  Status StartRuntimeEnvAgent() {
+    std::filesystem::path root;
+    if (options_.session_dir.empty()) {
+      std::string tmpl = (std::filesystem::temp_directory_path() / "orrery_renv_XXXXXX").string();
+      if (::mkdtemp(tmpl.data()) == nullptr) {
+        return Status(StatusCode::kUnavailable, "cannot create a temp dir for runtime envs");
+      }
+      root = tmpl;
+      renv_owned_root_ = root;
+    } else {
+      // Per node: several nodes of one machine share the session dir.
+      root = std::filesystem::path(options_.session_dir) / "runtime_envs" / node_id_;
+    }
+    RuntimeEnvAgentOptions ro;
+    ro.root = root;
+    ro.head_address = options_.head_address;
+    ro.token = options_.token;
+    ro.cache_bytes = options_.runtime_env_cache_bytes;
+    ro.eviction = options_.runtime_env_eviction;
+    ro.setup_timeout_s = options_.runtime_env_setup_timeout_s;
+    auto agent =
+        RuntimeEnvAgent::Create(std::move(ro), [this](std::function<void()> f) { loop_.Post(f); });
+    if (!agent.ok()) return agent.status();
+    agent_ = std::move(*agent);
+    // Idle code workers started in an evicted env must not be reused: their cwd and PATH are gone.
+    agent_->SetOnEvict([this](const std::string& dir) {
+      api_pool_->RetireIdleWithEnv("ORRERY_RUNTIME_ENV_DIR", dir);
+    });
+    return Status::Ok();
+  }
+
+  void StopRuntimeEnvAgent() {
+    if (agent_) agent_->Stop();
+    if (!renv_owned_root_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(renv_owned_root_, ec);
+    }
+  }
+
+  // `top` over `base`, by name (sorted).
+  static std::vector<std::pair<std::string, std::string>> MergeEnv(
+      const std::vector<std::pair<std::string, std::string>>& base,
+      const std::vector<std::pair<std::string, std::string>>& top) {
+    std::map<std::string, std::string> m(base.begin(), base.end());
+    for (const auto& [k, v] : top) m[k] = v;
+    return {m.begin(), m.end()};
+  }
+
+  // Asks the agent for `t`'s env; `done` runs on the loop once it is installed or failed, unless
+  // the lease ends first (EndLease abandons the wait).
+  void AcquireTaskEnv(Task& t, const RuntimeEnv& env, RuntimeEnvAgent::Done done) {
+    const TaskId task = t.record.task_id();
+    t.env_hash = InstallHash(env);
+    t.env_pending = true;
+    agent_->Acquire(env, task, [this, task, done = std::move(done)](StatusOr<AppliedEnv> a) {
+      auto it = tasks_.find(task);
+      if (it == tasks_.end()) {
+        if (a.ok()) agent_->Release(a->hash);
+        return;
+      }
+      it->second.env_pending = false;
+      if (a.ok()) {
+        it->second.env_held = true;
+        it->second.env_hash = a->hash;
+      }
+      done(std::move(a));
+    });
+  }
+
+  // `name` as the first executable found in `path` (colon-separated); `name` itself if it has a
+  // slash or is found nowhere.
+  static std::string LookUpInPath(const std::string& name, const std::string& path) {
+    if (name.find('/') != std::string::npos) return name;
+    size_t start = 0;
+    while (start <= path.size()) {
+      const size_t end = std::min(path.find(':', start), path.size());
+      const std::string dir = path.substr(start, end - start);
+      const std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
+      if (::access(candidate.c_str(), X_OK) == 0 && !std::filesystem::is_directory(candidate)) {
+        return candidate;
+      }
+      start = end + 1;
+    }
+    return name;
+  }
+
+  void ReleaseTaskEnv(Task& t) {
+    if (agent_ && t.env_pending) agent_->Abandon(t.env_hash, t.record.task_id());
+    if (agent_ && t.env_held) agent_->Release(t.env_hash);
+    t.env_pending = false;
+    t.env_held = false;
+    t.env_hash.clear();
+  }
+
+  // RunTask with a runtime env: install it (the lease stays held, waiting for the runtime env),
+  // then start the command inside it. A setup failure cancels the lease; the caller gets the
+  // message on stderr and in TaskExit.error.
+  void StartTaskInEnv(const TaskId& task, ProcessSpec spec, const RuntimeEnv& renv,
+                      std::shared_ptr<StreamWriter<v1::RunTaskReply>> w) {
+    if (renv.empty()) {
+      StartTask(task, std::move(spec), w);
+      return;
+    }
+    auto it = tasks_.find(task);
+    if (shutting_down_ || it == tasks_.end() ||
+        it->second.record.state() != v1::TASK_STATE_LEASED || it->second.env_pending ||
+        it->second.env_held) {
+      w->Close(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            "no unused lease for task " + task + " on " + node_id_));
+      return;
+    }
+    Task& t = it->second;
+    t.record.set_wait_reason(v1::WAIT_REASON_WAITING_FOR_RUNTIME_ENV);
+    t.dirty = true;
+    AcquireTaskEnv(t, renv, [this, task, spec, w](StatusOr<AppliedEnv> a) {
+      auto it = tasks_.find(task);
+      if (it == tasks_.end() || it->second.record.state() != v1::TASK_STATE_LEASED) return;
+      Task& t = it->second;
+      t.record.set_wait_reason(v1::WAIT_REASON_NONE);
+      t.dirty = true;
+      if (!a.ok()) {
+        const std::string why = a.status().message();
+        Log("task " + task + ": " + why);
+        v1::RunTaskReply m;
+        m.set_stderr_chunk("orrery: " + why + "\n");
+        w->Push(std::move(m));
+        v1::RunTaskReply e;
+        e.mutable_exit()->set_exit_code(1);
+        e.mutable_exit()->set_error(why);
+        w->Push(std::move(e));
+        w->Close(grpc::Status::OK);
+        EndLease(t, v1::TASK_STATE_CANCELED, 1, why);
+        RunPending();
+        return;
+      }
+      if (w->done()) {
+        EndLease(t, v1::TASK_STATE_CANCELED, 0, "the caller went away");
+        RunPending();
+        return;
+      }
+      ProcessSpec in_env = spec;
+      in_env.env = MergeEnv(a->env, spec.env);
+      if (!a->cwd.empty()) in_env.cwd = a->cwd;
+      // posix_spawnp searches the daemon's PATH, not the child's: resolve argv[0] in the env's.
+      for (const auto& [k, v] : in_env.env) {
+        if (k == "PATH") in_env.argv[0] = LookUpInPath(in_env.argv[0], v);
+      }
+      StartTask(task, std::move(in_env), w);
+    });
   }
 
   // ---- built-in workloads -------------------------------------------------------------------
@@ -948,6 +1155,12 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
 
   void KillTask(const TaskId& task) {
     auto it = tasks_.find(task);
+    if (it != tasks_.end() && it->second.env_pending) {  // --- runtime envs
+      Log("the caller of task " + task + " went away while its runtime env was being set up");
+      EndLease(it->second, v1::TASK_STATE_CANCELED, 0, "the caller went away");
+      RunPending();
+      return;
+    }
     if (it != tasks_.end() && it->second.record.state() == v1::TASK_STATE_RUNNING) {
       Log("the caller of task " + task + " went away: killing it");
       supervisor_.Kill(it->second.pid, SIGKILL);
@@ -957,6 +1170,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   // The lease of `t` ends: resources back to the local node, record terminal.
   void EndLease(Task& t, v1::TaskState state, int exit_code, const std::string& error) {
     if (manager_) (void)manager_->ReturnLease(t.record.task_id());
+    ReleaseTaskEnv(t);  // --- runtime envs
     t.record.set_state(state);
     t.record.set_exit_code(exit_code);
     t.record.set_end_unix_ms(UnixMs());
@@ -1252,6 +1466,9 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   // Owned by loop_; the supervisor's worker callbacks call into it, so it outlives supervisor_.
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<ApiWorkerPool> api_pool_;
+  // --- runtime envs: owned by loop_ (its install threads post there); stopped after loop_.
+  std::unique_ptr<RuntimeEnvAgent> agent_;
+  std::filesystem::path renv_owned_root_;  // a private root when there is no session dir
 
   // Declared last: destroyed first. The supervisor's callbacks post to loop_, and the server's
   // handlers post to loop_; loop_ is stopped in Stop() before either goes.

@@ -32,6 +32,12 @@
 // objects for FetchObject and writes PutObject objects, `fetch_loop_` fetches task arguments
 // from other nodes (one at a time) and posts the outcome back.
 //
+// Runtime envs (live/runtime_env_agent.h): a RunTask or AttachWorker with runtime_env_json waits
+// (the lease held, wait reason waiting_for_runtime_env) until the node's RuntimeEnvAgent has the
+// env installed, then starts the process in it (env_vars, PATH, cwd); the reference is released
+// when the lease ends. A setup failure cancels the lease with the agent's message. The agent's
+// install threads post back to `loop_`.
+//
 // Thread safety: Start/Stop from one controlling thread; StopRequested is thread-safe.
 #pragma once
 
@@ -69,6 +75,10 @@ struct NodeOptions {
   // The session directory on this machine (live/session.h): workers' log files go to its logs/,
   // runtime envs are installed under it. Empty: a private temp dir, removed on Stop.
   std::string session_dir;
+  // --- runtime envs (live/runtime_env_agent.h): installs go to <session_dir>/runtime_envs/.
+  uint64_t runtime_env_cache_bytes = uint64_t{10} << 30;  // unused installs evicted beyond this
+  std::string runtime_env_eviction = "arbitrary";         // arbitrary | lru | gdsf
+  double runtime_env_setup_timeout_s = 600.0;             // per setup command, unless the env's
 };
 
 class NodeDaemon {

@@ -38,7 +38,12 @@
 // the exception's message; a worker that dies fails its calls with kUnavailable (no retries).
 //
 // Runtime env: InitOptions::env_vars is added to every worker's environment (workers are reused
-// only for an identical library and env).
+// only for an identical library and env). Full runtime envs (live/runtime_env.h: env_vars,
+// working_dir, setup): the driver's base env is its job's ($ORRERY_JOB_RUNTIME_ENV, set by the
+// job manager) merged with InitOptions::runtime_env_json; SetRuntimeEnv(json) on a task or actor
+// merges over that (task fields override, env_vars merge key by key). A local working_dir is
+// uploaded to the head once per distinct env. Workers are reused only within one env; a setup
+// failure fails the calls with the setup command and the tail of its log.
 //
 // Thread safety: Init/Shutdown from one thread, not concurrently with other calls. Everything
 // else (Remote, Get, handles) may be used from any thread once Init returned.
@@ -81,6 +86,9 @@ struct InitOptions {
   std::string code_library;
   // Added to every worker's environment (a minimal runtime env).
   std::map<std::string, std::string> env_vars;
+  // The driver's runtime env as JSON (merged over $ORRERY_JOB_RUNTIME_ENV); empty: the job's.
+  // A malformed env makes Init fail with InvalidArgument naming the field.
+  std::string runtime_env_json;
   // Tasks pushed ahead to a busy worker while the backlog is larger than the workers can hold;
   // 1 = a worker gets its next task only when it finished the previous one. A pushed task runs
   // on that worker even if another lease arrives later.
@@ -123,6 +131,7 @@ namespace internal {
 struct CallOptions {
   Resources resources{{"CPU", 1.0}};  // tasks and actors default to one CPU
   Strategy strategy;
+  std::string runtime_env_json;  // merged over the driver's env; empty: the driver's env
 };
 
 // The driver's handle on one object; the last ObjectRef going away lets the runtime forget it.
@@ -297,6 +306,11 @@ class TaskCaller {
     options_.strategy = std::move(s);
     return *this;
   }
+  // A runtime env as JSON, merged over the driver's (see the top of this file).
+  TaskCaller& SetRuntimeEnv(std::string json) {
+    options_.runtime_env_json = std::move(json);
+    return *this;
+  }
   template <typename... As>
   ObjectRef<typename T::Ret> Remote(As&&... args) const {
     static_assert(sizeof...(As) == std::tuple_size_v<typename T::Args>,
@@ -381,6 +395,11 @@ class ActorCreator {
   }
   ActorCreator& SetStrategy(Strategy s) {
     options_.strategy = std::move(s);
+    return *this;
+  }
+  // A runtime env as JSON, merged over the driver's (see the top of this file).
+  ActorCreator& SetRuntimeEnv(std::string json) {
+    options_.runtime_env_json = std::move(json);
     return *this;
   }
   // Creation errors (the factory threw) fail the actor's method calls with the message.

@@ -32,6 +32,7 @@
 #include "live/api/orrery_api.h"
 #include "live/client.h"
 #include "live/rpc_util.h"
+#include "live/runtime_env.h"
 #include "live/session.h"
 #include "orrery.grpc.pb.h"
 
@@ -91,6 +92,7 @@ struct Link {
 struct Class {
   std::string library;
   CallOptions options;
+  std::string runtime_env_json;  // merged with the driver's env, working_dir uploaded
   std::string name;  // for the node's task table
   bool actor = false;
   std::deque<Call> queue;
@@ -110,6 +112,26 @@ class Runtime {
   }
   ~Runtime() { Stop(); }
 
+  // --- runtime envs: a call's env as JSON (the driver's base merged with the call's), a local
+  // working_dir uploaded once per distinct call env. Blocks for the upload (the caller's thread).
+  StatusOr<std::string> CallEnv(const CallOptions& options) {
+    if (options.runtime_env_json.empty()) return live::ToJson(base_env_);
+    {
+      std::lock_guard<std::mutex> l(env_mu_);
+      auto it = call_envs_.find(options.runtime_env_json);
+      if (it != call_envs_.end()) return it->second;
+    }
+    auto own = live::ParseRuntimeEnvJson(options.runtime_env_json, "SetRuntimeEnv");
+    if (!own.ok()) return own.status();
+    auto merged =
+        live::UploadWorkingDir(live::MergeRuntimeEnv(base_env_, *own), head_address_, token_);
+    if (!merged.ok()) return merged.status();
+    std::string json = live::ToJson(*merged);
+    std::lock_guard<std::mutex> l(env_mu_);
+    call_envs_.emplace(options.runtime_env_json, json);
+    return json;
+  }
+
   std::shared_ptr<RefState> Submit(const Entry* e, const void* address, std::string args,
                                    const CallOptions& options) {
     auto ref = std::make_shared<RefState>();
@@ -127,7 +149,13 @@ class Runtime {
       ref->error = shape.status();
       return ref;
     }
-    std::string key = *library + '\0' + *shape + '\0' + StrategyKey(options.strategy);
+    auto renv = CallEnv(options);  // --- runtime envs
+    if (!renv.ok()) {
+      ref->error = renv.status();
+      return ref;
+    }
+    std::string key =
+        *library + '\0' + *shape + '\0' + StrategyKey(options.strategy) + '\0' + *renv;
     std::vector<std::shared_ptr<Link>> to_write;
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -140,6 +168,7 @@ class Runtime {
         c = std::make_unique<Class>();
         c->library = *library;
         c->options = options;
+        c->runtime_env_json = *renv;
         c->name = "api:" + e->name;
       }
       ref->id = NewObjectLocked(e);
@@ -166,6 +195,11 @@ class Runtime {
       actor->error = shape.status();
       return actor;
     }
+    auto renv = CallEnv(options);  // --- runtime envs
+    if (!renv.ok()) {
+      actor->error = renv.status();
+      return actor;
+    }
     std::vector<std::shared_ptr<Link>> to_write;
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -177,6 +211,7 @@ class Runtime {
       auto c = std::make_unique<Class>();
       c->library = *library;
       c->options = options;
+      c->runtime_env_json = *renv;
       c->actor = true;
       c->name = "api:actor:" + e->name;
       // The creation call goes first; its result object is internal (nobody waits on it).
@@ -340,6 +375,17 @@ class Runtime {
     if (token_.empty()) return FailedPrecondition("no cluster token: set ORRERY_TOKEN");
     if (options_.code_library.empty()) {
       if (const char* c = std::getenv("ORRERY_CODE_LIBRARY"); c && *c) options_.code_library = c;
+    }
+    {  // --- runtime envs: the driver's base env = the job's, then InitOptions'.
+      const char* job = std::getenv("ORRERY_JOB_RUNTIME_ENV");
+      auto job_env = live::ParseRuntimeEnvJson(job ? job : "", "ORRERY_JOB_RUNTIME_ENV");
+      if (!job_env.ok()) return job_env.status();
+      auto own = live::ParseRuntimeEnvJson(options_.runtime_env_json, "runtime_env_json");
+      if (!own.ok()) return own.status();
+      auto base = live::UploadWorkingDir(live::MergeRuntimeEnv(*job_env, *own), address, token_);
+      if (!base.ok()) return base.status();
+      base_env_ = *base;
+      head_address_ = address;
     }
     auto nodes = live::HeadClient(address, token_, milliseconds(5000)).ListNodes();
     if (!nodes.ok()) return nodes.status().WithContext("cannot reach the head at " + address);
@@ -613,6 +659,7 @@ class Runtime {
     req.set_task_id(link->lease_id);
     req.set_code_library(c->library);
     for (const auto& [k, v] : options_.env_vars) (*req.mutable_env())[k] = v;
+    req.set_runtime_env_json(c->runtime_env_json);  // --- runtime envs
     req.set_actor(c->actor);
     link->attach = link->node_stub->AttachWorker(&link->attach_ctx, req);
     v1::AttachWorkerReply reply;
@@ -776,6 +823,12 @@ class Runtime {
   InitOptions options_;
   std::string token_;
   std::string entry_address_;
+  // --- runtime envs: the driver's base env (set by Resolve), and per-call envs by their JSON,
+  // merged and uploaded (guarded by env_mu_).
+  live::RuntimeEnv base_env_;
+  std::string head_address_;
+  std::mutex env_mu_;
+  std::map<std::string, StatusOr<std::string>> call_envs_;
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -38,6 +38,7 @@ std::string ApiWorkerPool::KeyOf(const ApiWorkerSpec& spec) {
   for (const auto& [name, value] : spec.env) {
     k += '\0' + name + '=' + value;
   }
+  k += std::string("\0cwd=", 5) + spec.cwd;  // runtime envs: same working_dir only
   return k;
 }
 
@@ -67,6 +68,7 @@ void ApiWorkerPool::Acquire(const std::string& lease, const ApiWorkerSpec& spec,
   ps.argv = {options_.exe, "__api_worker", "--library", spec.library};
   ps.env = options_.env;
   ps.env.insert(ps.env.end(), spec.env.begin(), spec.env.end());
+  ps.cwd = spec.cwd;
   ps.env.emplace_back("ORRERY_WORKER_HOST", options_.bind_host);
   ps.env.emplace_back("ORRERY_WORKER_TOKEN", options_.token);
   ps.stdin_fd = p[0];
@@ -118,6 +120,17 @@ void ApiWorkerPool::Release(const std::string& lease) {
   } else {
     Retire(pid);
   }
+}
+
+void ApiWorkerPool::RetireIdleWithEnv(const std::string& name, const std::string& value) {
+  // Keys are library, then '\0'NAME=VALUE per variable, then '\0'cwd=...: a value always ends
+  // at a '\0'.
+  const std::string needle = std::string(1, '\0') + name + "=" + value + std::string(1, '\0');
+  std::vector<pid_t> victims;
+  for (const auto& [key, q] : idle_) {
+    if (key.find(needle) != std::string::npos) victims.insert(victims.end(), q.begin(), q.end());
+  }
+  for (pid_t pid : victims) Retire(pid);
 }
 
 void ApiWorkerPool::OnControl(pid_t pid, const std::string& chunk) {

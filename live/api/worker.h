@@ -39,6 +39,7 @@ struct ApiWorkerSpec {
   std::string library;                                   // absolute path
   std::vector<std::pair<std::string, std::string>> env;  // sorted by name
   bool actor = false;
+  std::string cwd;  // the worker's working directory (a runtime env's working_dir); "": inherit
 };
 
 struct ApiWorkerPoolOptions {
@@ -70,6 +71,8 @@ class ApiWorkerPool {
   // The lease is over: its worker goes idle (stateless, room left) or exits. No callback of
   // that lease is called afterwards. No-op for an unknown lease.
   void Release(const std::string& lease);
+  // Idle workers whose spec env has `name`=`value` exit (runtime envs: their env was evicted).
+  void RetireIdleWithEnv(const std::string& name, const std::string& value);
   size_t num_workers() const { return workers_.size(); }
 
  private:

@@ -1,0 +1,308 @@
+// Runtime-env specs and packages (live/runtime_env.h) without daemons: parsing JSON and YAML
+// (every bad-input case names the origin, the field and what was expected), merging, the install
+// hash, canonical JSON, and deterministic, content-addressed working_dir packages.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "live/package_store.h"
+#include "live/runtime_env.h"
+
+namespace orrery::live {
+namespace {
+
+namespace fs = std::filesystem;
+
+#define EXPECT_CONTAINS(haystack, needle) \
+  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << (haystack)
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string t = (fs::path(::testing::TempDir()) / "renv_unit_XXXXXX").string();
+    if (::mkdtemp(t.data()) != nullptr) dir_ = t;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  const fs::path& path() const { return dir_; }
+  fs::path Write(const std::string& rel, const std::string& text, int mode = 0644) const {
+    const fs::path p = dir_ / rel;
+    fs::create_directories(p.parent_path());
+    std::ofstream(p, std::ios::binary) << text;
+    ::chmod(p.c_str(), mode);
+    return p;
+  }
+
+ private:
+  fs::path dir_;
+};
+
+std::string Error(std::string_view json) {
+  auto e = ParseRuntimeEnvJson(json, "--runtime-env-json");
+  return e.ok() ? "(parsed)" : e.status().message();
+}
+std::string YamlError(std::string_view yaml) {
+  auto e = ParseRuntimeEnvYaml(yaml, "env.yaml");
+  return e.ok() ? "(parsed)" : e.status().message();
+}
+
+// Every field parses; an empty text is the empty env.
+TEST(RuntimeEnvParse, AllFieldsFromJson) {
+  auto e = ParseRuntimeEnvJson(
+      R"({"env_vars": {"A": "1", "B": "two"}, "working_dir": "./wd",
+          "setup": ["python3 -m venv .", "bin/pip --version"], "setup_timeout_s": 30})",
+      "x");
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_EQ(e->env_vars, (std::map<std::string, std::string>{{"A", "1"}, {"B", "two"}}));
+  EXPECT_EQ(e->working_dir, "./wd");
+  EXPECT_EQ(e->setup, (std::vector<std::string>{"python3 -m venv .", "bin/pip --version"}));
+  EXPECT_EQ(e->setup_timeout_s, 30);
+  auto empty = ParseRuntimeEnvJson("  \n", "x");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
+}
+
+// Table: each bad input names the origin, the field and what was expected.
+TEST(RuntimeEnvParse, BadJsonNamesOriginFieldAndExpectation) {
+  struct Case {
+    const char* json;
+    std::vector<const char*> want;
+  };
+  const Case cases[] = {
+      {"{\"env_vars\": {\"A\": \"1\"},\n \"setup\": [",
+       {"--runtime-env-json:2:", "malformed JSON"}},
+      {"[1, 2]", {"--runtime-env-json", "expected an object", "got a list"}},
+      {R"({"env_var": {}})",
+       {"env_var: unknown field", "allowed: env_vars, working_dir, setup, setup_timeout_s"}},
+      {R"({"env_vars": ["A=1"]})", {"env_vars: expected an object", "got a list"}},
+      {R"({"env_vars": {"A": 1}})", {"env_vars.A: expected a string, got a number"}},
+      {R"({"env_vars": {"A=B": "x"}})", {"env_vars.A=B: expected a variable name"}},
+      {R"({"working_dir": 3})", {"working_dir: expected a directory path", "got a number"}},
+      {R"({"working_dir": ""})", {"working_dir: expected a directory path", "empty string"}},
+      {R"({"setup": "make"})", {"setup: expected a list of shell commands", "got a string"}},
+      {R"({"setup": ["ok", 5]})", {"setup[1]: expected a shell command", "got a number"}},
+      {R"({"setup_timeout_s": -1})", {"setup_timeout_s: expected a number of seconds > 0"}},
+      {R"({"setup_timeout_s": "10"})", {"setup_timeout_s: expected a number", "got a string"}},
+  };
+  for (const auto& c : cases) {
+    const std::string err = Error(c.json);
+    for (const char* w : c.want) EXPECT_CONTAINS(err, w) << " for " << c.json;
+    EXPECT_CONTAINS(err, "--runtime-env-json");
+  }
+}
+
+// YAML errors carry file:line of the offending field.
+TEST(RuntimeEnvParse, YamlFieldsAndLineNumbers) {
+  auto e = ParseRuntimeEnvYaml(
+      "env_vars:\n  A: \"1\"\n  B: two\nworking_dir: wd\nsetup:\n  - echo hi\nsetup_timeout_s: "
+      "2.5\n",
+      "env.yaml");
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_EQ(e->env_vars.at("A"), "1");
+  EXPECT_EQ(e->env_vars.at("B"), "two");
+  EXPECT_EQ(e->working_dir, "wd");
+  EXPECT_EQ(e->setup, std::vector<std::string>{"echo hi"});
+  EXPECT_EQ(e->setup_timeout_s, 2.5);
+
+  EXPECT_CONTAINS(YamlError("env_vars:\n  A: x\nsetpu:\n  - a\n"),
+                  "env.yaml:3: setpu: unknown field (allowed:");
+  EXPECT_CONTAINS(YamlError("env_vars:\n  A: 5\n"), "env.yaml:2: env_vars.A: expected a string");
+  EXPECT_CONTAINS(YamlError("setup:\n  - ok\n  - [nested]\n"), "env.yaml:3: setup[1]:");
+  EXPECT_CONTAINS(YamlError("setup: [unclosed\n"), "env.yaml:");
+  EXPECT_CONTAINS(YamlError("setup: [unclosed\n"), "malformed YAML");
+}
+
+// Files: .json as JSON, others as YAML; a missing file is named.
+TEST(RuntimeEnvParse, LoadFileByExtension) {
+  TempDir t;
+  auto j = LoadRuntimeEnvFile(t.Write("e.json", R"({"env_vars": {"K": "v"}})"));
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  EXPECT_EQ(j->env_vars.at("K"), "v");
+  auto y = LoadRuntimeEnvFile(t.Write("e.yaml", "working_dir: /x\n"));
+  ASSERT_TRUE(y.ok());
+  EXPECT_EQ(y->working_dir, "/x");
+  auto bad = LoadRuntimeEnvFile(t.Write("bad.json", "{\"x\": 1}"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_CONTAINS(bad.status().message(), "bad.json: x: unknown field");
+  auto missing = LoadRuntimeEnvFile(t.path() / "nope.yaml");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_CONTAINS(missing.status().message(), "nope.yaml");
+}
+
+// Task fields override the job's; env_vars merge key by key.
+TEST(RuntimeEnvMerge, TaskOverridesJobAndEnvVarsMerge) {
+  RuntimeEnv job{{{"A", "job"}, {"B", "job"}}, "pkg://job", {"job setup"}, 10};
+  RuntimeEnv task{{{"B", "task"}, {"C", "task"}}, "", {}, 0};
+  RuntimeEnv m = MergeRuntimeEnv(job, task);
+  EXPECT_EQ(m.env_vars,
+            (std::map<std::string, std::string>{{"A", "job"}, {"B", "task"}, {"C", "task"}}));
+  EXPECT_EQ(m.working_dir, "pkg://job");  // not set by the task: the job's
+  EXPECT_EQ(m.setup, std::vector<std::string>{"job setup"});
+  task.working_dir = "pkg://task";
+  task.setup = {"task setup"};
+  task.setup_timeout_s = 3;
+  m = MergeRuntimeEnv(job, task);
+  EXPECT_EQ(m.working_dir, "pkg://task");
+  EXPECT_EQ(m.setup, std::vector<std::string>{"task setup"});
+  EXPECT_EQ(m.setup_timeout_s, 3);
+}
+
+// ToJson is canonical and round-trips; the install hash ignores env_vars and the timeout.
+TEST(RuntimeEnvHash, CanonicalJsonAndInstallHash) {
+  RuntimeEnv e{{{"Z", "1"}, {"A", "2"}}, "pkg://w", {"a", "b"}, 5};
+  const std::string j = ToJson(e);
+  EXPECT_EQ(j, R"({"env_vars":{"A":"2","Z":"1"},"setup":["a","b"],"setup_timeout_s":5.0,)"
+               R"("working_dir":"pkg://w"})");
+  auto back = ParseRuntimeEnvJson(j, "x");
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, e);
+  EXPECT_EQ(ToJson(RuntimeEnv{}), "");
+
+  RuntimeEnv vars_only{{{"A", "1"}}, "", {}, 0};
+  EXPECT_EQ(InstallHash(vars_only), "");  // nothing to install
+  RuntimeEnv other_vars = e;
+  other_vars.env_vars = {{"Q", "9"}};
+  other_vars.setup_timeout_s = 99;
+  EXPECT_EQ(InstallHash(e), InstallHash(other_vars));
+  EXPECT_EQ(InstallHash(e).size(), 32u);
+  RuntimeEnv other_setup = e;
+  other_setup.setup = {"a", "c"};
+  EXPECT_NE(InstallHash(e), InstallHash(other_setup));
+  RuntimeEnv other_dir = e;
+  other_dir.working_dir = "pkg://v";
+  EXPECT_NE(InstallHash(e), InstallHash(other_dir));
+  // Setup ["ab"] and ["a", "b"] are different installs.
+  RuntimeEnv joined = e;
+  joined.setup = {"ab"};
+  EXPECT_NE(InstallHash(e), InstallHash(joined));
+}
+
+TEST(RuntimeEnvHash, Sha256KnownAnswerAndUris) {
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  const std::string h = Sha256Hex("x");
+  EXPECT_EQ(PackageUri(h), "pkg://" + h + ".pkg");
+  auto back = PackageHashOf(PackageUri(h));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, h);
+  EXPECT_FALSE(IsPackageUri("pkg://nothex.pkg"));
+  EXPECT_FALSE(IsPackageUri("/some/dir"));
+}
+
+// The same tree gives the same bytes and hash whatever the timestamps; contents, names and modes
+// change it.
+TEST(RuntimeEnvPackage, DeterministicContentHash) {
+  TempDir a, b;
+  for (const TempDir* t : {&a, &b}) {
+    t->Write("z.txt", "zzz");
+    t->Write("sub/a.py", "print(1)\n");
+    t->Write("run.sh", "#!/bin/sh\necho hi\n", 0755);
+    fs::create_directories(t->path() / "empty");
+  }
+  // Different mtimes and creation order must not matter.
+  fs::last_write_time(b.path() / "z.txt", fs::file_time_type::clock::now() - std::chrono::hours(5));
+  auto pa = PackageDirectory(a.path());
+  auto pb = PackageDirectory(b.path());
+  ASSERT_TRUE(pa.ok()) << pa.status().ToString();
+  ASSERT_TRUE(pb.ok());
+  EXPECT_EQ(pa->sha256, pb->sha256);
+  EXPECT_EQ(pa->bytes, pb->bytes);
+  EXPECT_EQ(pa->sha256, Sha256Hex(pa->bytes));
+  EXPECT_EQ(pa->content_bytes, 3u + 9u + 18u);
+
+  b.Write("z.txt", "zzZ");
+  EXPECT_NE(PackageDirectory(b.path())->sha256, pa->sha256);
+  b.Write("z.txt", "zzz");
+  ::chmod((b.path() / "z.txt").c_str(), 0600);
+  EXPECT_NE(PackageDirectory(b.path())->sha256, pa->sha256);  // mode is content
+}
+
+// Unpacking recreates files, modes, empty dirs and symlinks.
+TEST(RuntimeEnvPackage, UnpackRecreatesTheTree) {
+  TempDir src, dst;
+  src.Write("sub/a.txt", "hello");
+  src.Write("run.sh", "#!/bin/sh\n", 0755);
+  fs::create_directories(src.path() / "empty");
+  fs::create_symlink("sub/a.txt", src.path() / "link");
+  auto p = PackageDirectory(src.path());
+  ASSERT_TRUE(p.ok());
+  ASSERT_TRUE(UnpackPackage(p->bytes, dst.path() / "out").ok());
+  const fs::path out = dst.path() / "out";
+  std::ifstream in(out / "sub/a.txt");
+  std::string text;
+  std::getline(in, text);
+  EXPECT_EQ(text, "hello");
+  EXPECT_TRUE(fs::is_directory(out / "empty"));
+  EXPECT_TRUE(fs::is_symlink(out / "link"));
+  struct stat st {};
+  ASSERT_EQ(::stat((out / "run.sh").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0755u);
+  // Packaging the unpacked tree gives the same package.
+  EXPECT_EQ(PackageDirectory(out)->sha256, p->sha256);
+}
+
+// Paths that would leave the destination, and garbage, are refused.
+TEST(RuntimeEnvPackage, UnpackRefusesEscapesAndGarbage) {
+  TempDir t;
+  auto esc = UnpackPackage("ORRPKG1\nf 644 1 ../evil\nx", t.path() / "o");
+  ASSERT_FALSE(esc.ok());
+  EXPECT_CONTAINS(esc.message(), "leaves the directory");
+  auto abs = UnpackPackage("ORRPKG1\nf 644 1 /tmp/evil\nx", t.path() / "o");
+  EXPECT_FALSE(abs.ok());
+  auto via_link = UnpackPackage(
+      "ORRPKG1\nl 777 4 d\n/etc"
+      "f 644 1 d/passwd\nx",
+      t.path() / "o");
+  ASSERT_FALSE(via_link.ok());
+  EXPECT_CONTAINS(via_link.message(), "through a symlink");
+  EXPECT_EQ(UnpackPackage("not a package", t.path() / "o").code(), StatusCode::kDataLoss);
+  EXPECT_EQ(UnpackPackage("ORRPKG1\nf 644 99 short\nx", t.path() / "o").code(),
+            StatusCode::kDataLoss);
+}
+
+// A missing dir, a file, or a tree over the limit: errors name working_dir.
+TEST(RuntimeEnvPackage, BadWorkingDirs) {
+  TempDir t;
+  auto missing = PackageDirectory(t.path() / "nope");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_CONTAINS(missing.status().message(), "working_dir: ");
+  EXPECT_CONTAINS(missing.status().message(), "does not exist");
+  auto file = PackageDirectory(t.Write("f.txt", "x"));
+  ASSERT_FALSE(file.ok());
+  EXPECT_CONTAINS(file.status().message(), "is not a directory");
+  t.Write("big/a", std::string(600, 'a'));
+  t.Write("big/b", std::string(600, 'b'));
+  auto big = PackageDirectory(t.path() / "big", 1000);
+  ASSERT_FALSE(big.ok());
+  EXPECT_CONTAINS(big.status().message(), "working_dir: ");
+  EXPECT_CONTAINS(big.status().message(), "larger than the limit of 1000 bytes");
+  EXPECT_TRUE(PackageDirectory(t.path() / "big", 1200).ok());
+}
+
+// The head's store keeps only bytes that hash to their name.
+TEST(PackageStoreTest, PutVerifiesTheHash) {
+  TempDir t;
+  auto store = PackageStore::Open(t.path() / "packages");
+  ASSERT_TRUE(store.ok());
+  const std::string data = "ORRPKG1\n";
+  const std::string h = Sha256Hex(data);
+  EXPECT_FALSE((*store)->Has(h));
+  auto wrong = (*store)->Put(Sha256Hex("other"), data);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_CONTAINS(wrong.message(), "hash to");
+  ASSERT_TRUE((*store)->Put(h, data).ok());
+  uint64_t n = 0;
+  EXPECT_TRUE((*store)->Has(h, &n));
+  EXPECT_EQ(n, data.size());
+  EXPECT_EQ(*(*store)->Read(h), data);
+  EXPECT_EQ((*store)->Read(Sha256Hex("absent")).status().code(), StatusCode::kNotFound);
+  EXPECT_FALSE((*store)->Put("../../etc", data).ok());
+}
+
+}  // namespace
+}  // namespace orrery::live
