@@ -400,7 +400,8 @@ TEST(LiveWorkloadTest, ArgumentsAreFetchedFromTheNodeThatHoldsThem) {
   EXPECT_TRUE(Eventually([&] { return c.Node("b")["available"]["CPU"] == 2.0; }));
 }
 
-fs::path SourceDir() { return fs::path(__FILE__).parent_path().parent_path().parent_path(); }
+// From the build (not __FILE__, which is relative when a compiler launcher rewrites paths).
+fs::path SourceDir() { return fs::path(ORRERY_SOURCE_DIR); }
 
 // pids of `orrery __worker` processes on this machine.
 std::vector<pid_t> WorkerPids() {
