@@ -19,16 +19,19 @@
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <list>
 #include <map>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "live/api/log_printer.h"
 #include "live/api/orrery_api.h"
 #include "live/client.h"
 #include "live/rpc_util.h"
@@ -105,6 +108,7 @@ class Runtime {
   static StatusOr<std::shared_ptr<Runtime>> Connect(const InitOptions& o) {
     auto rt = std::shared_ptr<Runtime>(new Runtime(o));
     ORRERY_RETURN_IF_ERROR(rt->Resolve());
+    rt->StartLogPrinter();
     rt->janitor_ = std::thread([r = rt.get()] { r->JanitorLoop(); });
     return rt;
   }
@@ -293,6 +297,7 @@ class Runtime {
       threads.swap(threads_);
     }
     for (auto& t : threads) t.thread.join();
+    if (log_printer_) log_printer_->Stop();  // logging: the workers' last lines
     std::lock_guard<std::mutex> l(mu_);
     for (auto& [id, o] : objects_) {
       if (o.state == Object::State::kPending) {
@@ -341,6 +346,7 @@ class Runtime {
     if (options_.code_library.empty()) {
       if (const char* c = std::getenv("ORRERY_CODE_LIBRARY"); c && *c) options_.code_library = c;
     }
+    head_address_ = address;  // logging
     auto nodes = live::HeadClient(address, token_, milliseconds(5000)).ListNodes();
     if (!nodes.ok()) return nodes.status().WithContext("cannot reach the head at " + address);
     for (const auto& n : nodes->nodes()) {
@@ -348,11 +354,13 @@ class Runtime {
       const bool match =
           options_.entry_node.empty() ? n.is_head_node() : n.node_id() == options_.entry_node;
       if (match) entry_address_ = n.address();
+      if (match) entry_node_id_ = n.node_id();  // logging
     }
     if (entry_address_.empty() && options_.entry_node.empty()) {
       for (const auto& n : nodes->nodes()) {
         if (n.state() == v1::NODE_STATE_ALIVE) {
           entry_address_ = n.address();
+          entry_node_id_ = n.node_id();  // logging
           break;
         }
       }
@@ -614,6 +622,7 @@ class Runtime {
     req.set_code_library(c->library);
     for (const auto& [k, v] : options_.env_vars) (*req.mutable_env())[k] = v;
     req.set_actor(c->actor);
+    req.set_job_id(job_id_);  // logging: the worker's files and lines carry the job
     link->attach = link->node_stub->AttachWorker(&link->attach_ctx, req);
     v1::AttachWorkerReply reply;
     if (!link->attach->Read(&reply)) {
@@ -776,6 +785,38 @@ class Runtime {
   InitOptions options_;
   std::string token_;
   std::string entry_address_;
+
+  // --- logging: the job's worker lines printed here (live/api/log_printer.h).
+  // The job: $ORRERY_JOB_ID (a driver run as a job), else `driver-<8 hex>`, unique per Init.
+  static std::string DriverJobId() {
+    if (const char* j = std::getenv("ORRERY_JOB_ID"); j && *j) return j;
+    std::random_device rd;  // live/, not core/: the OS's randomness is fine here
+    char buf[24];
+    std::snprintf(buf, sizeof(buf), "driver-%08x", static_cast<unsigned>(rd()));
+    return buf;
+  }
+  // The driver's node: $ORRERY_NODE_ID (set by a node for what it runs), else the entry node.
+  void StartLogPrinter() {
+    if (!options_.log_to_driver || !live::EnvFlag("ORRERY_LOG_TO_DRIVER", true)) return;
+    live::LogPrinterOptions o;
+    o.head_address = head_address_;
+    o.token = token_;
+    o.job_id = job_id_;
+    o.local_node = entry_node_id_;
+    if (const char* n = std::getenv("ORRERY_NODE_ID"); n && *n) o.local_node = n;
+    o.dedup = live::EnvFlag("ORRERY_DEDUP_LOGS", true);
+    auto p = live::LogPrinter::Start(std::move(o));
+    if (!p.ok()) {
+      std::fprintf(stderr, "orrery: worker logs will not be printed: %s\n",
+                   p.status().ToString().c_str());
+      return;
+    }
+    log_printer_ = std::move(*p);
+  }
+  std::string head_address_;
+  std::string entry_node_id_;
+  const std::string job_id_ = DriverJobId();
+  std::unique_ptr<live::LogPrinter> log_printer_;
 
   std::mutex mu_;
   std::condition_variable cv_;
