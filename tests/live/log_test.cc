@@ -155,5 +155,41 @@ TEST(LiveLogTest, ManyLinesArriveInOrderBeforeShutdownReturns) {
   for (int i = 0; i < 2000; ++i) ASSERT_EQ(seen[i], i);
 }
 
+// A node started with a small ORRERY_LOG_MAX_BYTES rotates its workers' files (backups .1, ...)
+// and the driver still gets every line once, in order.
+TEST(LiveLogTest, RotatedFilesStillDeliverEveryLineOnce) {
+  LiveCluster cluster;
+  const std::vector<std::string> start = {"start",       "--head", "--port",
+                                          cluster.address().substr(10), "--temp-dir",
+                                          cluster.root(), "--node-name", "head",
+                                          "--num-cpus",  "1"};
+  ASSERT_EQ(cluster.Orrery(start, milliseconds(20000), {"ORRERY_LOG_MAX_BYTES=4096"}).exit_code,
+            0);
+  std::vector<int> seen;
+  const std::regex re("\\(ShoutMany pid=[0-9]+\\) line #([0-9]+)");
+  for (int run = 0; run < 3; ++run) {  // three bursts: the worker rotates between them
+    auto r = cluster.Exec(LOG_TEST_DRIVER, {"many", "1000"}, milliseconds(60000),
+                          DriverEnv(cluster, {"ORRERY_JOB_ID=rot"}));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    seen.clear();
+    for (const auto& l : Lines(r.out)) {
+      std::smatch m;
+      if (std::regex_match(l, m, re)) seen.push_back(std::stoi(m[1].str()));
+    }
+    ASSERT_EQ(seen.size(), 1000u) << "run " << run;
+    for (int i = 0; i < 1000; ++i) ASSERT_EQ(seen[i], i) << "run " << run;
+  }
+  size_t backups = 0;
+  for (const auto& e : fs::directory_iterator(LogDir(cluster))) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("worker-", 0) == 0 && n.find("-rot-") != std::string::npos &&
+        n.find(".out.") != std::string::npos) {
+      ++backups;
+      EXPECT_LE(fs::file_size(e.path()), 4096u + 16u * 1024u) << n;
+    }
+  }
+  EXPECT_GE(backups, 1u);
+}
+
 }  // namespace
 }  // namespace orrery::live
