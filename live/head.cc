@@ -387,8 +387,8 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     return r;
   }
 
-  grpc::ServerWriteReactor<v1::LogBatch>* SubscribeLogs(grpc::CallbackServerContext* ctx,
-                                                        const v1::SubscribeLogsRequest* req) override {
+  grpc::ServerWriteReactor<v1::LogBatch>* SubscribeLogs(
+      grpc::CallbackServerContext* ctx, const v1::SubscribeLogsRequest* req) override {
     if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
       auto w = StreamWriter<v1::LogBatch>::Create(false);
       w->Close(s);

@@ -79,7 +79,7 @@ void LogTailer::Poll(std::vector<std::string>* lines, size_t max_bytes) {
   if (fd_ < 0) {
     fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd_ < 0) return;
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd_, &st) != 0) {
       ::close(fd_);
       fd_ = -1;
@@ -89,7 +89,7 @@ void LogTailer::Poll(std::vector<std::string>* lines, size_t max_bytes) {
     dev_ = st.st_dev;
     offset_ = 0;
   } else {
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd_, &st) == 0 && static_cast<uint64_t>(st.st_size) < offset_) {
       // Truncated in place (copytruncate): start over.
       (void)::lseek(fd_, 0, SEEK_SET);
@@ -103,7 +103,7 @@ void LogTailer::Poll(std::vector<std::string>* lines, size_t max_bytes) {
     return;
   }
   // Rotated? The path names another file now: finish this one first (next Poll).
-  struct stat st{};
+  struct stat st {};
   if (::stat(path_.c_str(), &st) == 0 && (st.st_ino != ino_ || st.st_dev != dev_)) {
     old_fd_ = fd_;
     fd_ = -1;
@@ -117,13 +117,13 @@ bool LogTailer::OpenNext() {
   for (int attempt = 0; attempt < 3; ++attempt) {
     std::vector<std::pair<std::string, struct stat>> chain;
     for (int k = 1; k <= 1000; ++k) {
-      struct stat st{};
+      struct stat st {};
       const std::string p = path_ + "." + std::to_string(k);
       if (::stat(p.c_str(), &st) != 0) break;
       chain.emplace_back(p, st);
     }
     std::reverse(chain.begin(), chain.end());
-    struct stat cur{};
+    struct stat cur {};
     if (::stat(path_.c_str(), &cur) == 0) chain.emplace_back(path_, cur);
     if (chain.empty()) return false;
     size_t next = 0;
@@ -132,7 +132,7 @@ bool LogTailer::OpenNext() {
     }
     if (next >= chain.size()) return false;  // ours is still the newest: nothing to switch to
     const int fd = ::open(chain[next].first.c_str(), O_RDONLY | O_CLOEXEC);
-    struct stat st{};
+    struct stat st {};
     if (fd < 0 || ::fstat(fd, &st) != 0 || st.st_ino != chain[next].second.st_ino) {
       if (fd >= 0) ::close(fd);
       continue;  // renamed meanwhile (the writer rotated again): look again

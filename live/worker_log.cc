@@ -149,7 +149,7 @@ LogRotator::LogRotator(std::string path, int fd, uint64_t max_bytes, int backups
     : path_(std::move(path)), fd_(fd), max_bytes_(max_bytes), backups_(backups) {}
 
 StatusOr<bool> LogRotator::MaybeRotate() {
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd_, &st) != 0) return Internal(std::string("fstat: ") + std::strerror(errno));
   if (static_cast<uint64_t>(st.st_size) < max_bytes_) return false;
   ORRERY_RETURN_IF_ERROR(ShiftLogBackups(path_, backups_));
@@ -207,6 +207,9 @@ StatusOr<std::unique_ptr<WorkerLogRedirect>> WorkerLogRedirect::StartFromEnv(boo
       return Internal(std::string("dup2: ") + std::strerror(errno));
     }
     ::close(f);
+    // Line-buffered stdout (Ray runs workers unbuffered): a long call's lines show up as they
+    // are printed, not when 4 KiB have gathered.
+    if (fd == 1) std::setvbuf(stdout, nullptr, _IOLBF, 0);
     r->fds_.push_back(fd);
     r->rotators_.emplace_back(path, fd, *max_bytes, static_cast<int>(*backups));
   }

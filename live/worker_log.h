@@ -13,7 +13,8 @@
 // Who writes: the worker itself. The node starts workers with ORRERY_LOG_DIR set; at start-up
 // the worker opens its two files and dup2()s them onto fds 1 and 2 (a pooled `__worker`, whose
 // stdout is its command channel, redirects only stderr), so user code writing to stdout/stderr
-// (printf, std::cout, write(1, ...)) lands in the files with no copy through the node.
+// (printf, std::cout, write(1, ...)) lands in the files with no copy through the node. stdout is
+// made line-buffered, so lines of a long call appear while it runs.
 //
 // Rotation: the worker's rotation thread checks each file's size every 200 ms; past
 // ORRERY_LOG_MAX_BYTES [512 MiB] it renames <f>.<i> to <f>.<i+1> (the oldest,

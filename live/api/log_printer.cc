@@ -36,12 +36,12 @@ class LogPrinter::Impl {
     std::unique_lock<std::mutex> l(mu_);
     if (!cv_.wait_for(l, options_.subscribe_timeout, [this] { return subscribed_ || ended_; }) ||
         !subscribed_) {
-      const Status why = ended_ ? end_status_
-                                : Status(StatusCode::kUnavailable,
-                                         "no log subscription from the head at " +
-                                             options_.head_address + " within " +
-                                             std::to_string(options_.subscribe_timeout.count()) +
-                                             " ms");
+      const Status why =
+          ended_
+              ? end_status_
+              : Status(StatusCode::kUnavailable,
+                       "no log subscription from the head at " + options_.head_address +
+                           " within " + std::to_string(options_.subscribe_timeout.count()) + " ms");
       l.unlock();
       ctx_.TryCancel();
       reader_thread_.join();
@@ -52,12 +52,12 @@ class LogPrinter::Impl {
     return Status::Ok();
   }
 
-  void Stop() {
+  void Stop(bool drain) {
     std::unique_lock<std::mutex> l(mu_);
     if (stopping_) return;
     const auto begin = Clock::now();
     // Drain: until no line for `quiet`, at most max_drain.
-    while (!ended_) {
+    while (drain && !ended_) {
       const auto now = Clock::now();
       const auto since = std::max(last_line_, begin);
       if (now - since >= options_.quiet || now - begin >= options_.max_drain) break;
@@ -160,8 +160,8 @@ StatusOr<std::unique_ptr<LogPrinter>> LogPrinter::Start(LogPrinterOptions option
   return std::unique_ptr<LogPrinter>(new LogPrinter(std::move(impl)));
 }
 
-void LogPrinter::Stop() {
-  if (impl_) impl_->Stop();
+void LogPrinter::Stop(bool drain) {
+  if (impl_) impl_->Stop(drain);
 }
 
 }  // namespace orrery::live

@@ -49,8 +49,9 @@ class LogPrinter {
   // returns is missed. Unavailable (or the head's error) if the subscription fails.
   static StatusOr<std::unique_ptr<LogPrinter>> Start(LogPrinterOptions options);
   ~LogPrinter();
-  // Drains (see the file comment), ends the subscription, prints held lines. Idempotent.
-  void Stop();
+  // Drains (see the file comment; skipped if !drain: no worker of this driver ever ran), ends
+  // the subscription, prints held lines. Idempotent.
+  void Stop(bool drain = true);
 
   class Impl;
 

@@ -297,7 +297,7 @@ class Runtime {
       threads.swap(threads_);
     }
     for (auto& t : threads) t.thread.join();
-    if (log_printer_) log_printer_->Stop();  // logging: the workers' last lines
+    if (log_printer_) log_printer_->Stop(attached_any_.load());  // logging: workers' last lines
     std::lock_guard<std::mutex> l(mu_);
     for (auto& [id, o] : objects_) {
       if (o.state == Object::State::kPending) {
@@ -639,6 +639,7 @@ class Runtime {
     link->worker_stub = v1::WorkerService::NewStub(channel);
     live::AttachToken(&link->push_ctx, token_);
     link->stream = link->worker_stub->Push(&link->push_ctx);
+    attached_any_ = true;  // logging: Stop waits for this driver's workers' last lines
     return Status::Ok();
   }
 
@@ -817,6 +818,7 @@ class Runtime {
   std::string entry_node_id_;
   const std::string job_id_ = DriverJobId();
   std::unique_ptr<live::LogPrinter> log_printer_;
+  std::atomic<bool> attached_any_{false};  // a worker ran for this driver
 
   std::mutex mu_;
   std::condition_variable cv_;

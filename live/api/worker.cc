@@ -233,8 +233,8 @@ class Executor {
   // Logging: a marker line tells the node's log monitor whose lines follow (live/worker_log.h).
   void MarkLog(const Entry& e) {
     if (log_ == nullptr) return;
-    const auto kind = e.kind == Entry::Kind::kFunction ? LogMarker::Kind::kTaskName
-                                                       : LogMarker::Kind::kActorName;
+    const auto kind =
+        e.kind == Entry::Kind::kFunction ? LogMarker::Kind::kTaskName : LogMarker::Kind::kActorName;
     const std::string name = DisplayName(e);
     if (marked_ && kind == marked_kind_ && name == marked_name_) return;
     log_->WriteMarker(kind, name);
@@ -254,8 +254,7 @@ class Executor {
 
 class WorkerService final : public v1::WorkerService::Service {
  public:
-  WorkerService(std::string token, WorkerLogRedirect* log)
-      : token_(std::move(token)), exec_(log) {}
+  WorkerService(std::string token, WorkerLogRedirect* log) : token_(std::move(token)), exec_(log) {}
   grpc::Status Push(grpc::ServerContext* ctx,
                     grpc::ServerReaderWriter<v1::ApiResultBatch, v1::ApiTaskBatch>* stream) override {
     if (auto s = CheckToken(*ctx, token_); !s.ok()) return s;

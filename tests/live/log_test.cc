@@ -81,7 +81,8 @@ TEST(LiveLogTest, WorkerLinesReachTheDriverWithPrefixesAndFiles) {
   for (const auto& e : fs::directory_iterator(dir)) {
     std::smatch m;
     const std::string name = e.path().filename().string();
-    if (std::regex_match(name, m, name_re)) by_name[m[1].str() + "." + m[2].str()] = ReadAll(e.path());
+    if (std::regex_match(name, m, name_re))
+      by_name[m[1].str() + "." + m[2].str()] = ReadAll(e.path());
   }
   ASSERT_TRUE(by_name.count(task_pid + ".out")) << "no .out file for pid " << task_pid;
   EXPECT_NE(by_name[task_pid + ".out"].find("hello from a task\n"), std::string::npos);
@@ -159,12 +160,12 @@ TEST(LiveLogTest, ManyLinesArriveInOrderBeforeShutdownReturns) {
 // and the driver still gets every line once, in order.
 TEST(LiveLogTest, RotatedFilesStillDeliverEveryLineOnce) {
   LiveCluster cluster;
-  const std::vector<std::string> start = {"start",       "--head", "--port",
-                                          cluster.address().substr(10), "--temp-dir",
-                                          cluster.root(), "--node-name", "head",
+  const std::vector<std::string> start = {"start",       "--head",
+                                          "--port",      cluster.address().substr(10),
+                                          "--temp-dir",  cluster.root(),
+                                          "--node-name", "head",
                                           "--num-cpus",  "1"};
-  ASSERT_EQ(cluster.Orrery(start, milliseconds(20000), {"ORRERY_LOG_MAX_BYTES=4096"}).exit_code,
-            0);
+  ASSERT_EQ(cluster.Orrery(start, milliseconds(20000), {"ORRERY_LOG_MAX_BYTES=4096"}).exit_code, 0);
   std::vector<int> seen;
   const std::regex re("\\(ShoutMany pid=[0-9]+\\) line #([0-9]+)");
   for (int run = 0; run < 3; ++run) {  // three bursts: the worker rotates between them

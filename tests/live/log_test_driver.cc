@@ -48,31 +48,35 @@ int main(int argc, char** argv) {
   }
   bool ok = true;
   if (mode == "prefix" || mode == "quiet") {
-    ok &= Report("task", api::Get(api::Task(orrery::log_test::Shout).Remote(
-                                      std::string("hello from a task")),
-                                  seconds(30)));
-    ok &= Report("err", api::Get(api::Task(orrery::log_test::ShoutErr).Remote(
-                                     std::string("oops on stderr")),
-                                 seconds(30)));
+    ok &=
+        Report("task",
+               api::Get(api::Task(orrery::log_test::Shout).Remote(std::string("hello from a task")),
+                        seconds(30)));
+    ok &= Report(
+        "err", api::Get(api::Task(orrery::log_test::ShoutErr).Remote(std::string("oops on stderr")),
+                        seconds(30)));
     if (mode == "prefix" && argc > 2) {
       auto talker = api::Actor(Talker::Create)
                         .SetStrategy(api::Strategy::NodeAffinity(argv[2], false))
                         .Remote();
-      ok &= Report("actor", api::Get(talker.Task(&Talker::Say).Remote(
-                                         std::string("hello from an actor")),
-                                     seconds(30)));
+      ok &= Report("actor",
+                   api::Get(talker.Task(&Talker::Say).Remote(std::string("hello from an actor")),
+                            seconds(30)));
     }
   } else if (mode == "dedup" && argc > 2) {
     const int n = std::atoi(argv[2]);
     std::vector<api::ActorHandle<Talker>> talkers;
     for (int i = 0; i < n; ++i) talkers.push_back(api::Actor(Talker::Create).Remote());
     std::vector<api::ObjectRef<int64_t>> refs;
-    for (auto& t : talkers) refs.push_back(t.Task(&Talker::Say).Remote(std::string("the same line")));
+    for (auto& t : talkers)
+      refs.push_back(t.Task(&Talker::Say).Remote(std::string("the same line")));
     for (auto& r : refs) ok &= Report("talker", api::Get(r, seconds(30)));
   } else if (mode == "many" && argc > 2) {
-    ok &= Report("many", api::Get(api::Task(orrery::log_test::ShoutMany)
-                                      .Remote(std::string("line"), std::atoi(argv[2])),
-                                  seconds(30)));
+    ok &= Report(
+        "many",
+        api::Get(
+            api::Task(orrery::log_test::ShoutMany).Remote(std::string("line"), std::atoi(argv[2])),
+            seconds(30)));
   } else {
     std::fprintf(stderr, "log_test_driver: unknown mode '%s'\n", mode.c_str());
     api::Shutdown();

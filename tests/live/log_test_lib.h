@@ -7,8 +7,8 @@
 
 namespace orrery::log_test {
 
-int64_t Shout(std::string line);      // prints `line` on stdout; returns the worker's pid
-int64_t ShoutErr(std::string line);   // prints `line` on stderr; returns the worker's pid
+int64_t Shout(std::string line);             // prints `line` on stdout; returns the worker's pid
+int64_t ShoutErr(std::string line);          // prints `line` on stderr; returns the worker's pid
 int64_t ShoutMany(std::string line, int n);  // prints `line` n times (numbered " #i"); pid
 
 // An actor that prints what it is told.

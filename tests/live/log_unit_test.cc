@@ -2,8 +2,8 @@
 // lines, rotation, truncation), worker log file names, markers and rotation, the node's
 // monitor over a directory, and the head's hub (bounded buffer for a slow subscriber) on an
 // in-process head.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -341,7 +341,8 @@ TEST(LogHubTest, SlowSubscriberDropsOldestWithACount) {
   auto head = HeadDaemon::Start(ho);
   ASSERT_TRUE(head.ok()) << head.status().ToString();
   const std::string address = "127.0.0.1:" + std::to_string((*head)->port());
-  auto stub = v1::HeadService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto stub =
+      v1::HeadService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   grpc::ClientContext sub_ctx;
   AttachToken(&sub_ctx, "t");
   sub_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
