@@ -7,8 +7,10 @@ namespace orrery::live {
 // One SubscribeLogs call: a bounded queue of batches, one write in flight at a time.
 class LogSubscription : public grpc::ServerWriteReactor<v1::LogBatch> {
  public:
-  static std::shared_ptr<LogSubscription> Create(std::string job_id, size_t max_lines) {
-    std::shared_ptr<LogSubscription> s(new LogSubscription(std::move(job_id), max_lines));
+  static std::shared_ptr<LogSubscription> Create(std::string job_id, size_t max_lines,
+                                                 size_t max_bytes) {
+    std::shared_ptr<LogSubscription> s(
+        new LogSubscription(std::move(job_id), max_lines, max_bytes));
     s->self_ = s;
     return s;
   }
@@ -20,20 +22,27 @@ class LogSubscription : public grpc::ServerWriteReactor<v1::LogBatch> {
     if (done_ || closing_) return;
     queue_.push_back(b);
     queued_lines_ += static_cast<size_t>(b.lines_size());
-    // Full: drop the oldest lines (whole batches first, then the front of the oldest).
-    while (queued_lines_ > max_lines_ && !queue_.empty()) {
+    queued_bytes_ += BytesOf(b);
+    // Full: drop the oldest lines, one at a time from the front.
+    while ((queued_lines_ > max_lines_ || queued_bytes_ > max_bytes_) && !queue_.empty()) {
       v1::LogBatch& front = queue_.front();
-      const size_t n = static_cast<size_t>(front.lines_size());
-      if (queued_lines_ - n >= max_lines_) {
-        queued_lines_ -= n;
-        dropped_ += static_cast<int64_t>(n);
+      if (front.lines_size() == 0) {
         queue_.pop_front();
         continue;
       }
-      const size_t cut = queued_lines_ - max_lines_;
-      front.mutable_lines()->DeleteSubrange(0, static_cast<int>(cut));
-      queued_lines_ -= cut;
-      dropped_ += static_cast<int64_t>(cut);
+      // How many of the front batch's lines must go (at least one).
+      int cut = 0;
+      size_t lines = queued_lines_, bytes = queued_bytes_;
+      while (cut < front.lines_size() && (lines > max_lines_ || bytes > max_bytes_)) {
+        bytes -= front.lines(cut).size();
+        --lines;
+        ++cut;
+      }
+      front.mutable_lines()->DeleteSubrange(0, cut);
+      dropped_ += cut;
+      queued_lines_ = lines;
+      queued_bytes_ = bytes;
+      if (front.lines_size() == 0) queue_.pop_front();
     }
     MaybeWriteLocked();
   }
@@ -55,6 +64,7 @@ class LogSubscription : public grpc::ServerWriteReactor<v1::LogBatch> {
     if (!ok) {
       queue_.clear();
       queued_lines_ = 0;
+      queued_bytes_ = 0;
       if (!closing_) {
         closing_ = true;
         final_ = grpc::Status(grpc::StatusCode::CANCELLED, "stream broken");
@@ -72,8 +82,16 @@ class LogSubscription : public grpc::ServerWriteReactor<v1::LogBatch> {
   }
 
  private:
-  LogSubscription(std::string job_id, size_t max_lines)
-      : job_id_(std::move(job_id)), max_lines_(max_lines > 0 ? max_lines : 1) {}
+  LogSubscription(std::string job_id, size_t max_lines, size_t max_bytes)
+      : job_id_(std::move(job_id)),
+        max_lines_(max_lines > 0 ? max_lines : 1),
+        max_bytes_(max_bytes > 0 ? max_bytes : 1) {}
+
+  static size_t BytesOf(const v1::LogBatch& b) {
+    size_t n = 0;
+    for (const auto& l : b.lines()) n += l.size();
+    return n;
+  }
 
   void MaybeWriteLocked() {
     if (writing_ || finished_) return;
@@ -81,6 +99,7 @@ class LogSubscription : public grpc::ServerWriteReactor<v1::LogBatch> {
       current_ = std::move(queue_.front());
       queue_.pop_front();
       queued_lines_ -= static_cast<size_t>(current_.lines_size());
+      queued_bytes_ -= BytesOf(current_);
       current_.set_dropped_lines(dropped_);
       dropped_ = 0;
       writing_ = true;
@@ -95,9 +114,11 @@ class LogSubscription : public grpc::ServerWriteReactor<v1::LogBatch> {
 
   const std::string job_id_;
   const size_t max_lines_;
+  const size_t max_bytes_;
   mutable std::mutex mu_;
   std::deque<v1::LogBatch> queue_;
   size_t queued_lines_ = 0;
+  size_t queued_bytes_ = 0;
   int64_t dropped_ = 0;
   v1::LogBatch current_;
   bool writing_ = false;
@@ -124,7 +145,8 @@ void LogHub::Publish(const v1::PublishLogsRequest& req) {
 }
 
 grpc::ServerWriteReactor<v1::LogBatch>* LogHub::Subscribe(const std::string& job_id) {
-  auto s = LogSubscription::Create(job_id, options_.max_buffered_lines);
+  auto s =
+      LogSubscription::Create(job_id, options_.max_buffered_lines, options_.max_buffered_bytes);
   std::lock_guard<std::mutex> l(mu_);
   if (closed_) {
     s->Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "head stopping"));

@@ -2,9 +2,10 @@
 // (HeadService.PublishLogs); drivers subscribe to a job's lines (HeadService.SubscribeLogs).
 //
 // Publishing never waits for a subscriber: each subscription has its own bounded buffer
-// [max_buffered_lines lines]; when a slow subscriber's buffer is full the oldest lines are
-// dropped and counted, and the next batch it receives carries the count (LogBatch.dropped_lines)
-// so the driver can say "N lines dropped". Nothing is stored for later subscribers.
+// [max_buffered_lines = 100000 lines and max_buffered_bytes = 16 MiB of line text]; when a slow
+// subscriber's buffer is full the oldest lines are dropped and counted, and the next batch it
+// receives carries the count (LogBatch.dropped_lines) so the driver can say "N lines dropped".
+// Nothing is stored for later subscribers.
 //
 // The hub is its own piece of state, apart from the head's loop: its methods take a short lock
 // (no I/O, no waiting), so the head's handlers call them directly.
@@ -24,7 +25,8 @@
 namespace orrery::live {
 
 struct LogHubOptions {
-  size_t max_buffered_lines = 10000;  // per subscription; REQUIRES: > 0
+  size_t max_buffered_lines = 100000;       // per subscription; REQUIRES: > 0
+  size_t max_buffered_bytes = 16ull << 20;  // per subscription, line text; REQUIRES: > 0
 };
 
 class LogSubscription;

@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "live/head.h"
 #include "live/log_dedup.h"
+#include "live/log_hub.h"
 #include "live/log_monitor.h"
 #include "live/rpc_util.h"
 #include "live/worker_log.h"
@@ -332,19 +332,41 @@ TEST(LogMonitorTest, PublishesOwnWorkersLinesWithMarkers) {
 
 // ---- hub -----------------------------------------------------------------------------------
 
-// A subscriber that does not read never stalls publishing; once it reads, it gets what fit in
-// its buffer plus a count of what was dropped, and only its job's lines.
+// The head's two logging rpcs over a hub with a small buffer (the head itself uses the defaults).
+class HubService final : public v1::HeadService::CallbackService {
+ public:
+  explicit HubService(LogHubOptions o) : hub_(o) {}
+  grpc::ServerUnaryReactor* PublishLogs(grpc::CallbackServerContext* ctx,
+                                        const v1::PublishLogsRequest* req,
+                                        v1::PublishLogsReply*) override {
+    hub_.Publish(*req);
+    auto* r = ctx->DefaultReactor();
+    r->Finish(grpc::Status::OK);
+    return r;
+  }
+  grpc::ServerWriteReactor<v1::LogBatch>* SubscribeLogs(
+      grpc::CallbackServerContext*, const v1::SubscribeLogsRequest* req) override {
+    return hub_.Subscribe(req->job_id());
+  }
+  LogHub& hub() { return hub_; }
+
+ private:
+  LogHub hub_;
+};
+
+// A subscriber that does not read never stalls publishing; once it reads, it gets its job's
+// lines, in order, the newest kept, plus a count of the oldest that were dropped.
 TEST(LogHubTest, SlowSubscriberDropsOldestWithACount) {
-  HeadOptions ho;
-  ho.port = 0;
-  ho.token = "t";
-  auto head = HeadDaemon::Start(ho);
-  ASSERT_TRUE(head.ok()) << head.status().ToString();
-  const std::string address = "127.0.0.1:" + std::to_string((*head)->port());
-  auto stub =
-      v1::HeadService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  HubService service(LogHubOptions{.max_buffered_lines = 1000, .max_buffered_bytes = 1 << 20});
+  grpc::ServerBuilder b;
+  int port = 0;
+  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  b.RegisterService(&service);
+  auto server = b.BuildAndStart();
+  ASSERT_TRUE(server && port > 0);
+  auto stub = v1::HeadService::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
   grpc::ClientContext sub_ctx;
-  AttachToken(&sub_ctx, "t");
   sub_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   v1::SubscribeLogsRequest sreq;
   sreq.set_job_id("j");
@@ -352,46 +374,77 @@ TEST(LogHubTest, SlowSubscriberDropsOldestWithACount) {
   v1::LogBatch first;
   ASSERT_TRUE(reader->Read(&first));
   EXPECT_EQ(first.lines_size(), 0);
+  EXPECT_EQ(service.hub().num_subscriptions(), 1u);
 
   const std::string payload(200, 'x');
-  const int kBatches = 400, kLines = 100;  // 40000 lines, 8 MB: beyond every buffer
+  const int kBatches = 500, kLines = 100;  // 50000 lines, 10 MB: beyond any transport window
   const auto begin = std::chrono::steady_clock::now();
   for (int i = 0; i < kBatches; ++i) {
     v1::PublishLogsRequest req;
     for (const char* job : {"j", "other"}) {
-      auto* b = req.add_batches();
-      b->set_job_id(job);
-      b->set_pid(1);
-      for (int k = 0; k < kLines; ++k) b->add_lines(payload + std::to_string(i * kLines + k));
+      auto* batch = req.add_batches();
+      batch->set_job_id(job);
+      batch->set_pid(1);
+      for (int k = 0; k < kLines; ++k) batch->add_lines(payload + std::to_string(i * kLines + k));
     }
     grpc::ClientContext ctx;
-    AttachToken(&ctx, "t");
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     v1::PublishLogsReply rep;
     ASSERT_TRUE(stub->PublishLogs(&ctx, req, &rep).ok());
   }
   EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(20));
 
-  int64_t lines = 0, dropped = 0;
-  int64_t last = -1;
+  int64_t lines = 0, dropped = 0, last = -1;
   bool ordered = true;
-  v1::LogBatch b;
-  while (lines + dropped < kBatches * kLines && reader->Read(&b)) {
-    EXPECT_EQ(b.job_id(), "j");
-    dropped += b.dropped_lines();
-    for (const auto& l : b.lines()) {
+  v1::LogBatch batch;
+  while (lines + dropped < kBatches * kLines && reader->Read(&batch)) {
+    EXPECT_EQ(batch.job_id(), "j");
+    dropped += batch.dropped_lines();
+    for (const auto& l : batch.lines()) {
       const int64_t n = std::stoll(l.substr(payload.size()));
       ordered = ordered && n > last;
       last = n;
     }
-    lines += b.lines_size();
+    lines += batch.lines_size();
   }
   EXPECT_EQ(lines + dropped, kBatches * kLines);
   EXPECT_GT(dropped, 0);
   EXPECT_TRUE(ordered);
   EXPECT_EQ(last, kBatches * kLines - 1);  // the newest lines survive
   sub_ctx.TryCancel();
-  (*head)->Stop();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+}
+
+// Limits in bytes count too: one batch bigger than the buffer keeps only its newest lines.
+TEST(LogHubTest, OversizedBatchKeepsItsNewestLines) {
+  HubService service(LogHubOptions{.max_buffered_lines = 1000, .max_buffered_bytes = 10});
+  grpc::ServerBuilder b;
+  int port = 0;
+  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  b.RegisterService(&service);
+  auto server = b.BuildAndStart();
+  ASSERT_TRUE(server && port > 0);
+  auto stub = v1::HeadService::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext sub_ctx;
+  sub_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto reader = stub->SubscribeLogs(&sub_ctx, v1::SubscribeLogsRequest());  // every job
+  v1::LogBatch batch;
+  ASSERT_TRUE(reader->Read(&batch));
+  v1::PublishLogsRequest req;
+  auto* pub = req.add_batches();
+  pub->set_job_id("any");
+  for (const char* l : {"aaaa", "bbbb", "cccc", "dddd"}) pub->add_lines(l);
+  grpc::ClientContext ctx;
+  v1::PublishLogsReply rep;
+  ASSERT_TRUE(stub->PublishLogs(&ctx, req, &rep).ok());
+  ASSERT_TRUE(reader->Read(&batch));
+  EXPECT_EQ(batch.dropped_lines(), 2);
+  ASSERT_EQ(batch.lines_size(), 2);
+  EXPECT_EQ(batch.lines(0), "cccc");
+  EXPECT_EQ(batch.lines(1), "dddd");
+  sub_ctx.TryCancel();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
 }
 
 }  // namespace
