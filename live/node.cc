@@ -21,6 +21,7 @@
 #include "live/convert.h"
 #include "live/gpu_detect.h"
 #include "live/log_monitor.h"
+#include "live/worker_log.h"
 #include "live/event_loop.h"
 #include "live/object_store.h"
 #include "live/process.h"
@@ -134,6 +135,10 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
 
   // Logging: the monitor's thread publishes with its own stub (blocking, bounded by a deadline).
   Status StartLogMonitor() {
+    // The workers read these; a bad value fails the node's start, not every worker later.
+    for (const char* var : {"ORRERY_LOG_MAX_BYTES", "ORRERY_LOG_BACKUP_COUNT"}) {
+      ORRERY_RETURN_IF_ERROR(LogBytesFromEnv(var, 1).status());
+    }
     LogMonitorOptions lo;
     if (!options_.session_dir.empty()) {
       lo.dir = (std::filesystem::path(options_.session_dir) / "logs").string();

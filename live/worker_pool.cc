@@ -221,9 +221,9 @@ int RunWorkerMain() {
   // Logging: stderr goes to the worker's .err file when the node gives a log dir (stdout is the
   // command channel; the .out file stays empty).
   auto log = WorkerLogRedirect::StartFromEnv(/*keep_stdout=*/true);
-  if (!log.ok()) {
-    std::cerr << "orrery __worker: " << log.status().message() << std::endl;
-    return 2;
+  if (!log.ok()) {  // e.g. the log dir was removed: run on, logging to the node's log
+    std::cerr << "orrery __worker: no log files: " << log.status().message() << std::endl;
+    log = std::unique_ptr<WorkerLogRedirect>();
   }
   std::string marked;
   std::string line;

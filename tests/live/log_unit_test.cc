@@ -304,10 +304,11 @@ TEST(LogMonitorTest, PublishesOwnWorkersLinesWithMarkers) {
   const pid_t dead = ::fork();
   if (dead == 0) ::_exit(0);
   ::waitpid(dead, nullptr, 0);
-  const fs::path mine = t.path() / WorkerLogFileName("0000abcd00000001", "j1", ::getpid(), false);
+  const fs::path mine = t.path() / WorkerLogFileName("0000abcd00000001", "j/1", ::getpid(), false);
   const fs::path gone = t.path() / WorkerLogFileName("0000abcd00000002", "none", dead, true);
   const fs::path other = t.path() / WorkerLogFileName("ffff000000000003", "j1", ::getpid(), false);
-  Append(mine, "before\n:task_name:f\nin f\n:actor_name:Counter\nin Counter\n");
+  // The job marker carries the job id as given (the file name has it sanitised: j/1 -> j_1).
+  Append(mine, ":job_id:j/1\nbefore\n:task_name:f\nin f\n:actor_name:Counter\nin Counter\n");
   Append(gone, "last words");
   Append(other, "not mine\n");
   (*m)->RunOnce();
@@ -320,7 +321,7 @@ TEST(LogMonitorTest, PublishesOwnWorkersLinesWithMarkers) {
     by_line[b.lines[0]] = b;
   }
   EXPECT_EQ(by_line["before"].name, "");
-  EXPECT_EQ(by_line["before"].job_id, "j1");
+  EXPECT_EQ(by_line["before"].job_id, "j/1");
   EXPECT_EQ(by_line["in f"].name, "f");
   EXPECT_EQ(by_line["in Counter"].name, "Counter");
   EXPECT_EQ(by_line["in Counter"].pid, ::getpid());
