@@ -13,6 +13,7 @@
 #include "live/convert.h"
 #include "live/event_loop.h"
 #include "live/package_store.h"
+#include "live/log_hub.h"
 #include "live/rpc_util.h"
 #include "orrery.grpc.pb.h"
 
@@ -60,6 +61,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
         w->Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "head stopping"));
       watchers_.clear();
     });
+    log_hub_.CloseAll(grpc::Status(grpc::StatusCode::UNAVAILABLE, "head stopping"));
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     if (packages_) packages_->Stop();  // --- runtime envs
     // Bundle calls in flight post their replies to the loop: let them land first (bounded; each
@@ -395,6 +397,31 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     return r;
   }
 
+  // ---- logging: the log hub (live/log_hub.h) has its own lock and never waits ----------------
+
+  grpc::ServerUnaryReactor* PublishLogs(grpc::CallbackServerContext* ctx,
+                                        const v1::PublishLogsRequest* req,
+                                        v1::PublishLogsReply*) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    log_hub_.Publish(*req);
+    r->Finish(grpc::Status::OK);
+    return r;
+  }
+
+  grpc::ServerWriteReactor<v1::LogBatch>* SubscribeLogs(
+      grpc::CallbackServerContext* ctx, const v1::SubscribeLogsRequest* req) override {
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      auto w = StreamWriter<v1::LogBatch>::Create(false);
+      w->Close(s);
+      return w.get();
+    }
+    return log_hub_.Subscribe(req->job_id());
+  }
+
  private:
   struct NodeEntry {
     Node node;
@@ -651,6 +678,8 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   std::map<std::string, std::unique_ptr<v1::NodeService::Stub>> stubs_;  // by node address
   std::atomic<int> bundle_calls_{0};  // bundle RPCs in flight (any thread)
   std::unique_ptr<PackageService> packages_;  // --- runtime envs (thread-safe)
+  // Logging: PublishLogs / SubscribeLogs (thread-safe; not owned by loop_).
+  LogHub log_hub_;
 };
 
 HeadDaemon::HeadDaemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -15,6 +15,8 @@
 // Nothing in a handler blocks. WatchClusterView calls are StreamWriters held by the loop; every
 // report period the loop marks nodes whose heartbeat is older than the timeout dead and pushes
 // the view to each watcher (a slow watcher gets the newest view, not a backlog).
+// Logging: PublishLogs / SubscribeLogs go to the LogHub (live/log_hub.h), its own state behind a
+// short lock, apart from the loop.
 //
 // Thread safety: Start/Stop/Wait from one controlling thread; StopRequested is thread-safe.
 #pragma once

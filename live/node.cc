@@ -20,6 +20,8 @@
 #include "live/api/worker.h"
 #include "live/convert.h"
 #include "live/gpu_detect.h"
+#include "live/log_monitor.h"
+#include "live/worker_log.h"
 #include "live/event_loop.h"
 #include "live/object_store.h"
 #include "live/process.h"
@@ -71,9 +73,12 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     auto store = ObjectStore::Open(options_.object_dir, /*remove_on_close=*/true);
     if (!store.ok()) return store.status();
     store_ = std::move(*store);
+    // --- logging: workers write <session>/logs/worker-*.out|.err; the monitor publishes them.
+    ORRERY_RETURN_IF_ERROR(StartLogMonitor());
     WorkerPoolOptions wo;
     wo.exe = options_.worker_exe.empty() ? SelfExe() : options_.worker_exe;
     wo.env = {{"ORRERY_NODE_ID", node_id_}};
+    for (auto& kv : log_monitor_->WorkerEnv()) wo.env.push_back(kv);  // logging
     wo.max_idle_per_env = options_.max_idle_workers;
     pool_ = std::make_unique<WorkerPool>(&supervisor_, std::move(wo),
                                          [this](std::function<void()> f) { loop_.Post(f); });
@@ -82,6 +87,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     ao.bind_host = options_.bind == "0.0.0.0" ? Hostname() : options_.bind;
     ao.token = options_.token;
     ao.env = {{"ORRERY_NODE_ID", node_id_}};
+    for (auto& kv : log_monitor_->WorkerEnv()) ao.env.push_back(kv);  // logging
     ao.max_idle = options_.max_idle_workers;
     api_pool_ = std::make_unique<ApiWorkerPool>(
         &supervisor_, std::move(ao), [this](std::function<void()> f) { loop_.Post(f); });
@@ -121,6 +127,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     });
     // Exits are reported through the RunTask streams before the server goes away.
     supervisor_.KillAll(std::chrono::seconds(2));
+    if (log_monitor_) log_monitor_->Stop();  // publishes the workers' last lines
     if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
     if (watch_thread_.joinable()) watch_thread_.join();
     fetch_loop_.Stop();
@@ -128,6 +135,42 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     serve_loop_.Stop();
     loop_.Stop();
     StopRuntimeEnvAgent();  // --- runtime envs: after the loop, so no callback races it
+  }
+
+  // Logging: the monitor's thread publishes with its own stub (blocking, bounded by a deadline).
+  Status StartLogMonitor() {
+    // The workers read these; a bad value fails the node's start, not every worker later.
+    for (const char* var : {"ORRERY_LOG_MAX_BYTES", "ORRERY_LOG_BACKUP_COUNT"}) {
+      ORRERY_RETURN_IF_ERROR(LogBytesFromEnv(var, 1).status());
+    }
+    LogMonitorOptions lo;
+    if (!options_.session_dir.empty()) {
+      lo.dir = (std::filesystem::path(options_.session_dir) / "logs").string();
+    }
+    lo.node_id = node_id_;
+    std::shared_ptr<v1::HeadService::Stub> stub = v1::HeadService::NewStub(
+        grpc::CreateChannel(options_.head_address, grpc::InsecureChannelCredentials()));
+    lo.publish = [stub, token = options_.token](std::vector<LogBatchData> batches) {
+      v1::PublishLogsRequest req;
+      for (auto& b : batches) {
+        auto* m = req.add_batches();
+        m->set_node_id(b.node_id);
+        m->set_pid(b.pid);
+        m->set_job_id(b.job_id);
+        m->set_name(b.name);
+        m->set_is_err(b.is_err);
+        for (auto& line : b.lines) m->add_lines(std::move(line));
+      }
+      grpc::ClientContext ctx;
+      AttachToken(&ctx, token);
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+      v1::PublishLogsReply reply;
+      (void)stub->PublishLogs(&ctx, req, &reply);  // lost if the head is away: logs are best effort
+    };
+    auto m = LogMonitor::Start(std::move(lo));
+    if (!m.ok()) return m.status();
+    log_monitor_ = std::move(*m);
+    return Status::Ok();
   }
 
   const std::string& node_id() const { return node_id_; }
@@ -400,6 +443,9 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       w->Close(ToGrpc(valid));
       return w.get();
     }
+    // Logging: the worker names its log files after the job and marks its lines with it; the
+    // env is part of the pool key, so workers are not shared between jobs (as in Ray).
+    if (!req->job_id().empty()) spec.env.emplace_back("ORRERY_JOB_ID", req->job_id());
     std::sort(spec.env.begin(), spec.env.end());
     loop_.Post([this, task, w, spec = std::move(spec), renv = std::move(*renv)] {
       StartAttach(task, spec, w, renv);
@@ -1469,6 +1515,9 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   // --- runtime envs: owned by loop_ (its install threads post there); stopped after loop_.
   std::unique_ptr<RuntimeEnvAgent> agent_;
   std::filesystem::path renv_owned_root_;  // a private root when there is no session dir
+
+  // Logging: tails the workers' log files and publishes to the head (its own thread).
+  std::unique_ptr<LogMonitor> log_monitor_;
 
   // Declared last: destroyed first. The supervisor's callbacks post to loop_, and the server's
   // handlers post to loop_; loop_ is stopped in Stop() before either goes.

@@ -31,6 +31,8 @@
 // blocking object I/O, so the state loop never waits on disk or network: `serve_loop_` reads
 // objects for FetchObject and writes PutObject objects, `fetch_loop_` fetches task arguments
 // from other nodes (one at a time) and posts the outcome back.
+// Logging: the LogMonitor thread (live/log_monitor.h) tails the workers' log files in
+// <session_dir>/logs/ and publishes new lines to the head; it touches no daemon state.
 //
 // Runtime envs (live/runtime_env_agent.h): a RunTask or AttachWorker with runtime_env_json waits
 // (the lease held, wait reason waiting_for_runtime_env) until the node's RuntimeEnvAgent has the

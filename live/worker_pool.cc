@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "live/object_store.h"
+#include "live/worker_log.h"
 
 namespace orrery::live {
 
@@ -217,6 +218,14 @@ std::pair<int, std::string> Execute(const std::string& kind, int64_t duration_ms
 
 int RunWorkerMain() {
   ::signal(SIGPIPE, SIG_IGN);
+  // Logging: stderr goes to the worker's .err file when the node gives a log dir (stdout is the
+  // command channel; the .out file stays empty).
+  auto log = WorkerLogRedirect::StartFromEnv(/*keep_stdout=*/true);
+  if (!log.ok()) {  // e.g. the log dir was removed: run on, logging to the node's log
+    std::cerr << "orrery __worker: no log files: " << log.status().message() << std::endl;
+    log = std::unique_ptr<WorkerLogRedirect>();
+  }
+  std::string marked;
   std::string line;
   while (std::getline(std::cin, line)) {
     std::istringstream in(line);
@@ -227,6 +236,10 @@ int RunWorkerMain() {
     if (word != "run" || task.empty() || in.fail()) {
       std::cerr << "bad command: " << line << std::endl;
       continue;
+    }
+    if (*log != nullptr && kind != marked) {
+      (*log)->WriteMarker(LogMarker::Kind::kTaskName, kind);
+      marked = kind;
     }
     const auto [code, message] = Execute(kind, duration_ms, bytes, output);
     std::cout << "done " << task << " " << code << " " << message << std::endl;

@@ -97,6 +97,12 @@ struct InitOptions {
   int max_workers_per_class = 64;
   int max_pending_leases_per_class = 2;
   std::chrono::milliseconds idle_lease_timeout{1000};
+  // --- logging (live/api/log_printer.h): workers' stdout/stderr lines of this driver's job are
+  // printed to the driver's stdout/stderr as `(<name> pid=<pid>, node=<node>) line`. Off if false
+  // or if $ORRERY_LOG_TO_DRIVER is 0; identical lines from several workers within 5 s print once
+  // plus `[repeated Nx across cluster]` unless $ORRERY_DEDUP_LOGS is 0. The job is
+  // $ORRERY_JOB_ID, else a generated `driver-<hex>` id.
+  bool log_to_driver = true;
 };
 
 // Connects to the cluster (checks that the head answers and finds the entry node).
@@ -104,7 +110,8 @@ struct InitOptions {
 Status Init(const InitOptions& options = {});
 Status Init(const std::string& address);
 // Returns every lease (killing actors) and fails calls still pending with kCancelled. Blocks up
-// to about a second. No-op if not initialised.
+// to about a second (plus up to 2 s to print the workers' last log lines). No-op if not
+// initialised.
 void Shutdown();
 bool IsInitialized();
 

@@ -19,16 +19,19 @@
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <list>
 #include <map>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "live/api/log_printer.h"
 #include "live/api/orrery_api.h"
 #include "live/client.h"
 #include "live/rpc_util.h"
@@ -107,6 +110,7 @@ class Runtime {
   static StatusOr<std::shared_ptr<Runtime>> Connect(const InitOptions& o) {
     auto rt = std::shared_ptr<Runtime>(new Runtime(o));
     ORRERY_RETURN_IF_ERROR(rt->Resolve());
+    rt->StartLogPrinter();
     rt->janitor_ = std::thread([r = rt.get()] { r->JanitorLoop(); });
     return rt;
   }
@@ -328,6 +332,7 @@ class Runtime {
       threads.swap(threads_);
     }
     for (auto& t : threads) t.thread.join();
+    if (log_printer_) log_printer_->Stop(attached_any_.load());  // logging: workers' last lines
     std::lock_guard<std::mutex> l(mu_);
     for (auto& [id, o] : objects_) {
       if (o.state == Object::State::kPending) {
@@ -394,11 +399,13 @@ class Runtime {
       const bool match =
           options_.entry_node.empty() ? n.is_head_node() : n.node_id() == options_.entry_node;
       if (match) entry_address_ = n.address();
+      if (match) entry_node_id_ = n.node_id();  // logging
     }
     if (entry_address_.empty() && options_.entry_node.empty()) {
       for (const auto& n : nodes->nodes()) {
         if (n.state() == v1::NODE_STATE_ALIVE) {
           entry_address_ = n.address();
+          entry_node_id_ = n.node_id();  // logging
           break;
         }
       }
@@ -661,6 +668,7 @@ class Runtime {
     for (const auto& [k, v] : options_.env_vars) (*req.mutable_env())[k] = v;
     req.set_runtime_env_json(c->runtime_env_json);  // --- runtime envs
     req.set_actor(c->actor);
+    req.set_job_id(job_id_);  // logging: the worker's files and lines carry the job
     link->attach = link->node_stub->AttachWorker(&link->attach_ctx, req);
     v1::AttachWorkerReply reply;
     if (!link->attach->Read(&reply)) {
@@ -677,6 +685,7 @@ class Runtime {
     link->worker_stub = v1::WorkerService::NewStub(channel);
     live::AttachToken(&link->push_ctx, token_);
     link->stream = link->worker_stub->Push(&link->push_ctx);
+    attached_any_ = true;  // logging: Stop waits for this driver's workers' last lines
     return Status::Ok();
   }
 
@@ -829,6 +838,38 @@ class Runtime {
   std::string head_address_;
   std::mutex env_mu_;
   std::map<std::string, StatusOr<std::string>> call_envs_;
+
+  // --- logging: the job's worker lines printed here (live/api/log_printer.h).
+  // The job: $ORRERY_JOB_ID (a driver run as a job), else `driver-<8 hex>`, unique per Init.
+  static std::string DriverJobId() {
+    if (const char* j = std::getenv("ORRERY_JOB_ID"); j && *j) return j;
+    std::random_device rd;  // live/, not core/: the OS's randomness is fine here
+    char buf[24];
+    std::snprintf(buf, sizeof(buf), "driver-%08x", static_cast<unsigned>(rd()));
+    return buf;
+  }
+  // The driver's node: $ORRERY_NODE_ID (set by a node for what it runs), else the entry node.
+  void StartLogPrinter() {
+    if (!options_.log_to_driver || !live::EnvFlag("ORRERY_LOG_TO_DRIVER", true)) return;
+    live::LogPrinterOptions o;
+    o.head_address = head_address_;
+    o.token = token_;
+    o.job_id = job_id_;
+    o.local_node = entry_node_id_;
+    if (const char* n = std::getenv("ORRERY_NODE_ID"); n && *n) o.local_node = n;
+    o.dedup = live::EnvFlag("ORRERY_DEDUP_LOGS", true);
+    auto p = live::LogPrinter::Start(std::move(o));
+    if (!p.ok()) {
+      std::fprintf(stderr, "orrery: worker logs will not be printed: %s\n",
+                   p.status().ToString().c_str());
+      return;
+    }
+    log_printer_ = std::move(*p);
+  }
+  std::string entry_node_id_;
+  const std::string job_id_ = DriverJobId();
+  std::unique_ptr<live::LogPrinter> log_printer_;
+  std::atomic<bool> attached_any_{false};  // a worker ran for this driver
 
   std::mutex mu_;
   std::condition_variable cv_;

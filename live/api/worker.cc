@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <iostream>
@@ -16,6 +17,7 @@
 
 #include "live/api/registry.h"
 #include "live/rpc_util.h"
+#include "live/worker_log.h"
 #include "orrery.grpc.pb.h"
 
 namespace orrery::live {
@@ -191,9 +193,23 @@ namespace {
 using api::internal::Entry;
 using api::internal::GlobalRegistry;
 
+// Logging: "ns::Counter::Create" / "&ns::Counter::Add" -> "Counter"; "ns::Add" -> "Add".
+std::string DisplayName(const Entry& e) {
+  std::string n = e.name;
+  if (!n.empty() && n[0] == '&') n.erase(0, 1);
+  if (e.kind != Entry::Kind::kFunction) {
+    const size_t last = n.rfind("::");
+    if (last != std::string::npos) n.erase(last);
+  }
+  const size_t prev = n.rfind("::");
+  return prev == std::string::npos ? n : n.substr(prev + 2);
+}
+
 // Runs calls one at a time; owns the actor instance (if a factory ran).
 class Executor {
  public:
+  explicit Executor(WorkerLogRedirect* log) : log_(log) {}
+
   v1::ApiResult Run(const v1::ApiTask& t) {
     std::lock_guard<std::mutex> l(mu_);
     v1::ApiResult r;
@@ -203,6 +219,7 @@ class Executor {
       r.set_error("'" + t.function() + "' is not registered in the worker's library");
       return r;
     }
+    MarkLog(*e);
     if (e->kind == Entry::Kind::kMethod && !instance_) {
       r.set_error(creation_error_.empty() ? "no actor instance on this worker"
                                           : "the actor was not created: " + creation_error_);
@@ -217,10 +234,32 @@ class Executor {
       r.set_error("unknown exception");
     }
     if (e->kind == Entry::Kind::kFactory && !r.ok()) creation_error_ = r.error();
+    // Logging: the call's output is in the files before its result leaves.
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::cout.flush();
+    std::cerr.flush();
     return r;
   }
 
  private:
+  // Logging: a marker line tells the node's log monitor whose lines follow (live/worker_log.h).
+  void MarkLog(const Entry& e) {
+    if (log_ == nullptr) return;
+    const auto kind =
+        e.kind == Entry::Kind::kFunction ? LogMarker::Kind::kTaskName : LogMarker::Kind::kActorName;
+    const std::string name = DisplayName(e);
+    if (marked_ && kind == marked_kind_ && name == marked_name_) return;
+    log_->WriteMarker(kind, name);
+    marked_ = true;
+    marked_kind_ = kind;
+    marked_name_ = name;
+  }
+
+  WorkerLogRedirect* log_;
+  bool marked_ = false;
+  LogMarker::Kind marked_kind_ = LogMarker::Kind::kTaskName;
+  std::string marked_name_;
   std::mutex mu_;
   std::shared_ptr<void> instance_;
   std::string creation_error_;
@@ -228,7 +267,7 @@ class Executor {
 
 class WorkerService final : public v1::WorkerService::Service {
  public:
-  explicit WorkerService(std::string token) : token_(std::move(token)) {}
+  WorkerService(std::string token, WorkerLogRedirect* log) : token_(std::move(token)), exec_(log) {}
   grpc::Status Push(grpc::ServerContext* ctx,
                     grpc::ServerReaderWriter<v1::ApiResultBatch, v1::ApiTaskBatch>* stream) override {
     if (auto s = CheckToken(*ctx, token_); !s.ok()) return s;
@@ -255,9 +294,15 @@ void WriteControl(int fd, const std::string& line) {
 
 int RunApiWorkerMain(const std::vector<std::string>& args) {
   ::signal(SIGPIPE, SIG_IGN);
-  // The control channel is the original stdout; user output goes to stderr (the node's log).
+  // The control channel is the original stdout. User output goes to the worker's log files
+  // (live/worker_log.h) when the node gives a log dir, else to stderr (the node's log).
   const int ctl = ::dup(1);
-  ::dup2(2, 1);
+  auto log = WorkerLogRedirect::StartFromEnv(/*keep_stdout=*/false);
+  if (!log.ok()) {  // e.g. the log dir was removed: run on, logging to the node's log
+    std::cerr << "orrery __api_worker: no log files: " << log.status().message() << std::endl;
+    log = std::unique_ptr<WorkerLogRedirect>();
+  }
+  if (*log == nullptr) ::dup2(2, 1);
   std::string library;
   for (size_t i = 0; i + 1 < args.size(); ++i) {
     if (args[i] == "--library") library = args[i + 1];
@@ -275,7 +320,7 @@ int RunApiWorkerMain(const std::vector<std::string>& args) {
     WriteControl(ctl, std::string("error cannot load ") + library + ": " + (e ? e : "?"));
     return 1;
   }
-  WorkerService service(token);
+  WorkerService service(token, log->get());
   grpc::ServerBuilder b;
   int port = 0;
   b.AddListeningPort(host + ":0", grpc::InsecureServerCredentials(), &port);
@@ -295,6 +340,8 @@ int RunApiWorkerMain(const std::vector<std::string>& args) {
   // Calls in flight get a moment; a stuck user function does not hold the exit.
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
   std::cout.flush();
+  std::fflush(stdout);
+  std::fflush(stderr);
   ::_exit(0);
 }
 

@@ -9,8 +9,10 @@
 // Worker <-> node protocol (text lines on the worker's control fd, its original stdout):
 //   worker -> node:  ready <port>        serving WorkerService on the node's bind host
 //                    error <message>     could not load the library or serve; exits 1
-// The worker's stdout and stderr both go to its stderr (the node's log), so user output never
-// mixes with the protocol. EOF on the worker's stdin (node gone, or released) ends the worker.
+// The worker's stdout and stderr go to its log files (live/worker_log.h: ORRERY_LOG_DIR, set by
+// the node; without it both go to its stderr, the node's log), so user output never mixes with
+// the protocol. Before a call of a function or actor other than the last, the worker writes a
+// `:task_name:` / `:actor_name:` marker; after each call it flushes stdio. EOF on the worker's stdin (node gone, or released) ends the worker.
 //
 // RunApiWorkerMain (worker process): loads the library (dlopen, RTLD_NOW), serves
 // WorkerService.Push with gRPC's synchronous server — one stream per lease, whose thread reads a
