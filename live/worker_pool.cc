@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "live/object_store.h"
+#include "live/process.h"
 
 namespace orrery::live {
 
@@ -216,6 +217,7 @@ std::pair<int, std::string> Execute(const std::string& kind, int64_t duration_ms
 }  // namespace
 
 int RunWorkerMain() {
+  DieWithParent();  // --- actors: workers die with their node daemon
   ::signal(SIGPIPE, SIG_IGN);
   std::string line;
   while (std::getline(std::cin, line)) {

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "live/api/registry.h"
+#include "live/process.h"
 #include "live/rpc_util.h"
 #include "orrery.grpc.pb.h"
 
@@ -241,6 +242,7 @@ void WriteControl(int fd, const std::string& line) {
 }  // namespace
 
 int RunApiWorkerMain(const std::vector<std::string>& args) {
+  DieWithParent();  // --- actors: workers die with their node daemon
   ::signal(SIGPIPE, SIG_IGN);
   // The control channel is the original stdout; user output goes to stderr (the node's log).
   const int ctl = ::dup(1);
