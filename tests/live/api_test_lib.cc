@@ -40,6 +40,11 @@ int Accumulator::Add(int x) {
 }
 std::vector<int> Accumulator::History() const { return history_; }
 int64_t Accumulator::Pid() const { return ::getpid(); }
+std::string Accumulator::Node() const { return NodeId(); }
+std::string SleepThenNodeId(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return NodeId();
+}
 
 ORRERY_REMOTE(Add);
 ORRERY_REMOTE(Scale);
@@ -51,5 +56,7 @@ ORRERY_REMOTE(Accumulator::Create);
 ORRERY_REMOTE(&Accumulator::Add);
 ORRERY_REMOTE(&Accumulator::History);
 ORRERY_REMOTE(&Accumulator::Pid);
+ORRERY_REMOTE(&Accumulator::Node);
+ORRERY_REMOTE(SleepThenNodeId);
 
 }  // namespace orrery::api_test

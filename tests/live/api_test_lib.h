@@ -22,11 +22,15 @@ class Accumulator {
   int Add(int x);
   std::vector<int> History() const;
   int64_t Pid() const;
+  std::string Node() const;  // --- actors: $ORRERY_NODE_ID of its worker
 
  private:
   explicit Accumulator(int start) : sum_(start) {}
   int sum_;
   std::vector<int> history_;
 };
+
+// --- actors (actor_test.cc): sleeps, then returns $ORRERY_NODE_ID of the worker.
+std::string SleepThenNodeId(int ms);
 
 }  // namespace orrery::api_test
