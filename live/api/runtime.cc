@@ -11,6 +11,12 @@
 // Writing: whoever hands tasks to an idle link (a submitter or a lease thread) becomes that
 // link's writer until its outbox is empty (`writing` under mu_), so a lone task is written from
 // the submitting thread with no hand-off, and a backlog goes out in batches.
+//
+// Failures: a link whose stream ends without us closing it lost its worker (or the worker's
+// node: a Ready probe of the node tells which). Its unanswered calls are resubmitted to the
+// front of their class's queue while they have retries (a new lease follows), else failed. An
+// actor's class puts its factory call first again (restart) or becomes dead. Actor transitions
+// are queued in `reports_` and sent to the head by the janitor, never under mu_.
 #include <dlfcn.h>
 #include <unistd.h>
 #include <grpcpp/grpcpp.h>
@@ -557,15 +563,19 @@ class Runtime {
     ReportActorLocked(c);
   }
   // Sends the queued records (a failed send is logged once and dropped: the directory is for
-  // humans and tools, the actor itself does not depend on it).
+  // humans and tools, the actor itself does not depend on it). Bounded: records still unsent
+  // after about a second are dropped.
   void SendReports() {
     std::deque<v1::ActorInfo> batch;
     {
       std::lock_guard<std::mutex> l(mu_);
       batch.swap(reports_);
     }
+    const auto deadline = Clock::now() + milliseconds(1000);
     for (const auto& a : batch) {
-      Status s = live::ReportActor(head_address_, token_, a, milliseconds(1000));
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+      if (left <= milliseconds(0)) break;
+      Status s = live::ReportActor(head_address_, token_, a, left);
       if (!s.ok() && !report_warned_) {
         report_warned_ = true;
         std::cerr << "orrery::api: cannot report actor " << a.actor_id()
