@@ -26,7 +26,8 @@ namespace orrery::live {
 class ActorDirectory {
  public:
   // Replaces the record of info.actor_id (InvalidArgument if it is empty, or if the state is
-  // unspecified). A report clears the head's own mark. O(log n).
+  // unspecified). A report overrides what the head marked (the driver knows better), but once
+  // a driver reported DEAD, later reports of other states are ignored. O(log n).
   Status Report(v1::ActorInfo info, int64_t now_unix_ms);
   // Node `node` died: its ALIVE / PENDING_CREATION actors become RESTARTING (restarts left:
   // max_restarts -1 or above num_restarts) or DEAD, with the cause "node <id> died". O(n).

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "live/actor_directory.h"
 #include "live/api/orrery_api.h"
 #include "live/client.h"
 #include "tests/live/api_test_lib.h"
@@ -309,6 +310,111 @@ TEST(LiveActorTest, TaskRunInAPlacementGroup) {
       {"task", "run", "--temp-dir", c.root(), "--placement-group", "nope", "--", "true"});
   EXPECT_EQ(bad_group.exit_code, 2);
   EXPECT_NE(bad_group.err.find("nope"), std::string::npos) << bad_group.err;
+}
+
+// A method call in flight when the actor's worker dies is sent to the restarted actor when
+// max_task_retries allows (it then runs on the fresh state), and fails naming the actor when not.
+TEST(LiveActorTest, InFlightCallsFollowMaxTaskRetries) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("head", {"--num-cpus", "2"}).exit_code, 0);
+  Session session(c);
+  ASSERT_TRUE(session.status().ok()) << session.status().ToString();
+  auto keep = api::Actor(Accumulator::Create).SetMaxRestarts(1).SetMaxTaskRetries(1).Remote(10);
+  auto lose = api::Actor(Accumulator::Create).SetMaxRestarts(1).Remote(10);
+  auto keep_pid = api::Get(keep.Task(&Accumulator::Pid).Remote(), seconds(20));
+  auto lose_pid = api::Get(lose.Task(&Accumulator::Pid).Remote(), seconds(20));
+  ASSERT_TRUE(keep_pid.ok() && lose_pid.ok());
+  ASSERT_TRUE(api::Get(keep.Task(&Accumulator::Add).Remote(100), seconds(20)).ok());
+  auto kept = keep.Task(&Accumulator::SlowAdd).Remote(5, 1500);
+  auto lost = lose.Task(&Accumulator::SlowAdd).Remote(5, 1500);
+  std::this_thread::sleep_for(milliseconds(500));  // both calls are running now
+  ASSERT_EQ(::kill(static_cast<pid_t>(*keep_pid), SIGKILL), 0);
+  ASSERT_EQ(::kill(static_cast<pid_t>(*lose_pid), SIGKILL), 0);
+  auto k = api::Get(kept, seconds(30));
+  ASSERT_TRUE(k.ok()) << k.status().ToString();
+  EXPECT_EQ(*k, 15) << "resubmitted to the restarted actor (10 + 5, the +100 is gone)";
+  auto l = api::Get(lost, seconds(30));
+  ASSERT_FALSE(l.ok());
+  EXPECT_EQ(l.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(l.status().message().find("died while the call was in flight"), std::string::npos)
+      << l.status().ToString();
+  EXPECT_NE(l.status().message().find(lose.actor_id()), std::string::npos);
+  auto after = api::Get(lose.Task(&Accumulator::Add).Remote(1), seconds(20));
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(*after, 11);
+}
+
+// Exceptions are not retried by default; with SetRetryExceptions(true) they are (within
+// max_retries), and SetMaxRetries(0) turns retries off.
+TEST(LiveActorTest, ExceptionsAreRetriedOnlyWhenAsked) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("head", {"--num-cpus", "1"}).exit_code, 0);
+  Session session(c);
+  ASSERT_TRUE(session.status().ok()) << session.status().ToString();
+  const std::string once = (fs::path(c.root()).parent_path() / "fail_once_a").string();
+  auto plain = api::Get(api::Task(api_test::FailOnce).Remote(once), seconds(20));
+  ASSERT_FALSE(plain.ok());
+  EXPECT_NE(plain.status().message().find("first run"), std::string::npos);
+  const std::string twice = (fs::path(c.root()).parent_path() / "fail_once_b").string();
+  auto retried =
+      api::Get(api::Task(api_test::FailOnce).SetRetryExceptions(true).Remote(twice), seconds(20));
+  ASSERT_TRUE(retried.ok()) << retried.status().ToString();
+  EXPECT_EQ(*retried, "ok");
+  const std::string never = (fs::path(c.root()).parent_path() / "fail_once_c").string();
+  auto off = api::Get(
+      api::Task(api_test::FailOnce).SetRetryExceptions(true).SetMaxRetries(0).Remote(never),
+      seconds(20));
+  EXPECT_FALSE(off.ok());
+}
+
+// The head's directory alone (no daemons): a node's death makes its actors restarting (restarts
+// left) or dead; a restarting actor nobody reports on becomes dead after the grace period; a
+// driver's report overrides what the head marked, but a DEAD the driver reported is final; bad
+// reports are refused.
+TEST(ActorDirectoryTest, NodeDeathAndDriverSilence) {
+  ActorDirectory d;
+  auto info = [](const std::string& id, const std::string& node, int max_restarts) {
+    v1::ActorInfo a;
+    a.set_actor_id(id);
+    a.set_node_id(node);
+    a.set_state(v1::ACTOR_STATE_ALIVE);
+    a.set_max_restarts(max_restarts);
+    return a;
+  };
+  ASSERT_TRUE(d.Report(info("r", "n1", 1), 1000).ok());
+  ASSERT_TRUE(d.Report(info("z", "n1", 0), 1000).ok());
+  ASSERT_TRUE(d.Report(info("inf", "n1", -1), 1000).ok());
+  ASSERT_TRUE(d.Report(info("other", "n2", 0), 1000).ok());
+  EXPECT_EQ(d.Report(info("", "n1", 0), 1000).code(), StatusCode::kInvalidArgument);
+  d.OnNodeDead("n1", 2000);
+  auto states = [&] {
+    v1::ListActorsReply r;
+    d.List(&r);
+    std::map<std::string, std::string> out;
+    for (const auto& a : r.actors()) out[a.actor_id()] = ActorStateText(a.state());
+    return out;
+  };
+  EXPECT_EQ(states(), (std::map<std::string, std::string>{
+                          {"inf", "restarting"}, {"other", "alive"}, {"r", "restarting"},
+                          {"z", "dead"}}));
+  // The driver of "r" reports the restart; "inf" stays silent past the grace period.
+  v1::ActorInfo back = info("r", "n2", 1);
+  back.set_num_restarts(1);
+  ASSERT_TRUE(d.Report(back, 2500).ok());
+  d.Expire(3000, milliseconds(5000));
+  EXPECT_EQ(states()["inf"], "restarting");
+  d.Expire(7001, milliseconds(5000));
+  EXPECT_EQ(states()["inf"], "dead");
+  EXPECT_EQ(states()["r"], "alive");
+  // What the head marked yields to the driver's word; a DEAD the driver reported is final.
+  v1::ActorInfo gone = info("other", "n2", 0);
+  gone.set_state(v1::ACTOR_STATE_DEAD);
+  ASSERT_TRUE(d.Report(gone, 8000).ok());
+  ASSERT_TRUE(d.Report(info("other", "n2", 0), 8001).ok());
+  EXPECT_EQ(states()["other"], "dead");
+  ASSERT_TRUE(d.Report(info("inf", "n3", -1), 8002).ok());
+  EXPECT_EQ(states()["inf"], "alive");
+  EXPECT_EQ(d.CountByState().at(v1::ACTOR_STATE_DEAD), 2);
 }
 
 }  // namespace
