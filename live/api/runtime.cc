@@ -305,6 +305,12 @@ class Runtime {
     Class& c = *it->second;
     if (!kill) {
       c.drain_then_close = true;
+      if (c.links.empty() && c.leasing == 0 && c.dead.ok()) {
+        // Between incarnations (restarting) with no lease coming: nothing will close it.
+        c.dead = Status(StatusCode::kCancelled, "the actor was ended");
+        MarkDeadLocked(c, "every handle to it went away");
+        FailQueueLocked(c, c.dead);
+      }
       janitor_cv_.notify_all();
       return;
     }
@@ -802,7 +808,9 @@ class Runtime {
       live::NodeClient node(address, token_, milliseconds(5000));
       auto reply = node.RequestWorkerLease(req);
       if (!reply.ok()) {
-        if (++unreachable > 20) return reply.status().WithContext("lease at " + address);
+        // About 5 s: long enough for the head to declare a dead node dead (heartbeat timeout)
+        // and for the entry node's view to drop it.
+        if (++unreachable > 50) return reply.status().WithContext("lease at " + address);
         std::this_thread::sleep_for(milliseconds(100));
         // The entry node itself may be gone (a dead node): ask the head for another.
         if (address == EntryAddress() && unreachable % 3 == 0) RefreshEntry();
