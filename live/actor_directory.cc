@@ -91,8 +91,7 @@ Status ReportActor(const std::string& head_address, const std::string& token,
   return Status::Ok();
 }
 
-StatusOr<v1::ListActorsReply> ListActors(const std::string& head_address,
-                                         const std::string& token,
+StatusOr<v1::ListActorsReply> ListActors(const std::string& head_address, const std::string& token,
                                          std::chrono::milliseconds timeout) {
   auto stub = v1::HeadService::NewStub(
       grpc::CreateChannel(head_address, grpc::InsecureChannelCredentials()));

@@ -92,12 +92,12 @@ struct Link {
   grpc::ClientContext push_ctx;
   std::unique_ptr<grpc::ClientReaderWriter<v1::ApiTaskBatch, v1::ApiResultBatch>> stream;
   std::mutex io_mu;  // WritesDone / Finish (never concurrent with each other)
-  std::string node_id;       // where the lease was granted
+  std::string node_id;  // where the lease was granted
   std::string node_address;
   int worker_pid = 0;
 
   // Guarded by the runtime's mu_.
-  std::deque<Call> outbox;          // handed to this link, not yet written
+  std::deque<Call> outbox;           // handed to this link, not yet written
   std::map<uint64_t, Call> pending;  // handed to this link, not yet answered (by submission)
   bool writing = false;
   bool closing = false;
@@ -409,9 +409,8 @@ class Runtime {
       char host[128] = {0};
       (void)::gethostname(host, sizeof(host) - 1);
       driver_ = std::string(host) + ":" + std::to_string(::getpid());
-      const uint64_t salt =
-          static_cast<uint64_t>(Clock::now().time_since_epoch().count()) ^
-          reinterpret_cast<uintptr_t>(this);
+      const uint64_t salt = static_cast<uint64_t>(Clock::now().time_since_epoch().count()) ^
+                            reinterpret_cast<uintptr_t>(this);
       driver_id_ = "actor-" + std::to_string(::getpid()) + "-" + std::to_string(salt % 100000);
     }
     auto nodes = live::HeadClient(address, token_, milliseconds(5000)).ListNodes();
@@ -494,18 +493,26 @@ class Runtime {
     v1::CreatePlacementGroupRequest req;
     req.set_group_id(id);
     switch (strategy) {
-      case PlacementStrategy::kPack: req.set_strategy("PACK"); break;
-      case PlacementStrategy::kSpread: req.set_strategy("SPREAD"); break;
-      case PlacementStrategy::kStrictPack: req.set_strategy("STRICT_PACK"); break;
-      case PlacementStrategy::kStrictSpread: req.set_strategy("STRICT_SPREAD"); break;
+      case PlacementStrategy::kPack:
+        req.set_strategy("PACK");
+        break;
+      case PlacementStrategy::kSpread:
+        req.set_strategy("SPREAD");
+        break;
+      case PlacementStrategy::kStrictPack:
+        req.set_strategy("STRICT_PACK");
+        break;
+      case PlacementStrategy::kStrictSpread:
+        req.set_strategy("STRICT_SPREAD");
+        break;
     }
     for (int i = 0; i < n; ++i) {
       auto* b = req.add_bundles();
       for (const auto& [r, v] : bundles[i]) {
         if (r.empty() || !(v >= 0) || !std::isfinite(v)) {
-          return PlacementGroup(id, n,
-                                InvalidArgument("bundles[" + std::to_string(i) +
-                                                "]: bad quantity for '" + r + "'"));
+          return PlacementGroup(
+              id, n,
+              InvalidArgument("bundles[" + std::to_string(i) + "]: bad quantity for '" + r + "'"));
         }
         const int64_t raw = std::llround(v * 10000);
         if (raw > 0) (*b->mutable_raw())[r] = raw;
@@ -694,8 +701,8 @@ class Runtime {
       if (best->pending.size() >= cap) break;
       Call call = std::move(c.queue.front());
       c.queue.pop_front();
-      Call kept{call.object, call.entry, std::string(), call.retries_left, call.retry_exceptions,
-                call.attempt};
+      Call kept{call.object,           call.entry,  std::string(), call.retries_left,
+                call.retry_exceptions, call.attempt};
       if (call.retries_left != 0) kept.args = call.args;  // for a resubmission
       best->pending.emplace(call.object, std::move(kept));
       best->outbox.push_back(std::move(call));
@@ -797,7 +804,7 @@ class Runtime {
   // A lease for `c` at some node (following spillbacks): its address, or why not.
   // kAborted when it is no longer needed.
   StatusOr<std::pair<std::string, std::string>> AcquireLease(Class* c,
-                                                            const std::string& lease_id) {
+                                                             const std::string& lease_id) {
     v1::RequestWorkerLeaseRequest req = LeaseRequest(c, lease_id);
     std::string address = EntryAddress();
     int unreachable = 0;
@@ -1018,8 +1025,8 @@ class Runtime {
         if (c->actor && link->stream && c->dead.ok()) {
           c->dead = was_closing ? Status(StatusCode::kCancelled, "the actor was ended")
                                 : Status(StatusCode::kUnavailable, "the actor's worker died");
-          MarkDeadLocked(*c, c->drain_then_close ? "every handle to it went away"
-                                                 : "ended by its driver");
+          MarkDeadLocked(
+              *c, c->drain_then_close ? "every handle to it went away" : "ended by its driver");
         }
       }
       DispatchLocked(*c, &to_write);
@@ -1134,8 +1141,8 @@ class Runtime {
   std::string entry_address_;  // guarded by mu_ once Init returned (RefreshEntry replaces it)
   // --- actors and placement groups
   std::string head_address_;
-  std::string driver_;     // HOST:PID, for the directory
-  std::string driver_id_;  // prefix of this driver's actor ids
+  std::string driver_;                 // HOST:PID, for the directory
+  std::string driver_id_;              // prefix of this driver's actor ids
   std::deque<v1::ActorInfo> reports_;  // guarded by mu_; sent by the janitor
   bool report_warned_ = false;         // only the sender touches it
   uint64_t next_group_ = 1;            // guarded by mu_

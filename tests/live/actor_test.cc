@@ -143,24 +143,26 @@ TEST(LiveActorTest, KilledNodeRestartsActorAndRetriesTaskElsewhere) {
                   .SetStrategy(api::Strategy::NodeAffinity("b", /*soft=*/true))
                   .Remote(3000);
   // The task is running on b once b's lease table shows it.
-  ASSERT_TRUE(Eventually([&] {
-    auto r = c.Orrery({"list", "tasks", "--format", "json", "--temp-dir", c.root()});
-    json t = json::parse(r.out, nullptr, false);
-    if (!t.is_array()) return false;
-    for (const auto& x : t) {
-      if (x.value("name", "") == "api:SleepThenNodeId" && x.value("node_id", "") == "b" &&
-          x.value("state", "") == "RUNNING") {
-        return true;
-      }
-    }
-    return false;
-  }, milliseconds(10000)));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto r = c.Orrery({"list", "tasks", "--format", "json", "--temp-dir", c.root()});
+        json t = json::parse(r.out, nullptr, false);
+        if (!t.is_array()) return false;
+        for (const auto& x : t) {
+          if (x.value("name", "") == "api:SleepThenNodeId" && x.value("node_id", "") == "b" &&
+              x.value("state", "") == "RUNNING") {
+            return true;
+          }
+        }
+        return false;
+      },
+      milliseconds(10000)));
 
   const int b_pid = c.Node("b").value("pid", 0);
   ASSERT_GT(b_pid, 0);
   ASSERT_EQ(::kill(b_pid, SIGKILL), 0);
-  EXPECT_TRUE(Eventually([&] { return !IsProcessAlive(static_cast<pid_t>(*worker)); },
-                         milliseconds(2000)))
+  EXPECT_TRUE(
+      Eventually([&] { return !IsProcessAlive(static_cast<pid_t>(*worker)); }, milliseconds(2000)))
       << "the actor's worker outlived its node daemon";
 
   auto retried = api::Get(task, seconds(30));
@@ -191,12 +193,15 @@ TEST(LiveActorTest, TaskRunRetriesAcrossAKilledNode) {
                     milliseconds(40000));
   });
   json tasks;
-  ASSERT_TRUE(Eventually([&] {
-    auto r = c.Orrery({"list", "tasks", "--format", "json", "--temp-dir", c.root()});
-    tasks = json::parse(r.out, nullptr, false);
-    return tasks.is_array() && tasks.size() == 1 && tasks[0].value("state", "") == "RUNNING" &&
-           tasks[0].value("node_id", "") == "b";
-  }, milliseconds(10000))) << tasks.dump();
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto r = c.Orrery({"list", "tasks", "--format", "json", "--temp-dir", c.root()});
+        tasks = json::parse(r.out, nullptr, false);
+        return tasks.is_array() && tasks.size() == 1 && tasks[0].value("state", "") == "RUNNING" &&
+               tasks[0].value("node_id", "") == "b";
+      },
+      milliseconds(10000)))
+      << tasks.dump();
   ASSERT_EQ(::kill(c.Node("b").value("pid", 0), SIGKILL), 0);
   auto r = run.get();
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -218,8 +223,8 @@ TEST(LiveActorTest, TaskRunRetriesAcrossAKilledNode) {
 
   // Without retries the same loss fails the command (exit 1), and a non-zero exit is never
   // retried.
-  auto exit3 = c.Orrery({"task", "run", "--temp-dir", c.root(), "--max-retries", "2", "--", "sh",
-                         "-c", "exit 3"});
+  auto exit3 = c.Orrery(
+      {"task", "run", "--temp-dir", c.root(), "--max-retries", "2", "--", "sh", "-c", "exit 3"});
   EXPECT_EQ(exit3.exit_code, 3) << exit3.err;
   EXPECT_EQ(exit3.err.find("retrying"), std::string::npos) << exit3.err;
 }
@@ -289,16 +294,18 @@ TEST(LiveActorTest, TaskRunInAPlacementGroup) {
   for (int i = 0; i < 2; ++i) (*req.add_bundles()->mutable_raw())["CPU"] = 10000;
   ASSERT_TRUE(head.CreatePlacementGroup(req).ok());
   v1::PlacementGroupInfo info;
-  ASSERT_TRUE(Eventually([&] {
-    auto g = head.GetPlacementGroup("g");
-    if (g.ok()) info = *g;
-    return g.ok() && g->state() == v1::PLACEMENT_GROUP_STATE_CREATED;
-  }, milliseconds(15000)));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto g = head.GetPlacementGroup("g");
+        if (g.ok()) info = *g;
+        return g.ok() && g->state() == v1::PLACEMENT_GROUP_STATE_CREATED;
+      },
+      milliseconds(15000)));
   for (int i = 0; i < 2; ++i) {
-    auto r = c.Orrery({"task", "run", "--temp-dir", c.root(), "--placement-group", "g",
-                       "--bundle-index", std::to_string(i), "--", "sh", "-c",
-                       "echo $ORRERY_NODE_ID"},
-                      milliseconds(30000));
+    auto r =
+        c.Orrery({"task", "run", "--temp-dir", c.root(), "--placement-group", "g", "--bundle-index",
+                  std::to_string(i), "--", "sh", "-c", "echo $ORRERY_NODE_ID"},
+                 milliseconds(30000));
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out, info.bundle_nodes(i) + "\n") << "bundle " << i << ": " << r.err;
   }
@@ -306,8 +313,8 @@ TEST(LiveActorTest, TaskRunInAPlacementGroup) {
                              "--bundle-index", "2", "--", "true"});
   EXPECT_EQ(bad_index.exit_code, 2);
   EXPECT_NE(bad_index.err.find("--bundle-index"), std::string::npos) << bad_index.err;
-  auto bad_group = c.Orrery(
-      {"task", "run", "--temp-dir", c.root(), "--placement-group", "nope", "--", "true"});
+  auto bad_group =
+      c.Orrery({"task", "run", "--temp-dir", c.root(), "--placement-group", "nope", "--", "true"});
   EXPECT_EQ(bad_group.exit_code, 2);
   EXPECT_NE(bad_group.err.find("nope"), std::string::npos) << bad_group.err;
 }
@@ -394,9 +401,9 @@ TEST(ActorDirectoryTest, NodeDeathAndDriverSilence) {
     for (const auto& a : r.actors()) out[a.actor_id()] = ActorStateText(a.state());
     return out;
   };
-  EXPECT_EQ(states(), (std::map<std::string, std::string>{
-                          {"inf", "restarting"}, {"other", "alive"}, {"r", "restarting"},
-                          {"z", "dead"}}));
+  EXPECT_EQ(states(),
+            (std::map<std::string, std::string>{
+                {"inf", "restarting"}, {"other", "alive"}, {"r", "restarting"}, {"z", "dead"}}));
   // The driver of "r" reports the restart; "inf" stays silent past the grace period.
   v1::ActorInfo back = info("r", "n2", 1);
   back.set_num_restarts(1);

@@ -22,7 +22,7 @@ class Accumulator {
   int Add(int x);
   std::vector<int> History() const;
   int64_t Pid() const;
-  std::string Node() const;  // --- actors: $ORRERY_NODE_ID of its worker
+  std::string Node() const;    // --- actors: $ORRERY_NODE_ID of its worker
   int SlowAdd(int x, int ms);  // --- actors: sleeps `ms`, then Add(x)
 
  private:
