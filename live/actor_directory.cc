@@ -129,11 +129,11 @@ int PrintActors(const std::string& head_address, const std::string& token,
     out << arr.dump(2) << "\n";
     return 0;
   }
-  out << std::left << std::setw(26) << "ACTOR" << std::setw(20) << "CLASS" << std::setw(12)
+  out << std::left << std::setw(26) << "ACTOR" << std::setw(20) << "CLASS" << std::setw(18)
       << "STATE" << std::setw(16) << "NODE" << std::setw(9) << "RESTARTS"
       << "DEATH CAUSE\n";
   for (const auto& a : actors->actors()) {
-    out << std::setw(26) << a.actor_id() << std::setw(20) << a.class_name() << std::setw(12)
+    out << std::setw(26) << a.actor_id() << std::setw(20) << a.class_name() << std::setw(18)
         << ActorStateText(a.state()) << std::setw(16) << a.node_id() << std::setw(9)
         << a.num_restarts() << a.death_cause() << "\n";
   }
