@@ -762,7 +762,9 @@ int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       << "NAME\n";
   for (const auto& t : tasks->tasks()) {
     out << std::setw(18) << t.task_id() << std::setw(10) << TaskStateText(t.state())
-        << std::setw(16) << t.node_id() << std::setw(6) << t.exit_code() << t.name() << "\n";
+        << std::setw(16) << t.node_id() << std::setw(6) << t.exit_code() << t.name()
+        << (t.attempt() > 0 ? " (attempt " + std::to_string(t.attempt()) + ")" : "")  // --- actors
+        << "\n";
   }
   return kExitOk;
 }

@@ -178,6 +178,19 @@ TEST(LiveActorTest, KilledNodeRestartsActorAndRetriesTaskElsewhere) {
       << ActorEntry(c, actor.actor_id()).dump();
   EXPECT_EQ(ActorEntry(c, actor.actor_id()).value("node_id", ""), "a");
   EXPECT_EQ(ActorEntry(c, actor.actor_id()).value("death_cause", ""), "node b died");
+  // The task's first lease failed with its node; the retry is a new lease, attempt 1, on a.
+  auto l = c.Orrery({"list", "tasks", "--format", "json", "--temp-dir", c.root()});
+  json leases = json::parse(l.out, nullptr, false);
+  bool lost = false, retry = false;
+  for (const auto& t : leases) {
+    if (t.value("name", "") != "api:SleepThenNodeId") continue;
+    lost = lost || (t.value("node_id", "") == "b" && t.value("state", "") == "FAILED" &&
+                    t.value("error", "") == "node b died");
+    retry = retry || (t.value("node_id", "") == "a" && t.value("attempt", 0) == 1);
+  }
+  EXPECT_TRUE(lost && retry) << leases.dump();
+  auto table = c.Orrery({"list", "tasks", "--temp-dir", c.root()});
+  EXPECT_NE(table.out.find("api:SleepThenNodeId (attempt 1)"), std::string::npos) << table.out;
 }
 
 // `task run --max-retries 1`: the node running the command is SIGKILLed; the command runs again
