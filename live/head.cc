@@ -10,6 +10,7 @@
 
 #include "core/placement/bundle_policy.h"
 #include "core/placement/two_phase.h"
+#include "live/actor_directory.h"
 #include "live/convert.h"
 #include "live/event_loop.h"
 #include "live/package_store.h"
@@ -422,6 +423,37 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     return log_hub_.Subscribe(req->job_id());
   }
 
+  // ---- actors: the directory (live/actor_directory.h) ---------------------------------------
+
+  grpc::ServerUnaryReactor* ReportActor(grpc::CallbackServerContext* ctx,
+                                        const v1::ReportActorRequest* req,
+                                        v1::ReportActorReply*) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    loop_.Post([this, r, info = req->actor()]() mutable {
+      r->Finish(ToGrpc(actors_.Report(std::move(info), UnixNowMs())));
+    });
+    return r;
+  }
+
+  grpc::ServerUnaryReactor* ListActors(grpc::CallbackServerContext* ctx,
+                                       const v1::ListActorsRequest*,
+                                       v1::ListActorsReply* reply) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    loop_.Post([this, r, reply] {
+      actors_.List(reply);
+      r->Finish(grpc::Status::OK);
+    });
+    return r;
+  }
+
  private:
   struct NodeEntry {
     Node node;
@@ -454,8 +486,11 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
           }
         }
         OnNodeDead(id);
+        actors_.OnNodeDead(id, UnixNowMs());  // --- actors
       }
     }
+    // --- actors: a RESTARTING actor the head marked and no driver reported on since.
+    actors_.Expire(UnixNowMs(), kActorDriverGrace);
     ++version_;
     if (watchers_.empty()) return;
     v1::ClusterView v;
@@ -680,6 +715,15 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   std::unique_ptr<PackageService> packages_;  // --- runtime envs (thread-safe)
   // Logging: PublishLogs / SubscribeLogs (thread-safe; not owned by loop_).
   LogHub log_hub_;
+
+  // --- actors. Owned by loop_. A driver restarting an actor reports within this.
+  static constexpr std::chrono::milliseconds kActorDriverGrace{30000};
+  static int64_t UnixNowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+  ActorDirectory actors_;
 };
 
 HeadDaemon::HeadDaemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

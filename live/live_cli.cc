@@ -19,9 +19,11 @@
 #include <sstream>
 #include <thread>
 
+#include "live/actor_directory.h"  // --- actors
 #include "live/client.h"
 #include "live/convert.h"
 #include "live/gpu_detect.h"  // GPUs: detection at node start
+#include "core/placement/two_phase.h"  // --- actors: bundle resource names
 #include "core/results/run_record.h"
 #include "live/head.h"
 #include "live/live_run.h"
@@ -673,6 +675,14 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
   for (const auto& [key, count] : demand) {
     out << "  " << key.first << ": " << count << " pending task(s), " << key.second << "\n";
   }
+  // --- actors: counts by state from the head's directory.
+  if (auto actors = ListActors(cluster->address, cluster->token); actors.ok()) {
+    std::map<std::string, int> by_state;
+    for (const auto& a : actors->actors()) ++by_state[ActorStateText(a.state())];
+    out << "\nActors:\n";
+    if (by_state.empty()) out << "  (no actors)\n";
+    for (const auto& [state, count] : by_state) out << "  " << state << ": " << count << "\n";
+  }
   return kExitOk;
 }
 
@@ -686,7 +696,7 @@ int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   pos.add("what", 1);
   po::variables_map vm;
   const char* usage =
-      "usage: orrery list nodes|tasks|placement-groups [--format table|json] [--address A] "
+      "usage: orrery list nodes|tasks|actors|placement-groups [--format table|json] [--address A] "
       "[--temp-dir DIR]\n";
   if (!ParseOptions("list", args, desc, vm, err, &pos)) {
     err << usage;
@@ -696,8 +706,8 @@ int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     out << usage << desc;
     return kExitOk;
   }
-  if (what != "nodes" && what != "tasks" && what != "placement-groups") {
-    err << "orrery list: expected 'nodes', 'tasks' or 'placement-groups'"
+  if (what != "nodes" && what != "tasks" && what != "placement-groups" && what != "actors") {
+    err << "orrery list: expected 'nodes', 'tasks', 'actors' or 'placement-groups'"
         << (what.empty() ? "" : ", got '" + what + "'") << "\n"
         << usage;
     return kExitUsage;
@@ -743,6 +753,7 @@ int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     }
     return kExitOk;
   }
+  if (what == "actors") return PrintActors(cluster->address, cluster->token, c.format, out, err);
   if (what == "placement-groups") {
     auto groups = head.ListPlacementGroups();
     if (!groups.ok()) {
@@ -802,7 +813,8 @@ int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                      {"submit_unix_ms", t.submit_unix_ms()},
                      {"start_unix_ms", t.start_unix_ms()},
                      {"end_unix_ms", t.end_unix_ms()},
-                     {"error", t.error()}});
+                     {"error", t.error()},
+                     {"attempt", t.attempt()}});
     }
     out << arr.dump(2) << "\n";
     return kExitOk;
@@ -812,7 +824,9 @@ int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       << "NAME\n";
   for (const auto& t : tasks->tasks()) {
     out << std::setw(18) << t.task_id() << std::setw(10) << TaskStateText(t.state())
-        << std::setw(16) << t.node_id() << std::setw(6) << t.exit_code() << t.name() << "\n";
+        << std::setw(16) << t.node_id() << std::setw(6) << t.exit_code() << t.name()
+        << (t.attempt() > 0 ? " (attempt " + std::to_string(t.attempt()) + ")" : "")  // --- actors
+        << "\n";
   }
   return kExitOk;
 }
@@ -844,6 +858,7 @@ constexpr const char* kTaskUsage =
     "usage: orrery task run [--num-cpus N] [--num-gpus N] [--resources JSON]\n"
     "                       [--strategy default|spread|node:NAME|node:NAME:soft] [--node NAME]\n"
     "                       [--runtime-env-json JSON | --runtime-env FILE] [--working-dir DIR]\n"
+    "                       [--max-retries N] [--placement-group ID [--bundle-index I]]\n"
     "                       [--address A] [--temp-dir DIR] -- CMD ARGS...\n";
 
 int RunTaskCmd(const std::vector<std::string>& all, std::ostream& out, std::ostream& err) {
@@ -864,7 +879,15 @@ int RunTaskCmd(const std::vector<std::string>& all, std::ostream& out, std::ostr
   po::options_description desc("options");
   CommonFlags c;
   std::string resources, strategy_s, entry;
+  // --- actors: retries across dead nodes and placement groups.
+  int max_retries = 0, bundle_index = -1;
+  std::string group;
   AddCommon(desc, c, false);
+  desc.add_options()("max-retries", po::value(&max_retries),
+                     "run again elsewhere if the node dies, up to N times (default 0; a non-zero "
+                     "exit is not retried)")(
+      "placement-group", po::value(&group), "run in a bundle of this placement group")(
+      "bundle-index", po::value(&bundle_index), "the bundle (default -1: any bundle)");
   desc.add_options()("num-cpus", po::value<double>(), "CPUs (default 1)")(
       "num-gpus", po::value<double>(), "GPUs (default 0)")(
       "resources", po::value(&resources), "custom resources, JSON: {\"name\": qty}")(
@@ -894,6 +917,43 @@ int RunTaskCmd(const std::vector<std::string>& all, std::ostream& out, std::ostr
   if (!res.ok()) {
     err << "orrery task run: " << res.status().message() << "\n";
     return kExitUsage;
+  }
+  if (max_retries < 0) {
+    err << "orrery task run: --max-retries: expected a non-negative integer\n";
+    return kExitUsage;
+  }
+  if (group.empty() && vm.count("bundle-index")) {
+    err << "orrery task run: --bundle-index needs --placement-group\n";
+    return kExitUsage;
+  }
+  if (!group.empty()) {
+    // --- actors: the bundle's resources under Ray's names (see core/placement/two_phase.h).
+    auto cl = FindCluster("task run", c.address, c.temp_dir, err);
+    if (!cl) return kExitUsage;
+    auto info = HeadClient(cl->address, cl->token).GetPlacementGroup(group);
+    if (!info.ok()) {
+      err << "orrery task run: --placement-group: " << info.status().message() << "\n";
+      return info.status().code() == StatusCode::kNotFound ? kExitUsage : kExitFailed;
+    }
+    if (bundle_index < -1 || bundle_index >= info->bundles_size()) {
+      err << "orrery task run: --bundle-index: expected -1 (any) or 0.." << info->bundles_size() - 1
+          << " for placement group " << group << ", got " << bundle_index << "\n";
+      return kExitUsage;
+    }
+    if (info->state() == v1::PLACEMENT_GROUP_STATE_REMOVED) {
+      err << "orrery task run: placement group " << group << " was removed\n";
+      return kExitFailed;
+    }
+    auto name = [&](std::string_view r) {
+      return bundle_index >= 0 ? IndexedBundleResourceName(r, bundle_index, group)
+                               : WildcardBundleResourceName(r, group);
+    };
+    std::map<std::string, double> in_bundle;
+    for (const auto& [r, v] : *res) {
+      if (v > 0) in_bundle[name(r)] = v;
+    }
+    in_bundle[name(kBundleMarkerResource)] = 0.001;
+    *res = std::move(in_bundle);
   }
   auto request = ResourceRequest::Create(*res, UnitInstanceNames(), "resources");
   if (!request.ok()) {
@@ -955,7 +1015,8 @@ int RunTaskCmd(const std::vector<std::string>& all, std::ostream& out, std::ostr
   std::string name;
   for (const auto& a : cmd) name += (name.empty() ? "" : " ") + a;
   v1::RequestWorkerLeaseRequest req;
-  req.set_task_id(RandomTaskId());
+  const std::string base_id = RandomTaskId();
+  req.set_task_id(base_id);
   req.set_name(name.substr(0, 200));
   ToProto(request->set(), req.mutable_resources());
   ToProto(*strategy, req.mutable_strategy());
@@ -967,31 +1028,72 @@ int RunTaskCmd(const std::vector<std::string>& all, std::ostream& out, std::ostr
     err << "orrery: task " << req.task_id() << " is pending (" << WaitReasonName(FromProto(r))
         << ")\n";
   };
-  auto lease = AcquireLease(entry_address, cluster->token, req, ao);
-  if (!lease.ok()) {
-    err << "orrery task run: "
-        << (lease.status().code() == StatusCode::kCancelled ? "canceled: " : "")
-        << lease.status().message() << "\n";
-    return kExitFailed;
-  }
-  v1::RunTaskRequest run;
-  run.set_task_id(req.task_id());
-  for (const auto& a : cmd) run.add_argv(a);
-  std::error_code ec;
-  run.set_cwd(fs::current_path(ec).string());
-  run.set_runtime_env_json(ToJson(*renv));  // --- runtime envs
-  NodeClient node(lease->address, cluster->token);
-  auto exit = node.RunTask(run, [&](const v1::RunTaskReply& m) {
-    if (m.has_stdout_chunk()) out << m.stdout_chunk() << std::flush;
-    if (m.has_stderr_chunk()) err << m.stderr_chunk() << std::flush;
-  });
-  if (!exit.ok()) {
-    (void)node.ReturnWorkerLease(req.task_id());
-    err << "orrery task run: on node " << lease->node_id << ": " << exit.status().ToString()
+  // --- actors: attempt k (a new lease id "<id>-r<k>") after the node of attempt k-1 died.
+  for (int attempt = 0;; ++attempt) {
+    if (attempt > 0) {
+      req.set_task_id(base_id + "-r" + std::to_string(attempt));
+      req.set_attempt(attempt);
+      req.set_spillbacks(0);
+      req.set_grant_or_reject(false);
+    }
+    auto lease = AcquireLease(entry_address, cluster->token, req, ao);
+    if (!lease.ok()) {
+      err << "orrery task run: "
+          << (lease.status().code() == StatusCode::kCancelled ? "canceled: " : "")
+          << lease.status().message() << "\n";
+      return kExitFailed;
+    }
+    v1::RunTaskRequest run;
+    run.set_task_id(req.task_id());
+    for (const auto& a : cmd) run.add_argv(a);
+    std::error_code ec;
+    run.set_cwd(fs::current_path(ec).string());
+    run.set_runtime_env_json(ToJson(*renv));  // --- runtime envs
+    NodeClient node(lease->address, cluster->token);
+    auto exit = node.RunTask(run, [&](const v1::RunTaskReply& m) {
+      if (m.has_stdout_chunk()) out << m.stdout_chunk() << std::flush;
+      if (m.has_stderr_chunk()) err << m.stderr_chunk() << std::flush;
+    });
+    if (exit.ok()) return exit->exit_code();
+    const bool node_gone =
+        !NodeClient(lease->address, cluster->token, std::chrono::milliseconds(500)).Ready().ok();
+    if (!node_gone) (void)node.ReturnWorkerLease(req.task_id());
+    err << "orrery task run: on node " << lease->node_id << ": "
+        << (node_gone ? "the node died (" + exit.status().message() + ")"
+                      : exit.status().ToString())
         << "\n";
-    return kExitFailed;
+    if (!node_gone || attempt >= max_retries) return kExitFailed;
+    err << "orrery: retrying task " << base_id << " (attempt " << attempt + 2 << " of "
+        << max_retries + 1 << ")\n";
+    // Wait (bounded) until the head declares the node dead, so no node spills the retry back
+    // to it, then take an alive entry node (the old one may be the dead one).
+    HeadClient head(cluster->address, cluster->token);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    std::string next_entry;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto now_nodes = head.ListNodes();
+      bool dead = false;
+      std::string same, head_node, first;  // the old entry if alive, else the head's, else any
+      if (now_nodes.ok()) {
+        for (const auto& n : now_nodes->nodes()) {
+          if (n.node_id() == lease->node_id) dead = n.state() != v1::NODE_STATE_ALIVE;
+          if (n.state() != v1::NODE_STATE_ALIVE) continue;
+          if (n.address() == entry_address) same = n.address();
+          if (n.is_head_node()) head_node = n.address();
+          if (first.empty()) first = n.address();
+        }
+      }
+      next_entry = !same.empty() ? same : !head_node.empty() ? head_node : first;
+      if (dead && !next_entry.empty()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (next_entry.empty()) {
+      err << "orrery task run: no alive node left to retry on\n";
+      return kExitFailed;
+    }
+    entry_address = next_entry;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the nodes' views catch up
   }
-  return exit->exit_code();
 }
 
 // ---- live run ------------------------------------------------------------------------------
@@ -1263,8 +1365,8 @@ std::vector<cli::Command> LiveCommands() {
       {"status", "status                       nodes, resources used/total, pending demand",
        RunStatus},
       {"list",
-       "list nodes|tasks|placement-groups [--format json]  list the live cluster's nodes, tasks "
-       "or placement groups",
+       "list nodes|tasks|actors|placement-groups [--format json]  list the live cluster's nodes, "
+       "tasks, actors or placement groups",
        RunList},
       {"task", "task run [opts] -- CMD ARGS   run one command as a task on the live cluster",
        RunTaskCmd},

@@ -274,8 +274,13 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       return r;
     }
     loop_.Post([this, r, reply, call_id, req = std::move(*req), name = request->name(),
-                timeout = request->queue_timeout_ms()]() mutable {
+                timeout = request->queue_timeout_ms(), task = request->task_id(),
+                attempt = request->attempt()]() mutable {
       HandleLease(r, reply, call_id, std::move(req), name, timeout);
+      // --- actors: a retried task's attempt number goes into its record.
+      if (auto t = tasks_.find(task); attempt > 0 && t != tasks_.end()) {
+        t->second.record.set_attempt(attempt);
+      }
     });
     return r;
   }
@@ -584,6 +589,14 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       if (manager_->view().FindSlot(info.node_id()) < 0) {
         Log("learned of node " + info.node_id() + " at " + info.address());
         (void)manager_->AddNode(std::move(*n));
+      } else if (!(n->resources.total() ==
+                   manager_->view().at(manager_->view().FindSlot(n->id)).resources.total())) {
+        // --- actors: its totals changed (bundles committed or cancelled there), so tasks of a
+        // placement group can be spilled to the bundle's node.
+        (void)manager_->ReplaceNodeResources(n->id, std::move(n->resources));
+        if (manager_->view().at(manager_->view().FindSlot(n->id)).state != n->state) {
+          (void)manager_->SetNodeState(n->id, n->state);
+        }
       } else {
         (void)manager_->ApplyReport(n->id, n->resources.available(), n->state,
                                     n->resources.all_devices());

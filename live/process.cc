@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -233,6 +234,13 @@ void ProcessSupervisor::Run() {
       if (cb) cb(code.first, code.second);
     }
   }
+}
+
+void DieWithParent() {
+  const pid_t parent = ::getppid();
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // The parent may have died before prctl: then we were re-parented (to init or a subreaper).
+  if (parent == 1 || ::getppid() != parent) ::_exit(1);
 }
 
 }  // namespace orrery::live

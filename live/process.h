@@ -85,4 +85,10 @@ class ProcessSupervisor {
   std::thread thread_;
 };
 
+// --- actors. Called first thing in a worker process (`__worker`, `__api_worker`): the process
+// gets SIGKILL when the thread that spawned it (the node daemon's loop) goes away, so workers
+// never outlive a node daemon that was SIGKILLed; exits at once if the parent is already gone.
+// Linux only (PR_SET_PDEATHSIG).
+void DieWithParent();
+
 }  // namespace orrery::live

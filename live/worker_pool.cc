@@ -15,6 +15,7 @@
 
 #include "live/object_store.h"
 #include "live/worker_log.h"
+#include "live/process.h"
 
 namespace orrery::live {
 
@@ -217,6 +218,7 @@ std::pair<int, std::string> Execute(const std::string& kind, int64_t duration_ms
 }  // namespace
 
 int RunWorkerMain() {
+  DieWithParent();  // --- actors: workers die with their node daemon
   ::signal(SIGPIPE, SIG_IGN);
   // Logging: stderr goes to the worker's .err file when the node gives a log dir (stdout is the
   // command channel; the .out file stays empty).

@@ -211,6 +211,14 @@ Status LeaseManager::ApplyReport(
   return Status::Ok();
 }
 
+Status LeaseManager::ReplaceNodeResources(const NodeId& node, NodeResources resources) {
+  const int slot = view_.FindSlot(node);
+  if (slot < 0) return NotFound("unknown node " + node);
+  if (slot == local_slot_) return Status::Ok();
+  view_.SetResources(slot, std::move(resources));
+  return Status::Ok();
+}
+
 Status LeaseManager::AddNode(Node node) { return view_.AddNode(std::move(node)); }
 
 Status LeaseManager::SetNodeState(const NodeId& node, NodeState state) {

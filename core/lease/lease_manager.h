@@ -123,6 +123,10 @@ class LeaseManager {
   // last call, by id order. A backend refreshes these at the next report even if the node itself
   // reported no change, so an estimate never outlives one report period.
   std::vector<NodeId> TakeEstimatedNodes();
+  // A remote node's totals changed (placement-group bundles committed or cancelled there): its
+  // resources (totals, availability, devices) are replaced by `resources`. Ignored for the local
+  // node; NotFound if unknown. O(1) plus the view's observers.
+  Status ReplaceNodeResources(const NodeId& node, NodeResources resources);
   // Membership changes seen by this node.
   Status AddNode(Node node);
   Status SetNodeState(const NodeId& node, NodeState state);

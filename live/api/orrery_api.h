@@ -35,7 +35,23 @@
 // Arguments and results use the codec of codec.h: arithmetic types, std::string, std::vector of
 // those (a compile-time error otherwise). ObjectRefs cannot be passed as arguments in this slice
 // (pass Get(ref)'s value). A call that throws in the worker fails its ObjectRef with kUnknown and
-// the exception's message; a worker that dies fails its calls with kUnavailable (no retries).
+// the exception's message.
+//
+// Fault tolerance (Ray's semantics). A task whose worker or node dies is submitted again, up to
+// SetMaxRetries(n) times [3]; an exception is retried only with SetRetryExceptions(true). Out of
+// retries, Get returns kUnavailable naming the task and the cause. An actor whose worker or node
+// dies is created again (its factory runs again with the original arguments on a new lease, so
+// its state is reset) up to SetMaxRestarts(n) times [0; -1 = infinite]; the calls that were in
+// flight fail with kUnavailable ("actor ... died") unless SetMaxTaskRetries(n) [0; -1 = infinite]
+// lets them be sent to the new incarnation; calls made while it restarts wait for it. Once out
+// of restarts the actor is DEAD and every pending and later call fails with kUnavailable naming
+// the actor and the cause. Every actor and its transitions (pending_creation, alive, restarting,
+// dead) are reported to the head's actor directory (`orrery list actors`).
+//
+// Placement groups: CreatePlacementGroup(bundles, strategy) reserves bundles through the head
+// (two-phase, retried until created or removed); SetPlacementGroup(pg, bundle_index) on a task or
+// actor asks for the bundle's resources (Ray's names: CPU_group_<i>_<id>, or CPU_group_<id> for
+// any bundle), so the nodes' policies place it on the node holding the bundle.
 //
 // Runtime env: InitOptions::env_vars is added to every worker's environment (workers are reused
 // only for an identical library and env). Full runtime envs (live/runtime_env.h: env_vars,
@@ -49,6 +65,7 @@
 // else (Remote, Get, handles) may be used from any thread once Init returned.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -133,13 +150,74 @@ struct Strategy {
 
 inline constexpr std::chrono::milliseconds kNoTimeout = std::chrono::hours(24 * 365);
 
+// ---- placement groups ------------------------------------------------------------------------
+
+enum class PlacementStrategy { kPack, kSpread, kStrictPack, kStrictSpread };
+
+// A handle on a placement group of the head (Ray's PlacementGroup). Copyable; the group lives
+// until Remove() (or the cluster stops), not until the handle goes away.
+class PlacementGroup {
+ public:
+  PlacementGroup() = default;
+  PlacementGroup(std::string id, int bundles, Status error)
+      : id_(std::move(id)), bundles_(bundles), error_(std::move(error)) {}
+  // The head's group id (the name given to CreatePlacementGroup, else a generated one).
+  const std::string& id() const { return id_; }
+  int bundle_count() const { return bundles_; }
+  // Why the group could not even be asked for (bad bundles, head unreachable); Ok otherwise.
+  const Status& status() const { return error_; }
+  // Blocks until every bundle is committed: Ok; kDeadlineExceeded after `timeout` (the message
+  // has the group's state and why its last attempt failed); kCancelled if it was removed.
+  Status Wait(std::chrono::milliseconds timeout) const;
+  // Returns every resource the group holds; its tasks still queued are canceled by the nodes.
+  Status Remove() const;
+  // The node of each bundle (the current or last attempt; empty entries before placement).
+  StatusOr<std::vector<std::string>> BundleNodes() const;
+
+ private:
+  std::string id_;
+  int bundles_ = 0;
+  Status error_;
+};
+
+// Asks the head for a group of `bundles` (each a resource map, e.g. {{"CPU", 1}}) placed with
+// `strategy`; answers at once (state pending). `name` becomes the group id (unique among groups
+// the head has seen); empty: a generated id. Errors are in the handle's status().
+PlacementGroup CreatePlacementGroup(const std::vector<Resources>& bundles,
+                                    PlacementStrategy strategy = PlacementStrategy::kPack,
+                                    const std::string& name = "");
+
 namespace internal {
 
 struct CallOptions {
   Resources resources{{"CPU", 1.0}};  // tasks and actors default to one CPU
   Strategy strategy;
   std::string runtime_env_json;  // merged over the driver's env; empty: the driver's env
+  // --- fault tolerance and placement groups (see the header comment).
+  std::string placement_group;  // group id; empty: none
+  int bundle_index = -1;        // -1: any bundle of the group
+  Status error;                 // a bad option (e.g. bundle index out of range)
+  int max_retries = 3;          // tasks
+  bool retry_exceptions = false;
+  int max_restarts = 0;      // actors; -1 infinite
+  int max_task_retries = 0;  // actors' method calls; -1 infinite
 };
+
+// Validates and stores a placement-group option.
+inline void SetPlacementGroupOption(CallOptions* o, const PlacementGroup& pg, int bundle_index) {
+  if (!pg.status().ok()) {
+    o->error = pg.status();
+  } else if (pg.id().empty()) {
+    o->error = Status(StatusCode::kInvalidArgument, "placement group: empty handle");
+  } else if (bundle_index < -1 || bundle_index >= pg.bundle_count()) {
+    o->error = Status(StatusCode::kInvalidArgument,
+                      "bundle_index: " + std::to_string(bundle_index) + " is out of range for " +
+                          "placement group " + pg.id() + " with " +
+                          std::to_string(pg.bundle_count()) + " bundles (-1 = any)");
+  }
+  o->placement_group = pg.id();
+  o->bundle_index = bundle_index;
+}
 
 // The driver's handle on one object; the last ObjectRef going away lets the runtime forget it.
 struct RefState {
@@ -149,6 +227,7 @@ struct RefState {
 };
 struct ActorState {
   uint64_t id = 0;
+  std::string actor_id;  // the head directory's id
   Status error;
   ~ActorState();  // the last handle going away ends the actor once its calls are done
 };
@@ -318,6 +397,21 @@ class TaskCaller {
     options_.runtime_env_json = std::move(json);
     return *this;
   }
+  // Runs the task in bundle `bundle_index` of `pg` (-1: any bundle).
+  TaskCaller& SetPlacementGroup(const PlacementGroup& pg, int bundle_index = -1) {
+    internal::SetPlacementGroupOption(&options_, pg, bundle_index);
+    return *this;
+  }
+  // Resubmissions after the worker or node died [3]; 0 = none.
+  TaskCaller& SetMaxRetries(int n) {
+    options_.max_retries = std::max(0, n);
+    return *this;
+  }
+  // Also retry when the function throws (within max_retries) [false].
+  TaskCaller& SetRetryExceptions(bool on) {
+    options_.retry_exceptions = on;
+    return *this;
+  }
   template <typename... As>
   ObjectRef<typename T::Ret> Remote(As&&... args) const {
     static_assert(sizeof...(As) == std::tuple_size_v<typename T::Args>,
@@ -384,6 +478,8 @@ class ActorHandle {
     if (state_) internal::KillActor(*state_);
   }
   uint64_t id() const { return state_ ? state_->id : 0; }
+  // The actor's id in the head's directory (`orrery list actors`).
+  std::string actor_id() const { return state_ ? state_->actor_id : std::string(); }
 
  private:
   std::shared_ptr<internal::ActorState> state_;
@@ -407,6 +503,22 @@ class ActorCreator {
   // A runtime env as JSON, merged over the driver's (see the top of this file).
   ActorCreator& SetRuntimeEnv(std::string json) {
     options_.runtime_env_json = std::move(json);
+    return *this;
+  }
+  // Creates the actor in bundle `bundle_index` of `pg` (-1: any bundle).
+  ActorCreator& SetPlacementGroup(const PlacementGroup& pg, int bundle_index = -1) {
+    internal::SetPlacementGroupOption(&options_, pg, bundle_index);
+    return *this;
+  }
+  // Times the actor is created again after its worker or node died [0]; -1 = infinite.
+  ActorCreator& SetMaxRestarts(int n) {
+    options_.max_restarts = std::max(-1, n);
+    return *this;
+  }
+  // Times a method call in flight when the actor died is sent to its next incarnation [0];
+  // -1 = infinite.
+  ActorCreator& SetMaxTaskRetries(int n) {
+    options_.max_task_retries = std::max(-1, n);
     return *this;
   }
   // Creation errors (the factory threw) fail the actor's method calls with the message.

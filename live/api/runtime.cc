@@ -11,6 +11,12 @@
 // Writing: whoever hands tasks to an idle link (a submitter or a lease thread) becomes that
 // link's writer until its outbox is empty (`writing` under mu_), so a lone task is written from
 // the submitting thread with no hand-off, and a backlog goes out in batches.
+//
+// Failures: a link whose stream ends without us closing it lost its worker (or the worker's
+// node: a Ready probe of the node tells which). Its unanswered calls are resubmitted to the
+// front of their class's queue while they have retries (a new lease follows), else failed. An
+// actor's class puts its factory call first again (restart) or becomes dead. Actor transitions
+// are queued in `reports_` and sent to the head by the janitor, never under mu_.
 #include <dlfcn.h>
 #include <unistd.h>
 #include <grpcpp/grpcpp.h>
@@ -23,6 +29,7 @@
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
+#include <iostream>
 #include <list>
 #include <map>
 #include <mutex>
@@ -32,6 +39,8 @@
 #include <unordered_set>
 
 #include "live/api/log_printer.h"
+#include "core/placement/two_phase.h"
+#include "live/actor_directory.h"
 #include "live/api/orrery_api.h"
 #include "live/client.h"
 #include "live/rpc_util.h"
@@ -66,6 +75,11 @@ struct Call {
   uint64_t object = 0;  // also the ApiTask seq
   const Entry* entry = nullptr;
   std::string args;
+  // Resubmissions left after a worker or node died (-1: infinite); a copy of `args` is kept
+  // while the call is in flight only when this is not 0.
+  int retries_left = 0;
+  bool retry_exceptions = false;
+  int attempt = 0;  // 0 = the first submission
 };
 
 struct Class;
@@ -82,10 +96,13 @@ struct Link {
   grpc::ClientContext push_ctx;
   std::unique_ptr<grpc::ClientReaderWriter<v1::ApiTaskBatch, v1::ApiResultBatch>> stream;
   std::mutex io_mu;  // WritesDone / Finish (never concurrent with each other)
+  std::string node_id;  // where the lease was granted
+  std::string node_address;
+  int worker_pid = 0;
 
   // Guarded by the runtime's mu_.
-  std::deque<Call> outbox;               // handed to this link, not yet written
-  std::unordered_set<uint64_t> pending;  // handed to this link, not yet answered
+  std::deque<Call> outbox;           // handed to this link, not yet written
+  std::map<uint64_t, Call> pending;  // handed to this link, not yet answered (by submission)
   bool writing = false;
   bool closing = false;
   Clock::time_point idle_since;
@@ -103,7 +120,23 @@ struct Class {
   int leasing = 0;
   Status dead;                    // actor: once set, every call fails with it
   bool drain_then_close = false;  // actor: the last handle is gone
+  // --- actors: the directory record and what a restart needs.
+  std::string actor_id;
+  std::string class_name;
+  Call create;                 // the factory call with its original arguments
+  uint64_t create_object = 0;  // the current incarnation's creation call
+  int num_restarts = 0;
+  v1::ActorState state = v1::ACTOR_STATE_PENDING_CREATION;
+  std::string death_cause;
+  std::string node_id;
+  int worker_pid = 0;
 };
+
+// "Counter::Create" -> "Counter"; a factory not inside a class keeps its name.
+std::string ClassNameOf(const std::string& factory) {
+  const size_t cut = factory.rfind("::");
+  return cut == std::string::npos || cut == 0 ? factory : factory.substr(0, cut);
+}
 
 class Runtime {
  public:
@@ -137,12 +170,17 @@ class Runtime {
   }
 
   std::shared_ptr<RefState> Submit(const Entry* e, const void* address, std::string args,
-                                   const CallOptions& options) {
+                                   const CallOptions& given) {
     auto ref = std::make_shared<RefState>();
     if (e == nullptr || e->kind != Entry::Kind::kFunction) {
       ref->error = FailedPrecondition("the function is not registered with ORRERY_REMOTE");
       return ref;
     }
+    if (!given.error.ok()) {
+      ref->error = given.error;
+      return ref;
+    }
+    const CallOptions options = InPlacementGroup(given);
     auto library = LibraryOf(address);
     if (!library.ok()) {
       ref->error = library.status();
@@ -176,7 +214,8 @@ class Runtime {
         c->name = "api:" + e->name;
       }
       ref->id = NewObjectLocked(e);
-      c->queue.push_back(Call{ref->id, e, std::move(args)});
+      c->queue.push_back(
+          Call{ref->id, e, std::move(args), options.max_retries, options.retry_exceptions, 0});
       DispatchLocked(*c, &to_write);
     }
     Flush(to_write);
@@ -184,12 +223,17 @@ class Runtime {
   }
 
   std::shared_ptr<ActorState> CreateActor(const Entry* e, const void* address, std::string args,
-                                          const CallOptions& options) {
+                                          const CallOptions& given) {
     auto actor = std::make_shared<ActorState>();
     if (e == nullptr || e->kind != Entry::Kind::kFactory) {
       actor->error = FailedPrecondition("the factory is not registered with ORRERY_REMOTE");
       return actor;
     }
+    if (!given.error.ok()) {
+      actor->error = given.error;
+      return actor;
+    }
+    const CallOptions options = InPlacementGroup(given);
     auto library = LibraryOf(address);
     if (!library.ok()) {
       actor->error = library.status();
@@ -218,9 +262,15 @@ class Runtime {
       c->runtime_env_json = *renv;
       c->actor = true;
       c->name = "api:actor:" + e->name;
+      c->actor_id = driver_id_ + "-" + std::to_string(actor->id);
+      actor->actor_id = c->actor_id;
+      c->class_name = ClassNameOf(e->name);
+      c->create = Call{0, e, args, 0, false, 0};
       // The creation call goes first; its result object is internal (nobody waits on it).
       const uint64_t create = NewObjectLocked(e);
+      c->create_object = create;
       c->queue.push_back(Call{create, e, std::move(args)});
+      ReportActorLocked(*c);
       actors_[actor->id] = c.get();
       auto& slot = classes_["actor:" + std::to_string(actor->id)];
       slot = std::move(c);
@@ -255,7 +305,7 @@ class Runtime {
         return ref;
       }
       ref->id = NewObjectLocked(e);
-      c.queue.push_back(Call{ref->id, e, std::move(args)});
+      c.queue.push_back(Call{ref->id, e, std::move(args), c.options.max_task_retries, false, 0});
       DispatchLocked(c, &to_write);
     }
     Flush(to_write);
@@ -294,10 +344,19 @@ class Runtime {
     Class& c = *it->second;
     if (!kill) {
       c.drain_then_close = true;
+      if (c.links.empty() && c.leasing == 0 && c.dead.ok()) {
+        // Between incarnations (restarting) with no lease coming: nothing will close it.
+        c.dead = Status(StatusCode::kCancelled, "the actor was ended");
+        MarkDeadLocked(c, "every handle to it went away");
+        FailQueueLocked(c, c.dead);
+      }
       janitor_cv_.notify_all();
       return;
     }
-    if (c.dead.ok()) c.dead = Status(StatusCode::kCancelled, "the actor was killed");
+    if (c.dead.ok()) {
+      c.dead = Status(StatusCode::kCancelled, "the actor was killed");
+      MarkDeadLocked(c, "killed by its driver (Kill)");
+    }
     FailQueueLocked(c, c.dead);
     for (auto& link : c.links) {
       link->closing = true;
@@ -315,7 +374,10 @@ class Runtime {
       const Status why(StatusCode::kCancelled, "the runtime shut down");
       for (auto& [key, c] : classes_) {
         FailQueueLocked(*c, why);
-        if (c->actor && c->dead.ok()) c->dead = why;
+        if (c->actor && c->dead.ok()) {
+          c->dead = why;
+          MarkDeadLocked(*c, "its driver shut down");
+        }
         for (auto& link : c->links) {
           link->closing = true;
           link->push_ctx.TryCancel();
@@ -333,6 +395,7 @@ class Runtime {
     }
     for (auto& t : threads) t.thread.join();
     if (log_printer_) log_printer_->Stop(attached_any_.load());  // logging: workers' last lines
+    SendReports();  // the last transitions (DEAD) reach the directory
     std::lock_guard<std::mutex> l(mu_);
     for (auto& [id, o] : objects_) {
       if (o.state == Object::State::kPending) {
@@ -392,6 +455,14 @@ class Runtime {
       base_env_ = *base;
       head_address_ = address;
     }
+    {
+      char host[128] = {0};
+      (void)::gethostname(host, sizeof(host) - 1);
+      driver_ = std::string(host) + ":" + std::to_string(::getpid());
+      const uint64_t salt = static_cast<uint64_t>(Clock::now().time_since_epoch().count()) ^
+                            reinterpret_cast<uintptr_t>(this);
+      driver_id_ = "actor-" + std::to_string(::getpid()) + "-" + std::to_string(salt % 100000);
+    }
     auto nodes = live::HeadClient(address, token_, milliseconds(5000)).ListNodes();
     if (!nodes.ok()) return nodes.status().WithContext("cannot reach the head at " + address);
     for (const auto& n : nodes->nodes()) {
@@ -416,6 +487,166 @@ class Runtime {
                                                 : "no alive node named " + options_.entry_node);
     }
     return Status::Ok();
+  }
+
+  // The entry node again, from the head (after the entry node stopped answering): the head's
+  // node if alive, else the first alive node by id. Keeps the old one if the head has none.
+  void RefreshEntry() {
+    auto nodes = live::HeadClient(head_address_, token_, milliseconds(2000)).ListNodes();
+    if (!nodes.ok()) return;
+    std::string pick, first;
+    for (const auto& n : nodes->nodes()) {
+      if (n.state() != v1::NODE_STATE_ALIVE) continue;
+      if (first.empty()) first = n.address();
+      const bool match =
+          options_.entry_node.empty() ? n.is_head_node() : n.node_id() == options_.entry_node;
+      if (match) pick = n.address();
+    }
+    if (pick.empty()) pick = first;
+    if (pick.empty()) return;
+    std::lock_guard<std::mutex> l(mu_);
+    entry_address_ = pick;
+  }
+  std::string EntryAddress() {
+    std::lock_guard<std::mutex> l(mu_);
+    return entry_address_;
+  }
+
+  // --- placement groups: a call in bundle i of group g asks for each resource r under Ray's
+  // bundle name (r_group_i_g, or r_group_g for any bundle) plus a sliver of the bundle marker,
+  // so even a call without resources is pinned to the bundle's node (as `live run` does).
+  static CallOptions InPlacementGroup(const CallOptions& o) {
+    if (o.placement_group.empty()) return o;
+    CallOptions out = o;
+    out.resources.clear();
+    auto name = [&](std::string_view r) {
+      return o.bundle_index >= 0 ? IndexedBundleResourceName(r, o.bundle_index, o.placement_group)
+                                 : WildcardBundleResourceName(r, o.placement_group);
+    };
+    for (const auto& [r, v] : o.resources) {
+      if (v > 0) out.resources[name(r)] = v;
+    }
+    out.resources[name(kBundleMarkerResource)] = 0.001;
+    return out;
+  }
+
+ public:
+  PlacementGroup CreateGroup(const std::vector<Resources>& bundles, PlacementStrategy strategy,
+                             const std::string& name) {
+    std::string id = name;
+    if (id.empty()) {
+      std::lock_guard<std::mutex> l(mu_);
+      id = "pg-" + driver_id_.substr(6) + "-" + std::to_string(next_group_++);
+    }
+    const int n = static_cast<int>(bundles.size());
+    if (bundles.empty()) {
+      return PlacementGroup(id, 0, InvalidArgument("bundles: empty (a group needs at least one)"));
+    }
+    v1::CreatePlacementGroupRequest req;
+    req.set_group_id(id);
+    switch (strategy) {
+      case PlacementStrategy::kPack:
+        req.set_strategy("PACK");
+        break;
+      case PlacementStrategy::kSpread:
+        req.set_strategy("SPREAD");
+        break;
+      case PlacementStrategy::kStrictPack:
+        req.set_strategy("STRICT_PACK");
+        break;
+      case PlacementStrategy::kStrictSpread:
+        req.set_strategy("STRICT_SPREAD");
+        break;
+    }
+    for (int i = 0; i < n; ++i) {
+      auto* b = req.add_bundles();
+      for (const auto& [r, v] : bundles[i]) {
+        if (r.empty() || !(v >= 0) || !std::isfinite(v)) {
+          return PlacementGroup(
+              id, n,
+              InvalidArgument("bundles[" + std::to_string(i) + "]: bad quantity for '" + r + "'"));
+        }
+        const int64_t raw = std::llround(v * 10000);
+        if (raw > 0) (*b->mutable_raw())[r] = raw;
+      }
+    }
+    auto created = live::HeadClient(head_address_, token_).CreatePlacementGroup(req);
+    return PlacementGroup(id, n, created.ok() ? Status::Ok() : created.status());
+  }
+
+  Status WaitGroup(const std::string& id, milliseconds timeout) {
+    const auto deadline = Clock::now() + std::min<milliseconds>(timeout, kNoTimeout);
+    live::HeadClient head(head_address_, token_, milliseconds(2000));
+    while (true) {
+      auto g = head.GetPlacementGroup(id);
+      if (!g.ok()) return g.status();
+      if (g->state() == v1::PLACEMENT_GROUP_STATE_CREATED) return Status::Ok();
+      if (g->state() == v1::PLACEMENT_GROUP_STATE_REMOVED) {
+        return Status(StatusCode::kCancelled, "placement group " + id + " was removed");
+      }
+      if (Clock::now() >= deadline) {
+        return Status(StatusCode::kDeadlineExceeded,
+                      "placement group " + id + " is not created after " +
+                          std::to_string(timeout.count()) + " ms (state " +
+                          v1::PlacementGroupState_Name(g->state()) +
+                          (g->reason().empty() ? "" : ": " + g->reason()) + ")");
+      }
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+  }
+  Status RemoveGroup(const std::string& id) {
+    return live::HeadClient(head_address_, token_).RemovePlacementGroup(id);
+  }
+  StatusOr<std::vector<std::string>> GroupNodes(const std::string& id) {
+    auto g = live::HeadClient(head_address_, token_).GetPlacementGroup(id);
+    if (!g.ok()) return g.status();
+    return std::vector<std::string>(g->bundle_nodes().begin(), g->bundle_nodes().end());
+  }
+
+ private:
+  // --- actors: the directory. Records are queued here and sent by the janitor (in order, never
+  // under mu_).
+  void ReportActorLocked(const Class& c) {
+    v1::ActorInfo a;
+    a.set_actor_id(c.actor_id);
+    a.set_class_name(c.class_name);
+    if (const char* j = std::getenv("ORRERY_JOB_ID"); j && *j) a.set_job_id(j);
+    a.set_node_id(c.node_id);
+    a.set_worker_pid(c.worker_pid);
+    a.set_state(c.state);
+    a.set_num_restarts(c.num_restarts);
+    a.set_max_restarts(c.options.max_restarts);
+    a.set_death_cause(c.death_cause);
+    a.set_driver(driver_);
+    reports_.push_back(std::move(a));
+    janitor_cv_.notify_all();
+  }
+  void MarkDeadLocked(Class& c, const std::string& cause) {
+    if (c.state == v1::ACTOR_STATE_DEAD) return;
+    c.state = v1::ACTOR_STATE_DEAD;
+    c.death_cause = cause;
+    ReportActorLocked(c);
+  }
+  // Sends the queued records (a failed send is logged once and dropped: the directory is for
+  // humans and tools, the actor itself does not depend on it). Bounded: records still unsent
+  // after about a second are dropped.
+  void SendReports() {
+    std::deque<v1::ActorInfo> batch;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      batch.swap(reports_);
+    }
+    const auto deadline = Clock::now() + milliseconds(1000);
+    for (const auto& a : batch) {
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+      if (left <= milliseconds(0)) break;
+      Status s = live::ReportActor(head_address_, token_, a, left);
+      if (!s.ok() && !report_warned_) {
+        report_warned_ = true;
+        std::cerr << "orrery::api: cannot report actor " << a.actor_id()
+                  << " to the head: " << s.ToString() << std::endl;
+      }
+    }
   }
 
   StatusOr<std::string> LibraryOf(const void* address) {
@@ -522,7 +753,10 @@ class Runtime {
       if (best->pending.size() >= cap) break;
       Call call = std::move(c.queue.front());
       c.queue.pop_front();
-      best->pending.insert(call.object);
+      Call kept{call.object,           call.entry,  std::string(), call.retries_left,
+                call.retry_exceptions, call.attempt};
+      if (call.retries_left != 0) kept.args = call.args;  // for a resubmission
+      best->pending.emplace(call.object, std::move(kept));
       best->outbox.push_back(std::move(call));
       if (!best->writing) {
         best->writing = true;
@@ -609,14 +843,22 @@ class Runtime {
         break;
     }
     req.set_queue_timeout_ms(200);  // re-asked while still needed
+    {
+      // --- actors: an actor's lease is attempt num_restarts; a task class's, the attempt of
+      // the call waiting first (a retried call asks for a new lease).
+      std::lock_guard<std::mutex> l(mu_);
+      req.set_attempt(c->actor ? c->num_restarts
+                               : (c->queue.empty() ? 0 : c->queue.front().attempt));
+    }
     return req;
   }
 
   // A lease for `c` at some node (following spillbacks): its address, or why not.
   // kAborted when it is no longer needed.
-  StatusOr<std::string> AcquireLease(Class* c, const std::string& lease_id) {
+  StatusOr<std::pair<std::string, std::string>> AcquireLease(Class* c,
+                                                             const std::string& lease_id) {
     v1::RequestWorkerLeaseRequest req = LeaseRequest(c, lease_id);
-    std::string address = entry_address_;
+    std::string address = EntryAddress();
     int unreachable = 0;
     int chain = 0;  // spillbacks since the last rejection
     milliseconds backoff(5);
@@ -625,15 +867,19 @@ class Runtime {
       live::NodeClient node(address, token_, milliseconds(5000));
       auto reply = node.RequestWorkerLease(req);
       if (!reply.ok()) {
-        if (++unreachable > 20) return reply.status().WithContext("lease at " + address);
+        // About 5 s: long enough for the head to declare a dead node dead (heartbeat timeout)
+        // and for the entry node's view to drop it.
+        if (++unreachable > 50) return reply.status().WithContext("lease at " + address);
         std::this_thread::sleep_for(milliseconds(100));
-        address = entry_address_;
+        // The entry node itself may be gone (a dead node): ask the head for another.
+        if (address == EntryAddress() && unreachable % 3 == 0) RefreshEntry();
+        address = EntryAddress();
         req.set_grant_or_reject(false);
         continue;
       }
       switch (reply->outcome_case()) {
         case v1::RequestWorkerLeaseReply::kGranted:
-          return address;
+          return std::make_pair(address, reply->granted().node_id());
         case v1::RequestWorkerLeaseReply::kSpillback:
           address = reply->spillback().address();
           req.set_grant_or_reject(true);
@@ -643,7 +889,7 @@ class Runtime {
         case v1::RequestWorkerLeaseReply::kRejected:
           // The target was busy after all (stale view): start over at the entry node, backing
           // off while it stays busy.
-          address = entry_address_;
+          address = EntryAddress();
           req.set_grant_or_reject(false);
           chain = 0;
           std::this_thread::sleep_for(backoff);
@@ -677,6 +923,7 @@ class Runtime {
       if (s.ok()) return Status(StatusCode::kUnavailable, "the node ended the lease");
       return FromGrpcStatus(s).WithContext("attaching a worker at " + node_address);
     }
+    link->worker_pid = reply.pid();
     grpc::ChannelArguments args;
     // One connection per worker (no sharing with other links' subchannels).
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
@@ -702,14 +949,16 @@ class Runtime {
         attaching_.insert(link.get());
         if (stopping_) link->attach_ctx.TryCancel();
       }
-      s = Attach(c, *address, link.get());
+      link->node_address = address->first;
+      link->node_id = address->second;
+      s = Attach(c, address->first, link.get());
       {
         std::lock_guard<std::mutex> l(mu_);
         attaching_.erase(link.get());
       }
       if (!s.ok() && link->attach == nullptr && s.code() != StatusCode::kUnavailable) {
         // The lease was granted but no worker came: give it back.
-        (void)live::NodeClient(*address, token_).ReturnWorkerLease(lease_id);
+        (void)live::NodeClient(address->first, token_).ReturnWorkerLease(lease_id);
       }
     }
     std::vector<std::shared_ptr<Link>> to_write;
@@ -719,7 +968,11 @@ class Runtime {
       if (!s.ok() || stopping_) {
         if (s.ok()) s = Status(StatusCode::kCancelled, "the runtime shut down");
         if (s.code() != StatusCode::kAborted || s.message() != "no longer needed") {
-          if (c->actor && c->dead.ok()) c->dead = s;
+          if (c->actor && c->dead.ok()) {
+            c->dead = Status(s.code(), "actor " + c->actor_id + " (" + c->class_name +
+                                           ") could not be created: " + s.message());
+            MarkDeadLocked(*c, "no worker for it: " + s.ToString());
+          }
           FailQueueLocked(*c, s);
         }
         link->closing = true;
@@ -727,6 +980,11 @@ class Runtime {
       } else {
         link->idle_since = Clock::now();
         c->links.push_back(link);
+        if (c->actor) {
+          c->node_id = link->node_id;
+          c->worker_pid = link->worker_pid;
+          ReportActorLocked(*c);
+        }
         DispatchLocked(*c, &to_write);
       }
     }
@@ -743,7 +1001,28 @@ class Runtime {
       {
         std::lock_guard<std::mutex> l(mu_);
         for (auto& r : *batch.mutable_results()) {
-          link->pending.erase(r.seq());
+          auto it = link->pending.find(r.seq());
+          if (it == link->pending.end()) continue;  // not ours (already failed or resubmitted)
+          Call call = std::move(it->second);
+          link->pending.erase(it);
+          if (c->actor && r.seq() == c->create_object) {
+            // --- actors: the factory ran (again): alive, or dead with the factory's error.
+            if (r.ok()) {
+              c->state = v1::ACTOR_STATE_ALIVE;
+              ReportActorLocked(*c);
+            } else {
+              MarkDeadLocked(*c, "its factory failed: " + r.error());
+            }
+            objects_.erase(r.seq());  // internal: nobody waits on it
+            continue;
+          }
+          if (!r.ok() && call.retry_exceptions && call.retries_left != 0 && c->dead.ok()) {
+            // An application error, retried on request (Ray's retry_exceptions).
+            if (call.retries_left > 0) --call.retries_left;
+            ++call.attempt;
+            c->queue.push_back(std::move(call));
+            continue;
+          }
           FinishObjectLocked(r.seq(), r.ok(), r.mutable_value(), r.error());
         }
         if (link->pending.empty()) link->idle_since = Clock::now();
@@ -758,6 +1037,21 @@ class Runtime {
   // still held, give the lease back.
   void Close(const std::shared_ptr<Link>& link) {
     Class* c = link->cls;
+    // An end nobody asked for is the death of the worker or of its node: the node answering or
+    // not tells which (for the error messages and the actor directory).
+    bool unexpected = false;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      unexpected = !link->closing && !stopping_ && link->stream != nullptr;
+    }
+    std::string cause;
+    if (unexpected) {
+      const bool node_alive =
+          live::NodeClient(link->node_address, token_, milliseconds(500)).Ready().ok();
+      cause = node_alive ? "its worker (pid " + std::to_string(link->worker_pid) + ") on node " +
+                               link->node_id + " died"
+                         : "node " + link->node_id + " died";
+    }
     std::vector<std::shared_ptr<Link>> to_write;
     {
       std::unique_lock<std::mutex> l(mu_);
@@ -765,16 +1059,30 @@ class Runtime {
       link->closing = true;
       cv_.wait(l, [&] { return !link->writing; });
       std::erase(c->links, link);
-      Status why = !c->dead.ok() ? c->dead
-                   : stopping_   ? Status(StatusCode::kCancelled, "the runtime shut down")
-                                 : Status(StatusCode::kUnavailable,
-                                          "the worker of lease " + link->lease_id + " died");
-      for (uint64_t id : link->pending) FailObjectLocked(id, why);
+      unexpected = unexpected && !was_closing && !stopping_;
+      std::map<uint64_t, Call> pending = std::move(link->pending);
       link->pending.clear();
       link->outbox.clear();
-      if (c->actor && link->stream && c->dead.ok()) {
-        c->dead = was_closing ? Status(StatusCode::kCancelled, "the actor was ended")
-                              : Status(StatusCode::kUnavailable, "the actor's worker died");
+      if (unexpected && !c->actor) {
+        RetryOrFailLocked(*c, &pending, [&](const Call& call) {
+          return Status(StatusCode::kUnavailable,
+                        call.entry->name + " failed: " + cause + " (attempt " +
+                            std::to_string(call.attempt + 1) + ", no retries left)");
+        });
+      } else if (unexpected && c->dead.ok()) {
+        RestartOrBuryLocked(*c, &pending, cause);
+      } else {
+        Status why = !c->dead.ok() ? c->dead
+                     : stopping_   ? Status(StatusCode::kCancelled, "the runtime shut down")
+                                   : Status(StatusCode::kUnavailable,
+                                            "the worker of lease " + link->lease_id + " died");
+        for (const auto& [id, call] : pending) FailObjectLocked(id, why);
+        if (c->actor && link->stream && c->dead.ok()) {
+          c->dead = was_closing ? Status(StatusCode::kCancelled, "the actor was ended")
+                                : Status(StatusCode::kUnavailable, "the actor's worker died");
+          MarkDeadLocked(
+              *c, c->drain_then_close ? "every handle to it went away" : "ended by its driver");
+        }
       }
       DispatchLocked(*c, &to_write);
     }
@@ -789,6 +1097,59 @@ class Runtime {
       link->attach_ctx.TryCancel();  // ends the lease at the node
       (void)link->attach->Finish();
     }
+  }
+
+  // Calls that were in flight on a dead worker: those with retries left go back to the front of
+  // the queue in submission order (ahead of newer calls), the others fail with `why(call)`.
+  template <typename Why>
+  void RetryOrFailLocked(Class& c, std::map<uint64_t, Call>* pending, const Why& why) {
+    std::vector<Call> again;
+    for (auto& [id, call] : *pending) {
+      if (call.retries_left != 0) {
+        if (call.retries_left > 0) --call.retries_left;
+        ++call.attempt;
+        again.push_back(std::move(call));
+      } else {
+        FailObjectLocked(id, why(call));
+      }
+    }
+    for (auto it = again.rbegin(); it != again.rend(); ++it) c.queue.push_front(std::move(*it));
+  }
+
+  // --- actors: the actor's worker or node died. With restarts left, the factory runs again
+  // (first in the queue, so on a new lease) and the calls in flight are resubmitted within
+  // max_task_retries; otherwise the actor is dead and every call fails naming it and the cause.
+  void RestartOrBuryLocked(Class& c, std::map<uint64_t, Call>* pending, const std::string& cause) {
+    const int max = c.options.max_restarts;
+    const std::string who = "actor " + c.actor_id + " (" + c.class_name + ")";
+    if ((max < 0 || c.num_restarts < max) && !c.drain_then_close) {
+      ++c.num_restarts;
+      c.state = v1::ACTOR_STATE_RESTARTING;
+      c.death_cause = cause;
+      ReportActorLocked(c);
+      pending->erase(c.create_object);
+      objects_.erase(c.create_object);
+      RetryOrFailLocked(c, pending, [&](const Call&) {
+        return Status(StatusCode::kUnavailable,
+                      who + " died while the call was in flight: " + cause +
+                          " (max_task_retries=" + std::to_string(c.options.max_task_retries) +
+                          "); the actor is restarting");
+      });
+      Call create = c.create;
+      create.object = NewObjectLocked(create.entry);
+      create.attempt = c.num_restarts;
+      c.create_object = create.object;
+      c.queue.push_front(std::move(create));
+      return;
+    }
+    const std::string why =
+        cause + (max == 0 ? " (max_restarts=0)"
+                          : "; out of restarts (" + std::to_string(c.num_restarts) + " of " +
+                                std::to_string(max) + " used)");
+    c.dead = Status(StatusCode::kUnavailable, who + " is dead: " + why);
+    MarkDeadLocked(c, why);
+    for (const auto& [id, call] : *pending) FailObjectLocked(id, c.dead);
+    objects_.erase(c.create_object);
   }
 
   void JanitorLoop() {
@@ -825,13 +1186,14 @@ class Runtime {
         std::lock_guard<std::mutex> io(link->io_mu);
         (void)link->stream->WritesDone();
       }
+      SendReports();
       l.lock();
     }
   }
 
   InitOptions options_;
   std::string token_;
-  std::string entry_address_;
+  std::string entry_address_;  // guarded by mu_ once Init returned (RefreshEntry replaces it)
   // --- runtime envs: the driver's base env (set by Resolve), and per-call envs by their JSON,
   // merged and uploaded (guarded by env_mu_).
   live::RuntimeEnv base_env_;
@@ -870,6 +1232,12 @@ class Runtime {
   const std::string job_id_ = DriverJobId();
   std::unique_ptr<live::LogPrinter> log_printer_;
   std::atomic<bool> attached_any_{false};  // a worker ran for this driver
+  // --- actors and placement groups
+  std::string driver_;                 // HOST:PID, for the directory
+  std::string driver_id_;              // prefix of this driver's actor ids
+  std::deque<v1::ActorInfo> reports_;  // guarded by mu_; sent by the janitor
+  bool report_warned_ = false;         // only the sender touches it
+  uint64_t next_group_ = 1;            // guarded by mu_
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -926,6 +1294,36 @@ void Shutdown() {
 }
 
 bool IsInitialized() { return Current() != nullptr; }
+
+// ---- placement groups ------------------------------------------------------------------------
+
+PlacementGroup CreatePlacementGroup(const std::vector<Resources>& bundles,
+                                    PlacementStrategy strategy, const std::string& name) {
+  auto rt = Current();
+  if (!rt) return PlacementGroup(name, static_cast<int>(bundles.size()), NotInitialized());
+  return rt->CreateGroup(bundles, strategy, name);
+}
+
+Status PlacementGroup::Wait(std::chrono::milliseconds timeout) const {
+  if (!error_.ok()) return error_;
+  auto rt = Current();
+  if (!rt) return NotInitialized();
+  return rt->WaitGroup(id_, timeout);
+}
+
+Status PlacementGroup::Remove() const {
+  if (!error_.ok()) return error_;
+  auto rt = Current();
+  if (!rt) return NotInitialized();
+  return rt->RemoveGroup(id_);
+}
+
+StatusOr<std::vector<std::string>> PlacementGroup::BundleNodes() const {
+  if (!error_.ok()) return error_;
+  auto rt = Current();
+  if (!rt) return NotInitialized();
+  return rt->GroupNodes(id_);
+}
 
 namespace internal {
 

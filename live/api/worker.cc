@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "live/api/registry.h"
+#include "live/process.h"
 #include "live/rpc_util.h"
 #include "live/worker_log.h"
 #include "orrery.grpc.pb.h"
@@ -293,6 +294,7 @@ void WriteControl(int fd, const std::string& line) {
 }  // namespace
 
 int RunApiWorkerMain(const std::vector<std::string>& args) {
+  DieWithParent();  // --- actors: workers die with their node daemon
   ::signal(SIGPIPE, SIG_IGN);
   // The control channel is the original stdout. User output goes to the worker's log files
   // (live/worker_log.h) when the node gives a log dir, else to stderr (the node's log).

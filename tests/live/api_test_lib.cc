@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 #include <thread>
@@ -40,6 +41,23 @@ int Accumulator::Add(int x) {
 }
 std::vector<int> Accumulator::History() const { return history_; }
 int64_t Accumulator::Pid() const { return ::getpid(); }
+std::string Accumulator::Node() const { return NodeId(); }
+int Accumulator::SlowAdd(int x, int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return Add(x);
+}
+std::string FailOnce(std::string path) {
+  if (std::FILE* f = std::fopen(path.c_str(), "r")) {
+    std::fclose(f);
+    return "ok";
+  }
+  if (std::FILE* f = std::fopen(path.c_str(), "w")) std::fclose(f);
+  throw std::runtime_error("first run for " + path);
+}
+std::string SleepThenNodeId(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return NodeId();
+}
 
 ORRERY_REMOTE(Add);
 ORRERY_REMOTE(Scale);
@@ -51,5 +69,9 @@ ORRERY_REMOTE(Accumulator::Create);
 ORRERY_REMOTE(&Accumulator::Add);
 ORRERY_REMOTE(&Accumulator::History);
 ORRERY_REMOTE(&Accumulator::Pid);
+ORRERY_REMOTE(&Accumulator::Node);
+ORRERY_REMOTE(SleepThenNodeId);
+ORRERY_REMOTE(&Accumulator::SlowAdd);
+ORRERY_REMOTE(FailOnce);
 
 }  // namespace orrery::api_test

@@ -22,11 +22,18 @@ class Accumulator {
   int Add(int x);
   std::vector<int> History() const;
   int64_t Pid() const;
+  std::string Node() const;    // --- actors: $ORRERY_NODE_ID of its worker
+  int SlowAdd(int x, int ms);  // --- actors: sleeps `ms`, then Add(x)
 
  private:
   explicit Accumulator(int start) : sum_(start) {}
   int sum_;
   std::vector<int> history_;
 };
+
+// --- actors (actor_test.cc): sleeps, then returns $ORRERY_NODE_ID of the worker.
+std::string SleepThenNodeId(int ms);
+// Throws the first time it runs for `path` (creating the file), returns "ok" afterwards.
+std::string FailOnce(std::string path);
 
 }  // namespace orrery::api_test
