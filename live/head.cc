@@ -509,6 +509,11 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
         if (first.empty()) first = e.address;
       }
       return first;
+    }, [this](const std::string& task_id) {
+      auto t = tasks_.find(task_id);
+      return t != tasks_.end() && (t->second.state() == v1::TASK_STATE_FINISHED ||
+                                   t->second.state() == v1::TASK_STATE_FAILED ||
+                                   t->second.state() == v1::TASK_STATE_CANCELED);
     });
     if (!jobs.ok()) return jobs.status();
     JobManager* manager = jobs->get();

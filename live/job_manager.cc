@@ -45,6 +45,8 @@ std::string LastLines(const std::string& text, int n) {
 
 constexpr size_t kTailBytes = 4096;   // output kept for the failure message
 constexpr size_t kChunkBytes = 64 * 1024;  // log backlog pushed in chunks of this size
+// How long a stopped job waits for its driver to be gone (the node's grace period is 3 s).
+constexpr milliseconds kStopWait{10000};
 
 }  // namespace
 
@@ -146,6 +148,7 @@ struct JobManager::Run {
   v1::JobStatus cancel_status = v1::JOB_STATUS_UNSPECIFIED;
   std::string cancel_message;
   std::atomic<bool> finished{false};
+  std::atomic<bool> head_stopping{false};  // Shutdown: stop waiting for anything
 
   // False (and nothing attached) if the run is canceled already.
   bool Attach(grpc::ClientContext* c) {
@@ -175,7 +178,8 @@ struct JobManager::Run {
 // ---- manager -------------------------------------------------------------------------------------
 
 StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
-    JobManagerOptions options, EventLoop* loop, std::function<std::string()> entry_address) {
+    JobManagerOptions options, EventLoop* loop, std::function<std::string()> entry_address,
+    std::function<bool(const std::string&)> task_ended) {
   if (options.log_dir.empty()) return InvalidArgument("log_dir: empty");
   std::error_code ec;
   fs::create_directories(options.log_dir, ec);
@@ -190,8 +194,8 @@ StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
   if (!store.ok()) return store.status();
   auto jobs = (*store)->LoadAll();
   if (!jobs.ok()) return jobs.status();
-  std::unique_ptr<JobManager> m(
-      new JobManager(std::move(options), loop, std::move(*store), std::move(entry_address)));
+  std::unique_ptr<JobManager> m(new JobManager(std::move(options), loop, std::move(*store),
+                                              std::move(entry_address), std::move(task_ended)));
   // Not on the loop yet: nobody else can see jobs_ before Create returns.
   for (auto& info : *jobs) {
     if (!IsTerminal(info.status())) {
@@ -212,11 +216,13 @@ StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
 }
 
 JobManager::JobManager(JobManagerOptions options, EventLoop* loop, std::unique_ptr<JobStore> store,
-                       std::function<std::string()> entry_address)
+                       std::function<std::string()> entry_address,
+                       std::function<bool(const std::string&)> task_ended)
     : options_(std::move(options)),
       loop_(loop),
       store_(std::move(store)),
-      entry_address_(std::move(entry_address)) {}
+      entry_address_(std::move(entry_address)),
+      task_ended_(std::move(task_ended)) {}
 
 JobManager::~JobManager() { Shutdown(); }
 
@@ -353,7 +359,10 @@ void JobManager::Shutdown() {
   loop_->RunSync([this] {
     shutting_down_ = true;
     for (auto& [id, j] : jobs_) {
-      if (j.run) j.run->Cancel(v1::JOB_STATUS_UNSPECIFIED, "the head is stopping");
+      if (j.run) {
+        j.run->head_stopping = true;
+        j.run->Cancel(v1::JOB_STATUS_UNSPECIFIED, "the head is stopping");
+      }
       for (auto& w : j.followers) {
         w->Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the head is stopping"));
       }
@@ -367,6 +376,7 @@ void JobManager::Shutdown() {
   }
   for (auto& [run, t] : threads) {
     // A runner that has not seen the cancellation yet (it was between calls) sees it now.
+    run->head_stopping = true;
     run->Cancel(v1::JOB_STATUS_UNSPECIFIED, "the head is stopping");
     t.join();
   }
@@ -576,7 +586,22 @@ void JobManager::RunDriver(std::shared_ptr<Run> run, v1::JobInfo info) {
     const grpc::Status s = reader->Finish();
     run->Detach();
     if (!exited) {
-      if (run->IsCanceled()) return finish(v1::JOB_STATUS_STOPPED, "");
+      if (run->IsCanceled()) {
+        // The node got the cancellation and stops the driver (SIGTERM, then SIGKILL after its
+        // grace period): report STOPPED once the task table shows it ended (bounded).
+        const auto deadline = std::chrono::steady_clock::now() + kStopWait;
+        bool ended = false;
+        while (!ended && std::chrono::steady_clock::now() < deadline) {
+          {
+            std::lock_guard<std::mutex> l(run->mu);
+            if (run->cancel_status != v1::JOB_STATUS_STOPPED) break;  // node died / head stops
+          }
+          if (run->head_stopping) break;
+          if (!loop_->RunSync([&] { ended = task_ended_(rreq.task_id()); })) break;
+          if (!ended) std::this_thread::sleep_for(milliseconds(50));
+        }
+        return finish(v1::JOB_STATUS_STOPPED, "");
+      }
       return finish(v1::JOB_STATUS_FAILED,
                     "lost the driver on node " + node_id + ": " + s.error_message());
     }

@@ -61,9 +61,13 @@ class JobManager {
   // Opens the store and loads its jobs (PENDING/RUNNING ones become FAILED, and are written
   // back). `entry_address` runs on `loop` and returns the NodeService address of the node to
   // ask first for a driver's lease (the head node if alive), empty if no node is alive.
+  // `task_ended` runs on `loop` and says whether the cluster's task table shows a task as
+  // ended (its process exited): a stopped job becomes STOPPED once its driver is gone (at most
+  // kStopWait later).
   // REQUIRES: `loop` outlives the manager; called from any thread but the loop's.
-  static StatusOr<std::unique_ptr<JobManager>> Create(JobManagerOptions options, EventLoop* loop,
-                                                      std::function<std::string()> entry_address);
+  static StatusOr<std::unique_ptr<JobManager>> Create(
+      JobManagerOptions options, EventLoop* loop, std::function<std::string()> entry_address,
+      std::function<bool(const std::string& task_id)> task_ended);
   // REQUIRES: Shutdown() was called.
   ~JobManager();
 
@@ -100,7 +104,8 @@ class JobManager {
   };
 
   JobManager(JobManagerOptions options, EventLoop* loop, std::unique_ptr<JobStore> store,
-             std::function<std::string()> entry_address);
+             std::function<std::string()> entry_address,
+             std::function<bool(const std::string&)> task_ended);
   std::string LogPath(const std::string& id) const;
   void Persist(const Job& j) { store_->Put(j.info); }
   // Runner thread body, and what it posts back.
@@ -116,6 +121,7 @@ class JobManager {
   EventLoop* const loop_;
   std::unique_ptr<JobStore> store_;
   const std::function<std::string()> entry_address_;
+  const std::function<bool(const std::string&)> task_ended_;
   // Owned by the loop.
   std::map<std::string, Job> jobs_;
   bool shutting_down_ = false;
