@@ -284,6 +284,52 @@ TEST_F(JobTest, RestApiRoutes) {
   EXPECT_EQ(Http("PUT", "/api/jobs/r1").first, 405);
 }
 
+// A driver that cannot be placed waits PENDING (infeasible, as in Ray); stopping it cancels
+// its queued lease request: STOPPED.
+TEST_F(JobTest, PendingJobCanBeStopped) {
+  ASSERT_EQ(Job({"submit", "--no-wait", "--submission-id", "big", "--entrypoint-num-cpus", "64",
+                 "--", "echo never"})
+                .exit_code,
+            0);
+  std::this_thread::sleep_for(milliseconds(500));
+  EXPECT_EQ(JobJson("big").value("status", ""), "PENDING");
+  auto stop = Job({"stop", "big"});
+  ASSERT_EQ(stop.exit_code, 0) << stop.err;
+  EXPECT_EQ(JobJson("big").value("status", ""), "STOPPED");
+  EXPECT_EQ(Job({"logs", "big"}).out, "");
+  // The cluster still runs jobs.
+  EXPECT_EQ(Job({"submit", "--", "true"}).exit_code, 0);
+}
+
+// Entrypoint resources place the driver (spilled from the head node to the node that has them);
+// when that node dies the job FAILS naming it.
+TEST_F(JobTest, DriverNodeDeathFailsTheJob) {
+  ASSERT_EQ(cluster_.AddNode("w1", {"--num-cpus", "1", "--resources", R"({"special": 1})"})
+                .exit_code,
+            0);
+  ASSERT_TRUE(cluster_.NodeKnows("head", 2));
+  auto r = Job({"submit", "--no-wait", "--submission-id", "remote", "--entrypoint-resources",
+                R"({"special": 1})", "--", "echo on w1; sleep 60"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        j = JobJson("remote");
+        return j.value("status", "") == "RUNNING" && j.value("driver_pid", 0) > 0;
+      },
+      milliseconds(15000)))
+      << j.dump();
+  EXPECT_EQ(j.value("driver_node_id", ""), "w1");
+  const int driver = j.value("driver_pid", 0);
+  const int node_pid = cluster_.Node("w1").value("pid", 0);
+  ASSERT_GT(node_pid, 0);
+  ::kill(node_pid, SIGKILL);
+  const json done = WaitTerminal("remote");
+  ::kill(-driver, SIGKILL);  // a SIGKILLed node leaves its tasks behind (README, known limits)
+  EXPECT_EQ(done.value("status", ""), "FAILED") << done.dump();
+  EXPECT_NE(done.value("message", "").find("w1"), std::string::npos) << done.dump();
+}
+
 // Job records survive `orrery stop` + `orrery start --head` (the store is under the temp root);
 // a job that was running when the head went away is FAILED.
 TEST_F(JobTest, RecordsSurviveHeadRestart) {

@@ -256,7 +256,7 @@ TEST(LiveTest, BadInputAndNoClusterExitTwo) {
       {{"task", "run", "--num-gpus", "1.5", "--", "true"}, "GPU"},
       {{"task", "run", "--address", nowhere, "--", "true"}, "no cluster reachable"},
       {{"list", "nodes", "--address", nowhere}, "no cluster reachable"},
-      {{"list", "actors"}, "expected 'nodes', 'tasks' or 'placement-groups'"},
+      {{"list", "actors"}, "expected 'nodes', 'tasks'"},
       {{"start", "--head", "--resources", R"({"CPU": 1})", "--temp-dir", c.root()}, "--num-cpus"},
       {{"start", "--head", "--labels", "[1]", "--temp-dir", c.root()}, "--labels"},
       {{"start", "--temp-dir", c.root()}, "exactly one of --head and --address"},
