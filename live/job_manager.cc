@@ -602,8 +602,22 @@ void JobManager::RunDriver(std::shared_ptr<Run> run, v1::JobInfo info) {
         }
         return finish(v1::JOB_STATUS_STOPPED, "");
       }
+      // The stream ended without an exit: the node went away, or refused to start the driver
+      // (then its lease is still granted there: give it back, best effort).
+      const bool lost = s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                        s.error_code() == grpc::StatusCode::CANCELLED;
+      if (!lost) {
+        grpc::ClientContext rctx;
+        AttachToken(&rctx, options_.token);
+        rctx.set_deadline(std::chrono::system_clock::now() + milliseconds(2000));
+        v1::ReturnWorkerLeaseRequest rr;
+        rr.set_task_id(lreq.task_id());
+        v1::ReturnWorkerLeaseReply rrep;
+        (void)stub->ReturnWorkerLease(&rctx, rr, &rrep);
+      }
       return finish(v1::JOB_STATUS_FAILED,
-                    "lost the driver on node " + node_id + ": " + s.error_message());
+                    (lost ? "lost the driver on node " : "the driver could not start on node ") +
+                        node_id + ": " + s.error_message());
     }
   }
   if (exit_code == 0) return finish(v1::JOB_STATUS_SUCCEEDED, "the entrypoint exited with code 0");

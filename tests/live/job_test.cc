@@ -11,6 +11,7 @@
 
 #include "live/job_cli.h"
 #include "live/job_http.h"
+#include "live/job_store.h"
 #include "tests/live/live_cluster.h"
 
 namespace orrery::live {
@@ -364,6 +365,87 @@ TEST_F(JobTest, CounterExampleViaJobSubmit) {
   EXPECT_EQ(r.out,
             "test_counter got 1\ntest_counter got 2\ntest_counter got 3\ntest_counter got 4\n"
             "test_counter got 5\n");
+}
+
+// ---- pieces without daemons ----------------------------------------------------------------
+
+// The store keeps the last Put of each job across a reopen; Delete removes it.
+TEST(JobStoreTest, RecordsSurviveReopen) {
+  const fs::path dir = fs::path(::testing::TempDir()) / ("job_store_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const std::string path = (dir / "store.sqlite").string();
+  {
+    auto store = JobStore::Open(path);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    v1::JobInfo a;
+    a.set_submission_id("a");
+    a.set_status(v1::JOB_STATUS_RUNNING);
+    (*store)->Put(a);
+    a.set_status(v1::JOB_STATUS_SUCCEEDED);
+    a.set_message("done");
+    (*store)->Put(a);
+    v1::JobInfo b;
+    b.set_submission_id("b");
+    (*store)->Put(b);
+    (*store)->Delete("b");
+  }
+  auto store = JobStore::Open(path);
+  ASSERT_TRUE(store.ok());
+  auto jobs = (*store)->LoadAll();
+  ASSERT_TRUE(jobs.ok());
+  ASSERT_EQ(jobs->size(), 1u);
+  EXPECT_EQ((*jobs)[0].submission_id(), "a");
+  EXPECT_EQ((*jobs)[0].status(), v1::JOB_STATUS_SUCCEEDED);
+  EXPECT_EQ((*jobs)[0].message(), "done");
+  store->reset();
+  fs::remove_all(dir);
+  EXPECT_FALSE(JobStore::Open("/nonexistent/dir/store.sqlite").ok());
+}
+
+// REST bodies: Ray's fields map onto the request; wrong types and unknown fields name the field.
+TEST(JobHttpTest, SubmitBodyParsing) {
+  auto ok = SubmitRequestFromJson(
+      R"({"entrypoint": "python x.py", "submission_id": "s1", "runtime_env": {"pip": ["a"]},
+          "entrypoint_num_cpus": 1.5, "entrypoint_resources": {"acc": 2}, "metadata": null})");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->entrypoint(), "python x.py");
+  EXPECT_EQ(ok->submission_id(), "s1");
+  EXPECT_EQ(ok->runtime_env_json(), R"({"pip":["a"]})");
+  EXPECT_EQ(ok->entrypoint_resources().raw().at("CPU"), 15000);
+  EXPECT_EQ(ok->entrypoint_resources().raw().at("acc"), 20000);
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"[]", "expected a JSON object"},
+      {"{", "malformed JSON"},
+      {R"({})", "entrypoint"},
+      {R"({"entrypoint": ""})", "entrypoint"},
+      {R"({"entrypoint": "x", "runtime_env": []})", "runtime_env"},
+      {R"({"entrypoint": "x", "entrypoint_num_gpus": -1})", "entrypoint_num_gpus"},
+      {R"({"entrypoint": "x", "metadata": {"k": 1}})", "metadata.k"},
+      {R"({"entrypoint": "x", "submission_id": "a/b"})", "submission_id"},
+      {R"({"entrypoint": "x", "extra": 1})", "extra"},
+  };
+  for (const auto& [body, field] : bad) {
+    auto r = SubmitRequestFromJson(body);
+    ASSERT_FALSE(r.ok()) << body;
+    EXPECT_NE(r.status().message().find(field), std::string::npos)
+        << body << " -> " << r.status().message();
+  }
+}
+
+// The submit flags become one JSON runtime env; conflicting or malformed flags name the flag.
+TEST(JobCliTest, ResolveRuntimeEnv) {
+  EXPECT_EQ(*ResolveRuntimeEnv("", "", ""), "");
+  EXPECT_EQ(*ResolveRuntimeEnv(R"({"env_vars": {"a": "b"}})", "", ""),
+            R"({"env_vars":{"a":"b"}})");
+  auto wd = ResolveRuntimeEnv("", "", "/tmp");
+  ASSERT_TRUE(wd.ok());
+  EXPECT_EQ(json::parse(*wd)["working_dir"], "/tmp");
+  auto both = ResolveRuntimeEnv("{}", "env.yaml", "");
+  ASSERT_FALSE(both.ok());
+  EXPECT_NE(both.status().message().find("at most one"), std::string::npos);
+  auto scalar = ResolveRuntimeEnv("3", "", "");
+  ASSERT_FALSE(scalar.ok());
+  EXPECT_NE(scalar.status().message().find("--runtime-env-json"), std::string::npos);
 }
 
 }  // namespace
