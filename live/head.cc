@@ -15,8 +15,8 @@
 #include "live/event_loop.h"
 #include "live/job_http.h"     // --- jobs
 #include "live/job_manager.h"  // --- jobs
-#include "live/session.h"      // --- jobs
 #include "live/rpc_util.h"
+#include "live/session.h"  // --- jobs
 #include "orrery.grpc.pb.h"
 
 namespace orrery::live {
@@ -499,9 +499,9 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     const std::string host = options_.bind == "0.0.0.0" ? "127.0.0.1" : options_.bind;
     o.head_address = host + ":" + std::to_string(port_);
     o.token = options_.token;
-    auto jobs = JobManager::Create(std::move(o), &loop_, [this] {
-      // The driver's first lease request goes to the head node if alive, else the first alive
-      // node by id (the node's policy may spill it elsewhere).
+    // The driver's first lease request goes to the head node if alive, else the first alive
+    // node by id (the node's policy may spill it elsewhere).
+    auto entry_address = [this] {
       std::string first;
       for (const auto& [id, e] : nodes_) {
         if (e.node.state != NodeState::kAlive) continue;
@@ -509,20 +509,21 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
         if (first.empty()) first = e.address;
       }
       return first;
-    }, [this](const std::string& task_id) {
+    };
+    auto task_ended = [this](const std::string& task_id) {
       auto t = tasks_.find(task_id);
       return t != tasks_.end() && (t->second.state() == v1::TASK_STATE_FINISHED ||
                                    t->second.state() == v1::TASK_STATE_FAILED ||
                                    t->second.state() == v1::TASK_STATE_CANCELED);
-    });
+    };
+    auto jobs = JobManager::Create(std::move(o), &loop_, entry_address, task_ended);
     if (!jobs.ok()) return jobs.status();
     JobManager* manager = jobs->get();
     loop_.RunSync([&] { jobs_ = std::move(*jobs); });
     if (options_.dashboard_port >= 0) {
       auto http = JobHttpServer::Start(
-          JobHttpOptions{.bind = options_.bind,
-                         .port = options_.dashboard_port,
-                         .token = options_.token},
+          JobHttpOptions{
+              .bind = options_.bind, .port = options_.dashboard_port, .token = options_.token},
           [this](const std::function<void()>& fn) { return loop_.RunSync(fn); }, manager);
       if (!http.ok()) {
         Log("jobs API not served: " + http.status().message());

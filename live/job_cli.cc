@@ -81,8 +81,8 @@ StatusOr<std::string> ResolveRuntimeEnv(const std::string& json_flag, const std:
       return InvalidArgument("--runtime-env " + yaml_file + ": cannot read the file");
     } catch (const YAML::Exception& e) {
       return InvalidArgument("--runtime-env " + yaml_file + ":" + std::to_string(e.mark.line + 1) +
-                             ":" + std::to_string(e.mark.column + 1) + ": malformed YAML: " +
-                             e.msg);
+                             ":" + std::to_string(e.mark.column + 1) +
+                             ": malformed YAML: " + e.msg);
     }
     if (!n.IsMap()) {
       return InvalidArgument("--runtime-env " + yaml_file +
@@ -286,7 +286,8 @@ int Submit(std::vector<std::string> args, std::ostream& out, std::ostream& err) 
       err << "orrery job submit: --" << flag << ": expected a non-negative number\n";
       return kExitUsage;
     }
-    if (d > 0) res[flag == std::string("entrypoint-num-cpus") ? "CPU" : "GPU"] = Quantity::FromDouble(d);
+    if (d > 0)
+      res[flag == std::string("entrypoint-num-cpus") ? "CPU" : "GPU"] = Quantity::FromDouble(d);
   }
   ToProto(ResourceSet::FromMap(res), req.mutable_entrypoint_resources());
   if (!metadata_json.empty()) {
@@ -480,8 +481,8 @@ int RunListJobs(const Cluster& cluster, const std::string& format, std::ostream&
     out << arr.dump(2) << "\n";
     return kExitOk;
   }
-  out << std::left << std::setw(32) << "SUBMISSION_ID" << std::setw(11) << "STATUS"
-      << std::setw(21) << "START" << std::setw(21) << "END"
+  out << std::left << std::setw(32) << "SUBMISSION_ID" << std::setw(11) << "STATUS" << std::setw(21)
+      << "START" << std::setw(21) << "END"
       << "ENTRYPOINT\n";
   for (const auto& j : rep.jobs()) {
     out << std::setw(32) << j.submission_id() << std::setw(11) << JobStatusName(j.status())

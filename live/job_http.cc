@@ -132,7 +132,8 @@ class JobHttpServer::Impl {
     boost::system::error_code ec;
     const auto addr = asio::ip::make_address(options_.bind, ec);
     const std::string where = options_.bind + ":" + std::to_string(options_.port);
-    if (ec) return InvalidArgument("dashboard bind address '" + options_.bind + "': " + ec.message());
+    if (ec)
+      return InvalidArgument("dashboard bind address '" + options_.bind + "': " + ec.message());
     const tcp::endpoint ep(addr, static_cast<unsigned short>(options_.port));
     acceptor_.open(ep.protocol(), ec);
     if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
@@ -268,10 +269,9 @@ class JobHttpServer::Impl::Session : public std::enable_shared_from_this<Session
   void Start() {
     parser_.body_limit(1 << 20);
     stream_.expires_after(std::chrono::seconds(30));
-    http::async_read(stream_, buf_, parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       self->OnRead(ec);
-                     });
+    http::async_read(
+        stream_, buf_, parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
  private:

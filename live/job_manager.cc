@@ -43,7 +43,7 @@ std::string LastLines(const std::string& text, int n) {
   return t.substr(pos == 0 ? 0 : pos + 1);
 }
 
-constexpr size_t kTailBytes = 4096;   // output kept for the failure message
+constexpr size_t kTailBytes = 4096;        // output kept for the failure message
 constexpr size_t kChunkBytes = 64 * 1024;  // log backlog pushed in chunks of this size
 // How long a stopped job waits for its driver to be gone (the node's grace period is 3 s).
 constexpr milliseconds kStopWait{10000};
@@ -59,8 +59,7 @@ std::string JobStatusName(v1::JobStatus s) {
 }
 
 bool IsTerminal(v1::JobStatus s) {
-  return s == v1::JOB_STATUS_SUCCEEDED || s == v1::JOB_STATUS_FAILED ||
-         s == v1::JOB_STATUS_STOPPED;
+  return s == v1::JOB_STATUS_SUCCEEDED || s == v1::JOB_STATUS_FAILED || s == v1::JOB_STATUS_STOPPED;
 }
 
 json JobInfoToJson(const v1::JobInfo& job) {
@@ -112,8 +111,7 @@ Status ValidateSubmitJob(const v1::SubmitJobRequest& req) {
   }
   const std::string& id = req.submission_id();
   if (!id.empty()) {
-    if (id.size() > 128 || id[0] == '.' ||
-        !std::all_of(id.begin(), id.end(), [](char c) {
+    if (id.size() > 128 || id[0] == '.' || !std::all_of(id.begin(), id.end(), [](char c) {
           return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
         })) {
       return InvalidArgument("submission_id: '" + id +
@@ -135,7 +133,8 @@ Status ValidateSubmitJob(const v1::SubmitJobRequest& req) {
   return Status::Ok();
 }
 
-// ---- one driver run ------------------------------------------------------------------------------
+// ---- one driver run
+// ------------------------------------------------------------------------------
 
 // What the loop and the runner thread share about one run: the call in flight (so Stop can
 // cancel it) and why it was canceled.
@@ -175,7 +174,8 @@ struct JobManager::Run {
   }
 };
 
-// ---- manager -------------------------------------------------------------------------------------
+// ---- manager
+// -------------------------------------------------------------------------------------
 
 StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
     JobManagerOptions options, EventLoop* loop, std::function<std::string()> entry_address,
@@ -195,7 +195,7 @@ StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
   auto jobs = (*store)->LoadAll();
   if (!jobs.ok()) return jobs.status();
   std::unique_ptr<JobManager> m(new JobManager(std::move(options), loop, std::move(*store),
-                                              std::move(entry_address), std::move(task_ended)));
+                                               std::move(entry_address), std::move(task_ended)));
   // Not on the loop yet: nobody else can see jobs_ before Create returns.
   for (auto& info : *jobs) {
     if (!IsTerminal(info.status())) {
@@ -383,7 +383,8 @@ void JobManager::Shutdown() {
   store_->Flush();
 }
 
-// ---- loop side of a run --------------------------------------------------------------------------
+// ---- loop side of a run
+// --------------------------------------------------------------------------
 
 void JobManager::OnRunning(const std::string& id, const std::string& node_id) {
   auto it = jobs_.find(id);
@@ -415,8 +416,8 @@ void JobManager::OnOutput(const std::string& id, std::string chunk) {
   }
 }
 
-void JobManager::OnFinished(const std::string& id, v1::JobStatus status,
-                            const std::string& message, int exit_code) {
+void JobManager::OnFinished(const std::string& id, v1::JobStatus status, const std::string& message,
+                            int exit_code) {
   auto it = jobs_.find(id);
   if (it == jobs_.end() || shutting_down_) return;
   Job& j = it->second;
@@ -432,7 +433,8 @@ void JobManager::OnFinished(const std::string& id, v1::JobStatus status,
   j.followers.clear();
 }
 
-// ---- runner thread -------------------------------------------------------------------------------
+// ---- runner thread
+// -------------------------------------------------------------------------------
 
 void JobManager::RunDriver(std::shared_ptr<Run> run, v1::JobInfo info) {
   const std::string id = info.submission_id();
@@ -457,7 +459,8 @@ void JobManager::RunDriver(std::shared_ptr<Run> run, v1::JobInfo info) {
   std::string entry;
   while (true) {
     if (run->IsCanceled()) return finish(v1::JOB_STATUS_STOPPED, "");
-    if (!loop_->RunSync([&] { entry = entry_address_(); })) return finish(v1::JOB_STATUS_UNSPECIFIED, "");
+    if (!loop_->RunSync([&] { entry = entry_address_(); }))
+      return finish(v1::JOB_STATUS_UNSPECIFIED, "");
     if (!entry.empty()) break;
     std::this_thread::sleep_for(milliseconds(200));
   }
@@ -472,8 +475,8 @@ void JobManager::RunDriver(std::shared_ptr<Run> run, v1::JobInfo info) {
   std::string address = entry, node_id;
   int rejections = 0;
   while (node_id.empty()) {
-    auto stub = v1::NodeService::NewStub(
-        grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    auto stub =
+        v1::NodeService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
     grpc::ClientContext ctx;
     AttachToken(&ctx, options_.token);
     if (!run->Attach(&ctx)) return finish(v1::JOB_STATUS_STOPPED, "");
@@ -574,9 +577,8 @@ void JobManager::RunDriver(std::shared_ptr<Run> run, v1::JobInfo info) {
         log.flush();  // on disk before the loop counts it (ReadLog reads what it counted)
         tail += chunk;
         if (tail.size() > kTailBytes) tail.erase(0, tail.size() - kTailBytes);
-        loop_->Post([this, id, chunk = std::move(chunk)]() mutable {
-          OnOutput(id, std::move(chunk));
-        });
+        loop_->Post(
+            [this, id, chunk = std::move(chunk)]() mutable { OnOutput(id, std::move(chunk)); });
       } else if (m.has_exit()) {
         exited = true;
         exit_code = m.exit().exit_code();

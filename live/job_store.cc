@@ -13,9 +13,9 @@ void Log(const std::string& line) { std::cerr << "[head] job store: " << line <<
 StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path) {
   sqlite3* db = nullptr;
   const std::string target = path.empty() ? ":memory:" : path;
-  const int rc = sqlite3_open_v2(target.c_str(), &db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(target.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     const std::string why = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close(db);
@@ -85,10 +85,11 @@ StatusOr<std::vector<v1::JobInfo>> JobStore::LoadAll() {
 }
 
 void JobStore::Put(const v1::JobInfo& job) {
-  writer_.Post([this, id = job.submission_id(),
-                status = v1::JobStatus_Name(job.status()), blob = job.SerializeAsString()] {
-    if (Status s = Exec("INSERT OR REPLACE INTO jobs (submission_id, status, info) VALUES (?, ?, ?)",
-                        {id, status, blob});
+  writer_.Post([this, id = job.submission_id(), status = v1::JobStatus_Name(job.status()),
+                blob = job.SerializeAsString()] {
+    if (Status s =
+            Exec("INSERT OR REPLACE INTO jobs (submission_id, status, info) VALUES (?, ?, ?)",
+                 {id, status, blob});
         !s.ok()) {
       Log(s.ToString());
     }
@@ -103,6 +104,8 @@ void JobStore::Delete(const std::string& submission_id) {
   });
 }
 
-void JobStore::Flush() { writer_.RunSync([] {}); }
+void JobStore::Flush() {
+  writer_.RunSync([] {});
+}
 
 }  // namespace orrery::live

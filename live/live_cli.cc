@@ -431,11 +431,11 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   // --- jobs: the store defaults to the temp root, so `stop` + `start --head` keeps the records.
   if (job_store.empty()) job_store = (root / "job_store.sqlite").string();
   job_store = fs::absolute(job_store).string();
-  auto pid = SpawnDaemon(SelfExe(),
-                         {"__head", "--session-dir", session->string(), "--port",
-                          std::to_string(port), "--bind", f.bind, "--job-store", job_store,
-                          "--dashboard-port", std::to_string(dashboard_port)},
-                         log);
+  auto pid = SpawnDaemon(
+      SelfExe(),
+      {"__head", "--session-dir", session->string(), "--port", std::to_string(port), "--bind",
+       f.bind, "--job-store", job_store, "--dashboard-port", std::to_string(dashboard_port)},
+      log);
   if (!pid.ok()) {
     err << "orrery start: " << pid.status().message() << "\n";
     return kExitFailed;

@@ -72,7 +72,8 @@ class JobTest : public ::testing::Test {
       ::close(fd);
       return {-1, "connect failed"};
     }
-    std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+    std::string req =
+        method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
     if (with_token) req += "Authorization: Bearer " + cluster_.Token() + "\r\n";
     req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
            "\r\n\r\n" + body;
@@ -117,7 +118,8 @@ TEST_F(JobTest, SucceedingJobStreamsLogsAndSucceeds) {
 // The entrypoint's environment names the cluster and the job (drivers use them).
 TEST_F(JobTest, DriverSeesClusterAndJobEnv) {
   auto r = Job({"submit", "--submission-id", "envjob", "--runtime-env-json",
-                R"({"env_vars": {"A": "1"}})", "--", "echo $ORRERY_JOB_ID $ORRERY_ADDRESS; "
+                R"({"env_vars": {"A": "1"}})", "--",
+                "echo $ORRERY_JOB_ID $ORRERY_ADDRESS; "
                 "echo $ORRERY_JOB_RUNTIME_ENV"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("envjob " + cluster_.address()), std::string::npos) << r.out;
@@ -152,8 +154,11 @@ TEST_F(JobTest, StopKillsTheDriverAndMarksStopped) {
                 "echo started; sleep 60; echo never"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "sleeper\n");
-  ASSERT_TRUE(Eventually([&] { return Job({"logs", "sleeper"}).out == "started\n"; },
-                         milliseconds(15000)));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return Job({"logs", "sleeper"}).out == "started\n";
+      },
+      milliseconds(15000)));
   const json running = JobJson("sleeper");
   EXPECT_EQ(running.value("status", ""), "RUNNING");
   const int pid = running.value("driver_pid", 0);
@@ -258,7 +263,8 @@ TEST_F(JobTest, RestApiRoutes) {
   auto [cl, bl] = Http("GET", "/api/jobs/r1/logs");
   EXPECT_EQ(cl, 200);
   EXPECT_EQ(json::parse(bl).value("logs", ""), "via rest\n");
-  auto [cs, bs] = Http("POST", "/api/jobs/", R"({"entrypoint": "sleep 60", "submission_id": "r2"})");
+  auto [cs, bs] =
+      Http("POST", "/api/jobs/", R"({"entrypoint": "sleep 60", "submission_id": "r2"})");
   ASSERT_EQ(cs, 200) << bs;
   auto [clist, blist] = Http("GET", "/api/jobs/");
   EXPECT_EQ(clist, 200);
@@ -305,9 +311,8 @@ TEST_F(JobTest, PendingJobCanBeStopped) {
 // Entrypoint resources place the driver (spilled from the head node to the node that has them);
 // when that node dies the job FAILS naming it.
 TEST_F(JobTest, DriverNodeDeathFailsTheJob) {
-  ASSERT_EQ(cluster_.AddNode("w1", {"--num-cpus", "1", "--resources", R"({"special": 1})"})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      cluster_.AddNode("w1", {"--num-cpus", "1", "--resources", R"({"special": 1})"}).exit_code, 0);
   ASSERT_TRUE(cluster_.NodeKnows("head", 2));
   auto r = Job({"submit", "--no-wait", "--submission-id", "remote", "--entrypoint-resources",
                 R"({"special": 1})", "--", "echo on w1; sleep 60"});
@@ -435,8 +440,7 @@ TEST(JobHttpTest, SubmitBodyParsing) {
 // The submit flags become one JSON runtime env; conflicting or malformed flags name the flag.
 TEST(JobCliTest, ResolveRuntimeEnv) {
   EXPECT_EQ(*ResolveRuntimeEnv("", "", ""), "");
-  EXPECT_EQ(*ResolveRuntimeEnv(R"({"env_vars": {"a": "b"}})", "", ""),
-            R"({"env_vars":{"a":"b"}})");
+  EXPECT_EQ(*ResolveRuntimeEnv(R"({"env_vars": {"a": "b"}})", "", ""), R"({"env_vars":{"a":"b"}})");
   auto wd = ResolveRuntimeEnv("", "", "/tmp");
   ASSERT_TRUE(wd.ok());
   EXPECT_EQ(json::parse(*wd)["working_dir"], "/tmp");
