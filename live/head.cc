@@ -578,7 +578,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
           }
         }
         OnNodeDead(id);
-        if (jobs_) jobs_->OnNodeDead(id);  // --- jobs
+        if (jobs_) jobs_->OnNodeDead(id, e.address);  // --- jobs
       }
     }
     ++version_;

@@ -6,9 +6,11 @@
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -129,17 +131,17 @@ class JobClient {
         token_(c.token) {}
 
   template <typename Req, typename Rep, typename Fn>
-  Status Call(Fn fn, const Req& req, Rep* rep) {
+  Status Call(Fn fn, const Req& req, Rep* rep, milliseconds deadline = milliseconds(10000)) {
     grpc::ClientContext ctx;
     AttachToken(&ctx, token_);
-    ctx.set_deadline(std::chrono::system_clock::now() + milliseconds(10000));
+    ctx.set_deadline(std::chrono::system_clock::now() + deadline);
     return FromGrpc((stub_.get()->*fn)(&ctx, req, rep));
   }
-  StatusOr<v1::JobInfo> Get(const std::string& id) {
+  StatusOr<v1::JobInfo> Get(const std::string& id, milliseconds deadline = milliseconds(10000)) {
     v1::GetJobRequest req;
     req.set_submission_id(id);
     v1::JobInfo rep;
-    Status s = Call(&v1::HeadService::Stub::GetJob, req, &rep);
+    Status s = Call(&v1::HeadService::Stub::GetJob, req, &rep, deadline);
     if (!s.ok()) return s;
     return rep;
   }
@@ -152,8 +154,37 @@ class JobClient {
     req.set_submission_id(id);
     req.set_follow(follow);
     auto reader = stub_->JobLogs(&ctx, req);
+    // A followed stream has no deadline: a watchdog ends it if the head stops answering (3
+    // failed polls, 2 s apart) or the job has been finished for 5 s without the stream closing.
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    std::thread watchdog;
+    if (follow) {
+      watchdog = std::thread([&] {
+        int failures = 0, finished_polls = 0;
+        std::unique_lock<std::mutex> l(mu);
+        while (!cv.wait_for(l, milliseconds(2000), [&] { return done; })) {
+          l.unlock();
+          auto job = Get(id, milliseconds(3000));
+          failures = job.ok() ? 0 : failures + 1;
+          finished_polls = job.ok() && IsTerminal(job->status()) ? finished_polls + 1 : 0;
+          l.lock();
+          if (failures >= 3 || finished_polls >= 3) {
+            ctx.TryCancel();
+            break;
+          }
+        }
+      });
+    }
     v1::JobLogsChunk c;
     while (reader->Read(&c)) sink << c.data() << std::flush;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      done = true;
+    }
+    cv.notify_all();
+    if (watchdog.joinable()) watchdog.join();
     return FromGrpc(reader->Finish());
   }
   v1::HeadService::Stub* stub() { return stub_.get(); }

@@ -149,12 +149,20 @@ struct JobManager::Run {
   std::atomic<bool> finished{false};
   std::atomic<bool> head_stopping{false};  // Shutdown: stop waiting for anything
 
+  std::string call_address;  // the node the call in flight goes to; guarded by mu
+
   // False (and nothing attached) if the run is canceled already.
-  bool Attach(grpc::ClientContext* c) {
+  bool Attach(grpc::ClientContext* c, const std::string& address) {
     std::lock_guard<std::mutex> l(mu);
     if (canceled) return false;
     ctx = c;
+    call_address = address;
     return true;
+  }
+  // Cancels the call in flight if it goes to `address` (that node died), not the run.
+  void Kick(const std::string& address) {
+    std::lock_guard<std::mutex> l(mu);
+    if (ctx && call_address == address) ctx->TryCancel();
   }
   void Detach() {
     std::lock_guard<std::mutex> l(mu);
@@ -341,11 +349,14 @@ void JobManager::StreamLog(const std::string& id, bool follow, std::shared_ptr<L
   }
 }
 
-void JobManager::OnNodeDead(const std::string& node_id) {
+void JobManager::OnNodeDead(const std::string& node_id, const std::string& address) {
   for (auto& [id, j] : jobs_) {
-    if (j.run && !IsTerminal(j.info.status()) && j.info.driver_node_id() == node_id) {
+    if (!j.run || IsTerminal(j.info.status())) continue;
+    if (j.info.driver_node_id() == node_id) {
       Log("job " + id + ": the driver's node " + node_id + " died");
       j.run->Cancel(v1::JOB_STATUS_FAILED, "the driver's node " + node_id + " died");
+    } else {
+      j.run->Kick(address);  // a lease request held there: ask elsewhere
     }
   }
 }
@@ -455,15 +466,18 @@ void JobManager::RunDriver(std::shared_ptr<Run> run, v1::JobInfo info) {
     run->finished = true;
   };
 
-  // 1. The node to ask first: the head node if alive (waits while no node is alive).
+  // 1. The node to ask first: the head node if alive (waits while no node is alive). False if
+  //    the run was canceled or the loop stopped meanwhile.
   std::string entry;
-  while (true) {
-    if (run->IsCanceled()) return finish(v1::JOB_STATUS_STOPPED, "");
-    if (!loop_->RunSync([&] { entry = entry_address_(); }))
-      return finish(v1::JOB_STATUS_UNSPECIFIED, "");
-    if (!entry.empty()) break;
-    std::this_thread::sleep_for(milliseconds(200));
-  }
+  auto resolve_entry = [&] {
+    while (true) {
+      if (run->IsCanceled()) return false;
+      if (!loop_->RunSync([&] { entry = entry_address_(); })) return false;
+      if (!entry.empty()) return true;
+      std::this_thread::sleep_for(milliseconds(200));
+    }
+  };
+  if (!resolve_entry()) return finish(v1::JOB_STATUS_STOPPED, "");
 
   // 2. A worker lease for the driver, following spillbacks; the call is held while queued and
   //    canceled by Stop.
@@ -473,13 +487,13 @@ void JobManager::RunDriver(std::shared_ptr<Run> run, v1::JobInfo info) {
   *lreq.mutable_resources() = info.entrypoint_resources();
   lreq.set_queue_timeout_ms(0);
   std::string address = entry, node_id;
-  int rejections = 0;
+  int rejections = 0, errors = 0;
   while (node_id.empty()) {
     auto stub =
         v1::NodeService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
     grpc::ClientContext ctx;
     AttachToken(&ctx, options_.token);
-    if (!run->Attach(&ctx)) return finish(v1::JOB_STATUS_STOPPED, "");
+    if (!run->Attach(&ctx, address)) return finish(v1::JOB_STATUS_STOPPED, "");
     v1::RequestWorkerLeaseReply reply;
     const grpc::Status s = stub->RequestWorkerLease(&ctx, lreq, &reply);
     run->Detach();
@@ -497,8 +511,16 @@ void JobManager::RunDriver(std::shared_ptr<Run> run, v1::JobInfo info) {
       return finish(v1::JOB_STATUS_STOPPED, "");
     }
     if (!s.ok()) {
-      return finish(v1::JOB_STATUS_FAILED, "could not get a lease for the driver from " + address +
-                                               ": " + s.error_message());
+      // The node went away (or OnNodeDead kicked the call): ask the entry node again.
+      if (++errors > 20) {
+        return finish(v1::JOB_STATUS_FAILED, "could not get a lease for the driver from " +
+                                                 address + ": " + s.error_message());
+      }
+      std::this_thread::sleep_for(milliseconds(200));
+      if (!resolve_entry()) return finish(v1::JOB_STATUS_STOPPED, "");
+      address = entry;
+      lreq.set_grant_or_reject(false);
+      continue;
     }
     switch (reply.outcome_case()) {
       case v1::RequestWorkerLeaseReply::kGranted:
@@ -551,7 +573,7 @@ void JobManager::RunDriver(std::shared_ptr<Run> run, v1::JobInfo info) {
       v1::NodeService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   AttachToken(&ctx, options_.token);
-  if (!run->Attach(&ctx)) {
+  if (!run->Attach(&ctx, address)) {
     grpc::ClientContext rctx;
     AttachToken(&rctx, options_.token);
     rctx.set_deadline(std::chrono::system_clock::now() + milliseconds(2000));

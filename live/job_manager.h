@@ -86,8 +86,9 @@ class JobManager {
   // Streams the log so far to `w`; with `follow`, then each new chunk until the job is
   // terminal. Closes `w` with NOT_FOUND for an unknown id.
   void StreamLog(const std::string& id, bool follow, std::shared_ptr<LogWriter> w);
-  // A node is dead: jobs whose driver runs there fail.
-  void OnNodeDead(const std::string& node_id);
+  // A node (NodeService at `address`) is dead: jobs whose driver runs there fail; a driver's
+  // lease request held there is asked again at the entry node.
+  void OnNodeDead(const std::string& node_id, const std::string& address);
 
   // ---- controlling thread, before the loop stops ----
   // Cancels every runner's call (their jobs stay RUNNING in the store: the next head marks them
