@@ -13,6 +13,7 @@ PKGS=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost-graph-dev libboost-program-options-dev libboost-dev
   prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev
+  libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev  # runtime envs: SHA-256 (libcrypto)
 )

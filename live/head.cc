@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -13,9 +14,12 @@
 #include "live/actor_directory.h"
 #include "live/convert.h"
 #include "live/event_loop.h"
+#include "live/job_http.h"     // --- jobs
+#include "live/job_manager.h"  // --- jobs
 #include "live/package_store.h"
 #include "live/log_hub.h"
 #include "live/rpc_util.h"
+#include "live/session.h"  // --- jobs
 #include "orrery.grpc.pb.h"
 
 namespace orrery::live {
@@ -50,7 +54,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     }
     loop_.Every(options_.report_period, [this] { Tick(); });
     Log("listening on " + options_.bind + ":" + std::to_string(port_));
-    return Status::Ok();
+    return StartJobs();  // --- jobs
   }
 
   void Stop() {
@@ -63,6 +67,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
       watchers_.clear();
     });
     log_hub_.CloseAll(grpc::Status(grpc::StatusCode::UNAVAILABLE, "head stopping"));
+    StopJobs();  // --- jobs
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     if (packages_) packages_->Stop();  // --- runtime envs
     // Bundle calls in flight post their replies to the loop: let them land first (bounded; each
@@ -454,7 +459,178 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     return r;
   }
 
+  // ---- jobs (live/job_manager.h): thin handlers, the JobManager runs on the loop --------------
+
+  int dashboard_port() const { return http_ ? http_->port() : 0; }
+
+  grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* ctx,
+                                      const v1::SubmitJobRequest* req,
+                                      v1::SubmitJobReply* reply) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    if (Status s = ValidateSubmitJob(*req); !s.ok()) {
+      r->Finish(ToGrpc(s));
+      return r;
+    }
+    loop_.Post([this, r, req, reply] {
+      if (!jobs_) return r->Finish(JobsUnavailable());
+      auto id = jobs_->Submit(*req);
+      if (id.ok()) reply->set_submission_id(*id);
+      r->Finish(id.ok() ? grpc::Status::OK : ToGrpc(id.status()));
+    });
+    return r;
+  }
+
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* ctx, const v1::GetJobRequest* req,
+                                   v1::JobInfo* reply) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    loop_.Post([this, r, req, reply] {
+      if (!jobs_) return r->Finish(JobsUnavailable());
+      auto job = jobs_->Get(req->submission_id());
+      if (job.ok()) *reply = std::move(*job);
+      r->Finish(job.ok() ? grpc::Status::OK : ToGrpc(job.status()));
+    });
+    return r;
+  }
+
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* ctx, const v1::ListJobsRequest*,
+                                     v1::ListJobsReply* reply) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    loop_.Post([this, r, reply] {
+      if (!jobs_) return r->Finish(JobsUnavailable());
+      for (auto& j : jobs_->List()) *reply->add_jobs() = std::move(j);
+      r->Finish(grpc::Status::OK);
+    });
+    return r;
+  }
+
+  grpc::ServerUnaryReactor* StopJob(grpc::CallbackServerContext* ctx, const v1::StopJobRequest* req,
+                                    v1::StopJobReply* reply) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    loop_.Post([this, r, req, reply] {
+      if (!jobs_) return r->Finish(JobsUnavailable());
+      auto stopped = jobs_->Stop(req->submission_id());
+      if (stopped.ok()) reply->set_stopped(*stopped);
+      r->Finish(stopped.ok() ? grpc::Status::OK : ToGrpc(stopped.status()));
+    });
+    return r;
+  }
+
+  grpc::ServerUnaryReactor* DeleteJob(grpc::CallbackServerContext* ctx,
+                                      const v1::DeleteJobRequest* req,
+                                      v1::DeleteJobReply*) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    loop_.Post([this, r, req] {
+      if (!jobs_) return r->Finish(JobsUnavailable());
+      r->Finish(ToGrpc(jobs_->Delete(req->submission_id())));
+    });
+    return r;
+  }
+
+  grpc::ServerWriteReactor<v1::JobLogsChunk>* JobLogs(grpc::CallbackServerContext* ctx,
+                                                      const v1::JobLogsRequest* req) override {
+    auto w = StreamWriter<v1::JobLogsChunk>::Create(/*keep_latest_only=*/false);
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      w->Close(s);
+      return w.get();
+    }
+    loop_.Post([this, w, id = req->submission_id(), follow = req->follow()] {
+      if (!jobs_) return w->Close(JobsUnavailable());
+      jobs_->StreamLog(id, follow, w);
+    });
+    return w.get();
+  }
+
  private:
+  static grpc::Status JobsUnavailable() {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the head's job manager is not running");
+  }
+
+  // Opens the job store, then serves the HTTP jobs API (if a port is set). Called once the gRPC
+  // server listens (drivers get its address).
+  Status StartJobs() {
+    namespace fs = std::filesystem;
+    JobManagerOptions o;
+    o.store_path = options_.job_store;
+    if (!options_.job_store.empty()) {
+      o.log_dir = (fs::path(options_.job_store).parent_path() / "job_logs").string();
+    } else if (!options_.session_dir.empty()) {
+      o.log_dir = (fs::path(options_.session_dir) / "job_logs").string();
+    } else {
+      std::string tmpl = (fs::temp_directory_path() / "orrery_head_jobs_XXXXXX").string();
+      if (::mkdtemp(tmpl.data()) == nullptr) return Internal("cannot create a job log dir");
+      private_log_dir_ = o.log_dir = tmpl;
+    }
+    const std::string host = options_.bind == "0.0.0.0" ? "127.0.0.1" : options_.bind;
+    o.head_address = host + ":" + std::to_string(port_);
+    o.token = options_.token;
+    // The driver's first lease request goes to the head node if alive, else the first alive
+    // node by id (the node's policy may spill it elsewhere).
+    auto entry_address = [this] {
+      std::string first;
+      for (const auto& [id, e] : nodes_) {
+        if (e.node.state != NodeState::kAlive) continue;
+        if (e.is_head_node) return e.address;
+        if (first.empty()) first = e.address;
+      }
+      return first;
+    };
+    auto task_ended = [this](const std::string& task_id) {
+      auto t = tasks_.find(task_id);
+      return t != tasks_.end() && (t->second.state() == v1::TASK_STATE_FINISHED ||
+                                   t->second.state() == v1::TASK_STATE_FAILED ||
+                                   t->second.state() == v1::TASK_STATE_CANCELED);
+    };
+    auto jobs = JobManager::Create(std::move(o), &loop_, entry_address, task_ended);
+    if (!jobs.ok()) return jobs.status();
+    JobManager* manager = jobs->get();
+    loop_.RunSync([&] { jobs_ = std::move(*jobs); });
+    if (options_.dashboard_port >= 0) {
+      auto http = JobHttpServer::Start(
+          JobHttpOptions{
+              .bind = options_.bind, .port = options_.dashboard_port, .token = options_.token},
+          [this](const std::function<void()>& fn) { return loop_.RunSync(fn); }, manager);
+      if (!http.ok()) {
+        Log("jobs API not served: " + http.status().message());
+      } else {
+        http_ = std::move(*http);
+        if (!options_.session_dir.empty()) {
+          (void)WriteFileAtomic(fs::path(options_.session_dir) / "dashboard_address",
+                                host + ":" + std::to_string(http_->port()) + "\n");
+        }
+      }
+    }
+    return Status::Ok();
+  }
+
+  void StopJobs() {
+    if (http_) http_->Stop();
+    if (jobs_) jobs_->Shutdown();
+    if (!private_log_dir_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(private_log_dir_, ec);
+    }
+  }
+
   struct NodeEntry {
     Node node;
     std::string address;
@@ -487,6 +663,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
         }
         OnNodeDead(id);
         actors_.OnNodeDead(id, UnixNowMs());  // --- actors
+        if (jobs_) jobs_->OnNodeDead(id, e.address);  // --- jobs
       }
     }
     // --- actors: a RESTARTING actor the head marked and no driver reported on since.
@@ -712,6 +889,11 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   std::map<std::string, Group> groups_;  // by group id; removed groups stay (ids are not reused)
   std::map<std::string, std::unique_ptr<v1::NodeService::Stub>> stubs_;  // by node address
   std::atomic<int> bundle_calls_{0};  // bundle RPCs in flight (any thread)
+  // --- jobs: the manager is set on the loop once created (handlers check it there); the HTTP
+  // server has its own thread. Both stop before the loop.
+  std::unique_ptr<JobManager> jobs_;
+  std::unique_ptr<JobHttpServer> http_;
+  std::string private_log_dir_;  // job logs of a head without a store or session dir
   std::unique_ptr<PackageService> packages_;  // --- runtime envs (thread-safe)
   // Logging: PublishLogs / SubscribeLogs (thread-safe; not owned by loop_).
   LogHub log_hub_;
@@ -737,6 +919,7 @@ StatusOr<std::unique_ptr<HeadDaemon>> HeadDaemon::Start(const HeadOptions& optio
 }
 
 int HeadDaemon::port() const { return impl_->port(); }
+int HeadDaemon::dashboard_port() const { return impl_->dashboard_port(); }  // --- jobs
 bool HeadDaemon::StopRequested() const { return impl_->stop_requested(); }
 void HeadDaemon::Stop() {
   if (impl_) impl_->Stop();

@@ -40,6 +40,13 @@ struct HeadOptions {
   // The session directory (live/session.h): logs/, the job store, uploaded packages, the metrics
   // target list. Empty: a private temp dir, removed on Stop (tests, `live run --local`).
   std::string session_dir;
+  // --- jobs (live/job_manager.h, live/job_http.h)
+  // The job store (SQLite). Empty: jobs are kept in memory only. Job logs go to job_logs/ next
+  // to it (or in the session dir, or a private temp dir, when it is empty).
+  std::string job_store;
+  // Port of the HTTP/JSON jobs API (0: the OS picks one; -1: none). The actual address is
+  // written to <session_dir>/dashboard_address. A port that cannot be bound is logged, not fatal.
+  int dashboard_port = -1;
 };
 
 class HeadDaemon {
@@ -49,6 +56,8 @@ class HeadDaemon {
   ~HeadDaemon();
 
   int port() const;
+  // The jobs API port; 0 if it is not serving.
+  int dashboard_port() const;
   // Set once a Shutdown RPC was received: the owner should call Stop().
   bool StopRequested() const;
   // Finishes held calls (watchers), shuts the server down (waits up to 1 s for calls in flight)

@@ -26,6 +26,7 @@
 #include "core/placement/two_phase.h"  // --- actors: bundle resource names
 #include "core/results/run_record.h"
 #include "live/head.h"
+#include "live/job_cli.h"  // --- jobs
 #include "live/live_run.h"
 #include "live/node.h"
 #include "live/runtime_env.h"  // --- runtime envs
@@ -141,13 +142,9 @@ bool ParseOptions(const std::string& cmd, const std::vector<std::string>& args,
 
 // ---- cluster discovery ---------------------------------------------------------------------
 
-struct Cluster {
-  std::string address;
-  std::string token;
-};
+}  // namespace
 
-// --address, $ORRERY_ADDRESS, then the session; token from $ORRERY_TOKEN, then the session.
-// Checks that the head answers. Writes the reason to `err` and returns nullopt otherwise.
+// Declared in live_cli.h (shared with job_cli.cc).
 std::optional<Cluster> FindCluster(const std::string& cmd, const std::string& address_flag,
                                    const std::string& temp_dir, std::ostream& err) {
   Cluster c;
@@ -182,6 +179,8 @@ std::optional<Cluster> FindCluster(const std::string& cmd, const std::string& ad
   }
   return c;
 }
+
+namespace {
 
 // ---- daemons -------------------------------------------------------------------------------
 
@@ -391,6 +390,7 @@ void AddNodeOptions(po::options_description& d, NodeFlags& f) {
 constexpr const char* kStartUsage =
     "usage: orrery start --head [--port P] [--node-name N] [--num-cpus N] [--num-gpus N]\n"
     "                    [--resources JSON] [--labels JSON] [--temp-dir DIR] [--bind ADDR]\n"
+    "                    [--job-store PATH] [--dashboard-port P]\n"
     "       orrery start --address HOST:PORT [node options as above]\n";
 
 int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -398,6 +398,13 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   NodeFlags f;
   std::string address, temp_dir;
   int port = kDefaultHeadPort;
+  // --- jobs: where the job records live (they outlive a session) and the jobs API port.
+  std::string job_store;
+  int dashboard_port = 8265;
+  desc.add_options()("job-store", po::value(&job_store),
+                     "head: the job store file (default <temp dir>/job_store.sqlite)")(
+      "dashboard-port", po::value(&dashboard_port),
+      "head: port of the HTTP jobs API (default 8265; 0: any free port)");
   desc.add_options()("help,h", "show this help")("head", "start the head (and a node)")(
       "address", po::value(&address), "join the cluster whose head is at HOST:PORT")(
       "port", po::value(&port), "head port (default 6379)")("temp-dir", po::value(&temp_dir),
@@ -427,6 +434,10 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
       err << "orrery start: " << s.message() << "\n";
       return kExitUsage;
     }
+  }
+  if (dashboard_port < 0 || dashboard_port > 65535) {  // --- jobs
+    err << "orrery start: --dashboard-port: expected 0..65535\n";
+    return kExitUsage;
   }
   // Validate the node's resources and labels before anything starts.
   const double cpus = std::max(1u, std::thread::hardware_concurrency());
@@ -481,10 +492,14 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
     return kExitFailed;
   }
   const fs::path log = *session / "logs" / "head.log";
-  auto pid = SpawnDaemon(SelfExe(),
-                         {"__head", "--session-dir", session->string(), "--port",
-                          std::to_string(port), "--bind", f.bind},
-                         log);
+  // --- jobs: the store defaults to the temp root, so `stop` + `start --head` keeps the records.
+  if (job_store.empty()) job_store = (root / "job_store.sqlite").string();
+  job_store = fs::absolute(job_store).string();
+  auto pid = SpawnDaemon(
+      SelfExe(),
+      {"__head", "--session-dir", session->string(), "--port", std::to_string(port), "--bind",
+       f.bind, "--job-store", job_store, "--dashboard-port", std::to_string(dashboard_port)},
+      log);
   if (!pid.ok()) {
     err << "orrery start: " << pid.status().message() << "\n";
     return kExitFailed;
@@ -512,6 +527,9 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   (void)WriteFileAtomic(*session / "address", head_address + "\n");
   out << "Started the Orrery head at " << head_address << " (session " << session->string()
       << ", pid " << *pid << ")\n";
+  if (auto d = ReadFileTrimmed(*session / "dashboard_address"); d.ok()) {  // --- jobs
+    out << "Jobs API at http://" << *d << "/api/jobs/ (job store " << job_store << ")\n";
+  }
   const int rc = StartNode(*session, head_address, token, vm, f, true, out, err);
   if (rc != kExitOk) {
     KillQuietly(*pid);
@@ -523,6 +541,7 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
       << "On another machine:              ORRERY_TOKEN=$(cat " << (*session / "token").string()
       << ") orrery start --address " << head_address << " --bind 0.0.0.0\n"
       << "Run a task:                      orrery task run" << td << " -- echo hello\n"
+      << "Submit a job:                    orrery job submit" << td << " -- echo hello\n"
       << "Look at it:                      orrery status" << td << "\n"
       << "Stop it:                         orrery stop" << td << "\n";
   return kExitOk;
@@ -696,7 +715,7 @@ int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   pos.add("what", 1);
   po::variables_map vm;
   const char* usage =
-      "usage: orrery list nodes|tasks|actors|placement-groups [--format table|json] [--address A] "
+      "usage: orrery list nodes|tasks|actors|placement-groups|jobs [--format table|json] [--address A] "
       "[--temp-dir DIR]\n";
   if (!ParseOptions("list", args, desc, vm, err, &pos)) {
     err << usage;
@@ -706,8 +725,9 @@ int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     out << usage << desc;
     return kExitOk;
   }
-  if (what != "nodes" && what != "tasks" && what != "placement-groups" && what != "actors") {
-    err << "orrery list: expected 'nodes', 'tasks', 'actors' or 'placement-groups'"
+  if (what != "nodes" && what != "tasks" && what != "placement-groups" && what != "actors" &&
+      what != "jobs") {
+    err << "orrery list: expected 'nodes', 'tasks', 'actors', 'placement-groups' or 'jobs'"
         << (what.empty() ? "" : ", got '" + what + "'") << "\n"
         << usage;
     return kExitUsage;
@@ -718,6 +738,7 @@ int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   }
   auto cluster = FindCluster("list", c.address, c.temp_dir, err);
   if (!cluster) return kExitUsage;
+  if (what == "jobs") return RunListJobs(*cluster, c.format, out, err);  // --- jobs
   HeadClient head(cluster->address, cluster->token);
   if (what == "nodes") {
     auto nodes = head.ListNodes();
@@ -1276,6 +1297,8 @@ int RunHeadDaemon(const std::vector<std::string>& args, std::ostream& out, std::
   desc.add_options()("session-dir", po::value(&session)->required(), "")(
       "port", po::value(&o.port), "")("bind", po::value(&o.bind), "")("heartbeat-timeout-ms",
                                                                       po::value(&timeout_ms), "");
+  desc.add_options()("job-store", po::value(&o.job_store), "")(  // --- jobs
+      "dashboard-port", po::value(&o.dashboard_port), "");
   po::variables_map vm;
   if (!ParseOptions("__head", args, desc, vm, err)) return kExitUsage;
   o.heartbeat_timeout = milliseconds(timeout_ms);
@@ -1365,8 +1388,8 @@ std::vector<cli::Command> LiveCommands() {
       {"status", "status                       nodes, resources used/total, pending demand",
        RunStatus},
       {"list",
-       "list nodes|tasks|actors|placement-groups [--format json]  list the live cluster's nodes, "
-       "tasks, actors or placement groups",
+       "list nodes|tasks|actors|placement-groups|jobs [--format json]  list the live cluster's "
+       "nodes, tasks, actors, placement groups or jobs",
        RunList},
       {"task", "task run [opts] -- CMD ARGS   run one command as a task on the live cluster",
        RunTaskCmd},

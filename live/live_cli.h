@@ -16,11 +16,26 @@
 // input or no cluster reachable.
 #pragma once
 
+#include <optional>
+#include <ostream>
+#include <string>
 #include <vector>
 
 #include "core/cli/cli.h"
 
 namespace orrery::live {
+
+// A reachable cluster: the head's address and the token.
+struct Cluster {
+  std::string address;
+  std::string token;
+};
+
+// --address, $ORRERY_ADDRESS, then the session; token from $ORRERY_TOKEN, then the session (the
+// latest one under `temp_dir`, default /tmp/orrery). Checks that the head answers. Writes the
+// reason (prefixed "orrery CMD: ") to `err` and returns nullopt otherwise.
+std::optional<Cluster> FindCluster(const std::string& cmd, const std::string& address_flag,
+                                   const std::string& temp_dir, std::ostream& err);
 
 // start, stop, status, list, task, and the hidden __head / __node (empty usage).
 std::vector<cli::Command> LiveCommands();

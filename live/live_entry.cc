@@ -2,11 +2,13 @@
 // the CLI. Compiled straight into the `orrery` executable (not into a library) so that the
 // registration always runs.
 #include "core/cli/cli.h"
+#include "live/job_cli.h"  // --- jobs
 #include "live/live_cli.h"
 
 namespace {
 const bool kLiveRegistered = [] {
   for (auto& c : orrery::live::LiveCommands()) orrery::cli::RegisterCommand(std::move(c));
+  for (auto& c : orrery::live::JobCommands()) orrery::cli::RegisterCommand(std::move(c));  // jobs
   return true;
 }();
 }  // namespace

@@ -1221,10 +1221,22 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       return;
     }
     if (it != tasks_.end() && it->second.record.state() == v1::TASK_STATE_RUNNING) {
-      Log("the caller of task " + task + " went away: killing it");
-      supervisor_.Kill(it->second.pid, SIGKILL);
+      // --- jobs: SIGTERM to the task's process group first (a stopped job's driver may clean
+      // up), SIGKILL to what is left after a grace period.
+      Log("the caller of task " + task + " went away: stopping it");
+      const pid_t pid = it->second.pid;
+      supervisor_.Kill(pid, SIGTERM);
+      loop_.PostAfter(kKillGrace, [this, task, pid] {
+        auto t = tasks_.find(task);
+        if (t != tasks_.end() && t->second.pid == pid &&
+            t->second.record.state() == v1::TASK_STATE_RUNNING) {
+          Log("task " + task + " outlived the grace period: killing it");
+          supervisor_.Kill(pid, SIGKILL);
+        }
+      });
     }
   }
+  static constexpr std::chrono::milliseconds kKillGrace{3000};  // --- jobs
 
   // The lease of `t` ends: resources back to the local node, record terminal.
   void EndLease(Task& t, v1::TaskState state, int exit_code, const std::string& error) {

@@ -191,7 +191,9 @@ TEST(LiveApiTest, EnvVarsReachTheWorkers) {
 TEST(LiveApiTest, CounterExampleEndToEnd) {
   LiveCluster cluster;
   ASSERT_EQ(cluster.StartHead("head", {"--num-cpus", "2"}).exit_code, 0);
-  auto r = cluster.Exec(COUNTER_BINARY, {}, std::chrono::milliseconds(30000),
+  // Without --counter-name the name comes from the job's runtime env only (job_test.cc).
+  auto r = cluster.Exec(COUNTER_BINARY, {"--counter-name", "test_counter"},
+                        std::chrono::milliseconds(30000),
                         {"ORRERY_ADDRESS=" + cluster.address(), "ORRERY_TOKEN=" + cluster.Token()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out,

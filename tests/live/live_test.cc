@@ -256,7 +256,7 @@ TEST(LiveTest, BadInputAndNoClusterExitTwo) {
       {{"task", "run", "--num-gpus", "1.5", "--", "true"}, "GPU"},
       {{"task", "run", "--address", nowhere, "--", "true"}, "no cluster reachable"},
       {{"list", "nodes", "--address", nowhere}, "no cluster reachable"},
-      {{"list", "jobs-of-actors"}, "expected 'nodes', 'tasks', 'actors' or 'placement-groups'"},
+      {{"list", "jobs-of-actors"}, "expected 'nodes', 'tasks', 'actors', 'placement-groups' or 'jobs'"},
       {{"task", "run", "--bundle-index", "0", "--", "true"}, "--bundle-index needs"},
       {{"task", "run", "--max-retries=-1", "--", "true"}, "--max-retries"},
       {{"start", "--head", "--resources", R"({"CPU": 1})", "--temp-dir", c.root()}, "--num-cpus"},

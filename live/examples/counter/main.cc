@@ -1,13 +1,16 @@
 // The counter example's driver: connects to the cluster at $ORRERY_ADDRESS (token from
-// $ORRERY_TOKEN or the session), creates a Counter actor with `counter_name` in the workers'
-// runtime env, increments it five times and prints what each call returns:
+// $ORRERY_TOKEN or the session), creates a Counter actor, increments it five times and prints
+// what each call returns. The actor reads `counter_name` from its environment, which comes from
+// the job's runtime env (the seed's sample):
 //
 //   $ orrery start --head --num-cpus 2
-//   $ build/live/examples/counter [--counter-name NAME]      # NAME defaults to test_counter
+//   $ orrery job submit --runtime-env-json '{"env_vars": {"counter_name": "test_counter"}}'
+//         -- build/live/examples/counter        (one line)
 //   test_counter got 1
 //   ...
 //   test_counter got 5
 //
+// Run directly, pass `--counter-name NAME` (it becomes the actor's env var).
 // Exit code 0 on success, 1 if the cluster or a call failed.
 #include <iostream>
 #include <string>
@@ -18,12 +21,10 @@
 int main(int argc, char** argv) {
   namespace api = orrery::api;
   using orrery::examples::Counter;
-  std::string name = "test_counter";
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::string(argv[i]) == "--counter-name") name = argv[i + 1];
-  }
   api::InitOptions options;
-  options.env_vars["counter_name"] = name;
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::string(argv[i]) == "--counter-name") options.env_vars["counter_name"] = argv[i + 1];
+  }
   if (auto s = api::Init(options); !s.ok()) {
     std::cerr << "counter: " << s.ToString() << "\n";
     return 1;

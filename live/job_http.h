@@ -1,0 +1,64 @@
+// JobHttpServer: the head's HTTP/JSON jobs API (Ray's dashboard job routes), Boost.Beast on one
+// thread of its own.
+//
+//   POST   /api/jobs/                {"entrypoint": "...", "submission_id"?, "runtime_env"?,
+//                                     "metadata"?, "entrypoint_num_cpus"?, "entrypoint_num_gpus"?,
+//                                     "entrypoint_resources"?}  -> {"submission_id": "..."}
+//   GET    /api/jobs/                -> [job details, ...]            (live/job_manager.h)
+//   GET    /api/jobs/{id}            -> job details
+//   GET    /api/jobs/{id}/logs       -> {"logs": "..."}
+//   POST   /api/jobs/{id}/stop       -> {"stopped": true|false}
+//   DELETE /api/jobs/{id}            -> {"deleted": true}
+//
+// Every request needs `Authorization: Bearer <cluster token>` (401 otherwise). Errors are JSON
+// `{"error": "..."}`: 400 for bad input (naming the field), 404 unknown job or route, 405 wrong
+// method, 503 while the head stops. One request per connection (the server closes it).
+//
+// Threading: the server thread parses and validates, then runs the JobManager call on the head's
+// loop through `run_on_loop` (it waits for that closure; the loop's closures are short) — gRPC
+// threads are never involved.
+//
+// Thread safety: Start/Stop from one controlling thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "live/job_manager.h"
+
+namespace orrery::live {
+
+struct JobHttpOptions {
+  std::string bind = "127.0.0.1";
+  int port = 8265;  // 0: the OS picks one (see port())
+  std::string token;
+};
+
+// The body of `POST /api/jobs/` as a request (Ray's JobSubmitRequest fields; null means unset).
+// InvalidArgument naming the field for malformed JSON, a wrong type or an unknown field.
+StatusOr<v1::SubmitJobRequest> SubmitRequestFromJson(const std::string& body);
+
+class JobHttpServer {
+ public:
+  // Runs `fn` on the loop that owns `jobs` and waits; false if that loop is stopped.
+  using RunOnLoop = std::function<bool(const std::function<void()>&)>;
+
+  // Binds and starts serving. Unavailable naming the address if it cannot listen.
+  // REQUIRES: `jobs` outlives the server (Stop before it goes).
+  static StatusOr<std::unique_ptr<JobHttpServer>> Start(const JobHttpOptions& options,
+                                                        RunOnLoop run_on_loop, JobManager* jobs);
+  ~JobHttpServer();
+  int port() const;
+  // Stops accepting, drops open connections and joins the thread. Idempotent.
+  void Stop();
+
+  class Impl;
+
+ private:
+  explicit JobHttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace orrery::live
