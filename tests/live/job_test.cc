@@ -363,9 +363,6 @@ TEST_F(JobTest, CounterExampleViaJobSubmit) {
   auto r = Job({"submit", "--submission-id", "counter", "--runtime-env-json",
                 R"({"env_vars": {"counter_name": "test_counter"}})", "--", COUNTER_BINARY},
                milliseconds(60000));
-  if (r.exit_code != 0 && r.out.find("counter_name is not set") != std::string::npos) {
-    GTEST_SKIP() << "the C++ API does not pass the job's runtime env to actors yet: " << r.out;
-  }
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(r.out,
             "test_counter got 1\ntest_counter got 2\ntest_counter got 3\ntest_counter got 4\n"
