@@ -38,6 +38,10 @@ struct HeadOptions {
   // The session directory (live/session.h): logs/, the job store, uploaded packages, the metrics
   // target list. Empty: a private temp dir, removed on Stop (tests, `live run --local`).
   std::string session_dir;
+  // --- Metrics: Prometheus /metrics on bind:metrics_port (live/metrics.h). 0: an OS-chosen
+  // port; -1: no endpoint. The file_sd list of all alive nodes' endpoints (and this one) is
+  // kept at <session_dir>/metrics/prometheus_targets.json either way.
+  int metrics_port = 0;
 };
 
 class HeadDaemon {
@@ -47,6 +51,9 @@ class HeadDaemon {
   ~HeadDaemon();
 
   int port() const;
+  // The Prometheus endpoint's port (0 if disabled) and the file_sd target list's path.
+  int metrics_port() const;
+  std::string metrics_targets_path() const;
   // Set once a Shutdown RPC was received: the owner should call Stop().
   bool StopRequested() const;
   // Finishes held calls (watchers), shuts the server down (waits up to 1 s for calls in flight)

@@ -259,6 +259,7 @@ void KillQuietly(pid_t pid) {
 
 struct NodeFlags {
   std::string node_name, resources, labels, bind = "127.0.0.1";
+  int metrics_port = 0;  // --- Metrics: 0 an OS-chosen port, -1 none
 };
 
 // Starts a node daemon for `head_address`, waits until it registered and answers. Prints it.
@@ -281,6 +282,7 @@ int StartNode(const fs::path& session, const std::string& head_address, const st
   if (!f.resources.empty()) args.insert(args.end(), {"--resources", f.resources});
   if (!f.labels.empty()) args.insert(args.end(), {"--labels", f.labels});
   if (head_node) args.push_back("--head-node");
+  args.insert(args.end(), {"--metrics-port", std::to_string(f.metrics_port)});  // --- Metrics
   const auto stamp =
       std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();
@@ -319,6 +321,9 @@ int StartNode(const fs::path& session, const std::string& head_address, const st
   auto total = FromProto(me.total(), "total");
   out << "Started node " << me.node_id() << " at " << me.address() << " with "
       << (total.ok() ? total->ToString() : std::string("?")) << " (pid " << *pid << ")\n";
+  if (!me.metrics_address().empty()) {  // --- Metrics
+    out << "  metrics: http://" << me.metrics_address() << "/metrics\n";
+  }
   return kExitOk;
 }
 
@@ -328,12 +333,15 @@ void AddNodeOptions(po::options_description& d, NodeFlags& f) {
       "num-gpus", po::value<double>(), "GPUs of the node (default: detected)")(
       "resources", po::value(&f.resources), "custom resources, JSON: {\"name\": qty}")(
       "labels", po::value(&f.labels), "node labels, JSON: {\"key\": \"value\"}")(
-      "bind", po::value(&f.bind), "listen address (default 127.0.0.1)");
+      "bind", po::value(&f.bind), "listen address (default 127.0.0.1)")(
+      "metrics-port", po::value(&f.metrics_port),
+      "node's Prometheus /metrics port (default 0: any free port; -1: none)");
 }
 
 constexpr const char* kStartUsage =
     "usage: orrery start --head [--port P] [--node-name N] [--num-cpus N] [--num-gpus N]\n"
     "                    [--resources JSON] [--labels JSON] [--temp-dir DIR] [--bind ADDR]\n"
+    "                    [--metrics-port P] [--head-metrics-port P]\n"
     "       orrery start --address HOST:PORT [node options as above]\n";
 
 int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -341,6 +349,10 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   NodeFlags f;
   std::string address, temp_dir;
   int port = kDefaultHeadPort;
+  int head_metrics_port = 0;  // --- Metrics
+  desc.add_options()("head-metrics-port", po::value(&head_metrics_port),
+                     "with --head: the head's Prometheus /metrics port (default 0: any free port; "
+                     "-1: none)");
   desc.add_options()("help,h", "show this help")("head", "start the head (and a node)")(
       "address", po::value(&address), "join the cluster whose head is at HOST:PORT")(
       "port", po::value(&port), "head port (default 6379)")("temp-dir", po::value(&temp_dir),
@@ -363,6 +375,14 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   if (port < 0 || port > 65535) {
     err << "orrery start: --port: expected 0..65535\n";
     return kExitUsage;
+  }
+  // --- Metrics
+  for (const auto& [flag, p] : {std::pair<const char*, int>{"--metrics-port", f.metrics_port},
+                                {"--head-metrics-port", head_metrics_port}}) {
+    if (p < -1 || p > 65535) {
+      err << "orrery start: " << flag << ": expected -1 (none) or 0..65535, got " << p << "\n";
+      return kExitUsage;
+    }
   }
   // Validate the node's resources and labels before anything starts.
   const double cpus = std::max(1u, std::thread::hardware_concurrency());
@@ -419,7 +439,8 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   const fs::path log = *session / "logs" / "head.log";
   auto pid = SpawnDaemon(SelfExe(),
                          {"__head", "--session-dir", session->string(), "--port",
-                          std::to_string(port), "--bind", f.bind},
+                          std::to_string(port), "--bind", f.bind, "--metrics-port",
+                          std::to_string(head_metrics_port)},
                          log);
   if (!pid.ok()) {
     err << "orrery start: " << pid.status().message() << "\n";
@@ -448,6 +469,8 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   (void)WriteFileAtomic(*session / "address", head_address + "\n");
   out << "Started the Orrery head at " << head_address << " (session " << session->string()
       << ", pid " << *pid << ")\n";
+  out << "  Prometheus targets (file_sd): "  // --- Metrics
+      << (*session / "metrics" / "prometheus_targets.json").string() << "\n";
   const int rc = StartNode(*session, head_address, token, vm, f, true, out, err);
   if (rc != kExitOk) {
     KillQuietly(*pid);
@@ -665,7 +688,8 @@ int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                                                                           n.labels().end()))},
                        {"is_head_node", n.is_head_node()},
                        {"pid", n.pid()},
-                       {"ms_since_heartbeat", n.ms_since_heartbeat()}});
+                       {"ms_since_heartbeat", n.ms_since_heartbeat()},
+                       {"metrics_address", n.metrics_address()}});
       }
       out << arr.dump(2) << "\n";
       return kExitOk;
@@ -1083,6 +1107,7 @@ int RunHeadDaemon(const std::vector<std::string>& args, std::ostream& out, std::
   desc.add_options()("session-dir", po::value(&session)->required(), "")(
       "port", po::value(&o.port), "")("bind", po::value(&o.bind), "")("heartbeat-timeout-ms",
                                                                       po::value(&timeout_ms), "");
+  desc.add_options()("metrics-port", po::value(&o.metrics_port), "");  // --- Metrics
   po::variables_map vm;
   if (!ParseOptions("__head", args, desc, vm, err)) return kExitUsage;
   o.heartbeat_timeout = milliseconds(timeout_ms);
@@ -1147,6 +1172,7 @@ int RunNodeDaemon(const std::vector<std::string>& args, std::ostream& out, std::
   o.node_id = f.node_name;
   o.bind = f.bind;
   o.is_head_node = vm.count("head-node") != 0;
+  o.metrics_port = f.metrics_port;  // --- Metrics
   BlockStopSignals();
   auto node = NodeDaemon::Start(o);
   if (!node.ok()) {

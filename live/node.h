@@ -69,6 +69,9 @@ struct NodeOptions {
   // The session directory on this machine (live/session.h): workers' log files go to its logs/,
   // runtime envs are installed under it. Empty: a private temp dir, removed on Stop.
   std::string session_dir;
+  // --- Metrics: Prometheus /metrics on bind:metrics_port (live/metrics.h). 0: an OS-chosen
+  // port; -1: no metrics endpoint. Its address is reported to the head at registration.
+  int metrics_port = 0;
 };
 
 class NodeDaemon {
@@ -81,6 +84,8 @@ class NodeDaemon {
   std::string address() const;
   // Set once a Shutdown RPC was received: the owner should call Stop().
   bool StopRequested() const;
+  // HOST:PORT of the Prometheus endpoint; empty if disabled (metrics_port -1).
+  std::string metrics_address() const;
   // Cancels held calls, terminates running tasks (SIGTERM, SIGKILL after 2 s), stops the helper
   // threads and the server. Idempotent.
   void Stop();
