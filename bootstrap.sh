@@ -14,6 +14,7 @@ PKGS=(
   libboost-graph-dev libboost-program-options-dev libboost-dev
   prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  prometheus  # integration tests only: the live metrics test starts the real server
 )
 
 missing=()
