@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -30,7 +31,6 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   explicit Impl(HeadOptions o) : options_(std::move(o)) {}
 
   Status Serve() {
-    ORRERY_RETURN_IF_ERROR(StartMetrics());
     grpc::ServerBuilder b;
     b.AddListeningPort(options_.bind + ":" + std::to_string(options_.port),
                        grpc::InsecureServerCredentials(), &port_);
@@ -40,6 +40,9 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
       return Status(StatusCode::kUnavailable,
                     "cannot listen on " + options_.bind + ":" + std::to_string(options_.port));
     }
+    // After the gRPC port: an OS-chosen metrics port never takes the head's own port. No loop
+    // closure reads the metrics members before Tick runs.
+    ORRERY_RETURN_IF_ERROR(StartMetrics());
     UpdateTargets();
     loop_.Every(options_.report_period, [this] { Tick(); });
     Log("listening on " + options_.bind + ":" + std::to_string(port_));
@@ -622,7 +625,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
 
   // ---- metrics (live/metrics.h) ------------------------------------------------------------
 
-  // Controlling thread, before anything runs on the loop.
+  // Controlling thread, before Tick is scheduled.
   Status StartMetrics() {
     auto targets = MetricsTargetsWriter::Open(options_.session_dir);
     if (!targets.ok()) return targets.status();
@@ -655,6 +658,13 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     targets_->Update(std::move(targets));
   }
 
+  // "TASK_STATE_FINISHED" -> "finished": a proto enum name as the metrics' label value.
+  static std::string StateLabel(std::string name, std::string_view prefix) {
+    if (name.rfind(prefix, 0) == 0) name.erase(0, prefix.size());
+    for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return name;
+  }
+
   // Loop thread, once per report period.
   void UpdateMetrics() {
     if (!metrics_) return;
@@ -669,40 +679,23 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     }
     metrics_->SetNodes(nodes);
     metrics_->SetAutoscalerNodes(active, pending);
-    std::map<std::string, double> groups = {{"pending", 0},    {"preparing", 0}, {"committing", 0},
-                                            {"created", 0},    {"failed", 0},    {"infeasible", 0},
+    std::map<std::string, double> groups = {{"pending", 0}, {"preparing", 0}, {"committing", 0},
+                                            {"created", 0}, {"failed", 0},    {"infeasible", 0},
                                             {"removed", 0}};
     for (const auto& [id, g] : groups_) {
-      switch (StateToProto(g)) {
-        case v1::PLACEMENT_GROUP_STATE_PENDING: ++groups["pending"]; break;
-        case v1::PLACEMENT_GROUP_STATE_PREPARING: ++groups["preparing"]; break;
-        case v1::PLACEMENT_GROUP_STATE_COMMITTING: ++groups["committing"]; break;
-        case v1::PLACEMENT_GROUP_STATE_CREATED: ++groups["created"]; break;
-        case v1::PLACEMENT_GROUP_STATE_FAILED: ++groups["failed"]; break;
-        case v1::PLACEMENT_GROUP_STATE_INFEASIBLE: ++groups["infeasible"]; break;
-        case v1::PLACEMENT_GROUP_STATE_REMOVED: ++groups["removed"]; break;
-        default: break;
-      }
+      ++groups[StateLabel(v1::PlacementGroupState_Name(StateToProto(g)), "PLACEMENT_GROUP_STATE_")];
     }
     metrics_->SetPlacementGroups(groups);
     std::map<std::string, double> tasks = {{"pending", 0},  {"leased", 0}, {"running", 0},
                                            {"finished", 0}, {"failed", 0}, {"canceled", 0}};
     for (const auto& [id, t] : tasks_) {
-      switch (t.state()) {
-        case v1::TASK_STATE_PENDING: ++tasks["pending"]; break;
-        case v1::TASK_STATE_LEASED: ++tasks["leased"]; break;
-        case v1::TASK_STATE_RUNNING: ++tasks["running"]; break;
-        case v1::TASK_STATE_FINISHED: ++tasks["finished"]; break;
-        case v1::TASK_STATE_FAILED: ++tasks["failed"]; break;
-        case v1::TASK_STATE_CANCELED: ++tasks["canceled"]; break;
-        default: break;
-      }
+      ++tasks[StateLabel(v1::TaskState_Name(t.state()), "TASK_STATE_")];
     }
     metrics_->SetTaskTable(tasks);
   }
 
   const HeadOptions options_;
-  // --- Metrics: set up by Serve before the loop runs anything; the families live in the
+  // --- Metrics: set up by Serve before Tick is scheduled; the families live in the
   // endpoint's registry, so metrics_ goes first (declared after it).
   std::unique_ptr<MetricsTargetsWriter> targets_;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;

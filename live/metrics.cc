@@ -1,15 +1,15 @@
 #include "live/metrics.h"
 
-#include <stdlib.h>
-
-#include <mutex>
-#include <nlohmann/json.hpp>
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+#include <stdlib.h>
+
+#include <mutex>
+#include <nlohmann/json.hpp>
 
 #include "live/event_loop.h"
 #include "live/session.h"
@@ -58,7 +58,7 @@ prometheus::Family<prometheus::Gauge>& Gauge(prometheus::Registry& r, const std:
 
 }  // namespace
 
-// ---- MetricsEndpoint ------------------------------------------------------------------------------
+// ---- MetricsEndpoint ----------------------------------------------------------------------------
 
 class MetricsEndpoint::Server {
  public:

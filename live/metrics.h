@@ -76,17 +76,17 @@ class NodeMetrics {
 
   // Each Set*(map) replaces the family's series: label values missing from `by_label` are
   // removed, so callers pass every state they want shown (zeros included).
-  void SetTasks(const std::map<std::string, double>& by_state);            // orrery_tasks
-  void SetActors(const std::map<std::string, double>& by_state);           // orrery_actors
-  void SetSchedulerTasks(const std::map<std::string, double>& by_state);   // orrery_scheduler_tasks
+  void SetTasks(const std::map<std::string, double>& by_state);           // orrery_tasks
+  void SetActors(const std::map<std::string, double>& by_state);          // orrery_actors
+  void SetSchedulerTasks(const std::map<std::string, double>& by_state);  // orrery_scheduler_tasks
   void SetUnschedulableTasks(const std::map<std::string, double>& by_reason);
   // orrery_resources: name -> (used, available).
   void SetResources(const std::map<std::string, std::pair<double, double>>& by_name);
   void SetCpuUtilization(double fraction);  // orrery_node_cpu_utilization
   // orrery_node_gpus_utilization{gpu="<device index>"}, one value per device.
   void SetGpuUtilization(const std::vector<double>& per_device);
-  void AddSpillbacks(uint64_t n);                  // orrery_spillbacks_total
-  void ObserveSchedulingLatency(double seconds);   // orrery_scheduling_latency_seconds
+  void AddSpillbacks(uint64_t n);                 // orrery_spillbacks_total
+  void ObserveSchedulingLatency(double seconds);  // orrery_scheduling_latency_seconds
   // The runtime-env cache of this node (wired by the runtime-env agent). `evictions_total` is the
   // cache's own running count; the counter advances by the difference (never backwards).
   void SetRuntimeEnvCache(uint64_t bytes, uint64_t evictions_total);
@@ -103,8 +103,9 @@ class HeadMetrics {
   explicit HeadMetrics(prometheus::Registry& registry);
   ~HeadMetrics();
 
-  void SetNodes(const std::map<std::string, double>& by_state);            // orrery_nodes
-  void SetPlacementGroups(const std::map<std::string, double>& by_state);  // orrery_placement_groups
+  void SetNodes(const std::map<std::string, double>& by_state);  // orrery_nodes
+  void SetPlacementGroups(
+      const std::map<std::string, double>& by_state);  // orrery_placement_groups
   // orrery_autoscaler_active_nodes / _pending_nodes, by node type.
   void SetAutoscalerNodes(const std::map<std::string, double>& active_by_type,
                           const std::map<std::string, double>& pending_by_type);

@@ -1181,12 +1181,11 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     }
     double actors_alive = 0, granted = 0;
     for (const auto& [id, t] : tasks_) {
-      switch (t.record.state()) {
-        case v1::TASK_STATE_PENDING: ++tasks["pending"]; break;
-        case v1::TASK_STATE_LEASED: ++tasks["leased"]; ++granted; break;
-        case v1::TASK_STATE_RUNNING: ++tasks["running"]; ++granted; break;
-        default: break;
-      }
+      const auto st = t.record.state();
+      if (st == v1::TASK_STATE_PENDING) ++tasks["pending"];
+      if (st == v1::TASK_STATE_LEASED) ++tasks["leased"];
+      if (st == v1::TASK_STATE_RUNNING) ++tasks["running"];
+      if (st == v1::TASK_STATE_LEASED || st == v1::TASK_STATE_RUNNING) ++granted;
       if (t.actor && t.record.state() == v1::TASK_STATE_RUNNING) ++actors_alive;
       // Granted, but its arguments are still being fetched.
       if (t.record.state() == v1::TASK_STATE_LEASED &&

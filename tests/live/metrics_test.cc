@@ -2,10 +2,13 @@
 // target-list pieces on their own, a live two-node cluster scraped over HTTP by this test, and
 // the real `prometheus` server (Debian package) scraping the cluster through the head's file_sd
 // target list. Every wait is bounded; daemons and prometheus are always stopped.
+#include "live/metrics.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <prometheus/registry.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -18,12 +21,10 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <prometheus/registry.h>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "live/metrics.h"
 #include "tests/live/live_cluster.h"
 
 extern char** environ;
@@ -37,7 +38,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using std::chrono::milliseconds;
 
-// ---- small HTTP and Prometheus-text helpers ------------------------------------------------------
+// ---- small HTTP and Prometheus-text helpers -----------------------------------------------------
 
 // GET http://HOST:PORT/PATH with HTTP/1.0 (the server closes the connection); the body, or
 // nullopt on any failure or a non-200 status. Bounded by `timeout` per socket operation.
@@ -170,14 +171,15 @@ json Targets(LiveCluster& c) {
 std::string TargetOf(const json& targets, const std::string& role, const std::string& node = "") {
   for (const auto& t : targets) {
     const json& l = t.value("labels", json::object());
-    if (l.value("orrery_role", "") == role && (node.empty() || l.value("orrery_node", "") == node)) {
+    if (l.value("orrery_role", "") == role &&
+        (node.empty() || l.value("orrery_node", "") == node)) {
       return t["targets"][0].get<std::string>();
     }
   }
   return "";
 }
 
-// ---- the pieces on their own -----------------------------------------------------------------------
+// ---- the pieces on their own --------------------------------------------------------------------
 
 // Port 0 gets a real port; a second endpoint on a taken port fails with a clear error.
 TEST(MetricsEndpointTest, OsChosenPortAndTakenPortIsAnError) {
@@ -249,7 +251,7 @@ TEST(MetricsTargetsWriterTest, WritesFileSdJson) {
   EXPECT_FALSE(fs::exists(path.parent_path().parent_path()));
 }
 
-// ---- a live cluster, scraped by this test --------------------------------------------------------
+// ---- a live cluster, scraped by this test -------------------------------------------------------
 
 // Two nodes run tasks: the node endpoints count them (finished, failed, spillbacks, latency),
 // resources are all available once idle, the head counts nodes by state and type, and a node
@@ -297,15 +299,15 @@ TEST(LiveMetricsTest, TwoNodeClusterServesDesignNamesAndTargets) {
   auto both = [&](const std::string& name, const std::map<std::string, std::string>& m) {
     return Sum(Scrape(a), name, m).value_or(0) + Sum(Scrape(b), name, m).value_or(0);
   };
-  EXPECT_TRUE(Eventually([&] { return both("orrery_tasks", {{"state", "finished"}}) == 4.0; }))
-      << both("orrery_tasks", {{"state", "finished"}});
+  EXPECT_TRUE(Eventually([&] {
+    return both("orrery_tasks", {{"state", "finished"}}) == 4.0;
+  })) << both("orrery_tasks", {{"state", "finished"}});
   EXPECT_TRUE(Eventually([&] { return both("orrery_tasks", {{"state", "failed"}}) == 1.0; }));
   EXPECT_EQ(Sum(Scrape(b), "orrery_tasks", {{"node", "b"}, {"state", "finished"}}), 1.0);
   EXPECT_EQ(Sum(Scrape(a), "orrery_spillbacks_total", {{"node", "a"}}), 1.0);
   EXPECT_EQ(both("orrery_scheduling_latency_seconds_count", {}), 5.0);
   EXPECT_EQ(both("orrery_tasks", {{"state", "running"}}), 0.0);
-  EXPECT_EQ(Sum(Scrape(b), "orrery_resources", {{"name", "special"}, {"state", "available"}}),
-            1.0);
+  EXPECT_EQ(Sum(Scrape(b), "orrery_resources", {{"name", "special"}, {"state", "available"}}), 1.0);
   EXPECT_EQ(Sum(Scrape(a), "orrery_runtime_env_cache_bytes"), 0.0);
   EXPECT_EQ(Sum(Scrape(a), "orrery_scheduler_unschedulable_tasks", {{"reason", "infeasible"}}),
             0.0);
@@ -317,6 +319,29 @@ TEST(LiveMetricsTest, TwoNodeClusterServesDesignNamesAndTargets) {
   EXPECT_EQ(Sum(hs, "orrery_autoscaler_pending_nodes", {{"node_type", "big"}}), 0.0);
   EXPECT_EQ(Sum(hs, "orrery_placement_groups", {{"state", "created"}}), 0.0);
 
+  // A placement group: counted by state on the head; its bundles show up as resources on the
+  // nodes, and leave them again when the group is removed.
+  HeadClient client(c.address(), c.Token());
+  v1::CreatePlacementGroupRequest g;
+  g.set_group_id("g1");
+  g.set_strategy("STRICT_SPREAD");
+  for (int i = 0; i < 2; ++i) (*g.add_bundles()->mutable_raw())["CPU"] = 10000;
+  ASSERT_TRUE(client.CreatePlacementGroup(g).ok());
+  EXPECT_TRUE(Eventually([&] {
+    return Sum(Scrape(head), "orrery_placement_groups", {{"state", "created"}}) == 1.0;
+  })) << Sum(Scrape(head), "orrery_placement_groups", {{"state", "pending"}}).value_or(-1);
+  EXPECT_TRUE(Eventually([&] {
+    return both("orrery_resources", {{"name", "CPU"}, {"state", "used"}}) == 2.0 &&
+           both("orrery_resources", {{"name", "CPU_group_g1"}, {"state", "available"}}) == 2.0;
+  })) << both("orrery_resources", {{"name", "CPU"}, {"state", "used"}});
+  ASSERT_TRUE(client.RemovePlacementGroup("g1").ok());
+  EXPECT_TRUE(Eventually([&] {
+    return Sum(Scrape(head), "orrery_placement_groups", {{"state", "removed"}}) == 1.0 &&
+           Sum(Scrape(a), "orrery_resources", {{"name", "CPU_group_g1"}}) == std::nullopt &&
+           Sum(Scrape(b), "orrery_resources", {{"name", "CPU_group_g1"}}) == std::nullopt &&
+           both("orrery_resources", {{"name", "CPU"}, {"state", "used"}}) == 0.0;
+  }));
+
   // b dies: the head marks it dead and drops it from the target list.
   const int pid_b = c.Node("b").value("pid", 0);
   ASSERT_GT(pid_b, 0);
@@ -324,8 +349,9 @@ TEST(LiveMetricsTest, TwoNodeClusterServesDesignNamesAndTargets) {
   EXPECT_TRUE(Eventually([&] { return Targets(c).size() == 2; }, milliseconds(5000)))
       << Targets(c).dump();
   EXPECT_EQ(TargetOf(Targets(c), "node", "b"), "");
-  EXPECT_TRUE(Eventually(
-      [&] { return Sum(Scrape(head), "orrery_nodes", {{"state", "dead"}}) == 1.0; }));
+  EXPECT_TRUE(Eventually([&] {
+    return Sum(Scrape(head), "orrery_nodes", {{"state", "dead"}}) == 1.0;
+  }));
 }
 
 // Bad flags exit 2 naming the flag; a metrics port already taken fails the start with the reason;
@@ -341,7 +367,8 @@ TEST(LiveMetricsTest, MetricsPortFlags) {
   EXPECT_EQ(bad2.exit_code, 2);
   EXPECT_NE(bad2.err.find("--head-metrics-port"), std::string::npos) << bad2.err;
 
-  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "1", "--metrics-port", "-1"}).exit_code, 0);
+  auto h = c.StartHead("a", {"--num-cpus", "1", "--metrics-port", "-1"});
+  ASSERT_EQ(h.exit_code, 0) << h.out << h.err;
   ASSERT_TRUE(Eventually([&] { return Targets(c).size() == 1; })) << Targets(c).dump();
   EXPECT_EQ(c.Node("a").value("metrics_address", "x"), "");
   const std::string head = TargetOf(Targets(c), "head");
@@ -352,7 +379,7 @@ TEST(LiveMetricsTest, MetricsPortFlags) {
       << taken.err;
 }
 
-// ---- the real Prometheus server --------------------------------------------------------------------
+// ---- the real Prometheus server -----------------------------------------------------------------
 
 // A child process (stdout/stderr to `log`), SIGTERM then SIGKILL on destruction.
 class Child {
@@ -479,7 +506,8 @@ TEST(PrometheusIntegrationTest, ScrapesTwoNodeClusterThroughFileSd) {
         return up == 3;
       },
       milliseconds(30000)))
-      << active.dump() << "\n" << ReadAll(dir / "prometheus.log");
+      << active.dump() << "\n"
+      << ReadAll(dir / "prometheus.log");
 
   // The values, as Prometheus scraped them.
   EXPECT_TRUE(Eventually(
