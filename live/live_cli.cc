@@ -634,6 +634,14 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
   for (const auto& [key, count] : demand) {
     out << "  " << key.first << ": " << count << " pending task(s), " << key.second << "\n";
   }
+  // --- Metrics: where each alive node serves Prometheus metrics.
+  bool metrics_header = false;
+  for (const auto& n : nodes->nodes()) {
+    if (n.state() != v1::NODE_STATE_ALIVE || n.metrics_address().empty()) continue;
+    if (!metrics_header) out << "\nMetrics (Prometheus):\n";
+    metrics_header = true;
+    out << "  " << n.node_id() << ": http://" << n.metrics_address() << "/metrics\n";
+  }
   return kExitOk;
 }
 

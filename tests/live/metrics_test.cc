@@ -274,6 +274,11 @@ TEST(LiveMetricsTest, TwoNodeClusterServesDesignNamesAndTargets) {
   const std::string b = TargetOf(targets, "node", "b");
   ASSERT_FALSE(head.empty() || a.empty() || b.empty()) << targets.dump();
   EXPECT_EQ(c.Node("b").value("metrics_address", ""), b);
+  auto status = c.Orrery({"status", "--temp-dir", c.root()});
+  EXPECT_NE(status.out.find("Metrics (Prometheus):\n  a: http://" + a + "/metrics\n  b: http://" +
+                            b + "/metrics\n"),
+            std::string::npos)
+      << status.out;
 
   // Idle: everything available, nothing used.
   for (const auto& [node, addr] : {std::pair{"a", a}, std::pair{"b", b}}) {
@@ -418,7 +423,9 @@ class Child {
 };
 
 std::string FindPrometheus() {
-  if (const char* p = std::getenv("ORRERY_PROMETHEUS"); p && *p) return p;
+  if (const char* p = std::getenv("ORRERY_PROMETHEUS"); p && *p) {
+    return ::access(p, X_OK) == 0 ? p : "";
+  }
   for (const char* p : {"/usr/bin/prometheus", "/usr/local/bin/prometheus"}) {
     if (::access(p, X_OK) == 0) return p;
   }
