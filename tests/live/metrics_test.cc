@@ -262,8 +262,8 @@ TEST(LiveMetricsTest, TwoNodeClusterServesDesignNamesAndTargets) {
   ASSERT_EQ(h.exit_code, 0) << h.out << h.err;
   EXPECT_NE(h.out.find("metrics: http://127.0.0.1:"), std::string::npos) << h.out;
   EXPECT_NE(h.out.find("prometheus_targets.json"), std::string::npos) << h.out;
-  ASSERT_EQ(c.AddNode("b", {"--num-cpus", "2", "--resources", R"({"special": 1})", "--labels",
-                            R"({"node_type": "big"})"})
+  ASSERT_EQ(c.AddNode("b", {"--num-cpus", "2", "--num-gpus", "2", "--resources",
+                            R"({"special": 1})", "--labels", R"({"node_type": "big"})"})
                 .exit_code,
             0);
   ASSERT_TRUE(Eventually([&] { return Targets(c).size() == 3; }, milliseconds(5000)))
@@ -290,6 +290,11 @@ TEST(LiveMetricsTest, TwoNodeClusterServesDesignNamesAndTargets) {
     EXPECT_EQ(Sum(s, "orrery_resources", {{"name", "CPU"}, {"state", "used"}}), 0.0);
     EXPECT_EQ(Sum(s, "orrery_node_cpu_utilization", {{"node", node}}), 0.0);
   }
+  // One series per GPU device of b (none on a), idle.
+  EXPECT_EQ(Sum(Scrape(b), "orrery_node_gpus_utilization", {{"gpu", "0"}}), 0.0);
+  EXPECT_EQ(Sum(Scrape(b), "orrery_node_gpus_utilization", {{"gpu", "1"}}), 0.0);
+  EXPECT_EQ(Sum(Scrape(b), "orrery_node_gpus_utilization", {{"gpu", "2"}}), std::nullopt);
+  EXPECT_EQ(Sum(Scrape(a), "orrery_node_gpus_utilization"), std::nullopt);
 
   for (int i = 0; i < 3; ++i) {
     ASSERT_EQ(c.Orrery({"task", "run", "--temp-dir", c.root(), "--", "true"}).exit_code, 0);
