@@ -16,6 +16,7 @@ PKGS=(
   libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev  # runtime envs: SHA-256 (libcrypto)
+  prometheus  # integration tests only: the live metrics test starts the real server
 )
 
 missing=()

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <cctype>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "live/job_manager.h"  // --- jobs
 #include "live/package_store.h"
 #include "live/log_hub.h"
+#include "live/metrics.h"
 #include "live/rpc_util.h"
 #include "live/session.h"  // --- jobs
 #include "orrery.grpc.pb.h"
@@ -52,6 +54,10 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
       return Status(StatusCode::kUnavailable,
                     "cannot listen on " + options_.bind + ":" + std::to_string(options_.port));
     }
+    // After the gRPC port: an OS-chosen metrics port never takes the head's own port. No loop
+    // closure reads the metrics members before Tick runs.
+    ORRERY_RETURN_IF_ERROR(StartMetrics());
+    UpdateTargets();
     loop_.Every(options_.report_period, [this] { Tick(); });
     Log("listening on " + options_.bind + ":" + std::to_string(port_));
     return StartJobs();  // --- jobs
@@ -59,6 +65,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
 
   void Stop() {
     if (stopped_.exchange(true)) return;
+    if (metrics_endpoint_) metrics_endpoint_->BeginStop();  // --- Metrics
     // Held calls first, so the server's shutdown does not wait for them.
     loop_.RunSync([this] {
       shutting_down_ = true;
@@ -81,6 +88,8 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   }
 
   int port() const { return port_; }
+  int metrics_port() const { return metrics_endpoint_ ? metrics_endpoint_->port() : 0; }
+  std::string metrics_targets_path() const { return targets_->path().string(); }
   bool stop_requested() const { return stop_requested_.load(); }
 
   // ---- handlers: check the token, validate, post to the loop --------------------------------
@@ -142,7 +151,8 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
       return r;
     }
     loop_.Post([this, r, reply, node = std::move(*node), address = req->address(),
-                head = req->is_head_node(), pid = req->pid()]() mutable {
+                head = req->is_head_node(), pid = req->pid(),
+                metrics_address = req->metrics_address()]() mutable {
       auto it = nodes_.find(node.id);
       if (it != nodes_.end() && it->second.node.state != NodeState::kDead) {
         r->Finish(grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
@@ -156,6 +166,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
       e.address = std::move(address);
       e.is_head_node = head;
       e.pid = pid;
+      e.metrics_address = std::move(metrics_address);
       e.last_heartbeat = Clock::now();
       const std::string id = e.node.id;
       nodes_[id] = std::move(e);
@@ -638,6 +649,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     int pid = 0;
     Clock::time_point last_heartbeat;
     std::vector<v1::Demand> pending;
+    std::string metrics_address;  // --- Metrics: empty if the node serves none
   };
 
   // Loop thread: liveness and broadcast, once per report period.
@@ -669,6 +681,8 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     // --- actors: a RESTARTING actor the head marked and no driver reported on since.
     actors_.Expire(UnixNowMs(), kActorDriverGrace);
     ++version_;
+    UpdateMetrics();
+    UpdateTargets();
     if (watchers_.empty()) return;
     v1::ClusterView v;
     BuildView(&v);
@@ -685,6 +699,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
       n->set_address(e.address);
       n->set_is_head_node(e.is_head_node);
       n->set_pid(e.pid);
+      n->set_metrics_address(e.metrics_address);
       n->set_ms_since_heartbeat(
           std::chrono::duration_cast<std::chrono::milliseconds>(now - e.last_heartbeat).count());
       for (const auto& d : e.pending) *n->add_pending() = d;
@@ -872,7 +887,83 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     }
   }
 
+  // ---- metrics (live/metrics.h) ------------------------------------------------------------
+
+  // Controlling thread, before Tick is scheduled.
+  Status StartMetrics() {
+    auto targets = MetricsTargetsWriter::Open(options_.session_dir);
+    if (!targets.ok()) return targets.status();
+    targets_ = std::move(*targets);
+    if (options_.metrics_port < 0) return Status::Ok();
+    std::string host = options_.bind;
+    if (host == "0.0.0.0") {
+      char buf[256] = {0};
+      host = gethostname(buf, sizeof(buf) - 1) == 0 ? std::string(buf) : "127.0.0.1";
+    }
+    auto m = MetricsEndpoint::Start(options_.bind, options_.metrics_port, host);
+    if (!m.ok()) return m.status();
+    metrics_endpoint_ = std::move(*m);
+    metrics_ = std::make_unique<HeadMetrics>(metrics_endpoint_->registry());
+    Log("metrics at http://" + metrics_endpoint_->address() + "/metrics");
+    return Status::Ok();
+  }
+
+  // Loop thread: the file_sd list (the head, then every alive node with an endpoint, by id).
+  // The writer skips an unchanged list, so calling this every period costs no I/O.
+  void UpdateTargets() {
+    std::vector<MetricsTarget> targets;
+    if (metrics_endpoint_) {
+      targets.push_back({metrics_endpoint_->address(), {{"orrery_role", "head"}}});
+    }
+    for (const auto& [id, e] : nodes_) {
+      if (e.node.state == NodeState::kDead || e.metrics_address.empty()) continue;
+      targets.push_back({e.metrics_address, {{"orrery_role", "node"}, {"orrery_node", id}}});
+    }
+    targets_->Update(std::move(targets));
+  }
+
+  // "TASK_STATE_FINISHED" -> "finished": a proto enum name as the metrics' label value.
+  static std::string StateLabel(std::string name, std::string_view prefix) {
+    if (name.rfind(prefix, 0) == 0) name.erase(0, prefix.size());
+    for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return name;
+  }
+
+  // Loop thread, once per report period.
+  void UpdateMetrics() {
+    if (!metrics_) return;
+    std::map<std::string, double> nodes = {{"alive", 0}, {"draining", 0}, {"dead", 0}};
+    std::map<std::string, double> active, pending;
+    for (const auto& [id, e] : nodes_) {
+      ++nodes[NodeStateName(e.node.state)];
+      auto type = e.node.labels.find("node_type");
+      const std::string t = type == e.node.labels.end() ? "default" : type->second;
+      pending[t] = 0;  // no live autoscaler launches nodes yet
+      active[t] += e.node.state == NodeState::kDead ? 0 : 1;
+    }
+    metrics_->SetNodes(nodes);
+    metrics_->SetAutoscalerNodes(active, pending);
+    std::map<std::string, double> groups = {{"pending", 0}, {"preparing", 0}, {"committing", 0},
+                                            {"created", 0}, {"failed", 0},    {"infeasible", 0},
+                                            {"removed", 0}};
+    for (const auto& [id, g] : groups_) {
+      ++groups[StateLabel(v1::PlacementGroupState_Name(StateToProto(g)), "PLACEMENT_GROUP_STATE_")];
+    }
+    metrics_->SetPlacementGroups(groups);
+    std::map<std::string, double> tasks = {{"pending", 0},  {"leased", 0}, {"running", 0},
+                                           {"finished", 0}, {"failed", 0}, {"canceled", 0}};
+    for (const auto& [id, t] : tasks_) {
+      ++tasks[StateLabel(v1::TaskState_Name(t.state()), "TASK_STATE_")];
+    }
+    metrics_->SetTaskTable(tasks);
+  }
+
   const HeadOptions options_;
+  // --- Metrics: set up by Serve before Tick is scheduled; the families live in the
+  // endpoint's registry, so metrics_ goes first (declared after it).
+  std::unique_ptr<MetricsTargetsWriter> targets_;
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
+  std::unique_ptr<HeadMetrics> metrics_;
   EventLoop loop_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
@@ -920,6 +1011,8 @@ StatusOr<std::unique_ptr<HeadDaemon>> HeadDaemon::Start(const HeadOptions& optio
 
 int HeadDaemon::port() const { return impl_->port(); }
 int HeadDaemon::dashboard_port() const { return impl_->dashboard_port(); }  // --- jobs
+int HeadDaemon::metrics_port() const { return impl_->metrics_port(); }
+std::string HeadDaemon::metrics_targets_path() const { return impl_->metrics_targets_path(); }
 bool HeadDaemon::StopRequested() const { return impl_->stop_requested(); }
 void HeadDaemon::Stop() {
   if (impl_) impl_->Stop();

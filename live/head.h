@@ -47,6 +47,10 @@ struct HeadOptions {
   // Port of the HTTP/JSON jobs API (0: the OS picks one; -1: none). The actual address is
   // written to <session_dir>/dashboard_address. A port that cannot be bound is logged, not fatal.
   int dashboard_port = -1;
+  // --- Metrics: Prometheus /metrics on bind:metrics_port (live/metrics.h). 0: an OS-chosen
+  // port; -1: no endpoint. The file_sd list of all alive nodes' endpoints (and this one) is
+  // kept at <session_dir>/metrics/prometheus_targets.json either way.
+  int metrics_port = 0;
 };
 
 class HeadDaemon {
@@ -58,6 +62,9 @@ class HeadDaemon {
   int port() const;
   // The jobs API port; 0 if it is not serving.
   int dashboard_port() const;
+  // The Prometheus endpoint's port (0 if disabled) and the file_sd target list's path.
+  int metrics_port() const;
+  std::string metrics_targets_path() const;
   // Set once a Shutdown RPC was received: the owner should call Stop().
   bool StopRequested() const;
   // Finishes held calls (watchers), shuts the server down (waits up to 1 s for calls in flight)

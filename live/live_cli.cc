@@ -264,6 +264,7 @@ struct NodeFlags {
   std::string node_name, resources, labels, bind = "127.0.0.1";
   // --- runtime envs: passed through from `start` to `__node` as given.
   std::string renv_cache_bytes, renv_eviction, renv_setup_timeout_s;
+  int metrics_port = 0;  // --- Metrics: 0 an OS-chosen port, -1 none
 };
 
 // --- runtime envs: checks the node's runtime-env flags and sets them on `o`.
@@ -330,6 +331,7 @@ int StartNode(const fs::path& session, const std::string& head_address, const st
   if (!f.renv_setup_timeout_s.empty()) {
     args.insert(args.end(), {"--runtime-env-setup-timeout-s", f.renv_setup_timeout_s});
   }
+  args.insert(args.end(), {"--metrics-port", std::to_string(f.metrics_port)});  // --- Metrics
   const auto stamp =
       std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();
@@ -368,6 +370,9 @@ int StartNode(const fs::path& session, const std::string& head_address, const st
   auto total = FromProto(me.total(), "total");
   out << "Started node " << me.node_id() << " at " << me.address() << " with "
       << (total.ok() ? total->ToString() : std::string("?")) << " (pid " << *pid << ")\n";
+  if (!me.metrics_address().empty()) {  // --- Metrics
+    out << "  metrics: http://" << me.metrics_address() << "/metrics\n";
+  }
   return kExitOk;
 }
 
@@ -377,7 +382,9 @@ void AddNodeOptions(po::options_description& d, NodeFlags& f) {
       "num-gpus", po::value<double>(), "GPUs of the node (default: detected)")(
       "resources", po::value(&f.resources), "custom resources, JSON: {\"name\": qty}")(
       "labels", po::value(&f.labels), "node labels, JSON: {\"key\": \"value\"}")(
-      "bind", po::value(&f.bind), "listen address (default 127.0.0.1)");
+      "bind", po::value(&f.bind), "listen address (default 127.0.0.1)")(
+      "metrics-port", po::value(&f.metrics_port),
+      "node's Prometheus /metrics port (default 0: any free port; -1: none)");
   // --- runtime envs
   d.add_options()("runtime-env-cache-bytes", po::value(&f.renv_cache_bytes),
                   "unused runtime envs are evicted beyond this many bytes (default 10 GiB)")(
@@ -391,6 +398,7 @@ constexpr const char* kStartUsage =
     "usage: orrery start --head [--port P] [--node-name N] [--num-cpus N] [--num-gpus N]\n"
     "                    [--resources JSON] [--labels JSON] [--temp-dir DIR] [--bind ADDR]\n"
     "                    [--job-store PATH] [--dashboard-port P]\n"
+    "                    [--metrics-port P] [--head-metrics-port P]\n"
     "       orrery start --address HOST:PORT [node options as above]\n";
 
 int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -405,6 +413,10 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
                      "head: the job store file (default <temp dir>/job_store.sqlite)")(
       "dashboard-port", po::value(&dashboard_port),
       "head: port of the HTTP jobs API (default 8265; 0: any free port)");
+  int head_metrics_port = 0;  // --- Metrics
+  desc.add_options()("head-metrics-port", po::value(&head_metrics_port),
+                     "with --head: the head's Prometheus /metrics port (default 0: any free port; "
+                     "-1: none)");
   desc.add_options()("help,h", "show this help")("head", "start the head (and a node)")(
       "address", po::value(&address), "join the cluster whose head is at HOST:PORT")(
       "port", po::value(&port), "head port (default 6379)")("temp-dir", po::value(&temp_dir),
@@ -438,6 +450,14 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   if (dashboard_port < 0 || dashboard_port > 65535) {  // --- jobs
     err << "orrery start: --dashboard-port: expected 0..65535\n";
     return kExitUsage;
+  }
+  // --- Metrics
+  for (const auto& [flag, p] : {std::pair<const char*, int>{"--metrics-port", f.metrics_port},
+                                {"--head-metrics-port", head_metrics_port}}) {
+    if (p < -1 || p > 65535) {
+      err << "orrery start: " << flag << ": expected -1 (none) or 0..65535, got " << p << "\n";
+      return kExitUsage;
+    }
   }
   // Validate the node's resources and labels before anything starts.
   const double cpus = std::max(1u, std::thread::hardware_concurrency());
@@ -498,7 +518,8 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   auto pid = SpawnDaemon(
       SelfExe(),
       {"__head", "--session-dir", session->string(), "--port", std::to_string(port), "--bind",
-       f.bind, "--job-store", job_store, "--dashboard-port", std::to_string(dashboard_port)},
+       f.bind, "--job-store", job_store, "--dashboard-port", std::to_string(dashboard_port),
+       "--metrics-port", std::to_string(head_metrics_port)},
       log);
   if (!pid.ok()) {
     err << "orrery start: " << pid.status().message() << "\n";
@@ -530,6 +551,8 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   if (auto d = ReadFileTrimmed(*session / "dashboard_address"); d.ok()) {  // --- jobs
     out << "Jobs API at http://" << *d << "/api/jobs/ (job store " << job_store << ")\n";
   }
+  out << "  Prometheus targets (file_sd): "  // --- Metrics
+      << (*session / "metrics" / "prometheus_targets.json").string() << "\n";
   const int rc = StartNode(*session, head_address, token, vm, f, true, out, err);
   if (rc != kExitOk) {
     KillQuietly(*pid);
@@ -702,6 +725,14 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
     if (by_state.empty()) out << "  (no actors)\n";
     for (const auto& [state, count] : by_state) out << "  " << state << ": " << count << "\n";
   }
+  // --- Metrics: where each alive node serves Prometheus metrics.
+  bool metrics_header = false;
+  for (const auto& n : nodes->nodes()) {
+    if (n.state() != v1::NODE_STATE_ALIVE || n.metrics_address().empty()) continue;
+    if (!metrics_header) out << "\nMetrics (Prometheus):\n";
+    metrics_header = true;
+    out << "  " << n.node_id() << ": http://" << n.metrics_address() << "/metrics\n";
+  }
   return kExitOk;
 }
 
@@ -758,7 +789,8 @@ int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                                                                           n.labels().end()))},
                        {"is_head_node", n.is_head_node()},
                        {"pid", n.pid()},
-                       {"ms_since_heartbeat", n.ms_since_heartbeat()}});
+                       {"ms_since_heartbeat", n.ms_since_heartbeat()},
+                       {"metrics_address", n.metrics_address()}});
       }
       out << arr.dump(2) << "\n";
       return kExitOk;
@@ -1299,6 +1331,7 @@ int RunHeadDaemon(const std::vector<std::string>& args, std::ostream& out, std::
                                                                       po::value(&timeout_ms), "");
   desc.add_options()("job-store", po::value(&o.job_store), "")(  // --- jobs
       "dashboard-port", po::value(&o.dashboard_port), "");
+  desc.add_options()("metrics-port", po::value(&o.metrics_port), "");  // --- Metrics
   po::variables_map vm;
   if (!ParseOptions("__head", args, desc, vm, err)) return kExitUsage;
   o.heartbeat_timeout = milliseconds(timeout_ms);
@@ -1367,6 +1400,7 @@ int RunNodeDaemon(const std::vector<std::string>& args, std::ostream& out, std::
     return kExitUsage;
   }
   o.is_head_node = vm.count("head-node") != 0;
+  o.metrics_port = f.metrics_port;  // --- Metrics
   BlockStopSignals();
   auto node = NodeDaemon::Start(o);
   if (!node.ok()) {

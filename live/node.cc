@@ -23,6 +23,7 @@
 #include "live/log_monitor.h"
 #include "live/worker_log.h"
 #include "live/event_loop.h"
+#include "live/metrics.h"
 #include "live/object_store.h"
 #include "live/process.h"
 #include "live/rpc_util.h"
@@ -70,6 +71,13 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     address_ = host + ":" + std::to_string(port_);
     node_id_ =
         options_.node_id.empty() ? Hostname() + "-" + std::to_string(port_) : options_.node_id;
+    // --- Metrics: the endpoint is up before registering, so the head learns its address.
+    if (options_.metrics_port >= 0) {
+      auto m = MetricsEndpoint::Start(options_.bind, options_.metrics_port, host);
+      if (!m.ok()) return m.status();
+      metrics_endpoint_ = std::move(*m);
+      metrics_ = std::make_unique<NodeMetrics>(metrics_endpoint_->registry(), node_id_);
+    }
     auto store = ObjectStore::Open(options_.object_dir, /*remove_on_close=*/true);
     if (!store.ok()) return store.status();
     store_ = std::move(*store);
@@ -110,6 +118,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   void Stop() {
     if (stopped_.exchange(true)) return;
     Log("stopping");
+    if (metrics_endpoint_) metrics_endpoint_->BeginStop();  // --- Metrics
     {
       std::lock_guard<std::mutex> l(mu_);
       stopping_ = true;
@@ -175,6 +184,9 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
 
   const std::string& node_id() const { return node_id_; }
   const std::string& address() const { return address_; }
+  std::string metrics_address() const {
+    return metrics_endpoint_ ? metrics_endpoint_->address() : std::string();
+  }
   bool stop_requested() const { return stop_requested_.load(); }
 
   // ---- handlers: check the token, validate, post to the loop --------------------------------
@@ -489,6 +501,9 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     std::string env_hash;
     bool env_pending = false;
     bool env_held = false;
+    // --- Metrics: when the lease request arrived (scheduling latency); an actor's lease.
+    Clock::time_point received{};
+    bool actor = false;
   };
   struct Waiting {
     uint64_t call_id = 0;
@@ -619,6 +634,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     const int spillbacks = req.spillbacks;
     LeaseRequest copy = req;
     LeaseReply lr = manager_->RequestLease(std::move(req), rng_);
+    CountSpillback(lr);
     if (!known && (lr.kind == LeaseReply::Kind::kGranted || lr.kind == LeaseReply::Kind::kQueued ||
                    lr.kind == LeaseReply::Kind::kCanceled)) {
       Task t;
@@ -628,6 +644,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       ToProto(resources.set(), t.record.mutable_resources());
       t.record.set_spillbacks(spillbacks);
       t.record.set_submit_unix_ms(UnixMs());
+      t.received = Clock::now();
       tasks_[task] = std::move(t);
     }
     switch (lr.kind) {
@@ -663,6 +680,10 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     t.record.set_state(v1::TASK_STATE_LEASED);
     t.record.set_wait_reason(v1::WAIT_REASON_NONE);
     t.dirty = true;
+    if (metrics_ && t.received != Clock::time_point{}) {
+      metrics_->ObserveSchedulingLatency(
+          std::chrono::duration<double>(Clock::now() - t.received).count());
+    }
     loop_.PostAfter(options_.unused_lease_timeout, [this, task = lr.task_id, seq = t.lease_seq] {
       auto it = tasks_.find(task);
       if (it == tasks_.end() || it->second.lease_seq != seq ||
@@ -679,6 +700,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   void RunPending() {
     if (!manager_ || shutting_down_) return;
     for (LeaseReply& lr : manager_->SchedulePending(rng_)) {
+      CountSpillback(lr);
       const bool has_task = tasks_.count(lr.task_id) != 0;
       if (lr.kind == LeaseReply::Kind::kGranted && has_task) OnGranted(lr);
       if (lr.kind == LeaseReply::Kind::kCanceled) {
@@ -819,6 +841,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     }
     Task& t = it->second;
     t.api = true;
+    t.actor = spec.actor;
     t.start_unix_ms = UnixMs();
     t.record.set_state(v1::TASK_STATE_RUNNING);
     t.record.set_start_unix_ms(t.start_unix_ms);
@@ -1361,6 +1384,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       auto w = waiting_.find(p.task_id);
       if (w == waiting_.end()) continue;
       LeaseReply lr = manager_->RequestLease(w->second.request, rng_);
+      CountSpillback(lr);
       if (lr.kind == LeaseReply::Kind::kQueued) continue;
       if (lr.kind == LeaseReply::Kind::kGranted && tasks_.count(lr.task_id) != 0) OnGranted(lr);
       if (lr.kind == LeaseReply::Kind::kCanceled) {
@@ -1392,6 +1416,8 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
         it->second.dirty = false;
       }
       if (IsTerminal(it->second.record.state())) {
+        ++ended_[it->second.record.state()];
+        if (it->second.actor) ++actors_ended_;
         it = tasks_.erase(it);
       } else {
         ++it;
@@ -1414,6 +1440,73 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       out->set_count(d.second);
       out->set_wait_reason(ToProto(static_cast<WaitReason>(key.second)));
     }
+    UpdateMetrics();
+  }
+
+  // ---- metrics (live/metrics.h): on the loop, once per report period (from Snapshot) --------
+
+  void CountSpillback(const LeaseReply& lr) {
+    if (metrics_ && lr.kind == LeaseReply::Kind::kSpillback) metrics_->AddSpillbacks(1);
+  }
+
+  void UpdateMetrics() {
+    if (!metrics_ || !manager_) return;
+    // Label values as the simulator's timeseries.csv; terminal states count since start.
+    std::map<std::string, double> tasks = {
+        {"pending", 0},
+        {"leased", 0},
+        {"running", 0},
+        {"finished", static_cast<double>(ended_[v1::TASK_STATE_FINISHED])},
+        {"failed", static_cast<double>(ended_[v1::TASK_STATE_FAILED])},
+        {"canceled", static_cast<double>(ended_[v1::TASK_STATE_CANCELED])}};
+    std::map<std::string, double> reasons;
+    for (int w = static_cast<int>(WaitReason::kInfeasible);
+         w <= static_cast<int>(WaitReason::kWaitingForNode); ++w) {
+      reasons[WaitReasonName(static_cast<WaitReason>(w))] = 0;
+    }
+    double actors_alive = 0, granted = 0;
+    for (const auto& [id, t] : tasks_) {
+      const auto st = t.record.state();
+      if (st == v1::TASK_STATE_PENDING) ++tasks["pending"];
+      if (st == v1::TASK_STATE_LEASED) ++tasks["leased"];
+      if (st == v1::TASK_STATE_RUNNING) ++tasks["running"];
+      if (st == v1::TASK_STATE_LEASED || st == v1::TASK_STATE_RUNNING) ++granted;
+      if (t.actor && t.record.state() == v1::TASK_STATE_RUNNING) ++actors_alive;
+      // Granted, but its arguments are still being fetched.
+      if (t.record.state() == v1::TASK_STATE_LEASED &&
+          t.record.wait_reason() == v1::WAIT_REASON_WAITING_FOR_ARGS) {
+        ++reasons[WaitReasonName(WaitReason::kWaitingForArgs)];
+      }
+    }
+    for (const auto& p : manager_->Pending()) {
+      if (p.wait_reason != WaitReason::kNone) ++reasons[WaitReasonName(p.wait_reason)];
+    }
+    metrics_->SetTasks(tasks);
+    metrics_->SetActors({{"alive", actors_alive}, {"dead", static_cast<double>(actors_ended_)}});
+    metrics_->SetSchedulerTasks({{"queued", static_cast<double>(manager_->NumQueued())},
+                                 {"granted", granted},
+                                 {"infeasible", reasons[WaitReasonName(WaitReason::kInfeasible)]}});
+    metrics_->SetUnschedulableTasks(reasons);
+    if (agent_) {  // runtime envs: the node's install cache (core/envcache)
+      metrics_->SetRuntimeEnvCache(agent_->cache().TotalBytes(),
+                                   agent_->cache().counters().evictions);
+    }
+    const NodeResources& res = manager_->view().at(manager_->local_slot()).resources;
+    std::map<std::string, std::pair<double, double>> by_name;
+    for (const auto& name : res.total().Names()) {
+      const double total = res.total().Get(name).ToDouble();
+      const double available = res.available().Get(name).ToDouble();
+      by_name[name] = {total - available, available};
+    }
+    metrics_->SetResources(by_name);
+    const double cpu_total = res.total().Get(Predefined::kCPU).ToDouble();
+    metrics_->SetCpuUtilization(
+        cpu_total > 0 ? 1.0 - res.available().Get(Predefined::kCPU).ToDouble() / cpu_total : 0.0);
+    std::vector<double> gpus;
+    for (const Quantity& available : res.Devices(kGPU)) {
+      gpus.push_back(1.0 - available.ToDouble());  // each device has capacity 1
+    }
+    metrics_->SetGpuUtilization(gpus);
   }
 
   // ---- head link (helper threads; blocking calls, no state of their own) -------------------
@@ -1426,6 +1519,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     for (const auto& [k, v] : options_.labels) (*req.mutable_labels())[k] = v;
     req.set_is_head_node(options_.is_head_node);
     req.set_pid(static_cast<int32_t>(getpid()));
+    if (metrics_endpoint_) req.set_metrics_address(metrics_endpoint_->address());
     grpc::ClientContext ctx;
     AttachToken(&ctx, options_.token);
     ctx.set_deadline(std::chrono::system_clock::now() + timeout);
@@ -1532,6 +1626,13 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   std::map<TaskId, Waiting> waiting_;
   std::map<std::pair<std::string, int>, HeldBundle> bundles_;  // (group, bundle index)
 
+  // --- Metrics. The endpoint (and its registry) outlives the families that live in it; the
+  // counters below are owned by loop_.
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
+  std::unique_ptr<NodeMetrics> metrics_;
+  std::map<v1::TaskState, uint64_t> ended_;  // tasks that ended here, by terminal state
+  uint64_t actors_ended_ = 0;
+
   // Thread-safe; used by all three loops. Destroyed last (removes the store's directory).
   std::unique_ptr<ObjectStore> store_;
   // Owned by loop_; the supervisor's worker callbacks call into it, so it outlives supervisor_.
@@ -1569,6 +1670,7 @@ StatusOr<std::unique_ptr<NodeDaemon>> NodeDaemon::Start(const NodeOptions& optio
 const std::string& NodeDaemon::node_id() const { return impl_->node_id(); }
 std::string NodeDaemon::address() const { return impl_->address(); }
 bool NodeDaemon::StopRequested() const { return impl_->stop_requested(); }
+std::string NodeDaemon::metrics_address() const { return impl_->metrics_address(); }
 void NodeDaemon::Stop() {
   if (impl_) impl_->Stop();
 }

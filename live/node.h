@@ -80,7 +80,10 @@ struct NodeOptions {
   // --- runtime envs (live/runtime_env_agent.h): installs go to <session_dir>/runtime_envs/.
   uint64_t runtime_env_cache_bytes = uint64_t{10} << 30;  // unused installs evicted beyond this
   std::string runtime_env_eviction = "arbitrary";         // arbitrary | lru | gdsf
-  double runtime_env_setup_timeout_s = 600.0;             // per setup command, unless the env's
+  double runtime_env_setup_timeout_s = 600.0;  // per setup command, unless the env sets one
+  // --- Metrics: Prometheus /metrics on bind:metrics_port (live/metrics.h). 0: an OS-chosen
+  // port; -1: no metrics endpoint. Its address is reported to the head at registration.
+  int metrics_port = 0;
 };
 
 class NodeDaemon {
@@ -93,6 +96,8 @@ class NodeDaemon {
   std::string address() const;
   // Set once a Shutdown RPC was received: the owner should call Stop().
   bool StopRequested() const;
+  // HOST:PORT of the Prometheus endpoint; empty if disabled (metrics_port -1).
+  std::string metrics_address() const;
   // Cancels held calls, terminates running tasks (SIGTERM, SIGKILL after 2 s), stops the helper
   // threads and the server. Idempotent.
   void Stop();
