@@ -1,7 +1,6 @@
 #include "live/job_cli.h"
 
 #include <grpcpp/grpcpp.h>
-#include <yaml-cpp/yaml.h>
 
 #include <boost/program_options.hpp>
 #include <chrono>
@@ -17,6 +16,7 @@
 #include "live/convert.h"
 #include "live/job_manager.h"
 #include "live/rpc_util.h"
+#include "live/runtime_env.h"
 #include "orrery.grpc.pb.h"
 
 namespace orrery::live {
@@ -29,82 +29,32 @@ using cli::kExitUsage;
 using nlohmann::json;
 using std::chrono::milliseconds;
 
-namespace {
-
-// YAML scalars become JSON booleans, numbers or strings, as YAML 1.2's core schema reads them.
-json YamlToJson(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Map: {
-      json j = json::object();
-      for (const auto& kv : n) j[kv.first.as<std::string>()] = YamlToJson(kv.second);
-      return j;
-    }
-    case YAML::NodeType::Sequence: {
-      json j = json::array();
-      for (const auto& v : n) j.push_back(YamlToJson(v));
-      return j;
-    }
-    case YAML::NodeType::Scalar: {
-      const std::string s = n.Scalar();
-      if (n.Tag() == "!") return s;  // quoted: a string
-      if (s == "true" || s == "True") return true;
-      if (s == "false" || s == "False") return false;
-      if (s == "null" || s == "~") return nullptr;
-      const json num = json::parse(s, nullptr, false);
-      if (!num.is_discarded() && num.is_number()) return num;
-      return s;
-    }
-    default:
-      return nullptr;
-  }
-}
-
-}  // namespace
 
 StatusOr<std::string> ResolveRuntimeEnv(const std::string& json_flag, const std::string& yaml_file,
                                         const std::string& working_dir) {
   if (!json_flag.empty() && !yaml_file.empty()) {
     return InvalidArgument("--runtime-env-json and --runtime-env: pass at most one of them");
   }
-  json env = json::object();
+  // The runtime-env parser (live/runtime_env.h) checks every field and names it on error.
+  RuntimeEnv env;
   if (!json_flag.empty()) {
-    try {
-      env = json::parse(json_flag);
-    } catch (const json::parse_error& e) {
-      return InvalidArgument(std::string("--runtime-env-json: malformed JSON: ") + e.what());
-    }
-    if (!env.is_object()) return InvalidArgument("--runtime-env-json: expected a JSON object");
+    auto parsed = ParseRuntimeEnvJson(json_flag, "--runtime-env-json");
+    if (!parsed.ok()) return parsed.status();
+    env = std::move(*parsed);
   }
   if (!yaml_file.empty()) {
-    YAML::Node n;
-    try {
-      n = YAML::LoadFile(yaml_file);
-    } catch (const YAML::BadFile&) {
-      return InvalidArgument("--runtime-env " + yaml_file + ": cannot read the file");
-    } catch (const YAML::Exception& e) {
-      return InvalidArgument("--runtime-env " + yaml_file + ":" + std::to_string(e.mark.line + 1) +
-                             ":" + std::to_string(e.mark.column + 1) +
-                             ": malformed YAML: " + e.msg);
-    }
-    if (!n.IsMap()) {
-      return InvalidArgument("--runtime-env " + yaml_file +
-                             ": expected a mapping of runtime env fields");
-    }
-    try {
-      env = YamlToJson(n);
-    } catch (const YAML::Exception& e) {
-      return InvalidArgument("--runtime-env " + yaml_file + ":" + std::to_string(e.mark.line + 1) +
-                             ": " + e.msg);
-    }
+    auto parsed = LoadRuntimeEnvFile(yaml_file);
+    if (!parsed.ok()) return InvalidArgument("--runtime-env: " + parsed.status().message());
+    env = std::move(*parsed);
   }
   if (!working_dir.empty()) {
     std::error_code ec;
     if (!fs::is_directory(working_dir, ec)) {
       return InvalidArgument("--working-dir " + working_dir + ": no such directory");
     }
-    env["working_dir"] = fs::absolute(working_dir, ec).string();
+    env.working_dir = fs::absolute(working_dir, ec).string();
   }
-  return env.empty() ? std::string() : env.dump();
+  return ToJson(env);
 }
 
 namespace {
@@ -341,6 +291,15 @@ int Submit(std::vector<std::string> args, std::ostream& out, std::ostream& err) 
   }
   auto cluster = FindCluster("job submit", f.address, f.temp_dir, err);
   if (!cluster) return kExitUsage;
+  if (!req.runtime_env_json().empty()) {  // a local working_dir goes to the head as a package
+    auto env = ParseRuntimeEnvJson(req.runtime_env_json(), "runtime env");
+    if (env.ok()) env = UploadWorkingDir(*env, cluster->address, cluster->token);
+    if (!env.ok()) {
+      err << "orrery job submit: " << env.status().message() << "\n";
+      return env.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailed;
+    }
+    req.set_runtime_env_json(ToJson(*env));
+  }
   JobClient client(*cluster);
   v1::SubmitJobReply rep;
   if (Status s = client.Call(&v1::HeadService::Stub::SubmitJob, req, &rep); !s.ok()) {

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "live/convert.h"
+#include "live/runtime_env.h"
 #include "live/session.h"
 #include "orrery.grpc.pb.h"
 
@@ -119,10 +120,16 @@ Status ValidateSubmitJob(const v1::SubmitJobRequest& req) {
                              "with '.')");
     }
   }
-  if (!req.runtime_env_json().empty()) {
-    const json j = json::parse(req.runtime_env_json(), nullptr, false);
-    if (j.is_discarded()) return InvalidArgument("runtime_env: malformed JSON");
-    if (!j.is_object()) return InvalidArgument("runtime_env: expected a JSON object");
+  if (!req.runtime_env_json().empty()) {  // every field checked (live/runtime_env.h)
+    auto env = ParseRuntimeEnvJson(req.runtime_env_json(), "runtime_env");
+    if (!env.ok()) return env.status();
+    // The head cannot read the submitter's disk: a working_dir arrives as an uploaded package.
+    if (!env->working_dir.empty() && !IsPackageUri(env->working_dir)) {
+      return InvalidArgument("runtime_env.working_dir: '" + env->working_dir +
+                             "': expected a package URI (pkg://<sha256>.pkg) uploaded with "
+                             "HeadService.UploadPackage; `orrery job submit --working-dir` "
+                             "uploads local directories");
+    }
   }
   if (auto r = RequestFromProto(req.entrypoint_resources(), "entrypoint_resources"); !r.ok()) {
     return r.status();

@@ -203,10 +203,10 @@ TEST_F(JobTest, DuplicateIdRejectedListAndDelete) {
 TEST_F(JobTest, BadRuntimeEnvFlagsAreUsageErrors) {
   auto r = Job({"submit", "--runtime-env-json", "{not json", "--", "true"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("--runtime-env-json: malformed JSON"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--runtime-env-json:1: malformed JSON"), std::string::npos) << r.err;
   r = Job({"submit", "--runtime-env-json", "[1]", "--", "true"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("expected a JSON object"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--runtime-env-json: expected an object"), std::string::npos) << r.err;
   r = Job({"submit", "--runtime-env", "/nonexistent/env.yaml", "--", "true"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("/nonexistent/env.yaml"), std::string::npos) << r.err;
@@ -223,13 +223,22 @@ TEST_F(JobTest, BadRuntimeEnvFlagsAreUsageErrors) {
 TEST_F(JobTest, YamlRuntimeEnvIsConverted) {
   auto s = LatestSession(cluster_.root());
   const fs::path yaml = *s / "env.yaml";
-  std::ofstream(yaml) << "env_vars:\n  counter_name: from_yaml\n  N: 3\n";
+  std::ofstream(yaml) << "env_vars:\n  counter_name: from_yaml\n  N: \"3\"\n";
   ASSERT_EQ(Job({"submit", "--submission-id", "y", "--runtime-env", yaml.string(), "--", "true"})
                 .exit_code,
             0);
   const json env = JobJson("y")["runtime_env"];
   EXPECT_EQ(env["env_vars"]["counter_name"], "from_yaml") << env.dump();
-  EXPECT_EQ(env["env_vars"]["N"], 3) << env.dump();
+  EXPECT_EQ(env["env_vars"]["N"], "3") << env.dump();
+  // Values must be strings (as in Ray): refused before anything runs, naming the field.
+  std::ofstream(yaml) << "env_vars:\n  N: 3\n";
+  auto num = Job({"submit", "--runtime-env", yaml.string(), "--", "true"});
+  EXPECT_EQ(num.exit_code, 2);
+  EXPECT_NE(num.err.find("env_vars"), std::string::npos) << num.err;
+  // Unknown fields are refused too, listing the allowed ones.
+  auto unknown = Job({"submit", "--runtime-env-json", R"({"pip": ["requests"]})", "--", "true"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("pip"), std::string::npos) << unknown.err;
   std::ofstream(yaml) << "env_vars: [unclosed\n";
   auto r = Job({"submit", "--runtime-env", yaml.string(), "--", "true"});
   EXPECT_EQ(r.exit_code, 2);
@@ -407,12 +416,18 @@ TEST(JobStoreTest, RecordsSurviveReopen) {
 // REST bodies: Ray's fields map onto the request; wrong types and unknown fields name the field.
 TEST(JobHttpTest, SubmitBodyParsing) {
   auto ok = SubmitRequestFromJson(
-      R"({"entrypoint": "python x.py", "submission_id": "s1", "runtime_env": {"pip": ["a"]},
+      R"({"entrypoint": "python x.py", "submission_id": "s1", "runtime_env": {"env_vars": {"a": "b"}},
           "entrypoint_num_cpus": 1.5, "entrypoint_resources": {"acc": 2}, "metadata": null})");
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   EXPECT_EQ(ok->entrypoint(), "python x.py");
   EXPECT_EQ(ok->submission_id(), "s1");
-  EXPECT_EQ(ok->runtime_env_json(), R"({"pip":["a"]})");
+  EXPECT_EQ(ok->runtime_env_json(), R"({"env_vars":{"a":"b"}})");
+  auto pip = SubmitRequestFromJson(R"({"entrypoint": "x", "runtime_env": {"pip": ["a"]}})");
+  ASSERT_FALSE(pip.ok());
+  EXPECT_NE(pip.status().message().find("runtime_env: pip: unknown field"), std::string::npos);
+  auto local = SubmitRequestFromJson(R"({"entrypoint": "x", "runtime_env": {"working_dir": "/x"}})");
+  ASSERT_FALSE(local.ok());
+  EXPECT_NE(local.status().message().find("expected a package URI"), std::string::npos);
   EXPECT_EQ(ok->entrypoint_resources().raw().at("CPU"), 15000);
   EXPECT_EQ(ok->entrypoint_resources().raw().at("acc"), 20000);
   const std::vector<std::pair<std::string, std::string>> bad = {
