@@ -829,7 +829,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
 
   // ---- code workers (live/api) --------------------------------------------------------------
 
-  void StartAttach(const TaskId& task, const ApiWorkerSpec& spec,
+  void StartAttach(const TaskId& task, ApiWorkerSpec spec,
                    std::shared_ptr<StreamWriter<v1::AttachWorkerReply>> w, const RuntimeEnv& renv) {
     auto it = tasks_.find(task);
     if (shutting_down_ || it == tasks_.end() ||
@@ -842,6 +842,16 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     Task& t = it->second;
     t.api = true;
     t.actor = spec.actor;
+    // --- GPUs: as for RunTask, the core's device grant decides what the worker sees (a lease
+    // without GPUs on a GPU node sees none). A worker that holds GPUs is dedicated to this lease
+    // (not reused by later GPU tasks, as in Ray).
+    if (options_.total.Get(Predefined::kGPU) > Quantity()) {
+      const std::vector<int> gpus = t.allocation.DeviceIds(kGPU);
+      std::erase_if(spec.env, [](const auto& kv) { return kv.first == "CUDA_VISIBLE_DEVICES"; });
+      spec.env.emplace_back("CUDA_VISIBLE_DEVICES", VisibleDevicesForGrant(gpus));
+      std::sort(spec.env.begin(), spec.env.end());
+      if (!gpus.empty()) spec.actor = true;
+    }
     t.start_unix_ms = UnixMs();
     t.record.set_state(v1::TASK_STATE_RUNNING);
     t.record.set_start_unix_ms(t.start_unix_ms);

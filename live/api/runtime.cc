@@ -106,6 +106,7 @@ struct Link {
   bool writing = false;
   bool closing = false;
   Clock::time_point idle_since;
+  uint64_t handed = 0;  // calls handed to this link so far (a one-call link takes one)
 };
 
 // Tasks with the same library, resources and strategy share leases; an actor is its own class.
@@ -120,6 +121,9 @@ struct Class {
   int leasing = 0;
   Status dead;                    // actor: once set, every call fails with it
   bool drain_then_close = false;  // actor: the last handle is gone
+  // A task class holding GPUs: each lease runs one call, then its worker goes (Ray's max_calls=1
+  // default for GPU tasks, so GPU memory a call left behind is released).
+  bool one_call_per_lease = false;
   // --- actors: the directory record and what a restart needs.
   std::string actor_id;
   std::string class_name;
@@ -212,6 +216,8 @@ class Runtime {
         c->options = options;
         c->runtime_env_json = *renv;
         c->name = "api:" + e->name;
+        const auto gpu = options.resources.find("GPU");
+        c->one_call_per_lease = gpu != options.resources.end() && gpu->second > 0;
       }
       ref->id = NewObjectLocked(e);
       c->queue.push_back(
@@ -737,7 +743,7 @@ class Runtime {
       Link* best = nullptr;
       std::shared_ptr<Link> best_ptr;
       for (auto& l : c.links) {
-        if (l->closing) continue;
+        if (l->closing || (c.one_call_per_lease && l->handed > 0)) continue;
         if (best == nullptr || l->pending.size() < best->pending.size()) {
           best = l.get();
           best_ptr = l;
@@ -751,6 +757,7 @@ class Runtime {
         cap = depth;  // a backlog bigger than the workers hold: pipeline
       }
       if (best->pending.size() >= cap) break;
+      ++best->handed;
       Call call = std::move(c.queue.front());
       c.queue.pop_front();
       Call kept{call.object,           call.entry,  std::string(), call.retries_left,
@@ -1166,7 +1173,8 @@ class Runtime {
         for (auto& link : c->links) {
           if (link->closing || link->writing || !link->pending.empty()) continue;
           const bool idle = c->actor ? (c->drain_then_close && c->queue.empty())
-                                     : now - link->idle_since >= options_.idle_lease_timeout;
+                            : c->one_call_per_lease ? link->handed > 0
+                                                    : now - link->idle_since >= options_.idle_lease_timeout;
           if (!idle) continue;
           link->closing = true;
           to_close.push_back(link);

@@ -186,6 +186,41 @@ TEST(LiveApiTest, EnvVarsReachTheWorkers) {
   EXPECT_EQ(*token, "") << "user code must not see the cluster token";
 }
 
+// GPUs (logical override, no GPU needed): an API task sees exactly the devices the core granted,
+// named as the node's own CUDA_VISIBLE_DEVICES names them; a task without GPUs sees none; a
+// worker that held GPUs is not reused by the next GPU task (Ray's default).
+TEST(LiveApiTest, GpuGrantsReachWorkersAsTheNodesDeviceIds) {
+  LiveCluster cluster;
+  ::setenv("CUDA_VISIBLE_DEVICES", "5,7", 1);  // the node daemon inherits it
+  auto started = cluster.StartHead("head", {"--num-cpus", "4", "--num-gpus", "2"});
+  ::unsetenv("CUDA_VISIBLE_DEVICES");
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  ApiSession session(cluster);
+  ASSERT_TRUE(session.status().ok()) << session.status().ToString();
+  auto env = [](std::map<std::string, double> res) {
+    return api::Get(api::Task(api_test::Env).SetResources(res).Remote("CUDA_VISIBLE_DEVICES"),
+                    seconds(20));
+  };
+  auto one = env({{"GPU", 1}});
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  EXPECT_EQ(*one, "5");  // logical GPU 0 is the first id the node was given
+  auto both = env({{"GPU", 2}});
+  ASSERT_TRUE(both.ok()) << both.status().ToString();
+  EXPECT_EQ(*both, "5,7");
+  auto half = env({{"GPU", 0.5}});
+  ASSERT_TRUE(half.ok()) << half.status().ToString();
+  EXPECT_TRUE(*half == "5" || *half == "7") << *half;
+  auto none = env({{"CPU", 1}});
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(*none, "");
+  auto pid1 = api::Get(api::Task(api_test::SleepMs).SetResources({{"GPU", 1}}).Remote(0),
+                       seconds(20));
+  auto pid2 = api::Get(api::Task(api_test::SleepMs).SetResources({{"GPU", 1}}).Remote(0),
+                       seconds(20));
+  ASSERT_TRUE(pid1.ok() && pid2.ok());
+  EXPECT_NE(*pid1, *pid2) << "a GPU worker was reused";
+}
+
 // The seed's sample: build/live/examples/counter against `orrery start --head` prints
 // "<counter_name> got <n>" five times, the name read inside the actor from the runtime env.
 TEST(LiveApiTest, CounterExampleEndToEnd) {
