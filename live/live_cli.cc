@@ -353,15 +353,17 @@ int StartNode(const fs::path& session, const std::string& head_address, const st
         auto nodes = head.ListNodes();
         if (!nodes.ok()) return false;
         for (const auto& n : nodes->nodes()) {
+          // Registered, and serving: the node answers Ready only once its lease manager is
+          // built, a moment after the head lists it (so ask until then, within the deadline).
           if (n.pid() == *pid && n.state() == v1::NODE_STATE_ALIVE) {
             me = n;
-            return true;
+            return NodeClient(me.address(), token, milliseconds(1000)).Ready().ok();
           }
         }
         return false;
       },
       *pid, milliseconds(15000));
-  if (!registered || !NodeClient(me.address(), token).Ready().ok()) {
+  if (!registered) {
     err << "orrery start: the node daemon did not come up; its log (" << log.string() << "):\n"
         << LogTail(log) << "\n";
     KillQuietly(*pid);

@@ -362,7 +362,12 @@ TEST_F(JobTest, RecordsSurviveHeadRestart) {
   EXPECT_EQ(Job({"logs", "kept"}).out, "kept output\n");
   const json cut = JobJson("cut");
   EXPECT_EQ(cut.value("status", ""), "FAILED") << cut.dump();
-  EXPECT_NE(cut.value("message", "").find("head restarted"), std::string::npos) << cut.dump();
+  // Either the head went first (the record is fixed up on load) or the node, stopping, killed
+  // the driver while the head could still record it: both end FAILED and say why.
+  const std::string why = cut.value("message", "");
+  EXPECT_TRUE(why.find("head restarted") != std::string::npos ||
+              why.find("killed by signal") != std::string::npos)
+      << cut.dump();
   EXPECT_EQ(json::parse(Job({"list", "--format", "json"}).out).size(), 2u);
 }
 
