@@ -914,7 +914,9 @@ constexpr const char* kTaskUsage =
     "                       [--strategy default|spread|node:NAME|node:NAME:soft] [--node NAME]\n"
     "                       [--runtime-env-json JSON | --runtime-env FILE] [--working-dir DIR]\n"
     "                       [--max-retries N] [--placement-group ID [--bundle-index I]]\n"
-    "                       [--address A] [--temp-dir DIR] -- CMD ARGS...\n";
+    "                       [--address A] [--temp-dir DIR] -- CMD ARGS...\n"
+    "       orrery task run --builtin gpu-probe --num-gpus N [opts] [-- --hold-ms MS]\n"
+    "  gpu-probe: a CUDA kernel on each granted GPU; prints one JSON line per device\n";
 
 int RunTaskCmd(const std::vector<std::string>& all, std::ostream& out, std::ostream& err) {
   if (all.size() == 1 && (all[0] == "--help" || all[0] == "-h")) {
@@ -943,6 +945,9 @@ int RunTaskCmd(const std::vector<std::string>& all, std::ostream& out, std::ostr
                      "exit is not retried)")(
       "placement-group", po::value(&group), "run in a bundle of this placement group")(
       "bundle-index", po::value(&bundle_index), "the bundle (default -1: any bundle)");
+  std::string builtin;  // a built-in program instead of CMD (its arguments after --)
+  desc.add_options()("builtin", po::value(&builtin),
+                     "run a built-in program: gpu-probe (the CUDA probe built with nvcc)");
   desc.add_options()("num-cpus", po::value<double>(), "CPUs (default 1)")(
       "num-gpus", po::value<double>(), "GPUs (default 0)")(
       "resources", po::value(&resources), "custom resources, JSON: {\"name\": qty}")(
@@ -963,6 +968,22 @@ int RunTaskCmd(const std::vector<std::string>& all, std::ostream& out, std::ostr
   if (vm.count("help")) {
     out << kTaskUsage << desc;
     return kExitOk;
+  }
+  if (!builtin.empty()) {
+    if (builtin != "gpu-probe") {
+      err << "orrery task run: --builtin: expected gpu-probe, got '" << builtin << "'\n";
+      return kExitUsage;
+    }
+    // Next to this binary in the build tree (live/cuda/), as every node of a loopback or
+    // same-build cluster has it.
+    const fs::path probe = fs::path(SelfExe()).parent_path() / "live" / "cuda" / "orrery-gpu-probe";
+    std::error_code ec;
+    if (!fs::exists(probe, ec)) {
+      err << "orrery task run: --builtin gpu-probe: " << probe.string()
+          << " does not exist (this build found no nvcc; see README, GPUs)\n";
+      return kExitUsage;
+    }
+    cmd.insert(cmd.begin(), probe.string());
   }
   if (cmd.empty()) {
     err << "orrery task run: missing the command after --\n" << kTaskUsage;

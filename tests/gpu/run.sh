@@ -37,7 +37,12 @@ port=$((20000 + RANDOM % 20000))
 
 pids=()
 for i in 1 2; do
-  "$orrery" task run --temp-dir "$tmp/root" --num-gpus 1 -- "$probe" --hold-ms 2000 \
+  if [[ -n ${ORRERY_GPU_PROBE:-} ]]; then
+    run=(-- "$probe" --hold-ms 2000)
+  else
+    run=(--builtin gpu-probe -- --hold-ms 2000)  # the built-in CUDA task
+  fi
+  "$orrery" task run --temp-dir "$tmp/root" --num-gpus 1 "${run[@]}" \
     >"$tmp/task$i.out" 2>"$tmp/task$i.err" &
   pids+=($!)
 done

@@ -221,6 +221,29 @@ TEST(LiveApiTest, GpuGrantsReachWorkersAsTheNodesDeviceIds) {
   EXPECT_NE(*pid1, *pid2) << "a GPU worker was reused";
 }
 
+// The built-in CUDA workload: `task run --builtin gpu-probe` runs the nvcc-built probe on the
+// granted GPU. Here (no GPU, perhaps no nvcc) it must resolve and run the probe, or say clearly
+// that this build has none; on a GPU machine tests/gpu/run.sh checks the kernel ran.
+TEST(LiveApiTest, BuiltinGpuProbeRunsAsATask) {
+  LiveCluster cluster;
+  ASSERT_EQ(cluster.StartHead("head", {"--num-cpus", "1", "--num-gpus", "1"}).exit_code, 0);
+  auto r = cluster.Orrery({"task", "run", "--temp-dir", cluster.root(), "--num-gpus", "1",
+                           "--builtin", "gpu-probe"});
+  const fs::path probe =
+      fs::path(ORRERY_BINARY).parent_path() / "live" / "cuda" / "orrery-gpu-probe";
+  if (!fs::exists(probe)) {
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find("does not exist"), std::string::npos) << r.err;
+    return;
+  }
+  if (r.exit_code == 0) {  // a real GPU: one JSON line per granted device, the kernel ran
+    EXPECT_NE(r.out.find("\"kernel_ok\": true"), std::string::npos) << r.out;
+  } else {  // the probe ran and reported why it could not use a device
+    EXPECT_TRUE(r.exit_code == 1 || r.exit_code == 2) << r.exit_code << r.err;
+    EXPECT_NE(r.err.find("orrery-gpu-probe"), std::string::npos) << r.err;
+  }
+}
+
 // The seed's sample: build/live/examples/counter against `orrery start --head` prints
 // "<counter_name> got <n>" five times, the name read inside the actor from the runtime env.
 TEST(LiveApiTest, CounterExampleEndToEnd) {

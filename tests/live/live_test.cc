@@ -259,6 +259,7 @@ TEST(LiveTest, BadInputAndNoClusterExitTwo) {
       {{"list", "jobs-of-actors"},
        "expected 'nodes', 'tasks', 'actors', 'placement-groups' or 'jobs'"},
       {{"task", "run", "--bundle-index", "0", "--", "true"}, "--bundle-index needs"},
+      {{"task", "run", "--builtin", "nope"}, "--builtin: expected gpu-probe"},
       {{"task", "run", "--max-retries=-1", "--", "true"}, "--max-retries"},
       {{"start", "--head", "--resources", R"({"CPU": 1})", "--temp-dir", c.root()}, "--num-cpus"},
       {{"start", "--head", "--labels", "[1]", "--temp-dir", c.root()}, "--labels"},
