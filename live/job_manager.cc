@@ -594,6 +594,7 @@ void JobManager::RunDriver(std::shared_ptr<Run> run, v1::JobInfo info) {
   std::string tail;
   bool exited = false;
   int exit_code = 0, signal = 0;
+  std::string node_error;  // why the node could not run the driver (e.g. runtime env setup)
   {
     auto reader = stub->RunTask(&ctx, rreq);
     v1::RunTaskReply m;
@@ -612,6 +613,7 @@ void JobManager::RunDriver(std::shared_ptr<Run> run, v1::JobInfo info) {
         exited = true;
         exit_code = m.exit().exit_code();
         signal = m.exit().signal();
+        node_error = m.exit().error();
       }
     }
     const grpc::Status s = reader->Finish();
@@ -652,6 +654,8 @@ void JobManager::RunDriver(std::shared_ptr<Run> run, v1::JobInfo info) {
     }
   }
   if (exit_code == 0) return finish(v1::JOB_STATUS_SUCCEEDED, "the entrypoint exited with code 0");
+  // The driver never started (its runtime env failed, ...): the node's reason is the message.
+  if (!node_error.empty()) return finish(v1::JOB_STATUS_FAILED, node_error, exit_code);
   std::string message = "entrypoint exited with code " + std::to_string(exit_code);
   if (signal > 0) message += " (killed by signal " + std::to_string(signal) + ")";
   const std::string last = LastLines(tail, 10);

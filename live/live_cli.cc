@@ -874,12 +874,19 @@ int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     out << arr.dump(2) << "\n";
     return kExitOk;
   }
-  out << std::left << std::setw(18) << "TASK" << std::setw(10) << "STATE" << std::setw(16) << "NODE"
-      << std::setw(6) << "EXIT"
+  // Columns as wide as their longest entry (ids of jobs' drivers and retries are long).
+  size_t id_w = 4, node_w = 4;
+  for (const auto& t : tasks->tasks()) {
+    id_w = std::max(id_w, t.task_id().size());
+    node_w = std::max(node_w, t.node_id().size());
+  }
+  out << std::left << std::setw(static_cast<int>(id_w + 2)) << "TASK" << std::setw(10) << "STATE"
+      << std::setw(static_cast<int>(node_w + 2)) << "NODE" << std::setw(6) << "EXIT"
       << "NAME\n";
   for (const auto& t : tasks->tasks()) {
-    out << std::setw(18) << t.task_id() << std::setw(10) << TaskStateText(t.state())
-        << std::setw(16) << t.node_id() << std::setw(6) << t.exit_code() << t.name()
+    out << std::setw(static_cast<int>(id_w + 2)) << t.task_id() << std::setw(10)
+        << TaskStateText(t.state()) << std::setw(static_cast<int>(node_w + 2)) << t.node_id()
+        << std::setw(6) << t.exit_code() << t.name()
         << (t.attempt() > 0 ? " (attempt " + std::to_string(t.attempt()) + ")" : "")  // --- actors
         << "\n";
   }
