@@ -88,8 +88,10 @@ Status CheckLiveSupport(const sim::Scenario& s) {
   for (const auto& e : s.runtime_envs) {
     if (e.size_bytes > kMaxEnvBytes) {
       return InvalidArgument(s.path + ": runtime_envs." + e.id + ".size: live run installs " +
-                             std::to_string(e.size_bytes) + " bytes on every node that uses it; "
-                             "at most " + std::to_string(kMaxEnvBytes) +
+                             std::to_string(e.size_bytes) +
+                             " bytes on every node that uses it; "
+                             "at most " +
+                             std::to_string(kMaxEnvBytes) +
                              " bytes (256 MiB) per env (scale it down with --set)");
     }
   }

@@ -85,8 +85,7 @@ StatusOr<pid_t> WorkerPool::StartWorker(const std::string& env_hash, const Worke
 }
 
 StatusOr<pid_t> WorkerPool::Run(const std::string& env_hash, const std::string& task_id,
-                                const WorkloadSpec& spec, OnDone on_done,
-                                const WorkerEnv& in_env) {
+                                const WorkloadSpec& spec, OnDone on_done, const WorkerEnv& in_env) {
   if (task_id.empty() || task_id.find_first_of(" \n") != std::string::npos) {
     return InvalidArgument("task id: empty or with blanks");
   }

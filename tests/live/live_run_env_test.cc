@@ -160,6 +160,35 @@ TEST(LiveRunEnvTest, BuiltinWorkloadsRunOnPooledWorkersOfTheirEnv) {
   EXPECT_TRUE(Eventually([&] { return c.Node("a")["available"]["CPU"] == 2.0; }));
 }
 
+// When an install is evicted, the idle pooled workers started in it exit and are not reused:
+// the env's next task gets a fresh worker in the fresh install.
+TEST(LiveRunEnvTest, PooledWorkersOfAnEvictedEnvAreRetired) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "2", "--runtime-env-cache-bytes", "1500000",
+                              "--runtime-env-eviction", "lru"})
+                .exit_code,
+            0);
+  RuntimeEnv x, y;
+  x.setup = {"head -c 1000000 /dev/zero > x.bin"};
+  y.setup = {"head -c 1000000 /dev/zero > y.bin"};
+  auto first = SleepInEnv(c, "a", "x1", x, 50);
+  ASSERT_TRUE(first.exit.ok()) << first.exit.status().ToString();
+  ASSERT_EQ(first.exit->exit_code(), 0) << first.exit->error();
+  ASSERT_GT(first.pid, 0);
+  EXPECT_TRUE(IsProcessAlive(first.pid)) << "idle, kept for the env's next task";
+  // y's install pushes the node past its limit: x, unused, is evicted, and its worker exits.
+  auto other = SleepInEnv(c, "a", "y1", y, 50);
+  ASSERT_TRUE(other.exit.ok()) << other.exit.status().ToString();
+  ASSERT_EQ(other.exit->exit_code(), 0) << other.exit->error();
+  EXPECT_TRUE(Eventually([&] { return !IsProcessAlive(first.pid); }))
+      << "the evicted env's idle worker exits";
+  auto again = SleepInEnv(c, "a", "x2", x, 50);
+  ASSERT_TRUE(again.exit.ok()) << again.exit.status().ToString();
+  EXPECT_EQ(again.exit->exit_code(), 0) << again.exit->error();
+  EXPECT_NE(again.pid, first.pid);
+  EXPECT_NE(again.pid, other.pid);
+}
+
 // Parity for envs and actors (scenarios/parity-envs.yaml, free of timing races): the simulator
 // and `live run --local` put every task on the same node with the same kind, and the nodes'
 // env caches count the same hits, misses and evictions (2, 6, 2 by the scenario's design).
