@@ -224,6 +224,7 @@ StatusOr<LeaseRequest> FromProto(const v1::RequestWorkerLeaseRequest& req) {
   out.sched.strategy = std::move(*strategy);
   out.grant_or_reject = req.grant_or_reject();
   out.spillbacks = req.spillbacks();
+  out.sched.actor_creation = req.actor_creation();  // --- live run
   for (int i = 0; i < req.args_size(); ++i) {
     const auto& a = req.args(i);
     ObjectArg arg;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <ostream>
@@ -18,6 +19,8 @@
 #include "live/convert.h"
 #include "live/head.h"
 #include "live/node.h"
+#include "live/rpc_util.h"
+#include "live/runtime_env.h"
 #include "live/session.h"
 
 namespace orrery::live {
@@ -28,6 +31,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr size_t kMaxTasks = 5000;  // one driver thread per task: tiny and medium scenarios
+constexpr uint64_t kMaxEnvBytes = uint64_t{256} << 20;  // per emulated runtime env
 
 Status Unsupported(const sim::Scenario& s, const std::string& field, const std::string& what) {
   return InvalidArgument(s.path + ": " + field + ": live run does not support " + what +
@@ -41,7 +45,37 @@ std::string ObjectIdOfInitial(const std::string& run, size_t arg) {
   return run + "-obj-a" + std::to_string(arg);
 }
 
+// Shell-quoted `s` ('...', with ' as '\'').
+std::string ShellQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
 }  // namespace
+
+RuntimeEnv EmulatedRuntimeEnv(const sim::RuntimeEnvSpec& spec) {
+  RuntimeEnv env;
+  env.env_vars["ORRERY_SCENARIO_ENV"] = spec.id;
+  // The id goes into the install (InstallHash covers setup, not env_vars): two specs with equal
+  // numbers stay two installs.
+  env.setup.push_back("printf '%s\\n' " + ShellQuote(spec.id) + " > scenario_env_id");
+  if (spec.install_s > 0) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "sleep %.3f", spec.install_s);
+    env.setup.push_back(buf);
+  }
+  if (spec.size_bytes > 0) {
+    env.setup.push_back("head -c " + std::to_string(spec.size_bytes) + " /dev/zero > blob");
+  }
+  return env;
+}
 
 Status CheckLiveSupport(const sim::Scenario& s) {
   if (s.autoscaler.enabled) {
@@ -50,10 +84,16 @@ Status CheckLiveSupport(const sim::Scenario& s) {
   for (const auto& n : s.nodes) {
     if (n.standby) return Unsupported(s, "cluster.node_types", "standby (autoscaled) nodes");
   }
-  if (!s.runtime_envs.empty()) return Unsupported(s, "runtime_envs", "runtime environments");
-  for (const auto& t : s.tasks) {
-    if (t.kind == sim::WorkKind::kActor) return Unsupported(s, "workload.actors", "actors");
-    if (t.env >= 0) return Unsupported(s, "workload.tasks.runtime_env", "runtime environments");
+  // Each env's install writes its size to disk on every node that uses it.
+  for (const auto& e : s.runtime_envs) {
+    if (e.size_bytes > kMaxEnvBytes) {
+      return InvalidArgument(s.path + ": runtime_envs." + e.id + ".size: live run installs " +
+                             std::to_string(e.size_bytes) +
+                             " bytes on every node that uses it; "
+                             "at most " +
+                             std::to_string(kMaxEnvBytes) +
+                             " bytes (256 MiB) per env (scale it down with --set)");
+    }
   }
   if (s.tasks.size() > kMaxTasks) {
     return InvalidArgument(s.path + ": workload: live run replays at most " +
@@ -98,6 +138,12 @@ StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const sim::Scenario&
     no.scheduler = scenario.scheduler.options;
     no.seed = scenario.seed + i;
     no.object_dir = (dir / ("objects-" + spec.id)).string();
+    // The scenario's runtime-env cache (the agent's setup timeout is per command; the emulated
+    // install's time is one `sleep`, so it is the install's timeout as in the simulator).
+    no.runtime_env_cache_bytes = scenario.env_cache.limit_bytes;
+    no.runtime_env_eviction = scenario.env_cache.policy;
+    no.runtime_env_setup_timeout_s = scenario.env_cache.setup_timeout_s;
+    no.runtime_env_max_attempts = scenario.env_cache.max_attempts;
     auto node = NodeDaemon::Start(no);
     if (!node.ok()) return node.status().WithContext("starting node " + spec.id);
     c->ids_.push_back(spec.id);
@@ -154,6 +200,8 @@ class Runner {
     run_id_ = "run" + (token.ok() ? token->substr(0, 8) : std::string("0"));
     ORRERY_RETURN_IF_ERROR(Discover());
     ORRERY_RETURN_IF_ERROR(CreateInitialObjects());
+    for (const auto& e : s_.runtime_envs) env_json_.push_back(ToJson(EmulatedRuntimeEnv(e)));
+    if (!s_.runtime_envs.empty()) env_before_ = ReadEnvStats();
     const size_t n = s_.tasks.size();
     attempts_.assign(n, {});
     final_.assign(n, 0);
@@ -183,6 +231,7 @@ class Runner {
     groups.join();
     RemoveGroups();
     Sample();  // the final state
+    if (!s_.runtime_envs.empty()) env_after_ = ReadEnvStats();
     return Finish(end);
   }
 
@@ -408,6 +457,9 @@ class Runner {
     }
     const std::string base_id = run_id_ + "-t" + std::to_string(i);
     req.set_name(row.name);
+    // An actor is its creation lease, held for its lifetime (the sleep workload below).
+    req.set_actor_creation(ts.kind == sim::WorkKind::kActor);
+    if (ts.env >= 0) run.set_runtime_env_json(env_json_[static_cast<size_t>(ts.env)]);
     ToProto(shape.set(), req.mutable_resources());
     ToProto(strategy, req.mutable_strategy());
     run.mutable_workload()->set_duration_ms(static_cast<int64_t>(ts.duration_s * 1000 + 0.5));
@@ -456,6 +508,9 @@ class Runner {
       }
       row.node_id = lease->node_id;
       row.spillbacks = lease->spillbacks;
+      // The granted lease waits for the env (a hit too, briefly), the task's last wait reason,
+      // as the simulator records it.
+      if (ts.env >= 0) row.wait_reason = "waiting_for_runtime_env";
       spillbacks_.fetch_add(static_cast<uint64_t>(lease->spillbacks));
       for (auto& ref : *run.mutable_args()) ref.set_address(AddressOf(ref.node_id()));
       const uint64_t epoch = CrashEpoch(lease->node_id);
@@ -473,6 +528,15 @@ class Runner {
       }
       const std::string why = exit.ok() ? exit->error() : exit.status().ToString();
       row.state = "failed";
+      // The node's runtime-env agent gave up on the install: the lease was canceled (as the
+      // simulator cancels it after max_attempts); not a node failure, not retried.
+      if (exit.ok() && why.rfind("runtime env setup failed", 0) == 0) {
+        row.state = "canceled";
+        row.wait_reason = "waiting_for_runtime_env";
+        NoteError(task_id + " on " + lease->node_id + ": " + why);
+        MarkFinal(i, std::move(row), false, lease->node_id, why);
+        return;
+      }
       // The node died under the attempt: a failure we injected, a broken stream, or a node
       // that no longer answers. Anything else is the task's own failure (not retried).
       const bool node_died =
@@ -754,7 +818,41 @@ class Runner {
     r.nodes.peak = s_.nodes.size();
     r.autoscaler.peak_nodes = s_.nodes.size();
     r.wall_s = end;
+    // Per node, the counters' growth during the run (a node restarted by a recover starts from
+    // zero again: then its counters as they are).
+    for (const auto& [node, after] : env_after_) {
+      const auto b = env_before_.find(node);
+      const bool fresh = b == env_before_.end() || after.hits() < b->second.hits() ||
+                         after.misses() < b->second.misses();
+      const v1::RuntimeEnvCacheStats zero;
+      const v1::RuntimeEnvCacheStats& before = fresh ? zero : b->second;
+      r.env_cache.hits += after.hits() - before.hits();
+      r.env_cache.misses += after.misses() - before.misses();
+      r.env_cache.evictions += after.evictions() - before.evictions();
+      r.env_cache.bytes_installed += after.bytes_installed() - before.bytes_installed();
+    }
     return r;
+  }
+
+  // Each scenario node's runtime-env cache counters (a node that does not answer is left out).
+  std::map<std::string, v1::RuntimeEnvCacheStats> ReadEnvStats() {
+    std::map<std::string, v1::RuntimeEnvCacheStats> out;
+    for (const auto& spec : s_.nodes) {
+      const std::string address = AddressOf(spec.id);
+      if (address.empty()) continue;
+      auto stub = v1::NodeService::NewStub(
+          grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+      grpc::ClientContext ctx;
+      AttachToken(&ctx, token_);
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      v1::RuntimeEnvCacheStats stats;
+      if (stub->GetRuntimeEnvCacheStats(&ctx, v1::RuntimeEnvCacheStatsRequest(), &stats).ok()) {
+        out[spec.id] = stats;
+      } else {
+        NoteError("reading the runtime-env cache counters of node " + spec.id);
+      }
+    }
+    return out;
   }
 
  public:
@@ -769,6 +867,8 @@ class Runner {
   std::map<std::string, std::string> address_of_;
   std::string run_id_;
   Clock::time_point t0_;
+  std::vector<std::string> env_json_;  // by runtime_envs index: EmulatedRuntimeEnv as JSON
+  std::map<std::string, v1::RuntimeEnvCacheStats> env_before_, env_after_;  // by node id
 
   // Per task, its attempts in order; attempts_[i] is written only by task i's thread.
   std::vector<std::vector<results::TaskAttempt>> attempts_;

@@ -25,8 +25,15 @@
 // the run ends); a task of a group waits until it is created, asks for its shape under the
 // bundle's resource names (indexed if `bundle` is given, else wildcard) and goes first to the
 // bundle's node.
-// Not supported yet (CheckLiveSupport names the field): the autoscaler (managed node types),
-// runtime envs and actors.
+// Runtime envs: each scenario env becomes a real runtime env (EmulatedRuntimeEnv) installed by the
+// nodes' runtime-env agents; built-in workloads run on pooled workers of that env. With --local
+// the nodes get the scenario's runtime_env_cache (policy, limit, setup timeout, attempts).
+// summary.json env_cache is the growth of the nodes' agent counters during the run.
+// Actors (workload.actors): an actor-creation lease (actor_creation in the request, so a
+// zero-resource actor is placed by the random policy as in the simulator) held for the actor's
+// lifetime by a sleep workload; tasks.csv kind `actor`.
+// Not supported yet (CheckLiveSupport names the field): the autoscaler (managed node types);
+// an env larger than 256 MiB (its bytes are written on every node that installs it).
 //
 // Thread safety: RunScenario blocks its caller and uses its own threads; LocalCluster is owned
 // by one thread.
@@ -42,6 +49,7 @@
 #include "core/results/run_record.h"
 #include "core/status.h"
 #include "live/node.h"
+#include "live/runtime_env.h"
 #include "sim/scenario.h"
 
 namespace orrery::live {
@@ -49,6 +57,13 @@ namespace orrery::live {
 // InvalidArgument "FILE: FIELD: live run does not support ... yet" for the first unsupported
 // feature the scenario uses; Ok otherwise.
 Status CheckLiveSupport(const sim::Scenario& scenario);
+
+// The runtime env that stands in for a scenario env on a live node: env var ORRERY_SCENARIO_ENV
+// = its id, and setup commands that cost what the scenario says: the id written to a file (so
+// two specs with equal numbers are distinct installs), `sleep <install_s>`, and
+// `head -c <size_bytes> /dev/zero > blob` (the install's size on disk, which the node's cache
+// charges). The download over the network is not modelled separately.
+RuntimeEnv EmulatedRuntimeEnv(const sim::RuntimeEnvSpec& spec);
 
 class HeadDaemon;
 class NodeDaemon;

@@ -358,19 +358,16 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       w->Close(ToGrpc(renv.status()));
       return w.get();
     }
-    if (req->has_workload() && !renv->empty()) {
-      w->Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            "runtime_env_json: not supported for built-in workloads"));
-      return w.get();
-    }
     if (req->has_workload()) {
       auto spec = ValidateWorkload(*req);
       if (!spec.ok()) {
         w->Close(ToGrpc(spec.status()));
         return w.get();
       }
-      loop_.Post([this, task, w, spec = std::move(*spec), req_copy = *req]() mutable {
-        StartWorkload(task, std::move(spec), req_copy, w);
+      // --- live run: a built-in workload may run in a runtime env (pooled workers per env).
+      loop_.Post([this, task, w, spec = std::move(*spec), req_copy = *req,
+                  renv = std::move(*renv)]() mutable {
+        StartWorkload(task, std::move(spec), req_copy, w, renv);
       });
       return w.get();
     }
@@ -483,6 +480,31 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     return r;
   }
 
+  // --- live run: the agent's cache counters, read on the loop that owns the agent.
+  grpc::ServerUnaryReactor* GetRuntimeEnvCacheStats(grpc::CallbackServerContext* ctx,
+                                                    const v1::RuntimeEnvCacheStatsRequest*,
+                                                    v1::RuntimeEnvCacheStats* reply) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    loop_.Post([this, r, reply] {
+      reply->set_node_id(node_id_);
+      if (agent_) {
+        const auto& c = agent_->cache().counters();
+        reply->set_hits(c.hits);
+        reply->set_misses(c.misses);
+        reply->set_evictions(c.evictions);
+        reply->set_bytes_installed(c.bytes_installed);
+        reply->set_total_bytes(agent_->cache().TotalBytes(kRuntimeEnvKind));
+        reply->set_limit_bytes(agent_->cache().LimitBytes(kRuntimeEnvKind));
+      }
+      r->Finish(grpc::Status::OK);
+    });
+    return r;
+  }
+
  private:
   struct Task {
     v1::TaskRecord record;
@@ -504,6 +526,10 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     // --- Metrics: when the lease request arrived (scheduling latency); an actor's lease.
     Clock::time_point received{};
     bool actor = false;
+    // --- live run: a built-in workload in a runtime env runs on pooled workers of this key
+    // (install hash + the env's variables and cwd), started in this env.
+    std::string pool_key;
+    WorkerEnv worker_env;
   };
   struct Waiting {
     uint64_t call_id = 0;
@@ -946,6 +972,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     ro.cache_bytes = options_.runtime_env_cache_bytes;
     ro.eviction = options_.runtime_env_eviction;
     ro.setup_timeout_s = options_.runtime_env_setup_timeout_s;
+    ro.max_attempts = options_.runtime_env_max_attempts;  // --- live run
     auto agent =
         RuntimeEnvAgent::Create(std::move(ro), [this](std::function<void()> f) { loop_.Post(f); });
     if (!agent.ok()) return agent.status();
@@ -953,6 +980,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     // Idle code workers started in an evicted env must not be reused: their cwd and PATH are gone.
     agent_->SetOnEvict([this](const std::string& dir) {
       api_pool_->RetireIdleWithEnv("ORRERY_RUNTIME_ENV_DIR", dir);
+      pool_->RetireIdleWithEnv("ORRERY_RUNTIME_ENV_DIR", dir);  // --- live run
     });
     return Status::Ok();
   }
@@ -1080,7 +1108,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   // ---- built-in workloads -------------------------------------------------------------------
 
   void StartWorkload(const TaskId& task, WorkloadSpec spec, const v1::RunTaskRequest& req,
-                     std::shared_ptr<StreamWriter<v1::RunTaskReply>> w) {
+                     std::shared_ptr<StreamWriter<v1::RunTaskReply>> w, const RuntimeEnv& renv) {
     auto it = tasks_.find(task);
     if (shutting_down_ || it == tasks_.end() ||
         it->second.record.state() != v1::TASK_STATE_LEASED || it->second.workload) {
@@ -1091,6 +1119,53 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     Task& t = it->second;
     t.workload = true;
     if (t.record.name().empty()) t.record.set_name(WorkloadKindName(spec.kind));
+    if (renv.empty()) {
+      PrepareWorkload(task, std::move(spec), req, w);
+      return;
+    }
+    // --- live run: install the env first (the lease stays held, waiting for the runtime env),
+    // then fetch the arguments and run on a pooled worker of the env. A setup failure cancels
+    // the lease, as for a command task (StartTaskInEnv).
+    t.record.set_wait_reason(v1::WAIT_REASON_WAITING_FOR_RUNTIME_ENV);
+    t.dirty = true;
+    AcquireTaskEnv(t, renv, [this, task, spec, req, w](StatusOr<AppliedEnv> a) mutable {
+      auto it = tasks_.find(task);
+      if (it == tasks_.end() || it->second.record.state() != v1::TASK_STATE_LEASED) return;
+      Task& t = it->second;
+      t.record.set_wait_reason(v1::WAIT_REASON_NONE);
+      t.dirty = true;
+      if (!a.ok()) {
+        const std::string why = a.status().message();
+        Log("task " + task + ": " + why);
+        v1::RunTaskReply m;
+        m.set_stderr_chunk("orrery: " + why + "\n");
+        w->Push(std::move(m));
+        v1::RunTaskReply e;
+        e.mutable_exit()->set_exit_code(1);
+        e.mutable_exit()->set_error(why);
+        w->Push(std::move(e));
+        w->Close(grpc::Status::OK);
+        EndLease(t, v1::TASK_STATE_CANCELED, 1, why);
+        RunPending();
+        return;
+      }
+      t.worker_env.env = a->env;
+      t.worker_env.cwd = a->cwd;
+      t.pool_key = a->hash;
+      for (const auto& [k, v] : a->env) t.pool_key += std::string(1, '\0') + k + "=" + v;
+      t.pool_key += std::string(1, '\0') + "cwd=" + a->cwd;
+      if (w->done()) {
+        FinishWorkload(t, w, 1, "the caller went away");
+        return;
+      }
+      PrepareWorkload(task, std::move(spec), req, w);
+    });
+  }
+
+  // The workload's lease is held and its env (if any) installed: fetch missing arguments, run.
+  void PrepareWorkload(const TaskId& task, WorkloadSpec spec, const v1::RunTaskRequest& req,
+                       std::shared_ptr<StreamWriter<v1::RunTaskReply>> w) {
+    Task& t = tasks_.at(task);
     if (spec.kind == WorkloadSpec::Kind::kProduce) {
       spec.output_path = store_->PathOf(req.output_object_id()).string();
     }
@@ -1142,11 +1217,14 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   void LaunchWorkload(const TaskId& task, const WorkloadSpec& spec,
                       std::shared_ptr<StreamWriter<v1::RunTaskReply>> w) {
     Task& t = tasks_.at(task);
-    auto pid = pool_->Run("", task, spec, [this, task, w](int code, const std::string& error) {
-      auto it = tasks_.find(task);
-      if (it == tasks_.end()) return;
-      FinishWorkload(it->second, w, code, error);
-    });
+    auto pid = pool_->Run(
+        t.pool_key, task, spec,
+        [this, task, w](int code, const std::string& error) {
+          auto it = tasks_.find(task);
+          if (it == tasks_.end()) return;
+          FinishWorkload(it->second, w, code, error);
+        },
+        t.worker_env);
     if (!pid.ok()) {
       FinishWorkload(t, w, 127, pid.status().message());
       return;

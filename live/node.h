@@ -81,6 +81,7 @@ struct NodeOptions {
   uint64_t runtime_env_cache_bytes = uint64_t{10} << 30;  // unused installs evicted beyond this
   std::string runtime_env_eviction = "arbitrary";         // arbitrary | lru | gdsf
   double runtime_env_setup_timeout_s = 600.0;  // per setup command, unless the env sets one
+  int runtime_env_max_attempts = 3;  // --- live run: attempts per install, then tasks canceled
   // --- Metrics: Prometheus /metrics on bind:metrics_port (live/metrics.h). 0: an OS-chosen
   // port; -1: no metrics endpoint. Its address is reported to the head at registration.
   int metrics_port = 0;

@@ -49,12 +49,14 @@ size_t WorkerPool::num_idle() const {
   return n;
 }
 
-StatusOr<pid_t> WorkerPool::StartWorker(const std::string& env_hash) {
+StatusOr<pid_t> WorkerPool::StartWorker(const std::string& env_hash, const WorkerEnv& in_env) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return Internal(std::string("pipe: ") + std::strerror(errno));
   ProcessSpec spec;
   spec.argv = {options_.exe, "__worker"};
   spec.env = options_.env;
+  for (const auto& kv : in_env.env) spec.env.push_back(kv);  // later entries win
+  spec.cwd = in_env.cwd;
   spec.stdin_fd = p[0];
   ProcessCallbacks cb;
   // Callbacks run on the supervisor thread and hand everything to the loop. The pid is known only
@@ -76,13 +78,14 @@ StatusOr<pid_t> WorkerPool::StartWorker(const std::string& env_hash) {
   }
   Worker w;
   w.env = env_hash;
+  w.vars = in_env.env;
   w.stdin_fd = p[1];
   workers_[*pid] = std::move(w);
   return *pid;
 }
 
 StatusOr<pid_t> WorkerPool::Run(const std::string& env_hash, const std::string& task_id,
-                                const WorkloadSpec& spec, OnDone on_done) {
+                                const WorkloadSpec& spec, OnDone on_done, const WorkerEnv& in_env) {
   if (task_id.empty() || task_id.find_first_of(" \n") != std::string::npos) {
     return InvalidArgument("task id: empty or with blanks");
   }
@@ -97,7 +100,7 @@ StatusOr<pid_t> WorkerPool::Run(const std::string& env_hash, const std::string& 
     if (workers_.count(p)) pid = p;
   }
   if (pid == 0) {
-    auto started = StartWorker(env_hash);
+    auto started = StartWorker(env_hash, in_env);
     if (!started.ok()) return started.status();
     pid = *started;
   }
@@ -136,13 +139,26 @@ void WorkerPool::OnOutput(pid_t pid, const std::string& chunk) {
     w.task.clear();
     w.on_done = nullptr;
     auto& idle = idle_[w.env];
-    if (idle.size() < options_.max_idle_per_env) {
+    if (!w.retired && idle.size() < options_.max_idle_per_env) {
       idle.push_back(pid);
     } else {
       Retire(pid);
     }
     if (done) done(code, code == 0 ? std::string() : message);
     return;  // `it` may be gone (Retire)
+  }
+}
+
+void WorkerPool::RetireIdleWithEnv(const std::string& name, const std::string& value) {
+  for (auto& [pid, w] : workers_) {
+    bool match = false;
+    for (const auto& [k, v] : w.vars) match = match || (k == name && v == value);
+    if (!match) continue;
+    w.retired = true;
+    if (w.task.empty()) {
+      for (auto& [env, q] : idle_) std::erase(q, pid);
+      Retire(pid);
+    }
   }
 }
 

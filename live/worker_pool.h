@@ -4,8 +4,9 @@
 // Workers are `orrery __worker` children of the node daemon (through its ProcessSupervisor, so
 // they share its kill-on-stop), keyed by runtime-env hash: a task runs on an idle worker of its
 // env, or a new one is started; when it ends the worker goes back to the idle list (beyond
-// max_idle_per_env idle workers of an env, it is told to exit). This slice knows only the empty
-// env (""), the way Ray keeps a pool per runtime-env hash.
+// max_idle_per_env idle workers of an env, it is told to exit), the way Ray keeps a pool per
+// runtime-env hash. The key is the caller's (the node uses install hash + env vars); a worker of a
+// key is started with that key's WorkerEnv (variables over options.env, working directory).
 //
 // Protocol (text lines; the worker reads stdin and writes stdout):
 //   node -> worker:  run <task_id> <kind> <duration_ms> <bytes> <output_path|->
@@ -45,6 +46,12 @@ struct WorkerPoolOptions {
   size_t max_idle_per_env = 16;
 };
 
+// --- runtime envs: where a pooled worker of one key runs (live/runtime_env_agent.h AppliedEnv).
+struct WorkerEnv {
+  std::vector<std::pair<std::string, std::string>> env;  // added over WorkerPoolOptions::env
+  std::string cwd;                                       // empty: the daemon's
+};
+
 class WorkerPool {
  public:
   using Post = std::function<void(std::function<void()>)>;
@@ -57,22 +64,29 @@ class WorkerPool {
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  // Runs `spec` for `task_id` on a worker of `env_hash` (reused if one is idle). Returns the
+  // Runs `spec` for `task_id` on a worker of `env_hash` (reused if one is idle; a new one is
+  // started in `in_env`, which must be the same for every call with one key). Returns the
   // worker's pid; `on_done` is called on the loop once it ends. Error if no worker can start.
   StatusOr<pid_t> Run(const std::string& env_hash, const std::string& task_id,
-                      const WorkloadSpec& spec, OnDone on_done);
+                      const WorkloadSpec& spec, OnDone on_done, const WorkerEnv& in_env = {});
+  // --- runtime envs: idle workers started with variable `name` = `value` exit (e.g. those of
+  // an evicted install: their cwd and PATH are gone). Busy ones finish their task first and are
+  // then not reused. O(workers).
+  void RetireIdleWithEnv(const std::string& name, const std::string& value);
   size_t num_workers() const { return workers_.size(); }
   size_t num_idle() const;
 
  private:
   struct Worker {
     std::string env;
+    std::vector<std::pair<std::string, std::string>> vars;  // its WorkerEnv's variables
+    bool retired = false;                                   // not reused after its task
     int stdin_fd = -1;
     std::string buffer;  // stdout bytes not yet a full line
     std::string task;    // empty while idle
     OnDone on_done;
   };
-  StatusOr<pid_t> StartWorker(const std::string& env_hash);
+  StatusOr<pid_t> StartWorker(const std::string& env_hash, const WorkerEnv& in_env);
   void OnOutput(pid_t pid, const std::string& chunk);
   void OnExit(pid_t pid, int code, int sig);
   void Retire(pid_t pid);

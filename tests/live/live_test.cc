@@ -524,9 +524,6 @@ TEST(LiveRunTest, BadInputExitsTwo) {
   const std::string base =
       "cluster:\n  nodes:\n    - {id: n0, resources: {CPU: 2}}\n"
       "workload:\n  tasks:\n    - {name: t, count: 1, duration: 1s}\n";
-  const std::string actors = write("actors.yaml", "name: actors\n" + base +
-                                                      "  actors:\n    - {name: a, count: 1, "
-                                                      "duration: 1s}\n");
   const std::string ok = write("ok.yaml", "name: ok\n" + base);
   struct Case {
     std::vector<std::string> args;
@@ -534,7 +531,6 @@ TEST(LiveRunTest, BadInputExitsTwo) {
   };
   const std::vector<Case> cases = {
       {{"live", "run", (dir / "missing.yaml").string(), "--local"}, "missing.yaml"},
-      {{"live", "run", actors, "--local"}, "workload.actors"},
       {{"live", "run", ok}, "exactly one of --address"},
       {{"live", "run", ok, "--local", "--workload", "gpu"}, "--workload"},
       {{"live", "run", ok, "--local", "--set", "cluster.bogus=1"}, "bogus"},
