@@ -59,8 +59,8 @@
 // flight fail with kUnavailable ("actor ... died") unless SetMaxTaskRetries(n) [0; -1 = infinite]
 // lets them be sent to the new incarnation; calls made while it restarts wait for it. Once out
 // of restarts the actor is DEAD and every pending and later call fails with kUnavailable naming
-// the actor and the cause. Every actor and its transitions (pending_creation, alive, restarting,
-// dead) are reported to the head's actor directory (`orrery list actors`).
+// the actor and the cause. Every actor and its transitions (dependencies_unready, pending_creation,
+// alive, restarting, dead) are reported to the head's actor directory (`orrery list actors`).
 //
 // Placement groups: CreatePlacementGroup(bundles, strategy) reserves bundles through the head
 // (two-phase, retried until created or removed); SetPlacementGroup(pg, bundle_index) on a task or
@@ -240,6 +240,9 @@ inline void SetPlacementGroupOption(CallOptions* o, const PlacementGroup& pg, in
 struct RefState {
   uint64_t id = 0;
   Status error;  // set when the call could not even be submitted
+  // --- ObjectRef arguments: which Init made it (ids restart with each runtime, so a ref kept
+  // across Shutdown and Init must not name the new runtime's object).
+  uint64_t runtime = 0;
   ~RefState();
 };
 struct ActorState {
@@ -254,8 +257,8 @@ struct ActorState {
 // ascend. `refs` is empty for a call without ObjectRef arguments.
 struct ArgRef {
   size_t offset = 0;
-  int index = 0;                   // the argument's position, from 0 (for error messages)
-  std::shared_ptr<RefState> ref;   // null for an empty ObjectRef
+  int index = 0;                  // the argument's position, from 0 (for error messages)
+  std::shared_ptr<RefState> ref;  // null for an empty ObjectRef
 };
 struct EncodedArgs {
   std::string bytes;
@@ -264,8 +267,8 @@ struct EncodedArgs {
 
 std::shared_ptr<RefState> SubmitTask(const Entry* entry, const void* address, EncodedArgs args,
                                      const CallOptions& options);
-std::shared_ptr<ActorState> CreateActor(const Entry* factory, const void* address,
-                                        EncodedArgs args, const CallOptions& options);
+std::shared_ptr<ActorState> CreateActor(const Entry* factory, const void* address, EncodedArgs args,
+                                        const CallOptions& options);
 std::shared_ptr<RefState> SubmitActorTask(const ActorState& actor, const Entry* method,
                                           EncodedArgs args);
 StatusOr<std::string> GetBytes(const RefState& ref, std::chrono::milliseconds timeout);

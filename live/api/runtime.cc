@@ -61,6 +61,7 @@ namespace orrery::api {
 namespace {
 
 namespace fs = std::filesystem;
+std::atomic<uint64_t> g_epoch{0};  // --- ObjectRef arguments: one per Runtime (see epoch_)
 using Clock = std::chrono::steady_clock;
 using internal::ActorState;
 using internal::CallOptions;
@@ -242,10 +243,11 @@ class Runtime {
         c->name = "api:" + e->name;
       }
       ref->id = NewObjectLocked(e);
-      EnqueueLocked(*c,
-                    Call{ref->id, e, std::move(args.bytes), options.max_retries,
-                         options.retry_exceptions, 0},
-                    args.refs);
+      ref->runtime = epoch_;
+      EnqueueLocked(
+          *c,
+          Call{ref->id, e, std::move(args.bytes), options.max_retries, options.retry_exceptions, 0},
+          args.refs);
       DispatchLocked(*c, &to_write);
       DispatchDirtyLocked(&to_write);
     }
@@ -338,7 +340,9 @@ class Runtime {
         return ref;
       }
       ref->id = NewObjectLocked(e);
-      EnqueueLocked(c, Call{ref->id, e, std::move(args.bytes), c.options.max_task_retries, false, 0},
+      ref->runtime = epoch_;
+      EnqueueLocked(c,
+                    Call{ref->id, e, std::move(args.bytes), c.options.max_task_retries, false, 0},
                     args.refs);
       DispatchLocked(c, &to_write);
       DispatchDirtyLocked(&to_write);
@@ -349,6 +353,7 @@ class Runtime {
 
   StatusOr<std::string> Get(const RefState& ref, milliseconds timeout) {
     if (!ref.error.ok()) return ref.error;
+    if (ref.runtime != epoch_) return StaleRef(ref.id);
     const auto deadline = Clock::now() + std::min<milliseconds>(timeout, kNoTimeout);
     std::unique_lock<std::mutex> l(mu_);
     while (true) {
@@ -366,7 +371,14 @@ class Runtime {
     }
   }
 
-  void Release(uint64_t id) {
+  // A ref made by an earlier Init (ids restart with each runtime).
+  static Status StaleRef(uint64_t id) {
+    return FailedPrecondition("object " + std::to_string(id) +
+                              " belongs to an earlier Init (the runtime was shut down since)");
+  }
+
+  void Release(uint64_t runtime, uint64_t id) {
+    if (runtime != epoch_) return;  // not ours: an earlier Init's object
     std::lock_guard<std::mutex> l(mu_);
     auto it = objects_.find(id);
     if (it == objects_.end()) return;
@@ -793,6 +805,7 @@ class Runtime {
       const std::string arg = "argument " + std::to_string(a.index);
       if (!a.ref) return InvalidArgument(arg + ": empty ObjectRef");
       if (!a.ref->error.ok()) return DependencyFailed(arg, a.ref->error);
+      if (a.ref->runtime != epoch_) return StaleRef(a.ref->id).WithContext(arg);
       auto it = objects_.find(a.ref->id);
       if (it == objects_.end()) {
         return NotFound(arg + ": object " + std::to_string(a.ref->id) +
@@ -1398,8 +1411,7 @@ class Runtime {
       for (auto& [key, c] : classes_) {
         for (auto& link : c->links) {
           if (link->closing || link->writing || !link->pending.empty()) continue;
-          const bool idle = c->actor ? (c->drain_then_close && c->queue.empty() &&
-                                        c->held.empty())
+          const bool idle = c->actor ? (c->drain_then_close && c->queue.empty() && c->held.empty())
                                      : now - link->idle_since >= options_.idle_lease_timeout;
           if (!idle) continue;
           link->closing = true;
@@ -1481,6 +1493,7 @@ class Runtime {
   uint64_t next_id_ = 1;
   uint64_t next_lease_ = 1;
   std::unordered_map<uint64_t, Object> objects_;
+  const uint64_t epoch_ = ++g_epoch;  // tags this runtime's refs (RefState::runtime)
   // --- ObjectRef arguments: pending object -> (class, held call) waiting on it; the classes
   // whose held calls changed since the last DispatchDirtyLocked.
   std::unordered_map<uint64_t, std::vector<std::pair<Class*, uint64_t>>> dependents_;
@@ -1567,7 +1580,7 @@ namespace internal {
 
 RefState::~RefState() {
   if (id == 0) return;
-  if (auto rt = Current()) rt->Release(id);
+  if (auto rt = Current()) rt->Release(runtime, id);
 }
 
 ActorState::~ActorState() {
@@ -1586,8 +1599,8 @@ std::shared_ptr<RefState> SubmitTask(const Entry* entry, const void* address, En
   return rt->Submit(entry, address, std::move(args), options);
 }
 
-std::shared_ptr<ActorState> CreateActor(const Entry* factory, const void* address,
-                                        EncodedArgs args, const CallOptions& options) {
+std::shared_ptr<ActorState> CreateActor(const Entry* factory, const void* address, EncodedArgs args,
+                                        const CallOptions& options) {
   auto rt = Current();
   if (!rt) {
     auto a = std::make_shared<ActorState>();

@@ -8,9 +8,9 @@
 //   api::Task(api_test::Add).Remote(api::ObjectRef<std::string>(), 1);
 //   -> "an ObjectRef<T> argument needs a parameter of type T"
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -77,15 +77,16 @@ TEST(LiveObjectRefTest, ChainOfThreeTasks) {
   ASSERT_TRUE(twice.ok()) << twice.status().ToString();
   EXPECT_EQ(*twice, 10);
 
-  auto from_temp = api::Task(api_test::Add).Remote(api::Task(api_test::SlowValue).Remote(7, 300), 1);
+  auto from_temp =
+      api::Task(api_test::Add).Remote(api::Task(api_test::SlowValue).Remote(7, 300), 1);
   auto vt = api::Get(from_temp, seconds(20));
   ASSERT_TRUE(vt.ok()) << vt.status().ToString();
   EXPECT_EQ(*vt, 8);
 
-  auto scaled = api::Get(api::Task(api_test::Scale)
-                             .Remote(api::Task(api_test::Scale).Remote(std::vector<double>{1, 2}, 2.0),
-                                     3.0),
-                         seconds(20));
+  auto scaled =
+      api::Get(api::Task(api_test::Scale)
+                   .Remote(api::Task(api_test::Scale).Remote(std::vector<double>{1, 2}, 2.0), 3.0),
+               seconds(20));
   ASSERT_TRUE(scaled.ok()) << scaled.status().ToString();
   EXPECT_EQ(*scaled, (std::vector<double>{6, 12}));
 }
@@ -99,14 +100,14 @@ TEST(LiveObjectRefTest, FanInOfTenRefs) {
 
   std::vector<api::ObjectRef<int>> r;
   for (int i = 0; i < 10; ++i) r.push_back(api::Task(api_test::SlowValue).Remote(1 << i, 50 * i));
-  auto sum = api::Task(api_test::Sum10).Remote(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
-                                               r[8], r[9]);
+  auto sum =
+      api::Task(api_test::Sum10).Remote(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]);
   auto v = api::Get(sum, seconds(30));
   ASSERT_TRUE(v.ok()) << v.status().ToString();
   EXPECT_EQ(*v, 1023);
   // Mixed: values and refs interleaved keep their positions.
-  auto mixed = api::Get(
-      api::Task(api_test::Sum10).Remote(r[9], 0, r[0], 0, 0, r[1], 0, 0, 0, 1000), seconds(30));
+  auto mixed = api::Get(api::Task(api_test::Sum10).Remote(r[9], 0, r[0], 0, 0, r[1], 0, 0, 0, 1000),
+                        seconds(30));
   ASSERT_TRUE(mixed.ok()) << mixed.status().ToString();
   EXPECT_EQ(*mixed, 512 + 1 + 2 + 1000);
 }
@@ -140,9 +141,9 @@ TEST(LiveObjectRefTest, ActorCreationWaitsForItsArguments) {
   auto start = api::Task(api_test::SlowValue).Remote(40, 2500);
   auto acc = api::Actor(Accumulator::Create).Remote(start);
   auto added = acc.Task(&Accumulator::Add).Remote(2);
-  EXPECT_TRUE(Eventually(
-      [&] { return DirectoryState(cluster, acc.actor_id()) == "dependencies_unready"; },
-      milliseconds(2000)))
+  EXPECT_TRUE(
+      Eventually([&] { return DirectoryState(cluster, acc.actor_id()) == "dependencies_unready"; },
+                 milliseconds(2000)))
       << "state: " << DirectoryState(cluster, acc.actor_id());
   EXPECT_EQ(api::Get(added, milliseconds(200)).status().code(), StatusCode::kDeadlineExceeded);
   auto v = api::Get(added, seconds(20));
@@ -223,7 +224,8 @@ TEST(LiveObjectRefTest, ActorCallsKeepSubmissionOrder) {
 }
 
 // Shutdown with a call still waiting for its argument returns promptly; Get afterwards fails
-// cleanly as before (not initialised), and a new runtime works.
+// cleanly as before (not initialised), and a new runtime works. A ref kept from the earlier Init
+// names no object of the new runtime (ids restart), neither for Get nor as an argument.
 TEST(LiveObjectRefTest, ShutdownWithHeldCalls) {
   LiveCluster cluster;
   ASSERT_EQ(cluster.StartHead("head", {"--num-cpus", "2"}).exit_code, 0);
@@ -246,6 +248,12 @@ TEST(LiveObjectRefTest, ShutdownWithHeldCalls) {
                     seconds(20));
   ASSERT_TRUE(v.ok()) << v.status().ToString();
   EXPECT_EQ(*v, 6);
+  // `held` had id 2 in the first runtime; the new runtime's object 2 is the sum above.
+  EXPECT_EQ(api::Get(held, seconds(1)).status().code(), StatusCode::kFailedPrecondition);
+  auto stale = api::Get(api::Task(api_test::Add).Remote(held, 1), seconds(5));
+  EXPECT_EQ(stale.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(stale.status().message().find("earlier Init"), std::string::npos)
+      << stale.status().ToString();
 }
 
 }  // namespace
