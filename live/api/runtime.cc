@@ -1048,9 +1048,11 @@ class Runtime {
 
   void StartLeaseLocked(Class& c) {
     ++c.leasing;
+    // epoch_: a later Init of this process may get the same address while the node still
+    // holds a lease of the earlier one.
     const std::string lease_id = "api-" + std::to_string(::getpid()) + "-" +
                                  std::to_string(reinterpret_cast<uintptr_t>(this) & 0xffffff) +
-                                 "-" + std::to_string(next_lease_++);
+                                 "-" + std::to_string(epoch_) + "-" + std::to_string(next_lease_++);
     auto done = std::make_shared<std::atomic<bool>>(false);
     Class* cp = &c;
     threads_.push_back(LeaseThread{std::thread([this, cp, lease_id, done] {
