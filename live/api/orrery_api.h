@@ -416,7 +416,8 @@ class ObjectRef {
 // Blocks until the call finished or `timeout` passed. StatusOr<T> (Status for ObjectRef<void>):
 // kDeadlineExceeded on timeout, kUnknown with the exception's message if the call threw,
 // kUnavailable if its worker died, kCancelled if the lease was canceled or Shutdown() came first,
-// kFailedPrecondition if the runtime is not initialised.
+// kFailedPrecondition if the runtime is not initialised or the ref is from an earlier Init; a
+// call with ref arguments fails as described at the top of this file.
 template <typename T>
 std::conditional_t<std::is_void_v<T>, Status, StatusOr<T>> Get(
     const ObjectRef<T>& ref, std::chrono::milliseconds timeout = kNoTimeout) {
