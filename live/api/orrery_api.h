@@ -33,9 +33,23 @@
 // its lifetime by a dedicated worker; its method calls go to that worker in submission order.
 //
 // Arguments and results use the codec of codec.h: arithmetic types, std::string, std::vector of
-// those (a compile-time error otherwise). ObjectRefs cannot be passed as arguments in this slice
-// (pass Get(ref)'s value). A call that throws in the worker fails its ObjectRef with kUnknown and
-// the exception's message.
+// those (a compile-time error otherwise). A call that throws in the worker fails its ObjectRef
+// with kUnknown and the exception's message.
+//
+// ObjectRefs as arguments (Ray's semantics). Wherever a function's, method's or factory's
+// parameter is T, an ObjectRef<T> may be passed instead (any other ObjectRef is a compile-time
+// error):
+//   auto b = orrery::api::Task(Add).Remote(1, 2);
+//   auto c = orrery::api::Task(Add).Remote(b, 10);   // runs once b is ready, receives 3
+// The driver owns every result, so it resolves dependencies itself: the call is held (no lease,
+// nothing sent) until each ref argument is ready, then the value is encoded in place of the ref
+// (inlined, whatever its size). Waiting is event-driven (on the argument's completion), never
+// polling. If an argument failed, the call fails without running with the argument's code and
+// "dependency object <id> (<function>) failed: <its error>" (so a chain names every link). An
+// actor whose creation arguments are not ready is DEPENDENCIES_UNREADY in the directory; a
+// failed creation argument makes it DEAD. Calls on one actor still run in submission order: a
+// call waiting for an argument holds back the later calls of that actor, even those whose
+// arguments are ready. An empty ObjectRef argument fails the call with kInvalidArgument.
 //
 // Fault tolerance (Ray's semantics). A task whose worker or node dies is submitted again, up to
 // SetMaxRetries(n) times [3]; an exception is retried only with SetRetryExceptions(true). Out of
@@ -45,8 +59,8 @@
 // flight fail with kUnavailable ("actor ... died") unless SetMaxTaskRetries(n) [0; -1 = infinite]
 // lets them be sent to the new incarnation; calls made while it restarts wait for it. Once out
 // of restarts the actor is DEAD and every pending and later call fails with kUnavailable naming
-// the actor and the cause. Every actor and its transitions (pending_creation, alive, restarting,
-// dead) are reported to the head's actor directory (`orrery list actors`).
+// the actor and the cause. Every actor and its transitions (dependencies_unready, pending_creation,
+// alive, restarting, dead) are reported to the head's actor directory (`orrery list actors`).
 //
 // Placement groups: CreatePlacementGroup(bundles, strategy) reserves bundles through the head
 // (two-phase, retried until created or removed); SetPlacementGroup(pg, bundle_index) on a task or
@@ -187,6 +201,9 @@ PlacementGroup CreatePlacementGroup(const std::vector<Resources>& bundles,
                                     PlacementStrategy strategy = PlacementStrategy::kPack,
                                     const std::string& name = "");
 
+template <typename T>
+class ObjectRef;
+
 namespace internal {
 
 struct CallOptions {
@@ -223,6 +240,9 @@ inline void SetPlacementGroupOption(CallOptions* o, const PlacementGroup& pg, in
 struct RefState {
   uint64_t id = 0;
   Status error;  // set when the call could not even be submitted
+  // --- ObjectRef arguments: which Init made it (ids restart with each runtime, so a ref kept
+  // across Shutdown and Init must not name the new runtime's object).
+  uint64_t runtime = 0;
   ~RefState();
 };
 struct ActorState {
@@ -232,12 +252,25 @@ struct ActorState {
   ~ActorState();  // the last handle going away ends the actor once its calls are done
 };
 
-std::shared_ptr<RefState> SubmitTask(const Entry* entry, const void* address, std::string args,
+// A call's encoded arguments: `bytes` with the values of `refs` missing. Each ref's value (its
+// result encoding, which is the same as the parameter's) belongs at `offset` of `bytes`; offsets
+// ascend. `refs` is empty for a call without ObjectRef arguments.
+struct ArgRef {
+  size_t offset = 0;
+  int index = 0;                  // the argument's position, from 0 (for error messages)
+  std::shared_ptr<RefState> ref;  // null for an empty ObjectRef
+};
+struct EncodedArgs {
+  std::string bytes;
+  std::vector<ArgRef> refs;
+};
+
+std::shared_ptr<RefState> SubmitTask(const Entry* entry, const void* address, EncodedArgs args,
                                      const CallOptions& options);
-std::shared_ptr<ActorState> CreateActor(const Entry* factory, const void* address,
-                                        std::string args, const CallOptions& options);
+std::shared_ptr<ActorState> CreateActor(const Entry* factory, const void* address, EncodedArgs args,
+                                        const CallOptions& options);
 std::shared_ptr<RefState> SubmitActorTask(const ActorState& actor, const Entry* method,
-                                          std::string args);
+                                          EncodedArgs args);
 StatusOr<std::string> GetBytes(const RefState& ref, std::chrono::milliseconds timeout);
 void KillActor(const ActorState& actor);
 
@@ -276,13 +309,39 @@ struct FnTraits<R (C::*)(A...)> {
 template <typename R, typename C, typename... A>
 struct FnTraits<R (C::*)(A...) const> : FnTraits<R (C::*)(A...)> {};
 
+template <typename A>
+struct RefArg : std::false_type {};
+template <typename T>
+struct RefArg<ObjectRef<T>> : std::true_type {
+  using Value = T;
+};
+
+// One argument for parameter type P: a value is encoded, an ObjectRef<P> leaves a hole.
+template <typename P, typename A>
+void EncodeCallArg(EncodedArgs* out, int index, A&& a) {
+  using D = std::decay_t<A>;
+  if constexpr (RefArg<D>::value) {
+    static_assert(std::is_same_v<typename RefArg<D>::Value, P>,
+                  "orrery::api: an ObjectRef<T> argument needs a parameter of type T (the "
+                  "decayed parameter type must be exactly the ref's value type)");
+    out->refs.push_back(ArgRef{out->bytes.size(), index, a.state()});
+  } else {
+    Codec<P>::Encode(&out->bytes, static_cast<P>(std::forward<A>(a)));
+  }
+}
+
 template <typename Tuple>
 struct TupleCodec;
 template <typename... Ps>
 struct TupleCodec<std::tuple<Ps...>> {
+  // Values and ObjectRefs (see EncodeCallArg); compile-time checked against Ps.
   template <typename... As>
-  static std::string Encode(As&&... args) {
-    return EncodeArgs<Ps...>(std::forward<As>(args)...);
+  static EncodedArgs Encode(As&&... args) {
+    static_assert(sizeof...(Ps) == sizeof...(As), "orrery::api: wrong number of arguments");
+    EncodedArgs out;
+    [[maybe_unused]] int index = 0;
+    (EncodeCallArg<Ps>(&out, index++, std::forward<As>(args)), ...);
+    return out;
   }
   static std::tuple<Ps...> Decode(std::string_view b) { return DecodeArgs<Ps...>(b); }
 };
@@ -357,7 +416,8 @@ class ObjectRef {
 // Blocks until the call finished or `timeout` passed. StatusOr<T> (Status for ObjectRef<void>):
 // kDeadlineExceeded on timeout, kUnknown with the exception's message if the call threw,
 // kUnavailable if its worker died, kCancelled if the lease was canceled or Shutdown() came first,
-// kFailedPrecondition if the runtime is not initialised.
+// kFailedPrecondition if the runtime is not initialised or the ref is from an earlier Init; a
+// call with ref arguments fails as described at the top of this file.
 template <typename T>
 std::conditional_t<std::is_void_v<T>, Status, StatusOr<T>> Get(
     const ObjectRef<T>& ref, std::chrono::milliseconds timeout = kNoTimeout) {
@@ -416,7 +476,8 @@ class TaskCaller {
   ObjectRef<typename T::Ret> Remote(As&&... args) const {
     static_assert(sizeof...(As) == std::tuple_size_v<typename T::Args>,
                   "orrery::api: wrong number of arguments for this remote function");
-    std::string bytes = internal::TupleCodec<typename T::Args>::Encode(std::forward<As>(args)...);
+    internal::EncodedArgs bytes =
+        internal::TupleCodec<typename T::Args>::Encode(std::forward<As>(args)...);
     return ObjectRef<typename T::Ret>(
         internal::SubmitTask(GlobalRegistry().FindByKey(internal::KeyOf(f_)),
                              internal::AddressOf(f_), std::move(bytes), options_));
@@ -454,7 +515,7 @@ class ActorHandle {
     ObjectRef<typename T::Ret> Remote(As&&... args) const {
       static_assert(sizeof...(As) == std::tuple_size_v<typename T::Args>,
                     "orrery::api: wrong number of arguments for this actor method");
-      std::string bytes =
+      internal::EncodedArgs bytes =
           internal::TupleCodec<typename T::Args>::Encode(std::forward<As>(args)...);
       return ObjectRef<typename T::Ret>(internal::SubmitActorTask(
           *state_, internal::GlobalRegistry().FindByKey(internal::KeyOf(m_)), std::move(bytes)));
@@ -526,7 +587,8 @@ class ActorCreator {
   ActorHandle<C> Remote(As&&... args) const {
     static_assert(sizeof...(As) == std::tuple_size_v<typename T::Args>,
                   "orrery::api: wrong number of arguments for this actor factory");
-    std::string bytes = internal::TupleCodec<typename T::Args>::Encode(std::forward<As>(args)...);
+    internal::EncodedArgs bytes =
+        internal::TupleCodec<typename T::Args>::Encode(std::forward<As>(args)...);
     return ActorHandle<C>(
         internal::CreateActor(internal::GlobalRegistry().FindByKey(internal::KeyOf(f_)),
                               internal::AddressOf(f_), std::move(bytes), options_));

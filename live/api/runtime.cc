@@ -17,6 +17,15 @@
 // front of their class's queue while they have retries (a new lease follows), else failed. An
 // actor's class puts its factory call first again (restart) or becomes dead. Actor transitions
 // are queued in `reports_` and sent to the head by the janitor, never under mu_.
+//
+// ObjectRef arguments: a call with a ref argument that is not ready yet is held in its class
+// (`Class::held`), its argument objects pinned (a released ref's value stays until the call took
+// it); `dependents_` maps each awaited object to the calls waiting on it. When the object
+// finishes (FinishObjectLocked / FailObjectLocked, under mu_) its waiters are counted down or
+// failed at once, and their classes marked in `dirty_`; whoever finished it then releases the
+// ready calls into the class queues (values spliced into the argument bytes) and dispatches
+// them, in the same critical section. An actor releases its held calls front first only, so a
+// waiting call holds back the later calls of that actor (submission order).
 #include <dlfcn.h>
 #include <unistd.h>
 #include <grpcpp/grpcpp.h>
@@ -52,6 +61,7 @@ namespace orrery::api {
 namespace {
 
 namespace fs = std::filesystem;
+std::atomic<uint64_t> g_epoch{0};  // --- ObjectRef arguments: one per Runtime (see epoch_)
 using Clock = std::chrono::steady_clock;
 using internal::ActorState;
 using internal::CallOptions;
@@ -69,6 +79,10 @@ struct Object {
   const Entry* entry = nullptr;
   std::string value;
   Status error;
+  // --- ObjectRef arguments: held calls that will read this object's value; while pinned, a
+  // released object (its last ObjectRef went away) is kept and erased at the last unpin.
+  int pins = 0;
+  bool released = false;
 };
 
 struct Call {
@@ -83,6 +97,18 @@ struct Call {
 };
 
 struct Class;
+
+// --- ObjectRef arguments: the value of `object` goes at `offset` of a held call's args.
+struct Dep {
+  size_t offset = 0;
+  uint64_t object = 0;
+};
+// A call held until its ref arguments are ready.
+struct Held {
+  Call call;              // args without the values of `deps`
+  std::vector<Dep> deps;  // ascending offsets; each object pinned while held
+  int unready = 0;        // deps still pending
+};
 
 // One leased worker and the Push stream to it.
 struct Link {
@@ -134,6 +160,9 @@ struct Class {
   std::string death_cause;
   std::string node_id;
   int worker_pid = 0;
+  // --- ObjectRef arguments: calls waiting for their ref arguments, by call object (= submission
+  // order). An actor's later calls wait here too while any earlier call does.
+  std::map<uint64_t, Held> held;
 };
 
 // "Counter::Create" -> "Counter"; a factory not inside a class keeps its name.
@@ -173,7 +202,7 @@ class Runtime {
     return json;
   }
 
-  std::shared_ptr<RefState> Submit(const Entry* e, const void* address, std::string args,
+  std::shared_ptr<RefState> Submit(const Entry* e, const void* address, internal::EncodedArgs args,
                                    const CallOptions& given) {
     auto ref = std::make_shared<RefState>();
     if (e == nullptr || e->kind != Entry::Kind::kFunction) {
@@ -220,16 +249,20 @@ class Runtime {
         c->one_call_per_lease = gpu != options.resources.end() && gpu->second > 0;
       }
       ref->id = NewObjectLocked(e);
-      c->queue.push_back(
-          Call{ref->id, e, std::move(args), options.max_retries, options.retry_exceptions, 0});
+      ref->runtime = epoch_;
+      EnqueueLocked(
+          *c,
+          Call{ref->id, e, std::move(args.bytes), options.max_retries, options.retry_exceptions, 0},
+          args.refs);
       DispatchLocked(*c, &to_write);
+      DispatchDirtyLocked(&to_write);
     }
     Flush(to_write);
     return ref;
   }
 
-  std::shared_ptr<ActorState> CreateActor(const Entry* e, const void* address, std::string args,
-                                          const CallOptions& given) {
+  std::shared_ptr<ActorState> CreateActor(const Entry* e, const void* address,
+                                          internal::EncodedArgs args, const CallOptions& given) {
     auto actor = std::make_shared<ActorState>();
     if (e == nullptr || e->kind != Entry::Kind::kFactory) {
       actor->error = FailedPrecondition("the factory is not registered with ORRERY_REMOTE");
@@ -271,23 +304,25 @@ class Runtime {
       c->actor_id = driver_id_ + "-" + std::to_string(actor->id);
       actor->actor_id = c->actor_id;
       c->class_name = ClassNameOf(e->name);
-      c->create = Call{0, e, args, 0, false, 0};
+      c->create = Call{0, e, args.bytes, 0, false, 0};  // its args complete once released
       // The creation call goes first; its result object is internal (nobody waits on it).
       const uint64_t create = NewObjectLocked(e);
       c->create_object = create;
-      c->queue.push_back(Call{create, e, std::move(args)});
-      ReportActorLocked(*c);
       actors_[actor->id] = c.get();
       auto& slot = classes_["actor:" + std::to_string(actor->id)];
       slot = std::move(c);
+      // --- ObjectRef arguments: held (DEPENDENCIES_UNREADY) or buried (DEAD) by EnqueueLocked.
+      EnqueueLocked(*slot, Call{create, e, std::move(args.bytes)}, args.refs);
+      if (slot->state != v1::ACTOR_STATE_DEAD) ReportActorLocked(*slot);
       DispatchLocked(*slot, &to_write);
+      DispatchDirtyLocked(&to_write);
     }
     Flush(to_write);
     return actor;
   }
 
   std::shared_ptr<RefState> SubmitActorTask(const ActorState& actor, const Entry* e,
-                                            std::string args) {
+                                            internal::EncodedArgs args) {
     auto ref = std::make_shared<RefState>();
     if (!actor.error.ok()) {
       ref->error = actor.error;
@@ -311,8 +346,12 @@ class Runtime {
         return ref;
       }
       ref->id = NewObjectLocked(e);
-      c.queue.push_back(Call{ref->id, e, std::move(args), c.options.max_task_retries, false, 0});
+      ref->runtime = epoch_;
+      EnqueueLocked(c,
+                    Call{ref->id, e, std::move(args.bytes), c.options.max_task_retries, false, 0},
+                    args.refs);
       DispatchLocked(c, &to_write);
+      DispatchDirtyLocked(&to_write);
     }
     Flush(to_write);
     return ref;
@@ -320,6 +359,7 @@ class Runtime {
 
   StatusOr<std::string> Get(const RefState& ref, milliseconds timeout) {
     if (!ref.error.ok()) return ref.error;
+    if (ref.runtime != epoch_) return StaleRef(ref.id);
     const auto deadline = Clock::now() + std::min<milliseconds>(timeout, kNoTimeout);
     std::unique_lock<std::mutex> l(mu_);
     while (true) {
@@ -337,38 +377,57 @@ class Runtime {
     }
   }
 
-  void Release(uint64_t id) {
+  // A ref made by an earlier Init (ids restart with each runtime).
+  static Status StaleRef(uint64_t id) {
+    return FailedPrecondition("object " + std::to_string(id) +
+                              " belongs to an earlier Init (the runtime was shut down since)");
+  }
+
+  void Release(uint64_t runtime, uint64_t id) {
+    if (runtime != epoch_) return;  // not ours: an earlier Init's object
     std::lock_guard<std::mutex> l(mu_);
-    objects_.erase(id);
+    auto it = objects_.find(id);
+    if (it == objects_.end()) return;
+    if (it->second.pins > 0) {
+      it->second.released = true;  // --- ObjectRef arguments: a held call still needs it
+      return;
+    }
+    objects_.erase(it);
   }
 
   // Kill: now; otherwise once the actor's calls are done.
   void EndActor(uint64_t id, bool kill) {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = actors_.find(id);
-    if (it == actors_.end()) return;
-    Class& c = *it->second;
-    if (!kill) {
-      c.drain_then_close = true;
-      if (c.links.empty() && c.leasing == 0 && c.dead.ok()) {
-        // Between incarnations (restarting) with no lease coming: nothing will close it.
-        c.dead = Status(StatusCode::kCancelled, "the actor was ended");
-        MarkDeadLocked(c, "every handle to it went away");
+    std::vector<std::shared_ptr<Link>> to_write;  // calls that depended on the actor's results
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = actors_.find(id);
+      if (it == actors_.end()) return;
+      Class& c = *it->second;
+      if (!kill) {
+        c.drain_then_close = true;
+        if (c.links.empty() && c.leasing == 0 && c.dead.ok()) {
+          // Between incarnations (restarting), or not created yet (its creation arguments are
+          // not ready), with no lease coming: nothing will close it.
+          c.dead = Status(StatusCode::kCancelled, "the actor was ended");
+          MarkDeadLocked(c, "every handle to it went away");
+          FailQueueLocked(c, c.dead);
+        }
+        janitor_cv_.notify_all();
+      } else {
+        if (c.dead.ok()) {
+          c.dead = Status(StatusCode::kCancelled, "the actor was killed");
+          MarkDeadLocked(c, "killed by its driver (Kill)");
+        }
         FailQueueLocked(c, c.dead);
+        for (auto& link : c.links) {
+          link->closing = true;
+          link->push_ctx.TryCancel();
+        }
       }
-      janitor_cv_.notify_all();
-      return;
-    }
-    if (c.dead.ok()) {
-      c.dead = Status(StatusCode::kCancelled, "the actor was killed");
-      MarkDeadLocked(c, "killed by its driver (Kill)");
-    }
-    FailQueueLocked(c, c.dead);
-    for (auto& link : c.links) {
-      link->closing = true;
-      link->push_ctx.TryCancel();
+      DispatchDirtyLocked(&to_write);
     }
     cv_.notify_all();
+    Flush(to_write);
   }
 
   void Stop() {
@@ -717,6 +776,7 @@ class Runtime {
       o.error = Status(StatusCode::kUnknown, (o.entry ? o.entry->name : std::string("call")) +
                                                   " failed: " + error);
     }
+    WakeDependentsLocked(id);
   }
 
   void FailObjectLocked(uint64_t id, const Status& why) {
@@ -724,11 +784,193 @@ class Runtime {
     if (it == objects_.end() || it->second.state != Object::State::kPending) return;
     it->second.state = Object::State::kFailed;
     it->second.error = why;
+    WakeDependentsLocked(id);
   }
 
+  // Fails the queued calls (and, for an actor or at shutdown, the held ones).
   void FailQueueLocked(Class& c, const Status& why) {
-    for (const Call& call : c.queue) FailObjectLocked(call.object, why);
-    c.queue.clear();
+    std::deque<Call> queue;
+    queue.swap(c.queue);  // failing may cascade to dependents; never into this queue
+    for (const Call& call : queue) FailObjectLocked(call.object, why);
+    if (c.actor || stopping_) FailHeldLocked(c, why);
+  }
+
+  // --- ObjectRef arguments ------------------------------------------------------------------
+
+  static std::string DescribeObject(uint64_t id, const Object& o) {
+    return "object " + std::to_string(id) + " (" + (o.entry ? o.entry->name : "call") + ")";
+  }
+  static Status DependencyFailed(const std::string& what, const Status& error) {
+    return Status(error.code(), "dependency " + what + " failed: " + error.message());
+  }
+
+  // The call's ref arguments: Ok with `deps` and how many are not ready, or why the call fails.
+  Status CollectDepsLocked(const std::vector<internal::ArgRef>& refs, std::vector<Dep>* deps,
+                           int* unready) {
+    for (const auto& a : refs) {
+      const std::string arg = "argument " + std::to_string(a.index);
+      if (!a.ref) return InvalidArgument(arg + ": empty ObjectRef");
+      if (!a.ref->error.ok()) return DependencyFailed(arg, a.ref->error);
+      if (a.ref->runtime != epoch_) return StaleRef(a.ref->id).WithContext(arg);
+      auto it = objects_.find(a.ref->id);
+      if (it == objects_.end()) {
+        return NotFound(arg + ": object " + std::to_string(a.ref->id) +
+                        " is unknown to this runtime (a ref from before Shutdown?)");
+      }
+      if (it->second.state == Object::State::kFailed) {
+        return DependencyFailed(DescribeObject(it->first, it->second), it->second.error);
+      }
+      if (it->second.state == Object::State::kPending) ++*unready;
+      deps->push_back(Dep{a.offset, a.ref->id});
+    }
+    return Status::Ok();
+  }
+
+  // `bytes` with each dep's value inserted at its offset (every dep is ready).
+  std::string SpliceLocked(std::string bytes, const std::vector<Dep>& deps) {
+    if (deps.empty()) return bytes;
+    std::string out;
+    size_t from = 0;
+    for (const Dep& d : deps) {
+      out.append(bytes, from, d.offset - from);
+      out += objects_.at(d.object).value;
+      from = d.offset;
+    }
+    out.append(bytes, from, std::string::npos);
+    return out;
+  }
+
+  void UnpinLocked(const std::vector<Dep>& deps) {
+    for (const Dep& d : deps) {
+      auto it = objects_.find(d.object);
+      if (it == objects_.end()) continue;
+      if (--it->second.pins == 0 && it->second.released) {
+        objects_.erase(it);
+        dependents_.erase(d.object);  // only stale entries can be left for it
+      }
+    }
+  }
+
+  // Queues `call` on `c`, or holds it until its ref arguments are ready, or fails it (a failed or
+  // empty ref). The fast path (no refs, nothing held ahead of an actor call) is a push_back.
+  void EnqueueLocked(Class& c, Call call, const std::vector<internal::ArgRef>& refs) {
+    const bool create = c.actor && call.object == c.create_object;
+    const bool behind = c.actor && !c.held.empty();  // an actor keeps submission order
+    if (refs.empty() && !behind) {
+      c.queue.push_back(std::move(call));
+      return;
+    }
+    std::vector<Dep> deps;
+    int unready = 0;
+    Status failed = CollectDepsLocked(refs, &deps, &unready);
+    if (!failed.ok()) {
+      if (create) {
+        BuryUncreatedLocked(c, failed);
+      } else {
+        FailObjectLocked(call.object, failed);
+      }
+      return;
+    }
+    if (unready == 0 && !behind) {
+      call.args = SpliceLocked(std::move(call.args), deps);
+      if (create) c.create.args = call.args;
+      c.queue.push_back(std::move(call));
+      return;
+    }
+    for (const Dep& d : deps) {
+      Object& o = objects_.at(d.object);
+      ++o.pins;
+      if (o.state == Object::State::kPending) dependents_[d.object].push_back({&c, call.object});
+    }
+    if (create) c.state = v1::ACTOR_STATE_DEPENDENCIES_UNREADY;
+    const uint64_t id = call.object;
+    c.held.emplace(id, Held{std::move(call), std::move(deps), unready});
+  }
+
+  // Object `id` finished: count down the calls waiting on it, or fail them (which cascades to
+  // their own dependents). Their classes are left in dirty_ for DispatchDirtyLocked.
+  void WakeDependentsLocked(uint64_t id) {
+    auto it = dependents_.find(id);
+    if (it == dependents_.end()) return;
+    std::vector<std::pair<Class*, uint64_t>> waiters = std::move(it->second);
+    dependents_.erase(it);
+    const Object& o = objects_.at(id);  // pinned by its waiters
+    const bool failed = o.state == Object::State::kFailed;
+    const Status why = failed ? DependencyFailed(DescribeObject(id, o), o.error) : Status::Ok();
+    for (const auto& [cls, call_id] : waiters) {
+      auto h = cls->held.find(call_id);
+      if (h == cls->held.end()) continue;  // failed already (another dependency, or its actor)
+      dirty_.push_back(cls);
+      if (!failed) {
+        --h->second.unready;
+        continue;
+      }
+      Held held = std::move(h->second);
+      cls->held.erase(h);
+      UnpinLocked(held.deps);
+      if (cls->actor && call_id == cls->create_object) {
+        BuryUncreatedLocked(*cls, why);
+      } else {
+        FailObjectLocked(call_id, why);
+      }
+    }
+  }
+
+  // An actor whose creation argument failed: DEAD, and every call of it fails.
+  void BuryUncreatedLocked(Class& c, const Status& why) {
+    c.dead = Status(why.code(), "actor " + c.actor_id + " (" + c.class_name +
+                                    ") could not be created: " + why.message());
+    MarkDeadLocked(c, why.message());
+    objects_.erase(c.create_object);
+    FailQueueLocked(c, c.dead);
+  }
+
+  void FailHeldLocked(Class& c, const Status& why) {
+    std::map<uint64_t, Held> held;
+    held.swap(c.held);
+    for (auto& [id, h] : held) {
+      UnpinLocked(h.deps);
+      if (c.actor && id == c.create_object) {
+        objects_.erase(id);  // internal
+      } else {
+        FailObjectLocked(id, why);
+      }
+    }
+  }
+
+  // Moves the held calls of `c` whose arguments are ready into its queue (an actor's: from the
+  // front, in order, up to the first that still waits).
+  void ReleaseHeldLocked(Class& c) {
+    for (auto it = c.held.begin(); it != c.held.end();) {
+      if (it->second.unready > 0) {
+        if (c.actor) break;
+        ++it;
+        continue;
+      }
+      Held h = std::move(it->second);
+      it = c.held.erase(it);
+      h.call.args = SpliceLocked(std::move(h.call.args), h.deps);
+      UnpinLocked(h.deps);
+      if (c.actor && h.call.object == c.create_object) {
+        c.create.args = h.call.args;  // a restart runs the factory with the same values
+        c.state = v1::ACTOR_STATE_PENDING_CREATION;
+        ReportActorLocked(c);
+      }
+      c.queue.push_back(std::move(h.call));
+    }
+  }
+
+  // Releases and dispatches the classes whose held calls changed (repeats while that fails
+  // calls that others wait on).
+  void DispatchDirtyLocked(std::vector<std::shared_ptr<Link>>* to_write) {
+    while (!dirty_.empty()) {
+      std::vector<Class*> dirty;
+      dirty.swap(dirty_);
+      for (Class* c : dirty) {
+        ReleaseHeldLocked(*c);
+        DispatchLocked(*c, to_write);
+      }
+    }
   }
 
   // Hands queued calls to links with room, and asks for more leases while calls wait.
@@ -813,9 +1055,11 @@ class Runtime {
 
   void StartLeaseLocked(Class& c) {
     ++c.leasing;
+    // epoch_: a later Init of this process may get the same address while the node still
+    // holds a lease of the earlier one.
     const std::string lease_id = "api-" + std::to_string(::getpid()) + "-" +
                                  std::to_string(reinterpret_cast<uintptr_t>(this) & 0xffffff) +
-                                 "-" + std::to_string(next_lease_++);
+                                 "-" + std::to_string(epoch_) + "-" + std::to_string(next_lease_++);
     auto done = std::make_shared<std::atomic<bool>>(false);
     Class* cp = &c;
     threads_.push_back(LeaseThread{std::thread([this, cp, lease_id, done] {
@@ -984,6 +1228,7 @@ class Runtime {
         }
         link->closing = true;
         DispatchLocked(*c, &to_write);
+        DispatchDirtyLocked(&to_write);
       } else {
         link->idle_since = Clock::now();
         c->links.push_back(link);
@@ -993,6 +1238,7 @@ class Runtime {
           ReportActorLocked(*c);
         }
         DispatchLocked(*c, &to_write);
+        DispatchDirtyLocked(&to_write);
       }
     }
     Flush(to_write);
@@ -1034,6 +1280,7 @@ class Runtime {
         }
         if (link->pending.empty()) link->idle_since = Clock::now();
         DispatchLocked(*c, &to_write);
+        DispatchDirtyLocked(&to_write);  // --- ObjectRef arguments: calls that waited on these
       }
       cv_.notify_all();
       Flush(to_write);
@@ -1092,6 +1339,7 @@ class Runtime {
         }
       }
       DispatchLocked(*c, &to_write);
+      DispatchDirtyLocked(&to_write);
     }
     cv_.notify_all();
     Flush(to_write);
@@ -1172,9 +1420,10 @@ class Runtime {
       for (auto& [key, c] : classes_) {
         for (auto& link : c->links) {
           if (link->closing || link->writing || !link->pending.empty()) continue;
-          const bool idle = c->actor ? (c->drain_then_close && c->queue.empty())
-                            : c->one_call_per_lease ? link->handed > 0
-                                                    : now - link->idle_since >= options_.idle_lease_timeout;
+          const bool idle =
+              c->actor ? (c->drain_then_close && c->queue.empty() && c->held.empty())
+              : c->one_call_per_lease ? link->handed > 0
+                                      : now - link->idle_since >= options_.idle_lease_timeout;
           if (!idle) continue;
           link->closing = true;
           to_close.push_back(link);
@@ -1255,6 +1504,11 @@ class Runtime {
   uint64_t next_id_ = 1;
   uint64_t next_lease_ = 1;
   std::unordered_map<uint64_t, Object> objects_;
+  const uint64_t epoch_ = ++g_epoch;  // tags this runtime's refs (RefState::runtime)
+  // --- ObjectRef arguments: pending object -> (class, held call) waiting on it; the classes
+  // whose held calls changed since the last DispatchDirtyLocked.
+  std::unordered_map<uint64_t, std::vector<std::pair<Class*, uint64_t>>> dependents_;
+  std::vector<Class*> dirty_;
   std::map<std::string, std::unique_ptr<Class>> classes_;
   std::map<uint64_t, Class*> actors_;
   std::map<const void*, std::string> libraries_;
@@ -1337,7 +1591,7 @@ namespace internal {
 
 RefState::~RefState() {
   if (id == 0) return;
-  if (auto rt = Current()) rt->Release(id);
+  if (auto rt = Current()) rt->Release(runtime, id);
 }
 
 ActorState::~ActorState() {
@@ -1345,7 +1599,7 @@ ActorState::~ActorState() {
   if (auto rt = Current()) rt->EndActor(id, /*kill=*/false);
 }
 
-std::shared_ptr<RefState> SubmitTask(const Entry* entry, const void* address, std::string args,
+std::shared_ptr<RefState> SubmitTask(const Entry* entry, const void* address, EncodedArgs args,
                                      const CallOptions& options) {
   auto rt = Current();
   if (!rt) {
@@ -1356,8 +1610,8 @@ std::shared_ptr<RefState> SubmitTask(const Entry* entry, const void* address, st
   return rt->Submit(entry, address, std::move(args), options);
 }
 
-std::shared_ptr<ActorState> CreateActor(const Entry* factory, const void* address,
-                                        std::string args, const CallOptions& options) {
+std::shared_ptr<ActorState> CreateActor(const Entry* factory, const void* address, EncodedArgs args,
+                                        const CallOptions& options) {
   auto rt = Current();
   if (!rt) {
     auto a = std::make_shared<ActorState>();
@@ -1368,7 +1622,7 @@ std::shared_ptr<ActorState> CreateActor(const Entry* factory, const void* addres
 }
 
 std::shared_ptr<RefState> SubmitActorTask(const ActorState& actor, const Entry* method,
-                                          std::string args) {
+                                          EncodedArgs args) {
   auto rt = Current();
   if (!rt) {
     auto ref = std::make_shared<RefState>();

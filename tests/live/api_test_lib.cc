@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "live/api/orrery_api.h"
@@ -59,6 +60,23 @@ std::string SleepThenNodeId(int ms) {
   return NodeId();
 }
 
+// --- ObjectRef arguments
+int SlowValue(int value, int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  if (value < 0) throw std::invalid_argument("negative value " + std::to_string(value));
+  return value;
+}
+int Sum10(int a0, int a1, int a2, int a3, int a4, int a5, int a6, int a7, int a8, int a9) {
+  return a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9;
+}
+std::string WriteFile(std::string path, std::string content) {
+  if (std::FILE* f = std::fopen(path.c_str(), "w")) {
+    std::fputs(content.c_str(), f);
+    std::fclose(f);
+  }
+  return content;
+}
+
 ORRERY_REMOTE(Add);
 ORRERY_REMOTE(Scale);
 ORRERY_REMOTE(Fail);
@@ -73,5 +91,8 @@ ORRERY_REMOTE(&Accumulator::Node);
 ORRERY_REMOTE(SleepThenNodeId);
 ORRERY_REMOTE(&Accumulator::SlowAdd);
 ORRERY_REMOTE(FailOnce);
+ORRERY_REMOTE(SlowValue);  // --- ObjectRef arguments
+ORRERY_REMOTE(Sum10);
+ORRERY_REMOTE(WriteFile);
 
 }  // namespace orrery::api_test

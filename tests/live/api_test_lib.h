@@ -36,4 +36,10 @@ std::string SleepThenNodeId(int ms);
 // Throws the first time it runs for `path` (creating the file), returns "ok" afterwards.
 std::string FailOnce(std::string path);
 
+// --- ObjectRef arguments (objref_test.cc).
+int SlowValue(int value, int ms);  // sleeps `ms`, returns value; throws if value < 0
+int Sum10(int a0, int a1, int a2, int a3, int a4, int a5, int a6, int a7, int a8, int a9);
+// Writes `content` to `path` (evidence that the call ran), returns content.
+std::string WriteFile(std::string path, std::string content);
+
 }  // namespace orrery::api_test
