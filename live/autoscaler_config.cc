@@ -231,6 +231,9 @@ LiveAutoscalerConfig AutoscalerConfigOfScenario(const sim::Scenario& s) {
     tc.max_workers = t.max_workers;
     c.planner.node_types[t.name] = std::move(tc);
   }
+  for (const auto& n : s.nodes) {
+    if (!n.standby && c.planner.node_types.count(n.type)) ++c.first_index[n.type];
+  }
   c.planner.max_workers = s.autoscaler.max_workers;
   c.planner.upscaling_speed = s.autoscaler.upscaling_speed;
   c.planner.idle_timeout_s = s.autoscaler.idle_timeout_s;

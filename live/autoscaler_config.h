@@ -35,13 +35,17 @@ struct LiveAutoscalerConfig {
   double period_s = 1.0;
   // Nodes of each type launched when the autoscaler starts (a scenario's or the file's `count`).
   std::map<std::string, int64_t> initial;
+  // Launched nodes of a type are named <type>-<n> from n = this on [0] (a scenario's fixed nodes
+  // of the type hold the lower names).
+  std::map<std::string, int64_t> first_index;
 };
 
 // Loads and validates `path` (see the file comment). The planner accepts the result.
 StatusOr<LiveAutoscalerConfig> LoadAutoscalerConfig(const std::string& path);
 
-// The autoscaler of a scenario (its managed node types and `autoscaler:` section). Initial nodes
-// of a managed type are launched by the autoscaler (they are not started as fixed nodes).
+// The autoscaler of a scenario (its managed node types and `autoscaler:` section). The scenario's
+// initial nodes of a managed type (`count`) are not the autoscaler's: `live run --local` starts
+// them as fixed nodes, and launched nodes are numbered after them.
 // REQUIRES: scenario.autoscaler.enabled.
 LiveAutoscalerConfig AutoscalerConfigOfScenario(const sim::Scenario& scenario);
 

@@ -983,6 +983,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
       po.pid_dir = (std::filesystem::path(options_.session_dir) / "pids").string();
     }
     po.node_types = options_.autoscaler->planner.node_types;
+    po.first_index = options_.autoscaler->first_index;
     po.now_s = [this] { return NowS(); };
     auto loop = AutoscalerLoop::Create(*options_.autoscaler,
                                        std::make_unique<LocalProcessProvider>(std::move(po)));

@@ -25,8 +25,11 @@
 // the run ends); a task of a group waits until it is created, asks for its shape under the
 // bundle's resource names (indexed if `bundle` is given, else wildcard) and goes first to the
 // bundle's node.
-// Not supported yet (CheckLiveSupport names the field): the autoscaler (managed node types),
-// runtime envs and actors.
+// Autoscaled node types (--local): the head runs the live autoscaler (live/autoscaler_loop.h) with
+// the scenario's node types; standby nodes are not started, the autoscaler launches node daemon
+// processes as the planner decides; summary.json gets autoscaler {launched, terminated,
+// peak_nodes} and node_seconds integrated over the samples (nodes alive or launching).
+// Not supported yet (CheckLiveSupport names the field): runtime envs and actors.
 //
 // Thread safety: RunScenario blocks its caller and uses its own threads; LocalCluster is owned
 // by one thread.

@@ -62,6 +62,10 @@ Status LocalProcessProvider::Launch(const std::string& type, int64_t count) {
     NodeId id;
     {
       std::lock_guard<std::mutex> l(mu_);
+      if (!next_index_.count(type)) {
+        auto first = o_.first_index.find(type);
+        next_index_[type] = first == o_.first_index.end() ? 0 : first->second;
+      }
       id = type + "-" + std::to_string(next_index_[type]++);
     }
     ProcessSpec spec;

@@ -37,6 +37,7 @@ struct LocalProcessProviderOptions {
   // <pid_dir>/node-<pid>.pid while a node runs (so `orrery stop` finds it); empty: none.
   std::string pid_dir;
   std::map<std::string, autoscaler::NodeTypeConfig> node_types;
+  std::map<std::string, int64_t> first_index;  // by type: the first <n> of <type>-<n> [0]
   // Seconds on the owner's clock (the clock of the planner's now_s). REQUIRES: set.
   std::function<double()> now_s;
   double drain_timeout_s = 30.0;  // a draining node still busy after this is stopped anyway

@@ -2,6 +2,7 @@
 // daemons on loopback where the head launches and stops node daemons as the core planner decides.
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -244,6 +245,55 @@ TEST_F(AutoscalerLive, InfeasibleDemandIsReportedAndTheLoopKeepsRunning) {
   EXPECT_NE(st.out.find("no node type can hold it"), std::string::npos) << st.out;
   t.join();
   EXPECT_NE(inf.exit_code, 0);
+}
+
+// Node daemons of this build still running with `--node-name <prefix>...`.
+int NodeDaemonsNamed(const std::string& prefix) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    std::string cmd = ReadAll(e.path() / "cmdline");
+    std::replace(cmd.begin(), cmd.end(), '\0', ' ');
+    if (cmd.rfind(std::string(ORRERY_BINARY) + " __node ", 0) == 0 &&
+        cmd.find("--node-name " + prefix) != std::string::npos) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+TEST(AutoscalerLiveRun, TinyScenarioLaunchesAndTerminatesRealNodes) {
+  LiveCluster c;  // only for its temp dir and Orrery()
+  const fs::path out = fs::path(c.root()).parent_path() / "out";
+  auto r = c.Orrery({"live", "run", std::string(ORRERY_SOURCE_DIR) + "/scenarios/autoscale-tiny.yaml",
+                     "--local", "--out", out.string()},
+                    milliseconds(90000));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const json sum = json::parse(ReadAll(out / "summary.json"), nullptr, false);
+  ASSERT_TRUE(sum.is_object()) << ReadAll(out / "summary.json");
+  EXPECT_EQ(sum["backend"], "live");
+  EXPECT_EQ(sum["tasks"]["total"], 7);
+  EXPECT_EQ(sum["tasks"]["finished"], 7);
+  EXPECT_GE(sum["autoscaler"]["launched"].get<int>(), 1);
+  EXPECT_GE(sum["autoscaler"]["terminated"].get<int>(), 1);
+  EXPECT_GE(sum["autoscaler"]["peak_nodes"].get<int>(), 2) << "the head node plus launched ones";
+  // Between the head alone for the whole run and every node for the whole run.
+  const double makespan = sum["makespan_s"].get<double>();
+  EXPECT_GT(sum["node_seconds"].get<double>(), makespan);
+  EXPECT_LT(sum["node_seconds"].get<double>(), 4 * makespan + 4);
+  // Burst tasks ran on launched nodes (the head has 1 CPU, they ask for 2).
+  const std::string csv = ReadAll(out / "tasks.csv");
+  EXPECT_NE(csv.find(",cpu-2-"), std::string::npos) << csv;
+  EXPECT_EQ(NodeDaemonsNamed("cpu-2-"), 0) << "no launched node outlives the run";
+}
+
+TEST(AutoscalerLiveRun, AutoscaledScenarioNeedsAClusterWithAnAutoscaler) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("head-0", {"--num-cpus", "1", "--dashboard-port", "0"}).exit_code, 0);
+  auto r = c.Orrery({"live", "run", std::string(ORRERY_SOURCE_DIR) + "/scenarios/autoscale-tiny.yaml",
+                     "--address", c.address(), "--temp-dir", c.root(), "--out",
+                     (fs::path(c.root()).parent_path() / "out").string()});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("runs no autoscaler"), std::string::npos) << r.err;
 }
 
 TEST(AutoscalerCli, BadConfigIsExit2WithTheFileAndField) {
