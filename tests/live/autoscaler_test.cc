@@ -25,6 +25,42 @@ fs::path TestDir(const std::string& name) {
   return fs::path(::testing::TempDir()) / ("orrery_as_" + name + "_" + std::to_string(::getpid()));
 }
 
+// The value of the sample `name{labels}` in the Prometheus text at http://address/metrics, or -1.
+double Metric(const std::string& address, const std::string& series) {
+  const auto colon = address.rfind(':');
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+  timeval tv{3, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string body;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+    const std::string req = "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n";
+    if (::send(fd, req.data(), req.size(), 0) == static_cast<ssize_t>(req.size())) {
+      char buf[8192];
+      for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) body.append(buf, n);
+    }
+  }
+  ::close(fd);
+  const auto at = body.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(body.substr(at + series.size() + 2));
+}
+
+// The head's /metrics address from the session's file_sd list.
+std::string HeadMetrics(const LiveCluster& c) {
+  auto s = LatestSession(c.root());
+  if (!s.ok()) return "";
+  auto text = ReadFileTrimmed(*s / "metrics" / "prometheus_targets.json");
+  if (!text.ok()) return "";
+  for (const auto& t : json::parse(*text, nullptr, false)) {
+    if (t["labels"].value("orrery_role", "") == "head") return t["targets"][0];
+  }
+  return "";
+}
+
 // ---- the config file ----------------------------------------------------------------------------
 
 TEST(AutoscalerConfig, LoadsNodeTypesAndClusterOptions) {
@@ -158,6 +194,13 @@ period_s: 0.3
   ASSERT_TRUE(Eventually([&] { return Count(Status(), "cpu-2", "running") == 1; },
                          milliseconds(15000)))
       << "min_workers 1 launched at start";
+  // The head's metrics come from the loop.
+  const std::string metrics = HeadMetrics(c_);
+  ASSERT_FALSE(metrics.empty());
+  EXPECT_TRUE(Eventually([&] {
+    return Metric(metrics, "orrery_autoscaler_active_nodes{node_type=\"cpu-2\"}") == 1 &&
+           Metric(metrics, "orrery_autoscaler_pending_nodes{node_type=\"cpu-2\"}") == 0;
+  })) << Metric(metrics, "orrery_autoscaler_active_nodes{node_type=\"cpu-2\"}");
   // Two 2-CPU tasks at once: one on the min worker, one on a new node.
   RunResult r1, r2;
   std::thread t1([&] { r1 = Task({"--num-cpus", "2"}, {"sleep", "1.5"}); });
@@ -190,6 +233,30 @@ period_s: 0.3
     for (const auto& n : c_.Nodes()) dead += n.value("state", "") == "dead" ? 1 : 0;
     return dead == 1;
   }));
+}
+
+TEST_F(AutoscalerLive, StrictSpreadGroupGetsOneNewNodePerBundle) {
+  StartWith(kTwoTypes);
+  HeadClient head(c_.address(), c_.Token());
+  v1::CreatePlacementGroupRequest req;
+  req.set_group_id("pg1");
+  req.set_strategy("STRICT_SPREAD");
+  for (int i = 0; i < 2; ++i) ToProto(ResourceSet::FromMap({{"CPU", Quantity::Whole(2)}}), req.add_bundles());
+  ASSERT_TRUE(head.CreatePlacementGroup(req).ok());
+  // Two 2-CPU bundles on distinct nodes: the head (1 CPU) holds neither, so two cpu-2 nodes.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto g = head.GetPlacementGroup("pg1");
+        return g.ok() && g->state() == v1::PLACEMENT_GROUP_STATE_CREATED;
+      },
+      milliseconds(20000)));
+  auto g = head.GetPlacementGroup("pg1");
+  ASSERT_TRUE(g.ok());
+  EXPECT_NE(g->bundle_nodes(0), g->bundle_nodes(1));
+  for (const auto& n : g->bundle_nodes()) EXPECT_EQ(n.rfind("cpu-2-", 0), 0u) << n;
+  const auto s = Status();
+  EXPECT_EQ(s.launched(), 2);
+  EXPECT_EQ(Count(s, "gpu-1", ""), 0);
 }
 
 TEST_F(AutoscalerLive, MaxWorkersIsNeverExceeded) {
