@@ -43,7 +43,8 @@ void PrintAutoscalerStatus(const v1::AutoscalerStatus& s, std::ostream& out) {
         << (s.max_workers().count(type) ? s.max_workers().at(type) : 0) << ")\n";
   }
   out << " Pending:\n";
-  if (by_state["pending"].empty() && by_state["terminating"].empty()) out << "  (no pending nodes)\n";
+  if (by_state["pending"].empty() && by_state["terminating"].empty())
+    out << "  (no pending nodes)\n";
   for (const auto& n : s.nodes()) {
     if (n.state() == "running") continue;
     out << "  " << n.node_id() << ": " << n.node_type() << ", "

@@ -39,16 +39,16 @@ class Reader {
         std::string list;
         for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
         return InvalidArgument(file_ + ":" + std::to_string(kv.first.Mark().line + 1) + ": " +
-                               (field.empty() ? k : field + "." + k) + ": unknown field (expected " +
-                               "one of " + list + ")");
+                               (field.empty() ? k : field + "." + k) +
+                               ": unknown field (expected " + "one of " + list + ")");
       }
     }
     return Status::Ok();
   }
 
   // A number, optionally with a size unit for byte quantities ("4GiB").
-  Status Number(const YAML::Node& n, const std::string& field, double lo, double hi,
-                bool sizes, double* out) const {
+  Status Number(const YAML::Node& n, const std::string& field, double lo, double hi, bool sizes,
+                double* out) const {
     const std::string what = sizes ? "a quantity >= 0 (a number, or a size like '4GiB')"
                                    : "a number in [" + Fmt(lo) + ", " + Fmt(hi) + "]";
     if (!n.IsScalar()) return Error(n, field, what);
@@ -80,8 +80,8 @@ class Reader {
 
   Status Int(const YAML::Node& n, const std::string& field, int64_t lo, int64_t hi,
              int64_t* out) const {
-    const std::string what = "a whole number in [" + std::to_string(lo) + ", " +
-                             std::to_string(hi) + "]";
+    const std::string what =
+        "a whole number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
     double v = 0;
     if (!Number(n, field, static_cast<double>(lo), static_cast<double>(hi), false, &v).ok() ||
         v != std::floor(v)) {
@@ -94,8 +94,8 @@ class Reader {
   Status NodeType(const YAML::Node& t, const std::string& field, std::string* name,
                   autoscaler::NodeTypeConfig* out, int64_t* count) const {
     if (!t.IsMap()) return Error(t, field, "a map with name, resources, max_workers");
-    ORRERY_RETURN_IF_ERROR(OnlyKeys(
-        t, field, {"name", "count", "resources", "labels", "min_workers", "max_workers"}));
+    ORRERY_RETURN_IF_ERROR(
+        OnlyKeys(t, field, {"name", "count", "resources", "labels", "min_workers", "max_workers"}));
     const YAML::Node n = t["name"];
     if (!n.IsDefined() || !n.IsScalar() || n.Scalar().empty()) {
       return Error(n.IsDefined() ? n : t, field + ".name", "a node type name");
@@ -138,8 +138,8 @@ class Reader {
     }
     ORRERY_RETURN_IF_ERROR(Int(mx, field + ".max_workers", 0, 100000, &out->max_workers));
     if (const YAML::Node mn = t["min_workers"]; mn.IsDefined()) {
-      ORRERY_RETURN_IF_ERROR(Int(mn, field + ".min_workers", 0, out->max_workers,
-                                 &out->min_workers));
+      ORRERY_RETURN_IF_ERROR(
+          Int(mn, field + ".min_workers", 0, out->max_workers, &out->min_workers));
     }
     *count = 0;
     if (const YAML::Node c = t["count"]; c.IsDefined()) {

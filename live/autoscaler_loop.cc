@@ -44,8 +44,8 @@ AutoscalerRoundOutput AutoscalerLoop::Round(const AutoscalerRoundInput& in) {
   for (const auto& h : in.nodes) {
     const bool is_alive = h.node.state != NodeState::kDead;
     alive += is_alive ? 1 : 0;
-    const bool idle = is_alive && h.demand.empty() &&
-                      h.node.resources.available() == h.node.resources.total();
+    const bool idle =
+        is_alive && h.demand.empty() && h.node.resources.available() == h.node.resources.total();
     observed[h.node.id] = {is_alive, idle};
     if (!is_alive || !idle) {
       idle_since_.erase(h.node.id);
@@ -185,7 +185,8 @@ void AutoscalerLoop::FillStatus(double now_s, v1::AutoscalerStatus* out) const {
   out->set_last_error(last_error_);
   out->set_waiting_units(waiting_units_);
   for (const auto& [t, n] : deferred_) (*out->mutable_deferred())[t] = n;
-  for (const auto& [t, c] : config_.planner.node_types) (*out->mutable_max_workers())[t] = c.max_workers;
+  for (const auto& [t, c] : config_.planner.node_types)
+    (*out->mutable_max_workers())[t] = c.max_workers;
   out->set_pending_gangs(static_cast<int64_t>(last_gangs_.size()));
 }
 

@@ -47,8 +47,8 @@ struct AutoscalerRoundInput {
 };
 
 struct AutoscalerRoundOutput {
-  std::vector<NodeId> drain;      // registered nodes to mark draining on the head
-  std::vector<std::string> log;   // lines for the head's log (launches, terminations, problems)
+  std::vector<NodeId> drain;     // registered nodes to mark draining on the head
+  std::vector<std::string> log;  // lines for the head's log (launches, terminations, problems)
 };
 
 class AutoscalerLoop {

@@ -80,7 +80,8 @@ StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const sim::Scenario&
   ho.report_period = period;
   ho.heartbeat_timeout = std::max(std::chrono::milliseconds(500), 5 * period);
   if (scenario.autoscaler.enabled) {  // --- autoscaler: the head launches the standby nodes' types
-    ho.autoscaler = std::make_shared<const LiveAutoscalerConfig>(AutoscalerConfigOfScenario(scenario));
+    ho.autoscaler =
+        std::make_shared<const LiveAutoscalerConfig>(AutoscalerConfigOfScenario(scenario));
   }
   auto head = HeadDaemon::Start(ho);
   if (!head.ok()) return head.status().WithContext("starting the head");

@@ -47,9 +47,9 @@ std::vector<std::string> LocalProcessProvider::ArgvFor(const NodeId& id,
     s << v;
     return s.str();
   };
-  std::vector<std::string> argv = {o_.orrery_exe, "__node",      "--address", o_.head_address,
-                                   "--node-name", id,            "--num-cpus", num(cpus),
-                                   "--num-gpus",  num(gpus),     "--resources", res.dump(),
+  std::vector<std::string> argv = {o_.orrery_exe, "__node",     "--address",   o_.head_address,
+                                   "--node-name", id,           "--num-cpus",  num(cpus),
+                                   "--num-gpus",  num(gpus),    "--resources", res.dump(),
                                    "--labels",    labels.dump()};
   if (!o_.session_dir.empty()) argv.insert(argv.end(), {"--session-dir", o_.session_dir});
   return argv;

@@ -86,9 +86,9 @@ class LocalProcessProvider final : public autoscaler::NodeProvider {
 
   const LocalProcessProviderOptions o_;
   mutable std::mutex mu_;
-  std::map<NodeId, Managed> nodes_;             // guarded by mu_; not yet exited
-  std::map<std::string, int64_t> next_index_;   // guarded by mu_; per type
-  std::vector<std::string> exits_;              // guarded by mu_; early exits to report
+  std::map<NodeId, Managed> nodes_;            // guarded by mu_; not yet exited
+  std::map<std::string, int64_t> next_index_;  // guarded by mu_; per type
+  std::vector<std::string> exits_;             // guarded by mu_; early exits to report
   // Last: destroyed first, so no exit callback runs after the members above are gone.
   std::unique_ptr<ProcessSupervisor> supervisor_;
 };

@@ -93,7 +93,8 @@ TEST(AutoscalerConfig, ErrorsNameFileLineAndField) {
     std::string text, needle;
   };
   const std::vector<Case> cases = {
-      {"node_types:\n  - {name: a, resources: {CPU: 2}}\n", ":2: node_types[0].max_workers: expected"},
+      {"node_types:\n  - {name: a, resources: {CPU: 2}}\n",
+       ":2: node_types[0].max_workers: expected"},
       {"node_types:\n  - {name: a, resources: {CPU: two}, max_workers: 1}\n",
        ":2: node_types[0].resources.CPU: expected a quantity"},
       {"node_types:\n  - {name: a, resources: {CPU: 1}, max_workers: 1, min_workers: 2}\n",
@@ -191,8 +192,8 @@ TEST_F(AutoscalerLive, MinWorkersAtStartIdleNodesBeyondMinStopAfterIdleTimeout) 
 idle_timeout_s: 2
 period_s: 0.3
 )");
-  ASSERT_TRUE(Eventually([&] { return Count(Status(), "cpu-2", "running") == 1; },
-                         milliseconds(15000)))
+  ASSERT_TRUE(
+      Eventually([&] { return Count(Status(), "cpu-2", "running") == 1; }, milliseconds(15000)))
       << "min_workers 1 launched at start";
   // The head's metrics come from the loop.
   const std::string metrics = HeadMetrics(c_);
@@ -241,7 +242,8 @@ TEST_F(AutoscalerLive, StrictSpreadGroupGetsOneNewNodePerBundle) {
   v1::CreatePlacementGroupRequest req;
   req.set_group_id("pg1");
   req.set_strategy("STRICT_SPREAD");
-  for (int i = 0; i < 2; ++i) ToProto(ResourceSet::FromMap({{"CPU", Quantity::Whole(2)}}), req.add_bundles());
+  for (int i = 0; i < 2; ++i)
+    ToProto(ResourceSet::FromMap({{"CPU", Quantity::Whole(2)}}), req.add_bundles());
   ASSERT_TRUE(head.CreatePlacementGroup(req).ok());
   // Two 2-CPU bundles on distinct nodes: the head (1 CPU) holds neither, so two cpu-2 nodes.
   ASSERT_TRUE(Eventually(
@@ -331,9 +333,10 @@ int NodeDaemonsNamed(const std::string& prefix) {
 TEST(AutoscalerLiveRun, TinyScenarioLaunchesAndTerminatesRealNodes) {
   LiveCluster c;  // only for its temp dir and Orrery()
   const fs::path out = fs::path(c.root()).parent_path() / "out";
-  auto r = c.Orrery({"live", "run", std::string(ORRERY_SOURCE_DIR) + "/scenarios/autoscale-tiny.yaml",
-                     "--local", "--out", out.string()},
-                    milliseconds(90000));
+  auto r =
+      c.Orrery({"live", "run", std::string(ORRERY_SOURCE_DIR) + "/scenarios/autoscale-tiny.yaml",
+                "--local", "--out", out.string()},
+               milliseconds(90000));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   const json sum = json::parse(ReadAll(out / "summary.json"), nullptr, false);
   ASSERT_TRUE(sum.is_object()) << ReadAll(out / "summary.json");
@@ -356,9 +359,10 @@ TEST(AutoscalerLiveRun, TinyScenarioLaunchesAndTerminatesRealNodes) {
 TEST(AutoscalerLiveRun, AutoscaledScenarioNeedsAClusterWithAnAutoscaler) {
   LiveCluster c;
   ASSERT_EQ(c.StartHead("head-0", {"--num-cpus", "1", "--dashboard-port", "0"}).exit_code, 0);
-  auto r = c.Orrery({"live", "run", std::string(ORRERY_SOURCE_DIR) + "/scenarios/autoscale-tiny.yaml",
-                     "--address", c.address(), "--temp-dir", c.root(), "--out",
-                     (fs::path(c.root()).parent_path() / "out").string()});
+  auto r =
+      c.Orrery({"live", "run", std::string(ORRERY_SOURCE_DIR) + "/scenarios/autoscale-tiny.yaml",
+                "--address", c.address(), "--temp-dir", c.root(), "--out",
+                (fs::path(c.root()).parent_path() / "out").string()});
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   EXPECT_NE(r.err.find("runs no autoscaler"), std::string::npos) << r.err;
 }
