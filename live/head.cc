@@ -13,6 +13,7 @@
 #include "core/placement/bundle_policy.h"
 #include "core/placement/two_phase.h"
 #include "live/actor_directory.h"
+#include "live/autoscaler_loop.h"  // --- autoscaler
 #include "live/convert.h"
 #include "live/event_loop.h"
 #include "live/job_http.h"     // --- jobs
@@ -59,6 +60,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     ORRERY_RETURN_IF_ERROR(StartMetrics());
     UpdateTargets();
     loop_.Every(options_.report_period, [this] { Tick(); });
+    ORRERY_RETURN_IF_ERROR(StartAutoscaler());  // --- autoscaler
     Log("listening on " + options_.bind + ":" + std::to_string(port_));
     return StartJobs();  // --- jobs
   }
@@ -74,6 +76,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
       watchers_.clear();
     });
     log_hub_.CloseAll(grpc::Status(grpc::StatusCode::UNAVAILABLE, "head stopping"));
+    if (autoscaler_) autoscaler_->Shutdown();  // --- autoscaler: no round runs once shutting down
     StopJobs();  // --- jobs
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     if (packages_) packages_->Stop();  // --- runtime envs
@@ -941,6 +944,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
       pending[t] = 0;  // no live autoscaler launches nodes yet
       active[t] += e.node.state == NodeState::kDead ? 0 : 1;
     }
+    if (autoscaler_) autoscaler_->Counts(&active, &pending);  // --- autoscaler
     metrics_->SetNodes(nodes);
     metrics_->SetAutoscalerNodes(active, pending);
     std::map<std::string, double> groups = {{"pending", 0}, {"preparing", 0}, {"committing", 0},
@@ -957,6 +961,94 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     }
     metrics_->SetTaskTable(tasks);
   }
+
+  // --- autoscaler (live/autoscaler_loop.h) ------------------------------------------------------
+
+  // Controlling thread, from Serve (after the port is known).
+  Status StartAutoscaler() {
+    if (!options_.autoscaler) return Status::Ok();
+    LocalProcessProviderOptions po;
+    po.orrery_exe = options_.autoscaler_exe;
+    if (po.orrery_exe.empty()) {
+      std::error_code ec;
+      po.orrery_exe = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+      if (ec) return Internal("autoscaler: cannot find this executable: " + ec.message());
+    }
+    const std::string host = options_.bind == "0.0.0.0" ? "127.0.0.1" : options_.bind;
+    po.head_address = host + ":" + std::to_string(port_);
+    po.token = options_.token;
+    po.session_dir = options_.session_dir;
+    if (!options_.session_dir.empty()) {
+      po.log_dir = (std::filesystem::path(options_.session_dir) / "logs").string();
+      po.pid_dir = (std::filesystem::path(options_.session_dir) / "pids").string();
+    }
+    po.node_types = options_.autoscaler->planner.node_types;
+    po.first_index = options_.autoscaler->first_index;
+    po.now_s = [this] { return NowS(); };
+    auto loop = AutoscalerLoop::Create(*options_.autoscaler,
+                                       std::make_unique<LocalProcessProvider>(std::move(po)));
+    if (!loop.ok()) return loop.status().WithContext("autoscaler");
+    autoscaler_ = std::move(*loop);
+    const auto period = std::chrono::milliseconds(
+        std::max<int64_t>(10, static_cast<int64_t>(options_.autoscaler->period_s * 1000 + 0.5)));
+    loop_.Post([this] { AutoscalerRound(); });  // min_workers and initial nodes at once
+    loop_.Every(period, [this] { AutoscalerRound(); });
+    return Status::Ok();
+  }
+
+  // Loop thread: one planning round over the node table and the unplaced groups.
+  void AutoscalerRound() {
+    if (!autoscaler_ || shutting_down_) return;
+    AutoscalerRoundInput in;
+    in.now_s = NowS();
+    for (const auto& [id, e] : nodes_) {
+      HeadNodeState h;
+      h.node = e.node;
+      for (const auto& d : e.pending) {
+        if (d.wait_reason() != v1::WAIT_REASON_INFEASIBLE &&
+            d.wait_reason() != v1::WAIT_REASON_WAITING_FOR_RESOURCES) {
+          continue;
+        }
+        auto shape = FromProto(d.shape(), "pending.shape");
+        if (shape.ok() && d.count() > 0) h.demand.push_back({*shape, d.count()});
+      }
+      in.nodes.push_back(std::move(h));
+    }
+    for (const auto& [gid, g] : groups_) {
+      const auto st = g.reservation->state();
+      if (st != ReservationState::kPending && st != ReservationState::kFailed) continue;
+      autoscaler::GangDemand gang;
+      gang.strategy = g.strategy;
+      for (const auto& b : g.reservation->bundles()) gang.bundles.push_back(b.set());
+      if (!gang.bundles.empty()) in.gangs.push_back(std::move(gang));
+    }
+    const AutoscalerRoundOutput out = autoscaler_->Round(in);
+    for (const auto& line : out.log) Log(line);
+    for (const auto& id : out.drain) {
+      auto it = nodes_.find(id);
+      if (it != nodes_.end() && it->second.node.state == NodeState::kAlive) {
+        it->second.node.state = NodeState::kDraining;
+      }
+    }
+  }
+
+  grpc::ServerUnaryReactor* GetAutoscalerStatus(grpc::CallbackServerContext* ctx,
+                                                const v1::GetAutoscalerStatusRequest*,
+                                                v1::AutoscalerStatus* reply) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
+      r->Finish(s);
+      return r;
+    }
+    loop_.Post([this, r, reply] {
+      if (autoscaler_) autoscaler_->FillStatus(NowS(), reply);
+      r->Finish(grpc::Status::OK);
+    });
+    return r;
+  }
+
+  std::unique_ptr<AutoscalerLoop> autoscaler_;  // set by Serve; used on loop_ (Shutdown: Stop)
+  // --- end autoscaler
 
   const HeadOptions options_;
   // --- Metrics: set up by Serve before Tick is scheduled; the families live in the

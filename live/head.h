@@ -30,6 +30,8 @@
 
 namespace orrery::live {
 
+struct LiveAutoscalerConfig;  // --- autoscaler (live/autoscaler_config.h)
+
 struct HeadOptions {
   std::string bind = "127.0.0.1";                    // listen address
   int port = 6379;                                   // 0: the OS picks one (see HeadDaemon::port())
@@ -51,6 +53,11 @@ struct HeadOptions {
   // port; -1: no endpoint. The file_sd list of all alive nodes' endpoints (and this one) is
   // kept at <session_dir>/metrics/prometheus_targets.json either way.
   int metrics_port = 0;
+  // --- autoscaler (live/autoscaler_loop.h): set = the head runs the autoscaler on its loop every
+  // config period and launches node daemons on this machine with the `orrery` binary at
+  // autoscaler_exe (empty: this process's own executable). Stop() stops every node it launched.
+  std::shared_ptr<const LiveAutoscalerConfig> autoscaler;
+  std::string autoscaler_exe;
 };
 
 class HeadDaemon {

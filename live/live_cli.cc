@@ -32,6 +32,8 @@
 #include "live/runtime_env.h"  // --- runtime envs
 #include "core/envcache/env_cache.h"  // --- runtime envs
 #include "live/session.h"
+#include "live/autoscaler_cli.h"     // --- autoscaler
+#include "live/autoscaler_config.h"  // --- autoscaler
 #include "live/worker_pool.h"
 #include "live/api/worker.h"
 #include "sim/scenario.h"
@@ -401,6 +403,7 @@ constexpr const char* kStartUsage =
     "                    [--resources JSON] [--labels JSON] [--temp-dir DIR] [--bind ADDR]\n"
     "                    [--job-store PATH] [--dashboard-port P]\n"
     "                    [--metrics-port P] [--head-metrics-port P]\n"
+    "                    [--autoscaler-config FILE.yaml]\n"
     "       orrery start --address HOST:PORT [node options as above]\n";
 
 int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -416,6 +419,9 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
       "dashboard-port", po::value(&dashboard_port),
       "head: port of the HTTP jobs API (default 8265; 0: any free port)");
   int head_metrics_port = 0;  // --- Metrics
+  std::string autoscaler_config;  // --- autoscaler
+  desc.add_options()("autoscaler-config", po::value(&autoscaler_config),
+                     "with --head: run the autoscaler with these node types (YAML, see README)");
   desc.add_options()("head-metrics-port", po::value(&head_metrics_port),
                      "with --head: the head's Prometheus /metrics port (default 0: any free port; "
                      "-1: none)");
@@ -480,6 +486,17 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
     return kExitUsage;
   }
   const fs::path root = TempRoot(temp_dir);
+  if (!autoscaler_config.empty()) {  // --- autoscaler: checked before anything starts
+    if (!head) {
+      err << "orrery start: --autoscaler-config needs --head\n";
+      return kExitUsage;
+    }
+    if (auto c = LoadAutoscalerConfig(autoscaler_config); !c.ok()) {
+      err << "orrery start: --autoscaler-config: " << c.status().message() << "\n";
+      return kExitUsage;
+    }
+    autoscaler_config = fs::absolute(autoscaler_config).string();
+  }
 
   if (!head) {
     std::string token;
@@ -517,12 +534,14 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   // --- jobs: the store defaults to the temp root, so `stop` + `start --head` keeps the records.
   if (job_store.empty()) job_store = (root / "job_store.sqlite").string();
   job_store = fs::absolute(job_store).string();
-  auto pid = SpawnDaemon(
-      SelfExe(),
-      {"__head", "--session-dir", session->string(), "--port", std::to_string(port), "--bind",
-       f.bind, "--job-store", job_store, "--dashboard-port", std::to_string(dashboard_port),
-       "--metrics-port", std::to_string(head_metrics_port)},
-      log);
+  std::vector<std::string> head_args = {
+      "__head", "--session-dir", session->string(), "--port", std::to_string(port), "--bind",
+      f.bind, "--job-store", job_store, "--dashboard-port", std::to_string(dashboard_port),
+      "--metrics-port", std::to_string(head_metrics_port)};
+  if (!autoscaler_config.empty()) {  // --- autoscaler
+    head_args.insert(head_args.end(), {"--autoscaler-config", autoscaler_config});
+  }
+  auto pid = SpawnDaemon(SelfExe(), head_args, log);
   if (!pid.ok()) {
     err << "orrery start: " << pid.status().message() << "\n";
     return kExitFailed;
@@ -718,6 +737,10 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (demand.empty()) out << "  (no resource demands)\n";
   for (const auto& [key, count] : demand) {
     out << "  " << key.first << ": " << count << " pending task(s), " << key.second << "\n";
+  }
+  // --- autoscaler: pending launches, active nodes, infeasible demand.
+  if (auto as = GetAutoscalerStatus(cluster->address, cluster->token); as.ok()) {
+    PrintAutoscalerStatus(*as, out);
   }
   // --- actors: counts by state from the head's directory.
   if (auto actors = ListActors(cluster->address, cluster->token); actors.ok()) {
@@ -1362,8 +1385,18 @@ int RunHeadDaemon(const std::vector<std::string>& args, std::ostream& out, std::
   desc.add_options()("job-store", po::value(&o.job_store), "")(  // --- jobs
       "dashboard-port", po::value(&o.dashboard_port), "");
   desc.add_options()("metrics-port", po::value(&o.metrics_port), "");  // --- Metrics
+  std::string autoscaler_config;  // --- autoscaler
+  desc.add_options()("autoscaler-config", po::value(&autoscaler_config), "");
   po::variables_map vm;
   if (!ParseOptions("__head", args, desc, vm, err)) return kExitUsage;
+  if (!autoscaler_config.empty()) {  // --- autoscaler
+    auto c = LoadAutoscalerConfig(autoscaler_config);
+    if (!c.ok()) {
+      err << "orrery __head: --autoscaler-config: " << c.status().message() << "\n";
+      return kExitUsage;
+    }
+    o.autoscaler = std::make_shared<const LiveAutoscalerConfig>(std::move(*c));
+  }
   o.heartbeat_timeout = milliseconds(timeout_ms);
   o.session_dir = session;
   BlockStopSignals();

@@ -15,6 +15,8 @@
 
 #include "core/placement/two_phase.h"
 #include "core/scheduling/scheduler.h"
+#include "live/autoscaler_cli.h"     // --- autoscaler
+#include "live/autoscaler_config.h"  // --- autoscaler
 #include "live/client.h"
 #include "live/convert.h"
 #include "live/head.h"
@@ -78,12 +80,7 @@ RuntimeEnv EmulatedRuntimeEnv(const sim::RuntimeEnvSpec& spec) {
 }
 
 Status CheckLiveSupport(const sim::Scenario& s) {
-  if (s.autoscaler.enabled) {
-    return Unsupported(s, "cluster.node_types.max_workers", "the autoscaler (managed node types)");
-  }
-  for (const auto& n : s.nodes) {
-    if (n.standby) return Unsupported(s, "cluster.node_types", "standby (autoscaled) nodes");
-  }
+  // --- autoscaler: managed node types (and their standby nodes) are the cluster's autoscaler's.
   // Each env's install writes its size to disk on every node that uses it.
   for (const auto& e : s.runtime_envs) {
     if (e.size_bytes > kMaxEnvBytes) {
@@ -122,12 +119,17 @@ StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const sim::Scenario&
   ho.token = c->token_;
   ho.report_period = period;
   ho.heartbeat_timeout = std::max(std::chrono::milliseconds(500), 5 * period);
+  if (scenario.autoscaler.enabled) {  // --- autoscaler: the head launches the standby nodes' types
+    ho.autoscaler =
+        std::make_shared<const LiveAutoscalerConfig>(AutoscalerConfigOfScenario(scenario));
+  }
   auto head = HeadDaemon::Start(ho);
   if (!head.ok()) return head.status().WithContext("starting the head");
   c->head_ = std::move(*head);
   c->address_ = "127.0.0.1:" + std::to_string(c->head_->port());
   for (size_t i = 0; i < scenario.nodes.size(); ++i) {
     const auto& spec = scenario.nodes[i];
+    if (spec.standby) continue;  // --- autoscaler: launched by the head's autoscaler when needed
     NodeOptions no;
     no.head_address = c->address_;
     no.token = c->token_;
@@ -247,6 +249,7 @@ class Runner {
       if (info.state() == v1::NODE_STATE_ALIVE) address_of_[info.node_id()] = info.address();
     }
     for (const auto& spec : s_.nodes) {
+      if (spec.standby) continue;  // --- autoscaler: not there until launched
       if (!address_of_.count(spec.id)) {
         return Status(StatusCode::kFailedPrecondition,
                       "the cluster at " + head_address_ + " has no alive node '" + spec.id +
@@ -256,6 +259,7 @@ class Runner {
     const int want = static_cast<int>(address_of_.size());
     const auto deadline = Clock::now() + o_.view_timeout;
     for (const auto& spec : s_.nodes) {
+      if (spec.standby) continue;  // --- autoscaler
       NodeClient c(address_of_[spec.id], token_, std::chrono::milliseconds(1000));
       while (true) {
         auto r = c.Ready();
@@ -300,7 +304,7 @@ class Runner {
     if (!down_.count(preferred)) return preferred;
     if (!down_.count(DriverNode())) return DriverNode();
     for (const auto& n : s_.nodes) {
-      if (!down_.count(n.id)) return n.id;
+      if (!down_.count(n.id) && !n.standby) return n.id;
     }
     return preferred;
   }
@@ -790,6 +794,19 @@ class Runner {
       cap_sum_[r] += cap[r];
     }
     add("orrery_nodes", "state=alive", alive);
+    // --- autoscaler: nodes up or launching, integrated over time (node_seconds, as the sim).
+    if (s_.autoscaler.enabled) {
+      int pending = 0;
+      if (auto as = GetAutoscalerStatus(head_address_, token_, std::chrono::milliseconds(2000));
+          as.ok()) {
+        for (const auto& n : as->nodes()) pending += n.state() == "pending" ? 1 : 0;
+      }
+      if (as_last_t_ >= 0) as_node_seconds_ += as_last_nodes_ * (t - as_last_t_);
+      as_last_t_ = t;
+      as_last_nodes_ = alive + pending;
+      as_peak_ = std::max(as_peak_, alive);
+      add("orrery_autoscaler_pending_nodes", "", pending);
+    }
   }
 
   results::RunRecord Finish(double end) {
@@ -817,6 +834,18 @@ class Runner {
     r.nodes.initial = s_.nodes.size();
     r.nodes.peak = s_.nodes.size();
     r.autoscaler.peak_nodes = s_.nodes.size();
+    if (s_.autoscaler.enabled) {  // --- autoscaler
+      std::lock_guard<std::mutex> l(sample_mu_);
+      r.node_seconds = as_node_seconds_;
+      r.nodes.initial = 0;
+      for (const auto& n : s_.nodes) r.nodes.initial += n.standby ? 0 : 1;
+      r.nodes.peak = static_cast<uint64_t>(as_peak_);
+      r.autoscaler.peak_nodes = static_cast<uint64_t>(as_peak_);
+      if (auto as = GetAutoscalerStatus(head_address_, token_); as.ok()) {
+        r.autoscaler.launched = static_cast<uint64_t>(as->launched());
+        r.autoscaler.terminated = static_cast<uint64_t>(as->terminated());
+      }
+    }
     r.wall_s = end;
     // Per node, the counters' growth during the run (a node restarted by a recover starts from
     // zero again: then its counters as they are).
@@ -890,6 +919,9 @@ class Runner {
   std::mutex sample_mu_;
   std::vector<results::Sample> samples_;
   double used_sum_[3] = {0, 0, 0}, cap_sum_[3] = {0, 0, 0};
+  // --- autoscaler: guarded by sample_mu_.
+  double as_node_seconds_ = 0, as_last_t_ = -1;
+  int as_last_nodes_ = 0, as_peak_ = 0;
 };
 
 }  // namespace
@@ -897,6 +929,15 @@ class Runner {
 StatusOr<results::RunRecord> RunScenario(const sim::Scenario& scenario, const std::string& address,
                                          const std::string& token, const LiveRunOptions& options) {
   ORRERY_RETURN_IF_ERROR(CheckLiveSupport(scenario));
+  if (scenario.autoscaler.enabled) {  // --- autoscaler: the cluster must run one
+    auto as = GetAutoscalerStatus(address, token);
+    if (!as.ok() || !as->enabled()) {
+      return Status(StatusCode::kFailedPrecondition,
+                    scenario.path + ": cluster.node_types.max_workers: the scenario is autoscaled "
+                    "but the cluster at " + address + " runs no autoscaler (start its head with "
+                    "--autoscaler-config, or use --local)");
+    }
+  }
   Runner runner(scenario, address, token, options);
   return runner.Run();
 }

@@ -32,8 +32,12 @@
 // Actors (workload.actors): an actor-creation lease (actor_creation in the request, so a
 // zero-resource actor is placed by the random policy as in the simulator) held for the actor's
 // lifetime by a sleep workload; tasks.csv kind `actor`.
-// Not supported yet (CheckLiveSupport names the field): the autoscaler (managed node types);
-// an env larger than 256 MiB (its bytes are written on every node that installs it).
+// Autoscaled node types (--local): the head runs the live autoscaler (live/autoscaler_loop.h) with
+// the scenario's node types; standby nodes are not started, the autoscaler launches node daemon
+// processes as the planner decides; summary.json gets autoscaler {launched, terminated,
+// peak_nodes} and node_seconds integrated over the samples (nodes alive or launching).
+// Not supported yet (CheckLiveSupport names the field): an env larger than 256 MiB (its bytes
+// are written on every node that installs it).
 //
 // Thread safety: RunScenario blocks its caller and uses its own threads; LocalCluster is owned
 // by one thread.
