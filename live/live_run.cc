@@ -35,11 +35,6 @@ namespace {
 constexpr size_t kMaxTasks = 5000;  // one driver thread per task: tiny and medium scenarios
 constexpr uint64_t kMaxEnvBytes = uint64_t{256} << 20;  // per emulated runtime env
 
-Status Unsupported(const sim::Scenario& s, const std::string& field, const std::string& what) {
-  return InvalidArgument(s.path + ": " + field + ": live run does not support " + what +
-                         " yet (orrery sim run does)");
-}
-
 std::string ObjectIdOfTask(const std::string& run, size_t task) {
   return run + "-obj-t" + std::to_string(task);
 }
