@@ -12,6 +12,7 @@
 // must not block (they post to a loop or a StreamWriter).
 #pragma once
 
+#include <spawn.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -90,5 +91,10 @@ class ProcessSupervisor {
 // never outlive a node daemon that was SIGKILLed; exits at once if the parent is already gone.
 // Linux only (PR_SET_PDEATHSIG).
 void DieWithParent();
+
+// Sets up `attr` (already initialised) for a clean child: no blocked signals, default
+// dispositions for the stop signals, SIGPIPE and SIGCHLD (the daemons block or ignore them), and a
+// process group of its own (so a timeout or stop can signal the child's whole tree).
+void SetCleanChildAttributes(posix_spawnattr_t* attr);
 
 }  // namespace orrery::live

@@ -14,6 +14,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "live/process.h"
 #include "live/rpc_util.h"
 #include "orrery.grpc.pb.h"
 
@@ -375,15 +376,7 @@ StatusOr<int> RuntimeEnvAgent::RunSetupCommand(const std::string& cmd, const fs:
   posix_spawn_file_actions_addchdir_np(&fa, dir.c_str());
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
-  sigset_t empty, defaults;
-  sigemptyset(&empty);
-  sigemptyset(&defaults);
-  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGQUIT, SIGCHLD}) sigaddset(&defaults, s);
-  posix_spawnattr_setsigmask(&attr, &empty);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  SetCleanChildAttributes(&attr);
   pid_t pid = -1;
   int rc;
   {

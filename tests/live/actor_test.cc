@@ -15,6 +15,7 @@
 #include "live/api/orrery_api.h"
 #include "live/client.h"
 #include "tests/live/api_test_lib.h"
+#include "tests/live/api_session.h"
 #include "tests/live/live_cluster.h"
 
 namespace orrery::live {
@@ -24,21 +25,6 @@ using namespace test;  // NOLINT: the fixture
 namespace api = orrery::api;
 using api_test::Accumulator;
 using std::chrono::seconds;
-
-class Session {
- public:
-  explicit Session(LiveCluster& c) {
-    api::InitOptions o;
-    o.address = c.address();
-    o.token = c.Token();
-    status_ = api::Init(o);
-  }
-  ~Session() { api::Shutdown(); }
-  const Status& status() const { return status_; }
-
- private:
-  Status status_;
-};
 
 // `list actors --format json`, parsed; the entry of `actor_id` (null if absent).
 json ActorEntry(LiveCluster& c, const std::string& actor_id) {
@@ -63,7 +49,7 @@ bool ActorIs(LiveCluster& c, const std::string& id, const std::string& state, in
 TEST(LiveActorTest, ActorRestartsAfterItsWorkerIsKilledThenDies) {
   LiveCluster c;
   ASSERT_EQ(c.StartHead("head", {"--num-cpus", "2"}).exit_code, 0);
-  Session session(c);
+  ApiSession session(c);
   ASSERT_TRUE(session.status().ok()) << session.status().ToString();
 
   auto a = api::Actor(Accumulator::Create).SetMaxRestarts(1).Remote(10);
@@ -127,7 +113,7 @@ TEST(LiveActorTest, KilledNodeRestartsActorAndRetriesTaskElsewhere) {
   ASSERT_EQ(c.StartHead("a", {"--num-cpus", "2"}).exit_code, 0);
   ASSERT_EQ(c.AddNode("b", {"--num-cpus", "2"}).exit_code, 0);
   ASSERT_TRUE(c.NodeKnows("a", 2));
-  Session session(c);
+  ApiSession session(c);
   ASSERT_TRUE(session.status().ok()) << session.status().ToString();
 
   auto actor = api::Actor(Accumulator::Create)
@@ -251,7 +237,7 @@ TEST(LiveActorTest, PlacementGroupFromTheApi) {
   ASSERT_EQ(c.StartHead("a", {"--num-cpus", "2"}).exit_code, 0);
   ASSERT_EQ(c.AddNode("b", {"--num-cpus", "2"}).exit_code, 0);
   ASSERT_TRUE(c.NodeKnows("a", 2));
-  Session session(c);
+  ApiSession session(c);
   ASSERT_TRUE(session.status().ok()) << session.status().ToString();
 
   auto pg = api::CreatePlacementGroup({{{"CPU", 1}}, {{"CPU", 1}}},
@@ -337,7 +323,7 @@ TEST(LiveActorTest, TaskRunInAPlacementGroup) {
 TEST(LiveActorTest, InFlightCallsFollowMaxTaskRetries) {
   LiveCluster c;
   ASSERT_EQ(c.StartHead("head", {"--num-cpus", "2"}).exit_code, 0);
-  Session session(c);
+  ApiSession session(c);
   ASSERT_TRUE(session.status().ok()) << session.status().ToString();
   auto keep = api::Actor(Accumulator::Create).SetMaxRestarts(1).SetMaxTaskRetries(1).Remote(10);
   auto lose = api::Actor(Accumulator::Create).SetMaxRestarts(1).Remote(10);
@@ -369,7 +355,7 @@ TEST(LiveActorTest, InFlightCallsFollowMaxTaskRetries) {
 TEST(LiveActorTest, ExceptionsAreRetriedOnlyWhenAsked) {
   LiveCluster c;
   ASSERT_EQ(c.StartHead("head", {"--num-cpus", "1"}).exit_code, 0);
-  Session session(c);
+  ApiSession session(c);
   ASSERT_TRUE(session.status().ok()) << session.status().ToString();
   const std::string once = (fs::path(c.root()).parent_path() / "fail_once_a").string();
   auto plain = api::Get(api::Task(api_test::FailOnce).Remote(once), seconds(20));

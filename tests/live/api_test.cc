@@ -10,6 +10,7 @@
 
 #include "live/api/orrery_api.h"
 #include "tests/live/api_test_lib.h"
+#include "tests/live/api_session.h"
 #include "tests/live/live_cluster.h"
 
 namespace orrery::live {
@@ -19,21 +20,6 @@ using namespace test;  // NOLINT: the fixture
 namespace api = orrery::api;
 using api_test::Accumulator;
 using std::chrono::seconds;
-
-// Init on construction, Shutdown on destruction.
-class ApiSession {
- public:
-  ApiSession(LiveCluster& c, api::InitOptions o = {}) {
-    o.address = c.address();
-    o.token = c.Token();
-    status_ = api::Init(o);
-  }
-  ~ApiSession() { api::Shutdown(); }
-  const Status& status() const { return status_; }
-
- private:
-  Status status_;
-};
 
 // A call before Init fails cleanly; Init without a reachable cluster is Unavailable.
 TEST(LiveApiTest, CallsWithoutARuntimeFail) {

@@ -16,6 +16,7 @@
 
 #include "live/api/orrery_api.h"
 #include "tests/live/api_test_lib.h"
+#include "tests/live/api_session.h"
 #include "tests/live/live_cluster.h"
 
 namespace orrery::live {
@@ -27,22 +28,6 @@ using api_test::Accumulator;
 using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-// Init on construction, Shutdown on destruction.
-class RefSession {
- public:
-  explicit RefSession(LiveCluster& c) {
-    api::InitOptions o;
-    o.address = c.address();
-    o.token = c.Token();
-    status_ = api::Init(o);
-  }
-  ~RefSession() { api::Shutdown(); }
-  const Status& status() const { return status_; }
-
- private:
-  Status status_;
-};
 
 // The state of `actor_id` in `orrery list actors --format json` ("" if absent).
 std::string DirectoryState(LiveCluster& c, const std::string& actor_id) {
@@ -62,7 +47,7 @@ std::string DirectoryState(LiveCluster& c, const std::string& actor_id) {
 TEST(LiveObjectRefTest, ChainOfThreeTasks) {
   LiveCluster cluster;
   ASSERT_EQ(cluster.StartHead("head", {"--num-cpus", "2"}).exit_code, 0);
-  RefSession session(cluster);
+  ApiSession session(cluster);
   ASSERT_TRUE(session.status().ok()) << session.status().ToString();
 
   auto a = api::Task(api_test::SlowValue).Remote(5, 400);
@@ -95,7 +80,7 @@ TEST(LiveObjectRefTest, ChainOfThreeTasks) {
 TEST(LiveObjectRefTest, FanInOfTenRefs) {
   LiveCluster cluster;
   ASSERT_EQ(cluster.StartHead("head", {"--num-cpus", "2"}).exit_code, 0);
-  RefSession session(cluster);
+  ApiSession session(cluster);
   ASSERT_TRUE(session.status().ok()) << session.status().ToString();
 
   std::vector<api::ObjectRef<int>> r;
@@ -116,7 +101,7 @@ TEST(LiveObjectRefTest, FanInOfTenRefs) {
 TEST(LiveObjectRefTest, ActorMethodWithARefFromATask) {
   LiveCluster cluster;
   ASSERT_EQ(cluster.StartHead("head", {"--num-cpus", "3"}).exit_code, 0);
-  RefSession session(cluster);
+  ApiSession session(cluster);
   ASSERT_TRUE(session.status().ok()) << session.status().ToString();
 
   auto acc = api::Actor(Accumulator::Create).Remote(100);
@@ -135,7 +120,7 @@ TEST(LiveObjectRefTest, ActorMethodWithARefFromATask) {
 TEST(LiveObjectRefTest, ActorCreationWaitsForItsArguments) {
   LiveCluster cluster;
   ASSERT_EQ(cluster.StartHead("head", {"--num-cpus", "2"}).exit_code, 0);
-  RefSession session(cluster);
+  ApiSession session(cluster);
   ASSERT_TRUE(session.status().ok()) << session.status().ToString();
 
   auto start = api::Task(api_test::SlowValue).Remote(40, 2500);
@@ -158,7 +143,7 @@ TEST(LiveObjectRefTest, ActorCreationWaitsForItsArguments) {
 TEST(LiveObjectRefTest, FailedDependencyPropagates) {
   LiveCluster cluster;
   ASSERT_EQ(cluster.StartHead("head", {"--num-cpus", "2"}).exit_code, 0);
-  RefSession session(cluster);
+  ApiSession session(cluster);
   ASSERT_TRUE(session.status().ok()) << session.status().ToString();
 
   const std::string marker = cluster.root() + "_dependent_ran";
@@ -202,7 +187,7 @@ TEST(LiveObjectRefTest, FailedDependencyPropagates) {
 TEST(LiveObjectRefTest, ActorCallsKeepSubmissionOrder) {
   LiveCluster cluster;
   ASSERT_EQ(cluster.StartHead("head", {"--num-cpus", "3"}).exit_code, 0);
-  RefSession session(cluster);
+  ApiSession session(cluster);
   ASSERT_TRUE(session.status().ok()) << session.status().ToString();
 
   auto acc = api::Actor(Accumulator::Create).Remote(0);
@@ -231,7 +216,7 @@ TEST(LiveObjectRefTest, ShutdownWithHeldCalls) {
   ASSERT_EQ(cluster.StartHead("head", {"--num-cpus", "2"}).exit_code, 0);
   api::ObjectRef<int> held;
   {
-    RefSession session(cluster);
+    ApiSession session(cluster);
     ASSERT_TRUE(session.status().ok()) << session.status().ToString();
     held = api::Task(api_test::Add).Remote(api::Task(api_test::SlowValue).Remote(1, 5000), 1);
     auto start = api::Task(api_test::SlowValue).Remote(1, 5000);
@@ -242,7 +227,7 @@ TEST(LiveObjectRefTest, ShutdownWithHeldCalls) {
     EXPECT_LT(Clock::now() - t0, seconds(4));
   }
   EXPECT_EQ(api::Get(held, seconds(1)).status().code(), StatusCode::kFailedPrecondition);
-  RefSession again(cluster);
+  ApiSession again(cluster);
   ASSERT_TRUE(again.status().ok()) << again.status().ToString();
   auto v = api::Get(api::Task(api_test::Add).Remote(api::Task(api_test::Add).Remote(1, 2), 3),
                     seconds(20));

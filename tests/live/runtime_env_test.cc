@@ -17,6 +17,7 @@
 #include "live/rpc_util.h"
 #include "orrery.grpc.pb.h"
 #include "tests/live/api_test_lib.h"
+#include "tests/live/api_session.h"
 #include "tests/live/live_cluster.h"
 
 namespace orrery::live {
@@ -429,20 +430,6 @@ TEST_F(RuntimeEnvTest, HeadVerifiesAndServesPackages) {
 }
 
 // ---- the C++ API ------------------------------------------------------------------------------
-
-class ApiSession {
- public:
-  ApiSession(LiveCluster& c, api::InitOptions o = {}) {
-    o.address = c.address();
-    o.token = c.Token();
-    status_ = api::Init(o);
-  }
-  ~ApiSession() { api::Shutdown(); }
-  const Status& status() const { return status_; }
-
- private:
-  Status status_;
-};
 
 // A malformed job env makes Init fail, naming the variable and the field.
 TEST_F(RuntimeEnvTest, ApiInitRefusesAMalformedJobEnv) {
