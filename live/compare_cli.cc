@@ -40,7 +40,8 @@ using json = nlohmann::json;
 constexpr const char* kUsage =
     "usage: orrery compare SCENARIO.yaml (--local | --address HOST:PORT) [--policy P] [--seed N]\n"
     "                      [--set dotted.path=value]... [--out DIR] [--temp-dir DIR]\n"
-    "                      [--timeout S]\n";
+    "                      [--timeout S]\n"
+    "       orrery compare --sim-results DIR --live-results DIR [--out DIR]\n";
 
 std::string ReadText(const fs::path& p, bool* ok) {
   std::ifstream f(p, std::ios::binary);
@@ -275,9 +276,42 @@ std::string Tail(const fs::path& log, size_t n) {
   return out;
 }
 
+// Writes compare.csv, placement.csv and compare.svg into `dir` and prints the table.
+bool WriteComparison(const Comparison& cmp, const std::string& name, const fs::path& dir,
+                     std::ostream& out, std::ostream& err) {
+  for (const auto& [file, text] :
+       {std::pair<const char*, std::string>{"compare.csv", RenderCompareCsv(cmp)},
+        {"placement.csv", RenderPlacementCsv(cmp)},
+        {"compare.svg", RenderCompareSvg(cmp, name)}}) {
+    if (Status s = cli::WriteFile(dir / file, text); !s.ok()) {
+      err << "orrery compare: " << s.message() << "\n";
+      return false;
+    }
+  }
+  out << RenderCompareTable(cmp);
+  out << "  results     " << dir.string() << "/{compare.csv,placement.csv,compare.svg}\n";
+  return true;
+}
+
+// --sim-results A --live-results B: no runs, only the comparison (bad result files are input).
+int CompareExisting(const fs::path& sim_dir, const fs::path& live_dir, const std::string& out_dir,
+                    std::ostream& out, std::ostream& err) {
+  auto cmp = CompareResults(sim_dir, live_dir);
+  if (!cmp.ok()) {
+    err << "orrery compare: " << cmp.status().message() << "\n";
+    return kExitUsage;
+  }
+  const fs::path dir = out_dir.empty() ? fs::path("out") / "compare" : fs::path(out_dir);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  out << "compare " << sim_dir.string() << " (sim) vs " << live_dir.string() << " (live)\n";
+  return WriteComparison(*cmp, cmp->scenario, dir, out, err) ? kExitOk
+                                                                             : kExitFailed;
+}
+
 int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   po::options_description desc("options");
-  std::string scenario_path, address, out_dir, policy, temp_dir;
+  std::string scenario_path, address, out_dir, policy, temp_dir, sim_results, live_results;
   std::vector<std::string> sets;
   int64_t seed = -1;
   int64_t timeout_s = 1800;
@@ -290,7 +324,9 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
       "set", po::value(&sets)->composing(), "override a scenario field: dotted.path=value")(
       "out", po::value(&out_dir), "result directory (default: out/<scenario name>-compare)")(
       "temp-dir", po::value(&temp_dir), "session root of the live run (default /tmp/orrery)")(
-      "timeout", po::value(&timeout_s), "seconds each run may take before it is stopped [1800]");
+      "timeout", po::value(&timeout_s), "seconds each run may take before it is stopped [1800]")(
+      "sim-results", po::value(&sim_results), "compare this existing sim result dir (no runs)")(
+      "live-results", po::value(&live_results), "compare this existing live result dir (no runs)");
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
@@ -304,6 +340,17 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
   if (vm.count("help")) {
     out << kUsage << desc;
     return kExitOk;
+  }
+  if (!sim_results.empty() || !live_results.empty()) {
+    if (sim_results.empty() || live_results.empty() || !scenario_path.empty() ||
+        vm.count("local") || !address.empty() || !sets.empty() || !policy.empty() ||
+        vm.count("seed")) {
+      err << "orrery compare: --sim-results and --live-results go together, without a scenario "
+             "or run options\n"
+          << kUsage;
+      return kExitUsage;
+    }
+    return CompareExisting(sim_results, live_results, out_dir, out, err);
   }
   if (scenario_path.empty()) {
     err << "orrery compare: missing SCENARIO.yaml\n" << kUsage;
@@ -411,20 +458,9 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
     err << "orrery compare: " << cmp.status().message() << "\n";
     return kExitFailed;
   }
-  for (const auto& [name, text] :
-       {std::pair<const char*, std::string>{"compare.csv", RenderCompareCsv(*cmp)},
-        {"placement.csv", RenderPlacementCsv(*cmp)},
-        {"compare.svg", RenderCompareSvg(*cmp, scenario->name)}}) {
-    if (Status s = cli::WriteFile(dir / name, text); !s.ok()) {
-      err << "orrery compare: " << s.message() << "\n";
-      return kExitFailed;
-    }
-  }
   out << "compare " << scenario->name << ": sim vs live (" << (local ? "--local" : address)
       << ")\n";
-  out << RenderCompareTable(*cmp);
-  out << "  results     " << dir.string()
-      << "/{sim/,live/,compare.csv,placement.csv,compare.svg}\n";
+  if (!WriteComparison(*cmp, scenario->name, dir, out, err)) return kExitFailed;
   return kExitOk;
 }
 
@@ -463,6 +499,9 @@ StatusOr<Comparison> CompareResults(const fs::path& sim_dir, const fs::path& liv
     auto r = ReadTasksCsv(dirs[i] / "tasks.csv");
     if (!r.ok()) return r.status();
     rows[i] = std::move(*r);
+  }
+  if (summaries[0].contains("scenario") && summaries[0]["scenario"].is_string()) {
+    c.scenario = summaries[0]["scenario"].get<std::string>();
   }
   for (const auto& m : ComparedMetrics()) {
     auto s = Lookup(summaries[0], m, sim_dir / "summary.json");
