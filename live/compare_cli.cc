@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <boost/program_options.hpp>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -93,8 +93,8 @@ StatusOr<std::vector<Attempt>> ReadTasksCsv(const fs::path& p) {
   const auto header = SplitCsvLine(line);
   std::map<std::string, size_t> col;
   for (size_t i = 0; i < header.size(); ++i) col[header[i]] = i;
-  for (const char* need : {"task_id", "name", "submit_s", "start_s", "end_s", "node_id", "state",
-                           "attempt"}) {
+  for (const char* need :
+       {"task_id", "name", "submit_s", "start_s", "end_s", "node_id", "state", "attempt"}) {
     if (!col.count(need)) {
       return Status(StatusCode::kInvalidArgument,
                     p.string() + ": header: expected a column '" + need + "'");
@@ -120,6 +120,12 @@ StatusOr<std::vector<Attempt>> ReadTasksCsv(const fs::path& p) {
     } catch (const std::exception&) {
       return Status(StatusCode::kInvalidArgument, p.string() + ":" + std::to_string(line_no) +
                                                       ": submit_s/start_s/end_s: expected numbers");
+    }
+    if (a.attempt.empty() || !std::all_of(a.attempt.begin(), a.attempt.end(), ::isdigit) ||
+        a.attempt.size() > 9) {
+      return Status(StatusCode::kInvalidArgument,
+                    p.string() + ":" + std::to_string(line_no) +
+                        ": attempt: expected a non-negative integer, got '" + a.attempt + "'");
     }
     out.push_back(std::move(a));
   }
@@ -155,7 +161,7 @@ void Durations(const std::vector<Attempt>& rows, std::vector<double>* jct,
     if (it == first_submit.end() || a.submit < it->second) first_submit[a.task_id] = a.submit;
     if (a.start >= 0) queue->push_back(a.start - a.submit);
     const Attempt*& l = last[a.task_id];
-    if (l == nullptr || std::stoll("0" + a.attempt) >= std::stoll("0" + l->attempt)) l = &a;
+    if (l == nullptr || std::stoi(a.attempt) >= std::stoi(l->attempt)) l = &a;
   }
   for (const auto& [id, a] : last) {
     if (a->state == "finished" && a->end >= 0) jct->push_back(a->end - first_submit[id]);
@@ -205,8 +211,8 @@ std::string Pad(std::string s, size_t w, bool right) {
 // Runs this binary with `args`, stdout and stderr into `log`; waits up to `timeout`, then
 // SIGTERM, then (after 5 s) SIGKILL. Returns the exit code, or -1 when it did not exit normally
 // or could not start (the reason in `why`).
-int RunSelf(const std::vector<std::string>& args, const fs::path& log,
-            std::chrono::seconds timeout, std::string* why) {
+int RunSelf(const std::vector<std::string>& args, const fs::path& log, std::chrono::seconds timeout,
+            std::string* why) {
   std::error_code ec;
   const fs::path self = fs::read_symlink("/proc/self/exe", ec);
   if (ec) {
@@ -305,8 +311,7 @@ int CompareExisting(const fs::path& sim_dir, const fs::path& live_dir, const std
   std::error_code ec;
   fs::create_directories(dir, ec);
   out << "compare " << sim_dir.string() << " (sim) vs " << live_dir.string() << " (live)\n";
-  return WriteComparison(*cmp, cmp->scenario, dir, out, err) ? kExitOk
-                                                                             : kExitFailed;
+  return WriteComparison(*cmp, cmp->scenario, dir, out, err) ? kExitOk : kExitFailed;
 }
 
 int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -385,6 +390,7 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
     err << "orrery compare: " << s.message() << "\n";
     return kExitUsage;
   }
+  for (const auto& w : scenario->warnings) err << "warning: " << w << "\n";
   const fs::path dir =
       out_dir.empty() ? fs::path("out") / (scenario->name + "-compare") : fs::path(out_dir);
   std::error_code ec;
@@ -423,9 +429,9 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
     live_args.insert(live_args.end(), {"--address", address});
   }
   if (!temp_dir.empty()) live_args.insert(live_args.end(), {"--temp-dir", temp_dir});
-  for (const Run& run : {Run{"sim", "simulating...", sim_args},
-                         Run{"live", local ? "running live (--local)..." : "running live...",
-                             live_args}}) {
+  for (const Run& run :
+       {Run{"sim", "simulating...", sim_args},
+        Run{"live", local ? "running live (--local)..." : "running live...", live_args}}) {
     const fs::path log = dir / (std::string(run.label) + ".log");
     err << run.progress << " (log " << log.string() << ")\n";
     const auto t0 = std::chrono::steady_clock::now();
@@ -468,17 +474,28 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
 
 size_t Comparison::SamePlacements() const {
   return static_cast<size_t>(std::count_if(placements.begin(), placements.end(),
-                                            [](const PlacementDiff& p) { return p.same(); }));
+                                           [](const PlacementDiff& p) { return p.same(); }));
 }
 
 const std::vector<std::string>& ComparedMetrics() {
-  static const std::vector<std::string> kMetrics = {
-      "tasks.finished",        "tasks.failed",         "tasks.canceled",
-      "makespan_s",            "jct_s.p50",            "jct_s.p95",
-      "queue_delay_s.p50",     "queue_delay_s.p95",    "utilization.CPU",
-      "utilization.GPU",       "spillbacks",           "env_cache.hits",
-      "env_cache.misses",      "env_cache.evictions",  "autoscaler.launched",
-      "autoscaler.terminated", "autoscaler.peak_nodes", "node_seconds"};
+  static const std::vector<std::string> kMetrics = {"tasks.finished",
+                                                    "tasks.failed",
+                                                    "tasks.canceled",
+                                                    "makespan_s",
+                                                    "jct_s.p50",
+                                                    "jct_s.p95",
+                                                    "queue_delay_s.p50",
+                                                    "queue_delay_s.p95",
+                                                    "utilization.CPU",
+                                                    "utilization.GPU",
+                                                    "spillbacks",
+                                                    "env_cache.hits",
+                                                    "env_cache.misses",
+                                                    "env_cache.evictions",
+                                                    "autoscaler.launched",
+                                                    "autoscaler.terminated",
+                                                    "autoscaler.peak_nodes",
+                                                    "node_seconds"};
   return kMetrics;
 }
 
@@ -516,8 +533,7 @@ StatusOr<Comparison> CompareResults(const fs::path& sim_dir, const fs::path& liv
     if (a.first != b.first) return IdLess(a.first, b.first);
     return IdLess(a.second, b.second);
   };
-  std::map<std::pair<std::string, std::string>, PlacementDiff, decltype(key_less)> by_key(
-      key_less);
+  std::map<std::pair<std::string, std::string>, PlacementDiff, decltype(key_less)> by_key(key_less);
   for (int i = 0; i < 2; ++i) {
     for (const auto& a : rows[i]) {
       PlacementDiff& p = by_key[{a.task_id, a.attempt}];
@@ -538,8 +554,8 @@ std::string RenderCompareCsv(const Comparison& c) {
   for (const auto& m : c.metrics) {
     std::string pct = Pct(m);
     if (!pct.empty() && pct[0] == '+') pct.erase(0, 1);
-    out += m.metric + "," + Num(m.sim) + "," + Num(m.live) + "," + Num(m.live - m.sim) + "," +
-           pct + "\n";
+    out += m.metric + "," + Num(m.sim) + "," + Num(m.live) + "," + Num(m.live - m.sim) + "," + pct +
+           "\n";
   }
   return out;
 }
@@ -591,8 +607,8 @@ std::string RenderCompareTable(const Comparison& c, size_t max_differences) {
                     Pad("diff", 12, true) + Pad("diff %", 9, true) + "\n";
   for (const auto& m : c.metrics) {
     out += "  " + Pad(m.metric, 22, false) + Pad(Num(m.sim), 12, true) +
-           Pad(Num(m.live), 12, true) + Pad(Num(m.live - m.sim), 12, true) +
-           Pad(Pct(m), 9, true) + "\n";
+           Pad(Num(m.live), 12, true) + Pad(Num(m.live - m.sim), 12, true) + Pad(Pct(m), 9, true) +
+           "\n";
   }
   const size_t n = c.placements.size(), same = c.SamePlacements();
   char buf[160];

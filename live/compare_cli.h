@@ -2,7 +2,8 @@
 //
 //   orrery compare SCENARIO.yaml (--local | --address HOST:PORT) [--policy P] [--seed N]
 //                  [--set dotted.path=value]... [--out DIR] [--temp-dir DIR] [--timeout S]
-//   orrery compare --sim-results DIR --live-results DIR [--out DIR]   (no runs; default out/compare)
+//   orrery compare --sim-results DIR --live-results DIR [--out DIR]   (no runs; default
+//   out/compare)
 //
 // Runs `orrery sim run` and then `orrery live run` (each a child process of this same binary, so
 // the simulator's process-wide state never meets the live daemons) with the same overrides,
@@ -47,10 +48,10 @@ struct PlacementDiff {
 };
 
 struct Comparison {
-  std::string scenario;                     // the sim summary's "scenario"
-  std::vector<MetricDiff> metrics;          // in ComparedMetrics() order
-  std::vector<PlacementDiff> placements;    // by (task_id, attempt), numerically
-  std::vector<double> sim_jct, live_jct;    // per finished task, seconds (for the CDF plot)
+  std::string scenario;                       // the sim summary's "scenario"
+  std::vector<MetricDiff> metrics;            // in ComparedMetrics() order
+  std::vector<PlacementDiff> placements;      // by (task_id, attempt), numerically
+  std::vector<double> sim_jct, live_jct;      // per finished task, seconds (for the CDF plot)
   std::vector<double> sim_queue, live_queue;  // per started attempt, seconds
   size_t SamePlacements() const;
 };

@@ -71,6 +71,12 @@ J
                           printf '%d,x,default,task,0,0,1,n1,finished,0,0,\n' $i >> "$tmp/l/tasks.csv"; done
   "$bin" compare --sim-results "$tmp/s" --live-results "$tmp/l" --out "$tmp/o" > "$tmp/stdout" 2>&1
   check "at most 10 listed" "grep -q '\.\.\. 3 more in placement.csv' '$tmp/stdout'"
+  # A malformed result file is bad input: exit 2 naming the file, line and field.
+  printf '14,x,default,task,0,0,1,n0,finished,first,0,\n' >> "$tmp/l/tasks.csv"
+  "$bin" compare --sim-results "$tmp/s" --live-results "$tmp/l" --out "$tmp/o" > "$tmp/stdout" 2>&1
+  rc=$?
+  check "bad attempt: exit 2 (got $rc)" "[ $rc -eq 2 ]"
+  check "bad attempt: names file, line and field" "grep -q 'l/tasks.csv:16: attempt: expected' '$tmp/stdout'"
   ;;
 bad_input)
   # Bad usage or input: exit 2 and a message naming the problem; no run starts.
