@@ -284,7 +284,7 @@ std::string Tail(const fs::path& log, size_t n) {
 
 // Writes compare.csv, placement.csv and compare.svg into `dir` and prints the table.
 bool WriteComparison(const Comparison& cmp, const std::string& name, const fs::path& dir,
-                     std::ostream& out, std::ostream& err) {
+                     bool with_runs, std::ostream& out, std::ostream& err) {
   for (const auto& [file, text] :
        {std::pair<const char*, std::string>{"compare.csv", RenderCompareCsv(cmp)},
         {"placement.csv", RenderPlacementCsv(cmp)},
@@ -295,7 +295,8 @@ bool WriteComparison(const Comparison& cmp, const std::string& name, const fs::p
     }
   }
   out << RenderCompareTable(cmp);
-  out << "  results     " << dir.string() << "/{compare.csv,placement.csv,compare.svg}\n";
+  out << "  results     " << dir.string() << "/{" << (with_runs ? "sim/,live/," : "")
+      << "compare.csv,placement.csv,compare.svg}\n";
   return true;
 }
 
@@ -311,7 +312,7 @@ int CompareExisting(const fs::path& sim_dir, const fs::path& live_dir, const std
   std::error_code ec;
   fs::create_directories(dir, ec);
   out << "compare " << sim_dir.string() << " (sim) vs " << live_dir.string() << " (live)\n";
-  return WriteComparison(*cmp, cmp->scenario, dir, out, err) ? kExitOk : kExitFailed;
+  return WriteComparison(*cmp, cmp->scenario, dir, false, out, err) ? kExitOk : kExitFailed;
 }
 
 int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -466,7 +467,7 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
   }
   out << "compare " << scenario->name << ": sim vs live (" << (local ? "--local" : address)
       << ")\n";
-  if (!WriteComparison(*cmp, scenario->name, dir, out, err)) return kExitFailed;
+  if (!WriteComparison(*cmp, scenario->name, dir, true, out, err)) return kExitFailed;
   return kExitOk;
 }
 
