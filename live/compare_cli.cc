@@ -607,9 +607,11 @@ std::string RenderCompareTable(const Comparison& c, size_t max_differences) {
   std::string out = "  " + Pad("metric", 22, false) + Pad("sim", 12, true) + Pad("live", 12, true) +
                     Pad("diff", 12, true) + Pad("diff %", 9, true) + "\n";
   for (const auto& m : c.metrics) {
-    out += "  " + Pad(m.metric, 22, false) + Pad(Num(m.sim), 12, true) +
-           Pad(Num(m.live), 12, true) + Pad(Num(m.live - m.sim), 12, true) + Pad(Pct(m), 9, true) +
-           "\n";
+    std::string row = "  " + Pad(m.metric, 22, false) + Pad(Num(m.sim), 12, true) +
+                      Pad(Num(m.live), 12, true) + Pad(Num(m.live - m.sim), 12, true) +
+                      Pad(Pct(m), 9, true);
+    while (row.back() == ' ') row.pop_back();
+    out += row + "\n";
   }
   const size_t n = c.placements.size(), same = c.SamePlacements();
   char buf[160];

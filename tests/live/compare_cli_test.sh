@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end tests of `orrery compare` on the real binary.
 #   compare_cli_test.sh ORRERY_BINARY SOURCE_DIR CASE
-# CASE: parity (starts real daemons on loopback, ~20 s) | results | bad_input | timeout
+# CASE: parity (starts real daemons on loopback, ~20 s) | address (daemons via `orrery start`,
+#       ~25 s) | results | bad_input | timeout
 set -u
 bin="$1"; src="$2"; case_name="$3"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -42,6 +43,29 @@ parity)
       "grep -q '<svg' '$tmp/d/compare.svg' && grep -q 'sim: JCT' '$tmp/d/compare.svg' && grep -q 'live: JCT' '$tmp/d/compare.svg'"
   check "progress on stderr" "grep -q simulating '$tmp/stderr' && grep -q 'running live' '$tmp/stderr'"
   check "nothing of the progress on stdout" "! grep -q simulating '$tmp/stdout'"
+  ;;
+address)
+  # --address: the live half on a running cluster (parity-tiny's four nodes, started by hand).
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  trap '"$bin" stop --temp-dir "$tmp/t" > /dev/null 2>&1; rm -rf "$tmp"' EXIT
+  common=(--num-gpus 0 --temp-dir "$tmp/t" --metrics-port -1)
+  "$bin" start --head --port "$port" --node-name head --num-cpus 8 --dashboard-port 0 \
+      --head-metrics-port -1 "${common[@]}" > "$tmp/start.log" 2>&1 &&
+  "$bin" start --address "127.0.0.1:$port" --node-name w1 --num-cpus 8 "${common[@]}" >> "$tmp/start.log" 2>&1 &&
+  "$bin" start --address "127.0.0.1:$port" --node-name w2 --num-cpus 8 "${common[@]}" >> "$tmp/start.log" 2>&1 &&
+  "$bin" start --address "127.0.0.1:$port" --node-name w3 --num-cpus 4 --resources '{"special": 1}' \
+      "${common[@]}" >> "$tmp/start.log" 2>&1
+  check "cluster started" "[ $? -eq 0 ]" || cat "$tmp/start.log"
+  timeout 120 "$bin" compare "$parity" --address "127.0.0.1:$port" --temp-dir "$tmp/t" \
+      --out "$tmp/d" > "$tmp/stdout" 2> "$tmp/stderr"
+  rc=$?
+  check "exit 0 (got $rc)" "[ $rc -eq 0 ]"
+  [ $rc -eq 0 ] || cat "$tmp/stdout" "$tmp/stderr"
+  check "live/summary.json written" "grep -q '\"backend\": \"live\"' '$tmp/d/live/summary.json'"
+  check "20 tasks finished in both" "grep -qx 'tasks.finished,20,20,0,0.0' '$tmp/d/compare.csv'"
+  check "placement agreement 100%" \
+      "grep -q 'placement agreement: 20/20 task attempts on the same node (100.0%)' '$tmp/stdout'"
+  check "the cluster is still up afterwards" "'$bin' status --temp-dir '$tmp/t' > /dev/null 2>&1"
   ;;
 results)
   # --sim-results/--live-results compare existing dirs; a moved task and a changed metric show.
