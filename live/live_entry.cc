@@ -2,6 +2,7 @@
 // the CLI. Compiled straight into the `orrery` executable (not into a library) so that the
 // registration always runs.
 #include "core/cli/cli.h"
+#include "live/compare_cli.h"  // --- compare
 #include "live/job_cli.h"  // --- jobs
 #include "live/live_cli.h"
 
@@ -9,6 +10,7 @@ namespace {
 const bool kLiveRegistered = [] {
   for (auto& c : orrery::live::LiveCommands()) orrery::cli::RegisterCommand(std::move(c));
   for (auto& c : orrery::live::JobCommands()) orrery::cli::RegisterCommand(std::move(c));  // jobs
+  orrery::cli::RegisterCommand(orrery::live::CompareCommand());  // --- compare
   return true;
 }();
 }  // namespace

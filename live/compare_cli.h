@@ -1,0 +1,77 @@
+// `orrery compare`: one scenario run by the simulator and by a live cluster, side by side.
+//
+//   orrery compare SCENARIO.yaml (--local | --address HOST:PORT) [--policy P] [--seed N]
+//                  [--set dotted.path=value]... [--out DIR] [--temp-dir DIR] [--timeout S]
+//   orrery compare --sim-results DIR --live-results DIR [--out DIR]   (no runs; default
+//   out/compare)
+//
+// Runs `orrery sim run` and then `orrery live run` (each a child process of this same binary, so
+// the simulator's process-wide state never meets the live daemons) with the same overrides,
+// policy and seed, into DIR/sim/ and DIR/live/ (their output in DIR/sim.log and DIR/live.log).
+// It then reads both result directories back -- the one schema of DESIGN section 6 is the only
+// interface between the two runs -- and writes:
+//   DIR/compare.csv    metric,sim,live,diff,diff_pct (diff = live - sim; diff_pct relative to
+//                      sim, empty when sim is 0), one row per summary metric (ComparedMetrics);
+//   DIR/placement.csv  task_id,attempt,name,sim_node,live_node,same: every task attempt of
+//                      either run, matched by (task_id, attempt);
+//   DIR/compare.svg    the CDFs of job completion time and queue delay in both runs;
+// and prints the same table, the placement agreement and up to 10 attempts placed differently.
+// Progress goes to stderr. Exit codes (DESIGN section 5): 0 when both runs completed and wrote
+// their results (even if values differ, or tasks failed in them), 1 when a run failed (no
+// results, crashed, timed out), 2 bad usage or bad input (the message names the file/field).
+//
+// The comparison itself (CompareResults) is a function of two result directories, so it also
+// serves results produced earlier by separate `sim run` / `live run` invocations.
+//
+// Thread safety: the command blocks its caller; CompareResults is reentrant.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/cli/cli.h"
+#include "core/status.h"
+
+namespace orrery::live {
+
+// One summary metric of both runs.
+struct MetricDiff {
+  std::string metric;  // "makespan_s", "jct_s.p50", "tasks.finished", ...
+  double sim = 0, live = 0;
+};
+
+// One task attempt as placed by each run ("" = the run has no such attempt or placed it nowhere).
+struct PlacementDiff {
+  std::string task_id, attempt, name, sim_node, live_node;
+  bool same() const { return sim_node == live_node; }
+};
+
+struct Comparison {
+  std::string scenario;                       // the sim summary's "scenario"
+  std::vector<MetricDiff> metrics;            // in ComparedMetrics() order
+  std::vector<PlacementDiff> placements;      // by (task_id, attempt), numerically
+  std::vector<double> sim_jct, live_jct;      // per finished task, seconds (for the CDF plot)
+  std::vector<double> sim_queue, live_queue;  // per started attempt, seconds
+  size_t SamePlacements() const;
+};
+
+// The summary.json paths compared, in table order ("tasks.finished", "jct_s.p50", ...).
+const std::vector<std::string>& ComparedMetrics();
+
+// Reads DIR/summary.json and DIR/tasks.csv of both result directories. InvalidArgument naming
+// the file (and field) when one is missing or malformed. O(attempts log attempts).
+StatusOr<Comparison> CompareResults(const std::filesystem::path& sim_dir,
+                                    const std::filesystem::path& live_dir);
+
+// The renderings of a comparison: compare.csv, placement.csv, compare.svg, and the printed table
+// (with up to `max_differences` differing placements listed).
+std::string RenderCompareCsv(const Comparison& c);
+std::string RenderPlacementCsv(const Comparison& c);
+std::string RenderCompareSvg(const Comparison& c, const std::string& scenario);
+std::string RenderCompareTable(const Comparison& c, size_t max_differences = 10);
+
+// The "compare" command for the CLI's composition root.
+cli::Command CompareCommand();
+
+}  // namespace orrery::live

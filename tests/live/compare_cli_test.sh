@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# End-to-end tests of `orrery compare` on the real binary.
+#   compare_cli_test.sh ORRERY_BINARY SOURCE_DIR CASE
+# CASE: parity (starts real daemons on loopback, ~20 s) | address (daemons via `orrery start`,
+#       ~25 s) | results | bad_input | timeout
+set -u
+bin="$1"; src="$2"; case_name="$3"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail=0
+check() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
+parity="$src/scenarios/parity-tiny.yaml"
+metrics="tasks.finished tasks.failed tasks.canceled makespan_s jct_s.p50 jct_s.p95
+  queue_delay_s.p50 queue_delay_s.p95 utilization.CPU utilization.GPU spillbacks env_cache.hits
+  env_cache.misses env_cache.evictions autoscaler.launched autoscaler.terminated
+  autoscaler.peak_nodes node_seconds"
+
+case "$case_name" in
+parity)
+  # The timing-free parity scenario: both runs complete, every task lands on the same node.
+  timeout 120 "$bin" compare "$parity" --local --out "$tmp/d" --temp-dir "$tmp/t" \
+      > "$tmp/stdout" 2> "$tmp/stderr"
+  rc=$?
+  check "exit 0 (got $rc)" "[ $rc -eq 0 ]"
+  [ $rc -eq 0 ] || { cat "$tmp/stdout" "$tmp/stderr"; }
+  for b in sim live; do
+    for f in summary.json tasks.csv timeseries.csv; do
+      check "$b/$f written" "[ -s '$tmp/d/$b/$f' ]"
+    done
+    check "$b/summary.json says backend $b" "grep -q '\"backend\": \"$b\"' '$tmp/d/$b/summary.json'"
+  done
+  check "compare.csv header" "[ \"\$(head -1 '$tmp/d/compare.csv')\" = metric,sim,live,diff,diff_pct ]"
+  for m in $metrics; do
+    check "compare.csv row $m" "grep -q '^$m,[0-9.e+-]*,[0-9.e+-]*,' '$tmp/d/compare.csv'"
+    check "table row $m" "grep -q '^  $m ' '$tmp/stdout'"
+  done
+  check "20 tasks finished in both" "grep -qx 'tasks.finished,20,20,0,0.0' '$tmp/d/compare.csv'"
+  check "the same spillbacks in both" "grep -q '^spillbacks,7,7,0,' '$tmp/d/compare.csv'"
+  check "placement agreement 100%" \
+      "grep -q 'placement agreement: 20/20 task attempts on the same node (100.0%)' '$tmp/stdout'"
+  check "placement.csv: 20 attempts, all the same" \
+      "[ \$(tail -n +2 '$tmp/d/placement.csv' | grep -c ',1\$') -eq 20 ] && [ \$(wc -l < '$tmp/d/placement.csv') -eq 21 ]"
+  check "compare.svg is an SVG with both runs" \
+      "grep -q '<svg' '$tmp/d/compare.svg' && grep -q 'sim: JCT' '$tmp/d/compare.svg' && grep -q 'live: JCT' '$tmp/d/compare.svg'"
+  check "progress on stderr" "grep -q simulating '$tmp/stderr' && grep -q 'running live' '$tmp/stderr'"
+  check "nothing of the progress on stdout" "! grep -q simulating '$tmp/stdout'"
+  ;;
+address)
+  # --address: the live half on a running cluster (parity-tiny's four nodes, started by hand).
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  trap '"$bin" stop --temp-dir "$tmp/t" > /dev/null 2>&1; rm -rf "$tmp"' EXIT
+  common=(--num-gpus 0 --temp-dir "$tmp/t" --metrics-port -1)
+  "$bin" start --head --port "$port" --node-name head --num-cpus 8 --dashboard-port 0 \
+      --head-metrics-port -1 "${common[@]}" > "$tmp/start.log" 2>&1 &&
+  "$bin" start --address "127.0.0.1:$port" --node-name w1 --num-cpus 8 "${common[@]}" >> "$tmp/start.log" 2>&1 &&
+  "$bin" start --address "127.0.0.1:$port" --node-name w2 --num-cpus 8 "${common[@]}" >> "$tmp/start.log" 2>&1 &&
+  "$bin" start --address "127.0.0.1:$port" --node-name w3 --num-cpus 4 --resources '{"special": 1}' \
+      "${common[@]}" >> "$tmp/start.log" 2>&1
+  check "cluster started" "[ $? -eq 0 ]" || cat "$tmp/start.log"
+  timeout 120 "$bin" compare "$parity" --address "127.0.0.1:$port" --temp-dir "$tmp/t" \
+      --out "$tmp/d" > "$tmp/stdout" 2> "$tmp/stderr"
+  rc=$?
+  check "exit 0 (got $rc)" "[ $rc -eq 0 ]"
+  [ $rc -eq 0 ] || cat "$tmp/stdout" "$tmp/stderr"
+  check "live/summary.json written" "grep -q '\"backend\": \"live\"' '$tmp/d/live/summary.json'"
+  check "20 tasks finished in both" "grep -qx 'tasks.finished,20,20,0,0.0' '$tmp/d/compare.csv'"
+  check "placement agreement 100%" \
+      "grep -q 'placement agreement: 20/20 task attempts on the same node (100.0%)' '$tmp/stdout'"
+  check "the cluster is still up afterwards" "'$bin' status --temp-dir '$tmp/t' > /dev/null 2>&1"
+  ;;
+results)
+  # --sim-results/--live-results compare existing dirs; a moved task and a changed metric show.
+  mk() {  # mk DIR BACKEND NODE_OF_TASK_1 MAKESPAN
+    mkdir -p "$1"
+    cat > "$1/summary.json" <<J
+{"scenario": "mini", "backend": "$2", "tasks": {"finished": 2, "failed": 0, "canceled": 0},
+ "makespan_s": $4, "jct_s": {"p50": 1.0, "p95": 2.0}, "utilization": {"CPU": 0.5},
+ "spillbacks": 1, "node_seconds": 4}
+J
+    printf 'task_id,name,job_id,kind,submit_s,start_s,end_s,node_id,state,attempt,spillbacks,wait_reason\n' > "$1/tasks.csv"
+    printf '0,a,default,task,0,0,1,n0,finished,0,0,\n' >> "$1/tasks.csv"
+    printf '1,"b,c",default,task,0,0.5,2,%s,finished,0,1,\n' "$3" >> "$1/tasks.csv"
+  }
+  mk "$tmp/s" sim n0 2.0
+  mk "$tmp/l" live n1 3.0
+  "$bin" compare --sim-results "$tmp/s" --live-results "$tmp/l" --out "$tmp/o" > "$tmp/stdout" 2>&1
+  rc=$?
+  check "exit 0 although values differ (got $rc)" "[ $rc -eq 0 ]"
+  check "makespan diff and percent" "grep -qx 'makespan_s,2,3,1,50.0' '$tmp/o/compare.csv'"
+  check "absent metric reads 0, no percent" "grep -qx 'utilization.GPU,0,0,0,' '$tmp/o/compare.csv'"
+  check "agreement 1/2" "grep -q 'placement agreement: 1/2 task attempts on the same node (50.0%)' '$tmp/stdout'"
+  check "the differing task is listed" "grep -Eq '^  1 +0 +b,c +n0 +n1\$' '$tmp/stdout'"
+  check "placement.csv quotes names" "grep -qx '1,0,\"b,c\",n0,n1,0' '$tmp/o/placement.csv'"
+  # More than 10 differences: ten listed, the rest counted.
+  for i in $(seq 2 13); do printf '%d,x,default,task,0,0,1,n0,finished,0,0,\n' $i >> "$tmp/s/tasks.csv"
+                          printf '%d,x,default,task,0,0,1,n1,finished,0,0,\n' $i >> "$tmp/l/tasks.csv"; done
+  "$bin" compare --sim-results "$tmp/s" --live-results "$tmp/l" --out "$tmp/o" > "$tmp/stdout" 2>&1
+  check "at most 10 listed" "grep -q '\.\.\. 3 more in placement.csv' '$tmp/stdout'"
+  # A malformed result file is bad input: exit 2 naming the file, line and field.
+  printf '14,x,default,task,0,0,1,n0,finished,first,0,\n' >> "$tmp/l/tasks.csv"
+  "$bin" compare --sim-results "$tmp/s" --live-results "$tmp/l" --out "$tmp/o" > "$tmp/stdout" 2>&1
+  rc=$?
+  check "bad attempt: exit 2 (got $rc)" "[ $rc -eq 2 ]"
+  check "bad attempt: names file, line and field" "grep -q 'l/tasks.csv:16: attempt: expected' '$tmp/stdout'"
+  ;;
+bad_input)
+  # Bad usage or input: exit 2 and a message naming the problem; no run starts.
+  printf 'name: bad\ncluster:\n  nodes:\n    - {id: n0, resources: {CPU: two}}\n' > "$tmp/bad.yaml"
+  mkdir -p "$tmp/empty"
+  while IFS='|' read -r args msg; do
+    eval "set -- $args"
+    "$bin" compare "$@" > "$tmp/out" 2> "$tmp/err"; rc=$?
+    check "compare $args: exit 2 (got $rc)" "[ $rc -eq 2 ]"
+    check "compare $args: message names '$msg'" "grep -qF -- '$msg' '$tmp/err'"
+    check "compare $args: no run started" "! grep -q simulating '$tmp/err'"
+  done <<CASES
+'$tmp/missing.yaml' --local --out '$tmp/o'|missing.yaml
+'$parity' --out '$tmp/o'|exactly one of --local and --address
+'$parity' --local --address 127.0.0.1:1 --out '$tmp/o'|exactly one of --local and --address
+'$tmp/bad.yaml' --local --out '$tmp/o'|bad.yaml
+'$parity' --local --set cluster.bogus=1 --out '$tmp/o'|bogus
+'$parity' --local --policy nope --out '$tmp/o'|unknown policy
+'$parity' --local --seed -3 --out '$tmp/o'|--seed
+'$parity' --local --timeout 0 --out '$tmp/o'|--timeout
+'$parity' --local --frobnicate|frobnicate
+--local|missing SCENARIO.yaml
+--sim-results '$tmp/empty' --live-results '$tmp/empty'|$tmp/empty/summary.json
+--sim-results '$tmp/empty'|go together
+CASES
+  ;;
+timeout)
+  # A run that outlives --timeout is stopped: exit 1, the reason and the log tail on stderr.
+  timeout 60 "$bin" compare "$parity" --local --timeout 2 --out "$tmp/d" --temp-dir "$tmp/t" \
+      > "$tmp/out" 2> "$tmp/err"
+  rc=$?
+  check "exit 1 (got $rc)" "[ $rc -eq 1 ]"
+  check "says the live run timed out" "grep -q 'the live run failed: timed out after 2 s' '$tmp/err'"
+  check "no comparison written" "[ ! -e '$tmp/d/compare.csv' ]"
+  ;;
+*) echo "unknown case $case_name"; exit 2 ;;
+esac
+exit $fail
