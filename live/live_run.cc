@@ -734,21 +734,29 @@ class Runner {
     NoteError("node " + id + " did not come back within 10 s of its recover");
   }
 
-  // Samples the cluster every sample period until the run is done.
+  // Samples the cluster until the run is done: every kUtilTick for the utilisation and node-second
+  // integrals (the head's view changes every report period, 100 ms; a 1 s step function aliases
+  // tasks of a second or two badly), and writes timeseries rows every sample period.
   void SampleLoop() {
+    static constexpr double kUtilTick = 0.1;
+    const double tick = std::min(kUtilTick, o_.sample_period_s);
     std::unique_lock<std::mutex> l(mu_);
     auto next = Clock::now();
+    double next_rows = 0;
     while (!done_) {
       l.unlock();
-      Sample();
+      const double t = Now();
+      const bool rows = t >= next_rows;
+      if (rows) next_rows = t + o_.sample_period_s - tick / 2;
+      Sample(rows);
       l.lock();
-      next += std::chrono::duration_cast<Clock::duration>(
-          std::chrono::duration<double>(o_.sample_period_s));
+      next += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(tick));
       cv_.wait_until(l, next, [this] { return done_; });
     }
   }
 
-  void Sample() {
+  // Takes one sample; with `rows`, also appends it to timeseries.csv.
+  void Sample(bool rows = true) {
     const double t = Now();
     HeadClient head(head_address_, token_, std::chrono::milliseconds(2000));
     auto nodes = head.ListNodes();
@@ -760,7 +768,7 @@ class Runner {
     const double running = static_cast<double>(running_.load());
     std::lock_guard<std::mutex> l(sample_mu_);
     auto add = [&](const char* metric, std::string labels, double v) {
-      samples_.push_back({t, metric, std::move(labels), v});
+      if (rows) samples_.push_back({t, metric, std::move(labels), v});
     };
     add("orrery_tasks", "state=running", running);
     add("orrery_tasks", "state=final", static_cast<double>(final_count));
@@ -785,9 +793,8 @@ class Runner {
       add("orrery_resources", std::string("name=") + kNames[r] + ",state=used", used[r]);
       add("orrery_resources", std::string("name=") + kNames[r] + ",state=available",
           cap[r] - used[r]);
-      used_sum_[r] += used[r];
-      cap_sum_[r] += cap[r];
     }
+    util_samples_.push_back({t, {used[0], used[1], used[2]}, {cap[0], cap[1], cap[2]}});
     add("orrery_nodes", "state=alive", alive);
     // --- autoscaler: nodes up or launching, integrated over time (node_seconds, as the sim).
     if (s_.autoscaler.enabled) {
@@ -819,9 +826,24 @@ class Runner {
     }
     r.samples = samples_;
     r.makespan_s = makespan;
+    // Time-averaged over [0, makespan] as the simulator integrates it: each sample's state holds
+    // until the next sample (a step function), clipped at the makespan, so the idle samples at the
+    // start and after the last task do not weigh like busy seconds.
     static const char* kNames[3] = {"CPU", "GPU", "memory"};
+    double used_int[3] = {0, 0, 0}, cap_int[3] = {0, 0, 0};
+    const double horizon = makespan > 0 ? makespan : end;
+    for (size_t k = 0; k < util_samples_.size(); ++k) {
+      const double from = util_samples_[k].t;
+      const double to =
+          std::min(horizon, k + 1 < util_samples_.size() ? util_samples_[k + 1].t : horizon);
+      if (to <= from) continue;
+      for (int i = 0; i < 3; ++i) {
+        used_int[i] += util_samples_[k].used[i] * (to - from);
+        cap_int[i] += util_samples_[k].cap[i] * (to - from);
+      }
+    }
     for (int i = 0; i < 3; ++i) {
-      r.utilization[kNames[i]] = cap_sum_[i] > 0 ? used_sum_[i] / cap_sum_[i] : 0.0;
+      r.utilization[kNames[i]] = cap_int[i] > 0 ? used_int[i] / cap_int[i] : 0.0;
     }
     r.node_seconds = static_cast<double>(s_.nodes.size()) * end;
     r.spillbacks = spillbacks_.load();
@@ -913,7 +935,11 @@ class Runner {
 
   std::mutex sample_mu_;
   std::vector<results::Sample> samples_;
-  double used_sum_[3] = {0, 0, 0}, cap_sum_[3] = {0, 0, 0};
+  struct UtilSample {
+    double t;
+    double used[3], cap[3];  // CPU, GPU, memory over alive nodes
+  };
+  std::vector<UtilSample> util_samples_;  // guarded by sample_mu_
   // --- autoscaler: guarded by sample_mu_.
   double as_node_seconds_ = 0, as_last_t_ = -1;
   int as_last_nodes_ = 0, as_peak_ = 0;
