@@ -16,8 +16,11 @@ PKGS=(
   libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev  # runtime envs: SHA-256 (libcrypto)
-  prometheus  # integration tests only: the live metrics test starts the real server
 )
+# Only for --test: the metrics integration test starts the real Prometheus server; the
+# runtime-env test builds a Python venv offline (python3 -m venv needs python3-venv).
+TEST_PKGS=(prometheus python3 python3-venv)
+[ "${1:-}" = "--test" ] && PKGS+=("${TEST_PKGS[@]}")
 
 missing=()
 for p in "${PKGS[@]}"; do
