@@ -21,6 +21,7 @@
 #include "live/package_store.h"
 #include "live/log_hub.h"
 #include "live/metrics.h"
+#include "live/rpc_handler.h"
 #include "live/rpc_util.h"
 #include "live/session.h"  // --- jobs
 #include "orrery.grpc.pb.h"
@@ -115,142 +116,112 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
 
   grpc::ServerUnaryReactor* Ready(grpc::CallbackServerContext* ctx, const v1::ReadyRequest*,
                                   v1::ReadyReply* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    reply->set_address(options_.bind + ":" + std::to_string(port_));
-    reply->set_pid(static_cast<int32_t>(getpid()));
-    loop_.Post([this, r, reply] {
+    return AnswerOnLoop(ctx, options_.token, loop_, [this, reply] {
+      reply->set_address(options_.bind + ":" + std::to_string(port_));
+      reply->set_pid(static_cast<int32_t>(getpid()));
       int alive = 0;
       for (const auto& [id, e] : nodes_) alive += e.node.state == NodeState::kAlive ? 1 : 0;
       reply->set_known_nodes(alive);
-      r->Finish(grpc::Status::OK);
+      return grpc::Status::OK;
     });
-    return r;
   }
 
   grpc::ServerUnaryReactor* RegisterNode(grpc::CallbackServerContext* ctx,
                                          const v1::RegisterNodeRequest* req,
                                          v1::RegisterNodeReply* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    v1::NodeInfo info;
-    info.set_node_id(req->node_id());
-    *info.mutable_total() = req->total();
-    *info.mutable_available() = req->total();
-    *info.mutable_labels() = req->labels();
-    auto node = NodeFromProto(info);
-    if (!node.ok()) {
-      r->Finish(ToGrpc(node.status()));
-      return r;
-    }
-    if (req->address().empty()) {
-      r->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "address: empty"));
-      return r;
-    }
-    loop_.Post([this, r, reply, node = std::move(*node), address = req->address(),
-                head = req->is_head_node(), pid = req->pid(),
-                metrics_address = req->metrics_address()]() mutable {
-      auto it = nodes_.find(node.id);
-      if (it != nodes_.end() && it->second.node.state != NodeState::kDead) {
-        r->Finish(grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
-                               "an alive node is already registered as " + node.id));
-        return;
+    return ValidateThenAnswerOnLoop(ctx, options_.token, loop_, [&]() -> Validated {
+      v1::NodeInfo info;
+      info.set_node_id(req->node_id());
+      *info.mutable_total() = req->total();
+      *info.mutable_available() = req->total();
+      *info.mutable_labels() = req->labels();
+      auto node = NodeFromProto(info);
+      if (!node.ok()) return ToGrpc(node.status());
+      if (req->address().empty()) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "address: empty");
       }
-      Log("node " + node.id + " registered at " + address + " with " +
-          node.resources.total().ToString());
-      NodeEntry e;
-      e.node = std::move(node);
-      e.address = std::move(address);
-      e.is_head_node = head;
-      e.pid = pid;
-      e.metrics_address = std::move(metrics_address);
-      e.last_heartbeat = Clock::now();
-      const std::string id = e.node.id;
-      nodes_[id] = std::move(e);
-      BuildView(reply->mutable_view());
-      reply->set_report_period_ms(options_.report_period.count());
-      r->Finish(grpc::Status::OK);
+      return LoopHalf([this, reply, node = std::move(*node), address = req->address(),
+                       head = req->is_head_node(), pid = req->pid(),
+                       metrics_address = req->metrics_address()]() mutable {
+        auto it = nodes_.find(node.id);
+        if (it != nodes_.end() && it->second.node.state != NodeState::kDead) {
+          return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                              "an alive node is already registered as " + node.id);
+        }
+        Log("node " + node.id + " registered at " + address + " with " +
+            node.resources.total().ToString());
+        NodeEntry e;
+        e.node = std::move(node);
+        e.address = std::move(address);
+        e.is_head_node = head;
+        e.pid = pid;
+        e.metrics_address = std::move(metrics_address);
+        e.last_heartbeat = Clock::now();
+        const std::string id = e.node.id;
+        nodes_[id] = std::move(e);
+        BuildView(reply->mutable_view());
+        reply->set_report_period_ms(options_.report_period.count());
+        return grpc::Status::OK;
+      });
     });
-    return r;
   }
 
   grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx,
                                       const v1::HeartbeatRequest* req,
                                       v1::HeartbeatReply*) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    auto available = FromProto(req->available(), "available");
-    auto devices = FromProto(req->devices(), "devices");
-    if (!available.ok() || !devices.ok()) {
-      r->Finish(ToGrpc(!available.ok() ? available.status() : devices.status()));
-      return r;
-    }
-    // The request lives until Finish: the closure may read it.
-    loop_.Post([this, r, req, available = std::move(*available), devices = std::move(*devices)] {
-      auto it = nodes_.find(req->node_id());
-      if (it == nodes_.end()) {
-        r->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                               "node " + req->node_id() + " is not registered"));
-        return;
+    return ValidateThenAnswerOnLoop(ctx, options_.token, loop_, [&]() -> Validated {
+      auto available = FromProto(req->available(), "available");
+      auto devices = FromProto(req->devices(), "devices");
+      if (!available.ok() || !devices.ok()) {
+        return ToGrpc(!available.ok() ? available.status() : devices.status());
       }
-      NodeEntry& e = it->second;
-      // Committed placement-group bundles grow (and cancelled ones shrink) a node's totals.
-      if (req->has_total() && !req->total().raw().empty()) {
-        auto total = FromProto(req->total(), "total");
-        if (total.ok() && !(*total == e.node.resources.total())) {
-          auto resized = NodeResources::Create(*total);
-          if (resized.ok()) e.node.resources = std::move(*resized);
-        }
-      }
-      if (!available.IsSubsetOf(e.node.resources.total())) {
-        r->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                               "available: exceeds the node's total"));
-        return;
-      }
-      if (e.node.state == NodeState::kDead) {
-        Log("node " + e.node.id + " is heartbeating again: alive");
-        e.node.state = NodeState::kAlive;
-      }
-      e.last_heartbeat = Clock::now();
-      e.node.resources.SetAvailable(available, devices);
-      e.pending.assign(req->pending().begin(), req->pending().end());
-      for (const auto& t : req->task_updates()) UpsertTask(t);
-      r->Finish(grpc::Status::OK);
+      // The request lives until Finish: the closure may read it.
+      return LoopHalf(
+          [this, req, available = std::move(*available), devices = std::move(*devices)] {
+            auto it = nodes_.find(req->node_id());
+            if (it == nodes_.end()) {
+              return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                  "node " + req->node_id() + " is not registered");
+            }
+            NodeEntry& e = it->second;
+            // Committed placement-group bundles grow (and cancelled ones shrink) a node's totals.
+            if (req->has_total() && !req->total().raw().empty()) {
+              auto total = FromProto(req->total(), "total");
+              if (total.ok() && !(*total == e.node.resources.total())) {
+                auto resized = NodeResources::Create(*total);
+                if (resized.ok()) e.node.resources = std::move(*resized);
+              }
+            }
+            if (!available.IsSubsetOf(e.node.resources.total())) {
+              return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                  "available: exceeds the node's total");
+            }
+            if (e.node.state == NodeState::kDead) {
+              Log("node " + e.node.id + " is heartbeating again: alive");
+              e.node.state = NodeState::kAlive;
+            }
+            e.last_heartbeat = Clock::now();
+            e.node.resources.SetAvailable(available, devices);
+            e.pending.assign(req->pending().begin(), req->pending().end());
+            for (const auto& t : req->task_updates()) UpsertTask(t);
+            return grpc::Status::OK;
+          });
     });
-    return r;
   }
 
   grpc::ServerUnaryReactor* GetClusterView(grpc::CallbackServerContext* ctx,
                                            const v1::GetClusterViewRequest*,
                                            v1::ClusterView* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    loop_.Post([this, r, reply] {
+    return AnswerOnLoop(ctx, options_.token, loop_, [this, reply] {
       BuildView(reply);
-      r->Finish(grpc::Status::OK);
+      return grpc::Status::OK;
     });
-    return r;
   }
 
   grpc::ServerWriteReactor<v1::ClusterView>* WatchClusterView(
       grpc::CallbackServerContext* ctx, const v1::WatchClusterViewRequest*) override {
     auto w = StreamWriter<v1::ClusterView>::Create(/*keep_latest_only=*/true);
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      w->Close(s);
-      return w.get();
-    }
+    if (RefuseWithoutToken(*ctx, options_.token, *w)) return w.get();
     loop_.Post([this, w] {
       if (shutting_down_) {
         w->Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "head stopping"));
@@ -266,50 +237,34 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
 
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* ctx, const v1::ListNodesRequest*,
                                       v1::ListNodesReply* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    loop_.Post([this, r, reply] {
+    return AnswerOnLoop(ctx, options_.token, loop_, [this, reply] {
       v1::ClusterView v;
       BuildView(&v);
       *reply->mutable_nodes() = std::move(*v.mutable_nodes());
-      r->Finish(grpc::Status::OK);
+      return grpc::Status::OK;
     });
-    return r;
   }
 
   grpc::ServerUnaryReactor* ListTasks(grpc::CallbackServerContext* ctx, const v1::ListTasksRequest*,
                                       v1::ListTasksReply* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    loop_.Post([this, r, reply] {
+    return AnswerOnLoop(ctx, options_.token, loop_, [this, reply] {
       std::vector<const v1::TaskRecord*> sorted;
       for (const auto& [id, t] : tasks_) sorted.push_back(&t);
       std::stable_sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) {
         return a->submit_unix_ms() < b->submit_unix_ms();
       });
       for (const auto* t : sorted) *reply->add_tasks() = *t;
-      r->Finish(grpc::Status::OK);
+      return grpc::Status::OK;
     });
-    return r;
   }
 
   grpc::ServerUnaryReactor* Shutdown(grpc::CallbackServerContext* ctx, const v1::ShutdownRequest*,
                                      v1::ShutdownReply*) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    Log("shutdown requested");
-    stop_requested_ = true;
-    r->Finish(grpc::Status::OK);
-    return r;
+    return AnswerNow(ctx, options_.token, [this] {
+      Log("shutdown requested");
+      stop_requested_ = true;
+      return grpc::Status::OK;
+    });
   }
 
   // ---- placement groups ---------------------------------------------------------------------
@@ -317,104 +272,72 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   grpc::ServerUnaryReactor* CreatePlacementGroup(grpc::CallbackServerContext* ctx,
                                                  const v1::CreatePlacementGroupRequest* req,
                                                  v1::CreatePlacementGroupReply* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    if (req->group_id().empty()) {
-      r->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "group_id: empty"));
-      return r;
-    }
-    auto strategy = ParsePlacementStrategy(req->strategy().empty() ? "PACK" : req->strategy());
-    if (!strategy.ok()) {
-      r->Finish(ToGrpc(strategy.status()));
-      return r;
-    }
-    std::vector<ResourceRequest> bundles;
-    for (int i = 0; i < req->bundles_size(); ++i) {
-      auto b = RequestFromProto(req->bundles(i), "bundles[" + std::to_string(i) + "]");
-      if (!b.ok()) {
-        r->Finish(ToGrpc(b.status()));
-        return r;
+    return ValidateThenAnswerOnLoop(ctx, options_.token, loop_, [&]() -> Validated {
+      if (req->group_id().empty()) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "group_id: empty");
       }
-      bundles.push_back(std::move(*b));
-    }
-    loop_.Post([this, r, reply, id = req->group_id(), strategy = *strategy,
-                bundles = std::move(bundles)]() mutable {
-      if (groups_.count(id) != 0) {
-        r->Finish(grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
-                               "placement group " + id + " exists (or existed)"));
-        return;
+      auto strategy = ParsePlacementStrategy(req->strategy().empty() ? "PACK" : req->strategy());
+      if (!strategy.ok()) return ToGrpc(strategy.status());
+      std::vector<ResourceRequest> bundles;
+      for (int i = 0; i < req->bundles_size(); ++i) {
+        auto b = RequestFromProto(req->bundles(i), "bundles[" + std::to_string(i) + "]");
+        if (!b.ok()) return ToGrpc(b.status());
+        bundles.push_back(std::move(*b));
       }
-      Group& g = groups_[id];
-      g.strategy = strategy;
-      g.reservation = std::make_unique<TwoPhaseReservation>(id, std::move(bundles));
-      Log("placement group " + id + " created (" + PlacementStrategyName(strategy) + ", " +
-          std::to_string(g.reservation->bundles().size()) + " bundles)");
-      TryPlace(id);
-      GroupToProto(id, g, reply->mutable_group());
-      r->Finish(grpc::Status::OK);
+      return LoopHalf([this, reply, id = req->group_id(), strategy = *strategy,
+                       bundles = std::move(bundles)]() mutable {
+        if (groups_.count(id) != 0) {
+          return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                              "placement group " + id + " exists (or existed)");
+        }
+        Group& g = groups_[id];
+        g.strategy = strategy;
+        g.reservation = std::make_unique<TwoPhaseReservation>(id, std::move(bundles));
+        Log("placement group " + id + " created (" + PlacementStrategyName(strategy) + ", " +
+            std::to_string(g.reservation->bundles().size()) + " bundles)");
+        TryPlace(id);
+        GroupToProto(id, g, reply->mutable_group());
+        return grpc::Status::OK;
+      });
     });
-    return r;
   }
 
   grpc::ServerUnaryReactor* GetPlacementGroup(grpc::CallbackServerContext* ctx,
                                               const v1::GetPlacementGroupRequest* req,
                                               v1::PlacementGroupInfo* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    loop_.Post([this, r, reply, id = req->group_id()] {
+    return AnswerOnLoop(ctx, options_.token, loop_, [this, reply, id = req->group_id()] {
       auto it = groups_.find(id);
       if (it == groups_.end()) {
-        r->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "no placement group " + id));
-        return;
+        return grpc::Status(grpc::StatusCode::NOT_FOUND, "no placement group " + id);
       }
       GroupToProto(id, it->second, reply);
-      r->Finish(grpc::Status::OK);
+      return grpc::Status::OK;
     });
-    return r;
   }
 
   grpc::ServerUnaryReactor* RemovePlacementGroup(grpc::CallbackServerContext* ctx,
                                                  const v1::RemovePlacementGroupRequest* req,
                                                  v1::RemovePlacementGroupReply*) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    loop_.Post([this, r, id = req->group_id()] {
+    return AnswerOnLoop(ctx, options_.token, loop_, [this, id = req->group_id()] {
       auto it = groups_.find(id);
       if (it == groups_.end()) {
-        r->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "no placement group " + id));
-        return;
+        return grpc::Status(grpc::StatusCode::NOT_FOUND, "no placement group " + id);
       }
       if (it->second.reservation->state() != ReservationState::kRemoved) {
         Log("placement group " + id + " removed");
       }
       Send(it->second.reservation->Remove());
-      r->Finish(grpc::Status::OK);
+      return grpc::Status::OK;
     });
-    return r;
   }
 
   grpc::ServerUnaryReactor* ListPlacementGroups(grpc::CallbackServerContext* ctx,
                                                 const v1::ListPlacementGroupsRequest*,
                                                 v1::ListPlacementGroupsReply* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    loop_.Post([this, r, reply] {
+    return AnswerOnLoop(ctx, options_.token, loop_, [this, reply] {
       for (const auto& [id, g] : groups_) GroupToProto(id, g, reply->add_groups());
-      r->Finish(grpc::Status::OK);
+      return grpc::Status::OK;
     });
-    return r;
   }
 
   // ---- logging: the log hub (live/log_hub.h) has its own lock and never waits ----------------
@@ -422,23 +345,15 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   grpc::ServerUnaryReactor* PublishLogs(grpc::CallbackServerContext* ctx,
                                         const v1::PublishLogsRequest* req,
                                         v1::PublishLogsReply*) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    log_hub_.Publish(*req);
-    r->Finish(grpc::Status::OK);
-    return r;
+    return AnswerNow(ctx, options_.token, [this, req] {
+      log_hub_.Publish(*req);
+      return grpc::Status::OK;
+    });
   }
 
   grpc::ServerWriteReactor<v1::LogBatch>* SubscribeLogs(
       grpc::CallbackServerContext* ctx, const v1::SubscribeLogsRequest* req) override {
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      auto w = StreamWriter<v1::LogBatch>::Create(false);
-      w->Close(s);
-      return w.get();
-    }
+    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) return ClosedStream<v1::LogBatch>(s);
     return log_hub_.Subscribe(req->job_id());
   }
 
@@ -447,30 +362,18 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   grpc::ServerUnaryReactor* ReportActor(grpc::CallbackServerContext* ctx,
                                         const v1::ReportActorRequest* req,
                                         v1::ReportActorReply*) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    loop_.Post([this, r, info = req->actor()]() mutable {
-      r->Finish(ToGrpc(actors_.Report(std::move(info), UnixNowMs())));
+    return AnswerOnLoop(ctx, options_.token, loop_, [this, info = req->actor()]() mutable {
+      return ToGrpc(actors_.Report(std::move(info), UnixNowMs()));
     });
-    return r;
   }
 
   grpc::ServerUnaryReactor* ListActors(grpc::CallbackServerContext* ctx,
                                        const v1::ListActorsRequest*,
                                        v1::ListActorsReply* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    loop_.Post([this, r, reply] {
+    return AnswerOnLoop(ctx, options_.token, loop_, [this, reply] {
       actors_.List(reply);
-      r->Finish(grpc::Status::OK);
+      return grpc::Status::OK;
     });
-    return r;
   }
 
   // ---- jobs (live/job_manager.h): thin handlers, the JobManager runs on the loop --------------
@@ -480,93 +383,59 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* ctx,
                                       const v1::SubmitJobRequest* req,
                                       v1::SubmitJobReply* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    if (Status s = ValidateSubmitJob(*req); !s.ok()) {
-      r->Finish(ToGrpc(s));
-      return r;
-    }
-    loop_.Post([this, r, req, reply] {
-      if (!jobs_) return r->Finish(JobsUnavailable());
-      auto id = jobs_->Submit(*req);
-      if (id.ok()) reply->set_submission_id(*id);
-      r->Finish(id.ok() ? grpc::Status::OK : ToGrpc(id.status()));
+    return ValidateThenAnswerOnLoop(ctx, options_.token, loop_, [this, req, reply]() -> Validated {
+      if (Status s = ValidateSubmitJob(*req); !s.ok()) return ToGrpc(s);
+      return LoopHalf([this, req, reply] {
+        if (!jobs_) return JobsUnavailable();
+        auto id = jobs_->Submit(*req);
+        if (id.ok()) reply->set_submission_id(*id);
+        return id.ok() ? grpc::Status::OK : ToGrpc(id.status());
+      });
     });
-    return r;
   }
 
   grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* ctx, const v1::GetJobRequest* req,
                                    v1::JobInfo* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    loop_.Post([this, r, req, reply] {
-      if (!jobs_) return r->Finish(JobsUnavailable());
+    return AnswerOnLoop(ctx, options_.token, loop_, [this, req, reply] {
+      if (!jobs_) return JobsUnavailable();
       auto job = jobs_->Get(req->submission_id());
       if (job.ok()) *reply = std::move(*job);
-      r->Finish(job.ok() ? grpc::Status::OK : ToGrpc(job.status()));
+      return job.ok() ? grpc::Status::OK : ToGrpc(job.status());
     });
-    return r;
   }
 
   grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* ctx, const v1::ListJobsRequest*,
                                      v1::ListJobsReply* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    loop_.Post([this, r, reply] {
-      if (!jobs_) return r->Finish(JobsUnavailable());
+    return AnswerOnLoop(ctx, options_.token, loop_, [this, reply] {
+      if (!jobs_) return JobsUnavailable();
       for (auto& j : jobs_->List()) *reply->add_jobs() = std::move(j);
-      r->Finish(grpc::Status::OK);
+      return grpc::Status::OK;
     });
-    return r;
   }
 
   grpc::ServerUnaryReactor* StopJob(grpc::CallbackServerContext* ctx, const v1::StopJobRequest* req,
                                     v1::StopJobReply* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    loop_.Post([this, r, req, reply] {
-      if (!jobs_) return r->Finish(JobsUnavailable());
+    return AnswerOnLoop(ctx, options_.token, loop_, [this, req, reply] {
+      if (!jobs_) return JobsUnavailable();
       auto stopped = jobs_->Stop(req->submission_id());
       if (stopped.ok()) reply->set_stopped(*stopped);
-      r->Finish(stopped.ok() ? grpc::Status::OK : ToGrpc(stopped.status()));
+      return stopped.ok() ? grpc::Status::OK : ToGrpc(stopped.status());
     });
-    return r;
   }
 
   grpc::ServerUnaryReactor* DeleteJob(grpc::CallbackServerContext* ctx,
                                       const v1::DeleteJobRequest* req,
                                       v1::DeleteJobReply*) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    loop_.Post([this, r, req] {
-      if (!jobs_) return r->Finish(JobsUnavailable());
-      r->Finish(ToGrpc(jobs_->Delete(req->submission_id())));
+    return AnswerOnLoop(ctx, options_.token, loop_, [this, req] {
+      if (!jobs_) return JobsUnavailable();
+      return ToGrpc(jobs_->Delete(req->submission_id()));
     });
-    return r;
   }
 
   grpc::ServerWriteReactor<v1::JobLogsChunk>* JobLogs(grpc::CallbackServerContext* ctx,
                                                       const v1::JobLogsRequest* req) override {
     auto w = StreamWriter<v1::JobLogsChunk>::Create(/*keep_latest_only=*/false);
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      w->Close(s);
-      return w.get();
-    }
+    if (RefuseWithoutToken(*ctx, options_.token, *w)) return w.get();
     loop_.Post([this, w, id = req->submission_id(), follow = req->follow()] {
       if (!jobs_) return w->Close(JobsUnavailable());
       jobs_->StreamLog(id, follow, w);
@@ -1035,16 +904,10 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   grpc::ServerUnaryReactor* GetAutoscalerStatus(grpc::CallbackServerContext* ctx,
                                                 const v1::GetAutoscalerStatusRequest*,
                                                 v1::AutoscalerStatus* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    loop_.Post([this, r, reply] {
+    return AnswerOnLoop(ctx, options_.token, loop_, [this, reply] {
       if (autoscaler_) autoscaler_->FillStatus(NowS(), reply);
-      r->Finish(grpc::Status::OK);
+      return grpc::Status::OK;
     });
-    return r;
   }
 
   std::unique_ptr<AutoscalerLoop> autoscaler_;  // set by Serve; used on loop_ (Shutdown: Stop)

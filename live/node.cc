@@ -26,6 +26,7 @@
 #include "live/metrics.h"
 #include "live/object_store.h"
 #include "live/process.h"
+#include "live/rpc_handler.h"
 #include "live/rpc_util.h"
 #include "live/runtime_env.h"
 #include "live/runtime_env_agent.h"
@@ -193,20 +194,14 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
 
   grpc::ServerUnaryReactor* Ready(grpc::CallbackServerContext* ctx, const v1::ReadyRequest*,
                                   v1::ReadyReply* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    loop_.Post([this, r, reply] {
+    return AnswerOnLoop(ctx, options_.token, loop_, [this, reply] {
       reply->set_node_id(node_id_);
       reply->set_address(address_);
       reply->set_pid(static_cast<int32_t>(getpid()));
       reply->set_known_nodes(manager_ ? manager_->view().size() : 0);
-      r->Finish(manager_ ? grpc::Status::OK
-                         : grpc::Status(grpc::StatusCode::UNAVAILABLE, "not registered yet"));
+      return manager_ ? grpc::Status::OK
+                      : grpc::Status(grpc::StatusCode::UNAVAILABLE, "not registered yet");
     });
-    return r;
   }
 
   // ---- placement-group bundles (the node side of core/placement/two_phase.h) -----------------
@@ -229,43 +224,37 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
 
   grpc::ServerUnaryReactor* OnBundle(grpc::CallbackServerContext* ctx, const v1::BundleRequest* req,
                                      v1::BundleReply* reply, TwoPhaseCommand::Kind kind) {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    auto resources = RequestFromProto(req->resources(), "resources");
-    if (!resources.ok() || req->group_id().empty() || req->bundle_index() < 0) {
-      r->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                             !resources.ok() ? resources.status().message()
-                                             : "group_id empty or bundle_index negative"));
-      return r;
-    }
-    loop_.Post([this, r, reply, kind, group = req->group_id(), index = req->bundle_index(),
-                resources = std::move(*resources)] {
-      if (!manager_ || shutting_down_) {
-        r->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                               shutting_down_ ? "node stopping" : "node not registered yet"));
-        return;
+    return ValidateThenAnswerOnLoop(ctx, options_.token, loop_, [&]() -> Validated {
+      auto resources = RequestFromProto(req->resources(), "resources");
+      if (!resources.ok() || req->group_id().empty() || req->bundle_index() < 0) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            !resources.ok() ? resources.status().message()
+                                            : "group_id empty or bundle_index negative");
       }
-      std::string why;
-      bool ok = true;
-      switch (kind) {
-        case TwoPhaseCommand::Kind::kPrepare:
-          ok = PrepareBundleHere(group, index, resources, &why);
-          break;
-        case TwoPhaseCommand::Kind::kCommit:
-          ok = CommitBundleHere(group, index, &why);
-          break;
-        case TwoPhaseCommand::Kind::kCancel:
-          CancelBundleHere(group, index);
-          break;
-      }
-      reply->set_ok(ok);
-      reply->set_reason(why);
-      r->Finish(grpc::Status::OK);
+      return LoopHalf([this, reply, kind, group = req->group_id(), index = req->bundle_index(),
+                       resources = std::move(*resources)] {
+        if (!manager_ || shutting_down_) {
+          return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                              shutting_down_ ? "node stopping" : "node not registered yet");
+        }
+        std::string why;
+        bool ok = true;
+        switch (kind) {
+          case TwoPhaseCommand::Kind::kPrepare:
+            ok = PrepareBundleHere(group, index, resources, &why);
+            break;
+          case TwoPhaseCommand::Kind::kCommit:
+            ok = CommitBundleHere(group, index, &why);
+            break;
+          case TwoPhaseCommand::Kind::kCancel:
+            CancelBundleHere(group, index);
+            break;
+        }
+        reply->set_ok(ok);
+        reply->set_reason(why);
+        return grpc::Status::OK;
+      });
     });
-    return r;
   }
 
   grpc::ServerUnaryReactor* RequestWorkerLease(grpc::CallbackServerContext* ctx,
@@ -322,13 +311,9 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   grpc::ServerUnaryReactor* CancelWorkerLease(grpc::CallbackServerContext* ctx,
                                               const v1::CancelWorkerLeaseRequest* req,
                                               v1::CancelWorkerLeaseReply* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    loop_.Post(
-        [this, r, reply, task = req->task_id(),
+    return AnswerOnLoop(
+        ctx, options_.token, loop_,
+        [this, reply, task = req->task_id(),
          reason = req->reason().empty() ? std::string("canceled by the caller") : req->reason()] {
           auto w = waiting_.find(task);
           if (w != waiting_.end() && manager_) {
@@ -338,9 +323,8 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
               reply->set_canceled(true);
             }
           }
-          r->Finish(grpc::Status::OK);
+          return grpc::Status::OK;
         });
-    return r;
   }
 
   grpc::ServerWriteReactor<v1::RunTaskReply>* RunTask(grpc::CallbackServerContext* ctx,
@@ -348,10 +332,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     const std::string task = req->task_id();
     auto w = StreamWriter<v1::RunTaskReply>::Create(
         false, [this, task] { loop_.Post([this, task] { KillTask(task); }); });
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      w->Close(s);
-      return w.get();
-    }
+    if (RefuseWithoutToken(*ctx, options_.token, *w)) return w.get();
     // --- runtime envs: parsed here (bad input fails the call, the daemon is unaffected).
     auto renv = ParseRuntimeEnvJson(req->runtime_env_json(), "runtime_env_json");
     if (!renv.ok()) {
@@ -395,10 +376,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   grpc::ServerWriteReactor<v1::ObjectChunk>* FetchObject(
       grpc::CallbackServerContext* ctx, const v1::FetchObjectRequest* req) override {
     auto w = StreamWriter<v1::ObjectChunk>::Create(false);
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      w->Close(s);
-      return w.get();
-    }
+    if (RefuseWithoutToken(*ctx, options_.token, *w)) return w.get();
     if (auto s = ObjectStore::ValidateId(req->object_id(), "object_id"); !s.ok()) {
       w->Close(ToGrpc(s));
       return w.get();
@@ -411,19 +389,15 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   grpc::ServerUnaryReactor* PutObject(grpc::CallbackServerContext* ctx,
                                       const v1::PutObjectRequest* req,
                                       v1::PutObjectReply*) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    if (auto s = ObjectStore::ValidateId(req->object_id(), "object_id"); !s.ok()) {
-      r->Finish(ToGrpc(s));
-      return r;
-    }
-    serve_loop_.Post([this, r, id = req->object_id(), bytes = req->bytes()] {
-      r->Finish(ToGrpc(store_->WriteSynthetic(id, bytes)));
+    // Writing the file is blocking work: the serve loop does it.
+    return ValidateThenAnswerOnLoop(ctx, options_.token, serve_loop_, [this, req]() -> Validated {
+      if (auto s = ObjectStore::ValidateId(req->object_id(), "object_id"); !s.ok()) {
+        return ToGrpc(s);
+      }
+      return LoopHalf([this, id = req->object_id(), bytes = req->bytes()] {
+        return ToGrpc(store_->WriteSynthetic(id, bytes));
+      });
     });
-    return r;
   }
 
   grpc::ServerWriteReactor<v1::AttachWorkerReply>* AttachWorker(
@@ -432,10 +406,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     // The caller canceling the call ends the lease (that is how a driver returns it).
     auto w = StreamWriter<v1::AttachWorkerReply>::Create(
         false, [this, task] { loop_.Post([this, task] { DetachWorker(task, ""); }); });
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      w->Close(s);
-      return w.get();
-    }
+    if (RefuseWithoutToken(*ctx, options_.token, *w)) return w.get();
     ApiWorkerSpec spec;
     spec.library = req->code_library();
     spec.actor = req->actor();
@@ -469,27 +440,18 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
 
   grpc::ServerUnaryReactor* Shutdown(grpc::CallbackServerContext* ctx, const v1::ShutdownRequest*,
                                      v1::ShutdownReply*) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    Log("shutdown requested");
-    stop_requested_ = true;
-    r->Finish(grpc::Status::OK);
-    return r;
+    return AnswerNow(ctx, options_.token, [this] {
+      Log("shutdown requested");
+      stop_requested_ = true;
+      return grpc::Status::OK;
+    });
   }
 
   // --- live run: the agent's cache counters, read on the loop that owns the agent.
   grpc::ServerUnaryReactor* GetRuntimeEnvCacheStats(grpc::CallbackServerContext* ctx,
                                                     const v1::RuntimeEnvCacheStatsRequest*,
                                                     v1::RuntimeEnvCacheStats* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-      r->Finish(s);
-      return r;
-    }
-    loop_.Post([this, r, reply] {
+    return AnswerOnLoop(ctx, options_.token, loop_, [this, reply] {
       reply->set_node_id(node_id_);
       if (agent_) {
         const auto& c = agent_->cache().counters();
@@ -500,9 +462,8 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
         reply->set_total_bytes(agent_->cache().TotalBytes(kRuntimeEnvKind));
         reply->set_limit_bytes(agent_->cache().LimitBytes(kRuntimeEnvKind));
       }
-      r->Finish(grpc::Status::OK);
+      return grpc::Status::OK;
     });
-    return r;
   }
 
  private:

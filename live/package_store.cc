@@ -8,6 +8,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "live/rpc_handler.h"
 #include "live/rpc_util.h"
 
 namespace orrery::live {
@@ -203,31 +204,23 @@ grpc::ServerReadReactor<v1::PackageChunk>* PackageService::Upload(grpc::Callback
 grpc::ServerUnaryReactor* PackageService::Has(grpc::CallbackServerContext* ctx,
                                               const v1::HasPackageRequest* req,
                                               v1::HasPackageReply* reply) {
-  auto* r = ctx->DefaultReactor();
-  if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-    r->Finish(s);
-    return r;
-  }
-  if (auto s = ValidateSha256(req->sha256(), "sha256"); !s.ok()) {
-    r->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, s.message()));
-    return r;
-  }
-  io_.Post([this, r, reply, sha = req->sha256()] {
-    uint64_t bytes = 0;
-    reply->set_present(store_->Has(sha, &bytes));
-    reply->set_bytes(bytes);
-    r->Finish(grpc::Status::OK);
+  return ValidateThenAnswerOnLoop(ctx, options_.token, io_, [this, req, reply]() -> Validated {
+    if (auto s = ValidateSha256(req->sha256(), "sha256"); !s.ok()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, s.message());
+    }
+    return LoopHalf([this, reply, sha = req->sha256()] {
+      uint64_t bytes = 0;
+      reply->set_present(store_->Has(sha, &bytes));
+      reply->set_bytes(bytes);
+      return grpc::Status::OK;
+    });
   });
-  return r;
 }
 
 grpc::ServerWriteReactor<v1::PackageChunk>* PackageService::Download(
     grpc::CallbackServerContext* ctx, const v1::DownloadPackageRequest* req) {
   auto w = StreamWriter<v1::PackageChunk>::Create(false);
-  if (auto s = CheckToken(*ctx, options_.token); !s.ok()) {
-    w->Close(s);
-    return w.get();
-  }
+  if (RefuseWithoutToken(*ctx, options_.token, *w)) return w.get();
   if (auto s = ValidateSha256(req->sha256(), "sha256"); !s.ok()) {
     w->Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, s.message()));
     return w.get();

@@ -18,12 +18,14 @@
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "live/client.h"
+#include "live/rpc_util.h"
 #include "live/session.h"
 #include "tests/live/live_cluster.h"
 
@@ -855,5 +857,126 @@ workload:
   }
 }
 
+// The status of one call made with `token` ("" for none).
+using TokenCall = std::function<grpc::Status(const std::string& token)>;
+
+// A fresh context carrying `token` ("" for none), with a deadline so that no call can hang.
+std::unique_ptr<grpc::ClientContext> TokenContext(const std::string& token) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  if (!token.empty()) AttachToken(ctx.get(), token);
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  return ctx;
+}
+
+// A unary call of `method` with `req`.
+template <typename Stub, typename Req, typename Reply>
+TokenCall Unary(Stub* stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Reply*),
+                Req req = {}) {
+  return [stub, method, req](const std::string& token) {
+    Reply reply;
+    return (stub->*method)(TokenContext(token).get(), req, &reply);
+  };
+}
+
+// A server-streaming call of `method` with `req`, read to its end.
+template <typename Stub, typename Req, typename Msg>
+TokenCall Streaming(Stub* stub,
+                    std::unique_ptr<grpc::ClientReader<Msg>> (Stub::*method)(grpc::ClientContext*,
+                                                                             const Req&),
+                    Req req = {}) {
+  return [stub, method, req](const std::string& token) {
+    auto ctx = TokenContext(token);
+    auto reader = (stub->*method)(ctx.get(), req);
+    Msg msg;
+    while (reader->Read(&msg)) {
+    }
+    return reader->Finish();
+  };
+}
+
+// Every handler refuses a call without the right token before it looks at the request (bad input
+// without the token is UNAUTHENTICATED, and a refused Shutdown stops nothing); with the token the
+// same input gets the handler's own answer. Pins the shared handler shape (live/rpc_handler.h).
+TEST(LiveTest, HandlersCheckTheTokenBeforeTheRequest) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "1"}).exit_code, 0);
+  const std::string node_address = c.NodeAddress("a");
+  ASSERT_FALSE(node_address.empty());
+  auto head_stub = v1::HeadService::NewStub(
+      grpc::CreateChannel(c.address(), grpc::InsecureChannelCredentials()));
+  auto node_stub = v1::NodeService::NewStub(
+      grpc::CreateChannel(node_address, grpc::InsecureChannelCredentials()));
+  using Head = v1::HeadService::Stub;
+  using Node = v1::NodeService::Stub;
+  Head* head = head_stub.get();
+  Node* node = node_stub.get();
+  v1::RegisterNodeRequest reg;  // no address
+  reg.set_node_id("zz");
+  v1::HeartbeatRequest beat;
+  beat.set_node_id("nope");
+  v1::GetPlacementGroupRequest get_pg;
+  get_pg.set_group_id("nope");
+  v1::ReturnWorkerLeaseRequest ret;
+  ret.set_task_id("nope");
+  v1::CancelWorkerLeaseRequest cancel;
+  cancel.set_task_id("nope");
+  v1::DownloadPackageRequest download;
+  download.set_sha256("not-a-hash");
+  struct Case {
+    std::string name;
+    TokenCall call;
+    // The answer with the right token (its code, and a part of its message); none: not called
+    // with the token (the stream would not end).
+    std::optional<grpc::StatusCode> with_token;
+    std::string message;
+  };
+  const grpc::StatusCode kInvalid = grpc::StatusCode::INVALID_ARGUMENT;
+  const grpc::StatusCode kNotFound = grpc::StatusCode::NOT_FOUND;
+  const grpc::StatusCode kOk = grpc::StatusCode::OK;
+  const std::vector<Case> cases = {
+      {"head Ready", Unary(head, &Head::Ready), kOk, ""},
+      {"RegisterNode", Unary(head, &Head::RegisterNode, reg), kInvalid, ""},
+      {"Heartbeat", Unary(head, &Head::Heartbeat, beat), kNotFound, "node nope is not registered"},
+      {"CreatePlacementGroup", Unary(head, &Head::CreatePlacementGroup), kInvalid,
+       "group_id: empty"},
+      {"GetPlacementGroup", Unary(head, &Head::GetPlacementGroup, get_pg), kNotFound,
+       "no placement group nope"},
+      {"SubmitJob", Unary(head, &Head::SubmitJob), kInvalid, "entrypoint: empty"},
+      {"GetAutoscalerStatus", Unary(head, &Head::GetAutoscalerStatus), kOk, ""},
+      {"PublishLogs", Unary(head, &Head::PublishLogs), kOk, ""},
+      {"WatchClusterView", Streaming(head, &Head::WatchClusterView), std::nullopt, ""},
+      {"SubscribeLogs", Streaming(head, &Head::SubscribeLogs), std::nullopt, ""},
+      {"JobLogs", Streaming(head, &Head::JobLogs), std::nullopt, ""},
+      {"DownloadPackage", Streaming(head, &Head::DownloadPackage, download), kInvalid, "sha256"},
+      {"PrepareBundle", Unary(node, &Node::PrepareBundle), kInvalid, ""},
+      {"PutObject", Unary(node, &Node::PutObject), kInvalid,
+       "object_id: expected 1..200 characters"},
+      {"ReturnWorkerLease", Unary(node, &Node::ReturnWorkerLease, ret), kNotFound,
+       "no unused lease for task nope"},
+      {"CancelWorkerLease", Unary(node, &Node::CancelWorkerLease, cancel), kOk, ""},
+      {"GetRuntimeEnvCacheStats", Unary(node, &Node::GetRuntimeEnvCacheStats), kOk, ""},
+      {"FetchObject", Streaming(node, &Node::FetchObject), kInvalid, "object_id"},
+      {"AttachWorker", Streaming(node, &Node::AttachWorker), kInvalid,
+       "code_library: not an absolute path"},
+      // Last: a refused Shutdown must leave both daemons answering (checked below).
+      {"head Shutdown", Unary(head, &Head::Shutdown), std::nullopt, ""},
+      {"node Shutdown", Unary(node, &Node::Shutdown), std::nullopt, ""},
+  };
+  for (const Case& k : cases) {
+    for (const std::string bad : {"", "wrong"}) {
+      grpc::Status s = k.call(bad);
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+          << k.name << " with token '" << bad << "': " << s.error_message();
+    }
+    if (!k.with_token) continue;
+    grpc::Status s = k.call(c.Token());
+    EXPECT_EQ(s.error_code(), *k.with_token) << k.name << ": " << s.error_message();
+    EXPECT_NE(s.error_message().find(k.message), std::string::npos)
+        << k.name << ": " << s.error_message();
+  }
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_TRUE(Unary(head, &Head::Ready)(c.Token()).ok());
+  EXPECT_TRUE(Unary(node, &Node::Ready)(c.Token()).ok());
+}
 }  // namespace
 }  // namespace orrery::live
