@@ -180,16 +180,9 @@ void AddFlags(po::options_description& d, Flags& f) {
 bool Parse(const std::string& cmd, const std::vector<std::string>& args,
            const po::options_description& desc, po::variables_map& vm, std::ostream& err,
            const po::positional_options_description* pos = nullptr) {
-  try {
-    auto parser = po::command_line_parser(args).options(desc);
-    if (pos) parser.positional(*pos);
-    po::store(parser.run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    err << "orrery job " << cmd << ": " << e.what() << "\n" << kJobUsage;
-    return false;
-  }
-  return true;
+  if (ParseOptions("job " + cmd, args, desc, vm, err, pos)) return true;
+  err << kJobUsage;
+  return false;
 }
 
 // Waits for the job to be terminal (polling), up to `timeout`.

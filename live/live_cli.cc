@@ -127,9 +127,15 @@ StatusOr<ResourceSet> NodeTotals(const std::map<std::string, double>& m) {
 // --- GPUs: NVML, else the CUDA runtime, else /dev/nvidiaN, within CUDA_VISIBLE_DEVICES.
 int DetectGpus() { return DetectGpuInventory(SystemGpuProbe()).count(); }
 
+
+// ---- cluster discovery ---------------------------------------------------------------------
+
+}  // namespace
+
+// Declared in live_cli.h (shared with job_cli.cc).
 bool ParseOptions(const std::string& cmd, const std::vector<std::string>& args,
                   const po::options_description& desc, po::variables_map& vm, std::ostream& err,
-                  const po::positional_options_description* pos = nullptr) {
+                  const po::positional_options_description* pos) {
   try {
     auto parser = po::command_line_parser(args).options(desc);
     if (pos) parser.positional(*pos);
@@ -141,10 +147,6 @@ bool ParseOptions(const std::string& cmd, const std::vector<std::string>& args,
   }
   return true;
 }
-
-// ---- cluster discovery ---------------------------------------------------------------------
-
-}  // namespace
 
 // Declared in live_cli.h (shared with job_cli.cc).
 std::optional<Cluster> FindCluster(const std::string& cmd, const std::string& address_flag,

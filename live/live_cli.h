@@ -17,6 +17,7 @@
 #pragma once
 
 #include <optional>
+#include <boost/program_options.hpp>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -36,6 +37,13 @@ struct Cluster {
 // reason (prefixed "orrery CMD: ") to `err` and returns nullopt otherwise.
 std::optional<Cluster> FindCluster(const std::string& cmd, const std::string& address_flag,
                                    const std::string& temp_dir, std::ostream& err);
+
+// Parses `args` against `desc` (and `pos`); on a usage error writes "orrery CMD: what" to `err`
+// and returns false.
+bool ParseOptions(const std::string& cmd, const std::vector<std::string>& args,
+                  const boost::program_options::options_description& desc,
+                  boost::program_options::variables_map& vm, std::ostream& err,
+                  const boost::program_options::positional_options_description* pos = nullptr);
 
 // start, stop, status, list, task, and the hidden __head / __node (empty usage).
 std::vector<cli::Command> LiveCommands();

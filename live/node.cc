@@ -1009,6 +1009,23 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     t.env_hash.clear();
   }
 
+  // A RunTask whose runtime env could not be set up: the caller sees why (stderr and the exit's
+  // error), and the lease ends canceled.
+  void FailRunTaskEnv(Task& t, const std::string& why,
+                      const std::shared_ptr<StreamWriter<v1::RunTaskReply>>& w) {
+    Log("task " + t.record.task_id() + ": " + why);
+    v1::RunTaskReply m;
+    m.set_stderr_chunk("orrery: " + why + "\n");
+    w->Push(std::move(m));
+    v1::RunTaskReply e;
+    e.mutable_exit()->set_exit_code(1);
+    e.mutable_exit()->set_error(why);
+    w->Push(std::move(e));
+    w->Close(grpc::Status::OK);
+    EndLease(t, v1::TASK_STATE_CANCELED, 1, why);
+    RunPending();
+  }
+
   // RunTask with a runtime env: install it (the lease stays held, waiting for the runtime env),
   // then start the command inside it. A setup failure cancels the lease; the caller gets the
   // message on stderr and in TaskExit.error.
@@ -1035,21 +1052,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       Task& t = it->second;
       t.record.set_wait_reason(v1::WAIT_REASON_NONE);
       t.dirty = true;
-      if (!a.ok()) {
-        const std::string why = a.status().message();
-        Log("task " + task + ": " + why);
-        v1::RunTaskReply m;
-        m.set_stderr_chunk("orrery: " + why + "\n");
-        w->Push(std::move(m));
-        v1::RunTaskReply e;
-        e.mutable_exit()->set_exit_code(1);
-        e.mutable_exit()->set_error(why);
-        w->Push(std::move(e));
-        w->Close(grpc::Status::OK);
-        EndLease(t, v1::TASK_STATE_CANCELED, 1, why);
-        RunPending();
-        return;
-      }
+      if (!a.ok()) return FailRunTaskEnv(t, a.status().message(), w);
       if (w->done()) {
         EndLease(t, v1::TASK_STATE_CANCELED, 0, "the caller went away");
         RunPending();
@@ -1095,21 +1098,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       Task& t = it->second;
       t.record.set_wait_reason(v1::WAIT_REASON_NONE);
       t.dirty = true;
-      if (!a.ok()) {
-        const std::string why = a.status().message();
-        Log("task " + task + ": " + why);
-        v1::RunTaskReply m;
-        m.set_stderr_chunk("orrery: " + why + "\n");
-        w->Push(std::move(m));
-        v1::RunTaskReply e;
-        e.mutable_exit()->set_exit_code(1);
-        e.mutable_exit()->set_error(why);
-        w->Push(std::move(e));
-        w->Close(grpc::Status::OK);
-        EndLease(t, v1::TASK_STATE_CANCELED, 1, why);
-        RunPending();
-        return;
-      }
+      if (!a.ok()) return FailRunTaskEnv(t, a.status().message(), w);
       t.worker_env.env = a->env;
       t.worker_env.cwd = a->cwd;
       t.pool_key = a->hash;
