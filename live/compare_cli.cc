@@ -22,6 +22,7 @@
 
 #include "core/cli/cli_util.h"
 #include "core/results/svg_plot.h"
+#include "live/live_cli.h"
 #include "live/live_run.h"
 #include "sim/scenario.h"
 
@@ -336,11 +337,8 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const std::exception& e) {
-    err << "orrery compare: " << e.what() << "\n" << kUsage;
+  if (!ParseOptions("compare", args, desc, vm, err, &pos)) {
+    err << kUsage;
     return kExitUsage;
   }
   if (vm.count("help")) {

@@ -493,6 +493,16 @@ void JobManager::RunDriver(std::shared_ptr<Run> run, v1::JobInfo info) {
   lreq.set_name("driver of job " + id);
   *lreq.mutable_resources() = info.entrypoint_resources();
   lreq.set_queue_timeout_ms(0);
+  // Gives the driver's lease back to the node at `stub` (best effort, bounded).
+  auto return_lease = [&](v1::NodeService::Stub* stub) {
+    grpc::ClientContext rctx;
+    AttachToken(&rctx, options_.token);
+    rctx.set_deadline(std::chrono::system_clock::now() + milliseconds(2000));
+    v1::ReturnWorkerLeaseRequest rr;
+    rr.set_task_id(lreq.task_id());
+    v1::ReturnWorkerLeaseReply rrep;
+    (void)stub->ReturnWorkerLease(&rctx, rr, &rrep);
+  };
   std::string address = entry, node_id;
   int rejections = 0, errors = 0;
   while (node_id.empty()) {
@@ -507,13 +517,7 @@ void JobManager::RunDriver(std::shared_ptr<Run> run, v1::JobInfo info) {
     if (run->IsCanceled()) {
       // A lease granted just before the stop goes back to the node.
       if (s.ok() && reply.has_granted()) {
-        grpc::ClientContext rctx;
-        AttachToken(&rctx, options_.token);
-        rctx.set_deadline(std::chrono::system_clock::now() + milliseconds(2000));
-        v1::ReturnWorkerLeaseRequest rr;
-        rr.set_task_id(lreq.task_id());
-        v1::ReturnWorkerLeaseReply rrep;
-        (void)stub->ReturnWorkerLease(&rctx, rr, &rrep);
+        return_lease(stub.get());
       }
       return finish(v1::JOB_STATUS_STOPPED, "");
     }
@@ -581,13 +585,7 @@ void JobManager::RunDriver(std::shared_ptr<Run> run, v1::JobInfo info) {
   grpc::ClientContext ctx;
   AttachToken(&ctx, options_.token);
   if (!run->Attach(&ctx, address)) {
-    grpc::ClientContext rctx;
-    AttachToken(&rctx, options_.token);
-    rctx.set_deadline(std::chrono::system_clock::now() + milliseconds(2000));
-    v1::ReturnWorkerLeaseRequest rr;
-    rr.set_task_id(lreq.task_id());
-    v1::ReturnWorkerLeaseReply rrep;
-    (void)stub->ReturnWorkerLease(&rctx, rr, &rrep);
+    return_lease(stub.get());
     return finish(v1::JOB_STATUS_STOPPED, "");
   }
   std::ofstream log(LogPath(id), std::ios::app | std::ios::binary);
@@ -639,15 +637,7 @@ void JobManager::RunDriver(std::shared_ptr<Run> run, v1::JobInfo info) {
       // (then its lease is still granted there: give it back, best effort).
       const bool lost = s.error_code() == grpc::StatusCode::UNAVAILABLE ||
                         s.error_code() == grpc::StatusCode::CANCELLED;
-      if (!lost) {
-        grpc::ClientContext rctx;
-        AttachToken(&rctx, options_.token);
-        rctx.set_deadline(std::chrono::system_clock::now() + milliseconds(2000));
-        v1::ReturnWorkerLeaseRequest rr;
-        rr.set_task_id(lreq.task_id());
-        v1::ReturnWorkerLeaseReply rrep;
-        (void)stub->ReturnWorkerLease(&rctx, rr, &rrep);
-      }
+      if (!lost) return_lease(stub.get());
       return finish(v1::JOB_STATUS_FAILED,
                     (lost ? "lost the driver on node " : "the driver could not start on node ") +
                         node_id + ": " + s.error_message());
