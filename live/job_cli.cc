@@ -5,7 +5,10 @@
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cmath>
+#include <algorithm>
+#include <cctype>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -29,6 +32,27 @@ using cli::kExitUsage;
 using nlohmann::json;
 using std::chrono::milliseconds;
 
+
+namespace {
+// Python's shlex.quote.
+std::string ShellQuote(const std::string& a) {
+  if (a.empty()) return "''";
+  const bool safe = std::all_of(a.begin(), a.end(), [](unsigned char c) {
+    return std::isalnum(c) || std::strchr("@%+=:,./_-", c) != nullptr;
+  });
+  if (safe) return a;
+  std::string q = "'";
+  for (char c : a) q += c == '\'' ? std::string("'\"'\"'") : std::string(1, c);
+  return q + "'";
+}
+}  // namespace
+
+std::string ShellJoinEntrypoint(const std::vector<std::string>& argv) {
+  if (argv.size() == 1) return argv[0];
+  std::string line;
+  for (const auto& a : argv) line += (line.empty() ? "" : " ") + ShellQuote(a);
+  return line;
+}
 
 StatusOr<std::string> ResolveRuntimeEnv(const std::string& json_flag, const std::string& yaml_file,
                                         const std::string& working_dir) {
@@ -58,6 +82,7 @@ StatusOr<std::string> ResolveRuntimeEnv(const std::string& json_flag, const std:
 }
 
 namespace {
+
 
 constexpr const char* kJobUsage =
     "usage: orrery job submit [--address A] [--temp-dir DIR] [--submission-id ID]\n"
@@ -227,9 +252,7 @@ int Submit(std::vector<std::string> args, std::ostream& out, std::ostream& err) 
     return kExitUsage;
   }
   v1::SubmitJobRequest req;
-  std::string line;
-  for (const auto& a : entry) line += (line.empty() ? "" : " ") + a;  // Ray: joined by spaces
-  req.set_entrypoint(line);
+  req.set_entrypoint(ShellJoinEntrypoint(entry));
   req.set_submission_id(id);
   auto env = ResolveRuntimeEnv(env_json, env_file, working_dir);
   if (!env.ok()) {
@@ -278,9 +301,15 @@ int Submit(std::vector<std::string> args, std::ostream& out, std::ostream& err) 
       (*req.mutable_metadata())[k] = v.get<std::string>();
     }
   }
-  if (Status s = ValidateSubmitJob(req); !s.ok()) {
-    err << "orrery job submit: " << s.message() << "\n";
-    return kExitUsage;
+  {
+    // Everything but the runtime env (ResolveRuntimeEnv checked it; its local working_dir
+    // becomes a package URI only once uploaded, below) is checked before any connection.
+    v1::SubmitJobRequest check = req;
+    check.clear_runtime_env_json();
+    if (Status s = ValidateSubmitJob(check); !s.ok()) {
+      err << "orrery job submit: " << s.message() << "\n";
+      return kExitUsage;
+    }
   }
   auto cluster = FindCluster("job submit", f.address, f.temp_dir, err);
   if (!cluster) return kExitUsage;
@@ -292,6 +321,10 @@ int Submit(std::vector<std::string> args, std::ostream& out, std::ostream& err) 
       return env.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailed;
     }
     req.set_runtime_env_json(ToJson(*env));
+    if (Status s = ValidateSubmitJob(req); !s.ok()) {
+      err << "orrery job submit: " << s.message() << "\n";
+      return kExitUsage;
+    }
   }
   JobClient client(*cluster);
   v1::SubmitJobReply rep;
@@ -306,7 +339,8 @@ int Submit(std::vector<std::string> args, std::ostream& out, std::ostream& err) 
         << "; its logs: orrery job logs " << sid << " --follow\n";
     return kExitOk;
   }
-  err << "Job '" << sid << "' submitted; its logs follow.\n";
+  err << "Job '" << sid << "' submitted (entrypoint: " << req.entrypoint()
+      << "); its logs follow.\n";
   if (Status s = client.Logs(sid, /*follow=*/true, out); !s.ok()) {
     err << "orrery job submit: lost the log stream of " << sid << ": " << s.message() << "\n";
   }
@@ -362,6 +396,7 @@ int OneJob(const std::string& cmd, const std::vector<std::string>& args, std::os
     } else {
       out << "Job '" << id << "': " << JobStatusName(job->status()) << "\n";
       if (!job->message().empty()) out << "  " << job->message() << "\n";
+      out << "  entrypoint: " << job->entrypoint() << "\n";
     }
     return kExitOk;
   }
@@ -470,7 +505,7 @@ int RunListJobs(const Cluster& cluster, const std::string& format, std::ostream&
   for (const auto& j : rep.jobs()) {
     out << std::setw(32) << j.submission_id() << std::setw(11) << JobStatusName(j.status())
         << std::setw(21) << FormatTime(j.start_unix_ms()) << std::setw(21)
-        << FormatTime(IsTerminal(j.status()) ? j.end_unix_ms() : 0) << j.entrypoint().substr(0, 60)
+        << FormatTime(IsTerminal(j.status()) ? j.end_unix_ms() : 0) << (j.entrypoint().size() > 60 ? j.entrypoint().substr(0, 57) + "..." : j.entrypoint())
         << "\n";
   }
   return kExitOk;

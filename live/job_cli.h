@@ -37,4 +37,11 @@ int RunListJobs(const Cluster& cluster, const std::string& format, std::ostream&
 StatusOr<std::string> ResolveRuntimeEnv(const std::string& json_flag, const std::string& yaml_file,
                                         const std::string& working_dir);
 
+// The entrypoint of `job submit -- ARGV...`, as Ray's CLI builds it: a single argument is kept
+// as it is (it is a shell command line, e.g. -- 'echo a; echo b'); several arguments are each
+// quoted for /bin/sh (Python's shlex.quote: bare when made only of [A-Za-z0-9@%+=:,./_-],
+// else in single quotes with each ' written '"'"') and joined by spaces, so that /bin/sh -c runs
+// exactly the argv that was typed. REQUIRES: !argv.empty(). O(total length).
+std::string ShellJoinEntrypoint(const std::vector<std::string>& argv);
+
 }  // namespace orrery::live

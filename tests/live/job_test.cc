@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <string>
 
 #include "live/job_cli.h"
@@ -113,6 +114,55 @@ TEST_F(JobTest, SucceedingJobStreamsLogsAndSucceeds) {
   auto logs = Job({"logs", "ok1"});
   ASSERT_EQ(logs.exit_code, 0) << logs.err;
   EXPECT_EQ(logs.out, "hello from a job\n");
+}
+
+// Regression (issue 11.1): the argv after `--` is joined with shell quoting, as Ray's CLI does,
+// so `sh -c '...'` runs exactly what was typed (it used to run `sh -c echo first`).
+TEST_F(JobTest, SubmitKeepsTheShellQuotingOfItsArguments) {
+  auto r = Job({"submit", "--submission-id", "q1", "--", "sh", "-c", "echo first; sleep 0; echo second"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "first\nsecond\n");
+  r = Job({"submit", "--submission-id", "q2", "--", "sh", "-c", "seq 1 3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1\n2\n3\n");
+  // Spaces, quotes, $, ;, a newline and an empty argument arrive as separate, literal words.
+  r = Job({"submit", "--submission-id", "q3", "--", "printf", "[%s]", "a b", "it's", "$HOME",
+           "x;y", "l1\nl2", "", "\"dq\""});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("[a b][it's][$HOME][x;y][l1\nl2][][\"dq\"]", 0), 0u) << r.out;
+  // A single argument stays a shell command line.
+  r = Job({"submit", "--submission-id", "q4", "--", "echo a; echo b"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "a\nb\n");
+  // The entrypoint that runs is what status shows.
+  EXPECT_EQ(JobJson("q1").value("entrypoint", ""), "sh -c 'echo first; sleep 0; echo second'");
+  auto st = Job({"status", "q3"});
+  EXPECT_NE(st.out.find("entrypoint: printf '[%s]' 'a b' 'it'\"'\"'s' '$HOME'"), std::string::npos)
+      << st.out;
+}
+
+// Regression (issue 11.11): `job submit --working-dir DIR` (absolute, relative, or working_dir in
+// --runtime-env-json) uploads the directory; the entrypoint runs in it and reads its files.
+TEST_F(JobTest, WorkingDirIsUploadedAndTheDriverRunsInIt) {
+  const fs::path wd = fs::path(cluster_.root()).parent_path() / "wd";
+  fs::create_directories(wd / "sub");
+  std::ofstream(wd / "sub" / "data.txt") << "payload-42\n";
+  auto r = Job({"submit", "--submission-id", "wd1", "--working-dir", wd.string(), "--",
+                "cat sub/data.txt"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "payload-42\n");
+  EXPECT_NE(JobJson("wd1").dump().find("pkg://"), std::string::npos) << JobJson("wd1").dump();
+  r = Job({"submit", "--submission-id", "wd2", "--runtime-env-json",
+           R"({"working_dir": ")" + wd.string() + R"("})", "--", "cat", "sub/data.txt"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "payload-42\n");
+  // Relative to the caller's directory.
+  const fs::path old = fs::current_path();
+  fs::current_path(wd.parent_path());
+  r = Job({"submit", "--submission-id", "wd3", "--working-dir", "./wd", "--", "cat sub/data.txt"});
+  fs::current_path(old);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "payload-42\n");
 }
 
 // The entrypoint's environment names the cluster and the job (drivers use them).
@@ -455,6 +505,15 @@ TEST(JobHttpTest, SubmitBodyParsing) {
 }
 
 // The submit flags become one JSON runtime env; conflicting or malformed flags name the flag.
+// shlex.join's quoting; one argument passes through as a command line.
+TEST(JobCliTest, ShellJoinEntrypoint) {
+  EXPECT_EQ(ShellJoinEntrypoint({"echo a; echo b"}), "echo a; echo b");
+  EXPECT_EQ(ShellJoinEntrypoint({"python", "x.py", "--n=3", "a/b.c"}), "python x.py --n=3 a/b.c");
+  EXPECT_EQ(ShellJoinEntrypoint({"sh", "-c", "echo $X; ls"}), "sh -c 'echo $X; ls'");
+  EXPECT_EQ(ShellJoinEntrypoint({"echo", "it's", ""}), "echo 'it'\"'\"'s' ''");
+  EXPECT_EQ(ShellJoinEntrypoint({"echo", "a\nb"}), "echo 'a\nb'");
+}
+
 TEST(JobCliTest, ResolveRuntimeEnv) {
   EXPECT_EQ(*ResolveRuntimeEnv("", "", ""), "");
   EXPECT_EQ(*ResolveRuntimeEnv(R"({"env_vars": {"a": "b"}})", "", ""), R"({"env_vars":{"a":"b"}})");
