@@ -23,6 +23,7 @@
 #include "live/metrics.h"
 #include "live/rpc_handler.h"
 #include "live/rpc_util.h"
+#include "live/port_check.h"
 #include "live/session.h"  // --- jobs
 #include "orrery.grpc.pb.h"
 
@@ -50,11 +51,16 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     grpc::ServerBuilder b;
     b.AddListeningPort(options_.bind + ":" + std::to_string(options_.port),
                        grpc::InsecureServerCredentials(), &port_);
+    // Never share a port: gRPC turns SO_REUSEPORT on by default, and two daemons on one port
+    // would each get a share of the connections.
+    b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     b.RegisterService(this);
     server_ = b.BuildAndStart();
     if (!server_ || port_ == 0) {
-      return Status(StatusCode::kUnavailable,
-                    "cannot listen on " + options_.bind + ":" + std::to_string(options_.port));
+      Status why = CheckPortFree(options_.bind, options_.port, "head");
+      return why.ok() ? Status(StatusCode::kUnavailable, "cannot listen on " + options_.bind +
+                                                              ":" + std::to_string(options_.port))
+                      : why;
     }
     // After the gRPC port: an OS-chosen metrics port never takes the head's own port. No loop
     // closure reads the metrics members before Tick runs.
@@ -130,6 +136,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
                                          const v1::RegisterNodeRequest* req,
                                          v1::RegisterNodeReply* reply) override {
     return ValidateThenAnswerOnLoop(ctx, options_.token, loop_, [&]() -> Validated {
+      if (Status s = ValidateNodeName(req->node_id(), "node_id"); !s.ok()) return ToGrpc(s);
       v1::NodeInfo info;
       info.set_node_id(req->node_id());
       *info.mutable_total() = req->total();
@@ -197,8 +204,13 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
                                   "available: exceeds the node's total");
             }
             if (e.node.state == NodeState::kDead) {
-              Log("node " + e.node.id + " is heartbeating again: alive");
-              e.node.state = NodeState::kAlive;
+              // Its work was failed over when it was declared dead: nothing it reports now is
+              // accepted, and it is told so (it stops; a restart registers it anew).
+              Log("node " + e.node.id + " heartbeats after it was declared dead: refused");
+              return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                  "node " + e.node.id +
+                                      " was declared dead after missing its health checks; its "
+                                      "results are not accepted");
             }
             e.last_heartbeat = Clock::now();
             e.node.resources.SetAvailable(available, devices);
@@ -514,6 +526,8 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     }
   }
 
+  Clock::time_point last_tick_;  // loop thread: when Tick last ran
+
   struct NodeEntry {
     Node node;
     std::string address;
@@ -527,8 +541,19 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   // Loop thread: liveness and broadcast, once per report period.
   void Tick() {
     const auto now = Clock::now();
+    // The head itself was not running (SIGSTOP, swap, an overloaded machine): the silence was
+    // ours, not the nodes'. Shift every deadline by the gap, so a stalled head does not declare
+    // the whole cluster dead when it resumes.
+    if (last_tick_ != Clock::time_point() && now - last_tick_ > options_.health_check_period) {
+      const auto gap = now - last_tick_ - options_.report_period;
+      for (auto& [id, e] : nodes_) e.last_heartbeat += gap;
+      Log("the head's loop stalled for " +
+          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now - last_tick_).count()) +
+          " ms: node health deadlines extended");
+    }
+    last_tick_ = now;
     for (auto& [id, e] : nodes_) {
-      if (e.node.state != NodeState::kDead && now - e.last_heartbeat > options_.heartbeat_timeout) {
+      if (e.node.state != NodeState::kDead && now - e.last_heartbeat > options_.DeadAfter()) {
         e.node.state = NodeState::kDead;
         e.pending.clear();
         Log("node " + id + " missed its heartbeats for " +

@@ -37,7 +37,13 @@ struct HeadOptions {
   int port = 6379;                                   // 0: the OS picks one (see HeadDaemon::port())
   std::string token;                                 // REQUIRES: non-empty
   std::chrono::milliseconds report_period{100};      // view broadcast period (DESIGN section 3)
-  std::chrono::milliseconds heartbeat_timeout{500};  // no heartbeat this long -> dead [5 periods]
+  // Liveness, as Ray's GCS health check: a node fails a check when no heartbeat arrived within
+  // one period; after `health_check_failures` failed checks in a row it is declared dead, its
+  // tasks fail over and later heartbeats from it are refused. Defaults [1 s x 5] survive a
+  // loaded 2-core machine and multi-second pauses (SIGSTOP, swap, a long GC).
+  std::chrono::milliseconds health_check_period{1000};
+  int health_check_failures = 5;
+  std::chrono::milliseconds DeadAfter() const { return health_check_period * health_check_failures; }
   size_t max_tasks = 10000;  // finished tasks beyond this are forgotten, oldest first
   // The session directory (live/session.h): logs/, the job store, uploaded packages, the metrics
   // target list. Empty: a private temp dir, removed on Stop (tests, `live run --local`).

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -14,9 +15,12 @@
 #include <fstream>
 #include <iomanip>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "live/actor_directory.h"  // --- actors
@@ -31,6 +35,7 @@
 #include "live/node.h"
 #include "live/runtime_env.h"  // --- runtime envs
 #include "core/envcache/env_cache.h"  // --- runtime envs
+#include "live/port_check.h"
 #include "live/session.h"
 #include "live/autoscaler_cli.h"     // --- autoscaler
 #include "live/autoscaler_config.h"  // --- autoscaler
@@ -203,8 +208,17 @@ StatusOr<pid_t> SpawnDaemon(const std::string& exe, const std::vector<std::strin
   std::vector<char*> argv;
   for (auto& s : argv_s) argv.push_back(s.data());
   argv.push_back(nullptr);
+  // `extra_env` replaces inherited variables of the same name: getenv() returns the first
+  // match, so a stale ORRERY_TOKEN in the caller's environment would otherwise win.
   std::vector<std::string> env_s;
-  for (char** e = environ; *e; ++e) env_s.emplace_back(*e);
+  for (char** e = environ; *e; ++e) {
+    const std::string_view var(*e);
+    const bool replaced = std::any_of(extra_env.begin(), extra_env.end(), [&](const auto& x) {
+      const size_t eq = x.find('=');
+      return var.substr(0, var.find('=')) == std::string_view(x).substr(0, eq);
+    });
+    if (!replaced) env_s.emplace_back(*e);
+  }
   for (const auto& e : extra_env) env_s.push_back(e);
   std::vector<char*> envp;
   for (auto& s : env_s) envp.push_back(s.data());
@@ -218,13 +232,14 @@ StatusOr<pid_t> SpawnDaemon(const std::string& exe, const std::vector<std::strin
     ::setsid();
     const pid_t d = ::fork();
     if (d == 0) {
+      // Never keep the caller's stdio: `orrery start | cat` must see EOF once start returns.
+      // A log that cannot be opened is fatal (the caller reports the daemon did not come up).
       const int in = ::open("/dev/null", O_RDONLY);
-      const int out = ::open(log_s.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      if (in >= 0) ::dup2(in, 0);
-      if (out >= 0) {
-        ::dup2(out, 1);
-        ::dup2(out, 2);
-      }
+      const int out = ::open(log_s.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
+      if (in < 0 || out < 0) ::_exit(126);
+      ::dup2(in, 0);
+      ::dup2(out, 1);
+      ::dup2(out, 2);
       ::execve(argv[0], argv.data(), envp.data());
       ::_exit(127);
     }
@@ -406,6 +421,7 @@ constexpr const char* kStartUsage =
     "                    [--job-store PATH] [--dashboard-port P]\n"
     "                    [--metrics-port P] [--head-metrics-port P]\n"
     "                    [--autoscaler-config FILE.yaml]\n"
+    "                    [--health-check-period-ms MS] [--health-check-failures N]\n"
     "       orrery start --address HOST:PORT [node options as above]\n";
 
 int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -420,6 +436,13 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
                      "head: the job store file (default <temp dir>/job_store.sqlite)")(
       "dashboard-port", po::value(&dashboard_port),
       "head: port of the HTTP jobs API (default 8265; 0: any free port)");
+  // Liveness (HeadOptions): a node is dead after this many checks without a heartbeat.
+  int64_t health_period_ms = HeadOptions().health_check_period.count();
+  int health_failures = HeadOptions().health_check_failures;
+  desc.add_options()("health-check-period-ms", po::value(&health_period_ms),
+                     "with --head: node health-check period in ms (default 1000)")(
+      "health-check-failures", po::value(&health_failures),
+      "with --head: failed checks in a row before a node is declared dead (default 5)");
   int head_metrics_port = 0;  // --- Metrics
   std::string autoscaler_config;  // --- autoscaler
   desc.add_options()("autoscaler-config", po::value(&autoscaler_config),
@@ -450,12 +473,28 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
     err << "orrery start: --port: expected 0..65535\n";
     return kExitUsage;
   }
+  if (vm.count("node-name")) {
+    if (Status s = ValidateNodeName(f.node_name); !s.ok()) {
+      err << "orrery start: " << s.message() << "\n";
+      return kExitUsage;
+    }
+  }
   {  // --- runtime envs
     NodeOptions check;
     if (Status s = ApplyRuntimeEnvFlags(f, &check); !s.ok()) {
       err << "orrery start: " << s.message() << "\n";
       return kExitUsage;
     }
+  }
+  if (health_period_ms < 10 || health_period_ms > 3600000) {
+    err << "orrery start: --health-check-period-ms: expected 10..3600000, got " << health_period_ms
+        << "\n";
+    return kExitUsage;
+  }
+  if (health_failures < 1 || health_failures > 1000) {
+    err << "orrery start: --health-check-failures: expected 1..1000, got " << health_failures
+        << "\n";
+    return kExitUsage;
   }
   if (dashboard_port < 0 || dashboard_port > 65535) {  // --- jobs
     err << "orrery start: --dashboard-port: expected 0..65535\n";
@@ -512,6 +551,12 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
           << "in 'token') or pass the head's --temp-dir\n";
       return kExitUsage;
     }
+    if (f.metrics_port > 0) {
+      if (Status s = CheckPortFree(f.bind, f.metrics_port, "metrics"); !s.ok()) {
+        err << "orrery start: " << s.message() << "\n";
+        return kExitFailed;
+      }
+    }
     if (!HeadClient(address, token, milliseconds(3000)).Ready().ok()) {
       err << "orrery start: no cluster reachable at " << address << "\n";
       return kExitUsage;
@@ -527,6 +572,17 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
     return StartNode(*session, address, token, vm, f, false, out, err);
   }
 
+  // Ports first: a second head on a port in use must not start (nor print "Started").
+  for (const auto& [what, p] : std::vector<std::pair<std::string, int>>{
+           {"head", port}, {"dashboard", dashboard_port}, {"head-metrics", head_metrics_port},
+           {"metrics", f.metrics_port}}) {
+    if (p <= 0) continue;
+    if (Status s = CheckPortFree(f.bind, p, what); !s.ok()) {
+      err << "orrery start: " << s.message() << "\n";
+      return s.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailed;
+    }
+  }
+  CleanStaleSessions(root);  // object stores that killed nodes left behind
   auto session = CreateSession(root);
   if (!session.ok()) {
     err << "orrery start: " << session.status().message() << "\n";
@@ -539,7 +595,9 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   std::vector<std::string> head_args = {
       "__head", "--session-dir", session->string(), "--port", std::to_string(port), "--bind",
       f.bind, "--job-store", job_store, "--dashboard-port", std::to_string(dashboard_port),
-      "--metrics-port", std::to_string(head_metrics_port)};
+      "--metrics-port", std::to_string(head_metrics_port),
+      "--health-check-period-ms", std::to_string(health_period_ms),
+      "--health-check-failures", std::to_string(health_failures)};
   if (!autoscaler_config.empty()) {  // --- autoscaler
     head_args.insert(head_args.end(), {"--autoscaler-config", autoscaler_config});
   }
@@ -601,47 +659,69 @@ int RunStop(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   po::variables_map vm;
   if (!ParseOptions("stop", args, desc, vm, err)) return kExitUsage;
   if (vm.count("help")) {
-    out << "usage: orrery stop [--temp-dir DIR]\n" << desc;
+    out << "usage: orrery stop [--temp-dir DIR]\n"
+        << "Stops this machine's daemons of every session under the temp dir.\n"
+        << desc;
     return kExitOk;
   }
-  auto session = LatestSession(TempRoot(temp_dir));
-  if (!session.ok()) {
-    out << "No Orrery session found in " << TempRoot(temp_dir).string() << ".\n";
+  const fs::path root = TempRoot(temp_dir);
+  const std::vector<fs::path> sessions = ListSessions(root);
+  if (sessions.empty()) {
+    out << "No Orrery session found in " << root.string() << ".\n";
     return kExitOk;
   }
-  auto pids = ReadPidFiles(*session);
-  std::vector<std::pair<std::string, pid_t>> live;
-  for (const auto& p : pids) {
-    if (IsDaemonProcess(p.second)) live.push_back(p);
+  // Every session, not only session_latest: daemons of an earlier `start` on the same temp
+  // dir are otherwise left running where no command reaches them.
+  struct Daemon {
+    fs::path session;
+    std::string name;
+    pid_t pid;
+  };
+  std::vector<Daemon> live;
+  for (const fs::path& session : sessions) {
+    for (const auto& [name, pid] : ReadPidFiles(session)) {
+      if (IsDaemonProcess(pid)) live.push_back({session, name, pid});
+    }
   }
   // SIGTERM: daemons stop their tasks and exit; SIGKILL what is left after the grace period.
-  for (const auto& [name, pid] : live) ::kill(pid, SIGTERM);
+  for (const auto& d : live) ::kill(d.pid, SIGTERM);
   auto all_gone = [&] {
-    for (const auto& [name, pid] : live) {
-      if (IsProcessAlive(pid)) return false;
-    }
-    return true;
+    return std::none_of(live.begin(), live.end(), [](const Daemon& d) { return IsProcessAlive(d.pid); });
   };
   bool gone = WaitFor(all_gone, 0, milliseconds(5000));
   int killed = 0;
   if (!gone) {
-    for (const auto& [name, pid] : live) {
-      if (IsDaemonProcess(pid)) {
-        ::kill(pid, SIGKILL);
+    for (const auto& d : live) {
+      if (IsDaemonProcess(d.pid)) {
+        ::kill(d.pid, SIGKILL);
         ++killed;
       }
     }
     gone = WaitFor(all_gone, 0, milliseconds(2000));
   }
   std::error_code ec;
-  for (const auto& [name, pid] : pids) {
-    if (!IsProcessAlive(pid)) fs::remove(*session / "pids" / (name + ".pid"), ec);
+  std::set<fs::path> touched;
+  for (const fs::path& session : sessions) {
+    for (const auto& [name, pid] : ReadPidFiles(session)) {
+      if (!IsProcessAlive(pid)) fs::remove(session / "pids" / (name + ".pid"), ec);
+    }
   }
-  out << "Stopped " << live.size() << " daemon(s) of " << session->string();
+  for (const auto& d : live) touched.insert(d.session);
+  CleanStaleSessions(root);
+  out << "Stopped " << live.size() << " daemon(s)";
+  if (touched.size() == 1) {
+    out << " of " << touched.begin()->string();
+  } else {
+    out << " in " << touched.size() << " session(s) under " << root.string();
+  }
   if (killed > 0) out << " (" << killed << " killed after 5 s)";
   out << ".\n";
   if (!gone) {
-    err << "orrery stop: some daemons are still running\n";
+    err << "orrery stop: still running:";
+    for (const auto& d : live) {
+      if (IsProcessAlive(d.pid)) err << " " << d.name << " (pid " << d.pid << ", " << d.session.string() << ")";
+    }
+    err << "\n";
     return kExitFailed;
   }
   return kExitOk;
@@ -879,14 +959,22 @@ int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     err << "orrery list: " << tasks.status().ToString() << "\n";
     return kExitFailed;
   }
+  // An exit code exists only once a process exited: a pending, leased, running or canceled
+  // task has none (shown "-" / null), nor a failure without an exit (its node died).
+  auto exit_code = [](const v1::TaskRecord& t) -> std::optional<int> {
+    if (t.state() == v1::TASK_STATE_FINISHED) return t.exit_code();
+    if (t.state() == v1::TASK_STATE_FAILED && t.exit_code() != 0) return t.exit_code();
+    return std::nullopt;
+  };
   if (c.format == "json") {
     json arr = json::array();
     for (const auto& t : tasks->tasks()) {
+      const auto code = exit_code(t);
       arr.push_back({{"task_id", t.task_id()},
                      {"name", t.name()},
                      {"node_id", t.node_id()},
                      {"state", TaskStateText(t.state())},
-                     {"exit_code", t.exit_code()},
+                     {"exit_code", code ? json(*code) : json(nullptr)},
                      {"resources", ResourcesJson(t.resources())},
                      {"wait_reason", WaitReasonName(FromProto(t.wait_reason()))},
                      {"spillbacks", t.spillbacks()},
@@ -911,7 +999,7 @@ int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   for (const auto& t : tasks->tasks()) {
     out << std::setw(static_cast<int>(id_w + 2)) << t.task_id() << std::setw(10)
         << TaskStateText(t.state()) << std::setw(static_cast<int>(node_w + 2)) << t.node_id()
-        << std::setw(6) << t.exit_code() << t.name()
+        << std::setw(6) << (exit_code(t) ? std::to_string(*exit_code(t)) : "-") << t.name()
         << (t.attempt() > 0 ? " (attempt " + std::to_string(t.attempt()) + ")" : "")  // --- actors
         << "\n";
   }
@@ -1380,10 +1468,11 @@ int RunHeadDaemon(const std::vector<std::string>& args, std::ostream& out, std::
   po::options_description desc("options");
   std::string session;
   HeadOptions o;
-  int64_t timeout_ms = o.heartbeat_timeout.count();
+  int64_t period_ms = o.health_check_period.count();
   desc.add_options()("session-dir", po::value(&session)->required(), "")(
-      "port", po::value(&o.port), "")("bind", po::value(&o.bind), "")("heartbeat-timeout-ms",
-                                                                      po::value(&timeout_ms), "");
+      "port", po::value(&o.port), "")("bind", po::value(&o.bind), "")(
+      "health-check-period-ms", po::value(&period_ms), "")(
+      "health-check-failures", po::value(&o.health_check_failures), "");
   desc.add_options()("job-store", po::value(&o.job_store), "")(  // --- jobs
       "dashboard-port", po::value(&o.dashboard_port), "");
   desc.add_options()("metrics-port", po::value(&o.metrics_port), "");  // --- Metrics
@@ -1399,7 +1488,13 @@ int RunHeadDaemon(const std::vector<std::string>& args, std::ostream& out, std::
     }
     o.autoscaler = std::make_shared<const LiveAutoscalerConfig>(std::move(*c));
   }
-  o.heartbeat_timeout = milliseconds(timeout_ms);
+  if (period_ms < 10 || period_ms > 3600000 || o.health_check_failures < 1 ||
+      o.health_check_failures > 1000) {
+    err << "orrery __head: --health-check-period-ms: expected 10..3600000, "
+           "--health-check-failures: expected 1..1000\n";
+    return kExitUsage;
+  }
+  o.health_check_period = milliseconds(period_ms);
   o.session_dir = session;
   BlockStopSignals();
   auto token = GenerateToken();
@@ -1458,6 +1553,12 @@ int RunNodeDaemon(const std::vector<std::string>& args, std::ostream& out, std::
   o.labels = *labels;
   // --- GPUs: label the model when the node offers GPUs and NVML named them; --labels wins.
   if (res->count("GPU") && !gpus.model().empty()) o.labels.emplace("gpu_model", gpus.model());
+  if (vm.count("node-name")) {
+    if (Status s = ValidateNodeName(f.node_name); !s.ok()) {
+      err << "orrery __node: " << s.message() << "\n";
+      return kExitUsage;
+    }
+  }
   o.node_id = f.node_name;
   o.bind = f.bind;
   if (Status s = ApplyRuntimeEnvFlags(f, &o); !s.ok()) {  // --- runtime envs

@@ -113,7 +113,9 @@ StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const sim::Scenario&
   ho.port = 0;
   ho.token = c->token_;
   ho.report_period = period;
-  ho.heartbeat_timeout = std::max(std::chrono::milliseconds(500), 5 * period);
+  // A replayed scenario's node failures are detected as the simulator models them.
+  ho.health_check_period = std::max(std::chrono::milliseconds(100), period);
+  ho.health_check_failures = 5;
   if (scenario.autoscaler.enabled) {  // --- autoscaler: the head launches the standby nodes' types
     ho.autoscaler =
         std::make_shared<const LiveAutoscalerConfig>(AutoscalerConfigOfScenario(scenario));

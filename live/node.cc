@@ -11,6 +11,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -25,6 +26,8 @@
 #include "live/event_loop.h"
 #include "live/metrics.h"
 #include "live/object_store.h"
+#include "live/port_check.h"
+#include "live/session.h"
 #include "live/process.h"
 #include "live/rpc_handler.h"
 #include "live/rpc_util.h"
@@ -62,16 +65,23 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     grpc::ServerBuilder b;
     b.AddListeningPort(options_.bind + ":" + std::to_string(options_.port),
                        grpc::InsecureServerCredentials(), &port_);
+    // Never share a port: gRPC turns SO_REUSEPORT on by default, and two daemons on one port
+    // would each get a share of the connections.
+    b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     b.RegisterService(this);
     server_ = b.BuildAndStart();
     if (!server_ || port_ == 0) {
-      return Status(StatusCode::kUnavailable,
-                    "cannot listen on " + options_.bind + ":" + std::to_string(options_.port));
+      Status why = CheckPortFree(options_.bind, options_.port, "node");
+      return why.ok() ? Status(StatusCode::kUnavailable, "cannot listen on " + options_.bind +
+                                                              ":" + std::to_string(options_.port))
+                      : why;
     }
     const std::string host = options_.bind == "0.0.0.0" ? Hostname() : options_.bind;
     address_ = host + ":" + std::to_string(port_);
     node_id_ =
         options_.node_id.empty() ? Hostname() + "-" + std::to_string(port_) : options_.node_id;
+    // The id names files (logs, runtime envs): never build a path from an unchecked name.
+    if (Status s = ValidateNodeName(node_id_, "node id"); !s.ok()) return s;
     // --- Metrics: the endpoint is up before registering, so the head learns its address.
     if (options_.metrics_port >= 0) {
       auto m = MetricsEndpoint::Start(options_.bind, options_.metrics_port, host);
@@ -79,7 +89,13 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       metrics_endpoint_ = std::move(*m);
       metrics_ = std::make_unique<NodeMetrics>(metrics_endpoint_->registry(), node_id_);
     }
-    auto store = ObjectStore::Open(options_.object_dir, /*remove_on_close=*/true);
+    // Objects live under the session (<session>/objects/<node id>), so `--temp-dir` holds all
+    // of a cluster and the next `orrery start` can clean up after a killed node.
+    std::string object_dir = options_.object_dir;
+    if (object_dir.empty() && !options_.session_dir.empty()) {
+      object_dir = (std::filesystem::path(options_.session_dir) / "objects" / node_id_).string();
+    }
+    auto store = ObjectStore::Open(object_dir, /*remove_on_close=*/true);
     if (!store.ok()) return store.status();
     store_ = std::move(*store);
     // --- logging: workers write <session>/logs/worker-*.out|.err; the monitor publishes them.
@@ -467,11 +483,16 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   }
 
  private:
+  // How long a queued lease request that timed out stays pending without its caller asking
+  // again (callers re-ask at once, every queue_timeout_ms) before it is canceled.
+  static constexpr milliseconds kReaskGrace{3000};
+
   struct Task {
     v1::TaskRecord record;
     Allocation allocation;
     pid_t pid = 0;
     uint64_t lease_seq = 0;  // tells an unused-lease timer which grant it was armed for
+    uint64_t ask_seq = 0;    // tells a re-ask timer which queue timeout it was armed for
     bool dirty = true;       // to be sent with the next heartbeat
     // A built-in workload on a pooled worker (pid is then the worker's).
     bool workload = false;
@@ -723,8 +744,22 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     if (w == waiting_.end() || w->second.call_id != call_id || !manager_) return;
     const WaitReason reason = manager_->WaitReasonOf(task);
     if (!manager_->CancelLease(task, "queue timeout")) return;
-    // The caller asks again; the record stays pending here until it does or gives up.
-    tasks_.erase(task);
+    // The caller asks again; the record stays pending here until it does. A caller that does
+    // not (the driver exited, or no longer needs the lease) leaves a record that is canceled,
+    // so neither this node nor the head shows it pending forever.
+    if (auto t = tasks_.find(task); t != tasks_.end()) {
+      const uint64_t seq = ++t->second.ask_seq;
+      loop_.PostAfter(kReaskGrace, [this, task, seq] {
+        auto it = tasks_.find(task);
+        if (it == tasks_.end() || it->second.ask_seq != seq || waiting_.count(task) != 0 ||
+            it->second.record.state() != v1::TASK_STATE_PENDING) {
+          return;
+        }
+        SetTaskState(task, v1::TASK_STATE_CANCELED,
+                     "canceled: the driver that asked for this lease went away (it exited or "
+                     "no longer needs it)");
+      });
+    }
     LeaseReply lr;
     lr.kind = LeaseReply::Kind::kQueued;
     lr.task_id = task;
@@ -1601,13 +1636,50 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       grpc::Status s = head_->Heartbeat(&ctx, req, &reply);
       if (s.ok()) {
         unsent.clear();
-      } else if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
+        if (head_lost_since_) {
+          Log("the head at " + options_.head_address + " answers again");
+          head_lost_since_.reset();
+        }
+        continue;
+      }
+      if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+        // The head declared this node dead: its results are no longer accepted, and its
+        // leases were given up. It stops (DESIGN section 11: exit, or rejoin as a new node).
+        Log("the head declared this node dead (" + s.error_message() + "): stopping");
+        stop_requested_ = true;
+        return;
+      }
+      if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
         // The head does not know us (it restarted): register again.
         Log("the head does not know this node: registering again");
         auto r = Register(milliseconds(1000));
-        if (r.ok()) loop_.Post([this, v = r->view()] { ApplyView(v); });
+        if (r.ok()) {
+          loop_.Post([this, v = r->view()] { ApplyView(v); });
+          continue;
+        }
       }
+      NoteHeadLost(s);
     }
+  }
+
+  // The heartbeat failed: say so once when the head goes, then every 30 s while it stays gone
+  // (the node keeps trying every report period).
+  void NoteHeadLost(const grpc::Status& s) {
+    const auto now = std::chrono::steady_clock::now();
+    const bool first = !head_lost_since_;
+    if (first) head_lost_since_ = now;
+    if (!first && now - last_head_lost_log_ < std::chrono::seconds(30)) return;
+    last_head_lost_log_ = now;
+    const auto secs =
+        std::chrono::duration_cast<std::chrono::seconds>(now - *head_lost_since_).count();
+    std::string why = s.error_message();
+    if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+      why += " (a restarted head has a new token: restart this node with the new session's "
+             "token)";
+    }
+    Log(std::string(first ? "lost the head" : "still no head") + " at " +
+        options_.head_address + (first ? "" : " after " + std::to_string(secs) + " s") + ": " +
+        why + "; retrying every " + std::to_string(report_period_.count()) + " ms");
   }
 
   void WatchLoop() {
@@ -1653,6 +1725,9 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   grpc::ClientContext* fetch_ctx_ = nullptr;
   std::thread heartbeat_thread_;
   std::thread watch_thread_;
+  // Heartbeat thread only: when the head stopped answering (unset while it answers).
+  std::optional<std::chrono::steady_clock::time_point> head_lost_since_;
+  std::chrono::steady_clock::time_point last_head_lost_log_;
 
   // Owned by loop_.
   std::unique_ptr<LeaseManager> manager_;

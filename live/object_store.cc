@@ -17,8 +17,8 @@ StatusOr<std::unique_ptr<ObjectStore>> ObjectStore::Open(const fs::path& dir,
   std::error_code ec;
   fs::path d = dir;
   if (d.empty()) {
-    fs::create_directories("/tmp/orrery", ec);
-    std::string tmpl = "/tmp/orrery/objects_XXXXXX";
+    // No session (an embedded daemon): a private dir in the system's temp dir ($TMPDIR).
+    std::string tmpl = (fs::temp_directory_path(ec) / "orrery_objects_XXXXXX").string();
     if (::mkdtemp(tmpl.data()) == nullptr) {
       return Status(StatusCode::kUnavailable,
                     "cannot create an object store dir: " + std::string(std::strerror(errno)));
@@ -26,6 +26,7 @@ StatusOr<std::unique_ptr<ObjectStore>> ObjectStore::Open(const fs::path& dir,
     d = tmpl;
   } else {
     fs::create_directories(d, ec);
+    if (!ec) fs::permissions(d, fs::perms::owner_all, fs::perm_options::replace, ec);
     if (ec) {
       return Status(StatusCode::kUnavailable,
                     "cannot create object store dir " + d.string() + ": " + ec.message());

@@ -20,7 +20,8 @@ namespace orrery::live {
 
 class ObjectStore {
  public:
-  // Uses `dir` (created if missing), or a fresh private directory under /tmp/orrery when `dir`
+  // Uses `dir` (created if missing, mode 0700), or a fresh private directory in the system temp
+  // dir ($TMPDIR, else /tmp) when `dir`
   // is empty. With `remove_on_close`, the destructor deletes the directory and its objects.
   static StatusOr<std::unique_ptr<ObjectStore>> Open(const std::filesystem::path& dir,
                                                      bool remove_on_close);

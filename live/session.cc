@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -61,6 +62,49 @@ StatusOr<fs::path> LatestSession(const fs::path& root) {
   if (target.is_relative()) target = root / target;
   if (!fs::is_directory(target, ec)) return NotFound("no Orrery session in " + root.string());
   return target;
+}
+
+std::vector<fs::path> ListSessions(const fs::path& root) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind("session_", 0) == 0 && name != "session_latest" &&
+        it->is_directory(ec) && !it->is_symlink(ec)) {
+      out.push_back(it->path());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+int CleanStaleSessions(const fs::path& root) {
+  int cleaned = 0;
+  for (const fs::path& session : ListSessions(root)) {
+    const auto pids = ReadPidFiles(session);
+    const bool running = std::any_of(pids.begin(), pids.end(),
+                                     [](const auto& p) { return IsDaemonProcess(p.second); });
+    std::error_code ec;
+    if (running || !fs::exists(session / "objects", ec)) continue;
+    fs::remove_all(session / "objects", ec);
+    cleaned += ec ? 0 : 1;
+  }
+  return cleaned;
+}
+
+Status ValidateNodeName(const std::string& name, const std::string& what) {
+  const bool ok = !name.empty() && name.size() <= 64 && std::isalnum(static_cast<unsigned char>(name[0])) &&
+                  std::all_of(name.begin(), name.end(), [](unsigned char c) {
+                    return std::isalnum(c) || c == '.' || c == '_' || c == '-';
+                  });
+  if (ok) return Status::Ok();
+  std::string shown = name.substr(0, 80);
+  for (char& c : shown) {
+    if (!std::isprint(static_cast<unsigned char>(c))) c = '?';
+  }
+  return InvalidArgument(what + ": '" + shown +
+                         "' is not a valid node name (expected 1 to 64 characters from "
+                         "A-Z a-z 0-9 . _ -, starting with a letter or digit)");
 }
 
 StatusOr<std::string> GenerateToken() {

@@ -31,6 +31,19 @@ StatusOr<std::filesystem::path> CreateSession(const std::filesystem::path& root)
 // The session session_latest points to. NotFound if none.
 StatusOr<std::filesystem::path> LatestSession(const std::filesystem::path& root);
 
+// Every session directory under `root` (session_*, not the session_latest link), by name.
+std::vector<std::filesystem::path> ListSessions(const std::filesystem::path& root);
+
+// Removes what killed daemons left behind (their object stores, <session>/objects/) in every
+// session under `root` none of whose daemons still runs. Logs are kept. Returns how many
+// sessions were cleaned.
+int CleanStaleSessions(const std::filesystem::path& root);
+
+// A node name is used in file names (logs, runtime envs), so it is checked before any use:
+// 1 to 64 characters from [A-Za-z0-9._-], starting with a letter or digit. InvalidArgument
+// naming `what` and the rule otherwise.
+Status ValidateNodeName(const std::string& name, const std::string& what = "--node-name");
+
 // 32 random bytes from the OS, hex encoded.
 StatusOr<std::string> GenerateToken();
 // Writes `text` to `path` with `mode`, failing if it exists (O_EXCL).

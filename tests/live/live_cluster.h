@@ -4,6 +4,7 @@
 // anything left, so daemons never outlive a failed test; every wait is bounded.
 #pragma once
 
+#include <algorithm>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -154,6 +155,11 @@ class LiveCluster {
   RunResult StartHead(const std::string& name, std::vector<std::string> extra) {
     std::vector<std::string> a = {"start",      "--head", "--port",      std::to_string(port_),
                                   "--temp-dir", root(),   "--node-name", name};
+    // Tests that kill nodes want them declared dead quickly (0.5 s, not the 5 s default); a
+    // test of the defaults passes its own --health-check-* flags.
+    if (std::find(extra.begin(), extra.end(), "--health-check-period-ms") == extra.end()) {
+      a.insert(a.end(), {"--health-check-period-ms", "100", "--health-check-failures", "5"});
+    }
     a.insert(a.end(), extra.begin(), extra.end());
     return Orrery(a);
   }
@@ -171,10 +177,10 @@ class LiveCluster {
     return t.ok() ? *t : "";
   }
   std::vector<pid_t> Pids() const {
-    std::vector<pid_t> out;
-    auto s = LatestSession(dir_ / "root");
-    if (!s.ok()) return out;
-    for (const auto& [name, pid] : ReadPidFiles(*s)) out.push_back(pid);
+    std::vector<pid_t> out;  // of every session under the root (a test may start several)
+    for (const auto& s : ListSessions(dir_ / "root")) {
+      for (const auto& [name, pid] : ReadPidFiles(s)) out.push_back(pid);
+    }
     return out;
   }
 
