@@ -488,12 +488,16 @@ void Model::HandleReply(int node, const LeaseReply& r) {
   const int owner = OwnerNode();
   switch (r.kind) {
     case LeaseReply::Kind::kGranted:
-      LogDecision(att, node, "-> granted " + scenario_.nodes[node].id);
+      // The reason is explain's text for the same decision (the rule that decided it).
+      LogDecision(att, node,
+                  "-> granted " + scenario_.nodes[node].id +
+                      (r.reason.empty() ? std::string() : " (" + r.reason + ")"));
       OnGranted(att, node, r.allocation, /*via_lm=*/true);
       break;
     case LeaseReply::Kind::kSpillback: {
       const int target = node_of_slot_[truth_.FindSlot(r.node)];
-      LogDecision(att, node, "-> spillback " + r.node);
+      LogDecision(att, node,
+                  "-> spillback " + r.node + (r.reason.empty() ? std::string() : " (" + r.reason + ")"));
       a.spillbacks = static_cast<uint16_t>(r.spillbacks);
       ++spillbacks_;
       last_activity_ = now_;

@@ -204,6 +204,41 @@ std::string Fixed3(double x) {
   return buf;
 }
 
+// Why a node was not a candidate for this decision ("" if it was one): the table marks every
+// node the deciding rule skipped, so a score that "looks better" is never left unexplained.
+std::string SkipNote(const ScheduleCase& c, const SchedulingRequest& req, const ScheduleStep& s,
+                     const NodeVerdict& n) {
+  if (n.state == NodeState::kDead) return "skipped: dead";
+  if (n.state == NodeState::kDraining) return "skipped: draining";
+  if (!n.feasible) return "skipped: can never hold the request";
+  if (req.strategy.type == SchedulingStrategy::Type::kNodeAffinity) {
+    return "";  // the affinity rule names its target; others matter only on fall-through
+  }
+  if (req.force_spillback && n.id == c.local) return "skipped: force_spillback excludes local";
+  const bool chosen = s.node && *s.node == n.id;
+  if (chosen) return "";
+  const bool by_default_policy = s.decision.policy == c.scheduler.policy;
+  if (by_default_policy && s.node && c.scheduler.hybrid.avoid_gpu_nodes &&
+      !req.resources.RequestsGpu()) {
+    // The GPU-avoidance pass decided iff it found a GPU-less node with the request available.
+    const int slot = c.view.FindSlot(*s.node);
+    const Node& picked = c.view.at(slot);
+    const bool gpu_pass = !picked.HasGpu() && s.applied;
+    const int me = c.view.FindSlot(n.id);
+    if (gpu_pass && me >= 0 && c.view.at(me).HasGpu()) {
+      return "skipped: has GPUs (GPU avoidance)";
+    }
+  }
+  if ((req.require_available || (s.node && s.applied)) && !n.available) {
+    return req.require_available ? "skipped: not available (require_available)"
+                                 : "not available now (an available node was chosen)";
+  }
+  if (by_default_policy && s.preferred && *s.preferred == n.id && s.node) {
+    return "not chosen: its score is above the best candidate's";
+  }
+  return "";
+}
+
 void PrintScheduleText(const ScheduleCase& c, const std::vector<ScheduleStep>& steps,
                        std::ostream& out) {
   out << "schedule: " << c.view.size() << " node" << (c.view.size() == 1 ? "" : "s") << ", local "
@@ -226,6 +261,8 @@ void PrintScheduleText(const ScheduleCase& c, const std::vector<ScheduleStep>& s
           req.strategy.node == n.id) {
         note("affinity target");
       }
+      const std::string skipped = SkipNote(c, req, s, n);
+      if (!skipped.empty()) note(skipped.c_str());
       std::string row = (chosen ? "  -> " : "     ") + Pad(n.id, id_width) + "  " +
                         Pad(NodeStateName(n.state), 8) + "  " + Pad(n.feasible ? "yes" : "no", 8) +
                         "  " + Pad(n.available ? "yes" : "no", 9) + "  " + Fixed3(n.score) + "  " +

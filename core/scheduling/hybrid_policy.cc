@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <charconv>
 #include <string>
 #include <vector>
 
@@ -27,15 +28,27 @@ bool AnyFeasible(const ClusterView& view, const ResourceRequest& r) {
 namespace {
 
 // The outcome and reason of a pass's pick: one function for both implementations, so they cannot
-// drift apart in wording.
-PolicyResult ChosenResult(const HybridPick& p) {
+// drift apart in wording. The reason names the rule that decided (preferred node, top-k draw)
+// with the score it went by, and says when GPU avoidance narrowed the candidates.
+PolicyResult ChosenResult(const HybridPick& p, HybridFilter filter, const ClusterView& view,
+                          const HybridOptions& o) {
   const char* class_name = p.from_available ? "available" : "feasible";
+  char buf[32];
+  const auto end = std::to_chars(buf, buf + sizeof(buf), HybridScore(view.at(p.slot), o.spread_threshold),
+                                 std::chars_format::fixed, 3).ptr;
+  const std::string score(buf, end);
+  std::string reason;
   if (p.kind == HybridPick::Kind::kPreferred) {
-    return PolicyResult::Chosen(p.slot, std::string("preferred node is ") + class_name +
-                                            " and scores as well as the best");
+    reason = std::string("preferred node (local or data-local) is ") + class_name +
+             " and its score " + score + " is the lowest of the " + class_name + " nodes";
+  } else {
+    reason = std::string("drawn among the top ") + std::to_string(p.k) + " " + class_name +
+             " nodes by score (lowest first, then node id); its score is " + score;
   }
-  return PolicyResult::Chosen(p.slot, std::string("drawn among the top ") + std::to_string(p.k) +
-                                          " " + class_name + " nodes by score");
+  if (filter == HybridFilter::kNonGpu) {
+    reason += "; GPU avoidance: a request without GPU tries GPU-less nodes first";
+  }
+  return PolicyResult::Chosen(p.slot, std::move(reason));
 }
 
 // Neither pass chose: "nothing ever" if no schedulable node could hold the request, else
@@ -53,10 +66,10 @@ PolicyResult HybridReferencePolicy::Schedule(const ClusterView& view, const Poli
                                              Rng& rng) {
   if (options_.avoid_gpu_nodes && !req.resources->RequestsGpu()) {
     HybridPick p = ScheduleImpl(view, req, /*require_available=*/true, HybridFilter::kNonGpu, rng);
-    if (p.kind != HybridPick::Kind::kNone) return ChosenResult(p);
+    if (p.kind != HybridPick::Kind::kNone) return ChosenResult(p, HybridFilter::kNonGpu, view, options_);
   }
   HybridPick p = ScheduleImpl(view, req, req.require_available, HybridFilter::kAny, rng);
-  if (p.kind != HybridPick::Kind::kNone) return ChosenResult(p);
+  if (p.kind != HybridPick::Kind::kNone) return ChosenResult(p, HybridFilter::kAny, view, options_);
   return NothingChosen(*req.resources, AnyFeasible(view, *req.resources));
 }
 
@@ -128,10 +141,10 @@ PolicyResult HybridPolicy::Schedule(const ClusterView& view, const PolicyRequest
   // The same two passes as the reference, each answered by the index.
   if (options_.avoid_gpu_nodes && !req.resources->RequestsGpu()) {
     HybridPick p = index_.Pick(shape, HybridFilter::kNonGpu, req, /*require_available=*/true, rng);
-    if (p.kind != HybridPick::Kind::kNone) return ChosenResult(p);
+    if (p.kind != HybridPick::Kind::kNone) return ChosenResult(p, HybridFilter::kNonGpu, view, options_);
   }
   HybridPick p = index_.Pick(shape, HybridFilter::kAny, req, req.require_available, rng);
-  if (p.kind != HybridPick::Kind::kNone) return ChosenResult(p);
+  if (p.kind != HybridPick::Kind::kNone) return ChosenResult(p, HybridFilter::kAny, view, options_);
   return NothingChosen(*req.resources, index_.AnyFeasible(shape));
 }
 

@@ -162,6 +162,46 @@ TEST_F(ExplainTest, PreferredNodeWinsOnlyWhenItScoresAsWellAsTheBest) {
   EXPECT_NE(d[0].at("reason").get<std::string>().find("preferred"), std::string::npos);
 }
 
+// Regression (issue 11.12): README's example. The local node n0 scores 0.75 against n1's 0.00 yet
+// wins, because GPU avoidance leaves n1 out; the reason and the table now say so.
+TEST_F(ExplainTest, ReasonNamesTheRuleAndTheTableMarksSkippedNodes) {
+  const fs::path c = Write("readme.json", R"({"kind": "schedule",
+ "nodes": [{"id": "n0", "total": {"CPU": 4}, "available": {"CPU": 1}},
+           {"id": "n1", "total": {"CPU": 4, "GPU": 1}},
+           {"id": "n2", "total": {"CPU": 4}, "state": "draining"},
+           {"id": "n3", "total": {"CPU": 1}}],
+ "local": "n0",
+ "options": {"spread_threshold": 0.5, "top_k_absolute": 1, "top_k_fraction": 0.2, "seed": 1},
+ "requests": [{"resources": {"CPU": 2}}, {"resources": {"CPU": 1}}]})");
+  RunResult r = Explain({c.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Request 0 ({"CPU": 2}): n0 has 1 CPU free, n3 can never hold it, n2 is draining, n1 has GPUs
+  // and the GPU-avoidance pass finds no GPU-less node with 2 CPUs free: n1 is chosen.
+  // Request 1 ({"CPU": 1}): GPU avoidance keeps it off n1; the preferred node n0 (0.75) is not
+  // the best (n3 at 0.00), so the top-1 draw picks n3.
+  const std::string req1 = r.out.substr(r.out.find("request 1"));
+  EXPECT_NE(req1.find("n1    alive     yes       yes        0.500  skipped: has GPUs (GPU avoidance)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(req1.find("n0    alive     yes       yes        0.750  local, preferred, not chosen: its "
+                      "score is above the best candidate's"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(req1.find("n2    draining"), std::string::npos);
+  EXPECT_NE(req1.find("skipped: draining"), std::string::npos) << r.out;
+  EXPECT_NE(req1.find("GPU avoidance: a request without GPU tries GPU-less nodes first"),
+            std::string::npos)
+      << r.out;
+  const std::string req0 = r.out.substr(0, r.out.find("request 1"));
+  EXPECT_NE(req0.find("skipped: can never hold the request"), std::string::npos) << r.out;
+  EXPECT_EQ(req0.find("GPU avoidance: a request"), std::string::npos)
+      << "request 0 was decided over all nodes: " << r.out;
+  json d = Decisions(c.string());
+  EXPECT_EQ(ChosenNodes(d), (Strings{"n1", "n3"}));
+  EXPECT_NE(d[1].at("reason").get<std::string>().find("score is 0.000"), std::string::npos)
+      << d.dump();
+}
+
 TEST_F(ExplainTest, TopKDrawsAmongTheKBestNodesReproducibly) {
   json d = Decisions("top_k.json");
   ASSERT_EQ(d.size(), 12u);
