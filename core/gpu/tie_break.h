@@ -5,8 +5,8 @@
 // integer scores a CPU-only pod scores 0 on every node under gpu-packing and gpu-clustering,
 // gpu-packing has about ten score levels, and a whole-GPU pod often changes the fragmentation of
 // every node with a free GPU by the same amount (fgd). Which node wins a tie decides where most
-// pods go, and the choice moves the study's results by up to 1.5 points of unallocated GPU
-// (README, "GPU fragmentation study"):
+// pods go, and the choice moves the study's results by up to 1.8 points of unallocated GPU
+// between kLowestId and kPermuted, 5.7 with kRandom (results/README.md, section "gpu"):
 //   - a tie order fixed for the whole run (kPermuted, kLowestId) makes tied traffic fill nodes
 //     one after another in that order (first fit), which packs;
 //   - a fresh draw per decision (kRandom) spreads tied traffic over every tied node and strands
