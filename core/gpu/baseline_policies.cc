@@ -13,17 +13,17 @@ GpuDecision At(const GpuCluster& c, int node, const GpuPod& pod) {
 
 // Higher score wins: PickLowest on the negated score.
 template <typename ScoreFn>
-int PickHighest(const GpuCluster& c, const GpuPod& pod, ScoreFn&& score, TieBreak tie, Rng& rng,
-                std::vector<int>& ties) {
-  return PickLowest(
-      c, pod, [&](int i) { return -score(i); }, tie, rng, ties);
+int PickHighest(const GpuCluster& c, const GpuPod& pod, ScoreFn&& score, TieBreaker& ties,
+                Rng& rng) {
+  return ties.PickLowest(
+      c, pod, [&](int i) { return -score(i); }, rng);
 }
 
 }  // namespace
 
 GpuDecision RandomFitPolicy::Choose(const GpuCluster& c, const GpuPod& pod, Rng& rng) {
-  const int node = PickLowest(
-      c, pod, [](int) { return 0; }, TieBreak::kRandom, rng, ties_);
+  const int node = ties_.PickLowest(
+      c, pod, [](int) { return 0; }, rng);
   if (node < 0) return GpuDecision::Nowhere();
   return {node, RandomFitDevices(c.node(node), pod, rng)};
 }
@@ -42,7 +42,7 @@ GpuDecision DotProductPolicy::Choose(const GpuCluster& c, const GpuPod& pod, Rng
       c,
       PickHighest(
           c, pod, [&](int i) { return ApplyScoring(DotProductScore(c.node(i), pod), o_.scoring); },
-          o_.tie_break, rng, ties_),
+          ties_, rng),
       pod);
 }
 
@@ -58,8 +58,7 @@ int64_t GpuClusteringScore(const GpuNodeState& n, const GpuPod& pod) {
 GpuDecision GpuClusteringPolicy::Choose(const GpuCluster& c, const GpuPod& pod, Rng& rng) {
   return At(c,
             PickHighest(
-                c, pod, [&](int i) { return GpuClusteringScore(c.node(i), pod); }, o_.tie_break,
-                rng, ties_),
+                c, pod, [&](int i) { return GpuClusteringScore(c.node(i), pod); }, ties_, rng),
             pod);
 }
 
@@ -89,11 +88,10 @@ int64_t GpuPackingScore(const GpuNodeState& n, const GpuPod& pod) {
 }
 
 GpuDecision GpuPackingPolicy::Choose(const GpuCluster& c, const GpuPod& pod, Rng& rng) {
-  return At(
-      c,
-      PickHighest(
-          c, pod, [&](int i) { return GpuPackingScore(c.node(i), pod); }, o_.tie_break, rng, ties_),
-      pod);
+  return At(c,
+            PickHighest(
+                c, pod, [&](int i) { return GpuPackingScore(c.node(i), pod); }, ties_, rng),
+            pod);
 }
 
 double BestFitScore(const GpuNodeState& n, const GpuPod& pod) {
@@ -109,7 +107,7 @@ GpuDecision BestFitPolicy::Choose(const GpuCluster& c, const GpuPod& pod, Rng& r
       c,
       PickHighest(
           c, pod, [&](int i) { return ApplyScoring(BestFitScore(c.node(i), pod), o_.scoring); },
-          o_.tie_break, rng, ties_),
+          ties_, rng),
       pod);
 }
 

@@ -1,6 +1,6 @@
 // The baseline policies of Weng et al. (USENIX ATC'23), section 6.1, as its artifact
 // (hkust-adsl/kubernetes-scheduler-simulator) defines them. Each is a score per node; the best
-// score wins; ties are broken by ScoreOptions::tie_break (gpu_policy.h, PickLowest). Scores are
+// score wins; ties are broken by ScoreOptions::tie_break (tie_break.h, TieBreaker). Scores are
 // integers in [0, 100] under Scoring::kKubernetes (the artifact: Kubernetes score plugins return
 // truncated integers) and continuous under Scoring::kExact; gpu-packing and gpu-clustering are
 // integer tiers either way.
@@ -12,7 +12,6 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
 
 #include "core/gpu/gpu_policy.h"
 
@@ -31,7 +30,7 @@ class RandomFitPolicy : public GpuPlacementPolicy {
   GpuDecision Choose(const GpuCluster& c, const GpuPod& pod, Rng& rng) override;
 
  private:
-  std::vector<int> ties_;
+  TieBreaker ties_{TieBreak::kRandom};
 };
 
 // dot-prod: the node whose free (CPU, GPU) vector, normalised by the largest node, has the
@@ -48,7 +47,7 @@ class DotProductPolicy : public GpuPlacementPolicy {
 
  private:
   ScoreOptions o_;
-  std::vector<int> ties_;
+  TieBreaker ties_{o_.tie_break, o_.tie_seed};
 };
 
 // gpu-clustering: pods of one GPU class (shared, 1-GPU, 2-GPU, ...) gather on the same nodes;
@@ -69,7 +68,7 @@ class GpuClusteringPolicy : public GpuPlacementPolicy {
 
  private:
   ScoreOptions o_;
-  std::vector<int> ties_;
+  TieBreaker ties_{o_.tie_break, o_.tie_seed};
 };
 
 // gpu-packing: prefer partially used GPUs, then free GPUs on used nodes, then empty nodes;
@@ -90,7 +89,7 @@ class GpuPackingPolicy : public GpuPlacementPolicy {
 
  private:
   ScoreOptions o_;
-  std::vector<int> ties_;
+  TieBreaker ties_{o_.tie_break, o_.tie_seed};
 };
 
 // best-fit: the node with the least free resources left after the pod, CPU and GPU weighed
@@ -107,7 +106,7 @@ class BestFitPolicy : public GpuPlacementPolicy {
 
  private:
   ScoreOptions o_;
-  std::vector<int> ties_;
+  TieBreaker ties_{o_.tie_break, o_.tie_seed};
 };
 
 // A continuous score under `scoring`: truncated to an integer (kKubernetes) or as is (kExact).

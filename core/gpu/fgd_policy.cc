@@ -84,8 +84,8 @@ GpuDecision FgdPolicy::Choose(const GpuCluster& c, const GpuPod& pod, Rng& rng) 
     rows_.emplace_back(size_t(c.size()));  // versions start at 1, so 0 marks "none"
     row = &rows_.back();
   }
-  const int node = PickLowest(
-      c, pod, [&](int i) { return Key(c, i, pod, row); }, o_.tie_break, rng, ties_);
+  const int node = ties_.PickLowest(
+      c, pod, [&](int i) { return Key(c, i, pod, row); }, rng);
   if (node < 0) return GpuDecision::Nowhere();
   return {node, BestMove(c.node(node), pod).devices};
 }

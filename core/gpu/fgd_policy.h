@@ -13,7 +13,9 @@
 // the state where the *typical* future pods still fit, it strands the least GPU of the policies
 // here on every pod list of the paper's trace (results/README.md, section gpu). Its ties are
 // frequent (a whole-GPU pod often changes every candidate's fragmentation equally); breaking them
-// by node id, as the paper's artifact does, is part of why it packs well.
+// in one node order fixed for the run (TieBreak::kPermuted, what the paper's artifact effectively
+// does, or kLowestId) turns them into first-fit packing and is part of why it packs well; a fresh
+// draw per decision (kRandom) undoes that.
 //
 // Incremental scoring: only fragmentation changes matter, and placing a pod changes one node. The
 // policy caches, per pod shape (CPU, GPU count, GPU share) and node, the best move and the node's
@@ -79,7 +81,7 @@ class FgdPolicy : public GpuPlacementPolicy {
   uint64_t cluster_uid_ = 0;
   std::map<std::tuple<int64_t, int32_t, int32_t>, size_t> shape_rows_;
   std::vector<std::vector<Entry>> rows_;
-  std::vector<int> ties_;
+  TieBreaker ties_{o_.tie_break, o_.tie_seed};
   Stats stats_;
 };
 

@@ -2,7 +2,6 @@
 
 namespace orrery::gpu {
 
-const char* TieBreakName(TieBreak t) { return t == TieBreak::kRandom ? "random" : "id"; }
 const char* ScoringName(Scoring s) { return s == Scoring::kExact ? "exact" : "kubernetes"; }
 
 DeviceList BestFitDevices(const GpuNodeState& n, const GpuPod& pod) {

@@ -5,10 +5,12 @@
 // keyed by (cluster uid, node version) (see gpu_cluster.h), or a cursor. It never mutates the
 // cluster, reads no clock and does no I/O; the caller applies the decision (GpuCluster::Place).
 //
-// Shape of every policy here (STYLE: filter -> score -> select): filter = the nodes where the pod
-// fits now (GpuCluster::Fits: CPU, memory, GPU model, devices); score = a per-node key; select =
-// the best key, exact ties broken by node id (as the paper's artifact does) or drawn with the Rng
-// (TieBreak); then a device rule picks the devices on that node.
+// Shape of every score-based policy here (STYLE: filter -> score -> select): filter = the nodes
+// where the pod fits now (GpuCluster::Fits: CPU, memory, GPU model, devices); score = a per-node
+// key; select = the best key, exact ties broken by a TieBreaker (tie_break.h: one seeded node
+// order for the run, as the paper's artifact effectively does; node-id order; or a draw per
+// decision); then a device rule picks the devices on that node. Ray's hybrid and spread keep
+// their own node-id order semantics (ray_policies.h).
 //
 // Policies (gpu_policy_registry.cc): random, dot-prod, gpu-clustering, gpu-packing, best-fit
 // (baseline_policies.h), fgd (fgd_policy.h), hybrid and spread (ray_policies.h).
@@ -17,9 +19,9 @@
 #pragma once
 
 #include <string_view>
-#include <vector>
 
 #include "core/gpu/gpu_cluster.h"
+#include "core/gpu/tie_break.h"
 #include "core/rng.h"
 
 namespace orrery::gpu {
@@ -50,17 +52,6 @@ DeviceList BestFitDevices(const GpuNodeState& n, const GpuPod& pod);
 // as BestFitDevices. O(devices).
 DeviceList RandomFitDevices(const GpuNodeState& n, const GpuPod& pod, Rng& rng);
 
-// How a score-based policy chooses among nodes with exactly the best score.
-enum class TieBreak : uint8_t {
-  // The node that comes first in node-id order. The paper's artifact patches the Kubernetes
-  // scheduler this way "for reproducibility"; it also makes every scoring policy fill nodes in id
-  // order among equals, which matters (see README, GPU fragmentation study). [default]
-  kLowestId,
-  // A uniform draw among them (the stock Kubernetes scheduler's reservoir sampling).
-  kRandom,
-};
-const char* TieBreakName(TieBreak t);  // "id" | "random"
-
 // The resolution of the scores of dot-prod, best-fit and fgd (gpu-packing and gpu-clustering are
 // integer tiers by definition).
 enum class Scoring : uint8_t {
@@ -75,35 +66,11 @@ const char* ScoringName(Scoring s);  // "kubernetes" | "exact"
 
 // Options of the score-based policies. Defaults reproduce the paper's artifact.
 struct ScoreOptions {
-  TieBreak tie_break = TieBreak::kLowestId;
+  TieBreak tie_break = TieBreak::kPermuted;
   Scoring scoring = Scoring::kKubernetes;
+  // Seeds the node order of TieBreak::kPermuted (TieBreaker). RunReplay (sim/gpu_replay) derives it
+  // from the run's seed on a stream of its own, independent of the workload and policy draws. [0]
+  uint64_t tie_seed = 0;
 };
-
-// Select: the node (among those where the pod fits now) with the lowest key(node index) wins;
-// exact ties are broken by `tie` (kRandom: one Rng draw when there are several). Returns -1 if the
-// pod fits nowhere. `Key` is any totally ordered type. O(n) keys.
-template <typename KeyFn>
-int PickLowest(const GpuCluster& c, const GpuPod& pod, KeyFn&& key, TieBreak tie, Rng& rng,
-               std::vector<int>& ties) {
-  ties.clear();
-  using K = decltype(key(0));
-  K best{};
-  int chosen = -1;
-  for (int i = 0; i < c.size(); ++i) {
-    if (!c.Fits(i, pod)) continue;
-    const K k = key(i);
-    if (chosen < 0 || k < best) {
-      best = k;
-      chosen = i;
-      ties.clear();
-      ties.push_back(i);
-    } else if (!(best < k)) {
-      if (c.rank(i) < c.rank(chosen)) chosen = i;
-      if (tie == TieBreak::kRandom) ties.push_back(i);
-    }
-  }
-  if (chosen < 0 || tie == TieBreak::kLowestId || ties.size() == 1) return chosen;
-  return ties[size_t(rng.UniformIndex(ties.size()))];
-}
 
 }  // namespace orrery::gpu

@@ -13,7 +13,8 @@
 // The GPU model constraint filters candidates first (as a Ray label selector does). Devices follow
 // Ray's NodeResources::Allocate: best fit for a shared pod, lowest-id free devices otherwise.
 // tests/gpu/ray_policies_test.cc checks the decisions equal HybridReferencePolicy's and
-// SpreadPolicy's on the equivalent ClusterView, Rng draw for Rng draw.
+// SpreadPolicy's on the equivalent ClusterView, Rng draw for Rng draw. Both keep Ray's node-id
+// order whatever ScoreOptions::tie_break says (it applies to the paper's score-based policies).
 //
 // Thread safety: as GpuPlacementPolicy.
 #pragma once

@@ -367,7 +367,9 @@ int CompareCommand(const std::vector<std::string>& args, std::ostream& out, std:
   table << "GPU placement: " << s.name << ", " << fs::path(s.pods_path).filename().string()
         << " on " << w.cluster.size() << " nodes / "
         << w.cluster.gpu_total_milli() / gpu::kMilliPerGpu << " GPUs, inflate "
-        << FormatFixed(s.inflate, 2) << ", seeds 1.." << seeds << "\n";
+        << FormatFixed(s.inflate, 2) << ", seeds 1.." << seeds << ", scoring "
+        << gpu::ScoringName(s.scores.scoring) << ", ties " << gpu::TieBreakName(s.scores.tie_break)
+        << "\n";
   table << "unallocated GPU in % of capacity (mean +- sample sd, [min, max] over seeds)\n";
   table << Pad("policy", 16, true) << Pad("runs", 5) << Pad("at 100% arrived", 17)
         << Pad("[min, max]", 17) << Pad("at end", 16) << Pad("failed", 9) << Pad("frag@100%", 11)

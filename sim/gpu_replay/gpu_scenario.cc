@@ -346,12 +346,8 @@ StatusOr<GpuScenario> LoadGpuScenario(const std::string& path,
     if (sc["tie_break"].IsDefined()) {
       std::string t;
       ORRERY_RETURN_IF_ERROR(ReadString(c, sc["tie_break"], "scheduler.tie_break", &t));
-      if (Lower(t) == "id") {
-        s.scores.tie_break = gpu::TieBreak::kLowestId;
-      } else if (Lower(t) == "random") {
-        s.scores.tie_break = gpu::TieBreak::kRandom;
-      } else {
-        return c.Expected(sc["tie_break"], "scheduler.tie_break", "id or random");
+      if (!gpu::ParseTieBreak(Lower(t), &s.scores.tie_break)) {
+        return c.Expected(sc["tie_break"], "scheduler.tie_break", "perm, id or random");
       }
     }
     if (sc["scoring"].IsDefined()) {

@@ -4,7 +4,7 @@
 //   kind: gpu_placement                 # required: selects this loader
 //   name: alibaba-openb                 # [file name without .yaml]
 //   description: ...                    # free text
-//   seed: 1                             # workload resampling/shuffle and policy draws [1]
+//   seed: 1                             # workload resampling/shuffle, policy draws, tie order [1]
 //   workload:
 //     nodes: ${ORRERY_TRACE_DIR}/alibaba-gpu-v2023/csv/openb_node_list_gpu_node.csv   # required
 //     pods: ${ORRERY_TRACE_DIR}/alibaba-gpu-v2023/csv/openb_pod_list_default.csv      # required
@@ -15,7 +15,10 @@
 //     policy: fgd                       # any name `orrery policies` lists as a GPU policy [fgd]
 //     scoring: kubernetes               # integer scores 0-100 as the artifact's Kubernetes
 //                                       # plugins (reproduces the paper) | exact [kubernetes]
-//     tie_break: id                     # equal scores: lowest node id (the artifact) | random [id]
+//     tie_break: perm                   # equal scores: first in one seeded node order per run
+//                                       # (what the artifact's random node-name prefixes amount
+//                                       # to) | id: lowest node id | random: a draw per decision
+//                                       # [perm]
 //     spread_threshold: 0.5             # hybrid options, as in ordinary scenarios
 //     top_k_absolute: 1
 //     top_k_fraction: 0.2

@@ -16,6 +16,8 @@ namespace {
 // The policy's draws come from a stream independent of the workload's (which depends on the seed
 // only), so every policy sees the same arrivals for a given seed.
 constexpr uint64_t kPolicyStream = 0x5DEECE66DA5A5A5AULL;
+// The tie order's stream: a third one, so `tie_break` changes neither of the others.
+constexpr uint64_t kTieStream = 0x7A1EB4EA6C0FFEE5ULL;
 
 std::string Int(int64_t v) { return std::to_string(v); }
 
@@ -144,9 +146,15 @@ std::vector<int32_t> ArrivalsForSeed(const Workload& w, double inflate, bool shu
   return BuildArrivals(w, inflate, shuffle, rng);
 }
 
+std::vector<int32_t> TieOrderForSeed(int nodes, uint64_t seed) {
+  Rng rng(seed ^ kTieStream);
+  return gpu::DrawTieOrder(nodes, rng);
+}
+
 StatusOr<ReplayResult> RunReplay(const Workload& w, const ReplayOptions& o) {
   gpu::GpuPolicyContext ctx{
       .fragmentation = w.fragmentation, .hybrid = o.hybrid, .scores = o.scores};
+  ctx.scores.tie_seed = o.seed ^ kTieStream;  // TieBreaker draws TieOrderForSeed from it
   auto policy = gpu::GpuPolicyRegistry::Builtin().Make(o.policy, ctx);
   if (!policy.ok()) return InvalidArgument(policy.status().message());
   const std::vector<int32_t> arrivals = ArrivalsForSeed(w, o.inflate, o.shuffle, o.seed);

@@ -11,7 +11,8 @@
 //      fragmentation relative to the workload's typical pods (core/gpu/fragmentation.h).
 // The workload stream depends on the seed only (not on the policy), so policies compared under
 // one seed see exactly the same pods in the same order; the policy's random draws come from a
-// second stream derived from the same seed.
+// second stream derived from the same seed, and the node order that breaks score ties under
+// `tie_break: perm` (core/gpu/tie_break.h) from a third, drawn once per run.
 //
 // This is a pure loop over core/gpu (no SimGrid, no clock inside the loop but the wall timer):
 // 1,213 nodes and ~10,800 pods take well under a second.
@@ -64,12 +65,17 @@ std::vector<int32_t> BuildArrivals(const Workload& w, double inflate, bool shuff
 std::vector<int32_t> ArrivalsForSeed(const Workload& w, double inflate, bool shuffle,
                                      uint64_t seed);
 
+// The node order RunReplay's score-based policies break ties with under TieBreak::kPermuted, for
+// a cluster of `nodes` nodes and `seed`: DrawTieOrder on the tie stream (its own, so it changes
+// neither the arrivals nor the policy's draws). O(nodes).
+std::vector<int32_t> TieOrderForSeed(int nodes, uint64_t seed);
+
 struct ReplayOptions {
   std::string policy = "fgd";  // a GpuPolicyRegistry name
   uint64_t seed = 1;
   double inflate = 1.3;
   bool shuffle = true;
-  gpu::ScoreOptions scores;
+  gpu::ScoreOptions scores;  // RunReplay sets scores.tie_seed from `seed` (TieOrderForSeed)
   HybridOptions hybrid;
 };
 

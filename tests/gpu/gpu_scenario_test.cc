@@ -41,7 +41,7 @@ TEST(GpuScenario, LoadsTheTinyScenario) {
   EXPECT_TRUE(s->shuffle);
   EXPECT_EQ(fs::path(s->nodes_path), fs::path(kData + "/tiny_nodes.csv").lexically_normal());
   EXPECT_EQ(s->scores.scoring, gpu::Scoring::kKubernetes);
-  EXPECT_EQ(s->scores.tie_break, gpu::TieBreak::kLowestId);
+  EXPECT_EQ(s->scores.tie_break, gpu::TieBreak::kPermuted);
   EXPECT_DOUBLE_EQ(s->typical.coverage, 0.95);
 }
 
@@ -56,6 +56,16 @@ TEST(GpuScenario, OverridesSetKeysTheFileOmits) {
   EXPECT_EQ(s->scores.scoring, gpu::Scoring::kExact);
   EXPECT_EQ(s->scores.tie_break, gpu::TieBreak::kRandom);
   EXPECT_DOUBLE_EQ(s->typical.coverage, 1.0);
+}
+
+TEST(GpuScenario, TieBreakTakesEachModesName) {
+  for (auto [name, mode] :
+       {std::pair{"perm", gpu::TieBreak::kPermuted}, std::pair{"id", gpu::TieBreak::kLowestId},
+        std::pair{"Random", gpu::TieBreak::kRandom}}) {
+    auto s = LoadGpuScenario(kTiny, {std::string("scheduler.tie_break=") + name});
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    EXPECT_EQ(s->scores.tie_break, mode) << name;
+  }
 }
 
 TEST(GpuScenario, OverriddenPathsAreRelativeToTheCurrentDirectory) {
@@ -87,6 +97,10 @@ TEST(GpuScenario, StrictErrorsNameFileLineAndField) {
             kTiny +
                 " (--set scheduler.scoring=fuzzy): scheduler.scoring: expected kubernetes or "
                 "exact, got 'fuzzy'");
+  EXPECT_EQ(Error(kTiny, {"scheduler.tie_break=name"}),
+            kTiny +
+                " (--set scheduler.tie_break=name): scheduler.tie_break: expected perm, id or "
+                "random, got 'name'");
   EXPECT_NE(Error(kTiny, {"scheduler.policy=fgd2"}).find("unknown GPU placement policy 'fgd2'"),
             std::string::npos);
   EXPECT_NE(Error(kTiny, {"workload.pods=/nonexistent.csv"}).find("does not exist"),
