@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <exception>
@@ -2194,9 +2195,15 @@ class Loader {
             break;
         }
         if (!(task.submit_s <= kMaxSeconds) || !(task.duration_s <= kMaxSeconds)) {
+          // %g: a rate of 1e-300/s must not print a 300-digit time.
+          auto g3 = [](double x) {
+            char b[32];
+            std::snprintf(b, sizeof(b), "%.3g", x);
+            return std::string(b);
+          };
           return ctx_.Error(g.where, "task " + std::to_string(i) + " would be submitted at " +
-                                         std::to_string(task.submit_s) + " s and run for " +
-                                         std::to_string(task.duration_s) +
+                                         g3(task.submit_s) + " s and run for " +
+                                         g3(task.duration_s) +
                                          " s; times above 1e12 s (about 30,000 years) are "
                                          "refused: check the rate and duration");
         }
