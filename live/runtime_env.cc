@@ -114,9 +114,11 @@ StatusOr<RuntimeEnv> FromTree(const json& j, std::string_view origin, const Line
       }
     } else if (key == "setup_timeout_s") {
       if (v.is_null()) continue;
-      if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() <= 0) {
+      // At most a day: the node's --runtime-env-setup-timeout-s caps it further.
+      if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() <= 0 ||
+          v.get<double>() > kMaxSetupTimeoutS) {
         return InvalidArgument(At(origin, line_of, key) +
-                               ": expected a number of seconds > 0, got " +
+                               ": expected a number of seconds in (0, 86400], got " +
                                (v.is_number() ? v.dump() : TypeName(v)));
       }
       env.setup_timeout_s = v.get<double>();

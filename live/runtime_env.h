@@ -41,6 +41,9 @@ namespace orrery::live {
 
 inline constexpr uint64_t kDefaultWorkingDirLimitBytes = uint64_t{100} << 20;  // 100 MiB
 inline constexpr const char* kRuntimeEnvFields = "env_vars, working_dir, setup, setup_timeout_s";
+// The largest setup_timeout_s an env (or the node's --runtime-env-setup-timeout-s) may ask for:
+// one day. An env's own value is further capped by the node's.
+inline constexpr double kMaxSetupTimeoutS = 86400.0;
 inline constexpr const char* kPackageUriPrefix = "pkg://";
 
 struct RuntimeEnv {
