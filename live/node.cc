@@ -26,6 +26,7 @@
 #include "live/event_loop.h"
 #include "live/metrics.h"
 #include "live/object_store.h"
+#include "live/orphan_reaper.h"
 #include "live/port_check.h"
 #include "live/session.h"
 #include "live/process.h"
@@ -98,6 +99,17 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     auto store = ObjectStore::Open(object_dir, /*remove_on_close=*/true);
     if (!store.ok()) return store.status();
     store_ = std::move(*store);
+    if (options_.reap_orphans) {
+      ORRERY_RETURN_IF_ERROR(OrphanReaper::BecomeSubreaper());
+      reaper_ = std::make_unique<OrphanReaper>([this](pid_t pid) {
+        return supervisor_.IsChild(pid) || (agent_ && agent_->IsSetupProcess(pid));
+      });
+      loop_.Every(std::chrono::milliseconds(1000), [this] {
+        for (const auto& what : reaper_->Sweep()) {
+          Log("killed " + what + ": left behind by a task or a runtime-env setup");
+        }
+      });
+    }
     // --- logging: workers write <session>/logs/worker-*.out|.err; the monitor publishes them.
     ORRERY_RETURN_IF_ERROR(StartLogMonitor());
     WorkerPoolOptions wo;
@@ -161,6 +173,12 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     serve_loop_.Stop();
     loop_.Stop();
     StopRuntimeEnvAgent();  // --- runtime envs: after the loop, so no callback races it
+    // Whatever a task or setup left behind (re-parented to this daemon) goes with it.
+    if (reaper_) {
+      if (const int n = reaper_->KillAll(std::chrono::seconds(2)); n > 0) {
+        Log("killed " + std::to_string(n) + " process(es) left behind by tasks or setups");
+      }
+    }
   }
 
   // Logging: the monitor's thread publishes with its own stub (blocking, bounded by a deadline).
@@ -1725,6 +1743,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   grpc::ClientContext* fetch_ctx_ = nullptr;
   std::thread heartbeat_thread_;
   std::thread watch_thread_;
+  std::unique_ptr<OrphanReaper> reaper_;  // set before the loop runs; used on the loop and Stop
   // Heartbeat thread only: when the head stopped answering (unset while it answers).
   std::optional<std::chrono::steady_clock::time_point> head_lost_since_;
   std::chrono::steady_clock::time_point last_head_lost_log_;
