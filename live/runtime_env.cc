@@ -16,6 +16,8 @@
 #include <set>
 #include <sstream>
 
+#include "core/cli/json_input.h"
+#include "core/cli/yaml_input.h"
 #include "live/rpc_util.h"
 #include "orrery.grpc.pb.h"
 
@@ -271,6 +273,9 @@ bool SafeRelative(const std::string& r) {
 
 StatusOr<RuntimeEnv> ParseRuntimeEnvJson(std::string_view text, std::string_view origin) {
   if (AllBlank(text)) return RuntimeEnv{};
+  if (Status deep = cli::CheckJsonNesting(text); !deep.ok()) {
+    return InvalidArgument(std::string(origin) + ": " + deep.message());
+  }
   json j;
   try {
     j = json::parse(text.begin(), text.end());
@@ -293,7 +298,10 @@ StatusOr<RuntimeEnv> ParseRuntimeEnvYaml(std::string_view text, std::string_view
     root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
     return InvalidArgument(std::string(origin) + ":" + std::to_string(e.mark.line + 1) +
-                           ": malformed YAML (" + e.msg + ")");
+                           ": malformed YAML (" + cli::YamlErrorMessage(e) + ")");
+  }
+  if (Status deep = cli::CheckYamlNesting(root); !deep.ok()) {
+    return InvalidArgument(std::string(origin) + ": " + deep.message());
   }
   std::map<std::string, int> lines;
   auto j = YamlToJson(root, "", &lines, origin);

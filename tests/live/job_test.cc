@@ -504,6 +504,22 @@ TEST(JobHttpTest, SubmitBodyParsing) {
   }
 }
 
+// Regression (issue 12.1): a 600 KB body whose runtime_env nests 100,000 levels (under the 1 MiB
+// body limit) crashed the head re-serialising it; it is a 400-class error naming the limit.
+TEST(JobHttpTest, DeeplyNestedBodyIsRefusedNamingTheLimit) {
+  const size_t depth = 100000;
+  std::string body = R"({"entrypoint": "x", "runtime_env": )";
+  for (size_t i = 0; i < depth; ++i) body += R"({"a":)";
+  body += "1" + std::string(depth, '}') + "}";
+  ASSERT_LT(body.size(), size_t{1} << 20);
+  auto r = SubmitRequestFromJson(body);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("request body: nesting deeper than 64 levels"),
+            std::string::npos)
+      << r.status().message();
+}
+
 // The submit flags become one JSON runtime env; conflicting or malformed flags name the flag.
 // shlex.join's quoting; one argument passes through as a command line.
 TEST(JobCliTest, ShellJoinEntrypoint) {

@@ -284,6 +284,27 @@ TEST(RuntimeEnvPackage, BadWorkingDirs) {
   EXPECT_TRUE(PackageDirectory(t.path() / "big", 1200).ok());
 }
 
+// Regression (issue 12.1): JSON and YAML envs nested past the limit are refused naming it (a
+// 100,000-level document used to reach recursive code); 64 levels are within it.
+TEST(RuntimeEnvParse, NestingDeeperThanTheLimitIsRefused) {
+  const auto json_nested = [](int depth) {
+    std::string s;
+    for (int i = 0; i < depth - 1; ++i) s += R"({"a": )";
+    s += R"({"env_vars": 1})";
+    return s + std::string(static_cast<size_t>(depth - 1), '}');
+  };
+  EXPECT_CONTAINS(Error(json_nested(100000)), "--runtime-env-json: nesting deeper than 64 levels");
+  EXPECT_CONTAINS(Error(json_nested(65)), "nesting deeper than 64 levels");
+  EXPECT_CONTAINS(Error(json_nested(64)), "unknown field");
+  const std::string flow = "setup: " + std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_CONTAINS(YamlError(flow), "nesting deeper than 64 levels");
+  std::string block = "setup:\n";
+  for (int i = 0; i < 70; ++i) block += std::string(static_cast<size_t>(2 + 2 * i), ' ') + "- \n";
+  EXPECT_CONTAINS(YamlError(block), "env.yaml: nesting deeper than 64 levels (line ");
+  EXPECT_CONTAINS(YamlError("setup: " + std::string(63, '[') + std::string(63, ']')),
+                  "setup[0]: expected a shell command");
+}
+
 // The head's store keeps only bytes that hash to their name.
 TEST(PackageStoreTest, PutVerifiesTheHash) {
   TempDir t;
