@@ -265,6 +265,66 @@ TEST(RuntimeEnvPackage, UnpackRefusesEscapesAndGarbage) {
             StatusCode::kDataLoss);
 }
 
+// Regression (issue 12.6): an entry named like an earlier link is refused instead of writing
+// through it, and the link's target keeps its bytes.
+TEST(RuntimeEnvPackage, UnpackNeverWritesThroughALinkOfTheSameName) {
+  TempDir t;
+  const fs::path target = t.Write("target", "precious", 0600);
+  auto s = UnpackPackage("ORRPKG1\nl 777 9 evil\n../targetf 644 5 evil\nowned", t.path() / "o");
+  ASSERT_FALSE(s.ok());
+  EXPECT_CONTAINS(s.message(), "evil would replace an existing entry");
+  std::ifstream in(target);
+  std::string text;
+  std::getline(in, text);
+  EXPECT_EQ(text, "precious");
+}
+
+// Regression (issue 12.6): a directory entry named like an earlier link does not chmod the
+// link's target (it went 0700 -> 0777).
+TEST(RuntimeEnvPackage, UnpackNeverChmodsThroughALink) {
+  TempDir t;
+  fs::create_directories(t.path() / "private");
+  ::chmod((t.path() / "private").c_str(), 0700);
+  auto s = UnpackPackage("ORRPKG1\nl 777 10 d\n../privated 777 0 d\n", t.path() / "o");
+  ASSERT_FALSE(s.ok());
+  EXPECT_CONTAINS(s.message(), "would replace an existing entry");
+  struct stat st {};
+  ASSERT_EQ(::stat((t.path() / "private").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+}
+
+// Regression (issue 12.6): setuid, setgid and sticky bits are dropped; permission bits stay.
+TEST(RuntimeEnvPackage, UnpackDropsSetuidSetgidAndSticky) {
+  TempDir t;
+  ASSERT_TRUE(UnpackPackage("ORRPKG1\nf 4755 1 suid\nxd 3775 0 dir\nf 2640 1 dir/sgid\ny",
+                            t.path() / "o")
+                  .ok());
+  const auto mode = [&](const char* rel) {
+    struct stat st {};
+    EXPECT_EQ(::lstat((t.path() / "o" / rel).c_str(), &st), 0) << rel;
+    return st.st_mode & 07777;
+  };
+  EXPECT_EQ(mode("suid"), 0755u);
+  EXPECT_EQ(mode("dir"), 0775u);
+  EXPECT_EQ(mode("dir/sgid"), 0640u);
+}
+
+// Crafted packages: a NUL in a path, a second entry of one name, a file before its directory.
+TEST(RuntimeEnvPackage, UnpackRefusesCraftedEntries) {
+  TempDir t;
+  using namespace std::string_literals;
+  EXPECT_CONTAINS(UnpackPackage("ORRPKG1\nf 644 1 ..\0/x\nx"s, t.path() / "a").message(),
+                  "bad package entry");
+  EXPECT_CONTAINS(UnpackPackage("ORRPKG1\nf 644 1 f\nxf 644 1 f\ny", t.path() / "b").message(),
+                  "f would replace an existing entry");
+  EXPECT_EQ(UnpackPackage("ORRPKG1\nf 644 1 nodir/x\nx", t.path() / "c").code(),
+            StatusCode::kDataLoss);
+  EXPECT_EQ(UnpackPackage("ORRPKG1\nl 777 0 empty\n", t.path() / "d").code(),
+            StatusCode::kDataLoss);
+  EXPECT_CONTAINS(UnpackPackage("ORRPKG1\nf 644 1 f\nxf 644 1 f/g\ny", t.path() / "e").message(),
+                  "through a symlink or a file");
+}
+
 // A missing dir, a file, or a tree over the limit: errors name working_dir.
 TEST(RuntimeEnvPackage, BadWorkingDirs) {
   TempDir t;
