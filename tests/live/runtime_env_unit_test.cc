@@ -9,7 +9,15 @@
 #include <fstream>
 #include <string>
 
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <memory>
+#include <thread>
+#include <vector>
+
 #include "live/package_store.h"
+#include "live/rpc_util.h"
 #include "live/runtime_env.h"
 
 namespace orrery::live {
@@ -383,6 +391,103 @@ TEST(PackageStoreTest, PutVerifiesTheHash) {
   EXPECT_EQ(*(*store)->Read(h), data);
   EXPECT_EQ((*store)->Read(Sha256Hex("absent")).status().code(), StatusCode::kNotFound);
   EXPECT_FALSE((*store)->Put("../../etc", data).ok());
+}
+
+// The head's package RPCs alone, on an in-process server.
+class PackageOnlyHead : public v1::HeadService::CallbackService {
+ public:
+  explicit PackageOnlyHead(PackageService* p) : p_(p) {}
+  grpc::ServerWriteReactor<v1::PackageChunk>* DownloadPackage(
+      grpc::CallbackServerContext* ctx, const v1::DownloadPackageRequest* req) override {
+    return p_->Download(ctx, req);
+  }
+
+ private:
+  PackageService* p_;
+};
+
+long ResidentKiB() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// How many of this process's file descriptors are open on a path containing `name`.
+size_t OpenFdsOn(const std::string& name) {
+  size_t n = 0;
+  for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (fs::read_symlink(e.path(), ec).string().find(name) != std::string::npos) ++n;
+  }
+  return n;
+}
+
+// Regression (issue 12.3): eight DownloadPackage streams of a 50 MB package that are never read
+// took the head from 84 to 368 MB. With flow control each stream holds about one chunk: the
+// process (server and client here) grows by far less than one package, and the streams' files
+// are closed once they are canceled.
+TEST(PackageServiceTest, UnreadDownloadsStayBoundedAndReleaseTheirFiles) {
+  TempDir t;
+  auto svc = PackageService::Create(
+      PackageServiceOptions{.token = "t", .session_dir = t.path().string()});
+  ASSERT_TRUE(svc.ok());
+  auto store = PackageStore::Open(t.path() / "packages");
+  ASSERT_TRUE(store.ok());
+  std::string pkg(kPackageHeader);
+  pkg += "f 644 52428800 big\n";
+  pkg.resize(pkg.size() + (size_t{50} << 20), 'x');
+  const std::string sha = Sha256Hex(pkg);
+  ASSERT_TRUE((*store)->Put(sha, pkg).ok());
+  std::string().swap(pkg);
+
+  PackageOnlyHead head(svc->get());
+  int port = 0;
+  grpc::ServerBuilder b;
+  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  b.RegisterService(&head);
+  auto server = b.BuildAndStart();
+  ASSERT_NE(port, 0);
+  auto stub = v1::HeadService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+
+  const long before_kib = ResidentKiB();
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::PackageChunk>>> readers;
+  for (int i = 0; i < 8; ++i) {
+    ctxs.push_back(std::make_unique<grpc::ClientContext>());
+    AttachToken(ctxs.back().get(), "t");
+    v1::DownloadPackageRequest req;
+    req.set_sha256(sha);
+    readers.push_back(stub->DownloadPackage(ctxs.back().get(), req));
+  }
+  // One stream is read to the end: flow control must not stall a reading client.
+  {
+    grpc::ClientContext ctx;
+    AttachToken(&ctx, "t");
+    v1::DownloadPackageRequest req;
+    req.set_sha256(sha);
+    auto reader = stub->DownloadPackage(&ctx, req);
+    v1::PackageChunk c;
+    uint64_t got = 0;
+    while (reader->Read(&c)) got += c.data().size();
+    EXPECT_TRUE(reader->Finish().ok());
+    EXPECT_EQ(got, (uint64_t{50} << 20) + 27);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const long grown_mib = (ResidentKiB() - before_kib) / 1024;
+  std::printf("8 unread streams of a 50 MiB package: the process grew by %ld MiB\n", grown_mib);
+  EXPECT_LT(grown_mib, 100) << "unread streams should hold about a chunk each, not the package";
+  for (auto& c : ctxs) c->TryCancel();
+  for (auto& r : readers) r->Finish();
+  readers.clear();
+  for (int i = 0; i < 250 && OpenFdsOn(sha) > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(OpenFdsOn(sha), 0u) << "a canceled stream kept its package file open";
+  server->Shutdown();
+  (*svc)->Stop();
 }
 
 }  // namespace
