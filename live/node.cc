@@ -24,6 +24,7 @@
 #include "live/log_monitor.h"
 #include "live/worker_log.h"
 #include "live/event_loop.h"
+#include "live/file_stream.h"
 #include "live/metrics.h"
 #include "live/object_store.h"
 #include "live/orphan_reaper.h"
@@ -1301,29 +1302,19 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     return n;
   }
 
-  // Serve loop: streams object `id` in 1 MiB chunks.
+  // Serve loop: streams object `id` in 1 MiB chunks, reading each only once the previous one
+  // was written (flow control, live/file_stream.h).
   void ServeObject(const std::string& id, const std::shared_ptr<StreamWriter<v1::ObjectChunk>>& w) {
-    auto size = store_->Size(id);
-    std::ifstream in(store_->PathOf(id), std::ios::binary);
-    if (!size.ok() || !in) {
-      w->Close(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                            "object " + id + " is not in the store of " + node_id_));
-      return;
-    }
-    std::string buf(1 << 20, '\0');
-    bool first = true;
-    while (in) {
-      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-      const auto got = in.gcount();
-      if (got <= 0 && !first) break;
-      v1::ObjectChunk c;
-      c.set_data(buf.data(), static_cast<size_t>(std::max<std::streamsize>(got, 0)));
-      if (first) c.set_total_bytes(*size);
-      first = false;
-      w->Push(std::move(c));
-      if (w->done()) return;
-    }
-    w->Close(grpc::Status::OK);
+    StreamFileChunks<v1::ObjectChunk>(
+        w, serve_loop_, store_->PathOf(id).string(), size_t{1} << 20,
+        [](std::string_view data, bool first, uint64_t total) {
+          v1::ObjectChunk c;
+          c.set_data(data.data(), data.size());
+          if (first) c.set_total_bytes(total);
+          return c;
+        },
+        grpc::Status(grpc::StatusCode::NOT_FOUND,
+                     "object " + id + " is not in the store of " + node_id_));
   }
 
   void KillTask(const TaskId& task) {

@@ -29,11 +29,20 @@ void AttachToken(grpc::ClientContext* ctx, const std::string& token);
 // With keep_latest_only, a message pushed while another waits replaces it (cluster-view
 // broadcasts: a slow watcher gets the newest view, not a backlog).
 //
+// Flow control (issue 12.3): the queue is bounded. A Push that would hold more than
+// kMaxQueuedBytes unwritten (a client that does not read) finishes the call RESOURCE_EXHAUSTED
+// and drops the queue. Producers of bulk data instead pull: SetOnDrained's callback runs each
+// time a write completes with nothing queued, and they push the next message only then (see
+// StreamFileChunks in live/file_stream.h), so at most one message per stream is in memory.
+//
 // Lifetime: create with Create(); gRPC and every holder of the shared_ptr keep it alive; after
-// the call is done (OnDone) Push/Close are no-ops and done() is true.
+// the call is done (OnDone) Push/Close are no-ops, done() is true, and the queue and both
+// callbacks (with whatever they captured) are released.
 template <typename Msg>
 class StreamWriter : public grpc::ServerWriteReactor<Msg> {
  public:
+  static constexpr size_t kMaxQueuedBytes = size_t{64} << 20;
+
   static std::shared_ptr<StreamWriter> Create(bool keep_latest_only,
                                               std::function<void()> on_cancel = nullptr) {
     std::shared_ptr<StreamWriter> w(new StreamWriter(keep_latest_only, std::move(on_cancel)));
@@ -44,9 +53,29 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
   void Push(Msg m) {
     std::lock_guard<std::mutex> l(mu_);
     if (done_ || closing_) return;
-    if (keep_latest_only_ && !queue_.empty()) queue_.pop_back();
+    if (keep_latest_only_ && !queue_.empty()) {
+      queued_bytes_ -= queue_.back().ByteSizeLong();
+      queue_.pop_back();
+    }
+    queued_bytes_ += m.ByteSizeLong();
+    if (queued_bytes_ > kMaxQueuedBytes) {
+      queue_.clear();
+      queued_bytes_ = 0;
+      closing_ = true;
+      final_status_ = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                   "the client does not read: more than " +
+                                       std::to_string(kMaxQueuedBytes) + " bytes unsent");
+      MaybeWriteLocked();
+      return;
+    }
     queue_.push_back(std::move(m));
     MaybeWriteLocked();
+  }
+  // `fn` runs (on a gRPC thread, no lock held) each time a write completes with nothing queued
+  // while the stream is open. REQUIRES: `fn` does not block (post the work to a loop).
+  void SetOnDrained(std::function<void()> fn) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!done_) on_drained_ = std::move(fn);
   }
   void Close(grpc::Status status) {
     std::lock_guard<std::mutex> l(mu_);
@@ -61,17 +90,23 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard<std::mutex> l(mu_);
-    writing_ = false;
-    if (!ok) {
-      // The client is gone: drop what is queued and finish.
-      queue_.clear();
-      if (!closing_) {
-        closing_ = true;
-        final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "stream broken");
+    std::function<void()> drained;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      writing_ = false;
+      if (!ok) {
+        // The client is gone: drop what is queued and finish.
+        queue_.clear();
+        queued_bytes_ = 0;
+        if (!closing_) {
+          closing_ = true;
+          final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "stream broken");
+        }
       }
+      MaybeWriteLocked();
+      if (!writing_ && !closing_ && queue_.empty()) drained = on_drained_;
     }
-    MaybeWriteLocked();
+    if (drained) drained();
   }
   void OnCancel() override {
     if (on_cancel_) on_cancel_();
@@ -79,11 +114,18 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
   }
   void OnDone() override {
     std::shared_ptr<StreamWriter> keep;
+    std::function<void()> on_cancel, on_drained;
     {
       std::lock_guard<std::mutex> l(mu_);
       done_ = true;
       keep = std::move(self_);
+      std::deque<Msg>().swap(queue_);
+      queued_bytes_ = 0;
+      current_ = Msg();
+      on_cancel = std::move(on_cancel_);
+      on_drained = std::move(on_drained_);
     }
+    // What the callbacks captured (a producer's file, buffers) is released here, unlocked.
     // `keep` may be the last reference: this object is destroyed when it goes out of scope.
   }
 
@@ -95,6 +137,7 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
     if (!queue_.empty()) {
       current_ = std::move(queue_.front());
       queue_.pop_front();
+      queued_bytes_ -= current_.ByteSizeLong();
       writing_ = true;
       this->StartWrite(&current_);
       return;
@@ -109,6 +152,8 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
   std::function<void()> on_cancel_;
   mutable std::mutex mu_;
   std::deque<Msg> queue_;
+  size_t queued_bytes_ = 0;  // of queue_ (not current_)
+  std::function<void()> on_drained_;
   Msg current_;
   bool writing_ = false;
   bool closing_ = false;

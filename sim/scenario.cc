@@ -28,6 +28,7 @@
 #include <string_view>
 #include <utility>
 
+#include "core/cli/yaml_input.h"
 #include "core/rng.h"
 #include "core/scheduling/policy_registry.h"
 
@@ -948,7 +949,8 @@ Status ApplyOverride(Ctx& ctx, YAML::Node root, const std::string& text) {
   try {
     value = YAML::Load(value_text);
   } catch (const YAML::Exception& e) {
-    return InvalidArgument(where + ": " + dotted + ": malformed value: " + e.msg);
+    return InvalidArgument(where + ": " + dotted + ": malformed value: " +
+                           cli::YamlErrorMessage(e));
   }
 
   const Schema* schema = &RootSchema();
@@ -2407,7 +2409,7 @@ StatusOr<Scenario> LoadImpl(const std::string& path, const std::vector<std::stri
   } catch (const YAML::Exception& e) {
     return InvalidArgument(path + ":" + std::to_string(e.mark.line + 1) +
                            ": malformed YAML (column " + std::to_string(e.mark.column + 1) +
-                           "): " + e.msg);
+                           "): " + cli::YamlErrorMessage(e));
   }
   if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) {
     return InvalidArgument(path + ": empty scenario; expected a map with at least 'cluster'");
@@ -2422,6 +2424,9 @@ StatusOr<Scenario> LoadImpl(const std::string& path, const std::vector<std::stri
                            Describe(root));
   }
   for (const std::string& o : overrides) ORRERY_RETURN_IF_ERROR(ApplyOverride(ctx, root, o));
+  if (Status deep = cli::CheckYamlNesting(root); !deep.ok()) {
+    return InvalidArgument(path + ": " + deep.message());
+  }
   Loader loader(std::move(ctx));
   ORRERY_RETURN_IF_ERROR(loader.Load(root));
   return std::move(loader).Take();
