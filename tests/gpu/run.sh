@@ -32,7 +32,7 @@ cleanup() { "$orrery" stop --temp-dir "$tmp/root" >/dev/null 2>&1 || true; rm -r
 trap cleanup EXIT
 port=$((20000 + RANDOM % 20000))
 # shellcheck disable=SC2086  # ORRERY_GPU_START_ARGS is a list of words
-"$orrery" start --head --port "$port" --temp-dir "$tmp/root" --node-name gpu-node \
+"$orrery" start --head --port "$port" --temp-dir "$tmp/root" --dashboard-port 0 --node-name gpu-node \
   ${ORRERY_GPU_START_ARGS:-} || fail "orrery start"
 
 pids=()

@@ -90,6 +90,12 @@ J
   check "agreement 1/2" "grep -q 'placement agreement: 1/2 task attempts on the same node (50.0%)' '$tmp/stdout'"
   check "the differing task is listed" "grep -Eq '^  1 +0 +b,c +n0 +n1\$' '$tmp/stdout'"
   check "placement.csv quotes names" "grep -qx '1,0,\"b,c\",n0,n1,0' '$tmp/o/placement.csv'"
+  check "no warning for the same scenario" "! grep -q 'warning:' '$tmp/stdout'"
+  # Issue 11.14: results of two different scenarios are compared with a warning naming both.
+  mk "$tmp/other" live n1 3.0
+  sed -i 's/"scenario": "mini"/"scenario": "other"/' "$tmp/other/summary.json"
+  "$bin" compare --sim-results "$tmp/s" --live-results "$tmp/other" --out "$tmp/o2" > "$tmp/stdout2" 2>&1
+  check "a different scenario is warned about" "grep -q 'warning: the runs differ in scenario: \"mini\"' '$tmp/stdout2'"
   # More than 10 differences: ten listed, the rest counted.
   for i in $(seq 2 13); do printf '%d,x,default,task,0,0,1,n0,finished,0,0,\n' $i >> "$tmp/s/tasks.csv"
                           printf '%d,x,default,task,0,0,1,n1,finished,0,0,\n' $i >> "$tmp/l/tasks.csv"; done

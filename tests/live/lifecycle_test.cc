@@ -102,7 +102,7 @@ TEST(LifecycleTest, StartThroughAPipeReturns) {
   LiveCluster c;
   const std::string cmd = std::string(ORRERY_BINARY) + " start --head --port " +
                           c.address().substr(c.address().rfind(':') + 1) + " --temp-dir " +
-                          c.root() + " --num-cpus 1 2>&1 | cat > /dev/null; echo piped-done";
+                          c.root() + " --num-cpus 1 --dashboard-port 0 2>&1 | cat > /dev/null; echo piped-done";
   auto r = c.Exec("/bin/sh", {"-c", cmd}, milliseconds(20000));
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(Contains(r.out, "piped-done")) << r.out << r.err;
@@ -131,7 +131,7 @@ TEST(LifecycleTest, StaleTokenInTheEnvironmentIsIgnoredByStartHead) {
   LiveCluster c;
   auto r = c.Orrery({"start", "--head", "--port", c.address().substr(c.address().rfind(':') + 1),
                      "--temp-dir", c.root(), "--node-name", "a", "--num-cpus", "1",
-                     "--health-check-period-ms", "100"},
+                     "--health-check-period-ms", "100", "--dashboard-port", "0"},
                     milliseconds(20000), {"ORRERY_TOKEN=0000stale0000"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(c.Node("a").value("state", ""), "alive");
@@ -403,6 +403,44 @@ TEST(LifecycleTest, TempRootIsPrivate) {
     EXPECT_TRUE(Contains(o.err, "belongs to uid 65534")) << o.err;
     ::chown(other.root().c_str(), 0, 0);
   }
+}
+
+}  // namespace
+}  // namespace orrery::live
+
+namespace orrery::live {
+namespace {
+
+// Issue 11.14: small CLI defects, each as a user met it.
+TEST(LifecycleTest, CliSmallDefects) {
+  LiveCluster c;
+  auto start = c.StartHead("a", {"--num-cpus", "2"});
+  ASSERT_EQ(start.exit_code, 0) << start.err;
+  // start prints the head's own metrics URL, and no "another machine" hint with 127.0.0.1.
+  EXPECT_TRUE(Contains(start.out, "head metrics: http://127.0.0.1:")) << start.out;
+  EXPECT_TRUE(Contains(start.out, "listens on 127.0.0.1 only")) << start.out;
+  EXPECT_FALSE(Contains(start.out, "--address 127.0.0.1:" + std::string() + " --bind 0.0.0.0"));
+  auto status = c.Orrery({"status", "--temp-dir", c.root()});
+  EXPECT_TRUE(Contains(status.out, "head: http://")) << status.out;
+  // --strategy in any case, as scenario files take it.
+  auto spread = c.Orrery({"task", "run", "--temp-dir", c.root(), "--strategy", "SPREAD", "--",
+                          "true"});
+  EXPECT_EQ(spread.exit_code, 0) << spread.err;
+  // Non-finite numbers: "finite".
+  LiveCluster other;
+  auto nan = other.StartHead("b", {"--num-cpus", "nan"});
+  EXPECT_EQ(nan.exit_code, 2);
+  EXPECT_TRUE(Contains(nan.err, "finite")) << nan.err;
+  // Connection errors in words, not gRPC's.
+  auto refused = c.Orrery({"status", "--address", "127.0.0.1:" + std::to_string(FreePort())},
+                          milliseconds(20000), {"ORRERY_TOKEN=x"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_TRUE(Contains(refused.err, "nothing listens there (connection refused)")) << refused.err;
+  EXPECT_FALSE(Contains(refused.err, "UNAVAILABLE")) << refused.err;
+  auto wrong = c.Orrery({"status", "--address", c.address()}, milliseconds(20000),
+                        {"ORRERY_TOKEN=wrong"});
+  EXPECT_NE(wrong.exit_code, 0);
+  EXPECT_TRUE(Contains(wrong.err, "refused the cluster token")) << wrong.err;
 }
 
 }  // namespace

@@ -160,6 +160,11 @@ class LiveCluster {
     if (std::find(extra.begin(), extra.end(), "--health-check-period-ms") == extra.end()) {
       a.insert(a.end(), {"--health-check-period-ms", "100", "--health-check-failures", "5"});
     }
+    // Tests run in parallel: the jobs API on any free port unless the test names one (8265,
+    // the default, would be refused to all but one head at a time).
+    if (std::find(extra.begin(), extra.end(), "--dashboard-port") == extra.end()) {
+      a.insert(a.end(), {"--dashboard-port", "0"});
+    }
     a.insert(a.end(), extra.begin(), extra.end());
     return Orrery(a);
   }

@@ -164,7 +164,8 @@ TEST(LiveLogTest, RotatedFilesStillDeliverEveryLineOnce) {
                                           "--port",      cluster.address().substr(10),
                                           "--temp-dir",  cluster.root(),
                                           "--node-name", "head",
-                                          "--num-cpus",  "1"};
+                                          "--num-cpus",  "1",
+                                          "--dashboard-port", "0"};
   ASSERT_EQ(cluster.Orrery(start, milliseconds(20000), {"ORRERY_LOG_MAX_BYTES=4096"}).exit_code, 0);
   std::vector<int> seen;
   const std::regex re("\\(ShoutMany pid=[0-9]+\\) line #([0-9]+)");

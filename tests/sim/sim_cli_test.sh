@@ -73,6 +73,12 @@ bad_input)
   expect2 "missing scenario argument" "missing SCENARIO" sim run
   expect2 "unknown subcommand" "unknown subcommand" sim frobnicate
   expect2 "compare without policies" "--policies" sim compare "$src/scenarios/quickstart.yaml"
+  # Issue 11.14: a tiny rate gives a short number, not 300 digits.
+  "$bin" sim run "$src/scenarios/quickstart.yaml" --set workload.tasks.0.arrival.rate=1e-300/s \
+      > "$tmp/out" 2> "$tmp/err"
+  if grep -qE '[0-9]{40}' "$tmp/err" || ! grep -qF 'would be submitted at' "$tmp/err"; then
+    echo "FAIL: tiny rate message"; cat "$tmp/err"; fail=1
+  else echo "ok: tiny rate message"; fi
   ;;
 compare)
   "$bin" sim compare "$src/tests/sim/golden/tiny.yaml" --policies hybrid,spread --seeds 2 \
