@@ -515,7 +515,7 @@ void Model::HandleReply(int node, const LeaseReply& r) {
       if (a.wait != r.wait_reason) {
         LogDecision(att, node, std::string("-> queued ") + WaitReasonName(r.wait_reason));
       }
-      queued_at_[att] = node;
+      a.queued_at = node;
       SetWait(att, r.wait_reason);
       break;
   }
@@ -523,7 +523,7 @@ void Model::HandleReply(int node, const LeaseReply& r) {
 
 void Model::OnGranted(uint32_t att, int node, Allocation alloc, bool via_lm) {
   Attempt& a = attempts_[att];
-  queued_at_.erase(att);
+  a.queued_at = -1;
   a.node = node;
   a.via_lm = via_lm;
   a.alloc = std::move(alloc);
@@ -1079,7 +1079,7 @@ void Model::OnFailure(const FailureSpec& f) {
     if (rt.lm) {
       for (const PendingLease& p : rt.lm->Pending()) {
         const uint32_t att = ParseKey(p.task_id);
-        queued_at_.erase(att);
+        attempts_[att].queued_at = -1;
         RequestFromOwner(att, Hop(node, owner));
       }
       rt.lm.reset();
@@ -1354,10 +1354,7 @@ results::RunRecord Model::Finish(double now, double wall_s) {
     row.start_s = a.start;
     row.end_s = a.end;
     int node = a.node;
-    if (node < 0) {
-      auto q = queued_at_.find(static_cast<uint32_t>(&a - attempts_.data()));
-      if (q != queued_at_.end()) node = q->second;
-    }
+    if (node < 0) node = a.queued_at;
     row.node_id = node >= 0 ? scenario_.nodes[node].id : "";
     switch (a.state) {
       case AState::kFinished: row.state = "finished"; break;

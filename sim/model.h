@@ -115,7 +115,8 @@ class Model {
     AState state = AState::kPending;
     WaitReason wait = WaitReason::kNone;
     WaitReason last_wait = WaitReason::kNone;
-    int32_t node = -1;       // where it runs / is queued
+    int32_t node = -1;       // where it runs
+    int32_t queued_at = -1;  // node whose lease queue holds it (while pending there)
     int32_t bundle_pg = -1;  // placement group whose bundle pool it draws from
     int32_t bundle = -1;
     uint16_t spillbacks = 0;
@@ -248,7 +249,6 @@ class Model {
   uint64_t nonperiodic_events_ = 0;
   uint64_t pending_ = 0, running_ = 0, finished_ = 0, failed_attempts_ = 0, canceled_ = 0;
   std::array<uint64_t, 7> wait_count_{};   // pending attempts by WaitReason
-  std::map<uint32_t, int> queued_at_;      // attempt -> node whose queue holds it
   std::vector<Transfer> transfers_;        // by token
   uint64_t first_open_transfer_ = 0;       // every token below is done
   uint64_t transfers_in_flight_ = 0;
