@@ -174,8 +174,9 @@ double Model::NextEventTime() const {
   return t;
 }
 
-void Model::ProcessUntil(double now) {
-  while (!ended_ && HasEvents() && NextEventTime() <= now) {
+bool Model::ProcessUntil(double now, uint64_t max_events) {
+  for (uint64_t n = 0; !ended_ && HasEvents() && NextEventTime() <= now; ++n) {
+    if (n == max_events) return true;
     // Arrivals come from the sorted task list (no heap entry per task); at equal times they go
     // before queued events.
     const bool arrival =
@@ -194,6 +195,7 @@ void Model::ProcessUntil(double now) {
     ++events_processed_;
     Process(e);
   }
+  return false;
 }
 
 void Model::Process(const Event& e) {
@@ -304,7 +306,8 @@ LeaseManager& Model::Lm(int node) {
     for (uint32_t att : rt.running) {
       Attempt& a = attempts_[att];
       if (a.via_lm || a.bundle_pg >= 0) continue;
-      (void)rt.lm->AdoptLease(Key(att), a.alloc);
+      auto held = model_allocs_.extract(att);
+      (void)rt.lm->AdoptLease(Key(att), held.empty() ? Allocation() : std::move(held.mapped()));
       a.via_lm = true;
     }
     const int slot = slot_of_node_[node];
@@ -526,7 +529,7 @@ void Model::OnGranted(uint32_t att, int node, Allocation alloc, bool via_lm) {
   a.queued_at = -1;
   a.node = node;
   a.via_lm = via_lm;
-  a.alloc = std::move(alloc);
+  if (!via_lm) model_allocs_[att] = std::move(alloc);
   SetWait(att, WaitReason::kNone);
   nodes_[node].running.push_back(att);
   last_activity_ = now_;
@@ -668,7 +671,7 @@ void Model::ReleaseAttempt(uint32_t att) {
   if (a.bundle_pg >= 0) {
     PgRt& pg = pgs_[a.bundle_pg];
     if (a.bundle < static_cast<int>(pg.bundle_held.size()) && pg.bundle_held[a.bundle]) {
-      pg.pools[a.bundle].Release(a.alloc);
+      pg.pools[a.bundle].Release(model_allocs_[att]);
     }
     return;
   }
@@ -676,7 +679,7 @@ void Model::ReleaseAttempt(uint32_t att) {
     (void)nodes_[node].lm->ReturnLease(Key(att));
     MirrorLocal(node);
   } else if (!a.via_lm) {
-    truth_.Release(slot_of_node_[node], a.alloc);
+    truth_.Release(slot_of_node_[node], model_allocs_[att]);
   }
 }
 
@@ -693,7 +696,7 @@ void Model::EndAttempt(uint32_t att, AState state) {
   ReleaseEnv(att);
   a.state = state;
   a.end = now_;
-  a.alloc = Allocation();
+  model_allocs_.erase(att);
   last_activity_ = now_;
   if (a.bundle_pg >= 0 && was_running) TryPgTasks(a.bundle_pg);
   if (state == AState::kFinished) ++finished_;
