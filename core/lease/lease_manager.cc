@@ -50,9 +50,7 @@ LeaseReply Reply(LeaseReply::Kind kind, const LeaseRequest& req) {
   r.spillbacks = req.spillbacks;
   return r;
 }
-}  // namespace
 
-namespace {
 // The scheduling-class key: every field Scheduler::Schedule reads from a request (see the
 // header). Resource quantities are fixed point, so their text is exact.
 std::string ClassKey(const SchedulingRequest& r) {
