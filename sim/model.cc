@@ -174,8 +174,9 @@ double Model::NextEventTime() const {
   return t;
 }
 
-void Model::ProcessUntil(double now) {
-  while (!ended_ && HasEvents() && NextEventTime() <= now) {
+bool Model::ProcessUntil(double now, uint64_t max_events) {
+  for (uint64_t n = 0; !ended_ && HasEvents() && NextEventTime() <= now; ++n) {
+    if (n == max_events) return true;
     // Arrivals come from the sorted task list (no heap entry per task); at equal times they go
     // before queued events.
     const bool arrival =
@@ -194,6 +195,7 @@ void Model::ProcessUntil(double now) {
     ++events_processed_;
     Process(e);
   }
+  return false;
 }
 
 void Model::Process(const Event& e) {
@@ -304,7 +306,8 @@ LeaseManager& Model::Lm(int node) {
     for (uint32_t att : rt.running) {
       Attempt& a = attempts_[att];
       if (a.via_lm || a.bundle_pg >= 0) continue;
-      (void)rt.lm->AdoptLease(Key(att), a.alloc);
+      auto held = model_allocs_.extract(att);
+      (void)rt.lm->AdoptLease(Key(att), held.empty() ? Allocation() : std::move(held.mapped()));
       a.via_lm = true;
     }
     const int slot = slot_of_node_[node];
@@ -519,7 +522,7 @@ void Model::HandleReply(int node, const LeaseReply& r) {
       if (a.wait != r.wait_reason) {
         LogDecision(att, node, std::string("-> queued ") + WaitReasonName(r.wait_reason));
       }
-      queued_at_[att] = node;
+      a.queued_at = node;
       SetWait(att, r.wait_reason);
       break;
   }
@@ -527,10 +530,10 @@ void Model::HandleReply(int node, const LeaseReply& r) {
 
 void Model::OnGranted(uint32_t att, int node, Allocation alloc, bool via_lm) {
   Attempt& a = attempts_[att];
-  queued_at_.erase(att);
+  a.queued_at = -1;
   a.node = node;
   a.via_lm = via_lm;
-  a.alloc = std::move(alloc);
+  if (!via_lm) model_allocs_[att] = std::move(alloc);
   SetWait(att, WaitReason::kNone);
   nodes_[node].running.push_back(att);
   last_activity_ = now_;
@@ -672,7 +675,7 @@ void Model::ReleaseAttempt(uint32_t att) {
   if (a.bundle_pg >= 0) {
     PgRt& pg = pgs_[a.bundle_pg];
     if (a.bundle < static_cast<int>(pg.bundle_held.size()) && pg.bundle_held[a.bundle]) {
-      pg.pools[a.bundle].Release(a.alloc);
+      pg.pools[a.bundle].Release(model_allocs_[att]);
     }
     return;
   }
@@ -680,7 +683,7 @@ void Model::ReleaseAttempt(uint32_t att) {
     (void)nodes_[node].lm->ReturnLease(Key(att));
     MirrorLocal(node);
   } else if (!a.via_lm) {
-    truth_.Release(slot_of_node_[node], a.alloc);
+    truth_.Release(slot_of_node_[node], model_allocs_[att]);
   }
 }
 
@@ -697,7 +700,7 @@ void Model::EndAttempt(uint32_t att, AState state) {
   ReleaseEnv(att);
   a.state = state;
   a.end = now_;
-  a.alloc = Allocation();
+  model_allocs_.erase(att);
   last_activity_ = now_;
   if (a.bundle_pg >= 0 && was_running) TryPgTasks(a.bundle_pg);
   if (state == AState::kFinished) ++finished_;
@@ -1083,7 +1086,7 @@ void Model::OnFailure(const FailureSpec& f) {
     if (rt.lm) {
       for (const PendingLease& p : rt.lm->Pending()) {
         const uint32_t att = ParseKey(p.task_id);
-        queued_at_.erase(att);
+        attempts_[att].queued_at = -1;
         RequestFromOwner(att, Hop(node, owner));
       }
       rt.lm.reset();
@@ -1358,10 +1361,7 @@ results::RunRecord Model::Finish(double now, double wall_s) {
     row.start_s = a.start;
     row.end_s = a.end;
     int node = a.node;
-    if (node < 0) {
-      auto q = queued_at_.find(static_cast<uint32_t>(&a - attempts_.data()));
-      if (q != queued_at_.end()) node = q->second;
-    }
+    if (node < 0) node = a.queued_at;
     row.node_id = node >= 0 ? scenario_.nodes[node].id : "";
     switch (a.state) {
       case AState::kFinished: row.state = "finished"; break;

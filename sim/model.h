@@ -23,6 +23,7 @@
 #include <optional>
 #include <queue>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/cluster_view.h"
@@ -63,8 +64,12 @@ class Model {
   bool HasEvents() const;
   // REQUIRES: HasEvents().
   double NextEventTime() const;
-  // Processes every event due at or before `now` (REQUIRES: now >= the last time handed in).
-  void ProcessUntil(double now);
+  // Processes the events due at or before `now`, at most `max_events` of them (REQUIRES: now >=
+  // the last time handed in). Returns true if events due at or before `now` remain (the driver
+  // calls again with the same `now`; splitting a batch never changes the order of events).
+  bool ProcessUntil(double now, uint64_t max_events = UINT64_MAX);
+  // Tasks submitted so far (for progress display).
+  uint64_t NumTasksSubmitted() const { return next_arrival_; }
   void OnTransferDone(double now, uint64_t token, bool ok);
   // True when nothing can change any more: every task is final (or infeasible with nothing that
   // could make it feasible) and no transfer is in flight, or max_time was reached.
@@ -115,7 +120,8 @@ class Model {
     AState state = AState::kPending;
     WaitReason wait = WaitReason::kNone;
     WaitReason last_wait = WaitReason::kNone;
-    int32_t node = -1;       // where it runs / is queued
+    int32_t node = -1;       // where it runs
+    int32_t queued_at = -1;  // node whose lease queue holds it (while pending there)
     int32_t bundle_pg = -1;  // placement group whose bundle pool it draws from
     int32_t bundle = -1;
     uint16_t spillbacks = 0;
@@ -125,8 +131,8 @@ class Model {
     bool env_waiting = false;  // waits for its runtime env to be installed on `node`
     bool has_worker = false;   // holds a worker process on `node`
     double submit = 0, start = -1, end = -1;
-    Allocation alloc;        // when held by the model
   };
+  static_assert(sizeof(Attempt) <= 64, "an attempt per task: keep it compact");
   // A node's life as the autoscaler's provider sees it.
   enum class Life : uint8_t { kStandby, kPending, kRunning };
   struct NodeRt {
@@ -234,6 +240,10 @@ class Model {
   std::vector<int> dirty_list_;
 
   std::vector<Attempt> attempts_;
+  // Allocations of leases the model holds itself (granted before a node had a LeaseManager, or
+  // from a placement-group bundle), by attempt; a LeaseManager keeps its own. Kept out of Attempt
+  // so an attempt costs 64 bytes, not 144.
+  std::unordered_map<uint32_t, Allocation> model_allocs_;
   std::vector<int32_t> current_attempt_;  // by task
   std::vector<int32_t> deps_left_;        // by task
   std::vector<char> arrived_;             // by task
@@ -248,7 +258,6 @@ class Model {
   uint64_t nonperiodic_events_ = 0;
   uint64_t pending_ = 0, running_ = 0, finished_ = 0, failed_attempts_ = 0, canceled_ = 0;
   std::array<uint64_t, 7> wait_count_{};   // pending attempts by WaitReason
-  std::map<uint32_t, int> queued_at_;      // attempt -> node whose queue holds it
   std::vector<Transfer> transfers_;        // by token
   uint64_t first_open_transfer_ = 0;       // every token below is done
   uint64_t transfers_in_flight_ = 0;

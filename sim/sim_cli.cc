@@ -13,6 +13,7 @@
 #include <cctype>
 #include <map>
 #include <sstream>
+#include <string_view>
 
 #include "core/cli/cli_util.h"
 #include "core/results/run_record.h"
@@ -51,6 +52,32 @@ Status WriteResults(const fs::path& dir, const results::RunRecord& r) {
   return Status::Ok();
 }
 
+// A progress line for loading on stderr, rewritten in place with \r at most every 0.5 s of wall
+// time (only used when stderr is a TTY). The loader reports counts; the clock is read here.
+class LoadProgressLine {
+ public:
+  void operator()(const LoadProgress& p) {
+    const auto now = std::chrono::steady_clock::now();
+    if (printed_ && now - last_ < std::chrono::milliseconds(500)) return;
+    last_ = now;
+    printed_ = true;
+    const char* unit = std::string_view(p.phase) == "parse"        ? "bytes"
+                       : std::string_view(p.phase) == "generators" ? "generators"
+                                                                   : "tasks";
+    std::fprintf(stderr, "\r[load] %-10s %llu/%llu %s   ", p.phase,
+                 static_cast<unsigned long long>(p.done), static_cast<unsigned long long>(p.total),
+                 unit);
+    std::fflush(stderr);
+  }
+  void Clear() const {
+    if (printed_) std::fprintf(stderr, "\r%80s\r", "");
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_{};
+  bool printed_ = false;
+};
+
 int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   cli::SimRunFlags flags;
   if (auto rc = cli::ParseSimRunFlags(args, {kRunUsage}, &flags, out, err)) return *rc;
@@ -62,15 +89,20 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
     return kExitUsage;
   }
   const std::vector<std::string> overrides = flags.Overrides();
+  const bool tty = !flags.no_progress && isatty(STDERR_FILENO);
   const auto t0 = std::chrono::steady_clock::now();
-  auto scenario = LoadScenario(scenario_path, overrides);
+  LoadProgressLine line;
+  LoadProgressFn progress;
+  if (tty) progress = [&line](const LoadProgress& p) { line(p); };
+  auto scenario = LoadScenario(scenario_path, overrides, progress);
+  line.Clear();
   if (!scenario.ok()) {
     err << "orrery sim run: " << scenario.status().message() << "\n";
     return kExitUsage;
   }
   for (const auto& w : scenario->warnings) err << "warning: " << w << "\n";
   SimRunOptions o;
-  o.progress = !flags.no_progress && isatty(STDERR_FILENO);
+  o.progress = tty;
   o.decision_log = !decision_log.empty();
   const auto t1 = std::chrono::steady_clock::now();
   auto run = RunOnSimGrid(*scenario, o);
@@ -81,10 +113,15 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
   run->record.orrery_version = cli::Version();
   for (const auto& w : run->warnings) err << "warning: " << w << "\n";
   const fs::path dir = out_dir.empty() ? fs::path("out") / scenario->name : fs::path(out_dir);
+  if (tty) {
+    std::fprintf(stderr, "[write] %s (%zu task rows) ...", dir.c_str(),
+                 run->record.attempts.size());
+  }
   if (Status s = WriteResults(dir, run->record); !s.ok()) {
     err << "orrery sim run: " << s.message() << "\n";
     return kExitFailed;
   }
+  if (tty) std::fprintf(stderr, "\r%80s\r", "");
   if (!decision_log.empty()) {
     std::string text;
     for (const auto& l : run->decision_log) text += l + "\n";

@@ -12,6 +12,8 @@ namespace orrery::sim {
 namespace {
 
 namespace s4u = simgrid::s4u;
+// Events the control actor processes before it looks at the wall clock again (progress line).
+constexpr uint64_t kEventsPerBatch = 1 << 16;
 
 bool g_simulated = false;  // SimGrid: one simulation per process
 
@@ -136,18 +138,22 @@ StatusOr<SimRunResult> RunOnSimGrid(const Scenario& scenario, const SimRunOption
     const bool progress = options.progress;
     for (;;) {
       const double now = s4u::Engine::get_clock();
-      model.ProcessUntil(now);
-      if (model.Done()) break;
+      // In batches, so that a burst of millions of events at one instant still shows progress.
+      const bool more = model.ProcessUntil(now, kEventsPerBatch);
+      if (!more && model.Done()) break;
       if (progress) {
         auto w = std::chrono::steady_clock::now();
-        if (w - last_print > std::chrono::seconds(1)) {
+        if (w - last_print > std::chrono::milliseconds(500)) {
           last_print = w;
-          std::fprintf(stderr, "\r[sim] t=%.1fs  tasks %llu/%llu done  events %llu   ", now,
-                       static_cast<unsigned long long>(model.NumTasksFinal()),
+          std::fprintf(stderr,
+                       "\r[sim] t=%.1fs  tasks %llu/%llu submitted, %llu done  events %llu   ", now,
+                       static_cast<unsigned long long>(model.NumTasksSubmitted()),
                        static_cast<unsigned long long>(model.NumTasks()),
+                       static_cast<unsigned long long>(model.NumTasksFinal()),
                        static_cast<unsigned long long>(model.NumEventsProcessed()));
         }
       }
+      if (more) continue;
       if (model.HasEvents()) {
         const double next = model.NextEventTime();
         if (next > now) wake->wait_until(lock, next);

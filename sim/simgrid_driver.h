@@ -19,7 +19,7 @@ namespace orrery::sim {
 
 struct SimRunOptions {
   ModelOptions model;
-  // Print a progress line to stderr about every second of wall time (for TTYs).
+  // Print a progress line to stderr about every 0.5 s of wall time (for TTYs).
   bool progress = false;
   // Keep the per-decision log (golden tests, debugging).
   bool decision_log = false;

@@ -1,5 +1,7 @@
 #include "core/lease/lease_manager.h"
 
+#include <algorithm>
+
 namespace orrery {
 
 const char* WaitReasonName(WaitReason r) {
@@ -48,6 +50,29 @@ LeaseReply Reply(LeaseReply::Kind kind, const LeaseRequest& req) {
   r.spillbacks = req.spillbacks;
   return r;
 }
+
+// The scheduling-class key: every field Scheduler::Schedule reads from a request (see the
+// header). Resource quantities are fixed point, so their text is exact.
+std::string ClassKey(const SchedulingRequest& r) {
+  const SchedulingStrategy& st = r.strategy;
+  std::string k = r.resources.ToString();
+  k += '|';
+  k += StrategyTypeName(st.type);
+  if (st.type == SchedulingStrategy::Type::kNodeAffinity) {
+    k += ':' + st.node + (st.soft ? ":soft" : ":hard") + (st.spill_on_unavailable ? ":spill" : "") +
+         (st.fail_on_unavailable ? ":fail" : "");
+  }
+  k += "|p=";
+  if (r.preferred) k += *r.preferred;
+  k += "|l=";
+  if (!r.args.empty()) {
+    if (auto loc = ChooseLocalityNode(r.args)) k += *loc;
+  }
+  if (r.actor_creation && r.resources.IsEmpty()) k += "|zero-resource-actor";
+  if (r.force_spillback) k += "|force-spillback";
+  if (r.require_available) k += "|require-available";
+  return k;
+}
 }  // namespace
 
 LeaseReply LeaseManager::RequestLease(LeaseRequest req, Rng& rng) {
@@ -74,50 +99,107 @@ LeaseReply LeaseManager::RequestLease(LeaseRequest req, Rng& rng) {
                " is not available here now";
     return r;
   }
-  Queued q{std::move(req), WaitReason::kNone};
-  if (q.req.blocked_on == WaitReason::kNone) {
-    if (auto r = Decide(q, rng)) return *r;
-  } else {
-    q.wait_reason = q.req.blocked_on;
+  WaitReason wait = req.blocked_on;
+  int32_t cls = -1;
+  if (req.blocked_on == WaitReason::kNone) {
+    cls = ClassOf(req.sched);
+    auto c = classes_.find(cls);
+    if (c != classes_.end()) {
+      // Its class already waits: the head was decided against this view and stayed, so this
+      // one would too. FIFO: it joins the back (a pass, if due, decides them in order).
+      wait = c->second.wait_reason;
+    } else if (auto r = Decide(req.task_id, req.spillbacks, req.sched, &wait, rng)) {
+      return *r;
+    }
   }
-  LeaseReply r = Reply(LeaseReply::Kind::kQueued, q.req);
-  r.wait_reason = q.wait_reason;
-  const TaskId id = q.req.task_id;
-  queue_.push_back(std::move(q));
-  queued_by_id_[id] = std::prev(queue_.end());
+  LeaseReply r = Reply(LeaseReply::Kind::kQueued, req);
+  r.wait_reason = wait;
+  auto [it, inserted] = queued_by_id_.emplace(req.task_id, Waiting{});
+  it->second.id = &it->first;
+  it->second.seq = next_seq_++;
+  it->second.spillbacks = req.spillbacks;
+  it->second.blocked_on = req.blocked_on;
+  if (cls >= 0) {
+    Enqueue(it, cls, req.sched, wait);
+  } else {
+    blocked_.emplace(req.task_id, std::move(req));
+  }
   return r;
 }
 
-std::optional<LeaseReply> LeaseManager::Decide(Queued& q, Rng& rng) {
-  const ResourceRequest& res = q.req.sched.resources;
-  Decision d = scheduler_->Schedule(view_, q.req.sched, local_slot_, rng);
+int32_t LeaseManager::ClassOf(const SchedulingRequest& sched) {
+  auto [it, inserted] =
+      class_ids_.emplace(ClassKey(sched), static_cast<int32_t>(class_ids_.size()));
+  return it->second;
+}
+
+void LeaseManager::Enqueue(QueuedMap::iterator it, int32_t cls, const SchedulingRequest& sched,
+                           WaitReason wait) {
+  auto [c, created] = classes_.try_emplace(cls);
+  if (created) {
+    c->second.sched = sched;
+    c->second.wait_reason = wait;
+  }
+  Waiting& w = it->second;
+  w.cls = cls;
+  w.pos = c->second.fifo.insert(c->second.fifo.end(), &w);
+}
+
+void LeaseManager::Unlink(Waiting& w) {
+  auto c = classes_.find(w.cls);
+  c->second.fifo.erase(w.pos);
+  if (c->second.fifo.empty()) classes_.erase(c);
+  w.cls = -1;
+}
+
+void LeaseManager::Forget(QueuedMap::iterator it) {
+  if (it->second.cls >= 0) {
+    Unlink(it->second);
+  } else {
+    blocked_.erase(it->first);
+  }
+  queued_by_id_.erase(it);
+}
+
+std::optional<LeaseReply> LeaseManager::Decide(const TaskId& id, int spillbacks,
+                                               const SchedulingRequest& sched, WaitReason* wait,
+                                               Rng& rng) {
+  auto reply = [&](LeaseReply::Kind kind) {
+    LeaseReply r;
+    r.kind = kind;
+    r.task_id = id;
+    r.spillbacks = spillbacks;
+    return r;
+  };
+  const ResourceRequest& res = sched.resources;
+  Decision d = scheduler_->Schedule(view_, sched, local_slot_, rng);
   switch (d.outcome) {
     case Decision::Outcome::kGranted: {
       if (auto a = view_.Allocate(local_slot_, res)) {
-        LeaseReply r = Reply(LeaseReply::Kind::kGranted, q.req);
+        LeaseReply r = reply(LeaseReply::Kind::kGranted);
         r.node = local_;
         r.allocation = *a;
         r.reason = d.reason;
-        granted_.emplace(q.req.task_id, std::move(*a));
+        granted_.emplace(id, std::move(*a));
         return r;
       }
-      q.wait_reason = WaitReason::kWaitingForResources;
+      *wait = WaitReason::kWaitingForResources;
       return std::nullopt;
     }
     case Decision::Outcome::kSpillback: {
       // Only a request sent to its own affinity target may wait there; one that fell through
       // (soft affinity) is an ordinary request.
-      const bool affinity = q.req.sched.strategy.type == SchedulingStrategy::Type::kNodeAffinity &&
-                            view_.at(d.slot).id == q.req.sched.strategy.node;
+      const bool affinity = sched.strategy.type == SchedulingStrategy::Type::kNodeAffinity &&
+                            view_.at(d.slot).id == sched.strategy.node;
       if (!d.available && !affinity) {
         // Every candidate is busy: wait here and decide again when something frees up, rather
         // than send the task to a node that would have to reject it (or bounce it on).
-        q.wait_reason = WaitReason::kWaitingForResources;
+        *wait = WaitReason::kWaitingForResources;
         return std::nullopt;
       }
-      LeaseReply r = Reply(LeaseReply::Kind::kSpillback, q.req);
+      LeaseReply r = reply(LeaseReply::Kind::kSpillback);
       r.node = view_.at(d.slot).id;
-      r.spillbacks = q.req.spillbacks + 1;
+      r.spillbacks = spillbacks + 1;
       r.grant_or_reject = d.available;
       r.reason = d.reason;
       // Until the next report, assume the target took it.
@@ -126,14 +208,14 @@ std::optional<LeaseReply> LeaseManager::Decide(Queued& q, Rng& rng) {
       return r;
     }
     case Decision::Outcome::kInfeasible:
-      q.wait_reason = WaitReason::kInfeasible;
+      *wait = WaitReason::kInfeasible;
       WarnInfeasible(res);
       return std::nullopt;
     case Decision::Outcome::kUnschedulable:
-      q.wait_reason = WaitReason::kWaitingForResources;
+      *wait = WaitReason::kWaitingForResources;
       return std::nullopt;
     case Decision::Outcome::kCanceled: {
-      LeaseReply r = Reply(LeaseReply::Kind::kCanceled, q.req);
+      LeaseReply r = reply(LeaseReply::Kind::kCanceled);
       r.reason = d.reason;
       return r;
     }
@@ -143,18 +225,32 @@ std::optional<LeaseReply> LeaseManager::Decide(Queued& q, Rng& rng) {
 
 std::vector<LeaseReply> LeaseManager::SchedulePending(Rng& rng) {
   std::vector<LeaseReply> out;
-  for (auto it = queue_.begin(); it != queue_.end();) {
-    if (it->req.blocked_on != WaitReason::kNone) {
-      ++it;
-      continue;
-    }
-    if (auto r = Decide(*it, rng)) {
+  if (!dirty_) {
+    // Nothing that could let a request leave changed since the last pass: every class head
+    // would be decided against the same view and stay.
+    ++counters_.skipped_passes;
+    return out;
+  }
+  dirty_ = false;
+  ++counters_.passes;
+  for (auto c = classes_.begin(); c != classes_.end();) {
+    ClassQueue& cq = c->second;
+    bool emptied = false;
+    // FIFO within the class until the head has to stay; the rest of the class waits with it.
+    while (true) {
+      const Waiting* head = cq.fifo.front();
+      ++counters_.pass_decisions;
+      auto r = Decide(*head->id, head->spillbacks, cq.sched, &cq.wait_reason, rng);
+      if (!r) break;
       out.push_back(std::move(*r));
-      queued_by_id_.erase(it->req.task_id);
-      it = queue_.erase(it);
-    } else {
-      ++it;
+      cq.fifo.pop_front();
+      queued_by_id_.erase(out.back().task_id);
+      if (cq.fifo.empty()) {
+        emptied = true;
+        break;
+      }
     }
+    c = emptied ? classes_.erase(c) : std::next(c);
   }
   return out;
 }
@@ -164,6 +260,7 @@ Status LeaseManager::ReturnLease(const TaskId& task) {
   if (it == granted_.end()) return NotFound("no lease granted to task " + task + " on " + local_);
   view_.Release(local_slot_, it->second);
   granted_.erase(it);
+  dirty_ = true;
   return Status::Ok();
 }
 
@@ -178,25 +275,45 @@ Status LeaseManager::AdoptLease(const TaskId& task, Allocation allocation) {
 std::optional<LeaseReply> LeaseManager::CancelLease(const TaskId& task, const std::string& reason) {
   auto it = queued_by_id_.find(task);
   if (it == queued_by_id_.end()) return std::nullopt;
-  LeaseReply r = Reply(LeaseReply::Kind::kCanceled, it->second->req);
+  LeaseReply r;
+  r.kind = LeaseReply::Kind::kCanceled;
+  r.task_id = task;
+  r.spillbacks = it->second.spillbacks;
   r.reason = reason;
-  queue_.erase(it->second);
-  queued_by_id_.erase(it);
+  Forget(it);
   return r;
 }
 
 Status LeaseManager::Block(const TaskId& task, WaitReason reason) {
   auto it = queued_by_id_.find(task);
   if (it == queued_by_id_.end()) return NotFound("task " + task + " is not queued on " + local_);
-  it->second->req.blocked_on = reason;
-  it->second->wait_reason = reason;
+  Waiting& w = it->second;
+  if (w.cls >= 0) {
+    // It leaves its class queue; its full request is kept until Unblock().
+    LeaseRequest req;
+    req.task_id = task;
+    req.sched = classes_.at(w.cls).sched;
+    req.spillbacks = w.spillbacks;
+    Unlink(w);
+    blocked_.emplace(task, std::move(req));
+  }
+  w.blocked_on = reason;
+  blocked_.at(task).blocked_on = reason;
   return Status::Ok();
 }
 
 Status LeaseManager::Unblock(const TaskId& task) {
   auto it = queued_by_id_.find(task);
   if (it == queued_by_id_.end()) return NotFound("task " + task + " is not queued on " + local_);
-  it->second->req.blocked_on = WaitReason::kNone;
+  Waiting& w = it->second;
+  if (w.cls >= 0) return Status::Ok();  // not blocked
+  auto b = blocked_.find(task);
+  LeaseRequest req = std::move(b->second);
+  blocked_.erase(b);
+  w.blocked_on = WaitReason::kNone;
+  // Ray moves a task whose dependencies resolved to the back of its class's dispatch queue.
+  Enqueue(it, ClassOf(req.sched), req.sched, WaitReason::kWaitingForResources);
+  dirty_ = true;
   return Status::Ok();
 }
 
@@ -208,6 +325,7 @@ Status LeaseManager::ApplyReport(
   if (slot == local_slot_) return Status::Ok();
   view_.SetAvailable(slot, available, devices);
   if (view_.at(slot).state != state) view_.SetState(slot, state);
+  dirty_ = true;
   return Status::Ok();
 }
 
@@ -216,15 +334,20 @@ Status LeaseManager::ReplaceNodeResources(const NodeId& node, NodeResources reso
   if (slot < 0) return NotFound("unknown node " + node);
   if (slot == local_slot_) return Status::Ok();
   view_.SetResources(slot, std::move(resources));
+  dirty_ = true;
   return Status::Ok();
 }
 
-Status LeaseManager::AddNode(Node node) { return view_.AddNode(std::move(node)); }
+Status LeaseManager::AddNode(Node node) {
+  dirty_ = true;
+  return view_.AddNode(std::move(node));
+}
 
 Status LeaseManager::SetNodeState(const NodeId& node, NodeState state) {
   const int slot = view_.FindSlot(node);
   if (slot < 0) return NotFound("unknown node " + node);
   view_.SetState(slot, state);
+  dirty_ = true;
   return Status::Ok();
 }
 
@@ -235,15 +358,22 @@ std::vector<NodeId> LeaseManager::TakeEstimatedNodes() {
 }
 
 std::vector<PendingLease> LeaseManager::Pending() const {
+  std::vector<std::pair<uint64_t, PendingLease>> by_seq;
+  by_seq.reserve(queued_by_id_.size());
+  for (const auto& [id, w] : queued_by_id_) by_seq.push_back({w.seq, {id, WaitReasonOf(id)}});
+  std::sort(by_seq.begin(), by_seq.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<PendingLease> out;
-  out.reserve(queue_.size());
-  for (const auto& q : queue_) out.push_back({q.req.task_id, q.wait_reason});
+  out.reserve(by_seq.size());
+  for (auto& [seq, p] : by_seq) out.push_back(std::move(p));
   return out;
 }
 
 WaitReason LeaseManager::WaitReasonOf(const TaskId& task) const {
   auto it = queued_by_id_.find(task);
-  return it == queued_by_id_.end() ? WaitReason::kNone : it->second->wait_reason;
+  if (it == queued_by_id_.end()) return WaitReason::kNone;
+  const Waiting& w = it->second;
+  return w.cls >= 0 ? classes_.at(w.cls).wait_reason : w.blocked_on;
 }
 
 void LeaseManager::WarnInfeasible(const ResourceRequest& r) {

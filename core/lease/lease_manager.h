@@ -19,8 +19,36 @@
 // (every candidate busy), the request stays queued here, waiting for resources, and is decided
 // again when something frees up: no request bounces between busy nodes. Only node affinity sends
 // a request to wait at a busy target.
-// Queued requests are retried by SchedulePending(), in arrival order, whenever the backend thinks
-// something changed (a lease returned, a report arrived, a dependency resolved).
+// Queued requests are retried by SchedulePending() (below) when the backend thinks something
+// changed (a lease returned, a report arrived, a dependency resolved).
+//
+// Scheduling classes (Ray's ClusterLeaseManager). Queued requests are kept FIFO per *scheduling
+// class*: requests that the scheduler would treat identically, so that deciding one of them
+// answers for all of them. The class key is everything Scheduler::Schedule reads from a request:
+//   - the resource shape (ResourceRequest, compared by value);
+//   - the strategy, in full: type, affinity target node, soft, spill_on_unavailable,
+//     fail_on_unavailable (two affinity targets are two classes);
+//   - the explicit preferred node, and the data-locality node ChooseLocalityNode(args) (the
+//     preferred node the hybrid policy uses when the explicit one is absent or unknown); the
+//     arguments themselves matter only through that node;
+//   - zero-resource actor (actor_creation with an empty shape: the random policy decides),
+//     force_spillback and require_available.
+// The first request of a class is kept as the class's representative and is what the policy is
+// asked about; the other members store only their id and spillback count.
+// A pass visits the classes in order of class id (ids are handed out in order of first
+// appearance and never reused, as Ray's scheduling-class ids), and within a class decides the
+// requests FIFO until one cannot leave the queue: waiting for resources (every candidate busy, or
+// the local node chosen but busy), infeasible, or unschedulable under require_available. Then the
+// rest of that class is skipped for this pass and carries the head's wait reason. A request that
+// is canceled (hard affinity to a dead node) leaves, and the next one of its class is decided.
+// A pass is only run when something that could let a queued request leave changed since the last
+// one (a lease returned, a report, resources or membership changed, a request unblocked);
+// otherwise SchedulePending() returns at once. Blocked requests (args, runtime env, placement
+// group, node) are not in any class queue; Unblock() appends them to the back of their class.
+// A new request whose class already has queued requests joins the back of the class without a
+// policy call: the class's head was decided against the same view and stayed.
+// Cost of a pass: O(classes * policy + dispatched * policy); memory per queued request about
+// 140 bytes (its id, an index entry and a list node), independent of the shape and strategy.
 //
 // Thread safety: none; the backend's event loop owns a LeaseManager.
 #pragma once
@@ -93,12 +121,15 @@ class LeaseManager {
   static StatusOr<std::unique_ptr<LeaseManager>> Create(NodeId local, ClusterView view,
                                                         const SchedulerOptions& options);
 
-  // Handles a new lease request. O(policy). AlreadyExists-like duplicates are canceled.
+  // Handles a new lease request. O(policy), or O(log classes) when its class already has queued
+  // requests (it joins the back of the class). Duplicates are rejected.
   LeaseReply RequestLease(LeaseRequest req, Rng& rng);
 
-  // Retries every queued, unblocked request in arrival order. Returns the replies of requests
-  // that left the queue (granted, spilled, canceled); the rest stay queued with an updated
-  // wait reason. O(queued * policy).
+  // One scheduling pass over the queued, unblocked requests, class by class (see the top of
+  // this file). Returns the replies of requests that left the queue (granted, spilled,
+  // canceled), in decision order; the rest stay queued with an updated wait reason. Returns
+  // nothing, without calling the policy, if nothing changed since the last pass.
+  // O(classes * policy + dispatched * policy).
   std::vector<LeaseReply> SchedulePending(Rng& rng);
 
   // The task holding a granted lease finished: its resources return to the local node.
@@ -131,13 +162,25 @@ class LeaseManager {
   Status AddNode(Node node);
   Status SetNodeState(const NodeId& node, NodeState state);
 
-  // Queued requests in arrival order, with their wait reasons.
+  // Queued requests (blocked ones included) in arrival order, with their wait reasons.
+  // O(queued log queued): for explain and dashboards, not for hot paths.
   std::vector<PendingLease> Pending() const;
   // kNone if the task is not queued here.
   WaitReason WaitReasonOf(const TaskId& task) const;
   // Granted leases currently held on this node.
   size_t NumGranted() const { return granted_.size(); }
-  size_t NumQueued() const { return queue_.size(); }
+  size_t NumQueued() const { return queued_by_id_.size(); }
+  // Scheduling classes that have queued, unblocked requests now.
+  size_t NumClasses() const { return classes_.size(); }
+
+  // What the passes cost so far (for tests and benchmarks): passes run (not skipped),
+  // and policy calls made by passes (RequestLease's own call is not counted).
+  struct Counters {
+    uint64_t passes = 0;
+    uint64_t skipped_passes = 0;
+    uint64_t pass_decisions = 0;
+  };
+  const Counters& counters() const { return counters_; }
   // Infeasible-shape warnings produced since the last call (one per shape, ever).
   std::vector<std::string> TakeWarnings();
 
@@ -146,22 +189,52 @@ class LeaseManager {
   int local_slot() const { return local_slot_; }
 
  private:
-  struct Queued {
-    LeaseRequest req;
-    WaitReason wait_reason;
+  // One queued request. Lives in queued_by_id_ (node-based: its address is stable); a
+  // dispatchable one is also linked into its class's FIFO through `pos`.
+  struct Waiting {
+    const TaskId* id = nullptr;  // its key in queued_by_id_
+    uint64_t seq = 0;            // arrival order here (for Pending())
+    int32_t spillbacks = 0;
+    int32_t cls = -1;  // class id; -1 while blocked
+    WaitReason blocked_on = WaitReason::kNone;
+    std::list<Waiting*>::iterator pos;  // valid when cls >= 0
   };
+  struct ClassQueue {
+    SchedulingRequest sched;  // the representative request (the first member's)
+    WaitReason wait_reason = WaitReason::kWaitingForResources;  // of every member
+    std::list<Waiting*> fifo;
+  };
+  using QueuedMap = std::unordered_map<TaskId, Waiting>;
+
   LeaseManager() = default;
-  // Decides one request that may stay queued. Returns nullopt if it stays (wait reason updated).
-  std::optional<LeaseReply> Decide(Queued& q, Rng& rng);
+  // Decides `sched` for the request `id`. Returns the reply if it leaves the queue; otherwise
+  // nullopt and *wait is set to why it stays.
+  std::optional<LeaseReply> Decide(const TaskId& id, int spillbacks, const SchedulingRequest& sched,
+                                   WaitReason* wait, Rng& rng);
+  // The class id of `sched` (assigned on first sight, never reused).
+  int32_t ClassOf(const SchedulingRequest& sched);
+  // Links a queued, unblocked request to the back of class `cls` (created with `sched` as its
+  // representative if it has no queued members).
+  void Enqueue(QueuedMap::iterator it, int32_t cls, const SchedulingRequest& sched,
+               WaitReason wait);
+  // Takes a dispatchable request out of its class's FIFO (erasing the class if it empties).
+  void Unlink(Waiting& w);
+  // Forgets a queued request, blocked or not.
+  void Forget(QueuedMap::iterator it);
   void WarnInfeasible(const ResourceRequest& r);
 
   NodeId local_;
   int local_slot_ = -1;
   ClusterView view_;
   std::unique_ptr<Scheduler> scheduler_;
-  std::list<Queued> queue_;
-  std::unordered_map<TaskId, std::list<Queued>::iterator> queued_by_id_;  // lookup only
-  std::unordered_map<TaskId, Allocation> granted_;                       // lookup only
+  QueuedMap queued_by_id_;                            // every queued request
+  std::unordered_map<TaskId, LeaseRequest> blocked_;  // blocked ones' full requests
+  std::map<std::string, int32_t> class_ids_;          // class key -> id, never erased
+  std::map<int32_t, ClassQueue> classes_;             // classes with queued requests
+  uint64_t next_seq_ = 0;
+  bool dirty_ = false;  // something changed that a pass should look at
+  Counters counters_;
+  std::unordered_map<TaskId, Allocation> granted_;  // lookup only
   std::set<std::string> warned_shapes_;
   std::set<NodeId> estimated_;
   std::vector<std::string> warnings_;

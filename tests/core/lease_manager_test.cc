@@ -214,5 +214,83 @@ TEST(WaitReason, NamesMatchTheDesign) {
   EXPECT_STREQ(WaitReasonName(WaitReason::kWaitingForNode), "waiting_for_node");
 }
 
+// Issue 11 item 4: a pass re-ran the policy for every queued request, so a burst of N tasks cost
+// O(N^2). A deep queue of one class must cost one failed policy call per pass, plus one per
+// request that actually leaves, and no call at all when nothing changed.
+TEST(LeaseManager, DeepQueueOfOneClassCostsOnePolicyCallPerPass) {
+  auto v = ClusterBuilder().Node("n0", {{"CPU", 2}}).Node("n1", {{"CPU", 2}}).Build();
+  auto m = Manager(v);
+  Rng rng(1);
+  for (int i = 0; i < 10000; ++i) m->RequestLease(Task("t" + std::to_string(i), {{"CPU", 1}}), rng);
+  ASSERT_EQ(m->NumQueued(), 10000u - 4u);  // 2 granted here, 2 spilled to n1
+  EXPECT_EQ(m->NumClasses(), 1u);
+  EXPECT_TRUE(m->SchedulePending(rng).empty());  // nothing changed: no pass at all
+  EXPECT_EQ(m->counters().pass_decisions, 0u);
+  ASSERT_TRUE(m->ReturnLease("t0").ok());
+  auto out = m->SchedulePending(rng);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].task_id, "t4");  // FIFO within the class
+  EXPECT_EQ(out[0].kind, K::kGranted);
+  EXPECT_EQ(m->counters().passes, 1u);
+  EXPECT_EQ(m->counters().pass_decisions, 2u);  // t4 granted, t5 stays: the class is skipped
+}
+
+TEST(LeaseManager, ABlockedClassDoesNotHoldBackAnotherClass) {
+  auto v = ClusterBuilder().Node("n0", {{"CPU", 2}, {"GPU", 1}}).Build();
+  auto m = Manager(v);
+  Rng rng(1);
+  ASSERT_EQ(m->RequestLease(Task("g0", {{"GPU", 1}}), rng).kind, K::kGranted);
+  ASSERT_EQ(m->RequestLease(Task("c0", {{"CPU", 1}}), rng).kind, K::kGranted);
+  ASSERT_EQ(m->RequestLease(Task("g1", {{"GPU", 1}}), rng).kind, K::kQueued);
+  ASSERT_EQ(m->RequestLease(Task("c1", {{"CPU", 1}}), rng).kind, K::kGranted);
+  ASSERT_EQ(m->RequestLease(Task("g2", {{"GPU", 1}}), rng).kind, K::kQueued);
+  ASSERT_EQ(m->RequestLease(Task("c2", {{"CPU", 1}}), rng).kind, K::kQueued);
+  ASSERT_EQ(m->RequestLease(Task("x", {{"CPU", 64}}), rng).wait_reason, WaitReason::kInfeasible);
+  EXPECT_EQ(m->NumClasses(), 3u);
+  ASSERT_TRUE(m->ReturnLease("c0").ok());
+  auto out = m->SchedulePending(rng);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].task_id, "c2");
+  // Arrival order across classes, each with its class's wait reason.
+  std::vector<std::string> ids;
+  for (const auto& p : m->Pending()) ids.push_back(p.task_id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"g1", "g2", "x"}));
+  EXPECT_EQ(m->WaitReasonOf("g2"), WaitReason::kWaitingForResources);
+  EXPECT_EQ(m->WaitReasonOf("x"), WaitReason::kInfeasible);
+}
+
+TEST(LeaseManager, ANewRequestQueuesBehindItsWaitingClass) {
+  auto v = ClusterBuilder().Node("n0", {{"CPU", 1}}).Build();
+  auto m = Manager(v);
+  Rng rng(1);
+  ASSERT_EQ(m->RequestLease(Task("a", {{"CPU", 1}}), rng).kind, K::kGranted);
+  ASSERT_EQ(m->RequestLease(Task("b", {{"CPU", 1}}), rng).kind, K::kQueued);
+  ASSERT_TRUE(m->ReturnLease("a").ok());
+  // Resources freed but no pass yet: the newcomer must not overtake b.
+  LeaseReply c = m->RequestLease(Task("c", {{"CPU", 1}}), rng);
+  EXPECT_EQ(c.kind, K::kQueued);
+  auto out = m->SchedulePending(rng);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].task_id, "b");
+}
+
+TEST(LeaseManager, AffinityTargetsAndLocalityNodesAreSeparateClasses) {
+  auto v = ClusterBuilder().Node("n0", {{"CPU", 1}}).Node("n1", {{"CPU", 1}}).Build();
+  auto m = Manager(v);
+  Rng rng(1);
+  auto a = Task("a", {{"CPU", 1}}, SchedulingStrategy::NodeAffinity("n0"));
+  auto b =
+      Task("b", {{"CPU", 1}},
+           SchedulingStrategy::NodeAffinity("n1", /*soft=*/true, /*spill_on_unavailable=*/true));
+  auto c = Task("c", {{"CPU", 1}});
+  c.sched.args = {{100, {"n1"}}};
+  auto d = Task("d", {{"CPU", 1}});
+  for (auto* t : {&a, &b, &c, &d}) t->sched.require_available = true;
+  m->RequestLease(Task("busy0", {{"CPU", 1}}), rng);
+  m->RequestLease(Task("busy1", {{"CPU", 1}}), rng);
+  for (auto* t : {&a, &b, &c, &d}) EXPECT_EQ(m->RequestLease(*t, rng).kind, K::kQueued);
+  EXPECT_EQ(m->NumClasses(), 4u);
+}
+
 }  // namespace
 }  // namespace orrery
