@@ -614,6 +614,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     auto m = LeaseManager::Create(node_id_, std::move(view), options_.scheduler);
     if (!m.ok()) return m.status();
     manager_ = std::move(*m);
+    manager_->TrackWaitReasonChanges();  // RunPending updates records from the changes only
     return Status::Ok();
   }
 
@@ -743,7 +744,9 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
         tasks_.erase(lr.task_id);
       }
     }
-    for (const auto& p : manager_->Pending()) {
+    // Only what changed: walking every queued request after each pass is O(queue) per event
+    // (a 100k-task burst at one node made every lease return cost 100k lookups).
+    for (const auto& p : manager_->TakeWaitReasonChanges()) {
       auto it = tasks_.find(p.task_id);
       if (it != tasks_.end() && it->second.record.wait_reason() != ToProto(p.wait_reason)) {
         it->second.record.set_wait_reason(ToProto(p.wait_reason));
@@ -1453,6 +1456,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     const std::vector<PendingLease> queued = manager_->Pending();
     std::unique_ptr<LeaseManager> old = std::move(manager_);
     manager_ = std::move(*m);
+    manager_->TrackWaitReasonChanges();
     for (const auto& [id, t] : tasks_) {
       const auto st = t.record.state();
       if (st == v1::TASK_STATE_LEASED || st == v1::TASK_STATE_RUNNING) {

@@ -235,6 +235,7 @@ std::vector<LeaseReply> LeaseManager::SchedulePending(Rng& rng) {
   ++counters_.passes;
   for (auto c = classes_.begin(); c != classes_.end();) {
     ClassQueue& cq = c->second;
+    const WaitReason before = cq.wait_reason;
     bool emptied = false;
     // FIFO within the class until the head has to stay; the rest of the class waits with it.
     while (true) {
@@ -250,8 +251,18 @@ std::vector<LeaseReply> LeaseManager::SchedulePending(Rng& rng) {
         break;
       }
     }
+    if (track_wait_changes_ && !emptied && cq.wait_reason != before) {
+      // Every member waits for the same reason as its head: O(class size), only on a change.
+      for (const Waiting* w : cq.fifo) wait_changes_.push_back({*w->id, cq.wait_reason});
+    }
     c = emptied ? classes_.erase(c) : std::next(c);
   }
+  return out;
+}
+
+std::vector<PendingLease> LeaseManager::TakeWaitReasonChanges() {
+  std::vector<PendingLease> out;
+  out.swap(wait_changes_);
   return out;
 }
 
@@ -299,6 +310,7 @@ Status LeaseManager::Block(const TaskId& task, WaitReason reason) {
   }
   w.blocked_on = reason;
   blocked_.at(task).blocked_on = reason;
+  if (track_wait_changes_) wait_changes_.push_back({task, reason});
   return Status::Ok();
 }
 
@@ -313,6 +325,7 @@ Status LeaseManager::Unblock(const TaskId& task) {
   w.blocked_on = WaitReason::kNone;
   // Ray moves a task whose dependencies resolved to the back of its class's dispatch queue.
   Enqueue(it, ClassOf(req.sched), req.sched, WaitReason::kWaitingForResources);
+  if (track_wait_changes_) wait_changes_.push_back({task, classes_.at(w.cls).wait_reason});
   dirty_ = true;
   return Status::Ok();
 }

@@ -165,6 +165,13 @@ class LeaseManager {
   // Queued requests (blocked ones included) in arrival order, with their wait reasons.
   // O(queued log queued): for explain and dashboards, not for hot paths.
   std::vector<PendingLease> Pending() const;
+  // Queued requests whose wait reason changed since the last call (a pass moved their class to
+  // another reason, Block, Unblock), in the order of the changes; a request may appear more
+  // than once (the last entry wins). Lets a backend keep per-task records current without
+  // walking the whole queue after every pass. O(changes). Recorded only after
+  // TrackWaitReasonChanges() (a backend that never takes them pays nothing).
+  std::vector<PendingLease> TakeWaitReasonChanges();
+  void TrackWaitReasonChanges() { track_wait_changes_ = true; }
   // kNone if the task is not queued here.
   WaitReason WaitReasonOf(const TaskId& task) const;
   // Granted leases currently held on this node.
@@ -238,6 +245,8 @@ class LeaseManager {
   std::set<std::string> warned_shapes_;
   std::set<NodeId> estimated_;
   std::vector<std::string> warnings_;
+  std::vector<PendingLease> wait_changes_;  // since the last TakeWaitReasonChanges()
+  bool track_wait_changes_ = false;
 };
 
 }  // namespace orrery

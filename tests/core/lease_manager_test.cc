@@ -292,5 +292,30 @@ TEST(LeaseManager, AffinityTargetsAndLocalityNodesAreSeparateClasses) {
   EXPECT_EQ(m->NumClasses(), 4u);
 }
 
+// A backend keeps per-task wait reasons current from the changes alone (the live node used to
+// walk the whole queue after every pass): Block, Unblock and a class whose reason a pass moved.
+TEST(LeaseManager, WaitReasonChangesListOnlyWhatChanged) {
+  auto v = ClusterBuilder().Node("n0", {{"CPU", 1}}).Build();
+  auto m = Manager(v);
+  m->TrackWaitReasonChanges();
+  Rng rng(1);
+  ASSERT_EQ(m->RequestLease(Task("a", {{"CPU", 1}}), rng).kind, K::kGranted);
+  for (int i = 0; i < 100; ++i) m->RequestLease(Task("q" + std::to_string(i), {{"CPU", 1}}), rng);
+  EXPECT_TRUE(m->TakeWaitReasonChanges().empty()) << "replies carry the first reasons";
+  ASSERT_TRUE(m->Block("q5", WaitReason::kWaitingForArgs).ok());
+  auto changes = m->TakeWaitReasonChanges();
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].task_id, "q5");
+  EXPECT_EQ(changes[0].wait_reason, WaitReason::kWaitingForArgs);
+  ASSERT_TRUE(m->Unblock("q5").ok());
+  changes = m->TakeWaitReasonChanges();
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].wait_reason, WaitReason::kWaitingForResources);
+  // A pass that grants one and leaves the class waiting for the same reason lists nothing.
+  ASSERT_TRUE(m->ReturnLease("a").ok());
+  ASSERT_EQ(m->SchedulePending(rng).size(), 1u);
+  EXPECT_TRUE(m->TakeWaitReasonChanges().empty());
+}
+
 }  // namespace
 }  // namespace orrery
