@@ -20,6 +20,7 @@
 #include "core/rng.h"
 #include "live/api/worker.h"
 #include "live/convert.h"
+#include "live/task_output.h"
 #include "live/gpu_detect.h"
 #include "live/log_monitor.h"
 #include "live/worker_log.h"
@@ -348,6 +349,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     const std::string task = req->task_id();
     auto w = StreamWriter<v1::RunTaskReply>::Create(
         false, [this, task] { loop_.Post([this, task] { KillTask(task); }); });
+    w->SetBound(RunTaskOutputBound());  // a chatty process's output: bounded, oldest dropped
     if (RefuseWithoutToken(*ctx, options_.token, *w)) return w.get();
     // --- runtime envs: parsed here (bad input fails the call, the daemon is unaffected).
     auto renv = ParseRuntimeEnvJson(req->runtime_env_json(), "runtime_env_json");

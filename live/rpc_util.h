@@ -41,11 +41,49 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
     return w;
   }
 
+  // A bound on what waits to be written (a process's output: the reader may be slower than
+  // the writer). `droppable_bytes` says how many bytes a message counts (0: never dropped);
+  // once the waiting messages count more than `max_bytes`, the oldest droppable ones are
+  // dropped and counted, and `marker(messages, bytes)` is written before the next message
+  // (as the log hub does). Set before the first Push.
+  struct Bound {
+    size_t max_bytes = 0;
+    std::function<size_t(const Msg&)> droppable_bytes;
+    std::function<Msg(uint64_t dropped_messages, uint64_t dropped_bytes)> marker;
+  };
+  void SetBound(Bound b) {
+    std::lock_guard<std::mutex> l(mu_);
+    bound_ = std::move(b);
+  }
+  // `fn` runs (outside the lock, on a gRPC thread) each time a write completes with nothing
+  // left to write and the call still open: a producer that pushes one message at a time keeps
+  // one write in flight (flow control). Set before the first Push.
+  void SetOnDrained(std::function<void()> fn) {
+    std::lock_guard<std::mutex> l(mu_);
+    on_drained_ = std::move(fn);
+  }
+
   void Push(Msg m) {
     std::lock_guard<std::mutex> l(mu_);
     if (done_ || closing_) return;
     if (keep_latest_only_ && !queue_.empty()) queue_.pop_back();
-    queue_.push_back(std::move(m));
+    if (bound_.max_bytes > 0) {
+      queued_bytes_ += bound_.droppable_bytes(m);
+      queue_.push_back(std::move(m));
+      for (auto it = queue_.begin(); queued_bytes_ > bound_.max_bytes && it != queue_.end();) {
+        const size_t n = bound_.droppable_bytes(*it);
+        if (n == 0) {
+          ++it;
+          continue;
+        }
+        queued_bytes_ -= n;
+        ++dropped_messages_;
+        dropped_bytes_ += n;
+        it = queue_.erase(it);
+      }
+    } else {
+      queue_.push_back(std::move(m));
+    }
     MaybeWriteLocked();
   }
   void Close(grpc::Status status) {
@@ -61,17 +99,23 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard<std::mutex> l(mu_);
-    writing_ = false;
-    if (!ok) {
-      // The client is gone: drop what is queued and finish.
-      queue_.clear();
-      if (!closing_) {
-        closing_ = true;
-        final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "stream broken");
+    std::function<void()> drained;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      writing_ = false;
+      if (!ok) {
+        // The client is gone: drop what is queued and finish.
+        queue_.clear();
+        queued_bytes_ = 0;
+        if (!closing_) {
+          closing_ = true;
+          final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "stream broken");
+        }
       }
+      MaybeWriteLocked();
+      if (!writing_ && !closing_ && !done_) drained = on_drained_;
     }
-    MaybeWriteLocked();
+    if (drained) drained();
   }
   void OnCancel() override {
     if (on_cancel_) on_cancel_();
@@ -92,9 +136,17 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
       : keep_latest_only_(keep_latest_only), on_cancel_(std::move(on_cancel)) {}
   void MaybeWriteLocked() {
     if (writing_ || finished_) return;
+    if (dropped_messages_ > 0) {
+      current_ = bound_.marker(dropped_messages_, dropped_bytes_);
+      dropped_messages_ = dropped_bytes_ = 0;
+      writing_ = true;
+      this->StartWrite(&current_);
+      return;
+    }
     if (!queue_.empty()) {
       current_ = std::move(queue_.front());
       queue_.pop_front();
+      if (bound_.max_bytes > 0) queued_bytes_ -= bound_.droppable_bytes(current_);
       writing_ = true;
       this->StartWrite(&current_);
       return;
@@ -116,6 +168,10 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
   bool done_ = false;
   grpc::Status final_status_;
   std::shared_ptr<StreamWriter> self_;
+  Bound bound_;
+  size_t queued_bytes_ = 0;  // droppable bytes in queue_
+  uint64_t dropped_messages_ = 0, dropped_bytes_ = 0;  // since the last marker
+  std::function<void()> on_drained_;
 };
 
 // A unary reactor that reports a client cancellation (deadline, disconnect) to its owner.
