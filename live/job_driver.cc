@@ -39,8 +39,7 @@ std::string LastLines(const std::string& text, int n) {
 }
 
 std::shared_ptr<v1::NodeService::Stub> NodeStub(const std::string& address) {
-  return v1::NodeService::NewStub(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  return v1::NodeService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
 }
 
 }  // namespace
@@ -102,10 +101,8 @@ class DriverRun::Reader : public grpc::ClientReadReactor<v1::RunTaskReply> {
   void OnDone(const grpc::Status& s) override {
     auto run = run_;
     auto context = run->context_;
-    run->PostToLoop([run, s, exited = exited_, code = exit_code_, sig = signal_,
-                     err = node_error_, tail = tail_] {
-      run->OnDriverDone(s, exited, code, sig, err, tail);
-    });
+    run->PostToLoop([run, s, exited = exited_, code = exit_code_, sig = signal_, err = node_error_,
+                     tail = tail_] { run->OnDriverDone(s, exited, code, sig, err, tail); });
     delete this;
     context->CallEnded();
   }
@@ -203,13 +200,12 @@ void DriverRun::RequestLease(const std::string& address) {
   lrep_ = std::make_unique<v1::RequestWorkerLeaseReply>();
   auto stub = NodeStub(address);
   context_->CallStarted();
-  stub->async()->RequestWorkerLease(
-      call_.get(), &lreq_, lrep_.get(),
-      [self = shared_from_this(), stub](grpc::Status s) {
-        auto context = self->context_;
-        self->PostToLoop([self, s] { self->OnLeaseReply(s); });
-        context->CallEnded();
-      });
+  stub->async()->RequestWorkerLease(call_.get(), &lreq_, lrep_.get(),
+                                    [self = shared_from_this(), stub](grpc::Status s) {
+                                      auto context = self->context_;
+                                      self->PostToLoop([self, s] { self->OnLeaseReply(s); });
+                                      context->CallEnded();
+                                    });
 }
 
 void DriverRun::OnLeaseReply(const grpc::Status& s) {
@@ -224,8 +220,8 @@ void DriverRun::OnLeaseReply(const grpc::Status& s) {
   if (!s.ok()) {
     // The node went away (or Kick canceled the call): ask the entry node again.
     if (++errors_ > 20) {
-      return Finish(v1::JOB_STATUS_FAILED, "could not get a lease for the driver from " +
-                                               address_ + ": " + s.error_message());
+      return Finish(v1::JOB_STATUS_FAILED, "could not get a lease for the driver from " + address_ +
+                                               ": " + s.error_message());
     }
     lreq_.set_grant_or_reject(false);
     PostToLoopAfter(milliseconds(200), [self = shared_from_this()] { self->ResolveEntry(); });

@@ -41,7 +41,7 @@ struct DriverContext {
   EventLoop* loop = nullptr;  // the head's loop; outlives every call (see WaitIdle)
   std::string head_address;   // ORRERY_ADDRESS of drivers
   std::string token;
-  std::function<std::string()> entry_address;               // loop: first node to ask
+  std::function<std::string()> entry_address;                  // loop: first node to ask
   std::function<bool(const std::string& task_id)> task_ended;  // loop: task table says ended
 
   // Set by the manager's Shutdown: runs stop reporting.
@@ -68,9 +68,8 @@ struct DriverEvents {
 class DriverRun : public std::enable_shared_from_this<DriverRun> {
  public:
   // Starts step 1. REQUIRES: on the loop; `log` is the job's log (closed by the owner).
-  static std::shared_ptr<DriverRun> Start(std::shared_ptr<DriverContext> context,
-                                          v1::JobInfo info, std::shared_ptr<JobLog> log,
-                                          DriverEvents events);
+  static std::shared_ptr<DriverRun> Start(std::shared_ptr<DriverContext> context, v1::JobInfo info,
+                                          std::shared_ptr<JobLog> log, DriverEvents events);
   // Cancels the call in flight (and any later step). `status` decides the outcome: STOPPED,
   // FAILED (with `message`) or UNSPECIFIED (nothing reported). First cancellation wins.
   void Cancel(v1::JobStatus status, const std::string& message);

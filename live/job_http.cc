@@ -4,11 +4,11 @@
 #include "live/job_http.h"
 // clang-format on
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cmath>
-#include <atomic>
 #include <iostream>
 #include <thread>
 
@@ -26,8 +26,8 @@ namespace {
 
 void Log(const std::string& line) { std::cerr << "[head] http: " << line << std::endl; }
 
-constexpr int kHandlerThreads = 4;    // requests handled at once; more wait for a thread
-constexpr int kMaxConnections = 256;  // open connections; more are refused with 503
+constexpr int kHandlerThreads = 4;              // requests handled at once; more wait for a thread
+constexpr int kMaxConnections = 256;            // open connections; more are refused with 503
 constexpr uint64_t kDefaultLogLimit = 1 << 20;  // GET .../logs without limit
 constexpr uint64_t kMaxLogLimit = 8 << 20;
 
@@ -182,8 +182,10 @@ class JobHttpServer::Impl {
     if (auto q = path.find('?'); q != std::string::npos) path.resize(q);
     if (path == "/api/version" && req.method() == http::verb::get) {
       // Ray's job SDK asks this first; answering it never touches the loop.
-      return Reply{http::status::ok, json{{"version", "4"}, {"ray_version", "orrery"},
-                                          {"ray_commit", ""}, {"server", "orrery"}}};
+      return Reply{http::status::ok, json{{"version", "4"},
+                                          {"ray_version", "orrery"},
+                                          {"ray_commit", ""},
+                                          {"server", "orrery"}}};
     }
     const std::string prefix = "/api/jobs";
     if (path.rfind(prefix, 0) != 0 || (path.size() > prefix.size() && path[prefix.size()] != '/')) {
@@ -271,9 +273,10 @@ class JobHttpServer::Impl {
         const auto eq = kv.find('=');
         const std::string key(kv.substr(0, eq));
         const std::string value(eq == std::string_view::npos ? "" : kv.substr(eq + 1));
-        uint64_t* field = key == "offset" ? &offset : key == "limit" ? &limit
-                                                    : key == "tail"  ? &tail
-                                                                     : nullptr;
+        uint64_t* field = key == "offset"  ? &offset
+                          : key == "limit" ? &limit
+                          : key == "tail"  ? &tail
+                                           : nullptr;
         if (field == nullptr) {
           return Error(http::status::bad_request,
                        "unknown query parameter '" + key + "' (expected offset, limit, tail)");
@@ -311,13 +314,13 @@ class JobHttpServer::Impl {
   const JobHttpOptions options_;
   const RunOnLoop run_;
   JobManager* const jobs_;
+  std::atomic<int> connections_{0};  // before ioc_: sessions it still holds count down
   asio::io_context ioc_{1};
   tcp::acceptor acceptor_;
   std::thread thread_;  // accepts, reads and writes every connection (asynchronously)
   // Runs the handlers: a slow one (a large log chunk, a busy loop) holds one pool thread, never
   // the accepting thread nor the other requests.
   asio::thread_pool handlers_{kHandlerThreads};
-  std::atomic<int> connections_{0};
   int port_ = 0;
   bool stopped_ = false;
 };
@@ -380,7 +383,8 @@ void JobHttpServer::Impl::Accept() {
       // Over the cap: refuse at once (the client retries) rather than queue without bound.
       static const std::string kBusy =
           "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-          "Connection: close\r\nContent-Length: 41\r\n\r\n{\"error\": \"too many connections, retry\"}\n";
+          "Connection: close\r\nContent-Length: 41\r\n\r\n{\"error\": \"too many connections, "
+          "retry\"}\n";
       boost::system::error_code ignored;
       socket.non_blocking(true, ignored);
       socket.write_some(asio::buffer(kBusy), ignored);

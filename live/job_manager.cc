@@ -312,26 +312,32 @@ class LogPump : public std::enable_shared_from_this<LogPump> {
           bool follow)
       : log_(std::move(log)), w_(std::move(w)), offset_(offset), follow_(follow) {}
 
-  // Writes the next chunk, or waits for one, or closes the stream.
+  // Writes the next chunk, or waits for one, or closes the stream. Called again by the writer
+  // once the chunk is written, or by the log once it grows: one chunk in flight at a time.
   void Next() {
     auto w = w_.lock();
     if (!w || w->done()) return;
-    std::lock_guard<std::mutex> l(mu_);
-    auto r = log_->Read(offset_, kChunkBytes);
-    if (!r.ok()) return w->Close(ToGrpc(r.status()));
-    std::string data;
-    if (r->offset > offset_) {
-      data = "[orrery: " + std::to_string(r->offset - offset_) +
-             " bytes of this log were rotated away before they were read]\n";
+    uint64_t from = 0;
+    StatusOr<JobLog::Range> r = JobLog::Range{};
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      from = offset_;
+      r = log_->Read(offset_, kChunkBytes);
+      if (r.ok()) offset_ = r->offset + r->data.size();
     }
-    offset_ = r->offset + r->data.size();
-    if (!r->data.empty() || !data.empty()) {
+    // Not under mu_: a write may complete (and call Next) at once, and so may Wait.
+    if (!r.ok()) return w->Close(ToGrpc(r.status()));
+    if (!r->data.empty() || r->offset > from) {
       v1::JobLogsChunk c;
-      c.set_data(data + r->data);
-      return w->Push(std::move(c));  // the drained callback calls Next again
+      if (r->offset > from) {
+        c.set_data("[orrery: " + std::to_string(r->offset - from) +
+                   " bytes of this log were rotated away before they were read]\n");
+      }
+      c.mutable_data()->append(r->data);
+      return w->Push(std::move(c));
     }
     if (!follow_ || r->closed) return w->Close(grpc::Status::OK);
-    log_->Wait(offset_, [self = shared_from_this()] { self->Next(); });
+    log_->Wait(r->end_offset, [self = shared_from_this()] { self->Next(); });
   }
 
  private:

@@ -20,8 +20,8 @@
 // chunks off the loop. Store writes go to the store's own thread.
 #pragma once
 
-#include <functional>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>

@@ -169,7 +169,7 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
   grpc::Status final_status_;
   std::shared_ptr<StreamWriter> self_;
   Bound bound_;
-  size_t queued_bytes_ = 0;  // droppable bytes in queue_
+  size_t queued_bytes_ = 0;                            // droppable bytes in queue_
   uint64_t dropped_messages_ = 0, dropped_bytes_ = 0;  // since the last marker
   std::function<void()> on_drained_;
 };
