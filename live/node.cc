@@ -788,6 +788,11 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       return;
     }
     Task& t = it->second;
+    if (w->done()) {  // --- jobs: the caller went away before the start (KillTask found no pid)
+      EndLease(t, v1::TASK_STATE_CANCELED, 0, "the caller went away before the task started");
+      RunPending();
+      return;
+    }
     spec.env.emplace_back("ORRERY_TASK_ID", task);
     spec.env.emplace_back("ORRERY_NODE_ID", node_id_);
     // The core's device grant decides which GPUs the task sees; on a node with GPUs, a task
