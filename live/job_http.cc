@@ -30,10 +30,12 @@ constexpr int kHandlerThreads = 4;              // requests handled at once; mor
 constexpr int kMaxConnections = 256;            // open connections; more are refused with 503
 constexpr uint64_t kDefaultLogLimit = 1 << 20;  // GET .../logs without limit
 constexpr uint64_t kMaxLogLimit = 8 << 20;
+constexpr uint64_t kMaxLogBytesInFlight = 64 << 20;  // over all connections; more get 503
 
 struct Reply {
   http::status code = http::status::ok;
   json body;
+  uint64_t reserved = 0;  // log bytes counted in flight until the connection is done
 };
 
 Reply Error(http::status code, const std::string& message) {
@@ -294,6 +296,23 @@ class JobHttpServer::Impl {
                                                   " bytes, got " + std::to_string(limit));
     }
     if (tail > 1000000) return Error(http::status::bad_request, "tail: expected <= 1000000 lines");
+    // Replies waiting for slow clients hold their log text: bounded over all connections.
+    if (log_bytes_in_flight_.fetch_add(limit) + limit > kMaxLogBytesInFlight) {
+      log_bytes_in_flight_ -= limit;
+      return Error(http::status::service_unavailable,
+                   "too many log bytes being sent (" + std::to_string(kMaxLogBytesInFlight) +
+                       "): retry, or ask for a smaller limit");
+    }
+    Reply reply = ReadLogChunk(id, offset, limit, tail);
+    if (reply.code == http::status::ok) {
+      reply.reserved = limit;
+    } else {
+      log_bytes_in_flight_ -= limit;
+    }
+    return reply;
+  }
+
+  Reply ReadLogChunk(const std::string& id, uint64_t offset, uint64_t limit, uint64_t tail) {
     StatusOr<std::shared_ptr<JobLog>> log = NotFound("");
     if (!run_([&] { log = jobs_->LogOf(id); })) return Unavailable();
     if (!log.ok()) return FromStatus(log.status());
@@ -314,7 +333,9 @@ class JobHttpServer::Impl {
   const JobHttpOptions options_;
   const RunOnLoop run_;
   JobManager* const jobs_;
-  std::atomic<int> connections_{0};  // before ioc_: sessions it still holds count down
+  // Before ioc_: the sessions it still holds count these down when it goes.
+  std::atomic<int> connections_{0};
+  std::atomic<uint64_t> log_bytes_in_flight_{0};
   asio::io_context ioc_{1};
   tcp::acceptor acceptor_;
   std::thread thread_;  // accepts, reads and writes every connection (asynchronously)
@@ -332,7 +353,10 @@ class JobHttpServer::Impl::Session : public std::enable_shared_from_this<Session
   Session(Impl* server, tcp::socket socket) : server_(server), stream_(std::move(socket)) {
     ++server_->connections_;
   }
-  ~Session() { --server_->connections_; }
+  ~Session() {
+    --server_->connections_;
+    server_->log_bytes_in_flight_ -= reserved_;
+  }
 
   void Start() {
     parser_.body_limit(1 << 20);
@@ -350,6 +374,7 @@ class JobHttpServer::Impl::Session : public std::enable_shared_from_this<Session
     }
     asio::post(server_->handlers_, [self = shared_from_this()] {
       auto reply = std::make_shared<Reply>(self->server_->Handle(self->parser_.get()));
+      self->reserved_ = reply->reserved;
       asio::post(self->stream_.get_executor(), [self, reply] { self->Respond(*reply); });
     });
   }
@@ -375,6 +400,7 @@ class JobHttpServer::Impl::Session : public std::enable_shared_from_this<Session
   beast::flat_buffer buf_;
   http::request_parser<http::string_body> parser_;
   http::response<http::string_body> res_;
+  uint64_t reserved_ = 0;  // log bytes of the reply (Reply::reserved)
 };
 
 void JobHttpServer::Impl::Accept() {
