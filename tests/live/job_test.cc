@@ -97,11 +97,18 @@ class JobTest : public ::testing::Test {
     return {std::stoi(resp.substr(sp + 1, 3)), resp.substr(hdr_end + 4)};
   }
 
-  // A field of the head's /proc/PID/status ("VmRSS" in kB, "Threads"); -1 if unknown.
-  long HeadProcStatus(const std::string& field) {
+  // A field of the head's (or, with "node", the head node's) /proc/PID/status ("VmRSS" in kB, "Threads");
+  // -1 if unknown.
+  long HeadProcStatus(const std::string& field, const std::string& daemon = "head") {
     auto s = LatestSession(cluster_.root());
     if (!s.ok()) return -1;
-    auto pid = ReadFileTrimmed(*s / "pids" / "head.pid");
+    fs::path file = *s / "pids" / "head.pid";
+    if (daemon != "head") {  // the node started with the head: pids/node-<pid>.pid
+      for (const auto& e : fs::directory_iterator(*s / "pids")) {
+        if (e.path().filename().string().rfind("node-", 0) == 0) file = e.path();
+      }
+    }
+    auto pid = ReadFileTrimmed(file);
     if (!pid.ok()) return -1;
     std::ifstream in("/proc/" + *pid + "/status");
     std::string line;
@@ -588,6 +595,32 @@ TEST(JobLogTest, RotatesAtMaxBytesKeepsBackupsAndStopsAtClose) {
   fs::remove_all(dir);
 }
 
+// `orrery start --worker-log-max-bytes B --worker-log-backups N` hands the worker log caps to the
+// node daemon it starts (its workers inherit ORRERY_LOG_MAX_BYTES / ORRERY_LOG_BACKUP_COUNT,
+// live/worker_log.h); a bad value is a usage error.
+TEST(JobCliTest, WorkerLogCapsReachTheNodeDaemon) {
+  LiveCluster cluster;
+  EXPECT_EQ(cluster.StartHead("head", {"--worker-log-max-bytes", "0"}).exit_code, 2);
+  EXPECT_EQ(cluster.StartHead("head", {"--max-running-jobs", "0"}).exit_code, 2);
+  auto r = cluster.StartHead("head", {"--worker-log-max-bytes", "65536", "--worker-log-backups",
+                                      "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto session = LatestSession(cluster.root());
+  ASSERT_TRUE(session.ok());
+  int nodes = 0;
+  for (const auto& e : fs::directory_iterator(*session / "pids")) {
+    if (e.path().filename() == "head.pid") continue;
+    auto pid = ReadFileTrimmed(e.path());
+    ASSERT_TRUE(pid.ok());
+    std::ifstream in("/proc/" + *pid + "/environ", std::ios::binary);
+    const std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(env.find(std::string("ORRERY_LOG_MAX_BYTES=65536") + '\0'), std::string::npos);
+    EXPECT_NE(env.find(std::string("ORRERY_LOG_BACKUP_COUNT=1") + '\0'), std::string::npos);
+    ++nodes;
+  }
+  EXPECT_EQ(nodes, 1);
+}
+
 // A head with small job-log caps and a small driver limit.
 class JobLimitsTest : public JobTest {
  protected:
@@ -628,11 +661,13 @@ TEST_F(JobLimitsTest, ChattyJobStaysWithinLogCapAndHeadMemory) {
       Http("POST", "/api/jobs/",
            R"({"entrypoint": "timeout 3 yes; echo the end", "submission_id": "chatty"})");
   ASSERT_EQ(code, 200) << body;
-  long rss_max = rss_before;
+  const long node_rss_before = HeadProcStatus("VmRSS", "node");
+  long rss_max = rss_before, node_rss_max = node_rss_before;
   long worst_ms = 0;
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
   while (std::chrono::steady_clock::now() < until) {
     rss_max = std::max(rss_max, HeadProcStatus("VmRSS"));
+    node_rss_max = std::max(node_rss_max, HeadProcStatus("VmRSS", "node"));
     // Slow readers of big log chunks never hold up other requests.
     std::vector<std::thread> readers;
     for (int i = 0; i < 3; ++i) {
@@ -649,13 +684,16 @@ TEST_F(JobLimitsTest, ChattyJobStaysWithinLogCapAndHeadMemory) {
   const json j = WaitTerminal("chatty");
   EXPECT_EQ(j.value("status", ""), "SUCCEEDED") << j.dump();
   const auto [total, largest] = LogSizes("chatty");
-  std::cerr << "head RSS " << rss_before << " -> max " << rss_max << " kB; log " << total
+  std::cerr << "head RSS " << rss_before << " -> max " << rss_max << " kB; node RSS "
+            << node_rss_before << " -> max " << node_rss_max << " kB; log " << total
             << " bytes (largest file " << largest << "); slowest concurrent request " << worst_ms
             << " ms\n";
   EXPECT_LE(largest, kCap);
   EXPECT_LE(total, 3 * kCap);
   EXPECT_GT(total, kCap);  // it did rotate
   EXPECT_LT(rss_max - rss_before, 200 * 1024) << "head RSS grew by more than 200 MB";
+  ASSERT_GT(node_rss_before, 0);
+  EXPECT_LT(node_rss_max - node_rss_before, 100 * 1024) << "node RSS grew by more than 100 MB";
   EXPECT_LT(worst_ms, 2000);
   // Nothing is appended after the job ended.
   std::this_thread::sleep_for(milliseconds(500));
