@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/cli/yaml_input.h"
+
 namespace orrery::live {
 namespace {
 
@@ -214,10 +216,13 @@ StatusOr<LiveAutoscalerConfig> LoadAutoscalerConfig(const std::string& path) {
     if (!root.IsDefined() || root.IsNull()) {
       return InvalidArgument(path + ":1: (top level): expected a map with node_types, got nothing");
     }
+    if (Status deep = cli::CheckYamlNesting(root); !deep.ok()) {
+      return InvalidArgument(path + ": " + deep.message());
+    }
     return reader.Load(root);
   } catch (const YAML::Exception& e) {
     return InvalidArgument(path + ":" + std::to_string(e.mark.line + 1) +
-                           ": malformed YAML: " + e.msg);
+                           ": malformed YAML: " + cli::YamlErrorMessage(e));
   }
 }
 

@@ -312,6 +312,7 @@ int CompareExisting(const fs::path& sim_dir, const fs::path& live_dir, const std
   const fs::path dir = out_dir.empty() ? fs::path("out") / "compare" : fs::path(out_dir);
   std::error_code ec;
   fs::create_directories(dir, ec);
+  for (const auto& w : cmp->warnings) err << "warning: " << w << "\n";
   out << "compare " << sim_dir.string() << " (sim) vs " << live_dir.string() << " (live)\n";
   return WriteComparison(*cmp, cmp->scenario, dir, false, out, err) ? kExitOk : kExitFailed;
 }
@@ -518,6 +519,15 @@ StatusOr<Comparison> CompareResults(const fs::path& sim_dir, const fs::path& liv
   }
   if (summaries[0].contains("scenario") && summaries[0]["scenario"].is_string()) {
     c.scenario = summaries[0]["scenario"].get<std::string>();
+  }
+  // Two results of different scenarios (or seeds, or policies) compare apples with oranges.
+  for (const char* key : {"scenario", "seed", "policy"}) {
+    const json a = summaries[0].value(key, json()), b = summaries[1].value(key, json());
+    if (a != b) {
+      c.warnings.push_back(std::string("the runs differ in ") + key + ": " + a.dump() + " (" +
+                           sim_dir.string() + ") vs " + b.dump() + " (" + live_dir.string() +
+                           "): the comparison may be meaningless");
+    }
   }
   for (const auto& m : ComparedMetrics()) {
     auto s = Lookup(summaries[0], m, sim_dir / "summary.json");

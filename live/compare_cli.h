@@ -49,6 +49,9 @@ struct PlacementDiff {
 
 struct Comparison {
   std::string scenario;                       // the sim summary's "scenario"
+  // Reasons the two runs may not be comparable (different scenario, seed or policy), one line
+  // each; empty when they match.
+  std::vector<std::string> warnings;
   std::vector<MetricDiff> metrics;            // in ComparedMetrics() order
   std::vector<PlacementDiff> placements;      // by (task_id, attempt), numerically
   std::vector<double> sim_jct, live_jct;      // per finished task, seconds (for the CDF plot)

@@ -125,6 +125,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     return AnswerOnLoop(ctx, options_.token, loop_, [this, reply] {
       reply->set_address(options_.bind + ":" + std::to_string(port_));
       reply->set_pid(static_cast<int32_t>(getpid()));
+      if (metrics_endpoint_) reply->set_metrics_address(metrics_endpoint_->address());
       int alive = 0;
       for (const auto& [id, e] : nodes_) alive += e.node.state == NodeState::kAlive ? 1 : 0;
       reply->set_known_nodes(alive);
@@ -298,9 +299,20 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
       }
       return LoopHalf([this, reply, id = req->group_id(), strategy = *strategy,
                        bundles = std::move(bundles)]() mutable {
-        if (groups_.count(id) != 0) {
-          return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
-                              "placement group " + id + " exists (or existed)");
+        // A removed group's name is free again (as in Ray); a live one's is not.
+        // Its nodes must have answered every bundle call of the old group first (a cancel still
+        // on its way would otherwise release a bundle of the new one).
+        if (auto old = groups_.find(id); old != groups_.end()) {
+          if (old->second.reservation->state() != ReservationState::kRemoved) {
+            return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                                "placement group " + id + " exists; remove it first");
+          }
+          if (old->second.calls_in_flight > 0) {
+            return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                "placement group " + id +
+                                    " was just removed and its bundles are being returned; retry");
+          }
+          groups_.erase(old);
         }
         Group& g = groups_[id];
         g.strategy = strategy;
@@ -614,6 +626,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     std::unique_ptr<TwoPhaseReservation> reservation;
     bool infeasible = false;   // the last PlaceBundles said never (as the cluster is now)
     bool retry_armed = false;  // a retry timer is pending
+    int calls_in_flight = 0;   // bundle RPCs not answered yet (loop thread)
   };
 
   // Seconds on the head's own clock, for the state machine (it reads none itself).
@@ -689,12 +702,14 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
       call->req.set_bundle_index(cmd.bundle);
       ToProto(cmd.resources.set(), call->req.mutable_resources());
       ++bundle_calls_;
+      if (auto g = groups_.find(cmd.group); g != groups_.end()) ++g->second.calls_in_flight;
       auto done = [this, call, cmd](grpc::Status s) {
         const bool ok = s.ok() && call->reply.ok();
         const std::string why = !s.ok() ? s.error_message() : call->reply.reason();
-        if (cmd.kind != TwoPhaseCommand::Kind::kCancel) {
-          loop_.Post([this, cmd, ok, why] { OnBundleReply(cmd, ok, why); });
-        }
+        loop_.Post([this, cmd, ok, why] {
+          if (auto g = groups_.find(cmd.group); g != groups_.end()) --g->second.calls_in_flight;
+          if (cmd.kind != TwoPhaseCommand::Kind::kCancel) OnBundleReply(cmd, ok, why);
+        });
         --bundle_calls_;
       };
       switch (cmd.kind) {

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <thread>
 
+#include "core/cli/json_input.h"
 #include "live/convert.h"
 
 namespace orrery::live {
@@ -80,6 +81,9 @@ StatusOr<double> Quantity01(const json& v, const std::string& field) {
 // The body of POST /api/jobs/ as a request (Ray's JobSubmitRequest fields). InvalidArgument
 // naming the field for a wrong type or an unknown field.
 StatusOr<v1::SubmitJobRequest> SubmitRequestFromJson(const std::string& body) {
+  if (Status deep = cli::CheckJsonNesting(body); !deep.ok()) {
+    return InvalidArgument("request body: " + deep.message());
+  }
   const json j = json::parse(body, nullptr, false);
   if (j.is_discarded()) return InvalidArgument("request body: malformed JSON");
   if (!j.is_object()) return InvalidArgument("request body: expected a JSON object");

@@ -91,6 +91,36 @@ json JobInfoToJson(const v1::JobInfo& job) {
 }
 
 Status ValidateSubmitJob(const v1::SubmitJobRequest& req) {
+  // Size caps (issue 12.5): every field below is copied into the head's log, the job store and
+  // each status reply, so none may be large. README "Jobs" lists them.
+  constexpr size_t kMaxEntrypointBytes = 64 << 10;
+  constexpr size_t kMaxRuntimeEnvBytes = 64 << 10;
+  constexpr size_t kMaxMetadataBytes = 16 << 10;  // keys and values together
+  constexpr size_t kMaxMetadataKeyBytes = 256;
+  constexpr size_t kMaxMetadataValueBytes = 4 << 10;
+  const auto too_big = [](const std::string& field, size_t size, size_t limit) {
+    return InvalidArgument(field + ": " + std::to_string(size) + " bytes, more than the limit of " +
+                           std::to_string(limit) + " bytes");
+  };
+  if (req.entrypoint().size() > kMaxEntrypointBytes) {
+    return too_big("entrypoint", req.entrypoint().size(), kMaxEntrypointBytes);
+  }
+  if (req.runtime_env_json().size() > kMaxRuntimeEnvBytes) {
+    return too_big("runtime_env", req.runtime_env_json().size(), kMaxRuntimeEnvBytes);
+  }
+  size_t metadata_bytes = 0;
+  for (const auto& [k, v] : req.metadata()) {
+    if (k.size() > kMaxMetadataKeyBytes) {
+      return too_big("metadata key '" + k.substr(0, 32) + "...'", k.size(), kMaxMetadataKeyBytes);
+    }
+    if (v.size() > kMaxMetadataValueBytes) {
+      return too_big("metadata." + k, v.size(), kMaxMetadataValueBytes);
+    }
+    metadata_bytes += k.size() + v.size();
+  }
+  if (metadata_bytes > kMaxMetadataBytes) {
+    return too_big("metadata (keys and values together)", metadata_bytes, kMaxMetadataBytes);
+  }
   if (req.entrypoint().find_first_not_of(" \t\n") == std::string::npos) {
     return InvalidArgument("entrypoint: empty (expected a shell command line)");
   }

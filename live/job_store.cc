@@ -1,5 +1,12 @@
 #include "live/job_store.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <sqlite3.h>
 
 #include <iostream>
@@ -13,6 +20,19 @@ void Log(const std::string& line) { std::cerr << "[head] job store: " << line <<
 StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path) {
   sqlite3* db = nullptr;
   const std::string target = path.empty() ? ":memory:" : path;
+  if (!path.empty()) {
+    // Owner-only before SQLite creates it: its -wal and -shm files take the database's mode,
+    // and they hold runtime-env values. Never through a symlink.
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return Status(StatusCode::kUnavailable,
+                    "job store " + path + ": " + std::strerror(errno) +
+                        (errno == ELOOP ? " (a symbolic link: refused)" : ""));
+    }
+    ::fchmod(fd, 0600);
+    ::close(fd);
+    for (const char* suffix : {"-wal", "-shm"}) ::chmod((path + suffix).c_str(), 0600);
+  }
   const int rc =
       sqlite3_open_v2(target.c_str(), &db,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);

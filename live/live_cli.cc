@@ -113,8 +113,12 @@ StatusOr<std::map<std::string, double>> MergeResources(const po::variables_map& 
   }
   const double cpus = vm.count("num-cpus") ? vm["num-cpus"].as<double>() : default_cpus;
   const double gpus = vm.count("num-gpus") ? vm["num-gpus"].as<double>() : 0.0;
-  if (!std::isfinite(cpus) || cpus < 0) return InvalidArgument("--num-cpus: expected >= 0");
-  if (!std::isfinite(gpus) || gpus < 0) return InvalidArgument("--num-gpus: expected >= 0");
+  if (!std::isfinite(cpus) || cpus < 0) {
+    return InvalidArgument("--num-cpus: expected a finite number >= 0");
+  }
+  if (!std::isfinite(gpus) || gpus < 0) {
+    return InvalidArgument("--num-gpus: expected a finite number >= 0");
+  }
   if (cpus > 0) (*m)["CPU"] = cpus;
   if (gpus > 0) (*m)["GPU"] = gpus;
   return m;
@@ -153,6 +157,29 @@ bool ParseOptions(const std::string& cmd, const std::vector<std::string>& args,
   return true;
 }
 
+// Why a cluster did not answer, in words (no raw gRPC text): the cause and what to check.
+static std::string DescribeUnreachable(const Status& s) {
+  const std::string& m = s.message();
+  switch (s.code()) {
+    case StatusCode::kUnavailable:
+      if (m.find("Connection refused") != std::string::npos) {
+        return "nothing listens there (connection refused): is the head running? "
+               "('orrery status' or 'orrery start --head')";
+      }
+      if (m.find("Name resolution") != std::string::npos || m.find("DNS") != std::string::npos) {
+        return "the host name does not resolve";
+      }
+      return "it cannot be reached (no route, or the connection was reset)";
+    case StatusCode::kDeadlineExceeded:
+      return "no answer within 3 s (a stalled or overloaded head, or a filtered port)";
+    case StatusCode::kUnauthenticated:
+      return "the head refused the cluster token: it belongs to another cluster (a stale "
+             "ORRERY_TOKEN, or another --temp-dir)";
+    default:
+      return m;
+  }
+}
+
 // Declared in live_cli.h (shared with job_cli.cc).
 std::optional<Cluster> FindCluster(const std::string& cmd, const std::string& address_flag,
                                    const std::string& temp_dir, std::ostream& err) {
@@ -183,7 +210,7 @@ std::optional<Cluster> FindCluster(const std::string& cmd, const std::string& ad
   auto ready = head.Ready();
   if (!ready.ok()) {
     err << "orrery " << cmd << ": no cluster reachable at " << c.address << ": "
-        << ready.status().ToString() << "\n";
+        << DescribeUnreachable(ready.status()) << "\n";
     return std::nullopt;
   }
   return c;
@@ -310,9 +337,10 @@ Status ApplyRuntimeEnvFlags(const NodeFlags& f, NodeOptions* o) {
   if (!f.renv_setup_timeout_s.empty()) {
     char* end = nullptr;
     const double v = std::strtod(f.renv_setup_timeout_s.c_str(), &end);
-    if (end == f.renv_setup_timeout_s.c_str() || *end != '\0' || !(v > 0) || !std::isfinite(v)) {
+    if (end == f.renv_setup_timeout_s.c_str() || *end != '\0' || !(v > 0) || !std::isfinite(v) ||
+        v > kMaxSetupTimeoutS) {
       return InvalidArgument(
-          "--runtime-env-setup-timeout-s: expected a number of seconds > 0, got '" +
+          "--runtime-env-setup-timeout-s: expected a number of seconds in (0, 86400], got '" +
           f.renv_setup_timeout_s + "'");
     }
     o->runtime_env_setup_timeout_s = v;
@@ -425,6 +453,23 @@ constexpr const char* kStartUsage =
     "                    [--autoscaler-config FILE.yaml]\n"
     "                    [--health-check-period-ms MS] [--health-check-failures N]\n"
     "       orrery start --address HOST:PORT [node options as above]\n";
+
+// How a node on another machine joins: only possible when the head listens beyond loopback,
+// and then at an address other machines can reach (this host's name for 0.0.0.0).
+std::string RemoteJoinHint(const std::string& bind, int port, const fs::path& token_file) {
+  const bool loopback = bind.rfind("127.", 0) == 0 || bind == "localhost" || bind == "::1";
+  if (loopback) {
+    return "the head listens on " + bind +
+           " only; start it with --bind ADDR (an address other machines reach) to add nodes "
+           "from elsewhere";
+  }
+  char host[256] = {};
+  const std::string where =
+      bind == "0.0.0.0" || bind == "::" ? (::gethostname(host, sizeof(host) - 1) == 0 ? host : bind)
+                                        : bind;
+  return "ORRERY_TOKEN=<the token in " + token_file.string() + "> orrery start --address " + where +
+         ":" + std::to_string(port) + " --bind <that machine's address>";
+}
 
 int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   po::options_description desc("options");
@@ -562,6 +607,11 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
     return kExitUsage;
   }
   const fs::path root = TempRoot(temp_dir);
+  // The root holds the token, job store and logs: it must be this user's private directory.
+  if (Status s = EnsurePrivateRoot(root); !s.ok()) {
+    err << "orrery start: " << s.message() << "\n";
+    return kExitUsage;
+  }
   if (!autoscaler_config.empty()) {  // --- autoscaler: checked before anything starts
     if (!head) {
       err << "orrery start: --autoscaler-config needs --head\n";
@@ -592,8 +642,9 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
         return kExitFailed;
       }
     }
-    if (!HeadClient(address, token, milliseconds(3000)).Ready().ok()) {
-      err << "orrery start: no cluster reachable at " << address << "\n";
+    if (auto ready = HeadClient(address, token, milliseconds(3000)).Ready(); !ready.ok()) {
+      err << "orrery start: no cluster reachable at " << address << ": "
+          << DescribeUnreachable(ready.status()) << "\n";
       return kExitUsage;
     }
     if (!session.ok()) {
@@ -670,6 +721,10 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   if (auto d = ReadFileTrimmed(*session / "dashboard_address"); d.ok()) {  // --- jobs
     out << "Jobs API at http://" << *d << "/api/jobs/ (job store " << job_store << ")\n";
   }
+  if (auto ready = HeadClient(head_address, token, milliseconds(3000)).Ready();
+      ready.ok() && !ready->metrics_address().empty()) {
+    out << "  head metrics: http://" << ready->metrics_address() << "/metrics\n";
+  }
   out << "  Prometheus targets (file_sd): "  // --- Metrics
       << (*session / "metrics" / "prometheus_targets.json").string() << "\n";
   const int rc = StartNode(*session, head_address, token, vm, f, true, out, err);
@@ -680,8 +735,8 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   const std::string td = temp_dir.empty() ? "" : " --temp-dir " + temp_dir;
   out << "\nAddress: " << head_address << "\n"
       << "To add a node on this machine:   orrery start --address " << head_address << td << "\n"
-      << "On another machine:              ORRERY_TOKEN=$(cat " << (*session / "token").string()
-      << ") orrery start --address " << head_address << " --bind 0.0.0.0\n"
+      << "On another machine:              " << RemoteJoinHint(f.bind, port, *session / "token")
+      << "\n"
       << "Run a task:                      orrery task run" << td << " -- echo hello\n"
       << "Submit a job:                    orrery job submit" << td << " -- echo hello\n"
       << "Look at it:                      orrery status" << td << "\n"
@@ -870,8 +925,13 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
     if (by_state.empty()) out << "  (no actors)\n";
     for (const auto& [state, count] : by_state) out << "  " << state << ": " << count << "\n";
   }
-  // --- Metrics: where each alive node serves Prometheus metrics.
+  // --- Metrics: where the head and each alive node serve Prometheus metrics.
   bool metrics_header = false;
+  if (auto ready = HeadClient(cluster->address, cluster->token, milliseconds(3000)).Ready();
+      ready.ok() && !ready->metrics_address().empty()) {
+    out << "\nMetrics (Prometheus):\n  head: http://" << ready->metrics_address() << "/metrics\n";
+    metrics_header = true;
+  }
   for (const auto& n : nodes->nodes()) {
     if (n.state() != v1::NODE_STATE_ALIVE || n.metrics_address().empty()) continue;
     if (!metrics_header) out << "\nMetrics (Prometheus):\n";
@@ -1047,12 +1107,16 @@ int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostrea
 // ---- task run ------------------------------------------------------------------------------
 
 StatusOr<SchedulingStrategy> ParseStrategy(const std::string& s) {
-  if (s.empty() || s == "default") return SchedulingStrategy::Default();
-  if (s == "spread") return SchedulingStrategy::Spread();
-  if (s.rfind("node:", 0) == 0) {
+  // Any case, as scenario files accept it (DEFAULT, Spread, ...).
+  std::string lower = s;
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  if (s.empty() || lower == "default") return SchedulingStrategy::Default();
+  if (lower == "spread") return SchedulingStrategy::Spread();
+  if (lower.rfind("node:", 0) == 0) {
     std::string rest = s.substr(5);
     bool soft = false;
-    if (rest.size() > 5 && rest.substr(rest.size() - 5) == ":soft") {
+    if (rest.size() > 5 && lower.substr(lower.size() - 5) == ":soft") {
       soft = true;
       rest.resize(rest.size() - 5);
     }
@@ -1607,6 +1671,7 @@ int RunNodeDaemon(const std::vector<std::string>& args, std::ostream& out, std::
     return kExitUsage;
   }
   o.is_head_node = vm.count("head-node") != 0;
+  o.reap_orphans = true;  // alone in its process: adopt and kill what tasks leave behind
   o.metrics_port = f.metrics_port;  // --- Metrics
   BlockStopSignals();
   auto node = NodeDaemon::Start(o);

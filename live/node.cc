@@ -25,8 +25,10 @@
 #include "live/log_monitor.h"
 #include "live/worker_log.h"
 #include "live/event_loop.h"
+#include "live/file_stream.h"
 #include "live/metrics.h"
 #include "live/object_store.h"
+#include "live/orphan_reaper.h"
 #include "live/port_check.h"
 #include "live/session.h"
 #include "live/process.h"
@@ -99,6 +101,17 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     auto store = ObjectStore::Open(object_dir, /*remove_on_close=*/true);
     if (!store.ok()) return store.status();
     store_ = std::move(*store);
+    if (options_.reap_orphans) {
+      ORRERY_RETURN_IF_ERROR(OrphanReaper::BecomeSubreaper());
+      reaper_ = std::make_unique<OrphanReaper>([this](pid_t pid) {
+        return supervisor_.IsChild(pid) || (agent_ && agent_->IsSetupProcess(pid));
+      });
+      loop_.Every(std::chrono::milliseconds(1000), [this] {
+        for (const auto& what : reaper_->Sweep()) {
+          Log("killed " + what + ": left behind by a task or a runtime-env setup");
+        }
+      });
+    }
     // --- logging: workers write <session>/logs/worker-*.out|.err; the monitor publishes them.
     ORRERY_RETURN_IF_ERROR(StartLogMonitor());
     WorkerPoolOptions wo;
@@ -162,6 +175,12 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     serve_loop_.Stop();
     loop_.Stop();
     StopRuntimeEnvAgent();  // --- runtime envs: after the loop, so no callback races it
+    // Whatever a task or setup left behind (re-parented to this daemon) goes with it.
+    if (reaper_) {
+      if (const int n = reaper_->KillAll(std::chrono::seconds(2)); n > 0) {
+        Log("killed " + std::to_string(n) + " process(es) left behind by tasks or setups");
+      }
+    }
   }
 
   // Logging: the monitor's thread publishes with its own stub (blocking, bounded by a deadline).
@@ -1290,29 +1309,19 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     return n;
   }
 
-  // Serve loop: streams object `id` in 1 MiB chunks.
+  // Serve loop: streams object `id` in 1 MiB chunks, reading each only once the previous one
+  // was written (flow control, live/file_stream.h).
   void ServeObject(const std::string& id, const std::shared_ptr<StreamWriter<v1::ObjectChunk>>& w) {
-    auto size = store_->Size(id);
-    std::ifstream in(store_->PathOf(id), std::ios::binary);
-    if (!size.ok() || !in) {
-      w->Close(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                            "object " + id + " is not in the store of " + node_id_));
-      return;
-    }
-    std::string buf(1 << 20, '\0');
-    bool first = true;
-    while (in) {
-      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-      const auto got = in.gcount();
-      if (got <= 0 && !first) break;
-      v1::ObjectChunk c;
-      c.set_data(buf.data(), static_cast<size_t>(std::max<std::streamsize>(got, 0)));
-      if (first) c.set_total_bytes(*size);
-      first = false;
-      w->Push(std::move(c));
-      if (w->done()) return;
-    }
-    w->Close(grpc::Status::OK);
+    StreamFileChunks<v1::ObjectChunk>(
+        w, serve_loop_, store_->PathOf(id).string(), size_t{1} << 20,
+        [](std::string_view data, bool first, uint64_t total) {
+          v1::ObjectChunk c;
+          c.set_data(data.data(), data.size());
+          if (first) c.set_total_bytes(total);
+          return c;
+        },
+        grpc::Status(grpc::StatusCode::NOT_FOUND,
+                     "object " + id + " is not in the store of " + node_id_));
   }
 
   void KillTask(const TaskId& task) {
@@ -1732,6 +1741,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   grpc::ClientContext* fetch_ctx_ = nullptr;
   std::thread heartbeat_thread_;
   std::thread watch_thread_;
+  std::unique_ptr<OrphanReaper> reaper_;  // set before the loop runs; used on the loop and Stop
   // Heartbeat thread only: when the head stopped answering (unset while it answers).
   std::optional<std::chrono::steady_clock::time_point> head_lost_since_;
   std::chrono::steady_clock::time_point last_head_lost_log_;

@@ -80,7 +80,12 @@ struct NodeOptions {
   // --- runtime envs (live/runtime_env_agent.h): installs go to <session_dir>/runtime_envs/.
   uint64_t runtime_env_cache_bytes = uint64_t{10} << 30;  // unused installs evicted beyond this
   std::string runtime_env_eviction = "arbitrary";         // arbitrary | lru | gdsf
-  double runtime_env_setup_timeout_s = 600.0;  // per setup command, unless the env sets one
+  // Per setup command; an env's setup_timeout_s may only be lower (this is the maximum).
+  double runtime_env_setup_timeout_s = 600.0;
+  // live/orphan_reaper.h: the daemon adopts and kills what tasks and setups leave behind
+  // (`setsid cmd &`), and everything left at Stop(). Only for a daemon alone in its process
+  // (`orrery __node`); in-process nodes (`live run --local`, tests) leave it off.
+  bool reap_orphans = false;
   int runtime_env_max_attempts = 3;  // --- live run: attempts per install, then tasks canceled
   // --- Metrics: Prometheus /metrics on bind:metrics_port (live/metrics.h). 0: an OS-chosen
   // port; -1: no metrics endpoint. Its address is reported to the head at registration.

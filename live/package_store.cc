@@ -8,6 +8,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "live/file_stream.h"
 #include "live/rpc_handler.h"
 #include "live/rpc_util.h"
 
@@ -225,28 +226,20 @@ grpc::ServerWriteReactor<v1::PackageChunk>* PackageService::Download(
     w->Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, s.message()));
     return w.get();
   }
+  // Flow control: the next chunk is read from disk only once the previous one was written.
   io_.Post([this, w, sha = req->sha256()] {
-    auto data = store_->Read(sha);
-    if (!data.ok()) {
-      w->Close(grpc::Status(grpc::StatusCode::NOT_FOUND, data.status().message()));
-      return;
-    }
-    size_t off = 0;
-    bool first = true;
-    while (first || off < data->size()) {
-      v1::PackageChunk c;
-      if (first) {
-        c.set_sha256(sha);
-        c.set_total_bytes(data->size());
-      }
-      const size_t n = std::min(kChunk, data->size() - off);
-      c.set_data(data->data() + off, n);
-      off += n;
-      first = false;
-      w->Push(std::move(c));
-      if (w->done()) return;
-    }
-    w->Close(grpc::Status::OK);
+    StreamFileChunks<v1::PackageChunk>(
+        w, io_, store_->PathOf(sha).string(), kChunk,
+        [sha](std::string_view data, bool first, uint64_t total) {
+          v1::PackageChunk c;
+          if (first) {
+            c.set_sha256(sha);
+            c.set_total_bytes(total);
+          }
+          c.set_data(data.data(), data.size());
+          return c;
+        },
+        grpc::Status(grpc::StatusCode::NOT_FOUND, "package " + sha + " is not stored at the head"));
   });
   return w.get();
 }

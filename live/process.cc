@@ -140,6 +140,11 @@ void ProcessSupervisor::KillAll(std::chrono::milliseconds grace) {
   }
 }
 
+bool ProcessSupervisor::IsChild(pid_t pid) const {
+  std::lock_guard<std::mutex> l(mu_);
+  return children_.count(pid) != 0;
+}
+
 size_t ProcessSupervisor::NumRunning() const {
   std::lock_guard<std::mutex> l(mu_);
   return children_.size();

@@ -65,6 +65,8 @@ class ProcessSupervisor {
   // `grace` + a little; for shutdown only.
   void KillAll(std::chrono::milliseconds grace);
   size_t NumRunning() const;
+  // True if `pid` is a child this supervisor started and has not reported exited.
+  bool IsChild(pid_t pid) const;
 
  private:
   struct Child {

@@ -29,11 +29,20 @@ void AttachToken(grpc::ClientContext* ctx, const std::string& token);
 // With keep_latest_only, a message pushed while another waits replaces it (cluster-view
 // broadcasts: a slow watcher gets the newest view, not a backlog).
 //
+// Flow control (issue 12.3): the queue is bounded. A Push that would hold more than
+// kMaxQueuedBytes unwritten (a client that does not read) finishes the call RESOURCE_EXHAUSTED
+// and drops the queue. Producers of bulk data instead pull: SetOnDrained's callback runs each
+// time a write completes with nothing queued, and they push the next message only then (see
+// StreamFileChunks in live/file_stream.h), so at most one message per stream is in memory.
+//
 // Lifetime: create with Create(); gRPC and every holder of the shared_ptr keep it alive; after
-// the call is done (OnDone) Push/Close are no-ops and done() is true.
+// the call is done (OnDone) Push/Close are no-ops, done() is true, and the queue and both
+// callbacks (with whatever they captured) are released.
 template <typename Msg>
 class StreamWriter : public grpc::ServerWriteReactor<Msg> {
  public:
+  static constexpr size_t kMaxQueuedBytes = size_t{64} << 20;
+
   static std::shared_ptr<StreamWriter> Create(bool keep_latest_only,
                                               std::function<void()> on_cancel = nullptr) {
     std::shared_ptr<StreamWriter> w(new StreamWriter(keep_latest_only, std::move(on_cancel)));
@@ -55,36 +64,47 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
     std::lock_guard<std::mutex> l(mu_);
     bound_ = std::move(b);
   }
-  // `fn` runs (outside the lock, on a gRPC thread) each time a write completes with nothing
-  // left to write and the call still open: a producer that pushes one message at a time keeps
-  // one write in flight (flow control). Set before the first Push.
-  void SetOnDrained(std::function<void()> fn) {
-    std::lock_guard<std::mutex> l(mu_);
-    on_drained_ = std::move(fn);
-  }
-
   void Push(Msg m) {
     std::lock_guard<std::mutex> l(mu_);
     if (done_ || closing_) return;
-    if (keep_latest_only_ && !queue_.empty()) queue_.pop_back();
-    if (bound_.max_bytes > 0) {
-      queued_bytes_ += bound_.droppable_bytes(m);
-      queue_.push_back(std::move(m));
-      for (auto it = queue_.begin(); queued_bytes_ > bound_.max_bytes && it != queue_.end();) {
+    if (keep_latest_only_ && !queue_.empty()) {
+      queued_bytes_ -= queue_.back().ByteSizeLong();
+      queue_.pop_back();
+    }
+    if (bound_.max_bytes > 0) {  // the oldest output goes first, long before the hard cap
+      droppable_bytes_ += bound_.droppable_bytes(m);
+      for (auto it = queue_.begin(); droppable_bytes_ > bound_.max_bytes && it != queue_.end();) {
         const size_t n = bound_.droppable_bytes(*it);
         if (n == 0) {
           ++it;
           continue;
         }
-        queued_bytes_ -= n;
+        droppable_bytes_ -= n;
+        queued_bytes_ -= it->ByteSizeLong();
         ++dropped_messages_;
         dropped_bytes_ += n;
         it = queue_.erase(it);
       }
-    } else {
-      queue_.push_back(std::move(m));
     }
+    queued_bytes_ += m.ByteSizeLong();
+    if (queued_bytes_ > kMaxQueuedBytes) {
+      queue_.clear();
+      queued_bytes_ = droppable_bytes_ = 0;
+      closing_ = true;
+      final_status_ = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                   "the client does not read: more than " +
+                                       std::to_string(kMaxQueuedBytes) + " bytes unsent");
+      MaybeWriteLocked();
+      return;
+    }
+    queue_.push_back(std::move(m));
     MaybeWriteLocked();
+  }
+  // `fn` runs (on a gRPC thread, no lock held) each time a write completes with nothing queued
+  // while the stream is open. REQUIRES: `fn` does not block (post the work to a loop).
+  void SetOnDrained(std::function<void()> fn) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!done_) on_drained_ = std::move(fn);
   }
   void Close(grpc::Status status) {
     std::lock_guard<std::mutex> l(mu_);
@@ -106,14 +126,14 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
       if (!ok) {
         // The client is gone: drop what is queued and finish.
         queue_.clear();
-        queued_bytes_ = 0;
+        queued_bytes_ = droppable_bytes_ = 0;
         if (!closing_) {
           closing_ = true;
           final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "stream broken");
         }
       }
       MaybeWriteLocked();
-      if (!writing_ && !closing_ && !done_) drained = on_drained_;
+      if (!writing_ && !closing_ && queue_.empty()) drained = on_drained_;
     }
     if (drained) drained();
   }
@@ -123,11 +143,18 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
   }
   void OnDone() override {
     std::shared_ptr<StreamWriter> keep;
+    std::function<void()> on_cancel, on_drained;
     {
       std::lock_guard<std::mutex> l(mu_);
       done_ = true;
       keep = std::move(self_);
+      std::deque<Msg>().swap(queue_);
+      queued_bytes_ = droppable_bytes_ = 0;
+      current_ = Msg();
+      on_cancel = std::move(on_cancel_);
+      on_drained = std::move(on_drained_);
     }
+    // What the callbacks captured (a producer's file, buffers) is released here, unlocked.
     // `keep` may be the last reference: this object is destroyed when it goes out of scope.
   }
 
@@ -146,7 +173,8 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
     if (!queue_.empty()) {
       current_ = std::move(queue_.front());
       queue_.pop_front();
-      if (bound_.max_bytes > 0) queued_bytes_ -= bound_.droppable_bytes(current_);
+      queued_bytes_ -= current_.ByteSizeLong();
+      if (bound_.max_bytes > 0) droppable_bytes_ -= bound_.droppable_bytes(current_);
       writing_ = true;
       this->StartWrite(&current_);
       return;
@@ -161,6 +189,8 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
   std::function<void()> on_cancel_;
   mutable std::mutex mu_;
   std::deque<Msg> queue_;
+  size_t queued_bytes_ = 0;  // of queue_ (not current_)
+  std::function<void()> on_drained_;
   Msg current_;
   bool writing_ = false;
   bool closing_ = false;
@@ -169,9 +199,8 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
   grpc::Status final_status_;
   std::shared_ptr<StreamWriter> self_;
   Bound bound_;
-  size_t queued_bytes_ = 0;                            // droppable bytes in queue_
+  size_t droppable_bytes_ = 0;                         // Bound::droppable_bytes of queue_
   uint64_t dropped_messages_ = 0, dropped_bytes_ = 0;  // since the last marker
-  std::function<void()> on_drained_;
 };
 
 // A unary reactor that reports a client cancellation (deadline, disconnect) to its owner.

@@ -16,6 +16,8 @@
 #include <set>
 #include <sstream>
 
+#include "core/cli/json_input.h"
+#include "core/cli/yaml_input.h"
 #include "live/rpc_util.h"
 #include "orrery.grpc.pb.h"
 
@@ -26,7 +28,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::string_view kPackageMagic = "ORRPKG1\n";
 constexpr size_t kUploadChunk = 1 << 20;
 
 std::string TypeName(const json& j) {
@@ -114,9 +115,11 @@ StatusOr<RuntimeEnv> FromTree(const json& j, std::string_view origin, const Line
       }
     } else if (key == "setup_timeout_s") {
       if (v.is_null()) continue;
-      if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() <= 0) {
+      // At most a day: the node's --runtime-env-setup-timeout-s caps it further.
+      if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() <= 0 ||
+          v.get<double>() > kMaxSetupTimeoutS) {
         return InvalidArgument(At(origin, line_of, key) +
-                               ": expected a number of seconds > 0, got " +
+                               ": expected a number of seconds in (0, 86400], got " +
                                (v.is_number() ? v.dump() : TypeName(v)));
       }
       env.setup_timeout_s = v.get<double>();
@@ -257,20 +260,13 @@ struct Walker {
   }
 };
 
-bool SafeRelative(const std::string& r) {
-  if (r.empty() || r[0] == '/') return false;
-  std::stringstream s(r);
-  std::string part;
-  while (std::getline(s, part, '/')) {
-    if (part.empty() || part == "." || part == "..") return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 StatusOr<RuntimeEnv> ParseRuntimeEnvJson(std::string_view text, std::string_view origin) {
   if (AllBlank(text)) return RuntimeEnv{};
+  if (Status deep = cli::CheckJsonNesting(text); !deep.ok()) {
+    return InvalidArgument(std::string(origin) + ": " + deep.message());
+  }
   json j;
   try {
     j = json::parse(text.begin(), text.end());
@@ -293,7 +289,10 @@ StatusOr<RuntimeEnv> ParseRuntimeEnvYaml(std::string_view text, std::string_view
     root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
     return InvalidArgument(std::string(origin) + ":" + std::to_string(e.mark.line + 1) +
-                           ": malformed YAML (" + e.msg + ")");
+                           ": malformed YAML (" + cli::YamlErrorMessage(e) + ")");
+  }
+  if (Status deep = cli::CheckYamlNesting(root); !deep.ok()) {
+    return InvalidArgument(std::string(origin) + ": " + deep.message());
   }
   std::map<std::string, int> lines;
   auto j = YamlToJson(root, "", &lines, origin);
@@ -376,74 +375,13 @@ StatusOr<Package> PackageDirectory(const fs::path& dir, uint64_t max_bytes) {
   if (!fs::is_directory(st)) {
     return InvalidArgument("working_dir: " + dir.string() + " is not a directory");
   }
-  Walker w{dir, max_bytes, 0, std::string(kPackageMagic)};
+  Walker w{dir, max_bytes, 0, std::string(kPackageHeader)};
   ORRERY_RETURN_IF_ERROR(w.Add(dir, ""));
   Package p;
   p.content_bytes = w.total;
   p.bytes = std::move(w.out);
   p.sha256 = Sha256Hex(p.bytes);
   return p;
-}
-
-Status UnpackPackage(std::string_view bytes, const fs::path& dest) {
-  if (bytes.substr(0, kPackageMagic.size()) != kPackageMagic) {
-    return Status(StatusCode::kDataLoss, "not an Orrery package (bad header)");
-  }
-  std::error_code ec;
-  fs::create_directories(dest, ec);
-  if (ec) return Status(StatusCode::kUnavailable, "cannot create " + dest.string());
-  std::set<std::string> links;
-  size_t pos = kPackageMagic.size();
-  while (pos < bytes.size()) {
-    const size_t nl = bytes.find('\n', pos);
-    if (nl == std::string_view::npos) return Status(StatusCode::kDataLoss, "truncated package");
-    const std::string head(bytes.substr(pos, nl - pos));
-    pos = nl + 1;
-    char type = 0;
-    unsigned mode = 0;
-    size_t size = 0;
-    int consumed = 0;
-    if (std::sscanf(head.c_str(), "%c %o %zu %n", &type, &mode, &size, &consumed) < 3 ||
-        consumed <= 0 || size > bytes.size() - pos) {
-      return Status(StatusCode::kDataLoss, "bad package entry '" + head + "'");
-    }
-    const std::string rel = head.substr(static_cast<size_t>(consumed));
-    if (!SafeRelative(rel)) return InvalidArgument("package path leaves the directory: " + rel);
-    for (size_t s = rel.find('/'); s != std::string::npos; s = rel.find('/', s + 1)) {
-      if (links.count(rel.substr(0, s)) != 0) {
-        return InvalidArgument("package path goes through a symlink: " + rel);
-      }
-    }
-    const std::string_view data = bytes.substr(pos, size);
-    pos += size;
-    const fs::path p = dest / rel;
-    if (type == 'd') {
-      fs::create_directories(p, ec);
-      if (ec) return Status(StatusCode::kUnavailable, "cannot create " + p.string());
-      ::chmod(p.c_str(), mode | 0700);
-    } else if (type == 'f') {
-      const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-      if (fd < 0) return Status(StatusCode::kUnavailable, "cannot write " + p.string());
-      size_t done = 0;
-      while (done < data.size()) {
-        const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-        if (n <= 0) {
-          ::close(fd);
-          return Status(StatusCode::kUnavailable, "cannot write " + p.string());
-        }
-        done += static_cast<size_t>(n);
-      }
-      ::fchmod(fd, mode);
-      ::close(fd);
-    } else if (type == 'l') {
-      fs::create_symlink(std::string(data), p, ec);
-      if (ec) return Status(StatusCode::kUnavailable, "cannot link " + p.string());
-      links.insert(rel);
-    } else {
-      return Status(StatusCode::kDataLoss, "bad package entry type in '" + head + "'");
-    }
-  }
-  return Status::Ok();
 }
 
 StatusOr<RuntimeEnv> UploadWorkingDir(RuntimeEnv env, const std::string& head_address,

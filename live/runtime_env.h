@@ -41,7 +41,11 @@ namespace orrery::live {
 
 inline constexpr uint64_t kDefaultWorkingDirLimitBytes = uint64_t{100} << 20;  // 100 MiB
 inline constexpr const char* kRuntimeEnvFields = "env_vars, working_dir, setup, setup_timeout_s";
+// The largest setup_timeout_s an env (or the node's --runtime-env-setup-timeout-s) may ask for:
+// one day. An env's own value is further capped by the node's.
+inline constexpr double kMaxSetupTimeoutS = 86400.0;
 inline constexpr const char* kPackageUriPrefix = "pkg://";
+inline constexpr std::string_view kPackageHeader = "ORRPKG1\n";  // first bytes of a package
 
 struct RuntimeEnv {
   std::map<std::string, std::string> env_vars;
@@ -97,9 +101,14 @@ struct Package {
 // `max_bytes` in total.
 StatusOr<Package> PackageDirectory(const std::filesystem::path& dir,
                                    uint64_t max_bytes = kDefaultWorkingDirLimitBytes);
-// Recreates a package's tree under `dest` (created if missing). DataLoss if the bytes are not a
-// well-formed package; InvalidArgument for a path that would leave `dest` (absolute, "..", or
-// through a symlink of the package).
+// Recreates a package's tree under `dest` (created if missing; REQUIRES: nothing else writes
+// under it meanwhile). Never follows a link: every entry is created relative to a directory fd,
+// parents opened with O_NOFOLLOW, files with O_EXCL. DataLoss if the bytes are not a well-formed
+// package (an entry before its directory, an empty or NUL link target, an unknown type);
+// InvalidArgument for a path that would leave `dest` (absolute, "..", NUL, or through a link or
+// a file) or an entry that would replace an existing one. Modes keep permission bits only
+// (setuid, setgid and sticky are dropped); directories stay owner-writable. Defined in
+// live/package_unpack.cc. On error, what was created so far stays (the caller removes `dest`).
 Status UnpackPackage(std::string_view bytes, const std::filesystem::path& dest);
 
 struct UploadOptions {

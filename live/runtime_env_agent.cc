@@ -212,7 +212,10 @@ void RuntimeEnvAgent::StartAttempt(const std::string& hash, int attempt) {
   a.hash = hash;
   a.attempt = attempt;
   a.env = specs_[hash];
-  a.timeout_s = a.env.setup_timeout_s > 0 ? a.env.setup_timeout_s : options_.setup_timeout_s;
+  // The operator's --runtime-env-setup-timeout-s is the maximum: an env may only ask for less.
+  a.timeout_s = a.env.setup_timeout_s > 0
+                    ? std::min(a.env.setup_timeout_s, options_.setup_timeout_s)
+                    : options_.setup_timeout_s;
   std::lock_guard<std::mutex> l(threads_mu_);
   if (stopping_) return;
   const uint64_t id = next_thread_++;
@@ -417,6 +420,11 @@ StatusOr<int> RuntimeEnvAgent::RunSetupCommand(const std::string& cmd, const fs:
   }
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+bool RuntimeEnvAgent::IsSetupProcess(pid_t pid) const {
+  std::lock_guard<std::mutex> l(mu_);
+  return running_.count(pid) != 0;
 }
 
 std::string RuntimeEnvAgent::LogTail(const fs::path& log) const {

@@ -103,6 +103,9 @@ class RuntimeEnvAgent {
   // Kills running setups and joins the install and cleanup threads. Idempotent. Afterwards no
   // callback runs.
   void Stop();
+  // Any thread: true while `pid` is a setup command this agent runs (the node's orphan reaper
+  // leaves it alone).
+  bool IsSetupProcess(pid_t pid) const;
 
   // Loop thread: the cache (counters, states, bytes) for status and tests.
   const envcache::EnvCache& cache() const { return cache_; }
@@ -154,7 +157,7 @@ class RuntimeEnvAgent {
 
   // Shared with install threads.
   std::atomic<bool> stopping_{false};
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::set<pid_t> running_;    // setup process groups
   std::set<void*> downloads_;  // grpc::ClientContext* of downloads in flight
   std::mutex threads_mu_;      // guards threads_ against Stop()

@@ -27,11 +27,40 @@ fs::path TempRoot(const std::string& dir) {
   return dir.empty() ? fs::path(kDefaultTempRoot) : fs::path(dir);
 }
 
+Status EnsurePrivateRoot(const fs::path& root) {
+  std::error_code ec;
+  struct stat st {};
+  if (::lstat(root.c_str(), &st) != 0) {
+    if (errno != ENOENT) return Errno("cannot inspect " + root.string());
+    if (root.has_parent_path()) fs::create_directories(root.parent_path(), ec);
+    if (::mkdir(root.c_str(), 0700) != 0 && errno != EEXIST) {
+      return Errno("cannot create " + root.string());
+    }
+    if (::lstat(root.c_str(), &st) != 0) return Errno("cannot inspect " + root.string());
+  }
+  if (S_ISLNK(st.st_mode)) {
+    return FailedPrecondition("temp dir " + root.string() +
+                              " is a symbolic link: refused (it could redirect the cluster's "
+                              "token and logs); pass --temp-dir with a real directory");
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return FailedPrecondition("temp dir " + root.string() + " is not a directory");
+  }
+  if (st.st_uid != ::geteuid()) {
+    return FailedPrecondition("temp dir " + root.string() + " belongs to uid " +
+                              std::to_string(st.st_uid) + ", not to you (uid " +
+                              std::to_string(::geteuid()) +
+                              "): refused; pass --temp-dir with a directory of your own");
+  }
+  if ((st.st_mode & 077) != 0 && ::chmod(root.c_str(), 0700) != 0) {
+    return Errno("cannot make " + root.string() + " private (chmod 0700)");
+  }
+  return Status::Ok();
+}
+
 StatusOr<fs::path> CreateSession(const fs::path& root) {
   std::error_code ec;
-  fs::create_directories(root, ec);
-  if (ec)
-    return Status(StatusCode::kUnavailable, "cannot create " + root.string() + ": " + ec.message());
+  ORRERY_RETURN_IF_ERROR(EnsurePrivateRoot(root));
   const std::time_t t = std::time(nullptr);
   std::tm tm{};
   localtime_r(&t, &tm);

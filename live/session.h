@@ -26,7 +26,13 @@ inline constexpr const char* kDefaultTempRoot = "/tmp/orrery";
 
 // `dir` if non-empty, else /tmp/orrery.
 std::filesystem::path TempRoot(const std::string& dir);
-// Creates a new session dir (with pids/ and logs/) and points session_latest at it.
+// Makes `root` a private directory of the current user: created with mode 0700 if missing;
+// an existing one must be a real directory (not a symlink) owned by this user, and loses any
+// group/other permission bits. FailedPrecondition naming the path and the problem otherwise
+// (another user's or a symlinked root could read the token and job logs, or redirect them).
+Status EnsurePrivateRoot(const std::filesystem::path& root);
+// Creates a new session dir (with pids/ and logs/) under EnsurePrivateRoot(root) and points
+// session_latest at it.
 StatusOr<std::filesystem::path> CreateSession(const std::filesystem::path& root);
 // The session session_latest points to. NotFound if none.
 StatusOr<std::filesystem::path> LatestSession(const std::filesystem::path& root);

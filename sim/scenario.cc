@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <exception>
@@ -27,6 +28,7 @@
 #include <string_view>
 #include <utility>
 
+#include "core/cli/yaml_input.h"
 #include "core/rng.h"
 #include "core/scheduling/policy_registry.h"
 
@@ -947,7 +949,8 @@ Status ApplyOverride(Ctx& ctx, YAML::Node root, const std::string& text) {
   try {
     value = YAML::Load(value_text);
   } catch (const YAML::Exception& e) {
-    return InvalidArgument(where + ": " + dotted + ": malformed value: " + e.msg);
+    return InvalidArgument(where + ": " + dotted + ": malformed value: " +
+                           cli::YamlErrorMessage(e));
   }
 
   const Schema* schema = &RootSchema();
@@ -2194,9 +2197,15 @@ class Loader {
             break;
         }
         if (!(task.submit_s <= kMaxSeconds) || !(task.duration_s <= kMaxSeconds)) {
+          // %g: a rate of 1e-300/s must not print a 300-digit time.
+          auto g3 = [](double x) {
+            char b[32];
+            std::snprintf(b, sizeof(b), "%.3g", x);
+            return std::string(b);
+          };
           return ctx_.Error(g.where, "task " + std::to_string(i) + " would be submitted at " +
-                                         std::to_string(task.submit_s) + " s and run for " +
-                                         std::to_string(task.duration_s) +
+                                         g3(task.submit_s) + " s and run for " +
+                                         g3(task.duration_s) +
                                          " s; times above 1e12 s (about 30,000 years) are "
                                          "refused: check the rate and duration");
         }
@@ -2400,7 +2409,7 @@ StatusOr<Scenario> LoadImpl(const std::string& path, const std::vector<std::stri
   } catch (const YAML::Exception& e) {
     return InvalidArgument(path + ":" + std::to_string(e.mark.line + 1) +
                            ": malformed YAML (column " + std::to_string(e.mark.column + 1) +
-                           "): " + e.msg);
+                           "): " + cli::YamlErrorMessage(e));
   }
   if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) {
     return InvalidArgument(path + ": empty scenario; expected a map with at least 'cluster'");
@@ -2415,6 +2424,9 @@ StatusOr<Scenario> LoadImpl(const std::string& path, const std::vector<std::stri
                            Describe(root));
   }
   for (const std::string& o : overrides) ORRERY_RETURN_IF_ERROR(ApplyOverride(ctx, root, o));
+  if (Status deep = cli::CheckYamlNesting(root); !deep.ok()) {
+    return InvalidArgument(path + ": " + deep.message());
+  }
   Loader loader(std::move(ctx));
   ORRERY_RETURN_IF_ERROR(loader.Load(root));
   return std::move(loader).Take();

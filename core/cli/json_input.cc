@@ -208,6 +208,35 @@ class PositionScanner {
 
 }  // namespace
 
+std::string NestingLimitMessage(int max_depth) {
+  return "nesting deeper than " + std::to_string(max_depth) + " levels";
+}
+
+Status CheckJsonNesting(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character, whatever it is
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) {
+        return InvalidArgument(NestingLimitMessage(max_depth) + " (" +
+                               At(PositionAt(text, i)) + ")");
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return Status::Ok();
+}
+
 JsonPath JsonPath::Key(std::string_view key) const {
   JsonPath p = *this;
   p.steps_.emplace_back(std::string(key));
@@ -258,6 +287,7 @@ StatusOr<JsonDocument> JsonDocument::Parse(std::string_view text) {
       return std::string{kHex[b >> 4], kHex[b & 15]};
     }() + " at " + At(PositionAt(text, bad)));
   }
+  ORRERY_RETURN_IF_ERROR(CheckJsonNesting(text));
   JsonDocument doc;
   try {
     doc.root_ = json::parse(text.begin(), text.end());

@@ -56,7 +56,8 @@ class JsonDocument {
  public:
   // Parses `text`. InvalidArgument, with a message naming the line and column, when the text is
   // empty (or only white space), is not UTF-8 text (a NUL byte or an invalid sequence), is not
-  // well-formed JSON, or holds an object with a repeated key. A leading UTF-8 byte order mark is
+  // well-formed JSON, holds an object with a repeated key, or nests deeper than
+  // kMaxInputNesting (CheckJsonNesting). A leading UTF-8 byte order mark is
   // skipped. Complexity O(text size + values * depth).
   static StatusOr<JsonDocument> Parse(std::string_view text);
 
@@ -75,6 +76,21 @@ class JsonDocument {
   nlohmann::json root_;
   std::map<JsonPath, TextPosition> positions_;
 };
+
+// How deeply the values of a document from outside (a REST body, a runtime env, a case or
+// scenario file) may nest: objects and arrays (JSON), maps and sequences (YAML). Deeper input is
+// refused before anything recurses over it (nlohmann's dump and comparisons, yaml-cpp, our own
+// walkers), so a crafted document is an error, never a stack overflow.
+inline constexpr int kMaxInputNesting = 64;
+
+// "nesting deeper than 64 levels": the words every refusal of too-deep input uses.
+std::string NestingLimitMessage(int max_depth = kMaxInputNesting);
+
+// A pre-scan of JSON text: InvalidArgument "nesting deeper than N levels (line L, column C)" when
+// objects and arrays nest deeper than `max_depth` (brackets inside strings do not count). Says
+// nothing about whether the text is well-formed; run it before json::parse. O(text size), no
+// allocation, no recursion.
+Status CheckJsonNesting(std::string_view text, int max_depth = kMaxInputNesting);
 
 // Reads a whole file into memory. InvalidArgument naming the cause when it does not exist, is a
 // directory, cannot be read or is larger than `max_bytes`. The message does not repeat the path.

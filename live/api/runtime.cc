@@ -461,6 +461,17 @@ class Runtime {
     for (auto& t : threads) t.thread.join();
     if (log_printer_) log_printer_->Stop(attached_any_.load());  // logging: workers' last lines
     SendReports();  // the last transitions (DEAD) reach the directory
+    // A group lives as long as the driver that created it (Ray's non-detached lifetime): its
+    // resources and its name are freed, so a rerun of the same driver can create it again.
+    std::vector<std::string> groups;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      groups.swap(created_groups_);
+    }
+    if (!groups.empty()) {
+      live::HeadClient head(head_address_, token_, milliseconds(2000));
+      for (const auto& id : groups) (void)head.RemovePlacementGroup(id);
+    }
     std::lock_guard<std::mutex> l(mu_);
     for (auto& [id, o] : objects_) {
       if (o.state == Object::State::kPending) {
@@ -635,7 +646,18 @@ class Runtime {
         if (raw > 0) (*b->mutable_raw())[r] = raw;
       }
     }
-    auto created = live::HeadClient(head_address_, token_).CreatePlacementGroup(req);
+    live::HeadClient head(head_address_, token_);
+    auto created = head.CreatePlacementGroup(req);
+    // A group of this name that was just removed frees its name once its bundles are returned.
+    for (int i = 0; i < 40 && !created.ok() && created.status().code() == StatusCode::kUnavailable;
+         ++i) {
+      std::this_thread::sleep_for(milliseconds(50));
+      created = head.CreatePlacementGroup(req);
+    }
+    if (created.ok()) {
+      std::lock_guard<std::mutex> l(mu_);
+      created_groups_.push_back(id);
+    }
     return PlacementGroup(id, n, created.ok() ? Status::Ok() : created.status());
   }
 
@@ -1495,6 +1517,7 @@ class Runtime {
   std::deque<v1::ActorInfo> reports_;  // guarded by mu_; sent by the janitor
   bool report_warned_ = false;         // only the sender touches it
   uint64_t next_group_ = 1;            // guarded by mu_
+  std::vector<std::string> created_groups_;  // guarded by mu_: removed at Stop()
 
   std::mutex mu_;
   std::condition_variable cv_;

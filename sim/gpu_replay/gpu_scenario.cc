@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/cli/yaml_input.h"
 #include "core/gpu/gpu_policy_registry.h"
 
 namespace orrery::gpu_replay {
@@ -203,7 +204,8 @@ Status ApplyOverride(Ctx& c, YAML::Node root, const std::string& text) {
   try {
     value = YAML::Load(text.substr(eq + 1));
   } catch (const YAML::Exception& e) {
-    return InvalidArgument(where + ": " + dotted + ": malformed value: " + e.msg);
+    return InvalidArgument(where + ": " + dotted + ": malformed value: " +
+                           cli::YamlErrorMessage(e));
   }
   std::vector<std::string> segs;
   std::stringstream ss(dotted);
@@ -283,12 +285,15 @@ StatusOr<GpuScenario> LoadGpuScenario(const std::string& path,
     root = YAML::Load(*text);
   } catch (const YAML::ParserException& e) {
     return InvalidArgument(path + ":" + std::to_string(e.mark.line + 1) +
-                           ": malformed YAML: " + e.msg);
+                           ": malformed YAML: " + cli::YamlErrorMessage(e));
   } catch (const YAML::Exception& e) {
-    return InvalidArgument(path + ": malformed YAML: " + e.msg);
+    return InvalidArgument(path + ": malformed YAML: " + cli::YamlErrorMessage(e));
   }
   if (!root.IsMap()) return InvalidArgument(path + ": expected a map at the top level");
   for (const auto& o : overrides) ORRERY_RETURN_IF_ERROR(ApplyOverride(c, root, o));
+  if (Status deep = cli::CheckYamlNesting(root); !deep.ok()) {
+    return InvalidArgument(path + ": " + deep.message());
+  }
   ORRERY_RETURN_IF_ERROR(CheckKeys(c, root, ""));
 
   GpuScenario s;

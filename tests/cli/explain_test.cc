@@ -126,6 +126,22 @@ std::vector<std::string> Outcomes(const json& decisions) {
 
 using Strings = std::vector<std::string>;
 
+// Regression (issue 12.1): a case file nested past the limit is refused naming the limit, before
+// anything recurses over it; 64 levels still parse (and fail later on the fields).
+TEST_F(ExplainTest, CaseNestedDeeperThanTheLimitIsRefusedNamingIt) {
+  const auto nested = [](int depth) {
+    return R"({"policy": )" + std::string(static_cast<size_t>(depth - 1), '[') + "1" +
+           std::string(static_cast<size_t>(depth - 1), ']') + "}";
+  };
+  RunResult deep = Explain({Write("deep.json", nested(100000)).string()});
+  EXPECT_EQ(deep.exit_code, 2) << deep.err;
+  EXPECT_NE(deep.err.find("nesting deeper than 64 levels (line 1, column 75)"), std::string::npos)
+      << deep.err;
+  RunResult at_limit = Explain({Write("limit.json", nested(64)).string()});
+  EXPECT_EQ(at_limit.exit_code, 2);
+  EXPECT_EQ(at_limit.err.find("nesting deeper"), std::string::npos) << at_limit.err;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hybrid (DEFAULT) policy.
 

@@ -277,6 +277,24 @@ TEST(LiveActorTest, PlacementGroupFromTheApi) {
     }
     return true;
   })) << c.Nodes().dump();
+  // Regression (issue 11.14): a removed group's name is free again, as in Ray.
+  auto again = api::CreatePlacementGroup({{{"CPU", 1}}}, api::PlacementStrategy::kPack, "pg1");
+  ASSERT_TRUE(again.status().ok()) << again.status().ToString();
+  EXPECT_TRUE(again.Wait(seconds(15)).ok());
+}
+
+// Regression (issue 11.14): a group lives as long as the driver that created it, so rerunning
+// a driver that names its group works (it failed with ALREADY_EXISTS for the head's lifetime).
+TEST(LiveActorTest, GroupNameIsFreedWhenItsDriverShutsDown) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "2"}).exit_code, 0);
+  for (int run = 0; run < 2; ++run) {
+    ApiSession session(c);
+    ASSERT_TRUE(session.status().ok()) << session.status().ToString();
+    auto pg = api::CreatePlacementGroup({{{"CPU", 2}}}, api::PlacementStrategy::kPack, "trainer");
+    ASSERT_TRUE(pg.status().ok()) << "run " << run << ": " << pg.status().ToString();
+    ASSERT_TRUE(pg.Wait(seconds(15)).ok()) << "run " << run;
+  }
 }
 
 // `task run --placement-group G --bundle-index I` runs the command on bundle I's node (the

@@ -249,5 +249,18 @@ TEST(LiveApiTest, CounterExampleEndToEnd) {
   EXPECT_EQ(named.out.substr(0, 9), "c2 got 1\n");
 }
 
+// Regression (issue 11.14): `counter --help` prints its usage without connecting (it used to
+// try the cluster); an unknown argument exits 2.
+TEST(LiveApiTest, CounterHelpDoesNotConnect) {
+  LiveCluster cluster;  // no cluster started: a connection attempt would fail
+  auto r = cluster.Exec(COUNTER_BINARY, {"--help"}, std::chrono::milliseconds(5000),
+                        {"ORRERY_ADDRESS=127.0.0.1:1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("usage: counter"), std::string::npos) << r.out;
+  auto bad = cluster.Exec(COUNTER_BINARY, {"--bogus"}, std::chrono::milliseconds(5000),
+                          {"ORRERY_ADDRESS=127.0.0.1:1"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+}
+
 }  // namespace
 }  // namespace orrery::live

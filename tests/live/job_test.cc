@@ -532,6 +532,55 @@ TEST(JobHttpTest, SubmitBodyParsing) {
   }
 }
 
+// Regression (issue 12.1): a 600 KB body whose runtime_env nests 100,000 levels (under the 1 MiB
+// body limit) crashed the head re-serialising it; it is a 400-class error naming the limit.
+TEST(JobHttpTest, DeeplyNestedBodyIsRefusedNamingTheLimit) {
+  const size_t depth = 100000;
+  std::string body = R"({"entrypoint": "x", "runtime_env": )";
+  for (size_t i = 0; i < depth; ++i) body += R"({"a":)";
+  body += "1" + std::string(depth, '}') + "}";
+  ASSERT_LT(body.size(), size_t{1} << 20);
+  auto r = SubmitRequestFromJson(body);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("request body: nesting deeper than 64 levels"),
+            std::string::npos)
+      << r.status().message();
+}
+
+// Regression (issue 12.5): a 3.9 MB entrypoint was accepted and copied into the head's log and
+// store; entrypoint, runtime env and metadata are capped, and the refusal names field and limit.
+TEST(JobHttpTest, OversizedFieldsAreRefusedNamingTheLimit) {
+  const auto refusal = [](const v1::SubmitJobRequest& req) {
+    Status s = ValidateSubmitJob(req);
+    return s.ok() ? std::string("(accepted)") : s.message();
+  };
+  v1::SubmitJobRequest req;
+  req.set_entrypoint("echo " + std::string(3900000, 'x'));
+  EXPECT_NE(refusal(req).find("entrypoint: 3900005 bytes, more than the limit of 65536 bytes"),
+            std::string::npos)
+      << refusal(req);
+  req.set_entrypoint("echo " + std::string(65000, 'x'));
+  EXPECT_EQ(refusal(req), "(accepted)");
+  req.set_runtime_env_json(R"({"env_vars": {"A": ")" + std::string(70000, 'x') + R"("}})");
+  EXPECT_NE(refusal(req).find("runtime_env: "), std::string::npos) << refusal(req);
+  req.clear_runtime_env_json();
+  (*req.mutable_metadata())["note"] = std::string(5000, 'x');
+  EXPECT_NE(refusal(req).find("metadata.note: 5000 bytes, more than the limit of 4096"),
+            std::string::npos)
+      << refusal(req);
+  req.clear_metadata();
+  (*req.mutable_metadata())[std::string(300, 'k')] = "v";
+  EXPECT_NE(refusal(req).find("metadata key"), std::string::npos) << refusal(req);
+  req.clear_metadata();
+  for (int i = 0; i < 5; ++i) (*req.mutable_metadata())["k" + std::to_string(i)] = std::string(4000, 'x');
+  EXPECT_NE(refusal(req).find("metadata (keys and values together)"), std::string::npos)
+      << refusal(req);
+  auto http = SubmitRequestFromJson(R"({"entrypoint": ")" + std::string(70000, 'x') + R"("})");
+  ASSERT_FALSE(http.ok());
+  EXPECT_NE(http.status().message().find("entrypoint: 70000 bytes"), std::string::npos);
+}
+
 // The submit flags become one JSON runtime env; conflicting or malformed flags name the flag.
 // shlex.join's quoting; one argument passes through as a command line.
 TEST(JobCliTest, ShellJoinEntrypoint) {

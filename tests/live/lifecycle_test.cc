@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <iterator>
+#include <vector>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -283,6 +285,124 @@ TEST(LifecycleTest, ListTasksShowsNoExitCodeForTasksThatNeverExited) {
       milliseconds(10000)))
       << tasks.dump();
   EXPECT_TRUE(tasks[0]["exit_code"].is_null()) << tasks.dump();
+}
+
+}  // namespace
+}  // namespace orrery::live
+
+namespace orrery::live {
+namespace {
+
+// Pids of processes whose command line contains `needle` (other than this test's own).
+std::vector<pid_t> ProcessesRunning(const std::string& needle) {
+  std::vector<pid_t> out;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(e.path() / "cmdline", std::ios::binary);
+    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (char& c : cmd) c = c == '\0' ? ' ' : c;
+    std::ifstream st(e.path() / "stat");
+    std::string stat;
+    std::getline(st, stat);
+    const size_t close = stat.rfind(')');
+    const bool zombie = close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'Z';
+    if (!zombie && cmd.find(needle) != std::string::npos) out.push_back(std::stoi(name));
+  }
+  return out;
+}
+
+// Issue 12.8: a process a task starts outside its process group (`setsid cmd &`) does not
+// outlive the task.
+TEST(LifecycleTest, TaskOrphansAreKilled) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "1"}).exit_code, 0);
+  auto r = c.Orrery({"task", "run", "--temp-dir", c.root(), "--", "sh", "-c",
+                     "setsid sleep 7771 > /dev/null 2>&1 & echo started"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Eventually([] { return ProcessesRunning("sleep 7771").empty(); },
+                         milliseconds(8000)))
+      << "the orphan outlived its task";
+}
+
+// Issue 12.8: the operator's setup timeout is the maximum (an env asking for more gets the
+// node's), and what a setup leaves behind does not survive `orrery stop`.
+TEST(LifecycleTest, SetupTimeoutIsCappedAndSetupOrphansDoNotSurviveStop) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "1", "--runtime-env-setup-timeout-s", "0.5"})
+                .exit_code,
+            0);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = c.Orrery({"task", "run", "--temp-dir", c.root(), "--runtime-env-json",
+                     R"({"setup": ["sleep 30"], "setup_timeout_s": 1000})", "--", "true"},
+                    milliseconds(30000));
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(Contains(r.err, "timed out") || Contains(r.err, "timeout")) << r.err;
+  EXPECT_LT(s, 15.0) << "3 attempts of at most 0.5 s each, not 1000 s";
+  auto bad = c.Orrery({"task", "run", "--temp-dir", c.root(), "--runtime-env-json",
+                       R"({"setup": ["true"], "setup_timeout_s": 1e300})", "--", "true"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_TRUE(Contains(bad.err, "(0, 86400]")) << bad.err;
+  // A setup that leaves a daemon behind, then stop.
+  auto ok = c.Orrery({"task", "run", "--temp-dir", c.root(), "--runtime-env-json",
+                      R"({"setup": ["setsid sleep 7772 > /dev/null 2>&1 &"]})", "--", "true"},
+                     milliseconds(30000));
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  auto stop = c.Orrery({"stop", "--temp-dir", c.root()});
+  EXPECT_EQ(stop.exit_code, 0) << stop.err;
+  EXPECT_TRUE(Eventually([] { return ProcessesRunning("sleep 7772").empty(); },
+                         milliseconds(5000)))
+      << "a setup's orphan survived orrery stop";
+}
+
+}  // namespace
+}  // namespace orrery::live
+
+namespace orrery::live {
+namespace {
+
+mode_t ModeOf(const fs::path& p) {
+  struct stat st {};
+  return ::lstat(p.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0;
+}
+
+// Issue 12.7: the temp root (token, job store, job logs) is private to its user: created 0700,
+// tightened if it was open, refused if it is a symlink or another user's; the job store and its
+// WAL are 0600.
+TEST(LifecycleTest, TempRootIsPrivate) {
+  LiveCluster c;
+  fs::create_directories(c.root());
+  ::chmod(c.root().c_str(), 0755);
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "1", "--dashboard-port", "0"}).exit_code, 0);
+  EXPECT_EQ(ModeOf(c.root()), 0700u);
+  auto sub = c.Orrery({"job", "submit", "--temp-dir", c.root(), "--", "echo hi"});
+  EXPECT_EQ(sub.exit_code, 0) << sub.err;
+  for (const char* f : {"job_store.sqlite", "job_store.sqlite-wal"}) {
+    const fs::path p = fs::path(c.root()) / f;
+    if (fs::exists(p)) {
+      EXPECT_EQ(ModeOf(p) & 077, 0u) << p;
+    }
+  }
+  EXPECT_EQ(ModeOf(fs::path(c.root()) / "job_store.sqlite") & 077, 0u);
+
+  LiveCluster link;
+  const fs::path target = fs::path(link.root()).parent_path() / "elsewhere";
+  fs::create_directories(target);
+  fs::create_directory_symlink(target, link.root());
+  auto r = link.StartHead("b", {"--num-cpus", "1"});
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_TRUE(Contains(r.err, "symbolic link")) << r.err;
+
+  if (::geteuid() == 0) {  // another user's root (chown needs root)
+    LiveCluster other;
+    fs::create_directories(other.root());
+    ASSERT_EQ(::chown(other.root().c_str(), 65534, 65534), 0);
+    auto o = other.StartHead("c", {"--num-cpus", "1"});
+    EXPECT_EQ(o.exit_code, 2) << o.out;
+    EXPECT_TRUE(Contains(o.err, "belongs to uid 65534")) << o.err;
+    ::chown(other.root().c_str(), 0, 0);
+  }
 }
 
 }  // namespace

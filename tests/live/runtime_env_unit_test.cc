@@ -9,7 +9,15 @@
 #include <fstream>
 #include <string>
 
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <memory>
+#include <thread>
+#include <vector>
+
 #include "live/package_store.h"
+#include "live/rpc_util.h"
 #include "live/runtime_env.h"
 
 namespace orrery::live {
@@ -265,6 +273,66 @@ TEST(RuntimeEnvPackage, UnpackRefusesEscapesAndGarbage) {
             StatusCode::kDataLoss);
 }
 
+// Regression (issue 12.6): an entry named like an earlier link is refused instead of writing
+// through it, and the link's target keeps its bytes.
+TEST(RuntimeEnvPackage, UnpackNeverWritesThroughALinkOfTheSameName) {
+  TempDir t;
+  const fs::path target = t.Write("target", "precious", 0600);
+  auto s = UnpackPackage("ORRPKG1\nl 777 9 evil\n../targetf 644 5 evil\nowned", t.path() / "o");
+  ASSERT_FALSE(s.ok());
+  EXPECT_CONTAINS(s.message(), "evil would replace an existing entry");
+  std::ifstream in(target);
+  std::string text;
+  std::getline(in, text);
+  EXPECT_EQ(text, "precious");
+}
+
+// Regression (issue 12.6): a directory entry named like an earlier link does not chmod the
+// link's target (it went 0700 -> 0777).
+TEST(RuntimeEnvPackage, UnpackNeverChmodsThroughALink) {
+  TempDir t;
+  fs::create_directories(t.path() / "private");
+  ::chmod((t.path() / "private").c_str(), 0700);
+  auto s = UnpackPackage("ORRPKG1\nl 777 10 d\n../privated 777 0 d\n", t.path() / "o");
+  ASSERT_FALSE(s.ok());
+  EXPECT_CONTAINS(s.message(), "would replace an existing entry");
+  struct stat st {};
+  ASSERT_EQ(::stat((t.path() / "private").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+}
+
+// Regression (issue 12.6): setuid, setgid and sticky bits are dropped; permission bits stay.
+TEST(RuntimeEnvPackage, UnpackDropsSetuidSetgidAndSticky) {
+  TempDir t;
+  ASSERT_TRUE(UnpackPackage("ORRPKG1\nf 4755 1 suid\nxd 3775 0 dir\nf 2640 1 dir/sgid\ny",
+                            t.path() / "o")
+                  .ok());
+  const auto mode = [&](const char* rel) {
+    struct stat st {};
+    EXPECT_EQ(::lstat((t.path() / "o" / rel).c_str(), &st), 0) << rel;
+    return st.st_mode & 07777;
+  };
+  EXPECT_EQ(mode("suid"), 0755u);
+  EXPECT_EQ(mode("dir"), 0775u);
+  EXPECT_EQ(mode("dir/sgid"), 0640u);
+}
+
+// Crafted packages: a NUL in a path, a second entry of one name, a file before its directory.
+TEST(RuntimeEnvPackage, UnpackRefusesCraftedEntries) {
+  TempDir t;
+  using namespace std::string_literals;
+  EXPECT_CONTAINS(UnpackPackage("ORRPKG1\nf 644 1 ..\0/x\nx"s, t.path() / "a").message(),
+                  "bad package entry");
+  EXPECT_CONTAINS(UnpackPackage("ORRPKG1\nf 644 1 f\nxf 644 1 f\ny", t.path() / "b").message(),
+                  "f would replace an existing entry");
+  EXPECT_EQ(UnpackPackage("ORRPKG1\nf 644 1 nodir/x\nx", t.path() / "c").code(),
+            StatusCode::kDataLoss);
+  EXPECT_EQ(UnpackPackage("ORRPKG1\nl 777 0 empty\n", t.path() / "d").code(),
+            StatusCode::kDataLoss);
+  EXPECT_CONTAINS(UnpackPackage("ORRPKG1\nf 644 1 f\nxf 644 1 f/g\ny", t.path() / "e").message(),
+                  "through a symlink or a file");
+}
+
 // A missing dir, a file, or a tree over the limit: errors name working_dir.
 TEST(RuntimeEnvPackage, BadWorkingDirs) {
   TempDir t;
@@ -282,6 +350,27 @@ TEST(RuntimeEnvPackage, BadWorkingDirs) {
   EXPECT_CONTAINS(big.status().message(), "working_dir: ");
   EXPECT_CONTAINS(big.status().message(), "larger than the limit of 1000 bytes");
   EXPECT_TRUE(PackageDirectory(t.path() / "big", 1200).ok());
+}
+
+// Regression (issue 12.1): JSON and YAML envs nested past the limit are refused naming it (a
+// 100,000-level document used to reach recursive code); 64 levels are within it.
+TEST(RuntimeEnvParse, NestingDeeperThanTheLimitIsRefused) {
+  const auto json_nested = [](int depth) {
+    std::string s;
+    for (int i = 0; i < depth - 1; ++i) s += R"({"a": )";
+    s += R"({"env_vars": 1})";
+    return s + std::string(static_cast<size_t>(depth - 1), '}');
+  };
+  EXPECT_CONTAINS(Error(json_nested(100000)), "--runtime-env-json: nesting deeper than 64 levels");
+  EXPECT_CONTAINS(Error(json_nested(65)), "nesting deeper than 64 levels");
+  EXPECT_CONTAINS(Error(json_nested(64)), "unknown field");
+  const std::string flow = "setup: " + std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_CONTAINS(YamlError(flow), "nesting deeper than 64 levels");
+  std::string block = "setup:\n";
+  for (int i = 0; i < 70; ++i) block += std::string(static_cast<size_t>(2 + 2 * i), ' ') + "- \n";
+  EXPECT_CONTAINS(YamlError(block), "env.yaml: nesting deeper than 64 levels (line ");
+  EXPECT_CONTAINS(YamlError("setup: " + std::string(63, '[') + std::string(63, ']')),
+                  "setup[0]: expected a shell command");
 }
 
 // The head's store keeps only bytes that hash to their name.
@@ -302,6 +391,103 @@ TEST(PackageStoreTest, PutVerifiesTheHash) {
   EXPECT_EQ(*(*store)->Read(h), data);
   EXPECT_EQ((*store)->Read(Sha256Hex("absent")).status().code(), StatusCode::kNotFound);
   EXPECT_FALSE((*store)->Put("../../etc", data).ok());
+}
+
+// The head's package RPCs alone, on an in-process server.
+class PackageOnlyHead : public v1::HeadService::CallbackService {
+ public:
+  explicit PackageOnlyHead(PackageService* p) : p_(p) {}
+  grpc::ServerWriteReactor<v1::PackageChunk>* DownloadPackage(
+      grpc::CallbackServerContext* ctx, const v1::DownloadPackageRequest* req) override {
+    return p_->Download(ctx, req);
+  }
+
+ private:
+  PackageService* p_;
+};
+
+long ResidentKiB() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// How many of this process's file descriptors are open on a path containing `name`.
+size_t OpenFdsOn(const std::string& name) {
+  size_t n = 0;
+  for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (fs::read_symlink(e.path(), ec).string().find(name) != std::string::npos) ++n;
+  }
+  return n;
+}
+
+// Regression (issue 12.3): eight DownloadPackage streams of a 50 MB package that are never read
+// took the head from 84 to 368 MB. With flow control each stream holds about one chunk: the
+// process (server and client here) grows by far less than one package, and the streams' files
+// are closed once they are canceled.
+TEST(PackageServiceTest, UnreadDownloadsStayBoundedAndReleaseTheirFiles) {
+  TempDir t;
+  auto svc = PackageService::Create(
+      PackageServiceOptions{.token = "t", .session_dir = t.path().string()});
+  ASSERT_TRUE(svc.ok());
+  auto store = PackageStore::Open(t.path() / "packages");
+  ASSERT_TRUE(store.ok());
+  std::string pkg(kPackageHeader);
+  pkg += "f 644 52428800 big\n";
+  pkg.resize(pkg.size() + (size_t{50} << 20), 'x');
+  const std::string sha = Sha256Hex(pkg);
+  ASSERT_TRUE((*store)->Put(sha, pkg).ok());
+  std::string().swap(pkg);
+
+  PackageOnlyHead head(svc->get());
+  int port = 0;
+  grpc::ServerBuilder b;
+  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  b.RegisterService(&head);
+  auto server = b.BuildAndStart();
+  ASSERT_NE(port, 0);
+  auto stub = v1::HeadService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+
+  // One stream is read to the end: flow control must not stall a reading client.
+  {
+    grpc::ClientContext ctx;
+    AttachToken(&ctx, "t");
+    v1::DownloadPackageRequest req;
+    req.set_sha256(sha);
+    auto reader = stub->DownloadPackage(&ctx, req);
+    v1::PackageChunk c;
+    uint64_t got = 0;
+    while (reader->Read(&c)) got += c.data().size();
+    EXPECT_TRUE(reader->Finish().ok());
+    EXPECT_EQ(got, (uint64_t{50} << 20) + 27);
+  }
+  const long before_kib = ResidentKiB();
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::PackageChunk>>> readers;
+  for (int i = 0; i < 8; ++i) {
+    ctxs.push_back(std::make_unique<grpc::ClientContext>());
+    AttachToken(ctxs.back().get(), "t");
+    v1::DownloadPackageRequest req;
+    req.set_sha256(sha);
+    readers.push_back(stub->DownloadPackage(ctxs.back().get(), req));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const long grown_mib = (ResidentKiB() - before_kib) / 1024;
+  std::printf("8 unread streams of a 50 MiB package: the process grew by %ld MiB\n", grown_mib);
+  EXPECT_LT(grown_mib, 150) << "unread streams should hold about a chunk each, not the package";
+  for (auto& c : ctxs) c->TryCancel();
+  for (auto& r : readers) r->Finish();
+  readers.clear();
+  for (int i = 0; i < 250 && OpenFdsOn(sha) > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(OpenFdsOn(sha), 0u) << "a canceled stream kept its package file open";
+  server->Shutdown();
+  (*svc)->Stop();
 }
 
 }  // namespace

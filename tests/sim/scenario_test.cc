@@ -766,5 +766,16 @@ TEST_F(ScenarioTest, ScaleScenarioHasAMillionTasksOnTenThousandNodes) {
   EXPECT_EQ(s->tasks.size(), 1000000u);
 }
 
+// Regression (issue 12.1): a scenario nested past the limit (flow or block) is refused naming it.
+TEST_F(ScenarioTest, NestingDeeperThanTheLimitIsRefused) {
+  EXPECT_NE(Error("cluster: " + std::string(100000, '[') + std::string(100000, ']') + "\n")
+                .find("nesting deeper than 64 levels"),
+            std::string::npos);
+  std::string block = "cluster:\n";
+  for (int i = 0; i < 80; ++i) block += std::string(static_cast<size_t>(2 * i + 2), ' ') + "k:\n";
+  EXPECT_NE(Error(block).find(Path() + ": nesting deeper than 64 levels (line "),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace orrery::sim

@@ -11,7 +11,8 @@
 //   test_counter got 5
 //
 // Run directly, pass `--counter-name NAME` (it becomes the actor's env var).
-// Exit code 0 on success, 1 if the cluster or a call failed.
+// Exit code 0 on success, 1 if the cluster or a call failed, 2 for bad arguments (--help prints
+// the usage without connecting).
 #include <iostream>
 #include <string>
 
@@ -22,8 +23,22 @@ int main(int argc, char** argv) {
   namespace api = orrery::api;
   using orrery::examples::Counter;
   api::InitOptions options;
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::string(argv[i]) == "--counter-name") options.env_vars["counter_name"] = argv[i + 1];
+  constexpr const char* kUsage =
+      "usage: counter [--counter-name NAME]\n"
+      "Creates a Counter actor on the cluster at $ORRERY_ADDRESS (token from $ORRERY_TOKEN or\n"
+      "the latest session), increments it five times and prints each result.\n";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (a == "--counter-name" && i + 1 < argc) {
+      options.env_vars["counter_name"] = argv[++i];
+      continue;
+    }
+    std::cerr << "counter: unexpected argument '" << a << "'\n" << kUsage;
+    return 2;
   }
   if (auto s = api::Init(options); !s.ok()) {
     std::cerr << "counter: " << s.ToString() << "\n";
