@@ -460,9 +460,9 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
                                                       const v1::JobLogsRequest* req) override {
     auto w = StreamWriter<v1::JobLogsChunk>::Create(/*keep_latest_only=*/false);
     if (RefuseWithoutToken(*ctx, options_.token, *w)) return w.get();
-    loop_.Post([this, w, id = req->submission_id(), follow = req->follow()] {
+    loop_.Post([this, w, r = *req] {
       if (!jobs_) return w->Close(JobsUnavailable());
-      jobs_->StreamLog(id, follow, w);
+      jobs_->StreamLog(r, w);
     });
     return w.get();
   }
@@ -490,6 +490,8 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     const std::string host = options_.bind == "0.0.0.0" ? "127.0.0.1" : options_.bind;
     o.head_address = host + ":" + std::to_string(port_);
     o.token = options_.token;
+    o.max_running_jobs = options_.max_running_jobs;
+    o.log = options_.job_log;
     // The driver's first lease request goes to the head node if alive, else the first alive
     // node by id (the node's policy may spill it elsewhere).
     auto entry_address = [this] {

@@ -27,6 +27,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "live/job_log.h"
 
 namespace orrery::live {
 
@@ -52,6 +53,8 @@ struct HeadOptions {
   // The job store (SQLite). Empty: jobs are kept in memory only. Job logs go to job_logs/ next
   // to it (or in the session dir, or a private temp dir, when it is empty).
   std::string job_store;
+  int max_running_jobs = 16;  // drivers running at once; more wait PENDING (JobManagerOptions)
+  JobLogOptions job_log;      // per-job log cap and rotation (live/job_log.h)
   // Port of the HTTP/JSON jobs API (0: the OS picks one; -1: none). The actual address is
   // written to <session_dir>/dashboard_address. A port that cannot be bound is logged, not fatal.
   int dashboard_port = -1;

@@ -91,7 +91,7 @@ constexpr const char* kJobUsage =
     "                         [--entrypoint-resources JSON] [--metadata-json J] [--no-wait]\n"
     "                         -- ENTRYPOINT...\n"
     "       orrery job status ID [--format table|json]\n"
-    "       orrery job logs ID [--follow]\n"
+    "       orrery job logs ID [--follow] [--tail N]\n"
     "       orrery job stop ID [--no-wait]\n"
     "       orrery job list [--format table|json]\n"
     "       orrery job delete ID\n"
@@ -120,14 +120,16 @@ class JobClient {
     if (!s.ok()) return s;
     return rep;
   }
-  // Streams the log to `sink`; with follow until the job is terminal. No deadline with follow.
-  Status Logs(const std::string& id, bool follow, std::ostream& sink) {
+  // Streams the log to `sink` (its last `tail_lines` lines if > 0); with follow until the job is
+  // terminal. No deadline with follow.
+  Status Logs(const std::string& id, bool follow, std::ostream& sink, int tail_lines = 0) {
     grpc::ClientContext ctx;
     AttachToken(&ctx, token_);
     if (!follow) ctx.set_deadline(std::chrono::system_clock::now() + milliseconds(30000));
     v1::JobLogsRequest req;
     req.set_submission_id(id);
     req.set_follow(follow);
+    req.set_tail_lines(tail_lines);
     auto reader = stub_->JobLogs(&ctx, req);
     // A followed stream has no deadline: a watchdog ends it if the head stops answering (3
     // failed polls, 2 s apart) or the job has been finished for 5 s without the stream closing.
@@ -363,7 +365,11 @@ int OneJob(const std::string& cmd, const std::vector<std::string>& args, std::os
   std::string id;
   desc.add_options()("id", po::value(&id), "submission id");
   if (cmd == "status") desc.add_options()("format", po::value(&f.format), "table or json");
-  if (cmd == "logs") desc.add_options()("follow,f", "follow until the job is finished");
+  int tail_lines = 0;
+  if (cmd == "logs") {
+    desc.add_options()("follow,f", "follow until the job is finished")(
+        "tail", po::value(&tail_lines), "start at the last N lines");
+  }
   if (cmd == "stop") desc.add_options()("no-wait", "return once the stop is requested");
   po::positional_options_description pos;
   pos.add("id", 1);
@@ -401,7 +407,11 @@ int OneJob(const std::string& cmd, const std::vector<std::string>& args, std::os
     return kExitOk;
   }
   if (cmd == "logs") {
-    s = client.Logs(id, vm.count("follow") != 0, out);
+    if (tail_lines < 0) {
+      err << "orrery job logs: --tail: expected a number of lines >= 0\n";
+      return kExitUsage;
+    }
+    s = client.Logs(id, vm.count("follow") != 0, out, tail_lines);
     if (!s.ok()) {
       err << "orrery job logs: " << s.message() << "\n";
       return ExitFor(s);

@@ -4,6 +4,7 @@
 #include "live/job_http.h"
 // clang-format on
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -26,9 +27,16 @@ namespace {
 
 void Log(const std::string& line) { std::cerr << "[head] http: " << line << std::endl; }
 
+constexpr int kHandlerThreads = 4;              // requests handled at once; more wait for a thread
+constexpr int kMaxConnections = 256;            // open connections; more are refused with 503
+constexpr uint64_t kDefaultLogLimit = 1 << 20;  // GET .../logs without limit
+constexpr uint64_t kMaxLogLimit = 8 << 20;
+constexpr uint64_t kMaxLogBytesInFlight = 64 << 20;  // over all connections; more get 503
+
 struct Reply {
   http::status code = http::status::ok;
   json body;
+  uint64_t reserved = 0;  // log bytes counted in flight until the connection is done
 };
 
 Reply Error(http::status code, const std::string& message) {
@@ -163,6 +171,7 @@ class JobHttpServer::Impl {
     });
     ioc_.stop();
     if (thread_.joinable()) thread_.join();
+    handlers_.join();
   }
 
   int port() const { return port_; }
@@ -177,6 +186,13 @@ class JobHttpServer::Impl {
     }
     std::string path(req.target());
     if (auto q = path.find('?'); q != std::string::npos) path.resize(q);
+    if (path == "/api/version" && req.method() == http::verb::get) {
+      // Ray's job SDK asks this first; answering it never touches the loop.
+      return Reply{http::status::ok, json{{"version", "4"},
+                                          {"ray_version", "orrery"},
+                                          {"ray_commit", ""},
+                                          {"server", "orrery"}}};
+    }
     const std::string prefix = "/api/jobs";
     if (path.rfind(prefix, 0) != 0 || (path.size() > prefix.size() && path[prefix.size()] != '/')) {
       return Error(http::status::not_found, "no route " + path);
@@ -220,10 +236,7 @@ class JobHttpServer::Impl {
       if (method != http::verb::get) {
         return Error(http::status::method_not_allowed, "/api/jobs/{id}/logs: expected GET");
       }
-      StatusOr<std::string> text = NotFound("");
-      if (!run_([&] { text = jobs_->ReadLog(id); })) return Unavailable();
-      if (!text.ok()) return FromStatus(text.status());
-      return Reply{http::status::ok, json{{"logs", *text}}};
+      return Logs(id, std::string(req.target()));
     }
     if (action == "stop") {
       if (method != http::verb::post) {
@@ -253,22 +266,101 @@ class JobHttpServer::Impl {
     return Reply{http::status::ok, json{{"submission_id", *id}, {"job_id", *id}}};
   }
 
+  // GET /api/jobs/{id}/logs[?offset=N][&limit=M] or [?tail=N][&limit=M]: a bounded chunk. Only
+  // the log handle is fetched on the loop; the file is read here (a pool thread).
+  Reply Logs(const std::string& id, std::string_view target) {
+    uint64_t offset = 0, limit = kDefaultLogLimit, tail = 0;
+    if (auto q = target.find('?'); q != std::string_view::npos) {
+      std::string_view query = target.substr(q + 1);
+      while (!query.empty()) {
+        const auto amp = query.find('&');
+        const std::string_view kv = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+        const auto eq = kv.find('=');
+        const std::string key(kv.substr(0, eq));
+        const std::string value(eq == std::string_view::npos ? "" : kv.substr(eq + 1));
+        uint64_t* field = key == "offset"  ? &offset
+                          : key == "limit" ? &limit
+                          : key == "tail"  ? &tail
+                                           : nullptr;
+        if (field == nullptr) {
+          return Error(http::status::bad_request,
+                       "unknown query parameter '" + key + "' (expected offset, limit, tail)");
+        }
+        if (value.empty() || value.size() > 19 ||
+            value.find_first_not_of("0123456789") != std::string::npos) {
+          return Error(http::status::bad_request,
+                       key + ": expected a non-negative integer, got '" + value + "'");
+        }
+        *field = std::stoull(value);
+      }
+    }
+    if (limit == 0 || limit > kMaxLogLimit) {
+      return Error(http::status::bad_request, "limit: expected 1.." + std::to_string(kMaxLogLimit) +
+                                                  " bytes, got " + std::to_string(limit));
+    }
+    if (tail > 1000000) return Error(http::status::bad_request, "tail: expected <= 1000000 lines");
+    // Replies waiting for slow clients hold their log text: bounded over all connections.
+    if (log_bytes_in_flight_.fetch_add(limit) + limit > kMaxLogBytesInFlight) {
+      log_bytes_in_flight_ -= limit;
+      return Error(http::status::service_unavailable,
+                   "too many log bytes being sent (" + std::to_string(kMaxLogBytesInFlight) +
+                       "): retry, or ask for a smaller limit");
+    }
+    Reply reply = ReadLogChunk(id, offset, limit, tail);
+    if (reply.code == http::status::ok) {
+      reply.reserved = limit;
+    } else {
+      log_bytes_in_flight_ -= limit;
+    }
+    return reply;
+  }
+
+  Reply ReadLogChunk(const std::string& id, uint64_t offset, uint64_t limit, uint64_t tail) {
+    StatusOr<std::shared_ptr<JobLog>> log = NotFound("");
+    if (!run_([&] { log = jobs_->LogOf(id); })) return Unavailable();
+    if (!log.ok()) return FromStatus(log.status());
+    auto r = tail > 0 ? (*log)->Tail(static_cast<int>(tail), limit) : (*log)->Read(offset, limit);
+    if (!r.ok()) return FromStatus(r.status());
+    const uint64_t next = r->offset + r->data.size();
+    return Reply{http::status::ok, json{{"logs", std::move(r->data)},
+                                        {"offset", r->offset},
+                                        {"next_offset", next},
+                                        {"start_offset", r->start_offset},
+                                        {"end_offset", r->end_offset},
+                                        {"truncated", next < r->end_offset},
+                                        {"complete", r->closed && next == r->end_offset}}};
+  }
+
   void Accept();
 
   const JobHttpOptions options_;
   const RunOnLoop run_;
   JobManager* const jobs_;
+  // Before ioc_: the sessions it still holds count these down when it goes.
+  std::atomic<int> connections_{0};
+  std::atomic<uint64_t> log_bytes_in_flight_{0};
   asio::io_context ioc_{1};
   tcp::acceptor acceptor_;
-  std::thread thread_;
+  std::thread thread_;  // accepts, reads and writes every connection (asynchronously)
+  // Runs the handlers: a slow one (a large log chunk, a busy loop) holds one pool thread, never
+  // the accepting thread nor the other requests.
+  asio::thread_pool handlers_{kHandlerThreads};
   int port_ = 0;
   bool stopped_ = false;
 };
 
-// One connection: read one request, answer, close. Every read and write has a deadline.
+// One connection: read one request, answer, close. Every read and write has a deadline. The
+// request is handled on the handler pool; the reply is written from the server thread.
 class JobHttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Impl* server, tcp::socket socket) : server_(server), stream_(std::move(socket)) {}
+  Session(Impl* server, tcp::socket socket) : server_(server), stream_(std::move(socket)) {
+    ++server_->connections_;
+  }
+  ~Session() {
+    --server_->connections_;
+    server_->log_bytes_in_flight_ -= reserved_;
+  }
 
   void Start() {
     parser_.body_limit(1 << 20);
@@ -284,7 +376,11 @@ class JobHttpServer::Impl::Session : public std::enable_shared_from_this<Session
       if (ec != http::error::end_of_stream) Respond(Error(http::status::bad_request, ec.message()));
       return;
     }
-    Respond(server_->Handle(parser_.get()));
+    asio::post(server_->handlers_, [self = shared_from_this()] {
+      auto reply = std::make_shared<Reply>(self->server_->Handle(self->parser_.get()));
+      self->reserved_ = reply->reserved;
+      asio::post(self->stream_.get_executor(), [self, reply] { self->Respond(*reply); });
+    });
   }
 
   void Respond(const Reply& r) {
@@ -293,7 +389,8 @@ class JobHttpServer::Impl::Session : public std::enable_shared_from_this<Session
     res_.set(http::field::server, "orrery");
     res_.set(http::field::content_type, "application/json");
     res_.keep_alive(false);
-    res_.body() = r.body.dump() + "\n";
+    // Log text need not be UTF-8 (or a chunk may cut a character): replaced, never thrown.
+    res_.body() = r.body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
     res_.prepare_payload();
     stream_.expires_after(std::chrono::seconds(30));
     http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code, size_t) {
@@ -307,11 +404,24 @@ class JobHttpServer::Impl::Session : public std::enable_shared_from_this<Session
   beast::flat_buffer buf_;
   http::request_parser<http::string_body> parser_;
   http::response<http::string_body> res_;
+  uint64_t reserved_ = 0;  // log bytes of the reply (Reply::reserved)
 };
 
 void JobHttpServer::Impl::Accept() {
   acceptor_.async_accept([this](beast::error_code ec, tcp::socket socket) {
-    if (!ec) std::make_shared<Session>(this, std::move(socket))->Start();
+    if (!ec && connections_ >= kMaxConnections) {
+      // Over the cap: refuse at once (the client retries) rather than queue without bound.
+      static const std::string kBusy =
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+          "Connection: close\r\nContent-Length: 41\r\n\r\n{\"error\": \"too many connections, "
+          "retry\"}\n";
+      boost::system::error_code ignored;
+      socket.non_blocking(true, ignored);
+      socket.write_some(asio::buffer(kBusy), ignored);
+      socket.close(ignored);
+    } else if (!ec) {
+      std::make_shared<Session>(this, std::move(socket))->Start();
+    }
     if (acceptor_.is_open()) Accept();
   });
 }

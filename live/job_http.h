@@ -1,22 +1,31 @@
-// JobHttpServer: the head's HTTP/JSON jobs API (Ray's dashboard job routes), Boost.Beast on one
-// thread of its own.
+// JobHttpServer: the head's HTTP/JSON jobs API (Ray's dashboard job routes), Boost.Beast.
 //
+//   GET    /api/version              -> {"version": "4", "ray_version": "orrery", ...}
 //   POST   /api/jobs/                {"entrypoint": "...", "submission_id"?, "runtime_env"?,
 //                                     "metadata"?, "entrypoint_num_cpus"?, "entrypoint_num_gpus"?,
 //                                     "entrypoint_resources"?}  -> {"submission_id": "..."}
 //   GET    /api/jobs/                -> [job details, ...]            (live/job_manager.h)
 //   GET    /api/jobs/{id}            -> job details
-//   GET    /api/jobs/{id}/logs       -> {"logs": "..."}
+//   GET    /api/jobs/{id}/logs[?offset=N][&limit=M] | [?tail=N][&limit=M]
+//                                    -> {"logs": "...", "offset", "next_offset", "start_offset",
+//                                        "end_offset", "truncated", "complete"}
+//          at most `limit` bytes [1 MiB, at most 8 MiB] from byte `offset` of the job's output
+//          [0: the oldest kept byte], or its last N lines; page on with offset=next_offset
+//          while "truncated". "complete": the job ended and this is the end of its log.
 //   POST   /api/jobs/{id}/stop       -> {"stopped": true|false}
 //   DELETE /api/jobs/{id}            -> {"deleted": true}
 //
 // Every request needs `Authorization: Bearer <cluster token>` (401 otherwise). Errors are JSON
 // `{"error": "..."}`: 400 for bad input (naming the field), 404 unknown job or route, 405 wrong
-// method, 503 while the head stops. One request per connection (the server closes it).
+// method, 503 while the head stops, beyond 256 open connections or 64 MiB of log text in replies
+// not yet written (slow clients). One request per connection
+// (the server closes it); a request has 30 s to arrive and its reply 30 s to be written.
 //
-// Threading: the server thread parses and validates, then runs the JobManager call on the head's
-// loop through `run_on_loop` (it waits for that closure; the loop's closures are short) — gRPC
-// threads are never involved.
+// Threading: one server thread accepts, reads and writes every connection asynchronously; the
+// requests themselves are handled on a pool of 4 threads, so a slow one (a large log chunk)
+// never holds up the others. A handler runs its JobManager call on the head's loop through
+// `run_on_loop` (short closures; log files are read on the pool thread, not on the loop) —
+// gRPC threads are never involved.
 //
 // Thread safety: Start/Stop from one controlling thread.
 #pragma once

@@ -30,24 +30,8 @@ int64_t UnixMs() {
       .count();
 }
 
-// The last `n` lines of `text` (without a trailing newline).
-std::string LastLines(const std::string& text, int n) {
-  std::string t = text;
-  while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
-  size_t pos = t.size();
-  for (int i = 0; i < n && pos > 0; ++i) {
-    const size_t nl = t.rfind('\n', pos - 1);
-    if (nl == std::string::npos) return t;
-    pos = nl;
-    if (i == n - 1) return t.substr(nl + 1);
-  }
-  return t.substr(pos == 0 ? 0 : pos + 1);
-}
-
-constexpr size_t kTailBytes = 4096;        // output kept for the failure message
-constexpr size_t kChunkBytes = 64 * 1024;  // log backlog pushed in chunks of this size
-// How long a stopped job waits for its driver to be gone (the node's grace period is 3 s).
-constexpr milliseconds kStopWait{10000};
+constexpr size_t kChunkBytes = 64 * 1024;  // a log stream's chunk
+constexpr size_t kTailBytes = 8 << 20;     // a tail looks at most this far back
 
 }  // namespace
 
@@ -170,55 +154,6 @@ Status ValidateSubmitJob(const v1::SubmitJobRequest& req) {
   return Status::Ok();
 }
 
-// ---- one driver run
-// ------------------------------------------------------------------------------
-
-// What the loop and the runner thread share about one run: the call in flight (so Stop can
-// cancel it) and why it was canceled.
-struct JobManager::Run {
-  std::mutex mu;
-  grpc::ClientContext* ctx = nullptr;  // guarded by mu
-  bool canceled = false;
-  // The job's status after a cancellation: STOPPED (user), FAILED (node died), or UNSPECIFIED
-  // (the head stops: nothing is recorded).
-  v1::JobStatus cancel_status = v1::JOB_STATUS_UNSPECIFIED;
-  std::string cancel_message;
-  std::atomic<bool> finished{false};
-  std::atomic<bool> head_stopping{false};  // Shutdown: stop waiting for anything
-
-  std::string call_address;  // the node the call in flight goes to; guarded by mu
-
-  // False (and nothing attached) if the run is canceled already.
-  bool Attach(grpc::ClientContext* c, const std::string& address) {
-    std::lock_guard<std::mutex> l(mu);
-    if (canceled) return false;
-    ctx = c;
-    call_address = address;
-    return true;
-  }
-  // Cancels the call in flight if it goes to `address` (that node died), not the run.
-  void Kick(const std::string& address) {
-    std::lock_guard<std::mutex> l(mu);
-    if (ctx && call_address == address) ctx->TryCancel();
-  }
-  void Detach() {
-    std::lock_guard<std::mutex> l(mu);
-    ctx = nullptr;
-  }
-  void Cancel(v1::JobStatus status, const std::string& message) {
-    std::lock_guard<std::mutex> l(mu);
-    if (canceled) return;
-    canceled = true;
-    cancel_status = status;
-    cancel_message = message;
-    if (ctx) ctx->TryCancel();
-  }
-  bool IsCanceled() {
-    std::lock_guard<std::mutex> l(mu);
-    return canceled;
-  }
-};
-
 // ---- manager
 // -------------------------------------------------------------------------------------
 
@@ -251,9 +186,8 @@ StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
     }
     Job j;
     j.info = info;
-    std::error_code size_ec;
-    const auto size = fs::file_size(m->LogPath(info.submission_id()), size_ec);
-    j.log_bytes = size_ec ? 0 : size;
+    j.log = std::make_shared<JobLog>(m->LogPath(info.submission_id()), m->options_.log);
+    j.log->Close();  // terminal: read only
     m->jobs_.emplace(info.submission_id(), std::move(j));
   }
   if (!m->jobs_.empty()) Log("job store: " + std::to_string(m->jobs_.size()) + " job(s) loaded");
@@ -266,8 +200,13 @@ JobManager::JobManager(JobManagerOptions options, EventLoop* loop, std::unique_p
     : options_(std::move(options)),
       loop_(loop),
       store_(std::move(store)),
-      entry_address_(std::move(entry_address)),
-      task_ended_(std::move(task_ended)) {}
+      drivers_(std::make_shared<DriverContext>()) {
+  drivers_->loop = loop;
+  drivers_->head_address = options_.head_address;
+  drivers_->token = options_.token;
+  drivers_->entry_address = std::move(entry_address);
+  drivers_->task_ended = std::move(task_ended);
+}
 
 JobManager::~JobManager() { Shutdown(); }
 
@@ -301,19 +240,44 @@ StatusOr<std::string> JobManager::Submit(const v1::SubmitJobRequest& req) {
   info.set_message("waiting for the driver's lease");
   info.set_start_unix_ms(UnixMs());
   // A fresh log (a deleted job's id may come back).
-  std::ofstream(LogPath(id), std::ios::trunc | std::ios::binary);
-  Persist(j);
+  JobLog::RemoveFiles(LogPath(id), options_.log.backups);
+  j.log = std::make_shared<JobLog>(LogPath(id), options_.log);
   Log("job " + id + " submitted: " + req.entrypoint());
-  j.run = std::make_shared<Run>();
-  std::lock_guard<std::mutex> l(threads_mu_);
-  // Join runners that are done (their last act was to post their outcome).
-  std::erase_if(threads_, [](auto& t) {
-    if (!t.first->finished.load()) return false;
-    t.second.join();
-    return true;
-  });
-  threads_.emplace_back(j.run, std::thread(&JobManager::RunDriver, this, j.run, info));
+  waiting_.push_back(id);
+  StartWaiting();
+  if (!j.run) {
+    const std::string n = std::to_string(options_.max_running_jobs);
+    info.set_message("waiting: " + std::to_string(running_) + " jobs running (--max-running-jobs " +
+                     n + ")");
+  }
+  Persist(j);
   return id;
+}
+
+void JobManager::StartWaiting() {
+  while (running_ < options_.max_running_jobs && !waiting_.empty() && !shutting_down_) {
+    const std::string id = waiting_.front();
+    waiting_.pop_front();
+    auto it = jobs_.find(id);
+    if (it == jobs_.end() || IsTerminal(it->second.info.status()) || it->second.run) continue;
+    StartRun(id);
+  }
+}
+
+void JobManager::StartRun(const std::string& id) {
+  Job& j = jobs_.at(id);
+  ++running_;
+  if (j.info.message().rfind("waiting: ", 0) == 0) {
+    j.info.set_message("waiting for the driver's lease");
+    Persist(j);
+  }
+  DriverEvents ev;
+  ev.on_running = [this, id](const std::string& node) { OnRunning(id, node); };
+  ev.on_pid = [this, id](int pid) { OnPid(id, pid); };
+  ev.on_finished = [this, id](v1::JobStatus st, const std::string& msg, int code) {
+    OnFinished(id, st, msg, code);
+  };
+  j.run = DriverRun::Start(drivers_, j.info, j.log, std::move(ev));
 }
 
 StatusOr<v1::JobInfo> JobManager::Get(const std::string& id) const {
@@ -335,8 +299,13 @@ StatusOr<bool> JobManager::Stop(const std::string& id) {
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return NotFound("no job with submission id '" + id + "'");
   Job& j = it->second;
-  if (IsTerminal(j.info.status()) || !j.run) return false;
+  if (IsTerminal(j.info.status())) return false;
   Log("job " + id + ": stop requested");
+  if (!j.run) {  // waiting for a slot: nothing runs yet
+    std::erase(waiting_, id);
+    OnFinished(id, v1::JOB_STATUS_STOPPED, "stopped by the user", 0);
+    return true;
+  }
   j.run->Cancel(v1::JOB_STATUS_STOPPED, "stopped by the user");
   return true;
 }
@@ -349,41 +318,80 @@ Status JobManager::Delete(const std::string& id) {
                               ": only a finished job (SUCCEEDED, FAILED or STOPPED) can be "
                               "deleted; stop it first");
   }
+  it->second.log->Remove();
   jobs_.erase(it);
   store_->Delete(id);
-  std::error_code ec;
-  fs::remove(LogPath(id), ec);
   Log("job " + id + " deleted");
   return Status::Ok();
 }
 
-StatusOr<std::string> JobManager::ReadLog(const std::string& id) const {
+StatusOr<std::shared_ptr<JobLog>> JobManager::LogOf(const std::string& id) const {
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return NotFound("no job with submission id '" + id + "'");
-  std::string text(it->second.log_bytes, '\0');
-  std::ifstream in(LogPath(id), std::ios::binary);
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0)));
-  return text;
+  return it->second.log;
 }
 
-void JobManager::StreamLog(const std::string& id, bool follow, std::shared_ptr<LogWriter> w) {
-  auto text = ReadLog(id);
-  if (!text.ok()) {
-    w->Close(ToGrpc(text.status()));
-    return;
+namespace {
+
+// Feeds one JobLogs stream from a job's log: one chunk written at a time; at the end of the log
+// it waits for more (follow) or closes. Owned by the writer's drained callback and the log's
+// waiter; holds the writer weakly (gRPC owns it until the call is done).
+class LogPump : public std::enable_shared_from_this<LogPump> {
+ public:
+  LogPump(std::shared_ptr<JobLog> log, std::weak_ptr<JobManager::LogWriter> w, uint64_t offset,
+          bool follow)
+      : log_(std::move(log)), w_(std::move(w)), offset_(offset), follow_(follow) {}
+
+  // Writes the next chunk, or waits for one, or closes the stream. Called again by the writer
+  // once the chunk is written, or by the log once it grows: one chunk in flight at a time.
+  void Next() {
+    auto w = w_.lock();
+    if (!w || w->done()) return;
+    uint64_t from = 0;
+    StatusOr<JobLog::Range> r = JobLog::Range{};
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      from = offset_;
+      r = log_->Read(offset_, kChunkBytes);
+      if (r.ok()) offset_ = r->offset + r->data.size();
+    }
+    // Not under mu_: a write may complete (and call Next) at once, and so may Wait.
+    if (!r.ok()) return w->Close(ToGrpc(r.status()));
+    if (!r->data.empty() || r->offset > from) {
+      v1::JobLogsChunk c;
+      if (r->offset > from) {
+        c.set_data("[orrery: " + std::to_string(r->offset - from) +
+                   " bytes of this log were rotated away before they were read]\n");
+      }
+      c.mutable_data()->append(r->data);
+      return w->Push(std::move(c));
+    }
+    if (!follow_ || r->closed) return w->Close(grpc::Status::OK);
+    log_->Wait(r->end_offset, [self = shared_from_this()] { self->Next(); });
   }
-  for (size_t off = 0; off < text->size(); off += kChunkBytes) {
-    v1::JobLogsChunk c;
-    c.set_data(text->substr(off, kChunkBytes));
-    w->Push(std::move(c));
+
+ private:
+  const std::shared_ptr<JobLog> log_;
+  const std::weak_ptr<JobManager::LogWriter> w_;
+  std::mutex mu_;
+  uint64_t offset_;  // guarded by mu_
+  const bool follow_;
+};
+
+}  // namespace
+
+void JobManager::StreamLog(const v1::JobLogsRequest& req, std::shared_ptr<LogWriter> w) {
+  auto log = LogOf(req.submission_id());
+  if (!log.ok()) return w->Close(ToGrpc(log.status()));
+  uint64_t offset = 0;
+  if (req.tail_lines() > 0) {
+    auto t = (*log)->Tail(req.tail_lines(), kTailBytes);
+    if (!t.ok()) return w->Close(ToGrpc(t.status()));
+    offset = t->offset;
   }
-  Job& j = jobs_.at(id);
-  if (follow && !IsTerminal(j.info.status()) && !shutting_down_) {
-    j.followers.push_back(std::move(w));
-  } else {
-    w->Close(grpc::Status::OK);
-  }
+  auto pump = std::make_shared<LogPump>(*log, w, offset, req.follow() && !shutting_down_);
+  w->SetOnDrained([pump] { pump->Next(); });
+  pump->Next();
 }
 
 void JobManager::OnNodeDead(const std::string& node_id, const std::string& address) {
@@ -399,35 +407,16 @@ void JobManager::OnNodeDead(const std::string& node_id, const std::string& addre
 }
 
 void JobManager::Shutdown() {
-  {
-    std::lock_guard<std::mutex> l(threads_mu_);
-    if (shut_down_) return;
-    shut_down_ = true;
-  }
+  if (shut_down_.exchange(true)) return;
   loop_->RunSync([this] {
     shutting_down_ = true;
+    drivers_->stopping = true;
     for (auto& [id, j] : jobs_) {
-      if (j.run) {
-        j.run->head_stopping = true;
-        j.run->Cancel(v1::JOB_STATUS_UNSPECIFIED, "the head is stopping");
-      }
-      for (auto& w : j.followers) {
-        w->Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the head is stopping"));
-      }
-      j.followers.clear();
+      if (j.run) j.run->Cancel(v1::JOB_STATUS_UNSPECIFIED, "the head is stopping");
+      j.log->Close();  // followers end
     }
   });
-  std::vector<std::pair<std::shared_ptr<Run>, std::thread>> threads;
-  {
-    std::lock_guard<std::mutex> l(threads_mu_);
-    threads.swap(threads_);
-  }
-  for (auto& [run, t] : threads) {
-    // A runner that has not seen the cancellation yet (it was between calls) sees it now.
-    run->head_stopping = true;
-    run->Cancel(v1::JOB_STATUS_UNSPECIFIED, "the head is stopping");
-    t.join();
-  }
+  if (!drivers_->WaitIdle(std::chrono::seconds(5))) Log("calls of job drivers still in flight");
   store_->Flush();
 }
 
@@ -451,25 +440,17 @@ void JobManager::OnPid(const std::string& id, int pid) {
   Persist(it->second);
 }
 
-void JobManager::OnOutput(const std::string& id, std::string chunk) {
-  auto it = jobs_.find(id);
-  if (it == jobs_.end()) return;
-  Job& j = it->second;
-  j.log_bytes += chunk.size();
-  std::erase_if(j.followers, [](const auto& w) { return w->done(); });
-  for (auto& w : j.followers) {
-    v1::JobLogsChunk c;
-    c.set_data(chunk);
-    w->Push(std::move(c));
-  }
-}
-
 void JobManager::OnFinished(const std::string& id, v1::JobStatus status, const std::string& message,
                             int exit_code) {
   auto it = jobs_.find(id);
   if (it == jobs_.end() || shutting_down_) return;
   Job& j = it->second;
-  j.run = nullptr;
+  if (j.run) {
+    j.run = nullptr;
+    --running_;
+  }
+  j.log->Close();  // nothing is written once the job ended
+  StartWaiting();
   if (IsTerminal(j.info.status())) return;
   j.info.set_status(status);
   j.info.set_message(message);
@@ -477,210 +458,6 @@ void JobManager::OnFinished(const std::string& id, v1::JobStatus status, const s
   j.info.set_end_unix_ms(UnixMs());
   Persist(j);
   Log("job " + id + " " + JobStatusName(status) + ": " + message);
-  for (auto& w : j.followers) w->Close(grpc::Status::OK);
-  j.followers.clear();
-}
-
-// ---- runner thread
-// -------------------------------------------------------------------------------
-
-void JobManager::RunDriver(std::shared_ptr<Run> run, v1::JobInfo info) {
-  const std::string id = info.submission_id();
-  // Posts the outcome. A cancellation decides it: STOPPED (a user's stop wins over whatever the
-  // driver did meanwhile), FAILED (its node died), or nothing at all (the head is stopping).
-  auto finish = [&](v1::JobStatus status, const std::string& message, int exit_code = 0) {
-    std::string msg = message;
-    {
-      std::lock_guard<std::mutex> l(run->mu);
-      if (run->canceled) {
-        status = run->cancel_status;
-        msg = run->cancel_message;
-      }
-    }
-    if (status != v1::JOB_STATUS_UNSPECIFIED) {
-      loop_->Post([this, id, status, msg, exit_code] { OnFinished(id, status, msg, exit_code); });
-    }
-    run->finished = true;
-  };
-
-  // 1. The node to ask first: the head node if alive (waits while no node is alive). False if
-  //    the run was canceled or the loop stopped meanwhile.
-  std::string entry;
-  auto resolve_entry = [&] {
-    while (true) {
-      if (run->IsCanceled()) return false;
-      if (!loop_->RunSync([&] { entry = entry_address_(); })) return false;
-      if (!entry.empty()) return true;
-      std::this_thread::sleep_for(milliseconds(200));
-    }
-  };
-  if (!resolve_entry()) return finish(v1::JOB_STATUS_STOPPED, "");
-
-  // 2. A worker lease for the driver, following spillbacks; the call is held while queued and
-  //    canceled by Stop.
-  v1::RequestWorkerLeaseRequest lreq;
-  lreq.set_task_id("driver-" + id + "-" + std::to_string(UnixMs()));
-  lreq.set_name("driver of job " + id);
-  *lreq.mutable_resources() = info.entrypoint_resources();
-  lreq.set_queue_timeout_ms(0);
-  // Gives the driver's lease back to the node at `stub` (best effort, bounded).
-  auto return_lease = [&](v1::NodeService::Stub* stub) {
-    grpc::ClientContext rctx;
-    AttachToken(&rctx, options_.token);
-    rctx.set_deadline(std::chrono::system_clock::now() + milliseconds(2000));
-    v1::ReturnWorkerLeaseRequest rr;
-    rr.set_task_id(lreq.task_id());
-    v1::ReturnWorkerLeaseReply rrep;
-    (void)stub->ReturnWorkerLease(&rctx, rr, &rrep);
-  };
-  std::string address = entry, node_id;
-  int rejections = 0, errors = 0;
-  while (node_id.empty()) {
-    auto stub =
-        v1::NodeService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-    grpc::ClientContext ctx;
-    AttachToken(&ctx, options_.token);
-    if (!run->Attach(&ctx, address)) return finish(v1::JOB_STATUS_STOPPED, "");
-    v1::RequestWorkerLeaseReply reply;
-    const grpc::Status s = stub->RequestWorkerLease(&ctx, lreq, &reply);
-    run->Detach();
-    if (run->IsCanceled()) {
-      // A lease granted just before the stop goes back to the node.
-      if (s.ok() && reply.has_granted()) {
-        return_lease(stub.get());
-      }
-      return finish(v1::JOB_STATUS_STOPPED, "");
-    }
-    if (!s.ok()) {
-      // The node went away (or OnNodeDead kicked the call): ask the entry node again.
-      if (++errors > 20) {
-        return finish(v1::JOB_STATUS_FAILED, "could not get a lease for the driver from " +
-                                                 address + ": " + s.error_message());
-      }
-      std::this_thread::sleep_for(milliseconds(200));
-      if (!resolve_entry()) return finish(v1::JOB_STATUS_STOPPED, "");
-      address = entry;
-      lreq.set_grant_or_reject(false);
-      continue;
-    }
-    switch (reply.outcome_case()) {
-      case v1::RequestWorkerLeaseReply::kGranted:
-        node_id = reply.granted().node_id();
-        break;
-      case v1::RequestWorkerLeaseReply::kSpillback:
-        if (reply.spillback().spillbacks() > 16 || reply.spillback().address().empty()) {
-          return finish(v1::JOB_STATUS_FAILED,
-                        "could not place the driver: too many spillbacks or unknown address");
-        }
-        address = reply.spillback().address();
-        lreq.set_grant_or_reject(reply.spillback().grant_or_reject());
-        lreq.set_spillbacks(reply.spillback().spillbacks());
-        break;
-      case v1::RequestWorkerLeaseReply::kRejected:
-        if (++rejections > 100) {
-          return finish(v1::JOB_STATUS_FAILED,
-                        "could not place the driver: " + reply.rejected().reason());
-        }
-        address = entry;
-        lreq.set_grant_or_reject(false);
-        std::this_thread::sleep_for(milliseconds(std::min(20 * rejections, 200)));
-        break;
-      case v1::RequestWorkerLeaseReply::kCanceled:
-        return finish(v1::JOB_STATUS_FAILED,
-                      "the driver could not start: " + reply.canceled().reason());
-      case v1::RequestWorkerLeaseReply::kQueued:
-        break;  // ask again (held until decided)
-      default:
-        return finish(v1::JOB_STATUS_FAILED, "lease reply without an outcome from " + address);
-    }
-  }
-  loop_->Post([this, id, node_id] { OnRunning(id, node_id); });
-
-  // 3. The driver: /bin/sh -c ENTRYPOINT on the leased node; its output is the job's log.
-  v1::RunTaskRequest rreq;
-  rreq.set_task_id(lreq.task_id());
-  rreq.add_argv("/bin/sh");
-  rreq.add_argv("-c");
-  rreq.add_argv(info.entrypoint());
-  auto& env = *rreq.mutable_env();
-  env["ORRERY_ADDRESS"] = options_.head_address;
-  env["ORRERY_TOKEN"] = options_.token;
-  env["ORRERY_JOB_ID"] = id;
-  if (!info.runtime_env_json().empty()) env["ORRERY_JOB_RUNTIME_ENV"] = info.runtime_env_json();
-  rreq.set_runtime_env_json(info.runtime_env_json());
-  rreq.set_job_id(id);
-  rreq.set_name("driver");
-  auto stub =
-      v1::NodeService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  AttachToken(&ctx, options_.token);
-  if (!run->Attach(&ctx, address)) {
-    return_lease(stub.get());
-    return finish(v1::JOB_STATUS_STOPPED, "");
-  }
-  std::ofstream log(LogPath(id), std::ios::app | std::ios::binary);
-  std::string tail;
-  bool exited = false;
-  int exit_code = 0, signal = 0;
-  std::string node_error;  // why the node could not run the driver (e.g. runtime env setup)
-  {
-    auto reader = stub->RunTask(&ctx, rreq);
-    v1::RunTaskReply m;
-    while (reader->Read(&m)) {
-      if (m.has_started_pid()) {
-        loop_->Post([this, id, pid = m.started_pid()] { OnPid(id, pid); });
-      } else if (m.has_stdout_chunk() || m.has_stderr_chunk()) {
-        std::string chunk = m.has_stdout_chunk() ? m.stdout_chunk() : m.stderr_chunk();
-        log.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-        log.flush();  // on disk before the loop counts it (ReadLog reads what it counted)
-        tail += chunk;
-        if (tail.size() > kTailBytes) tail.erase(0, tail.size() - kTailBytes);
-        loop_->Post(
-            [this, id, chunk = std::move(chunk)]() mutable { OnOutput(id, std::move(chunk)); });
-      } else if (m.has_exit()) {
-        exited = true;
-        exit_code = m.exit().exit_code();
-        signal = m.exit().signal();
-        node_error = m.exit().error();
-      }
-    }
-    const grpc::Status s = reader->Finish();
-    run->Detach();
-    if (!exited) {
-      if (run->IsCanceled()) {
-        // The node got the cancellation and stops the driver (SIGTERM, then SIGKILL after its
-        // grace period): report STOPPED once the task table shows it ended (bounded).
-        const auto deadline = std::chrono::steady_clock::now() + kStopWait;
-        bool ended = false;
-        while (!ended && std::chrono::steady_clock::now() < deadline) {
-          {
-            std::lock_guard<std::mutex> l(run->mu);
-            if (run->cancel_status != v1::JOB_STATUS_STOPPED) break;  // node died / head stops
-          }
-          if (run->head_stopping) break;
-          if (!loop_->RunSync([&] { ended = task_ended_(rreq.task_id()); })) break;
-          if (!ended) std::this_thread::sleep_for(milliseconds(50));
-        }
-        return finish(v1::JOB_STATUS_STOPPED, "");
-      }
-      // The stream ended without an exit: the node went away, or refused to start the driver
-      // (then its lease is still granted there: give it back, best effort).
-      const bool lost = s.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                        s.error_code() == grpc::StatusCode::CANCELLED;
-      if (!lost) return_lease(stub.get());
-      return finish(v1::JOB_STATUS_FAILED,
-                    (lost ? "lost the driver on node " : "the driver could not start on node ") +
-                        node_id + ": " + s.error_message());
-    }
-  }
-  if (exit_code == 0) return finish(v1::JOB_STATUS_SUCCEEDED, "the entrypoint exited with code 0");
-  // The driver never started (its runtime env failed, ...): the node's reason is the message.
-  if (!node_error.empty()) return finish(v1::JOB_STATUS_FAILED, node_error, exit_code);
-  std::string message = "entrypoint exited with code " + std::to_string(exit_code);
-  if (signal > 0) message += " (killed by signal " + std::to_string(signal) + ")";
-  const std::string last = LastLines(tail, 10);
-  if (!last.empty()) message += ", last output:\n" + last;
-  finish(v1::JOB_STATUS_FAILED, message, exit_code);
 }
 
 }  // namespace orrery::live

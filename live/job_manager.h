@@ -2,34 +2,36 @@
 // line) run as a driver process on a node; its record (status, message, exit code, times) lives
 // in the JobStore and survives a head restart, its output in a log file next to the store.
 //
-// Lifecycle: Submit records the job PENDING and starts a runner thread. The runner asks a node
-// for a worker lease with the entrypoint resources (the head node first, so a driver without
-// resources runs there; the node's policy may spill it elsewhere), then runs
-// `/bin/sh -c ENTRYPOINT` there with NodeService.RunTask (job_id, name "driver", the runtime env,
-// and ORRERY_ADDRESS / ORRERY_TOKEN / ORRERY_JOB_ID / ORRERY_JOB_RUNTIME_ENV in its environment, so
-// the driver's tasks and actors inherit the job's runtime env). The output stream is appended to
-// the job's log and pushed to `logs --follow` subscribers. Outcome:
+// Lifecycle: Submit records the job PENDING. At most max_running_jobs drivers run at once
+// (leasing or running); later jobs wait PENDING with the message "waiting: N jobs running
+// (--max-running-jobs N)" and start first in, first out as others end. A started job is a
+// DriverRun (live/job_driver.h): event-driven on the head's loop, no thread of its own. Its
+// output goes to the job's JobLog (live/job_log.h: capped and rotated, closed once the job ends).
+// Outcome:
 //   exit 0 -> SUCCEEDED; exit N -> FAILED "entrypoint exited with code N, last output: ...";
 //   lease canceled (e.g. runtime env setup failed) -> FAILED with the node's reason;
-//   Stop -> the runner cancels its call (the node kills the driver's process group) -> STOPPED;
-//   the driver's node dies -> FAILED "the driver's node X died".
+//   Stop -> the run cancels its call (the node kills the driver's process group) -> STOPPED;
+//   a waiting job is STOPPED at once; the driver's node dies -> FAILED "the driver's node X died".
 // Jobs found PENDING/RUNNING at load (the previous head went away) become FAILED.
 //
 // Threading (STYLE rule 13): the head's loop owns the job table; every method except Create and
-// Shutdown must be called on that loop. Runner threads block in their RPCs (never the loop, never
-// a gRPC thread) and post what happens to the loop. Store writes go to the store's own thread.
+// Shutdown must be called on that loop. Runs post what happens to the loop; output is written
+// by the gRPC thread that reads it, into the log (thread-safe), which readers read in bounded
+// chunks off the loop. Store writes go to the store's own thread.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "core/status.h"
 #include "live/event_loop.h"
+#include "live/job_driver.h"
+#include "live/job_log.h"
 #include "live/job_store.h"
 #include "live/rpc_util.h"
 #include "orrery.pb.h"
@@ -41,6 +43,11 @@ struct JobManagerOptions {
   std::string log_dir;       // REQUIRES: non-empty; <submission id>.log per job (created)
   std::string head_address;  // HOST:PORT given to drivers as ORRERY_ADDRESS
   std::string token;         // the cluster token (RPCs, and ORRERY_TOKEN of drivers)
+  JobLogOptions log;         // per-job log cap and rotation [100 MiB x (1 + 2 backups)]
+  // Drivers leasing or running at once; later jobs wait PENDING, FIFO. REQUIRES: > 0.
+  // [16]: a driver is a process on a node plus its tasks; on a 2-core head machine 16 drivers
+  // already share the CPUs 8 ways, and the limit bounds the head's streams and open files.
+  int max_running_jobs = 16;
 };
 
 // "PENDING", "RUNNING", ... (Ray's JobStatus names).
@@ -81,27 +88,30 @@ class JobManager {
   StatusOr<bool> Stop(const std::string& id);
   // FailedPrecondition unless terminal. Removes the record and the log.
   Status Delete(const std::string& id);
-  // The log so far (all of it). NotFound for an unknown id.
-  StatusOr<std::string> ReadLog(const std::string& id) const;
-  // Streams the log so far to `w`; with `follow`, then each new chunk until the job is
-  // terminal. Closes `w` with NOT_FOUND for an unknown id.
-  void StreamLog(const std::string& id, bool follow, std::shared_ptr<LogWriter> w);
+  // The job's log (read it off the loop, in bounded chunks). NotFound for an unknown id.
+  StatusOr<std::shared_ptr<JobLog>> LogOf(const std::string& id) const;
+  // Streams the log to `w` in chunks of at most 64 KiB, one write in flight (`w`'s
+  // SetOnDrained is taken): from the oldest kept byte, or its last `tail_lines` lines; with
+  // `follow`, then what is appended until the job ends. Closes `w` with NOT_FOUND for an
+  // unknown id.
+  void StreamLog(const v1::JobLogsRequest& req, std::shared_ptr<LogWriter> w);
+  // Jobs waiting for a free driver slot (max_running_jobs), in start order.
+  size_t num_waiting() const { return waiting_.size(); }
   // A node (NodeService at `address`) is dead: jobs whose driver runs there fail; a driver's
   // lease request held there is asked again at the entry node.
   void OnNodeDead(const std::string& node_id, const std::string& address);
 
   // ---- controlling thread, before the loop stops ----
-  // Cancels every runner's call (their jobs stay RUNNING in the store: the next head marks them
-  // FAILED), closes log followers, joins the runners and flushes the store. Idempotent.
+  // Cancels every run's call (their jobs stay RUNNING in the store: the next head marks them
+  // FAILED), closes the logs (followers end), waits (at most 5 s) until no call is in flight and
+  // flushes the store. Idempotent.
   void Shutdown();
 
  private:
-  struct Run;
   struct Job {
     v1::JobInfo info;
-    uint64_t log_bytes = 0;  // bytes of the log file that the loop has seen (posted chunks)
-    std::shared_ptr<Run> run;
-    std::vector<std::shared_ptr<LogWriter>> followers;
+    std::shared_ptr<JobLog> log;
+    std::shared_ptr<DriverRun> run;  // set while leasing or running
   };
 
   JobManager(JobManagerOptions options, EventLoop* loop, std::unique_ptr<JobStore> store,
@@ -109,11 +119,12 @@ class JobManager {
              std::function<bool(const std::string&)> task_ended);
   std::string LogPath(const std::string& id) const;
   void Persist(const Job& j) { store_->Put(j.info); }
-  // Runner thread body, and what it posts back.
-  void RunDriver(std::shared_ptr<Run> run, v1::JobInfo info);
+  // Starts waiting jobs while fewer than max_running_jobs run.
+  void StartWaiting();
+  void StartRun(const std::string& id);
+  // What a run posts back.
   void OnRunning(const std::string& id, const std::string& node_id);
   void OnPid(const std::string& id, int pid);
-  void OnOutput(const std::string& id, std::string chunk);
   void OnFinished(const std::string& id, v1::JobStatus status, const std::string& message,
                   int exit_code);
   std::string GenerateId() const;
@@ -121,16 +132,13 @@ class JobManager {
   const JobManagerOptions options_;
   EventLoop* const loop_;
   std::unique_ptr<JobStore> store_;
-  const std::function<std::string()> entry_address_;
-  const std::function<bool(const std::string&)> task_ended_;
+  const std::shared_ptr<DriverContext> drivers_;
   // Owned by the loop.
   std::map<std::string, Job> jobs_;
+  std::deque<std::string> waiting_;  // PENDING jobs without a run, FIFO
+  int running_ = 0;                  // jobs with a run
   bool shutting_down_ = false;
-  // Runner threads (joined at Shutdown; finished ones are joined as new jobs start). Guarded by
-  // threads_mu_ since Shutdown runs on the controlling thread.
-  std::mutex threads_mu_;
-  std::vector<std::pair<std::shared_ptr<Run>, std::thread>> threads_;
-  bool shut_down_ = false;
+  std::atomic<bool> shut_down_{false};
 };
 
 }  // namespace orrery::live

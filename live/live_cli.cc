@@ -446,7 +446,9 @@ void AddNodeOptions(po::options_description& d, NodeFlags& f) {
 constexpr const char* kStartUsage =
     "usage: orrery start --head [--port P] [--node-name N] [--num-cpus N] [--num-gpus N]\n"
     "                    [--resources JSON] [--labels JSON] [--temp-dir DIR] [--bind ADDR]\n"
-    "                    [--job-store PATH] [--dashboard-port P]\n"
+    "                    [--job-store PATH] [--dashboard-port P] [--max-running-jobs N]\n"
+    "                    [--job-log-max-bytes B] [--job-log-backups N]\n"
+    "                    [--worker-log-max-bytes B] [--worker-log-backups N]\n"
     "                    [--metrics-port P] [--head-metrics-port P]\n"
     "                    [--autoscaler-config FILE.yaml]\n"
     "                    [--health-check-period-ms MS] [--health-check-failures N]\n"
@@ -481,6 +483,22 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
                      "head: the job store file (default <temp dir>/job_store.sqlite)")(
       "dashboard-port", po::value(&dashboard_port),
       "head: port of the HTTP jobs API (default 8265; 0: any free port)");
+  // --- jobs: limits (JobManagerOptions) and worker log rotation (live/worker_log.h: the node's
+  // workers read ORRERY_LOG_MAX_BYTES / ORRERY_LOG_BACKUP_COUNT, inherited from here).
+  int max_running_jobs = HeadOptions().max_running_jobs;
+  uint64_t job_log_max_bytes = HeadOptions().job_log.max_bytes;
+  int job_log_backups = HeadOptions().job_log.backups;
+  std::string worker_log_max_bytes, worker_log_backups;
+  desc.add_options()("max-running-jobs", po::value(&max_running_jobs),
+                     "head: job drivers running at once; more wait PENDING (default 16)")(
+      "job-log-max-bytes", po::value(&job_log_max_bytes),
+      "head: a job log rotates at this size (default 104857600)")(
+      "job-log-backups", po::value(&job_log_backups),
+      "head: rotated files kept per job log (default 2)")(
+      "worker-log-max-bytes", po::value(&worker_log_max_bytes),
+      "a worker log file rotates at this size (default 536870912)")(
+      "worker-log-backups", po::value(&worker_log_backups),
+      "rotated files kept per worker log file (default 5)");
   // Liveness (HeadOptions): a node is dead after this many checks without a heartbeat.
   int64_t health_period_ms = HeadOptions().health_check_period.count();
   int health_failures = HeadOptions().health_check_failures;
@@ -508,6 +526,23 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   if (vm.count("help")) {
     out << kStartUsage << desc;
     return kExitOk;
+  }
+  if (max_running_jobs < 1 || max_running_jobs > 100000 || job_log_max_bytes < 1024 ||
+      job_log_backups < 0 || job_log_backups > 100) {
+    err << "orrery start: --max-running-jobs: expected 1..100000, --job-log-max-bytes: expected "
+           ">= 1024, --job-log-backups: expected 0..100\n";
+    return kExitUsage;
+  }
+  for (const auto& [var, v] : {std::pair{"ORRERY_LOG_MAX_BYTES", &worker_log_max_bytes},
+                               std::pair{"ORRERY_LOG_BACKUP_COUNT", &worker_log_backups}}) {
+    if (v->empty()) continue;
+    if (v->find_first_not_of("0123456789") != std::string::npos || v->size() > 19 ||
+        (*v)[0] == '0') {
+      err << "orrery start: --worker-log-" << (v == &worker_log_max_bytes ? "max-bytes" : "backups")
+          << ": expected a positive whole number, got '" << *v << "'\n";
+      return kExitUsage;
+    }
+    ::setenv(var, v->c_str(), 1);  // the daemons started below, and their workers, inherit it
   }
   const bool head = vm.count("head") != 0;
   if (head == !address.empty()) {
@@ -648,7 +683,10 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
       f.bind, "--job-store", job_store, "--dashboard-port", std::to_string(dashboard_port),
       "--metrics-port", std::to_string(head_metrics_port),
       "--health-check-period-ms", std::to_string(health_period_ms),
-      "--health-check-failures", std::to_string(health_failures)};
+      "--health-check-failures", std::to_string(health_failures),
+      "--max-running-jobs", std::to_string(max_running_jobs),  // --- jobs: limits
+      "--job-log-max-bytes", std::to_string(job_log_max_bytes),
+      "--job-log-backups", std::to_string(job_log_backups)};
   if (!autoscaler_config.empty()) {  // --- autoscaler
     head_args.insert(head_args.end(), {"--autoscaler-config", autoscaler_config});
   }
@@ -1538,7 +1576,10 @@ int RunHeadDaemon(const std::vector<std::string>& args, std::ostream& out, std::
       "health-check-period-ms", po::value(&period_ms), "")(
       "health-check-failures", po::value(&o.health_check_failures), "");
   desc.add_options()("job-store", po::value(&o.job_store), "")(  // --- jobs
-      "dashboard-port", po::value(&o.dashboard_port), "");
+      "dashboard-port", po::value(&o.dashboard_port), "")(
+      "max-running-jobs", po::value(&o.max_running_jobs), "")(
+      "job-log-max-bytes", po::value(&o.job_log.max_bytes), "")(
+      "job-log-backups", po::value(&o.job_log.backups), "");
   desc.add_options()("metrics-port", po::value(&o.metrics_port), "");  // --- Metrics
   std::string autoscaler_config;  // --- autoscaler
   desc.add_options()("autoscaler-config", po::value(&autoscaler_config), "");

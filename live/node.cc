@@ -20,6 +20,7 @@
 #include "core/rng.h"
 #include "live/api/worker.h"
 #include "live/convert.h"
+#include "live/task_output.h"
 #include "live/gpu_detect.h"
 #include "live/log_monitor.h"
 #include "live/worker_log.h"
@@ -367,6 +368,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     const std::string task = req->task_id();
     auto w = StreamWriter<v1::RunTaskReply>::Create(
         false, [this, task] { loop_.Post([this, task] { KillTask(task); }); });
+    w->SetBound(RunTaskOutputBound());  // a chatty process's output: bounded, oldest dropped
     if (RefuseWithoutToken(*ctx, options_.token, *w)) return w.get();
     // --- runtime envs: parsed here (bad input fails the call, the daemon is unaffected).
     auto renv = ParseRuntimeEnvJson(req->runtime_env_json(), "runtime_env_json");
@@ -808,6 +810,11 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       return;
     }
     Task& t = it->second;
+    if (w->done()) {  // --- jobs: the caller went away before the start (KillTask found no pid)
+      EndLease(t, v1::TASK_STATE_CANCELED, 0, "the caller went away before the task started");
+      RunPending();
+      return;
+    }
     spec.env.emplace_back("ORRERY_TASK_ID", task);
     spec.env.emplace_back("ORRERY_NODE_ID", node_id_);
     // The core's device grant decides which GPUs the task sees; on a node with GPUs, a task

@@ -50,6 +50,20 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
     return w;
   }
 
+  // A bound on what waits to be written (a process's output: the reader may be slower than
+  // the writer). `droppable_bytes` says how many bytes a message counts (0: never dropped);
+  // once the waiting messages count more than `max_bytes`, the oldest droppable ones are
+  // dropped and counted, and `marker(messages, bytes)` is written before the next message
+  // (as the log hub does). Set before the first Push.
+  struct Bound {
+    size_t max_bytes = 0;
+    std::function<size_t(const Msg&)> droppable_bytes;
+    std::function<Msg(uint64_t dropped_messages, uint64_t dropped_bytes)> marker;
+  };
+  void SetBound(Bound b) {
+    std::lock_guard<std::mutex> l(mu_);
+    bound_ = std::move(b);
+  }
   void Push(Msg m) {
     std::lock_guard<std::mutex> l(mu_);
     if (done_ || closing_) return;
@@ -57,10 +71,25 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
       queued_bytes_ -= queue_.back().ByteSizeLong();
       queue_.pop_back();
     }
+    if (bound_.max_bytes > 0) {  // the oldest output goes first, long before the hard cap
+      droppable_bytes_ += bound_.droppable_bytes(m);
+      for (auto it = queue_.begin(); droppable_bytes_ > bound_.max_bytes && it != queue_.end();) {
+        const size_t n = bound_.droppable_bytes(*it);
+        if (n == 0) {
+          ++it;
+          continue;
+        }
+        droppable_bytes_ -= n;
+        queued_bytes_ -= it->ByteSizeLong();
+        ++dropped_messages_;
+        dropped_bytes_ += n;
+        it = queue_.erase(it);
+      }
+    }
     queued_bytes_ += m.ByteSizeLong();
     if (queued_bytes_ > kMaxQueuedBytes) {
       queue_.clear();
-      queued_bytes_ = 0;
+      queued_bytes_ = droppable_bytes_ = 0;
       closing_ = true;
       final_status_ = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                                    "the client does not read: more than " +
@@ -97,7 +126,7 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
       if (!ok) {
         // The client is gone: drop what is queued and finish.
         queue_.clear();
-        queued_bytes_ = 0;
+        queued_bytes_ = droppable_bytes_ = 0;
         if (!closing_) {
           closing_ = true;
           final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "stream broken");
@@ -120,7 +149,7 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
       done_ = true;
       keep = std::move(self_);
       std::deque<Msg>().swap(queue_);
-      queued_bytes_ = 0;
+      queued_bytes_ = droppable_bytes_ = 0;
       current_ = Msg();
       on_cancel = std::move(on_cancel_);
       on_drained = std::move(on_drained_);
@@ -134,10 +163,18 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
       : keep_latest_only_(keep_latest_only), on_cancel_(std::move(on_cancel)) {}
   void MaybeWriteLocked() {
     if (writing_ || finished_) return;
+    if (dropped_messages_ > 0) {
+      current_ = bound_.marker(dropped_messages_, dropped_bytes_);
+      dropped_messages_ = dropped_bytes_ = 0;
+      writing_ = true;
+      this->StartWrite(&current_);
+      return;
+    }
     if (!queue_.empty()) {
       current_ = std::move(queue_.front());
       queue_.pop_front();
       queued_bytes_ -= current_.ByteSizeLong();
+      if (bound_.max_bytes > 0) droppable_bytes_ -= bound_.droppable_bytes(current_);
       writing_ = true;
       this->StartWrite(&current_);
       return;
@@ -161,6 +198,9 @@ class StreamWriter : public grpc::ServerWriteReactor<Msg> {
   bool done_ = false;
   grpc::Status final_status_;
   std::shared_ptr<StreamWriter> self_;
+  Bound bound_;
+  size_t droppable_bytes_ = 0;                         // Bound::droppable_bytes of queue_
+  uint64_t dropped_messages_ = 0, dropped_bytes_ = 0;  // since the last marker
 };
 
 // A unary reactor that reports a client cancellation (deadline, disconnect) to its owner.

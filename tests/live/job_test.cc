@@ -9,9 +9,11 @@
 
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "live/job_cli.h"
 #include "live/job_http.h"
+#include "live/job_log.h"
 #include "live/job_store.h"
 #include "tests/live/live_cluster.h"
 
@@ -28,9 +30,14 @@ using test::RunResult;
 class JobTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto r = cluster_.StartHead("head", {"--num-cpus", "2", "--dashboard-port", "0"});
+    std::vector<std::string> args = {"--num-cpus", "2", "--dashboard-port", "0"};
+    const auto extra = ExtraHeadArgs();
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = cluster_.StartHead("head", args);
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
+  // Flags a derived fixture adds to `orrery start --head`.
+  virtual std::vector<std::string> ExtraHeadArgs() const { return {}; }
 
   RunResult Job(std::vector<std::string> args, milliseconds timeout = milliseconds(30000)) {
     args.insert(args.begin(), "job");
@@ -88,6 +95,27 @@ class JobTest : public ::testing::Test {
     const auto hdr_end = resp.find("\r\n\r\n");
     if (sp == std::string::npos || hdr_end == std::string::npos) return {-1, resp};
     return {std::stoi(resp.substr(sp + 1, 3)), resp.substr(hdr_end + 4)};
+  }
+
+  // A field of the head's (or, with "node", the head node's) /proc/PID/status ("VmRSS" in kB, "Threads");
+  // -1 if unknown.
+  long HeadProcStatus(const std::string& field, const std::string& daemon = "head") {
+    auto s = LatestSession(cluster_.root());
+    if (!s.ok()) return -1;
+    fs::path file = *s / "pids" / "head.pid";
+    if (daemon != "head") {  // the node started with the head: pids/node-<pid>.pid
+      for (const auto& e : fs::directory_iterator(*s / "pids")) {
+        if (e.path().filename().string().rfind("node-", 0) == 0) file = e.path();
+      }
+    }
+    auto pid = ReadFileTrimmed(file);
+    if (!pid.ok()) return -1;
+    std::ifstream in("/proc/" + *pid + "/status");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+    }
+    return -1;
   }
 
   static bool Has(const std::vector<std::string>& v, const std::string& s) {
@@ -575,6 +603,206 @@ TEST(JobCliTest, ResolveRuntimeEnv) {
   auto scalar = ResolveRuntimeEnv("3", "", "");
   ASSERT_FALSE(scalar.ok());
   EXPECT_NE(scalar.status().message().find("--runtime-env-json"), std::string::npos);
+}
+
+// ---- issue 12: limits (log caps, bounded buffers, concurrent HTTP, max running jobs) --------
+
+// The job log is capped and rotated: a file never exceeds max_bytes, (backups + 1) files at
+// most, offsets stay stable across rotation, and nothing is appended once the log is closed.
+TEST(JobLogTest, RotatesAtMaxBytesKeepsBackupsAndStopsAtClose) {
+  const fs::path dir = fs::path(::testing::TempDir()) / ("joblog_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string path = (dir / "j.log").string();
+  JobLog log(path, JobLogOptions{.max_bytes = 1000, .backups = 2});
+  std::string all;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string line = "line " + std::to_string(i) + "\n";
+    all += line;
+    ASSERT_TRUE(log.Append(line).ok());
+  }
+  for (const auto& f : {path, path + ".1", path + ".2"}) {
+    ASSERT_TRUE(fs::exists(f)) << f;
+    EXPECT_LE(fs::file_size(f), 1000u) << f;
+  }
+  EXPECT_FALSE(fs::exists(path + ".3"));
+  auto r = log.Read(0, 1 << 20);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->end_offset, all.size());
+  EXPECT_EQ(r->offset, r->start_offset);
+  EXPECT_GT(r->start_offset, 0u);
+  EXPECT_EQ(r->data, all.substr(r->start_offset));  // the kept bytes, in order, across files
+  auto page = log.Read(r->start_offset + 10, 25);   // a page that may span two files
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->data, all.substr(r->start_offset + 10, 25));
+  auto tail = log.Tail(2, 1 << 20);
+  ASSERT_TRUE(tail.ok());
+  EXPECT_EQ(tail->data, "line 998\nline 999\n");
+  log.Close();
+  ASSERT_TRUE(log.Append("after the end\n").ok());
+  EXPECT_EQ(log.Read(0, 1 << 20)->end_offset, all.size());
+  fs::remove_all(dir);
+}
+
+// `orrery start --worker-log-max-bytes B --worker-log-backups N` hands the worker log caps to the
+// node daemon it starts (its workers inherit ORRERY_LOG_MAX_BYTES / ORRERY_LOG_BACKUP_COUNT,
+// live/worker_log.h); a bad value is a usage error.
+TEST(JobCliTest, WorkerLogCapsReachTheNodeDaemon) {
+  LiveCluster cluster;
+  EXPECT_EQ(cluster.StartHead("head", {"--worker-log-max-bytes", "0"}).exit_code, 2);
+  EXPECT_EQ(cluster.StartHead("head", {"--max-running-jobs", "0"}).exit_code, 2);
+  auto r = cluster.StartHead("head", {"--worker-log-max-bytes", "65536", "--worker-log-backups",
+                                      "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto session = LatestSession(cluster.root());
+  ASSERT_TRUE(session.ok());
+  int nodes = 0;
+  for (const auto& e : fs::directory_iterator(*session / "pids")) {
+    if (e.path().filename() == "head.pid") continue;
+    auto pid = ReadFileTrimmed(e.path());
+    ASSERT_TRUE(pid.ok());
+    std::ifstream in("/proc/" + *pid + "/environ", std::ios::binary);
+    const std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(env.find(std::string("ORRERY_LOG_MAX_BYTES=65536") + '\0'), std::string::npos);
+    EXPECT_NE(env.find(std::string("ORRERY_LOG_BACKUP_COUNT=1") + '\0'), std::string::npos);
+    ++nodes;
+  }
+  EXPECT_EQ(nodes, 1);
+}
+
+// A head with small job-log caps and a small driver limit.
+class JobLimitsTest : public JobTest {
+ protected:
+  std::vector<std::string> ExtraHeadArgs() const override {
+    return {"--job-log-max-bytes", std::to_string(kCap),
+            "--job-log-backups",   "2",
+            "--max-running-jobs",  "2"};
+  }
+  static constexpr uint64_t kCap = 1 << 20;
+
+  // Sum of a job's log files (and the largest one).
+  std::pair<uint64_t, uint64_t> LogSizes(const std::string& id) {
+    uint64_t total = 0, largest = 0;
+    for (const auto& e : fs::directory_iterator(fs::path(cluster_.root()) / "job_logs")) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind(id + ".log", 0) != 0) continue;
+      total += e.file_size();
+      largest = std::max<uint64_t>(largest, e.file_size());
+    }
+    return {total, largest};
+  }
+  // Milliseconds one request takes.
+  long TimedMs(const std::string& method, const std::string& target, int* code) {
+    const auto t0 = std::chrono::steady_clock::now();
+    *code = Http(method, target).first;
+    return static_cast<long>(
+        std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t0).count());
+  }
+};
+
+// Regression (issue 12.2): a job running `yes` made a 10.6 GB log, the node buffered 4.5 GB and
+// the head grew ~450 MB/s until killed, and a log request stalled every other request. Now the
+// log stays within (backups + 1) x cap, stops growing once the job ends, the head's memory
+// stays bounded, logs come in bounded chunks and other requests are answered meanwhile.
+TEST_F(JobLimitsTest, ChattyJobStaysWithinLogCapAndHeadMemory) {
+  const long rss_before = HeadProcStatus("VmRSS");
+  auto [code, body] =
+      Http("POST", "/api/jobs/",
+           R"({"entrypoint": "timeout 3 yes; echo the end", "submission_id": "chatty"})");
+  ASSERT_EQ(code, 200) << body;
+  const long node_rss_before = HeadProcStatus("VmRSS", "node");
+  long rss_max = rss_before, node_rss_max = node_rss_before;
+  long worst_ms = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (std::chrono::steady_clock::now() < until) {
+    rss_max = std::max(rss_max, HeadProcStatus("VmRSS"));
+    node_rss_max = std::max(node_rss_max, HeadProcStatus("VmRSS", "node"));
+    // Slow readers of big log chunks never hold up other requests.
+    std::vector<std::thread> readers;
+    for (int i = 0; i < 3; ++i) {
+      readers.emplace_back([&] { (void)Http("GET", "/api/jobs/chatty/logs?limit=8388608"); });
+    }
+    int c1 = 0, c2 = 0;
+    worst_ms = std::max(
+        {worst_ms, TimedMs("GET", "/api/version", &c1), TimedMs("GET", "/api/jobs/", &c2)});
+    EXPECT_EQ(c1, 200);
+    EXPECT_EQ(c2, 200);
+    for (auto& t : readers) t.join();
+    std::this_thread::sleep_for(milliseconds(200));
+  }
+  const json j = WaitTerminal("chatty");
+  EXPECT_EQ(j.value("status", ""), "SUCCEEDED") << j.dump();
+  const auto [total, largest] = LogSizes("chatty");
+  std::cerr << "head RSS " << rss_before << " -> max " << rss_max << " kB; node RSS "
+            << node_rss_before << " -> max " << node_rss_max << " kB; log " << total
+            << " bytes (largest file " << largest << "); slowest concurrent request " << worst_ms
+            << " ms\n";
+  EXPECT_LE(largest, kCap);
+  EXPECT_LE(total, 3 * kCap);
+  EXPECT_GT(total, kCap);  // it did rotate
+  EXPECT_LT(rss_max - rss_before, 200 * 1024) << "head RSS grew by more than 200 MB";
+  ASSERT_GT(node_rss_before, 0);
+  EXPECT_LT(node_rss_max - node_rss_before, 100 * 1024) << "node RSS grew by more than 100 MB";
+  EXPECT_LT(worst_ms, 2000);
+  // Nothing is appended after the job ended.
+  std::this_thread::sleep_for(milliseconds(500));
+  EXPECT_EQ(LogSizes("chatty").first, total);
+  // Bounded chunks: offset/limit paging and tail.
+  auto [c, page] = Http("GET", "/api/jobs/chatty/logs?limit=1000");
+  ASSERT_EQ(c, 200) << page;
+  const json p = json::parse(page);
+  EXPECT_EQ(p["logs"].get<std::string>().size(), 1000u);
+  EXPECT_TRUE(p["truncated"].get<bool>());
+  EXPECT_EQ(p["end_offset"].get<uint64_t>() - p["start_offset"].get<uint64_t>(), total);
+  auto [c3, tail] = Http("GET", "/api/jobs/chatty/logs?tail=1");
+  ASSERT_EQ(c3, 200) << tail;
+  EXPECT_EQ(json::parse(tail)["logs"], "the end\n");
+  EXPECT_TRUE(json::parse(tail)["complete"].get<bool>());
+  EXPECT_EQ(Http("GET", "/api/jobs/chatty/logs?limit=99999999").first, 400);
+  EXPECT_EQ(Http("GET", "/api/jobs/chatty/logs?offset=-1").first, 400);
+  auto cli = Job({"logs", "chatty", "--tail", "1"});
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_EQ(cli.out, "the end\n");
+}
+
+// Regression (issue 12.4): 300 submissions made 300 head threads and 300 running drivers. Now at
+// most --max-running-jobs drivers run; later jobs wait PENDING with the reason, start first in
+// first out as others end, and waiting jobs cost the head no thread.
+TEST_F(JobLimitsTest, JobsBeyondTheLimitWaitPendingWithoutThreadsThenRun) {
+  const long threads_before = HeadProcStatus("Threads");
+  for (int i = 0; i < 2; ++i) {
+    auto [code, body] =
+        Http("POST", "/api/jobs/",
+             R"({"entrypoint": "sleep 2", "submission_id": "long)" + std::to_string(i) + R"("})");
+    ASSERT_EQ(code, 200) << body;
+  }
+  for (int i = 0; i < 100; ++i) {
+    auto [code, body] =
+        Http("POST", "/api/jobs/",
+             R"({"entrypoint": "echo queued", "submission_id": "q)" + std::to_string(i) + R"("})");
+    ASSERT_EQ(code, 200) << body;
+  }
+  const long threads_after = HeadProcStatus("Threads");
+  std::cerr << "head threads: " << threads_before << " -> " << threads_after
+            << " with 2 running and 100 waiting jobs\n";
+  EXPECT_LT(threads_after - threads_before, 10);
+  const json q0 = JobJson("q0");
+  EXPECT_EQ(q0.value("status", ""), "PENDING") << q0.dump();
+  EXPECT_EQ(q0.value("message", ""), "waiting: 2 jobs running (--max-running-jobs 2)");
+  // Keep the test short: stop all but the first five waiting jobs (at once: nothing runs).
+  for (int i = 5; i < 100; ++i) {
+    auto [code, body] = Http("POST", "/api/jobs/q" + std::to_string(i) + "/stop");
+    EXPECT_EQ(code, 200) << body;
+  }
+  EXPECT_EQ(JobJson("q99").value("status", ""), "STOPPED");
+  for (const std::string id : {"long0", "long1", "q0", "q1", "q2", "q3", "q4"}) {
+    const json j = WaitTerminal(id);
+    EXPECT_EQ(j.value("status", ""), "SUCCEEDED") << j.dump();
+    if (id[0] == 'q') {
+      auto logs = Job({"logs", id});
+      EXPECT_EQ(logs.out, "queued\n");
+    }
+  }
 }
 
 }  // namespace
