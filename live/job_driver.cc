@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <iostream>
 
+#include "live/secret_redactor.h"
 #include "live/rpc_util.h"
 #include "orrery.grpc.pb.h"
 
@@ -68,7 +69,9 @@ bool DriverContext::WaitIdle(milliseconds timeout) {
 class DriverRun::Reader : public grpc::ClientReadReactor<v1::RunTaskReply> {
  public:
   Reader(std::shared_ptr<DriverRun> run, std::shared_ptr<v1::NodeService::Stub> stub)
-      : run_(std::move(run)), stub_(std::move(stub)) {}
+      : run_(std::move(run)),
+        stub_(std::move(stub)),
+        redactor_(run_->context_->token, "[cluster token redacted]") {}
 
   void Begin(grpc::ClientContext* ctx, const v1::RunTaskRequest* req) {
     stub_->async()->RunTask(ctx, req, this);
@@ -83,7 +86,9 @@ class DriverRun::Reader : public grpc::ClientReadReactor<v1::RunTaskReply> {
         if (!run->finished_) run->events_.on_pid(pid);
       });
     } else if (m_.has_stdout_chunk() || m_.has_stderr_chunk()) {
-      const std::string& chunk = m_.has_stdout_chunk() ? m_.stdout_chunk() : m_.stderr_chunk();
+      // The driver's environment holds the cluster token: it never reaches the log.
+      const std::string chunk =
+          redactor_.Feed(m_.has_stdout_chunk() ? m_.stdout_chunk() : m_.stderr_chunk());
       if (auto s = run_->log_->Append(chunk); !s.ok()) {
         std::cerr << "[head] job " << run_->id_ << ": " << s.message() << std::endl;
       }
@@ -99,6 +104,10 @@ class DriverRun::Reader : public grpc::ClientReadReactor<v1::RunTaskReply> {
   }
 
   void OnDone(const grpc::Status& s) override {
+    if (const std::string rest = redactor_.Flush(); !rest.empty()) {
+      (void)run_->log_->Append(rest);
+      tail_ += rest;
+    }
     auto run = run_;
     auto context = run->context_;
     run->PostToLoop([run, s, exited = exited_, code = exit_code_, sig = signal_, err = node_error_,
@@ -111,6 +120,7 @@ class DriverRun::Reader : public grpc::ClientReadReactor<v1::RunTaskReply> {
   std::shared_ptr<DriverRun> run_;
   std::shared_ptr<v1::NodeService::Stub> stub_;
   v1::RunTaskReply m_;
+  SecretRedactor redactor_;
   std::string tail_;
   bool exited_ = false;
   int exit_code_ = 0, signal_ = 0;

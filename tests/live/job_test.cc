@@ -15,6 +15,7 @@
 #include "live/job_http.h"
 #include "live/job_log.h"
 #include "live/job_store.h"
+#include "live/secret_redactor.h"
 #include "tests/live/live_cluster.h"
 
 namespace orrery::live {
@@ -167,6 +168,18 @@ TEST_F(JobTest, SubmitKeepsTheShellQuotingOfItsArguments) {
   auto st = Job({"status", "q3"});
   EXPECT_NE(st.out.find("entrypoint: printf '[%s]' 'a b' 'it'\"'\"'s' '$HOME'"), std::string::npos)
       << st.out;
+}
+
+// Issue 12.7: a job that prints its environment does not write the cluster token to its log.
+// (What a driver deliberately scrambles cannot be recognised; the log stays owner-only.)
+TEST_F(JobTest, TokenNeverReachesTheJobLog) {
+  auto r = Job({"submit", "--submission-id", "leak", "--", "env; echo \"token: $ORRERY_TOKEN\""});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string token = cluster_.Token();
+  ASSERT_FALSE(token.empty());
+  auto logs = Job({"logs", "leak"});
+  EXPECT_EQ(logs.out.find(token), std::string::npos) << "the token is in the job log";
+  EXPECT_NE(logs.out.find("ORRERY_TOKEN=[cluster token redacted]"), std::string::npos) << logs.out;
 }
 
 // Regression (issue 11.11): `job submit --working-dir DIR` (absolute, relative, or working_dir in
@@ -582,6 +595,22 @@ TEST(JobHttpTest, OversizedFieldsAreRefusedNamingTheLimit) {
 }
 
 // The submit flags become one JSON runtime env; conflicting or malformed flags name the flag.
+// Issue 12.7: the cluster token in a driver's environment never reaches its job log, even when
+// the job prints it (whole, or in pieces across output chunks).
+TEST(JobCliTest, SecretRedactorKeepsTheTokenOutOfAStream) {
+  const std::string token(64, 'a');
+  SecretRedactor r(token, "[x]");
+  std::string out = r.Feed("env: ORRERY_TOKEN=" + token.substr(0, 10));
+  EXPECT_EQ(out, "env: ORRERY_TOKEN=");  // the start of the token waits
+  out += r.Feed(token.substr(10) + "\nnext line\n");
+  out += r.Flush();
+  EXPECT_EQ(out, "env: ORRERY_TOKEN=[x]\nnext line\n");
+  SecretRedactor plain(token, "[x]");
+  EXPECT_EQ(plain.Feed("no secret here\n"), "no secret here\n") << "ordinary output is not held";
+  EXPECT_EQ(plain.Feed("ends with a"), "ends with ") << "a possible start is held";
+  EXPECT_EQ(plain.Flush(), "a");
+}
+
 // shlex.join's quoting; one argument passes through as a command line.
 TEST(JobCliTest, ShellJoinEntrypoint) {
   EXPECT_EQ(ShellJoinEntrypoint({"echo a; echo b"}), "echo a; echo b");
