@@ -12,21 +12,12 @@
 #include <iterator>
 #include <thread>
 
+#include "live/session.h"
+
 namespace orrery::live {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-std::string CommandLine(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-  std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  while (!cmd.empty() && cmd.back() == '\0') cmd.pop_back();
-  for (char& c : cmd) c = c == '\0' ? ' ' : c;
-  return cmd.size() > 200 ? cmd.substr(0, 197) + "..." : cmd;
-}
-
-}  // namespace
 
 Status OrphanReaper::BecomeSubreaper() {
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
@@ -66,7 +57,7 @@ std::vector<std::string> OrphanReaper::Sweep() {
       continue;
     }
     if (suspects_.count(pid) != 0) {
-      const std::string cmd = CommandLine(pid);
+      const std::string cmd = ProcessCommandLine(pid, 200);
       if (::getpgid(pid) == pid) ::kill(-pid, SIGKILL);  // it made its own group: all of it
       ::kill(pid, SIGKILL);
       killed.push_back("pid " + std::to_string(pid) + " (" + cmd + ")");

@@ -13,6 +13,8 @@
 #include <set>
 #include <sstream>
 
+#include "live/session.h"
+
 namespace orrery::live {
 
 namespace fs = std::filesystem;
@@ -41,14 +43,6 @@ std::set<std::string> ListeningInodes(int port) {
   return inodes;
 }
 
-std::string CommandLine(const std::string& pid) {
-  std::ifstream in("/proc/" + pid + "/cmdline", std::ios::binary);
-  std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  while (!cmd.empty() && cmd.back() == '\0') cmd.pop_back();
-  for (char& c : cmd) c = c == '\0' ? ' ' : c;
-  if (cmd.size() > 120) cmd = cmd.substr(0, 117) + "...";
-  return cmd;
-}
 
 }  // namespace
 
@@ -66,7 +60,7 @@ std::string DescribePortOwner(int port) {
       const std::string target = fs::read_symlink(fd->path(), lec).string();
       if (lec || target.rfind("socket:[", 0) != 0) continue;
       if (inodes.count(target.substr(8, target.size() - 9))) {
-        return "pid " + pid + " (" + CommandLine(pid) + ")";
+        return "pid " + pid + " (" + ProcessCommandLine(std::stoi(pid)) + ")";
       }
     }
   }

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 namespace orrery::live {
@@ -226,6 +227,15 @@ bool IsDaemonProcess(pid_t pid) {
   const std::string cmd = s.str();
   return cmd.find(std::string("__head") + '\0') != std::string::npos ||
          cmd.find(std::string("__node") + '\0') != std::string::npos;
+}
+
+std::string ProcessCommandLine(pid_t pid, size_t max_chars) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+  std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!cmd.empty() && cmd.back() == '\0') cmd.pop_back();
+  for (char& c : cmd) c = c == '\0' ? ' ' : c;
+  if (cmd.size() > max_chars && max_chars > 3) cmd = cmd.substr(0, max_chars - 3) + "...";
+  return cmd;
 }
 
 }  // namespace orrery::live

@@ -65,5 +65,8 @@ std::vector<std::pair<std::string, pid_t>> ReadPidFiles(const std::filesystem::p
 bool IsDaemonProcess(pid_t pid);
 // True if `pid` exists and is not a zombie.
 bool IsProcessAlive(pid_t pid);
+// The command line of `pid` from /proc, arguments joined by spaces, cut to `max_chars` (with
+// "..."); "" if it is gone or unreadable.
+std::string ProcessCommandLine(pid_t pid, size_t max_chars = 120);
 
 }  // namespace orrery::live

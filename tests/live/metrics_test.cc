@@ -275,8 +275,9 @@ TEST(LiveMetricsTest, TwoNodeClusterServesDesignNamesAndTargets) {
   ASSERT_FALSE(head.empty() || a.empty() || b.empty()) << targets.dump();
   EXPECT_EQ(c.Node("b").value("metrics_address", ""), b);
   auto status = c.Orrery({"status", "--temp-dir", c.root()});
-  EXPECT_NE(status.out.find("Metrics (Prometheus):\n  a: http://" + a + "/metrics\n  b: http://" +
-                            b + "/metrics\n"),
+  // The head's own endpoint first (issue 11.14: it was printed nowhere), then each node's.
+  EXPECT_NE(status.out.find("Metrics (Prometheus):\n  head: http://" + head + "/metrics\n  a: http://" +
+                            a + "/metrics\n  b: http://" + b + "/metrics\n"),
             std::string::npos)
       << status.out;
 
@@ -384,9 +385,12 @@ TEST(LiveMetricsTest, MetricsPortFlags) {
   const std::string head = TargetOf(Targets(c), "head");
   const std::string head_port = head.substr(head.rfind(':') + 1);
   auto taken = c.AddNode("b", {"--num-cpus", "1", "--metrics-port", head_port});
+  // Refused before the node starts, naming the port and who holds it (issue 11.6).
   EXPECT_EQ(taken.exit_code, 1);
-  EXPECT_NE(taken.err.find("metrics: cannot listen on 127.0.0.1:" + head_port), std::string::npos)
+  EXPECT_NE(taken.err.find("metrics port " + head_port + " on 127.0.0.1 is in use by pid"),
+            std::string::npos)
       << taken.err;
+  EXPECT_NE(taken.err.find("--metrics-port"), std::string::npos) << taken.err;
 }
 
 // ---- the real Prometheus server -----------------------------------------------------------------

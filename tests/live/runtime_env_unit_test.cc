@@ -95,7 +95,8 @@ TEST(RuntimeEnvParse, BadJsonNamesOriginFieldAndExpectation) {
       {R"({"working_dir": ""})", {"working_dir: expected a directory path", "empty string"}},
       {R"({"setup": "make"})", {"setup: expected a list of shell commands", "got a string"}},
       {R"({"setup": ["ok", 5]})", {"setup[1]: expected a shell command", "got a number"}},
-      {R"({"setup_timeout_s": -1})", {"setup_timeout_s: expected a number of seconds > 0"}},
+      {R"({"setup_timeout_s": -1})", {"setup_timeout_s: expected a number of seconds in (0, 86400]"}},
+      {R"({"setup_timeout_s": 1e300})", {"setup_timeout_s: expected a number of seconds in (0, 86400]"}},
       {R"({"setup_timeout_s": "10"})", {"setup_timeout_s: expected a number", "got a string"}},
   };
   for (const auto& c : cases) {
