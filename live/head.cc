@@ -558,7 +558,11 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     // The head itself was not running (SIGSTOP, swap, an overloaded machine): the silence was
     // ours, not the nodes'. Shift every deadline by the gap, so a stalled head does not declare
     // the whole cluster dead when it resumes.
-    if (last_tick_ != Clock::time_point() && now - last_tick_ > options_.health_check_period) {
+    // (A stall is a gap of at least ten ticks and one health-check period: ordinary jitter of
+    // the 100 ms tick is not one.)
+    const auto stall = std::max<Clock::duration>(options_.health_check_period,
+                                                 10 * options_.report_period);
+    if (last_tick_ != Clock::time_point() && now - last_tick_ > stall) {
       const auto gap = now - last_tick_ - options_.report_period;
       for (auto& [id, e] : nodes_) e.last_heartbeat += gap;
       Log("the head's loop stalled for " +

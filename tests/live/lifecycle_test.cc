@@ -445,3 +445,31 @@ TEST(LifecycleTest, CliSmallDefects) {
 
 }  // namespace
 }  // namespace orrery::live
+
+namespace orrery::live {
+namespace {
+
+// Issue 11.2: a head that was itself stopped longer than the dead-node timeout does not declare
+// the whole cluster dead when it resumes (the silence was its own).
+TEST(LifecycleTest, StalledHeadDoesNotDeclareItsNodesDead) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "1", "--health-check-period-ms", "500",
+                              "--health-check-failures", "4"})
+                .exit_code,
+            0);
+  ASSERT_EQ(c.AddNode("b", {"--num-cpus", "1"}).exit_code, 0);
+  auto session = LatestSession(c.root());
+  ASSERT_TRUE(session.ok());
+  auto head_pid = ReadFileTrimmed(*session / "pids" / "head.pid");
+  ASSERT_TRUE(head_pid.ok());
+  const pid_t head = std::stoi(*head_pid);
+  ASSERT_EQ(::kill(head, SIGSTOP), 0);
+  std::this_thread::sleep_for(milliseconds(3500));  // > 500 ms x 4
+  ASSERT_EQ(::kill(head, SIGCONT), 0);
+  std::this_thread::sleep_for(milliseconds(1500));
+  EXPECT_EQ(c.Node("a").value("state", ""), "alive") << c.Nodes().dump();
+  EXPECT_EQ(c.Node("b").value("state", ""), "alive") << c.Nodes().dump();
+}
+
+}  // namespace
+}  // namespace orrery::live
