@@ -624,6 +624,21 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
     autoscaler_config = fs::absolute(autoscaler_config).string();
   }
 
+  // Ports first: a second head on a port in use must not start (nor print "Started"); a node
+  // checks its own metrics port.
+  std::vector<std::pair<std::string, int>> ports = {{"metrics", f.metrics_port}};
+  if (head) {
+    ports.insert(ports.begin(), {{"head", port}, {"dashboard", dashboard_port},
+                                 {"head-metrics", head_metrics_port}});
+  }
+  for (const auto& [what, p] : ports) {
+    if (p <= 0) continue;
+    if (Status s = CheckPortFree(f.bind, p, what); !s.ok()) {
+      err << "orrery start: " << s.message() << "\n";
+      return s.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailed;
+    }
+  }
+
   if (!head) {
     std::string token;
     if (const char* t = std::getenv("ORRERY_TOKEN"); t && *t) token = t;
@@ -635,12 +650,6 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
       err << "orrery start: no cluster token: set ORRERY_TOKEN (the head's session dir has it "
           << "in 'token') or pass the head's --temp-dir\n";
       return kExitUsage;
-    }
-    if (f.metrics_port > 0) {
-      if (Status s = CheckPortFree(f.bind, f.metrics_port, "metrics"); !s.ok()) {
-        err << "orrery start: " << s.message() << "\n";
-        return kExitFailed;
-      }
     }
     if (auto ready = HeadClient(address, token, milliseconds(3000)).Ready(); !ready.ok()) {
       err << "orrery start: no cluster reachable at " << address << ": "
@@ -658,16 +667,6 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
     return StartNode(*session, address, token, vm, f, false, out, err);
   }
 
-  // Ports first: a second head on a port in use must not start (nor print "Started").
-  for (const auto& [what, p] : std::vector<std::pair<std::string, int>>{
-           {"head", port}, {"dashboard", dashboard_port}, {"head-metrics", head_metrics_port},
-           {"metrics", f.metrics_port}}) {
-    if (p <= 0) continue;
-    if (Status s = CheckPortFree(f.bind, p, what); !s.ok()) {
-      err << "orrery start: " << s.message() << "\n";
-      return s.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailed;
-    }
-  }
   CleanStaleSessions(root);  // object stores that killed nodes left behind
   auto session = CreateSession(root);
   if (!session.ok()) {
@@ -1095,9 +1094,10 @@ int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       << std::setw(static_cast<int>(node_w + 2)) << "NODE" << std::setw(6) << "EXIT"
       << "NAME\n";
   for (const auto& t : tasks->tasks()) {
+    const auto code = exit_code(t);
     out << std::setw(static_cast<int>(id_w + 2)) << t.task_id() << std::setw(10)
         << TaskStateText(t.state()) << std::setw(static_cast<int>(node_w + 2)) << t.node_id()
-        << std::setw(6) << (exit_code(t) ? std::to_string(*exit_code(t)) : "-") << t.name()
+        << std::setw(6) << (code ? std::to_string(*code) : "-") << t.name()
         << (t.attempt() > 0 ? " (attempt " + std::to_string(t.attempt()) + ")" : "")  // --- actors
         << "\n";
   }

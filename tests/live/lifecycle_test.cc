@@ -299,15 +299,12 @@ std::vector<pid_t> ProcessesRunning(const std::string& needle) {
   for (const auto& e : fs::directory_iterator("/proc")) {
     const std::string name = e.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(e.path() / "cmdline", std::ios::binary);
-    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    for (char& c : cmd) c = c == '\0' ? ' ' : c;
-    std::ifstream st(e.path() / "stat");
-    std::string stat;
-    std::getline(st, stat);
-    const size_t close = stat.rfind(')');
-    const bool zombie = close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'Z';
-    if (!zombie && cmd.find(needle) != std::string::npos) out.push_back(std::stoi(name));
+    const pid_t pid = std::stoi(name);
+    // Alive = exists and is not a zombie (live/session.h).
+    if (IsProcessAlive(pid) && ProcessCommandLine(pid, std::string::npos).find(needle) !=
+                                   std::string::npos) {
+      out.push_back(pid);
+    }
   }
   return out;
 }
