@@ -34,7 +34,7 @@
 #include "core/rng.h"
 #include "core/scheduling/policy.h"
 #include "core/status.h"
-#include "sim/gpu_replay/gpu_scenario.h"
+#include "core/scenario/gpu_scenario.h"
 #include "sim/gpu_replay/trace_import.h"
 
 namespace orrery::gpu_replay {
