@@ -151,6 +151,9 @@ std::string_view Trim(std::string_view s) {
 
 // Splits "12.5ms" into 12.5 and "ms". Accepts an optional sign, digits with '_' separators, a
 // fraction and an exponent. False if there is no finite number at the start.
+namespace {
+
+// "12.5ms" -> 12.5 and "ms"; false unless it starts with a finite number.
 bool SplitNumber(std::string_view text, double* value, std::string_view* unit) {
   std::string_view s = Trim(text);
   std::string digits;
@@ -183,6 +186,8 @@ bool SplitNumber(std::string_view text, double* value, std::string_view* unit) {
   *unit = Trim(s.substr(i));
   return true;
 }
+
+}  // namespace
 
 std::optional<double> ParsePlainNumber(std::string_view text) {
   double v = 0;
@@ -306,6 +311,8 @@ Status ReadCount(const FieldContext& c, const Field& f, uint64_t max, uint64_t* 
   return Status::Ok();
 }
 
+namespace {
+
 // A finite number with an optional unit from `units` (no unit: the base unit), accepted when
 // `accept(value)`; otherwise the error says `what` was expected.
 template <typename Accept>
@@ -317,6 +324,8 @@ Status ReadWithUnits(const FieldContext& c, const Field& f, const std::vector<Un
   *out = *v;
   return Status::Ok();
 }
+
+}  // namespace
 
 Status ReadDuration(const FieldContext& c, const Field& f, double* out) {
   return ReadWithUnits(
