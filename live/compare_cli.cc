@@ -24,7 +24,7 @@
 #include "core/results/svg_plot.h"
 #include "live/live_cli.h"
 #include "live/live_run.h"
-#include "sim/scenario.h"
+#include "core/io/scenario_loader.h"
 
 extern char** environ;
 
@@ -381,7 +381,7 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
   std::vector<std::string> overrides = sets;
   if (!policy.empty()) overrides.push_back("scheduler.policy=" + policy);
   if (vm.count("seed")) overrides.push_back("seed=" + std::to_string(seed));
-  auto scenario = sim::LoadScenario(scenario_path, overrides);
+  auto scenario = io::LoadScenario(scenario_path, overrides);
   if (!scenario.ok()) {
     err << "orrery compare: " << scenario.status().message() << "\n";
     return kExitUsage;

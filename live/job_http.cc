@@ -12,7 +12,7 @@
 #include <iostream>
 #include <thread>
 
-#include "core/cli/json_input.h"
+#include "core/io/json_input.h"
 #include "live/convert.h"
 
 namespace orrery::live {
@@ -81,7 +81,7 @@ StatusOr<double> Quantity01(const json& v, const std::string& field) {
 // The body of POST /api/jobs/ as a request (Ray's JobSubmitRequest fields). InvalidArgument
 // naming the field for a wrong type or an unknown field.
 StatusOr<v1::SubmitJobRequest> SubmitRequestFromJson(const std::string& body) {
-  if (Status deep = cli::CheckJsonNesting(body); !deep.ok()) {
+  if (Status deep = io::CheckJsonNesting(body); !deep.ok()) {
     return InvalidArgument("request body: " + deep.message());
   }
   const json j = json::parse(body, nullptr, false);

@@ -41,7 +41,7 @@
 #include "live/autoscaler_config.h"  // --- autoscaler
 #include "live/worker_pool.h"
 #include "live/api/worker.h"
-#include "sim/scenario.h"
+#include "core/io/scenario_loader.h"
 
 namespace orrery::live {
 namespace {
@@ -1464,7 +1464,7 @@ int RunLiveRun(const std::vector<std::string>& args, std::ostream& out, std::ost
     }
     overrides.push_back("seed=" + std::to_string(seed));
   }
-  auto scenario = sim::LoadScenario(scenario_path, overrides);
+  auto scenario = io::LoadScenario(scenario_path, overrides);
   if (!scenario.ok()) {
     err << "orrery live run: " << scenario.status().message() << "\n";
     return kExitUsage;

@@ -57,7 +57,7 @@ std::string ShellQuote(const std::string& s) {
 
 }  // namespace
 
-RuntimeEnv EmulatedRuntimeEnv(const sim::RuntimeEnvSpec& spec) {
+RuntimeEnv EmulatedRuntimeEnv(const RuntimeEnvSpec& spec) {
   RuntimeEnv env;
   env.env_vars["ORRERY_SCENARIO_ENV"] = spec.id;
   // The id goes into the install (InstallHash covers setup, not env_vars): two specs with equal
@@ -74,7 +74,7 @@ RuntimeEnv EmulatedRuntimeEnv(const sim::RuntimeEnvSpec& spec) {
   return env;
 }
 
-Status CheckLiveSupport(const sim::Scenario& s) {
+Status CheckLiveSupport(const Scenario& s) {
   // --- autoscaler: managed node types (and their standby nodes) are the cluster's autoscaler's.
   // Each env's install writes its size to disk on every node that uses it.
   for (const auto& e : s.runtime_envs) {
@@ -97,7 +97,7 @@ Status CheckLiveSupport(const sim::Scenario& s) {
 
 // ---- LocalCluster --------------------------------------------------------------------------
 
-StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const sim::Scenario& scenario,
+StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const Scenario& scenario,
                                                             const fs::path& dir) {
   std::unique_ptr<LocalCluster> c(new LocalCluster());
   c->dir_ = dir;
@@ -190,7 +190,7 @@ namespace {
 
 class Runner {
  public:
-  Runner(const sim::Scenario& s, std::string address, std::string token, LiveRunOptions o)
+  Runner(const Scenario& s, std::string address, std::string token, LiveRunOptions o)
       : s_(s), head_address_(std::move(address)), token_(std::move(token)), o_(std::move(o)) {}
 
   StatusOr<results::RunRecord> Run() {
@@ -360,12 +360,12 @@ class Runner {
   }
 
   void RunTask(size_t i) {
-    const sim::TaskSpec& ts = s_.tasks[i];
+    const TaskSpec& ts = s_.tasks[i];
     results::TaskAttempt row;
     row.task_id = i;
     row.name = s_.names[ts.name];
     row.job_id = s_.jobs[ts.job];
-    row.kind = sim::WorkKindName(ts.kind);
+    row.kind = WorkKindName(ts.kind);
     row.submit_s = Now();
     row.state = "pending";
     ResourceRequest shape = s_.shapes[ts.shape];
@@ -390,7 +390,7 @@ class Runner {
     {
       std::unique_lock<std::mutex> l(mu_);
       for (uint32_t k = 0; k < ts.args_count; ++k) {
-        const sim::ArgSpec& a = s_.args[ts.args_begin + k];
+        const ArgSpec& a = s_.args[ts.args_begin + k];
         if (a.producer < 0) continue;
         if (!final_[a.producer]) row.wait_reason = "waiting_for_args";
         cv_.wait(l, [&] { return final_[a.producer] != 0; });
@@ -409,7 +409,7 @@ class Runner {
     v1::RunTaskRequest run;
     for (uint32_t k = 0; k < ts.args_count; ++k) {
       const uint32_t idx = ts.args_begin + k;
-      const sim::ArgSpec& a = s_.args[idx];
+      const ArgSpec& a = s_.args[idx];
       std::string where, id;
       if (a.producer >= 0) {
         std::lock_guard<std::mutex> l(mu_);
@@ -459,7 +459,7 @@ class Runner {
     const std::string base_id = run_id_ + "-t" + std::to_string(i);
     req.set_name(row.name);
     // An actor is its creation lease, held for its lifetime (the sleep workload below).
-    req.set_actor_creation(ts.kind == sim::WorkKind::kActor);
+    req.set_actor_creation(ts.kind == WorkKind::kActor);
     if (ts.env >= 0) run.set_runtime_env_json(env_json_[static_cast<size_t>(ts.env)]);
     ToProto(shape.set(), req.mutable_resources());
     ToProto(strategy, req.mutable_strategy());
@@ -663,7 +663,7 @@ class Runner {
         if (cv_.wait_until(l, at, [this] { return done_; })) return;
       }
       const std::string id = s_.nodes[static_cast<size_t>(f.node)].id;
-      const bool crash = f.action == sim::FailureSpec::Action::kCrash;
+      const bool crash = f.action == FailureSpec::Action::kCrash;
       if (crash) {
         std::lock_guard<std::mutex> l(mu_);
         down_.insert(id);
@@ -907,7 +907,7 @@ class Runner {
   std::string first_error() const { return first_error_; }
 
  private:
-  const sim::Scenario& s_;
+  const Scenario& s_;
   const std::string head_address_;
   const std::string token_;
   const LiveRunOptions o_;
@@ -949,7 +949,7 @@ class Runner {
 
 }  // namespace
 
-StatusOr<results::RunRecord> RunScenario(const sim::Scenario& scenario, const std::string& address,
+StatusOr<results::RunRecord> RunScenario(const Scenario& scenario, const std::string& address,
                                          const std::string& token, const LiveRunOptions& options) {
   ORRERY_RETURN_IF_ERROR(CheckLiveSupport(scenario));
   if (scenario.autoscaler.enabled) {  // --- autoscaler: the cluster must run one

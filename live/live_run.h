@@ -1,5 +1,5 @@
-// `orrery live run`: replays a scenario (sim/scenario.h, the same data the simulator runs) on a
-// real cluster with built-in workloads, and renders the same result files (DESIGN section 6,
+// `orrery live run`: replays a scenario (core/scenario/scenario.h, the same data the simulator
+// runs) on a real cluster with built-in workloads, and renders the same result files (DESIGN section 6,
 // backend "live", times in wall seconds from the run's start).
 //
 // How a scenario maps onto the cluster:
@@ -54,20 +54,20 @@
 #include "core/status.h"
 #include "live/node.h"
 #include "live/runtime_env.h"
-#include "sim/scenario.h"
+#include "core/scenario/scenario.h"
 
 namespace orrery::live {
 
 // InvalidArgument "FILE: FIELD: live run does not support ... yet" for the first unsupported
 // feature the scenario uses; Ok otherwise.
-Status CheckLiveSupport(const sim::Scenario& scenario);
+Status CheckLiveSupport(const Scenario& scenario);
 
 // The runtime env that stands in for a scenario env on a live node: env var ORRERY_SCENARIO_ENV
 // = its id, and setup commands that cost what the scenario says: the id written to a file (so
 // two specs with equal numbers are distinct installs), `sleep <install_s>`, and
 // `head -c <size_bytes> /dev/zero > blob` (the install's size on disk, which the node's cache
 // charges). The download over the network is not modelled separately.
-RuntimeEnv EmulatedRuntimeEnv(const sim::RuntimeEnvSpec& spec);
+RuntimeEnv EmulatedRuntimeEnv(const RuntimeEnvSpec& spec);
 
 class HeadDaemon;
 class NodeDaemon;
@@ -79,7 +79,7 @@ class NodeDaemon;
 class LocalCluster {
  public:
   // `dir`: where the nodes' object stores go (created; removed on destruction).
-  static StatusOr<std::unique_ptr<LocalCluster>> Start(const sim::Scenario& scenario,
+  static StatusOr<std::unique_ptr<LocalCluster>> Start(const Scenario& scenario,
                                                        const std::filesystem::path& dir);
   ~LocalCluster();
   const std::string& address() const { return address_; }
@@ -121,7 +121,7 @@ struct LiveRunOptions {
 
 // Replays `scenario` on the cluster whose head is at `address`. REQUIRES: CheckLiveSupport ok.
 // FailedPrecondition if a scenario node is not an alive node of the cluster (by id).
-StatusOr<results::RunRecord> RunScenario(const sim::Scenario& scenario, const std::string& address,
+StatusOr<results::RunRecord> RunScenario(const Scenario& scenario, const std::string& address,
                                          const std::string& token, const LiveRunOptions& options);
 
 }  // namespace orrery::live

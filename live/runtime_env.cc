@@ -16,8 +16,8 @@
 #include <set>
 #include <sstream>
 
-#include "core/cli/json_input.h"
-#include "core/cli/yaml_input.h"
+#include "core/io/json_input.h"
+#include "core/io/yaml_input.h"
 #include "live/rpc_util.h"
 #include "orrery.grpc.pb.h"
 
@@ -264,7 +264,7 @@ struct Walker {
 
 StatusOr<RuntimeEnv> ParseRuntimeEnvJson(std::string_view text, std::string_view origin) {
   if (AllBlank(text)) return RuntimeEnv{};
-  if (Status deep = cli::CheckJsonNesting(text); !deep.ok()) {
+  if (Status deep = io::CheckJsonNesting(text); !deep.ok()) {
     return InvalidArgument(std::string(origin) + ": " + deep.message());
   }
   json j;
@@ -289,9 +289,9 @@ StatusOr<RuntimeEnv> ParseRuntimeEnvYaml(std::string_view text, std::string_view
     root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
     return InvalidArgument(std::string(origin) + ":" + std::to_string(e.mark.line + 1) +
-                           ": malformed YAML (" + cli::YamlErrorMessage(e) + ")");
+                           ": malformed YAML (" + io::YamlErrorMessage(e) + ")");
   }
-  if (Status deep = cli::CheckYamlNesting(root); !deep.ok()) {
+  if (Status deep = io::CheckYamlNesting(root); !deep.ok()) {
     return InvalidArgument(std::string(origin) + ": " + deep.message());
   }
   std::map<std::string, int> lines;

@@ -33,7 +33,7 @@
 #include "core/placement/two_phase.h"
 #include "core/results/run_record.h"
 #include "core/rng.h"
-#include "sim/scenario.h"
+#include "core/scenario/scenario.h"
 
 namespace orrery::sim {
 

@@ -19,7 +19,7 @@
 #include "core/results/run_record.h"
 #include "core/results/svg_plot.h"
 #include "sim/gpu_replay/gpu_cli.h"  // GPU placement replay (kind: gpu_placement)
-#include "sim/scenario.h"
+#include "core/io/scenario_loader.h"
 #include "sim/simgrid_driver.h"
 
 namespace orrery::sim {
@@ -27,6 +27,10 @@ namespace {
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
+
+using io::LoadProgress;
+using io::LoadProgressFn;
+using io::LoadScenario;
 using cli::SplitComma;
 using cli::WriteFile;
 using cli::kExitFailed;

@@ -13,7 +13,7 @@
 #include "core/results/run_record.h"
 #include "core/status.h"
 #include "sim/model.h"
-#include "sim/scenario.h"
+#include "core/scenario/scenario.h"
 
 namespace orrery::sim {
 

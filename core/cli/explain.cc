@@ -9,13 +9,26 @@
 #include <ostream>
 #include <variant>
 
-#include "core/cli/case_json.h"
 #include "core/cli/cli.h"
-#include "core/cli/json_input.h"
+#include "core/io/case_json.h"
+#include "core/io/json_input.h"
 #include "core/scheduling/hybrid_policy.h"
 
 namespace orrery::cli {
 namespace {
+
+// The case file's reader (core/io/case_json.h) and its JSON kit.
+using io::ApplyEnvCacheOp;
+using io::AutoscaleCase;
+using io::EnvCacheCase;
+using io::EnvCacheOp;
+using io::ExplainCase;
+using io::JsonDocument;
+using io::kSupportedCaseKinds;
+using io::ParseExplainCase;
+using io::PlacementCase;
+using io::ReadTextFile;
+using io::ScheduleCase;
 
 using OJson = nlohmann::ordered_json;
 

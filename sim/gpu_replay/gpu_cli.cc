@@ -16,7 +16,7 @@
 #include "core/cli/cli_util.h"
 #include "core/gpu/gpu_policy_registry.h"
 #include "core/results/svg_plot.h"
-#include "sim/gpu_replay/gpu_scenario.h"
+#include "core/io/gpu_scenario_loader.h"
 #include "sim/gpu_replay/replay.h"
 
 namespace orrery::gpu_replay {
@@ -80,7 +80,7 @@ std::string Pad(std::string s, size_t width, bool left = false) {
 // Loads the scenario and its trace; prints the error and returns the exit code on failure.
 int Load(const std::string& cmd, const std::string& path, const std::vector<std::string>& overrides,
          std::ostream& err, GpuScenario* s, Workload* w) {
-  auto scenario = LoadGpuScenario(path, overrides);
+  auto scenario = io::LoadGpuScenario(path, overrides);
   if (!scenario.ok()) {
     err << "orrery sim " << cmd << ": " << scenario.status().message() << "\n";
     return kExitUsage;
@@ -138,12 +138,12 @@ std::string MeanSd(const Stats& s) {
 bool IsGpuPlacementInvocation(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    if (a == "--") return i + 1 < args.size() && IsGpuPlacementFile(args[i + 1]);
+    if (a == "--") return i + 1 < args.size() && io::IsGpuPlacementFile(args[i + 1]);
     if (a.size() > 1 && a[0] == '-') {
       if (TakesValue(a)) ++i;  // "--opt value"; "--opt=value" is one argument
       continue;
     }
-    return IsGpuPlacementFile(a);
+    return io::IsGpuPlacementFile(a);
   }
   return false;
 }

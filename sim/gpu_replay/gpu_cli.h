@@ -1,4 +1,4 @@
-// `orrery sim run|compare` for scenarios of kind gpu_placement (gpu_scenario.h): the
+// `orrery sim run|compare` for scenarios of kind gpu_placement (core/scenario/gpu_scenario.h): the
 // placement-only GPU fragmentation study (replay.h). sim/sim_cli.cc routes here when the scenario
 // file's top-level `kind` says so; everything else goes to the SimGrid simulator.
 //

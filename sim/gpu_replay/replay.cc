@@ -45,7 +45,7 @@ std::string FormatFixed(double v, int decimals) {
 }
 
 StatusOr<Workload> MakeWorkload(const std::vector<gpu::GpuNodeSpec>& nodes,
-                                std::vector<PodRecord> records,
+                                std::vector<io::PodRecord> records,
                                 const gpu::TypicalPodOptions& typical) {
   auto cluster = gpu::GpuCluster::Create(nodes);
   if (!cluster.ok()) return cluster.status();
@@ -56,7 +56,7 @@ StatusOr<Workload> MakeWorkload(const std::vector<gpu::GpuNodeSpec>& nodes,
   std::map<std::string, int> unknown_models;  // spec name -> pods naming it
   uint64_t never = 0;
   std::string first_never;
-  for (const PodRecord& r : w.records) {
+  for (const io::PodRecord& r : w.records) {
     gpu::GpuPod p{.cpu_milli = r.cpu_milli,
                   .memory_mib = r.memory_mib,
                   .num_gpus = r.num_gpu,
@@ -96,9 +96,9 @@ StatusOr<Workload> MakeWorkload(const std::vector<gpu::GpuNodeSpec>& nodes,
 }
 
 StatusOr<Workload> LoadWorkload(const GpuScenario& s) {
-  auto nodes = ReadNodeList(s.nodes_path);
+  auto nodes = io::ReadNodeList(s.nodes_path);
   if (!nodes.ok()) return nodes.status();
-  auto pods = ReadPodList(s.pods_path);
+  auto pods = io::ReadPodList(s.pods_path);
   if (!pods.ok()) return pods.status();
   auto w = MakeWorkload(*nodes, *std::move(pods), s.typical);
   if (!w.ok()) return InvalidArgument(s.pods_path + ": " + w.status().message());
@@ -297,7 +297,7 @@ std::string RenderPlacementsCsv(const Workload& w, const ReplayResult& r) {
   out.reserve(out.size() + r.outcomes.size() * 90);
   for (size_t i = 0; i < r.outcomes.size(); ++i) {
     const PodOutcome& o = r.outcomes[i];
-    const PodRecord& p = w.records[size_t(o.pod)];
+    const io::PodRecord& p = w.records[size_t(o.pod)];
     out += std::to_string(i) + ',' + CsvField(p.name) + ',' + Int(p.line) + ',' + Int(p.cpu_milli) +
            ',' + Int(p.memory_mib) + ',' + Int(p.num_gpu) + ',' + Int(p.gpu_milli) + ',' +
            CsvField(p.gpu_spec) + ',' + PodOutcomeName(o.kind) + ',';

@@ -34,8 +34,8 @@
 #include "core/rng.h"
 #include "core/scheduling/policy.h"
 #include "core/status.h"
-#include "sim/gpu_replay/gpu_scenario.h"
-#include "sim/gpu_replay/trace_import.h"
+#include "core/scenario/gpu_scenario.h"
+#include "core/io/gpu_trace.h"
 
 namespace orrery::gpu_replay {
 
@@ -43,7 +43,7 @@ namespace orrery::gpu_replay {
 // workload's fragmentation measure.
 struct Workload {
   gpu::GpuCluster cluster;                // empty
-  std::vector<PodRecord> records;         // the pod list, in file order
+  std::vector<io::PodRecord> records;         // the pod list, in file order
   std::vector<gpu::GpuPod> pods;          // parallel to records; models resolved by `cluster`
   gpu::TypicalPods typical;               // from `pods`
   gpu::FragmentationModel fragmentation;  // from `typical`
@@ -51,11 +51,11 @@ struct Workload {
   std::vector<std::string> warnings;      // legal but suspicious input (e.g. unplaceable pods)
 };
 
-// Reads the scenario's node and pod lists. Errors as trace_import.h.
+// Reads the scenario's node and pod lists. Errors as core/io/gpu_trace.h.
 StatusOr<Workload> LoadWorkload(const GpuScenario& s);
 // From lists already in memory (tests).
 StatusOr<Workload> MakeWorkload(const std::vector<gpu::GpuNodeSpec>& nodes,
-                                std::vector<PodRecord> pods,
+                                std::vector<io::PodRecord> pods,
                                 const gpu::TypicalPodOptions& typical = {});
 
 // Step 1 of the protocol: the arrival order as indices into Workload::pods. inflate <= 0 keeps the

@@ -1,5 +1,5 @@
 // The gpu_placement scenario loader: defaults, overrides, paths and strict errors.
-#include "sim/gpu_replay/gpu_scenario.h"
+#include "core/io/gpu_scenario_loader.h"
 
 #include <gtest/gtest.h>
 
@@ -18,7 +18,7 @@ const std::string kData = ORRERY_GPU_TEST_DATA;
 const std::string kTiny = kData + "/tiny.yaml";
 
 std::string Error(const std::string& path, const std::vector<std::string>& overrides = {}) {
-  auto s = LoadGpuScenario(path, overrides);
+  auto s = io::LoadGpuScenario(path, overrides);
   return s.ok() ? "" : s.status().message();
 }
 
@@ -32,7 +32,7 @@ std::string WriteTemp(const std::string& name, const std::string& text) {
 }
 
 TEST(GpuScenario, LoadsTheTinyScenario) {
-  auto s = LoadGpuScenario(kTiny);
+  auto s = io::LoadGpuScenario(kTiny);
   ASSERT_TRUE(s.ok()) << s.status().message();
   EXPECT_EQ(s->name, "tiny-gpu");
   EXPECT_EQ(s->seed, 3u);
@@ -46,7 +46,7 @@ TEST(GpuScenario, LoadsTheTinyScenario) {
 }
 
 TEST(GpuScenario, OverridesSetKeysTheFileOmits) {
-  auto s = LoadGpuScenario(
+  auto s = io::LoadGpuScenario(
       kTiny, {"workload.inflate=2", "seed=9", "scheduler.policy=fgd", "scheduler.scoring=exact",
               "scheduler.tie_break=random", "fragmentation.typical_pods_coverage=1"});
   ASSERT_TRUE(s.ok()) << s.status().message();
@@ -62,7 +62,7 @@ TEST(GpuScenario, TieBreakTakesEachModesName) {
   for (auto [name, mode] :
        {std::pair{"perm", gpu::TieBreak::kPermuted}, std::pair{"id", gpu::TieBreak::kLowestId},
         std::pair{"Random", gpu::TieBreak::kRandom}}) {
-    auto s = LoadGpuScenario(kTiny, {std::string("scheduler.tie_break=") + name});
+    auto s = io::LoadGpuScenario(kTiny, {std::string("scheduler.tie_break=") + name});
     ASSERT_TRUE(s.ok()) << s.status().message();
     EXPECT_EQ(s->scores.tie_break, mode) << name;
   }
@@ -71,7 +71,7 @@ TEST(GpuScenario, TieBreakTakesEachModesName) {
 TEST(GpuScenario, OverriddenPathsAreRelativeToTheCurrentDirectory) {
   const fs::path pods = fs::path(kData) / "tiny_pods.csv";
   const fs::path rel = fs::relative(pods, fs::current_path());
-  auto s = LoadGpuScenario(kTiny, {"workload.pods=" + rel.string()});
+  auto s = io::LoadGpuScenario(kTiny, {"workload.pods=" + rel.string()});
   ASSERT_TRUE(s.ok()) << s.status().message();
   EXPECT_EQ(fs::path(s->pods_path), (fs::current_path() / rel).lexically_normal());
 }
@@ -112,10 +112,10 @@ TEST(GpuScenario, KindIsRequired) {
   EXPECT_EQ(Error(p), p + ": kind: required key is missing (expected gpu_placement)");
   const std::string q = WriteTemp("badkind.yaml", "kind: simgrid\nworkload: {}\n");
   EXPECT_EQ(Error(q), q + ":1: kind: expected gpu_placement, got 'simgrid'");
-  EXPECT_FALSE(IsGpuPlacementFile(q));
-  EXPECT_TRUE(IsGpuPlacementFile(kTiny));
-  EXPECT_FALSE(IsGpuPlacementFile(kData + "/tiny_nodes.csv"));
-  EXPECT_FALSE(IsGpuPlacementFile("/nonexistent.yaml"));
+  EXPECT_FALSE(io::IsGpuPlacementFile(q));
+  EXPECT_TRUE(io::IsGpuPlacementFile(kTiny));
+  EXPECT_FALSE(io::IsGpuPlacementFile(kData + "/tiny_nodes.csv"));
+  EXPECT_FALSE(io::IsGpuPlacementFile("/nonexistent.yaml"));
 }
 
 TEST(GpuScenario, DuplicateKeysAreErrors) {
@@ -133,7 +133,7 @@ TEST(GpuScenario, VariablesInPaths) {
   unsetenv("ORRERY_GPU_TEST_UNSET");
   EXPECT_EQ(Error(p),
             p + ":4: workload.pods: environment variable ORRERY_GPU_TEST_UNSET is not set");
-  auto s = LoadGpuScenario(p, {"workload.pods=${ORRERY_GPU_TEST_DIR}/tiny_pods.csv"});
+  auto s = io::LoadGpuScenario(p, {"workload.pods=${ORRERY_GPU_TEST_DIR}/tiny_pods.csv"});
   ASSERT_TRUE(s.ok()) << s.status().message();
   EXPECT_EQ(s->pods_path, kData + "/tiny_pods.csv");
   EXPECT_EQ(s->name, "vars");
@@ -141,13 +141,13 @@ TEST(GpuScenario, VariablesInPaths) {
 
 TEST(GpuScenario, TheShippedAlibabaScenarioLoads) {
   setenv("ORRERY_TRACE_DIR", gpu::testing::TraceDir().c_str(), 0);
-  auto s = LoadGpuScenario(std::string(ORRERY_SCENARIO_DIR) + "/alibaba-openb.yaml");
+  auto s = io::LoadGpuScenario(std::string(ORRERY_SCENARIO_DIR) + "/alibaba-openb.yaml");
   if (!s.ok() && s.status().code() == StatusCode::kNotFound) GTEST_SKIP() << "trace not present";
   ASSERT_TRUE(s.ok()) << s.status().message();
   EXPECT_EQ(s->name, "alibaba-openb");
   EXPECT_EQ(s->policy, "fgd");
   EXPECT_EQ(fs::path(s->pods_path).filename(), "openb_pod_list_default.csv");
-  EXPECT_TRUE(IsGpuPlacementFile(std::string(ORRERY_SCENARIO_DIR) + "/alibaba-openb.yaml"));
+  EXPECT_TRUE(io::IsGpuPlacementFile(std::string(ORRERY_SCENARIO_DIR) + "/alibaba-openb.yaml"));
 }
 
 }  // namespace

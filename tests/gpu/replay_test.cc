@@ -14,6 +14,12 @@
 namespace orrery::gpu_replay {
 namespace {
 
+using io::ParseNodeList;
+using io::ParsePodList;
+using io::PodRecord;
+using io::ReadNodeList;
+using io::ReadPodList;
+
 using gpu::testing::Node;
 
 PodRecord P(std::string name, int64_t cpu, int32_t num_gpu, int32_t gpu_milli,

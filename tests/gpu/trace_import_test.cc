@@ -1,6 +1,6 @@
 // The Alibaba GPU trace importer: good files, and every kind of bad input names the file, the line
 // and the column.
-#include "sim/gpu_replay/trace_import.h"
+#include "core/io/gpu_trace.h"
 
 #include <gtest/gtest.h>
 
@@ -8,6 +8,12 @@
 
 namespace orrery::gpu_replay {
 namespace {
+
+using io::ParseNodeList;
+using io::ParsePodList;
+using io::PodRecord;
+using io::ReadNodeList;
+using io::ReadPodList;
 
 constexpr const char* kNodes =
     "sn,cpu_milli,memory_mib,gpu,model\n"

@@ -100,7 +100,7 @@ TEST(AutoscalerConfig, ErrorsNameFileLineAndField) {
       {"node_types:\n  - {name: a, resources: {CPU: 1}, max_workers: 1, min_workers: 2}\n",
        "node_types[0].min_workers: expected a whole number in [0, 1], got '2'"},
       {"node_types:\n  - {name: a, resources: {CPU: 1}, max_workers: 1}\nidle_timeout: 3\n",
-       ":3: idle_timeout: unknown field"},
+       ":3: idle_timeout: unknown key"},
       {"node_types: []\n", ":1: node_types: expected a non-empty list"},
       {"node_types:\n  - {name: a, resources: {CPU: 1}, max_workers: 1, min_workers: 1}\n"
        "max_workers: 0\n",

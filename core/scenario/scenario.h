@@ -1,18 +1,19 @@
-// A scenario: the cluster, the scheduler settings and the workload of one run, loaded from a YAML
-// file (documented in scenarios/README.md) and expanded into concrete, time-ordered work.
+// A scenario: the cluster, the scheduler settings and the workload of one run, as plain data.
+// core/io/scenario_loader.h reads it from a YAML file (documented in scenarios/README.md);
+// core/scenario/generators.h expands the file's generators into concrete, time-ordered work.
 //
 // The same Scenario drives the simulator (sim/) and, at tiny scale, the live cluster (live/), so
-// it holds only backend-neutral data. Generators are expanded at load time with the scenario's
-// seed, so a (file, seed, --set overrides) triple always yields the same tasks.
+// it holds only backend-neutral data and lives in core (neither backend depends on the other).
+// Generators are expanded at load time with the scenario's seed, so a (file, seed, --set
+// overrides) triple always yields the same tasks.
 //
 // Memory: tasks are compact (sizeof(TaskSpec) = 64 bytes each) and refer to shared tables for
 // names, shapes, strategies and arguments, so 1,000,000 tasks cost well under 100 MB.
 //
-// Thread safety: immutable after LoadScenario returns.
+// Thread safety: plain values; immutable once loaded (io::LoadScenario).
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <limits>
 #include <optional>
 #include <string>
@@ -24,7 +25,7 @@
 #include "core/scheduling/scheduler.h"
 #include "core/status.h"
 
-namespace orrery::sim {
+namespace orrery {
 
 struct NodeSpec {
   NodeId id;         // "<type>-<index>", e.g. "cpu-0", unless the file names nodes explicitly
@@ -154,30 +155,4 @@ struct Scenario {
   std::vector<std::string> warnings;  // e.g. shapes no node type could ever hold
 };
 
-// Where loading is (for a progress line). Phases, in order: "parse" (the YAML parser; done/total
-// are bytes of the file read so far, every MiB), "generators" (generator entries read), "expand"
-// (tasks expanded), "sort" (tasks; at its start and end).
-struct LoadProgress {
-  const char* phase = "";
-  uint64_t done = 0;
-  uint64_t total = 0;
-};
-// Called from the loading thread at most about every 4,096 items of a phase (and at each phase's
-// start and end); the callee decides whether to print (it may read a clock: the loader does not).
-using LoadProgressFn = std::function<void(const LoadProgress&)>;
-
-// Loads and validates `path`. `overrides` are "dotted.path=value" strings applied to the YAML
-// before validation (e.g. "scheduler.policy=spread", "workload.tasks.0.count=10"); an override of
-// a path the schema does not know is an error. Errors are InvalidArgument (or NotFound for a
-// missing file) with a message "FILE:LINE: FIELD: what was expected", and never a crash.
-// `progress`, if set, is told how far loading got (see LoadProgress).
-// Memory while loading: the parsed YAML tree (yaml-cpp: about 3 KB per generator entry of the
-// file; a scenario of a million one-task generators is better written as a trace CSV), about
-// 0.5 KB per generator of plans, and per task sizeof(TaskSpec) = 64 bytes in the result plus 8
-// bytes of sort permutation (freed before returning, skipped when already in order); the tasks
-// are expanded in place, never copied.
-StatusOr<Scenario> LoadScenario(const std::string& path,
-                                const std::vector<std::string>& overrides = {},
-                                const LoadProgressFn& progress = {});
-
-}  // namespace orrery::sim
+}  // namespace orrery

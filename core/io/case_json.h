@@ -65,14 +65,14 @@
 #include <vector>
 
 #include "core/autoscaler/planner.h"
-#include "core/cli/json_input.h"
+#include "core/io/json_input.h"
 #include "core/cluster_view.h"
 #include "core/envcache/env_cache.h"
 #include "core/placement/bundle_policy.h"
 #include "core/scheduling/scheduler.h"
 #include "core/status.h"
 
-namespace orrery::cli {
+namespace orrery::io {
 
 // kind "schedule": requests decided in order by one Scheduler against one view.
 struct ScheduleCase {
@@ -131,4 +131,4 @@ StatusOr<ExplainCase> ParseExplainCase(const JsonDocument& doc);
 StatusOr<envcache::CacheDecisions> ApplyEnvCacheOp(envcache::EnvCache& cache, const EnvCacheOp& op,
                                                    const std::string& waiter);
 
-}  // namespace orrery::cli
+}  // namespace orrery::io

@@ -27,12 +27,13 @@
 //     typical_pods_coverage: 0.95       # typical pods = most frequent shapes covering this [0.95]
 //     typical_pods_include_cpu: true    # CPU-only pods are part of the target workload [true]
 //
-// Strict: unknown or duplicate keys, wrong types and out-of-range values are errors
+// This header is the data; core/io/gpu_scenario_loader.h reads it from the file.
+// Strict reading: unknown or duplicate keys, wrong types and out-of-range values are errors
 // "FILE:LINE: FIELD: expected X, got Y" (or "FILE (--set a=b): ..." for an override). Paths may
 // use ${VAR} (an unset variable is an error naming it); relative paths in the file are relative to
 // the file's folder, relative paths given with --set to the current directory.
 //
-// Thread safety: free functions.
+// Thread safety: plain values.
 #pragma once
 
 #include <cstdint>
@@ -44,7 +45,7 @@
 #include "core/scheduling/policy.h"
 #include "core/status.h"
 
-namespace orrery::gpu_replay {
+namespace orrery {
 
 inline constexpr const char* kGpuPlacementKind = "gpu_placement";
 
@@ -63,14 +64,4 @@ struct GpuScenario {
   gpu::TypicalPodOptions typical;
 };
 
-// Loads and validates `path`, applying `overrides` ("dotted.path=value", parsed as YAML) in order
-// before validation. NotFound for a missing scenario or trace file; InvalidArgument otherwise.
-// Does not read the trace files (they are only checked to exist).
-StatusOr<GpuScenario> LoadGpuScenario(const std::string& path,
-                                      const std::vector<std::string>& overrides = {});
-
-// True if `path` is a readable YAML file whose top level is a map with `kind: gpu_placement`
-// (case-insensitive). Never fails: anything else is false.
-bool IsGpuPlacementFile(const std::string& path);
-
-}  // namespace orrery::gpu_replay
+}  // namespace orrery

@@ -1,4 +1,4 @@
-#include "core/cli/json_input.h"
+#include "core/io/json_input.h"
 
 #include <cerrno>
 #include <cstring>
@@ -7,7 +7,7 @@
 #include <set>
 #include <system_error>
 
-namespace orrery::cli {
+namespace orrery::io {
 namespace {
 
 using nlohmann::json;
@@ -359,4 +359,4 @@ std::string DescribeJson(const nlohmann::json& value) {
   return s;
 }
 
-}  // namespace orrery::cli
+}  // namespace orrery::io

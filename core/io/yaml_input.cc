@@ -1,4 +1,4 @@
-#include "core/cli/yaml_input.h"
+#include "core/io/yaml_input.h"
 
 #include <yaml-cpp/depthguard.h>
 
@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-namespace orrery::cli {
+namespace orrery::io {
 
 Status CheckYamlNesting(const YAML::Node& root, int max_depth, size_t max_values) {
   // (node, depth of the containers holding it); a node's children are pushed when it is popped.
@@ -42,4 +42,4 @@ std::string YamlErrorMessage(const YAML::Exception& e) {
   return e.msg;
 }
 
-}  // namespace orrery::cli
+}  // namespace orrery::io

@@ -2,7 +2,7 @@
 //
 // Scenarios are written into a fresh temp directory per test; errors are checked for the
 // "FILE:LINE: FIELD: ..." shape. The shipped scenarios/*.yaml must load too.
-#include "sim/scenario.h"
+#include "core/io/scenario_loader.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-namespace orrery::sim {
+namespace orrery::io {
 namespace {
 
 namespace fs = std::filesystem;
@@ -778,4 +778,4 @@ TEST_F(ScenarioTest, NestingDeeperThanTheLimitIsRefused) {
 }
 
 }  // namespace
-}  // namespace orrery::sim
+}  // namespace orrery::io

@@ -1,4 +1,4 @@
-#include "sim/gpu_replay/trace_import.h"
+#include "core/io/gpu_trace.h"
 
 #include <charconv>
 #include <cmath>
@@ -7,7 +7,7 @@
 #include <optional>
 #include <sstream>
 
-namespace orrery::gpu_replay {
+namespace orrery::io {
 namespace {
 
 constexpr int64_t kMaxCpuMilli = int64_t{1} << 40;   // ~10^9 cores: far beyond any node
@@ -275,4 +275,4 @@ StatusOr<std::vector<PodRecord>> ReadPodList(const std::string& path) {
   return ParsePodList(text, path);
 }
 
-}  // namespace orrery::gpu_replay
+}  // namespace orrery::io

@@ -15,10 +15,10 @@
 #include <cstddef>
 #include <string>
 
-#include "core/cli/json_input.h"
+#include "core/io/json_input.h"
 #include "core/status.h"
 
-namespace orrery::cli {
+namespace orrery::io {
 
 // Most values (scalars, maps, sequences, each alias expansion counted again) a document may
 // hold; far above any real scenario, far below what would exhaust memory when expanded.
@@ -35,4 +35,4 @@ Status CheckYamlNesting(const YAML::Node& root, int max_depth = kMaxInputNesting
 // guard (YAML::DeepRecursion, whose message is a misleading "bad file"), else e.msg.
 std::string YamlErrorMessage(const YAML::Exception& e);
 
-}  // namespace orrery::cli
+}  // namespace orrery::io

@@ -1,4 +1,4 @@
-// Importer for the Alibaba GPU-cluster trace v2023 ("openb", github.com/alibaba/clusterdata,
+// Reader (core/io) for the Alibaba GPU-cluster trace v2023 ("openb", github.com/alibaba/clusterdata,
 // cluster-trace-gpu-v2023/csv/), the data set of Weng et al. (USENIX ATC'23).
 //
 // Node lists (openb_node_list_*.csv), one node per row; columns found by header name, in any
@@ -38,7 +38,7 @@
 #include "core/gpu/gpu_cluster.h"
 #include "core/status.h"
 
-namespace orrery::gpu_replay {
+namespace orrery::io {
 
 // One row of a pod list.
 struct PodRecord {
@@ -59,4 +59,4 @@ StatusOr<std::vector<gpu::GpuNodeSpec>> ParseNodeList(std::string_view text,
                                                       const std::string& source);
 StatusOr<std::vector<PodRecord>> ParsePodList(std::string_view text, const std::string& source);
 
-}  // namespace orrery::gpu_replay
+}  // namespace orrery::io

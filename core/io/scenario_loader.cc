@@ -2,12 +2,13 @@
 //
 // Pipeline: read the file (reject missing, binary, empty) -> parse YAML -> apply --set overrides
 // to the tree (checked against the schema below) -> validate every section into plans, with
-// errors "FILE:LINE: FIELD: expected X, got Y" -> expand generators with seeded RNG streams ->
-// stable sort by submit time -> warnings (shapes no node can hold, ...).
+// errors "FILE:LINE: FIELD: expected X, got Y" (the field-reader kit, yaml_fields.h) -> expand
+// generators with seeded RNG streams (core/scenario/generators.h) -> stable sort by submit time
+// -> warnings (shapes no node can hold, ...).
 //
 // Why one schema table: the same key lists drive the unknown-key check of the validator and the
 // path check of --set, so an override can name a key the file omits but can never invent one.
-#include "sim/scenario.h"
+#include "core/io/scenario_loader.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -30,16 +31,13 @@
 #include <string_view>
 #include <utility>
 
-#include "core/cli/yaml_input.h"
+#include "core/io/yaml_fields.h"
+#include "core/io/yaml_input.h"
 #include "core/rng.h"
+#include "core/scenario/generators.h"
 #include "core/scheduling/policy_registry.h"
 
-namespace orrery::sim {
-
-const char* WorkKindName(WorkKind k) { return k == WorkKind::kActor ? "actor" : "task"; }
-
-// scenario.h promises 64 bytes a task.
-static_assert(sizeof(TaskSpec) <= 64);
+namespace orrery::io {
 
 namespace {
 
@@ -52,31 +50,10 @@ constexpr uint64_t kMaxAutoscaledNodes = 100'000;  // standby hosts are created 
 constexpr uint64_t kMaxArgsPerSpec = 1000;
 constexpr uint64_t kMaxArgs = 200'000'000;
 constexpr uintmax_t kMaxScenarioBytes = 64u << 20;
-constexpr double kMaxSeconds = 1e12;
+constexpr double kMaxSeconds = kMaxScenarioSeconds;
 
 // ---------------------------------------------------------------------------------------------
-// Schema: which keys exist where. kValue accepts any scalar; kMap lists its keys (a kMap may also
-// be written as a scalar where the reader allows it, e.g. `duration: 1s`); kDict has free-form
-// keys (resources, labels); kList has numbered elements.
-
-struct Schema {
-  enum class Kind : uint8_t { kValue, kMap, kDict, kList };
-  Kind kind = Kind::kValue;
-  std::vector<std::pair<std::string, const Schema*>> fields;  // kMap, in documentation order
-  const Schema* elem = nullptr;                               // kDict values, kList elements
-
-  const Schema* Field(std::string_view key) const {
-    for (const auto& [k, s] : fields) {
-      if (k == key) return s;
-    }
-    return nullptr;
-  }
-  std::string KeyList() const {
-    std::string out;
-    for (const auto& [k, s] : fields) out += (out.empty() ? "" : ", ") + k;
-    return out;
-  }
-};
+// The scenario schema (core/io/yaml_fields.h: Schema).
 
 const Schema& RootSchema() {
   static const Schema* const kRoot = [] {
@@ -177,9 +154,11 @@ const Schema& RootSchema() {
                                     {"upscaling_speed", v},
                                     {"max_workers", v},
                                     {"boot_delay", v}});
-    const Schema* env_cache =
-        map({{"policy", v}, {"limit", v}, {"setup_timeout", v}, {"max_attempts", v},
-             {"worker_startup", v}});
+    const Schema* env_cache = map({{"policy", v},
+                                   {"limit", v},
+                                   {"setup_timeout", v},
+                                   {"max_attempts", v},
+                                   {"worker_startup", v}});
     const Schema* failure = map({{"at", v}, {"node", v}, {"action", v}});
     return map({{"name", v},
                 {"description", v},
@@ -196,443 +175,11 @@ const Schema& RootSchema() {
   return *kRoot;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Error context.
-
-std::string Join(const std::string& path, std::string_view key) {
-  return path.empty() ? std::string(key) : path + "." + std::string(key);
-}
-std::string Index(const std::string& path, size_t i) {
-  return path + "[" + std::to_string(i) + "]";
-}
-
-std::string Describe(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a map";
-    case YAML::NodeType::Scalar: {
-      std::string s = n.Scalar();
-      if (s.size() > 40) s = s.substr(0, 37) + "...";
-      return "'" + s + "'";
-    }
-    default:
-      return "nothing";
-  }
-}
-
-// A YAML::Node handle whose assignment rebinds the handle. YAML::Node's own operator= assigns
-// *through* it: an empty left side first gets a new node allocated in the document (freed only
-// with the whole document), and a bound one is turned into an alias of the right side. The loader
-// keeps assigning Fields (Require, MapView::Open, plans), so with plain YAML::Node every
-// generator entry left about 60 dead nodes behind: 1.1M generators took 7.8 GB (issue 11 item 5).
-struct NodeRef : YAML::Node {
-  NodeRef() = default;
-  NodeRef(const YAML::Node& n) : YAML::Node(n) {}  // NOLINT(google-explicit-constructor)
-  NodeRef(const NodeRef&) = default;
-  NodeRef& operator=(const NodeRef& o) {
-    reset(o);
-    return *this;
-  }
-};
-
-// A present value and where it sits in the document.
-struct Field {
-  NodeRef node;
-  std::string path;
-  NodeRef key;  // the map key naming it, if any
-
-  // Errors about a value point at its key's line: a block map's own mark is its first child.
-  const YAML::Node& mark() const { return key.Mark().line >= 0 ? key : node; }
-};
-
-class Ctx {
- public:
-  std::string file;  // as the caller named it
-  fs::path dir;      // relative trace paths start here
-  // Override paths in the error-path spelling ("workload.tasks[0].count") and their text.
-  std::vector<std::pair<std::string, std::string>> overrides;
-
-  // "FILE:LINE", or "FILE (--set a.b=c)" when `path` lies in a value set by an override.
-  std::string Where(const YAML::Node& n, const std::string& path) const {
-    for (const auto& [p, text] : overrides) {
-      if (path == p || (path.size() > p.size() && path.compare(0, p.size(), p) == 0 &&
-                        (path[p.size()] == '.' || path[p.size()] == '['))) {
-        return file + " (--set " + text + ")";
-      }
-    }
-    const int line = n.Mark().line;
-    return line >= 0 ? file + ":" + std::to_string(line + 1) : file;
-  }
-  Status Error(const YAML::Node& n, const std::string& path, const std::string& what) const {
-    return InvalidArgument(Where(n, path) + ": " + path + ": " + what);
-  }
-  // `message` already names the field (e.g. from ResourceRequest::Create).
-  Status Raw(const YAML::Node& n, const std::string& path, const std::string& message) const {
-    return InvalidArgument(Where(n, path) + ": " + message);
-  }
-  Status Error(const Field& f, const std::string& what) const {
-    return Error(f.mark(), f.path, what);
-  }
-  Status Raw(const Field& f, const std::string& message) const {
-    return Raw(f.mark(), f.path, message);
-  }
-  std::string Where(const Field& f) const { return Where(f.mark(), f.path); }
-  Status Expected(const Field& f, const std::string& what) const {
-    return Error(f, "expected " + what + ", got " + Describe(f.node));
-  }
-};
-
-// A validated map: keys are scalars, unique and (for kMap) known to the schema.
-class MapView {
- public:
-  static Status Open(const Ctx& ctx, const Field& f, const Schema& schema, MapView* out) {
-    out->self_ = f;
-    out->entries_.clear();
-    out->keys_.clear();
-    if (f.node.IsNull()) return Status::Ok();  // `key:` with nothing = empty map
-    if (!f.node.IsMap()) {
-      return ctx.Expected(f, schema.kind == Schema::Kind::kMap
-                                 ? "a map with keys " + schema.KeyList()
-                                 : std::string("a map"));
-    }
-    for (auto it = f.node.begin(); it != f.node.end(); ++it) {
-      const YAML::Node k = it->first;  // a copy: `it->` yields a temporary proxy
-      if (!k.IsScalar()) {
-        return ctx.Error(k, f.path, "expected plain names as keys, got " + Describe(k));
-      }
-      const std::string key = k.Scalar();
-      const std::string path = Join(f.path, key);
-      if (schema.kind == Schema::Kind::kMap && schema.Field(key) == nullptr) {
-        return ctx.Error(k, path, "unknown key (expected one of: " + schema.KeyList() + ")");
-      }
-      for (const auto& e : out->entries_) {
-        if (e.first == key) return ctx.Error(k, path, "duplicate key");
-      }
-      out->entries_.emplace_back(key, it->second);
-      out->keys_.push_back(k);
-    }
-    return Status::Ok();
-  }
-
-  std::optional<Field> Get(std::string_view key) const {
-    for (size_t i = 0; i < entries_.size(); ++i) {
-      if (entries_[i].first == key)
-        return Field{entries_[i].second, Join(self_.path, key), keys_[i]};
-    }
-    return std::nullopt;
-  }
-  bool Has(std::string_view key) const { return Get(key).has_value(); }
-  Status Require(const Ctx& ctx, std::string_view key, Field* out) const {
-    auto f = Get(key);
-    if (!f) return ctx.Error(self_.mark(), Join(self_.path, key), "required key is missing");
-    *out = *f;
-    return Status::Ok();
-  }
-  const Field& self() const { return self_; }
-  const std::vector<std::pair<std::string, NodeRef>>& entries() const { return entries_; }
-
- private:
-  Field self_;
-  std::vector<std::pair<std::string, NodeRef>> entries_;
-  std::vector<NodeRef> keys_;
-};
-
-Status OpenList(const Ctx& ctx, const Field& f, std::vector<Field>* items) {
-  items->clear();
-  if (f.node.IsNull()) return Status::Ok();
-  if (!f.node.IsSequence()) return ctx.Expected(f, "a list");
-  size_t i = 0;
-  for (auto it = f.node.begin(); it != f.node.end(); ++it, ++i) {
-    items->push_back(Field{*it, Index(f.path, i)});
-  }
-  return Status::Ok();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Scalars with units.
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// Splits "12.5ms" into 12.5 and "ms". Accepts an optional sign, digits with '_' separators, a
-// fraction and an exponent. False if there is no finite number at the start.
-bool SplitNumber(std::string_view text, double* value, std::string_view* unit) {
-  std::string_view s = Trim(text);
-  std::string digits;
-  size_t i = 0;
-  if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
-    if (s[i] == '-') digits += '-';
-    ++i;
-  }
-  bool any = false;
-  while (i < s.size() &&
-         (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '_' || s[i] == '.')) {
-    if (s[i] != '_') digits += s[i];
-    any |= std::isdigit(static_cast<unsigned char>(s[i])) != 0;
-    ++i;
-  }
-  if (!any) return false;
-  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
-    size_t j = i + 1;
-    if (j < s.size() && (s[j] == '+' || s[j] == '-')) ++j;
-    if (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) {
-      digits.append(s.substr(i, j - i));
-      i = j;
-      while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) digits += s[i++];
-    }
-  }
-  double v = 0;
-  auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
-  if (ec != std::errc() || p != digits.data() + digits.size() || !std::isfinite(v)) return false;
-  *value = v;
-  *unit = Trim(s.substr(i));
-  return true;
-}
-
-std::optional<double> ParsePlainNumber(std::string_view text) {
-  double v = 0;
-  std::string_view unit;
-  if (!SplitNumber(text, &v, &unit) || !unit.empty()) return std::nullopt;
-  return v;
-}
-
-struct Unit {
-  std::string_view name;
-  double factor;
-};
-
-std::optional<double> ParseWithUnits(std::string_view text, const std::vector<Unit>& units,
-                                     double no_unit_factor) {
-  double v = 0;
-  std::string_view unit;
-  if (!SplitNumber(text, &v, &unit)) return std::nullopt;
-  if (unit.empty()) return v * no_unit_factor;
-  for (const auto& u : units) {
-    if (u.name == unit) return v * u.factor;
-  }
-  return std::nullopt;
-}
-
-const std::vector<Unit>& DurationUnits() {
-  static const std::vector<Unit> k = {{"ns", 1e-9}, {"us", 1e-6}, {"µs", 1e-6}, {"ms", 1e-3},
-                                      {"s", 1},     {"m", 60},    {"min", 60},  {"h", 3600}};
-  return k;
-}
-const std::vector<Unit>& SizeUnits() {
-  static const std::vector<Unit> k = {
-      {"B", 1},           {"KB", 1e3},           {"MB", 1e6},
-      {"GB", 1e9},        {"TB", 1e12},          {"KiB", 1024.0},
-      {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}};
-  return k;
-}
-const std::vector<Unit>& BandwidthUnits() {
-  static const std::vector<Unit> k = {
-      {"bps", 1 / 8.0},   {"Kbps", 1e3 / 8}, {"Mbps", 1e6 / 8},    {"Gbps", 1e9 / 8},
-      {"Tbps", 1e12 / 8}, {"B/s", 1},        {"KB/s", 1e3},        {"MB/s", 1e6},
-      {"GB/s", 1e9},      {"KiB/s", 1024.0}, {"MiB/s", 1048576.0}, {"GiB/s", 1073741824.0}};
-  return k;
-}
-const std::vector<Unit>& RateUnits() {
-  static const std::vector<Unit> k = {{"/s", 1},        {"/ms", 1e3},       {"/us", 1e6},
-                                      {"/m", 1 / 60.0}, {"/min", 1 / 60.0}, {"/h", 1 / 3600.0}};
-  return k;
-}
-
-Status RequireScalar(const Ctx& c, const Field& f, const std::string& what) {
-  if (!f.node.IsScalar()) return c.Expected(f, what);
-  return Status::Ok();
-}
-
-Status ReadString(const Ctx& c, const Field& f, std::string* out,
-                  const std::string& what = "a name") {
-  ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
-  *out = f.node.Scalar();
-  if (Trim(*out).empty()) return c.Expected(f, what);
-  return Status::Ok();
-}
-
-Status ReadBool(const Ctx& c, const Field& f, bool* out) {
-  const std::string what = "true or false";
-  ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
-  const std::string& s = f.node.Scalar();
-  if (s == "true" || s == "True" || s == "TRUE") {
-    *out = true;
-  } else if (s == "false" || s == "False" || s == "FALSE") {
-    *out = false;
-  } else {
-    return c.Expected(f, what);
-  }
-  return Status::Ok();
-}
-
-// A plain number in [lo, hi].
-Status ReadNumber(const Ctx& c, const Field& f, double lo, double hi, double* out) {
-  std::string what = "a number";
-  if (lo > -1e300 && hi < 1e300) {
-    std::ostringstream os;
-    os << "a number in [" << lo << ", " << hi << "]";
-    what = os.str();
-  } else if (lo > -1e300) {
-    std::ostringstream os;
-    os << "a number >= " << lo;
-    what = os.str();
-  }
-  ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
-  auto v = ParsePlainNumber(f.node.Scalar());
-  if (!v || *v < lo || *v > hi) return c.Expected(f, what);
-  *out = *v;
-  return Status::Ok();
-}
-
-// A whole number in [lo, hi] (written as an integer, 1e6 or 1_000_000).
-Status ReadInt(const Ctx& c, const Field& f, int64_t lo, int64_t hi, int64_t* out) {
-  const std::string what =
-      "a whole number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
-  ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
-  const std::string& s = f.node.Scalar();
-  int64_t iv = 0;
-  std::string clean;
-  for (char ch : s) {
-    if (ch != '_') clean += ch;
-  }
-  auto [p, ec] = std::from_chars(clean.data(), clean.data() + clean.size(), iv);
-  if (ec == std::errc() && p == clean.data() + clean.size()) {
-    if (iv < lo || iv > hi) return c.Expected(f, what);
-    *out = iv;
-    return Status::Ok();
-  }
-  auto v = ParsePlainNumber(s);
-  if (!v || std::floor(*v) != *v || *v < static_cast<double>(lo) || *v > static_cast<double>(hi)) {
-    return c.Expected(f, what);
-  }
-  *out = static_cast<int64_t>(*v);
-  return Status::Ok();
-}
-
-Status ReadCount(const Ctx& c, const Field& f, uint64_t max, uint64_t* out) {
-  int64_t v = 0;
-  ORRERY_RETURN_IF_ERROR(ReadInt(c, f, 0, static_cast<int64_t>(max), &v));
-  *out = static_cast<uint64_t>(v);
-  return Status::Ok();
-}
-
-// A finite number with an optional unit from `units` (no unit: the base unit), accepted when
-// `accept(value)`; otherwise the error says `what` was expected.
-template <typename Accept>
-Status ReadWithUnits(const Ctx& c, const Field& f, const std::vector<Unit>& units,
-                     const std::string& what, Accept accept, double* out) {
-  ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
-  auto v = ParseWithUnits(f.node.Scalar(), units, 1.0);
-  if (!v || !std::isfinite(*v) || !accept(*v)) return c.Expected(f, what);
-  *out = *v;
-  return Status::Ok();
-}
-
-Status ReadDuration(const Ctx& c, const Field& f, double* out) {
-  return ReadWithUnits(c, f, DurationUnits(),
-                       "a duration >= 0 (seconds, or a string like '250ms', '1.5s', '2m', '1h')",
-                       [](double v) { return v >= 0; }, out);
-}
-
-Status ReadSize(const Ctx& c, const Field& f, uint64_t* out) {
-  double v = 0;
-  ORRERY_RETURN_IF_ERROR(ReadWithUnits(c, f, SizeUnits(),
-                                       "a size >= 0 (bytes, or a string like '100MB', '2GiB')",
-                                       [](double x) { return x >= 0 && x <= 9.2e18; }, &v));
-  *out = static_cast<uint64_t>(std::llround(v));
-  return Status::Ok();
-}
-
-Status ReadBandwidth(const Ctx& c, const Field& f, double* out) {
-  return ReadWithUnits(c, f, BandwidthUnits(),
-                       "a bandwidth > 0 (bytes/s, or a string like '10Gbps', '100MB/s')",
-                       [](double v) { return v > 0; }, out);
-}
-
-Status ReadRate(const Ctx& c, const Field& f, double* out) {
-  return ReadWithUnits(c, f, RateUnits(),
-                       "a rate > 0 (per second, or a string like '100/s', '5/ms', '60/m')",
-                       [](double v) { return v > 0; }, out);
-}
-
-// A resource quantity: a number, or a size string for byte-valued resources ("32GiB").
-Status ReadQuantity(const Ctx& c, const Field& f, double* out) {
-  return ReadWithUnits(c, f, SizeUnits(), "a quantity >= 0 (a number, or a size like '32GiB')",
-                       [](double v) { return v >= 0; }, out);
-}
-
-Status ReadResources(const Ctx& c, const Field& f, ResourceRequest* out) {
-  static const Schema kAny{Schema::Kind::kDict, {}, nullptr};
-  MapView m;
-  ORRERY_RETURN_IF_ERROR(MapView::Open(c, f, kAny, &m));
-  std::map<std::string, double> q;
-  for (const auto& [name, node] : m.entries()) {
-    double v = 0;
-    ORRERY_RETURN_IF_ERROR(ReadQuantity(c, Field{node, Join(f.path, name)}, &v));
-    q[name] = v;
-  }
-  auto r = ResourceRequest::Create(q, UnitInstanceNames(), f.path);
-  if (!r.ok()) return c.Raw(f, r.status().message());
-  *out = *r;
-  return Status::Ok();
-}
-
-Status ReadLabels(const Ctx& c, const Field& f, Labels* out) {
-  static const Schema kAny{Schema::Kind::kDict, {}, nullptr};
-  MapView m;
-  ORRERY_RETURN_IF_ERROR(MapView::Open(c, f, kAny, &m));
-  for (const auto& [k, node] : m.entries()) {
-    Field lf{node, Join(f.path, k)};
-    ORRERY_RETURN_IF_ERROR(RequireScalar(c, lf, "a string"));
-    (*out)[k] = node.Scalar();
-  }
-  return Status::Ok();
-}
-
-// Accepts `value` in either case; returns its index in `choices` (upper-case spellings).
-Status ReadChoice(const Ctx& c, const Field& f, const std::vector<std::string>& choices,
-                  size_t* out) {
-  std::string what = "one of ";
-  for (size_t i = 0; i < choices.size(); ++i) what += (i ? ", " : "") + choices[i];
-  ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));
-  std::string s = f.node.Scalar();
-  for (size_t i = 0; i < choices.size(); ++i) {
-    const std::string& ch = choices[i];
-    if (s.size() == ch.size() && std::equal(s.begin(), s.end(), ch.begin(), [](char a, char b) {
-          return std::tolower(static_cast<unsigned char>(a)) ==
-                 std::tolower(static_cast<unsigned char>(b));
-        })) {
-      *out = i;
-      return Status::Ok();
-    }
-  }
-  return c.Expected(f, what);
-}
-
-// Keys of `m` that `allowed` does not list are errors "does not apply to <context>".
-Status OnlyKeys(const Ctx& c, const MapView& m, const std::vector<std::string_view>& allowed,
-                const std::string& context) {
-  for (const auto& [k, node] : m.entries()) {
-    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
-      std::string list;
-      for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      return c.Error(node, Join(m.self().path, k),
-                     "does not apply to " + context + " (its keys: " + list + ")");
-    }
-  }
-  return Status::Ok();
-}
-
 // Names must be unique within a namespace; the error points at the second one.
 class NameTable {
  public:
   explicit NameTable(std::string what) : what_(std::move(what)) {}
-  Status Add(const Ctx& c, const Field& f, const std::string& name, int32_t index) {
+  Status Add(const FieldContext& c, const Field& f, const std::string& name, int32_t index) {
     auto [it, inserted] = names_.emplace(name, Entry{index, f.path, c.Where(f)});
     if (!inserted) {
       return c.Error(f, "duplicate " + what_ + " name '" + name + "' (first defined at " +
@@ -662,85 +209,6 @@ class NameTable {
 
 // ---------------------------------------------------------------------------------------------
 // Files: text checks, ${VAR} expansion, CSV.
-
-// NUL bytes or invalid UTF-8 mean "not a text file". Returns the offset of the first bad byte.
-std::optional<size_t> FirstNonTextByte(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    if (b == 0) return i;
-    if (b < 0x80) {
-      ++i;
-      continue;
-    }
-    int len = (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
-    if (len == 0 || i + len > s.size()) return i;
-    for (int k = 1; k < len; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return i;
-    }
-    i += len;
-  }
-  return std::nullopt;
-}
-
-Status ReadFileText(const std::string& path, const std::string& shown, std::string* out) {
-  std::error_code ec;
-  const fs::file_status st = fs::status(path, ec);
-  if (ec || !fs::exists(st)) return NotFound(shown + ": no such file");
-  if (fs::is_directory(st)) return InvalidArgument(shown + ": is a directory, expected a file");
-  const uintmax_t size = fs::file_size(path, ec);
-  if (!ec && size > kMaxScenarioBytes) {
-    return InvalidArgument(shown + ": file is larger than " +
-                           std::to_string(kMaxScenarioBytes >> 20) + " MiB");
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return InvalidArgument(shown + ": cannot be read");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  *out = ss.str();
-  return Status::Ok();
-}
-
-Status ResolvePath(const Ctx& c, const Field& f, std::string* out) {
-  std::string raw;
-  ORRERY_RETURN_IF_ERROR(ReadString(c, f, &raw, "a file path"));
-  std::string expanded;
-  for (size_t i = 0; i < raw.size(); ++i) {
-    if (raw[i] != '$' || i + 1 >= raw.size() || raw[i + 1] != '{') {
-      expanded += raw[i];
-      continue;
-    }
-    const size_t close = raw.find('}', i + 2);
-    if (close == std::string::npos) {
-      return c.Error(f, "unterminated '${' in path '" + raw + "'");
-    }
-    const std::string var = raw.substr(i + 2, close - i - 2);
-    const bool valid = !var.empty() && !std::isdigit(static_cast<unsigned char>(var[0])) &&
-                       std::all_of(var.begin(), var.end(), [](char ch) {
-                         return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_';
-                       });
-    if (!valid) return c.Error(f, "bad variable name '${" + var + "}'");
-    const char* value = std::getenv(var.c_str());
-    if (value == nullptr) {
-      std::string hint;
-      if (var == "ORRERY_TRACE_DIR")
-        hint = " (point it at the traces folder, e.g. ../shared/traces)";
-      return c.Error(f, "environment variable " + var + " is not set" + hint);
-    }
-    expanded += value;
-    i = close;
-  }
-  fs::path p(expanded);
-  if (p.is_relative()) p = c.dir / p;
-  p = p.lexically_normal();
-  std::error_code ec;
-  if (!fs::is_regular_file(p, ec)) {
-    return NotFound(c.Where(f) + ": " + f.path + ": trace file '" + p.string() +
-                    "' does not exist");
-  }
-  *out = p.string();
-  return Status::Ok();
-}
 
 // Splits one CSV line; double-quoted fields may contain commas and "" escapes (not newlines).
 std::vector<std::string> SplitCsv(std::string_view line) {
@@ -948,131 +416,10 @@ class TimeColumn {
 // ---------------------------------------------------------------------------------------------
 // Overrides.
 
-Status ApplyOverride(Ctx& ctx, YAML::Node root, const std::string& text) {
-  const size_t eq = text.find('=');
-  if (eq == std::string::npos || eq == 0) {
-    return InvalidArgument(ctx.file + " (--set " + text + "): expected dotted.path=value");
-  }
-  const std::string dotted = text.substr(0, eq);
-  const std::string value_text = text.substr(eq + 1);
-  const std::string where = ctx.file + " (--set " + text + ")";
-
-  std::vector<std::string> segs;
-  for (size_t b = 0;;) {
-    const size_t e = dotted.find('.', b);
-    segs.push_back(dotted.substr(b, e == std::string::npos ? std::string::npos : e - b));
-    if (e == std::string::npos) break;
-    b = e + 1;
-  }
-
-  YAML::Node value;
-  try {
-    value = YAML::Load(value_text);
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(where + ": " + dotted + ": malformed value: " +
-                           cli::YamlErrorMessage(e));
-  }
-
-  const Schema* schema = &RootSchema();
-  YAML::Node cur = root;
-  std::string path;
-  for (size_t i = 0; i < segs.size(); ++i) {
-    const std::string& seg = segs[i];
-    const bool last = i + 1 == segs.size();
-    if (seg.empty()) return InvalidArgument(where + ": empty path segment in '" + dotted + "'");
-    if (schema->kind == Schema::Kind::kList) {
-      int64_t idx = -1;
-      auto [p, ec] = std::from_chars(seg.data(), seg.data() + seg.size(), idx);
-      if (ec != std::errc() || p != seg.data() + seg.size() || idx < 0) {
-        return InvalidArgument(where + ": " + path + ": is a list; expected an index, got '" + seg +
-                               "'");
-      }
-      const size_t n = cur.IsSequence() ? cur.size() : 0;
-      if (static_cast<size_t>(idx) >= n) {
-        return InvalidArgument(where + ": " + path + ": index " + seg +
-                               " is out of range (the list has " + std::to_string(n) + " entries)");
-      }
-      path = Index(path, static_cast<size_t>(idx));
-      schema = schema->elem;
-      if (last) {
-        cur[static_cast<size_t>(idx)] = value;
-      } else {
-        YAML::Node next = cur[static_cast<size_t>(idx)];
-        cur.reset(next);
-      }
-      continue;
-    }
-    if (schema->kind == Schema::Kind::kValue) {
-      return InvalidArgument(where + ": " + path + ": is a value and has no key '" + seg + "'");
-    }
-    const Schema* child = schema->kind == Schema::Kind::kDict ? schema->elem : schema->Field(seg);
-    const std::string child_path = Join(path, seg);
-    if (child == nullptr) {
-      return InvalidArgument(where + ": " + child_path +
-                             ": unknown key (expected one of: " + schema->KeyList() + ")");
-    }
-    if (!cur.IsMap()) {
-      if (!cur.IsNull()) {
-        return InvalidArgument(where + ": " + (path.empty() ? "(top level)" : path) + ": is " +
-                               Describe(cur) + ", not a map; cannot set '" + seg + "' in it");
-      }
-      cur = YAML::Node(YAML::NodeType::Map);  // assigns through: `key:` left empty in the file
-    }
-    if (last) {
-      cur[seg] = value;
-    } else {
-      if (!cur[seg].IsDefined() || cur[seg].IsNull()) cur[seg] = YAML::Node(YAML::NodeType::Map);
-      YAML::Node next = cur[seg];
-      cur.reset(next);
-    }
-    path = child_path;
-    schema = child ? child : schema;
-  }
-  ctx.overrides.emplace_back(path, text);
-  return Status::Ok();
-}
-
 // ---------------------------------------------------------------------------------------------
 // Plans: validated generators before expansion.
 
-struct DurationDist {
-  enum class Kind : uint8_t { kConstant, kExponential, kUniform, kLognormal, kColumn };
-  Kind kind = Kind::kConstant;
-  double a = 0;  // constant value | mean | min | median | column scale
-  double b = 0;  // -            | -    | max | sigma  | column offset
-  std::string column;
-};
-
-struct ArgPlan {
-  int32_t from_gen = -1;  // producer generator (index into Loader::gens_), or -1
-  uint32_t count = 1;
-  bool random = false;
-  int32_t node = -1;  // pre-existing object on this node
-  uint64_t bytes = 0;
-  std::string path;
-};
-
-struct GenPlan {
-  Field where;  // the generator's entry, for errors found during expansion
-  std::string path;
-  std::string name;
-  WorkKind kind = WorkKind::kTask;
-  uint32_t name_idx = 0, job = 0, shape = 0, strategy = 0;
-  uint64_t count = 0;
-  double start = 0;
-  enum class Process : uint8_t { kPoisson, kUniform, kBurst, kTrace } process = Process::kBurst;
-  double rate = 0, interval = 0, at = 0;
-  std::vector<double> trace_times;      // kTrace: seconds after start (speedup applied)
-  std::vector<double> trace_durations;  // duration column values (kTrace + kColumn)
-  DurationDist duration;
-  uint64_t output = 0;
-  int32_t pg = -1, bundle = -1, env = -1;
-  uint16_t max_retries = 3;
-  std::vector<ArgPlan> args;
-  // Filled by expansion: its tasks are [first_task, first_task + count) before sorting.
-  uint64_t first_task = 0;
-  uint64_t missing_args = 0;  // tasks that found fewer producers than asked
-};
+using GenPlan = GeneratorPlan;
 
 // Per-task fields shared by generators and trace entries.
 struct Common {
@@ -1083,36 +430,13 @@ struct Common {
   uint32_t job = 0;
 };
 
-uint64_t Fnv1a(std::string_view s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (char ch : s) {
-    h ^= static_cast<unsigned char>(ch);
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
-// Independent streams per generator and purpose: editing one generator leaves the draws of the
-// others unchanged.
-Rng StreamRng(uint64_t seed, std::string_view name, uint64_t purpose) {
-  return Rng(seed ^ (Fnv1a(name) * 0x9e3779b97f4a7c15ULL) ^
-             ((purpose + 1) * 0xd1b54a32d192ed03ULL));
-}
-
-double Exponential(Rng& rng, double mean) { return -mean * std::log1p(-rng.UniformDouble()); }
-
-double StandardNormal(Rng& rng) {
-  const double u1 = 1.0 - rng.UniformDouble();  // (0, 1]
-  const double u2 = rng.UniformDouble();
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
-}
-
 // ---------------------------------------------------------------------------------------------
 // The loader.
 
 class Loader {
  public:
-  Loader(Ctx ctx, const LoadProgressFn& progress) : ctx_(std::move(ctx)), progress_(progress) {}
+  Loader(FieldContext ctx, const LoadProgressFn& progress)
+      : ctx_(std::move(ctx)), progress_(progress) {}
 
   Status Load(const YAML::Node& root) {
     MapView top;
@@ -1373,8 +697,10 @@ class Loader {
       ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &a.period_s));
       if (a.period_s <= 0) return ctx_.Expected(*v, "a duration > 0");
     }
-    if (auto v = m.Get("idle_timeout")) ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &a.idle_timeout_s));
-    if (auto v = m.Get("boot_delay")) ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &a.boot_delay_s));
+    if (auto v = m.Get("idle_timeout"))
+      ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &a.idle_timeout_s));
+    if (auto v = m.Get("boot_delay"))
+      ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &a.boot_delay_s));
     if (auto v = m.Get("upscaling_speed")) {
       ORRERY_RETURN_IF_ERROR(ReadNumber(ctx_, *v, 0, 1e6, &a.upscaling_speed));
     }
@@ -1384,8 +710,8 @@ class Loader {
       int64_t mins = 0;
       for (const auto& t : a.node_types) mins += t.min_workers;
       if (static_cast<int64_t>(mx) < mins) {
-        return ctx_.Expected(*v, "max_workers >= the sum of the types' min_workers (" +
-                                     std::to_string(mins) + ")");
+        return ctx_.Expected(
+            *v, "max_workers >= the sum of the types' min_workers (" + std::to_string(mins) + ")");
       }
       a.max_workers = static_cast<int64_t>(mx);
     }
@@ -1854,7 +1180,6 @@ class Loader {
       MapView m;
       ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, it, as, &m));
       ArgPlan a;
-      a.path = it.path;
       if (auto from = m.Get("from")) {
         ORRERY_RETURN_IF_ERROR(
             OnlyKeys(ctx_, m, {"from", "count", "pick"}, "an argument from a generator"));
@@ -1905,7 +1230,7 @@ class Loader {
     MapView m;
     ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, f, gs, &m));
     GenPlan g;
-    g.where = f;
+    gen_where_.push_back(f);
     g.path = f.path;
     g.kind = kind;
     Field nf;
@@ -1974,7 +1299,7 @@ class Loader {
     std::string file;
     ORRERY_RETURN_IF_ERROR(ResolvePath(ctx_, ff, &file));
     GenPlan g;
-    g.where = f;
+    gen_where_.push_back(f);
     g.path = f.path;
     g.name = fs::path(file).stem().string();
     Field name_field = ff;
@@ -2154,14 +1479,12 @@ class Loader {
     g.duration.kind = DurationDist::Kind::kColumn;
     g.duration.a = 1;
     // Rows keep their own shapes; expansion reads them from here.
-    trace_rows_.emplace(gens_.size(), TraceRows{});
-    TraceRows& rows = trace_rows_[gens_.size()];
-    rows.shapes = std::move(shapes);
+    g.trace_shapes = std::move(shapes);
     for (size_t i = 0; i < sub.size(); ++i) {
       g.trace_times.push_back(start + sub[i] / speedup);
-      NoteShape(rows.shapes[i], 1, g.path + " (" + g.name + ")");
+      NoteShape(g.trace_shapes[i], 1, g.path + " (" + g.name + ")");
       if (g.pg >= 0) {
-        CheckBundleFit(g.pg, g.bundle, s_.shapes[rows.shapes[i]], g.path + " (" + g.name + ")");
+        CheckBundleFit(g.pg, g.bundle, s_.shapes[g.trace_shapes[i]], g.path + " (" + g.name + ")");
       }
     }
     g.trace_durations = std::move(durations);
@@ -2177,162 +1500,14 @@ class Loader {
   }
 
   // Expands every generator into s_.tasks (reserved once, no intermediate copy), then sorts the
-  // tasks by submit time in place.
+  // tasks by submit time in place (core/scenario/generators.h).
   Status Expand() {
-    std::vector<TaskSpec>& tasks = s_.tasks;
-    tasks.reserve(total_tasks_);
-    s_.args.reserve(std::min<uint64_t>(total_args_, kMaxArgs));
-    Report("expand", 0, total_tasks_);
-    for (size_t gi = 0; gi < gens_.size(); ++gi) {
-      GenPlan& g = gens_[gi];
-      g.first_task = tasks.size();
-      Rng arrival = StreamRng(s_.seed, g.name, 0);
-      Rng duration = StreamRng(s_.seed, g.name, 1);
-      Rng args = StreamRng(s_.seed, g.name, 2);
-      const TraceRows* rows = nullptr;
-      if (auto it = trace_rows_.find(gi); it != trace_rows_.end()) rows = &it->second;
-      double t = g.start;
-      for (uint64_t i = 0; i < g.count; ++i) {
-        TaskSpec task;
-        switch (g.process) {
-          case GenPlan::Process::kPoisson:
-            t += Exponential(arrival, 1.0 / g.rate);
-            task.submit_s = t;
-            break;
-          case GenPlan::Process::kUniform:
-            task.submit_s = g.start + static_cast<double>(i) * g.interval;
-            break;
-          case GenPlan::Process::kBurst:
-            task.submit_s = g.start + g.at;
-            break;
-          case GenPlan::Process::kTrace:
-            task.submit_s = g.start + g.trace_times[i];
-            break;
-        }
-        const DurationDist& d = g.duration;
-        switch (d.kind) {
-          case DurationDist::Kind::kConstant:
-            task.duration_s = d.a;
-            break;
-          case DurationDist::Kind::kExponential:
-            task.duration_s = Exponential(duration, d.a);
-            break;
-          case DurationDist::Kind::kUniform:
-            task.duration_s = d.a + (d.b - d.a) * duration.UniformDouble();
-            break;
-          case DurationDist::Kind::kLognormal:
-            task.duration_s = d.a * std::exp(d.b * StandardNormal(duration));
-            break;
-          case DurationDist::Kind::kColumn:
-            task.duration_s = g.trace_durations[i];
-            break;
-        }
-        if (!(task.submit_s <= kMaxSeconds) || !(task.duration_s <= kMaxSeconds)) {
-          // %g: a rate of 1e-300/s must not print a 300-digit time.
-          auto g3 = [](double x) {
-            char b[32];
-            std::snprintf(b, sizeof(b), "%.3g", x);
-            return std::string(b);
-          };
-          return ctx_.Error(g.where, "task " + std::to_string(i) + " would be submitted at " +
-                                         g3(task.submit_s) + " s and run for " +
-                                         g3(task.duration_s) +
-                                         " s; times above 1e12 s (about 30,000 years) are "
-                                         "refused: check the rate and duration");
-        }
-        task.output_bytes = g.output;
-        task.name = g.name_idx;
-        task.job = g.job;
-        task.shape = rows ? rows->shapes[i] : g.shape;
-        task.strategy = g.strategy;
-        task.placement_group = g.pg;
-        task.bundle = g.bundle;
-        task.env = g.env;
-        task.max_retries = g.max_retries;
-        task.kind = g.kind;
-        task.args_begin = static_cast<uint32_t>(s_.args.size());
-        for (const ArgPlan& a : g.args) {
-          if (a.from_gen < 0) {
-            s_.args.push_back(ArgSpec{-1, a.node, a.bytes});
-            continue;
-          }
-          const GenPlan& p = gens_[a.from_gen];
-          // Producers submitted no later than this task (their times are non-decreasing).
-          const auto begin = tasks.begin() + static_cast<ptrdiff_t>(p.first_task);
-          const auto end = begin + static_cast<ptrdiff_t>(p.count);
-          const auto m = static_cast<uint64_t>(
-              std::upper_bound(begin, end, task.submit_s,
-                               [](double v, const TaskSpec& x) { return v < x.submit_s; }) -
-              begin);
-          if (m < a.count) ++g.missing_args;
-          if (m == 0) continue;
-          const size_t first = s_.args.size();
-          for (uint32_t j = 0; j < a.count && j < m; ++j) {
-            uint64_t k = 0;
-            if (!a.random) {
-              k = (i * a.count + j) % m;
-            } else if (a.count >= m) {
-              k = j;
-            } else {
-              bool dup = true;
-              while (dup) {  // a.count < m: terminates; a.count <= 1000 keeps it cheap
-                k = args.UniformIndex(m);
-                dup = false;
-                for (size_t q = first; q < s_.args.size(); ++q) {
-                  dup |= s_.args[q].producer == static_cast<int32_t>(p.first_task + k);
-                }
-              }
-            }
-            const uint64_t producer = p.first_task + k;
-            s_.args.push_back(
-                ArgSpec{static_cast<int32_t>(producer), -1, tasks[producer].output_bytes});
-          }
-        }
-        task.args_count = static_cast<uint32_t>(s_.args.size()) - task.args_begin;
-        tasks.push_back(task);
-        if ((tasks.size() & 4095) == 0) Report("expand", tasks.size(), total_tasks_);
-      }
-    }
-    Report("expand", tasks.size(), total_tasks_);
-    Report("sort", 0, tasks.size());
-    SortBySubmitTime();
-    Report("sort", tasks.size(), tasks.size());
+    size_t failed = 0;
+    Status st = ExpandGenerators(
+        gens_, total_tasks_, std::min<uint64_t>(total_args_, kMaxArgs), &s_, &failed,
+        [this](const char* phase, uint64_t done, uint64_t total) { Report(phase, done, total); });
+    if (!st.ok()) return ctx_.Error(gen_where_[failed], st.message());
     return Status::Ok();
-  }
-
-  // Stable sort by submit time; producers keep preceding their consumers because they were
-  // submitted no later and come from an earlier generator. In place: a permutation of indices
-  // (4 bytes a task, plus the stable sort's buffer) is sorted and then applied cycle by cycle.
-  void SortBySubmitTime() {
-    std::vector<TaskSpec>& tasks = s_.tasks;
-    const auto earlier = [](const TaskSpec& a, const TaskSpec& b) {
-      return a.submit_s < b.submit_s;
-    };
-    if (std::is_sorted(tasks.begin(), tasks.end(), earlier)) return;  // bursts, one generator
-    std::vector<uint32_t> order(tasks.size());  // order[i] = old index of the i-th task
-    std::iota(order.begin(), order.end(), 0u);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](uint32_t a, uint32_t b) { return tasks[a].submit_s < tasks[b].submit_s; });
-    {
-      std::vector<uint32_t> new_index(tasks.size());
-      for (size_t i = 0; i < order.size(); ++i) new_index[order[i]] = static_cast<uint32_t>(i);
-      for (ArgSpec& a : s_.args) {
-        if (a.producer >= 0) a.producer = static_cast<int32_t>(new_index[a.producer]);
-      }
-    }
-    for (size_t i = 0; i < order.size(); ++i) {
-      if (order[i] == i) continue;
-      const TaskSpec first = tasks[i];
-      size_t j = i;
-      while (order[j] != i) {
-        const size_t k = order[j];
-        tasks[j] = tasks[k];
-        order[j] = static_cast<uint32_t>(j);
-        j = k;
-      }
-      tasks[j] = first;
-      order[j] = static_cast<uint32_t>(j);
-    }
   }
 
   // --- warnings --------------------------------------------------------------------------------
@@ -2424,11 +1599,8 @@ class Loader {
     uint64_t tasks = 0;
     std::string first_user;
   };
-  struct TraceRows {
-    std::vector<uint32_t> shapes;
-  };
 
-  Ctx ctx_;
+  FieldContext ctx_;
   Scenario s_;
   NameTable node_names_{"node"};
   NameTable env_names_{"runtime env"};
@@ -2439,7 +1611,7 @@ class Loader {
   std::vector<ShapeUse> shape_use_;
   std::set<std::string> warned_bundles_;
   std::vector<GenPlan> gens_;
-  std::map<size_t, TraceRows> trace_rows_;
+  std::vector<Field> gen_where_;  // each generator's entry, for errors found while expanding
   const LoadProgressFn& progress_;
   uint64_t total_tasks_ = 0;
   uint64_t total_args_ = 0;
@@ -2475,7 +1647,7 @@ class ProgressBuf : public std::streambuf {
 StatusOr<Scenario> LoadImpl(const std::string& path, const std::vector<std::string>& overrides,
                             const LoadProgressFn& progress) {
   std::string text;
-  ORRERY_RETURN_IF_ERROR(ReadFileText(path, path, &text));
+  ORRERY_RETURN_IF_ERROR(ReadFileText(path, path, kMaxScenarioBytes, &text));
   if (auto bad = FirstNonTextByte(text)) {
     const auto line =
         1 + std::count(text.begin(), text.begin() + static_cast<ptrdiff_t>(*bad), '\n');
@@ -2483,7 +1655,7 @@ StatusOr<Scenario> LoadImpl(const std::string& path, const std::vector<std::stri
                            ": not a text file (a byte at offset " + std::to_string(*bad) +
                            " is not UTF-8 text); expected a YAML scenario");
   }
-  Ctx ctx;
+  FieldContext ctx;
   ctx.file = path;
   ctx.dir = fs::path(path).parent_path();
   if (ctx.dir.empty()) ctx.dir = ".";
@@ -2496,7 +1668,7 @@ StatusOr<Scenario> LoadImpl(const std::string& path, const std::vector<std::stri
   } catch (const YAML::Exception& e) {
     return InvalidArgument(path + ":" + std::to_string(e.mark.line + 1) +
                            ": malformed YAML (column " + std::to_string(e.mark.column + 1) +
-                           "): " + cli::YamlErrorMessage(e));
+                           "): " + YamlErrorMessage(e));
   }
   if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) {
     return InvalidArgument(path + ": empty scenario; expected a map with at least 'cluster'");
@@ -2512,8 +1684,9 @@ StatusOr<Scenario> LoadImpl(const std::string& path, const std::vector<std::stri
     return InvalidArgument(ctx.Where(root, "") + ": expected a map at the top level, got " +
                            Describe(root));
   }
-  for (const std::string& o : overrides) ORRERY_RETURN_IF_ERROR(ApplyOverride(ctx, root, o));
-  if (Status deep = cli::CheckYamlNesting(root); !deep.ok()) {
+  for (const std::string& o : overrides)
+    ORRERY_RETURN_IF_ERROR(ApplyOverride(&ctx, root, RootSchema(), o));
+  if (Status deep = CheckYamlNesting(root); !deep.ok()) {
     return InvalidArgument(path + ": " + deep.message());
   }
   Loader loader(std::move(ctx), progress);
@@ -2537,4 +1710,4 @@ StatusOr<Scenario> LoadScenario(const std::string& path, const std::vector<std::
   }
 }
 
-}  // namespace orrery::sim
+}  // namespace orrery::io

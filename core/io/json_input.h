@@ -20,7 +20,7 @@
 
 #include "core/status.h"
 
-namespace orrery::cli {
+namespace orrery::io {
 
 // A location inside a JSON document: object keys and array indexes from the root.
 class JsonPath {
@@ -100,4 +100,4 @@ StatusOr<std::string> ReadTextFile(const std::string& path, size_t max_bytes);
 // 40 characters), containers as "an object" / "an array".
 std::string DescribeJson(const nlohmann::json& value);
 
-}  // namespace orrery::cli
+}  // namespace orrery::io
