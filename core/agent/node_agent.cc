@@ -91,7 +91,9 @@ std::optional<LeaseReply> NodeAgent::CancelLease(const TaskId& task, const std::
 }
 
 bool NodeAgent::ReturnLease(const TaskId& task) {
-  auto it = own_.find(task);
+  // Once the manager decides, the agent's own table only holds bundle leases: mostly empty, and
+  // then not even hashed (this runs once per finished task).
+  auto it = own_.empty() ? own_.end() : own_.find(task);
   if (it != own_.end()) {
     OwnLease& l = it->second;
     if (l.from_bundle) {
