@@ -282,6 +282,11 @@ envcache::EnvCache& NodeAgent::Envs() {
   return *envs_;
 }
 
+envcache::CacheDecisions NodeAgent::OnTimer(double now_s) {
+  if (!envs_) return {};
+  return envs_->ExpireOverdue(now_s);
+}
+
 envcache::CacheCounters NodeAgent::EnvCounters() const {
   envcache::CacheCounters c = envs_lost_;
   if (envs_) {

@@ -34,6 +34,7 @@
 //   CancelBundle               the bundle's resources return to the node
 //   GrantFromBundle(task)      the allocation taken from the bundle's pool, or nullptr
 //   Envs().Acquire/Report*     envcache::CacheDecisions: StartInstall | EnvReady | EnvFailed | Evict
+//   OnTimer(now_s)             the same for install attempts past their deadline
 //   AcquireWorker(env, gpu)    WorkerAction: kReuse (an idle worker of the env) | kStart
 //   ReleaseWorker(env, gpu)    true: the worker stays idle for the next task of its env
 //   LocalChange(reported)      the node's resources to report, or nullptr if unchanged
@@ -164,6 +165,9 @@ class NodeAgent {
   const envcache::EnvCache* envs() const { return envs_.get(); }
   // Counters of this node's caches since construction, those lost in Reset() included.
   envcache::CacheCounters EnvCounters() const;
+  // Timer: install attempts past their deadline count as timed out (the next attempt, or
+  // EnvFailed for their waiters). Nothing without a cache. O(cached envs).
+  envcache::CacheDecisions OnTimer(double now_s);
   // Bumped by Reset(): an install reported for an older generation is stale.
   uint64_t generation() const { return generation_; }
 

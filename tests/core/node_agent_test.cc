@@ -119,6 +119,22 @@ TEST(NodeAgent, InstallsTheRuntimeEnvThenGrantsTheLeaseWaitingForIt) {
   EXPECT_EQ(a.EnvCounters().misses, 1u);
 }
 
+TEST(NodeAgent, ATimerRetriesAnOverdueInstallThenFailsItsWaiters) {
+  auto o = Options();
+  o.env_cache.setup_timeout_s = 10;
+  o.env_cache.max_attempts = 2;
+  NodeAgent a("n0", &o);
+  EXPECT_TRUE(a.OnTimer(100).empty());  // no cache yet
+  ASSERT_TRUE(a.Envs().Acquire("env1", "pip", "t", /*now_s=*/0).ok());
+  EXPECT_TRUE(a.OnTimer(5).empty());  // not overdue
+  auto retry = a.OnTimer(10);
+  ASSERT_EQ(retry.size(), 1u);
+  EXPECT_EQ(std::get<envcache::StartInstall>(retry[0]).attempt, 2);
+  auto failed = a.OnTimer(20);
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(std::get<envcache::EnvFailed>(failed[0]).waiters, std::vector<std::string>{"t"});
+}
+
 TEST(NodeAgent, ReusesAnIdleWorkerOfTheSameEnvButNotForGpuWork) {
   auto o = Options();
   NodeAgent a("n0", &o);
