@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/agent/node_agent.h"
 #include "core/lease/lease_manager.h"
 #include "core/placement/two_phase.h"
 #include "core/rng.h"
@@ -160,7 +161,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     loop_.RunSync([this] {
       shutting_down_ = true;
       for (auto& [task, w] : waiting_) {
-        if (manager_) (void)manager_->CancelLease(task, "node stopping");
+        if (manager_) (void)node_agent_->CancelLease(task, "node stopping");
         w.reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "node stopping"));
       }
       waiting_.clear();
@@ -353,7 +354,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
          reason = req->reason().empty() ? std::string("canceled by the caller") : req->reason()] {
           auto w = waiting_.find(task);
           if (w != waiting_.end() && manager_) {
-            if (auto c = manager_->CancelLease(task, reason)) {
+            if (auto c = node_agent_->CancelLease(task, reason)) {
               SetTaskState(task, v1::TASK_STATE_CANCELED, reason);
               FinishWaiting(w, *c);
               reply->set_canceled(true);
@@ -540,14 +541,6 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     v1::RequestWorkerLeaseReply* reply = nullptr;
     LeaseRequest request;  // to queue it again when the manager is rebuilt (bundle commit)
   };
-  // A placement-group bundle held here: prepared (its resources taken from the local node, as a
-  // lease under BundleLeaseKey) or committed (and its bundle resources added to the node).
-  struct HeldBundle {
-    ResourceRequest resources;
-    Allocation allocation;
-    bool committed = false;
-    ResourceSet exposed;  // committed: CommittedBundleResources added to the node's totals
-  };
 
   static std::string SelfExe() {
     std::error_code ec;
@@ -613,9 +606,18 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       addresses_[info.node_id()] = info.address();
       ORRERY_RETURN_IF_ERROR(view.AddNode(std::move(*n)));
     }
-    auto m = LeaseManager::Create(node_id_, std::move(view), options_.scheduler);
-    if (!m.ok()) return m.status();
-    manager_ = std::move(*m);
+    node_agent_options_.scheduler = options_.scheduler;
+    // Tasks of a group ask for its committed bundle resources ("CPU_group_0_pg") by name.
+    node_agent_options_.expose_committed_bundles = true;
+    auto a = std::make_unique<agent::NodeAgent>(node_id_, &node_agent_options_);
+    ORRERY_RETURN_IF_ERROR(a->CreateManager(std::move(view)));
+    // A bundle commit rebuilds the manager and asks the held requests again.
+    a->SetQueuedRequestLookup([this](const TaskId& task) -> const LeaseRequest* {
+      auto w = waiting_.find(task);
+      return w == waiting_.end() ? nullptr : &w->second.request;
+    });
+    node_agent_ = std::move(a);
+    manager_ = node_agent_->manager();
     manager_->TrackWaitReasonChanges();  // RunPending updates records from the changes only
     return Status::Ok();
   }
@@ -633,17 +635,17 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       addresses_[info.node_id()] = info.address();
       if (manager_->view().FindSlot(info.node_id()) < 0) {
         Log("learned of node " + info.node_id() + " at " + info.address());
-        (void)manager_->AddNode(std::move(*n));
+        (void)node_agent_->AddNode(std::move(*n));
       } else if (!(n->resources.total() ==
                    manager_->view().at(manager_->view().FindSlot(n->id)).resources.total())) {
         // --- actors: its totals changed (bundles committed or cancelled there), so tasks of a
         // placement group can be spilled to the bundle's node.
-        (void)manager_->ReplaceNodeResources(n->id, std::move(n->resources));
+        (void)node_agent_->ReplaceNodeResources(n->id, std::move(n->resources));
         if (manager_->view().at(manager_->view().FindSlot(n->id)).state != n->state) {
-          (void)manager_->SetNodeState(n->id, n->state);
+          (void)node_agent_->SetNodeState(n->id, n->state);
         }
       } else {
-        (void)manager_->ApplyReport(n->id, n->resources.available(), n->state,
+        (void)node_agent_->ApplyReport(n->id, n->resources.available(), n->state,
                                     n->resources.all_devices());
       }
     }
@@ -663,7 +665,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     const ResourceRequest resources = req.sched.resources;
     const int spillbacks = req.spillbacks;
     LeaseRequest copy = req;
-    LeaseReply lr = manager_->RequestLease(std::move(req), rng_);
+    LeaseReply lr = node_agent_->RequestLease(std::move(req), rng_);
     CountSpillback(lr);
     if (!known && (lr.kind == LeaseReply::Kind::kGranted || lr.kind == LeaseReply::Kind::kQueued ||
                    lr.kind == LeaseReply::Kind::kCanceled)) {
@@ -729,23 +731,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   // Retries queued requests; finishes the held calls of those that left the queue.
   void RunPending() {
     if (!manager_ || shutting_down_) return;
-    for (LeaseReply& lr : manager_->SchedulePending(rng_)) {
-      CountSpillback(lr);
-      const bool has_task = tasks_.count(lr.task_id) != 0;
-      if (lr.kind == LeaseReply::Kind::kGranted && has_task) OnGranted(lr);
-      if (lr.kind == LeaseReply::Kind::kCanceled) {
-        SetTaskState(lr.task_id, v1::TASK_STATE_CANCELED, lr.reason);
-      }
-      if (lr.kind == LeaseReply::Kind::kSpillback) tasks_.erase(lr.task_id);
-      auto w = waiting_.find(lr.task_id);
-      if (w != waiting_.end()) {
-        FinishWaiting(w, lr);
-      } else if (lr.kind == LeaseReply::Kind::kGranted) {
-        // Nobody is waiting for this grant any more: give it back.
-        (void)manager_->ReturnLease(lr.task_id);
-        tasks_.erase(lr.task_id);
-      }
-    }
+    for (LeaseReply& lr : node_agent_->SchedulePending(rng_)) ApplyReply(lr);
     // Only what changed: walking every queued request after each pass is O(queue) per event
     // (a 100k-task burst at one node made every lease return cost 100k lookups).
     for (const auto& p : manager_->TakeWaitReasonChanges()) {
@@ -754,6 +740,25 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
         it->second.record.set_wait_reason(ToProto(p.wait_reason));
         it->second.dirty = true;
       }
+    }
+  }
+
+  // A queued request left the queue (`lr`): records, held call, or a grant nobody waits for.
+  void ApplyReply(const LeaseReply& lr) {
+    CountSpillback(lr);
+    const bool has_task = tasks_.count(lr.task_id) != 0;
+    if (lr.kind == LeaseReply::Kind::kGranted && has_task) OnGranted(lr);
+    if (lr.kind == LeaseReply::Kind::kCanceled) {
+      SetTaskState(lr.task_id, v1::TASK_STATE_CANCELED, lr.reason);
+    }
+    if (lr.kind == LeaseReply::Kind::kSpillback) tasks_.erase(lr.task_id);
+    auto w = waiting_.find(lr.task_id);
+    if (w != waiting_.end()) {
+      FinishWaiting(w, lr);
+    } else if (lr.kind == LeaseReply::Kind::kGranted) {
+      // Nobody is waiting for this grant any more: give it back.
+      (void)node_agent_->ReturnLease(lr.task_id);
+      tasks_.erase(lr.task_id);
     }
   }
 
@@ -767,7 +772,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     auto w = waiting_.find(task);
     if (w == waiting_.end() || w->second.call_id != call_id || !manager_) return;
     const WaitReason reason = manager_->WaitReasonOf(task);
-    if (!manager_->CancelLease(task, "queue timeout")) return;
+    if (!node_agent_->CancelLease(task, "queue timeout")) return;
     // The caller asks again; the record stays pending here until it does. A caller that does
     // not (the driver exited, or no longer needs the lease) leaves a record that is canceled,
     // so neither this node nor the head shows it pending forever.
@@ -794,7 +799,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   void OnLeaseCallCanceled(const TaskId& task, uint64_t call_id) {
     auto w = waiting_.find(task);
     if (w == waiting_.end() || w->second.call_id != call_id || !manager_) return;
-    (void)manager_->CancelLease(task, "the caller went away");
+    (void)node_agent_->CancelLease(task, "the caller went away");
     SetTaskState(task, v1::TASK_STATE_CANCELED, "the caller went away");
     w->second.reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "canceled"));
     waiting_.erase(w);
@@ -1355,7 +1360,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
 
   // The lease of `t` ends: resources back to the local node, record terminal.
   void EndLease(Task& t, v1::TaskState state, int exit_code, const std::string& error) {
-    if (manager_) (void)manager_->ReturnLease(t.record.task_id());
+    if (manager_) (void)node_agent_->ReturnLease(t.record.task_id());
     ReleaseTaskEnv(t);  // --- runtime envs
     t.record.set_state(state);
     t.record.set_exit_code(exit_code);
@@ -1376,117 +1381,38 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
 
   // ---- bundles ----------------------------------------------------------------------------------
 
-  static std::string BundleLeaseKey(const std::string& group, int index) {
-    return "pg:" + group + ":" + std::to_string(index);
-  }
-
-  // All or nothing, through the LeaseManager: a grant-or-reject lease on this node under the
-  // bundle's key. Idempotent for a bundle already held.
+  // The node agent reserves, commits and cancels (core/agent); the daemon logs and re-runs the
+  // queue. A commit adds the bundle's resources to the node, which rebuilds the manager: the
+  // held requests it asked again are answered here.
   bool PrepareBundleHere(const std::string& group, int index, const ResourceRequest& resources,
                          std::string* why) {
-    const auto key = std::make_pair(group, index);
-    if (bundles_.count(key) != 0) return true;
-    LeaseRequest req;
-    req.task_id = BundleLeaseKey(group, index);
-    req.sched.resources = resources;
-    req.grant_or_reject = true;
-    LeaseReply lr = manager_->RequestLease(std::move(req), rng_);
-    if (lr.kind != LeaseReply::Kind::kGranted) {
-      *why = lr.reason.empty() ? "not available on " + node_id_ : lr.reason;
-      return false;
-    }
-    bundles_[key] = HeldBundle{resources, std::move(lr.allocation), false, {}};
-    Log("prepared bundle " + std::to_string(index) + " of group " + group);
+    const bool held = node_agent_->HoldsBundle(group, index);
+    if (!node_agent_->PrepareBundle(group, index, resources, rng_, why)) return false;
+    if (!held) Log("prepared bundle " + std::to_string(index) + " of group " + group);
     return true;
   }
 
   bool CommitBundleHere(const std::string& group, int index, std::string* why) {
-    auto it = bundles_.find(std::make_pair(group, index));
-    if (it == bundles_.end()) {
-      *why = "bundle " + std::to_string(index) + " of group " + group + " is not prepared on " +
-             node_id_;
-      return false;
-    }
-    if (it->second.committed) return true;
-    it->second.exposed = CommittedBundleResources(it->second.resources, index, group);
-    if (auto s = ResizeLocal(it->second.exposed, /*add=*/true); !s.ok()) {
-      *why = s.ToString();
-      return false;
-    }
-    it->second.committed = true;
+    const bool ok = node_agent_->CommitBundle(group, index, rng_, why);
+    AfterResize();
+    if (!ok) return false;
     Log("committed bundle " + std::to_string(index) + " of group " + group);
     RunPending();  // tasks of the group may be waiting for the bundle's resources
     return true;
   }
 
   void CancelBundleHere(const std::string& group, int index) {
-    auto it = bundles_.find(std::make_pair(group, index));
-    if (it == bundles_.end()) return;
-    const HeldBundle held = std::move(it->second);
-    bundles_.erase(it);
-    (void)manager_->ReturnLease(BundleLeaseKey(group, index));
-    if (held.committed) {
-      if (auto s = ResizeLocal(held.exposed, /*add=*/false); !s.ok()) {
-        Log("cannot shrink after cancelling bundle: " + s.ToString());
-      }
-    }
+    if (!node_agent_->CancelBundle(group, index, rng_)) return;
+    AfterResize();
     Log("cancelled bundle " + std::to_string(index) + " of group " + group);
     RunPending();
   }
 
-  // Adds (or removes) `delta` to the local node's totals and availability. The LeaseManager has
-  // no way to resize its node, so it is rebuilt on a copy of its view with the resized node:
-  // every lease it held is adopted again and every queued request is asked again, in arrival
-  // order (the replies are handled as in RunPending). Removing clamps at zero; a task still
-  // holding removed bundle resources gives back only what the totals allow.
-  Status ResizeLocal(const ResourceSet& delta, bool add) {
-    ClusterView view = manager_->view();
-    const int slot = view.FindSlot(node_id_);
-    const NodeResources& cur = view.at(slot).resources;
-    ResourceSet total = cur.total();
-    ResourceSet available = cur.available();
-    if (add) {
-      total += delta;
-      available += delta;
-    } else {
-      total -= delta;
-      available -= delta;
-      total.ClampNegativeToZero();
-      available.ClampNegativeToZero();
-    }
-    auto resized = NodeResources::Create(total);
-    if (!resized.ok()) return resized.status();
-    resized->SetAvailable(available, cur.all_devices());
-    view.SetResources(slot, std::move(*resized));
-    auto m = LeaseManager::Create(node_id_, std::move(view), options_.scheduler);
-    if (!m.ok()) return m.status();
-    const std::vector<PendingLease> queued = manager_->Pending();
-    std::unique_ptr<LeaseManager> old = std::move(manager_);
-    manager_ = std::move(*m);
-    manager_->TrackWaitReasonChanges();
-    for (const auto& [id, t] : tasks_) {
-      const auto st = t.record.state();
-      if (st == v1::TASK_STATE_LEASED || st == v1::TASK_STATE_RUNNING) {
-        (void)manager_->AdoptLease(id, t.allocation);
-      }
-    }
-    for (const auto& [key, b] : bundles_) {
-      (void)manager_->AdoptLease(BundleLeaseKey(key.first, key.second), b.allocation);
-    }
-    for (const auto& p : queued) {
-      auto w = waiting_.find(p.task_id);
-      if (w == waiting_.end()) continue;
-      LeaseReply lr = manager_->RequestLease(w->second.request, rng_);
-      CountSpillback(lr);
-      if (lr.kind == LeaseReply::Kind::kQueued) continue;
-      if (lr.kind == LeaseReply::Kind::kGranted && tasks_.count(lr.task_id) != 0) OnGranted(lr);
-      if (lr.kind == LeaseReply::Kind::kCanceled) {
-        SetTaskState(lr.task_id, v1::TASK_STATE_CANCELED, lr.reason);
-      }
-      if (lr.kind == LeaseReply::Kind::kSpillback) tasks_.erase(lr.task_id);
-      FinishWaiting(w, lr);
-    }
-    return Status::Ok();
+  // The agent may have rebuilt its manager (bundle resources added or removed): answer the held
+  // requests it asked again (as in RunPending).
+  void AfterResize() {
+    manager_ = node_agent_->manager();
+    for (const LeaseReply& lr : node_agent_->TakeReplies()) ApplyReply(lr);
   }
 
   std::string AddressOf(const NodeId& node) const {
@@ -1750,15 +1676,17 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   std::optional<std::chrono::steady_clock::time_point> head_lost_since_;
   std::chrono::steady_clock::time_point last_head_lost_log_;
 
-  // Owned by loop_.
-  std::unique_ptr<LeaseManager> manager_;
+  // Owned by loop_. The node's control logic (core/agent): the lease manager, the lease table
+  // and the bundles held here; set once the node registered (InitManager).
+  agent::NodeAgentOptions node_agent_options_;
+  std::unique_ptr<agent::NodeAgent> node_agent_;
+  LeaseManager* manager_ = nullptr;  // node_agent_'s manager (rebuilt when bundles resize it)
   Rng rng_;
   bool shutting_down_ = false;
   uint64_t lease_seq_ = 0;
   std::map<NodeId, std::string> addresses_;
   std::map<TaskId, Task> tasks_;
   std::map<TaskId, Waiting> waiting_;
-  std::map<std::pair<std::string, int>, HeldBundle> bundles_;  // (group, bundle index)
 
   // --- Metrics. The endpoint (and its registry) outlives the families that live in it; the
   // counters below are owned by loop_.

@@ -15,6 +15,8 @@
 //   streams its output; ReturnWorkerLease gives an unused lease back. A lease not used by RunTask
 //   within unused_lease_timeout is returned.
 //
+// The lease decisions and the bundle accounting are the node agent's (core/agent/node_agent.h),
+// the same one the simulator drives; this daemon carries them out (replies, records, processes).
 // Placement-group bundles (the node side of core/placement/two_phase.h): PrepareBundle takes the
 // bundle's resources as a grant-or-reject lease "pg:<group>:<i>" through the LeaseManager (all or
 // nothing); CommitBundle adds CommittedBundleResources to the local node's totals and availability

@@ -66,6 +66,18 @@ Model::Model(const Scenario& scenario, Platform* platform, ModelOptions options)
     }
   }
   nodes_up_ = static_cast<int>(n);
+  agent_options_.scheduler = scenario_.scheduler.options;
+  agent_options_.env_cache.default_limit_bytes = scenario_.env_cache.limit_bytes;
+  agent_options_.env_cache.policy = scenario_.env_cache.policy;
+  agent_options_.env_cache.setup_timeout_s = scenario_.env_cache.setup_timeout_s;
+  agent_options_.env_cache.max_attempts = scenario_.env_cache.max_attempts;
+  for (size_t i = 0; i < n; ++i) {
+    nodes_[i].agent = std::make_unique<agent::NodeAgent>(scenario_.nodes[i].id, &agent_options_,
+                                                         &truth_);
+    // Idle workers kept per env: as many as the node has CPUs (at least one).
+    nodes_[i].agent->set_max_idle_workers_per_env(
+        static_cast<int>(scenario_.nodes[i].total.Get(Predefined::kCPU).ToDouble()));
+  }
   observer_ = std::make_unique<TruthObserver>(this);
   truth_.AddObserver(observer_.get());
   // Autoscaler: managed node types; standby nodes are not part of the cluster until launched.
@@ -284,44 +296,21 @@ void Model::OnTruthChanged(int slot) {
   }
 }
 
+// The agent's own resources, once it decides, are the truth about its node.
 void Model::MirrorLocal(int node) {
-  LeaseManager* lm = nodes_[node].lm.get();
-  if (lm == nullptr) return;
   const int slot = slot_of_node_[node];
-  const NodeResources& mine = lm->view().at(lm->local_slot()).resources;
-  const NodeResources& known = truth_.at(slot).resources;
-  if (mine.available() == known.available() && mine.all_devices() == known.all_devices()) return;
-  truth_.SetResources(slot, mine);
+  if (const NodeResources* mine = Agent(node).LocalChange(truth_.at(slot).resources)) {
+    truth_.SetResources(slot, *mine);
+  }
 }
 
 LeaseManager& Model::Lm(int node) {
-  NodeRt& rt = nodes_[node];
-  if (!rt.lm) {
-    // A node starts deciding with the cluster as it is now; from then on it only learns about
-    // other nodes through reports.
-    auto lm = LeaseManager::Create(scenario_.nodes[node].id, truth_, scenario_.scheduler.options);
-    rt.lm = std::move(lm).value();
+  agent::NodeAgent& ag = Agent(node);
+  if (!ag.has_manager()) {
+    // Created from the truth as it is now; the agent adopts the leases and bundles it holds.
     lm_nodes_.insert(std::lower_bound(lm_nodes_.begin(), lm_nodes_.end(), node), node);
-    // Leases granted here before the manager existed become its leases, so they return to it.
-    for (uint32_t att : rt.running) {
-      Attempt& a = attempts_[att];
-      if (a.via_lm || a.bundle_pg >= 0) continue;
-      auto held = model_allocs_.extract(att);
-      (void)rt.lm->AdoptLease(Key(att), held.empty() ? Allocation() : std::move(held.mapped()));
-      a.via_lm = true;
-    }
-    const int slot = slot_of_node_[node];
-    for (size_t g = 0; g < pgs_.size(); ++g) {
-      const PgRt& pg = pgs_[g];
-      for (size_t b = 0; b < pg.bundle_held.size(); ++b) {
-        if (pg.slots[b] == slot && pg.bundle_held[b]) {
-          (void)rt.lm->AdoptLease("pg" + std::to_string(g) + "." + std::to_string(b),
-                                  pg.reserved[b]);
-        }
-      }
-    }
   }
-  return *rt.lm;
+  return ag.Manager();
 }
 
 void Model::SetWait(uint32_t att, WaitReason w) {
@@ -461,26 +450,24 @@ void Model::OnLeaseRequest(uint32_t att, int node, bool grant_or_reject) {
     return;
   }
   const TaskSpec& ts = scenario_.tasks[a.task];
-  if (grant_or_reject && !nodes_[node].lm) {
-    const int slot = slot_of_node_[node];
-    if (truth_.at(slot).IsSchedulable()) {
-      if (auto alloc = truth_.Allocate(slot, scenario_.shapes[ts.shape])) {
-        LogDecision(att, node, "-> granted (spilled here)");
-        OnGranted(att, node, std::move(*alloc), /*via_lm=*/false);
-        return;
-      }
+  agent::NodeAgent& ag = Agent(node);
+  if (grant_or_reject && !ag.has_manager()) {
+    if (ag.GrantHere(Key(att), scenario_.shapes[ts.shape])) {
+      LogDecision(att, node, "-> granted (spilled here)");
+      OnGranted(att, node);
+      return;
     }
     LogDecision(att, node, "-> rejected");
     RequestFromOwner(att, Hop(node, owner));
     return;
   }
-  LeaseManager& lm = Lm(node);
+  Lm(node);
   LeaseRequest req;
   req.task_id = Key(att);
   req.sched = RequestFor(a.task);
   req.grant_or_reject = grant_or_reject;
   req.spillbacks = a.spillbacks;
-  LeaseReply r = lm.RequestLease(std::move(req), rng_);
+  LeaseReply r = ag.RequestLease(std::move(req), rng_);
   MirrorLocal(node);
   HandleReply(node, r);
 }
@@ -495,7 +482,7 @@ void Model::HandleReply(int node, const LeaseReply& r) {
       LogDecision(att, node,
                   "-> granted " + scenario_.nodes[node].id +
                       (r.reason.empty() ? std::string() : " (" + r.reason + ")"));
-      OnGranted(att, node, r.allocation, /*via_lm=*/true);
+      OnGranted(att, node);
       break;
     case LeaseReply::Kind::kSpillback: {
       const int target = node_of_slot_[truth_.FindSlot(r.node)];
@@ -528,12 +515,11 @@ void Model::HandleReply(int node, const LeaseReply& r) {
   }
 }
 
-void Model::OnGranted(uint32_t att, int node, Allocation alloc, bool via_lm) {
+// The node's agent holds the lease (and its allocation); the model runs the task.
+void Model::OnGranted(uint32_t att, int node) {
   Attempt& a = attempts_[att];
   a.queued_at = -1;
   a.node = node;
-  a.via_lm = via_lm;
-  if (!via_lm) model_allocs_[att] = std::move(alloc);
   SetWait(att, WaitReason::kNone);
   nodes_[node].running.push_back(att);
   last_activity_ = now_;
@@ -592,7 +578,7 @@ void Model::OnTransferDone(double now, uint64_t token, bool ok) {
     if (ok) bytes_transferred_ += tr.bytes;
     const double install = scenario_.runtime_envs[tr.env].install_s;
     const double timeout = scenario_.env_cache.setup_timeout_s;
-    const int64_t key = (static_cast<int64_t>(nodes_[tr.to].env_gen) << 20) | tr.env_attempt;
+    const int64_t key = (static_cast<int64_t>(Agent(tr.to).generation()) << 20) | tr.env_attempt;
     const double took = ok ? std::min(install, timeout) : 0.0;
     Push(now_ + took, Ev::kEnvInstalled, tr.to, tr.env, ok && install <= timeout ? key : -key - 1);
     return;
@@ -624,9 +610,7 @@ void Model::BeginRun(uint32_t att) {
   if (scenario_.env_cache.worker_startup_s > 0) {
     // GPU work gets a fresh worker that exits afterwards (its CUDA context is not shared).
     const bool gpu = !scenario_.shapes[ts.shape].set().Get(Predefined::kGPU).IsZero();
-    int& idle = nodes_[a.node].idle_workers[ts.env];
-    if (idle > 0 && !gpu) {
-      --idle;
+    if (Agent(a.node).AcquireWorker(ts.env, gpu) == agent::WorkerAction::kReuse) {
       ++workers_reused_;
     } else {
       startup = scenario_.env_cache.worker_startup_s;
@@ -644,12 +628,10 @@ void Model::OnFinish(uint32_t att) {
   const int node = a.node;
   if (a.has_worker) {
     // The worker goes back to its env's pool, unless it ran GPU work (not reused by default) or
-    // the pool already holds as many idle workers as the node has CPUs.
+    // the pool already holds as many idle workers as the node has CPUs (the agent decides).
     const TaskSpec& ts = scenario_.tasks[a.task];
     const bool gpu = !scenario_.shapes[ts.shape].set().Get(Predefined::kGPU).IsZero();
-    int& idle = nodes_[node].idle_workers[ts.env];
-    const int cap = static_cast<int>(scenario_.nodes[node].total.Get(Predefined::kCPU).ToDouble());
-    if (!gpu && idle < std::max(1, cap)) ++idle;
+    (void)Agent(node).ReleaseWorker(ts.env, gpu);
     a.has_worker = false;
   }
   EndAttempt(att, AState::kFinished);
@@ -672,19 +654,9 @@ void Model::ReleaseAttempt(uint32_t att) {
   auto& run = nodes_[node].running;
   run.erase(std::remove(run.begin(), run.end(), att), run.end());
   if (!nodes_[node].up) return;  // the node's resources were reset when it crashed
-  if (a.bundle_pg >= 0) {
-    PgRt& pg = pgs_[a.bundle_pg];
-    if (a.bundle < static_cast<int>(pg.bundle_held.size()) && pg.bundle_held[a.bundle]) {
-      pg.pools[a.bundle].Release(model_allocs_[att]);
-    }
-    return;
-  }
-  if (a.via_lm && nodes_[node].lm) {
-    (void)nodes_[node].lm->ReturnLease(Key(att));
-    MirrorLocal(node);
-  } else if (!a.via_lm) {
-    truth_.Release(slot_of_node_[node], model_allocs_[att]);
-  }
+  // Back to the node (its manager, or the truth if it never decided) or to its bundle's pool.
+  agent::NodeAgent& ag = Agent(node);
+  if (ag.ReturnLease(Key(att)) && a.bundle_pg < 0) MirrorLocal(node);
 }
 
 void Model::EndAttempt(uint32_t att, AState state) {
@@ -700,7 +672,6 @@ void Model::EndAttempt(uint32_t att, AState state) {
   ReleaseEnv(att);
   a.state = state;
   a.end = now_;
-  model_allocs_.erase(att);
   last_activity_ = now_;
   if (a.bundle_pg >= 0 && was_running) TryPgTasks(a.bundle_pg);
   if (state == AState::kFinished) ++finished_;
@@ -712,8 +683,9 @@ void Model::TaskFinal(uint32_t) { ++tasks_final_; }
 
 void Model::SchedulePendingAt(int node) {
   NodeRt& rt = nodes_[node];
-  if (!rt.lm || rt.lm->NumQueued() == 0 || !rt.up) return;
-  std::vector<LeaseReply> out = rt.lm->SchedulePending(rng_);
+  const LeaseManager* lm = rt.agent->manager();
+  if (lm == nullptr || lm->NumQueued() == 0 || !rt.up) return;
+  std::vector<LeaseReply> out = rt.agent->SchedulePending(rng_);
   MirrorLocal(node);
   for (const auto& r : out) HandleReply(node, r);
 }
@@ -725,7 +697,7 @@ void Model::OnReportTick() {
   // Every deciding node learns the current state of every node that changed (or that it had
   // charged an estimate to) since the last report.
   for (int node : lm_nodes_) {
-    LeaseManager& lm = *nodes_[node].lm;
+    LeaseManager& lm = *Agent(node).manager();
     std::vector<int> slots = dirty_list_;
     for (const NodeId& id : lm.TakeEstimatedNodes()) {
       const int s = truth_.FindSlot(id);
@@ -748,18 +720,7 @@ void Model::OnReportTick() {
 // Runtime environments: each node's cache (core/envcache) decides; the model downloads packages
 // over the network from the owner's node and waits out the install time.
 
-envcache::EnvCache& Model::Envs(int node) {
-  NodeRt& rt = nodes_[node];
-  if (!rt.envs) {
-    envcache::EnvCacheOptions o;
-    o.default_limit_bytes = scenario_.env_cache.limit_bytes;
-    o.policy = scenario_.env_cache.policy;
-    o.setup_timeout_s = scenario_.env_cache.setup_timeout_s;
-    o.max_attempts = scenario_.env_cache.max_attempts;
-    rt.envs = std::make_unique<envcache::EnvCache>(std::move(envcache::EnvCache::Create(o)).value());
-  }
-  return *rt.envs;
-}
+envcache::EnvCache& Model::Envs(int node) { return Agent(node).Envs(); }
 
 void Model::ApplyEnvDecisions(int node, const envcache::CacheDecisions& ds) {
   for (const auto& d : ds) {
@@ -798,7 +759,7 @@ void Model::StartEnvInstall(int node, int env, int attempt) {
   const RuntimeEnvSpec& spec = scenario_.runtime_envs[env];
   const int from = OwnerNode();
   if (from == node || spec.size_bytes == 0) {
-    const int64_t key = (static_cast<int64_t>(nodes_[node].env_gen) << 20) | attempt;
+    const int64_t key = (static_cast<int64_t>(Agent(node).generation()) << 20) | attempt;
     const double timeout = scenario_.env_cache.setup_timeout_s;
     Push(now_ + std::min(spec.install_s, timeout), Ev::kEnvInstalled, node, env,
          spec.install_s <= timeout ? key : -key - 1);
@@ -815,13 +776,14 @@ void Model::OnEnvInstalled(int node, int env, int64_t encoded) {
   NodeRt& rt = nodes_[node];
   const bool ok = encoded >= 0;
   const int64_t key = ok ? encoded : -(encoded + 1);
-  if (!rt.up || !rt.envs || static_cast<uint64_t>(key >> 20) != rt.env_gen) return;
+  agent::NodeAgent& ag = *rt.agent;
+  if (!rt.up || !ag.has_envs() || static_cast<uint64_t>(key >> 20) != ag.generation()) return;
   const int attempt = static_cast<int>(key & ((1 << 20) - 1));
   const RuntimeEnvSpec& spec = scenario_.runtime_envs[env];
   last_activity_ = now_;
   StatusOr<envcache::CacheDecisions> ds =
-      ok ? rt.envs->ReportInstalled(spec.id, attempt, spec.size_bytes, now_)
-         : rt.envs->ReportFailed(spec.id, attempt, /*timed_out=*/true,
+      ok ? ag.Envs().ReportInstalled(spec.id, attempt, spec.size_bytes, now_)
+         : ag.Envs().ReportFailed(spec.id, attempt, /*timed_out=*/true,
                                  "setup of " + spec.id + " did not finish within " +
                                      std::to_string(scenario_.env_cache.setup_timeout_s) + " s",
                                  now_);
@@ -833,16 +795,16 @@ void Model::ReleaseEnv(uint32_t att) {
   if (a.node < 0) return;
   NodeRt& rt = nodes_[a.node];
   const TaskSpec& ts = scenario_.tasks[a.task];
-  if (ts.env < 0 || !rt.envs) {
+  if (ts.env < 0 || !rt.agent->has_envs()) {
     a.env_held = a.env_waiting = false;
     return;
   }
   const std::string& uri = scenario_.runtime_envs[ts.env].id;
   if (a.env_held) {
-    auto ds = rt.envs->Release(uri);
+    auto ds = rt.agent->Envs().Release(uri);
     if (ds.ok()) ApplyEnvDecisions(a.node, *ds);
   } else if (a.env_waiting) {
-    (void)rt.envs->Abandon(uri, Key(att));
+    (void)rt.agent->Envs().Abandon(uri, Key(att));
   }
   a.env_held = a.env_waiting = false;
 }
@@ -953,13 +915,14 @@ void Model::TerminateNode(int node) {
   } else {
     // The planner only terminates idle nodes or nodes above max_workers; anything still here is
     // failed like a crash would (and retried).
-    if (!rt.running.empty() || (rt.lm && rt.lm->NumQueued() > 0)) {
+    const LeaseManager* lm = rt.agent->manager();
+    if (!rt.running.empty() || (lm && lm->NumQueued() > 0)) {
       FailureSpec crash{now_, node, FailureSpec::Action::kCrash};
       OnFailure(crash);
     } else if (rt.up) {
       rt.up = false;
       --nodes_up_;
-      rt.lm.reset();
+      rt.agent->DropManager();
       lm_nodes_.erase(std::remove(lm_nodes_.begin(), lm_nodes_.end(), node), lm_nodes_.end());
       truth_.SetState(slot_of_node_[node], NodeState::kDead);
     }
@@ -1001,11 +964,12 @@ void Model::OnSample() {
   }
   add("orrery_nodes", "state=alive", nodes_up_);
   if (!scenario_.runtime_envs.empty()) {
-    double bytes = 0, evictions = static_cast<double>(env_counters_lost_.evictions);
+    double bytes = 0, evictions = 0;
     for (const NodeRt& rt : nodes_) {
-      if (!rt.envs) continue;
-      bytes += static_cast<double>(rt.envs->TotalBytes());
-      evictions += static_cast<double>(rt.envs->counters().evictions);
+      if (const envcache::EnvCache* envs = rt.agent->envs()) {
+        bytes += static_cast<double>(envs->TotalBytes());
+      }
+      evictions += static_cast<double>(rt.agent->EnvCounters().evictions);  // crashes included
     }
     add("orrery_runtime_env_cache_bytes", "", bytes);
     add("orrery_runtime_env_cache_evictions_total", "", evictions);
@@ -1082,27 +1046,14 @@ void Model::OnFailure(const FailureSpec& f) {
       }
     }
     rt.running.clear();
-    // Lease requests queued there go back to their owner (same attempt).
-    if (rt.lm) {
-      for (const PendingLease& p : rt.lm->Pending()) {
-        const uint32_t att = ParseKey(p.task_id);
-        attempts_[att].queued_at = -1;
-        RequestFromOwner(att, Hop(node, owner));
-      }
-      rt.lm.reset();
-      lm_nodes_.erase(std::remove(lm_nodes_.begin(), lm_nodes_.end(), node), lm_nodes_.end());
+    // The node's agent forgets everything (its manager, leases, bundles, runtime-env cache and
+    // idle workers); lease requests queued there go back to their owner (same attempt).
+    for (const PendingLease& p : rt.agent->Reset()) {
+      const uint32_t att = ParseKey(p.task_id);
+      attempts_[att].queued_at = -1;
+      RequestFromOwner(att, Hop(node, owner));
     }
-    // Its runtime-env cache is gone with it.
-    if (rt.envs) {
-      const auto& c = rt.envs->counters();
-      env_counters_lost_.hits += c.hits;
-      env_counters_lost_.misses += c.misses;
-      env_counters_lost_.evictions += c.evictions;
-      env_counters_lost_.bytes_installed += c.bytes_installed;
-      rt.envs.reset();
-    }
-    ++rt.env_gen;
-    rt.idle_workers.clear();
+    lm_nodes_.erase(std::remove(lm_nodes_.begin(), lm_nodes_.end(), node), lm_nodes_.end());
     // The node restarts empty.
     auto fresh = NodeResources::Create(scenario_.nodes[node].total);
     truth_.SetResources(slot, *fresh);
@@ -1167,10 +1118,7 @@ void Model::OnPgCreate(int g) {
   const size_t n = spec.bundles.size();
   if (pg.bundle_held.size() != n) {
     pg.bundle_held.assign(n, 0);
-    pg.reserved.assign(n, Allocation());
     pg.slots.assign(n, -1);
-    pg.pools.clear();
-    for (const auto& b : spec.bundles) pg.pools.push_back(*NodeResources::Create(b.set()));
   }
   std::vector<int> missing;
   for (size_t b = 0; b < n; ++b) {
@@ -1240,23 +1188,12 @@ void Model::OnPgPrepared(int g, int64_t generation) {
       all = false;
       break;
     }
-    std::optional<Allocation> a;
-    if (nodes_[node].lm) {
-      LeaseRequest req;
-      req.task_id = "pg" + std::to_string(g) + "." + std::to_string(b);
-      req.sched.resources = spec.bundles[b];
-      req.grant_or_reject = true;
-      LeaseReply rep = nodes_[node].lm->RequestLease(std::move(req), rng_);
-      MirrorLocal(node);
-      if (rep.kind == LeaseReply::Kind::kGranted) a = rep.allocation;
-    } else {
-      a = truth_.Allocate(pg.slots[b], spec.bundles[b]);
-    }
-    if (!a) {
+    const bool prepared = Agent(node).PrepareBundle(spec.id, b, spec.bundles[b], rng_, nullptr);
+    MirrorLocal(node);
+    if (!prepared) {
       all = false;
       break;
     }
-    pg.reserved[b] = *a;
     pg.bundle_held[b] = 1;
     ok.push_back(b);
   }
@@ -1270,7 +1207,9 @@ void Model::OnPgPrepared(int g, int64_t generation) {
   pg.backoff.Reset();
   pg.state = PgRt::State::kCreated;
   pg.ever_created = true;
-  for (int b : pg.preparing) pg.pools[b] = *NodeResources::Create(spec.bundles[b].set());
+  for (int b : pg.preparing) {
+    (void)Agent(node_of_slot_[pg.slots[b]]).CommitBundle(spec.id, b, rng_, nullptr);
+  }
   pg.preparing.clear();
   if (std::find(pg.bundle_held.begin(), pg.bundle_held.end(), 0) != pg.bundle_held.end()) {
     Push(now_, Ev::kPgCreate, g);  // a bundle was lost while this round was in flight
@@ -1292,12 +1231,8 @@ void Model::ReleaseBundle(int g, int b) {
   const int slot = pg.slots[b];
   const int node = node_of_slot_[slot];
   if (!nodes_[node].up) return;
-  if (nodes_[node].lm) {
-    (void)nodes_[node].lm->ReturnLease("pg" + std::to_string(g) + "." + std::to_string(b));
-    MirrorLocal(node);
-  } else {
-    truth_.Release(slot, pg.reserved[b]);
-  }
+  (void)Agent(node).CancelBundle(scenario_.placement_groups[g].id, b, rng_);
+  MirrorLocal(node);
 }
 
 void Model::TryPgTasks(int g) {
@@ -1312,11 +1247,12 @@ void Model::TryPgTasks(int g) {
     }
     const TaskSpec& ts = scenario_.tasks[a.task];
     const ResourceRequest& shape = scenario_.shapes[ts.shape];
+    const std::string& gid = scenario_.placement_groups[g].id;
     int chosen = -1;
-    for (int b = 0; b < static_cast<int>(pg.pools.size()); ++b) {
+    for (int b = 0; b < static_cast<int>(pg.bundle_held.size()); ++b) {
       if (ts.bundle >= 0 && b != ts.bundle) continue;
       if (!pg.bundle_held[b]) continue;
-      if (pg.pools[b].IsAvailable(shape)) {
+      if (Agent(node_of_slot_[pg.slots[b]]).BundleFits(gid, b, shape)) {
         chosen = b;
         break;
       }
@@ -1327,13 +1263,14 @@ void Model::TryPgTasks(int g) {
       continue;
     }
     it = pg.waiting.erase(it);
-    auto alloc = pg.pools[chosen].Allocate(shape);
+    const int node = node_of_slot_[pg.slots[chosen]];
+    (void)Agent(node).GrantFromBundle(Key(att), gid, chosen, shape);
     a.bundle_pg = g;
     a.bundle = chosen;
     LogDecision(att, node_of_slot_[pg.slots[chosen]],
                 "-> granted from bundle " + std::to_string(chosen) + " of " +
                     scenario_.placement_groups[g].id);
-    OnGranted(att, node_of_slot_[pg.slots[chosen]], std::move(*alloc), /*via_lm=*/false);
+    OnGranted(att, node);
   }
 }
 
@@ -1398,13 +1335,13 @@ results::RunRecord Model::Finish(double now, double wall_s) {
     r.utilization[kNames[i]] = cap_int_[i] > 0 ? used_int_[i] / cap_int_[i] : 0.0;
   }
   r.node_seconds = node_seconds_;
-  envcache::CacheCounters ec = env_counters_lost_;
+  envcache::CacheCounters ec;
   for (const NodeRt& rt : nodes_) {
-    if (!rt.envs) continue;
-    ec.hits += rt.envs->counters().hits;
-    ec.misses += rt.envs->counters().misses;
-    ec.evictions += rt.envs->counters().evictions;
-    ec.bytes_installed += rt.envs->counters().bytes_installed;
+    const envcache::CacheCounters c = rt.agent->EnvCounters();  // crashes included
+    ec.hits += c.hits;
+    ec.misses += c.misses;
+    ec.evictions += c.evictions;
+    ec.bytes_installed += c.bytes_installed;
   }
   r.env_cache.hits = ec.hits;
   r.env_cache.misses = ec.misses;

@@ -26,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/agent/node_agent.h"
 #include "core/cluster_view.h"
 #include "core/autoscaler/planner.h"
 #include "core/envcache/env_cache.h"
@@ -126,7 +127,6 @@ class Model {
     int32_t bundle = -1;
     uint16_t spillbacks = 0;
     uint16_t transfers_left = 0;
-    bool via_lm = false;     // lease held by the node's LeaseManager (else by the model)
     bool env_held = false;   // holds a reference to its runtime env on `node`
     bool env_waiting = false;  // waits for its runtime env to be installed on `node`
     bool has_worker = false;   // holds a worker process on `node`
@@ -142,10 +142,9 @@ class Model {
     double launch_time = 0;
     int64_t launch_gen = 0;
     double idle_since = 0;       // < 0 while busy
-    std::unique_ptr<envcache::EnvCache> envs;  // created on first use; lost in a crash
-    std::map<int, int> idle_workers;           // env index (-1 = none) -> idle worker processes
-    uint64_t env_gen = 0;                      // bumped when the cache is lost
-    std::unique_ptr<LeaseManager> lm;  // created on first decision at this node
+    // The node's control logic (core/agent): lease queues and manager (created on its first
+    // decision), lease table, bundles, env cache, idle workers. The model applies its decisions.
+    std::unique_ptr<agent::NodeAgent> agent;
     std::vector<uint32_t> running;     // attempts granted here (running or starting)
   };
   struct PgRt {
@@ -154,8 +153,6 @@ class Model {
     bool waiting_node = false;            // infeasible now: retried when a node recovers
     std::vector<int> preparing;           // bundles in the current two-phase round
     std::vector<int> slots;                  // node per bundle
-    std::vector<NodeResources> pools;        // what is left of each reserved bundle
-    std::vector<Allocation> reserved;        // what each bundle took from its node
     std::vector<char> bundle_held;           // bundle b currently holds `reserved[b]`
     std::deque<uint32_t> waiting;            // attempts waiting for bundle resources
     std::vector<uint32_t> waiting_creation;  // tasks waiting for the group to exist
@@ -189,7 +186,7 @@ class Model {
   void RequestFromOwner(uint32_t att, double delay);
   void OnLeaseRequest(uint32_t att, int node, bool grant_or_reject);
   void HandleReply(int node, const LeaseReply& r);
-  void OnGranted(uint32_t att, int node, Allocation alloc, bool via_lm);
+  void OnGranted(uint32_t att, int node);
   void OnStart(uint32_t att);
   void OnFinish(uint32_t att);
   void EndAttempt(uint32_t att, AState state);
@@ -213,6 +210,7 @@ class Model {
   void TryPgTasks(int pg);
   void SchedulePendingAt(int node);
   LeaseManager& Lm(int node);
+  agent::NodeAgent& Agent(int node) { return *nodes_[node].agent; }
   void MirrorLocal(int node);
   void Accumulate();
   int DeciderFor(uint32_t task) const;
@@ -240,10 +238,6 @@ class Model {
   std::vector<int> dirty_list_;
 
   std::vector<Attempt> attempts_;
-  // Allocations of leases the model holds itself (granted before a node had a LeaseManager, or
-  // from a placement-group bundle), by attempt; a LeaseManager keeps its own. Kept out of Attempt
-  // so an attempt costs 64 bytes, not 144.
-  std::unordered_map<uint32_t, Allocation> model_allocs_;
   std::vector<int32_t> current_attempt_;  // by task
   std::vector<int32_t> deps_left_;        // by task
   std::vector<char> arrived_;             // by task
@@ -276,8 +270,8 @@ class Model {
   std::vector<std::array<double, 3>> node_used_;  // by slot
   std::vector<std::array<double, 3>> node_cap_;   // by slot
 
-  // Runtime-env caches (summed over nodes, including caches lost in crashes).
-  envcache::CacheCounters env_counters_lost_;
+  // What every node agent shares (scheduler, env cache and worker options).
+  agent::NodeAgentOptions agent_options_;
 
   // Autoscaler.
   std::unique_ptr<autoscaler::AutoscalerPlanner> planner_;

@@ -176,6 +176,8 @@ class LeaseManager {
   WaitReason WaitReasonOf(const TaskId& task) const;
   // Granted leases currently held on this node.
   size_t NumGranted() const { return granted_.size(); }
+  // The granted leases and what each holds (unordered: for re-adoption, not for decisions).
+  const std::unordered_map<TaskId, Allocation>& granted() const { return granted_; }
   size_t NumQueued() const { return queued_by_id_.size(); }
   // Scheduling classes that have queued, unblocked requests now.
   size_t NumClasses() const { return classes_.size(); }
