@@ -4,6 +4,15 @@
 
 namespace orrery::agent {
 
+int LeaseRequestsToSend(size_t queued, int pending, int granted, int pending_cap,
+                        int lease_cap) {
+  constexpr int64_t kNoCap = std::numeric_limits<int>::max();
+  const int64_t by_pending = (pending_cap > 0 ? pending_cap : kNoCap) - pending;
+  const int64_t by_queue = static_cast<int64_t>(std::min<size_t>(queued, kNoCap)) - pending;
+  const int64_t by_leases = (lease_cap > 0 ? lease_cap : kNoCap) - pending - granted;
+  return static_cast<int>(std::max<int64_t>(0, std::min({by_pending, by_queue, by_leases})));
+}
+
 Submitter::Submitter(SubmitterOptions options) : options_(std::move(options)) {}
 
 Submitter::Class& Submitter::ClassOf(ClassHandle cls) {
@@ -144,11 +153,9 @@ void Submitter::Dispatch(ClassHandle cls, double now, std::vector<SubmitDecision
     }
     return;
   }
-  const int max_leases =
-      options_.max_leases_per_class > 0 ? options_.max_leases_per_class
-                                        : std::numeric_limits<int>::max();
-  while (static_cast<size_t>(c.pending) < c.queue.size() && c.pending < cap &&
-         c.pending + c.granted < max_leases) {
+  for (int n = LeaseRequestsToSend(c.queue.size(), c.pending, c.granted, cap,
+                                   options_.max_leases_per_class);
+       n > 0; --n) {
     Request(NewLease(cls), kEntryNode, now, out);
   }
 }

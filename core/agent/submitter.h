@@ -110,6 +110,13 @@ struct SubmitDecision {
   std::string reason;            // kFailTask
 };
 
+// The pending-request rule of a class, on its own for a caller that keeps its own per-class queue
+// (the C++ API's runtime, which pipelines several tasks onto one lease): how many new lease
+// requests to send now so that requests in flight stay below `pending_cap` and below the number
+// of `queued` tasks, and granted plus requested leases below `lease_cap` (<= 0: no cap). The
+// Submitter applies the same rule. O(1).
+int LeaseRequestsToSend(size_t queued, int pending, int granted, int pending_cap, int lease_cap);
+
 class Submitter {
  public:
   explicit Submitter(SubmitterOptions options = {});

@@ -48,6 +48,7 @@
 #include <unordered_set>
 
 #include "live/api/log_printer.h"
+#include "core/agent/submitter.h"
 #include "core/placement/two_phase.h"
 #include "live/actor_directory.h"
 #include "live/api/orrery_api.h"
@@ -1029,10 +1030,13 @@ class Runtime {
       }
     }
     if (c.queue.empty()) return;
-    const size_t max_links = c.actor ? 1 : static_cast<size_t>(options_.max_workers_per_class);
+    // The core submitter's pending-request rule (core/agent/submitter.h).
+    const int max_links = c.actor ? 1 : options_.max_workers_per_class;
     const int max_pending = c.actor ? 1 : options_.max_pending_leases_per_class;
-    while (c.links.size() + static_cast<size_t>(c.leasing) < max_links &&
-           c.leasing < max_pending && static_cast<size_t>(c.leasing) < c.queue.size()) {
+    for (int n = agent::LeaseRequestsToSend(c.queue.size(), c.leasing,
+                                            static_cast<int>(c.links.size()), max_pending,
+                                            std::max(1, max_links));
+         n > 0; --n) {
       if (c.actor && c.drain_then_close) break;
       StartLeaseLocked(c);
     }

@@ -332,5 +332,26 @@ TEST(Submitter, LostLeaseLeadsToANewRequestWhileTasksWait) {
   EXPECT_EQ(s.GrantedLeases(0), 0);
 }
 
+TEST(LeaseRequestsToSend, StaysBelowEachCap) {
+  struct Case {
+    size_t queued;
+    int pending, granted, pending_cap, lease_cap, want;
+  };
+  const Case cases[] = {
+      {10, 0, 0, 3, 0, 3},   // the pending cap
+      {2, 0, 0, 3, 0, 2},    // no more requests than queued tasks
+      {10, 2, 0, 3, 0, 1},   // requests in flight count
+      {10, 0, 4, 10, 5, 1},  // granted leases count against the lease cap
+      {10, 3, 0, 2, 0, 0},   // over a cap: none (never negative)
+      {5, 0, 0, 0, 0, 5},    // no caps: one per queued task
+      {0, 0, 0, 3, 0, 0},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(LeaseRequestsToSend(c.queued, c.pending, c.granted, c.pending_cap, c.lease_cap),
+              c.want)
+        << c.queued << " " << c.pending << " " << c.granted;
+  }
+}
+
 }  // namespace
 }  // namespace orrery::agent
