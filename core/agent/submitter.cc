@@ -4,8 +4,7 @@
 
 namespace orrery::agent {
 
-int LeaseRequestsToSend(size_t queued, int pending, int granted, int pending_cap,
-                        int lease_cap) {
+int LeaseRequestsToSend(size_t queued, int pending, int granted, int pending_cap, int lease_cap) {
   constexpr int64_t kNoCap = std::numeric_limits<int>::max();
   const int64_t by_pending = (pending_cap > 0 ? pending_cap : kNoCap) - pending;
   const int64_t by_queue = static_cast<int64_t>(std::min<size_t>(queued, kNoCap)) - pending;
@@ -194,10 +193,10 @@ void Submitter::OnLeaseSpilled(LeaseHandle lease, NodeHandle target, bool grant_
   const uint32_t slot = static_cast<uint32_t>(lease & 0xffffffffu);
   ++l->spillbacks;
   if (options_.max_spillbacks_in_a_row > 0 && ++l->spill_chain > options_.max_spillbacks_in_a_row) {
-    FailRequest(slot,
-                "more than " + std::to_string(options_.max_spillbacks_in_a_row) +
-                    " spillbacks in a row",
-                now, out);
+    FailRequest(
+        slot,
+        "more than " + std::to_string(options_.max_spillbacks_in_a_row) + " spillbacks in a row",
+        now, out);
     return;
   }
   if (!StillNeeded(lease)) {
