@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include "core/agent/submitter.h"
 #include "live/convert.h"
 #include "live/rpc_util.h"
 
@@ -188,65 +189,123 @@ Status NodeClient::Shutdown() {
       .status();
 }
 
+namespace {
+
+AcquiredLease GrantOf(const v1::RequestWorkerLeaseReply& reply, const std::string& address,
+                      int spillbacks) {
+  AcquiredLease l;
+  l.node_id = reply.granted().node_id();
+  l.address = address;
+  for (const auto& g : reply.granted().devices()) {
+    if (g.name() == "GPU") l.gpu_ids.assign(g.ids().begin(), g.ids().end());
+  }
+  l.spillbacks = spillbacks;
+  l.reason = reply.reason();
+  return l;
+}
+
+}  // namespace
+
 StatusOr<AcquiredLease> AcquireLease(const std::string& entry_address, const std::string& token,
                                      v1::RequestWorkerLeaseRequest req,
                                      const AcquireOptions& options) {
-  std::string address = entry_address;
-  req.set_grant_or_reject(false);
-  req.set_queue_timeout_ms(options.first_queue_timeout.count());
-  int rejections = 0;
+  // One request of one task, reuse off: the submitter decides where each request goes and when
+  // the walk gives up; this loop carries its decisions out over RPCs.
+  agent::SubmitterOptions so;
+  so.reuse_leases = false;
+  so.max_pending_lease_requests_per_class = 0;
+  so.max_spillbacks_in_a_row = options.max_spillbacks_in_a_row;
+  so.max_rejections = options.max_rejections;
+  so.rejection_backoff = options.rejection_backoff;
+  agent::Submitter submitter(so);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto now = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  std::vector<std::string> targets;  // node handle -> address of a spillback target
+  std::vector<agent::SubmitDecision> ds;
+  submitter.Submit(0, 0, 0.0, &ds);
+  std::string entry = entry_address;
+  int unreachable = 0;
+  // Until a node answers `queued`, requests wait first_queue_timeout; then requeue_timeout.
+  milliseconds queue_timeout = options.first_queue_timeout;
   while (true) {
-    NodeClient node(address, token);
-    auto reply = node.RequestWorkerLease(req, options.hold);
-    if (!reply.ok()) return reply.status().WithContext("lease request to " + address);
-    switch (reply->outcome_case()) {
-      case v1::RequestWorkerLeaseReply::kGranted: {
-        AcquiredLease l;
-        l.node_id = reply->granted().node_id();
-        l.address = address;
-        for (const auto& g : reply->granted().devices()) {
-          if (g.name() == "GPU") l.gpu_ids.assign(g.ids().begin(), g.ids().end());
-        }
-        l.spillbacks = req.spillbacks();
-        l.reason = reply->reason();
-        return l;
+    if (ds.empty()) return Status(StatusCode::kInternal, "the lease walk has no next step");
+    const agent::SubmitDecision d = ds.back();
+    ds.clear();
+    if (d.kind == agent::SubmitDecision::Kind::kFailTask) {
+      return Status(StatusCode::kAborted, d.reason);
+    }
+    const double wait_s = d.not_before - now();
+    if (wait_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait_s));
+    std::string address = d.node == agent::kEntryNode ? entry : targets[d.node];
+    req.set_grant_or_reject(d.grant_or_reject);
+    req.set_spillbacks(d.spillbacks);
+    // Ask `address` until it answers something other than `queued` (or cannot be reached).
+    while (true) {
+      if (options.still_needed && !options.still_needed()) {
+        return Status(StatusCode::kAborted, "no longer needed");
       }
-      case v1::RequestWorkerLeaseReply::kSpillback: {
-        const auto& s = reply->spillback();
-        if (s.spillbacks() > options.max_spillbacks) {
-          return Status(StatusCode::kAborted,
-                        "more than " + std::to_string(options.max_spillbacks) + " spillbacks");
+      req.set_queue_timeout_ms(queue_timeout.count());
+      StatusOr<v1::RequestWorkerLeaseReply> reply =
+          address.empty()
+              ? StatusOr<v1::RequestWorkerLeaseReply>(
+                    Status(StatusCode::kUnavailable, "spilled to a node whose address is unknown"))
+              : NodeClient(address, token, options.rpc_timeout)
+                    .RequestWorkerLease(req, options.hold);
+      if (!reply.ok()) {
+        if (++unreachable > options.max_unreachable) {
+          return reply.status().WithContext("lease request to " + address);
         }
-        if (s.address().empty()) {
-          return Status(StatusCode::kUnavailable,
-                        "spilled to " + s.node_id() + " whose address is unknown");
-        }
-        address = s.address();
-        req.set_grant_or_reject(s.grant_or_reject());
-        req.set_spillbacks(s.spillbacks());
-        continue;
-      }
-      case v1::RequestWorkerLeaseReply::kRejected:
-        // The target's availability changed since the spilling node's view: decide again at
-        // the entry node, with a short pause so its view can catch up.
-        if (++rejections > options.max_rejections) {
-          return Status(StatusCode::kAborted, "rejected " + std::to_string(rejections) +
-                                                  " times: " + reply->rejected().reason());
-        }
-        address = entry_address;
+        // Same request, asked again at the entry node (which may be another one by now).
+        std::this_thread::sleep_for(options.unreachable_pause);
+        if (options.entry) entry = options.entry(unreachable);
+        address = entry;
         req.set_grant_or_reject(false);
-        std::this_thread::sleep_for(milliseconds(std::min(20 * rejections, 200)));
         continue;
-      case v1::RequestWorkerLeaseReply::kCanceled:
-        return Status(StatusCode::kCancelled, reply->canceled().reason());
-      case v1::RequestWorkerLeaseReply::kQueued:
+      }
+      if (reply->outcome_case() == v1::RequestWorkerLeaseReply::kQueued) {
         if (options.on_queued) options.on_queued(reply->queued().wait_reason());
-        req.set_queue_timeout_ms(0);  // wait there until decided (within `hold`)
+        queue_timeout = options.requeue_timeout;
         continue;
-      default:
-        return Status(StatusCode::kInternal, "lease reply without an outcome");
+      }
+      const agent::LeaseHandle lease = d.lease;
+      switch (reply->outcome_case()) {
+        case v1::RequestWorkerLeaseReply::kGranted:
+          return GrantOf(*reply, address, req.spillbacks());
+        case v1::RequestWorkerLeaseReply::kSpillback: {
+          const auto& s = reply->spillback();
+          targets.push_back(s.address());
+          submitter.OnLeaseSpilled(lease, static_cast<agent::NodeHandle>(targets.size() - 1),
+                                   s.grant_or_reject(), now(), &ds);
+          break;
+        }
+        case v1::RequestWorkerLeaseReply::kRejected:
+          // The target's availability changed since the spilling node's view: decide again at
+          // the entry node, after a pause so its view can catch up.
+          submitter.OnLeaseRejected(lease, now(), &ds);
+          if (!ds.empty() && ds.back().kind == agent::SubmitDecision::Kind::kFailTask) {
+            ds.back().reason += ": " + reply->rejected().reason();
+          }
+          break;
+        case v1::RequestWorkerLeaseReply::kCanceled:
+          return Status(StatusCode::kCancelled, reply->canceled().reason());
+        default:
+          return Status(StatusCode::kInternal, "lease reply without an outcome");
+      }
+      break;
     }
   }
+}
+
+std::thread AcquireLeaseAsync(std::string entry_address, std::string token,
+                              v1::RequestWorkerLeaseRequest req, AcquireOptions options,
+                              std::function<void(StatusOr<AcquiredLease>)> done) {
+  return std::thread([entry_address = std::move(entry_address), token = std::move(token),
+                      req = std::move(req), options = std::move(options),
+                      done = std::move(done)]() mutable {
+    done(AcquireLease(entry_address, token, std::move(req), options));
+  });
 }
 
 }  // namespace orrery::live

@@ -1,6 +1,7 @@
 // Client side of the live cluster: thin blocking stubs for the head and node services (every
-// call carries the token and a deadline), and AcquireLease, which follows the lease protocol
-// from an entry node through spillbacks to a grant.
+// call carries the token and a deadline), and AcquireLease (blocking and callback forms), the one
+// implementation in live/ of the lease protocol from an entry node through spillbacks to a grant,
+// used by `live run`, the CLI and the C++ API.
 //
 // Used by the CLI and the tests; never by the daemons' handlers (it blocks).
 // Thread safety: a client may be used from one thread at a time.
@@ -10,7 +11,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include "core/placement/two_phase.h"
 
 #include "core/status.h"
 #include "orrery.grpc.pb.h"
@@ -77,24 +81,50 @@ struct AcquiredLease {
   std::string reason;  // the deciding policy's sentence
 };
 
+// How one lease request is followed. The rules for spillbacks and rejections (one limit, one
+// backoff) are the core Submitter's (core/agent/submitter.h), which decides every step; the rest
+// is transport: deadlines, how long a request may wait queued at a node, unreachable nodes.
 struct AcquireOptions {
   // The first request waits this long in a queue before the node answers `queued`; later ones
-  // wait `hold` (0 = until decided).
+  // wait `requeue_timeout` (0 = until decided, within `hold`).
   milliseconds first_queue_timeout{2000};
+  milliseconds requeue_timeout{0};
   milliseconds hold{std::chrono::hours(1)};
-  int max_spillbacks = 16;
+  milliseconds rpc_timeout{5000};
+  // Spillbacks followed since the last restart at the entry node; rejections in all.
+  int max_spillbacks_in_a_row = 16;
   int max_rejections = 100;
+  // Pause before asking the entry node again after a rejection: 5 ms, doubling, at most 200 ms.
+  RetryBackoffOptions rejection_backoff{0.005, 2.0, 0.2};
+  // A node that cannot be reached: asked again at the entry node up to this many times, after
+  // `unreachable_pause` (0: the call fails at once).
+  int max_unreachable = 0;
+  milliseconds unreachable_pause{100};
+  // The entry node's address for a restart, given the number of unreachable answers so far
+  // (unset: the entry address passed in). Lets a caller pick another entry when it is gone.
+  std::function<std::string(int unreachable)> entry;
+  // Asked before every request; false ends the walk with kAborted "no longer needed".
+  std::function<bool()> still_needed;
   // Called with the wait reason each time a node answers `queued` (the request is sent again).
   std::function<void(v1::WaitReason)> on_queued;
 };
 
-// Requests a worker lease for `req` at `entry_address`, following spillbacks (retrying at the
-// target with grant_or_reject, and going back to the entry node when the target rejects).
-// kCancelled with the node's reason if the lease was canceled for good; kUnavailable/
-// kDeadlineExceeded if a node cannot be reached; kAborted if spillbacks or rejections exceed the
-// limits.
+// The one lease acquirer of live/ (blocking form). Requests a worker lease for `req` at
+// `entry_address` and follows it to a grant: spillbacks to their target with the node's
+// grant_or_reject flag, a rejection back at the entry node after the backoff, `queued` answers
+// by asking the same node again. `req.task_id` is the lease id.
+// Returns the grant; kCancelled with the node's reason if the lease was canceled for good;
+// kUnavailable/kDeadlineExceeded if a node cannot be reached (past max_unreachable); kAborted if
+// spillbacks or rejections exceed the limits, or it is no longer needed.
+// Blocks the calling thread (sleeps during backoffs); thread-safe (shares nothing).
 StatusOr<AcquiredLease> AcquireLease(const std::string& entry_address, const std::string& token,
                                      v1::RequestWorkerLeaseRequest req,
                                      const AcquireOptions& options = {});
+
+// The callback form: follows the request on a new thread and calls `done` with the outcome on
+// that thread, which the caller owns (join it after `done` ran, or detach it).
+std::thread AcquireLeaseAsync(std::string entry_address, std::string token,
+                              v1::RequestWorkerLeaseRequest req, AcquireOptions options,
+                              std::function<void(StatusOr<AcquiredLease>)> done);
 
 }  // namespace orrery::live

@@ -1,6 +1,7 @@
 #include "live/convert.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 namespace orrery::live {
@@ -33,6 +34,19 @@ StatusOr<ResourceSet> FromProto(const v1::Resources& r, const std::string& field
     m[name] = Quantity::FromRaw(raw);
   }
   return ResourceSet::FromMap(m);
+}
+
+StatusOr<v1::Resources> AmountsToProto(const std::map<std::string, double>& amounts,
+                                       const std::string& field) {
+  v1::Resources out;
+  for (const auto& [name, v] : amounts) {
+    if (name.empty() || !(v >= 0) || !std::isfinite(v)) {
+      return InvalidArgument(field + ": bad quantity for '" + name + "'");
+    }
+    const int64_t raw = Quantity::FromDouble(v).raw();
+    if (raw > 0) (*out.mutable_raw())[name] = raw;
+  }
+  return out;
 }
 
 StatusOr<ResourceRequest> RequestFromProto(const v1::Resources& r, const std::string& field) {

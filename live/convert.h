@@ -9,6 +9,7 @@
 
 #include <grpcpp/support/status.h>
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,6 +32,12 @@ Status FromGrpc(const grpc::Status& s);
 // Resources. FromProto rejects negative quantities and empty names.
 void ToProto(const ResourceSet& set, v1::Resources* out);
 StatusOr<ResourceSet> FromProto(const v1::Resources& r, const std::string& field);
+// A resource map as a user writes it (name -> amount, e.g. the C++ API's {{"CPU", 2}}): the one
+// conversion from amounts in doubles to the wire's fixed point in live/. Amounts round to the
+// nearest 1e-4 (Quantity::FromDouble); zero amounts are left out. InvalidArgument
+// "<field>: bad quantity for '<name>'" for an empty name or a negative or non-finite amount.
+StatusOr<v1::Resources> AmountsToProto(const std::map<std::string, double>& amounts,
+                                       const std::string& field);
 // A request: non-negative, unit-instance quantities below 1 or whole (core's ResourceRequest).
 StatusOr<ResourceRequest> RequestFromProto(const v1::Resources& r, const std::string& field);
 

@@ -3,6 +3,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <chrono>
+#include <vector>
 #include <iostream>
 
 #include "live/secret_redactor.h"
@@ -135,7 +137,12 @@ DriverRun::DriverRun(std::shared_ptr<DriverContext> context, v1::JobInfo info,
       info_(std::move(info)),
       id_(info_.submission_id()),
       log_(std::move(log)),
-      events_(std::move(events)) {}
+      events_(std::move(events)),
+      walk_([] {
+        agent::SubmitterOptions o;  // one request of one "task" (the driver)
+        o.reuse_leases = false;
+        return o;
+      }()) {}
 
 std::shared_ptr<DriverRun> DriverRun::Start(std::shared_ptr<DriverContext> context,
                                             v1::JobInfo info, std::shared_ptr<JobLog> log,
@@ -146,6 +153,10 @@ std::shared_ptr<DriverRun> DriverRun::Start(std::shared_ptr<DriverContext> conte
   run->lreq_.set_name("driver of job " + run->id_);
   *run->lreq_.mutable_resources() = run->info_.entrypoint_resources();
   run->lreq_.set_queue_timeout_ms(0);
+  run->walk_start_ = std::chrono::steady_clock::now();
+  std::vector<agent::SubmitDecision> ds;
+  run->walk_.Submit(0, 0, 0.0, &ds);
+  run->lease_ = ds.at(0).lease;
   run->ResolveEntry();
   return run;
 }
@@ -243,22 +254,35 @@ void DriverRun::OnLeaseReply(const grpc::Status& s) {
       events_.on_running(node_id_);
       return StartDriver();
     case v1::RequestWorkerLeaseReply::kSpillback:
-      if (reply.spillback().spillbacks() > 16 || reply.spillback().address().empty()) {
-        return Finish(v1::JOB_STATUS_FAILED,
-                      "could not place the driver: too many spillbacks or unknown address");
+    case v1::RequestWorkerLeaseReply::kRejected: {
+      const double now =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - walk_start_).count();
+      std::vector<agent::SubmitDecision> ds;
+      const bool spilled = reply.has_spillback();
+      if (spilled) {
+        if (reply.spillback().address().empty()) {
+          return Finish(v1::JOB_STATUS_FAILED,
+                        "could not place the driver: spilled to a node whose address is unknown");
+        }
+        walk_.OnLeaseSpilled(lease_, 0, reply.spillback().grant_or_reject(), now, &ds);
+      } else {
+        walk_.OnLeaseRejected(lease_, now, &ds);
       }
-      lreq_.set_grant_or_reject(reply.spillback().grant_or_reject());
-      lreq_.set_spillbacks(reply.spillback().spillbacks());
-      return RequestLease(reply.spillback().address());
-    case v1::RequestWorkerLeaseReply::kRejected:
-      if (++rejections_ > 100) {
+      if (ds.empty() || ds.back().kind != agent::SubmitDecision::Kind::kRequestLease) {
         return Finish(v1::JOB_STATUS_FAILED,
-                      "could not place the driver: " + reply.rejected().reason());
+                      "could not place the driver: " +
+                          (ds.empty() ? std::string("no next step") : ds.back().reason) +
+                          (spilled ? std::string() : ": " + reply.rejected().reason()));
       }
-      lreq_.set_grant_or_reject(false);
-      PostToLoopAfter(milliseconds(std::min(20 * rejections_, 200)),
-                      [self = shared_from_this()] { self->RequestLease(self->entry_); });
+      const agent::SubmitDecision d = ds.back();
+      lreq_.set_grant_or_reject(d.grant_or_reject);
+      lreq_.set_spillbacks(d.spillbacks);
+      if (spilled) return RequestLease(reply.spillback().address());
+      const auto wait = std::chrono::duration_cast<milliseconds>(
+          std::chrono::duration<double>(std::max(0.0, d.not_before - now)));
+      PostToLoopAfter(wait, [self = shared_from_this()] { self->RequestLease(self->entry_); });
       return;
+    }
     case v1::RequestWorkerLeaseReply::kCanceled:
       return Finish(v1::JOB_STATUS_FAILED,
                     "the driver could not start: " + reply.canceled().reason());

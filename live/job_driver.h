@@ -30,6 +30,7 @@
 #include <mutex>
 #include <string>
 
+#include "core/agent/submitter.h"
 #include "live/event_loop.h"
 #include "live/job_log.h"
 #include "orrery.pb.h"
@@ -107,7 +108,12 @@ class DriverRun : public std::enable_shared_from_this<DriverRun> {
   bool finished_ = false;
   v1::RequestWorkerLeaseRequest lreq_;
   std::string entry_, address_, node_id_;
-  int rejections_ = 0, errors_ = 0;
+  int errors_ = 0;
+  // The lease walk's rules (spillback limit, rejection backoff) are the core Submitter's, as for
+  // every lease request of live/ (live/client.h); this run carries them out on the loop.
+  agent::Submitter walk_;
+  agent::LeaseHandle lease_ = 0;
+  std::chrono::steady_clock::time_point walk_start_;
   // The call in flight (one at a time) and what it writes into.
   std::unique_ptr<grpc::ClientContext> call_;
   std::string call_address_;

@@ -39,8 +39,30 @@ class Model::TruthObserver : public ClusterViewObserver {
   Model* m_;
 };
 
+namespace {
+
+// The simulator's owner replays a scenario as today: one fresh lease per attempt, every request
+// sent at once, spillbacks and rejections followed without a limit or a pause (the nodes'
+// LeaseManagers bound the spillbacks; each retry costs its network hops).
+agent::SubmitterOptions SimOwnerOptions() {
+  agent::SubmitterOptions o;
+  o.reuse_leases = false;
+  o.max_pending_lease_requests_per_class = 0;
+  o.max_spillbacks_in_a_row = 0;
+  o.max_rejections = 0;
+  o.rejection_backoff.initial_s = 0;
+  o.rejection_backoff.max_s = 0;
+  return o;
+}
+
+}  // namespace
+
 Model::Model(const Scenario& scenario, Platform* platform, ModelOptions options)
-    : scenario_(scenario), platform_(platform), options_(options), rng_(scenario.seed) {
+    : scenario_(scenario),
+      platform_(platform),
+      options_(options),
+      rng_(scenario.seed),
+      owner_(SimOwnerOptions()) {
   const size_t n = scenario_.nodes.size();
   nodes_.resize(n);
   slot_of_node_.resize(n);
@@ -145,6 +167,7 @@ Model::Model(const Scenario& scenario, Platform* platform, ModelOptions options)
     }
   }
   attempts_.reserve(t + t / 8);
+  lease_of_att_.reserve(t + t / 8);
 
   pgs_.resize(scenario_.placement_groups.size());
   for (size_t i = 0; i < pgs_.size(); ++i) {
@@ -425,7 +448,50 @@ void Model::Proceed(uint32_t att) {
     return;
   }
   SetWait(att, WaitReason::kNone);
-  RequestFromOwner(att, 0.0);
+  SubmitFromOwner(att, 0.0);
+}
+
+void Model::SubmitFromOwner(uint32_t att, double delay) {
+  const size_t begin = owner_out_.size();
+  // Reuse off: the class does not matter (each attempt gets its own lease).
+  owner_.Submit(att, 0, now_, &owner_out_);
+  ApplyOwnerDecisions(begin, delay, -1);
+}
+
+void Model::ApplyOwnerDecisions(size_t begin, double delay, int node) {
+  // Applying a decision may re-enter (a request to a node at zero hops is handled at once) and
+  // append and drop decisions of its own past our end; each decision is copied before use.
+  for (size_t i = begin; i < owner_out_.size(); ++i) {
+    const agent::SubmitDecision d = owner_out_[i];
+    const uint32_t att = static_cast<uint32_t>(d.task);
+    switch (d.kind) {
+      case agent::SubmitDecision::Kind::kRequestLease: {
+        lease_of_att_[att] = d.lease;
+        const double wait = d.not_before > now_ ? delay + (d.not_before - now_) : delay;
+        if (d.node == agent::kEntryNode) {
+          RequestFromOwner(att, wait);
+        } else {
+          const int owner = OwnerNode();
+          Push(now_ + wait + Hop(owner, d.node), Ev::kLeaseRequest, static_cast<int32_t>(att),
+               d.node, d.grant_or_reject ? 1 : 0);
+        }
+        break;
+      }
+      case agent::SubmitDecision::Kind::kPushTask:
+        OnGranted(att, node);  // the node's agent holds the lease's allocation
+        break;
+      case agent::SubmitDecision::Kind::kFailTask: {
+        Attempt& a = attempts_[att];
+        a.node = node;
+        EndAttempt(att, AState::kCanceled);
+        TaskFinal(a.task);
+        break;
+      }
+      case agent::SubmitDecision::Kind::kReturnLease:
+        break;  // the node releases a lease when its attempt ends (ReleaseAttempt)
+    }
+  }
+  owner_out_.resize(begin);
 }
 
 void Model::RequestFromOwner(uint32_t att, double delay) {
@@ -454,11 +520,15 @@ void Model::OnLeaseRequest(uint32_t att, int node, bool grant_or_reject) {
   if (grant_or_reject && !ag.has_manager()) {
     if (ag.GrantHere(Key(att), scenario_.shapes[ts.shape])) {
       LogDecision(att, node, "-> granted (spilled here)");
-      OnGranted(att, node);
+      const size_t begin = owner_out_.size();
+      owner_.OnLeaseGranted(lease_of_att_[att], node, now_, &owner_out_);
+      ApplyOwnerDecisions(begin, 0.0, node);
       return;
     }
     LogDecision(att, node, "-> rejected");
-    RequestFromOwner(att, Hop(node, owner));
+    const size_t begin = owner_out_.size();
+    owner_.OnLeaseRejected(lease_of_att_[att], now_, &owner_out_);
+    ApplyOwnerDecisions(begin, Hop(node, owner), node);
     return;
   }
   Lm(node);
@@ -477,13 +547,16 @@ void Model::HandleReply(int node, const LeaseReply& r) {
   Attempt& a = attempts_[att];
   const int owner = OwnerNode();
   switch (r.kind) {
-    case LeaseReply::Kind::kGranted:
+    case LeaseReply::Kind::kGranted: {
       // The reason is explain's text for the same decision (the rule that decided it).
       LogDecision(att, node,
                   "-> granted " + scenario_.nodes[node].id +
                       (r.reason.empty() ? std::string() : " (" + r.reason + ")"));
-      OnGranted(att, node);
+      const size_t begin = owner_out_.size();
+      owner_.OnLeaseGranted(lease_of_att_[att], node, now_, &owner_out_);
+      ApplyOwnerDecisions(begin, 0.0, node);
       break;
+    }
     case LeaseReply::Kind::kSpillback: {
       const int target = node_of_slot_[truth_.FindSlot(r.node)];
       LogDecision(att, node,
@@ -491,20 +564,25 @@ void Model::HandleReply(int node, const LeaseReply& r) {
       a.spillbacks = static_cast<uint16_t>(r.spillbacks);
       ++spillbacks_;
       last_activity_ = now_;
-      Push(now_ + Hop(node, owner) + Hop(owner, target), Ev::kLeaseRequest,
-           static_cast<int32_t>(att), target, r.grant_or_reject ? 1 : 0);
+      const size_t begin = owner_out_.size();
+      owner_.OnLeaseSpilled(lease_of_att_[att], target, r.grant_or_reject, now_, &owner_out_);
+      ApplyOwnerDecisions(begin, Hop(node, owner), node);
       break;
     }
-    case LeaseReply::Kind::kRejected:
+    case LeaseReply::Kind::kRejected: {
       LogDecision(att, node, "-> rejected");
-      RequestFromOwner(att, Hop(node, owner));
+      const size_t begin = owner_out_.size();
+      owner_.OnLeaseRejected(lease_of_att_[att], now_, &owner_out_);
+      ApplyOwnerDecisions(begin, Hop(node, owner), node);
       break;
-    case LeaseReply::Kind::kCanceled:
+    }
+    case LeaseReply::Kind::kCanceled: {
       LogDecision(att, node, "-> canceled: " + r.reason);
-      a.node = node;
-      EndAttempt(att, AState::kCanceled);
-      TaskFinal(a.task);
+      const size_t begin = owner_out_.size();
+      owner_.OnLeaseRequestFailed(lease_of_att_[att], r.reason, now_, &owner_out_);
+      ApplyOwnerDecisions(begin, 0.0, node);
       break;
+    }
     case LeaseReply::Kind::kQueued:
       if (a.wait != r.wait_reason) {
         LogDecision(att, node, std::string("-> queued ") + WaitReasonName(r.wait_reason));
@@ -661,6 +739,9 @@ void Model::ReleaseAttempt(uint32_t att) {
 
 void Model::EndAttempt(uint32_t att, AState state) {
   Attempt& a = attempts_[att];
+  // The owner forgets the attempt's lease: its node releases what it granted (ReleaseAttempt).
+  owner_.CancelLease(lease_of_att_[att]);
+  lease_of_att_[att] = 0;
   const bool was_running = a.state == AState::kRunning;
   if (was_running) {
     --running_;
@@ -1089,7 +1170,7 @@ void Model::NewAttemptDelayed(uint32_t task, double delay) {
     Proceed(att);
   } else {
     SetWait(att, WaitReason::kNone);
-    RequestFromOwner(att, delay);
+    SubmitFromOwner(att, delay);
   }
 }
 
@@ -1102,6 +1183,7 @@ void Model::NewAttemptNoProceed(uint32_t task, double submit) {
   a.submit = submit;
   current_attempt_[task] = static_cast<int32_t>(attempts_.size());
   attempts_.push_back(a);
+  lease_of_att_.push_back(0);
   ++wait_count_[0];
   ++pending_;
 }

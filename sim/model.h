@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "core/agent/node_agent.h"
+#include "core/agent/submitter.h"
 #include "core/cluster_view.h"
 #include "core/autoscaler/planner.h"
 #include "core/envcache/env_cache.h"
@@ -184,6 +185,13 @@ class Model {
   void OnTruthChanged(int slot);
   void ReleaseBundle(int pg, int bundle);
   void RequestFromOwner(uint32_t att, double delay);
+  // The owner's submitter decides each lease request of an attempt (reuse off: one lease per
+  // attempt, bound to it); SubmitFromOwner hands it a ready attempt, ApplyOwnerDecisions carries
+  // the decisions in owner_out_ out (`delay`: how far the owner is from the event's source).
+  void SubmitFromOwner(uint32_t att, double delay);
+  // Applies owner_out_[begin..] (then drops them): requests leave after `delay` (the hop from
+  // `node`, which answered, to the owner); a push starts the attempt on `node` (whose agent holds the lease).
+  void ApplyOwnerDecisions(size_t begin, double delay, int node);
   void OnLeaseRequest(uint32_t att, int node, bool grant_or_reject);
   void HandleReply(int node, const LeaseReply& r);
   void OnGranted(uint32_t att, int node);
@@ -238,6 +246,10 @@ class Model {
   std::vector<int> dirty_list_;
 
   std::vector<Attempt> attempts_;
+  // The driver's owner side (core/agent/submitter.h) and its lease per attempt (0 = none).
+  agent::Submitter owner_;
+  std::vector<agent::SubmitDecision> owner_out_;  // reused: no allocation per decision
+  std::vector<agent::LeaseHandle> lease_of_att_;
   std::vector<int32_t> current_attempt_;  // by task
   std::vector<int32_t> deps_left_;        // by task
   std::vector<char> arrived_;             // by task

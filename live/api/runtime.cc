@@ -48,10 +48,12 @@
 #include <unordered_set>
 
 #include "live/api/log_printer.h"
+#include "core/agent/submitter.h"
 #include "core/placement/two_phase.h"
 #include "live/actor_directory.h"
 #include "live/api/orrery_api.h"
 #include "live/client.h"
+#include "live/convert.h"
 #include "live/rpc_util.h"
 #include "live/runtime_env.h"
 #include "live/session.h"
@@ -635,16 +637,9 @@ class Runtime {
         break;
     }
     for (int i = 0; i < n; ++i) {
-      auto* b = req.add_bundles();
-      for (const auto& [r, v] : bundles[i]) {
-        if (r.empty() || !(v >= 0) || !std::isfinite(v)) {
-          return PlacementGroup(
-              id, n,
-              InvalidArgument("bundles[" + std::to_string(i) + "]: bad quantity for '" + r + "'"));
-        }
-        const int64_t raw = std::llround(v * 10000);
-        if (raw > 0) (*b->mutable_raw())[r] = raw;
-      }
+      auto b = live::AmountsToProto(bundles[i], "bundles[" + std::to_string(i) + "]");
+      if (!b.ok()) return PlacementGroup(id, n, b.status());
+      *req.add_bundles() = std::move(*b);
     }
     live::HeadClient head(head_address_, token_);
     auto created = head.CreatePlacementGroup(req);
@@ -765,12 +760,12 @@ class Runtime {
   }
 
   static StatusOr<std::string> ToProtoResources(const Resources& r) {
+    auto raw = live::AmountsToProto(r, "resources");
+    if (!raw.ok()) return raw.status();
     std::string key;
     for (const auto& [name, v] : r) {
-      if (name.empty() || !(v >= 0) || !std::isfinite(v)) {
-        return InvalidArgument("resources: bad quantity for '" + name + "'");
-      }
-      key += name + "=" + std::to_string(std::llround(v * 10000)) + ";";
+      auto it = raw->raw().find(name);
+      key += name + "=" + std::to_string(it == raw->raw().end() ? 0 : it->second) + ";";
     }
     return key;
   }
@@ -1035,10 +1030,13 @@ class Runtime {
       }
     }
     if (c.queue.empty()) return;
-    const size_t max_links = c.actor ? 1 : static_cast<size_t>(options_.max_workers_per_class);
+    // The core submitter's pending-request rule (core/agent/submitter.h).
+    const int max_links = c.actor ? 1 : options_.max_workers_per_class;
     const int max_pending = c.actor ? 1 : options_.max_pending_leases_per_class;
-    while (c.links.size() + static_cast<size_t>(c.leasing) < max_links &&
-           c.leasing < max_pending && static_cast<size_t>(c.leasing) < c.queue.size()) {
+    for (int n = agent::LeaseRequestsToSend(c.queue.size(), c.leasing,
+                                            static_cast<int>(c.links.size()), max_pending,
+                                            std::max(1, max_links));
+         n > 0; --n) {
       if (c.actor && c.drain_then_close) break;
       StartLeaseLocked(c);
     }
@@ -1084,11 +1082,29 @@ class Runtime {
                                  "-" + std::to_string(epoch_) + "-" + std::to_string(next_lease_++);
     auto done = std::make_shared<std::atomic<bool>>(false);
     Class* cp = &c;
-    threads_.push_back(LeaseThread{std::thread([this, cp, lease_id, done] {
-                                     RunLease(cp, lease_id);
-                                     done->store(true);
-                                   }),
-                                   done});
+    // The one lease acquirer, callback form: its thread follows the request, then runs the
+    // lease (attach, push, receive) and ends with it.
+    live::AcquireOptions ao;
+    ao.first_queue_timeout = ao.requeue_timeout = milliseconds(200);  // re-asked while needed
+    ao.rpc_timeout = milliseconds(5000);
+    // About 5 s: long enough for the head to declare a dead node dead (heartbeat timeout) and
+    // for the entry node's view to drop it; the entry node itself may be gone (a dead node):
+    // every third time, ask the head for another.
+    ao.max_unreachable = 50;
+    ao.unreachable_pause = milliseconds(100);
+    ao.entry = [this](int unreachable) {
+      if (unreachable % 3 == 0) RefreshEntry();
+      return EntryAddress();
+    };
+    ao.still_needed = [this, cp] { return StillNeeded(cp); };
+    threads_.push_back(LeaseThread{
+        live::AcquireLeaseAsync(entry_address_, token_, LeaseRequestLocked(cp, lease_id),
+                                std::move(ao),
+                                [this, cp, lease_id, done](StatusOr<live::AcquiredLease> lease) {
+                                  RunLease(cp, lease_id, std::move(lease));
+                                  done->store(true);
+                                }),
+        done});
   }
 
   // True while class `c` still wants this lease (checked between lease requests).
@@ -1097,13 +1113,14 @@ class Runtime {
     return !stopping_ && c->dead.ok() && !c->queue.empty();
   }
 
-  v1::RequestWorkerLeaseRequest LeaseRequest(Class* c, const std::string& lease_id) {
+  // REQUIRES: mu_ held.
+  v1::RequestWorkerLeaseRequest LeaseRequestLocked(Class* c, const std::string& lease_id) {
     v1::RequestWorkerLeaseRequest req;
     req.set_task_id(lease_id);
     req.set_name(c->name);
-    for (const auto& [name, v] : c->options.resources) {
-      const int64_t raw = std::llround(v * 10000);
-      if (raw > 0) (*req.mutable_resources()->mutable_raw())[name] = raw;
+    // Validated when the class was made (ToProtoResources).
+    if (auto raw = live::AmountsToProto(c->options.resources, "resources"); raw.ok()) {
+      *req.mutable_resources() = std::move(*raw);
     }
     auto* s = req.mutable_strategy();
     switch (c->options.strategy.kind) {
@@ -1119,62 +1136,10 @@ class Runtime {
     {
       // --- actors: an actor's lease is attempt num_restarts; a task class's, the attempt of
       // the call waiting first (a retried call asks for a new lease).
-      std::lock_guard<std::mutex> l(mu_);
       req.set_attempt(c->actor ? c->num_restarts
                                : (c->queue.empty() ? 0 : c->queue.front().attempt));
     }
     return req;
-  }
-
-  // A lease for `c` at some node (following spillbacks): its address, or why not.
-  // kAborted when it is no longer needed.
-  StatusOr<std::pair<std::string, std::string>> AcquireLease(Class* c,
-                                                             const std::string& lease_id) {
-    v1::RequestWorkerLeaseRequest req = LeaseRequest(c, lease_id);
-    std::string address = EntryAddress();
-    int unreachable = 0;
-    int chain = 0;  // spillbacks since the last rejection
-    milliseconds backoff(5);
-    while (true) {
-      if (!StillNeeded(c)) return Status(StatusCode::kAborted, "no longer needed");
-      live::NodeClient node(address, token_, milliseconds(5000));
-      auto reply = node.RequestWorkerLease(req);
-      if (!reply.ok()) {
-        // About 5 s: long enough for the head to declare a dead node dead (heartbeat timeout)
-        // and for the entry node's view to drop it.
-        if (++unreachable > 50) return reply.status().WithContext("lease at " + address);
-        std::this_thread::sleep_for(milliseconds(100));
-        // The entry node itself may be gone (a dead node): ask the head for another.
-        if (address == EntryAddress() && unreachable % 3 == 0) RefreshEntry();
-        address = EntryAddress();
-        req.set_grant_or_reject(false);
-        continue;
-      }
-      switch (reply->outcome_case()) {
-        case v1::RequestWorkerLeaseReply::kGranted:
-          return std::make_pair(address, reply->granted().node_id());
-        case v1::RequestWorkerLeaseReply::kSpillback:
-          address = reply->spillback().address();
-          req.set_grant_or_reject(true);
-          req.set_spillbacks(req.spillbacks() + 1);
-          if (++chain > 16) return Status(StatusCode::kAborted, "too many spillbacks in a row");
-          break;
-        case v1::RequestWorkerLeaseReply::kRejected:
-          // The target was busy after all (stale view): start over at the entry node, backing
-          // off while it stays busy.
-          address = EntryAddress();
-          req.set_grant_or_reject(false);
-          chain = 0;
-          std::this_thread::sleep_for(backoff);
-          backoff = std::min(backoff * 2, milliseconds(100));
-          break;
-        case v1::RequestWorkerLeaseReply::kCanceled:
-          return Status(StatusCode::kCancelled,
-                        "the lease was canceled: " + reply->canceled().reason());
-        default:  // queued: ask again (if still needed)
-          break;
-      }
-    }
   }
 
   Status Attach(Class* c, const std::string& node_address, Link* link) {
@@ -1209,12 +1174,14 @@ class Runtime {
     return Status::Ok();
   }
 
-  void RunLease(Class* c, const std::string& lease_id) {
+  void RunLease(Class* c, const std::string& lease_id, StatusOr<live::AcquiredLease> address) {
     auto link = std::make_shared<Link>();
     link->cls = c;
     link->lease_id = lease_id;
-    auto address = AcquireLease(c, lease_id);
     Status s = address.status();
+    if (s.code() == StatusCode::kCancelled) {
+      s = Status(StatusCode::kCancelled, "the lease was canceled: " + std::string(s.message()));
+    }
     if (s.ok()) {
       {
         // Stop() cancels the attach call if it comes meanwhile.
@@ -1222,16 +1189,16 @@ class Runtime {
         attaching_.insert(link.get());
         if (stopping_) link->attach_ctx.TryCancel();
       }
-      link->node_address = address->first;
-      link->node_id = address->second;
-      s = Attach(c, address->first, link.get());
+      link->node_address = address->address;
+      link->node_id = address->node_id;
+      s = Attach(c, address->address, link.get());
       {
         std::lock_guard<std::mutex> l(mu_);
         attaching_.erase(link.get());
       }
       if (!s.ok() && link->attach == nullptr && s.code() != StatusCode::kUnavailable) {
         // The lease was granted but no worker came: give it back.
-        (void)live::NodeClient(address->first, token_).ReturnWorkerLease(lease_id);
+        (void)live::NodeClient(address->address, token_).ReturnWorkerLease(lease_id);
       }
     }
     std::vector<std::shared_ptr<Link>> to_write;

@@ -12,10 +12,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -163,6 +165,54 @@ TEST(LiveTest, HybridPacksBelowThresholdThenSpreads) {
         NodeClient(leases[i].address, c.Token()).ReturnWorkerLease("t" + std::to_string(i)).ok());
   }
   EXPECT_TRUE(Eventually([&] { return c.Node("a")["available"]["CPU"] == 4.0; }));
+}
+
+// The acquirer's callback form follows the same walk as the blocking one (here a spillback from
+// a full node to the free one) and calls back on its own thread; an unreachable entry node is
+// asked again at the entry the caller names; a request no longer needed is dropped.
+TEST(LiveTest, LeaseAcquirerCallbackFormRetriesAndStopsWhenNotNeeded) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "1"}).exit_code, 0);
+  ASSERT_EQ(c.AddNode("b", {"--num-cpus", "1"}).exit_code, 0);
+  ASSERT_TRUE(c.NodeKnows("a", 2));
+  auto first = AcquireLease(c.NodeAddress("a"), c.Token(), CpuLease("first", 1));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_EQ(first->node_id, "a");
+  std::promise<StatusOr<AcquiredLease>> got;
+  std::thread t = AcquireLeaseAsync(c.NodeAddress("a"), c.Token(), CpuLease("second", 1), {},
+                                    [&](StatusOr<AcquiredLease> l) { got.set_value(l); });
+  auto second = got.get_future().get();
+  t.join();
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(second->node_id, "b");
+  EXPECT_EQ(second->spillbacks, 1);
+  EXPECT_TRUE(NodeClient(second->address, c.Token()).ReturnWorkerLease("second").ok());
+
+  // An entry address nobody listens on: retried at the entry the caller names.
+  AcquireOptions retry;
+  retry.max_unreachable = 3;
+  retry.unreachable_pause = milliseconds(10);
+  int asked = 0;
+  retry.entry = [&](int) {
+    ++asked;
+    return c.NodeAddress("b");
+  };
+  auto third = AcquireLease("127.0.0.1:1", c.Token(), CpuLease("third", 1), retry);
+  ASSERT_TRUE(third.ok()) << third.status().ToString();
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(third->node_id, "b");
+
+  // Both nodes are full: the request queues; once it is no longer needed the walk ends.
+  AcquireOptions drop;
+  drop.first_queue_timeout = drop.requeue_timeout = milliseconds(100);
+  std::atomic<int> checks{0};
+  drop.still_needed = [&] { return ++checks < 3; };
+  auto fourth = AcquireLease(c.NodeAddress("a"), c.Token(), CpuLease("fourth", 1), drop);
+  EXPECT_EQ(fourth.status().code(), StatusCode::kAborted) << fourth.status().ToString();
+  EXPECT_EQ(fourth.status().message(), "no longer needed");
+  (void)NodeClient(c.NodeAddress("a"), c.Token()).CancelWorkerLease("fourth", "test over");
+  EXPECT_TRUE(NodeClient(first->address, c.Token()).ReturnWorkerLease("first").ok());
+  EXPECT_TRUE(NodeClient(third->address, c.Token()).ReturnWorkerLease("third").ok());
 }
 
 // Every RPC needs the cluster token: a call without it, or with a wrong one, is refused.
