@@ -1,4 +1,5 @@
 #include "sim/model.h"
+#include "sim/sim_node_provider.h"
 
 #include <algorithm>
 #include <array>
@@ -6,6 +7,7 @@
 #include <map>
 #include <sstream>
 
+#include "core/agent/head_controller.h"
 #include "core/placement/two_phase.h"
 
 namespace orrery::sim {
@@ -99,6 +101,7 @@ Model::Model(const Scenario& scenario, Platform* platform, ModelOptions options)
     auto planner = autoscaler::AutoscalerPlanner::Create(cfg);
     if (planner.ok()) {
       planner_ = std::make_unique<autoscaler::AutoscalerPlanner>(std::move(planner).value());
+      provider_ = std::make_unique<SimNodeProvider>(*this);
       Push(0.0, Ev::kAutoscale);
     } else {
       autoscaler_warnings_.push_back("autoscaler disabled: " + planner.status().message());
@@ -852,33 +855,24 @@ void Model::ReleaseEnv(uint32_t att) {
 // pending, then join after the boot delay; terminated nodes go back to standby).
 
 void Model::OnAutoscale() {
-  autoscaler::AutoscalerInput in;
-  in.now_s = now_;
-  const auto& types = scenario_.autoscaler.node_types;
+  // The round is core's (agent::BuildAutoscalerInput / RunAutoscalerRound, as on the live head);
+  // the members are the running nodes that are up, by node index.
+  std::vector<agent::RoundMember> members;
   for (size_t i = 0; i < nodes_.size(); ++i) {
     const NodeRt& rt = nodes_[i];
-    if (rt.life == Life::kStandby) continue;
-    if (rt.life == Life::kRunning && !rt.up) continue;  // crashed: not capacity
-    autoscaler::SnapshotNode sn;
-    sn.id = scenario_.nodes[i].id;
-    sn.type = rt.type >= 0 ? types[rt.type].name : "";
-    sn.total = scenario_.nodes[i].total;
-    sn.launch_time_s = rt.launch_time;
-    if (rt.life == Life::kPending) {
-      sn.state = autoscaler::ProviderNodeState::kPending;
-      sn.available = sn.total;
-    } else {
-      sn.state = autoscaler::ProviderNodeState::kRunning;
-      sn.available = truth_.at(slot_of_node_[i]).resources.available();
-      if (rt.idle_since >= 0) sn.idle_since_s = rt.idle_since;
-    }
-    in.nodes.push_back(std::move(sn));
+    if (rt.life != Life::kRunning || !rt.up) continue;
+    agent::RoundMember m;
+    m.node = &truth_.at(slot_of_node_[i]);
+    if (rt.idle_since >= 0) m.idle_since_s = rt.idle_since;
+    members.push_back(m);
   }
+  std::vector<autoscaler::ResourceDemand> demands;
   for (size_t sh = 0; sh < demand_by_shape_.size(); ++sh) {
     if (demand_by_shape_[sh] > 0) {
-      in.demands.push_back({scenario_.shapes[sh].set(), demand_by_shape_[sh]});
+      demands.push_back({scenario_.shapes[sh].set(), demand_by_shape_[sh]});
     }
   }
+  std::vector<autoscaler::GangDemand> gangs;
   for (size_t g = 0; g < pgs_.size(); ++g) {
     const PgRt& pg = pgs_[g];
     if (pg.state == PgRt::State::kPreparing) continue;
@@ -889,34 +883,17 @@ void Model::OnAutoscale() {
     for (size_t b = 0; b < spec.bundles.size(); ++b) {
       if (b >= pg.bundle_held.size() || !pg.bundle_held[b]) gang.bundles.push_back(spec.bundles[b].set());
     }
-    if (!gang.bundles.empty()) in.gangs.push_back(std::move(gang));
+    if (!gang.bundles.empty()) gangs.push_back(std::move(gang));
   }
-  auto plan = planner_->Plan(in);
-  if (!plan.ok()) {
+  auto listed = provider_->List();
+  const agent::AutoscalerRoundResult round = agent::RunAutoscalerRound(
+      *planner_,
+      agent::BuildAutoscalerInput(members, *listed, planner_->config(), std::move(demands),
+                                  std::move(gangs), now_),
+      *provider_);
+  if (!round.status.ok()) {
     autoscaler_warnings_.push_back("autoscaler round at t=" + std::to_string(now_) +
-                                   " failed: " + plan.status().message());
-  } else {
-    for (const auto& l : plan->launches) {
-      int64_t left = l.count;
-      for (size_t i = 0; i < nodes_.size() && left > 0; ++i) {
-        NodeRt& rt = nodes_[i];
-        if (rt.life != Life::kStandby || rt.type < 0 || types[rt.type].name != l.type) continue;
-        Accumulate();
-        rt.life = Life::kPending;
-        rt.launch_time = now_;
-        ++rt.launch_gen;
-        ++nodes_pending_;
-        ++launched_;
-        --left;
-        last_activity_ = now_;
-        Push(now_ + scenario_.autoscaler.boot_delay_s, Ev::kBoot, static_cast<int32_t>(i), 0,
-             rt.launch_gen);
-      }
-    }
-    for (const auto& t : plan->terminations) {
-      const int slot = truth_.FindSlot(t.node);
-      if (slot >= 0) TerminateNode(node_of_slot_[slot]);
-    }
+                                   " failed: " + round.status.message());
   }
   if (!Done()) Push(now_ + scenario_.autoscaler.period_s, Ev::kAutoscale);
 }

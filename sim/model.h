@@ -90,6 +90,8 @@ class Model {
   const std::vector<std::string>& decision_log() const { return decision_log_; }
 
  private:
+  friend class SimNodeProvider;  // the autoscaler's actuator (sim/sim_node_provider.h)
+
   enum class Ev : uint8_t {
     kArrive,        // a = task
     kLeaseRequest,  // a = attempt, b = node, c = grant_or_reject
@@ -281,6 +283,7 @@ class Model {
 
   // Autoscaler.
   std::unique_ptr<autoscaler::AutoscalerPlanner> planner_;
+  std::unique_ptr<autoscaler::NodeProvider> provider_;  // a SimNodeProvider while planner_ is set
   std::vector<int64_t> demand_by_shape_;  // pending attempts waiting for cluster resources
   uint64_t launched_ = 0, terminated_ = 0, peak_nodes_ = 0;
   uint64_t workers_started_ = 0, workers_reused_ = 0;

@@ -268,6 +268,7 @@ AutoscalerRoundResult RunAutoscalerRound(const autoscaler::AutoscalerPlanner& pl
   r.plan = std::move(*plan);
   for (const auto& l : r.plan.launches) {
     if (Status s = provider.Launch(l.type, l.count); !s.ok()) {
+      r.provider_error = s.ToString();
       r.log.push_back("launch " + l.type + ": " + s.ToString());
       continue;
     }

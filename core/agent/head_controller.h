@@ -234,6 +234,8 @@ struct AutoscalerRoundResult {
   int64_t terminated = 0;  // nodes handed to the provider's Terminate
   // Human lines: launches, terminations and provider failures, in the order they happened.
   std::vector<std::string> log;
+  // The last provider failure of the round (Status text); empty if none.
+  std::string provider_error;
 };
 
 // Plans `input` and carries the plan out through `provider`: Launch per type (a failed launch is
