@@ -34,7 +34,7 @@ Status HeadController::OnNodeReport(
   if (it == members_.end()) return NotFound("node " + id + " is not registered");
   Member& m = it->second;
   // Committed placement-group bundles grow (and cancelled ones shrink) a node's totals.
-  if (total && !total->IsEmpty() && !(*total == m.node.resources.total())) {
+  if (total && !(*total == m.node.resources.total())) {
     auto resized = NodeResources::Create(*total);
     if (resized.ok()) m.node.resources = std::move(*resized);
   }
