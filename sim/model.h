@@ -26,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/agent/head_controller.h"
 #include "core/cluster_view.h"
 #include "core/autoscaler/planner.h"
 #include "core/envcache/env_cache.h"
@@ -150,18 +151,19 @@ class Model {
     std::unique_ptr<LeaseManager> lm;  // created on first decision at this node
     std::vector<uint32_t> running;     // attempts granted here (running or starting)
   };
+  // A placement group's model-side state. The head's side (placement, two phases, retries, node
+  // death) is head_'s (agent::HeadController); `state` mirrors its reservation's state.
   struct PgRt {
     enum class State : uint8_t { kPending, kPreparing, kCreated } state = State::kPending;
     bool ever_created = false;            // tasks may use held bundles
     bool waiting_node = false;            // infeasible now: retried when a node recovers
-    std::vector<int> preparing;           // bundles in the current two-phase round
+    std::vector<TwoPhaseCommand> in_flight;  // the Prepares of the current attempt
     std::vector<int> slots;                  // node per bundle
     std::vector<NodeResources> pools;        // what is left of each reserved bundle
     std::vector<Allocation> reserved;        // what each bundle took from its node
     std::vector<char> bundle_held;           // bundle b currently holds `reserved[b]`
     std::deque<uint32_t> waiting;            // attempts waiting for bundle resources
     std::vector<uint32_t> waiting_creation;  // tasks waiting for the group to exist
-    RetryBackoff backoff;
     int64_t generation = 0;
   };
   struct Transfer {
@@ -212,6 +214,12 @@ class Model {
   bool Periodic(Ev type) const;
   void OnPgCreate(int pg);
   void OnPgPrepared(int pg, int64_t generation);
+  void ApplyPlacement(const agent::PlacementDecisions& d);
+  void SyncPgState(int pg);
+  // The node side of a bundle, one narrow function per step (the node agent's to implement).
+  bool PrepareBundleOn(int node, int pg, int bundle);
+  void CommitBundleOn(int node, int pg, int bundle);
+  void CancelBundleOn(int pg, int bundle);
   void TryPgTasks(int pg);
   void SchedulePendingAt(int node);
   LeaseManager& Lm(int node);
@@ -253,6 +261,7 @@ class Model {
   std::vector<uint32_t> dependents_;      // CSR: dependents of task i
   std::vector<uint32_t> dependents_begin_;
   std::vector<PgRt> pgs_;
+  agent::HeadController head_;            // placement groups (group id = index as text)
   std::vector<std::string> task_ids_;     // cached "t<index>" strings for LeaseManager keys
 
   uint64_t tasks_final_ = 0;

@@ -112,6 +112,12 @@ ClusterView HeadController::View() const {
 StatusOr<PlacementDecisions> HeadController::CreatePlacementGroup(
     const std::string& id, PlacementStrategy strategy, std::vector<ResourceRequest> bundles,
     double now_s) {
+  ORRERY_RETURN_IF_ERROR(AddPlacementGroup(id, strategy, std::move(bundles)));
+  return RetryPlacementGroup(id, now_s);
+}
+
+Status HeadController::AddPlacementGroup(const std::string& id, PlacementStrategy strategy,
+                                         std::vector<ResourceRequest> bundles) {
   if (id.empty()) return InvalidArgument("group_id: empty");
   // A removed group's name is free again (as in Ray); a live one's is not.
   if (auto old = groups_.find(id); old != groups_.end()) {
@@ -123,10 +129,27 @@ StatusOr<PlacementDecisions> HeadController::CreatePlacementGroup(
   }
   groups_.emplace(id, PlacementGroupEntry(strategy, TwoPhaseReservation(id, std::move(bundles),
                                                                          options_.pg_backoff)));
-  return RetryPlacementGroup(id, now_s);
+  return Status::Ok();
 }
 
 PlacementDecisions HeadController::RetryPlacementGroup(const std::string& id, double now_s) {
+  if (groups_.count(id) == 0) return {};
+  return Place(id, View(), now_s);
+}
+
+PlacementDecisions HeadController::RetryPlacementGroupOn(const std::string& id,
+                                                         const ClusterView& view, double now_s) {
+  return Place(id, view, now_s);
+}
+
+PlacementDecisions HeadController::OnNodeDead(const NodeId& node, double now_s) {
+  PlacementDecisions out;
+  NodeDied(node, now_s, out);
+  return out;
+}
+
+PlacementDecisions HeadController::Place(const std::string& id, const ClusterView& view,
+                                         double now_s) {
   PlacementDecisions out;
   auto it = groups_.find(id);
   if (it == groups_.end()) return out;
@@ -136,9 +159,9 @@ PlacementDecisions HeadController::RetryPlacementGroup(const std::string& id, do
   if (res.state() != ReservationState::kPending && res.state() != ReservationState::kFailed) {
     return out;
   }
-  const ClusterView view = View();
   const PlacementResult placed = PlaceBundles(view, res.bundles(), g.strategy);
   g.infeasible = placed.kind == PlacementResult::Kind::kInfeasible;
+  if (g.infeasible && options_.infeasible_waits_for_node) return out;
   if (placed.kind != PlacementResult::Kind::kPlaced) {
     (void)res.OnPlacementFailed(now_s, placed.reason);
   } else {

@@ -68,6 +68,11 @@ struct HeadControllerOptions {
   int health_check_failures = 5;
   // Placement-group retry backoff [0.1 s -> 1 s, x1.5].
   RetryBackoffOptions pg_backoff;
+  // An infeasible group (no node's totals could ever hold it) is not retried on a timer and uses
+  // no backoff: it waits until the backend calls RetryPlacementGroup after a node joined [false:
+  // retried on the backoff timer like any failure]. The simulator, which knows the instant a node
+  // joins, sets it.
+  bool infeasible_waits_for_node = false;
 
   double DeadAfterS() const { return health_check_period_s * health_check_failures; }
   // A gap between two Ticks longer than this is the head's own stall, not the nodes' silence:
@@ -169,10 +174,21 @@ class HeadController {
                                                     PlacementStrategy strategy,
                                                     std::vector<ResourceRequest> bundles,
                                                     double now_s);
+  // As CreatePlacementGroup, but the group is only recorded (Pending); the first placement is
+  // the backend's RetryPlacementGroup call.
+  Status AddPlacementGroup(const std::string& id, PlacementStrategy strategy,
+                           std::vector<ResourceRequest> bundles);
   // A retry timer fired (or the backend wants to try now): if the group is Pending or Failed,
   // PlaceBundles on the alive members: placed -> Prepares; not -> Failed + RetryAt (infeasible
-  // noted). Otherwise nothing. O(bundles * members * resources).
+  // noted; see infeasible_waits_for_node). Otherwise nothing. O(bundles * members * resources).
   PlacementDecisions RetryPlacementGroup(const std::string& id, double now_s);
+  // The same, placing on `view` (a backend whose view of the cluster is its own, the simulator's
+  // truth) instead of the members.
+  PlacementDecisions RetryPlacementGroupOn(const std::string& id, const ClusterView& view,
+                                           double now_s);
+  // The backend learnt that `node` is gone (the simulator's crash; Tick does this for members
+  // declared dead): every group gives up what it held there (TwoPhaseReservation::OnNodeDead).
+  PlacementDecisions OnNodeDead(const NodeId& node, double now_s);
   // A node answered a Prepare or Commit (ok or not; "no node to ask" is a failed answer).
   // Answers to Cancels are not fed back. FailedPrecondition for a stale answer, NotFound for an
   // unknown group. O(bundles).
@@ -190,6 +206,7 @@ class HeadController {
   void MarkChanged(const NodeId& id);
   void ArmRetry(const std::string& id, PlacementDecisions& out);
   void NodeDied(const NodeId& id, double now_s, PlacementDecisions& out);
+  PlacementDecisions Place(const std::string& id, const ClusterView& view, double now_s);
 
   HeadControllerOptions options_;
   std::map<NodeId, Member> members_;

@@ -286,6 +286,32 @@ TEST(HeadControllerPlacement, RemoveCancelsHeldBundlesAndFreesTheName) {
                   .ok());
 }
 
+TEST(HeadControllerPlacement, ABackendViewPlacesAndAnInfeasibleGroupCanWaitForANode) {
+  HeadControllerOptions o = Opts();
+  o.infeasible_waits_for_node = true;
+  HeadController hc(o);  // no members: the backend hands in its own view
+  ASSERT_TRUE(hc.AddPlacementGroup("g", PlacementStrategy::kPack, {Req({{"GPU", 1}})}).ok());
+  EXPECT_EQ(hc.groups().at("g").reservation.state(), ReservationState::kPending);
+  ClusterView cpu_only = orrery::testing::ClusterBuilder().Node("c", {{"CPU", 4}}).Build();
+  auto d = hc.RetryPlacementGroupOn("g", cpu_only, 0.0);
+  EXPECT_TRUE(d.commands.empty());
+  EXPECT_TRUE(d.retries.empty()) << "no timer: it waits for a node";
+  EXPECT_TRUE(hc.groups().at("g").infeasible);
+  EXPECT_EQ(hc.groups().at("g").reservation.backoff().failures(), 0) << "no backoff used";
+  ClusterView with_gpu = orrery::testing::ClusterBuilder()
+                             .Node("c", {{"CPU", 4}})
+                             .Node("g1", {{"CPU", 4}, {"GPU", 1}})
+                             .Build();
+  auto placed = hc.RetryPlacementGroupOn("g", with_gpu, 5.0);
+  ASSERT_EQ(placed.commands.size(), 1u);
+  EXPECT_EQ(placed.commands[0].node, "g1");
+  // A crash the backend saw: the Prepare in flight there counts as refused; retry after backoff.
+  auto dead = hc.OnNodeDead("g1", 5.01);
+  ASSERT_EQ(dead.retries.size(), 1u);
+  EXPECT_NEAR(dead.retries[0].at_s, 5.11, 1e-9);
+  EXPECT_FALSE(hc.OnBundleReply(placed.commands[0], true, 5.02).ok()) << "a stale answer";
+}
+
 // ---- autoscaler rounds through a fake provider
 
 class FakeProvider : public autoscaler::NodeProvider {
