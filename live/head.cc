@@ -14,6 +14,7 @@
 #include "core/agent/head_controller.h"
 #include "core/placement/bundle_policy.h"
 #include "core/placement/two_phase.h"
+#include "core/scheduling/scheduler_settings.h"
 #include "live/actor_directory.h"
 #include "live/autoscaler_loop.h"  // --- autoscaler
 #include "live/convert.h"
@@ -78,7 +79,8 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     UpdateTargets();
     loop_.Every(options_.report_period, [this] { Tick(); });
     ORRERY_RETURN_IF_ERROR(StartAutoscaler());  // --- autoscaler
-    Log("listening on " + options_.bind + ":" + std::to_string(port_));
+    Log("listening on " + options_.bind + ":" + std::to_string(port_) + "; scheduling policy " +
+        DescribeScheduling(options_.scheduler));
     return StartJobs();  // --- jobs
   }
 
@@ -581,6 +583,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   void BuildView(v1::ClusterView* out) const {
     const double now_s = NowS();
     out->set_version(controller_.version());
+    ToProto(options_.scheduler, out->mutable_scheduler());
     for (const auto& [id, m] : controller_.members()) {  // std::map: by node id
       const NodeEntry& e = nodes_.at(id);
       auto* n = out->add_nodes();

@@ -135,6 +135,13 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     ORRERY_RETURN_IF_ERROR(StartRuntimeEnvAgent());  // --- runtime envs
     auto reply = RegisterWithRetry(options_.register_timeout);
     if (!reply.ok()) return reply.status();
+    // Policy is a cluster setting: decide with the head's (options_.scheduler only for a head
+    // that sends none).
+    if (reply->view().has_scheduler()) {
+      auto cluster = SchedulerFromProto(reply->view().scheduler());
+      if (!cluster.ok()) return cluster.status().WithContext("the head's scheduling setting");
+      scheduler_ = std::move(*cluster);
+    }
     Status init;
     loop_.RunSync([&] { init = InitManager(reply->view()); });
     ORRERY_RETURN_IF_ERROR(init);
@@ -613,7 +620,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       addresses_[info.node_id()] = info.address();
       ORRERY_RETURN_IF_ERROR(view.AddNode(std::move(*n)));
     }
-    auto m = LeaseManager::Create(node_id_, std::move(view), options_.scheduler);
+    auto m = LeaseManager::Create(node_id_, std::move(view), scheduler_);
     if (!m.ok()) return m.status();
     manager_ = std::move(*m);
     manager_->TrackWaitReasonChanges();  // RunPending updates records from the changes only
@@ -1458,7 +1465,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     if (!resized.ok()) return resized.status();
     resized->SetAvailable(available, cur.all_devices());
     view.SetResources(slot, std::move(*resized));
-    auto m = LeaseManager::Create(node_id_, std::move(view), options_.scheduler);
+    auto m = LeaseManager::Create(node_id_, std::move(view), scheduler_);
     if (!m.ok()) return m.status();
     const std::vector<PendingLease> queued = manager_->Pending();
     std::unique_ptr<LeaseManager> old = std::move(manager_);
@@ -1728,6 +1735,9 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   }
 
   const NodeOptions options_;
+  // The scheduling setting every LeaseManager here is built with: the cluster's, from the
+  // registration reply (the head's --policy); options_.scheduler until then.
+  SchedulerOptions scheduler_ = options_.scheduler;
   std::string node_id_;
   std::string address_;
   milliseconds report_period_{100};
