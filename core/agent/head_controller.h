@@ -32,7 +32,17 @@
 //                                      or Failed + RetryAt
 //   RetryPlacementGroup(id, now)       (the backend's retry timer fired) placed again as above
 //   RemovePlacementGroup(id)           Cancel for every held bundle; Removed (terminal)
-//   node declared dead (from Tick)     TwoPhaseReservation::OnNodeDead for every group
+//   node declared dead (from Tick),    TwoPhaseReservation::OnNodeDead for every group: what it
+//   or OnNodeDead(node, now)           held elsewhere is cancelled, Prepares/Commits in flight
+//                                      there count as refused, Failed + RetryAt
+//   AddPlacementGroup +                as Create/Retry, placed on the backend's own view (the
+//   RetryPlacementGroupOn(id, view)    simulator's truth); with infeasible_waits_for_node an
+//                                      infeasible group gets no timer until the backend retries
+//
+// Who drives it: live/head.cc (every event above; bundle commands become PrepareBundle /
+// CommitBundle / CancelBundle RPCs, RetryAt a loop timer) and sim/model.cc (placement groups:
+// AddPlacementGroup, RetryPlacementGroupOn, OnBundleReply, OnNodeDead; the simulator knows
+// crashes the instant they happen, so it does not use the heartbeat membership).
 //
 // Autoscaler rounds (free functions below): BuildAutoscalerInput turns the membership (as nodes of
 // a view), the provider's node list, the pending demand and the unplaced groups into the planner's
