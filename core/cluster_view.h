@@ -32,7 +32,9 @@ struct Node {
   Labels labels;
   NodeResources resources;
 
-  bool IsAlive() const { return state == NodeState::kAlive; }
+  // Not dead: a member of the cluster. A draining node is alive (it still runs what it has, holds
+  // its bundles and reports), it only takes no new work: that is IsSchedulable.
+  bool IsAlive() const { return state != NodeState::kDead; }
   // Alive and not draining: may receive new work.
   bool IsSchedulable() const { return state == NodeState::kAlive; }
   bool HasGpu() const { return resources.HasResource(kGPU); }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "core/agent/head_controller.h"
 #include "live/convert.h"
 #include "orrery.pb.h"
 
@@ -42,7 +43,7 @@ AutoscalerRoundOutput AutoscalerLoop::Round(const AutoscalerRoundInput& in) {
   std::map<NodeId, ObservedNode> observed;
   int64_t alive = 0;
   for (const auto& h : in.nodes) {
-    const bool is_alive = h.node.state != NodeState::kDead;
+    const bool is_alive = h.node.IsAlive();
     alive += is_alive ? 1 : 0;
     const bool idle =
         is_alive && h.demand.empty() && h.node.resources.available() == h.node.resources.total();
@@ -61,90 +62,49 @@ AutoscalerRoundOutput AutoscalerLoop::Round(const AutoscalerRoundInput& in) {
     return out;
   }
   last_list_ = *list;
-  std::map<NodeId, const autoscaler::ProviderNode*> managed;
-  for (const auto& p : last_list_) managed[p.id] = &p;
 
-  // 2. The planner's input.
-  autoscaler::AutoscalerInput pin;
-  pin.now_s = in.now_s;
+  // 2. The planner's input, built as the simulator builds it (core/agent/head_controller.h).
+  std::vector<agent::RoundMember> members;
   std::map<std::string, std::pair<ResourceSet, int64_t>> demand;  // by shape text
   for (const auto& h : in.nodes) {
-    if (h.node.state == NodeState::kDead) continue;
-    autoscaler::SnapshotNode sn;
-    sn.id = h.node.id;
-    sn.total = h.node.resources.total();
-    sn.available = h.node.resources.available();
-    auto m = managed.find(h.node.id);
-    if (m != managed.end()) {
-      sn.type = m->second->type;
-      sn.state = m->second->state == ProviderNodeState::kTerminating
-                     ? ProviderNodeState::kTerminating
-                     : ProviderNodeState::kRunning;
-      sn.launch_time_s = m->second->launch_time_s;
-    } else if (h.node.state == NodeState::kDraining) {
-      sn.state = ProviderNodeState::kTerminating;  // not capacity
-    }
+    agent::RoundMember m;
+    m.node = &h.node;
     if (auto idle = idle_since_.find(h.node.id); idle != idle_since_.end()) {
-      sn.idle_since_s = idle->second;
+      m.idle_since_s = idle->second;
     }
-    pin.nodes.push_back(std::move(sn));
+    members.push_back(m);
+    if (!h.node.IsAlive()) continue;
     for (const auto& d : h.demand) {
       auto& e = demand[d.shape.ToString()];
       e.first = d.shape;
       e.second += d.count;
     }
   }
-  for (const auto& p : last_list_) {  // launched, not registered yet
-    if (observed.count(p.id) && observed[p.id].alive) continue;
-    if (p.state == ProviderNodeState::kTerminating) continue;
-    autoscaler::SnapshotNode sn;
-    sn.id = p.id;
-    sn.type = p.type;
-    sn.state = ProviderNodeState::kPending;
-    sn.total = config_.planner.node_types.at(p.type).resources;
-    sn.available = sn.total;
-    sn.launch_time_s = p.launch_time_s;
-    pin.nodes.push_back(std::move(sn));
-  }
-  for (auto& [key, d] : demand) pin.demands.push_back({d.first, d.second});
-  pin.gangs = in.gangs;
+  std::vector<autoscaler::ResourceDemand> demands;
+  for (auto& [key, d] : demand) demands.push_back({d.first, d.second});
   last_gangs_ = in.gangs;
 
-  // 3. Plan and act.
-  auto plan = planner_.Plan(pin);
-  if (!plan.ok()) {
-    last_error_ = "round " + std::to_string(rounds_) + ": " + plan.status().ToString();
+  // 3. Plan and act through the provider.
+  const agent::AutoscalerRoundResult round = agent::RunAutoscalerRound(
+      planner_,
+      agent::BuildAutoscalerInput(members, last_list_, config_.planner, std::move(demands),
+                                  in.gangs, in.now_s),
+      *provider_);
+  if (!round.status.ok()) {
+    last_error_ = "round " + std::to_string(rounds_) + ": " + round.status.ToString();
     out.log.push_back("autoscaler: " + last_error_);
     return out;
   }
-  infeasible_ = plan->infeasible;
-  deferred_ = plan->deferred;
-  waiting_units_ = plan->waiting_units;
-  for (const auto& l : plan->launches) {
-    if (Status s = provider_->Launch(l.type, l.count); !s.ok()) {
-      last_error_ = s.ToString();
-      out.log.push_back("autoscaler: launch " + l.type + ": " + s.ToString());
-      continue;
-    }
-    launched_ += l.count;
-    out.log.push_back("autoscaler: launching " + std::to_string(l.count) + " x " + l.type +
-                      " (min_workers " + std::to_string(l.for_min_workers) + ", gangs " +
-                      std::to_string(l.for_gangs) + ", demand " + std::to_string(l.for_demands) +
-                      ")");
-  }
-  std::vector<NodeId> ids;
-  for (const auto& t : plan->terminations) {
-    ids.push_back(t.node);
-    out.log.push_back("autoscaler: terminating " + t.node + " (" +
-                      autoscaler::TerminateReasonName(t.reason) + ": " + t.detail + ")");
+  if (!round.provider_error.empty()) last_error_ = round.provider_error;
+  for (const auto& line : round.log) out.log.push_back("autoscaler: " + line);
+  infeasible_ = round.plan.infeasible;
+  deferred_ = round.plan.deferred;
+  waiting_units_ = round.plan.waiting_units;
+  launched_ += round.launched;
+  terminated_ += round.terminated;
+  for (const auto& t : round.plan.terminations) {
     if (observed.count(t.node) && observed[t.node].alive) out.drain.push_back(t.node);
-  }
-  if (!ids.empty()) {
-    if (Status s = provider_->Terminate(ids); !s.ok()) {
-      out.log.push_back("autoscaler: terminate: " + s.ToString());
-    }
-    terminated_ += static_cast<int64_t>(ids.size());
-    for (const auto& id : ids) idle_since_.erase(id);
+    idle_since_.erase(t.node);
   }
   if (auto l = provider_->List(); l.ok()) last_list_ = *l;
   return out;

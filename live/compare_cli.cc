@@ -390,6 +390,21 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
     err << "orrery compare: " << s.message() << "\n";
     return kExitUsage;
   }
+  if (!local) {
+    // Policy is a cluster setting: both runs decide with the cluster's, or compare refuses when
+    // the scenario (or --policy) asks for another.
+    auto cluster = FindCluster("compare", address, temp_dir, err);
+    if (!cluster) return kExitUsage;
+    auto scheduling = ClusterScheduling(*scenario, cluster->address, cluster->token);
+    if (!scheduling.ok()) {
+      err << "orrery compare: " << scheduling.status().message() << "\n";
+      return scheduling.status().code() == StatusCode::kFailedPrecondition ? kExitUsage
+                                                                           : kExitFailed;
+    }
+    if (!scenario->scheduler.policy_given) {
+      for (auto& o : SchedulingOverrides(*scheduling)) overrides.push_back(std::move(o));
+    }
+  }
   for (const auto& w : scenario->warnings) err << "warning: " << w << "\n";
   const fs::path dir =
       out_dir.empty() ? fs::path("out") / (scenario->name + "-compare") : fs::path(out_dir);

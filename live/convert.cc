@@ -4,6 +4,8 @@
 #include <cmath>
 #include <map>
 
+#include "core/scheduling/scheduler_settings.h"
+
 namespace orrery::live {
 
 grpc::Status ToGrpc(const Status& s) {
@@ -281,6 +283,29 @@ void ToProto(const LeaseReply& reply, const std::string& spill_address,
       out->mutable_queued()->set_wait_reason(ToProto(reply.wait_reason));
       break;
   }
+}
+
+void ToProto(const SchedulerOptions& o, v1::SchedulerSettings* out) {
+  out->set_policy(o.policy);
+  out->set_spread_threshold(o.hybrid.spread_threshold);
+  out->set_top_k_absolute(o.hybrid.top_k_absolute);
+  out->set_top_k_fraction(o.hybrid.top_k_fraction);
+  out->set_avoid_gpu_nodes(o.hybrid.avoid_gpu_nodes);
+}
+
+StatusOr<SchedulerOptions> SchedulerFromProto(const v1::SchedulerSettings& s) {
+  SchedulerOptions o;
+  if (s.policy().empty()) return o;
+  ORRERY_RETURN_IF_ERROR(ApplySchedulerSetting("policy", s.policy(), &o));
+  if (!(s.spread_threshold() >= 0 && s.spread_threshold() <= 1) ||
+      !(s.top_k_fraction() >= 0 && s.top_k_fraction() <= 1) || s.top_k_absolute() < 1) {
+    return InvalidArgument("scheduler: options out of range");
+  }
+  o.hybrid.spread_threshold = s.spread_threshold();
+  o.hybrid.top_k_absolute = s.top_k_absolute();
+  o.hybrid.top_k_fraction = s.top_k_fraction();
+  o.hybrid.avoid_gpu_nodes = s.avoid_gpu_nodes();
+  return o;
 }
 
 }  // namespace orrery::live

@@ -18,6 +18,7 @@
 #include "core/lease/lease_manager.h"
 #include "core/resources.h"
 #include "core/scheduling/policy.h"
+#include "core/scheduling/scheduler.h"
 #include "core/status.h"
 #include "orrery.pb.h"
 
@@ -71,5 +72,10 @@ StatusOr<LeaseRequest> FromProto(const v1::RequestWorkerLeaseRequest& req);
 // (kSpillback only).
 void ToProto(const LeaseReply& reply, const std::string& spill_address,
              v1::RequestWorkerLeaseReply* out);
+
+// The cluster's scheduling setting (ClusterView.scheduler). FromProto: InvalidArgument for an
+// unknown policy or an option out of range; an unset message (no policy) is the default.
+void ToProto(const SchedulerOptions& o, v1::SchedulerSettings* out);
+StatusOr<SchedulerOptions> SchedulerFromProto(const v1::SchedulerSettings& s);
 
 }  // namespace orrery::live

@@ -7,11 +7,14 @@
 #include <cctype>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <thread>
 #include <vector>
 
+#include "core/agent/head_controller.h"
 #include "core/placement/bundle_policy.h"
 #include "core/placement/two_phase.h"
+#include "core/scheduling/scheduler_settings.h"
 #include "live/actor_directory.h"
 #include "live/autoscaler_loop.h"  // --- autoscaler
 #include "live/convert.h"
@@ -38,7 +41,15 @@ void Log(const std::string& line) { std::cerr << "[head] " << line << std::endl;
 
 class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
  public:
-  explicit Impl(HeadOptions o) : options_(std::move(o)) {}
+  explicit Impl(HeadOptions o) : options_(std::move(o)), controller_(ControllerOptions(options_)) {}
+
+  static agent::HeadControllerOptions ControllerOptions(const HeadOptions& o) {
+    agent::HeadControllerOptions c;
+    c.report_period_s = std::chrono::duration<double>(o.report_period).count();
+    c.health_check_period_s = std::chrono::duration<double>(o.health_check_period).count();
+    c.health_check_failures = o.health_check_failures;
+    return c;
+  }
 
   Status Serve() {
     // --- runtime envs: the package store, ready before the first call.
@@ -68,7 +79,8 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     UpdateTargets();
     loop_.Every(options_.report_period, [this] { Tick(); });
     ORRERY_RETURN_IF_ERROR(StartAutoscaler());  // --- autoscaler
-    Log("listening on " + options_.bind + ":" + std::to_string(port_));
+    Log("listening on " + options_.bind + ":" + std::to_string(port_) + "; scheduling policy " +
+        DescribeScheduling(options_.scheduler));
     return StartJobs();  // --- jobs
   }
 
@@ -126,9 +138,11 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
       reply->set_address(options_.bind + ":" + std::to_string(port_));
       reply->set_pid(static_cast<int32_t>(getpid()));
       if (metrics_endpoint_) reply->set_metrics_address(metrics_endpoint_->address());
-      int alive = 0;
-      for (const auto& [id, e] : nodes_) alive += e.node.state == NodeState::kAlive ? 1 : 0;
-      reply->set_known_nodes(alive);
+      int schedulable = 0;
+      for (const auto& [id, m] : controller_.members()) {
+        schedulable += m.node.IsSchedulable() ? 1 : 0;
+      }
+      reply->set_known_nodes(schedulable);
       return grpc::Status::OK;
     });
   }
@@ -151,21 +165,17 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
       return LoopHalf([this, reply, node = std::move(*node), address = req->address(),
                        head = req->is_head_node(), pid = req->pid(),
                        metrics_address = req->metrics_address()]() mutable {
-        auto it = nodes_.find(node.id);
-        if (it != nodes_.end() && it->second.node.state != NodeState::kDead) {
-          return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
-                              "an alive node is already registered as " + node.id);
+        const std::string id = node.id;
+        const std::string total = node.resources.total().ToString();
+        if (Status s = controller_.OnNodeRegistered(std::move(node), NowS()); !s.ok()) {
+          return ToGrpc(s);
         }
-        Log("node " + node.id + " registered at " + address + " with " +
-            node.resources.total().ToString());
+        Log("node " + id + " registered at " + address + " with " + total);
         NodeEntry e;
-        e.node = std::move(node);
         e.address = std::move(address);
         e.is_head_node = head;
         e.pid = pid;
         e.metrics_address = std::move(metrics_address);
-        e.last_heartbeat = Clock::now();
-        const std::string id = e.node.id;
         nodes_[id] = std::move(e);
         BuildView(reply->mutable_view());
         reply->set_report_period_ms(options_.report_period.count());
@@ -186,35 +196,19 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
       // The request lives until Finish: the closure may read it.
       return LoopHalf(
           [this, req, available = std::move(*available), devices = std::move(*devices)] {
-            auto it = nodes_.find(req->node_id());
-            if (it == nodes_.end()) {
-              return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                  "node " + req->node_id() + " is not registered");
-            }
-            NodeEntry& e = it->second;
             // Committed placement-group bundles grow (and cancelled ones shrink) a node's totals.
+            std::optional<ResourceSet> total;
             if (req->has_total() && !req->total().raw().empty()) {
-              auto total = FromProto(req->total(), "total");
-              if (total.ok() && !(*total == e.node.resources.total())) {
-                auto resized = NodeResources::Create(*total);
-                if (resized.ok()) e.node.resources = std::move(*resized);
-              }
+              if (auto t = FromProto(req->total(), "total"); t.ok()) total = std::move(*t);
             }
-            if (!available.IsSubsetOf(e.node.resources.total())) {
-              return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                  "available: exceeds the node's total");
-            }
-            if (e.node.state == NodeState::kDead) {
+            Status s = controller_.OnNodeReport(req->node_id(), total, available, devices, NowS());
+            if (s.code() == StatusCode::kFailedPrecondition) {
               // Its work was failed over when it was declared dead: nothing it reports now is
               // accepted, and it is told so (it stops; a restart registers it anew).
-              Log("node " + e.node.id + " heartbeats after it was declared dead: refused");
-              return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                                  "node " + e.node.id +
-                                      " was declared dead after missing its health checks; its "
-                                      "results are not accepted");
+              Log("node " + req->node_id() + " heartbeats after it was declared dead: refused");
             }
-            e.last_heartbeat = Clock::now();
-            e.node.resources.SetAvailable(available, devices);
+            if (!s.ok()) return ToGrpc(s);
+            NodeEntry& e = nodes_[req->node_id()];
             e.pending.assign(req->pending().begin(), req->pending().end());
             for (const auto& t : req->task_updates()) UpsertTask(t);
             return grpc::Status::OK;
@@ -299,28 +293,24 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
       }
       return LoopHalf([this, reply, id = req->group_id(), strategy = *strategy,
                        bundles = std::move(bundles)]() mutable {
-        // A removed group's name is free again (as in Ray); a live one's is not.
-        // Its nodes must have answered every bundle call of the old group first (a cancel still
-        // on its way would otherwise release a bundle of the new one).
-        if (auto old = groups_.find(id); old != groups_.end()) {
-          if (old->second.reservation->state() != ReservationState::kRemoved) {
-            return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
-                                "placement group " + id + " exists; remove it first");
-          }
-          if (old->second.calls_in_flight > 0) {
-            return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                "placement group " + id +
-                                    " was just removed and its bundles are being returned; retry");
-          }
-          groups_.erase(old);
+        // A removed group's name is free again (as in Ray); a live one's is not (the
+        // controller says so). Its nodes must have answered every bundle call of the old group
+        // first (a cancel still on its way would otherwise release a bundle of the new one).
+        if (auto old = controller_.groups().find(id); old != controller_.groups().end() &&
+                                                      old->second.reservation.state() ==
+                                                          ReservationState::kRemoved &&
+                                                      calls_in_flight_[id] > 0) {
+          return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                              "placement group " + id +
+                                  " was just removed and its bundles are being returned; retry");
         }
-        Group& g = groups_[id];
-        g.strategy = strategy;
-        g.reservation = std::make_unique<TwoPhaseReservation>(id, std::move(bundles));
+        const size_t n = bundles.size();
+        auto decisions = controller_.CreatePlacementGroup(id, strategy, std::move(bundles), NowS());
+        if (!decisions.ok()) return ToGrpc(decisions.status());
         Log("placement group " + id + " created (" + PlacementStrategyName(strategy) + ", " +
-            std::to_string(g.reservation->bundles().size()) + " bundles)");
-        TryPlace(id);
-        GroupToProto(id, g, reply->mutable_group());
+            std::to_string(n) + " bundles)");
+        Apply(*decisions);
+        GroupToProto(id, controller_.groups().at(id), reply->mutable_group());
         return grpc::Status::OK;
       });
     });
@@ -330,8 +320,8 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
                                               const v1::GetPlacementGroupRequest* req,
                                               v1::PlacementGroupInfo* reply) override {
     return AnswerOnLoop(ctx, options_.token, loop_, [this, reply, id = req->group_id()] {
-      auto it = groups_.find(id);
-      if (it == groups_.end()) {
+      auto it = controller_.groups().find(id);
+      if (it == controller_.groups().end()) {
         return grpc::Status(grpc::StatusCode::NOT_FOUND, "no placement group " + id);
       }
       GroupToProto(id, it->second, reply);
@@ -343,14 +333,15 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
                                                  const v1::RemovePlacementGroupRequest* req,
                                                  v1::RemovePlacementGroupReply*) override {
     return AnswerOnLoop(ctx, options_.token, loop_, [this, id = req->group_id()] {
-      auto it = groups_.find(id);
-      if (it == groups_.end()) {
+      auto it = controller_.groups().find(id);
+      if (it == controller_.groups().end()) {
         return grpc::Status(grpc::StatusCode::NOT_FOUND, "no placement group " + id);
       }
-      if (it->second.reservation->state() != ReservationState::kRemoved) {
+      if (it->second.reservation.state() != ReservationState::kRemoved) {
         Log("placement group " + id + " removed");
       }
-      Send(it->second.reservation->Remove());
+      auto decisions = controller_.RemovePlacementGroup(id);
+      if (decisions.ok()) Apply(*decisions);
       return grpc::Status::OK;
     });
   }
@@ -359,7 +350,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
                                                 const v1::ListPlacementGroupsRequest*,
                                                 v1::ListPlacementGroupsReply* reply) override {
     return AnswerOnLoop(ctx, options_.token, loop_, [this, reply] {
-      for (const auto& [id, g] : groups_) GroupToProto(id, g, reply->add_groups());
+      for (const auto& [id, g] : controller_.groups()) GroupToProto(id, g, reply->add_groups());
       return grpc::Status::OK;
     });
   }
@@ -496,8 +487,9 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     // node by id (the node's policy may spill it elsewhere).
     auto entry_address = [this] {
       std::string first;
-      for (const auto& [id, e] : nodes_) {
-        if (e.node.state != NodeState::kAlive) continue;
+      for (const auto& [id, m] : controller_.members()) {
+        if (!m.node.IsSchedulable()) continue;
+        const NodeEntry& e = nodes_.at(id);
         if (e.is_head_node) return e.address;
         if (first.empty()) first = e.address;
       }
@@ -540,62 +532,45 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     }
   }
 
-  Clock::time_point last_tick_;  // loop thread: when Tick last ran
-
+  // What the head keeps of a member besides the controller's Member: transport and display.
   struct NodeEntry {
-    Node node;
     std::string address;
     bool is_head_node = false;
     int pid = 0;
-    Clock::time_point last_heartbeat;
     std::vector<v1::Demand> pending;
     std::string metrics_address;  // --- Metrics: empty if the node serves none
   };
 
   // Loop thread: liveness and broadcast, once per report period.
   void Tick() {
-    const auto now = Clock::now();
-    // The head itself was not running (SIGSTOP, swap, an overloaded machine): the silence was
-    // ours, not the nodes'. Shift every deadline by the gap, so a stalled head does not declare
-    // the whole cluster dead when it resumes.
-    // (A stall is a gap of at least ten ticks and one health-check period: ordinary jitter of
-    // the 100 ms tick is not one.)
-    const auto stall = std::max<Clock::duration>(options_.health_check_period,
-                                                 10 * options_.report_period);
-    if (last_tick_ != Clock::time_point() && now - last_tick_ > stall) {
-      const auto gap = now - last_tick_ - options_.report_period;
-      for (auto& [id, e] : nodes_) e.last_heartbeat += gap;
-      Log("the head's loop stalled for " +
-          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now - last_tick_).count()) +
+    // Liveness (with the stall extension), placement fail-over and the broadcast version are
+    // the controller's (core/agent/head_controller.h); the head fails over what it owns.
+    agent::TickDecisions d = controller_.Tick(NowS());
+    if (d.stall_s > 0) {
+      Log("the head's loop stalled for " + std::to_string(static_cast<int64_t>(d.stall_s * 1000)) +
           " ms: node health deadlines extended");
     }
-    last_tick_ = now;
-    for (auto& [id, e] : nodes_) {
-      if (e.node.state != NodeState::kDead && now - e.last_heartbeat > options_.DeadAfter()) {
-        e.node.state = NodeState::kDead;
-        e.pending.clear();
-        Log("node " + id + " missed its heartbeats for " +
-            std::to_string(
-                std::chrono::duration_cast<std::chrono::milliseconds>(now - e.last_heartbeat)
-                    .count()) +
-            " ms: dead");
-        // Tasks that were running there are lost with it.
-        for (auto& [tid, t] : tasks_) {
-          if (t.node_id() == id &&
-              (t.state() == v1::TASK_STATE_RUNNING || t.state() == v1::TASK_STATE_LEASED ||
-               t.state() == v1::TASK_STATE_PENDING)) {
-            t.set_state(v1::TASK_STATE_FAILED);
-            t.set_error("node " + id + " died");
-          }
+    for (const agent::NodeDeath& death : d.dead) {
+      const NodeId& id = death.node;
+      NodeEntry& e = nodes_[id];
+      e.pending.clear();
+      Log("node " + id + " missed its heartbeats for " +
+          std::to_string(static_cast<int64_t>(death.silent_s * 1000)) + " ms: dead");
+      // Tasks that were running there are lost with it.
+      for (auto& [tid, t] : tasks_) {
+        if (t.node_id() == id &&
+            (t.state() == v1::TASK_STATE_RUNNING || t.state() == v1::TASK_STATE_LEASED ||
+             t.state() == v1::TASK_STATE_PENDING)) {
+          t.set_state(v1::TASK_STATE_FAILED);
+          t.set_error("node " + id + " died");
         }
-        OnNodeDead(id);
-        actors_.OnNodeDead(id, UnixNowMs());  // --- actors
-        if (jobs_) jobs_->OnNodeDead(id, e.address);  // --- jobs
       }
+      actors_.OnNodeDead(id, UnixNowMs());  // --- actors
+      if (jobs_) jobs_->OnNodeDead(id, e.address);  // --- jobs
     }
+    Apply(d.placement);
     // --- actors: a RESTARTING actor the head marked and no driver reported on since.
     actors_.Expire(UnixNowMs(), kActorDriverGrace);
-    ++version_;
     UpdateMetrics();
     UpdateTargets();
     if (watchers_.empty()) return;
@@ -606,17 +581,18 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   }
 
   void BuildView(v1::ClusterView* out) const {
-    const auto now = Clock::now();
-    out->set_version(version_);
-    for (const auto& [id, e] : nodes_) {  // std::map: by node id
+    const double now_s = NowS();
+    out->set_version(controller_.version());
+    ToProto(options_.scheduler, out->mutable_scheduler());
+    for (const auto& [id, m] : controller_.members()) {  // std::map: by node id
+      const NodeEntry& e = nodes_.at(id);
       auto* n = out->add_nodes();
-      ToProto(e.node, n);
+      ToProto(m.node, n);
       n->set_address(e.address);
       n->set_is_head_node(e.is_head_node);
       n->set_pid(e.pid);
       n->set_metrics_address(e.metrics_address);
-      n->set_ms_since_heartbeat(
-          std::chrono::duration_cast<std::chrono::milliseconds>(now - e.last_heartbeat).count());
+      n->set_ms_since_heartbeat(static_cast<int64_t>((now_s - m.last_heard_s) * 1000));
       for (const auto& d : e.pending) *n->add_pending() = d;
     }
   }
@@ -625,64 +601,30 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
 
   static constexpr std::chrono::milliseconds kBundleCallTimeout{5000};
 
-  struct Group {
-    PlacementStrategy strategy = PlacementStrategy::kPack;
-    std::unique_ptr<TwoPhaseReservation> reservation;
-    bool infeasible = false;   // the last PlaceBundles said never (as the cluster is now)
-    bool retry_armed = false;  // a retry timer is pending
-    int calls_in_flight = 0;   // bundle RPCs not answered yet (loop thread)
-  };
-
-  // Seconds on the head's own clock, for the state machine (it reads none itself).
+  // Seconds on the head's own clock, for the controller (it reads none itself).
   double NowS() const { return std::chrono::duration<double>(Clock::now() - started_).count(); }
 
-  // Places the group on the current view and starts an attempt, or records why it cannot.
-  void TryPlace(const std::string& id) {
-    auto it = groups_.find(id);
-    if (it == groups_.end() || shutting_down_) return;
-    Group& g = it->second;
-    TwoPhaseReservation& res = *g.reservation;
-    if (res.state() != ReservationState::kPending && res.state() != ReservationState::kFailed) {
-      return;
+  // Carries out the controller's placement decisions: bundle calls now, retry timers later.
+  void Apply(const agent::PlacementDecisions& d) {
+    Send(d.commands);
+    for (const auto& id : d.created) Log("placement group " + id + " is created");
+    for (const agent::RetryAt& r : d.retries) {
+      const double delay_s = std::max(0.0, r.at_s - NowS());
+      loop_.PostAfter(std::chrono::milliseconds(static_cast<int64_t>(delay_s * 1000.0) + 1),
+                      [this, id = r.group] {
+                        if (shutting_down_) return;
+                        Apply(controller_.RetryPlacementGroup(id, NowS()));
+                      });
     }
-    ClusterView view;
-    for (const auto& [nid, e] : nodes_) (void)view.AddNode(e.node);
-    const PlacementResult placed = PlaceBundles(view, res.bundles(), g.strategy);
-    g.infeasible = placed.kind == PlacementResult::Kind::kInfeasible;
-    if (placed.kind != PlacementResult::Kind::kPlaced) {
-      (void)res.OnPlacementFailed(NowS(), placed.reason);
-    } else {
-      auto cmds = res.Start(NodeIdsOf(view, placed.slots));
-      if (!cmds.ok()) {
-        Log("placement group " + id + ": " + cmds.status().ToString());
-        return;
-      }
-      Send(*cmds);
-    }
-    ArmRetry(id);
-  }
-
-  // A Failed group is tried again at its retry time (fresh placement on the view then).
-  void ArmRetry(const std::string& id) {
-    Group& g = groups_.at(id);
-    if (g.reservation->state() != ReservationState::kFailed || g.retry_armed) return;
-    g.retry_armed = true;
-    const double delay_s = std::max(0.0, g.reservation->retry_at_s() - NowS());
-    loop_.PostAfter(std::chrono::milliseconds(static_cast<int64_t>(delay_s * 1000.0) + 1),
-                    [this, id] {
-                      auto it = groups_.find(id);
-                      if (it == groups_.end()) return;
-                      it->second.retry_armed = false;
-                      TryPlace(id);
-                    });
   }
 
   // Carries out the state machine's commands as asynchronous calls; each reply is posted back
   // to the loop (OnBundleReply). Cancels need no answer.
   void Send(const std::vector<TwoPhaseCommand>& cmds) {
     for (const auto& cmd : cmds) {
+      const agent::Member* member = controller_.FindMember(cmd.node);
       auto n = nodes_.find(cmd.node);
-      if (n == nodes_.end() || n->second.node.state == NodeState::kDead) {
+      if (member == nullptr || !member->node.IsAlive() || n == nodes_.end()) {
         // No node to ask: a failed answer (Cancels to a dead node are moot).
         if (cmd.kind != TwoPhaseCommand::Kind::kCancel) {
           loop_.Post([this, cmd] { OnBundleReply(cmd, false, "node unknown or dead"); });
@@ -706,12 +648,12 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
       call->req.set_bundle_index(cmd.bundle);
       ToProto(cmd.resources.set(), call->req.mutable_resources());
       ++bundle_calls_;
-      if (auto g = groups_.find(cmd.group); g != groups_.end()) ++g->second.calls_in_flight;
+      ++calls_in_flight_[cmd.group];
       auto done = [this, call, cmd](grpc::Status s) {
         const bool ok = s.ok() && call->reply.ok();
         const std::string why = !s.ok() ? s.error_message() : call->reply.reason();
         loop_.Post([this, cmd, ok, why] {
-          if (auto g = groups_.find(cmd.group); g != groups_.end()) --g->second.calls_in_flight;
+          --calls_in_flight_[cmd.group];
           if (cmd.kind != TwoPhaseCommand::Kind::kCancel) OnBundleReply(cmd, ok, why);
         });
         --bundle_calls_;
@@ -731,36 +673,21 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   }
 
   void OnBundleReply(const TwoPhaseCommand& cmd, bool ok, const std::string& why) {
-    auto it = groups_.find(cmd.group);
-    if (it == groups_.end()) return;
-    TwoPhaseReservation& res = *it->second.reservation;
+    if (controller_.groups().count(cmd.group) == 0) return;
     if (!ok) {
       Log("placement group " + cmd.group + ": " + TwoPhaseCommandKindName(cmd.kind) +
           " of bundle " + std::to_string(cmd.bundle) + " on " + cmd.node + " failed: " + why);
     }
-    auto next = cmd.kind == TwoPhaseCommand::Kind::kPrepare
-                    ? res.OnPrepared(cmd.bundle, ok, NowS())
-                    : res.OnCommitted(cmd.bundle, ok, NowS());
+    auto next = controller_.OnBundleReply(cmd, ok, NowS());
     if (!next.ok()) {
       Log("placement group " + cmd.group + ": stale answer: " + next.status().ToString());
       return;
     }
-    Send(*next);
-    if (res.state() == ReservationState::kCreated && !next->empty()) {
-      Log("placement group " + cmd.group + " is created");
-    }
-    ArmRetry(cmd.group);
+    Apply(*next);
   }
 
-  void OnNodeDead(const NodeId& node) {
-    for (auto& [id, g] : groups_) {
-      Send(g.reservation->OnNodeDead(node, NowS()));
-      ArmRetry(id);
-    }
-  }
-
-  static v1::PlacementGroupState StateToProto(const Group& g) {
-    switch (g.reservation->state()) {
+  static v1::PlacementGroupState StateToProto(const agent::PlacementGroupEntry& g) {
+    switch (g.reservation.state()) {
       case ReservationState::kPending:
         return v1::PLACEMENT_GROUP_STATE_PENDING;
       case ReservationState::kPreparing:
@@ -778,8 +705,9 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     return v1::PLACEMENT_GROUP_STATE_UNSPECIFIED;
   }
 
-  static void GroupToProto(const std::string& id, const Group& g, v1::PlacementGroupInfo* out) {
-    const TwoPhaseReservation& res = *g.reservation;
+  static void GroupToProto(const std::string& id, const agent::PlacementGroupEntry& g,
+                           v1::PlacementGroupInfo* out) {
+    const TwoPhaseReservation& res = g.reservation;
     out->set_group_id(id);
     out->set_strategy(PlacementStrategyName(g.strategy));
     for (const auto& b : res.bundles()) ToProto(b.set(), out->add_bundles());
@@ -833,8 +761,9 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     if (metrics_endpoint_) {
       targets.push_back({metrics_endpoint_->address(), {{"orrery_role", "head"}}});
     }
-    for (const auto& [id, e] : nodes_) {
-      if (e.node.state == NodeState::kDead || e.metrics_address.empty()) continue;
+    for (const auto& [id, m] : controller_.members()) {
+      const NodeEntry& e = nodes_.at(id);
+      if (!m.node.IsAlive() || e.metrics_address.empty()) continue;
       targets.push_back({e.metrics_address, {{"orrery_role", "node"}, {"orrery_node", id}}});
     }
     targets_->Update(std::move(targets));
@@ -852,12 +781,12 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     if (!metrics_) return;
     std::map<std::string, double> nodes = {{"alive", 0}, {"draining", 0}, {"dead", 0}};
     std::map<std::string, double> active, pending;
-    for (const auto& [id, e] : nodes_) {
-      ++nodes[NodeStateName(e.node.state)];
-      auto type = e.node.labels.find("node_type");
-      const std::string t = type == e.node.labels.end() ? "default" : type->second;
+    for (const auto& [id, m] : controller_.members()) {
+      ++nodes[NodeStateName(m.node.state)];
+      auto type = m.node.labels.find("node_type");
+      const std::string t = type == m.node.labels.end() ? "default" : type->second;
       pending[t] = 0;  // no live autoscaler launches nodes yet
-      active[t] += e.node.state == NodeState::kDead ? 0 : 1;
+      active[t] += m.node.IsAlive() ? 1 : 0;
     }
     if (autoscaler_) autoscaler_->Counts(&active, &pending);  // --- autoscaler
     metrics_->SetNodes(nodes);
@@ -865,7 +794,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     std::map<std::string, double> groups = {{"pending", 0}, {"preparing", 0}, {"committing", 0},
                                             {"created", 0}, {"failed", 0},    {"infeasible", 0},
                                             {"removed", 0}};
-    for (const auto& [id, g] : groups_) {
+    for (const auto& [id, g] : controller_.groups()) {
       ++groups[StateLabel(v1::PlacementGroupState_Name(StateToProto(g)), "PLACEMENT_GROUP_STATE_")];
     }
     metrics_->SetPlacementGroups(groups);
@@ -916,9 +845,10 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     if (!autoscaler_ || shutting_down_) return;
     AutoscalerRoundInput in;
     in.now_s = NowS();
-    for (const auto& [id, e] : nodes_) {
+    for (const auto& [id, m] : controller_.members()) {
+      const NodeEntry& e = nodes_.at(id);
       HeadNodeState h;
-      h.node = e.node;
+      h.node = m.node;
       for (const auto& d : e.pending) {
         if (d.wait_reason() != v1::WAIT_REASON_INFEASIBLE &&
             d.wait_reason() != v1::WAIT_REASON_WAITING_FOR_RESOURCES) {
@@ -929,22 +859,10 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
       }
       in.nodes.push_back(std::move(h));
     }
-    for (const auto& [gid, g] : groups_) {
-      const auto st = g.reservation->state();
-      if (st != ReservationState::kPending && st != ReservationState::kFailed) continue;
-      autoscaler::GangDemand gang;
-      gang.strategy = g.strategy;
-      for (const auto& b : g.reservation->bundles()) gang.bundles.push_back(b.set());
-      if (!gang.bundles.empty()) in.gangs.push_back(std::move(gang));
-    }
+    in.gangs = controller_.UnplacedGangs();
     const AutoscalerRoundOutput out = autoscaler_->Round(in);
     for (const auto& line : out.log) Log(line);
-    for (const auto& id : out.drain) {
-      auto it = nodes_.find(id);
-      if (it != nodes_.end() && it->second.node.state == NodeState::kAlive) {
-        it->second.node.state = NodeState::kDraining;
-      }
-    }
+    for (const auto& id : out.drain) (void)controller_.Drain(id);
   }
 
   grpc::ServerUnaryReactor* GetAutoscalerStatus(grpc::CallbackServerContext* ctx,
@@ -972,13 +890,13 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   std::atomic<bool> stop_requested_{false};
   // Owned by loop_.
   bool shutting_down_ = false;
-  int64_t version_ = 0;
-  std::map<NodeId, NodeEntry> nodes_;
+  agent::HeadController controller_;  // membership, liveness, view version, placement groups
+  std::map<NodeId, NodeEntry> nodes_;  // by id: what the controller's members need for transport
   std::map<std::string, v1::TaskRecord> tasks_;
   std::vector<std::string> order_;  // task ids by first report
   std::vector<std::shared_ptr<StreamWriter<v1::ClusterView>>> watchers_;
   const Clock::time_point started_ = Clock::now();
-  std::map<std::string, Group> groups_;  // by group id; removed groups stay (ids are not reused)
+  std::map<std::string, int> calls_in_flight_;  // bundle RPCs not answered yet, by group id
   std::map<std::string, std::unique_ptr<v1::NodeService::Stub>> stubs_;  // by node address
   std::atomic<int> bundle_calls_{0};  // bundle RPCs in flight (any thread)
   // --- jobs: the manager is set on the loop once created (handlers check it there); the HTTP

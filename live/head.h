@@ -26,6 +26,7 @@
 #include <memory>
 #include <string>
 
+#include "core/scheduling/scheduler.h"
 #include "core/status.h"
 #include "live/job_log.h"
 
@@ -45,6 +46,9 @@ struct HeadOptions {
   std::chrono::milliseconds health_check_period{1000};
   int health_check_failures = 5;
   std::chrono::milliseconds DeadAfter() const { return health_check_period * health_check_failures; }
+  // The cluster's scheduling policy and options (`orrery start --head --policy`): sent to every
+  // node in the registration reply and the view; every node decides with it.
+  SchedulerOptions scheduler;
   size_t max_tasks = 10000;  // finished tasks beyond this are forgotten, oldest first
   // The session directory (live/session.h): logs/, the job store, uploaded packages, the metrics
   // target list. Empty: a private temp dir, removed on Stop (tests, `live run --local`).

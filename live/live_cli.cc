@@ -29,6 +29,7 @@
 #include "live/gpu_detect.h"  // GPUs: detection at node start
 #include "core/placement/two_phase.h"  // --- actors: bundle resource names
 #include "core/results/run_record.h"
+#include "core/scheduling/scheduler_settings.h"
 #include "live/head.h"
 #include "live/job_cli.h"  // --- jobs
 #include "live/live_run.h"
@@ -452,7 +453,23 @@ constexpr const char* kStartUsage =
     "                    [--metrics-port P] [--head-metrics-port P]\n"
     "                    [--autoscaler-config FILE.yaml]\n"
     "                    [--health-check-period-ms MS] [--health-check-failures N]\n"
+    "                    [--policy NAME] [--set scheduler.KEY=VALUE]...\n"
     "       orrery start --address HOST:PORT [node options as above]\n";
+
+// The cluster's scheduling setting from `--policy NAME` and `--set scheduler.KEY=VALUE` (the
+// keys a scenario's scheduler block has: core/scheduling/scheduler_settings.h).
+Status ParseSchedulingFlags(const std::string& policy, const std::vector<std::string>& sets,
+                            SchedulerOptions* o) {
+  if (!policy.empty()) ORRERY_RETURN_IF_ERROR(ApplySchedulerSetting("policy", policy, o));
+  for (const std::string& kv : sets) {
+    const size_t eq = kv.find('=');
+    if (kv.rfind("scheduler.", 0) != 0 || eq == std::string::npos) {
+      return InvalidArgument("--set: expected scheduler.KEY=VALUE, got '" + kv + "'");
+    }
+    ORRERY_RETURN_IF_ERROR(ApplySchedulerSetting(kv.substr(10, eq - 10), kv.substr(eq + 1), o));
+  }
+  return Status::Ok();
+}
 
 // How a node on another machine joins: only possible when the head listens beyond loopback,
 // and then at an address other machines can reach (this host's name for 0.0.0.0).
@@ -507,6 +524,14 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
       "health-check-failures", po::value(&health_failures),
       "with --head: failed checks in a row before a node is declared dead (default 5)");
   int head_metrics_port = 0;  // --- Metrics
+  std::string policy;             // scheduling: a cluster setting
+  std::vector<std::string> scheduler_sets;
+  desc.add_options()("policy", po::value(&policy),
+                     "with --head: the cluster's scheduling policy (orrery policies; default "
+                     "hybrid); every node decides with it")(
+      "set", po::value(&scheduler_sets)->composing(),
+      "with --head: a policy option, scheduler.KEY=VALUE (spread_threshold, top_k_absolute, "
+      "top_k_fraction, avoid_gpu_nodes)");
   std::string autoscaler_config;  // --- autoscaler
   desc.add_options()("autoscaler-config", po::value(&autoscaler_config),
                      "with --head: run the autoscaler with these node types (YAML, see README)");
@@ -552,6 +577,18 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   if (port < 0 || port > 65535) {
     err << "orrery start: --port: expected 0..65535\n";
     return kExitUsage;
+  }
+  if (!head && (!policy.empty() || !scheduler_sets.empty())) {
+    err << "orrery start: --policy and --set scheduler.* are cluster settings: pass them with "
+           "--head (a joining node uses the cluster's)\n";
+    return kExitUsage;
+  }
+  {
+    SchedulerOptions check;
+    if (Status s = ParseSchedulingFlags(policy, scheduler_sets, &check); !s.ok()) {
+      err << "orrery start: " << s.message() << "\n";
+      return kExitUsage;
+    }
   }
   if (vm.count("node-name")) {
     if (Status s = ValidateNodeName(f.node_name); !s.ok()) {
@@ -689,6 +726,8 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   if (!autoscaler_config.empty()) {  // --- autoscaler
     head_args.insert(head_args.end(), {"--autoscaler-config", autoscaler_config});
   }
+  if (!policy.empty()) head_args.insert(head_args.end(), {"--policy", policy});
+  for (const auto& kv : scheduler_sets) head_args.insert(head_args.end(), {"--set", kv});
   auto pid = SpawnDaemon(SelfExe(), head_args, log);
   if (!pid.ok()) {
     err << "orrery start: " << pid.status().message() << "\n";
@@ -876,7 +915,8 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
   }
   auto cluster = FindCluster("status", c.address, c.temp_dir, err);
   if (!cluster) return kExitUsage;
-  auto nodes = HeadClient(cluster->address, cluster->token).ListNodes();
+  // The view: the nodes and the cluster's scheduling setting.
+  auto nodes = HeadClient(cluster->address, cluster->token).GetClusterView();
   if (!nodes.ok()) {
     err << "orrery status: " << nodes.status().ToString() << "\n";
     return kExitFailed;
@@ -885,6 +925,11 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
   int alive = 0, dead = 0;
   std::map<std::pair<std::string, std::string>, int> demand;  // (shape, reason) -> count
   out << "======== Cluster status (" << cluster->address << ") ========\n";
+  if (nodes->has_scheduler()) {
+    auto sched = SchedulerFromProto(nodes->scheduler());
+    out << "Scheduling policy: "
+        << (sched.ok() ? DescribeScheduling(*sched) : nodes->scheduler().policy()) << "\n";
+  }
   out << "Nodes:\n";
   for (const auto& n : nodes->nodes()) {
     auto t = FromProto(n.total(), "total");
@@ -1583,8 +1628,16 @@ int RunHeadDaemon(const std::vector<std::string>& args, std::ostream& out, std::
   desc.add_options()("metrics-port", po::value(&o.metrics_port), "");  // --- Metrics
   std::string autoscaler_config;  // --- autoscaler
   desc.add_options()("autoscaler-config", po::value(&autoscaler_config), "");
+  std::string policy;
+  std::vector<std::string> scheduler_sets;
+  desc.add_options()("policy", po::value(&policy), "")(
+      "set", po::value(&scheduler_sets)->composing(), "");
   po::variables_map vm;
   if (!ParseOptions("__head", args, desc, vm, err)) return kExitUsage;
+  if (Status s = ParseSchedulingFlags(policy, scheduler_sets, &o.scheduler); !s.ok()) {
+    err << "orrery __head: " << s.message() << "\n";
+    return kExitUsage;
+  }
   if (!autoscaler_config.empty()) {  // --- autoscaler
     auto c = LoadAutoscalerConfig(autoscaler_config);
     if (!c.ok()) {

@@ -15,6 +15,7 @@
 
 #include "core/placement/two_phase.h"
 #include "core/scheduling/scheduler.h"
+#include "core/scheduling/scheduler_settings.h"
 #include "live/autoscaler_cli.h"     // --- autoscaler
 #include "live/autoscaler_config.h"  // --- autoscaler
 #include "live/client.h"
@@ -116,6 +117,7 @@ StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const Scenario& scen
   // A replayed scenario's node failures are detected as the simulator models them.
   ho.health_check_period = std::max(std::chrono::milliseconds(100), period);
   ho.health_check_failures = 5;
+  ho.scheduler = scenario.scheduler.options;  // the cluster's policy is the scenario's
   if (scenario.autoscaler.enabled) {  // --- autoscaler: the head launches the standby nodes' types
     ho.autoscaler =
         std::make_shared<const LiveAutoscalerConfig>(AutoscalerConfigOfScenario(scenario));
@@ -961,8 +963,49 @@ StatusOr<results::RunRecord> RunScenario(const Scenario& scenario, const std::st
                     "--autoscaler-config, or use --local)");
     }
   }
-  Runner runner(scenario, address, token, options);
+  auto scheduling = ClusterScheduling(scenario, address, token);
+  if (!scheduling.ok()) return scheduling.status();
+  if (SameScheduling(*scheduling, scenario.scheduler.options)) {
+    Runner runner(scenario, address, token, options);
+    return runner.Run();
+  }
+  // The scenario names no policy: it runs with the cluster's, and its record says so.
+  Scenario on_cluster = scenario;
+  on_cluster.scheduler.options = *scheduling;
+  Runner runner(on_cluster, address, token, options);
   return runner.Run();
+}
+
+StatusOr<SchedulerOptions> ClusterScheduling(const Scenario& scenario,
+                                             const std::string& address,
+                                             const std::string& token) {
+  auto view = HeadClient(address, token).GetClusterView();
+  if (!view.ok()) return view.status().WithContext("asking the cluster for its view");
+  auto cluster = SchedulerFromProto(view->scheduler());
+  if (!cluster.ok()) return cluster.status().WithContext("the cluster's scheduling setting");
+  const SchedulerOptions& asked = scenario.scheduler.options;
+  if (scenario.scheduler.policy_given && !SameScheduling(asked, *cluster)) {
+    return Status(StatusCode::kFailedPrecondition,
+                  scenario.path + ": scheduler: the scenario asks for policy " +
+                      DescribeScheduling(asked) + " but the cluster at " + address + " runs " +
+                      DescribeScheduling(*cluster) +
+                      " (policy is a cluster setting: start the head with --policy " +
+                      asked.policy + ", or drop the scenario's policy to use the cluster's)");
+  }
+  return *cluster;
+}
+
+std::vector<std::string> SchedulingOverrides(const SchedulerOptions& o) {
+  auto num = [](double d) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%.17g", d);
+    return std::string(buf);
+  };
+  return {"scheduler.policy=" + o.policy,
+          "scheduler.spread_threshold=" + num(o.hybrid.spread_threshold),
+          "scheduler.top_k_absolute=" + std::to_string(o.hybrid.top_k_absolute),
+          "scheduler.top_k_fraction=" + num(o.hybrid.top_k_fraction),
+          std::string("scheduler.avoid_gpu_nodes=") + (o.hybrid.avoid_gpu_nodes ? "true" : "false")};
 }
 
 }  // namespace orrery::live

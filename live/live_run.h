@@ -119,8 +119,20 @@ struct LiveRunOptions {
   std::function<Status(const std::string& id, bool crash)> inject_failure;
 };
 
+// Policy is a cluster setting: the scheduling a run on the cluster at `address` gets. The
+// cluster's (from its view) when the scenario names no policy or policy option, or names exactly
+// the cluster's; FailedPrecondition naming both when it asks for another.
+StatusOr<SchedulerOptions> ClusterScheduling(const Scenario& scenario,
+                                             const std::string& address, const std::string& token);
+
+// `--set` overrides ("scheduler.policy=spread", "scheduler.top_k_fraction=0.2", ...) that make a
+// scenario ask for exactly `o` (so a simulator run decides as the cluster does).
+std::vector<std::string> SchedulingOverrides(const SchedulerOptions& o);
+
 // Replays `scenario` on the cluster whose head is at `address`. REQUIRES: CheckLiveSupport ok.
-// FailedPrecondition if a scenario node is not an alive node of the cluster (by id).
+// FailedPrecondition if a scenario node is not an alive node of the cluster (by id), or if the
+// scenario asks for a policy other than the cluster's (ClusterScheduling). The record's policy is
+// the cluster's, the one that ran.
 StatusOr<results::RunRecord> RunScenario(const Scenario& scenario, const std::string& address,
                                          const std::string& token, const LiveRunOptions& options);
 

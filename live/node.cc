@@ -136,6 +136,13 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     ORRERY_RETURN_IF_ERROR(StartRuntimeEnvAgent());  // --- runtime envs
     auto reply = RegisterWithRetry(options_.register_timeout);
     if (!reply.ok()) return reply.status();
+    // Policy is a cluster setting: decide with the head's (options_.scheduler only for a head
+    // that sends none).
+    if (reply->view().has_scheduler()) {
+      auto cluster = SchedulerFromProto(reply->view().scheduler());
+      if (!cluster.ok()) return cluster.status().WithContext("the head's scheduling setting");
+      scheduler_ = std::move(*cluster);
+    }
     Status init;
     loop_.RunSync([&] { init = InitManager(reply->view()); });
     ORRERY_RETURN_IF_ERROR(init);
@@ -606,7 +613,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
       addresses_[info.node_id()] = info.address();
       ORRERY_RETURN_IF_ERROR(view.AddNode(std::move(*n)));
     }
-    node_agent_options_.scheduler = options_.scheduler;
+    node_agent_options_.scheduler = scheduler_;  // the cluster's setting (registration reply)
     // Tasks of a group ask for its committed bundle resources ("CPU_group_0_pg") by name.
     node_agent_options_.expose_committed_bundles = true;
     auto a = std::make_unique<agent::NodeAgent>(node_id_, &node_agent_options_);
@@ -1654,6 +1661,9 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   }
 
   const NodeOptions options_;
+  // The scheduling setting every LeaseManager here is built with: the cluster's, from the
+  // registration reply (the head's --policy); options_.scheduler until then.
+  SchedulerOptions scheduler_ = options_.scheduler;
   std::string node_id_;
   std::string address_;
   milliseconds report_period_{100};

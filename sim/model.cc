@@ -1,4 +1,5 @@
 #include "sim/model.h"
+#include "sim/sim_node_provider.h"
 
 #include <algorithm>
 #include <array>
@@ -6,6 +7,7 @@
 #include <map>
 #include <sstream>
 
+#include "core/agent/head_controller.h"
 #include "core/placement/two_phase.h"
 
 namespace orrery::sim {
@@ -55,6 +57,13 @@ agent::SubmitterOptions SimOwnerOptions() {
   return o;
 }
 
+// The head's options in the simulator: an infeasible group waits for a node (the model knows the
+// instant one joins); retries otherwise back off as on the live head.
+agent::HeadControllerOptions SimHeadOptions() {
+  agent::HeadControllerOptions o;
+  o.infeasible_waits_for_node = true;
+  return o;
+}
 }  // namespace
 
 Model::Model(const Scenario& scenario, Platform* platform, ModelOptions options)
@@ -62,7 +71,8 @@ Model::Model(const Scenario& scenario, Platform* platform, ModelOptions options)
       platform_(platform),
       options_(options),
       rng_(scenario.seed),
-      owner_(SimOwnerOptions()) {
+      owner_(SimOwnerOptions()),
+      head_(SimHeadOptions()) {
   const size_t n = scenario_.nodes.size();
   nodes_.resize(n);
   slot_of_node_.resize(n);
@@ -133,6 +143,7 @@ Model::Model(const Scenario& scenario, Platform* platform, ModelOptions options)
     auto planner = autoscaler::AutoscalerPlanner::Create(cfg);
     if (planner.ok()) {
       planner_ = std::make_unique<autoscaler::AutoscalerPlanner>(std::move(planner).value());
+      provider_ = std::make_unique<SimNodeProvider>(*this);
       Push(0.0, Ev::kAutoscale);
     } else {
       autoscaler_warnings_.push_back("autoscaler disabled: " + planner.status().message());
@@ -895,33 +906,24 @@ void Model::ReleaseEnv(uint32_t att) {
 // pending, then join after the boot delay; terminated nodes go back to standby).
 
 void Model::OnAutoscale() {
-  autoscaler::AutoscalerInput in;
-  in.now_s = now_;
-  const auto& types = scenario_.autoscaler.node_types;
+  // The round is core's (agent::BuildAutoscalerInput / RunAutoscalerRound, as on the live head);
+  // the members are the running nodes that are up, by node index.
+  std::vector<agent::RoundMember> members;
   for (size_t i = 0; i < nodes_.size(); ++i) {
     const NodeRt& rt = nodes_[i];
-    if (rt.life == Life::kStandby) continue;
-    if (rt.life == Life::kRunning && !rt.up) continue;  // crashed: not capacity
-    autoscaler::SnapshotNode sn;
-    sn.id = scenario_.nodes[i].id;
-    sn.type = rt.type >= 0 ? types[rt.type].name : "";
-    sn.total = scenario_.nodes[i].total;
-    sn.launch_time_s = rt.launch_time;
-    if (rt.life == Life::kPending) {
-      sn.state = autoscaler::ProviderNodeState::kPending;
-      sn.available = sn.total;
-    } else {
-      sn.state = autoscaler::ProviderNodeState::kRunning;
-      sn.available = truth_.at(slot_of_node_[i]).resources.available();
-      if (rt.idle_since >= 0) sn.idle_since_s = rt.idle_since;
-    }
-    in.nodes.push_back(std::move(sn));
+    if (rt.life != Life::kRunning || !rt.up) continue;
+    agent::RoundMember m;
+    m.node = &truth_.at(slot_of_node_[i]);
+    if (rt.idle_since >= 0) m.idle_since_s = rt.idle_since;
+    members.push_back(m);
   }
+  std::vector<autoscaler::ResourceDemand> demands;
   for (size_t sh = 0; sh < demand_by_shape_.size(); ++sh) {
     if (demand_by_shape_[sh] > 0) {
-      in.demands.push_back({scenario_.shapes[sh].set(), demand_by_shape_[sh]});
+      demands.push_back({scenario_.shapes[sh].set(), demand_by_shape_[sh]});
     }
   }
+  std::vector<autoscaler::GangDemand> gangs;
   for (size_t g = 0; g < pgs_.size(); ++g) {
     const PgRt& pg = pgs_[g];
     if (pg.state == PgRt::State::kPreparing) continue;
@@ -932,34 +934,17 @@ void Model::OnAutoscale() {
     for (size_t b = 0; b < spec.bundles.size(); ++b) {
       if (b >= pg.bundle_held.size() || !pg.bundle_held[b]) gang.bundles.push_back(spec.bundles[b].set());
     }
-    if (!gang.bundles.empty()) in.gangs.push_back(std::move(gang));
+    if (!gang.bundles.empty()) gangs.push_back(std::move(gang));
   }
-  auto plan = planner_->Plan(in);
-  if (!plan.ok()) {
+  auto listed = provider_->List();
+  const agent::AutoscalerRoundResult round = agent::RunAutoscalerRound(
+      *planner_,
+      agent::BuildAutoscalerInput(members, *listed, planner_->config(), std::move(demands),
+                                  std::move(gangs), now_),
+      *provider_);
+  if (!round.status.ok()) {
     autoscaler_warnings_.push_back("autoscaler round at t=" + std::to_string(now_) +
-                                   " failed: " + plan.status().message());
-  } else {
-    for (const auto& l : plan->launches) {
-      int64_t left = l.count;
-      for (size_t i = 0; i < nodes_.size() && left > 0; ++i) {
-        NodeRt& rt = nodes_[i];
-        if (rt.life != Life::kStandby || rt.type < 0 || types[rt.type].name != l.type) continue;
-        Accumulate();
-        rt.life = Life::kPending;
-        rt.launch_time = now_;
-        ++rt.launch_gen;
-        ++nodes_pending_;
-        ++launched_;
-        --left;
-        last_activity_ = now_;
-        Push(now_ + scenario_.autoscaler.boot_delay_s, Ev::kBoot, static_cast<int32_t>(i), 0,
-             rt.launch_gen);
-      }
-    }
-    for (const auto& t : plan->terminations) {
-      const int slot = truth_.FindSlot(t.node);
-      if (slot >= 0) TerminateNode(node_of_slot_[slot]);
-    }
+                                   " failed: " + round.status.message());
   }
   if (!Done()) Push(now_ + scenario_.autoscaler.period_s, Ev::kAutoscale);
 }
@@ -1102,18 +1087,15 @@ void Model::OnFailure(const FailureSpec& f) {
     while (first_open_transfer_ < transfers_.size() && transfers_[first_open_transfer_].done) {
       ++first_open_transfer_;
     }
-    // Bundles reserved there are lost; the group re-places just those.
+    // Bundles reserved there are lost with it; the head fails their groups over (the others'
+    // bundles are given back and the group is placed again as a whole, as on the live head).
     for (size_t g = 0; g < pgs_.size(); ++g) {
       PgRt& pg = pgs_[g];
-      bool lost = false;
       for (size_t b = 0; b < pg.bundle_held.size(); ++b) {
-        if (pg.bundle_held[b] && pg.slots[b] == slot) {
-          pg.bundle_held[b] = 0;
-          lost = true;
-        }
+        if (pg.bundle_held[b] && pg.slots[b] == slot) pg.bundle_held[b] = 0;
       }
-      if (lost && pg.state == PgRt::State::kCreated) Push(now_, Ev::kPgCreate, static_cast<int32_t>(g));
     }
+    ApplyPlacement(head_.OnNodeDead(scenario_.nodes[node].id, now_));
     // Attempts running (or starting) there fail; the owner retries them per max_retries.
     const std::vector<uint32_t> running = rt.running;
     for (uint32_t att : running) {
@@ -1189,113 +1171,125 @@ void Model::NewAttemptNoProceed(uint32_t task, double submit) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Placement groups: placed from the current truth (the head's view), reserved with two phases.
-// A group that loses bundles with a crashed node re-places only those (its other bundles keep
-// their running tasks), as Ray does.
+// Placement groups: the head's side is agent::HeadController (TwoPhaseReservation: place on the
+// current truth, prepare on every bundle's node, commit when all prepared, otherwise cancel and
+// retry with backoff; a node's death fails the group over), exactly as on the live head. The model
+// supplies the round trip of the prepares and the node side, one narrow function per step
+// (PrepareBundleOn, CommitBundleOn, CancelBundleOn). An infeasible group waits for a node to join
+// or recover (head_ is told so: infeasible_waits_for_node).
+
+namespace {
+std::string PgKey(int g) { return std::to_string(g); }
+}  // namespace
 
 void Model::OnPgCreate(int g) {
   PgRt& pg = pgs_[g];
   const PlacementGroupSpec& spec = scenario_.placement_groups[g];
-  if (pg.state == PgRt::State::kPreparing) return;
   const size_t n = spec.bundles.size();
   if (pg.bundle_held.size() != n) {
     pg.bundle_held.assign(n, 0);
     pg.slots.assign(n, -1);
+    (void)head_.AddPlacementGroup(PgKey(g), spec.strategy, spec.bundles);
   }
-  std::vector<int> missing;
-  for (size_t b = 0; b < n; ++b) {
-    if (!pg.bundle_held[b]) missing.push_back(static_cast<int>(b));
-  }
-  if (missing.empty()) return;
+  const ReservationState st = head_.groups().at(PgKey(g)).reservation.state();
+  if (st != ReservationState::kPending && st != ReservationState::kFailed) return;
   last_activity_ = now_;
-  std::vector<ResourceRequest> bundles;
-  for (int b : missing) bundles.push_back(spec.bundles[b]);
-  // Surviving bundles constrain where the missing ones may go.
-  std::vector<int> placed(missing.size(), -1);
-  PlacementResult r;
-  const bool partial = missing.size() < n;
-  int pack_slot = -1;
-  for (size_t b = 0; b < n; ++b) {
-    if (pg.bundle_held[b]) pack_slot = pg.slots[b];
+  agent::PlacementDecisions d = head_.RetryPlacementGroupOn(PgKey(g), truth_, now_);
+  if (d.commands.empty() && d.retries.empty() && head_.groups().at(PgKey(g)).infeasible) {
+    pg.waiting_node = true;  // retried when a node joins or recovers
   }
-  if (partial && spec.strategy == PlacementStrategy::kStrictPack) {
-    // Everything must share the surviving bundles' node.
-    ResourceSet sum;
-    for (const auto& b : bundles) sum += b.set();
-    const ResourceRequest total = ResourceRequest::FromSet(sum);
-    const Node& node = truth_.at(pack_slot);
-    r.kind = node.IsSchedulable() && node.resources.IsAvailable(total)
-                 ? PlacementResult::Kind::kPlaced
-                 : PlacementResult::Kind::kFailed;
-    r.slots.assign(bundles.size(), pack_slot);
-  } else if (partial && spec.strategy == PlacementStrategy::kStrictSpread) {
-    ClusterView view = truth_;
-    for (size_t b = 0; b < n; ++b) {
-      if (pg.bundle_held[b]) view.SetState(pg.slots[b], NodeState::kDraining);
+  ApplyPlacement(d);
+}
+
+// Carries out the head's decisions: Prepares leave together and are answered after one round
+// trip (OnPgPrepared); Cancels are applied at once; retries become kPgCreate events.
+void Model::ApplyPlacement(const agent::PlacementDecisions& d) {
+  int prepared_group = -1;
+  for (const TwoPhaseCommand& cmd : d.commands) {
+    const int g = std::stoi(cmd.group);
+    if (cmd.kind == TwoPhaseCommand::Kind::kCancel) {
+      CancelBundleOn(g, cmd.bundle);
+    } else if (cmd.kind == TwoPhaseCommand::Kind::kPrepare) {
+      PgRt& pg = pgs_[g];
+      if (prepared_group != g) pg.in_flight.clear();
+      prepared_group = g;
+      pg.slots[cmd.bundle] = truth_.FindSlot(cmd.node);
+      pg.in_flight.push_back(cmd);
     }
-    r = PlaceBundles(view, bundles, spec.strategy);
-  } else {
-    r = PlaceBundles(truth_, bundles, spec.strategy);
   }
-  if (r.kind == PlacementResult::Kind::kInfeasible) {
-    pg.waiting_node = true;  // retried when a node recovers
-    return;
+  for (const agent::RetryAt& r : d.retries) Push(r.at_s, Ev::kPgCreate, std::stoi(r.group));
+  if (prepared_group >= 0) {
+    PgRt& pg = pgs_[prepared_group];
+    ++pg.generation;
+    // Prepare requests go out from the head (driver node) and come back: one round trip.
+    double rtt = 0;
+    const int owner = OwnerNode();
+    for (const auto& cmd : pg.in_flight) {
+      rtt = std::max(rtt, 2 * Hop(owner, node_of_slot_[pg.slots[cmd.bundle]]));
+    }
+    Push(now_ + rtt, Ev::kPgPrepared, prepared_group, 0, pg.generation);
   }
-  if (r.kind == PlacementResult::Kind::kFailed) {
-    Push(now_ + pg.backoff.NextDelay(), Ev::kPgCreate, g);
-    return;
+  std::vector<char> synced(pgs_.size(), 0);
+  for (const TwoPhaseCommand& cmd : d.commands) {
+    const int g = std::stoi(cmd.group);
+    if (!synced[g]) SyncPgState(g);
+    synced[g] = 1;
   }
-  for (size_t i = 0; i < missing.size(); ++i) pg.slots[missing[i]] = r.slots[i];
-  pg.preparing = missing;
-  pg.state = PgRt::State::kPreparing;
-  ++pg.generation;
-  // Prepare requests go out from the head (driver node) and come back: one round trip.
-  double rtt = 0;
-  const int owner = OwnerNode();
-  for (int b : missing) rtt = std::max(rtt, 2 * Hop(owner, node_of_slot_[pg.slots[b]]));
-  Push(now_ + rtt, Ev::kPgPrepared, g, 0, pg.generation);
+  for (const agent::RetryAt& r : d.retries) SyncPgState(std::stoi(r.group));
+}
+
+void Model::SyncPgState(int g) {
+  switch (head_.groups().at(PgKey(g)).reservation.state()) {
+    case ReservationState::kPreparing:
+    case ReservationState::kCommitting:
+      pgs_[g].state = PgRt::State::kPreparing;
+      break;
+    case ReservationState::kCreated:
+      pgs_[g].state = PgRt::State::kCreated;
+      break;
+    default:
+      pgs_[g].state = PgRt::State::kPending;
+      break;
+  }
 }
 
 void Model::OnPgPrepared(int g, int64_t generation) {
   PgRt& pg = pgs_[g];
-  if (pg.state != PgRt::State::kPreparing || pg.generation != generation) return;
-  const PlacementGroupSpec& spec = scenario_.placement_groups[g];
-  const bool first = !pg.ever_created;
-  // Phase 1 at every node; any failure returns everything prepared in this round.
-  std::vector<int> ok;
-  bool all = true;
-  for (int b : pg.preparing) {
-    const int node = node_of_slot_[pg.slots[b]];
-    if (!nodes_[node].up) {
-      all = false;
-      break;
-    }
-    const bool prepared = Agent(node).PrepareBundle(spec.id, b, spec.bundles[b], rng_, nullptr);
-    MirrorLocal(node);
-    if (!prepared) {
-      all = false;
-      break;
-    }
-    pg.bundle_held[b] = 1;
-    ok.push_back(b);
+  if (pg.generation != generation || pg.in_flight.empty()) return;
+  const std::vector<TwoPhaseCommand> prepares = std::move(pg.in_flight);
+  pg.in_flight.clear();
+  // Every node answers its Prepare; the model stops at the first refusal (the bundles after it
+  // are answered as refused without reserving anything).
+  agent::PlacementDecisions next;
+  bool refused = false;
+  for (const TwoPhaseCommand& cmd : prepares) {
+    const bool ok = !refused && PrepareBundleOn(node_of_slot_[pg.slots[cmd.bundle]], g, cmd.bundle);
+    refused = refused || !ok;
+    auto d = head_.OnBundleReply(cmd, ok, now_);
+    if (!d.ok()) continue;  // stale: the node died meanwhile (OnNodeDead answered for it)
+    for (auto& c : d->commands) next.commands.push_back(std::move(c));
+    for (auto& r : d->retries) next.retries.push_back(std::move(r));
   }
-  pg.state = first ? PgRt::State::kPending : PgRt::State::kCreated;
-  if (!all) {
-    for (int b : ok) ReleaseBundle(g, b);
-    Push(now_ + pg.backoff.NextDelay(), Ev::kPgCreate, g);
-    return;
+  // All prepared: every node commits at once and answers.
+  bool created = false;
+  agent::PlacementDecisions rest;
+  for (const TwoPhaseCommand& cmd : next.commands) {
+    if (cmd.kind != TwoPhaseCommand::Kind::kCommit) {
+      rest.commands.push_back(cmd);
+      continue;
+    }
+    CommitBundleOn(node_of_slot_[pg.slots[cmd.bundle]], g, cmd.bundle);
+    auto d = head_.OnBundleReply(cmd, true, now_);
+    if (!d.ok()) continue;
+    created = created || !d->created.empty();
+    for (auto& c : d->commands) rest.commands.push_back(std::move(c));
+    for (auto& r : d->retries) rest.retries.push_back(std::move(r));
   }
-  // Phase 2: commit. Each bundle's pool is what tasks of the group can use there.
-  pg.backoff.Reset();
-  pg.state = PgRt::State::kCreated;
+  for (auto& r : next.retries) rest.retries.push_back(std::move(r));
+  ApplyPlacement(rest);
+  SyncPgState(g);
+  if (!created) return;
   pg.ever_created = true;
-  for (int b : pg.preparing) {
-    (void)Agent(node_of_slot_[pg.slots[b]]).CommitBundle(spec.id, b, rng_, nullptr);
-  }
-  pg.preparing.clear();
-  if (std::find(pg.bundle_held.begin(), pg.bundle_held.end(), 0) != pg.bundle_held.end()) {
-    Push(now_, Ev::kPgCreate, g);  // a bundle was lost while this round was in flight
-  }
   last_activity_ = now_;
   const std::vector<uint32_t> waiting = std::move(pg.waiting_creation);
   pg.waiting_creation.clear();
@@ -1305,6 +1299,24 @@ void Model::OnPgPrepared(int g, int64_t generation) {
   }
   TryPgTasks(g);
 }
+
+bool Model::PrepareBundleOn(int node, int g, int b) {
+  PgRt& pg = pgs_[g];
+  if (!nodes_[node].up) return false;
+  const PlacementGroupSpec& spec = scenario_.placement_groups[g];
+  const bool prepared = Agent(node).PrepareBundle(spec.id, b, spec.bundles[b], rng_, nullptr);
+  MirrorLocal(node);
+  if (!prepared) return false;
+  pg.bundle_held[b] = 1;
+  return true;
+}
+
+void Model::CommitBundleOn(int node, int g, int b) {
+  // The node's agent turns the prepared reservation into a pool tasks of the group draw from.
+  (void)Agent(node).CommitBundle(scenario_.placement_groups[g].id, b, rng_, nullptr);
+}
+
+void Model::CancelBundleOn(int g, int b) { ReleaseBundle(g, b); }
 
 void Model::ReleaseBundle(int g, int b) {
   PgRt& pg = pgs_[g];

@@ -26,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/agent/head_controller.h"
 #include "core/agent/node_agent.h"
 #include "core/agent/submitter.h"
 #include "core/cluster_view.h"
@@ -92,6 +93,8 @@ class Model {
   const std::vector<std::string>& decision_log() const { return decision_log_; }
 
  private:
+  friend class SimNodeProvider;  // the autoscaler's actuator (sim/sim_node_provider.h)
+
   enum class Ev : uint8_t {
     kArrive,        // a = task
     kLeaseRequest,  // a = attempt, b = node, c = grant_or_reject
@@ -148,16 +151,17 @@ class Model {
     std::unique_ptr<agent::NodeAgent> agent;
     std::vector<uint32_t> running;     // attempts granted here (running or starting)
   };
+  // A placement group's model-side state. The head's side (placement, two phases, retries, node
+  // death) is head_'s (agent::HeadController); `state` mirrors its reservation's state.
   struct PgRt {
     enum class State : uint8_t { kPending, kPreparing, kCreated } state = State::kPending;
     bool ever_created = false;            // tasks may use held bundles
     bool waiting_node = false;            // infeasible now: retried when a node recovers
-    std::vector<int> preparing;           // bundles in the current two-phase round
+    std::vector<TwoPhaseCommand> in_flight;  // the Prepares of the current attempt
     std::vector<int> slots;                  // node per bundle
-    std::vector<char> bundle_held;           // bundle b currently holds `reserved[b]`
+    std::vector<char> bundle_held;           // bundle b is reserved on its node (the node agent holds it)
     std::deque<uint32_t> waiting;            // attempts waiting for bundle resources
     std::vector<uint32_t> waiting_creation;  // tasks waiting for the group to exist
-    RetryBackoff backoff;
     int64_t generation = 0;
   };
   struct Transfer {
@@ -215,6 +219,12 @@ class Model {
   bool Periodic(Ev type) const;
   void OnPgCreate(int pg);
   void OnPgPrepared(int pg, int64_t generation);
+  void ApplyPlacement(const agent::PlacementDecisions& d);
+  void SyncPgState(int pg);
+  // The node side of a bundle, one narrow function per step (the node agent's to implement).
+  bool PrepareBundleOn(int node, int pg, int bundle);
+  void CommitBundleOn(int node, int pg, int bundle);
+  void CancelBundleOn(int pg, int bundle);
   void TryPgTasks(int pg);
   void SchedulePendingAt(int node);
   LeaseManager& Lm(int node);
@@ -257,6 +267,7 @@ class Model {
   std::vector<uint32_t> dependents_;      // CSR: dependents of task i
   std::vector<uint32_t> dependents_begin_;
   std::vector<PgRt> pgs_;
+  agent::HeadController head_;            // placement groups (group id = index as text)
   std::vector<std::string> task_ids_;     // cached "t<index>" strings for LeaseManager keys
 
   uint64_t tasks_final_ = 0;
@@ -287,6 +298,7 @@ class Model {
 
   // Autoscaler.
   std::unique_ptr<autoscaler::AutoscalerPlanner> planner_;
+  std::unique_ptr<autoscaler::NodeProvider> provider_;  // a SimNodeProvider while planner_ is set
   std::vector<int64_t> demand_by_shape_;  // pending attempts waiting for cluster resources
   uint64_t launched_ = 0, terminated_ = 0, peak_nodes_ = 0;
   uint64_t workers_started_ = 0, workers_reused_ = 0;

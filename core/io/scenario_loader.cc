@@ -644,6 +644,10 @@ class Loader {
     MapView m;
     ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, f, *RootSchema().Field("scheduler"), &m));
     SchedulerOptions& o = s_.scheduler.options;
+    for (const char* k : {"policy", "spread_threshold", "top_k_absolute", "top_k_fraction",
+                          "avoid_gpu_nodes"}) {
+      if (m.Get(k)) s_.scheduler.policy_given = true;
+    }
     if (auto pf = m.Get("policy")) {
       ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *pf, &o.policy, "a policy name"));
       const PolicyRegistry& reg = PolicyRegistry::Builtin();

@@ -75,6 +75,9 @@ struct NetworkSpec {
 
 struct SchedulerSpec {
   SchedulerOptions options;      // policy name + hybrid options
+  // The file (or an override) names the policy or one of its options: a live run on a running
+  // cluster then refuses a cluster that decides otherwise, instead of using the cluster's.
+  bool policy_given = false;
   double report_period_s = 0.1;  // how often nodes broadcast their resources
 };
 

@@ -49,8 +49,10 @@ address)
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   trap '"$bin" stop --temp-dir "$tmp/t" > /dev/null 2>&1; rm -rf "$tmp"' EXIT
   common=(--num-gpus 0 --temp-dir "$tmp/t" --metrics-port -1)
+  # Policy is a cluster setting: the head runs parity-tiny's (hybrid with top_k_fraction 0).
   "$bin" start --head --port "$port" --node-name head --num-cpus 8 --dashboard-port 0 \
-      --head-metrics-port -1 "${common[@]}" > "$tmp/start.log" 2>&1 &&
+      --head-metrics-port -1 --policy hybrid --set scheduler.top_k_fraction=0 \
+      "${common[@]}" > "$tmp/start.log" 2>&1 &&
   "$bin" start --address "127.0.0.1:$port" --node-name w1 --num-cpus 8 "${common[@]}" >> "$tmp/start.log" 2>&1 &&
   "$bin" start --address "127.0.0.1:$port" --node-name w2 --num-cpus 8 "${common[@]}" >> "$tmp/start.log" 2>&1 &&
   "$bin" start --address "127.0.0.1:$port" --node-name w3 --num-cpus 4 --resources '{"special": 1}' \
@@ -66,6 +68,16 @@ address)
   check "placement agreement 100%" \
       "grep -q 'placement agreement: 20/20 task attempts on the same node (100.0%)' '$tmp/stdout'"
   check "the cluster is still up afterwards" "'$bin' status --temp-dir '$tmp/t' > /dev/null 2>&1"
+  check "status shows the cluster's policy" \
+      "'$bin' status --temp-dir '$tmp/t' | grep -q 'Scheduling policy: hybrid (spread_threshold 0.5, top_k_absolute 1, top_k_fraction 0,'"
+  # Asking for another policy than the cluster's is refused, naming both (nothing runs).
+  timeout 60 "$bin" compare "$parity" --address "127.0.0.1:$port" --temp-dir "$tmp/t" \
+      --policy spread --out "$tmp/s" > "$tmp/stdout2" 2> "$tmp/stderr2"
+  rc=$?
+  check "another policy: exit 2 (got $rc)" "[ $rc -eq 2 ]"
+  check "another policy: names both" \
+      "grep -q 'asks for policy spread but the cluster at 127.0.0.1:$port runs hybrid' '$tmp/stderr2'"
+  check "another policy: no live run" "[ ! -e '$tmp/s/live/summary.json' ]"
   ;;
 results)
   # --sim-results/--live-results compare existing dirs; a moved task and a changed metric show.

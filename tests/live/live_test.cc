@@ -215,6 +215,72 @@ TEST(LiveTest, LeaseAcquirerCallbackFormRetriesAndStopsWhenNotNeeded) {
   EXPECT_TRUE(NodeClient(third->address, c.Token()).ReturnWorkerLease("third").ok());
 }
 
+// Policy is a cluster setting: the head's --policy reaches every node (b joins without one and
+// still decides with spread), `orrery status` shows it, `live run --address` runs with it and
+// records it, and a scenario asking for another policy is refused naming both.
+TEST(LiveTest, HeadPolicyIsTheClusterSettingEveryNodeDecidesWith) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "4", "--policy", "spread"}).exit_code, 0);
+  ASSERT_EQ(c.AddNode("b", {"--num-cpus", "4"}).exit_code, 0);
+  ASSERT_TRUE(c.NodeKnows("a", 2));
+  ASSERT_TRUE(c.NodeKnows("b", 2));
+  // Under hybrid both leases would stay on the entry node (a below the spread threshold); under
+  // spread the entry's cursor walks the ring a, b.
+  std::vector<std::string> placed;
+  std::vector<AcquiredLease> leases;
+  for (int i = 0; i < 2; ++i) {
+    auto l = AcquireLease(c.NodeAddress("a"), c.Token(), CpuLease("t" + std::to_string(i), 1));
+    ASSERT_TRUE(l.ok()) << l.status().ToString();
+    placed.push_back(l->node_id);
+    leases.push_back(*l);
+  }
+  EXPECT_EQ(placed, (std::vector<std::string>{"a", "b"}));
+  // b's own cursor starts at a: under hybrid b would keep its first lease.
+  auto lb = AcquireLease(c.NodeAddress("b"), c.Token(), CpuLease("t2", 1));
+  ASSERT_TRUE(lb.ok()) << lb.status().ToString();
+  EXPECT_EQ(lb->node_id, "a") << "a joining node decides with the cluster's policy";
+  leases.push_back(*lb);
+  for (size_t i = 0; i < leases.size(); ++i) {
+    EXPECT_TRUE(
+        NodeClient(leases[i].address, c.Token()).ReturnWorkerLease("t" + std::to_string(i)).ok());
+  }
+  auto status = c.Orrery({"status", "--temp-dir", c.root()});
+  EXPECT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_NE(status.out.find("Scheduling policy: spread"), std::string::npos) << status.out;
+
+  const fs::path dir = fs::path(c.root()).parent_path();
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name) << text;
+    return (dir / name).string();
+  };
+  const std::string nodes =
+      "cluster:\n  nodes:\n    - {id: a, resources: {CPU: 4}}\n    - {id: b, resources: {CPU: 4}}\n"
+      "workload:\n  tasks:\n    - {name: t, count: 2, duration: 100ms, resources: {CPU: 1}}\n";
+  const std::string plain = write("plain.yaml", "name: plain\n" + nodes);
+  auto run = c.Orrery({"live", "run", plain, "--address", c.address(), "--temp-dir", c.root(),
+                       "--out", (dir / "plain").string()},
+                      milliseconds(60000));
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  json summary = json::parse(ReadAll(dir / "plain" / "summary.json"), nullptr, false);
+  EXPECT_EQ(summary["policy"], "spread") << "the record names the policy that ran";
+  const std::string asks =
+      write("asks.yaml", "name: asks\nscheduler: {policy: hybrid}\n" + nodes);
+  auto refused = c.Orrery({"live", "run", asks, "--address", c.address(), "--temp-dir", c.root(),
+                           "--out", (dir / "asks").string()});
+  EXPECT_EQ(refused.exit_code, 2) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("asks for policy hybrid"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("runs spread"), std::string::npos) << refused.err;
+  // A joining node cannot pick its own policy.
+  auto own = c.AddNode("c", {"--num-cpus", "1", "--policy", "random"});
+  EXPECT_EQ(own.exit_code, 2);
+  EXPECT_NE(own.err.find("cluster settings"), std::string::npos) << own.err;
+  // An unknown policy is refused before anything starts.
+  LiveCluster d;
+  auto bad = d.StartHead("x", {"--policy", "fastest"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("unknown policy 'fastest'"), std::string::npos) << bad.err;
+}
+
 // Every RPC needs the cluster token: a call without it, or with a wrong one, is refused.
 TEST(LiveTest, CallsWithoutTheTokenAreUnauthenticated) {
   LiveCluster c;
