@@ -39,7 +39,7 @@
 //   RetryPlacementGroupOn(id, view)    simulator's truth); with infeasible_waits_for_node an
 //                                      infeasible group gets no timer until the backend retries
 //
-// Who drives it: live/head.cc (every event above; bundle commands become PrepareBundle /
+// Who drives it: live/head/head.cc (every event above; bundle commands become PrepareBundle /
 // CommitBundle / CancelBundle RPCs, RetryAt a loop timer) and sim/model.cc (placement groups:
 // AddPlacementGroup, RetryPlacementGroupOn, OnBundleReply, OnNodeDead; the simulator knows
 // crashes the instant they happen, so it does not use the heartbeat membership).

@@ -1,7 +1,7 @@
 // One node's control logic (DESIGN sections 2-4), backend-agnostic: what a node does with a lease
 // request, a finished task, a report from the head, a runtime-env install, a placement-group
 // bundle and a worker. The simulator (sim/model.cc, one agent per simulated node) and the live
-// node daemon (live/node.cc) both drive a NodeAgent and apply what it decides; neither decides on
+// node daemon (live/node/node.cc) both drive a NodeAgent and apply what it decides; neither decides on
 // its own. The agent has no clock, no I/O and no threads: time comes in as `now_s`, randomness as
 // an Rng&.
 //

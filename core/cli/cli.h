@@ -19,7 +19,7 @@ using CommandFn = std::function<int(const std::vector<std::string>& args, std::o
 
 // A subcommand contributed by a backend (sim/, live/). Backends register theirs from a small
 // entry file compiled straight into the `orrery` executable (sim/sim_entry.cc,
-// live/live_entry.cc), so this library -- and core/ -- depends on no backend.
+// live/cli/live_entry.cc), so this library -- and core/ -- depends on no backend.
 struct Command {
   std::string name;   // "sim"
   std::string usage;  // one line for the command list, e.g. "sim run|compare ...  simulate"

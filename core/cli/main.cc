@@ -1,5 +1,5 @@
 // Entry point of the `orrery` binary. The backends' commands (sim, live) register themselves from
-// their entry files (sim/sim_entry.cc, live/live_entry.cc), compiled into this executable by the
+// their entry files (sim/sim_entry.cc, live/cli/live_entry.cc), compiled into this executable by the
 // top-level CMakeLists.txt; nothing here depends on a backend.
 #include <iostream>
 #include <string>

@@ -6,7 +6,7 @@
 #include <cctype>
 #include <cstdlib>
 
-#include "live/rpc_util.h"
+#include "live/rpc/rpc_util.h"
 #include "orrery.grpc.pb.h"
 
 namespace orrery::live {

@@ -2,7 +2,7 @@
 // job (HeadService.SubscribeLogs) and prints each worker line to the driver's stdout (stderr
 // lines to its stderr) as `(<task or actor> pid=<pid>, node=<node>) <line>`, the node left out
 // for workers on the driver's own node; identical lines from several workers go through
-// LogDeduplicator (live/log_dedup.h) unless dedup is off. A batch that reports lines dropped by
+// LogDeduplicator (live/common/log_dedup.h) unless dedup is off. A batch that reports lines dropped by
 // the head (this driver read too slowly) prints `(orrery) N log lines dropped ...` on stderr.
 //
 // Threads: one reads the stream (blocking reads; ends when the call is canceled or the head
@@ -25,7 +25,7 @@
 #include <thread>
 
 #include "core/status.h"
-#include "live/log_dedup.h"
+#include "live/common/log_dedup.h"
 
 namespace orrery::live {
 

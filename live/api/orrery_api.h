@@ -68,7 +68,7 @@
 // any bundle), so the nodes' policies place it on the node holding the bundle.
 //
 // Runtime env: InitOptions::env_vars is added to every worker's environment (workers are reused
-// only for an identical library and env). Full runtime envs (live/runtime_env.h: env_vars,
+// only for an identical library and env). Full runtime envs (live/common/runtime_env.h: env_vars,
 // working_dir, setup): the driver's base env is its job's ($ORRERY_JOB_RUNTIME_ENV, set by the
 // job manager) merged with InitOptions::runtime_env_json; SetRuntimeEnv(json) on a task or actor
 // merges over that (task fields override, env_vars merge key by key). A local working_dir is

@@ -1,4 +1,4 @@
-// libFuzzer target for the package unpacker (live/package_unpack.cc; DESIGN section 12: every
+// libFuzzer target for the package unpacker (live/common/package_unpack.cc; DESIGN section 12: every
 // parser of outside input is fuzzed). Each input is unpacked into a fresh `<run>/dest` next to
 // a sentinel file and directory; whatever the input, the unpacker must return (an error is
 // fine) and afterwards
@@ -20,7 +20,7 @@
 #include <string>
 #include <string_view>
 
-#include "live/runtime_env.h"
+#include "live/common/runtime_env.h"
 
 namespace {
 

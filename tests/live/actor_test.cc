@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "live/actor_directory.h"
+#include "live/head/actor_directory.h"
 #include "live/api/orrery_api.h"
-#include "live/client.h"
+#include "live/client/client.h"
 #include "tests/live/api_test_lib.h"
 #include "tests/live/api_session.h"
 #include "tests/live/live_cluster.h"

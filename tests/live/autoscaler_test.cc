@@ -1,4 +1,4 @@
-// The live autoscaler (live/autoscaler_loop.h): the config file loader, and real head and node
+// The live autoscaler (live/head/autoscaler/autoscaler_loop.h): the config file loader, and real head and node
 // daemons on loopback where the head launches and stops node daemons as the core planner decides.
 #include <signal.h>
 
@@ -7,9 +7,9 @@
 #include <set>
 #include <thread>
 
-#include "live/autoscaler_cli.h"
-#include "live/autoscaler_config.h"
-#include "live/convert.h"
+#include "live/cli/autoscaler_cli.h"
+#include "live/head/autoscaler/autoscaler_config.h"
+#include "live/rpc/convert.h"
 #include "live_cluster.h"
 
 namespace orrery::live::test {

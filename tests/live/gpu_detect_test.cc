@@ -1,5 +1,5 @@
-// GPU discovery (live/gpu_detect.h) against fake machines: no GPU is needed.
-#include "live/gpu_detect.h"
+// GPU discovery (live/node/gpu_detect.h) against fake machines: no GPU is needed.
+#include "live/node/gpu_detect.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// Jobs on a live cluster (live/job_manager.h, live/job_http.h, live/job_cli.h): real head and node
+// Jobs on a live cluster (live/head/jobs/job_manager.h, live/head/jobs/job_http.h, live/cli/job_cli.h): real head and node
 // daemons on 127.0.0.1, driven through `orrery job ...` and the HTTP jobs API.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -11,11 +11,11 @@
 #include <string>
 #include <thread>
 
-#include "live/job_cli.h"
-#include "live/job_http.h"
-#include "live/job_log.h"
-#include "live/job_store.h"
-#include "live/secret_redactor.h"
+#include "live/cli/job_cli.h"
+#include "live/head/jobs/job_http.h"
+#include "live/head/jobs/job_log.h"
+#include "live/head/jobs/job_store.h"
+#include "live/head/jobs/secret_redactor.h"
 #include "tests/live/live_cluster.h"
 
 namespace orrery::live {
@@ -675,7 +675,7 @@ TEST(JobLogTest, RotatesAtMaxBytesKeepsBackupsAndStopsAtClose) {
 
 // `orrery start --worker-log-max-bytes B --worker-log-backups N` hands the worker log caps to the
 // node daemon it starts (its workers inherit ORRERY_LOG_MAX_BYTES / ORRERY_LOG_BACKUP_COUNT,
-// live/worker_log.h); a bad value is a usage error.
+// live/node/worker_log.h); a bad value is a usage error.
 TEST(JobCliTest, WorkerLogCapsReachTheNodeDaemon) {
   LiveCluster cluster;
   EXPECT_EQ(cluster.StartHead("head", {"--worker-log-max-bytes", "0"}).exit_code, 2);

@@ -13,7 +13,7 @@
 #include <string>
 #include <thread>
 
-#include "live/session.h"
+#include "live/common/session.h"
 #include "tests/live/live_cluster.h"
 
 namespace orrery::live {
@@ -300,7 +300,7 @@ std::vector<pid_t> ProcessesRunning(const std::string& needle) {
     const std::string name = e.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
     const pid_t pid = std::stoi(name);
-    // Alive = exists and is not a zombie (live/session.h).
+    // Alive = exists and is not a zombie (live/common/session.h).
     if (IsProcessAlive(pid) && ProcessCommandLine(pid, std::string::npos).find(needle) !=
                                    std::string::npos) {
       out.push_back(pid);

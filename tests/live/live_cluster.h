@@ -25,8 +25,8 @@
 #include <thread>
 #include <vector>
 
-#include "live/client.h"
-#include "live/session.h"
+#include "live/client/client.h"
+#include "live/common/session.h"
 
 extern char** environ;
 

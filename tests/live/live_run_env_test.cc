@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "live/client.h"
-#include "live/live_run.h"
-#include "live/runtime_env.h"
+#include "live/client/client.h"
+#include "live/run/live_run.h"
+#include "live/common/runtime_env.h"
 #include "tests/live/live_cluster.h"
 
 namespace orrery::live {

@@ -26,9 +26,9 @@
 #include <thread>
 #include <vector>
 
-#include "live/client.h"
-#include "live/rpc_util.h"
-#include "live/session.h"
+#include "live/client/client.h"
+#include "live/rpc/rpc_util.h"
+#include "live/common/session.h"
 #include "tests/live/live_cluster.h"
 
 extern char** environ;
@@ -1013,7 +1013,7 @@ TokenCall Streaming(Stub* stub,
 
 // Every handler refuses a call without the right token before it looks at the request (bad input
 // without the token is UNAUTHENTICATED, and a refused Shutdown stops nothing); with the token the
-// same input gets the handler's own answer. Pins the shared handler shape (live/rpc_handler.h).
+// same input gets the handler's own answer. Pins the shared handler shape (live/rpc/rpc_handler.h).
 TEST(LiveTest, HandlersCheckTheTokenBeforeTheRequest) {
   LiveCluster c;
   ASSERT_EQ(c.StartHead("a", {"--num-cpus", "1"}).exit_code, 0);

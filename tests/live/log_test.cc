@@ -1,4 +1,4 @@
-// Logging end to end (live/worker_log.h, live/log_monitor.h, live/log_hub.h,
+// Logging end to end (live/node/worker_log.h, live/node/log_monitor.h, live/head/log_hub.h,
 // live/api/log_printer.h): a driver program (log_test_driver) against real daemons; its workers
 // print, and the driver's own stdout/stderr must carry their lines with Ray-style prefixes,
 // deduplicated across workers, and the lines must be in the session's worker log files.

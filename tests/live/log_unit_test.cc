@@ -15,11 +15,11 @@
 #include <thread>
 #include <vector>
 
-#include "live/log_dedup.h"
-#include "live/log_hub.h"
-#include "live/log_monitor.h"
-#include "live/rpc_util.h"
-#include "live/worker_log.h"
+#include "live/common/log_dedup.h"
+#include "live/head/log_hub.h"
+#include "live/node/log_monitor.h"
+#include "live/rpc/rpc_util.h"
+#include "live/node/worker_log.h"
 #include "orrery.grpc.pb.h"
 
 namespace orrery::live {

@@ -1,8 +1,8 @@
-// Prometheus metrics of the live daemons (live/metrics.h, DESIGN section 7): the endpoint and
+// Prometheus metrics of the live daemons (live/common/metrics.h, DESIGN section 7): the endpoint and
 // target-list pieces on their own, a live two-node cluster scraped over HTTP by this test, and
 // the real `prometheus` server (Debian package) scraping the cluster through the head's file_sd
 // target list. Every wait is bounded; daemons and prometheus are always stopped.
-#include "live/metrics.h"
+#include "live/common/metrics.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -1,8 +1,8 @@
-// Runtime environments end to end (live/runtime_env_agent.h): real head and node daemons on
+// Runtime environments end to end (live/node/runtime_env_agent.h): real head and node daemons on
 // loopback, tasks started with `orrery task run` and through the C++ API. Each test checks what
 // the task sees (env vars, cwd, PATH), how often the node installed the env (setup logs and
 // counters written by the setup commands themselves), and what a failure looks like.
-#include "live/runtime_env.h"
+#include "live/common/runtime_env.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -14,7 +14,7 @@
 
 #include "live/api/orrery_api.h"
 #include "live/examples/counter/counter_actor.h"
-#include "live/rpc_util.h"
+#include "live/rpc/rpc_util.h"
 #include "orrery.grpc.pb.h"
 #include "tests/live/api_test_lib.h"
 #include "tests/live/api_session.h"

@@ -1,4 +1,4 @@
-// Runtime-env specs and packages (live/runtime_env.h) without daemons: parsing JSON and YAML
+// Runtime-env specs and packages (live/common/runtime_env.h) without daemons: parsing JSON and YAML
 // (every bad-input case names the origin, the field and what was expected), merging, the install
 // hash, canonical JSON, and deterministic, content-addressed working_dir packages.
 #include <gtest/gtest.h>
@@ -16,9 +16,9 @@
 #include <thread>
 #include <vector>
 
-#include "live/package_store.h"
-#include "live/rpc_util.h"
-#include "live/runtime_env.h"
+#include "live/head/package_store.h"
+#include "live/rpc/rpc_util.h"
+#include "live/common/runtime_env.h"
 
 namespace orrery::live {
 namespace {

@@ -1,0 +1,311 @@
+#include "live/client/client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <thread>
+
+#include "core/agent/submitter.h"
+#include "live/rpc/convert.h"
+#include "live/rpc/rpc_util.h"
+
+namespace orrery::live {
+
+namespace {
+
+std::shared_ptr<grpc::Channel> Channel(const std::string& address) {
+  grpc::ChannelArguments args;
+  // A node that dies without closing its socket is noticed within ~15 s on a streaming call.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+void Prepare(grpc::ClientContext* ctx, const std::string& token, milliseconds timeout) {
+  AttachToken(ctx, token);
+  ctx->set_deadline(std::chrono::system_clock::now() + timeout);
+}
+
+template <typename Reply, typename Call>
+StatusOr<Reply> Unary(const std::string& token, milliseconds timeout, Call&& call) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx, token, timeout);
+  Reply reply;
+  grpc::Status s = call(&ctx, &reply);
+  if (!s.ok()) return FromGrpc(s);
+  return reply;
+}
+
+}  // namespace
+
+HeadClient::HeadClient(const std::string& address, std::string token, milliseconds timeout)
+    : stub_(v1::HeadService::NewStub(Channel(address))),
+      token_(std::move(token)),
+      timeout_(timeout) {}
+
+StatusOr<v1::ReadyReply> HeadClient::Ready() {
+  return Unary<v1::ReadyReply>(token_, timeout_, [&](auto* ctx, auto* r) {
+    return stub_->Ready(ctx, v1::ReadyRequest(), r);
+  });
+}
+StatusOr<v1::ListNodesReply> HeadClient::ListNodes() {
+  return Unary<v1::ListNodesReply>(token_, timeout_, [&](auto* ctx, auto* r) {
+    return stub_->ListNodes(ctx, v1::ListNodesRequest(), r);
+  });
+}
+StatusOr<v1::ListTasksReply> HeadClient::ListTasks() {
+  return Unary<v1::ListTasksReply>(token_, timeout_, [&](auto* ctx, auto* r) {
+    return stub_->ListTasks(ctx, v1::ListTasksRequest(), r);
+  });
+}
+StatusOr<v1::ClusterView> HeadClient::GetClusterView() {
+  return Unary<v1::ClusterView>(token_, timeout_, [&](auto* ctx, auto* r) {
+    return stub_->GetClusterView(ctx, v1::GetClusterViewRequest(), r);
+  });
+}
+StatusOr<v1::PlacementGroupInfo> HeadClient::CreatePlacementGroup(
+    const v1::CreatePlacementGroupRequest& req) {
+  auto r = Unary<v1::CreatePlacementGroupReply>(token_, timeout_, [&](auto* ctx, auto* out) {
+    return stub_->CreatePlacementGroup(ctx, req, out);
+  });
+  if (!r.ok()) return r.status();
+  return r->group();
+}
+StatusOr<v1::PlacementGroupInfo> HeadClient::GetPlacementGroup(const std::string& group_id) {
+  v1::GetPlacementGroupRequest req;
+  req.set_group_id(group_id);
+  return Unary<v1::PlacementGroupInfo>(token_, timeout_, [&](auto* ctx, auto* out) {
+    return stub_->GetPlacementGroup(ctx, req, out);
+  });
+}
+Status HeadClient::RemovePlacementGroup(const std::string& group_id) {
+  v1::RemovePlacementGroupRequest req;
+  req.set_group_id(group_id);
+  return Unary<v1::RemovePlacementGroupReply>(
+             token_, timeout_,
+             [&](auto* ctx, auto* out) { return stub_->RemovePlacementGroup(ctx, req, out); })
+      .status();
+}
+StatusOr<v1::ListPlacementGroupsReply> HeadClient::ListPlacementGroups() {
+  return Unary<v1::ListPlacementGroupsReply>(token_, timeout_, [&](auto* ctx, auto* out) {
+    return stub_->ListPlacementGroups(ctx, v1::ListPlacementGroupsRequest(), out);
+  });
+}
+Status HeadClient::Shutdown() {
+  return Unary<v1::ShutdownReply>(
+             token_, timeout_,
+             [&](auto* ctx, auto* r) { return stub_->Shutdown(ctx, v1::ShutdownRequest(), r); })
+      .status();
+}
+
+NodeClient::NodeClient(const std::string& address, std::string token, milliseconds timeout)
+    : stub_(v1::NodeService::NewStub(Channel(address))),
+      token_(std::move(token)),
+      timeout_(timeout) {}
+
+StatusOr<v1::ReadyReply> NodeClient::Ready() {
+  return Unary<v1::ReadyReply>(token_, timeout_, [&](auto* ctx, auto* r) {
+    return stub_->Ready(ctx, v1::ReadyRequest(), r);
+  });
+}
+
+StatusOr<v1::RequestWorkerLeaseReply> NodeClient::RequestWorkerLease(
+    const v1::RequestWorkerLeaseRequest& req, milliseconds hold) {
+  const milliseconds wait =
+      req.queue_timeout_ms() > 0 ? milliseconds(req.queue_timeout_ms()) : hold;
+  return Unary<v1::RequestWorkerLeaseReply>(token_, timeout_ + wait, [&](auto* ctx, auto* r) {
+    return stub_->RequestWorkerLease(ctx, req, r);
+  });
+}
+
+Status NodeClient::ReturnWorkerLease(const std::string& task_id) {
+  v1::ReturnWorkerLeaseRequest req;
+  req.set_task_id(task_id);
+  return Unary<v1::ReturnWorkerLeaseReply>(
+             token_, timeout_,
+             [&](auto* ctx, auto* r) { return stub_->ReturnWorkerLease(ctx, req, r); })
+      .status();
+}
+
+StatusOr<bool> NodeClient::CancelWorkerLease(const std::string& task_id,
+                                             const std::string& reason) {
+  v1::CancelWorkerLeaseRequest req;
+  req.set_task_id(task_id);
+  req.set_reason(reason);
+  auto r = Unary<v1::CancelWorkerLeaseReply>(token_, timeout_, [&](auto* ctx, auto* rep) {
+    return stub_->CancelWorkerLease(ctx, req, rep);
+  });
+  if (!r.ok()) return r.status();
+  return r->canceled();
+}
+
+StatusOr<v1::TaskExit> NodeClient::RunTask(
+    const v1::RunTaskRequest& req, const std::function<void(const v1::RunTaskReply&)>& on_event,
+    milliseconds deadline) {
+  grpc::ClientContext ctx;
+  AttachToken(&ctx, token_);
+  if (deadline.count() > 0) ctx.set_deadline(std::chrono::system_clock::now() + deadline);
+  auto reader = stub_->RunTask(&ctx, req);
+  v1::RunTaskReply m;
+  std::optional<v1::TaskExit> exit;
+  while (reader->Read(&m)) {
+    if (on_event) on_event(m);
+    if (m.has_exit()) exit = m.exit();
+  }
+  grpc::Status s = reader->Finish();
+  if (exit) return *exit;
+  if (!s.ok()) return FromGrpc(s);
+  return Status(StatusCode::kUnknown, "the task's stream ended without an exit status");
+}
+
+Status NodeClient::PutObject(const std::string& object_id, uint64_t bytes) {
+  v1::PutObjectRequest req;
+  req.set_object_id(object_id);
+  req.set_bytes(bytes);
+  // Writing a big object takes a while: 1 s per 50 MB on top of the timeout.
+  return Unary<v1::PutObjectReply>(token_, timeout_ + milliseconds(bytes / 50000),
+                                   [&](auto* ctx, auto* r) { return stub_->PutObject(ctx, req, r); })
+      .status();
+}
+
+StatusOr<std::string> NodeClient::FetchObject(const std::string& object_id) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx, token_, timeout_);
+  v1::FetchObjectRequest req;
+  req.set_object_id(object_id);
+  auto reader = stub_->FetchObject(&ctx, req);
+  std::string data;
+  v1::ObjectChunk c;
+  while (reader->Read(&c)) data += c.data();
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return FromGrpc(s);
+  return data;
+}
+
+Status NodeClient::Shutdown() {
+  return Unary<v1::ShutdownReply>(
+             token_, timeout_,
+             [&](auto* ctx, auto* r) { return stub_->Shutdown(ctx, v1::ShutdownRequest(), r); })
+      .status();
+}
+
+namespace {
+
+AcquiredLease GrantOf(const v1::RequestWorkerLeaseReply& reply, const std::string& address,
+                      int spillbacks) {
+  AcquiredLease l;
+  l.node_id = reply.granted().node_id();
+  l.address = address;
+  for (const auto& g : reply.granted().devices()) {
+    if (g.name() == "GPU") l.gpu_ids.assign(g.ids().begin(), g.ids().end());
+  }
+  l.spillbacks = spillbacks;
+  l.reason = reply.reason();
+  return l;
+}
+
+}  // namespace
+
+StatusOr<AcquiredLease> AcquireLease(const std::string& entry_address, const std::string& token,
+                                     v1::RequestWorkerLeaseRequest req,
+                                     const AcquireOptions& options) {
+  // One request of one task, reuse off: the submitter decides where each request goes and when
+  // the walk gives up; this loop carries its decisions out over RPCs.
+  agent::SubmitterOptions so;
+  so.reuse_leases = false;
+  so.max_pending_lease_requests_per_class = 0;
+  so.max_spillbacks_in_a_row = options.max_spillbacks_in_a_row;
+  so.max_rejections = options.max_rejections;
+  so.rejection_backoff = options.rejection_backoff;
+  agent::Submitter submitter(so);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto now = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  std::vector<std::string> targets;  // node handle -> address of a spillback target
+  std::vector<agent::SubmitDecision> ds;
+  submitter.Submit(0, 0, 0.0, &ds);
+  std::string entry = entry_address;
+  int unreachable = 0;
+  // Until a node answers `queued`, requests wait first_queue_timeout; then requeue_timeout.
+  milliseconds queue_timeout = options.first_queue_timeout;
+  while (true) {
+    if (ds.empty()) return Status(StatusCode::kInternal, "the lease walk has no next step");
+    const agent::SubmitDecision d = ds.back();
+    ds.clear();
+    if (d.kind == agent::SubmitDecision::Kind::kFailTask) {
+      return Status(StatusCode::kAborted, d.reason);
+    }
+    const double wait_s = d.not_before - now();
+    if (wait_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait_s));
+    std::string address = d.node == agent::kEntryNode ? entry : targets[d.node];
+    req.set_grant_or_reject(d.grant_or_reject);
+    req.set_spillbacks(d.spillbacks);
+    // Ask `address` until it answers something other than `queued` (or cannot be reached).
+    while (true) {
+      if (options.still_needed && !options.still_needed()) {
+        return Status(StatusCode::kAborted, "no longer needed");
+      }
+      req.set_queue_timeout_ms(queue_timeout.count());
+      StatusOr<v1::RequestWorkerLeaseReply> reply =
+          address.empty()
+              ? StatusOr<v1::RequestWorkerLeaseReply>(
+                    Status(StatusCode::kUnavailable, "spilled to a node whose address is unknown"))
+              : NodeClient(address, token, options.rpc_timeout)
+                    .RequestWorkerLease(req, options.hold);
+      if (!reply.ok()) {
+        if (++unreachable > options.max_unreachable) {
+          return reply.status().WithContext("lease request to " + address);
+        }
+        // Same request, asked again at the entry node (which may be another one by now).
+        std::this_thread::sleep_for(options.unreachable_pause);
+        if (options.entry) entry = options.entry(unreachable);
+        address = entry;
+        req.set_grant_or_reject(false);
+        continue;
+      }
+      if (reply->outcome_case() == v1::RequestWorkerLeaseReply::kQueued) {
+        if (options.on_queued) options.on_queued(reply->queued().wait_reason());
+        queue_timeout = options.requeue_timeout;
+        continue;
+      }
+      const agent::LeaseHandle lease = d.lease;
+      switch (reply->outcome_case()) {
+        case v1::RequestWorkerLeaseReply::kGranted:
+          return GrantOf(*reply, address, req.spillbacks());
+        case v1::RequestWorkerLeaseReply::kSpillback: {
+          const auto& s = reply->spillback();
+          targets.push_back(s.address());
+          submitter.OnLeaseSpilled(lease, static_cast<agent::NodeHandle>(targets.size() - 1),
+                                   s.grant_or_reject(), now(), &ds);
+          break;
+        }
+        case v1::RequestWorkerLeaseReply::kRejected:
+          // The target's availability changed since the spilling node's view: decide again at
+          // the entry node, after a pause so its view can catch up.
+          submitter.OnLeaseRejected(lease, now(), &ds);
+          if (!ds.empty() && ds.back().kind == agent::SubmitDecision::Kind::kFailTask) {
+            ds.back().reason += ": " + reply->rejected().reason();
+          }
+          break;
+        case v1::RequestWorkerLeaseReply::kCanceled:
+          return Status(StatusCode::kCancelled, reply->canceled().reason());
+        default:
+          return Status(StatusCode::kInternal, "lease reply without an outcome");
+      }
+      break;
+    }
+  }
+}
+
+std::thread AcquireLeaseAsync(std::string entry_address, std::string token,
+                              v1::RequestWorkerLeaseRequest req, AcquireOptions options,
+                              std::function<void(StatusOr<AcquiredLease>)> done) {
+  return std::thread([entry_address = std::move(entry_address), token = std::move(token),
+                      req = std::move(req), options = std::move(options),
+                      done = std::move(done)]() mutable {
+    done(AcquireLease(entry_address, token, std::move(req), options));
+  });
+}
+
+}  // namespace orrery::live

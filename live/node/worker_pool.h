@@ -1,0 +1,104 @@
+// WorkerPool: long-lived worker processes on one node that run built-in workloads (sleep, cpu,
+// memory, produce), reused from task to task instead of one process spawn per task.
+//
+// Workers are `orrery __worker` children of the node daemon (through its ProcessSupervisor, so
+// they share its kill-on-stop), keyed by runtime-env hash: a task runs on an idle worker of its
+// env, or a new one is started; when it ends the worker goes back to the idle list (beyond
+// max_idle_per_env idle workers of an env, it is told to exit), the way Ray keeps a pool per
+// runtime-env hash. The key is the caller's (the node uses install hash + env vars); a worker of a
+// key is started with that key's WorkerEnv (variables over options.env, working directory).
+//
+// Protocol (text lines; the worker reads stdin and writes stdout):
+//   node -> worker:  run <task_id> <kind> <duration_ms> <bytes> <output_path|->
+//   worker -> node:  done <task_id> <exit_code> <message...>
+// A worker that dies while running a task fails that task (exit 128 + signal).
+//
+// Thread safety: none; the node's state loop owns the pool. Supervisor callbacks are handed to
+// `post`, which must run them on that loop.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "live/common/process.h"
+
+namespace orrery::live {
+
+struct WorkloadSpec {
+  enum class Kind : uint8_t { kSleep, kCpu, kMemory, kProduce };
+  Kind kind = Kind::kSleep;
+  int64_t duration_ms = 0;
+  uint64_t bytes = 0;       // kMemory: bytes held; kProduce: object size
+  std::string output_path;  // kProduce: where the object is written (atomically)
+};
+const char* WorkloadKindName(WorkloadSpec::Kind k);  // "sleep" | "cpu" | "memory" | "produce"
+
+struct WorkerPoolOptions {
+  std::string exe;                                       // the orrery binary
+  std::vector<std::pair<std::string, std::string>> env;  // added to workers' environment
+  size_t max_idle_per_env = 16;
+};
+
+// --- runtime envs: where a pooled worker of one key runs (live/node/runtime_env_agent.h AppliedEnv).
+struct WorkerEnv {
+  std::vector<std::pair<std::string, std::string>> env;  // added over WorkerPoolOptions::env
+  std::string cwd;                                       // empty: the daemon's
+};
+
+class WorkerPool {
+ public:
+  using Post = std::function<void(std::function<void()>)>;
+  // exit_code 0 = the workload completed; `error` says why otherwise.
+  using OnDone = std::function<void(int exit_code, const std::string& error)>;
+
+  // REQUIRES: `supervisor` outlives the pool; `post` runs closures on the owning loop.
+  WorkerPool(ProcessSupervisor* supervisor, WorkerPoolOptions options, Post post);
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  // Runs `spec` for `task_id` on a worker of `env_hash` (reused if one is idle; a new one is
+  // started in `in_env`, which must be the same for every call with one key). Returns the
+  // worker's pid; `on_done` is called on the loop once it ends. Error if no worker can start.
+  StatusOr<pid_t> Run(const std::string& env_hash, const std::string& task_id,
+                      const WorkloadSpec& spec, OnDone on_done, const WorkerEnv& in_env = {});
+  // --- runtime envs: idle workers started with variable `name` = `value` exit (e.g. those of
+  // an evicted install: their cwd and PATH are gone). Busy ones finish their task first and are
+  // then not reused. O(workers).
+  void RetireIdleWithEnv(const std::string& name, const std::string& value);
+  size_t num_workers() const { return workers_.size(); }
+  size_t num_idle() const;
+
+ private:
+  struct Worker {
+    std::string env;
+    std::vector<std::pair<std::string, std::string>> vars;  // its WorkerEnv's variables
+    bool retired = false;                                   // not reused after its task
+    int stdin_fd = -1;
+    std::string buffer;  // stdout bytes not yet a full line
+    std::string task;    // empty while idle
+    OnDone on_done;
+  };
+  StatusOr<pid_t> StartWorker(const std::string& env_hash, const WorkerEnv& in_env);
+  void OnOutput(pid_t pid, const std::string& chunk);
+  void OnExit(pid_t pid, int code, int sig);
+  void Retire(pid_t pid);
+
+  ProcessSupervisor* supervisor_;
+  WorkerPoolOptions options_;
+  Post post_;
+  std::map<pid_t, Worker> workers_;
+  std::map<std::string, std::deque<pid_t>> idle_;  // by env hash, most recently used last
+};
+
+// The `orrery __worker` process: reads commands from stdin until EOF. Returns the exit code.
+int RunWorkerMain();
+
+}  // namespace orrery::live

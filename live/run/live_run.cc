@@ -1,0 +1,1011 @@
+#include "live/run/live_run.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <ostream>
+#include <set>
+#include <thread>
+
+#include "core/placement/two_phase.h"
+#include "core/scheduling/scheduler.h"
+#include "core/scheduling/scheduler_settings.h"
+#include "live/cli/autoscaler_cli.h"     // --- autoscaler
+#include "live/head/autoscaler/autoscaler_config.h"  // --- autoscaler
+#include "live/client/client.h"
+#include "live/rpc/convert.h"
+#include "live/head/head.h"
+#include "live/node/node.h"
+#include "live/rpc/rpc_util.h"
+#include "live/common/runtime_env.h"
+#include "live/common/session.h"
+
+namespace orrery::live {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr size_t kMaxTasks = 5000;  // one driver thread per task: tiny and medium scenarios
+constexpr uint64_t kMaxEnvBytes = uint64_t{256} << 20;  // per emulated runtime env
+
+std::string ObjectIdOfTask(const std::string& run, size_t task) {
+  return run + "-obj-t" + std::to_string(task);
+}
+std::string ObjectIdOfInitial(const std::string& run, size_t arg) {
+  return run + "-obj-a" + std::to_string(arg);
+}
+
+// Shell-quoted `s` ('...', with ' as '\'').
+std::string ShellQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+}  // namespace
+
+RuntimeEnv EmulatedRuntimeEnv(const RuntimeEnvSpec& spec) {
+  RuntimeEnv env;
+  env.env_vars["ORRERY_SCENARIO_ENV"] = spec.id;
+  // The id goes into the install (InstallHash covers setup, not env_vars): two specs with equal
+  // numbers stay two installs.
+  env.setup.push_back("printf '%s\\n' " + ShellQuote(spec.id) + " > scenario_env_id");
+  if (spec.install_s > 0) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "sleep %.3f", spec.install_s);
+    env.setup.push_back(buf);
+  }
+  if (spec.size_bytes > 0) {
+    env.setup.push_back("head -c " + std::to_string(spec.size_bytes) + " /dev/zero > blob");
+  }
+  return env;
+}
+
+Status CheckLiveSupport(const Scenario& s) {
+  // --- autoscaler: managed node types (and their standby nodes) are the cluster's autoscaler's.
+  // Each env's install writes its size to disk on every node that uses it.
+  for (const auto& e : s.runtime_envs) {
+    if (e.size_bytes > kMaxEnvBytes) {
+      return InvalidArgument(s.path + ": runtime_envs." + e.id + ".size: live run installs " +
+                             std::to_string(e.size_bytes) +
+                             " bytes on every node that uses it; "
+                             "at most " +
+                             std::to_string(kMaxEnvBytes) +
+                             " bytes (256 MiB) per env (scale it down with --set)");
+    }
+  }
+  if (s.tasks.size() > kMaxTasks) {
+    return InvalidArgument(s.path + ": workload: live run replays at most " +
+                           std::to_string(kMaxTasks) + " tasks, this scenario has " +
+                           std::to_string(s.tasks.size()) + " (scale it down with --set)");
+  }
+  return Status::Ok();
+}
+
+// ---- LocalCluster --------------------------------------------------------------------------
+
+StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const Scenario& scenario,
+                                                            const fs::path& dir) {
+  std::unique_ptr<LocalCluster> c(new LocalCluster());
+  c->dir_ = dir;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status(StatusCode::kUnavailable, "cannot create " + dir.string());
+  auto token = GenerateToken();
+  if (!token.ok()) return token.status();
+  c->token_ = *token;
+  const auto period = std::chrono::milliseconds(
+      std::max<int64_t>(1, static_cast<int64_t>(scenario.scheduler.report_period_s * 1000 + 0.5)));
+  HeadOptions ho;
+  ho.port = 0;
+  ho.token = c->token_;
+  ho.report_period = period;
+  // A replayed scenario's node failures are detected as the simulator models them.
+  ho.health_check_period = std::max(std::chrono::milliseconds(100), period);
+  ho.health_check_failures = 5;
+  ho.scheduler = scenario.scheduler.options;  // the cluster's policy is the scenario's
+  if (scenario.autoscaler.enabled) {  // --- autoscaler: the head launches the standby nodes' types
+    ho.autoscaler =
+        std::make_shared<const LiveAutoscalerConfig>(AutoscalerConfigOfScenario(scenario));
+  }
+  auto head = HeadDaemon::Start(ho);
+  if (!head.ok()) return head.status().WithContext("starting the head");
+  c->head_ = std::move(*head);
+  c->address_ = "127.0.0.1:" + std::to_string(c->head_->port());
+  for (size_t i = 0; i < scenario.nodes.size(); ++i) {
+    const auto& spec = scenario.nodes[i];
+    if (spec.standby) continue;  // --- autoscaler: launched by the head's autoscaler when needed
+    NodeOptions no;
+    no.head_address = c->address_;
+    no.token = c->token_;
+    no.node_id = spec.id;
+    no.total = spec.total;
+    no.labels = spec.labels;
+    no.is_head_node = static_cast<int>(i) == scenario.driver_node;
+    no.scheduler = scenario.scheduler.options;
+    no.seed = scenario.seed + i;
+    no.object_dir = (dir / ("objects-" + spec.id)).string();
+    // The scenario's runtime-env cache (the agent's setup timeout is per command; the emulated
+    // install's time is one `sleep`, so it is the install's timeout as in the simulator).
+    no.runtime_env_cache_bytes = scenario.env_cache.limit_bytes;
+    no.runtime_env_eviction = scenario.env_cache.policy;
+    no.runtime_env_setup_timeout_s = scenario.env_cache.setup_timeout_s;
+    no.runtime_env_max_attempts = scenario.env_cache.max_attempts;
+    auto node = NodeDaemon::Start(no);
+    if (!node.ok()) return node.status().WithContext("starting node " + spec.id);
+    c->ids_.push_back(spec.id);
+    c->node_options_.push_back(no);
+    c->nodes_.push_back(std::move(*node));
+  }
+  return c;
+}
+
+Status LocalCluster::Crash(const std::string& id) {
+  auto it = std::find(ids_.begin(), ids_.end(), id);
+  if (it == ids_.end()) return Status(StatusCode::kNotFound, "no node '" + id + "'");
+  auto& node = nodes_[static_cast<size_t>(it - ids_.begin())];
+  if (!node) return Status(StatusCode::kFailedPrecondition, "node " + id + " is already down");
+  node->Stop();
+  node.reset();
+  return Status::Ok();
+}
+
+Status LocalCluster::Recover(const std::string& id) {
+  auto it = std::find(ids_.begin(), ids_.end(), id);
+  if (it == ids_.end()) return Status(StatusCode::kNotFound, "no node '" + id + "'");
+  const size_t i = static_cast<size_t>(it - ids_.begin());
+  if (nodes_[i]) return Status(StatusCode::kFailedPrecondition, "node " + id + " is running");
+  auto node = NodeDaemon::Start(node_options_[i]);
+  if (!node.ok()) return node.status().WithContext("restarting node " + id);
+  nodes_[i] = std::move(*node);
+  return Status::Ok();
+}
+
+LocalCluster::~LocalCluster() {
+  for (auto& n : nodes_) {
+    if (n) n->Stop();
+  }
+  nodes_.clear();
+  if (head_) head_->Stop();
+  head_.reset();
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+}
+
+// ---- the run -------------------------------------------------------------------------------
+
+namespace {
+
+class Runner {
+ public:
+  Runner(const Scenario& s, std::string address, std::string token, LiveRunOptions o)
+      : s_(s), head_address_(std::move(address)), token_(std::move(token)), o_(std::move(o)) {}
+
+  StatusOr<results::RunRecord> Run() {
+    // Task ids are unique per run, so runs on one long-lived cluster never collide.
+    auto token = GenerateToken();
+    run_id_ = "run" + (token.ok() ? token->substr(0, 8) : std::string("0"));
+    ORRERY_RETURN_IF_ERROR(Discover());
+    ORRERY_RETURN_IF_ERROR(CreateInitialObjects());
+    for (const auto& e : s_.runtime_envs) env_json_.push_back(ToJson(EmulatedRuntimeEnv(e)));
+    if (!s_.runtime_envs.empty()) env_before_ = ReadEnvStats();
+    const size_t n = s_.tasks.size();
+    attempts_.assign(n, {});
+    final_.assign(n, 0);
+    ok_.assign(n, 0);
+    ran_on_.assign(n, "");
+    t0_ = Clock::now();
+    std::thread sampler([this] { SampleLoop(); });
+    std::thread failures([this] { FailureLoop(); });
+    group_state_.assign(s_.placement_groups.size(), GroupState{});
+    std::thread groups([this] { GroupLoop(); });
+    std::vector<std::thread> threads;
+    threads.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      std::this_thread::sleep_until(t0_ + std::chrono::duration_cast<Clock::duration>(
+                                              std::chrono::duration<double>(s_.tasks[i].submit_s)));
+      threads.emplace_back([this, i] { RunTask(i); });
+    }
+    for (auto& t : threads) t.join();
+    const double end = Now();
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    sampler.join();
+    failures.join();
+    groups.join();
+    RemoveGroups();
+    Sample();  // the final state
+    if (!s_.runtime_envs.empty()) env_after_ = ReadEnvStats();
+    return Finish(end);
+  }
+
+ private:
+  double Now() const { return std::chrono::duration<double>(Clock::now() - t0_).count(); }
+
+  // The cluster must hold every scenario node (alive, same id); each must see all the others.
+  Status Discover() {
+    HeadClient head(head_address_, token_);
+    auto nodes = head.ListNodes();
+    if (!nodes.ok()) return nodes.status().WithContext("listing the cluster's nodes");
+    for (const auto& info : nodes->nodes()) {
+      if (info.state() == v1::NODE_STATE_ALIVE) address_of_[info.node_id()] = info.address();
+    }
+    for (const auto& spec : s_.nodes) {
+      if (spec.standby) continue;  // --- autoscaler: not there until launched
+      if (!address_of_.count(spec.id)) {
+        return Status(StatusCode::kFailedPrecondition,
+                      "the cluster at " + head_address_ + " has no alive node '" + spec.id +
+                          "' (live run needs one node per scenario node, with the same id)");
+      }
+    }
+    const int want = static_cast<int>(address_of_.size());
+    const auto deadline = Clock::now() + o_.view_timeout;
+    for (const auto& spec : s_.nodes) {
+      if (spec.standby) continue;  // --- autoscaler
+      NodeClient c(address_of_[spec.id], token_, std::chrono::milliseconds(1000));
+      while (true) {
+        auto r = c.Ready();
+        if (r.ok() && r->known_nodes() >= want) break;
+        if (Clock::now() > deadline) {
+          return Status(StatusCode::kDeadlineExceeded, "node " + spec.id +
+                                                           " did not learn of all " +
+                                                           std::to_string(want) + " nodes in time");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    // One more report period so every node's view carries fresh availability.
+    std::this_thread::sleep_for(std::chrono::duration<double>(2 * s_.scheduler.report_period_s));
+    return Status::Ok();
+  }
+
+  Status CreateInitialObjects() {
+    for (size_t k = 0; k < s_.args.size(); ++k) {
+      const auto& a = s_.args[k];
+      if (a.producer >= 0 || a.node < 0) continue;
+      const std::string& node = s_.nodes[a.node].id;
+      Status st =
+          NodeClient(address_of_[node], token_).PutObject(ObjectIdOfInitial(run_id_, k), a.bytes);
+      if (!st.ok()) return st.WithContext("creating an initial object on " + node);
+    }
+    return Status::Ok();
+  }
+
+  const std::string& DriverNode() const { return s_.nodes[s_.driver_node].id; }
+
+  std::string AddressOf(const std::string& node) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = address_of_.find(node);
+    return it == address_of_.end() ? std::string() : it->second;
+  }
+
+  // `preferred` unless it is down (crashed by a failure): then the driver node, else the first
+  // scenario node that is up.
+  std::string PickDecider(const std::string& preferred) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!down_.count(preferred)) return preferred;
+    if (!down_.count(DriverNode())) return DriverNode();
+    for (const auto& n : s_.nodes) {
+      if (!down_.count(n.id) && !n.standby) return n.id;
+    }
+    return preferred;
+  }
+
+  void MarkFinal(size_t i, results::TaskAttempt row, bool ok, const std::string& node,
+                 const std::string& why = "") {
+    if (o_.progress) {
+      std::lock_guard<std::mutex> l(progress_mu_);
+      *o_.progress << "[live run] task " << i << " (" << row.name << ") " << row.state
+                   << (row.attempt > 0 ? " (attempt " + std::to_string(row.attempt) + ")" : "")
+                   << (node.empty() ? "" : " on " + node) << (why.empty() ? "" : ": " + why)
+                   << "\n";
+    }
+    attempts_[i].push_back(std::move(row));
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      final_[i] = 1;
+      ok_[i] = ok ? 1 : 0;
+      ran_on_[i] = node;
+      ++num_final_;
+    }
+    cv_.notify_all();
+  }
+
+  void NoteError(const std::string& what) {
+    errors_.fetch_add(1);
+    std::lock_guard<std::mutex> l(progress_mu_);
+    if (first_error_.empty()) first_error_ = what;
+  }
+
+  // Waits (up to 10 s) until the head lists every node of `nodes` dead, then two report periods
+  // more so every node's view has it dead too (no spillback to it, affinity to it canceled).
+  void WaitDead(std::set<std::string> nodes) {
+    HeadClient head(head_address_, token_, std::chrono::milliseconds(2000));
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (!nodes.empty() && Clock::now() < deadline) {
+      auto list = head.ListNodes();
+      if (list.ok()) {
+        for (const auto& n : list->nodes()) {
+          if (n.state() == v1::NODE_STATE_DEAD) nodes.erase(n.node_id());
+        }
+      }
+      if (!nodes.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(2 * s_.scheduler.report_period_s));
+  }
+
+  std::set<std::string> Down() {
+    std::lock_guard<std::mutex> l(mu_);
+    return down_;
+  }
+  uint64_t CrashEpoch(const std::string& node) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = crash_epoch_.find(node);
+    return it == crash_epoch_.end() ? 0 : it->second;
+  }
+
+  void RunTask(size_t i) {
+    const TaskSpec& ts = s_.tasks[i];
+    results::TaskAttempt row;
+    row.task_id = i;
+    row.name = s_.names[ts.name];
+    row.job_id = s_.jobs[ts.job];
+    row.kind = WorkKindName(ts.kind);
+    row.submit_s = Now();
+    row.state = "pending";
+    ResourceRequest shape = s_.shapes[ts.shape];
+    const SchedulingStrategy& strategy = s_.strategies[ts.strategy];
+    // A task of a placement group asks for its bundle's resources, on the bundle's node.
+    std::string bundle_node;
+    if (ts.placement_group >= 0) {
+      auto b = AwaitBundle(static_cast<size_t>(ts.placement_group), ts.bundle, i);
+      if (!b.ok()) {
+        row.state = "failed";
+        row.wait_reason = "waiting_for_placement_group";
+        NoteError(row.name + ": " + b.status().ToString());
+        MarkFinal(i, std::move(row), false, "", std::string(b.status().message()));
+        return;
+      }
+      bundle_node = b->first;
+      shape = b->second;
+    }
+
+    // Producers first (they are earlier tasks, so their threads exist).
+    bool args_ok = true;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      for (uint32_t k = 0; k < ts.args_count; ++k) {
+        const ArgSpec& a = s_.args[ts.args_begin + k];
+        if (a.producer < 0) continue;
+        if (!final_[a.producer]) row.wait_reason = "waiting_for_args";
+        cv_.wait(l, [&] { return final_[a.producer] != 0; });
+        args_ok = args_ok && ok_[a.producer];
+      }
+    }
+    if (!args_ok) {
+      row.state = "canceled";
+      row.wait_reason = "waiting_for_args";
+      MarkFinal(i, std::move(row), false, "");
+      return;
+    }
+    // Argument locations, as the simulator's RequestFor builds them.
+    std::vector<ObjectArg> locality;
+    v1::RequestWorkerLeaseRequest req;
+    v1::RunTaskRequest run;
+    for (uint32_t k = 0; k < ts.args_count; ++k) {
+      const uint32_t idx = ts.args_begin + k;
+      const ArgSpec& a = s_.args[idx];
+      std::string where, id;
+      if (a.producer >= 0) {
+        std::lock_guard<std::mutex> l(mu_);
+        where = ran_on_[a.producer];
+        id = ObjectIdOfTask(run_id_, static_cast<size_t>(a.producer));
+      } else if (a.node >= 0) {
+        where = s_.nodes[a.node].id;
+        id = ObjectIdOfInitial(run_id_, idx);
+      }
+      if (where.empty()) continue;
+      locality.push_back({a.bytes, {where}});
+      auto* loc = req.add_args();
+      loc->set_object_id(id);
+      loc->set_bytes(a.bytes);
+      loc->add_node_ids(where);
+      auto* ref = run.add_args();
+      ref->set_object_id(id);
+      ref->set_bytes(a.bytes);
+      ref->set_node_id(where);
+    }
+    // Where the first lease request goes (the simulator's DeciderFor).
+    std::string preferred = DriverNode();
+    if (strategy.type == SchedulingStrategy::Type::kNodeAffinity) {
+      if (!AddressOf(strategy.node).empty()) preferred = strategy.node;
+    } else if (strategy.type != SchedulingStrategy::Type::kSpread && !locality.empty()) {
+      if (auto best = ChooseLocalityNode(locality); best && !AddressOf(*best).empty()) {
+        preferred = *best;
+      }
+    }
+    if (!bundle_node.empty()) preferred = bundle_node;
+    row.node_id = preferred;
+    // A shape no node could ever hold waits for an autoscaler that live does not have yet.
+    if (bundle_node.empty() &&
+        (strategy.type != SchedulingStrategy::Type::kNodeAffinity || strategy.soft)) {
+      bool feasible = false;
+      for (const auto& n : s_.nodes) {
+        auto r = NodeResources::Create(n.total);
+        feasible = feasible || (r.ok() && r->IsFeasible(shape));
+      }
+      if (!feasible) {
+        row.state = "infeasible";
+        row.wait_reason = "infeasible";
+        MarkFinal(i, std::move(row), false, "");
+        return;
+      }
+    }
+    const std::string base_id = run_id_ + "-t" + std::to_string(i);
+    req.set_name(row.name);
+    // An actor is its creation lease, held for its lifetime (the sleep workload below).
+    req.set_actor_creation(ts.kind == WorkKind::kActor);
+    if (ts.env >= 0) run.set_runtime_env_json(env_json_[static_cast<size_t>(ts.env)]);
+    ToProto(shape.set(), req.mutable_resources());
+    ToProto(strategy, req.mutable_strategy());
+    run.mutable_workload()->set_duration_ms(static_cast<int64_t>(ts.duration_s * 1000 + 0.5));
+    if (ts.output_bytes > 0) {
+      run.mutable_workload()->set_kind(v1::Workload::PRODUCE);
+      run.mutable_workload()->set_bytes(ts.output_bytes);
+      run.set_output_object_id(ObjectIdOfTask(run_id_, i));
+    } else {
+      run.mutable_workload()->set_kind(
+          o_.workload == LiveRunOptions::Workload::kCpu ? v1::Workload::CPU : v1::Workload::SLEEP);
+    }
+    // One attempt per pass: a new task id and a new row; only a node failure retries.
+    for (int attempt = 0;; ++attempt) {
+      if (attempt > 0) {
+        row.attempt = attempt;
+        row.submit_s = Now();
+        row.start_s = row.end_s = -1;
+        row.state = "pending";
+        row.spillbacks = 0;
+        row.wait_reason.clear();
+        row.node_id = PickDecider(preferred);
+      }
+      const std::string task_id = base_id + (attempt > 0 ? ".a" + std::to_string(attempt) : "");
+      req.set_task_id(task_id);
+      run.set_task_id(task_id);
+      AcquireOptions ao;
+      ao.on_queued = [&](v1::WaitReason r) {
+        const std::string name = WaitReasonName(FromProto(r));
+        if (!name.empty()) row.wait_reason = name;
+      };
+      // A lease call that a crashing node dropped (or that spilled to it) is asked again, at an
+      // alive node, once every crashed node is seen dead: same attempt, nothing ran.
+      StatusOr<AcquiredLease> lease = Status(StatusCode::kUnavailable, "not asked");
+      for (int ask = 0; ask < 5; ++ask) {
+        lease = AcquireLease(AddressOf(PickDecider(preferred)), token_, req, ao);
+        if (lease.ok() || lease.status().code() == StatusCode::kCancelled) break;
+        auto down = Down();
+        if (down.empty()) break;
+        WaitDead(std::move(down));
+      }
+      if (!lease.ok()) {
+        row.state = lease.status().code() == StatusCode::kCancelled ? "canceled" : "failed";
+        NoteError(task_id + ": " + lease.status().ToString());
+        MarkFinal(i, std::move(row), false, "", std::string(lease.status().message()));
+        return;
+      }
+      row.node_id = lease->node_id;
+      row.spillbacks = lease->spillbacks;
+      // The granted lease waits for the env (a hit too, briefly), the task's last wait reason,
+      // as the simulator records it.
+      if (ts.env >= 0) row.wait_reason = "waiting_for_runtime_env";
+      spillbacks_.fetch_add(static_cast<uint64_t>(lease->spillbacks));
+      for (auto& ref : *run.mutable_args()) ref.set_address(AddressOf(ref.node_id()));
+      const uint64_t epoch = CrashEpoch(lease->node_id);
+      running_.fetch_add(1);
+      auto exit = NodeClient(lease->address, token_).RunTask(run, [&](const v1::RunTaskReply& m) {
+        if (m.has_started_pid()) row.start_s = Now();
+      });
+      running_.fetch_sub(1);
+      row.end_s = Now();
+      if (exit.ok() && exit->exit_code() == 0) {
+        bytes_transferred_.fetch_add(exit->bytes_fetched());
+        row.state = "finished";
+        MarkFinal(i, std::move(row), true, lease->node_id);
+        return;
+      }
+      const std::string why = exit.ok() ? exit->error() : exit.status().ToString();
+      row.state = "failed";
+      // The node's runtime-env agent gave up on the install: the lease was canceled (as the
+      // simulator cancels it after max_attempts); not a node failure, not retried.
+      if (exit.ok() && why.rfind("runtime env setup failed", 0) == 0) {
+        row.state = "canceled";
+        row.wait_reason = "waiting_for_runtime_env";
+        NoteError(task_id + " on " + lease->node_id + ": " + why);
+        MarkFinal(i, std::move(row), false, lease->node_id, why);
+        return;
+      }
+      // The node died under the attempt: a failure we injected, a broken stream, or a node
+      // that no longer answers. Anything else is the task's own failure (not retried).
+      const bool node_died =
+          CrashEpoch(lease->node_id) != epoch || !exit.ok() ||
+          !NodeClient(lease->address, token_, std::chrono::milliseconds(500)).Ready().ok();
+      if (node_died && attempt < static_cast<int>(ts.max_retries)) {
+        if (o_.progress) {
+          std::lock_guard<std::mutex> l(progress_mu_);
+          *o_.progress << "[live run] task " << i << " (" << row.name << ") failed on "
+                       << lease->node_id << " (node died), retrying\n";
+        }
+        attempts_[i].push_back(row);
+        WaitDead({lease->node_id});
+        continue;
+      }
+      NoteError(task_id + " on " + lease->node_id + ": " + why);
+      MarkFinal(i, std::move(row), false, lease->node_id, node_died ? "node died" : why);
+      return;
+    }
+  }
+
+  // ---- placement groups ----------------------------------------------------------------------
+
+  struct GroupState {
+    bool asked = false;  // the create call was answered (ok or not)
+    Status create = Status::Ok();
+  };
+
+  // The group's id on the cluster: unique per run, so runs on one cluster never collide.
+  std::string GroupId(size_t g) const { return run_id_ + "-" + s_.placement_groups[g].id; }
+
+  // Creates each group at its `at` time (they are sorted by nothing: each gets its own wait).
+  void GroupLoop() {
+    std::vector<size_t> order(s_.placement_groups.size());
+    for (size_t g = 0; g < order.size(); ++g) order[g] = g;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return s_.placement_groups[a].create_s < s_.placement_groups[b].create_s;
+    });
+    HeadClient head(head_address_, token_);
+    for (size_t g : order) {
+      const auto& spec = s_.placement_groups[g];
+      std::this_thread::sleep_until(t0_ + std::chrono::duration_cast<Clock::duration>(
+                                              std::chrono::duration<double>(spec.create_s)));
+      v1::CreatePlacementGroupRequest req;
+      req.set_group_id(GroupId(g));
+      req.set_strategy(PlacementStrategyName(spec.strategy));
+      for (const auto& b : spec.bundles) ToProto(b.set(), req.add_bundles());
+      auto r = head.CreatePlacementGroup(req);
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        group_state_[g].asked = true;
+        if (!r.ok()) group_state_[g].create = r.status().WithContext("creating " + spec.id);
+      }
+      cv_.notify_all();
+    }
+  }
+
+  // Waits until group `g` is created; returns the node of the task's bundle (or, for "any
+  // bundle", one of the group's nodes, chosen round robin by task index) and the shape the task
+  // asks for there: each resource of its shape under the bundle's indexed (or wildcard) name,
+  // plus a sliver of the bundle marker so a task without resources is pinned too.
+  StatusOr<std::pair<std::string, ResourceRequest>> AwaitBundle(size_t g, int bundle, size_t task) {
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [&] { return group_state_[g].asked; });
+      if (!group_state_[g].create.ok()) return group_state_[g].create;
+    }
+    const std::string id = GroupId(g);
+    HeadClient head(head_address_, token_);
+    const auto deadline = Clock::now() + o_.group_timeout;
+    v1::PlacementGroupInfo info;
+    while (true) {
+      auto r = head.GetPlacementGroup(id);
+      if (r.ok() && r->state() == v1::PLACEMENT_GROUP_STATE_CREATED) {
+        info = *r;
+        break;
+      }
+      if (r.ok() && r->state() == v1::PLACEMENT_GROUP_STATE_REMOVED) {
+        return Status(StatusCode::kCancelled, "placement group " + id + " was removed");
+      }
+      if (Clock::now() > deadline) {
+        return Status(StatusCode::kDeadlineExceeded,
+                      "placement group " + id + " was not created in time" +
+                          (r.ok() && !r->reason().empty() ? ": " + r->reason() : ""));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (bundle >= info.bundle_nodes_size()) {
+      return InvalidArgument("bundle " + std::to_string(bundle) + " of group " + id +
+                             " does not exist");
+    }
+    const std::string node =
+        bundle >= 0 ? info.bundle_nodes(bundle)
+                    : info.bundle_nodes(static_cast<int>(task % info.bundle_nodes_size()));
+    ResourceSet set;
+    const auto name = [&](std::string_view r) {
+      return bundle >= 0 ? IndexedBundleResourceName(r, bundle, id)
+                         : WildcardBundleResourceName(r, id);
+    };
+    s_.shapes[s_.tasks[task].shape].set().ForEach(
+        [&](std::string_view r, Quantity q) { set.Set(name(r), q); });
+    set.Set(name(kBundleMarkerResource), Quantity::FromRaw(10));  // 0.001
+    return std::make_pair(node, ResourceRequest::FromSet(std::move(set)));
+  }
+
+  // Groups live until removed: the run removes the ones it created.
+  void RemoveGroups() {
+    HeadClient head(head_address_, token_);
+    for (size_t g = 0; g < s_.placement_groups.size(); ++g) {
+      if (group_state_[g].asked && group_state_[g].create.ok()) {
+        (void)head.RemovePlacementGroup(GroupId(g));
+      }
+    }
+  }
+
+  // Injects the scenario's failures at their times, until the run is done.
+  void FailureLoop() {
+    for (const auto& f : s_.failures) {
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        const auto at = t0_ + std::chrono::duration_cast<Clock::duration>(
+                                  std::chrono::duration<double>(f.at_s));
+        if (cv_.wait_until(l, at, [this] { return done_; })) return;
+      }
+      const std::string id = s_.nodes[static_cast<size_t>(f.node)].id;
+      const bool crash = f.action == FailureSpec::Action::kCrash;
+      if (crash) {
+        std::lock_guard<std::mutex> l(mu_);
+        down_.insert(id);
+        ++crash_epoch_[id];
+      }
+      if (o_.progress) {
+        std::lock_guard<std::mutex> l(progress_mu_);
+        *o_.progress << "[live run] t=" << Now() << "s: " << (crash ? "crash" : "recover")
+                     << " node " << id << "\n";
+      }
+      Status st = o_.inject_failure ? o_.inject_failure(id, crash) : KillByPid(id, crash);
+      if (!st.ok()) {
+        NoteError(std::string(crash ? "crash" : "recover") + " of node " + id + ": " +
+                  st.ToString());
+        if (crash) {
+          std::lock_guard<std::mutex> l(mu_);
+          down_.erase(id);
+        }
+        continue;
+      }
+      if (!crash) AwaitRecovered(id);
+    }
+  }
+
+  // Default injector: SIGKILL of a node daemon that is a separate process on this machine.
+  Status KillByPid(const std::string& id, bool crash) {
+    if (!crash) {
+      return Status(StatusCode::kUnimplemented,
+                    "recover needs --local (live run cannot start a daemon of another cluster)");
+    }
+    auto list = HeadClient(head_address_, token_).ListNodes();
+    if (!list.ok()) return list.status();
+    for (const auto& n : list->nodes()) {
+      if (n.node_id() != id) continue;
+      const std::string& a = n.address();
+      const bool local = a.rfind("127.0.0.1:", 0) == 0 || a.rfind("localhost:", 0) == 0;
+      if (!local || n.pid() <= 0 || n.pid() == static_cast<int32_t>(::getpid())) {
+        return Status(StatusCode::kUnimplemented,
+                      "node " + id + " is not a separate process on this machine");
+      }
+      if (::kill(n.pid(), SIGKILL) != 0) {
+        return Status(StatusCode::kUnavailable, "cannot kill pid " + std::to_string(n.pid()));
+      }
+      return Status::Ok();
+    }
+    return Status(StatusCode::kNotFound, "the head has no node '" + id + "'");
+  }
+
+  // After a recover: waits (up to 10 s) until the head lists the node alive, takes its new
+  // address, and lets two report periods pass so the other nodes see it too.
+  void AwaitRecovered(const std::string& id) {
+    HeadClient head(head_address_, token_, std::chrono::milliseconds(2000));
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (Clock::now() < deadline) {
+      auto list = head.ListNodes();
+      if (list.ok()) {
+        for (const auto& n : list->nodes()) {
+          if (n.node_id() == id && n.state() == v1::NODE_STATE_ALIVE) {
+            std::this_thread::sleep_for(
+                std::chrono::duration<double>(2 * s_.scheduler.report_period_s));
+            std::lock_guard<std::mutex> l(mu_);
+            address_of_[id] = n.address();
+            down_.erase(id);
+            return;
+          }
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    NoteError("node " + id + " did not come back within 10 s of its recover");
+  }
+
+  // Samples the cluster until the run is done: every kUtilTick for the utilisation and node-second
+  // integrals (the head's view changes every report period, 100 ms; a 1 s step function aliases
+  // tasks of a second or two badly), and writes timeseries rows every sample period.
+  void SampleLoop() {
+    static constexpr double kUtilTick = 0.1;
+    const double tick = std::min(kUtilTick, o_.sample_period_s);
+    std::unique_lock<std::mutex> l(mu_);
+    auto next = Clock::now();
+    double next_rows = 0;
+    while (!done_) {
+      l.unlock();
+      const double t = Now();
+      const bool rows = t >= next_rows;
+      if (rows) next_rows = t + o_.sample_period_s - tick / 2;
+      Sample(rows);
+      l.lock();
+      next += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(tick));
+      cv_.wait_until(l, next, [this] { return done_; });
+    }
+  }
+
+  // Takes one sample; with `rows`, also appends it to timeseries.csv.
+  void Sample(bool rows = true) {
+    const double t = Now();
+    HeadClient head(head_address_, token_, std::chrono::milliseconds(2000));
+    auto nodes = head.ListNodes();
+    uint64_t final_count;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      final_count = num_final_;
+    }
+    const double running = static_cast<double>(running_.load());
+    std::lock_guard<std::mutex> l(sample_mu_);
+    auto add = [&](const char* metric, std::string labels, double v) {
+      if (rows) samples_.push_back({t, metric, std::move(labels), v});
+    };
+    add("orrery_tasks", "state=running", running);
+    add("orrery_tasks", "state=final", static_cast<double>(final_count));
+    add("orrery_spillbacks_total", "", static_cast<double>(spillbacks_.load()));
+    if (!nodes.ok()) return;
+    static const char* kNames[3] = {"CPU", "GPU", "memory"};
+    double used[3] = {0, 0, 0}, cap[3] = {0, 0, 0};
+    int alive = 0;
+    for (const auto& n : nodes->nodes()) {
+      if (n.state() != v1::NODE_STATE_ALIVE) continue;
+      ++alive;
+      auto total = FromProto(n.total(), "total");
+      auto avail = FromProto(n.available(), "available");
+      if (!total.ok() || !avail.ok()) continue;
+      for (int r = 0; r < 3; ++r) {
+        const double c = total->Get(kNames[r]).ToDouble();
+        cap[r] += c;
+        used[r] += c - avail->Get(kNames[r]).ToDouble();
+      }
+    }
+    for (int r = 0; r < 3; ++r) {
+      add("orrery_resources", std::string("name=") + kNames[r] + ",state=used", used[r]);
+      add("orrery_resources", std::string("name=") + kNames[r] + ",state=available",
+          cap[r] - used[r]);
+    }
+    util_samples_.push_back({t, {used[0], used[1], used[2]}, {cap[0], cap[1], cap[2]}});
+    add("orrery_nodes", "state=alive", alive);
+    // --- autoscaler: nodes up or launching, integrated over time (node_seconds, as the sim).
+    if (s_.autoscaler.enabled) {
+      int pending = 0;
+      if (auto as = GetAutoscalerStatus(head_address_, token_, std::chrono::milliseconds(2000));
+          as.ok()) {
+        for (const auto& n : as->nodes()) pending += n.state() == "pending" ? 1 : 0;
+      }
+      if (as_last_t_ >= 0) as_node_seconds_ += as_last_nodes_ * (t - as_last_t_);
+      as_last_t_ = t;
+      as_last_nodes_ = alive + pending;
+      as_peak_ = std::max(as_peak_, alive);
+      add("orrery_autoscaler_pending_nodes", "", pending);
+    }
+  }
+
+  results::RunRecord Finish(double end) {
+    results::RunRecord r;
+    r.scenario = s_.name;
+    r.backend = "live";
+    r.policy = s_.scheduler.options.policy;
+    r.seed = s_.seed;
+    double makespan = 0;
+    for (const auto& task : attempts_) {
+      for (const auto& row : task) {
+        if (row.end_s >= 0) makespan = std::max(makespan, row.end_s);
+        r.attempts.push_back(row);
+      }
+    }
+    r.samples = samples_;
+    r.makespan_s = makespan;
+    // Time-averaged over [0, makespan] as the simulator integrates it: each sample's state holds
+    // until the next sample (a step function), clipped at the makespan, so the idle samples at the
+    // start and after the last task do not weigh like busy seconds.
+    static const char* kNames[3] = {"CPU", "GPU", "memory"};
+    double used_int[3] = {0, 0, 0}, cap_int[3] = {0, 0, 0};
+    const double horizon = makespan > 0 ? makespan : end;
+    for (size_t k = 0; k < util_samples_.size(); ++k) {
+      const double from = util_samples_[k].t;
+      const double to =
+          std::min(horizon, k + 1 < util_samples_.size() ? util_samples_[k + 1].t : horizon);
+      if (to <= from) continue;
+      for (int i = 0; i < 3; ++i) {
+        used_int[i] += util_samples_[k].used[i] * (to - from);
+        cap_int[i] += util_samples_[k].cap[i] * (to - from);
+      }
+    }
+    for (int i = 0; i < 3; ++i) {
+      r.utilization[kNames[i]] = cap_int[i] > 0 ? used_int[i] / cap_int[i] : 0.0;
+    }
+    r.node_seconds = static_cast<double>(s_.nodes.size()) * end;
+    r.spillbacks = spillbacks_.load();
+    r.bytes_transferred = bytes_transferred_.load();
+    r.nodes.initial = s_.nodes.size();
+    r.nodes.peak = s_.nodes.size();
+    r.autoscaler.peak_nodes = s_.nodes.size();
+    if (s_.autoscaler.enabled) {  // --- autoscaler
+      std::lock_guard<std::mutex> l(sample_mu_);
+      r.node_seconds = as_node_seconds_;
+      r.nodes.initial = 0;
+      for (const auto& n : s_.nodes) r.nodes.initial += n.standby ? 0 : 1;
+      r.nodes.peak = static_cast<uint64_t>(as_peak_);
+      r.autoscaler.peak_nodes = static_cast<uint64_t>(as_peak_);
+      if (auto as = GetAutoscalerStatus(head_address_, token_); as.ok()) {
+        r.autoscaler.launched = static_cast<uint64_t>(as->launched());
+        r.autoscaler.terminated = static_cast<uint64_t>(as->terminated());
+      }
+    }
+    r.wall_s = end;
+    // Per node, the counters' growth during the run (a node restarted by a recover starts from
+    // zero again: then its counters as they are).
+    for (const auto& [node, after] : env_after_) {
+      const auto b = env_before_.find(node);
+      const bool fresh = b == env_before_.end() || after.hits() < b->second.hits() ||
+                         after.misses() < b->second.misses();
+      const v1::RuntimeEnvCacheStats zero;
+      const v1::RuntimeEnvCacheStats& before = fresh ? zero : b->second;
+      r.env_cache.hits += after.hits() - before.hits();
+      r.env_cache.misses += after.misses() - before.misses();
+      r.env_cache.evictions += after.evictions() - before.evictions();
+      r.env_cache.bytes_installed += after.bytes_installed() - before.bytes_installed();
+    }
+    return r;
+  }
+
+  // Each scenario node's runtime-env cache counters (a node that does not answer is left out).
+  std::map<std::string, v1::RuntimeEnvCacheStats> ReadEnvStats() {
+    std::map<std::string, v1::RuntimeEnvCacheStats> out;
+    for (const auto& spec : s_.nodes) {
+      const std::string address = AddressOf(spec.id);
+      if (address.empty()) continue;
+      auto stub = v1::NodeService::NewStub(
+          grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+      grpc::ClientContext ctx;
+      AttachToken(&ctx, token_);
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      v1::RuntimeEnvCacheStats stats;
+      if (stub->GetRuntimeEnvCacheStats(&ctx, v1::RuntimeEnvCacheStatsRequest(), &stats).ok()) {
+        out[spec.id] = stats;
+      } else {
+        NoteError("reading the runtime-env cache counters of node " + spec.id);
+      }
+    }
+    return out;
+  }
+
+ public:
+  std::string first_error() const { return first_error_; }
+
+ private:
+  const Scenario& s_;
+  const std::string head_address_;
+  const std::string token_;
+  const LiveRunOptions o_;
+  // node id -> NodeService address; guarded by mu_ once the tasks start (a recover changes it).
+  std::map<std::string, std::string> address_of_;
+  std::string run_id_;
+  Clock::time_point t0_;
+  std::vector<std::string> env_json_;  // by runtime_envs index: EmulatedRuntimeEnv as JSON
+  std::map<std::string, v1::RuntimeEnvCacheStats> env_before_, env_after_;  // by node id
+
+  // Per task, its attempts in order; attempts_[i] is written only by task i's thread.
+  std::vector<std::vector<results::TaskAttempt>> attempts_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<char> final_, ok_;     // guarded by mu_
+  std::vector<std::string> ran_on_;  // guarded by mu_
+  uint64_t num_final_ = 0;           // guarded by mu_
+  bool done_ = false;                // guarded by mu_
+  std::set<std::string> down_;       // crashed by a failure, not recovered; guarded by mu_
+  std::map<std::string, uint64_t> crash_epoch_;  // crashes per node; guarded by mu_
+  std::vector<GroupState> group_state_;          // by placement group; guarded by mu_
+
+  std::atomic<uint64_t> spillbacks_{0}, bytes_transferred_{0}, errors_{0};
+  std::atomic<int64_t> running_{0};
+  std::mutex progress_mu_;
+  std::string first_error_;  // guarded by progress_mu_
+
+  std::mutex sample_mu_;
+  std::vector<results::Sample> samples_;
+  struct UtilSample {
+    double t;
+    double used[3], cap[3];  // CPU, GPU, memory over alive nodes
+  };
+  std::vector<UtilSample> util_samples_;  // guarded by sample_mu_
+  // --- autoscaler: guarded by sample_mu_.
+  double as_node_seconds_ = 0, as_last_t_ = -1;
+  int as_last_nodes_ = 0, as_peak_ = 0;
+};
+
+}  // namespace
+
+StatusOr<results::RunRecord> RunScenario(const Scenario& scenario, const std::string& address,
+                                         const std::string& token, const LiveRunOptions& options) {
+  ORRERY_RETURN_IF_ERROR(CheckLiveSupport(scenario));
+  if (scenario.autoscaler.enabled) {  // --- autoscaler: the cluster must run one
+    auto as = GetAutoscalerStatus(address, token);
+    if (!as.ok() || !as->enabled()) {
+      return Status(StatusCode::kFailedPrecondition,
+                    scenario.path + ": cluster.node_types.max_workers: the scenario is autoscaled "
+                    "but the cluster at " + address + " runs no autoscaler (start its head with "
+                    "--autoscaler-config, or use --local)");
+    }
+  }
+  auto scheduling = ClusterScheduling(scenario, address, token);
+  if (!scheduling.ok()) return scheduling.status();
+  if (SameScheduling(*scheduling, scenario.scheduler.options)) {
+    Runner runner(scenario, address, token, options);
+    return runner.Run();
+  }
+  // The scenario names no policy: it runs with the cluster's, and its record says so.
+  Scenario on_cluster = scenario;
+  on_cluster.scheduler.options = *scheduling;
+  Runner runner(on_cluster, address, token, options);
+  return runner.Run();
+}
+
+StatusOr<SchedulerOptions> ClusterScheduling(const Scenario& scenario,
+                                             const std::string& address,
+                                             const std::string& token) {
+  auto view = HeadClient(address, token).GetClusterView();
+  if (!view.ok()) return view.status().WithContext("asking the cluster for its view");
+  auto cluster = SchedulerFromProto(view->scheduler());
+  if (!cluster.ok()) return cluster.status().WithContext("the cluster's scheduling setting");
+  const SchedulerOptions& asked = scenario.scheduler.options;
+  if (scenario.scheduler.policy_given && !SameScheduling(asked, *cluster)) {
+    return Status(StatusCode::kFailedPrecondition,
+                  scenario.path + ": scheduler: the scenario asks for policy " +
+                      DescribeScheduling(asked) + " but the cluster at " + address + " runs " +
+                      DescribeScheduling(*cluster) +
+                      " (policy is a cluster setting: start the head with --policy " +
+                      asked.policy + ", or drop the scenario's policy to use the cluster's)");
+  }
+  return *cluster;
+}
+
+std::vector<std::string> SchedulingOverrides(const SchedulerOptions& o) {
+  auto num = [](double d) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%.17g", d);
+    return std::string(buf);
+  };
+  return {"scheduler.policy=" + o.policy,
+          "scheduler.spread_threshold=" + num(o.hybrid.spread_threshold),
+          "scheduler.top_k_absolute=" + std::to_string(o.hybrid.top_k_absolute),
+          "scheduler.top_k_fraction=" + num(o.hybrid.top_k_fraction),
+          std::string("scheduler.avoid_gpu_nodes=") + (o.hybrid.avoid_gpu_nodes ? "true" : "false")};
+}
+
+}  // namespace orrery::live

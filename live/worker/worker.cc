@@ -1,0 +1,350 @@
+#include "live/worker/worker.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "live/api/registry.h"
+#include "live/common/process.h"
+#include "live/rpc/rpc_util.h"
+#include "live/node/worker_log.h"
+#include "orrery.grpc.pb.h"
+
+namespace orrery::live {
+
+// ---- node side -------------------------------------------------------------------------------
+
+ApiWorkerPool::ApiWorkerPool(ProcessSupervisor* supervisor, ApiWorkerPoolOptions options,
+                             Post post)
+    : supervisor_(supervisor), options_(std::move(options)), post_(std::move(post)) {}
+
+ApiWorkerPool::~ApiWorkerPool() {
+  for (auto& [pid, w] : workers_) {
+    if (w.stdin_fd >= 0) ::close(w.stdin_fd);
+  }
+}
+
+std::string ApiWorkerPool::KeyOf(const ApiWorkerSpec& spec) {
+  // NUL cannot occur in paths or environment strings: an unambiguous separator.
+  std::string k = spec.library;
+  for (const auto& [name, value] : spec.env) {
+    k += '\0' + name + '=' + value;
+  }
+  k += std::string("\0cwd=", 5) + spec.cwd;  // runtime envs: same working_dir only
+  return k;
+}
+
+void ApiWorkerPool::Acquire(const std::string& lease, const ApiWorkerSpec& spec, OnReady on_ready,
+                            OnDied on_died) {
+  const std::string key = KeyOf(spec);
+  if (!spec.actor) {
+    auto& idle = idle_[key];
+    while (!idle.empty()) {
+      const pid_t pid = idle.back();
+      idle.pop_back();
+      auto it = workers_.find(pid);
+      if (it == workers_.end() || it->second.stdin_fd < 0) continue;
+      it->second.lease = lease;
+      it->second.on_died = std::move(on_died);
+      by_lease_[lease] = pid;
+      on_ready(std::make_pair(pid, it->second.address));
+      return;
+    }
+  }
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) {
+    on_ready(Internal("pipe failed"));
+    return;
+  }
+  ProcessSpec ps;
+  ps.argv = {options_.exe, "__api_worker", "--library", spec.library};
+  ps.env = options_.env;
+  ps.env.insert(ps.env.end(), spec.env.begin(), spec.env.end());
+  ps.cwd = spec.cwd;
+  ps.env.emplace_back("ORRERY_WORKER_HOST", options_.bind_host);
+  ps.env.emplace_back("ORRERY_WORKER_TOKEN", options_.token);
+  ps.stdin_fd = p[0];
+  ProcessCallbacks cb;
+  auto cell = std::make_shared<pid_t>(0);
+  cb.on_started = [cell](pid_t pid) { *cell = pid; };
+  cb.on_stdout = [this, cell](std::string_view chunk) {
+    post_([this, pid = *cell, c = std::string(chunk)] { OnControl(pid, c); });
+  };
+  cb.on_stderr = [cell](std::string_view chunk) {
+    std::cerr << "[api worker " << *cell << "] " << chunk << std::flush;
+  };
+  cb.on_exit = [this, cell](int code, int sig) {
+    post_([this, pid = *cell, code, sig] { OnExit(pid, code, sig); });
+  };
+  auto pid = supervisor_->Spawn(ps, std::move(cb));
+  ::close(p[0]);
+  if (!pid.ok()) {
+    ::close(p[1]);
+    on_ready(pid.status());
+    return;
+  }
+  Worker w;
+  w.key = key;
+  w.actor = spec.actor;
+  w.stdin_fd = p[1];
+  w.lease = lease;
+  w.on_ready = std::move(on_ready);
+  w.on_died = std::move(on_died);
+  workers_[*pid] = std::move(w);
+  by_lease_[lease] = *pid;
+}
+
+void ApiWorkerPool::Release(const std::string& lease) {
+  auto l = by_lease_.find(lease);
+  if (l == by_lease_.end()) return;
+  const pid_t pid = l->second;
+  by_lease_.erase(l);
+  auto it = workers_.find(pid);
+  if (it == workers_.end()) return;
+  Worker& w = it->second;
+  w.lease.clear();
+  w.on_died = nullptr;
+  const bool ready = !w.address.empty() && !w.on_ready;
+  w.on_ready = nullptr;
+  auto& idle = idle_[w.key];
+  if (!w.actor && ready && w.stdin_fd >= 0 && idle.size() < options_.max_idle) {
+    idle.push_back(pid);
+  } else {
+    Retire(pid);
+  }
+}
+
+void ApiWorkerPool::RetireIdleWithEnv(const std::string& name, const std::string& value) {
+  // Keys are library, then '\0'NAME=VALUE per variable, then '\0'cwd=...: a value always ends
+  // at a '\0'.
+  const std::string needle = std::string(1, '\0') + name + "=" + value + std::string(1, '\0');
+  std::vector<pid_t> victims;
+  for (const auto& [key, q] : idle_) {
+    if (key.find(needle) != std::string::npos) victims.insert(victims.end(), q.begin(), q.end());
+  }
+  for (pid_t pid : victims) Retire(pid);
+}
+
+void ApiWorkerPool::OnControl(pid_t pid, const std::string& chunk) {
+  auto it = workers_.find(pid);
+  if (it == workers_.end()) return;
+  Worker& w = it->second;
+  w.buffer += chunk;
+  size_t nl;
+  while ((nl = w.buffer.find('\n')) != std::string::npos) {
+    const std::string line = w.buffer.substr(0, nl);
+    w.buffer.erase(0, nl + 1);
+    if (!w.on_ready) continue;
+    OnReady ready = std::move(w.on_ready);
+    w.on_ready = nullptr;
+    if (line.rfind("ready ", 0) == 0) {
+      w.address = options_.bind_host + ":" + line.substr(6);
+      ready(std::make_pair(pid, w.address));
+    } else {
+      const std::string why = line.rfind("error ", 0) == 0 ? line.substr(6) : line;
+      Retire(pid);
+      ready(Status(StatusCode::kFailedPrecondition, "api worker: " + why));
+    }
+    return;  // `ready` may have released the lease
+  }
+}
+
+void ApiWorkerPool::Retire(pid_t pid) {
+  auto it = workers_.find(pid);
+  if (it == workers_.end()) return;
+  if (it->second.stdin_fd >= 0) ::close(it->second.stdin_fd);
+  it->second.stdin_fd = -1;
+  for (auto& [key, q] : idle_) std::erase(q, pid);
+}
+
+void ApiWorkerPool::OnExit(pid_t pid, int code, int sig) {
+  auto it = workers_.find(pid);
+  if (it == workers_.end()) return;
+  Worker w = std::move(it->second);
+  workers_.erase(it);
+  if (w.stdin_fd >= 0) ::close(w.stdin_fd);
+  for (auto& [key, q] : idle_) std::erase(q, pid);
+  if (!w.lease.empty()) by_lease_.erase(w.lease);
+  const std::string why = "api worker " + std::to_string(pid) + " exited (" +
+                          (sig > 0 ? "signal " + std::to_string(sig)
+                                   : "code " + std::to_string(code)) +
+                          ")";
+  if (w.on_ready) {
+    w.on_ready(Status(StatusCode::kFailedPrecondition, why));
+  } else if (w.on_died) {
+    w.on_died(why);
+  }
+}
+
+// ---- worker process --------------------------------------------------------------------------
+
+namespace {
+
+using api::internal::Entry;
+using api::internal::GlobalRegistry;
+
+// Logging: "ns::Counter::Create" / "&ns::Counter::Add" -> "Counter"; "ns::Add" -> "Add".
+std::string DisplayName(const Entry& e) {
+  std::string n = e.name;
+  if (!n.empty() && n[0] == '&') n.erase(0, 1);
+  if (e.kind != Entry::Kind::kFunction) {
+    const size_t last = n.rfind("::");
+    if (last != std::string::npos) n.erase(last);
+  }
+  const size_t prev = n.rfind("::");
+  return prev == std::string::npos ? n : n.substr(prev + 2);
+}
+
+// Runs calls one at a time; owns the actor instance (if a factory ran).
+class Executor {
+ public:
+  explicit Executor(WorkerLogRedirect* log) : log_(log) {}
+
+  v1::ApiResult Run(const v1::ApiTask& t) {
+    std::lock_guard<std::mutex> l(mu_);
+    v1::ApiResult r;
+    r.set_seq(t.seq());
+    const Entry* e = GlobalRegistry().Find(t.function());
+    if (e == nullptr) {
+      r.set_error("'" + t.function() + "' is not registered in the worker's library");
+      return r;
+    }
+    MarkLog(*e);
+    if (e->kind == Entry::Kind::kMethod && !instance_) {
+      r.set_error(creation_error_.empty() ? "no actor instance on this worker"
+                                          : "the actor was not created: " + creation_error_);
+      return r;
+    }
+    try {
+      r.set_value(e->invoke(t.args(), &instance_));
+      r.set_ok(true);
+    } catch (const std::exception& ex) {
+      r.set_error(ex.what());
+    } catch (...) {
+      r.set_error("unknown exception");
+    }
+    if (e->kind == Entry::Kind::kFactory && !r.ok()) creation_error_ = r.error();
+    // Logging: the call's output is in the files before its result leaves.
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::cout.flush();
+    std::cerr.flush();
+    return r;
+  }
+
+ private:
+  // Logging: a marker line tells the node's log monitor whose lines follow (live/node/worker_log.h).
+  void MarkLog(const Entry& e) {
+    if (log_ == nullptr) return;
+    const auto kind =
+        e.kind == Entry::Kind::kFunction ? LogMarker::Kind::kTaskName : LogMarker::Kind::kActorName;
+    const std::string name = DisplayName(e);
+    if (marked_ && kind == marked_kind_ && name == marked_name_) return;
+    log_->WriteMarker(kind, name);
+    marked_ = true;
+    marked_kind_ = kind;
+    marked_name_ = name;
+  }
+
+  WorkerLogRedirect* log_;
+  bool marked_ = false;
+  LogMarker::Kind marked_kind_ = LogMarker::Kind::kTaskName;
+  std::string marked_name_;
+  std::mutex mu_;
+  std::shared_ptr<void> instance_;
+  std::string creation_error_;
+};
+
+class WorkerService final : public v1::WorkerService::Service {
+ public:
+  WorkerService(std::string token, WorkerLogRedirect* log) : token_(std::move(token)), exec_(log) {}
+  grpc::Status Push(grpc::ServerContext* ctx,
+                    grpc::ServerReaderWriter<v1::ApiResultBatch, v1::ApiTaskBatch>* stream) override {
+    if (auto s = CheckToken(*ctx, token_); !s.ok()) return s;
+    v1::ApiTaskBatch batch;
+    while (stream->Read(&batch)) {
+      v1::ApiResultBatch out;
+      for (const auto& t : batch.tasks()) *out.add_results() = exec_.Run(t);
+      if (!stream->Write(out)) break;
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  const std::string token_;
+  Executor exec_;
+};
+
+void WriteControl(int fd, const std::string& line) {
+  const std::string s = line + "\n";
+  (void)!::write(fd, s.data(), s.size());
+}
+
+}  // namespace
+
+int RunApiWorkerMain(const std::vector<std::string>& args) {
+  DieWithParent();  // --- actors: workers die with their node daemon
+  ::signal(SIGPIPE, SIG_IGN);
+  // The control channel is the original stdout. User output goes to the worker's log files
+  // (live/node/worker_log.h) when the node gives a log dir, else to stderr (the node's log).
+  const int ctl = ::dup(1);
+  auto log = WorkerLogRedirect::StartFromEnv(/*keep_stdout=*/false);
+  if (!log.ok()) {  // e.g. the log dir was removed: run on, logging to the node's log
+    std::cerr << "orrery __api_worker: no log files: " << log.status().message() << std::endl;
+    log = std::unique_ptr<WorkerLogRedirect>();
+  }
+  if (*log == nullptr) ::dup2(2, 1);
+  std::string library;
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--library") library = args[i + 1];
+  }
+  std::string token, host = "127.0.0.1";
+  if (const char* t = std::getenv("ORRERY_WORKER_TOKEN")) token = t;
+  if (const char* h = std::getenv("ORRERY_WORKER_HOST"); h && *h) host = h;
+  ::unsetenv("ORRERY_WORKER_TOKEN");  // user code must not see the cluster token
+  if (library.empty() || token.empty()) {
+    WriteControl(ctl, "error usage: __api_worker --library PATH (with ORRERY_WORKER_TOKEN)");
+    return 2;
+  }
+  if (::dlopen(library.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
+    const char* e = ::dlerror();
+    WriteControl(ctl, std::string("error cannot load ") + library + ": " + (e ? e : "?"));
+    return 1;
+  }
+  WorkerService service(token, log->get());
+  grpc::ServerBuilder b;
+  int port = 0;
+  b.AddListeningPort(host + ":0", grpc::InsecureServerCredentials(), &port);
+  b.RegisterService(&service);
+  auto server = b.BuildAndStart();
+  if (!server || port == 0) {
+    WriteControl(ctl, "error cannot listen on " + host);
+    return 1;
+  }
+  WriteControl(ctl, "ready " + std::to_string(port));
+  // EOF on stdin: the node released this worker or went away.
+  char buf[256];
+  while (true) {
+    const ssize_t n = ::read(0, buf, sizeof(buf));
+    if (n == 0 || (n < 0 && errno != EINTR)) break;
+  }
+  // Calls in flight get a moment; a stuck user function does not hold the exit.
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
+  std::cout.flush();
+  std::fflush(stdout);
+  std::fflush(stderr);
+  ::_exit(0);
+}
+
+}  // namespace orrery::live
