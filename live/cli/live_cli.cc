@@ -735,14 +735,21 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   }
   (void)WriteFileAtomic(*session / "pids" / "head.pid", std::to_string(*pid) + "\n");
   const std::string host = f.bind == "0.0.0.0" ? "127.0.0.1" : f.bind;
-  const std::string head_address = host + ":" + std::to_string(port);
+  std::string head_address = host + ":" + std::to_string(port);
   std::string token;
+  bool port_known = port != 0;
   const bool up = WaitFor(
       [&] {
         if (token.empty()) {
           auto t = ReadFileTrimmed(*session / "token");
           if (!t.ok() || t->empty()) return false;
           token = *t;
+        }
+        if (!port_known) {  // the OS chose the port: the head wrote it before the token
+          auto p = ReadFileTrimmed(*session / "head_port");
+          if (!p.ok() || p->empty()) return false;
+          head_address = host + ":" + *p;
+          port_known = true;
         }
         return HeadClient(head_address, token, milliseconds(1000)).Ready().ok();
       },
@@ -1666,7 +1673,14 @@ int RunHeadDaemon(const std::vector<std::string>& args, std::ostream& out, std::
     err << "orrery __head: " << head.status().message() << "\n";
     return kExitFailed;
   }
-  // The token appears only once the head serves: its presence means "ready to be asked".
+  // The port it got (`--port 0` lets the OS choose), written before the token, whose presence
+  // means "ready to be asked".
+  if (Status s = WriteFileAtomic(fs::path(session) / "head_port",
+                                 std::to_string((*head)->port()) + "\n");
+      !s.ok()) {
+    err << "orrery __head: " << s.message() << "\n";
+    return kExitFailed;
+  }
   if (Status s = WriteNewFile(fs::path(session) / "token", *token + "\n", 0600); !s.ok()) {
     err << "orrery __head: " << s.message() << "\n";
     return kExitFailed;

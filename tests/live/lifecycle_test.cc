@@ -108,6 +108,28 @@ TEST(LifecycleTest, StartThroughAPipeReturns) {
   EXPECT_TRUE(Contains(r.out, "piped-done")) << r.out << r.err;
 }
 
+// `start --head --port 0` (accepted as "any free port") comes up on the port the OS chose and
+// says which; before, start waited on port 0 and reported that the head did not come up.
+TEST(LifecycleTest, HeadOnPortZeroGetsAFreePortAndSaysWhich) {
+  LiveCluster c;
+  auto r = c.Orrery({"start", "--head", "--port", "0", "--temp-dir", c.root(), "--num-cpus", "1",
+                     "--dashboard-port", "0"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::string tag = "Started the Orrery head at 127.0.0.1:";
+  const size_t at = r.out.find(tag);
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const int port = std::atoi(r.out.c_str() + at + tag.size());
+  EXPECT_GT(port, 0) << r.out;
+  auto session = LatestSession(c.root());
+  ASSERT_TRUE(session.ok());
+  auto recorded = ReadFileTrimmed(*session / "address");
+  ASSERT_TRUE(recorded.ok());
+  EXPECT_EQ(*recorded, "127.0.0.1:" + std::to_string(port));
+  auto status = c.Orrery({"status", "--temp-dir", c.root()});
+  EXPECT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_TRUE(Contains(status.out, "1 alive")) << status.out;
+}
+
 // Issue 11.8: `orrery stop` stops the daemons of every session under the temp dir.
 TEST(LifecycleTest, StopStopsEverySessionUnderTheTempDir) {
   LiveCluster c;
