@@ -18,20 +18,9 @@ Status HeadDaemon::Impl::Serve() {
   auto packages = PackageService::Create(std::move(po));
   if (!packages.ok()) return packages.status();
   packages_ = std::move(*packages);
-  grpc::ServerBuilder b;
-  b.AddListeningPort(options_.bind + ":" + std::to_string(options_.port),
-                     grpc::InsecureServerCredentials(), &port_);
-  // Never share a port: gRPC turns SO_REUSEPORT on by default, and two daemons on one port
-  // would each get a share of the connections.
-  b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  b.RegisterService(this);
-  server_ = b.BuildAndStart();
-  if (!server_ || port_ == 0) {
-    Status why = CheckPortFree(options_.bind, options_.port, "head");
-    return why.ok() ? Status(StatusCode::kUnavailable, "cannot listen on " + options_.bind +
-                                                            ":" + std::to_string(options_.port))
-                    : why;
-  }
+  auto server = StartDaemonServer(options_.bind, options_.port, this, "head", &port_);
+  if (!server.ok()) return server.status();
+  server_ = std::move(*server);
   // After the gRPC port: an OS-chosen metrics port never takes the head's own port. No loop
   // closure reads the metrics members before Tick runs.
   ORRERY_RETURN_IF_ERROR(StartMetrics());

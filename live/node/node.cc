@@ -3,20 +3,9 @@
 namespace orrery::live {
 
 Status NodeDaemon::Impl::Serve() {
-  grpc::ServerBuilder b;
-  b.AddListeningPort(options_.bind + ":" + std::to_string(options_.port),
-                     grpc::InsecureServerCredentials(), &port_);
-  // Never share a port: gRPC turns SO_REUSEPORT on by default, and two daemons on one port
-  // would each get a share of the connections.
-  b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  b.RegisterService(this);
-  server_ = b.BuildAndStart();
-  if (!server_ || port_ == 0) {
-    Status why = CheckPortFree(options_.bind, options_.port, "node");
-    return why.ok() ? Status(StatusCode::kUnavailable, "cannot listen on " + options_.bind +
-                                                            ":" + std::to_string(options_.port))
-                    : why;
-  }
+  auto server = StartDaemonServer(options_.bind, options_.port, this, "node", &port_);
+  if (!server.ok()) return server.status();
+  server_ = std::move(*server);
   const std::string host = options_.bind == "0.0.0.0" ? Hostname() : options_.bind;
   address_ = host + ":" + std::to_string(port_);
   node_id_ =

@@ -1,5 +1,7 @@
 #include "live/rpc/rpc_util.h"
 
+#include "live/common/port_check.h"
+
 namespace orrery::live {
 
 grpc::Status CheckToken(const grpc::ServerContextBase& ctx, const std::string& token) {
@@ -24,6 +26,25 @@ grpc::Status CheckToken(const grpc::ServerContextBase& ctx, const std::string& t
 
 void AttachToken(grpc::ClientContext* ctx, const std::string& token) {
   ctx->AddMetadata(kAuthMetadataKey, "Bearer " + token);
+}
+
+StatusOr<std::unique_ptr<grpc::Server>> StartDaemonServer(const std::string& bind, int port,
+                                                          grpc::Service* service,
+                                                          const std::string& what,
+                                                          int* bound_port) {
+  grpc::ServerBuilder b;
+  b.AddListeningPort(bind + ":" + std::to_string(port), grpc::InsecureServerCredentials(),
+                     bound_port);
+  b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  b.RegisterService(service);
+  std::unique_ptr<grpc::Server> server = b.BuildAndStart();
+  if (!server || *bound_port == 0) {
+    Status why = CheckPortFree(bind, port, what);
+    return why.ok() ? Status(StatusCode::kUnavailable,
+                             "cannot listen on " + bind + ":" + std::to_string(port))
+                    : why;
+  }
+  return server;
 }
 
 }  // namespace orrery::live

@@ -13,6 +13,8 @@
 #include <optional>
 #include <string>
 
+#include "core/status.h"
+
 namespace orrery::live {
 
 // Metadata key and scheme of the cluster token: `authorization: Bearer <token>`.
@@ -217,5 +219,14 @@ class NotifyingUnaryReactor : public grpc::ServerUnaryReactor {
  private:
   std::function<void()> on_cancel_;
 };
+
+// Builds and starts the gRPC server of a daemon (`what`: "head", "node") serving `service` on
+// bind:port (port 0: the OS chooses; *bound_port receives the port), never sharing the port
+// (gRPC turns SO_REUSEPORT on by default, and two daemons on one port would each get a share of
+// the connections). On failure, why: a port in use names its owner (CheckPortFree).
+StatusOr<std::unique_ptr<grpc::Server>> StartDaemonServer(const std::string& bind, int port,
+                                                          grpc::Service* service,
+                                                          const std::string& what,
+                                                          int* bound_port);
 
 }  // namespace orrery::live
