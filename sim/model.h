@@ -268,7 +268,6 @@ class Model {
   std::vector<uint32_t> dependents_begin_;
   std::vector<PgRt> pgs_;
   agent::HeadController head_;            // placement groups (group id = index as text)
-  std::vector<std::string> task_ids_;     // cached "t<index>" strings for LeaseManager keys
 
   uint64_t tasks_final_ = 0;
   size_t next_arrival_ = 0;         // next task to arrive (tasks are sorted by submit time)
