@@ -320,6 +320,13 @@ std::string RenderClassesTable(const RunStats& candidate, const std::vector<RunS
                       Pad(j.n ? Num(j.mean) : "-", 10, true) + "  " + bar;
     out += row + "\n";
   }
+  for (const auto& ch : verdict.checks) {
+    if (ch.what.rfind(kClassPrefix, 0) == 0) continue;
+    out += "  " + Pad(ch.what, 22, false) + Pad(c + " " + Num(ch.candidate), 16, true) +
+           Pad(r + " " + Num(ch.reference), 16, true) +
+           (references.size() > 1 ? Pad("+-" + Num(ch.spread), 10, true) : std::string()) + "  " +
+           (ch.pass ? "ok" : "MISS") + " (+-" + Num(ch.allowed) + ")\n";
+  }
   for (const auto& o : verdict.order_violations) out += "  order: " + o + "\n";
   out += verdict.Line() + "\n";
   return out;

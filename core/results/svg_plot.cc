@@ -240,4 +240,82 @@ std::string RenderSvgLineChart(const SvgChart& chart) {
   return o;
 }
 
+std::string RenderSvgBarChart(const SvgBarChart& chart) {
+  const size_t groups = chart.categories.size();
+  const size_t per = std::max<size_t>(1, chart.series.size());
+  double vmax = 0;
+  for (const auto& s : chart.series) {
+    for (const auto* v : {&s.value, &s.hi}) {
+      for (double x : *v) {
+        if (std::isfinite(x)) vmax = std::max(vmax, x);
+      }
+    }
+  }
+  const std::vector<double> ticks = NiceTicks(0, vmax > 0 ? vmax : 1, std::max(2, chart.width / 110));
+  const double top_value = ticks.back() > 0 ? ticks.back() : 1;
+  const int dec = ticks.size() > 1 ? DecimalsFor(ticks[1] - ticks[0]) : 0;
+  size_t label_chars = 4;
+  for (const auto& c : chart.categories) label_chars = std::max(label_chars, c.size());
+  const double bar_h = 14, gap = 10, left = 16 + 7.0 * static_cast<double>(std::min<size_t>(label_chars, 30));
+  const double top = 40, legend_h = 22.0 * (chart.series.empty() ? 0 : 1);
+  const double plot_h = static_cast<double>(groups) * (bar_h * static_cast<double>(per) + gap) + gap;
+  const double right = 30, bottom = 50;
+  const double w = chart.width, plot_w = std::max(100.0, w - left - right);
+  const double h = top + plot_h + bottom + legend_h;
+  auto X = [&](double v) { return left + plot_w * std::clamp(v / top_value, 0.0, 1.0); };
+  std::string o = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + Fmt(w, 0) +
+                  "\" height=\"" + Fmt(h, 0) + "\" viewBox=\"0 0 " + Fmt(w, 0) + " " + Fmt(h, 0) +
+                  "\" font-family=\"sans-serif\" font-size=\"12\">\n";
+  o += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  o += "<text x=\"" + Fmt(w / 2, 1) + "\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">" +
+       Escape(chart.title) + "</text>\n";
+  for (double t : ticks) {
+    const double x = X(t);
+    o += "<line x1=\"" + Fmt(x, 1) + "\" y1=\"" + Fmt(top, 1) + "\" x2=\"" + Fmt(x, 1) + "\" y2=\"" +
+         Fmt(top + plot_h, 1) + "\" stroke=\"#ddd\"/>\n";
+    o += "<text x=\"" + Fmt(x, 1) + "\" y=\"" + Fmt(top + plot_h + 16, 1) +
+         "\" text-anchor=\"middle\">" + Fmt(t, dec) + "</text>\n";
+  }
+  o += "<text x=\"" + Fmt(left + plot_w / 2, 1) + "\" y=\"" + Fmt(top + plot_h + 36, 1) +
+       "\" text-anchor=\"middle\">" + Escape(chart.value_label) + "</text>\n";
+  for (size_t g = 0; g < groups; ++g) {
+    const double y0 = top + gap + static_cast<double>(g) * (bar_h * static_cast<double>(per) + gap);
+    o += "<text x=\"" + Fmt(left - 6, 1) + "\" y=\"" + Fmt(y0 + bar_h * static_cast<double>(per) / 2 + 4, 1) +
+         "\" text-anchor=\"end\">" + Escape(chart.categories[g]) + "</text>\n";
+    for (size_t k = 0; k < chart.series.size(); ++k) {
+      const auto& s = chart.series[k];
+      const std::string color = s.color.empty() ? kPalette[k % kPalette.size()] : s.color;
+      const double y = y0 + bar_h * static_cast<double>(k);
+      if (g < s.value.size() && std::isfinite(s.value[g])) {
+        o += "<rect x=\"" + Fmt(left, 1) + "\" y=\"" + Fmt(y, 1) + "\" width=\"" +
+             Fmt(X(s.value[g]) - left, 1) + "\" height=\"" + Fmt(bar_h - 2, 1) + "\" fill=\"" +
+             color + "\"><title>" + Escape(s.name + " " + chart.categories[g] + ": " +
+                                          Fmt(s.value[g], 3)) +
+             "</title></rect>\n";
+      }
+      if (g < s.lo.size() && g < s.hi.size() && std::isfinite(s.lo[g]) && std::isfinite(s.hi[g])) {
+        const double ym = y + (bar_h - 2) / 2;
+        o += "<path d=\"M" + Fmt(X(s.lo[g]), 1) + " " + Fmt(ym, 1) + "H" + Fmt(X(s.hi[g]), 1) + "M" +
+             Fmt(X(s.lo[g]), 1) + " " + Fmt(ym - 4, 1) + "v8M" + Fmt(X(s.hi[g]), 1) + " " +
+             Fmt(ym - 4, 1) + "v8\" stroke=\"black\" fill=\"none\"/>\n";
+      }
+    }
+  }
+  o += "<line x1=\"" + Fmt(left, 1) + "\" y1=\"" + Fmt(top, 1) + "\" x2=\"" + Fmt(left, 1) + "\" y2=\"" +
+       Fmt(top + plot_h, 1) + "\" stroke=\"black\"/>\n";
+  double lx = left;
+  const double ly = top + plot_h + bottom + 6;
+  for (size_t k = 0; k < chart.series.size(); ++k) {
+    const auto& s = chart.series[k];
+    const std::string color = s.color.empty() ? kPalette[k % kPalette.size()] : s.color;
+    o += "<rect x=\"" + Fmt(lx, 1) + "\" y=\"" + Fmt(ly, 1) + "\" width=\"12\" height=\"12\" fill=\"" +
+         color + "\"/>\n";
+    o += "<text x=\"" + Fmt(lx + 16, 1) + "\" y=\"" + Fmt(ly + 10, 1) + "\">" + Escape(s.name) +
+         "</text>\n";
+    lx += 40 + 7.0 * static_cast<double>(s.name.size());
+  }
+  o += "</svg>\n";
+  return o;
+}
+
 }  // namespace orrery::results

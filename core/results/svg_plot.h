@@ -40,6 +40,24 @@ struct SvgChart {
 // nothing. O(points).
 std::string RenderSvgLineChart(const SvgChart& chart);
 
+// A horizontal grouped bar chart: one group of bars per category (top to bottom), one bar per
+// series in each group, an optional whisker [lo, hi] per bar (e.g. the range of several runs).
+struct SvgBarSeries {
+  std::string name;           // legend entry
+  std::vector<double> value;  // one per category; NaN = no bar
+  std::vector<double> lo, hi;  // empty, or one per category: a whisker from lo to hi (NaN: none)
+  std::string color;          // "" = the next colour of the palette
+};
+struct SvgBarChart {
+  std::string title;
+  std::string value_label;  // the value axis (bottom)
+  std::vector<std::string> categories;
+  std::vector<SvgBarSeries> series;
+  int width = 800;  // pixels; the height follows from the number of bars
+};
+// The whole <svg> document; values from 0 to the largest value or whisker. O(bars).
+std::string RenderSvgBarChart(const SvgBarChart& chart);
+
 // About `target` evenly spaced round values (1, 2 or 5 times a power of ten apart) covering
 // [lo, hi]: the first <= lo, the last >= hi. REQUIRES: lo <= hi, both finite.
 std::vector<double> NiceTicks(double lo, double hi, int target = 6);

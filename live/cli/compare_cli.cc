@@ -15,6 +15,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -171,6 +172,34 @@ void Durations(const std::vector<Attempt>& rows, std::vector<double>* jct,
   std::sort(queue->begin(), queue->end());
 }
 
+// The per-class statistics of a run's attempts (core/results/fidelity.h).
+results::RunStats ClassStatsOf(const std::vector<Attempt>& rows, double makespan_s) {
+  std::vector<results::AttemptTimes> times;
+  times.reserve(rows.size());
+  for (const auto& a : rows) {
+    times.push_back({a.task_id, std::stoi(a.attempt), a.name, a.state == "finished", a.submit,
+                     a.start, a.end});
+  }
+  return results::ComputeRunStats(times, makespan_s);
+}
+
+// Another live run's per-class statistics: DIR/summary.json's makespan and DIR/tasks.csv.
+StatusOr<results::RunStats> ReadRun(const fs::path& dir) {
+  const fs::path file = dir / "summary.json";
+  bool ok = false;
+  const std::string text = ReadText(file, &ok);
+  if (!ok) return Status(StatusCode::kInvalidArgument, file.string() + ": cannot read");
+  const json summary = json::parse(text, nullptr, false);
+  if (summary.is_discarded() || !summary.is_object()) {
+    return Status(StatusCode::kInvalidArgument, file.string() + ": expected a JSON object");
+  }
+  auto makespan = Lookup(summary, "makespan_s", file);
+  if (!makespan.ok()) return makespan.status();
+  auto rows = ReadTasksCsv(dir / "tasks.csv");
+  if (!rows.ok()) return rows.status();
+  return ClassStatsOf(*rows, *makespan);
+}
+
 // Numeric order for numeric ids ("2" < "10"), text order otherwise.
 bool IdLess(const std::string& a, const std::string& b) {
   const bool na = !a.empty() && std::all_of(a.begin(), a.end(), ::isdigit);
@@ -289,22 +318,31 @@ bool WriteComparison(const Comparison& cmp, const std::string& name, const fs::p
   for (const auto& [file, text] :
        {std::pair<const char*, std::string>{"compare.csv", RenderCompareCsv(cmp)},
         {"placement.csv", RenderPlacementCsv(cmp)},
-        {"compare.svg", RenderCompareSvg(cmp, name)}}) {
+        {"compare.svg", RenderCompareSvg(cmp, name)},
+        {"classes.csv", results::RenderClassesCsv(cmp.sim_classes, cmp.live_classes, cmp.verdict)},
+        {"classes.svg", RenderClassesSvg(cmp, name)}}) {
     if (Status s = cli::WriteFile(dir / file, text); !s.ok()) {
       err << "orrery compare: " << s.message() << "\n";
       return false;
     }
   }
   out << RenderCompareTable(cmp);
-  out << "  results     " << dir.string() << "/{" << (with_runs ? "sim/,live/," : "")
-      << "compare.csv,placement.csv,compare.svg}\n";
+  out << results::RenderClassesTable(cmp.sim_classes, cmp.live_classes, cmp.verdict, "sim",
+                                     "live");
+  std::string runs;
+  if (with_runs) {
+    runs = "sim/,live/,";
+    for (size_t k = 2; k <= cmp.live_classes.size(); ++k) runs += "live-" + std::to_string(k) + "/,";
+  }
+  out << "  results     " << dir.string() << "/{" << runs
+      << "compare.csv,placement.csv,compare.svg,classes.csv,classes.svg}\n";
   return true;
 }
 
 // --sim-results A --live-results B: no runs, only the comparison (bad result files are input).
-int CompareExisting(const fs::path& sim_dir, const fs::path& live_dir, const std::string& out_dir,
-                    std::ostream& out, std::ostream& err) {
-  auto cmp = CompareResults(sim_dir, live_dir);
+int CompareExisting(const fs::path& sim_dir, const std::vector<fs::path>& live_dirs,
+                    const std::string& out_dir, std::ostream& out, std::ostream& err) {
+  auto cmp = CompareResults(sim_dir, live_dirs);
   if (!cmp.ok()) {
     err << "orrery compare: " << cmp.status().message() << "\n";
     return kExitUsage;
@@ -313,14 +351,17 @@ int CompareExisting(const fs::path& sim_dir, const fs::path& live_dir, const std
   std::error_code ec;
   fs::create_directories(dir, ec);
   for (const auto& w : cmp->warnings) err << "warning: " << w << "\n";
-  out << "compare " << sim_dir.string() << " (sim) vs " << live_dir.string() << " (live)\n";
+  out << "compare " << sim_dir.string() << " (sim) vs ";
+  for (size_t k = 0; k < live_dirs.size(); ++k) out << (k ? ", " : "") << live_dirs[k].string();
+  out << " (live)\n";
   return WriteComparison(*cmp, cmp->scenario, dir, false, out, err) ? kExitOk : kExitFailed;
 }
 
 int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   po::options_description desc("options");
-  std::string scenario_path, address, out_dir, policy, temp_dir, sim_results, live_results;
-  std::vector<std::string> sets;
+  std::string scenario_path, address, out_dir, policy, temp_dir, sim_results;
+  std::vector<std::string> sets, live_results;
+  int64_t live_runs = 1;
   int64_t seed = -1;
   int64_t timeout_s = 1800;
   desc.add_options()("help,h", "show this help")("scenario", po::value(&scenario_path),
@@ -334,7 +375,10 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
       "temp-dir", po::value(&temp_dir), "session root of the live run (default /tmp/orrery)")(
       "timeout", po::value(&timeout_s), "seconds each run may take before it is stopped [1800]")(
       "sim-results", po::value(&sim_results), "compare this existing sim result dir (no runs)")(
-      "live-results", po::value(&live_results), "compare this existing live result dir (no runs)");
+      "live-results", po::value(&live_results)->composing(),
+      "compare this existing live result dir (no runs; repeat for several live runs)")(
+      "live-runs", po::value(&live_runs),
+      "run the live side N times; the verdict is against their mean [1]");
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
@@ -349,13 +393,14 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
   if (!sim_results.empty() || !live_results.empty()) {
     if (sim_results.empty() || live_results.empty() || !scenario_path.empty() ||
         vm.count("local") || !address.empty() || !sets.empty() || !policy.empty() ||
-        vm.count("seed")) {
+        vm.count("seed") || vm.count("live-runs")) {
       err << "orrery compare: --sim-results and --live-results go together, without a scenario "
              "or run options\n"
           << kUsage;
       return kExitUsage;
     }
-    return CompareExisting(sim_results, live_results, out_dir, out, err);
+    return CompareExisting(sim_results, {live_results.begin(), live_results.end()}, out_dir, out,
+                           err);
   }
   if (scenario_path.empty()) {
     err << "orrery compare: missing SCENARIO.yaml\n" << kUsage;
@@ -375,6 +420,11 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
   }
   if (timeout_s <= 0) {
     err << "orrery compare: --timeout: expected a positive number of seconds\n";
+    return kExitUsage;
+  }
+  if (live_runs < 1 || live_runs > 20) {
+    err << "orrery compare: --live-runs: expected an integer from 1 to 20, got " << live_runs
+        << "\n";
     return kExitUsage;
   }
   // Validate everything both runs will see before either starts (bad input costs nothing).
@@ -415,7 +465,9 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
     return kExitUsage;
   }
   // Results of an earlier compare into the same DIR must not pass for this run's.
-  for (const char* sub : {"sim", "live"}) {
+  std::vector<std::string> labels = {"sim", "live"};
+  for (int64_t k = 2; k <= live_runs; ++k) labels.push_back("live-" + std::to_string(k));
+  for (const auto& sub : labels) {
     for (const char* f : {"summary.json", "tasks.csv", "timeseries.csv"}) {
       fs::remove(dir / sub / f, ec);
     }
@@ -428,26 +480,30 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
     common.push_back(s);
   }
   struct Run {
-    const char* label;
-    const char* progress;
+    std::string label;
+    std::string progress;
     std::vector<std::string> args;
   };
   std::vector<std::string> sim_args = {"sim", "run"};
   sim_args.insert(sim_args.end(), common.begin(), common.end());
   sim_args.insert(sim_args.end(), {"--out", (dir / "sim").string(), "--no-progress"});
-  std::vector<std::string> live_args = {"live", "run"};
-  live_args.insert(live_args.end(), common.begin(), common.end());
-  live_args.insert(live_args.end(), {"--out", (dir / "live").string()});
-  if (local) {
-    live_args.push_back("--local");
-  } else {
-    live_args.insert(live_args.end(), {"--address", address});
+  std::vector<Run> runs = {Run{"sim", "simulating...", sim_args}};
+  for (size_t k = 1; k < labels.size(); ++k) {
+    std::vector<std::string> live_args = {"live", "run"};
+    live_args.insert(live_args.end(), common.begin(), common.end());
+    live_args.insert(live_args.end(), {"--out", (dir / labels[k]).string()});
+    if (local) {
+      live_args.push_back("--local");
+    } else {
+      live_args.insert(live_args.end(), {"--address", address});
+    }
+    if (!temp_dir.empty()) live_args.insert(live_args.end(), {"--temp-dir", temp_dir});
+    std::string progress = local ? "running live (--local)" : "running live";
+    if (labels.size() > 2) progress += ", run " + std::to_string(k) + " of " + std::to_string(labels.size() - 1);
+    runs.push_back(Run{labels[k], progress + "...", std::move(live_args)});
   }
-  if (!temp_dir.empty()) live_args.insert(live_args.end(), {"--temp-dir", temp_dir});
-  for (const Run& run :
-       {Run{"sim", "simulating...", sim_args},
-        Run{"live", local ? "running live (--local)..." : "running live...", live_args}}) {
-    const fs::path log = dir / (std::string(run.label) + ".log");
+  for (const Run& run : runs) {
+    const fs::path log = dir / (run.label + ".log");
     err << run.progress << " (log " << log.string() << ")\n";
     const auto t0 = std::chrono::steady_clock::now();
     std::string why;
@@ -469,12 +525,14 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
       return kExitFailed;
     }
     char buf[64];
-    std::snprintf(buf, sizeof buf, "  %s run done in %.1f s%s\n", run.label, took,
+    std::snprintf(buf, sizeof buf, "  %s run done in %.1f s%s\n", run.label.c_str(), took,
                   rc == 0 ? "" : " (some tasks failed)");
     err << buf;
   }
 
-  auto cmp = CompareResults(dir / "sim", dir / "live");
+  std::vector<fs::path> live_dirs;
+  for (size_t k = 1; k < labels.size(); ++k) live_dirs.push_back(dir / labels[k]);
+  auto cmp = CompareResults(dir / "sim", live_dirs);
   if (!cmp.ok()) {
     err << "orrery compare: " << cmp.status().message() << "\n";
     return kExitFailed;
@@ -515,6 +573,12 @@ const std::vector<std::string>& ComparedMetrics() {
 }
 
 StatusOr<Comparison> CompareResults(const fs::path& sim_dir, const fs::path& live_dir) {
+  return CompareResults(sim_dir, std::vector<fs::path>{live_dir});
+}
+
+StatusOr<Comparison> CompareResults(const fs::path& sim_dir,
+                                    const std::vector<fs::path>& live_dirs) {
+  const fs::path& live_dir = live_dirs.front();
   Comparison c;
   json summaries[2];
   const fs::path dirs[2] = {sim_dir, live_dir};
@@ -570,6 +634,16 @@ StatusOr<Comparison> CompareResults(const fs::path& sim_dir, const fs::path& liv
   for (auto& [k, p] : by_key) c.placements.push_back(std::move(p));
   Durations(rows[0], &c.sim_jct, &c.sim_queue);
   Durations(rows[1], &c.live_jct, &c.live_queue);
+  const auto makespan = std::find_if(c.metrics.begin(), c.metrics.end(),
+                                     [](const MetricDiff& m) { return m.metric == "makespan_s"; });
+  c.sim_classes = ClassStatsOf(rows[0], makespan->sim);
+  c.live_classes.push_back(ClassStatsOf(rows[1], makespan->live));
+  for (size_t k = 1; k < live_dirs.size(); ++k) {
+    auto more = ReadRun(live_dirs[k]);
+    if (!more.ok()) return more.status();
+    c.live_classes.push_back(std::move(*more));
+  }
+  c.verdict = results::JudgeFidelity(c.sim_classes, c.live_classes);
   return c;
 }
 
@@ -624,6 +698,44 @@ std::string RenderCompareSvg(const Comparison& c, const std::string& scenario) {
                   cdf("sim: queue delay", c.sim_queue, true, "#1f77b4"),
                   cdf("live: queue delay", c.live_queue, true, "#ff7f0e")};
   return results::RenderSvgLineChart(chart);
+}
+
+std::string RenderClassesSvg(const Comparison& c, const std::string& scenario) {
+  results::SvgBarChart chart;
+  chart.title = scenario + ": mean queue delay per task class, simulated vs live";
+  chart.value_label = "mean queue delay (s)";
+  std::set<std::string> names;
+  for (const auto& k : c.sim_classes.classes) names.insert(k.name);
+  for (const auto& run : c.live_classes) {
+    for (const auto& k : run.classes) names.insert(k.name);
+  }
+  results::SvgBarSeries sim{"sim", {}, {}, {}, "#1f77b4"};
+  results::SvgBarSeries live{c.live_classes.size() > 1
+                                 ? "live (mean of " + std::to_string(c.live_classes.size()) +
+                                       " runs, whisker: their range)"
+                                 : "live",
+                             {}, {}, {}, "#ff7f0e"};
+  const double nan = std::nan("");
+  for (const auto& name : names) {
+    chart.categories.push_back(name);
+    const results::ClassStats* s = c.sim_classes.Find(name);
+    sim.value.push_back(s ? s->queue.mean : nan);
+    double sum = 0, lo = INFINITY, hi = -INFINITY;
+    int n = 0;
+    for (const auto& run : c.live_classes) {
+      if (const results::ClassStats* l = run.Find(name)) {
+        sum += l->queue.mean;
+        lo = std::min(lo, l->queue.mean);
+        hi = std::max(hi, l->queue.mean);
+        ++n;
+      }
+    }
+    live.value.push_back(n ? sum / n : nan);
+    live.lo.push_back(n > 1 ? lo : nan);
+    live.hi.push_back(n > 1 ? hi : nan);
+  }
+  chart.series = {std::move(sim), std::move(live)};
+  return results::RenderSvgBarChart(chart);
 }
 
 std::string RenderCompareTable(const Comparison& c, size_t max_differences) {

@@ -2,8 +2,9 @@
 //
 //   orrery compare SCENARIO.yaml (--local | --address HOST:PORT) [--policy P] [--seed N]
 //                  [--set dotted.path=value]... [--out DIR] [--temp-dir DIR] [--timeout S]
-//   orrery compare --sim-results DIR --live-results DIR [--out DIR]   (no runs; default
-//   out/compare)
+//                  [--live-runs N]
+//   orrery compare --sim-results DIR --live-results DIR [--live-results DIR]... [--out DIR]
+//                  (no runs; default out/compare)
 //
 // Runs `orrery sim run` and then `orrery live run` (each a child process of this same binary, so
 // the simulator's process-wide state never meets the live daemons) with the same overrides,
@@ -15,7 +16,13 @@
 //   DIR/placement.csv  task_id,attempt,name,sim_node,live_node,same: every task attempt of
 //                      either run, matched by (task_id, attempt);
 //   DIR/compare.svg    the CDFs of job completion time and queue delay in both runs;
-// and prints the same table, the placement agreement and up to 10 attempts placed differently.
+//   DIR/classes.csv    a row per task class (scenario name): tasks, mean and p95 queue delay and
+//                      JCT in sim and live (mean of the live runs, and their spread), the bar and
+//                      whether sim is within it (core/results/fidelity.h);
+//   DIR/classes.svg    mean queue delay per class, sim vs live (with the live runs' range);
+// and prints the same tables, the placement agreement, up to 10 attempts placed differently and
+// one fidelity verdict line. `--live-runs N` runs the live side N times (DIR/live/, DIR/live-2/,
+// ...): the verdict is against their mean and a class the live runs disagree on gets a wider bar.
 // Progress goes to stderr. Exit codes (DESIGN section 5): 0 when both runs completed and wrote
 // their results (even if values differ, or tasks failed in them), 1 when a run failed (no
 // results, crashed, timed out), 2 bad usage or bad input (the message names the file/field).
@@ -31,6 +38,7 @@
 #include <vector>
 
 #include "core/cli/cli.h"
+#include "core/results/fidelity.h"
 #include "core/status.h"
 
 namespace orrery::live {
@@ -56,14 +64,24 @@ struct Comparison {
   std::vector<PlacementDiff> placements;      // by (task_id, attempt), numerically
   std::vector<double> sim_jct, live_jct;      // per finished task, seconds (for the CDF plot)
   std::vector<double> sim_queue, live_queue;  // per started attempt, seconds
+  // Per task class (scenario name): the sim run, every live run, and the sim judged against the
+  // mean of the live runs (core/results/fidelity.h bars).
+  results::RunStats sim_classes;
+  std::vector<results::RunStats> live_classes;
+  results::FidelityVerdict verdict;
   size_t SamePlacements() const;
 };
 
 // The summary.json paths compared, in table order ("tasks.finished", "jct_s.p50", ...).
 const std::vector<std::string>& ComparedMetrics();
 
-// Reads DIR/summary.json and DIR/tasks.csv of both result directories. InvalidArgument naming
-// the file (and field) when one is missing or malformed. O(attempts log attempts).
+// Reads DIR/summary.json and DIR/tasks.csv of the result directories. InvalidArgument naming
+// the file (and field) when one is missing or malformed. Metrics, placements and CDFs compare the
+// sim run with the first live run; the per-class table and the verdict use every live run (their
+// mean, and their spread as the live runs' own noise). REQUIRES: !live_dirs.empty().
+// O(attempts log attempts).
+StatusOr<Comparison> CompareResults(const std::filesystem::path& sim_dir,
+                                    const std::vector<std::filesystem::path>& live_dirs);
 StatusOr<Comparison> CompareResults(const std::filesystem::path& sim_dir,
                                     const std::filesystem::path& live_dir);
 
@@ -73,6 +91,8 @@ std::string RenderCompareCsv(const Comparison& c);
 std::string RenderPlacementCsv(const Comparison& c);
 std::string RenderCompareSvg(const Comparison& c, const std::string& scenario);
 std::string RenderCompareTable(const Comparison& c, size_t max_differences = 10);
+// classes.svg: mean queue delay per class, sim and live side by side.
+std::string RenderClassesSvg(const Comparison& c, const std::string& scenario);
 
 // The "compare" command for the CLI's composition root.
 cli::Command CompareCommand();

@@ -113,6 +113,26 @@ J
                           printf '%d,x,default,task,0,0,1,n1,finished,0,0,\n' $i >> "$tmp/l/tasks.csv"; done
   "$bin" compare --sim-results "$tmp/s" --live-results "$tmp/l" --out "$tmp/o" > "$tmp/stdout" 2>&1
   check "at most 10 listed" "grep -q '\.\.\. 3 more in placement.csv' '$tmp/stdout'"
+  # Per class against two live runs: classes.csv, the table and one verdict line.
+  mk "$tmp/l2" live n1 3.4
+  sed -i 's/^1,"b,c",default,task,0,0.5,2,/1,"b,c",default,task,0,1.5,3,/' "$tmp/l2/tasks.csv"
+  "$bin" compare --sim-results "$tmp/s" --live-results "$tmp/l" --live-results "$tmp/l2" \
+      --out "$tmp/o3" > "$tmp/stdout3" 2>&1
+  rc=$?
+  check "two live runs: exit 0 (got $rc)" "[ $rc -eq 0 ]"
+  check "classes.csv: b,c against the mean of 0.5 and 1.5 s, spread 1, widened bar 1.5" \
+      "grep -qx '\"b,c\",1,0.5,0.5,1,1,1,2,2,2.5,2.5,1.5,1' '$tmp/o3/classes.csv'"
+  check "table says mean of 2 runs" "grep -q 'live = mean of 2 runs' '$tmp/stdout3'"
+  check "one verdict line: makespan 2 vs 3.2 misses" \
+      "grep -q '^fidelity: FAIL .*worst: makespan_s 2 vs 3.2' '$tmp/stdout3'"
+  check "classes.svg is written" "grep -q '<svg' '$tmp/o3/classes.svg'"
+  "$bin" compare --sim-results "$tmp/s" --live-results "$tmp/s" --out "$tmp/o4" > "$tmp/stdout4" 2>&1
+  check "a run against itself passes" "grep -q '^fidelity: PASS' '$tmp/stdout4'"
+  "$bin" compare --sim-results "$tmp/s" --live-results "$tmp/l" --live-results "$tmp/nowhere" \
+      --out "$tmp/o5" > "$tmp/stdout5" 2>&1
+  rc=$?
+  check "a missing second live dir: exit 2 (got $rc)" "[ $rc -eq 2 ]"
+  check "a missing second live dir is named" "grep -q 'nowhere/summary.json: cannot read' '$tmp/stdout5'"
   # A malformed result file is bad input: exit 2 naming the file, line and field.
   printf '14,x,default,task,0,0,1,n0,finished,first,0,\n' >> "$tmp/l/tasks.csv"
   "$bin" compare --sim-results "$tmp/s" --live-results "$tmp/l" --out "$tmp/o" > "$tmp/stdout" 2>&1
@@ -139,6 +159,8 @@ bad_input)
 '$parity' --local --policy nope --out '$tmp/o'|unknown policy
 '$parity' --local --seed -3 --out '$tmp/o'|--seed
 '$parity' --local --timeout 0 --out '$tmp/o'|--timeout
+'$parity' --local --live-runs 0 --out '$tmp/o'|--live-runs
+--sim-results '$tmp/empty' --live-results '$tmp/empty' --live-runs 2|go together
 '$parity' --local --frobnicate|frobnicate
 --local|missing SCENARIO.yaml
 --sim-results '$tmp/empty' --live-results '$tmp/empty'|$tmp/empty/summary.json
