@@ -23,6 +23,7 @@
 #include <fstream>
 #include <functional>
 #include <istream>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <set>
@@ -344,7 +345,12 @@ std::optional<int64_t> ParseDatetimeNs(std::string_view s) {
   if (i < s.size() && s[i] == 'Z') ++i;
   if (i != s.size()) return std::nullopt;
   const int64_t days = DaysFromCivil(y, mo, d);
-  return ((days * 24 + h) * 60 + mi) * 60 * 1'000'000'000LL + sec * 1'000'000'000LL + frac_ns;
+  const int64_t secs = ((days * 24 + h) * 60 + mi) * 60 + sec;
+  // Nanoseconds since 1970 fit int64 for about +-292 years (1677-09-21 .. 2262-04-11); a date
+  // outside is not a time this loader can represent (found by tests/fuzz: year 2526 overflowed).
+  constexpr int64_t kMaxSecs = std::numeric_limits<int64_t>::max() / 1'000'000'000LL - 1;
+  if (secs > kMaxSecs || secs < -kMaxSecs) return std::nullopt;
+  return secs * 1'000'000'000LL + frac_ns;
 }
 
 // A column of times converted to seconds. Date-times are made relative to the earliest one;

@@ -589,6 +589,24 @@ TEST_F(ScenarioTest, MissingTraceFileAndUnsetVariableAreNamed) {
                   "workload.tasks[0].arrival.column: trace '");
 }
 
+// Found by tests/fuzz (trace_csv): a date-time past 2262 overflowed the nanosecond count.
+TEST_F(ScenarioTest, DateTimesOutsideTheRepresentableRangeAreRefused) {
+  Write("far.csv", "t\n2026-01-01T00:00:00Z\n2526-01-01T00:00:00Z\n");
+  EXPECT_CONTAINS(
+      Error(WithTasks("    - {name: t, arrival: {process: trace, file: far.csv}, duration: 1}\n")),
+      "far.csv:3: column 't': expected a number of seconds or a date-time, got "
+      "'2526-01-01T00:00:00Z'");
+  Write("past.csv", "t\n1600-01-01 00:00:00\n");
+  EXPECT_CONTAINS(
+      Error(WithTasks("    - {name: t, arrival: {process: trace, file: past.csv}, duration: 1}\n")),
+      "past.csv:2: column 't'");
+  Write("ok.csv", "t\n2262-01-01T00:00:00Z\n2262-01-01T00:00:01.5Z\n");
+  auto s = Load(WithTasks("    - {name: t, arrival: {process: trace, file: ok.csv}, duration: 1}\n"));
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  ASSERT_EQ(s->tasks.size(), 2u);
+  EXPECT_DOUBLE_EQ(s->tasks[1].submit_s - s->tasks[0].submit_s, 1.5);
+}
+
 TEST_F(ScenarioTest, UnknownPolicyListsTheKnownOnes) {
   const std::string msg = Error(std::string(kCluster) + "scheduler:\n  policy: fastest\n");
   EXPECT_CONTAINS(msg, Path() + ":8: scheduler.policy: unknown policy 'fastest' (known: ");
