@@ -318,6 +318,13 @@ bool NodeAgent::ReleaseWorker(int64_t env, bool gpu) {
   return true;
 }
 
+bool NodeAgent::IdleWorkerGone(int64_t env) {
+  auto it = idle_workers_.find(env);
+  if (it == idle_workers_.end() || it->second <= 0) return false;
+  --it->second;
+  return true;
+}
+
 int NodeAgent::IdleWorkers(int64_t env) const {
   auto it = idle_workers_.find(env);
   return it == idle_workers_.end() ? 0 : it->second;

@@ -12,8 +12,10 @@
 //   - the lease table: every lease granted here and what it holds (device ids included), whether
 //     the manager granted it, the node granted it before it had a manager, or a bundle did;
 //   - committed bundles: prepare (all or nothing), commit, cancel, and leases drawn from a bundle;
-//   - the runtime-env cache (core/envcache): which env to install, references, eviction;
-//   - the idle workers per env: whether a task reuses one or starts one;
+//   - the runtime-env cache (core/envcache): which env to install, references, eviction (live:
+//     live/node/runtime_env_agent.h carries the decisions out on this very cache);
+//   - the idle workers per env: whether a task reuses one or starts one, whether a worker stays
+//     idle (live: live/node/worker_pool.h only picks which idle process and runs it);
 //   - what the node reports: its own resources when they changed since the last report.
 //
 // Events in -> decisions out (every decision is a plain value the backend carries out):
@@ -37,6 +39,7 @@
 //   OnTimer(now_s)             the same for install attempts past their deadline
 //   AcquireWorker(env, gpu)    WorkerAction: kReuse (an idle worker of the env) | kStart
 //   ReleaseWorker(env, gpu)    true: the worker stays idle for the next task of its env
+//   IdleWorkerGone(env)        (an idle worker exited or was retired) the env's idle count follows
 //   LocalChange(reported)      the node's resources to report, or nullptr if unchanged
 //   Reset()                    (this node died) the requests queued here, in arrival order, to
 //                              go back to their owners; everything else is dropped
@@ -177,6 +180,10 @@ class NodeAgent {
   WorkerAction AcquireWorker(int64_t env, bool gpu);
   // The task's worker is free: kept idle (true) unless GPU work or the env's pool is full.
   bool ReleaseWorker(int64_t env, bool gpu);
+  // An idle worker of `env` left without being reused (it exited, or the backend retired it:
+  // e.g. its install was evicted): the next AcquireWorker of the env does not count on it.
+  // False if the agent counted no idle worker of `env`. O(log envs).
+  bool IdleWorkerGone(int64_t env);
   int IdleWorkers(int64_t env) const;
   void set_max_idle_workers_per_env(int n) { max_idle_ = n; }
 

@@ -39,15 +39,30 @@ Status NodeDaemon::Impl::Serve() {
       }
     });
   }
+  // The node's control logic; its manager comes with the head's view (InitManager).
+  ORRERY_RETURN_IF_ERROR(ConfigureEnvCache());
+  node_agent_options_.max_idle_workers_per_env =
+      static_cast<int>(std::min<size_t>(options_.max_idle_workers, 1 << 20));
+  // Tasks of a group ask for its committed bundle resources ("CPU_group_0_pg") by name.
+  node_agent_options_.expose_committed_bundles = true;
+  loop_.RunSync([this] {
+    node_agent_ = std::make_unique<agent::NodeAgent>(node_id_, &node_agent_options_);
+  });
   // --- logging: workers write <session>/logs/worker-*.out|.err; the monitor publishes them.
   ORRERY_RETURN_IF_ERROR(StartLogMonitor());
   WorkerPoolOptions wo;
   wo.exe = options_.worker_exe.empty() ? SelfExe() : options_.worker_exe;
   wo.env = {{"ORRERY_NODE_ID", node_id_}};
   for (auto& kv : log_monitor_->WorkerEnv()) wo.env.push_back(kv);  // logging
-  wo.max_idle_per_env = options_.max_idle_workers;
-  pool_ = std::make_unique<WorkerPool>(&supervisor_, std::move(wo),
-                                       [this](std::function<void()> f) { loop_.Post(f); });
+  // Reuse and keep-idle are the agent's decisions; the pool runs the processes.
+  WorkerPoolHooks hooks;
+  hooks.keep_idle = [this](int64_t env, bool gpu) {
+    return !shutting_down_ && node_agent_->ReleaseWorker(env, gpu);
+  };
+  hooks.idle_gone = [this](int64_t env) { (void)node_agent_->IdleWorkerGone(env); };
+  pool_ = std::make_unique<WorkerPool>(
+      &supervisor_, std::move(wo), [this](std::function<void()> f) { loop_.Post(f); },
+      std::move(hooks));
   ApiWorkerPoolOptions ao;
   ao.exe = options_.worker_exe.empty() ? SelfExe() : options_.worker_exe;
   ao.bind_host = options_.bind == "0.0.0.0" ? Hostname() : options_.bind;

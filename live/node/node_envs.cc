@@ -1,5 +1,7 @@
 #include "live/node/node_impl.h"
 
+#include <cmath>
+
 namespace orrery::live {
 
 void NodeDaemon::Impl::StartAttach(const TaskId& task, ApiWorkerSpec spec,
@@ -97,6 +99,22 @@ void NodeDaemon::Impl::DetachWorker(const TaskId& task, const std::string& error
   RunPending();
 }
 
+Status NodeDaemon::Impl::ConfigureEnvCache() {
+  if (!(options_.runtime_env_setup_timeout_s > 0) ||
+      !std::isfinite(options_.runtime_env_setup_timeout_s)) {
+    return InvalidArgument("runtime-env setup timeout: expected a number of seconds > 0");
+  }
+  envcache::EnvCacheOptions co;
+  co.default_limit_bytes = options_.runtime_env_cache_bytes;
+  co.policy = options_.runtime_env_eviction;
+  co.setup_timeout_s = options_.runtime_env_setup_timeout_s;
+  co.max_attempts = options_.runtime_env_max_attempts;  // --- live run
+  auto check = envcache::EnvCache::Create(co);
+  if (!check.ok()) return check.status().WithContext("--runtime-env-eviction");
+  node_agent_options_.env_cache = std::move(co);
+  return Status::Ok();
+}
+
 Status NodeDaemon::Impl::StartRuntimeEnvAgent() {
   std::filesystem::path root;
   if (options_.session_dir.empty()) {
@@ -114,12 +132,14 @@ Status NodeDaemon::Impl::StartRuntimeEnvAgent() {
   ro.root = root;
   ro.head_address = options_.head_address;
   ro.token = options_.token;
-  ro.cache_bytes = options_.runtime_env_cache_bytes;
   ro.eviction = options_.runtime_env_eviction;
   ro.setup_timeout_s = options_.runtime_env_setup_timeout_s;
-  ro.max_attempts = options_.runtime_env_max_attempts;  // --- live run
-  auto agent =
-      RuntimeEnvAgent::Create(std::move(ro), [this](std::function<void()> f) { loop_.Post(f); });
+  // The install cache is the node agent's: it decides what to install, shares and evicts; the
+  // env agent carries that out (downloads, setup, directories).
+  envcache::EnvCache* cache = nullptr;
+  loop_.RunSync([&] { cache = &node_agent_->Envs(); });
+  auto agent = RuntimeEnvAgent::Create(std::move(ro), cache,
+                                       [this](std::function<void()> f) { loop_.Post(f); });
   if (!agent.ok()) return agent.status();
   agent_ = std::move(*agent);
   // Idle code workers started in an evicted env must not be reused: their cwd and PATH are gone.

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "core/agent/node_agent.h"
@@ -167,6 +168,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     // --- live run: a built-in workload in a runtime env runs on pooled workers of this key
     // (install hash + the env's variables and cwd), started in this env.
     std::string pool_key;
+    int64_t env_id = -1;  // the node agent's id of pool_key (-1: no env)
     WorkerEnv worker_env;
   };
   struct Waiting {
@@ -226,6 +228,10 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
 
   // ---- runtime envs (live/node/runtime_env_agent.h) ----------------------------------------------
 
+  // The node agent's install cache options from the node's flags (validated: Envs() creates the
+  // cache from them on first use).
+  Status ConfigureEnvCache();
+
   Status StartRuntimeEnvAgent();
 
   void StopRuntimeEnvAgent();
@@ -268,6 +274,10 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   void OnArgsFetched(const TaskId& task, const WorkloadSpec& spec,
                      std::shared_ptr<StreamWriter<v1::RunTaskReply>> w, const Status& s,
                      uint64_t bytes);
+
+  // The node agent keys envs by int64: a dense id per pooled-worker key (install hash + the
+  // env's variables and cwd); "" (no env) is -1.
+  int64_t EnvIdOf(const std::string& pool_key);
 
   void LaunchWorkload(const TaskId& task, const WorkloadSpec& spec,
                       std::shared_ptr<StreamWriter<v1::RunTaskReply>> w);
@@ -359,10 +369,13 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   std::optional<std::chrono::steady_clock::time_point> head_lost_since_;
   std::chrono::steady_clock::time_point last_head_lost_log_;
 
-  // Owned by loop_. The node's control logic (core/agent): the lease manager, the lease table
-  // and the bundles held here; set once the node registered (InitManager).
+  // Owned by loop_. The node's control logic (core/agent): the lease manager (created once the
+  // node registered, InitManager), the lease table, the bundles held here, the runtime-env
+  // install cache (RuntimeEnvAgent carries out its decisions) and the worker-reuse decisions
+  // (the WorkerPool carries them out). Created in Serve, before the pools.
   agent::NodeAgentOptions node_agent_options_;
   std::unique_ptr<agent::NodeAgent> node_agent_;
+  std::unordered_map<std::string, int64_t> env_ids_;  // pooled-worker key -> the agent's env id
   LeaseManager* manager_ = nullptr;  // node_agent_'s manager (rebuilt when bundles resize it)
   Rng rng_;
   bool shutting_down_ = false;

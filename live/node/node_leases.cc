@@ -19,16 +19,13 @@ Status NodeDaemon::Impl::InitManager(const v1::ClusterView& v) {
     ORRERY_RETURN_IF_ERROR(view.AddNode(std::move(*n)));
   }
   node_agent_options_.scheduler = scheduler_;  // the cluster's setting (registration reply)
-  // Tasks of a group ask for its committed bundle resources ("CPU_group_0_pg") by name.
-  node_agent_options_.expose_committed_bundles = true;
-  auto a = std::make_unique<agent::NodeAgent>(node_id_, &node_agent_options_);
-  ORRERY_RETURN_IF_ERROR(a->CreateManager(std::move(view)));
+  agent::NodeAgent& a = *node_agent_;  // created in Serve (it holds the env cache already)
+  ORRERY_RETURN_IF_ERROR(a.CreateManager(std::move(view)));
   // A bundle commit rebuilds the manager and asks the held requests again.
-  a->SetQueuedRequestLookup([this](const TaskId& task) -> const LeaseRequest* {
+  a.SetQueuedRequestLookup([this](const TaskId& task) -> const LeaseRequest* {
     auto w = waiting_.find(task);
     return w == waiting_.end() ? nullptr : &w->second.request;
   });
-  node_agent_ = std::move(a);
   manager_ = node_agent_->manager();
   manager_->TrackWaitReasonChanges();  // RunPending updates records from the changes only
   return Status::Ok();

@@ -44,10 +44,9 @@ void NodeDaemon::Impl::UpdateMetrics() {
                                {"granted", granted},
                                {"infeasible", reasons[WaitReasonName(WaitReason::kInfeasible)]}});
   metrics_->SetUnschedulableTasks(reasons);
-  if (agent_) {  // runtime envs: the node's install cache (core/envcache)
-    metrics_->SetRuntimeEnvCache(agent_->cache().TotalBytes(),
-                                 agent_->cache().counters().evictions);
-  }
+  // Runtime envs: the node agent's install cache.
+  metrics_->SetRuntimeEnvCache(node_agent_->Envs().TotalBytes(),
+                               node_agent_->EnvCounters().evictions);
   const NodeResources& res = manager_->view().at(manager_->local_slot()).resources;
   std::map<std::string, std::pair<double, double>> by_name;
   for (const auto& name : res.total().Names()) {

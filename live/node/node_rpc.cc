@@ -211,14 +211,14 @@ grpc::ServerUnaryReactor* NodeDaemon::Impl::GetRuntimeEnvCacheStats(
     v1::RuntimeEnvCacheStats* reply) {
   return AnswerOnLoop(ctx, options_.token, loop_, [this, reply] {
     reply->set_node_id(node_id_);
-    if (agent_) {
-      const auto& c = agent_->cache().counters();
+    if (node_agent_) {  // the node agent's install cache (RuntimeEnvAgent carries it out)
+      const envcache::CacheCounters c = node_agent_->EnvCounters();
       reply->set_hits(c.hits);
       reply->set_misses(c.misses);
       reply->set_evictions(c.evictions);
       reply->set_bytes_installed(c.bytes_installed);
-      reply->set_total_bytes(agent_->cache().TotalBytes(kRuntimeEnvKind));
-      reply->set_limit_bytes(agent_->cache().LimitBytes(kRuntimeEnvKind));
+      reply->set_total_bytes(node_agent_->Envs().TotalBytes(kRuntimeEnvKind));
+      reply->set_limit_bytes(node_agent_->Envs().LimitBytes(kRuntimeEnvKind));
     }
     return grpc::Status::OK;
   });

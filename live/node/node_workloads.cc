@@ -37,6 +37,7 @@ void NodeDaemon::Impl::StartWorkload(const TaskId& task, WorkloadSpec spec,
     t.pool_key = a->hash;
     for (const auto& [k, v] : a->env) t.pool_key += std::string(1, '\0') + k + "=" + v;
     t.pool_key += std::string(1, '\0') + "cwd=" + a->cwd;
+    t.env_id = EnvIdOf(t.pool_key);
     if (w->done()) {
       FinishWorkload(t, w, 1, "the caller went away");
       return;
@@ -97,11 +98,19 @@ void NodeDaemon::Impl::OnArgsFetched(const TaskId& task, const WorkloadSpec& spe
   LaunchWorkload(task, spec, w);
 }
 
+int64_t NodeDaemon::Impl::EnvIdOf(const std::string& pool_key) {
+  if (pool_key.empty()) return -1;
+  return env_ids_.try_emplace(pool_key, static_cast<int64_t>(env_ids_.size())).first->second;
+}
+
 void NodeDaemon::Impl::LaunchWorkload(const TaskId& task, const WorkloadSpec& spec,
                                       std::shared_ptr<StreamWriter<v1::RunTaskReply>> w) {
   Task& t = tasks_.at(task);
+  // The agent decides reuse or start (GPU work: a fresh worker); the pool picks the process.
+  const bool gpu = !t.allocation.resources.Get(Predefined::kGPU).IsZero();
+  const agent::WorkerAction action = node_agent_->AcquireWorker(t.env_id, gpu);
   auto pid = pool_->Run(
-      t.pool_key, task, spec,
+      t.env_id, action, gpu, task, spec,
       [this, task, w](int code, const std::string& error) {
         auto it = tasks_.find(task);
         if (it == tasks_.end()) return;

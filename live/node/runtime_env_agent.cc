@@ -60,18 +60,13 @@ void WriteAll(int fd, const std::string& s) {
 }  // namespace
 
 StatusOr<std::unique_ptr<RuntimeEnvAgent>> RuntimeEnvAgent::Create(RuntimeEnvAgentOptions options,
+                                                                   envcache::EnvCache* cache,
                                                                    Post post) {
   if (options.root.empty()) return InvalidArgument("runtime env root: empty");
+  if (cache == nullptr) return InvalidArgument("runtime env agent: no install cache");
   if (!(options.setup_timeout_s > 0) || !std::isfinite(options.setup_timeout_s)) {
     return InvalidArgument("runtime-env setup timeout: expected a number of seconds > 0");
   }
-  envcache::EnvCacheOptions co;
-  co.default_limit_bytes = options.cache_bytes;
-  co.policy = options.eviction;
-  co.setup_timeout_s = options.setup_timeout_s;
-  co.max_attempts = options.max_attempts;
-  auto cache = envcache::EnvCache::Create(co);
-  if (!cache.ok()) return cache.status().WithContext("--runtime-env-eviction");
   std::error_code ec;
   fs::create_directories(options.root, ec);
   if (ec) {
@@ -79,7 +74,7 @@ StatusOr<std::unique_ptr<RuntimeEnvAgent>> RuntimeEnvAgent::Create(RuntimeEnvAge
                   "cannot create " + options.root.string() + ": " + ec.message());
   }
   return std::unique_ptr<RuntimeEnvAgent>(
-      new RuntimeEnvAgent(std::move(options), std::move(*cache), std::move(post)));
+      new RuntimeEnvAgent(std::move(options), cache, std::move(post)));
 }
 
 RuntimeEnvAgent::~RuntimeEnvAgent() { Stop(); }
@@ -211,6 +206,7 @@ void RuntimeEnvAgent::StartAttempt(const std::string& hash, int attempt) {
   Attempt a;
   a.hash = hash;
   a.attempt = attempt;
+  a.max_attempts = cache_.options().max_attempts;
   a.env = specs_[hash];
   // The operator's --runtime-env-setup-timeout-s is the maximum: an env may only ask for less.
   a.timeout_s = a.env.setup_timeout_s > 0
@@ -266,7 +262,7 @@ RuntimeEnvAgent::Outcome RuntimeEnvAgent::RunAttempt(const Attempt& a) {
   const fs::path dir = DirOf(a.hash);
   const fs::path log = dir / "setup.log";
   const std::string of = " (attempt " + std::to_string(a.attempt) + " of " +
-                         std::to_string(options_.max_attempts) + ")";
+                         std::to_string(a.max_attempts) + ")";
   std::error_code ec;
   fs::remove_all(dir, ec);
   fs::create_directories(dir, ec);

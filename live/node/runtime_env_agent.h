@@ -11,14 +11,20 @@
 // A process started in the env gets the env's env_vars, `<dir>/bin` first on PATH,
 // ORRERY_RUNTIME_ENV_DIR=<dir>, and the unpacked working_dir as its working directory.
 //
-// Accounting and eviction are core's EnvCache (core/envcache/env_cache.h), kind "runtime_env":
-// concurrent Acquires of one install share one install (deduplicated), each user holds a
-// reference until Release, an install is charged the size of its directory, and unused installs
-// are evicted by the configured policy once the total exceeds the limit. An install attempt that
-// fails (download, unpack, a setup command's exit status, the setup timeout) is retried up to
-// max_attempts times; after the last, every waiter gets
+// The decisions are the node agent's (core/agent/node_agent.h Envs(): core's EnvCache,
+// core/envcache/env_cache.h, kind "runtime_env"); this agent only carries them out (StartInstall:
+// an install attempt on a thread; EnvReady / EnvFailed: the waiters' callbacks; Evict: the
+// directory goes). Concurrent Acquires of one install share one install (deduplicated), each user
+// holds a reference until Release, an install is charged the size of its directory, and unused
+// installs are evicted by the configured policy once the total exceeds the limit. An install
+// attempt that fails (download, unpack, a setup command's exit status, the setup timeout) is
+// retried up to the cache's max_attempts times; after the last, every waiter gets
 //   runtime env setup failed: <command>: exit N (attempt 3 of 3); last lines of setup.log:
 //   <tail>
+//
+// Timeouts: each setup command is killed after setup_timeout_s and the attempt reported failed
+// (timed out) here; the cache's own attempt deadline (NodeAgent::OnTimer) is not armed, since the
+// attempt is still running and would be reported again.
 //
 // Threading: the agent's state belongs to the node's state loop: Acquire, Release, Abandon and
 // the queries are called there, and every callback runs there (through `post`). Each install
@@ -54,10 +60,8 @@ struct RuntimeEnvAgentOptions {
   std::filesystem::path root;  // REQUIRES: non-empty; created if missing
   std::string head_address;    // where working_dir packages are downloaded from
   std::string token;
-  uint64_t cache_bytes = envcache::kDefaultLimitBytes;  // [10 GiB]
-  std::string eviction = "arbitrary";                   // envcache::kEvictionPolicyNames
+  std::string eviction = "arbitrary";  // the cache's policy (for log lines only)
   double setup_timeout_s = 600.0;  // per setup command, unless the env sets setup_timeout_s
-  int max_attempts = 3;
   size_t log_tail_lines = 20;  // of setup.log, in failure messages (at most 4 KiB)
 };
 
@@ -75,10 +79,11 @@ class RuntimeEnvAgent {
   using Post = std::function<void(std::function<void()>)>;
   using Done = std::function<void(StatusOr<AppliedEnv>)>;
 
-  // InvalidArgument for an unknown eviction policy or a bad limit/timeout; Unavailable if `root`
-  // cannot be created. `post` must run closures on the node's state loop.
+  // `cache` is the node agent's install cache (NodeAgent::Envs()), which decides; it must outlive
+  // the agent and is used on the loop only. InvalidArgument for a bad timeout; Unavailable if
+  // `root` cannot be created. `post` must run closures on the node's state loop.
   static StatusOr<std::unique_ptr<RuntimeEnvAgent>> Create(RuntimeEnvAgentOptions options,
-                                                           Post post);
+                                                           envcache::EnvCache* cache, Post post);
   ~RuntimeEnvAgent();
   RuntimeEnvAgent(const RuntimeEnvAgent&) = delete;
   RuntimeEnvAgent& operator=(const RuntimeEnvAgent&) = delete;
@@ -107,8 +112,6 @@ class RuntimeEnvAgent {
   // leaves it alone).
   bool IsSetupProcess(pid_t pid) const;
 
-  // Loop thread: the cache (counters, states, bytes) for status and tests.
-  const envcache::EnvCache& cache() const { return cache_; }
   std::filesystem::path DirOf(const std::string& hash) const { return options_.root / hash; }
 
  private:
@@ -119,6 +122,7 @@ class RuntimeEnvAgent {
   struct Attempt {  // what an install thread needs (a copy: the thread owns no state)
     std::string hash;
     int attempt = 1;
+    int max_attempts = 1;  // the cache's, for the failure message
     RuntimeEnv env;
     double timeout_s = 600;
   };
@@ -129,8 +133,8 @@ class RuntimeEnvAgent {
     std::string error;  // "runtime env setup failed: <command>: ..."
   };
 
-  RuntimeEnvAgent(RuntimeEnvAgentOptions options, envcache::EnvCache cache, Post post)
-      : options_(std::move(options)), cache_(std::move(cache)), post_(std::move(post)) {}
+  RuntimeEnvAgent(RuntimeEnvAgentOptions options, envcache::EnvCache* cache, Post post)
+      : options_(std::move(options)), cache_(*cache), post_(std::move(post)) {}
   void Apply(const envcache::CacheDecisions& decisions);
   AppliedEnv Applied(const std::string& hash, const RuntimeEnv& env) const;
   void StartAttempt(const std::string& hash, int attempt);
@@ -144,8 +148,8 @@ class RuntimeEnvAgent {
   std::string LogTail(const std::filesystem::path& log) const;
 
   const RuntimeEnvAgentOptions options_;
-  // Owned by the node's loop.
-  envcache::EnvCache cache_;
+  // The node agent's (used on the node's loop).
+  envcache::EnvCache& cache_;
   Post post_;
   std::function<void(const std::string& dir)> on_evict_;
   std::map<std::string, std::map<std::string, Waiter>> waiters_;  // hash -> waiter -> Waiter

@@ -33,8 +33,12 @@ const char* WorkloadKindName(WorkloadSpec::Kind k) {
   return "?";
 }
 
-WorkerPool::WorkerPool(ProcessSupervisor* supervisor, WorkerPoolOptions options, Post post)
-    : supervisor_(supervisor), options_(std::move(options)), post_(std::move(post)) {}
+WorkerPool::WorkerPool(ProcessSupervisor* supervisor, WorkerPoolOptions options, Post post,
+                       WorkerPoolHooks hooks)
+    : supervisor_(supervisor),
+      options_(std::move(options)),
+      post_(std::move(post)),
+      hooks_(std::move(hooks)) {}
 
 WorkerPool::~WorkerPool() {
   // Closing stdin ends idle workers; the supervisor kills busy ones when it goes.
@@ -49,7 +53,12 @@ size_t WorkerPool::num_idle() const {
   return n;
 }
 
-StatusOr<pid_t> WorkerPool::StartWorker(const std::string& env_hash, const WorkerEnv& in_env) {
+bool WorkerPool::TakeIdle(pid_t pid, int64_t env) {
+  auto it = idle_.find(env);
+  return it != idle_.end() && std::erase(it->second, pid) > 0;
+}
+
+StatusOr<pid_t> WorkerPool::StartWorker(int64_t env, const WorkerEnv& in_env) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return Internal(std::string("pipe: ") + std::strerror(errno));
   ProcessSpec spec;
@@ -77,15 +86,16 @@ StatusOr<pid_t> WorkerPool::StartWorker(const std::string& env_hash, const Worke
     return pid.status();
   }
   Worker w;
-  w.env = env_hash;
+  w.env = env;
   w.vars = in_env.env;
   w.stdin_fd = p[1];
   workers_[*pid] = std::move(w);
   return *pid;
 }
 
-StatusOr<pid_t> WorkerPool::Run(const std::string& env_hash, const std::string& task_id,
-                                const WorkloadSpec& spec, OnDone on_done, const WorkerEnv& in_env) {
+StatusOr<pid_t> WorkerPool::Run(int64_t env, agent::WorkerAction action, bool gpu,
+                                const std::string& task_id, const WorkloadSpec& spec,
+                                OnDone on_done, const WorkerEnv& in_env) {
   if (task_id.empty() || task_id.find_first_of(" \n") != std::string::npos) {
     return InvalidArgument("task id: empty or with blanks");
   }
@@ -93,14 +103,17 @@ StatusOr<pid_t> WorkerPool::Run(const std::string& env_hash, const std::string& 
     return InvalidArgument("output path: has blanks");
   }
   pid_t pid = 0;
-  auto& idle = idle_[env_hash];
-  while (!idle.empty() && pid == 0) {
-    const pid_t p = idle.back();
-    idle.pop_back();
-    if (workers_.count(p)) pid = p;
+  if (action == agent::WorkerAction::kReuse) {
+    // Which idle worker: the most recently used (its pages are warm).
+    auto it = idle_.find(env);
+    while (it != idle_.end() && !it->second.empty() && pid == 0) {
+      const pid_t p = it->second.back();
+      it->second.pop_back();
+      if (workers_.count(p)) pid = p;
+    }
   }
   if (pid == 0) {
-    auto started = StartWorker(env_hash, in_env);
+    auto started = StartWorker(env, in_env);
     if (!started.ok()) return started.status();
     pid = *started;
   }
@@ -114,6 +127,7 @@ StatusOr<pid_t> WorkerPool::Run(const std::string& env_hash, const std::string& 
     return Status(StatusCode::kUnavailable, "worker " + std::to_string(pid) + " is gone");
   }
   w.task = task_id;
+  w.gpu = gpu;
   w.on_done = std::move(on_done);
   return pid;
 }
@@ -138,9 +152,9 @@ void WorkerPool::OnOutput(pid_t pid, const std::string& chunk) {
     OnDone done = std::move(w.on_done);
     w.task.clear();
     w.on_done = nullptr;
-    auto& idle = idle_[w.env];
-    if (!w.retired && idle.size() < options_.max_idle_per_env) {
-      idle.push_back(pid);
+    // The agent decides whether the worker stays idle for its env's next task.
+    if (!w.retired && hooks_.keep_idle && hooks_.keep_idle(w.env, w.gpu)) {
+      idle_[w.env].push_back(pid);
     } else {
       Retire(pid);
     }
@@ -156,7 +170,7 @@ void WorkerPool::RetireIdleWithEnv(const std::string& name, const std::string& v
     if (!match) continue;
     w.retired = true;
     if (w.task.empty()) {
-      for (auto& [env, q] : idle_) std::erase(q, pid);
+      if (TakeIdle(pid, w.env) && hooks_.idle_gone) hooks_.idle_gone(w.env);
       Retire(pid);
     }
   }
@@ -175,9 +189,11 @@ void WorkerPool::OnExit(pid_t pid, int code, int sig) {
   if (it == workers_.end()) return;
   OnDone done = std::move(it->second.on_done);
   const bool busy = !it->second.task.empty();
+  const int64_t env = it->second.env;
   if (it->second.stdin_fd >= 0) ::close(it->second.stdin_fd);
-  for (auto& [env, q] : idle_) std::erase(q, pid);
   workers_.erase(it);
+  // An idle worker that died: the agent must not count on it any more.
+  if (TakeIdle(pid, env) && hooks_.idle_gone) hooks_.idle_gone(env);
   if (busy && done) {
     done(code == 0 ? 1 : code, "worker " + std::to_string(pid) + " died" +
                                    (sig > 0 ? " (signal " + std::to_string(sig) + ")" : ""));

@@ -2,11 +2,14 @@
 // memory, produce), reused from task to task instead of one process spawn per task.
 //
 // Workers are `orrery __worker` children of the node daemon (through its ProcessSupervisor, so
-// they share its kill-on-stop), keyed by runtime-env hash: a task runs on an idle worker of its
-// env, or a new one is started; when it ends the worker goes back to the idle list (beyond
-// max_idle_per_env idle workers of an env, it is told to exit), the way Ray keeps a pool per
-// runtime-env hash. The key is the caller's (the node uses install hash + env vars); a worker of a
-// key is started with that key's WorkerEnv (variables over options.env, working directory).
+// they share its kill-on-stop), keyed by the node's dense runtime-env id (the node maps install
+// hash + env vars to it). The pool is transport only: whether a task reuses an idle worker or
+// starts one, and whether a worker whose task ended stays idle, is the node agent's decision
+// (core/agent/node_agent.h AcquireWorker / ReleaseWorker: kept per env up to its limit, GPU work
+// on a fresh worker). The pool only picks WHICH idle worker of the env (the most recently used),
+// runs the processes and their pipes, and tells the agent when an idle worker leaves (exits, or
+// is retired by RetireIdleWithEnv) so its idle count follows. A worker of an env is started with
+// that env's WorkerEnv (variables over options.env, working directory).
 //
 // Protocol (text lines; the worker reads stdin and writes stdout):
 //   node -> worker:  run <task_id> <kind> <duration_ms> <bytes> <output_path|->
@@ -20,12 +23,12 @@
 #include <sys/types.h>
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "core/agent/node_agent.h"
 #include "core/status.h"
 #include "live/common/process.h"
 
@@ -43,7 +46,15 @@ const char* WorkloadKindName(WorkloadSpec::Kind k);  // "sleep" | "cpu" | "memor
 struct WorkerPoolOptions {
   std::string exe;                                       // the orrery binary
   std::vector<std::pair<std::string, std::string>> env;  // added to workers' environment
-  size_t max_idle_per_env = 16;
+};
+
+// How the pool asks the node agent (both run on the node's loop).
+struct WorkerPoolHooks {
+  // A worker of `env` finished its task and was not retired: true keeps it idle for the next
+  // task of its env (NodeAgent::ReleaseWorker), false makes it exit. Unset: it exits.
+  std::function<bool(int64_t env, bool gpu)> keep_idle;
+  // An idle worker of `env` left the pool without being reused (NodeAgent::IdleWorkerGone).
+  std::function<void(int64_t env)> idle_gone;
 };
 
 // --- runtime envs: where a pooled worker of one key runs (live/node/runtime_env_agent.h AppliedEnv).
@@ -59,16 +70,20 @@ class WorkerPool {
   using OnDone = std::function<void(int exit_code, const std::string& error)>;
 
   // REQUIRES: `supervisor` outlives the pool; `post` runs closures on the owning loop.
-  WorkerPool(ProcessSupervisor* supervisor, WorkerPoolOptions options, Post post);
+  WorkerPool(ProcessSupervisor* supervisor, WorkerPoolOptions options, Post post,
+             WorkerPoolHooks hooks);
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  // Runs `spec` for `task_id` on a worker of `env_hash` (reused if one is idle; a new one is
-  // started in `in_env`, which must be the same for every call with one key). Returns the
-  // worker's pid; `on_done` is called on the loop once it ends. Error if no worker can start.
-  StatusOr<pid_t> Run(const std::string& env_hash, const std::string& task_id,
-                      const WorkloadSpec& spec, OnDone on_done, const WorkerEnv& in_env = {});
+  // Runs `spec` for `task_id` on a worker of `env` as the agent decided: kReuse takes the most
+  // recently used idle worker of `env` (a new one if, against the agent's count, none is idle);
+  // kStart starts a new one in `in_env`, which must be the same for every call with one env.
+  // `gpu` is handed back to hooks.keep_idle when the task ends. Returns the worker's pid;
+  // `on_done` is called on the loop once it ends. Error if no worker can start.
+  StatusOr<pid_t> Run(int64_t env, agent::WorkerAction action, bool gpu,
+                      const std::string& task_id, const WorkloadSpec& spec, OnDone on_done,
+                      const WorkerEnv& in_env = {});
   // --- runtime envs: idle workers started with variable `name` = `value` exit (e.g. those of
   // an evicted install: their cwd and PATH are gone). Busy ones finish their task first and are
   // then not reused. O(workers).
@@ -78,7 +93,8 @@ class WorkerPool {
 
  private:
   struct Worker {
-    std::string env;
+    int64_t env = -1;
+    bool gpu = false;  // its current task's
     std::vector<std::pair<std::string, std::string>> vars;  // its WorkerEnv's variables
     bool retired = false;                                   // not reused after its task
     int stdin_fd = -1;
@@ -86,7 +102,9 @@ class WorkerPool {
     std::string task;    // empty while idle
     OnDone on_done;
   };
-  StatusOr<pid_t> StartWorker(const std::string& env_hash, const WorkerEnv& in_env);
+  StatusOr<pid_t> StartWorker(int64_t env, const WorkerEnv& in_env);
+  // Takes `pid` off its env's idle list; true if it was there.
+  bool TakeIdle(pid_t pid, int64_t env);
   void OnOutput(pid_t pid, const std::string& chunk);
   void OnExit(pid_t pid, int code, int sig);
   void Retire(pid_t pid);
@@ -94,8 +112,9 @@ class WorkerPool {
   ProcessSupervisor* supervisor_;
   WorkerPoolOptions options_;
   Post post_;
+  WorkerPoolHooks hooks_;
   std::map<pid_t, Worker> workers_;
-  std::map<std::string, std::deque<pid_t>> idle_;  // by env hash, most recently used last
+  std::map<int64_t, std::vector<pid_t>> idle_;  // by env, most recently used last
 };
 
 // The `orrery __worker` process: reads commands from stdin until EOF. Returns the exit code.

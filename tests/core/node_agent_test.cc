@@ -150,6 +150,28 @@ TEST(NodeAgent, ReusesAnIdleWorkerOfTheSameEnvButNotForGpuWork) {
   EXPECT_EQ(a.IdleWorkers(7), 1);
 }
 
+TEST(NodeAgent, AnIdleWorkerThatLeftIsNotReused) {
+  auto o = Options();
+  NodeAgent a("n0", &o);
+  a.set_max_idle_workers_per_env(2);
+  EXPECT_EQ(a.AcquireWorker(3, false), WorkerAction::kStart);
+  EXPECT_EQ(a.AcquireWorker(3, false), WorkerAction::kStart);
+  EXPECT_TRUE(a.ReleaseWorker(3, false));
+  EXPECT_TRUE(a.ReleaseWorker(3, false));
+  EXPECT_EQ(a.IdleWorkers(3), 2);
+  // One idle worker exits (its install was evicted, or it died): only the other is reused.
+  EXPECT_TRUE(a.IdleWorkerGone(3));
+  EXPECT_EQ(a.IdleWorkers(3), 1);
+  EXPECT_EQ(a.AcquireWorker(3, false), WorkerAction::kReuse);
+  EXPECT_EQ(a.AcquireWorker(3, false), WorkerAction::kStart);
+  EXPECT_FALSE(a.IdleWorkerGone(3));  // none idle: nothing to forget
+  EXPECT_FALSE(a.IdleWorkerGone(4));  // an env never seen
+  EXPECT_EQ(a.IdleWorkers(3), 0);
+  // The pool has room again for both.
+  EXPECT_TRUE(a.ReleaseWorker(3, false));
+  EXPECT_TRUE(a.ReleaseWorker(3, false));
+}
+
 TEST(NodeAgent, BundlePrepareCommitLeaseAndCancel) {
   const auto o = Options();
   NodeAgent a = Live(o, ClusterBuilder().Node("n0", {{"CPU", 4}}).Build());

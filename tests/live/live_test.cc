@@ -479,6 +479,37 @@ TEST(LiveWorkloadTest, BuiltinWorkloadsRunOnReusedWorkers) {
   EXPECT_TRUE(Eventually([&] { return !IsProcessAlive(pids[0]); }));
 }
 
+// Worker reuse is the node agent's decision (core/agent/node_agent.h), the pool only runs the
+// processes: a workload holding a GPU runs on a fresh worker that exits afterwards (its CUDA
+// context is not shared), while CPU workloads of the env reuse its idle worker.
+TEST(LiveWorkloadTest, GpuWorkloadsGetAFreshWorkerThatExitsAfterwards) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "2", "--num-gpus", "1"}).exit_code, 0);
+  auto run = [&](const std::string& id, bool gpu) {
+    auto req = CpuLease(id, 1);
+    if (gpu) (*req.mutable_resources()->mutable_raw())["GPU"] = 10000;
+    req.mutable_strategy()->set_type(v1::SchedulingStrategy::NODE_AFFINITY);
+    req.mutable_strategy()->set_node_id("a");
+    auto lease = AcquireLease(c.NodeAddress("a"), c.Token(), req);
+    EXPECT_TRUE(lease.ok()) << lease.status().ToString();
+    if (!lease.ok()) return 0;
+    auto r = RunWorkload(c, *lease, id, v1::Workload::SLEEP, 20);
+    EXPECT_TRUE(r.exit.ok() && r.exit->exit_code() == 0) << id;
+    return r.pid;
+  };
+  const int cpu1 = run("c1", false);
+  ASSERT_GT(cpu1, 0);
+  const int gpu1 = run("g1", true);
+  ASSERT_GT(gpu1, 0);
+  EXPECT_NE(gpu1, cpu1) << "GPU work does not take the idle CPU worker";
+  EXPECT_TRUE(Eventually([&] { return !IsProcessAlive(gpu1); })) << "it exits after its task";
+  const int gpu2 = run("g2", true);
+  EXPECT_NE(gpu2, gpu1);
+  EXPECT_NE(gpu2, cpu1);
+  EXPECT_EQ(run("c2", false), cpu1) << "the idle CPU worker is reused";
+  EXPECT_TRUE(IsProcessAlive(cpu1));
+}
+
 // A task whose argument lives on another node fetches it (streamed chunks) before it starts;
 // afterwards the object is in its own node's store too. A missing argument fails the task.
 TEST(LiveWorkloadTest, ArgumentsAreFetchedFromTheNodeThatHoldsThem) {
