@@ -30,9 +30,9 @@
 // (`Class::held`), its argument objects pinned (a released ref's value stays until the call took
 // it); `dependents_` maps each awaited object to the calls waiting on it. When the object
 // finishes (FinishObjectLocked / FailObjectLocked, under mu_) its waiters are counted down or
-// failed at once, and their classes marked in `dirty_`; whoever finished it then releases the
-// ready calls into the class queues (values spliced into the argument bytes) and dispatches
-// them, in the same critical section. An actor releases its held calls front first only, so a
+// failed at once, and their classes marked in `dirty_`; whoever finished it then submits the
+// ready calls (values spliced into the argument bytes) and applies what the submitter decides,
+// in the same critical section (SettleLocked). An actor releases its held calls front first only, so a
 // waiting call holds back the later calls of that actor (submission order).
 #include <dlfcn.h>
 #include <unistd.h>
