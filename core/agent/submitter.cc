@@ -84,8 +84,8 @@ int Submitter::LeaseCap(const Class& c) const {
 
 int Submitter::Depth(const Class& c) const {
   if (!options_.reuse_leases) return 1;
-  const int d = c.options.max_tasks_in_flight_per_lease > 0 ? c.options.max_tasks_in_flight_per_lease
-                                                            : options_.max_tasks_in_flight_per_lease;
+  const int own = c.options.max_tasks_in_flight_per_lease;
+  const int d = own > 0 ? own : options_.max_tasks_in_flight_per_lease;
   return std::max(1, d);
 }
 

@@ -32,8 +32,8 @@
 // finishes (FinishObjectLocked / FailObjectLocked, under mu_) its waiters are counted down or
 // failed at once, and their classes marked in `dirty_`; whoever finished it then submits the
 // ready calls (values spliced into the argument bytes) and applies what the submitter decides,
-// in the same critical section (SettleLocked). An actor releases its held calls front first only, so a
-// waiting call holds back the later calls of that actor (submission order).
+// in the same critical section (SettleLocked). An actor releases its held calls front first
+// only, so a waiting call holds back the later calls of that actor (submission order).
 #include <dlfcn.h>
 #include <unistd.h>
 #include <grpcpp/grpcpp.h>
