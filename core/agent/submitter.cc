@@ -44,7 +44,7 @@ uint32_t Submitter::NewLease(ClassHandle cls) {
     free_.pop_back();
   } else {
     slot = static_cast<uint32_t>(leases_.size());
-    leases_.emplace_back(Lease{0, LeaseState::kFree, false, 0, 0, 0, 0, 0, 0, 0,
+    leases_.emplace_back(Lease{0, LeaseState::kFree, false, 0, 0, 0, 0, 0, 0, 0, 0, false, 0,
                                RetryBackoff(options_.rejection_backoff)});
   }
   Lease& l = leases_[slot];
@@ -57,6 +57,9 @@ uint32_t Submitter::NewLease(ClassHandle cls) {
   l.spillbacks = 0;
   l.rejections = 0;
   l.tasks_run = 0;
+  l.in_flight = 0;
+  l.pushed = 0;
+  l.in_open = false;
   l.idle_since = 0;
   l.backoff.Reset();
   ++classes_[cls].pending;
@@ -73,6 +76,38 @@ int Submitter::PendingCap(const Class& c) const {
                       ? c.options.max_pending_lease_requests
                       : options_.max_pending_lease_requests_per_class;
   return cap > 0 ? cap : std::numeric_limits<int>::max();
+}
+
+int Submitter::LeaseCap(const Class& c) const {
+  return c.options.max_leases > 0 ? c.options.max_leases : options_.max_leases_per_class;
+}
+
+int Submitter::Depth(const Class& c) const {
+  if (!options_.reuse_leases) return 1;
+  const int own = c.options.max_tasks_in_flight_per_lease;
+  const int d = own > 0 ? own : options_.max_tasks_in_flight_per_lease;
+  return std::max(1, d);
+}
+
+bool Submitter::HasRoom(const Lease& l, const Class& c) const {
+  return l.in_flight < Depth(c) &&
+         (c.options.max_tasks_per_lease <= 0 || l.pushed < c.options.max_tasks_per_lease);
+}
+
+// Gives busy lease `slot` an entry in its class's round robin if it has room and none yet.
+// Amortized O(1): stale entries are compacted away once they outnumber the leases.
+void Submitter::AddOpen(uint32_t slot) {
+  Lease& l = leases_[slot];
+  Class& c = classes_[l.cls];
+  if (l.in_open || l.bound || !HasRoom(l, c)) return;
+  if (c.open.size() > 2 * static_cast<size_t>(c.granted) + 16) {
+    std::erase_if(c.open, [this](LeaseHandle h) {
+      const Lease* o = Find(h);
+      return o == nullptr || !o->in_open;
+    });
+  }
+  l.in_open = true;
+  c.open.push_back(HandleOf(slot, l.generation));
 }
 
 void Submitter::Request(uint32_t slot, NodeHandle node, double not_before,
@@ -97,11 +132,14 @@ void Submitter::Push(uint32_t slot, TaskHandle task, std::vector<SubmitDecision>
   Lease& l = leases_[slot];
   l.state = LeaseState::kBusy;
   l.task = task;
+  ++l.in_flight;
+  ++l.pushed;
   SubmitDecision& d = out->emplace_back();
   d.kind = SubmitDecision::Kind::kPushTask;
   d.lease = HandleOf(slot, l.generation);
   d.task = task;
   d.cls = l.cls;
+  if (!l.in_open && Depth(classes_[l.cls]) > 1) AddOpen(slot);
 }
 
 void Submitter::ReturnLease(uint32_t slot, std::vector<SubmitDecision>* out) {
@@ -121,12 +159,13 @@ void Submitter::EraseIdle(Class& c, uint32_t slot) {
 
 void Submitter::Idle(uint32_t slot, double now, std::vector<SubmitDecision>* out) {
   Lease& l = leases_[slot];
-  if (!options_.reuse_leases || options_.idle_lease_timeout_s <= 0) {
+  const bool keep = classes_[l.cls].options.keep_idle_leases;
+  if (!options_.reuse_leases || (options_.idle_lease_timeout_s <= 0 && !keep)) {
     ReturnLease(slot, out);
     return;
   }
   l.state = LeaseState::kIdle;
-  l.idle_since = now;
+  l.idle_since = keep ? std::numeric_limits<double>::infinity() : now;
   classes_[l.cls].idle.push_back(slot);
 }
 
@@ -139,6 +178,26 @@ void Submitter::Dispatch(ClassHandle cls, double now, std::vector<SubmitDecision
     const TaskHandle t = c.queue.front();
     c.queue.pop_front();
     Push(slot, t, out);
+  }
+  // Pipelining: busy leases with room, round robin, under a backlog or at the lease cap.
+  const int depth = Depth(c);
+  if (depth > 1) {
+    const int lease_cap = LeaseCap(c);
+    while (!c.queue.empty() && !c.open.empty()) {
+      const bool at_cap = lease_cap > 0 && c.granted >= lease_cap;
+      if (!at_cap && c.queue.size() < static_cast<size_t>(depth) * static_cast<size_t>(c.granted)) {
+        break;
+      }
+      const LeaseHandle h = c.open.front();
+      c.open.pop_front();
+      Lease* l = Find(h);
+      if (l == nullptr || !l->in_open) continue;  // stale: the lease is gone
+      l->in_open = false;
+      if (l->state != LeaseState::kBusy || !HasRoom(*l, c)) continue;  // re-added when it has room
+      const TaskHandle t = c.queue.front();
+      c.queue.pop_front();
+      Push(static_cast<uint32_t>(h & 0xffffffffu), t, out);  // back of the round robin
+    }
   }
   const int cap = PendingCap(c);
   if (!options_.reuse_leases) {
@@ -163,6 +222,20 @@ void Submitter::Submit(TaskHandle task, ClassHandle cls, double now,
                        std::vector<SubmitDecision>* out) {
   ClassOf(cls).queue.push_back(task);
   Dispatch(cls, now, out);
+}
+
+void Submitter::SubmitFront(const TaskHandle* tasks, size_t n, ClassHandle cls, double now,
+                            std::vector<SubmitDecision>* out) {
+  Class& c = ClassOf(cls);
+  for (size_t i = n; i > 0; --i) c.queue.push_front(tasks[i - 1]);
+  Dispatch(cls, now, out);
+}
+
+void Submitter::TakeQueued(ClassHandle cls, std::vector<TaskHandle>* tasks) {
+  if (cls >= classes_.size()) return;
+  Class& c = classes_[cls];
+  tasks->insert(tasks->end(), c.queue.begin(), c.queue.end());
+  c.queue.clear();
 }
 
 void Submitter::OnLeaseGranted(LeaseHandle lease, NodeHandle /*node*/, double now,
@@ -268,9 +341,16 @@ void Submitter::OnTaskFinished(LeaseHandle lease, double now, std::vector<Submit
   const ClassHandle cls = l->cls;
   Class& c = classes_[cls];
   ++l->tasks_run;
+  if (l->in_flight > 0) --l->in_flight;
   if (!options_.reuse_leases || l->bound ||
-      (c.options.max_tasks_per_lease > 0 && l->tasks_run >= c.options.max_tasks_per_lease)) {
+      (c.options.max_tasks_per_lease > 0 && l->pushed >= c.options.max_tasks_per_lease)) {
+    if (l->in_flight > 0) return;  // pipelining: the others still run on it
     ReturnLease(slot, out);
+    Dispatch(cls, now, out);
+    return;
+  }
+  if (l->in_flight > 0) {  // pipelining: room for one more
+    AddOpen(slot);
     Dispatch(cls, now, out);
     return;
   }
@@ -278,6 +358,7 @@ void Submitter::OnTaskFinished(LeaseHandle lease, double now, std::vector<Submit
     const TaskHandle t = c.queue.front();
     c.queue.pop_front();
     Push(slot, t, out);
+    if (Depth(c) > 1) Dispatch(cls, now, out);
     return;
   }
   Idle(slot, now, out);
@@ -355,6 +436,10 @@ int Submitter::GrantedLeases(ClassHandle cls) const {
 }
 int Submitter::IdleLeases(ClassHandle cls) const {
   return cls < classes_.size() ? static_cast<int>(classes_[cls].idle.size()) : 0;
+}
+int Submitter::InFlight(LeaseHandle lease) const {
+  const Lease* l = Find(lease);
+  return l == nullptr ? 0 : l->in_flight;
 }
 
 }  // namespace orrery::agent

@@ -13,6 +13,13 @@
 // With reuse off every task gets its own lease request, bound to it, and the lease goes back when
 // the task finishes (the simulator's scenario replay and `live run` today).
 //
+// Pipelining (reuse on, max_tasks_in_flight_per_lease > 1; Ray's max_tasks_in_flight_per_worker):
+// a granted lease may run several tasks at once. Idle leases take queued tasks first; a busy
+// lease with room takes more only under a backlog (the class queue holds at least depth x granted
+// leases tasks) or when the class may not get another lease (its granted leases reached its
+// lease cap: an actor's one lease takes every call at once). Busy leases with room are served
+// round robin. A lease goes back (or idles) only when nothing runs on it.
+//
 // Following a request (one rule for every caller): a spillback is followed to its target with
 // the node's grant_or_reject flag; more than `max_spillbacks_in_a_row` spillbacks since the last
 // restart at the entry node fail the request. A rejection (the target's view was stale) restarts
@@ -21,8 +28,11 @@
 // limit) fails its bound task (reuse off) or the tasks queued in its class (reuse on).
 //
 // Events -> decisions (appended to the caller's vector; the caller applies them in order):
-//   Submit(task)                  -> PushTask onto an idle lease of its class, or RequestLease at
-//                                    the entry node (within the pending limit), or nothing (queued)
+//   Submit(task)                  -> PushTask onto an idle lease of its class (or a busy one with
+//                                    room, pipelining), or RequestLease at the entry node (within
+//                                    the pending limit), or nothing (queued)
+//   SubmitFront(tasks)            -> as Submit, the tasks ahead of the class queue (a retry)
+//   TakeQueued(cls)               -> nothing: the caller fails the waiting tasks it gets back
 //   OnLeaseGranted(lease, node)   -> PushTask (front of the class queue / the bound task), or
 //                                    ReturnLease (nothing waits and idle timeout 0), or nothing
 //                                    (kept idle); more RequestLease for the class may follow
@@ -32,7 +42,9 @@
 //                                    FailTask when over the rejection limit
 //   OnLeaseRequestFailed(lease)   -> FailTask (the bound task, or every queued task of the class)
 //   OnTaskFinished(lease)         -> PushTask (next of the class), or ReturnLease (reuse off, the
-//                                    class's tasks-per-lease cap, or idle with timeout 0)
+//                                    class's tasks-per-lease cap, or idle with timeout 0 and the
+//                                    class does not keep idle leases); pipelining: nothing while
+//                                    other tasks still run on the lease, or more PushTask
 //   OnLeaseLost(lease)            -> RequestLease for the class if tasks wait (the caller
 //                                    resubmits the task that was running, if it retries)
 //   CancelLease(lease)            -> nothing: the caller gave the lease or its request up
@@ -74,6 +86,8 @@ struct SubmitterOptions {
   int max_leases_per_class = 0;
   // A granted lease with nothing to run goes back after this long; 0: at once.
   double idle_lease_timeout_s = 0.0;
+  // Tasks running on one granted lease at once (reuse on only); <= 1: one at a time.
+  int max_tasks_in_flight_per_lease = 1;
   // Spillbacks followed since the last (re)start at the entry node; <= 0: unlimited.
   int max_spillbacks_in_a_row = 16;
   // Rejections of one request before it fails; <= 0: unlimited.
@@ -89,6 +103,15 @@ struct ClassOptions {
   int max_tasks_per_lease = 0;
   // This class's own pending-request cap when > 0 (an actor: 1); else the submitter's.
   int max_pending_lease_requests = 0;
+  // This class's own lease cap (granted plus requested) when > 0 (an actor: 1); else the
+  // submitter's max_leases_per_class.
+  int max_leases = 0;
+  // This class's own max tasks in flight per lease when > 0 (an actor: unlimited in effect,
+  // INT_MAX); else the submitter's.
+  int max_tasks_in_flight_per_lease = 0;
+  // Idle leases of this class never go back on their own (an actor's worker); the caller ends
+  // them with CancelLease.
+  bool keep_idle_leases = false;
 };
 
 struct SubmitDecision {
@@ -110,8 +133,7 @@ struct SubmitDecision {
   std::string reason;            // kFailTask
 };
 
-// The pending-request rule of a class, on its own for a caller that keeps its own per-class queue
-// (the C++ API's runtime, which pipelines several tasks onto one lease): how many new lease
+// The pending-request rule of a class, on its own: how many new lease
 // requests to send now so that requests in flight stay below `pending_cap` and below the number
 // of `queued` tasks, and granted plus requested leases below `lease_cap` (<= 0: no cap). The
 // Submitter applies the same rule. O(1).
@@ -126,6 +148,14 @@ class Submitter {
 
   // A task is ready to run (its dependencies resolved). Tasks of one class run in Submit order.
   void Submit(TaskHandle task, ClassHandle cls, double now, std::vector<SubmitDecision>* out);
+  // Tasks to run before the rest of their class, in this order (a retried task goes ahead of
+  // newer ones). O(n) plus the dispatch.
+  void SubmitFront(const TaskHandle* tasks, size_t n, ClassHandle cls, double now,
+                   std::vector<SubmitDecision>* out);
+  // Removes the tasks of `cls` waiting for a lease and appends them to `tasks` in queue order
+  // (the caller fails them: an actor died, shutdown). Its requests in flight are no longer
+  // needed. O(queued).
+  void TakeQueued(ClassHandle cls, std::vector<TaskHandle>* tasks);
 
   // Replies to a kRequestLease. REQUIRES: `lease` came from a kRequestLease not yet answered
   // (otherwise the event is ignored).
@@ -138,7 +168,8 @@ class Submitter {
   void OnLeaseRequestFailed(LeaseHandle lease, const std::string& reason, double now,
                             std::vector<SubmitDecision>* out);
 
-  // The task last pushed onto granted `lease` finished (whatever its result).
+  // A task pushed onto granted `lease` finished (whatever its result); with pipelining, one of
+  // those in flight on it.
   void OnTaskFinished(LeaseHandle lease, double now, std::vector<SubmitDecision>* out);
   // Granted `lease` is gone (its worker or node died); the task it ran is the caller's to
   // resubmit. Queued tasks of its class get a new request when needed.
@@ -159,6 +190,7 @@ class Submitter {
   int PendingRequests(ClassHandle cls) const;
   int GrantedLeases(ClassHandle cls) const;  // running or idle
   int IdleLeases(ClassHandle cls) const;
+  int InFlight(LeaseHandle lease) const;  // tasks running on a granted lease; 0 if unknown
   const SubmitterOptions& options() const { return options_; }
 
  private:
@@ -173,12 +205,18 @@ class Submitter {
     int spillbacks = 0;
     int rejections = 0;
     int tasks_run = 0;
+    int in_flight = 0;     // tasks pushed and not finished
+    int pushed = 0;        // tasks pushed in all
+    bool in_open = false;  // pipelining: this generation has an entry in its class's `open`
     double idle_since = 0;
     RetryBackoff backoff;
   };
   struct Class {
     std::deque<TaskHandle> queue;
     std::vector<uint32_t> idle;  // idle granted leases (slots), most recently idle last
+    // Pipelining: busy leases that may have room, served round robin; entries are checked when
+    // taken (stale ones, of leases gone or full, are dropped then or compacted away).
+    std::deque<LeaseHandle> open;
     int pending = 0;             // lease requests in flight
     int granted = 0;             // granted leases (busy or idle)
     ClassOptions options;
@@ -193,6 +231,10 @@ class Submitter {
   uint32_t NewLease(ClassHandle cls);
   void FreeLease(uint32_t slot);
   int PendingCap(const Class& c) const;
+  int LeaseCap(const Class& c) const;
+  int Depth(const Class& c) const;  // tasks in flight per lease
+  bool HasRoom(const Lease& l, const Class& c) const;
+  void AddOpen(uint32_t slot);
   // Hands queued tasks to idle leases, then requests leases while the caps allow.
   void Dispatch(ClassHandle cls, double now, std::vector<SubmitDecision>* out);
   void Request(uint32_t slot, NodeHandle node, double not_before, std::vector<SubmitDecision>* out);

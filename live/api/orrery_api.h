@@ -29,7 +29,9 @@
 // a worker lease once per scheduling class (same library, resources and strategy) and pushes
 // many tasks over one stream straight to the leased worker (lease reuse, as Ray's workers lease
 // and push); the node's LeaseManager still makes every lease decision (policies, spillback).
-// A lease idle for InitOptions::idle_lease_timeout is given back. An actor is a lease held for
+// A lease idle for InitOptions::idle_lease_timeout is given back. These owner-side decisions are
+// the driver's core submitter's (core/agent/submitter.h, as for `live run` and the simulator's
+// owner); the runtime carries them out. An actor is a lease held for
 // its lifetime by a dedicated worker; its method calls go to that worker in submission order.
 //
 // Arguments and results use the codec of codec.h: arithmetic types, std::string, std::vector of
@@ -120,9 +122,10 @@ struct InitOptions {
   // The driver's runtime env as JSON (merged over $ORRERY_JOB_RUNTIME_ENV); empty: the job's.
   // A malformed env makes Init fail with InvalidArgument naming the field.
   std::string runtime_env_json;
-  // Tasks pushed ahead to a busy worker while the backlog is larger than the workers can hold;
-  // 1 = a worker gets its next task only when it finished the previous one. A pushed task runs
-  // on that worker even if another lease arrives later.
+  // Tasks pushed ahead to a busy worker while the backlog is larger than the workers can hold,
+  // or the class holds max_workers_per_class leases already (core/agent/submitter.h,
+  // pipelining); 1 = a worker gets its next task only when it finished the previous one. A
+  // pushed task runs on that worker even if another lease arrives later.
   int max_tasks_in_flight_per_worker = 4;
   // Leases of one scheduling class held at once (granted or being requested).
   int max_workers_per_class = 64;

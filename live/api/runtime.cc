@@ -2,19 +2,27 @@
 //
 // One Runtime per process (the API is global like ray::Init; everything below is plain members).
 // State is guarded by one mutex `mu_`: the objects table, the scheduling classes and their
-// worker links. Threads:
+// worker links, and the driver's one core submitter (`submitter_`, core/agent/submitter.h).
+// The submitter decides: which class waits for which lease, how many lease requests are in
+// flight, which call runs on which granted lease (pipelining up to max_tasks_in_flight_per_worker
+// per lease), when a lease goes back (idle timeout, a GPU class's one call per lease). The
+// runtime feeds it events (submit, lease granted/failed, call finished, lease lost, Tick) under
+// mu_ and applies its decisions (ApplyLocked): start a lease thread, hand a call to a link, close
+// a link, fail a call. Calls waiting for a lease live in a slab (`calls_`) keyed by the task
+// handle the submitter holds. Threads:
 //   - the caller's threads submit (Remote) and wait (Get on `cv_`);
-//   - one lease thread per lease: asks the entry node for a lease (following spillbacks, the
-//     node's LeaseManager decides), attaches a code worker, opens the Push stream to it, then
+//   - one lease thread per lease request: asks the entry node for a lease (following spillbacks,
+//     the node's LeaseManager decides), attaches a code worker, opens the Push stream to it, then
 //     reads result batches until the stream ends, and finally gives the lease back;
-//   - the janitor closes links idle for idle_lease_timeout and joins finished lease threads.
+//   - the janitor ticks the submitter (idle leases go back), closes the links it returned, and
+//     joins finished lease threads.
 // Writing: whoever hands tasks to an idle link (a submitter or a lease thread) becomes that
 // link's writer until its outbox is empty (`writing` under mu_), so a lone task is written from
 // the submitting thread with no hand-off, and a backlog goes out in batches.
 //
 // Failures: a link whose stream ends without us closing it lost its worker (or the worker's
-// node: a Ready probe of the node tells which). Its unanswered calls are resubmitted to the
-// front of their class's queue while they have retries (a new lease follows), else failed. An
+// node: a Ready probe of the node tells which). Its unanswered calls are resubmitted ahead of
+// their class's queue (SubmitFront) while they have retries (a new lease follows), else failed. An
 // actor's class puts its factory call first again (restart) or becomes dead. Actor transitions
 // are queued in `reports_` and sent to the head by the janitor, never under mu_.
 //
@@ -22,10 +30,10 @@
 // (`Class::held`), its argument objects pinned (a released ref's value stays until the call took
 // it); `dependents_` maps each awaited object to the calls waiting on it. When the object
 // finishes (FinishObjectLocked / FailObjectLocked, under mu_) its waiters are counted down or
-// failed at once, and their classes marked in `dirty_`; whoever finished it then releases the
-// ready calls into the class queues (values spliced into the argument bytes) and dispatches
-// them, in the same critical section. An actor releases its held calls front first only, so a
-// waiting call holds back the later calls of that actor (submission order).
+// failed at once, and their classes marked in `dirty_`; whoever finished it then submits the
+// ready calls (values spliced into the argument bytes) and applies what the submitter decides,
+// in the same critical section (SettleLocked). An actor releases its held calls front first
+// only, so a waiting call holds back the later calls of that actor (submission order).
 #include <dlfcn.h>
 #include <unistd.h>
 #include <grpcpp/grpcpp.h>
@@ -39,6 +47,7 @@
 #include <deque>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <list>
 #include <map>
 #include <mutex>
@@ -115,6 +124,7 @@ struct Held {
 // One leased worker and the Push stream to it.
 struct Link {
   Class* cls = nullptr;
+  agent::LeaseHandle lease = 0;  // the submitter's handle
   std::string lease_id;
   std::shared_ptr<grpc::Channel> node_channel;
   std::unique_ptr<v1::NodeService::Stub> node_stub;
@@ -133,8 +143,6 @@ struct Link {
   std::map<uint64_t, Call> pending;  // handed to this link, not yet answered (by submission)
   bool writing = false;
   bool closing = false;
-  Clock::time_point idle_since;
-  uint64_t handed = 0;  // calls handed to this link so far (a one-call link takes one)
 };
 
 // Tasks with the same library, resources and strategy share leases; an actor is its own class.
@@ -144,14 +152,10 @@ struct Class {
   std::string runtime_env_json;  // merged with the driver's env, working_dir uploaded
   std::string name;  // for the node's task table
   bool actor = false;
-  std::deque<Call> queue;
-  std::vector<std::shared_ptr<Link>> links;
-  int leasing = 0;
+  agent::ClassHandle handle = 0;  // the submitter's class (its queue of calls waiting for a lease)
+  std::vector<std::shared_ptr<Link>> links;  // attached workers (transport: for kill and stop)
   Status dead;                    // actor: once set, every call fails with it
   bool drain_then_close = false;  // actor: the last handle is gone
-  // A task class holding GPUs: each lease runs one call, then its worker goes (Ray's max_calls=1
-  // default for GPU tasks, so GPU memory a call left behind is released).
-  bool one_call_per_lease = false;
   // --- actors: the directory record and what a restart needs.
   std::string actor_id;
   std::string class_name;
@@ -247,8 +251,12 @@ class Runtime {
         c->options = options;
         c->runtime_env_json = *renv;
         c->name = "api:" + e->name;
+        // A task class holding GPUs: each lease runs one call, then its worker goes (Ray's
+        // max_calls=1 default for GPU tasks, so GPU memory a call left behind is released).
+        agent::ClassOptions co;
         const auto gpu = options.resources.find("GPU");
-        c->one_call_per_lease = gpu != options.resources.end() && gpu->second > 0;
+        if (gpu != options.resources.end() && gpu->second > 0) co.max_tasks_per_lease = 1;
+        AddClassLocked(c.get(), co);
       }
       ref->id = NewObjectLocked(e);
       ref->runtime = epoch_;
@@ -256,8 +264,7 @@ class Runtime {
           *c,
           Call{ref->id, e, std::move(args.bytes), options.max_retries, options.retry_exceptions, 0},
           args.refs);
-      DispatchLocked(*c, &to_write);
-      DispatchDirtyLocked(&to_write);
+      SettleLocked(&to_write);
     }
     Flush(to_write);
     return ref;
@@ -307,6 +314,14 @@ class Runtime {
       actor->actor_id = c->actor_id;
       c->class_name = ClassNameOf(e->name);
       c->create = Call{0, e, args.bytes, 0, false, 0};  // its args complete once released
+      // One lease (one worker, one request at a time) kept while the actor lives, taking every
+      // call at once, in order.
+      agent::ClassOptions co;
+      co.max_pending_lease_requests = 1;
+      co.max_leases = 1;
+      co.max_tasks_in_flight_per_lease = std::numeric_limits<int>::max();
+      co.keep_idle_leases = true;
+      AddClassLocked(c.get(), co);
       // The creation call goes first; its result object is internal (nobody waits on it).
       const uint64_t create = NewObjectLocked(e);
       c->create_object = create;
@@ -316,8 +331,7 @@ class Runtime {
       // --- ObjectRef arguments: held (DEPENDENCIES_UNREADY) or buried (DEAD) by EnqueueLocked.
       EnqueueLocked(*slot, Call{create, e, std::move(args.bytes)}, args.refs);
       if (slot->state != v1::ACTOR_STATE_DEAD) ReportActorLocked(*slot);
-      DispatchLocked(*slot, &to_write);
-      DispatchDirtyLocked(&to_write);
+      SettleLocked(&to_write);
     }
     Flush(to_write);
     return actor;
@@ -352,8 +366,7 @@ class Runtime {
       EnqueueLocked(c,
                     Call{ref->id, e, std::move(args.bytes), c.options.max_task_retries, false, 0},
                     args.refs);
-      DispatchLocked(c, &to_write);
-      DispatchDirtyLocked(&to_write);
+      SettleLocked(&to_write);
     }
     Flush(to_write);
     return ref;
@@ -407,7 +420,7 @@ class Runtime {
       Class& c = *it->second;
       if (!kill) {
         c.drain_then_close = true;
-        if (c.links.empty() && c.leasing == 0 && c.dead.ok()) {
+        if (c.links.empty() && submitter_.PendingRequests(c.handle) == 0 && c.dead.ok()) {
           // Between incarnations (restarting), or not created yet (its creation arguments are
           // not ready), with no lease coming: nothing will close it.
           c.dead = Status(StatusCode::kCancelled, "the actor was ended");
@@ -422,17 +435,19 @@ class Runtime {
         }
         FailQueueLocked(c, c.dead);
         for (auto& link : c.links) {
+          ForgetLeaseLocked(*link);
           link->closing = true;
           link->push_ctx.TryCancel();
         }
       }
-      DispatchDirtyLocked(&to_write);
+      SettleLocked(&to_write);
     }
     cv_.notify_all();
     Flush(to_write);
   }
 
   void Stop() {
+    std::vector<std::shared_ptr<Link>> to_write;  // links closing: their writers just leave
     {
       std::lock_guard<std::mutex> l(mu_);
       if (stopped_) return;
@@ -446,12 +461,15 @@ class Runtime {
           MarkDeadLocked(*c, "its driver shut down");
         }
         for (auto& link : c->links) {
+          ForgetLeaseLocked(*link);
           link->closing = true;
           link->push_ctx.TryCancel();
         }
       }
       for (Link* link : attaching_) link->attach_ctx.TryCancel();
+      SettleLocked(&to_write);  // nothing more starts (stopping_)
     }
+    Flush(to_write);
     cv_.notify_all();
     janitor_cv_.notify_all();
     if (janitor_.joinable()) janitor_.join();
@@ -490,11 +508,22 @@ class Runtime {
     std::shared_ptr<std::atomic<bool>> done;
   };
 
-  explicit Runtime(InitOptions o) : options_(std::move(o)) {
-    options_.max_tasks_in_flight_per_worker = std::max(1, options_.max_tasks_in_flight_per_worker);
-    options_.max_workers_per_class = std::max(1, options_.max_workers_per_class);
-    options_.max_pending_leases_per_class = std::max(1, options_.max_pending_leases_per_class);
+  explicit Runtime(InitOptions o)
+      : options_(std::move(o)), submitter_(SubmitterOptionsOf(options_)) {}
+
+  // The driver's submitter: leases reused per class, at most max_workers_per_class of them and
+  // max_pending_leases_per_class requests in flight, max_tasks_in_flight_per_worker calls
+  // pipelined on each, an idle one back after idle_lease_timeout.
+  static agent::SubmitterOptions SubmitterOptionsOf(const InitOptions& o) {
+    agent::SubmitterOptions so;
+    so.reuse_leases = true;
+    so.max_pending_lease_requests_per_class = std::max(1, o.max_pending_leases_per_class);
+    so.max_leases_per_class = std::max(1, o.max_workers_per_class);
+    so.max_tasks_in_flight_per_lease = std::max(1, o.max_tasks_in_flight_per_worker);
+    so.idle_lease_timeout_s = std::chrono::duration<double>(o.idle_lease_timeout).count();
+    return so;
   }
+  double NowS() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
 
   // Address, token and entry node, from the options, the environment and the session.
   Status Resolve() {
@@ -806,10 +835,119 @@ class Runtime {
 
   // Fails the queued calls (and, for an actor or at shutdown, the held ones).
   void FailQueueLocked(Class& c, const Status& why) {
-    std::deque<Call> queue;
-    queue.swap(c.queue);  // failing may cascade to dependents; never into this queue
-    for (const Call& call : queue) FailObjectLocked(call.object, why);
+    std::vector<agent::TaskHandle> queued;
+    submitter_.TakeQueued(c.handle, &queued);  // failing may cascade; never into this queue
+    for (agent::TaskHandle t : queued) FailObjectLocked(TakeCallLocked(t).object, why);
     if (c.actor || stopping_) FailHeldLocked(c, why);
+  }
+
+  // --- the submitter: classes, the call slab, events in and decisions applied ---------------
+
+  void AddClassLocked(Class* c, const agent::ClassOptions& options) {
+    c->handle = static_cast<agent::ClassHandle>(by_handle_.size());
+    by_handle_.push_back(c);
+    submitter_.SetClassOptions(c->handle, options);
+  }
+
+  // The slab of calls waiting for a lease; handle 0 is never used. O(1), no allocation once the
+  // slab reached its peak size.
+  agent::TaskHandle StoreCallLocked(Call call) {
+    if (free_calls_.empty()) {
+      calls_.push_back(std::move(call));
+      return calls_.size() - 1;
+    }
+    const agent::TaskHandle t = free_calls_.back();
+    free_calls_.pop_back();
+    calls_[t] = std::move(call);
+    return t;
+  }
+  Call TakeCallLocked(agent::TaskHandle t) {
+    Call call = std::move(calls_[t]);
+    calls_[t].args.clear();
+    free_calls_.push_back(static_cast<uint32_t>(t));
+    return call;
+  }
+
+  // A call ready to run (its arguments complete) goes to the submitter.
+  void SubmitLocked(Class& c, Call call) {
+    submitter_.Submit(StoreCallLocked(std::move(call)), c.handle, NowS(), &decisions_);
+  }
+
+  // The submitter forgets `link`'s lease (the runtime ends the link itself: kill, stop).
+  void ForgetLeaseLocked(Link& link) {
+    submitter_.CancelLease(link.lease);
+    links_by_lease_.erase(link.lease);
+  }
+
+  // Applies the submitter's decisions, then releases the held calls of dirty classes (which
+  // submits them), until neither is left. Calls of a dead class fail.
+  void SettleLocked(std::vector<std::shared_ptr<Link>>* to_write) {
+    while (true) {
+      if (!decisions_.empty()) {
+        applying_.swap(decisions_);
+        for (const agent::SubmitDecision& d : applying_) ApplyLocked(d, to_write);
+        applying_.clear();
+        continue;
+      }
+      if (dirty_.empty()) break;
+      std::vector<Class*> dirty;
+      dirty.swap(dirty_);
+      for (Class* c : dirty) {
+        ReleaseHeldLocked(*c);
+        if (!c->dead.ok()) FailQueueLocked(*c, c->dead);
+      }
+    }
+  }
+
+  void ApplyLocked(const agent::SubmitDecision& d, std::vector<std::shared_ptr<Link>>* to_write) {
+    using Kind = agent::SubmitDecision::Kind;
+    switch (d.kind) {
+      case Kind::kRequestLease: {
+        Class& c = *by_handle_[d.cls];
+        if (stopping_ || !c.dead.ok() || (c.actor && c.drain_then_close)) {
+          submitter_.CancelLease(d.lease);
+          return;
+        }
+        // --- actors: an actor's lease is attempt num_restarts; a task class's, the attempt of
+        // the call waiting first (a retried call asks for a new lease).
+        const int attempt = c.actor ? c.num_restarts
+                            : d.task != 0 && d.task < calls_.size() ? calls_[d.task].attempt
+                                                                    : 0;
+        StartLeaseLocked(c, d.lease, attempt);
+        return;
+      }
+      case Kind::kPushTask: {
+        Call call = TakeCallLocked(d.task);
+        auto it = links_by_lease_.find(d.lease);
+        if (it == links_by_lease_.end()) {  // cannot happen: every granted lease has a link
+          FailObjectLocked(call.object, Status(StatusCode::kInternal, "no link for a lease"));
+          return;
+        }
+        Link& link = *it->second;
+        Call kept{call.object,           call.entry,  std::string(), call.retries_left,
+                  call.retry_exceptions, call.attempt};
+        if (call.retries_left != 0) kept.args = call.args;  // for a resubmission
+        link.pending.emplace(call.object, std::move(kept));
+        link.outbox.push_back(std::move(call));
+        if (!link.writing) {
+          link.writing = true;
+          to_write->push_back(it->second);
+        }
+        return;
+      }
+      case Kind::kReturnLease: {
+        auto it = links_by_lease_.find(d.lease);
+        if (it == links_by_lease_.end()) return;
+        it->second->closing = true;
+        returning_.push_back(std::move(it->second));  // the janitor ends its stream
+        links_by_lease_.erase(it);
+        janitor_cv_.notify_all();
+        return;
+      }
+      case Kind::kFailTask:
+        FailObjectLocked(TakeCallLocked(d.task).object, Status(fail_code_, d.reason));
+        return;
+    }
   }
 
   // --- ObjectRef arguments ------------------------------------------------------------------
@@ -874,7 +1012,7 @@ class Runtime {
     const bool create = c.actor && call.object == c.create_object;
     const bool behind = c.actor && !c.held.empty();  // an actor keeps submission order
     if (refs.empty() && !behind) {
-      c.queue.push_back(std::move(call));
+      SubmitLocked(c, std::move(call));
       return;
     }
     std::vector<Dep> deps;
@@ -891,7 +1029,7 @@ class Runtime {
     if (unready == 0 && !behind) {
       call.args = SpliceLocked(std::move(call.args), deps);
       if (create) c.create.args = call.args;
-      c.queue.push_back(std::move(call));
+      SubmitLocked(c, std::move(call));
       return;
     }
     for (const Dep& d : deps) {
@@ -905,7 +1043,7 @@ class Runtime {
   }
 
   // Object `id` finished: count down the calls waiting on it, or fail them (which cascades to
-  // their own dependents). Their classes are left in dirty_ for DispatchDirtyLocked.
+  // their own dependents). Their classes are left in dirty_ for SettleLocked.
   void WakeDependentsLocked(uint64_t id) {
     auto it = dependents_.find(id);
     if (it == dependents_.end()) return;
@@ -955,8 +1093,8 @@ class Runtime {
     }
   }
 
-  // Moves the held calls of `c` whose arguments are ready into its queue (an actor's: from the
-  // front, in order, up to the first that still waits).
+  // Submits the held calls of `c` whose arguments are ready (an actor's: from the front, in
+  // order, up to the first that still waits).
   void ReleaseHeldLocked(Class& c) {
     for (auto it = c.held.begin(); it != c.held.end();) {
       if (it->second.unready > 0) {
@@ -973,72 +1111,7 @@ class Runtime {
         c.state = v1::ACTOR_STATE_PENDING_CREATION;
         ReportActorLocked(c);
       }
-      c.queue.push_back(std::move(h.call));
-    }
-  }
-
-  // Releases and dispatches the classes whose held calls changed (repeats while that fails
-  // calls that others wait on).
-  void DispatchDirtyLocked(std::vector<std::shared_ptr<Link>>* to_write) {
-    while (!dirty_.empty()) {
-      std::vector<Class*> dirty;
-      dirty.swap(dirty_);
-      for (Class* c : dirty) {
-        ReleaseHeldLocked(*c);
-        DispatchLocked(*c, to_write);
-      }
-    }
-  }
-
-  // Hands queued calls to links with room, and asks for more leases while calls wait.
-  void DispatchLocked(Class& c, std::vector<std::shared_ptr<Link>>* to_write) {
-    if (stopping_) return;
-    if (!c.dead.ok()) {
-      FailQueueLocked(c, c.dead);
-      return;
-    }
-    const size_t depth = static_cast<size_t>(options_.max_tasks_in_flight_per_worker);
-    while (!c.queue.empty()) {
-      Link* best = nullptr;
-      std::shared_ptr<Link> best_ptr;
-      for (auto& l : c.links) {
-        if (l->closing || (c.one_call_per_lease && l->handed > 0)) continue;
-        if (best == nullptr || l->pending.size() < best->pending.size()) {
-          best = l.get();
-          best_ptr = l;
-        }
-      }
-      if (best == nullptr) break;
-      size_t cap = 1;
-      if (c.actor) {
-        cap = SIZE_MAX;  // one worker, in order: nothing to balance
-      } else if (!best->pending.empty() && c.queue.size() >= depth * c.links.size()) {
-        cap = depth;  // a backlog bigger than the workers hold: pipeline
-      }
-      if (best->pending.size() >= cap) break;
-      ++best->handed;
-      Call call = std::move(c.queue.front());
-      c.queue.pop_front();
-      Call kept{call.object,           call.entry,  std::string(), call.retries_left,
-                call.retry_exceptions, call.attempt};
-      if (call.retries_left != 0) kept.args = call.args;  // for a resubmission
-      best->pending.emplace(call.object, std::move(kept));
-      best->outbox.push_back(std::move(call));
-      if (!best->writing) {
-        best->writing = true;
-        to_write->push_back(best_ptr);
-      }
-    }
-    if (c.queue.empty()) return;
-    // The core submitter's pending-request rule (core/agent/submitter.h).
-    const int max_links = c.actor ? 1 : options_.max_workers_per_class;
-    const int max_pending = c.actor ? 1 : options_.max_pending_leases_per_class;
-    for (int n = agent::LeaseRequestsToSend(c.queue.size(), c.leasing,
-                                            static_cast<int>(c.links.size()), max_pending,
-                                            std::max(1, max_links));
-         n > 0; --n) {
-      if (c.actor && c.drain_then_close) break;
-      StartLeaseLocked(c);
+      SubmitLocked(c, std::move(h.call));
     }
   }
 
@@ -1073,8 +1146,8 @@ class Runtime {
     }
   }
 
-  void StartLeaseLocked(Class& c) {
-    ++c.leasing;
+  // Applies a kRequestLease: a thread asks for lease `lease` of class `c`.
+  void StartLeaseLocked(Class& c, agent::LeaseHandle lease, int attempt) {
     // epoch_: a later Init of this process may get the same address while the node still
     // holds a lease of the earlier one.
     const std::string lease_id = "api-" + std::to_string(::getpid()) + "-" +
@@ -1096,25 +1169,26 @@ class Runtime {
       if (unreachable % 3 == 0) RefreshEntry();
       return EntryAddress();
     };
-    ao.still_needed = [this, cp] { return StillNeeded(cp); };
+    ao.still_needed = [this, cp, lease] { return StillNeeded(cp, lease); };
     threads_.push_back(LeaseThread{
-        live::AcquireLeaseAsync(entry_address_, token_, LeaseRequestLocked(cp, lease_id),
-                                std::move(ao),
-                                [this, cp, lease_id, done](StatusOr<live::AcquiredLease> lease) {
-                                  RunLease(cp, lease_id, std::move(lease));
-                                  done->store(true);
-                                }),
+        live::AcquireLeaseAsync(
+            entry_address_, token_, LeaseRequestLocked(cp, lease_id, attempt), std::move(ao),
+            [this, cp, lease, lease_id, done](StatusOr<live::AcquiredLease> got) {
+              RunLease(cp, lease, lease_id, std::move(got));
+              done->store(true);
+            }),
         done});
   }
 
-  // True while class `c` still wants this lease (checked between lease requests).
-  bool StillNeeded(Class* c) {
+  // True while the submitter still wants `lease` (checked between lease requests).
+  bool StillNeeded(Class* c, agent::LeaseHandle lease) {
     std::lock_guard<std::mutex> l(mu_);
-    return !stopping_ && c->dead.ok() && !c->queue.empty();
+    return !stopping_ && c->dead.ok() && submitter_.StillNeeded(lease);
   }
 
   // REQUIRES: mu_ held.
-  v1::RequestWorkerLeaseRequest LeaseRequestLocked(Class* c, const std::string& lease_id) {
+  v1::RequestWorkerLeaseRequest LeaseRequestLocked(Class* c, const std::string& lease_id,
+                                                   int attempt) {
     v1::RequestWorkerLeaseRequest req;
     req.set_task_id(lease_id);
     req.set_name(c->name);
@@ -1133,12 +1207,7 @@ class Runtime {
         break;
     }
     req.set_queue_timeout_ms(200);  // re-asked while still needed
-    {
-      // --- actors: an actor's lease is attempt num_restarts; a task class's, the attempt of
-      // the call waiting first (a retried call asks for a new lease).
-      req.set_attempt(c->actor ? c->num_restarts
-                               : (c->queue.empty() ? 0 : c->queue.front().attempt));
-    }
+    req.set_attempt(attempt);
     return req;
   }
 
@@ -1174,9 +1243,11 @@ class Runtime {
     return Status::Ok();
   }
 
-  void RunLease(Class* c, const std::string& lease_id, StatusOr<live::AcquiredLease> address) {
+  void RunLease(Class* c, agent::LeaseHandle lease, const std::string& lease_id,
+                StatusOr<live::AcquiredLease> address) {
     auto link = std::make_shared<Link>();
     link->cls = c;
+    link->lease = lease;
     link->lease_id = lease_id;
     Status s = address.status();
     if (s.code() == StatusCode::kCancelled) {
@@ -1204,30 +1275,37 @@ class Runtime {
     std::vector<std::shared_ptr<Link>> to_write;
     {
       std::lock_guard<std::mutex> l(mu_);
-      --c->leasing;
-      if (!s.ok() || stopping_) {
-        if (s.ok()) s = Status(StatusCode::kCancelled, "the runtime shut down");
-        if (s.code() != StatusCode::kAborted || s.message() != "no longer needed") {
+      if (!s.ok() || stopping_ || !c->dead.ok()) {
+        if (s.ok()) {
+          // Shutting down, or the actor died meanwhile: the worker goes at once.
+          submitter_.CancelLease(lease);
+        } else if (s.code() == StatusCode::kAborted && s.message() == "no longer needed") {
+          submitter_.CancelLease(lease);
+        } else {
           if (c->actor && c->dead.ok()) {
             c->dead = Status(s.code(), "actor " + c->actor_id + " (" + c->class_name +
                                            ") could not be created: " + s.message());
             MarkDeadLocked(*c, "no worker for it: " + s.ToString());
           }
-          FailQueueLocked(*c, s);
+          // The submitter fails the class's waiting calls (with this status's code).
+          fail_code_ = s.code();
+          submitter_.OnLeaseRequestFailed(lease, std::string(s.message()), NowS(), &decisions_);
+          SettleLocked(&to_write);
+          fail_code_ = StatusCode::kUnavailable;
+          if (c->actor) FailQueueLocked(*c, s);  // its held calls too
         }
         link->closing = true;
-        DispatchLocked(*c, &to_write);
-        DispatchDirtyLocked(&to_write);
+        SettleLocked(&to_write);
       } else {
-        link->idle_since = Clock::now();
         c->links.push_back(link);
+        links_by_lease_[lease] = link;
         if (c->actor) {
           c->node_id = link->node_id;
           c->worker_pid = link->worker_pid;
           ReportActorLocked(*c);
         }
-        DispatchLocked(*c, &to_write);
-        DispatchDirtyLocked(&to_write);
+        submitter_.OnLeaseGranted(lease, 0, NowS(), &decisions_);
+        SettleLocked(&to_write);
       }
     }
     Flush(to_write);
@@ -1242,11 +1320,13 @@ class Runtime {
       std::vector<std::shared_ptr<Link>> to_write;
       {
         std::lock_guard<std::mutex> l(mu_);
+        const double now = NowS();
         for (auto& r : *batch.mutable_results()) {
           auto it = link->pending.find(r.seq());
           if (it == link->pending.end()) continue;  // not ours (already failed or resubmitted)
           Call call = std::move(it->second);
           link->pending.erase(it);
+          submitter_.OnTaskFinished(link->lease, now, &decisions_);
           if (c->actor && r.seq() == c->create_object) {
             // --- actors: the factory ran (again): alive, or dead with the factory's error.
             if (r.ok()) {
@@ -1262,14 +1342,12 @@ class Runtime {
             // An application error, retried on request (Ray's retry_exceptions).
             if (call.retries_left > 0) --call.retries_left;
             ++call.attempt;
-            c->queue.push_back(std::move(call));
+            SubmitLocked(*c, std::move(call));
             continue;
           }
           FinishObjectLocked(r.seq(), r.ok(), r.mutable_value(), r.error());
         }
-        if (link->pending.empty()) link->idle_since = Clock::now();
-        DispatchLocked(*c, &to_write);
-        DispatchDirtyLocked(&to_write);  // --- ObjectRef arguments: calls that waited on these
+        SettleLocked(&to_write);  // --- ObjectRef arguments: also calls that waited on these
       }
       cv_.notify_all();
       Flush(to_write);
@@ -1306,12 +1384,25 @@ class Runtime {
       std::map<uint64_t, Call> pending = std::move(link->pending);
       link->pending.clear();
       link->outbox.clear();
+      // The submitter forgets the lease: lost (its class asks for another if calls wait), or
+      // already returned or given up (then this is a no-op).
+      if (unexpected) {
+        submitter_.OnLeaseLost(link->lease, NowS(), &decisions_);
+      } else {
+        submitter_.CancelLease(link->lease);
+      }
+      if (auto it = links_by_lease_.find(link->lease);
+          it != links_by_lease_.end() && it->second == link) {
+        links_by_lease_.erase(it);
+      }
       if (unexpected && !c->actor) {
-        RetryOrFailLocked(*c, &pending, [&](const Call& call) {
+        std::vector<agent::TaskHandle> again;
+        RetryOrFailLocked(&pending, &again, [&](const Call& call) {
           return Status(StatusCode::kUnavailable,
                         call.entry->name + " failed: " + cause + " (attempt " +
                             std::to_string(call.attempt + 1) + ", no retries left)");
         });
+        submitter_.SubmitFront(again.data(), again.size(), c->handle, NowS(), &decisions_);
       } else if (unexpected && c->dead.ok()) {
         RestartOrBuryLocked(*c, &pending, cause);
       } else {
@@ -1327,8 +1418,8 @@ class Runtime {
               *c, c->drain_then_close ? "every handle to it went away" : "ended by its driver");
         }
       }
-      DispatchLocked(*c, &to_write);
-      DispatchDirtyLocked(&to_write);
+      if (!c->dead.ok()) FailQueueLocked(*c, c->dead);
+      SettleLocked(&to_write);
     }
     cv_.notify_all();
     Flush(to_write);
@@ -1343,21 +1434,21 @@ class Runtime {
     }
   }
 
-  // Calls that were in flight on a dead worker: those with retries left go back to the front of
-  // the queue in submission order (ahead of newer calls), the others fail with `why(call)`.
+  // Calls that were in flight on a dead worker: those with retries left are appended to `again`
+  // in submission order (the caller submits them ahead of newer calls), the others fail with
+  // `why(call)`.
   template <typename Why>
-  void RetryOrFailLocked(Class& c, std::map<uint64_t, Call>* pending, const Why& why) {
-    std::vector<Call> again;
+  void RetryOrFailLocked(std::map<uint64_t, Call>* pending, std::vector<agent::TaskHandle>* again,
+                         const Why& why) {
     for (auto& [id, call] : *pending) {
       if (call.retries_left != 0) {
         if (call.retries_left > 0) --call.retries_left;
         ++call.attempt;
-        again.push_back(std::move(call));
+        again->push_back(StoreCallLocked(std::move(call)));
       } else {
         FailObjectLocked(id, why(call));
       }
     }
-    for (auto it = again.rbegin(); it != again.rend(); ++it) c.queue.push_front(std::move(*it));
   }
 
   // --- actors: the actor's worker or node died. With restarts left, the factory runs again
@@ -1373,17 +1464,18 @@ class Runtime {
       ReportActorLocked(c);
       pending->erase(c.create_object);
       objects_.erase(c.create_object);
-      RetryOrFailLocked(c, pending, [&](const Call&) {
+      Call create = c.create;
+      create.object = NewObjectLocked(create.entry);
+      create.attempt = c.num_restarts;
+      c.create_object = create.object;
+      std::vector<agent::TaskHandle> again{StoreCallLocked(std::move(create))};  // first
+      RetryOrFailLocked(pending, &again, [&](const Call&) {
         return Status(StatusCode::kUnavailable,
                       who + " died while the call was in flight: " + cause +
                           " (max_task_retries=" + std::to_string(c.options.max_task_retries) +
                           "); the actor is restarting");
       });
-      Call create = c.create;
-      create.object = NewObjectLocked(create.entry);
-      create.attempt = c.num_restarts;
-      c.create_object = create.object;
-      c.queue.push_front(std::move(create));
+      submitter_.SubmitFront(again.data(), again.size(), c.handle, NowS(), &decisions_);
       return;
     }
     const std::string why =
@@ -1404,19 +1496,30 @@ class Runtime {
     while (!stopping_) {
       janitor_cv_.wait_for(l, period);
       if (stopping_) break;
-      const auto now = Clock::now();
-      std::vector<std::shared_ptr<Link>> to_close;
-      for (auto& [key, c] : classes_) {
+      // Leases idle past the timeout go back (the submitter decides, ReturnLease); an actor
+      // whose last handle went away ends once its calls are done.
+      submitter_.Tick(NowS(), &decisions_);
+      for (auto& [id, c] : actors_) {
+        if (!c->drain_then_close || submitter_.Queued(c->handle) > 0 || !c->held.empty()) continue;
         for (auto& link : c->links) {
-          if (link->closing || link->writing || !link->pending.empty()) continue;
-          const bool idle =
-              c->actor ? (c->drain_then_close && c->queue.empty() && c->held.empty())
-              : c->one_call_per_lease ? link->handed > 0
-                                      : now - link->idle_since >= options_.idle_lease_timeout;
-          if (!idle) continue;
+          if (link->closing || !link->pending.empty()) continue;
+          ForgetLeaseLocked(*link);
           link->closing = true;
-          to_close.push_back(link);
+          returning_.push_back(link);
         }
+      }
+      std::vector<std::shared_ptr<Link>> to_write;  // empty: Tick only returns idle leases
+      SettleLocked(&to_write);
+      // Links whose writer is still inside Write wait for the next round (never WritesDone
+      // during a Write).
+      std::vector<std::shared_ptr<Link>> to_close;
+      for (auto it = returning_.begin(); it != returning_.end();) {
+        if ((*it)->writing) {
+          ++it;
+          continue;
+        }
+        to_close.push_back(std::move(*it));
+        it = returning_.erase(it);
       }
       for (auto it = threads_.begin(); it != threads_.end();) {
         if (it->done->load()) {
@@ -1427,6 +1530,7 @@ class Runtime {
         }
       }
       l.unlock();
+      Flush(to_write);
       for (auto& link : to_close) {
         // The worker ends the stream; the lease thread's Read returns and it closes the lease.
         std::lock_guard<std::mutex> io(link->io_mu);
@@ -1493,10 +1597,24 @@ class Runtime {
   bool stopped_ = false;
   uint64_t next_id_ = 1;
   uint64_t next_lease_ = 1;
+  const Clock::time_point start_ = Clock::now();  // the submitter's clock starts here
+  // --- the submitter: one per driver; its classes by handle; calls waiting for a lease by task
+  // handle (a slab, slot 0 unused); leases by handle; decisions not yet applied (and the batch
+  // being applied); links it returned, for the janitor to close; the status code of calls
+  // failed by a failed lease request.
+  agent::Submitter submitter_;
+  std::vector<Class*> by_handle_;
+  std::vector<Call> calls_ = std::vector<Call>(1);
+  std::vector<uint32_t> free_calls_;
+  std::unordered_map<agent::LeaseHandle, std::shared_ptr<Link>> links_by_lease_;
+  std::vector<agent::SubmitDecision> decisions_;
+  std::vector<agent::SubmitDecision> applying_;
+  std::vector<std::shared_ptr<Link>> returning_;
+  StatusCode fail_code_ = StatusCode::kUnavailable;
   std::unordered_map<uint64_t, Object> objects_;
   const uint64_t epoch_ = ++g_epoch;  // tags this runtime's refs (RefState::runtime)
   // --- ObjectRef arguments: pending object -> (class, held call) waiting on it; the classes
-  // whose held calls changed since the last DispatchDirtyLocked.
+  // whose held calls changed since the last SettleLocked.
   std::unordered_map<uint64_t, std::vector<std::pair<Class*, uint64_t>>> dependents_;
   std::vector<Class*> dirty_;
   std::map<std::string, std::unique_ptr<Class>> classes_;

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
+#include <vector>
 
 namespace orrery::agent {
 namespace {
@@ -351,6 +353,228 @@ TEST(LeaseRequestsToSend, StaysBelowEachCap) {
               c.want)
         << c.queued << " " << c.pending << " " << c.granted;
   }
+}
+
+// --- pipelining (max_tasks_in_flight_per_lease > 1) and the per-class options of the C++ API.
+
+SubmitterOptions Pipelined(int depth, int pending, int max_leases, double idle_timeout = 0.0) {
+  SubmitterOptions o = Reuse(pending, idle_timeout);
+  o.max_tasks_in_flight_per_lease = depth;
+  o.max_leases_per_class = max_leases;
+  return o;
+}
+
+std::vector<TaskHandle> PushedTasks(const Decisions& ds, LeaseHandle lease) {
+  std::vector<TaskHandle> r;
+  for (const auto& d : ds) {
+    if (d.kind == Kind::kPushTask && d.lease == lease) r.push_back(d.task);
+  }
+  return r;
+}
+
+TEST(SubmitterPipelining, AtTheLeaseCapAGrantedLeaseTakesUpToDepthTasks) {
+  Submitter s(Pipelined(/*depth=*/2, /*pending=*/1, /*max_leases=*/1));
+  Decisions out;
+  for (TaskHandle t = 1; t <= 5; ++t) s.Submit(t, 0, 0.0, &out);
+  ASSERT_EQ(out.size(), 1u);
+  const LeaseHandle l = out[0].lease;
+  out.clear();
+  s.OnLeaseGranted(l, 0, 1.0, &out);
+  EXPECT_EQ(PushedTasks(out, l), (std::vector<TaskHandle>{1, 2}));  // depth 2, in order
+  EXPECT_EQ(OfKind(out, Kind::kRequestLease).size(), 0u);           // the cap: one lease
+  EXPECT_EQ(s.InFlight(l), 2);
+  EXPECT_EQ(s.Queued(0), 3u);
+  out.clear();
+  s.OnTaskFinished(l, 2.0, &out);  // one slot frees: exactly one more
+  EXPECT_EQ(PushedTasks(out, l), (std::vector<TaskHandle>{3}));
+  EXPECT_EQ(s.InFlight(l), 2);
+  out.clear();
+  s.OnTaskFinished(l, 3.0, &out);
+  s.OnTaskFinished(l, 3.0, &out);
+  EXPECT_EQ(PushedTasks(out, l), (std::vector<TaskHandle>{4, 5}));
+  out.clear();
+  s.OnTaskFinished(l, 4.0, &out);
+  EXPECT_TRUE(out.empty());  // task 5 still runs on it: no return yet
+  s.OnTaskFinished(l, 4.0, &out);
+  ASSERT_EQ(out.size(), 1u);  // nothing runs or waits: back (idle timeout 0)
+  EXPECT_EQ(out[0].kind, Kind::kReturnLease);
+  EXPECT_EQ(s.GrantedLeases(0), 0);
+}
+
+TEST(SubmitterPipelining, BelowTheLeaseCapABusyLeaseTakesMoreOnlyUnderABacklog) {
+  Submitter s(Pipelined(/*depth=*/2, /*pending=*/1, /*max_leases=*/0));
+  Decisions out;
+  s.Submit(1, 0, 0.0, &out);
+  const LeaseHandle l = out.at(0).lease;
+  out.clear();
+  s.OnLeaseGranted(l, 0, 0.0, &out);
+  EXPECT_EQ(PushedTasks(out, l), (std::vector<TaskHandle>{1}));
+  out.clear();
+  // One task waiting, one lease: 1 < depth x granted = 2, so it waits for a new lease.
+  s.Submit(2, 0, 0.0, &out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].kind, Kind::kRequestLease);
+  out.clear();
+  // Two waiting: a backlog, the busy lease takes the front one.
+  s.Submit(3, 0, 0.0, &out);
+  EXPECT_EQ(PushedTasks(out, l), (std::vector<TaskHandle>{2}));
+  EXPECT_EQ(s.InFlight(l), 2);
+  EXPECT_EQ(s.Queued(0), 1u);
+}
+
+TEST(SubmitterPipelining, BusyLeasesWithRoomAreServedRoundRobin) {
+  Submitter s(Pipelined(/*depth=*/3, /*pending=*/2, /*max_leases=*/2));
+  Decisions out;
+  s.Submit(1, 0, 0.0, &out);
+  s.Submit(2, 0, 0.0, &out);
+  ASSERT_EQ(OfKind(out, Kind::kRequestLease).size(), 2u);
+  const LeaseHandle a = out[0].lease, b = out[1].lease;
+  out.clear();
+  s.OnLeaseGranted(a, 0, 0.0, &out);
+  s.OnLeaseGranted(b, 0, 0.0, &out);
+  EXPECT_EQ(PushedTasks(out, a), (std::vector<TaskHandle>{1}));
+  EXPECT_EQ(PushedTasks(out, b), (std::vector<TaskHandle>{2}));
+  out.clear();
+  for (TaskHandle t = 3; t <= 6; ++t) s.Submit(t, 0, 0.0, &out);  // at the cap: alternate
+  EXPECT_EQ(PushedTasks(out, a), (std::vector<TaskHandle>{3, 5}));
+  EXPECT_EQ(PushedTasks(out, b), (std::vector<TaskHandle>{4, 6}));
+  out.clear();
+  s.Submit(7, 0, 0.0, &out);  // both full
+  EXPECT_TRUE(out.empty());
+  s.OnTaskFinished(b, 1.0, &out);
+  EXPECT_EQ(PushedTasks(out, b), (std::vector<TaskHandle>{7}));
+}
+
+TEST(SubmitterPipelining, TasksPerLeaseCapCountsPushedTasksAndWaitsForTheLastToFinish) {
+  Submitter s(Pipelined(/*depth=*/4, /*pending=*/1, /*max_leases=*/1));
+  ClassOptions one;
+  one.max_tasks_per_lease = 1;  // a GPU class of the C++ API
+  s.SetClassOptions(0, one);
+  Decisions out;
+  s.Submit(1, 0, 0.0, &out);
+  s.Submit(2, 0, 0.0, &out);
+  const LeaseHandle l = out.at(0).lease;
+  out.clear();
+  s.OnLeaseGranted(l, 0, 0.0, &out);
+  EXPECT_EQ(PushedTasks(out, l), (std::vector<TaskHandle>{1}));  // no room past one task
+  out.clear();
+  s.OnTaskFinished(l, 1.0, &out);
+  ASSERT_GE(out.size(), 2u);
+  EXPECT_EQ(out[0].kind, Kind::kReturnLease);
+  EXPECT_EQ(out[1].kind, Kind::kRequestLease);  // task 2 gets a fresh lease
+  EXPECT_EQ(out[1].task, 2u);
+}
+
+TEST(SubmitterPipelining, AnActorClassHoldsOneLeaseTakingEveryCallAndKeepsItIdle) {
+  Submitter s(Pipelined(/*depth=*/4, /*pending=*/10, /*max_leases=*/64, /*idle=*/0.5));
+  ClassOptions actor;
+  actor.max_pending_lease_requests = 1;
+  actor.max_leases = 1;
+  actor.max_tasks_in_flight_per_lease = std::numeric_limits<int>::max();
+  actor.keep_idle_leases = true;
+  s.SetClassOptions(3, actor);
+  Decisions out;
+  for (TaskHandle t = 1; t <= 100; ++t) s.Submit(t, 3, 0.0, &out);
+  ASSERT_EQ(out.size(), 1u);  // one request
+  const LeaseHandle l = out[0].lease;
+  out.clear();
+  s.OnLeaseGranted(l, 0, 0.0, &out);
+  const std::vector<TaskHandle> pushed = PushedTasks(out, l);
+  ASSERT_EQ(pushed.size(), 100u);  // every call at once, in submission order
+  for (size_t i = 0; i < pushed.size(); ++i) EXPECT_EQ(pushed[i], i + 1);
+  EXPECT_EQ(out.size(), 100u);  // and no second lease
+  out.clear();
+  for (int i = 0; i < 100; ++i) s.OnTaskFinished(l, 1.0, &out);
+  s.Tick(1e9, &out);
+  EXPECT_TRUE(out.empty());  // kept idle, whatever the timeout
+  EXPECT_EQ(s.IdleLeases(3), 1);
+  EXPECT_TRUE(std::isinf(s.NextIdleDeadline()));
+  s.Submit(101, 3, 2.0, &out);
+  EXPECT_EQ(PushedTasks(out, l), (std::vector<TaskHandle>{101}));
+  out.clear();
+  s.CancelLease(l);  // the caller ends it
+  s.Submit(102, 3, 3.0, &out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].kind, Kind::kRequestLease);
+}
+
+TEST(SubmitterPipelining, ALostLeaseForgetsItsTasksAndLateFinishesAreIgnored) {
+  Submitter s(Pipelined(/*depth=*/2, /*pending=*/1, /*max_leases=*/1));
+  Decisions out;
+  for (TaskHandle t = 1; t <= 3; ++t) s.Submit(t, 0, 0.0, &out);
+  const LeaseHandle l = out.at(0).lease;
+  out.clear();
+  s.OnLeaseGranted(l, 0, 0.0, &out);
+  out.clear();
+  s.OnLeaseLost(l, 1.0, &out);
+  ASSERT_EQ(out.size(), 1u);  // task 3 waits: a new request
+  EXPECT_EQ(out[0].kind, Kind::kRequestLease);
+  const LeaseHandle l2 = out[0].lease;
+  out.clear();
+  s.OnTaskFinished(l, 1.0, &out);  // a late reply on the lost lease
+  EXPECT_TRUE(out.empty());
+  // The caller resubmits the two that ran, ahead of task 3.
+  const TaskHandle again[] = {1, 2};
+  s.SubmitFront(again, 2, 0, 1.0, &out);
+  EXPECT_TRUE(out.empty());  // the request is already out
+  s.OnLeaseGranted(l2, 0, 2.0, &out);
+  EXPECT_EQ(PushedTasks(out, l2), (std::vector<TaskHandle>{1, 2}));
+  EXPECT_EQ(s.Queued(0), 1u);
+}
+
+TEST(Submitter, SubmitFrontGoesAheadOfTheQueueInItsOwnOrder) {
+  Submitter s(Reuse(1));
+  Decisions out;
+  s.Submit(1, 0, 0.0, &out);
+  s.Submit(2, 0, 0.0, &out);
+  const LeaseHandle l = out.at(0).lease;
+  const TaskHandle front[] = {8, 9};
+  s.SubmitFront(front, 2, 0, 0.0, &out);
+  out.clear();
+  s.OnLeaseGranted(l, 0, 0.0, &out);
+  std::vector<TaskHandle> order = PushedTasks(out, l);
+  for (int i = 0; i < 3; ++i) {
+    out.clear();
+    s.OnTaskFinished(l, 1.0, &out);
+    for (TaskHandle t : PushedTasks(out, l)) order.push_back(t);
+  }
+  EXPECT_EQ(order, (std::vector<TaskHandle>{8, 9, 1, 2}));
+}
+
+TEST(Submitter, TakeQueuedEmptiesTheClassAndItsRequestsAreNoLongerNeeded) {
+  Submitter s(Reuse(1));
+  Decisions out;
+  s.Submit(1, 0, 0.0, &out);
+  s.Submit(2, 0, 0.0, &out);
+  const LeaseHandle l = out.at(0).lease;
+  EXPECT_TRUE(s.StillNeeded(l));
+  std::vector<TaskHandle> taken;
+  s.TakeQueued(0, &taken);
+  EXPECT_EQ(taken, (std::vector<TaskHandle>{1, 2}));
+  EXPECT_EQ(s.Queued(0), 0u);
+  EXPECT_FALSE(s.StillNeeded(l));
+  out.clear();
+  s.OnLeaseGranted(l, 0, 0.0, &out);  // granted anyway: nothing to run, back at once
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].kind, Kind::kReturnLease);
+}
+
+TEST(SubmitterPipelining, ManyShortLivedPipelinedLeasesComeAndGoCleanly) {
+  // Many short-lived leases, never a backlog: the round robin must not grow with them.
+  Submitter s(Pipelined(/*depth=*/4, /*pending=*/1, /*max_leases=*/0));
+  Decisions out;
+  for (int round = 0; round < 10000; ++round) {
+    out.clear();
+    s.Submit(round + 1, 0, 0.0, &out);
+    const LeaseHandle l = out.at(0).lease;
+    out.clear();
+    s.OnLeaseGranted(l, 0, 0.0, &out);
+    out.clear();
+    s.OnTaskFinished(l, 0.0, &out);
+    ASSERT_EQ(out.at(0).kind, Kind::kReturnLease);
+  }
+  EXPECT_EQ(s.GrantedLeases(0), 0);
+  EXPECT_EQ(s.PendingRequests(0), 0);
 }
 
 }  // namespace
