@@ -31,11 +31,7 @@ namespace fs = std::filesystem;
 using io::LoadProgress;
 using io::LoadProgressFn;
 using io::LoadScenario;
-using cli::SplitComma;
-using cli::WriteFile;
-using cli::kExitFailed;
-using cli::kExitOk;
-using cli::kExitUsage;
+using cli::SplitComma, cli::WriteFile, cli::kExitFailed, cli::kExitOk, cli::kExitUsage;
 
 constexpr const char* kRunUsage =
     "usage: orrery sim run SCENARIO.yaml [--policy NAME] [--seed N] [--set dotted.path=value]...\n"
@@ -211,16 +207,8 @@ int CompareCommand(const std::vector<std::string>& args, std::ostream& out, std:
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    err << "orrery sim compare: " << e.what() << "\n" << kCompareUsage;
-    return kExitUsage;
-  }
-  if (vm.count("help")) {
-    out << kCompareUsage << desc;
-    return kExitOk;
+  if (auto rc = cli::ParseCommand("sim compare", args, desc, &pos, kCompareUsage, vm, out, err)) {
+    return *rc;
   }
   std::vector<std::string> names = SplitComma(policies);
   if (scenario_path.empty() || (names.empty() && grids.empty()) || seeds < 1) {

@@ -26,6 +26,39 @@ std::vector<std::string> SplitComma(const std::string& s) {
   return out;
 }
 
+bool ParseOptions(const std::string& cmd, const std::vector<std::string>& args,
+                  const boost::program_options::options_description& desc,
+                  boost::program_options::variables_map& vm, std::ostream& err,
+                  const boost::program_options::positional_options_description* pos) {
+  namespace po = boost::program_options;
+  try {
+    auto parser = po::command_line_parser(args).options(desc);
+    if (pos) parser.positional(*pos);
+    po::store(parser.run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    err << "orrery " << cmd << ": " << e.what() << "\n";
+    return false;
+  }
+  return true;
+}
+
+std::optional<int> ParseCommand(const std::string& cmd, const std::vector<std::string>& args,
+                                const boost::program_options::options_description& desc,
+                                const boost::program_options::positional_options_description* pos,
+                                const std::string& usage, boost::program_options::variables_map& vm,
+                                std::ostream& out, std::ostream& err) {
+  if (!ParseOptions(cmd, args, desc, vm, err, pos)) {
+    err << usage;
+    return kExitUsage;
+  }
+  if (vm.count("help")) {
+    out << usage << desc;
+    return kExitOk;
+  }
+  return std::nullopt;
+}
+
 std::vector<std::string> SimRunFlags::Overrides() const {
   std::vector<std::string> o = sets;
   if (!policy.empty()) o.push_back("scheduler.policy=" + policy);
@@ -49,17 +82,7 @@ std::optional<int> ParseSimRunFlags(const std::vector<std::string>& args, const 
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    err << "orrery sim run: " << e.what() << "\n" << help.usage;
-    return kExitUsage;
-  }
-  if (vm.count("help")) {
-    out << help.usage << desc;
-    return kExitOk;
-  }
+  if (auto rc = ParseCommand("sim run", args, desc, &pos, help.usage, vm, out, err)) return rc;
   if (vm.count("seed") && f.seed < 0) {
     err << "orrery sim run: --seed: expected a non-negative integer\n";
     return kExitUsage;
