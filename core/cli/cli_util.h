@@ -20,12 +20,13 @@ Status WriteFile(const std::filesystem::path& path, const std::string& text);
 // "a,b,,c" -> {"a", "b", "c"} (empty items dropped).
 std::vector<std::string> SplitComma(const std::string& s);
 
-// Parses `args` against `desc` (and the positional options `pos`, if any) into `vm`. On a usage
-// error writes "orrery CMD: WHAT" to `err` and returns false.
+// Parses `args` against `desc` into `vm`; `positional` names the option that takes the one
+// positional argument (nullptr: none). On a usage error writes "orrery CMD: WHAT" to `err` and
+// returns false.
 bool ParseOptions(const std::string& cmd, const std::vector<std::string>& args,
                   const boost::program_options::options_description& desc,
                   boost::program_options::variables_map& vm, std::ostream& err,
-                  const boost::program_options::positional_options_description* pos = nullptr);
+                  const char* positional = nullptr);
 
 // The usual start of a command: ParseOptions, then `usage` after a usage error (on `err`:
 // "orrery CMD: WHAT\nUSAGE") or after --help (on `out`: USAGE and the options; `desc` has a
@@ -33,9 +34,9 @@ bool ParseOptions(const std::string& cmd, const std::vector<std::string>& args,
 // nullopt when it should go on.
 std::optional<int> ParseCommand(const std::string& cmd, const std::vector<std::string>& args,
                                 const boost::program_options::options_description& desc,
-                                const boost::program_options::positional_options_description* pos,
-                                const std::string& usage, boost::program_options::variables_map& vm,
-                                std::ostream& out, std::ostream& err);
+                                const char* positional, const std::string& usage,
+                                boost::program_options::variables_map& vm, std::ostream& out,
+                                std::ostream& err);
 
 // The options of `orrery sim run`, shared by every scenario kind (sim/sim_cli.cc for task
 // scenarios, sim/gpu_replay/gpu_cli.cc for gpu_placement ones).

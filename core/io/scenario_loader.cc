@@ -731,8 +731,7 @@ class Loader {
     return ForEachMap(ctx_, f, ps, [&](const MapView& m) {
       Field nf, bf;
       PlacementGroupSpec pg;
-      ORRERY_RETURN_IF_ERROR(
-          ReadEntryName(m, pg_names_, s_.placement_groups.size(), &pg.id, &nf));
+      ORRERY_RETURN_IF_ERROR(ReadEntryName(m, pg_names_, s_.placement_groups.size(), &pg.id, &nf));
       if (auto sf = m.Get("strategy")) {
         std::string text;
         ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *sf, &text, "a placement strategy"));
@@ -1164,8 +1163,7 @@ class Loader {
         ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "bytes", &bf));
         ORRERY_RETURN_IF_ERROR(ReadSize(ctx_, bf, &a.bytes));
       } else {
-        return ctx_.Error(m.self(),
-                          "an argument needs 'from' (a generator) or 'node' and 'bytes'");
+        return ctx_.Error(m.self(), "an argument needs 'from' (a generator) or 'node' and 'bytes'");
       }
       g->args.push_back(std::move(a));
       return Status::Ok();

@@ -333,10 +333,9 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
       "timeout", po::value(&timeout_s), "seconds each run may take before it is stopped [1800]")(
       "sim-results", po::value(&sim_results), "compare this existing sim result dir (no runs)")(
       "live-results", po::value(&live_results), "compare this existing live result dir (no runs)");
-  po::positional_options_description pos;
-  pos.add("scenario", 1);
   po::variables_map vm;
-  if (auto rc = cli::ParseCommand("compare", args, desc, &pos, kUsage, vm, out, err)) return *rc;
+  if (auto rc = cli::ParseCommand("compare", args, desc, "scenario", kUsage, vm, out, err))
+    return *rc;
   if (!sim_results.empty() || !live_results.empty()) {
     if (sim_results.empty() || live_results.empty() || !scenario_path.empty() ||
         vm.count("local") || !address.empty() || !sets.empty() || !policy.empty() ||

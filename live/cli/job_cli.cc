@@ -2,26 +2,26 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <boost/program_options.hpp>
+#include <cctype>
 #include <chrono>
 #include <cmath>
-#include <algorithm>
-#include <cctype>
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <mutex>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "live/client/client.h"
-#include "live/rpc/convert.h"
-#include "live/head/jobs/job_manager.h"
-#include "live/rpc/rpc_util.h"
 #include "live/common/runtime_env.h"
+#include "live/head/jobs/job_manager.h"
+#include "live/rpc/convert.h"
+#include "live/rpc/rpc_util.h"
 #include "orrery.grpc.pb.h"
 
 namespace orrery::live {
@@ -208,9 +208,8 @@ void AddFlags(po::options_description& d, Flags& f) {
 // Parses `orrery job CMD` arguments; the exit code when the command ends here (usage, --help).
 std::optional<int> Parse(const std::string& cmd, const std::vector<std::string>& args,
                          const po::options_description& desc, po::variables_map& vm,
-                         std::ostream& out, std::ostream& err,
-                         const po::positional_options_description* pos = nullptr) {
-  return cli::ParseCommand("job " + cmd, args, desc, pos, kJobUsage, vm, out, err);
+                         std::ostream& out, std::ostream& err, const char* positional = nullptr) {
+  return cli::ParseCommand("job " + cmd, args, desc, positional, kJobUsage, vm, out, err);
 }
 
 // Waits for the job to be terminal (polling), up to `timeout`.
@@ -368,10 +367,8 @@ int OneJob(const std::string& cmd, const std::vector<std::string>& args, std::os
         "tail", po::value(&tail_lines), "start at the last N lines");
   }
   if (cmd == "stop") desc.add_options()("no-wait", "return once the stop is requested");
-  po::positional_options_description pos;
-  pos.add("id", 1);
   po::variables_map vm;
-  if (auto rc = Parse(cmd, args, desc, vm, out, err, &pos)) return *rc;
+  if (auto rc = Parse(cmd, args, desc, vm, out, err, "id")) return *rc;
   if (id.empty()) {
     err << "orrery job " << cmd << ": missing the submission id\n" << kJobUsage;
     return kExitUsage;

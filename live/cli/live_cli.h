@@ -16,8 +16,8 @@
 // input or no cluster reachable.
 #pragma once
 
-#include <optional>
 #include <boost/program_options.hpp>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>

@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "core/placement/two_phase.h"
-
 #include "core/status.h"
 #include "live/rpc/convert.h"
 #include "live/rpc/rpc_util.h"
@@ -43,10 +42,9 @@ StatusOr<Reply> CallUnary(Stub& stub, const std::string& token, milliseconds tim
 // (`orrery status`, `orrery list actors`, an actor's report):
 //   CallHead(address, token, timeout, &v1::HeadService::Stub::ListActors, v1::ListActorsRequest())
 template <typename Request, typename Reply>
-StatusOr<Reply> CallHead(const std::string& address, const std::string& token,
-                         milliseconds timeout,
+StatusOr<Reply> CallHead(const std::string& address, const std::string& token, milliseconds timeout,
                          grpc::Status (v1::HeadService::Stub::*method)(grpc::ClientContext*,
-                                                                      const Request&, Reply*),
+                                                                       const Request&, Reply*),
                          const Request& req) {
   auto stub = v1::HeadService::NewStub(ClientChannel(address));
   return CallUnary(*stub, token, timeout, method, req);

@@ -217,10 +217,9 @@ int CompareCommand(const std::vector<std::string>& args, std::ostream& out, std:
       "out", po::value(&out_dir), "output directory [out/compare]")(
       "jobs", po::value(&jobs), "runs in parallel [the number of CPUs]")(
       "run-dirs", "also write every run's files under DIR/<policy>-seed<N>/");
-  po::positional_options_description pos;
-  pos.add("scenario", 1);
   po::variables_map vm;
-  if (auto rc = cli::ParseCommand("sim compare", args, desc, &pos, kCompareUsage, vm, out, err)) {
+  if (auto rc =
+          cli::ParseCommand("sim compare", args, desc, "scenario", kCompareUsage, vm, out, err)) {
     return *rc;
   }
   const auto& registry = gpu::GpuPolicyRegistry::Builtin();
