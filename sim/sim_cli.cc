@@ -28,14 +28,10 @@ namespace {
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
 
+using cli::SplitComma, cli::WriteFile, cli::kExitFailed, cli::kExitOk, cli::kExitUsage;
 using io::LoadProgress;
 using io::LoadProgressFn;
 using io::LoadScenario;
-using cli::SplitComma;
-using cli::WriteFile;
-using cli::kExitFailed;
-using cli::kExitOk;
-using cli::kExitUsage;
 
 constexpr const char* kRunUsage =
     "usage: orrery sim run SCENARIO.yaml [--policy NAME] [--seed N] [--set dotted.path=value]...\n"
@@ -208,19 +204,10 @@ int CompareCommand(const std::vector<std::string>& args, std::ostream& out, std:
       "grid", po::value(&grids)->composing(),
       "dotted.path=v1,v2,...: compare these values (several --grid: all combinations)")(
       "out", po::value(&out_dir), "output directory");
-  po::positional_options_description pos;
-  pos.add("scenario", 1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    err << "orrery sim compare: " << e.what() << "\n" << kCompareUsage;
-    return kExitUsage;
-  }
-  if (vm.count("help")) {
-    out << kCompareUsage << desc;
-    return kExitOk;
+  if (auto rc =
+          cli::ParseCommand("sim compare", args, desc, "scenario", kCompareUsage, vm, out, err)) {
+    return *rc;
   }
   std::vector<std::string> names = SplitComma(policies);
   if (scenario_path.empty() || (names.empty() && grids.empty()) || seeds < 1) {

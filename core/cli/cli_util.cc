@@ -26,6 +26,41 @@ std::vector<std::string> SplitComma(const std::string& s) {
   return out;
 }
 
+bool ParseOptions(const std::string& cmd, const std::vector<std::string>& args,
+                  const boost::program_options::options_description& desc,
+                  boost::program_options::variables_map& vm, std::ostream& err,
+                  const char* positional) {
+  namespace po = boost::program_options;
+  po::positional_options_description pos;
+  if (positional != nullptr) pos.add(positional, 1);
+  try {
+    auto parser = po::command_line_parser(args).options(desc);
+    parser.positional(pos);
+    po::store(parser.run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    err << "orrery " << cmd << ": " << e.what() << "\n";
+    return false;
+  }
+  return true;
+}
+
+std::optional<int> ParseCommand(const std::string& cmd, const std::vector<std::string>& args,
+                                const boost::program_options::options_description& desc,
+                                const char* positional, const std::string& usage,
+                                boost::program_options::variables_map& vm, std::ostream& out,
+                                std::ostream& err) {
+  if (!ParseOptions(cmd, args, desc, vm, err, positional)) {
+    err << usage;
+    return kExitUsage;
+  }
+  if (vm.count("help")) {
+    out << usage << desc;
+    return kExitOk;
+  }
+  return std::nullopt;
+}
+
 std::vector<std::string> SimRunFlags::Overrides() const {
   std::vector<std::string> o = sets;
   if (!policy.empty()) o.push_back("scheduler.policy=" + policy);
@@ -46,20 +81,9 @@ std::optional<int> ParseSimRunFlags(const std::vector<std::string>& args, const 
       "out", po::value(&f.out_dir), "result directory (default: out/<scenario name>)")(
       "decision-log", po::value(&f.decision_log), help.decision_log)("no-progress",
                                                                      help.no_progress);
-  po::positional_options_description pos;
-  pos.add("scenario", 1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    err << "orrery sim run: " << e.what() << "\n" << help.usage;
-    return kExitUsage;
-  }
-  if (vm.count("help")) {
-    out << help.usage << desc;
-    return kExitOk;
-  }
+  if (auto rc = ParseCommand("sim run", args, desc, "scenario", help.usage, vm, out, err))
+    return rc;
   if (vm.count("seed") && f.seed < 0) {
     err << "orrery sim run: --seed: expected a non-negative integer\n";
     return kExitUsage;

@@ -1,6 +1,8 @@
-// Small file and argument helpers shared by the command-line front ends (sim/, sim/gpu_replay/).
+// Small file and argument helpers shared by the command-line front ends (core/cli, sim/,
+// sim/gpu_replay/, live/cli/): one option parser with one way of reporting usage errors and --help.
 #pragma once
 
+#include <boost/program_options.hpp>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -17,6 +19,24 @@ Status WriteFile(const std::filesystem::path& path, const std::string& text);
 
 // "a,b,,c" -> {"a", "b", "c"} (empty items dropped).
 std::vector<std::string> SplitComma(const std::string& s);
+
+// Parses `args` against `desc` into `vm`; `positional` names the option that takes the one
+// positional argument (nullptr: none). On a usage error writes "orrery CMD: WHAT" to `err` and
+// returns false.
+bool ParseOptions(const std::string& cmd, const std::vector<std::string>& args,
+                  const boost::program_options::options_description& desc,
+                  boost::program_options::variables_map& vm, std::ostream& err,
+                  const char* positional = nullptr);
+
+// The usual start of a command: ParseOptions, then `usage` after a usage error (on `err`:
+// "orrery CMD: WHAT\nUSAGE") or after --help (on `out`: USAGE and the options; `desc` has a
+// "help" option). Returns the exit code when the command ends here (kExitUsage, kExitOk);
+// nullopt when it should go on.
+std::optional<int> ParseCommand(const std::string& cmd, const std::vector<std::string>& args,
+                                const boost::program_options::options_description& desc,
+                                const char* positional, const std::string& usage,
+                                boost::program_options::variables_map& vm, std::ostream& out,
+                                std::ostream& err);
 
 // The options of `orrery sim run`, shared by every scenario kind (sim/sim_cli.cc for task
 // scenarios, sim/gpu_replay/gpu_cli.cc for gpu_placement ones).

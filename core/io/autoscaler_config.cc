@@ -35,24 +35,14 @@ const Schema& ConfigSchema() {
   return kRoot;
 }
 
-Status ReadNodeType(const FieldContext& c, const Field& f, std::string* name,
+Status ReadNodeType(const FieldContext& c, const Field& f, NodeTypeEntry* entry,
                     autoscaler::NodeTypeConfig* out, int64_t* count) {
   if (!f.node.IsMap()) return c.Expected(f, "a map with name, resources, max_workers");
   MapView m;
   ORRERY_RETURN_IF_ERROR(MapView::Open(c, f, *ConfigSchema().Field("node_types")->elem, &m));
-  Field nf;
-  ORRERY_RETURN_IF_ERROR(m.Require(c, "name", &nf));
-  ORRERY_RETURN_IF_ERROR(ReadString(c, nf, name, "a node type name"));
-  Field rf;
-  ORRERY_RETURN_IF_ERROR(m.Require(c, "resources", &rf));
-  if (!rf.node.IsMap()) return c.Expected(rf, "a map of resource quantities");
-  ResourceRequest req;
-  ORRERY_RETURN_IF_ERROR(ReadResources(c, rf, &req));
-  if (auto nr = NodeResources::Create(req.set()); !nr.ok()) {
-    return c.Error(rf, nr.status().message());
-  }
-  out->resources = req.set();
-  if (auto lf = m.Get("labels")) ORRERY_RETURN_IF_ERROR(ReadLabels(c, *lf, &out->labels));
+  ORRERY_RETURN_IF_ERROR(ReadNodeTypeEntry(c, m, entry));
+  out->resources = entry->total;
+  out->labels = entry->labels;
   auto mx = m.Get("max_workers");
   if (!mx) {
     return c.Error(f.mark(), Join(f.path, "max_workers"),
@@ -81,13 +71,13 @@ StatusOr<AutoscalerFile> Read(const FieldContext& c, const YAML::Node& root) {
   std::vector<Field> items;
   ORRERY_RETURN_IF_ERROR(OpenList(c, *types, &items));
   for (const Field& item : items) {
-    std::string name;
+    NodeTypeEntry entry;
     autoscaler::NodeTypeConfig t;
     int64_t count = 0;
-    ORRERY_RETURN_IF_ERROR(ReadNodeType(c, item, &name, &t, &count));
+    ORRERY_RETURN_IF_ERROR(ReadNodeType(c, item, &entry, &t, &count));
+    const std::string& name = entry.name;
     if (out.planner.node_types.count(name)) {
-      return c.Expected(Field{item.node["name"], Join(item.path, "name")},
-                        "a name not used before");
+      return c.Expected(entry.name_field, "a name not used before");
     }
     out.planner.node_types[name] = std::move(t);
     if (count > 0) out.initial[name] = count;
@@ -114,6 +104,24 @@ StatusOr<AutoscalerFile> Read(const FieldContext& c, const YAML::Node& root) {
 }
 
 }  // namespace
+
+Status ReadNodeTypeEntry(const FieldContext& c, const MapView& m, NodeTypeEntry* out) {
+  ORRERY_RETURN_IF_ERROR(
+      RequireString(c, m, "name", &out->name, &out->name_field, "a node type name"));
+  Field rf;
+  ORRERY_RETURN_IF_ERROR(m.Require(c, "resources", &rf));
+  if (!rf.node.IsMap()) return c.Expected(rf, "a map of resource quantities");
+  ResourceRequest req;
+  ORRERY_RETURN_IF_ERROR(ReadResources(c, rf, &req));
+  // NodeResources' message starts with the resource's name: "GPU: total must be ...".
+  if (auto nr = NodeResources::Create(req.set()); !nr.ok()) {
+    return c.Raw(rf, rf.path + "." + nr.status().message());
+  }
+  out->total = req.set();
+  out->labels.clear();
+  if (auto lf = m.Get("labels")) ORRERY_RETURN_IF_ERROR(ReadLabels(c, *lf, &out->labels));
+  return Status::Ok();
+}
 
 StatusOr<AutoscalerFile> LoadAutoscalerFile(const std::string& path) {
   std::string text;

@@ -24,6 +24,9 @@
 #include <string>
 
 #include "core/autoscaler/planner.h"
+#include "core/cluster_view.h"
+#include "core/io/yaml_fields.h"
+#include "core/resources.h"
 #include "core/status.h"
 
 namespace orrery::io {
@@ -35,5 +38,20 @@ struct AutoscalerFile {
 };
 
 StatusOr<AutoscalerFile> LoadAutoscalerFile(const std::string& path);
+
+// One entry of a `node_types` list: the part that a scenario's cluster.node_types and this file
+// share (one reader for both). The rules for count, min_workers and max_workers differ (a
+// scenario type is autoscaled only when it has max_workers; here every type is), so the caller
+// reads those from the same MapView.
+struct NodeTypeEntry {
+  std::string name;
+  Field name_field;  // where the name is written, for "duplicate name" errors
+  ResourceSet total;
+  Labels labels;
+};
+// Reads the required `name` and `resources` (a map of quantities that NodeResources::Create
+// accepts as a node's total) and the optional `labels` of `m`. Errors name the field:
+// "FILE:LINE: PATH.resources: expected a map of resource quantities, got ...".
+Status ReadNodeTypeEntry(const FieldContext& c, const MapView& m, NodeTypeEntry* out);
 
 }  // namespace orrery::io

@@ -7,6 +7,8 @@
 #include <optional>
 #include <sstream>
 
+#include "core/io/csv.h"
+
 namespace orrery::io {
 namespace {
 
@@ -19,38 +21,6 @@ std::string Quote(std::string_view s) {
   out.append(s.substr(0, 60));
   if (s.size() > 60) out += "...";
   return out + "'";
-}
-
-// Splits one CSV line; double-quoted fields may hold commas and "" escapes.
-StatusOr<std::vector<std::string>> SplitLine(std::string_view line, const std::string& where) {
-  std::vector<std::string> cells;
-  std::string cur;
-  bool quoted = false;
-  bool was_quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char ch = line[i];
-    if (quoted) {
-      if (ch == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        cur += '"';
-        ++i;
-      } else if (ch == '"') {
-        quoted = false;
-      } else {
-        cur += ch;
-      }
-    } else if (ch == '"' && cur.empty() && !was_quoted) {
-      quoted = was_quoted = true;
-    } else if (ch == ',') {
-      cells.push_back(std::move(cur));
-      cur.clear();
-      was_quoted = false;
-    } else {
-      cur += ch;
-    }
-  }
-  if (quoted) return InvalidArgument(where + ": unterminated quoted field");
-  cells.push_back(std::move(cur));
-  return cells;
 }
 
 std::string_view Trim(std::string_view s) {
@@ -73,10 +43,7 @@ class CsvTable {
     std::string_view line;
     while (NextLine(&line)) {
       if (Trim(line).empty()) continue;
-      auto cells = SplitLine(line, Where());
-      if (!cells.ok()) return cells.status();
-      header_ = *std::move(cells);
-      for (auto& h : header_) h = std::string(Trim(h));
+      if (!SplitCsvLine(line, &header_)) return Unterminated();
       for (size_t i = 0; i < header_.size(); ++i) {
         if (!columns_.emplace(header_[i], static_cast<int>(i)).second && !header_[i].empty()) {
           return InvalidArgument(Where() + ": column " + Quote(header_[i]) +
@@ -101,9 +68,7 @@ class CsvTable {
     std::string_view line;
     while (NextLine(&line)) {
       if (Trim(line).empty()) continue;
-      auto cells = SplitLine(line, Where());
-      if (!cells.ok()) return cells.status();
-      row_ = *std::move(cells);
+      if (!SplitCsvLine(line, &row_)) return Unterminated();
       if (row_.size() != header_.size()) {
         return InvalidArgument(Where() + ": expected " + std::to_string(header_.size()) +
                                " fields (as the header), got " + std::to_string(row_.size()));
@@ -121,6 +86,7 @@ class CsvTable {
   }
   int line() const { return line_; }
   std::string Where() const { return source_ + ":" + std::to_string(line_); }
+  Status Unterminated() const { return InvalidArgument(Where() + ": unterminated quoted field"); }
   Status Bad(const std::string& column, const std::string& expected) const {
     return InvalidArgument(Where() + ": column " + Quote(column) + ": expected " + expected +
                            ", got " + Quote(Cell(column)));

@@ -32,6 +32,8 @@
 #include <string_view>
 #include <utility>
 
+#include "core/io/autoscaler_config.h"
+#include "core/io/csv.h"
 #include "core/io/yaml_fields.h"
 #include "core/io/yaml_input.h"
 #include "core/rng.h"
@@ -211,35 +213,6 @@ class NameTable {
 // ---------------------------------------------------------------------------------------------
 // Files: text checks, ${VAR} expansion, CSV.
 
-// Splits one CSV line; double-quoted fields may contain commas and "" escapes (not newlines).
-std::vector<std::string> SplitCsv(std::string_view line) {
-  std::vector<std::string> cells;
-  std::string cur;
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char ch = line[i];
-    if (quoted) {
-      if (ch == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        cur += '"';
-        ++i;
-      } else if (ch == '"') {
-        quoted = false;
-      } else {
-        cur += ch;
-      }
-    } else if (ch == '"') {
-      quoted = true;
-    } else if (ch == ',') {
-      cells.push_back(std::string(Trim(cur)));
-      cur.clear();
-    } else {
-      cur += ch;
-    }
-  }
-  cells.push_back(std::string(Trim(cur)));
-  return cells;
-}
-
 using RowFn = std::function<Status(size_t line, const std::vector<std::string>& cells)>;
 
 // Reads a CSV file with a header line: fills `header`, calls `on_header` once, then `on_row` for
@@ -249,6 +222,7 @@ Status ReadCsv(const std::string& path, uint64_t limit, std::vector<std::string>
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound(path + ": cannot be read");
   std::string line;
+  std::vector<std::string> cells;
   size_t line_no = 0;
   uint64_t rows = 0;
   header->clear();
@@ -261,13 +235,15 @@ Status ReadCsv(const std::string& path, uint64_t limit, std::vector<std::string>
                              ")");
     }
     if (Trim(line).empty()) continue;
-    if (header->empty()) {
-      *header = SplitCsv(line);
+    const bool is_header = header->empty();
+    if (!is_header && rows >= limit) break;
+    if (!SplitCsvLine(line, is_header ? header : &cells)) {
+      return InvalidArgument(path + ":" + std::to_string(line_no) + ": unterminated quoted field");
+    }
+    if (is_header) {
       ORRERY_RETURN_IF_ERROR(on_header());
       continue;
     }
-    if (rows >= limit) break;
-    std::vector<std::string> cells = SplitCsv(line);
     if (cells.size() != header->size()) {
       return InvalidArgument(path + ":" + std::to_string(line_no) + ": expected " +
                              std::to_string(header->size()) + " columns, got " +
@@ -427,15 +403,6 @@ class TimeColumn {
 
 using GenPlan = GeneratorPlan;
 
-// Per-task fields shared by generators and trace entries.
-struct Common {
-  uint32_t strategy = 0;
-  int32_t pg = -1, bundle = -1, env = -1;
-  uint64_t output = 0;
-  uint16_t max_retries = 3;
-  uint32_t job = 0;
-};
-
 // ---------------------------------------------------------------------------------------------
 // The loader.
 
@@ -515,30 +482,20 @@ class Loader {
     const Schema& cs = *RootSchema().Field("cluster");
     MapView m;
     ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, f, cs, &m));
-    std::vector<Field> types;
-    if (auto tf = m.Get("node_types")) ORRERY_RETURN_IF_ERROR(OpenList(ctx_, *tf, &types));
     const Schema& ts = *cs.Field("node_types")->elem;
     NameTable type_names("node type");
-    struct TypeDef {
-      ResourceSet total;
-      Labels labels;
-    };
-    std::vector<std::pair<std::string, TypeDef>> defs;
-    for (const Field& t : types) {
-      MapView tm;
-      ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, t, ts, &tm));
-      Field nf, rf;
-      ORRERY_RETURN_IF_ERROR(tm.Require(ctx_, "name", &nf));
-      std::string name;
-      ORRERY_RETURN_IF_ERROR(ReadString(ctx_, nf, &name));
+    std::vector<NodeTypeEntry> defs;
+    const Field no_types{};
+    auto tlist = m.Get("node_types");
+    ORRERY_RETURN_IF_ERROR(ForEachMap(ctx_, tlist ? *tlist : no_types, ts, [&](const MapView& tm) {
+      NodeTypeEntry def;
+      ORRERY_RETURN_IF_ERROR(ReadNodeTypeEntry(ctx_, tm, &def));
+      const std::string& name = def.name;
+      const Field& nf = def.name_field;
       ORRERY_RETURN_IF_ERROR(type_names.Add(ctx_, nf, name, static_cast<int32_t>(defs.size())));
       uint64_t count = 1;
       if (auto cf = tm.Get("count"))
         ORRERY_RETURN_IF_ERROR(ReadCount(ctx_, *cf, kMaxNodes, &count));
-      TypeDef def;
-      ORRERY_RETURN_IF_ERROR(tm.Require(ctx_, "resources", &rf));
-      ORRERY_RETURN_IF_ERROR(ReadNodeTotal(rf, &def.total));
-      if (auto lf = tm.Get("labels")) ORRERY_RETURN_IF_ERROR(ReadLabels(ctx_, *lf, &def.labels));
       for (uint64_t i = 0; i < count; ++i) {
         ORRERY_RETURN_IF_ERROR(
             AddNode(nf, NodeSpec{name + "-" + std::to_string(i), name, def.total, def.labels}));
@@ -570,25 +527,22 @@ class Loader {
         }
         s_.autoscaler.node_types.push_back(std::move(nt));
       }
-      defs.emplace_back(name, std::move(def));
-    }
-    std::vector<Field> nodes;
-    if (auto nf = m.Get("nodes")) ORRERY_RETURN_IF_ERROR(OpenList(ctx_, *nf, &nodes));
+      defs.push_back(std::move(def));
+      return Status::Ok();
+    }));
     const Schema& ns = *cs.Field("nodes")->elem;
-    for (const Field& n : nodes) {
-      MapView nm;
-      ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, n, ns, &nm));
+    auto nlist = m.Get("nodes");
+    ORRERY_RETURN_IF_ERROR(ForEachMap(ctx_, nlist ? *nlist : no_types, ns, [&](const MapView& nm) {
       Field idf;
-      ORRERY_RETURN_IF_ERROR(nm.Require(ctx_, "id", &idf));
       NodeSpec spec;
-      ORRERY_RETURN_IF_ERROR(ReadString(ctx_, idf, &spec.id, "a node id"));
+      ORRERY_RETURN_IF_ERROR(RequireString(ctx_, nm, "id", &spec.id, &idf, "a node id"));
       auto tf = nm.Get("type");
       auto rf = nm.Get("resources");
       if (tf && rf) {
         return ctx_.Error(rf->node, rf->path, "give either type or resources, not both");
       }
       if (!tf && !rf) {
-        return ctx_.Error(n, "a node needs a type or resources");
+        return ctx_.Error(nm.self(), "a node needs a type or resources");
       }
       if (tf) {
         ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *tf, &spec.type, "a node type name"));
@@ -597,8 +551,8 @@ class Loader {
           return ctx_.Error(tf->node, tf->path,
                             "unknown node type '" + spec.type + "' (" + type_names.Known() + ")");
         }
-        spec.total = defs[t].second.total;
-        spec.labels = defs[t].second.labels;
+        spec.total = defs[t].total;
+        spec.labels = defs[t].labels;
       } else {
         spec.type = "custom";
         ORRERY_RETURN_IF_ERROR(ReadNodeTotal(*rf, &spec.total));
@@ -608,8 +562,8 @@ class Loader {
         ORRERY_RETURN_IF_ERROR(ReadLabels(ctx_, *lf, &extra));
         for (auto& [k, v] : extra) spec.labels[k] = v;
       }
-      ORRERY_RETURN_IF_ERROR(AddNode(idf, std::move(spec)));
-    }
+      return AddNode(idf, std::move(spec));
+    }));
     if (s_.nodes.empty()) {
       return ctx_.Error(f, "expected at least one node (node_types with count >= 1, or nodes)");
     }
@@ -757,40 +711,33 @@ class Loader {
 
   // --- runtime envs, placement groups, failures ------------------------------------------------
 
+  // The required `name` of a list entry, unique in `table` (which maps it to `index`).
+  Status ReadEntryName(const MapView& m, NameTable& table, size_t index, std::string* name,
+                       Field* where) {
+    ORRERY_RETURN_IF_ERROR(RequireString(ctx_, m, "name", name, where));
+    return table.Add(ctx_, *where, *name, static_cast<int32_t>(index));
+  }
+
   Status ParseEnvs(const Field& f) {
-    std::vector<Field> items;
-    ORRERY_RETURN_IF_ERROR(OpenList(ctx_, f, &items));
     const Schema& es = *RootSchema().Field("runtime_envs")->elem;
-    for (const Field& it : items) {
-      MapView m;
-      ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, it, es, &m));
+    return ForEachMap(ctx_, f, es, [&](const MapView& m) {
       Field nf;
-      ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "name", &nf));
       RuntimeEnvSpec env;
-      ORRERY_RETURN_IF_ERROR(ReadString(ctx_, nf, &env.id));
-      ORRERY_RETURN_IF_ERROR(
-          env_names_.Add(ctx_, nf, env.id, static_cast<int32_t>(s_.runtime_envs.size())));
+      ORRERY_RETURN_IF_ERROR(ReadEntryName(m, env_names_, s_.runtime_envs.size(), &env.id, &nf));
       if (auto v = m.Get("size")) ORRERY_RETURN_IF_ERROR(ReadSize(ctx_, *v, &env.size_bytes));
       if (auto v = m.Get("install_time")) {
         ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &env.install_s));
       }
       s_.runtime_envs.push_back(std::move(env));
-    }
-    return Status::Ok();
+      return Status::Ok();
+    });
   }
 
   Status ParsePlacementGroups(const Field& f, const Schema& ps) {
-    std::vector<Field> items;
-    ORRERY_RETURN_IF_ERROR(OpenList(ctx_, f, &items));
-    for (const Field& it : items) {
-      MapView m;
-      ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, it, ps, &m));
+    return ForEachMap(ctx_, f, ps, [&](const MapView& m) {
       Field nf, bf;
-      ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "name", &nf));
       PlacementGroupSpec pg;
-      ORRERY_RETURN_IF_ERROR(ReadString(ctx_, nf, &pg.id));
-      ORRERY_RETURN_IF_ERROR(
-          pg_names_.Add(ctx_, nf, pg.id, static_cast<int32_t>(s_.placement_groups.size())));
+      ORRERY_RETURN_IF_ERROR(ReadEntryName(m, pg_names_, s_.placement_groups.size(), &pg.id, &nf));
       if (auto sf = m.Get("strategy")) {
         std::string text;
         ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *sf, &text, "a placement strategy"));
@@ -810,24 +757,19 @@ class Loader {
         pg.bundles.push_back(std::move(r));
       }
       s_.placement_groups.push_back(std::move(pg));
-    }
-    return Status::Ok();
+      return Status::Ok();
+    });
   }
 
   Status ParseFailures(const Field& f) {
-    std::vector<Field> items;
-    ORRERY_RETURN_IF_ERROR(OpenList(ctx_, f, &items));
     const Schema& fs_schema = *RootSchema().Field("failures")->elem;
-    for (const Field& it : items) {
-      MapView m;
-      ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, it, fs_schema, &m));
-      Field af, nf, actf;
+    ORRERY_RETURN_IF_ERROR(ForEachMap(ctx_, f, fs_schema, [&](const MapView& m) {
+      Field af, nf;
       FailureSpec fail;
       ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "at", &af));
       ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, af, &fail.at_s));
-      ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "node", &nf));
       std::string id;
-      ORRERY_RETURN_IF_ERROR(ReadString(ctx_, nf, &id, "a node id"));
+      ORRERY_RETURN_IF_ERROR(RequireString(ctx_, m, "node", &id, &nf, "a node id"));
       ORRERY_RETURN_IF_ERROR(FindNode(nf, id, &fail.node));
       if (auto v = m.Get("action")) {
         size_t a = 0;
@@ -835,7 +777,8 @@ class Loader {
         fail.action = a == 0 ? FailureSpec::Action::kCrash : FailureSpec::Action::kRecover;
       }
       s_.failures.push_back(fail);
-    }
+      return Status::Ok();
+    }));
     std::stable_sort(s_.failures.begin(), s_.failures.end(),
                      [](const FailureSpec& a, const FailureSpec& b) { return a.at_s < b.at_s; });
     return Status::Ok();
@@ -941,8 +884,9 @@ class Loader {
     return Status::Ok();
   }
 
-  // strategy, placement_group, bundle, output, runtime_env, max_retries, job.
-  Status ParseCommon(const MapView& m, Common* c) {
+  // The per-task fields that generators and trace entries share: strategy, placement_group,
+  // bundle, output, runtime_env, max_retries, job.
+  Status ParseCommon(const MapView& m, GenPlan* c) {
     std::string job = "default";
     if (auto v = m.Get("job")) ORRERY_RETURN_IF_ERROR(ReadString(ctx_, *v, &job, "a job name"));
     c->job = InternJob(job);
@@ -1183,12 +1127,8 @@ class Loader {
   }
 
   Status ParseArgs(const Field& f, GenPlan* g) {
-    std::vector<Field> items;
-    ORRERY_RETURN_IF_ERROR(OpenList(ctx_, f, &items));
     const Schema& as = *GeneratorSchema().Field("args")->elem;
-    for (const Field& it : items) {
-      MapView m;
-      ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, it, as, &m));
+    return ForEachMap(ctx_, f, as, [&](const MapView& m) {
       ArgPlan a;
       if (auto from = m.Get("from")) {
         ORRERY_RETURN_IF_ERROR(
@@ -1229,11 +1169,11 @@ class Loader {
         ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "bytes", &bf));
         ORRERY_RETURN_IF_ERROR(ReadSize(ctx_, bf, &a.bytes));
       } else {
-        return ctx_.Error(it, "an argument needs 'from' (a generator) or 'node' and 'bytes'");
+        return ctx_.Error(m.self(), "an argument needs 'from' (a generator) or 'node' and 'bytes'");
       }
       g->args.push_back(std::move(a));
-    }
-    return Status::Ok();
+      return Status::Ok();
+    });
   }
 
   Status ParseGenerator(const Field& f, const Schema& gs, WorkKind kind) {
@@ -1244,9 +1184,7 @@ class Loader {
     g.path = f.path;
     g.kind = kind;
     Field nf;
-    ORRERY_RETURN_IF_ERROR(m.Require(ctx_, "name", &nf));
-    ORRERY_RETURN_IF_ERROR(ReadString(ctx_, nf, &g.name));
-    ORRERY_RETURN_IF_ERROR(gen_names_.Add(ctx_, nf, g.name, static_cast<int32_t>(gens_.size())));
+    ORRERY_RETURN_IF_ERROR(ReadEntryName(m, gen_names_, gens_.size(), &g.name, &nf));
     g.name_idx = static_cast<uint32_t>(s_.names.size());
     s_.names.push_back(g.name);
 
@@ -1277,15 +1215,7 @@ class Loader {
     g.shape = InternShape(shape);
     NoteShape(g.shape, g.count, g.path + " (" + g.name + ")");
 
-    Common c;
-    ORRERY_RETURN_IF_ERROR(ParseCommon(m, &c));
-    g.job = c.job;
-    g.strategy = c.strategy;
-    g.pg = c.pg;
-    g.bundle = c.bundle;
-    g.env = c.env;
-    g.output = c.output;
-    g.max_retries = c.max_retries;
+    ORRERY_RETURN_IF_ERROR(ParseCommon(m, &g));
     if (auto af = m.Get("args")) ORRERY_RETURN_IF_ERROR(ParseArgs(*af, &g));
     uint64_t per_task = 0;
     for (const auto& a : g.args) per_task += a.from_gen >= 0 ? a.count : 1;
@@ -1379,8 +1309,7 @@ class Loader {
         res_cols.push_back(std::move(rc));
       }
     }
-    Common c;
-    ORRERY_RETURN_IF_ERROR(ParseCommon(m, &c));
+    ORRERY_RETURN_IF_ERROR(ParseCommon(m, &g));
 
     TimeColumn submits(static_cast<TimeFormat>(tf));
     TimeColumn ends(static_cast<TimeFormat>(tf));
@@ -1478,13 +1407,6 @@ class Loader {
     }
     ORRERY_RETURN_IF_ERROR(AddTaskCount(f, sub.size()));
     g.count = sub.size();
-    g.job = c.job;
-    g.strategy = c.strategy;
-    g.pg = c.pg;
-    g.bundle = c.bundle;
-    g.env = c.env;
-    g.output = c.output;
-    g.max_retries = c.max_retries;
     g.process = GenPlan::Process::kTrace;
     g.duration.kind = DurationDist::Kind::kColumn;
     g.duration.a = 1;

@@ -246,6 +246,12 @@ Status ReadString(const FieldContext& c, const Field& f, std::string* out,
   return Status::Ok();
 }
 
+Status RequireString(const FieldContext& c, const MapView& m, std::string_view key,
+                     std::string* out, Field* where, const std::string& what) {
+  ORRERY_RETURN_IF_ERROR(m.Require(c, key, where));
+  return ReadString(c, *where, out, what);
+}
+
 Status ReadBool(const FieldContext& c, const Field& f, bool* out) {
   const std::string what = "true or false";
   ORRERY_RETURN_IF_ERROR(RequireScalar(c, f, what));

@@ -134,6 +134,21 @@ class MapView {
 // The elements of a list (null = empty list).
 Status OpenList(const FieldContext& ctx, const Field& f, std::vector<Field>* items);
 
+// A list of maps (null = empty list): opens each element as a MapView with `schema` and calls
+// `fn(const MapView&) -> Status` on it, in list order; the first error (of the list, of an
+// element or of `fn`) is returned. One MapView at a time: O(elements) Fields, no MapView list.
+template <typename Fn>
+Status ForEachMap(const FieldContext& ctx, const Field& f, const Schema& schema, Fn&& fn) {
+  std::vector<Field> items;
+  ORRERY_RETURN_IF_ERROR(OpenList(ctx, f, &items));
+  MapView m;
+  for (const Field& item : items) {
+    ORRERY_RETURN_IF_ERROR(MapView::Open(ctx, item, schema, &m));
+    ORRERY_RETURN_IF_ERROR(fn(static_cast<const MapView&>(m)));
+  }
+  return Status::Ok();
+}
+
 // --- Scalars. Numbers may use `_` between digits (1_000_000) and exponents (1e6).
 
 std::string_view Trim(std::string_view s);
@@ -156,6 +171,10 @@ Status RequireScalar(const FieldContext& c, const Field& f, const std::string& w
 // A non-blank scalar.
 Status ReadString(const FieldContext& c, const Field& f, std::string* out,
                   const std::string& what = "a name");
+// The required key `key` of `m` read as ReadString does; *where = its Field (for later errors,
+// e.g. a duplicate name).
+Status RequireString(const FieldContext& c, const MapView& m, std::string_view key,
+                     std::string* out, Field* where, const std::string& what = "a name");
 Status ReadBool(const FieldContext& c, const Field& f, bool* out);  // true/True/TRUE, false/...
 // A plain number in [lo, hi] (what: "a number in [lo, hi]", or "a number >= lo" if hi is huge).
 Status ReadNumber(const FieldContext& c, const Field& f, double lo, double hi, double* out);

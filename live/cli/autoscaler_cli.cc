@@ -4,24 +4,16 @@
 
 #include <map>
 
+#include "live/client/client.h"
 #include "live/rpc/convert.h"
-#include "live/rpc/rpc_util.h"
-#include "orrery.grpc.pb.h"
 
 namespace orrery::live {
 
 StatusOr<v1::AutoscalerStatus> GetAutoscalerStatus(const std::string& head_address,
                                                    const std::string& token,
                                                    std::chrono::milliseconds timeout) {
-  auto stub = v1::HeadService::NewStub(
-      grpc::CreateChannel(head_address, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  AttachToken(&ctx, token);
-  ctx.set_deadline(std::chrono::system_clock::now() + timeout);
-  v1::AutoscalerStatus reply;
-  grpc::Status s = stub->GetAutoscalerStatus(&ctx, v1::GetAutoscalerStatusRequest(), &reply);
-  if (!s.ok()) return FromGrpc(s);
-  return reply;
+  return CallHead(head_address, token, timeout, &v1::HeadService::Stub::GetAutoscalerStatus,
+                  v1::GetAutoscalerStatusRequest());
 }
 
 namespace {

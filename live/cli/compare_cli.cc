@@ -34,9 +34,7 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace po = boost::program_options;
-using cli::kExitFailed;
-using cli::kExitOk;
-using cli::kExitUsage;
+using cli::kExitFailed, cli::kExitOk, cli::kExitUsage;
 using json = nlohmann::json;
 
 constexpr const char* kUsage =
@@ -379,17 +377,9 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
       "compare this existing live result dir (no runs; repeat for several live runs)")(
       "live-runs", po::value(&live_runs),
       "run the live side N times; the verdict is against their mean [1]");
-  po::positional_options_description pos;
-  pos.add("scenario", 1);
   po::variables_map vm;
-  if (!ParseOptions("compare", args, desc, vm, err, &pos)) {
-    err << kUsage;
-    return kExitUsage;
-  }
-  if (vm.count("help")) {
-    out << kUsage << desc;
-    return kExitOk;
-  }
+  if (auto rc = cli::ParseCommand("compare", args, desc, "scenario", kUsage, vm, out, err))
+    return *rc;
   if (!sim_results.empty() || !live_results.empty()) {
     if (sim_results.empty() || live_results.empty() || !scenario_path.empty() ||
         vm.count("local") || !address.empty() || !sets.empty() || !policy.empty() ||

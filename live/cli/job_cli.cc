@@ -2,11 +2,11 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <boost/program_options.hpp>
+#include <cctype>
 #include <chrono>
 #include <cmath>
-#include <algorithm>
-#include <cctype>
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
@@ -14,21 +14,21 @@
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
-#include "live/rpc/convert.h"
-#include "live/head/jobs/job_manager.h"
-#include "live/rpc/rpc_util.h"
+#include "live/client/client.h"
 #include "live/common/runtime_env.h"
+#include "live/head/jobs/job_manager.h"
+#include "live/rpc/convert.h"
+#include "live/rpc/rpc_util.h"
 #include "orrery.grpc.pb.h"
 
 namespace orrery::live {
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
-using cli::kExitFailed;
-using cli::kExitOk;
-using cli::kExitUsage;
+using cli::kExitFailed, cli::kExitOk, cli::kExitUsage;
 using nlohmann::json;
 using std::chrono::milliseconds;
 
@@ -105,12 +105,13 @@ class JobClient {
             grpc::CreateChannel(c.address, grpc::InsecureChannelCredentials()))),
         token_(c.token) {}
 
-  template <typename Req, typename Rep, typename Fn>
-  Status Call(Fn fn, const Req& req, Rep* rep, milliseconds deadline = milliseconds(10000)) {
-    grpc::ClientContext ctx;
-    AttachToken(&ctx, token_);
-    ctx.set_deadline(std::chrono::system_clock::now() + deadline);
-    return FromGrpc((stub_.get()->*fn)(&ctx, req, rep));
+  template <typename Req, typename Rep>
+  Status Call(grpc::Status (v1::HeadService::Stub::*fn)(grpc::ClientContext*, const Req&, Rep*),
+              const Req& req, Rep* rep, milliseconds deadline = milliseconds(10000)) {
+    auto r = CallUnary(*stub_, token_, deadline, fn, req);
+    if (!r.ok()) return r.status();
+    *rep = *std::move(r);
+    return Status::Ok();
   }
   StatusOr<v1::JobInfo> Get(const std::string& id, milliseconds deadline = milliseconds(10000)) {
     v1::GetJobRequest req;
@@ -204,12 +205,11 @@ void AddFlags(po::options_description& d, Flags& f) {
       "temp-dir", po::value(&f.temp_dir), "session root (default /tmp/orrery)");
 }
 
-bool Parse(const std::string& cmd, const std::vector<std::string>& args,
-           const po::options_description& desc, po::variables_map& vm, std::ostream& err,
-           const po::positional_options_description* pos = nullptr) {
-  if (ParseOptions("job " + cmd, args, desc, vm, err, pos)) return true;
-  err << kJobUsage;
-  return false;
+// Parses `orrery job CMD` arguments; the exit code when the command ends here (usage, --help).
+std::optional<int> Parse(const std::string& cmd, const std::vector<std::string>& args,
+                         const po::options_description& desc, po::variables_map& vm,
+                         std::ostream& out, std::ostream& err, const char* positional = nullptr) {
+  return cli::ParseCommand("job " + cmd, args, desc, positional, kJobUsage, vm, out, err);
 }
 
 // Waits for the job to be terminal (polling), up to `timeout`.
@@ -244,11 +244,7 @@ int Submit(std::vector<std::string> args, std::ostream& out, std::ostream& err) 
       "metadata-json", po::value(&metadata_json), "metadata, JSON {key: string}")(
       "no-wait", "print the id and return without waiting");
   po::variables_map vm;
-  if (!Parse("submit", args, desc, vm, err)) return kExitUsage;
-  if (vm.count("help")) {
-    out << kJobUsage << desc;
-    return kExitOk;
-  }
+  if (auto rc = Parse("submit", args, desc, vm, out, err)) return *rc;
   if (entry.empty()) {
     err << "orrery job submit: missing the entrypoint after --\n" << kJobUsage;
     return kExitUsage;
@@ -371,14 +367,8 @@ int OneJob(const std::string& cmd, const std::vector<std::string>& args, std::os
         "tail", po::value(&tail_lines), "start at the last N lines");
   }
   if (cmd == "stop") desc.add_options()("no-wait", "return once the stop is requested");
-  po::positional_options_description pos;
-  pos.add("id", 1);
   po::variables_map vm;
-  if (!Parse(cmd, args, desc, vm, err, &pos)) return kExitUsage;
-  if (vm.count("help")) {
-    out << kJobUsage << desc;
-    return kExitOk;
-  }
+  if (auto rc = Parse(cmd, args, desc, vm, out, err, "id")) return *rc;
   if (id.empty()) {
     err << "orrery job " << cmd << ": missing the submission id\n" << kJobUsage;
     return kExitUsage;
@@ -462,11 +452,7 @@ int List(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   AddFlags(desc, f);
   desc.add_options()("format", po::value(&f.format), "table or json");
   po::variables_map vm;
-  if (!Parse("list", args, desc, vm, err)) return kExitUsage;
-  if (vm.count("help")) {
-    out << kJobUsage << desc;
-    return kExitOk;
-  }
+  if (auto rc = Parse("list", args, desc, vm, out, err)) return *rc;
   if (f.format != "table" && f.format != "json") {
     err << "orrery job list: --format: expected table or json\n";
     return kExitUsage;

@@ -49,9 +49,7 @@ namespace {
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
-using cli::kExitFailed;
-using cli::kExitOk;
-using cli::kExitUsage;
+using cli::kExitFailed, cli::kExitOk, cli::kExitUsage;
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
@@ -141,22 +139,6 @@ int DetectGpus() { return DetectGpuInventory(SystemGpuProbe()).count(); }
 // ---- cluster discovery ---------------------------------------------------------------------
 
 }  // namespace
-
-// Declared in live_cli.h (shared with job_cli.cc).
-bool ParseOptions(const std::string& cmd, const std::vector<std::string>& args,
-                  const po::options_description& desc, po::variables_map& vm, std::ostream& err,
-                  const po::positional_options_description* pos) {
-  try {
-    auto parser = po::command_line_parser(args).options(desc);
-    if (pos) parser.positional(*pos);
-    po::store(parser.run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    err << "orrery " << cmd << ": " << e.what() << "\n";
-    return false;
-  }
-  return true;
-}
 
 // Why a cluster did not answer, in words (no raw gRPC text): the cause and what to check.
 static std::string DescribeUnreachable(const Status& s) {
@@ -544,14 +526,8 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
                                                             "session root (default /tmp/orrery)");
   AddNodeOptions(desc, f);
   po::variables_map vm;
-  if (!ParseOptions("start", args, desc, vm, err)) {
-    err << kStartUsage;
-    return kExitUsage;
-  }
-  if (vm.count("help")) {
-    out << kStartUsage << desc;
-    return kExitOk;
-  }
+  if (auto rc = cli::ParseCommand("start", args, desc, nullptr, kStartUsage, vm, out, err))
+    return *rc;
   if (max_running_jobs < 1 || max_running_jobs > 100000 || job_log_max_bytes < 1024 ||
       job_log_backups < 0 || job_log_backups > 100) {
     err << "orrery start: --max-running-jobs: expected 1..100000, --job-log-max-bytes: expected "
@@ -998,20 +974,11 @@ int RunList(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   std::string what;
   AddCommon(desc, c, true);
   desc.add_options()("what", po::value(&what), "nodes | tasks");
-  po::positional_options_description pos;
-  pos.add("what", 1);
   po::variables_map vm;
   const char* usage =
       "usage: orrery list nodes|tasks|actors|placement-groups|jobs [--format table|json] [--address A] "
       "[--temp-dir DIR]\n";
-  if (!ParseOptions("list", args, desc, vm, err, &pos)) {
-    err << usage;
-    return kExitUsage;
-  }
-  if (vm.count("help")) {
-    out << usage << desc;
-    return kExitOk;
-  }
+  if (auto rc = cli::ParseCommand("list", args, desc, "what", usage, vm, out, err)) return *rc;
   if (what != "nodes" && what != "tasks" && what != "placement-groups" && what != "actors" &&
       what != "jobs") {
     err << "orrery list: expected 'nodes', 'tasks', 'actors', 'placement-groups' or 'jobs'"
@@ -1235,14 +1202,8 @@ int RunTaskCmd(const std::vector<std::string>& all, std::ostream& out, std::ostr
       "runtime-env", po::value(&renv_file), "runtime env from a YAML or JSON file")(
       "working-dir", po::value(&working_dir), "the task's working_dir (overrides the env's)");
   po::variables_map vm;
-  if (!ParseOptions("task run", args, desc, vm, err)) {
-    err << kTaskUsage;
-    return kExitUsage;
-  }
-  if (vm.count("help")) {
-    out << kTaskUsage << desc;
-    return kExitOk;
-  }
+  if (auto rc = cli::ParseCommand("task run", args, desc, nullptr, kTaskUsage, vm, out, err))
+    return *rc;
   if (!builtin.empty()) {
     if (builtin != "gpu-probe") {
       err << "orrery task run: --builtin: expected gpu-probe, got '" << builtin << "'\n";
@@ -1476,17 +1437,9 @@ int RunLiveRun(const std::vector<std::string>& args, std::ostream& out, std::ost
       "workload", po::value(&workload), "built-in workload of tasks without output: sleep|cpu")(
       "temp-dir", po::value(&temp_dir), "session root for the token (default /tmp/orrery)")(
       "progress", "print a line per finished task");
-  po::positional_options_description pos;
-  pos.add("scenario", 1);
   po::variables_map vm;
-  if (!ParseOptions("live run", args, desc, vm, err, &pos)) {
-    err << kLiveRunUsage;
-    return kExitUsage;
-  }
-  if (vm.count("help")) {
-    out << kLiveRunUsage << desc;
-    return kExitOk;
-  }
+  if (auto rc = cli::ParseCommand("live run", args, desc, "scenario", kLiveRunUsage, vm, out, err))
+    return *rc;
   if (scenario_path.empty()) {
     err << "orrery live run: missing SCENARIO.yaml\n" << kLiveRunUsage;
     return kExitUsage;

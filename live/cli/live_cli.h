@@ -16,13 +16,14 @@
 // input or no cluster reachable.
 #pragma once
 
-#include <optional>
 #include <boost/program_options.hpp>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "core/cli/cli.h"
+#include "core/cli/cli_util.h"
 
 namespace orrery::live {
 
@@ -38,12 +39,8 @@ struct Cluster {
 std::optional<Cluster> FindCluster(const std::string& cmd, const std::string& address_flag,
                                    const std::string& temp_dir, std::ostream& err);
 
-// Parses `args` against `desc` (and `pos`); on a usage error writes "orrery CMD: what" to `err`
-// and returns false.
-bool ParseOptions(const std::string& cmd, const std::vector<std::string>& args,
-                  const boost::program_options::options_description& desc,
-                  boost::program_options::variables_map& vm, std::ostream& err,
-                  const boost::program_options::positional_options_description* pos = nullptr);
+// The option parser of every front end (core/cli/cli_util.h).
+using cli::ParseOptions;
 
 // start, stop, status, list, task, and the hidden __head / __node (empty usage).
 std::vector<cli::Command> LiveCommands();

@@ -10,9 +10,7 @@
 
 namespace orrery::live {
 
-namespace {
-
-std::shared_ptr<grpc::Channel> Channel(const std::string& address) {
+std::shared_ptr<grpc::Channel> ClientChannel(const std::string& address) {
   grpc::ChannelArguments args;
   // A node that dies without closing its socket is noticed within ~15 s on a streaming call.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
@@ -21,110 +19,73 @@ std::shared_ptr<grpc::Channel> Channel(const std::string& address) {
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
 }
 
-void Prepare(grpc::ClientContext* ctx, const std::string& token, milliseconds timeout) {
-  AttachToken(ctx, token);
-  ctx->set_deadline(std::chrono::system_clock::now() + timeout);
-}
-
-template <typename Reply, typename Call>
-StatusOr<Reply> Unary(const std::string& token, milliseconds timeout, Call&& call) {
-  grpc::ClientContext ctx;
-  Prepare(&ctx, token, timeout);
-  Reply reply;
-  grpc::Status s = call(&ctx, &reply);
-  if (!s.ok()) return FromGrpc(s);
-  return reply;
-}
-
+namespace {
+using HeadStub = v1::HeadService::Stub;
+using NodeStub = v1::NodeService::Stub;
 }  // namespace
 
 HeadClient::HeadClient(const std::string& address, std::string token, milliseconds timeout)
-    : stub_(v1::HeadService::NewStub(Channel(address))),
+    : stub_(v1::HeadService::NewStub(ClientChannel(address))),
       token_(std::move(token)),
       timeout_(timeout) {}
 
 StatusOr<v1::ReadyReply> HeadClient::Ready() {
-  return Unary<v1::ReadyReply>(token_, timeout_, [&](auto* ctx, auto* r) {
-    return stub_->Ready(ctx, v1::ReadyRequest(), r);
-  });
+  return CallUnary(*stub_, token_, timeout_, &HeadStub::Ready, v1::ReadyRequest());
 }
 StatusOr<v1::ListNodesReply> HeadClient::ListNodes() {
-  return Unary<v1::ListNodesReply>(token_, timeout_, [&](auto* ctx, auto* r) {
-    return stub_->ListNodes(ctx, v1::ListNodesRequest(), r);
-  });
+  return CallUnary(*stub_, token_, timeout_, &HeadStub::ListNodes, v1::ListNodesRequest());
 }
 StatusOr<v1::ListTasksReply> HeadClient::ListTasks() {
-  return Unary<v1::ListTasksReply>(token_, timeout_, [&](auto* ctx, auto* r) {
-    return stub_->ListTasks(ctx, v1::ListTasksRequest(), r);
-  });
+  return CallUnary(*stub_, token_, timeout_, &HeadStub::ListTasks, v1::ListTasksRequest());
 }
 StatusOr<v1::ClusterView> HeadClient::GetClusterView() {
-  return Unary<v1::ClusterView>(token_, timeout_, [&](auto* ctx, auto* r) {
-    return stub_->GetClusterView(ctx, v1::GetClusterViewRequest(), r);
-  });
+  return CallUnary(*stub_, token_, timeout_, &HeadStub::GetClusterView,
+                   v1::GetClusterViewRequest());
 }
 StatusOr<v1::PlacementGroupInfo> HeadClient::CreatePlacementGroup(
     const v1::CreatePlacementGroupRequest& req) {
-  auto r = Unary<v1::CreatePlacementGroupReply>(token_, timeout_, [&](auto* ctx, auto* out) {
-    return stub_->CreatePlacementGroup(ctx, req, out);
-  });
+  auto r = CallUnary(*stub_, token_, timeout_, &HeadStub::CreatePlacementGroup, req);
   if (!r.ok()) return r.status();
   return r->group();
 }
 StatusOr<v1::PlacementGroupInfo> HeadClient::GetPlacementGroup(const std::string& group_id) {
   v1::GetPlacementGroupRequest req;
   req.set_group_id(group_id);
-  return Unary<v1::PlacementGroupInfo>(token_, timeout_, [&](auto* ctx, auto* out) {
-    return stub_->GetPlacementGroup(ctx, req, out);
-  });
+  return CallUnary(*stub_, token_, timeout_, &HeadStub::GetPlacementGroup, req);
 }
 Status HeadClient::RemovePlacementGroup(const std::string& group_id) {
   v1::RemovePlacementGroupRequest req;
   req.set_group_id(group_id);
-  return Unary<v1::RemovePlacementGroupReply>(
-             token_, timeout_,
-             [&](auto* ctx, auto* out) { return stub_->RemovePlacementGroup(ctx, req, out); })
-      .status();
+  return CallUnary(*stub_, token_, timeout_, &HeadStub::RemovePlacementGroup, req).status();
 }
 StatusOr<v1::ListPlacementGroupsReply> HeadClient::ListPlacementGroups() {
-  return Unary<v1::ListPlacementGroupsReply>(token_, timeout_, [&](auto* ctx, auto* out) {
-    return stub_->ListPlacementGroups(ctx, v1::ListPlacementGroupsRequest(), out);
-  });
+  return CallUnary(*stub_, token_, timeout_, &HeadStub::ListPlacementGroups,
+                   v1::ListPlacementGroupsRequest());
 }
 Status HeadClient::Shutdown() {
-  return Unary<v1::ShutdownReply>(
-             token_, timeout_,
-             [&](auto* ctx, auto* r) { return stub_->Shutdown(ctx, v1::ShutdownRequest(), r); })
-      .status();
+  return CallUnary(*stub_, token_, timeout_, &HeadStub::Shutdown, v1::ShutdownRequest()).status();
 }
 
 NodeClient::NodeClient(const std::string& address, std::string token, milliseconds timeout)
-    : stub_(v1::NodeService::NewStub(Channel(address))),
+    : stub_(v1::NodeService::NewStub(ClientChannel(address))),
       token_(std::move(token)),
       timeout_(timeout) {}
 
 StatusOr<v1::ReadyReply> NodeClient::Ready() {
-  return Unary<v1::ReadyReply>(token_, timeout_, [&](auto* ctx, auto* r) {
-    return stub_->Ready(ctx, v1::ReadyRequest(), r);
-  });
+  return CallUnary(*stub_, token_, timeout_, &NodeStub::Ready, v1::ReadyRequest());
 }
 
 StatusOr<v1::RequestWorkerLeaseReply> NodeClient::RequestWorkerLease(
     const v1::RequestWorkerLeaseRequest& req, milliseconds hold) {
   const milliseconds wait =
       req.queue_timeout_ms() > 0 ? milliseconds(req.queue_timeout_ms()) : hold;
-  return Unary<v1::RequestWorkerLeaseReply>(token_, timeout_ + wait, [&](auto* ctx, auto* r) {
-    return stub_->RequestWorkerLease(ctx, req, r);
-  });
+  return CallUnary(*stub_, token_, timeout_ + wait, &NodeStub::RequestWorkerLease, req);
 }
 
 Status NodeClient::ReturnWorkerLease(const std::string& task_id) {
   v1::ReturnWorkerLeaseRequest req;
   req.set_task_id(task_id);
-  return Unary<v1::ReturnWorkerLeaseReply>(
-             token_, timeout_,
-             [&](auto* ctx, auto* r) { return stub_->ReturnWorkerLease(ctx, req, r); })
-      .status();
+  return CallUnary(*stub_, token_, timeout_, &NodeStub::ReturnWorkerLease, req).status();
 }
 
 StatusOr<bool> NodeClient::CancelWorkerLease(const std::string& task_id,
@@ -132,9 +93,7 @@ StatusOr<bool> NodeClient::CancelWorkerLease(const std::string& task_id,
   v1::CancelWorkerLeaseRequest req;
   req.set_task_id(task_id);
   req.set_reason(reason);
-  auto r = Unary<v1::CancelWorkerLeaseReply>(token_, timeout_, [&](auto* ctx, auto* rep) {
-    return stub_->CancelWorkerLease(ctx, req, rep);
-  });
+  auto r = CallUnary(*stub_, token_, timeout_, &NodeStub::CancelWorkerLease, req);
   if (!r.ok()) return r.status();
   return r->canceled();
 }
@@ -163,14 +122,15 @@ Status NodeClient::PutObject(const std::string& object_id, uint64_t bytes) {
   req.set_object_id(object_id);
   req.set_bytes(bytes);
   // Writing a big object takes a while: 1 s per 50 MB on top of the timeout.
-  return Unary<v1::PutObjectReply>(token_, timeout_ + milliseconds(bytes / 50000),
-                                   [&](auto* ctx, auto* r) { return stub_->PutObject(ctx, req, r); })
+  return CallUnary(*stub_, token_, timeout_ + milliseconds(bytes / 50000), &NodeStub::PutObject,
+                   req)
       .status();
 }
 
 StatusOr<std::string> NodeClient::FetchObject(const std::string& object_id) {
   grpc::ClientContext ctx;
-  Prepare(&ctx, token_, timeout_);
+  AttachToken(&ctx, token_);
+  ctx.set_deadline(std::chrono::system_clock::now() + timeout_);
   v1::FetchObjectRequest req;
   req.set_object_id(object_id);
   auto reader = stub_->FetchObject(&ctx, req);
@@ -183,10 +143,7 @@ StatusOr<std::string> NodeClient::FetchObject(const std::string& object_id) {
 }
 
 Status NodeClient::Shutdown() {
-  return Unary<v1::ShutdownReply>(
-             token_, timeout_,
-             [&](auto* ctx, auto* r) { return stub_->Shutdown(ctx, v1::ShutdownRequest(), r); })
-      .status();
+  return CallUnary(*stub_, token_, timeout_, &NodeStub::Shutdown, v1::ShutdownRequest()).status();
 }
 
 namespace {

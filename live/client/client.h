@@ -15,13 +15,40 @@
 #include <vector>
 
 #include "core/placement/two_phase.h"
-
 #include "core/status.h"
+#include "live/rpc/convert.h"
+#include "live/rpc/rpc_util.h"
 #include "orrery.grpc.pb.h"
 
 namespace orrery::live {
 
 using std::chrono::milliseconds;
+
+// The channel every client of live/ opens to a daemon (keepalive on, so a streaming call notices
+// a node that died without closing its socket within ~15 s).
+std::shared_ptr<grpc::Channel> ClientChannel(const std::string& address);
+
+// One blocking unary call of `method` on `stub` with the cluster token and a deadline `timeout`
+// from now; a gRPC error becomes its Status (FromGrpc). The one shape of every unary client call:
+//   CallUnary(*stub, token, timeout, &v1::NodeService::Stub::Ready, v1::ReadyRequest())
+// Blocks the calling thread; thread-safe as the stub is.
+template <typename Stub, typename Request, typename Reply>
+StatusOr<Reply> CallUnary(Stub& stub, const std::string& token, milliseconds timeout,
+                          grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                                       Reply*),
+                          const Request& req);
+
+// CallUnary on a channel of its own to the head at `address`: the one-shot helpers of the tools
+// (`orrery status`, `orrery list actors`, an actor's report):
+//   CallHead(address, token, timeout, &v1::HeadService::Stub::ListActors, v1::ListActorsRequest())
+template <typename Request, typename Reply>
+StatusOr<Reply> CallHead(const std::string& address, const std::string& token, milliseconds timeout,
+                         grpc::Status (v1::HeadService::Stub::*method)(grpc::ClientContext*,
+                                                                       const Request&, Reply*),
+                         const Request& req) {
+  auto stub = v1::HeadService::NewStub(ClientChannel(address));
+  return CallUnary(*stub, token, timeout, method, req);
+}
 
 class HeadClient {
  public:
@@ -126,5 +153,21 @@ StatusOr<AcquiredLease> AcquireLease(const std::string& entry_address, const std
 std::thread AcquireLeaseAsync(std::string entry_address, std::string token,
                               v1::RequestWorkerLeaseRequest req, AcquireOptions options,
                               std::function<void(StatusOr<AcquiredLease>)> done);
+
+// --- implementation
+
+template <typename Stub, typename Request, typename Reply>
+StatusOr<Reply> CallUnary(Stub& stub, const std::string& token, milliseconds timeout,
+                          grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                                       Reply*),
+                          const Request& req) {
+  grpc::ClientContext ctx;
+  AttachToken(&ctx, token);
+  ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+  Reply reply;
+  grpc::Status s = (stub.*method)(&ctx, req, &reply);
+  if (!s.ok()) return FromGrpc(s);
+  return reply;
+}
 
 }  // namespace orrery::live

@@ -6,6 +6,7 @@
 #include <iomanip>
 #include <nlohmann/json.hpp>
 
+#include "live/client/client.h"
 #include "live/rpc/convert.h"
 #include "live/rpc/rpc_util.h"
 
@@ -78,30 +79,15 @@ std::string ActorStateText(v1::ActorState s) {
 
 Status ReportActor(const std::string& head_address, const std::string& token,
                    const v1::ActorInfo& info, std::chrono::milliseconds timeout) {
-  auto stub = v1::HeadService::NewStub(
-      grpc::CreateChannel(head_address, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  AttachToken(&ctx, token);
-  ctx.set_deadline(std::chrono::system_clock::now() + timeout);
   v1::ReportActorRequest req;
   *req.mutable_actor() = info;
-  v1::ReportActorReply reply;
-  grpc::Status s = stub->ReportActor(&ctx, req, &reply);
-  if (!s.ok()) return FromGrpc(s);
-  return Status::Ok();
+  return CallHead(head_address, token, timeout, &v1::HeadService::Stub::ReportActor, req).status();
 }
 
 StatusOr<v1::ListActorsReply> ListActors(const std::string& head_address, const std::string& token,
                                          std::chrono::milliseconds timeout) {
-  auto stub = v1::HeadService::NewStub(
-      grpc::CreateChannel(head_address, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  AttachToken(&ctx, token);
-  ctx.set_deadline(std::chrono::system_clock::now() + timeout);
-  v1::ListActorsReply reply;
-  grpc::Status s = stub->ListActors(&ctx, v1::ListActorsRequest(), &reply);
-  if (!s.ok()) return FromGrpc(s);
-  return reply;
+  return CallHead(head_address, token, timeout, &v1::HeadService::Stub::ListActors,
+                  v1::ListActorsRequest());
 }
 
 int PrintActors(const std::string& head_address, const std::string& token,

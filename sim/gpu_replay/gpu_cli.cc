@@ -24,11 +24,7 @@ namespace {
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
-using cli::SplitComma;
-using cli::WriteFile;
-using cli::kExitFailed;
-using cli::kExitOk;
-using cli::kExitUsage;
+using cli::SplitComma, cli::WriteFile, cli::kExitFailed, cli::kExitOk, cli::kExitUsage;
 
 constexpr const char* kRunUsage =
     "usage: orrery sim run GPU_SCENARIO.yaml [--policy NAME] [--seed N] [--set path=value]...\n"
@@ -221,19 +217,10 @@ int CompareCommand(const std::vector<std::string>& args, std::ostream& out, std:
       "out", po::value(&out_dir), "output directory [out/compare]")(
       "jobs", po::value(&jobs), "runs in parallel [the number of CPUs]")(
       "run-dirs", "also write every run's files under DIR/<policy>-seed<N>/");
-  po::positional_options_description pos;
-  pos.add("scenario", 1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    err << "orrery sim compare: " << e.what() << "\n" << kCompareUsage;
-    return kExitUsage;
-  }
-  if (vm.count("help")) {
-    out << kCompareUsage << desc;
-    return kExitOk;
+  if (auto rc =
+          cli::ParseCommand("sim compare", args, desc, "scenario", kCompareUsage, vm, out, err)) {
+    return *rc;
   }
   const auto& registry = gpu::GpuPolicyRegistry::Builtin();
   std::vector<std::string> names = SplitComma(policies);
@@ -446,26 +433,24 @@ int CompareCommand(const std::vector<std::string>& args, std::ostream& out, std:
   const std::string subtitle = s.name + ", " + fs::path(s.pods_path).stem().string() +
                                ", mean of " + std::to_string(seeds) + " seed" +
                                (seeds > 1 ? "s" : "");
-  results::SvgChart alloc_chart{.title = "Allocated vs arrived GPU (" + subtitle + ")",
-                                .x_label = "Arrived GPU request (% of cluster GPU capacity)",
-                                .y_label = "Allocated GPU (% of capacity)",
-                                .series = std::move(alloc_series),
-                                .x_min = 0,
-                                .x_max = double(max_pct),
-                                .y_min = 0,
-                                .y_max = 100,
-                                .width = 900,
-                                .height = 560};
-  results::SvgChart frag_chart{.title = "GPU fragmentation ratio (" + subtitle + ")",
-                               .x_label = "Arrived GPU request (% of cluster GPU capacity)",
-                               .y_label = "Fragmented GPU (% of idle GPU)",
-                               .series = std::move(frag_series),
-                               .x_min = 0,
-                               .x_max = double(max_pct),
-                               .y_min = 0,
-                               .y_max = 100,
-                               .width = 900,
-                               .height = 560};
+  // Both charts: arrived GPU request on x, a percentage on y, over the same ranges.
+  auto percent_chart = [&](const std::string& title, const std::string& y_label,
+                           std::vector<results::SvgSeries> series) {
+    return results::SvgChart{.title = title + " (" + subtitle + ")",
+                             .x_label = "Arrived GPU request (% of cluster GPU capacity)",
+                             .y_label = y_label,
+                             .series = std::move(series),
+                             .x_min = 0,
+                             .x_max = double(max_pct),
+                             .y_min = 0,
+                             .y_max = 100,
+                             .width = 900,
+                             .height = 560};
+  };
+  results::SvgChart alloc_chart = percent_chart(
+      "Allocated vs arrived GPU", "Allocated GPU (% of capacity)", std::move(alloc_series));
+  results::SvgChart frag_chart = percent_chart(
+      "GPU fragmentation ratio", "Fragmented GPU (% of idle GPU)", std::move(frag_series));
   // The same, zoomed on the knee where the policies part ways.
   results::SvgChart zoom_chart = alloc_chart;
   zoom_chart.title = "Allocated vs arrived GPU, zoomed (" + subtitle + ")";
