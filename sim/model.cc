@@ -9,6 +9,7 @@
 
 #include "core/agent/head_controller.h"
 #include "core/placement/two_phase.h"
+#include "core/results/task_row.h"
 
 namespace orrery::sim {
 
@@ -1382,13 +1383,7 @@ results::RunRecord Model::Finish(double now, double wall_s) {
   double makespan = 0;
   r.attempts.reserve(attempts_.size());
   for (const Attempt& a : attempts_) {
-    const TaskSpec& ts = scenario_.tasks[a.task];
-    results::TaskAttempt row;
-    row.task_id = a.task;
-    row.name = scenario_.names[ts.name];
-    row.job_id = scenario_.jobs[ts.job];
-    row.kind = WorkKindName(ts.kind);
-    row.submit_s = a.submit;
+    results::TaskAttempt row = results::PendingAttemptRow(scenario_, a.task, a.submit);
     row.start_s = a.start;
     row.end_s = a.end;
     int node = a.node;
@@ -1412,15 +1407,7 @@ results::RunRecord Model::Finish(double now, double wall_s) {
   // A task that never arrived (run stopped early) still gets a row.
   for (size_t t = next_arrival_; t < scenario_.tasks.size(); ++t) {
     if (current_attempt_[t] >= 0) continue;
-    const TaskSpec& ts = scenario_.tasks[t];
-    results::TaskAttempt row;
-    row.task_id = t;
-    row.name = scenario_.names[ts.name];
-    row.job_id = scenario_.jobs[ts.job];
-    row.kind = WorkKindName(ts.kind);
-    row.submit_s = ts.submit_s;
-    row.state = "pending";
-    r.attempts.push_back(std::move(row));
+    r.attempts.push_back(results::PendingAttemptRow(scenario_, t, scenario_.tasks[t].submit_s));
   }
   r.samples = samples_;
   r.makespan_s = makespan;

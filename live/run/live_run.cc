@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "core/placement/two_phase.h"
+#include "core/results/task_row.h"
 #include "core/scheduling/scheduler.h"
 #include "core/scheduling/scheduler_settings.h"
 #include "live/cli/autoscaler_cli.h"     // --- autoscaler
@@ -363,13 +364,7 @@ class Runner {
 
   void RunTask(size_t i) {
     const TaskSpec& ts = s_.tasks[i];
-    results::TaskAttempt row;
-    row.task_id = i;
-    row.name = s_.names[ts.name];
-    row.job_id = s_.jobs[ts.job];
-    row.kind = WorkKindName(ts.kind);
-    row.submit_s = Now();
-    row.state = "pending";
+    results::TaskAttempt row = results::PendingAttemptRow(s_, i, Now());
     ResourceRequest shape = s_.shapes[ts.shape];
     const SchedulingStrategy& strategy = s_.strategies[ts.strategy];
     // A task of a placement group asks for its bundle's resources, on the bundle's node.
