@@ -72,7 +72,7 @@ Model::Model(const Scenario& scenario, Platform* platform, ModelOptions options)
       platform_(platform),
       options_(options),
       rng_(scenario.seed),
-      owner_(SimOwnerOptions()),
+      owner_(OwnerSubmitterOptions(scenario.owner, SimOwnerOptions())),
       head_(SimHeadOptions()) {
   const size_t n = scenario_.nodes.size();
   nodes_.resize(n);
@@ -180,6 +180,10 @@ Model::Model(const Scenario& scenario, Platform* platform, ModelOptions options)
   }
   attempts_.reserve(t + t / 8);
   lease_of_att_.reserve(t + t / 8);
+  // Per-class limits need the classes; otherwise every attempt is class 0 (one lease each).
+  if (owner_.options().max_pending_lease_requests_per_class > 0) {
+    class_of_task_ = SchedulingClasses(scenario_);
+  }
 
   pgs_.resize(scenario_.placement_groups.size());
   for (size_t i = 0; i < pgs_.size(); ++i) {
@@ -465,8 +469,10 @@ void Model::Proceed(uint32_t att) {
 
 void Model::SubmitFromOwner(uint32_t att, double delay) {
   const size_t begin = owner_out_.size();
-  // Reuse off: the class does not matter (each attempt gets its own lease).
-  owner_.Submit(att, 0, now_, &owner_out_);
+  // Reuse off: the class matters only to the per-class pending limit (owner:).
+  const agent::ClassHandle cls =
+      class_of_task_.empty() ? 0 : class_of_task_[attempts_[att].task];
+  owner_.Submit(att, cls, now_, &owner_out_);
   ApplyOwnerDecisions(begin, delay, -1);
 }
 

@@ -259,6 +259,7 @@ class Model {
   // The driver's owner side (core/agent/submitter.h) and its lease per attempt (0 = none).
   agent::Submitter owner_;
   std::vector<agent::SubmitDecision> owner_out_;  // reused: no allocation per decision
+  std::vector<uint32_t> class_of_task_;  // SchedulingClasses, when the owner limits per class
   std::vector<agent::LeaseHandle> lease_of_att_;
   std::vector<int32_t> current_attempt_;  // by task
   std::vector<int32_t> deps_left_;        // by task

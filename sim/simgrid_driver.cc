@@ -97,6 +97,11 @@ StatusOr<SimRunResult> RunOnSimGrid(const Scenario& scenario, const SimRunOption
   }
   g_simulated = true;
   if (scenario.nodes.empty()) return InvalidArgument(scenario.path + ": the cluster has no nodes");
+  if (scenario.owner.reuse_leases) {
+    return InvalidArgument(scenario.path +
+                           ": owner.reuse_leases: the simulator does not model lease reuse yet "
+                           "(orrery live run does); drop it or set it to false");
+  }
   const auto wall_start = std::chrono::steady_clock::now();
 
   // Small actor stacks without guard pages keep thousands of actors cheap (see DEPS.md).
