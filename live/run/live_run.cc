@@ -483,15 +483,21 @@ class Runner {
 
   // The task arrived at its submit time. Called by the run's thread.
   void Arrive(size_t i) {
-    std::lock_guard<std::mutex> l(mu_);
-    TaskRt& t = tasks_[i];
-    t.row = results::PendingAttemptRow(s_, i, Now());
-    t.arrived = true;
-    if (t.deps_left > 0) {
-      t.row.wait_reason = "waiting_for_args";
-      return;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      TaskRt& t = tasks_[i];
+      t.row = results::PendingAttemptRow(s_, i, Now());
+      t.arrived = true;
+      if (t.deps_left > 0) {
+        t.row.wait_reason = "waiting_for_args";
+        return;
+      }
+      if (s_.tasks[i].placement_group >= 0) {
+        ReadyLocked(i);
+        return;
+      }
     }
-    ReadyLocked(i);
+    Prepare(i);  // nothing to wait for: on this thread (a burst posts no jobs)
   }
 
   // Producers final. REQUIRES: mu_ held.
