@@ -97,10 +97,10 @@ StatusOr<SimRunResult> RunOnSimGrid(const Scenario& scenario, const SimRunOption
   }
   g_simulated = true;
   if (scenario.nodes.empty()) return InvalidArgument(scenario.path + ": the cluster has no nodes");
-  if (scenario.owner.reuse_leases) {
+  if (scenario.owner.idle_lease_timeout_s > 0) {
     return InvalidArgument(scenario.path +
-                           ": owner.reuse_leases: the simulator does not model lease reuse yet "
-                           "(orrery live run does); drop it or set it to false");
+                           ": owner.idle_lease_timeout: the simulator returns idle leases at once "
+                           "(orrery live run keeps them); drop it or set it to 0s");
   }
   const auto wall_start = std::chrono::steady_clock::now();
 
