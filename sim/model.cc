@@ -9,6 +9,7 @@
 
 #include "core/agent/head_controller.h"
 #include "core/placement/two_phase.h"
+#include "core/results/task_row.h"
 
 namespace orrery::sim {
 
@@ -71,7 +72,7 @@ Model::Model(const Scenario& scenario, Platform* platform, ModelOptions options)
       platform_(platform),
       options_(options),
       rng_(scenario.seed),
-      owner_(SimOwnerOptions()),
+      owner_(OwnerSubmitterOptions(scenario.owner, SimOwnerOptions())),
       head_(SimHeadOptions()) {
   const size_t n = scenario_.nodes.size();
   nodes_.resize(n);
@@ -179,6 +180,11 @@ Model::Model(const Scenario& scenario, Platform* platform, ModelOptions options)
   }
   attempts_.reserve(t + t / 8);
   lease_of_att_.reserve(t + t / 8);
+  // Per-class limits need the classes; otherwise every attempt is class 0 (one lease each).
+  reuse_ = owner_.options().reuse_leases;
+  if (reuse_ || owner_.options().max_pending_lease_requests_per_class > 0) {
+    class_of_task_ = SchedulingClasses(scenario_);
+  }
 
   pgs_.resize(scenario_.placement_groups.size());
   for (size_t i = 0; i < pgs_.size(); ++i) {
@@ -464,8 +470,10 @@ void Model::Proceed(uint32_t att) {
 
 void Model::SubmitFromOwner(uint32_t att, double delay) {
   const size_t begin = owner_out_.size();
-  // Reuse off: the class does not matter (each attempt gets its own lease).
-  owner_.Submit(att, 0, now_, &owner_out_);
+  // Reuse off: the class matters only to the per-class pending limit (owner:).
+  const agent::ClassHandle cls =
+      class_of_task_.empty() ? 0 : class_of_task_[attempts_[att].task];
+  owner_.Submit(att, cls, now_, &owner_out_);
   ApplyOwnerDecisions(begin, delay, -1);
 }
 
@@ -474,10 +482,58 @@ void Model::ApplyOwnerDecisions(size_t begin, double delay, int node) {
   // append and drop decisions of its own past our end; each decision is copied before use.
   for (size_t i = begin; i < owner_out_.size(); ++i) {
     const agent::SubmitDecision d = owner_out_[i];
-    const uint32_t att = static_cast<uint32_t>(d.task);
+    uint32_t att = static_cast<uint32_t>(d.task);
+    if (reuse_) {
+      switch (d.kind) {
+        case agent::SubmitDecision::Kind::kRequestLease:
+          att = NewReq(d.lease, att);  // the request's own key
+          break;
+        case agent::SubmitDecision::Kind::kPushTask: {
+          // Onto a lease the owner holds: no scheduling decision, the lease's node runs it.
+          const uint32_t r = req_of_lease_.at(d.lease);
+          if (attempts_[att].state != AState::kPending || attempts_[att].node >= 0) {
+            // Ended while it waited in the owner's queue: the lease is free again.
+            owner_.OnTaskFinished(d.lease, now_, &owner_out_);
+            continue;
+          }
+          lease_of_att_[att] = d.lease;
+          OnGranted(att, reqs_[r].node);
+          continue;
+        }
+        case agent::SubmitDecision::Kind::kReturnLease: {
+          auto it = req_of_lease_.find(d.lease);
+          if (it == req_of_lease_.end()) continue;
+          const uint32_t r = it->second;
+          req_of_lease_.erase(it);
+          reqs_[r].done = true;
+          const int node_of_lease = reqs_[r].node;
+          if (node_of_lease >= 0 && nodes_[node_of_lease].up &&
+              Agent(node_of_lease).ReturnLease(Key(kReqBase + r))) {
+            MirrorLocal(node_of_lease);
+          }
+          // The freed resources may grant requests queued there; a grant nothing needs comes
+          // straight back here, so the passes run in a loop, not nested.
+          if (node_of_lease >= 0) {
+            return_passes_.push_back(node_of_lease);
+            if (!in_return_passes_) {
+              in_return_passes_ = true;
+              while (!return_passes_.empty()) {
+                const int n = return_passes_.back();
+                return_passes_.pop_back();
+                SchedulePendingAt(n);
+              }
+              in_return_passes_ = false;
+            }
+          }
+          continue;
+        }
+        case agent::SubmitDecision::Kind::kFailTask:
+          break;
+      }
+    }
     switch (d.kind) {
       case agent::SubmitDecision::Kind::kRequestLease: {
-        lease_of_att_[att] = d.lease;
+        if (!reuse_) lease_of_att_[att] = d.lease;
         const double wait = d.not_before > now_ ? delay + (d.not_before - now_) : delay;
         if (d.node == agent::kEntryNode) {
           RequestFromOwner(att, wait);
@@ -506,7 +562,8 @@ void Model::ApplyOwnerDecisions(size_t begin, double delay, int node) {
 }
 
 void Model::RequestFromOwner(uint32_t att, double delay) {
-  const int decider = DeciderFor(attempts_[att].task);
+  const int decider =
+      DeciderFor(attempts_[IsReq(att) ? reqs_[att - kReqBase].templ : att].task);
   const int owner = OwnerNode();
   const double t = now_ + delay + Hop(owner, decider);
   if (t <= now_) {
@@ -517,6 +574,7 @@ void Model::RequestFromOwner(uint32_t att, double delay) {
 }
 
 void Model::OnLeaseRequest(uint32_t att, int node, bool grant_or_reject) {
+  if (IsReq(att)) return OnReqLeaseRequest(att, node, grant_or_reject);
   Attempt& a = attempts_[att];
   if (a.state != AState::kPending || a.node >= 0) return;  // canceled, failed, or placed
   const int owner = OwnerNode();
@@ -555,6 +613,7 @@ void Model::OnLeaseRequest(uint32_t att, int node, bool grant_or_reject) {
 
 void Model::HandleReply(int node, const LeaseReply& r) {
   const uint32_t att = ParseKey(r.task_id);
+  if (IsReq(att)) return HandleReqReply(node, att, r);
   Attempt& a = attempts_[att];
   const int owner = OwnerNode();
   switch (r.kind) {
@@ -601,6 +660,135 @@ void Model::HandleReply(int node, const LeaseReply& r) {
       a.queued_at = node;
       SetWait(att, r.wait_reason);
       break;
+  }
+}
+
+// --- owner.reuse_leases ----------------------------------------------------------------------
+
+uint32_t Model::NewReq(agent::LeaseHandle lease, uint32_t templ) {
+  const uint32_t r = static_cast<uint32_t>(reqs_.size());
+  ReqRt q;
+  q.lease = lease;
+  q.templ = templ;
+  reqs_.push_back(q);
+  req_of_lease_[lease] = r;
+  return kReqBase + r;
+}
+
+void Model::OnReqLeaseRequest(uint32_t key, int node, bool grant_or_reject) {
+  ReqRt& q = reqs_[key - kReqBase];
+  if (q.done || q.node >= 0) return;
+  if (!owner_.StillNeeded(q.lease)) {  // its class ran out of tasks meanwhile
+    owner_.CancelLease(q.lease);
+    q.done = true;
+    req_of_lease_.erase(q.lease);
+    return;
+  }
+  const int owner = OwnerNode();
+  if (!nodes_[node].up) {
+    RequestFromOwner(key, Hop(node, owner));
+    return;
+  }
+  const uint32_t task = attempts_[q.templ].task;
+  agent::NodeAgent& ag = Agent(node);
+  if (grant_or_reject && !ag.has_manager()) {
+    LeaseReply r;
+    r.task_id = Key(key);
+    r.kind = ag.GrantHere(Key(key), scenario_.shapes[scenario_.tasks[task].shape])
+                 ? LeaseReply::Kind::kGranted
+                 : LeaseReply::Kind::kRejected;
+    HandleReqReply(node, key, r);
+    return;
+  }
+  Lm(node);
+  LeaseRequest req;
+  req.task_id = Key(key);
+  req.sched = RequestFor(task);
+  req.grant_or_reject = grant_or_reject;
+  req.spillbacks = q.spillbacks;
+  LeaseReply r = ag.RequestLease(std::move(req), rng_);
+  MirrorLocal(node);
+  HandleReqReply(node, key, r);
+}
+
+void Model::SetReqWait(uint32_t idx, WaitReason w) {
+  ReqRt& q = reqs_[idx];
+  if (q.wait == w) return;
+  const TaskSpec& ts = scenario_.tasks[attempts_[q.templ].task];
+  if (ts.placement_group < 0) {
+    auto wants = [](WaitReason r) {
+      return r == WaitReason::kInfeasible || r == WaitReason::kWaitingForResources;
+    };
+    demand_by_shape_[ts.shape] += static_cast<int>(wants(w)) - static_cast<int>(wants(q.wait));
+  }
+  q.wait = w;
+}
+
+void Model::HandleReqReply(int node, uint32_t key, const LeaseReply& r) {
+  const uint32_t idx = key - kReqBase;
+  const int owner = OwnerNode();
+  const agent::LeaseHandle lease = reqs_[idx].lease;
+  const size_t begin = owner_out_.size();
+  SetReqWait(idx, r.kind == LeaseReply::Kind::kQueued ? r.wait_reason : WaitReason::kNone);
+  switch (r.kind) {
+    case LeaseReply::Kind::kGranted:
+      reqs_[idx].node = node;
+      owner_.OnLeaseGranted(lease, node, now_, &owner_out_);
+      ApplyOwnerDecisions(begin, 0.0, node);
+      break;
+    case LeaseReply::Kind::kSpillback:
+      reqs_[idx].spillbacks = static_cast<uint16_t>(r.spillbacks);
+      ++spillbacks_;
+      last_activity_ = now_;
+      owner_.OnLeaseSpilled(lease, node_of_slot_[truth_.FindSlot(r.node)], r.grant_or_reject, now_,
+                            &owner_out_);
+      ApplyOwnerDecisions(begin, Hop(node, owner), node);
+      break;
+    case LeaseReply::Kind::kRejected:
+      owner_.OnLeaseRejected(lease, now_, &owner_out_);
+      ApplyOwnerDecisions(begin, Hop(node, owner), node);
+      break;
+    case LeaseReply::Kind::kCanceled:
+      reqs_[idx].done = true;
+      req_of_lease_.erase(lease);
+      owner_.OnLeaseRequestFailed(lease, r.reason, now_, &owner_out_);
+      ApplyOwnerDecisions(begin, 0.0, node);
+      break;
+    case LeaseReply::Kind::kQueued:
+      break;  // the node grants it later (SchedulePending)
+  }
+}
+
+void Model::EndOnLease(agent::LeaseHandle lease) {
+  auto it = req_of_lease_.find(lease);
+  if (it == req_of_lease_.end()) return;
+  ReqRt& q = reqs_[it->second];
+  const int node = q.node;
+  const size_t begin = owner_out_.size();
+  if (node >= 0 && nodes_[node].up) {
+    owner_.OnTaskFinished(lease, now_, &owner_out_);
+  } else {
+    q.done = true;
+    req_of_lease_.erase(it);
+    owner_.OnLeaseLost(lease, now_, &owner_out_);
+  }
+  ApplyOwnerDecisions(begin, 0.0, node);
+}
+
+void Model::LoseLeasesOn(int node) {
+  std::vector<agent::LeaseHandle> lost;
+  for (const auto& [lease, r] : req_of_lease_) {
+    if (reqs_[r].node == node) lost.push_back(lease);
+  }
+  std::sort(lost.begin(), lost.end());  // deterministic order
+  for (agent::LeaseHandle lease : lost) {
+    auto it = req_of_lease_.find(lease);
+    if (it == req_of_lease_.end()) continue;
+    reqs_[it->second].done = true;
+    req_of_lease_.erase(it);
+    const size_t begin = owner_out_.size();
+    owner_.OnLeaseLost(lease, now_, &owner_out_);
+    ApplyOwnerDecisions(begin, 0.0, node);
   }
 }
 
@@ -743,6 +931,8 @@ void Model::ReleaseAttempt(uint32_t att) {
   auto& run = nodes_[node].running;
   run.erase(std::remove(run.begin(), run.end(), att), run.end());
   if (!nodes_[node].up) return;  // the node's resources were reset when it crashed
+  // A reused lease stays held between tasks; the owner's kReturnLease gives it back.
+  if (reuse_ && lease_of_att_[att] != 0) return;
   // Back to the node (its manager, or the truth if it never decided) or to its bundle's pool.
   agent::NodeAgent& ag = Agent(node);
   if (ag.ReturnLease(Key(att)) && a.bundle_pg < 0) MirrorLocal(node);
@@ -751,8 +941,9 @@ void Model::ReleaseAttempt(uint32_t att) {
 void Model::EndAttempt(uint32_t att, AState state) {
   Attempt& a = attempts_[att];
   // The owner forgets the attempt's lease: its node releases what it granted (ReleaseAttempt).
-  owner_.CancelLease(lease_of_att_[att]);
-  lease_of_att_[att] = 0;
+  // With reuse the lease outlives the attempt (EndOnLease below).
+  const agent::LeaseHandle lease = lease_of_att_[att];
+  if (!reuse_) owner_.CancelLease(lease);
   const bool was_running = a.state == AState::kRunning;
   if (was_running) {
     --running_;
@@ -760,6 +951,7 @@ void Model::EndAttempt(uint32_t att, AState state) {
   } else if (a.state == AState::kPending) {
     --pending_;
   }
+  lease_of_att_[att] = 0;
   SetWait(att, WaitReason::kNone);
   ReleaseEnv(att);
   a.state = state;
@@ -769,6 +961,7 @@ void Model::EndAttempt(uint32_t att, AState state) {
   if (state == AState::kFinished) ++finished_;
   if (state == AState::kFailed) ++failed_attempts_;
   if (state == AState::kCanceled) ++canceled_;
+  if (reuse_ && lease != 0) EndOnLease(lease);
 }
 
 void Model::TaskFinal(uint32_t) { ++tasks_final_; }
@@ -1111,9 +1304,14 @@ void Model::OnFailure(const FailureSpec& f) {
     rt.running.clear();
     // The node's agent forgets everything (its manager, leases, bundles, runtime-env cache and
     // idle workers); lease requests queued there go back to their owner (same attempt).
+    if (reuse_) LoseLeasesOn(node);
     for (const PendingLease& p : rt.agent->Reset()) {
       const uint32_t att = ParseKey(p.task_id);
-      attempts_[att].queued_at = -1;
+      if (IsReq(att)) {
+        SetReqWait(att - kReqBase, WaitReason::kNone);
+      } else {
+        attempts_[att].queued_at = -1;
+      }
       RequestFromOwner(att, Hop(node, owner));
     }
     lm_nodes_.erase(std::remove(lm_nodes_.begin(), lm_nodes_.end(), node), lm_nodes_.end());
@@ -1382,13 +1580,7 @@ results::RunRecord Model::Finish(double now, double wall_s) {
   double makespan = 0;
   r.attempts.reserve(attempts_.size());
   for (const Attempt& a : attempts_) {
-    const TaskSpec& ts = scenario_.tasks[a.task];
-    results::TaskAttempt row;
-    row.task_id = a.task;
-    row.name = scenario_.names[ts.name];
-    row.job_id = scenario_.jobs[ts.job];
-    row.kind = WorkKindName(ts.kind);
-    row.submit_s = a.submit;
+    results::TaskAttempt row = results::PendingAttemptRow(scenario_, a.task, a.submit);
     row.start_s = a.start;
     row.end_s = a.end;
     int node = a.node;
@@ -1412,15 +1604,7 @@ results::RunRecord Model::Finish(double now, double wall_s) {
   // A task that never arrived (run stopped early) still gets a row.
   for (size_t t = next_arrival_; t < scenario_.tasks.size(); ++t) {
     if (current_attempt_[t] >= 0) continue;
-    const TaskSpec& ts = scenario_.tasks[t];
-    results::TaskAttempt row;
-    row.task_id = t;
-    row.name = scenario_.names[ts.name];
-    row.job_id = scenario_.jobs[ts.job];
-    row.kind = WorkKindName(ts.kind);
-    row.submit_s = ts.submit_s;
-    row.state = "pending";
-    r.attempts.push_back(std::move(row));
+    r.attempts.push_back(results::PendingAttemptRow(scenario_, t, scenario_.tasks[t].submit_s));
   }
   r.samples = samples_;
   r.makespan_s = makespan;

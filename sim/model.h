@@ -198,6 +198,33 @@ class Model {
   void ApplyOwnerDecisions(size_t begin, double delay, int node);
   void OnLeaseRequest(uint32_t att, int node, bool grant_or_reject);
   void HandleReply(int node, const LeaseReply& r);
+  // --- owner.reuse_leases: a lease request is the owner's, not an attempt's. Its key (the
+  // node's task id, and `att` in the lease-request path) is kReqBase + its index in reqs_; the
+  // node's allocation stays under that key while tasks of the class run on the lease, and goes
+  // back on the owner's kReturnLease (or with the node).
+  static constexpr uint32_t kReqBase = 1u << 30;
+  static bool IsReq(uint32_t key) { return key >= kReqBase; }
+  struct ReqRt {
+    agent::LeaseHandle lease = 0;
+    uint32_t templ = 0;      // the attempt whose task gave the request its shape and arguments
+    uint16_t spillbacks = 0;
+    int32_t node = -1;       // granted there
+    bool done = false;       // returned, lost, failed or no longer needed
+    WaitReason wait = WaitReason::kNone;  // while queued at a node (the autoscaler's demand)
+  };
+  void SetReqWait(uint32_t idx, WaitReason w);
+  uint32_t NewReq(agent::LeaseHandle lease, uint32_t templ);
+  void OnReqLeaseRequest(uint32_t key, int node, bool grant_or_reject);
+  void HandleReqReply(int node, uint32_t key, const LeaseReply& r);
+  // The attempt that ran on owner lease `lease` ended (node down: the lease is lost).
+  void EndOnLease(agent::LeaseHandle lease);
+  // Granted leases held on `node`, which crashed, are lost.
+  void LoseLeasesOn(int node);
+  bool reuse_ = false;
+  std::vector<int> return_passes_;  // nodes that got a lease back: scheduling passes to run
+  bool in_return_passes_ = false;
+  std::vector<ReqRt> reqs_;
+  std::unordered_map<agent::LeaseHandle, uint32_t> req_of_lease_;
   void OnGranted(uint32_t att, int node);
   void OnStart(uint32_t att);
   void OnFinish(uint32_t att);
@@ -259,6 +286,7 @@ class Model {
   // The driver's owner side (core/agent/submitter.h) and its lease per attempt (0 = none).
   agent::Submitter owner_;
   std::vector<agent::SubmitDecision> owner_out_;  // reused: no allocation per decision
+  std::vector<uint32_t> class_of_task_;  // SchedulingClasses, when the owner limits per class
   std::vector<agent::LeaseHandle> lease_of_att_;
   std::vector<int32_t> current_attempt_;  // by task
   std::vector<int32_t> deps_left_;        // by task

@@ -97,6 +97,11 @@ StatusOr<SimRunResult> RunOnSimGrid(const Scenario& scenario, const SimRunOption
   }
   g_simulated = true;
   if (scenario.nodes.empty()) return InvalidArgument(scenario.path + ": the cluster has no nodes");
+  if (scenario.owner.idle_lease_timeout_s > 0) {
+    return InvalidArgument(scenario.path +
+                           ": owner.idle_lease_timeout: the simulator returns idle leases at once "
+                           "(orrery live run keeps them); drop it or set it to 0s");
+  }
   const auto wall_start = std::chrono::steady_clock::now();
 
   // Small actor stacks without guard pages keep thousands of actors cheap (see DEPS.md).

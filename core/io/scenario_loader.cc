@@ -163,6 +163,9 @@ const Schema& RootSchema() {
                                    {"max_attempts", v},
                                    {"worker_startup", v}});
     const Schema* failure = map({{"at", v}, {"node", v}, {"action", v}});
+    const Schema* owner = map({{"reuse_leases", v},
+                               {"max_pending_lease_requests_per_class", v},
+                               {"idle_lease_timeout", v}});
     return map({{"name", v},
                 {"description", v},
                 {"seed", v},
@@ -173,6 +176,7 @@ const Schema& RootSchema() {
                 {"runtime_envs", list(env)},
                 {"runtime_env_cache", env_cache},
                 {"autoscaler", autoscaler},
+                {"owner", owner},
                 {"failures", list(failure)}});
   }();
   return *kRoot;
@@ -442,6 +446,7 @@ class Loader {
     if (auto f = top.Get("scheduler")) ORRERY_RETURN_IF_ERROR(ParseScheduler(*f));
     if (auto f = top.Get("runtime_envs")) ORRERY_RETURN_IF_ERROR(ParseEnvs(*f));
     if (auto f = top.Get("runtime_env_cache")) ORRERY_RETURN_IF_ERROR(ParseEnvCache(*f));
+    if (auto f = top.Get("owner")) ORRERY_RETURN_IF_ERROR(ParseOwner(*f));
     ORRERY_RETURN_IF_ERROR(ParseAutoscaler(top.Get("autoscaler")));
     if (auto f = top.Get("workload")) ORRERY_RETURN_IF_ERROR(ParseWorkload(*f));
     if (auto f = top.Get("failures")) ORRERY_RETURN_IF_ERROR(ParseFailures(*f));
@@ -705,6 +710,22 @@ class Loader {
     }
     if (auto v = m.Get("worker_startup")) {
       ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &e.worker_startup_s));
+    }
+    return Status::Ok();
+  }
+
+  Status ParseOwner(const Field& f) {
+    MapView m;
+    ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, f, *RootSchema().Field("owner"), &m));
+    OwnerSpec& o = s_.owner;
+    if (auto v = m.Get("reuse_leases")) ORRERY_RETURN_IF_ERROR(ReadBool(ctx_, *v, &o.reuse_leases));
+    if (auto v = m.Get("max_pending_lease_requests_per_class")) {
+      int64_t n = 0;
+      ORRERY_RETURN_IF_ERROR(ReadInt(ctx_, *v, 0, 1000000, &n));
+      o.max_pending_lease_requests_per_class = static_cast<int>(n);
+    }
+    if (auto v = m.Get("idle_lease_timeout")) {
+      ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &o.idle_lease_timeout_s));
     }
     return Status::Ok();
   }

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "core/agent/submitter.h"
 #include "core/cluster_view.h"
 #include "core/placement/bundle_policy.h"
 #include "core/resources.h"
@@ -67,6 +68,23 @@ struct EnvCacheSpec {
   // workers are not reused, as Ray does by default). 0 = worker start-up is not modelled.
   double worker_startup_s = 0.0;
 };
+
+// The driver's task submitter (`owner:` in a scenario; core/agent/submitter.h), shared by the
+// simulator's owner and `live run`. The default is one fresh lease per task attempt (reuse off),
+// every request sent at once.
+struct OwnerSpec {
+  // Feed a granted lease the next queued task of its scheduling class (SchedulingClasses).
+  bool reuse_leases = false;
+  // Lease requests of one class in flight at once; 0 = unlimited.
+  int max_pending_lease_requests_per_class = 0;
+  // A granted lease with nothing to run goes back after this long; 0 = at once.
+  double idle_lease_timeout_s = 0.0;
+};
+
+// `base` with the scenario's owner settings on top (each backend keeps its own transport
+// settings: spillback and rejection limits, backoff).
+agent::SubmitterOptions OwnerSubmitterOptions(const OwnerSpec& owner,
+                                              agent::SubmitterOptions base);
 
 struct NetworkSpec {
   double bandwidth_Bps = 1.25e9;  // per node link, bytes per second (10 Gbit/s)
@@ -153,9 +171,17 @@ struct Scenario {
 
   AutoscalerSpec autoscaler;
   EnvCacheSpec env_cache;
+  OwnerSpec owner;
 
   double max_time_s = std::numeric_limits<double>::infinity();  // stop condition
   std::vector<std::string> warnings;  // e.g. shapes no node type could ever hold
 };
+
+// The scheduling class of every task (by task index), dense from 0 in order of first use: tasks
+// with the same resource shape, strategy (affinity target included), placement group and bundle,
+// runtime env and kind share a class, so a lease granted for one may run the others (the owner's
+// lease reuse). Shapes and strategies are interned at load time, so equal indexes are equal
+// content. Returns the number of classes in *num_classes when non-null. O(tasks) expected.
+std::vector<uint32_t> SchedulingClasses(const Scenario& s, uint32_t* num_classes = nullptr);
 
 }  // namespace orrery

@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <deque>
+#include <limits>
+#include <unordered_map>
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -13,7 +16,9 @@
 #include <set>
 #include <thread>
 
+#include "core/agent/submitter.h"
 #include "core/placement/two_phase.h"
+#include "core/results/task_row.h"
 #include "core/scheduling/scheduler.h"
 #include "core/scheduling/scheduler_settings.h"
 #include "live/cli/autoscaler_cli.h"     // --- autoscaler
@@ -33,7 +38,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr size_t kMaxTasks = 5000;  // one driver thread per task: tiny and medium scenarios
+constexpr size_t kMaxTasks = 5000;  // tiny and medium scenarios
 constexpr uint64_t kMaxEnvBytes = uint64_t{256} << 20;  // per emulated runtime env
 
 std::string ObjectIdOfTask(const std::string& run, size_t task) {
@@ -190,10 +195,87 @@ LocalCluster::~LocalCluster() {
 
 namespace {
 
+// The threads that make the run's blocking calls (lease requests followed to a grant, task
+// runs, a group's bundle): a job goes to an idle thread, else to a new one. Threads are reused,
+// so the run holds as many as it has calls in flight at once (with owner.reuse_leases, at most
+// max_pending_lease_requests_per_class per class plus the running tasks), not one per task.
+class CallPool {
+ public:
+  ~CallPool() { Join(); }
+  void Post(std::function<void()> job) {
+    std::lock_guard<std::mutex> l(mu_);
+    jobs_.push_back(std::move(job));
+    if (jobs_.size() > idle_) {
+      threads_.emplace_back([this] { Loop(); });
+      peak_ = std::max(peak_, threads_.size());
+    } else {
+      cv_.notify_one();
+    }
+  }
+  // Runs the jobs left (and those they post), then ends every thread.
+  void Join() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (;;) {
+      std::thread t;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        if (joined_ == threads_.size()) return;
+        t = std::move(threads_[joined_++]);
+      }
+      t.join();
+    }
+  }
+  size_t peak_threads() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return peak_;
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> l(mu_);
+    for (;;) {
+      if (jobs_.empty()) {
+        ++idle_;
+        cv_.wait(l, [this] { return stop_ || !jobs_.empty(); });
+        --idle_;
+        if (jobs_.empty()) return;  // stopping
+      }
+      std::function<void()> job = std::move(jobs_.front());
+      jobs_.pop_front();
+      l.unlock();
+      job();
+      l.lock();
+    }
+  }
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  size_t idle_ = 0, joined_ = 0, peak_ = 0;
+  bool stop_ = false;
+};
+
+// The scenario's owner settings on the Submitter's defaults: AcquireLease follows spillbacks and
+// rejections itself (one grant or failure per request).
+agent::SubmitterOptions LiveOwnerOptions(const Scenario& s) {
+  return OwnerSubmitterOptions(s.owner, agent::SubmitterOptions{});
+}
+
 class Runner {
  public:
   Runner(const Scenario& s, std::string address, std::string token, LiveRunOptions o)
-      : s_(s), head_address_(std::move(address)), token_(std::move(token)), o_(std::move(o)) {}
+      : s_(s),
+        head_address_(std::move(address)),
+        token_(std::move(token)),
+        o_(std::move(o)),
+        owner_(LiveOwnerOptions(s)) {}
+
+  size_t peak_call_threads() const { return pool_.peak_threads(); }
 
   StatusOr<results::RunRecord> Run() {
     // Task ids are unique per run, so runs on one long-lived cluster never collide.
@@ -208,25 +290,44 @@ class Runner {
     final_.assign(n, 0);
     ok_.assign(n, 0);
     ran_on_.assign(n, "");
+    tasks_.assign(n, TaskRt{});
+    dependents_.assign(n, {});
+    for (size_t i = 0; i < n; ++i) {
+      const TaskSpec& ts = s_.tasks[i];
+      for (uint32_t k = 0; k < ts.args_count; ++k) {
+        const ArgSpec& a = s_.args[ts.args_begin + k];
+        if (a.producer < 0) continue;
+        dependents_[static_cast<size_t>(a.producer)].push_back(static_cast<uint32_t>(i));
+        ++tasks_[i].deps_left;
+      }
+    }
+    class_of_ = SchedulingClasses(s_);
     t0_ = Clock::now();
     std::thread sampler([this] { SampleLoop(); });
     std::thread failures([this] { FailureLoop(); });
     group_state_.assign(s_.placement_groups.size(), GroupState{});
     std::thread groups([this] { GroupLoop(); });
-    std::vector<std::thread> threads;
-    threads.reserve(n);
+    // This thread submits each task at its time; the call pool carries the owner's decisions out.
     for (size_t i = 0; i < n; ++i) {
       std::this_thread::sleep_until(t0_ + std::chrono::duration_cast<Clock::duration>(
                                               std::chrono::duration<double>(s_.tasks[i].submit_s)));
-      threads.emplace_back([this, i] { RunTask(i); });
+      Arrive(i);
     }
-    for (auto& t : threads) t.join();
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [&] { return num_final_ == n; });
+    }
     const double end = Now();
     {
       std::lock_guard<std::mutex> l(mu_);
       done_ = true;
+      // Leases kept idle (owner.idle_lease_timeout_s) go back now.
+      const size_t begin = owner_out_.size();
+      owner_.Tick(std::numeric_limits<double>::infinity(), &owner_out_);
+      ApplyLocked(begin);
     }
     cv_.notify_all();
+    pool_.Join();
     sampler.join();
     failures.join();
     groups.join();
@@ -297,9 +398,8 @@ class Runner {
   }
 
   // `preferred` unless it is down (crashed by a failure): then the driver node, else the first
-  // scenario node that is up.
-  std::string PickDecider(const std::string& preferred) {
-    std::lock_guard<std::mutex> l(mu_);
+  // scenario node that is up. REQUIRES: mu_ held.
+  std::string PickDeciderLocked(const std::string& preferred) const {
     if (!down_.count(preferred)) return preferred;
     if (!down_.count(DriverNode())) return DriverNode();
     for (const auto& n : s_.nodes) {
@@ -307,23 +407,31 @@ class Runner {
     }
     return preferred;
   }
+  std::string PickDecider(const std::string& preferred) {
+    std::lock_guard<std::mutex> l(mu_);
+    return PickDeciderLocked(preferred);
+  }
 
-  void MarkFinal(size_t i, results::TaskAttempt row, bool ok, const std::string& node,
-                 const std::string& why = "") {
+  // Task `i`'s current row is final. Its consumers whose producers are all final become ready.
+  // REQUIRES: mu_ held.
+  void MarkFinalLocked(size_t i, bool ok, const std::string& node, const std::string& why = "") {
+    TaskRt& t = tasks_[i];
     if (o_.progress) {
       std::lock_guard<std::mutex> l(progress_mu_);
-      *o_.progress << "[live run] task " << i << " (" << row.name << ") " << row.state
-                   << (row.attempt > 0 ? " (attempt " + std::to_string(row.attempt) + ")" : "")
+      *o_.progress << "[live run] task " << i << " (" << t.row.name << ") " << t.row.state
+                   << (t.row.attempt > 0 ? " (attempt " + std::to_string(t.row.attempt) + ")" : "")
                    << (node.empty() ? "" : " on " + node) << (why.empty() ? "" : ": " + why)
                    << "\n";
     }
-    attempts_[i].push_back(std::move(row));
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      final_[i] = 1;
-      ok_[i] = ok ? 1 : 0;
-      ran_on_[i] = node;
-      ++num_final_;
+    attempts_[i].push_back(t.row);
+    final_[i] = 1;
+    ok_[i] = ok ? 1 : 0;
+    ran_on_[i] = node;
+    ++num_final_;
+    for (uint32_t d : dependents_[i]) {
+      TaskRt& c = tasks_[d];
+      if (!ok) c.args_failed = true;
+      if (--c.deps_left == 0 && c.arrived) ReadyLocked(d);
     }
     cv_.notify_all();
   }
@@ -361,15 +469,52 @@ class Runner {
     return it == crash_epoch_.end() ? 0 : it->second;
   }
 
-  void RunTask(size_t i) {
+  // ---- tasks through the driver's Submitter ------------------------------------------------
+  //
+  // Every task goes through one agent::Submitter (the driver's owner, as in the simulator):
+  // arrival at its submit time -> its producers final (consumers of a failed producer are
+  // canceled) -> its group's bundle -> Submit under its scheduling class. The Submitter's
+  // decisions are carried out by the call pool: kRequestLease follows a lease request from the
+  // entry node to a grant (AcquireLease), kPushTask runs the task on the granted lease (RunTask),
+  // kReturnLease gives an unused grant back, kFailTask ends the task. The node ends a lease when
+  // its workload ends, so a reused lease (owner.reuse_leases) asks the lease's node again for the
+  // next task with grant_or_reject (the node grants from its own resources, no scheduling decision
+  // and no spillback); a rejection counts as the lease lost and the task is submitted again.
+
+  // The task arrived at its submit time. Called by the run's thread.
+  void Arrive(size_t i) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      TaskRt& t = tasks_[i];
+      t.row = results::PendingAttemptRow(s_, i, Now());
+      t.arrived = true;
+      if (t.deps_left > 0) {
+        t.row.wait_reason = "waiting_for_args";
+        return;
+      }
+      if (s_.tasks[i].placement_group >= 0) {
+        ReadyLocked(i);
+        return;
+      }
+    }
+    Prepare(i);  // nothing to wait for: on this thread (a burst posts no jobs)
+  }
+
+  // Producers final. REQUIRES: mu_ held.
+  void ReadyLocked(size_t i) {
+    TaskRt& t = tasks_[i];
+    if (t.args_failed) {
+      t.row.state = "canceled";
+      t.row.wait_reason = "waiting_for_args";
+      MarkFinalLocked(i, false, "");
+      return;
+    }
+    pool_.Post([this, i] { Prepare(i); });  // a group's bundle may need waiting for
+  }
+
+  // Builds the task's lease request and run request, then submits its first attempt.
+  void Prepare(size_t i) {
     const TaskSpec& ts = s_.tasks[i];
-    results::TaskAttempt row;
-    row.task_id = i;
-    row.name = s_.names[ts.name];
-    row.job_id = s_.jobs[ts.job];
-    row.kind = WorkKindName(ts.kind);
-    row.submit_s = Now();
-    row.state = "pending";
     ResourceRequest shape = s_.shapes[ts.shape];
     const SchedulingStrategy& strategy = s_.strategies[ts.strategy];
     // A task of a placement group asks for its bundle's resources, on the bundle's node.
@@ -377,33 +522,15 @@ class Runner {
     if (ts.placement_group >= 0) {
       auto b = AwaitBundle(static_cast<size_t>(ts.placement_group), ts.bundle, i);
       if (!b.ok()) {
-        row.state = "failed";
-        row.wait_reason = "waiting_for_placement_group";
-        NoteError(row.name + ": " + b.status().ToString());
-        MarkFinal(i, std::move(row), false, "", std::string(b.status().message()));
+        std::lock_guard<std::mutex> l(mu_);
+        tasks_[i].row.state = "failed";
+        tasks_[i].row.wait_reason = "waiting_for_placement_group";
+        NoteError(tasks_[i].row.name + ": " + b.status().ToString());
+        MarkFinalLocked(i, false, "", std::string(b.status().message()));
         return;
       }
       bundle_node = b->first;
       shape = b->second;
-    }
-
-    // Producers first (they are earlier tasks, so their threads exist).
-    bool args_ok = true;
-    {
-      std::unique_lock<std::mutex> l(mu_);
-      for (uint32_t k = 0; k < ts.args_count; ++k) {
-        const ArgSpec& a = s_.args[ts.args_begin + k];
-        if (a.producer < 0) continue;
-        if (!final_[a.producer]) row.wait_reason = "waiting_for_args";
-        cv_.wait(l, [&] { return final_[a.producer] != 0; });
-        args_ok = args_ok && ok_[a.producer];
-      }
-    }
-    if (!args_ok) {
-      row.state = "canceled";
-      row.wait_reason = "waiting_for_args";
-      MarkFinal(i, std::move(row), false, "");
-      return;
     }
     // Argument locations, as the simulator's RequestFor builds them.
     std::vector<ObjectArg> locality;
@@ -442,24 +569,17 @@ class Runner {
       }
     }
     if (!bundle_node.empty()) preferred = bundle_node;
-    row.node_id = preferred;
     // A shape no node could ever hold waits for an autoscaler that live does not have yet.
+    bool feasible = true;
     if (bundle_node.empty() &&
         (strategy.type != SchedulingStrategy::Type::kNodeAffinity || strategy.soft)) {
-      bool feasible = false;
+      feasible = false;
       for (const auto& n : s_.nodes) {
         auto r = NodeResources::Create(n.total);
         feasible = feasible || (r.ok() && r->IsFeasible(shape));
       }
-      if (!feasible) {
-        row.state = "infeasible";
-        row.wait_reason = "infeasible";
-        MarkFinal(i, std::move(row), false, "");
-        return;
-      }
     }
-    const std::string base_id = run_id_ + "-t" + std::to_string(i);
-    req.set_name(row.name);
+    req.set_name(s_.names[ts.name]);
     // An actor is its creation lease, held for its lifetime (the sleep workload below).
     req.set_actor_creation(ts.kind == WorkKind::kActor);
     if (ts.env >= 0) run.set_runtime_env_json(env_json_[static_cast<size_t>(ts.env)]);
@@ -474,91 +594,248 @@ class Runner {
       run.mutable_workload()->set_kind(
           o_.workload == LiveRunOptions::Workload::kCpu ? v1::Workload::CPU : v1::Workload::SLEEP);
     }
-    // One attempt per pass: a new task id and a new row; only a node failure retries.
-    for (int attempt = 0;; ++attempt) {
-      if (attempt > 0) {
-        row.attempt = attempt;
-        row.submit_s = Now();
-        row.start_s = row.end_s = -1;
-        row.state = "pending";
-        row.spillbacks = 0;
-        row.wait_reason.clear();
-        row.node_id = PickDecider(preferred);
-      }
-      const std::string task_id = base_id + (attempt > 0 ? ".a" + std::to_string(attempt) : "");
-      req.set_task_id(task_id);
-      run.set_task_id(task_id);
-      AcquireOptions ao;
-      ao.on_queued = [&](v1::WaitReason r) {
-        const std::string name = WaitReasonName(FromProto(r));
-        if (!name.empty()) row.wait_reason = name;
-      };
-      // A lease call that a crashing node dropped (or that spilled to it) is asked again, at an
-      // alive node, once every crashed node is seen dead: same attempt, nothing ran.
-      StatusOr<AcquiredLease> lease = Status(StatusCode::kUnavailable, "not asked");
-      for (int ask = 0; ask < 5; ++ask) {
-        lease = AcquireLease(AddressOf(PickDecider(preferred)), token_, req, ao);
-        if (lease.ok() || lease.status().code() == StatusCode::kCancelled) break;
-        auto down = Down();
-        if (down.empty()) break;
-        WaitDead(std::move(down));
-      }
-      if (!lease.ok()) {
-        row.state = lease.status().code() == StatusCode::kCancelled ? "canceled" : "failed";
-        NoteError(task_id + ": " + lease.status().ToString());
-        MarkFinal(i, std::move(row), false, "", std::string(lease.status().message()));
-        return;
-      }
-      row.node_id = lease->node_id;
-      row.spillbacks = lease->spillbacks;
-      // The granted lease waits for the env (a hit too, briefly), the task's last wait reason,
-      // as the simulator records it.
-      if (ts.env >= 0) row.wait_reason = "waiting_for_runtime_env";
-      spillbacks_.fetch_add(static_cast<uint64_t>(lease->spillbacks));
-      for (auto& ref : *run.mutable_args()) ref.set_address(AddressOf(ref.node_id()));
-      const uint64_t epoch = CrashEpoch(lease->node_id);
-      running_.fetch_add(1);
-      auto exit = NodeClient(lease->address, token_).RunTask(run, [&](const v1::RunTaskReply& m) {
-        if (m.has_started_pid()) row.start_s = Now();
-      });
-      running_.fetch_sub(1);
-      row.end_s = Now();
-      if (exit.ok() && exit->exit_code() == 0) {
-        bytes_transferred_.fetch_add(exit->bytes_fetched());
-        row.state = "finished";
-        MarkFinal(i, std::move(row), true, lease->node_id);
-        return;
-      }
-      const std::string why = exit.ok() ? exit->error() : exit.status().ToString();
-      row.state = "failed";
-      // The node's runtime-env agent gave up on the install: the lease was canceled (as the
-      // simulator cancels it after max_attempts); not a node failure, not retried.
-      if (exit.ok() && why.rfind("runtime env setup failed", 0) == 0) {
-        row.state = "canceled";
-        row.wait_reason = "waiting_for_runtime_env";
-        NoteError(task_id + " on " + lease->node_id + ": " + why);
-        MarkFinal(i, std::move(row), false, lease->node_id, why);
-        return;
-      }
-      // The node died under the attempt: a failure we injected, a broken stream, or a node
-      // that no longer answers. Anything else is the task's own failure (not retried).
-      const bool node_died =
-          CrashEpoch(lease->node_id) != epoch || !exit.ok() ||
-          !NodeClient(lease->address, token_, std::chrono::milliseconds(500)).Ready().ok();
-      if (node_died && attempt < static_cast<int>(ts.max_retries)) {
-        if (o_.progress) {
-          std::lock_guard<std::mutex> l(progress_mu_);
-          *o_.progress << "[live run] task " << i << " (" << row.name << ") failed on "
-                       << lease->node_id << " (node died), retrying\n";
-        }
-        attempts_[i].push_back(row);
-        WaitDead({lease->node_id});
-        continue;
-      }
-      NoteError(task_id + " on " + lease->node_id + ": " + why);
-      MarkFinal(i, std::move(row), false, lease->node_id, node_died ? "node died" : why);
+    std::lock_guard<std::mutex> l(mu_);
+    TaskRt& t = tasks_[i];
+    t.row.node_id = preferred;
+    if (!feasible) {
+      t.row.state = "infeasible";
+      t.row.wait_reason = "infeasible";
+      MarkFinalLocked(i, false, "");
       return;
     }
+    t.preferred = std::move(preferred);
+    t.req = std::move(req);
+    t.run = std::move(run);
+    SubmitLocked(i);
+  }
+
+  // The id of task `i`'s current attempt (a node lease of its own with reuse off).
+  std::string AttemptId(size_t i) const {
+    const int a = tasks_[i].row.attempt;
+    return run_id_ + "-t" + std::to_string(i) + (a > 0 ? ".a" + std::to_string(a) : "");
+  }
+
+  // REQUIRES: mu_ held.
+  void SubmitLocked(size_t i) {
+    const size_t begin = owner_out_.size();
+    owner_.Submit(i, class_of_[i], Now(), &owner_out_);
+    ApplyLocked(begin);
+  }
+
+  // Carries out owner_out_[begin..] (then drops them). REQUIRES: mu_ held.
+  void ApplyLocked(size_t begin) {
+    for (size_t k = begin; k < owner_out_.size(); ++k) {
+      const agent::SubmitDecision d = owner_out_[k];  // applying may append to owner_out_
+      const size_t i = static_cast<size_t>(d.task);
+      switch (d.kind) {
+        case agent::SubmitDecision::Kind::kRequestLease: {
+          LeaseRt& lease = leases_[d.lease];
+          lease.node_lease_id = owner_.options().reuse_leases
+                                    ? run_id_ + "-l" + std::to_string(next_node_lease_++)
+                                    : AttemptId(i);
+          v1::RequestWorkerLeaseRequest req = tasks_[i].req;
+          req.set_task_id(lease.node_lease_id);
+          pool_.Post([this, h = d.lease, i, req = std::move(req),
+                      entry = tasks_[i].preferred]() mutable {
+            Acquire(h, i, std::move(req), entry);
+          });
+          break;
+        }
+        case agent::SubmitDecision::Kind::kPushTask:
+          ++running_tasks_;
+          pool_.Post([this, h = d.lease, i] { RunOn(h, i); });
+          break;
+        case agent::SubmitDecision::Kind::kReturnLease: {
+          auto it = leases_.find(d.lease);
+          if (it == leases_.end()) break;
+          if (it->second.unused && !it->second.address.empty()) {
+            // Granted, never run on: the node still holds it.
+            pool_.Post([this, address = it->second.address, id = it->second.node_lease_id] {
+              (void)NodeClient(address, token_).ReturnWorkerLease(id);
+            });
+          }
+          leases_.erase(it);
+          break;
+        }
+        case agent::SubmitDecision::Kind::kFailTask: {
+          TaskRt& t = tasks_[i];
+          t.row.state = fail_status_.code() == StatusCode::kCancelled ? "canceled" : "failed";
+          NoteError(AttemptId(i) + ": " + fail_status_.ToString());
+          MarkFinalLocked(i, false, "", std::string(fail_status_.message()));
+          break;
+        }
+      }
+    }
+    owner_out_.resize(begin);
+  }
+
+  // Follows lease request `h` (for task `i`'s shape) from `entry` to a grant, and tells the
+  // Submitter. A lease call that a crashing node dropped (or that spilled to it) is asked again,
+  // at an alive node, once every crashed node is seen dead.
+  void Acquire(agent::LeaseHandle h, size_t i, v1::RequestWorkerLeaseRequest req,
+               const std::string& entry) {
+    AcquireOptions ao;
+    ao.on_queued = [this, i](v1::WaitReason r) {
+      const std::string name = WaitReasonName(FromProto(r));
+      std::lock_guard<std::mutex> l(mu_);
+      if (!name.empty() && !final_[i]) tasks_[i].row.wait_reason = name;
+    };
+    if (owner_.options().reuse_leases) {
+      ao.still_needed = [this, h] {
+        std::lock_guard<std::mutex> l(mu_);
+        return owner_.StillNeeded(h);
+      };
+    }
+    StatusOr<AcquiredLease> lease = Status(StatusCode::kUnavailable, "not asked");
+    for (int ask = 0; ask < 5; ++ask) {
+      lease = AcquireLease(AddressOf(PickDecider(entry)), token_, req, ao);
+      if (lease.ok() || lease.status().code() == StatusCode::kCancelled ||
+          lease.status().code() == StatusCode::kAborted) {
+        break;
+      }
+      auto down = Down();
+      if (down.empty()) break;
+      WaitDead(std::move(down));
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    const size_t begin = owner_out_.size();
+    if (lease.ok()) {
+      LeaseRt& rt = leases_[h];
+      rt.node_id = lease->node_id;
+      rt.address = lease->address;
+      rt.spillbacks = lease->spillbacks;
+      rt.unused = true;
+      spillbacks_.fetch_add(static_cast<uint64_t>(lease->spillbacks));
+      owner_.OnLeaseGranted(h, 0, Now(), &owner_out_);
+    } else if (lease.status().code() == StatusCode::kAborted &&
+               lease.status().message() == "no longer needed") {
+      owner_.CancelLease(h);
+      leases_.erase(h);
+    } else {
+      fail_status_ = lease.status();
+      owner_.OnLeaseRequestFailed(h, std::string(lease.status().message()), Now(), &owner_out_);
+      leases_.erase(h);
+    }
+    ApplyLocked(begin);
+  }
+
+  // Runs task `i` on granted lease `h`, then tells the Submitter.
+  void RunOn(agent::LeaseHandle h, size_t i) {
+    const TaskSpec& ts = s_.tasks[i];
+    LeaseRt lease;
+    v1::RunTaskRequest run;
+    v1::RequestWorkerLeaseRequest again;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = leases_.find(h);
+      TaskRt& t = tasks_[i];
+      if (it == leases_.end()) {  // not expected: a pushed lease is granted and known
+        --running_tasks_;
+        SubmitLocked(i);
+        return;
+      }
+      lease = it->second;
+      if (lease.unused) {
+        it->second.unused = false;
+        t.row.spillbacks = lease.spillbacks;
+      } else {
+        // Reused: the node ended its lease with the last task; ask that node again.
+        lease.node_lease_id = run_id_ + "-l" + std::to_string(next_node_lease_++);
+        it->second.node_lease_id = lease.node_lease_id;
+        again = t.req;
+        again.set_task_id(lease.node_lease_id);
+        again.set_grant_or_reject(true);
+        t.row.spillbacks = 0;
+      }
+      t.row.node_id = lease.node_id;
+      // The granted lease waits for the env (a hit too, briefly), the task's last wait reason,
+      // as the simulator records it.
+      if (ts.env >= 0) t.row.wait_reason = "waiting_for_runtime_env";
+      run = t.run;
+    }
+    if (!again.task_id().empty()) {
+      auto r = NodeClient(lease.address, token_).RequestWorkerLease(again);
+      if (!r.ok() || !r->has_granted()) {
+        std::lock_guard<std::mutex> l(mu_);
+        --running_tasks_;
+        const size_t begin = owner_out_.size();
+        owner_.OnLeaseLost(h, Now(), &owner_out_);
+        leases_.erase(h);
+        ApplyLocked(begin);
+        SubmitLocked(i);  // the same attempt, nothing ran
+        return;
+      }
+    }
+    run.set_task_id(lease.node_lease_id);
+    for (auto& ref : *run.mutable_args()) ref.set_address(AddressOf(ref.node_id()));
+    const uint64_t epoch = CrashEpoch(lease.node_id);
+    running_.fetch_add(1);
+    double start_s = -1;
+    auto exit = NodeClient(lease.address, token_).RunTask(run, [&](const v1::RunTaskReply& m) {
+      if (m.has_started_pid()) start_s = Now();
+    });
+    running_.fetch_sub(1);
+    const double end_s = Now();
+    const std::string why = exit.ok() ? exit->error() : exit.status().ToString();
+    const bool ok = exit.ok() && exit->exit_code() == 0;
+    // The node's runtime-env agent gave up on the install: the lease was canceled (as the
+    // simulator cancels it after max_attempts); not a node failure, not retried.
+    const bool env_failed = exit.ok() && !ok && why.rfind("runtime env setup failed", 0) == 0;
+    // The node died under the attempt: a failure we injected, a broken stream, or a node that no
+    // longer answers. Anything else is the task's own failure (not retried).
+    const bool node_died =
+        !ok && !env_failed &&
+        (CrashEpoch(lease.node_id) != epoch || !exit.ok() ||
+         !NodeClient(lease.address, token_, std::chrono::milliseconds(500)).Ready().ok());
+    if (ok) bytes_transferred_.fetch_add(exit->bytes_fetched());
+    std::unique_lock<std::mutex> l(mu_);
+    --running_tasks_;
+    TaskRt& t = tasks_[i];
+    t.row.start_s = start_s;
+    t.row.end_s = end_s;
+    const size_t begin = owner_out_.size();
+    if (node_died) {
+      owner_.OnLeaseLost(h, Now(), &owner_out_);
+      leases_.erase(h);
+    } else {
+      owner_.OnTaskFinished(h, Now(), &owner_out_);
+    }
+    if (ok) {
+      t.row.state = "finished";
+      MarkFinalLocked(i, true, lease.node_id);
+    } else if (env_failed) {
+      t.row.state = "canceled";
+      t.row.wait_reason = "waiting_for_runtime_env";
+      NoteError(AttemptId(i) + " on " + lease.node_id + ": " + why);
+      MarkFinalLocked(i, false, lease.node_id, why);
+    } else if (node_died && t.row.attempt < static_cast<int>(ts.max_retries)) {
+      t.row.state = "failed";
+      if (o_.progress) {
+        std::lock_guard<std::mutex> pl(progress_mu_);
+        *o_.progress << "[live run] task " << i << " (" << t.row.name << ") failed on "
+                     << lease.node_id << " (node died), retrying\n";
+      }
+      attempts_[i].push_back(t.row);
+      ApplyLocked(begin);
+      l.unlock();
+      WaitDead({lease.node_id});
+      l.lock();
+      // One attempt per pass: a new task id and a new row; only a node failure retries.
+      t.row.attempt += 1;
+      t.row.submit_s = Now();
+      t.row.start_s = t.row.end_s = -1;
+      t.row.state = "pending";
+      t.row.spillbacks = 0;
+      t.row.wait_reason.clear();
+      t.row.node_id = PickDeciderLocked(t.preferred);
+      SubmitLocked(i);
+      return;
+    } else {
+      t.row.state = "failed";
+      NoteError(AttemptId(i) + " on " + lease.node_id + ": " + why);
+      MarkFinalLocked(i, false, lease.node_id, node_died ? "node died" : why);
+    }
+    ApplyLocked(begin);
   }
 
   // ---- placement groups ----------------------------------------------------------------------
@@ -748,6 +1025,10 @@ class Runner {
     auto next = Clock::now();
     double next_rows = 0;
     while (!done_) {
+      // Leases idle past owner.idle_lease_timeout_s go back.
+      const size_t begin = owner_out_.size();
+      owner_.Tick(Now(), &owner_out_);
+      ApplyLocked(begin);
       l.unlock();
       const double t = Now();
       const bool rows = t >= next_rows;
@@ -920,10 +1201,35 @@ class Runner {
   std::vector<std::string> env_json_;  // by runtime_envs index: EmulatedRuntimeEnv as JSON
   std::map<std::string, v1::RuntimeEnvCacheStats> env_before_, env_after_;  // by node id
 
-  // Per task, its attempts in order; attempts_[i] is written only by task i's thread.
+  // Per task, its attempts in order; guarded by mu_.
   std::vector<std::vector<results::TaskAttempt>> attempts_;
   std::mutex mu_;
   std::condition_variable cv_;
+  // The driver's owner (guarded by mu_): one Submitter for every task of the run.
+  agent::Submitter owner_;
+  std::vector<agent::SubmitDecision> owner_out_;  // reused
+  Status fail_status_ = Status::Ok();  // why the request of the kFailTask being applied failed
+  std::vector<uint32_t> class_of_;     // scheduling class by task (SchedulingClasses)
+  struct TaskRt {
+    results::TaskAttempt row;  // the current attempt's
+    v1::RequestWorkerLeaseRequest req;  // task_id set per lease
+    v1::RunTaskRequest run;             // task_id set per lease
+    std::string preferred;              // where its lease requests go first
+    int deps_left = 0;                  // producers not final yet
+    bool arrived = false, args_failed = false;
+  };
+  std::vector<TaskRt> tasks_;                     // guarded by mu_
+  std::vector<std::vector<uint32_t>> dependents_;  // consumers by producer; immutable
+  struct LeaseRt {
+    std::string node_id, address;  // set once granted
+    std::string node_lease_id;     // the node's id of the lease (task_id of its requests)
+    int spillbacks = 0;
+    bool unused = true;  // granted, no task run on it yet
+  };
+  std::unordered_map<agent::LeaseHandle, LeaseRt> leases_;  // guarded by mu_
+  uint64_t next_node_lease_ = 0;                            // guarded by mu_
+  int64_t running_tasks_ = 0;                               // pushed, not ended; guarded by mu_
+  CallPool pool_;
   std::vector<char> final_, ok_;     // guarded by mu_
   std::vector<std::string> ran_on_;  // guarded by mu_
   uint64_t num_final_ = 0;           // guarded by mu_

@@ -3,8 +3,12 @@
 // backend "live", times in wall seconds from the run's start).
 //
 // How a scenario maps onto the cluster:
-//   - every task is submitted at its submit time (wall clock from the run's start) by a driver
-//     thread of its own, which waits for its producers (object arguments) first;
+//   - every task is submitted at its submit time (wall clock from the run's start), once its
+//     producers (object arguments) are final, to ONE agent::Submitter, the driver's owner, as in
+//     the simulator: tasks are grouped by scheduling class (core's SchedulingClasses), and the
+//     scenario's `owner:` settings (lease reuse, pending-request limit per class, idle timeout)
+//     apply; a pool of call threads carries its decisions out (lease requests, task runs), as
+//     many as there are calls in flight, not one per task;
 //   - the first lease request goes where the simulator sends it: the target of a NODE_AFFINITY
 //     strategy, else the node holding most argument bytes (core's ChooseLocalityNode), else the
 //     scenario's driver node; the request carries the arguments' locations, so the deciding

@@ -797,3 +797,62 @@ TEST_F(ScenarioTest, NestingDeeperThanTheLimitIsRefused) {
 
 }  // namespace
 }  // namespace orrery::io
+
+// --- owner: the driver's task submitter --------------------------------------------------------
+
+namespace orrery::io {
+namespace {
+
+class OwnerSettingTest : public ScenarioTest {};
+
+TEST_F(OwnerSettingTest, DefaultsToOneLeasePerTaskAndReadsEveryKey) {
+  auto d = Load(WithTasks("    - {name: a, count: 2, duration: 1s}\n"));
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_FALSE(d->owner.reuse_leases);
+  EXPECT_EQ(d->owner.max_pending_lease_requests_per_class, 0);
+  EXPECT_EQ(d->owner.idle_lease_timeout_s, 0.0);
+  auto s = Load(WithTasks("    - {name: a, count: 2, duration: 1s}\n") +
+                "owner: {reuse_leases: true, max_pending_lease_requests_per_class: 10, "
+                "idle_lease_timeout: 250ms}\n");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_TRUE(s->owner.reuse_leases);
+  EXPECT_EQ(s->owner.max_pending_lease_requests_per_class, 10);
+  EXPECT_DOUBLE_EQ(s->owner.idle_lease_timeout_s, 0.25);
+  const agent::SubmitterOptions o = OwnerSubmitterOptions(s->owner, agent::SubmitterOptions{});
+  EXPECT_TRUE(o.reuse_leases);
+  EXPECT_EQ(o.max_pending_lease_requests_per_class, 10);
+  EXPECT_DOUBLE_EQ(o.idle_lease_timeout_s, 0.25);
+  EXPECT_CONTAINS(Error(WithTasks("    - {name: a, count: 1, duration: 1s}\n") +
+                        "owner: {reuse_leases: maybe}\n"),
+                  "owner.reuse_leases");
+  EXPECT_CONTAINS(Error(WithTasks("    - {name: a, count: 1, duration: 1s}\n") +
+                        "owner: {max_pending_lease_requests_per_class: -1}\n"),
+                  "owner.max_pending_lease_requests_per_class");
+}
+
+TEST_F(OwnerSettingTest, SchedulingClassesGroupShapeStrategyEnvAndKind) {
+  auto s = Load(WithTasks(R"(    - {name: a, count: 2, duration: 1s}
+    - {name: b, count: 1, start: 1s, duration: 2s}
+    - {name: c, count: 1, start: 2s, duration: 1s, resources: {CPU: 2}}
+    - {name: d, count: 1, start: 3s, duration: 1s, strategy: SPREAD}
+    - {name: e, count: 1, start: 4s, duration: 1s, strategy: {type: NODE_AFFINITY, node: cpu-1}}
+    - {name: f, count: 1, start: 5s, duration: 1s, strategy: {type: NODE_AFFINITY, node: cpu-2}}
+)"));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(s->tasks.size(), 7u);
+  uint32_t n = 0;
+  const std::vector<uint32_t> c = SchedulingClasses(*s, &n);
+  ASSERT_EQ(c.size(), 7u);
+  // a, a and b: one shape, the default strategy (names and durations do not matter).
+  EXPECT_EQ(c[0], 0u);
+  EXPECT_EQ(c[1], 0u);
+  EXPECT_EQ(c[2], 0u);
+  EXPECT_EQ(c[3], 1u);  // another shape
+  EXPECT_EQ(c[4], 2u);  // SPREAD
+  EXPECT_EQ(c[5], 3u);  // affinity to cpu-1
+  EXPECT_EQ(c[6], 4u);  // affinity to cpu-2: another target, another class
+  EXPECT_EQ(n, 5u);
+}
+
+}  // namespace
+}  // namespace orrery::io
