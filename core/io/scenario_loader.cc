@@ -10,6 +10,7 @@
 // path check of --set, so an override can name a key the file omits but can never invent one.
 #include "core/io/scenario_loader.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -26,6 +27,7 @@
 #include <limits>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <streambuf>
@@ -1597,6 +1599,85 @@ class ProgressBuf : public std::streambuf {
   size_t next_ = 0;
 };
 
+// Where the last node of `root` in document order starts: down the last value of every map and
+// the last item of every sequence. O(depth x map width on that path).
+YAML::Mark LastMark(const YAML::Node& root) {
+  YAML::Node n(root);
+  YAML::Mark mark = n.Mark();
+  for (int depth = 0;; ++depth) {
+    // An alias can make the tree a cycle ("a: &a [*a]"): past the nesting limit, give up
+    // (an impossible mark, so the caller counts the documents instead).
+    if (depth > kMaxInputNesting) return YAML::Mark::null_mark();
+    YAML::Node next;
+    if (n.IsMap() && n.size() > 0) {
+      for (auto it = n.begin(); it != n.end(); ++it) next.reset(it->second);
+    } else if (n.IsSequence() && n.size() > 0) {
+      next.reset(n[n.size() - 1]);
+    } else {
+      break;
+    }
+    n.reset(next);
+    if (n.Mark().pos > mark.pos) mark = n.Mark();
+  }
+  return mark;
+}
+
+// True when every line after the one holding `last` is blank, a comment, or closing brackets of
+// flow collections: the first document then covers the whole text (the cheap check that spares
+// well-formed files a second parse).
+bool OnlyClosersAfter(std::string_view text, const YAML::Mark& last) {
+  if (last.pos < 0 || static_cast<size_t>(last.pos) > text.size()) return false;
+  size_t i = text.find('\n', static_cast<size_t>(last.pos));
+  while (i != std::string_view::npos && i < text.size()) {
+    ++i;
+    const size_t end = std::min(text.find('\n', i), text.size());
+    for (size_t k = i; k < end; ++k) {
+      const char c = text[k];
+      if (c == '#') break;
+      if (c != ' ' && c != '\t' && c != '\r' && c != ']' && c != '}') return false;
+    }
+    i = end;
+  }
+  return true;
+}
+
+// Counts the documents of a YAML stream without building them. yaml-cpp 0.7's LoadAll never
+// returns on some malformed input: after a token it cannot place (a lone ',' is enough) every
+// HandleNextDocument reports one more empty document, forever, allocating as it goes
+// (jbeder/yaml-cpp#1040; found here by tests/fuzz). The loader therefore counts with a bound and
+// builds the one document it accepts with YAML::Load. `stray` holds where the first document
+// that is nothing but a null started, after the first document.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {
+    ++documents;
+    depth_ = 0;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override {
+    if (depth_ == 0 && documents > 1 && !stray) stray = mark;
+  }
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    ++depth_;
+  }
+  void OnSequenceEnd() override { --depth_; }
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    ++depth_;
+  }
+  void OnMapEnd() override { --depth_; }
+
+  int documents = 0;
+  std::optional<YAML::Mark> stray;
+
+ private:
+  int depth_ = 0;
+};
+
 StatusOr<Scenario> LoadImpl(const std::string& path, const std::vector<std::string>& overrides,
                             const LoadProgressFn& progress) {
   std::string text;
@@ -1613,26 +1694,43 @@ StatusOr<Scenario> LoadImpl(const std::string& path, const std::vector<std::stri
   ctx.dir = fs::path(path).parent_path();
   if (ctx.dir.empty()) ctx.dir = ".";
 
-  std::vector<YAML::Node> docs;
+  // One pass builds the tree of the first document (YAML::Load; never LoadAll, see
+  // DocumentCounter). Only when text the tree may not cover follows its last node does a second,
+  // counting pass decide between "one document", "several" and "malformed".
+  YAML::Node root;
   try {
     ProgressBuf buf(text, progress);
     std::istream in(&buf);
-    docs = YAML::LoadAll(in);
+    root = YAML::Load(in);
+    if (!root.IsDefined() || root.IsNull() || !OnlyClosersAfter(text, LastMark(root))) {
+      DocumentCounter counter;
+      std::istringstream again(text);
+      YAML::Parser parser(again);
+      while (counter.documents < 3 && parser.HandleNextDocument(counter)) {
+      }
+      if (counter.stray && counter.documents > 2) {
+        return InvalidArgument(path + ":" + std::to_string(counter.stray->line + 1) +
+                               ": malformed YAML (column " +
+                               std::to_string(counter.stray->column + 1) +
+                               "): a character the YAML parser cannot place here (e.g. a stray "
+                               "',')");
+      }
+      if (counter.documents > 1) {
+        return InvalidArgument(path + ": expected one YAML document, got " +
+                               (counter.documents > 2 ? std::string("3 or more")
+                                                      : std::to_string(counter.documents)));
+      }
+    }
   } catch (const YAML::Exception& e) {
     return InvalidArgument(path + ":" + std::to_string(e.mark.line + 1) +
                            ": malformed YAML (column " + std::to_string(e.mark.column + 1) +
                            "): " + YamlErrorMessage(e));
   }
-  if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) {
+  if (!root || root.IsNull()) {
     return InvalidArgument(path + ": empty scenario; expected a map with at least 'cluster'");
-  }
-  if (docs.size() > 1) {
-    return InvalidArgument(path + ": expected one YAML document, got " +
-                           std::to_string(docs.size()));
   }
   if (progress) progress(LoadProgress{"parse", text.size(), text.size()});
   std::string().swap(text);  // the tree holds what it needs
-  YAML::Node root = docs[0];
   if (!root.IsMap()) {
     return InvalidArgument(ctx.Where(root, "") + ": expected a map at the top level, got " +
                            Describe(root));

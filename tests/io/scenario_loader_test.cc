@@ -589,6 +589,23 @@ TEST_F(ScenarioTest, MissingTraceFileAndUnsetVariableAreNamed) {
                   "workload.tasks[0].arrival.column: trace '");
 }
 
+// Found by tests/fuzz (scenario_yaml): yaml-cpp 0.7's LoadAll looped forever, allocating, on a
+// lone ','. Each case must return (the test would hang, then time out, before the fix).
+TEST_F(ScenarioTest, MalformedYamlThatHungTheParserIsAnError) {
+  for (const char* text : {",", " ,    duration", ",,", "name: x\n,\n"}) {
+    const std::string msg = Error(text);
+    EXPECT_CONTAINS(msg, Path() + ":");
+    EXPECT_CONTAINS(msg, "malformed YAML");
+  }
+  EXPECT_EQ(Error("name: a\n---\nname: b\n"), Path() + ": expected one YAML document, got 2");
+  EXPECT_EQ(Error("name: a\n---\nname: b\n---\nname: c\n"),
+            Path() + ": expected one YAML document, got 3 or more");
+  EXPECT_EQ(Error(""), Path() + ": empty scenario; expected a map with at least 'cluster'");
+  EXPECT_EQ(Error("# only a comment\n"),
+            Path() + ": empty scenario; expected a map with at least 'cluster'");
+  EXPECT_EQ(Error("~\n"), Path() + ": empty scenario; expected a map with at least 'cluster'");
+}
+
 // Found by tests/fuzz (trace_csv): a date-time past 2262 overflowed the nanosecond count.
 TEST_F(ScenarioTest, DateTimesOutsideTheRepresentableRangeAreRefused) {
   Write("far.csv", "t\n2026-01-01T00:00:00Z\n2526-01-01T00:00:00Z\n");
