@@ -358,12 +358,10 @@ void Model::SetWait(uint32_t att, WaitReason w) {
   if (a.wait == w) return;
   // Demand the autoscaler sees: attempts waiting for cluster resources (not for a group bundle).
   const TaskSpec& ts = scenario_.tasks[a.task];
-  if (ts.placement_group < 0) {
-    auto wants = [](WaitReason r) {
-      return r == WaitReason::kInfeasible || r == WaitReason::kWaitingForResources;
-    };
-    demand_by_shape_[ts.shape] += static_cast<int>(wants(w)) - static_cast<int>(wants(a.wait));
-  }
+  const bool in_group = ts.placement_group >= 0;
+  const int delta = static_cast<int>(agent::IsAutoscalerDemand(w, in_group)) -
+                    static_cast<int>(agent::IsAutoscalerDemand(a.wait, in_group));
+  if (delta != 0) demand_by_shape_[ts.shape] += delta;
   --wait_count_[static_cast<int>(a.wait)];
   ++wait_count_[static_cast<int>(w)];
   a.wait = w;
@@ -715,12 +713,10 @@ void Model::SetReqWait(uint32_t idx, WaitReason w) {
   ReqRt& q = reqs_[idx];
   if (q.wait == w) return;
   const TaskSpec& ts = scenario_.tasks[attempts_[q.templ].task];
-  if (ts.placement_group < 0) {
-    auto wants = [](WaitReason r) {
-      return r == WaitReason::kInfeasible || r == WaitReason::kWaitingForResources;
-    };
-    demand_by_shape_[ts.shape] += static_cast<int>(wants(w)) - static_cast<int>(wants(q.wait));
-  }
+  const bool in_group = ts.placement_group >= 0;
+  const int delta = static_cast<int>(agent::IsAutoscalerDemand(w, in_group)) -
+                    static_cast<int>(agent::IsAutoscalerDemand(q.wait, in_group));
+  if (delta != 0) demand_by_shape_[ts.shape] += delta;
   q.wait = w;
 }
 

@@ -315,4 +315,16 @@ AutoscalerRoundResult RunAutoscalerRound(const autoscaler::AutoscalerPlanner& pl
   return r;
 }
 
+bool IsAutoscalerDemand(WaitReason wait, bool in_placement_group) {
+  return !in_placement_group &&
+         (wait == WaitReason::kInfeasible || wait == WaitReason::kWaitingForResources);
+}
+
+bool IsPlacementGroupShape(const ResourceSet& shape) {
+  for (const auto& [name, q] : shape.custom()) {
+    if (name.find("_group_") != std::string::npos) return true;
+  }
+  return false;
+}
+
 }  // namespace orrery::agent

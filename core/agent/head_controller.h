@@ -62,6 +62,7 @@
 #include "core/autoscaler/node_provider.h"
 #include "core/autoscaler/planner.h"
 #include "core/cluster_view.h"
+#include "core/lease/lease_manager.h"
 #include "core/placement/bundle_policy.h"
 #include "core/placement/two_phase.h"
 #include "core/resources.h"
@@ -252,6 +253,15 @@ autoscaler::AutoscalerInput BuildAutoscalerInput(
     const std::vector<autoscaler::ProviderNode>& provider_nodes,
     const autoscaler::AutoscalerConfig& config, std::vector<autoscaler::ResourceDemand> demands,
     std::vector<autoscaler::GangDemand> gangs, double now_s);
+
+// Whether a queued request is demand the autoscaler adds nodes for, in both backends: it waits
+// for cluster resources (infeasible, or waiting for resources) and is not a placement-group task
+// (a group's demand is its unplaced bundles, the gangs above; as in Ray). O(1).
+bool IsAutoscalerDemand(WaitReason wait, bool in_placement_group);
+// A shape that asks for a committed bundle's resources ("CPU_group_0_pg1", "bundle_group_pg1"):
+// how live's head recognises a placement-group task in a node's pending report (Ray's autoscaler
+// filters "_group_" names the same way). O(custom resources).
+bool IsPlacementGroupShape(const ResourceSet& shape);
 
 // What one round did.
 struct AutoscalerRoundResult {

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
+#include <charconv>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -14,8 +14,9 @@ namespace {
 std::string Num(double x) {
   if (!std::isfinite(x)) return "";
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.3f", x);
-  std::string s = buf;
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, x, std::chars_format::fixed, 3);
+  if (ec != std::errc()) return "";
+  std::string s(buf, end);
   while (s.back() == '0') s.pop_back();
   if (s.back() == '.') s.pop_back();
   if (s == "-0") s = "0";

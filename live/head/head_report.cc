@@ -108,12 +108,13 @@ void HeadDaemon::Impl::AutoscalerRound() {
     HeadNodeState h;
     h.node = m.node;
     for (const auto& d : e.pending) {
-      if (d.wait_reason() != v1::WAIT_REASON_INFEASIBLE &&
-          d.wait_reason() != v1::WAIT_REASON_WAITING_FOR_RESOURCES) {
+      auto shape = FromProto(d.shape(), "pending.shape");
+      if (!shape.ok() || d.count() <= 0) continue;
+      if (!agent::IsAutoscalerDemand(FromProto(d.wait_reason()),
+                                     agent::IsPlacementGroupShape(*shape))) {
         continue;
       }
-      auto shape = FromProto(d.shape(), "pending.shape");
-      if (shape.ok() && d.count() > 0) h.demand.push_back({*shape, d.count()});
+      h.demand.push_back({*shape, d.count()});
     }
     in.nodes.push_back(std::move(h));
   }

@@ -433,3 +433,35 @@ TEST(HeadControllerAutoscaler, RoundLaunchesForDemandAndTerminatesIdleThroughThe
 
 }  // namespace
 }  // namespace orrery::agent
+
+namespace orrery::agent {
+namespace {
+
+// One rule for what the autoscaler sees as demand, in the simulator and in live's head.
+TEST(AutoscalerDemand, ResourceWaitsOutsideGroupsOnly) {
+  EXPECT_TRUE(IsAutoscalerDemand(WaitReason::kInfeasible, false));
+  EXPECT_TRUE(IsAutoscalerDemand(WaitReason::kWaitingForResources, false));
+  EXPECT_FALSE(IsAutoscalerDemand(WaitReason::kWaitingForResources, true));
+  EXPECT_FALSE(IsAutoscalerDemand(WaitReason::kInfeasible, true));
+  for (WaitReason w : {WaitReason::kNone, WaitReason::kWaitingForRuntimeEnv,
+                       WaitReason::kWaitingForArgs, WaitReason::kWaitingForPlacementGroup,
+                       WaitReason::kWaitingForNode}) {
+    EXPECT_FALSE(IsAutoscalerDemand(w, false)) << WaitReasonName(w);
+  }
+}
+
+TEST(AutoscalerDemand, BundleResourcesMarkAPlacementGroupShape) {
+  ResourceSet plain;
+  plain.Set("CPU", Quantity::Whole(2));
+  plain.Set("accel", Quantity::Whole(1));
+  EXPECT_FALSE(IsPlacementGroupShape(plain));
+  ResourceSet group = plain;
+  group.Set(IndexedBundleResourceName("CPU", 0, "pg1"), Quantity::Whole(1));
+  EXPECT_TRUE(IsPlacementGroupShape(group));
+  ResourceSet wildcard;
+  wildcard.Set(WildcardBundleResourceName("bundle", "pg1"), Quantity::Whole(1));
+  EXPECT_TRUE(IsPlacementGroupShape(wildcard));
+}
+
+}  // namespace
+}  // namespace orrery::agent
