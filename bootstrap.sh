@@ -18,8 +18,10 @@ PKGS=(
   libssl-dev  # runtime envs: SHA-256 (libcrypto)
 )
 # Only for --test: the metrics integration test starts the real Prometheus server; the
-# runtime-env test builds a Python venv offline (python3 -m venv needs python3-venv).
-TEST_PKGS=(prometheus python3 python3-venv)
+# runtime-env test builds a Python venv offline (python3 -m venv needs python3-venv); the
+# libFuzzer targets (tests/fuzz/run.sh, run by CI) need clang >= 15 with its runtime (Debian
+# 12's default clang 14 cannot compile libstdc++ 12's string_view comparisons).
+TEST_PKGS=(prometheus python3 python3-venv clang-16 libclang-rt-16-dev)
 [ "${1:-}" = "--test" ] && PKGS+=("${TEST_PKGS[@]}")
 
 missing=()

@@ -6,6 +6,7 @@
 # and keeps crash inputs (and their sanitizer report) in ARTIFACTS/. Exit 1 if any target found a
 # crash, a leak, a sanitizer report or a timeout; each is a bug to turn into a regression test.
 #   tests/fuzz/run.sh [SECONDS (20)] [OUT_CSV (build-fuzz/fuzz.csv)] [ARTIFACTS (build-fuzz/crashes)] [RUNS (0)]
+# FUZZ_SEED=N fixes libFuzzer's seed (CI: 1) so a run can be repeated; 0 (default) picks one.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 seconds="${1:-20}"
@@ -46,7 +47,8 @@ for exe in build-fuzz/fuzz/*_fuzz; do
   t0=$(date +%s.%N)
   TMPDIR="$tmp" ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    "$exe" "$work" "${limit[@]}" -timeout=20 -rss_limit_mb=3072 -print_final_stats=1 \
+    "$exe" "$work" "${limit[@]}" -seed="${FUZZ_SEED:-0}" -timeout=20 -rss_limit_mb=3072 \
+    -print_final_stats=1 \
     -artifact_prefix="$artifacts/$name-" > "$tmp/$name.log" 2>&1
   rc=$?
   t1=$(date +%s.%N)
