@@ -302,7 +302,8 @@ envcache::CacheCounters NodeAgent::EnvCounters() const {
   return c;
 }
 
-WorkerAction NodeAgent::AcquireWorker(int64_t env, bool gpu) {
+WorkerAction NodeAgent::AcquireWorker(int64_t env, bool gpu, WorkerKind kind) {
+  if (kind == WorkerKind::kActor) return WorkerAction::kStart;  // an actor's own worker
   int& idle = idle_workers_[env];
   if (idle > 0 && (!gpu || options_->reuse_gpu_workers)) {
     --idle;
@@ -311,7 +312,8 @@ WorkerAction NodeAgent::AcquireWorker(int64_t env, bool gpu) {
   return WorkerAction::kStart;
 }
 
-bool NodeAgent::ReleaseWorker(int64_t env, bool gpu) {
+bool NodeAgent::ReleaseWorker(int64_t env, bool gpu, WorkerKind kind) {
+  if (kind == WorkerKind::kActor) return false;  // its state goes with it: never reused
   int& idle = idle_workers_[env];
   if ((gpu && !options_->reuse_gpu_workers) || idle >= std::max(1, max_idle_)) return false;
   ++idle;

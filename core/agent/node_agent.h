@@ -37,8 +37,10 @@
 //   GrantFromBundle(task)      the allocation taken from the bundle's pool, or nullptr
 //   Envs().Acquire/Report*     envcache::CacheDecisions: StartInstall | EnvReady | EnvFailed | Evict
 //   OnTimer(now_s)             the same for install attempts past their deadline
-//   AcquireWorker(env, gpu)    WorkerAction: kReuse (an idle worker of the env) | kStart
-//   ReleaseWorker(env, gpu)    true: the worker stays idle for the next task of its env
+//   AcquireWorker(env, gpu, kind)  WorkerAction: kReuse (an idle worker of the env) | kStart
+//                              (an actor always starts its own worker)
+//   ReleaseWorker(env, gpu, kind)  true: the worker stays idle for the next task of its env
+//                              (never an actor's: its state dies with it)
 //   IdleWorkerGone(env)        (an idle worker exited or was retired) the env's idle count follows
 //   LocalChange(reported)      the node's resources to report, or nullptr if unchanged
 //   Reset()                    (this node died) the requests queued here, in arrival order, to
@@ -85,6 +87,8 @@ struct NodeAgentOptions {
 };
 
 enum class WorkerAction : uint8_t { kReuse, kStart };
+// What a worker is for: a task (stateless: reusable) or an actor (its own worker, not reused).
+enum class WorkerKind : uint8_t { kTask, kActor };
 
 // The lease key of bundle `index` of `group` in the manager's lease table.
 std::string BundleLeaseKey(const std::string& group, int index);
@@ -176,10 +180,13 @@ class NodeAgent {
 
   // ---- Workers.
   // A task of env `env` (-1: none) needs a worker: an idle one of the same env is reused unless
-  // the task uses GPUs (and reuse_gpu_workers is off). O(log envs).
-  WorkerAction AcquireWorker(int64_t env, bool gpu);
-  // The task's worker is free: kept idle (true) unless GPU work or the env's pool is full.
-  bool ReleaseWorker(int64_t env, bool gpu);
+  // the task uses GPUs (and reuse_gpu_workers is off) or it is an actor (kActor: always kStart,
+  // the env's idle workers stay for its tasks). A backend with several worker pools gives each
+  // its own env ids, so their idle counts stay apart. O(log envs).
+  WorkerAction AcquireWorker(int64_t env, bool gpu, WorkerKind kind = WorkerKind::kTask);
+  // The task's worker is free: kept idle (true) unless GPU work, an actor's worker (kActor: it
+  // exits) or the env's pool is full.
+  bool ReleaseWorker(int64_t env, bool gpu, WorkerKind kind = WorkerKind::kTask);
   // An idle worker of `env` left without being reused (it exited, or the backend retired it:
   // e.g. its install was evicted): the next AcquireWorker of the env does not count on it.
   // False if the agent counted no idle worker of `env`. O(log envs).

@@ -69,9 +69,15 @@ Status NodeDaemon::Impl::Serve() {
   ao.token = options_.token;
   ao.env = {{"ORRERY_NODE_ID", node_id_}};
   for (auto& kv : log_monitor_->WorkerEnv()) ao.env.push_back(kv);  // logging
-  ao.max_idle = options_.max_idle_workers;
+  // As for pool_: reuse and keep-idle are the agent's decisions (its own env ids: ApiEnvIdOf).
+  ApiWorkerPoolHooks api_hooks;
+  api_hooks.keep_idle = [this](int64_t env, bool gpu, agent::WorkerKind kind) {
+    return !shutting_down_ && node_agent_->ReleaseWorker(env, gpu, kind);
+  };
+  api_hooks.idle_gone = [this](int64_t env) { (void)node_agent_->IdleWorkerGone(env); };
   api_pool_ = std::make_unique<ApiWorkerPool>(
-      &supervisor_, std::move(ao), [this](std::function<void()> f) { loop_.Post(f); });
+      &supervisor_, std::move(ao), [this](std::function<void()> f) { loop_.Post(f); },
+      std::move(api_hooks));
   head_ = v1::HeadService::NewStub(
       grpc::CreateChannel(options_.head_address, grpc::InsecureChannelCredentials()));
   ORRERY_RETURN_IF_ERROR(StartRuntimeEnvAgent());  // --- runtime envs

@@ -20,13 +20,12 @@ void NodeDaemon::Impl::StartAttach(const TaskId& task, ApiWorkerSpec spec,
   t.actor = spec.actor;
   // --- GPUs: as for RunTask, the core's device grant decides what the worker sees (a lease
   // without GPUs on a GPU node sees none). A worker that holds GPUs is dedicated to this lease
-  // (not reused by later GPU tasks, as in Ray).
+  // (not reused by later GPU tasks, as in Ray): the node agent decides so (AttachInEnv).
   if (options_.total.Get(Predefined::kGPU) > Quantity()) {
     const std::vector<int> gpus = t.allocation.DeviceIds(kGPU);
     std::erase_if(spec.env, [](const auto& kv) { return kv.first == "CUDA_VISIBLE_DEVICES"; });
     spec.env.emplace_back("CUDA_VISIBLE_DEVICES", VisibleDevicesForGrant(gpus));
     std::sort(spec.env.begin(), spec.env.end());
-    if (!gpus.empty()) spec.actor = true;
   }
   t.start_unix_ms = UnixMs();
   t.record.set_state(v1::TASK_STATE_RUNNING);
@@ -63,10 +62,22 @@ void NodeDaemon::Impl::StartAttach(const TaskId& task, ApiWorkerSpec spec,
   AttachInEnv(task, spec, w);
 }
 
+int64_t NodeDaemon::Impl::ApiEnvIdOf(const std::string& api_key) {
+  return api_env_ids_.try_emplace(api_key, -2 - static_cast<int64_t>(api_env_ids_.size()))
+      .first->second;
+}
+
 void NodeDaemon::Impl::AttachInEnv(const TaskId& task, const ApiWorkerSpec& spec,
                                    std::shared_ptr<StreamWriter<v1::AttachWorkerReply>> w) {
+  // The agent decides reuse or start (an actor, or a lease holding GPUs: a worker of its own);
+  // the pool picks the process.
+  const Task& t = tasks_.at(task);
+  const bool gpu = !t.allocation.resources.Get(Predefined::kGPU).IsZero();
+  const int64_t env = ApiEnvIdOf(ApiWorkerPool::KeyOf(spec));
+  const agent::WorkerAction action = node_agent_->AcquireWorker(
+      env, gpu, spec.actor ? agent::WorkerKind::kActor : agent::WorkerKind::kTask);
   api_pool_->Acquire(
-      task, spec,
+      task, env, action, gpu, spec,
       [this, task, w](StatusOr<std::pair<pid_t, std::string>> ready) {
         if (!ready.ok()) {
           w->Close(ToGrpc(ready.status()));

@@ -220,8 +220,15 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   void StartAttach(const TaskId& task, ApiWorkerSpec spec,
                    std::shared_ptr<StreamWriter<v1::AttachWorkerReply>> w, const RuntimeEnv& renv);
 
+  // Asks the node agent whether the lease reuses an idle code worker of its key or starts one;
+  // api_pool_ carries that out.
   void AttachInEnv(const TaskId& task, const ApiWorkerSpec& spec,
                    std::shared_ptr<StreamWriter<v1::AttachWorkerReply>> w);
+
+  // The agent's env id of a code worker's pool key (ApiWorkerPool::KeyOf): dense ids from -2
+  // down, apart from EnvIdOf's (built-in workload workers), so the two pools' idle counts in the
+  // agent never mix.
+  int64_t ApiEnvIdOf(const std::string& api_key);
 
   // The lease of a code worker ends (the driver canceled, the worker died or failed to start).
   void DetachWorker(const TaskId& task, const std::string& error);
@@ -376,6 +383,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   agent::NodeAgentOptions node_agent_options_;
   std::unique_ptr<agent::NodeAgent> node_agent_;
   std::unordered_map<std::string, int64_t> env_ids_;  // pooled-worker key -> the agent's env id
+  std::unordered_map<std::string, int64_t> api_env_ids_;  // code-worker key -> env id (<= -2)
   LeaseManager* manager_ = nullptr;  // node_agent_'s manager (rebuilt when bundles resize it)
   Rng rng_;
   bool shutting_down_ = false;

@@ -26,8 +26,11 @@ namespace orrery::live {
 // ---- node side -------------------------------------------------------------------------------
 
 ApiWorkerPool::ApiWorkerPool(ProcessSupervisor* supervisor, ApiWorkerPoolOptions options,
-                             Post post)
-    : supervisor_(supervisor), options_(std::move(options)), post_(std::move(post)) {}
+                             Post post, ApiWorkerPoolHooks hooks)
+    : supervisor_(supervisor),
+      options_(std::move(options)),
+      post_(std::move(post)),
+      hooks_(std::move(hooks)) {}
 
 ApiWorkerPool::~ApiWorkerPool() {
   for (auto& [pid, w] : workers_) {
@@ -45,20 +48,35 @@ std::string ApiWorkerPool::KeyOf(const ApiWorkerSpec& spec) {
   return k;
 }
 
-void ApiWorkerPool::Acquire(const std::string& lease, const ApiWorkerSpec& spec, OnReady on_ready,
+size_t ApiWorkerPool::num_idle() const {
+  size_t n = 0;
+  for (const auto& [env, q] : idle_) n += q.size();
+  return n;
+}
+
+bool ApiWorkerPool::TakeIdle(pid_t pid, int64_t env) {
+  auto it = idle_.find(env);
+  return it != idle_.end() && std::erase(it->second, pid) > 0;
+}
+
+void ApiWorkerPool::Acquire(const std::string& lease, int64_t env, agent::WorkerAction action,
+                            bool gpu, const ApiWorkerSpec& spec, OnReady on_ready,
                             OnDied on_died) {
-  const std::string key = KeyOf(spec);
-  if (!spec.actor) {
-    auto& idle = idle_[key];
-    while (!idle.empty()) {
-      const pid_t pid = idle.back();
-      idle.pop_back();
+  if (action == agent::WorkerAction::kReuse) {
+    // Which idle worker: the most recently used (its pages are warm).
+    auto q = idle_.find(env);
+    while (q != idle_.end() && !q->second.empty()) {
+      const pid_t pid = q->second.back();
+      q->second.pop_back();
       auto it = workers_.find(pid);
       if (it == workers_.end() || it->second.stdin_fd < 0) continue;
-      it->second.lease = lease;
-      it->second.on_died = std::move(on_died);
+      Worker& w = it->second;
+      w.lease = lease;
+      w.actor = spec.actor;
+      w.gpu = gpu;
+      w.on_died = std::move(on_died);
       by_lease_[lease] = pid;
-      on_ready(std::make_pair(pid, it->second.address));
+      on_ready(std::make_pair(pid, w.address));
       return;
     }
   }
@@ -95,8 +113,10 @@ void ApiWorkerPool::Acquire(const std::string& lease, const ApiWorkerSpec& spec,
     return;
   }
   Worker w;
-  w.key = key;
+  w.key = KeyOf(spec);
+  w.env = env;
   w.actor = spec.actor;
+  w.gpu = gpu;
   w.stdin_fd = p[1];
   w.lease = lease;
   w.on_ready = std::move(on_ready);
@@ -117,9 +137,11 @@ void ApiWorkerPool::Release(const std::string& lease) {
   w.on_died = nullptr;
   const bool ready = !w.address.empty() && !w.on_ready;
   w.on_ready = nullptr;
-  auto& idle = idle_[w.key];
-  if (!w.actor && ready && w.stdin_fd >= 0 && idle.size() < options_.max_idle) {
-    idle.push_back(pid);
+  // The agent decides whether a ready worker stays idle for its env's next lease.
+  if (ready && w.stdin_fd >= 0 && hooks_.keep_idle &&
+      hooks_.keep_idle(w.env, w.gpu,
+                       w.actor ? agent::WorkerKind::kActor : agent::WorkerKind::kTask)) {
+    idle_[w.env].push_back(pid);
   } else {
     Retire(pid);
   }
@@ -129,11 +151,15 @@ void ApiWorkerPool::RetireIdleWithEnv(const std::string& name, const std::string
   // Keys are library, then '\0'NAME=VALUE per variable, then '\0'cwd=...: a value always ends
   // at a '\0'.
   const std::string needle = std::string(1, '\0') + name + "=" + value + std::string(1, '\0');
-  std::vector<pid_t> victims;
-  for (const auto& [key, q] : idle_) {
-    if (key.find(needle) != std::string::npos) victims.insert(victims.end(), q.begin(), q.end());
+  for (auto& [env, q] : idle_) {
+    std::erase_if(q, [&, env = env](pid_t pid) {
+      auto it = workers_.find(pid);
+      if (it == workers_.end() || it->second.key.find(needle) == std::string::npos) return false;
+      Retire(pid);
+      if (hooks_.idle_gone) hooks_.idle_gone(env);  // the agent stops counting on it
+      return true;
+    });
   }
-  for (pid_t pid : victims) Retire(pid);
 }
 
 void ApiWorkerPool::OnControl(pid_t pid, const std::string& chunk) {
@@ -165,7 +191,6 @@ void ApiWorkerPool::Retire(pid_t pid) {
   if (it == workers_.end()) return;
   if (it->second.stdin_fd >= 0) ::close(it->second.stdin_fd);
   it->second.stdin_fd = -1;
-  for (auto& [key, q] : idle_) std::erase(q, pid);
 }
 
 void ApiWorkerPool::OnExit(pid_t pid, int code, int sig) {
@@ -174,7 +199,8 @@ void ApiWorkerPool::OnExit(pid_t pid, int code, int sig) {
   Worker w = std::move(it->second);
   workers_.erase(it);
   if (w.stdin_fd >= 0) ::close(w.stdin_fd);
-  for (auto& [key, q] : idle_) std::erase(q, pid);
+  // An idle worker that died: the agent must not count on it any more.
+  if (TakeIdle(pid, w.env) && hooks_.idle_gone) hooks_.idle_gone(w.env);
   if (!w.lease.empty()) by_lease_.erase(w.lease);
   const std::string why = "api worker " + std::to_string(pid) + " exited (" +
                           (sig > 0 ? "signal " + std::to_string(sig)

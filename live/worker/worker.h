@@ -1,10 +1,15 @@
 // Code workers of the C++ client API (orrery_api.h), both sides:
 //
 // ApiWorkerPool (node daemon side): starts `orrery __api_worker --library PATH` children through
-// the node's ProcessSupervisor, keyed by (library, env, actor), and hands a ready worker's
-// address to a granted lease (NodeService.AttachWorker). When the lease ends a stateless worker
-// goes back to the idle list for the next lease of the same key (up to max_idle); an actor's
-// worker, or one beyond that, is told to exit (stdin closed).
+// the node's ProcessSupervisor, keyed by the node's env id of (library, env, cwd) (KeyOf), and
+// hands a ready worker's address to a granted lease (NodeService.AttachWorker). The pool is
+// transport only, like live/node/worker_pool.h: whether a lease reuses an idle worker or starts
+// one, and whether a worker whose lease ended stays idle, is the node agent's decision
+// (core/agent/node_agent.h AcquireWorker / ReleaseWorker: kept per env up to its limit, an
+// actor's worker or one holding GPUs never reused). The pool only picks WHICH idle worker of the
+// env (the most recently used), runs the processes, and tells the agent when an idle worker
+// leaves (exits, or is retired by RetireIdleWithEnv) so its idle count follows. A worker the
+// agent does not keep is told to exit (stdin closed).
 //
 // Worker <-> node protocol (text lines on the worker's control fd, its original stdout):
 //   worker -> node:  ready <port>        serving WorkerService on the node's bind host
@@ -26,12 +31,14 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "core/agent/node_agent.h"
 #include "core/status.h"
 #include "live/common/process.h"
 
@@ -49,7 +56,15 @@ struct ApiWorkerPoolOptions {
   std::string bind_host = "127.0.0.1";                   // where workers listen
   std::string token;                                     // the cluster token workers require
   std::vector<std::pair<std::string, std::string>> env;  // added to every worker's environment
-  size_t max_idle = 16;
+};
+
+// How the pool asks the node agent (both run on the node's loop).
+struct ApiWorkerPoolHooks {
+  // A ready worker of `env` lost its lease: true keeps it idle for the next lease of its env
+  // (NodeAgent::ReleaseWorker), false makes it exit. Unset: it exits.
+  std::function<bool(int64_t env, bool gpu, agent::WorkerKind kind)> keep_idle;
+  // An idle worker of `env` left the pool without being reused (NodeAgent::IdleWorkerGone).
+  std::function<void(int64_t env)> idle_gone;
 };
 
 class ApiWorkerPool {
@@ -60,27 +75,39 @@ class ApiWorkerPool {
   using OnDied = std::function<void(const std::string& why)>;
 
   // REQUIRES: `supervisor` outlives the pool; `post` runs closures on the owning loop.
-  ApiWorkerPool(ProcessSupervisor* supervisor, ApiWorkerPoolOptions options, Post post);
+  ApiWorkerPool(ProcessSupervisor* supervisor, ApiWorkerPoolOptions options, Post post,
+                ApiWorkerPoolHooks hooks);
   ~ApiWorkerPool();
   ApiWorkerPool(const ApiWorkerPool&) = delete;
   ApiWorkerPool& operator=(const ApiWorkerPool&) = delete;
 
-  // Gives lease `lease` a worker of `spec`: an idle one at once, or a new one once it serves.
-  // `on_ready` is called exactly once (on the loop); afterwards `on_died` if the worker dies
-  // while the lease holds it. REQUIRES: `lease` holds no worker.
-  void Acquire(const std::string& lease, const ApiWorkerSpec& spec, OnReady on_ready,
-               OnDied on_died);
-  // The lease is over: its worker goes idle (stateless, room left) or exits. No callback of
-  // that lease is called afterwards. No-op for an unknown lease.
+  // The pool key of `spec`: library, env variables and cwd (actor or not: the agent decides);
+  // the node maps it to the agent's env id.
+  static std::string KeyOf(const ApiWorkerSpec& spec);
+
+  // Gives lease `lease` a worker of `spec` (env id `env`, the one of KeyOf(spec)) as the agent
+  // decided: kReuse takes the most recently used idle worker of `env` at once (a new one if,
+  // against the agent's count, none is idle); kStart starts a new one, ready once it serves.
+  // `gpu` and spec.actor are handed back to hooks.keep_idle when the lease ends. `on_ready` is
+  // called exactly once (on the loop); afterwards `on_died` if the worker dies while the lease
+  // holds it. REQUIRES: `lease` holds no worker.
+  void Acquire(const std::string& lease, int64_t env, agent::WorkerAction action, bool gpu,
+               const ApiWorkerSpec& spec, OnReady on_ready, OnDied on_died);
+  // The lease is over: its worker goes idle (if ready and the agent keeps it) or exits. No
+  // callback of that lease is called afterwards. No-op for an unknown lease.
   void Release(const std::string& lease);
-  // Idle workers whose spec env has `name`=`value` exit (runtime envs: their env was evicted).
+  // Idle workers whose spec env has `name`=`value` exit (runtime envs: their env was evicted);
+  // the agent hears of each (idle_gone). O(idle workers).
   void RetireIdleWithEnv(const std::string& name, const std::string& value);
   size_t num_workers() const { return workers_.size(); }
+  size_t num_idle() const;
 
  private:
   struct Worker {
-    std::string key;
+    std::string key;  // KeyOf its spec
+    int64_t env = -1;
     bool actor = false;
+    bool gpu = false;  // its lease's
     int stdin_fd = -1;
     std::string buffer;   // control bytes not yet a full line
     std::string address;  // empty until ready
@@ -88,7 +115,8 @@ class ApiWorkerPool {
     OnReady on_ready;
     OnDied on_died;
   };
-  static std::string KeyOf(const ApiWorkerSpec& spec);
+  // Takes `pid` off its env's idle list; true if it was there.
+  bool TakeIdle(pid_t pid, int64_t env);
   void OnControl(pid_t pid, const std::string& chunk);
   void OnExit(pid_t pid, int code, int sig);
   void Retire(pid_t pid);
@@ -96,9 +124,10 @@ class ApiWorkerPool {
   ProcessSupervisor* supervisor_;
   ApiWorkerPoolOptions options_;
   Post post_;
+  ApiWorkerPoolHooks hooks_;
   std::map<pid_t, Worker> workers_;
   std::map<std::string, pid_t> by_lease_;
-  std::map<std::string, std::vector<pid_t>> idle_;  // by key, most recently used last
+  std::map<int64_t, std::vector<pid_t>> idle_;  // by env, most recently used last
 };
 
 // `orrery __api_worker --library PATH`. Returns the exit code.

@@ -150,6 +150,28 @@ TEST(NodeAgent, ReusesAnIdleWorkerOfTheSameEnvButNotForGpuWork) {
   EXPECT_EQ(a.IdleWorkers(7), 1);
 }
 
+TEST(NodeAgent, AnActorNeverReusesAWorkerNorLeavesOneIdle) {
+  auto o = Options();
+  NodeAgent a("n0", &o);
+  a.set_max_idle_workers_per_env(2);
+  EXPECT_EQ(a.AcquireWorker(5, false), WorkerAction::kStart);
+  EXPECT_TRUE(a.ReleaseWorker(5, false));
+  ASSERT_EQ(a.IdleWorkers(5), 1);
+  // An actor of the env starts its own worker: the idle one stays for the env's tasks.
+  EXPECT_EQ(a.AcquireWorker(5, false, WorkerKind::kActor), WorkerAction::kStart);
+  EXPECT_EQ(a.IdleWorkers(5), 1);
+  // The actor's worker exits when the actor ends, though the env's pool has room.
+  EXPECT_FALSE(a.ReleaseWorker(5, false, WorkerKind::kActor));
+  EXPECT_EQ(a.IdleWorkers(5), 1);
+  EXPECT_EQ(a.AcquireWorker(5, true, WorkerKind::kActor), WorkerAction::kStart);
+  EXPECT_FALSE(a.ReleaseWorker(5, true, WorkerKind::kActor));
+  // Explicit kTask is the default: the task reuses the idle worker.
+  EXPECT_EQ(a.AcquireWorker(5, false, WorkerKind::kTask), WorkerAction::kReuse);
+  EXPECT_EQ(a.IdleWorkers(5), 0);
+  EXPECT_TRUE(a.ReleaseWorker(5, false, WorkerKind::kTask));
+  EXPECT_EQ(a.IdleWorkers(5), 1);
+}
+
 TEST(NodeAgent, AnIdleWorkerThatLeftIsNotReused) {
   auto o = Options();
   NodeAgent a("n0", &o);

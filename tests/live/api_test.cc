@@ -3,9 +3,12 @@
 // (api_test_lib.cc) that the workers dlopen. Every Get is bounded; LiveCluster and ApiSession
 // tear everything down when a test fails.
 #include <gtest/gtest.h>
+#include <signal.h>
 
+#include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "live/api/orrery_api.h"
@@ -86,6 +89,49 @@ TEST(LiveApiTest, ManyTasksRunInParallel) {
   const auto took = Clock::now() - t0;
   EXPECT_EQ(pids.size(), 2u);
   EXPECT_LT(took, std::chrono::milliseconds(2200)) << "4 x 600 ms on 2 CPUs ran serially";
+}
+
+// Worker reuse is the node agent's decision (core/agent/node_agent.h AcquireWorker): a second
+// lease of the same library and env reuses the idle code worker the first one left; an actor
+// starts its own worker (the idle one stays for tasks) whose process exits with the actor.
+TEST(LiveApiTest, CodeWorkersAreReusedAcrossLeasesButNotByActors) {
+  LiveCluster cluster;
+  ASSERT_EQ(cluster.StartHead("head", {"--num-cpus", "3"}).exit_code, 0);
+  api::InitOptions o;
+  o.idle_lease_timeout = std::chrono::milliseconds(100);  // leases go back soon after a call
+  ApiSession session(cluster, o);
+  ASSERT_TRUE(session.status().ok()) << session.status().ToString();
+  auto pid_of = [](std::map<std::string, double> res) {
+    return api::Get(api::Task(api_test::SleepMs).SetResources(res).Remote(0), seconds(20));
+  };
+  auto idle_lease_back = [] { std::this_thread::sleep_for(std::chrono::milliseconds(1000)); };
+
+  auto first = pid_of({{"CPU", 1}});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  idle_lease_back();
+  // Other resources: another class, so surely another lease; same library and env.
+  auto second = pid_of({{"CPU", 2}});
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(*second, *first) << "the second lease did not reuse the idle worker";
+  idle_lease_back();
+
+  auto actor = api::Actor(Accumulator::Create).Remote(0);
+  auto actor_pid = api::Get(actor.Task(&Accumulator::Pid).Remote(), seconds(20));
+  ASSERT_TRUE(actor_pid.ok()) << actor_pid.status().ToString();
+  EXPECT_NE(*actor_pid, *first) << "an actor took the idle task worker";
+  auto third = pid_of({{"CPU", 1}});  // the idle worker is still there for tasks
+  ASSERT_TRUE(third.ok()) << third.status().ToString();
+  EXPECT_EQ(*third, *first);
+
+  // The actor ends: its worker is not kept idle but exits.
+  actor.Kill();
+  EXPECT_TRUE(Eventually([&] { return ::kill(static_cast<pid_t>(*actor_pid), 0) != 0; },
+                         std::chrono::milliseconds(10000)))
+      << "the actor's worker " << *actor_pid << " is still running";
+  idle_lease_back();
+  auto fourth = pid_of({{"CPU", 1}});
+  ASSERT_TRUE(fourth.ok()) << fourth.status().ToString();
+  EXPECT_NE(*fourth, *actor_pid);
 }
 
 // An actor keeps its state across calls, runs them in submission order, and two actors are
