@@ -81,6 +81,45 @@ std::set<std::string> ClassNames(const RunStats& candidate, const std::vector<Ru
 const std::string kClassPrefix = "class ";
 const std::string kClassSuffix = ": mean queue delay";
 
+// One row of the per-class renderings: the candidate's class, the references' means and spreads,
+// and the class's check (nullptr when the class is only in the candidate).
+struct ClassRow {
+  std::string name;
+  size_t tasks = 0;
+  const ClassStats* mine = nullptr;
+  Ref q, q95, j, j95;
+  const FidelityCheck* check = nullptr;
+};
+
+std::vector<ClassRow> ClassRows(const RunStats& candidate, const std::vector<RunStats>& references,
+                                const FidelityVerdict& verdict) {
+  std::map<std::string, const FidelityCheck*> check_of;
+  for (const auto& c : verdict.checks) {
+    if (c.what.rfind(kClassPrefix, 0) == 0) {
+      const size_t end = c.what.find(kClassSuffix);
+      check_of[c.what.substr(kClassPrefix.size(), end - kClassPrefix.size())] = &c;
+    }
+  }
+  std::vector<ClassRow> rows;
+  for (const auto& name : ClassNames(candidate, references)) {
+    ClassRow r;
+    r.name = name;
+    r.mine = candidate.Find(name);
+    r.q = ClassRef(references, name, false, false);
+    r.q95 = ClassRef(references, name, false, true);
+    r.j = ClassRef(references, name, true, false);
+    r.j95 = ClassRef(references, name, true, true);
+    const ClassStats* any = r.mine;
+    for (const auto& ref : references) {
+      if (any == nullptr) any = ref.Find(name);
+    }
+    r.tasks = any ? any->tasks : 0;
+    if (auto it = check_of.find(name); it != check_of.end()) r.check = it->second;
+    rows.push_back(std::move(r));
+  }
+  return rows;
+}
+
 }  // namespace
 
 const ClassStats* RunStats::Find(std::string_view name) const {
@@ -245,32 +284,15 @@ std::string RenderClassesCsv(const RunStats& candidate, const std::vector<RunSta
   std::string out =
       "class,tasks,sim_queue_mean,sim_queue_p95,ref_queue_mean,ref_queue_p95,ref_queue_spread,"
       "sim_jct_mean,sim_jct_p95,ref_jct_mean,ref_jct_p95,allowed,pass\n";
-  std::map<std::string, const FidelityCheck*> check_of;
-  for (const auto& c : verdict.checks) {
-    if (c.what.rfind(kClassPrefix, 0) == 0) {
-      const size_t end = c.what.find(kClassSuffix);
-      check_of[c.what.substr(kClassPrefix.size(), end - kClassPrefix.size())] = &c;
-    }
-  }
-  for (const auto& name : ClassNames(candidate, references)) {
-    const ClassStats* mine = candidate.Find(name);
-    const Ref q = ClassRef(references, name, false, false);
-    const Ref q95 = ClassRef(references, name, false, true);
-    const Ref j = ClassRef(references, name, true, false);
-    const Ref j95 = ClassRef(references, name, true, true);
-    const ClassStats* any = mine;
-    for (const auto& r : references) {
-      if (any == nullptr) any = r.Find(name);
-    }
-    auto it = check_of.find(name);
-    out += CsvField(name) + "," + std::to_string(any ? any->tasks : 0) + "," +
-           (mine ? Num(mine->queue.mean) : "") + "," + (mine ? Num(mine->queue.p95) : "") + "," +
-           (q.n ? Num(q.mean) : "") + "," + (q95.n ? Num(q95.mean) : "") + "," +
-           (q.n ? Num(q.spread) : "") + "," + (mine ? Num(mine->jct.mean) : "") + "," +
-           (mine ? Num(mine->jct.p95) : "") + "," + (j.n ? Num(j.mean) : "") + "," +
-           (j95.n ? Num(j95.mean) : "") + "," +
-           (it != check_of.end() ? Num(it->second->allowed) : "") + "," +
-           (it != check_of.end() ? (it->second->pass ? "1" : "0") : "") + "\n";
+  for (const ClassRow& r : ClassRows(candidate, references, verdict)) {
+    const ClassStats* m = r.mine;
+    out += CsvField(r.name) + "," + std::to_string(r.tasks) + "," + (m ? Num(m->queue.mean) : "") +
+           "," + (m ? Num(m->queue.p95) : "") + "," + (r.q.n ? Num(r.q.mean) : "") + "," +
+           (r.q95.n ? Num(r.q95.mean) : "") + "," + (r.q.n ? Num(r.q.spread) : "") + "," +
+           (m ? Num(m->jct.mean) : "") + "," + (m ? Num(m->jct.p95) : "") + "," +
+           (r.j.n ? Num(r.j.mean) : "") + "," + (r.j95.n ? Num(r.j95.mean) : "") + "," +
+           (r.check ? Num(r.check->allowed) : "") + "," +
+           (r.check ? (r.check->pass ? "1" : "0") : "") + "\n";
   }
   return out;
 }
@@ -289,37 +311,21 @@ std::string RenderClassesTable(const RunStats& candidate, const std::vector<RunS
          Pad(r + " q.mean", 13, true) + Pad("+-", 7, true) + Pad(c + " q.p95", 12, true) +
          Pad(r + " q.p95", 12, true) + Pad(c + " jct", 10, true) + Pad(r + " jct", 10, true) +
          "  bar\n";
-  std::map<std::string, const FidelityCheck*> check_of;
-  for (const auto& ch : verdict.checks) {
-    if (ch.what.rfind(kClassPrefix, 0) == 0) {
-      const size_t end = ch.what.find(kClassSuffix);
-      check_of[ch.what.substr(kClassPrefix.size(), end - kClassPrefix.size())] = &ch;
-    }
-  }
-  for (const auto& name : ClassNames(candidate, references)) {
-    const ClassStats* mine = candidate.Find(name);
-    const Ref q = ClassRef(references, name, false, false);
-    const Ref q95 = ClassRef(references, name, false, true);
-    const Ref j = ClassRef(references, name, true, false);
-    const ClassStats* any = mine;
-    for (const auto& ref : references) {
-      if (any == nullptr) any = ref.Find(name);
-    }
-    auto it = check_of.find(name);
+  for (const ClassRow& row : ClassRows(candidate, references, verdict)) {
+    const ClassStats* m = row.mine;
     std::string bar = "-";
-    if (it != check_of.end()) {
-      bar = std::string(it->second->pass ? "ok" : "MISS") + " (+-" + Num(it->second->allowed) +
-            (it->second->widened ? ", widened" : "") + ")";
+    if (row.check != nullptr) {
+      bar = std::string(row.check->pass ? "ok" : "MISS") + " (+-" + Num(row.check->allowed) +
+            (row.check->widened ? ", widened" : "") + ")";
     }
-    std::string row = "  " + Pad(name, 16, false) + Pad(std::to_string(any ? any->tasks : 0), 6, true) +
-                      Pad(mine ? Num(mine->queue.mean) : "-", 13, true) +
-                      Pad(q.n ? Num(q.mean) : "-", 13, true) +
-                      Pad(q.n > 1 ? Num(q.spread) : "", 7, true) +
-                      Pad(mine ? Num(mine->queue.p95) : "-", 12, true) +
-                      Pad(q95.n ? Num(q95.mean) : "-", 12, true) +
-                      Pad(mine ? Num(mine->jct.mean) : "-", 10, true) +
-                      Pad(j.n ? Num(j.mean) : "-", 10, true) + "  " + bar;
-    out += row + "\n";
+    out += "  " + Pad(row.name, 16, false) + Pad(std::to_string(row.tasks), 6, true) +
+           Pad(m ? Num(m->queue.mean) : "-", 13, true) +
+           Pad(row.q.n ? Num(row.q.mean) : "-", 13, true) +
+           Pad(row.q.n > 1 ? Num(row.q.spread) : "", 7, true) +
+           Pad(m ? Num(m->queue.p95) : "-", 12, true) +
+           Pad(row.q95.n ? Num(row.q95.mean) : "-", 12, true) +
+           Pad(m ? Num(m->jct.mean) : "-", 10, true) +
+           Pad(row.j.n ? Num(row.j.mean) : "-", 10, true) + "  " + bar + "\n";
   }
   for (const auto& ch : verdict.checks) {
     if (ch.what.rfind(kClassPrefix, 0) == 0) continue;

@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/io/scenario_loader.h"
+
 namespace orrery::fuzz {
 
 class ScratchDir {
@@ -53,5 +55,17 @@ inline const ScratchDir& Scratch() {
 // fuzz at 3 GB a run.
 struct TooBig {};
 inline constexpr uint64_t kMaxTasksToExpand = 200000;
+
+// io::LoadScenario(path), stopped (and ignored) once it would expand more than kMaxTasksToExpand
+// tasks.
+inline void LoadScenarioBounded(const std::string& path) {
+  try {
+    auto s = io::LoadScenario(path, {}, [](const io::LoadProgress& p) {
+      if (p.total > kMaxTasksToExpand && std::string_view(p.phase) != "parse") throw TooBig{};
+    });
+    (void)s;
+  } catch (const TooBig&) {
+  }
+}
 
 }  // namespace orrery::fuzz

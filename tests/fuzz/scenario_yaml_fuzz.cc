@@ -11,14 +11,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace orrery;
   const std::string path = fuzz::Scratch().Write(
       "scenario.yaml", std::string_view(reinterpret_cast<const char*>(data), size));
-  try {
-    auto s = io::LoadScenario(path, {}, [](const io::LoadProgress& p) {
-      if (p.total > fuzz::kMaxTasksToExpand && std::string_view(p.phase) != "parse") {
-        throw fuzz::TooBig{};
-      }
-    });
-    (void)s;
-  } catch (const fuzz::TooBig&) {
-  }
+  fuzz::LoadScenarioBounded(path);
   return 0;
 }

@@ -38,15 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const std::string path =
           dir.Write("trace-scenario.yaml", data[0] % 4 == 0 ? kTaskTraceScenario
                                                              : kArrivalTraceScenario);
-      try {
-        auto s = io::LoadScenario(path, {}, [](const io::LoadProgress& p) {
-          if (p.total > fuzz::kMaxTasksToExpand && std::string_view(p.phase) != "parse") {
-            throw fuzz::TooBig{};
-          }
-        });
-        (void)s;
-      } catch (const fuzz::TooBig&) {
-      }
+      fuzz::LoadScenarioBounded(path);
       break;
     }
     case 2: {
