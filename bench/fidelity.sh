@@ -10,6 +10,7 @@
 # Exits 0 when every run completed (whatever the verdicts), 1 otherwise.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+given="$*"
 bin="$(realpath "${1:-build/orrery}")"
 out="${2:-results/fidelity}"
 runs="${3:-2}"
@@ -23,7 +24,7 @@ mkdir -p "$out"
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null)"
   echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
-  echo "command: bench/fidelity.sh $*  (live runs: $runs)"
+  echo "command: bench/fidelity.sh $given  (live runs: $runs)"
 } > "$out/machine.txt"
 echo "scenario,pass,checks_ok,checks,verdict" > "$out/verdicts.csv"
 failed=0

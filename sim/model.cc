@@ -1568,11 +1568,7 @@ void Model::TryPgTasks(int g) {
 results::RunRecord Model::Finish(double now, double wall_s) {
   now_ = std::max(now_, now);
   Accumulate();
-  results::RunRecord r;
-  r.scenario = scenario_.name;
-  r.backend = "sim";
-  r.policy = scenario_.scheduler.options.policy;
-  r.seed = scenario_.seed;
+  results::RunRecord r = results::ScenarioRunRecord(scenario_, "sim");
   double makespan = 0;
   r.attempts.reserve(attempts_.size());
   for (const Attempt& a : attempts_) {

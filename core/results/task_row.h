@@ -1,4 +1,6 @@
-// The tasks.csv row of a scenario task's attempt as both backends start it (DESIGN section 6):
+// What both backends' replays of a scenario start their results from (DESIGN section 6).
+//
+// The tasks.csv row of a scenario task's attempt as both backends start it:
 // the task's id, name, job and kind from the scenario, the attempt's submit time, state
 // "pending", nothing run yet. The simulator and `live run` fill in the rest as the attempt goes.
 #pragma once
@@ -21,6 +23,17 @@ inline TaskAttempt PendingAttemptRow(const Scenario& s, size_t task, double subm
   row.submit_s = submit_s;
   row.state = "pending";
   return row;
+}
+
+// The run record of a replay of `s` by `backend` ("sim" | "live"), before any attempt: the
+// scenario's name, the policy that decides and the seed.
+inline RunRecord ScenarioRunRecord(const Scenario& s, const char* backend) {
+  RunRecord r;
+  r.scenario = s.name;
+  r.backend = backend;
+  r.policy = s.scheduler.options.policy;
+  r.seed = s.seed;
+  return r;
 }
 
 }  // namespace orrery::results

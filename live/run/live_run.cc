@@ -1097,11 +1097,7 @@ class Runner {
   }
 
   results::RunRecord Finish(double end) {
-    results::RunRecord r;
-    r.scenario = s_.name;
-    r.backend = "live";
-    r.policy = s_.scheduler.options.policy;
-    r.seed = s_.seed;
+    results::RunRecord r = results::ScenarioRunRecord(s_, "live");
     double makespan = 0;
     for (const auto& task : attempts_) {
       for (const auto& row : task) {
