@@ -11,7 +11,8 @@
 // a class are in flight, and never more than the class has waiting tasks. A lease whose class
 // queue is empty goes back at once (idle_lease_timeout_s == 0) or after it stayed idle that long.
 // With reuse off every task gets its own lease request, bound to it, and the lease goes back when
-// the task finishes (the simulator's scenario replay and `live run` today).
+// the task finishes (scenario replay in both backends by default; the scenario setting
+// `owner: {reuse_leases: true}` turns reuse on for the simulator and `live run` alike).
 //
 // Pipelining (reuse on, max_tasks_in_flight_per_lease > 1; Ray's max_tasks_in_flight_per_worker):
 // a granted lease may run several tasks at once. Idle leases take queued tasks first; a busy
