@@ -113,13 +113,17 @@ StatusOr<std::vector<Attempt>> ReadTasksCsv(const fs::path& p) {
     }
     Attempt a{f[col["task_id"]], f[col["attempt"]], f[col["name"]], f[col["node_id"]],
               f[col["state"]]};
+    // start_s/end_s are empty for an attempt that never started/ended (the result schema):
+    // -1, as the run record holds them.
+    auto time_or_unset = [](const std::string& cell) { return cell.empty() ? -1.0 : std::stod(cell); };
     try {
       a.submit = std::stod(f[col["submit_s"]]);
-      a.start = std::stod(f[col["start_s"]]);
-      a.end = std::stod(f[col["end_s"]]);
+      a.start = time_or_unset(f[col["start_s"]]);
+      a.end = time_or_unset(f[col["end_s"]]);
     } catch (const std::exception&) {
-      return Status(StatusCode::kInvalidArgument, p.string() + ":" + std::to_string(line_no) +
-                                                      ": submit_s/start_s/end_s: expected numbers");
+      return Status(StatusCode::kInvalidArgument,
+                    p.string() + ":" + std::to_string(line_no) +
+                        ": submit_s/start_s/end_s: expected numbers (start_s/end_s may be empty)");
     }
     if (a.attempt.empty() || !std::all_of(a.attempt.begin(), a.attempt.end(), ::isdigit) ||
         a.attempt.size() > 9) {

@@ -133,6 +133,13 @@ J
   rc=$?
   check "a missing second live dir: exit 2 (got $rc)" "[ $rc -eq 2 ]"
   check "a missing second live dir is named" "grep -q 'nowhere/summary.json: cannot read' '$tmp/stdout5'"
+  # An attempt that never started (empty start_s/end_s, as live run writes a task that failed
+  # before it ran) is read, not refused; it has no queue delay.
+  printf '99,never,default,task,0,,,n0,failed,0,0,\n' >> "$tmp/l2/tasks.csv"
+  "$bin" compare --sim-results "$tmp/s" --live-results "$tmp/l2" --out "$tmp/o6" > "$tmp/stdout6" 2>&1
+  rc=$?
+  check "never-started attempt: exit 0 (got $rc)" "[ $rc -eq 0 ]"
+  check "never-started attempt: its class is listed, missing from sim" "grep -qx 'never,1,,,0,0,0,,,0,0,0.1,0' '$tmp/o6/classes.csv'"
   # A malformed result file is bad input: exit 2 naming the file, line and field.
   printf '14,x,default,task,0,0,1,n0,finished,first,0,\n' >> "$tmp/l/tasks.csv"
   "$bin" compare --sim-results "$tmp/s" --live-results "$tmp/l" --out "$tmp/o" > "$tmp/stdout" 2>&1
