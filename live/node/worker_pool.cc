@@ -47,16 +47,7 @@ WorkerPool::~WorkerPool() {
   }
 }
 
-size_t WorkerPool::num_idle() const {
-  size_t n = 0;
-  for (const auto& [env, q] : idle_) n += q.size();
-  return n;
-}
-
-bool WorkerPool::TakeIdle(pid_t pid, int64_t env) {
-  auto it = idle_.find(env);
-  return it != idle_.end() && std::erase(it->second, pid) > 0;
-}
+size_t WorkerPool::num_idle() const { return idle_.size(); }
 
 StatusOr<pid_t> WorkerPool::StartWorker(int64_t env, const WorkerEnv& in_env) {
   int p[2];
@@ -105,12 +96,7 @@ StatusOr<pid_t> WorkerPool::Run(int64_t env, agent::WorkerAction action, bool gp
   pid_t pid = 0;
   if (action == agent::WorkerAction::kReuse) {
     // Which idle worker: the most recently used (its pages are warm).
-    auto it = idle_.find(env);
-    while (it != idle_.end() && !it->second.empty() && pid == 0) {
-      const pid_t p = it->second.back();
-      it->second.pop_back();
-      if (workers_.count(p)) pid = p;
-    }
+    pid = idle_.PopMostRecent(env, [this](pid_t p) { return workers_.count(p) > 0; });
   }
   if (pid == 0) {
     auto started = StartWorker(env, in_env);
@@ -154,7 +140,7 @@ void WorkerPool::OnOutput(pid_t pid, const std::string& chunk) {
     w.on_done = nullptr;
     // The agent decides whether the worker stays idle for its env's next task.
     if (!w.retired && hooks_.keep_idle && hooks_.keep_idle(w.env, w.gpu)) {
-      idle_[w.env].push_back(pid);
+      idle_.Push(w.env, pid);
     } else {
       Retire(pid);
     }
@@ -170,7 +156,7 @@ void WorkerPool::RetireIdleWithEnv(const std::string& name, const std::string& v
     if (!match) continue;
     w.retired = true;
     if (w.task.empty()) {
-      if (TakeIdle(pid, w.env) && hooks_.idle_gone) hooks_.idle_gone(w.env);
+      if (idle_.Take(pid, w.env) && hooks_.idle_gone) hooks_.idle_gone(w.env);
       Retire(pid);
     }
   }
@@ -193,7 +179,7 @@ void WorkerPool::OnExit(pid_t pid, int code, int sig) {
   if (it->second.stdin_fd >= 0) ::close(it->second.stdin_fd);
   workers_.erase(it);
   // An idle worker that died: the agent must not count on it any more.
-  if (TakeIdle(pid, env) && hooks_.idle_gone) hooks_.idle_gone(env);
+  if (idle_.Take(pid, env) && hooks_.idle_gone) hooks_.idle_gone(env);
   if (busy && done) {
     done(code == 0 ? 1 : code, "worker " + std::to_string(pid) + " died" +
                                    (sig > 0 ? " (signal " + std::to_string(sig) + ")" : ""));

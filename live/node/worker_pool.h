@@ -30,6 +30,7 @@
 
 #include "core/agent/node_agent.h"
 #include "core/status.h"
+#include "live/common/idle_workers.h"
 #include "live/common/process.h"
 
 namespace orrery::live {
@@ -103,8 +104,6 @@ class WorkerPool {
     OnDone on_done;
   };
   StatusOr<pid_t> StartWorker(int64_t env, const WorkerEnv& in_env);
-  // Takes `pid` off its env's idle list; true if it was there.
-  bool TakeIdle(pid_t pid, int64_t env);
   void OnOutput(pid_t pid, const std::string& chunk);
   void OnExit(pid_t pid, int code, int sig);
   void Retire(pid_t pid);
@@ -114,7 +113,7 @@ class WorkerPool {
   Post post_;
   WorkerPoolHooks hooks_;
   std::map<pid_t, Worker> workers_;
-  std::map<int64_t, std::vector<pid_t>> idle_;  // by env, most recently used last
+  IdleWorkers idle_;
 };
 
 // The `orrery __worker` process: reads commands from stdin until EOF. Returns the exit code.

@@ -48,29 +48,19 @@ std::string ApiWorkerPool::KeyOf(const ApiWorkerSpec& spec) {
   return k;
 }
 
-size_t ApiWorkerPool::num_idle() const {
-  size_t n = 0;
-  for (const auto& [env, q] : idle_) n += q.size();
-  return n;
-}
-
-bool ApiWorkerPool::TakeIdle(pid_t pid, int64_t env) {
-  auto it = idle_.find(env);
-  return it != idle_.end() && std::erase(it->second, pid) > 0;
-}
+size_t ApiWorkerPool::num_idle() const { return idle_.size(); }
 
 void ApiWorkerPool::Acquire(const std::string& lease, int64_t env, agent::WorkerAction action,
                             bool gpu, const ApiWorkerSpec& spec, OnReady on_ready,
                             OnDied on_died) {
   if (action == agent::WorkerAction::kReuse) {
     // Which idle worker: the most recently used (its pages are warm).
-    auto q = idle_.find(env);
-    while (q != idle_.end() && !q->second.empty()) {
-      const pid_t pid = q->second.back();
-      q->second.pop_back();
-      auto it = workers_.find(pid);
-      if (it == workers_.end() || it->second.stdin_fd < 0) continue;
-      Worker& w = it->second;
+    const pid_t pid = idle_.PopMostRecent(env, [this](pid_t p) {
+      auto it = workers_.find(p);
+      return it != workers_.end() && it->second.stdin_fd >= 0;
+    });
+    if (pid != 0) {
+      Worker& w = workers_.at(pid);
       w.lease = lease;
       w.actor = spec.actor;
       w.gpu = gpu;
@@ -141,7 +131,7 @@ void ApiWorkerPool::Release(const std::string& lease) {
   if (ready && w.stdin_fd >= 0 && hooks_.keep_idle &&
       hooks_.keep_idle(w.env, w.gpu,
                        w.actor ? agent::WorkerKind::kActor : agent::WorkerKind::kTask)) {
-    idle_[w.env].push_back(pid);
+    idle_.Push(w.env, pid);
   } else {
     Retire(pid);
   }
@@ -151,15 +141,13 @@ void ApiWorkerPool::RetireIdleWithEnv(const std::string& name, const std::string
   // Keys are library, then '\0'NAME=VALUE per variable, then '\0'cwd=...: a value always ends
   // at a '\0'.
   const std::string needle = std::string(1, '\0') + name + "=" + value + std::string(1, '\0');
-  for (auto& [env, q] : idle_) {
-    std::erase_if(q, [&, env = env](pid_t pid) {
-      auto it = workers_.find(pid);
-      if (it == workers_.end() || it->second.key.find(needle) == std::string::npos) return false;
-      Retire(pid);
-      if (hooks_.idle_gone) hooks_.idle_gone(env);  // the agent stops counting on it
-      return true;
-    });
-  }
+  idle_.EraseIf([&](int64_t env, pid_t pid) {
+    auto it = workers_.find(pid);
+    if (it == workers_.end() || it->second.key.find(needle) == std::string::npos) return false;
+    Retire(pid);
+    if (hooks_.idle_gone) hooks_.idle_gone(env);  // the agent stops counting on it
+    return true;
+  });
 }
 
 void ApiWorkerPool::OnControl(pid_t pid, const std::string& chunk) {
@@ -200,7 +188,7 @@ void ApiWorkerPool::OnExit(pid_t pid, int code, int sig) {
   workers_.erase(it);
   if (w.stdin_fd >= 0) ::close(w.stdin_fd);
   // An idle worker that died: the agent must not count on it any more.
-  if (TakeIdle(pid, w.env) && hooks_.idle_gone) hooks_.idle_gone(w.env);
+  if (idle_.Take(pid, w.env) && hooks_.idle_gone) hooks_.idle_gone(w.env);
   if (!w.lease.empty()) by_lease_.erase(w.lease);
   const std::string why = "api worker " + std::to_string(pid) + " exited (" +
                           (sig > 0 ? "signal " + std::to_string(sig)

@@ -40,6 +40,7 @@
 
 #include "core/agent/node_agent.h"
 #include "core/status.h"
+#include "live/common/idle_workers.h"
 #include "live/common/process.h"
 
 namespace orrery::live {
@@ -115,8 +116,6 @@ class ApiWorkerPool {
     OnReady on_ready;
     OnDied on_died;
   };
-  // Takes `pid` off its env's idle list; true if it was there.
-  bool TakeIdle(pid_t pid, int64_t env);
   void OnControl(pid_t pid, const std::string& chunk);
   void OnExit(pid_t pid, int code, int sig);
   void Retire(pid_t pid);
@@ -127,7 +126,7 @@ class ApiWorkerPool {
   ApiWorkerPoolHooks hooks_;
   std::map<pid_t, Worker> workers_;
   std::map<std::string, pid_t> by_lease_;
-  std::map<int64_t, std::vector<pid_t>> idle_;  // by env, most recently used last
+  IdleWorkers idle_;
 };
 
 // `orrery __api_worker --library PATH`. Returns the exit code.
