@@ -19,6 +19,7 @@
 #include "core/results/run_record.h"
 #include "core/results/svg_plot.h"
 #include "sim/gpu_replay/gpu_cli.h"  // GPU placement replay (kind: gpu_placement)
+#include "core/io/scenario_json.h"
 #include "core/io/scenario_loader.h"
 #include "sim/simgrid_driver.h"
 
@@ -36,6 +37,9 @@ using io::LoadScenario;
 constexpr const char* kRunUsage =
     "usage: orrery sim run SCENARIO.yaml [--policy NAME] [--seed N] [--set dotted.path=value]...\n"
     "                      [--out DIR] [--decision-log FILE] [--no-progress]\n";
+constexpr const char* kExpandUsage =
+    "usage: orrery sim expand SCENARIO.yaml [--seed N] [--set dotted.path=value]... [--out FILE]\n"
+    "       (the workload after generators ran, as JSON: what bench/ray_replay.py replays)\n";
 constexpr const char* kCompareUsage =
     "usage: orrery sim compare SCENARIO.yaml [--policies a,b,c] [--grid path=v1,v2]... [--seeds N]\n"
     "                          [--set path=value]... [--out DIR]\n";
@@ -77,6 +81,36 @@ class LoadProgressLine {
   std::chrono::steady_clock::time_point last_{};
   bool printed_ = false;
 };
+
+// `sim expand`: the expanded workload as JSON (io::RenderExpandedScenarioJson), to FILE or stdout.
+int ExpandCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  cli::SimRunFlags flags;
+  cli::SimRunHelp help{kExpandUsage};
+  help.decision_log = "(not used)";
+  help.policy = "scheduling policy recorded in the output";
+  help.out = "output file (default: standard output)";
+  if (auto rc = cli::ParseSimRunFlags(args, help, &flags, out, err)) return *rc;
+  if (flags.scenario_path.empty()) {
+    err << "orrery sim expand: missing SCENARIO.yaml\n" << kExpandUsage;
+    return kExitUsage;
+  }
+  auto scenario = LoadScenario(flags.scenario_path, flags.Overrides(), {});
+  if (!scenario.ok()) {
+    err << "orrery sim expand: " << scenario.status().message() << "\n";
+    return kExitUsage;
+  }
+  for (const auto& w : scenario->warnings) err << "warning: " << w << "\n";
+  const std::string text = io::RenderExpandedScenarioJson(*scenario);
+  if (flags.out_dir.empty() || flags.out_dir == "-") {
+    out << text;
+    return kExitOk;
+  }
+  if (Status s = WriteFile(flags.out_dir, text); !s.ok()) {
+    err << "orrery sim expand: " << s.message() << "\n";
+    return kExitFailed;
+  }
+  return kExitOk;
+}
 
 int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   cli::SimRunFlags flags;
@@ -378,10 +412,10 @@ int CompareCommand(const std::vector<std::string>& args, std::ostream& out, std:
 
 cli::Command SimCommand() {
   return {"sim",
-          "sim run|compare SCENARIO.yaml ...   simulate a scenario on SimGrid",
+          "sim run|compare|expand SCENARIO.yaml ...  simulate a scenario on SimGrid",
           [](const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
             if (args.empty() || args[0] == "-h" || args[0] == "--help") {
-              (args.empty() ? err : out) << kRunUsage << kCompareUsage;
+              (args.empty() ? err : out) << kRunUsage << kCompareUsage << kExpandUsage;
               return args.empty() ? kExitUsage : kExitOk;
             }
             std::vector<std::string> rest(args.begin() + 1, args.end());
@@ -395,6 +429,7 @@ cli::Command SimCommand() {
             // --- end GPU placement replay ---
             if (args[0] == "run") return RunCommand(rest, out, err);
             if (args[0] == "compare") return CompareCommand(rest, out, err);
+            if (args[0] == "expand") return ExpandCommand(rest, out, err);
             err << "orrery sim: unknown subcommand '" << args[0] << "'\n"
                 << kRunUsage << kCompareUsage;
             return kExitUsage;

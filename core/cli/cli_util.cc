@@ -78,7 +78,7 @@ std::optional<int> ParseSimRunFlags(const std::vector<std::string>& args, const 
       "policy", po::value(&f.policy), help.policy)("seed", po::value(&f.seed),
                                                    "random seed (overrides the file)")(
       "set", po::value(&f.sets)->composing(), "override a scenario field: dotted.path=value")(
-      "out", po::value(&f.out_dir), "result directory (default: out/<scenario name>)")(
+      "out", po::value(&f.out_dir), help.out)(
       "decision-log", po::value(&f.decision_log), help.decision_log)("no-progress",
                                                                      help.no_progress);
   po::variables_map vm;

@@ -56,6 +56,7 @@ struct SimRunHelp {
   const char* policy = "scheduling policy for DEFAULT requests (orrery policies)";
   const char* decision_log = "write one line per scheduling decision";
   const char* no_progress = "never print the progress line";
+  const char* out = "result directory (default: out/<scenario name>)";
 };
 
 // Parses `sim run` arguments into `flags`. Returns the exit code when the command ends here:
