@@ -44,7 +44,7 @@ uint32_t Submitter::NewLease(ClassHandle cls) {
     free_.pop_back();
   } else {
     slot = static_cast<uint32_t>(leases_.size());
-    leases_.emplace_back(Lease{0, LeaseState::kFree, false, 0, 0, 0, 0, 0, 0, 0, 0, false, 0,
+    leases_.emplace_back(Lease{0, LeaseState::kFree, false, 0, 0, 0, 0, 0, 0, 0, 0, false, 0, 0,
                                RetryBackoff(options_.rejection_backoff)});
   }
   Lease& l = leases_[slot];
@@ -247,6 +247,9 @@ void Submitter::OnLeaseGranted(LeaseHandle lease, NodeHandle /*node*/, double no
   Class& c = classes_[cls];
   --c.pending;
   ++c.granted;
+  l->expires_at = options_.lease_timeout_s > 0 && !c.options.keep_idle_leases
+                      ? now + options_.lease_timeout_s
+                      : std::numeric_limits<double>::infinity();
   if (l->bound) {
     Push(slot, l->task, out);
   } else if (!c.queue.empty()) {
@@ -343,7 +346,8 @@ void Submitter::OnTaskFinished(LeaseHandle lease, double now, std::vector<Submit
   ++l->tasks_run;
   if (l->in_flight > 0) --l->in_flight;
   if (!options_.reuse_leases || l->bound ||
-      (c.options.max_tasks_per_lease > 0 && l->pushed >= c.options.max_tasks_per_lease)) {
+      (c.options.max_tasks_per_lease > 0 && l->pushed >= c.options.max_tasks_per_lease) ||
+      now > l->expires_at) {
     if (l->in_flight > 0) return;  // pipelining: the others still run on it
     ReturnLease(slot, out);
     Dispatch(cls, now, out);

@@ -43,9 +43,11 @@
 //                                    FailTask when over the rejection limit
 //   OnLeaseRequestFailed(lease)   -> FailTask (the bound task, or every queued task of the class)
 //   OnTaskFinished(lease)         -> PushTask (next of the class), or ReturnLease (reuse off, the
-//                                    class's tasks-per-lease cap, or idle with timeout 0 and the
-//                                    class does not keep idle leases); pipelining: nothing while
-//                                    other tasks still run on the lease, or more PushTask
+//                                    class's tasks-per-lease cap, the lease expired: held longer
+//                                    than lease_timeout_s, then RequestLease for what still
+//                                    waits; or idle with timeout 0 and the class does not keep
+//                                    idle leases); pipelining: nothing while other tasks still
+//                                    run on the lease, or more PushTask
 //   OnLeaseLost(lease)            -> RequestLease for the class if tasks wait (the caller
 //                                    resubmits the task that was running, if it retries)
 //   CancelLease(lease)            -> nothing: the caller gave the lease or its request up
@@ -87,6 +89,11 @@ struct SubmitterOptions {
   int max_leases_per_class = 0;
   // A granted lease with nothing to run goes back after this long; 0: at once.
   double idle_lease_timeout_s = 0.0;
+  // Lease expiry (Ray's worker_lease_timeout_milliseconds, 500 ms): a lease held longer than
+  // this since its grant goes back when the task on it finishes, even if its class has queued
+  // tasks (they get a new request), so that a busy class cannot keep its workers from the
+  // scheduler forever. Classes with keep_idle_leases (an actor) never expire. <= 0: never.
+  double lease_timeout_s = 0.0;
   // Tasks running on one granted lease at once (reuse on only); <= 1: one at a time.
   int max_tasks_in_flight_per_lease = 1;
   // Spillbacks followed since the last (re)start at the entry node; <= 0: unlimited.
@@ -210,6 +217,7 @@ class Submitter {
     int pushed = 0;        // tasks pushed in all
     bool in_open = false;  // pipelining: this generation has an entry in its class's `open`
     double idle_since = 0;
+    double expires_at = 0;  // lease_timeout_s after the grant (+infinity: never)
     RetryBackoff backoff;
   };
   struct Class {

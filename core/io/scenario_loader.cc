@@ -152,6 +152,7 @@ const Schema& RootSchema() {
                                    {"top_k_absolute", v},
                                    {"top_k_fraction", v},
                                    {"avoid_gpu_nodes", v},
+                                   {"fair_granting", v},
                                    {"report_period", v}});
     const Schema* env = map({{"name", v}, {"size", v}, {"install_time", v}});
     const Schema* autoscaler = map({{"period", v},
@@ -167,7 +168,8 @@ const Schema& RootSchema() {
     const Schema* failure = map({{"at", v}, {"node", v}, {"action", v}});
     const Schema* owner = map({{"reuse_leases", v},
                                {"max_pending_lease_requests_per_class", v},
-                               {"idle_lease_timeout", v}});
+                               {"idle_lease_timeout", v},
+                               {"lease_timeout", v}});
     return map({{"name", v},
                 {"description", v},
                 {"seed", v},
@@ -639,6 +641,9 @@ class Loader {
     if (auto v = m.Get("avoid_gpu_nodes")) {
       ORRERY_RETURN_IF_ERROR(ReadBool(ctx_, *v, &o.hybrid.avoid_gpu_nodes));
     }
+    if (auto v = m.Get("fair_granting")) {
+      ORRERY_RETURN_IF_ERROR(ReadBool(ctx_, *v, &o.fair_granting));
+    }
     if (auto v = m.Get("report_period")) {
       ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &s_.scheduler.report_period_s));
       if (s_.scheduler.report_period_s <= 0) return ctx_.Expected(*v, "a duration > 0");
@@ -728,6 +733,9 @@ class Loader {
     }
     if (auto v = m.Get("idle_lease_timeout")) {
       ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &o.idle_lease_timeout_s));
+    }
+    if (auto v = m.Get("lease_timeout")) {
+      ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &o.lease_timeout_s));
     }
     return Status::Ok();
   }

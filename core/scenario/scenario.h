@@ -70,15 +70,20 @@ struct EnvCacheSpec {
 };
 
 // The driver's task submitter (`owner:` in a scenario; core/agent/submitter.h), shared by the
-// simulator's owner and `live run`. The default is one fresh lease per task attempt (reuse off),
-// every request sent at once.
+// simulator's owner and `live run`. The defaults are a Ray driver's: a granted lease runs the
+// next queued task of its class, at most 10 lease requests of a class in flight
+// (max_pending_lease_requests_per_scheduling_category), a lease held over 500 ms goes back when
+// its task finishes (worker_lease_timeout_milliseconds), idle leases go back at once.
+// `reuse_leases: false` gives every task attempt a fresh lease of its own, sent at once.
 struct OwnerSpec {
   // Feed a granted lease the next queued task of its scheduling class (SchedulingClasses).
-  bool reuse_leases = false;
+  bool reuse_leases = true;
   // Lease requests of one class in flight at once; 0 = unlimited.
-  int max_pending_lease_requests_per_class = 0;
+  int max_pending_lease_requests_per_class = 10;
   // A granted lease with nothing to run goes back after this long; 0 = at once.
   double idle_lease_timeout_s = 0.0;
+  // A lease held longer than this since its grant goes back when its task finishes; 0 = never.
+  double lease_timeout_s = 0.5;
 };
 
 // `base` with the scenario's owner settings on top (each backend keeps its own transport
@@ -177,11 +182,14 @@ struct Scenario {
   std::vector<std::string> warnings;  // e.g. shapes no node type could ever hold
 };
 
-// The scheduling class of every task (by task index), dense from 0 in order of first use: tasks
-// with the same resource shape, strategy (affinity target included), placement group and bundle,
-// runtime env and kind share a class, so a lease granted for one may run the others (the owner's
-// lease reuse). Shapes and strategies are interned at load time, so equal indexes are equal
-// content. Returns the number of classes in *num_classes when non-null. O(tasks) expected.
+// The scheduling class of every task (by task index), dense from 0 in order of first use, as a
+// Ray driver's scheduling key: tasks of the same name (a generator's name is its function, and
+// Ray's scheduling class includes the function), resource shape, strategy (affinity target
+// included), placement group and bundle, runtime env and kind, and the same argument objects
+// (Ray's key includes the task's dependencies: consumers of different outputs never share a
+// lease) share a class, so a lease granted for one may run the others (the owner's lease reuse).
+// Names, shapes and strategies are interned at load time, so equal indexes are equal content.
+// Returns the number of classes in *num_classes when non-null. O(tasks + args) expected.
 std::vector<uint32_t> SchedulingClasses(const Scenario& s, uint32_t* num_classes = nullptr);
 
 }  // namespace orrery

@@ -579,3 +579,65 @@ TEST(SubmitterPipelining, ManyShortLivedPipelinedLeasesComeAndGoCleanly) {
 
 }  // namespace
 }  // namespace orrery::agent
+
+namespace orrery::agent {
+namespace {
+
+// Ray's worker_lease_timeout: a lease held longer than lease_timeout_s since its grant goes back
+// when its task finishes even though its class has more queued, and the class asks again.
+TEST(Submitter, AnExpiredLeaseGoesBackAfterItsTaskAndTheClassAsksAgain) {
+  SubmitterOptions o = Reuse(1);
+  o.lease_timeout_s = 0.5;
+  Submitter s(o);
+  Decisions out;
+  for (TaskHandle t = 1; t <= 3; ++t) s.Submit(t, 0, 0.0, &out);
+  ASSERT_EQ(OfKind(out, Kind::kRequestLease).size(), 1u);
+  const LeaseHandle l = out[0].lease;
+  out.clear();
+  s.OnLeaseGranted(l, 0, 0.1, &out);  // expires at 0.6
+  ASSERT_EQ(OfKind(out, Kind::kPushTask).size(), 1u);
+  EXPECT_EQ(OfKind(out, Kind::kPushTask)[0].task, 1u);
+  ASSERT_EQ(OfKind(out, Kind::kRequestLease).size(), 1u);  // two still queued: one more request
+  const LeaseHandle l2 = OfKind(out, Kind::kRequestLease)[0].lease;
+  out.clear();
+  s.OnTaskFinished(l, 0.4, &out);  // held 0.3 s: not expired, runs the next one
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].kind, Kind::kPushTask);
+  EXPECT_EQ(out[0].task, 2u);
+  out.clear();
+  s.OnTaskFinished(l, 0.7, &out);  // held 0.6 s: back; task 3 waits for the other request
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].kind, Kind::kReturnLease);
+  EXPECT_EQ(out[0].lease, l);
+  EXPECT_EQ(s.Queued(0), 1u);
+  EXPECT_EQ(s.GrantedLeases(0), 0);
+  EXPECT_EQ(s.PendingRequests(0), 1);
+  out.clear();
+  s.OnLeaseGranted(l2, 0, 0.8, &out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].kind, Kind::kPushTask);
+  EXPECT_EQ(out[0].task, 3u);
+}
+
+TEST(Submitter, ClassesThatKeepIdleLeasesNeverExpire) {
+  SubmitterOptions o = Reuse(1);
+  o.lease_timeout_s = 0.5;
+  Submitter s(o);
+  ClassOptions actor;
+  actor.keep_idle_leases = true;
+  s.SetClassOptions(0, actor);
+  Decisions out;
+  s.Submit(1, 0, 0.0, &out);
+  s.Submit(2, 0, 0.0, &out);
+  const LeaseHandle l = out[0].lease;
+  out.clear();
+  s.OnLeaseGranted(l, 0, 0.0, &out);
+  out.clear();
+  s.OnTaskFinished(l, 10.0, &out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].kind, Kind::kPushTask);
+  EXPECT_EQ(out[0].task, 2u);
+}
+
+}  // namespace
+}  // namespace orrery::agent
