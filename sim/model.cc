@@ -602,6 +602,7 @@ void Model::OnLeaseRequest(uint32_t att, int node, bool grant_or_reject) {
   LeaseRequest req;
   req.task_id = Key(att);
   req.sched = RequestFor(a.task);
+  req.function = scenario_.names[scenario_.tasks[a.task].name];
   req.grant_or_reject = grant_or_reject;
   req.spillbacks = a.spillbacks;
   LeaseReply r = ag.RequestLease(std::move(req), rng_);
@@ -702,6 +703,7 @@ void Model::OnReqLeaseRequest(uint32_t key, int node, bool grant_or_reject) {
   LeaseRequest req;
   req.task_id = Key(key);
   req.sched = RequestFor(task);
+  req.function = scenario_.names[scenario_.tasks[task].name];
   req.grant_or_reject = grant_or_reject;
   req.spillbacks = q.spillbacks;
   LeaseReply r = ag.RequestLease(std::move(req), rng_);

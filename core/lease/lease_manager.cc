@@ -39,6 +39,7 @@ StatusOr<std::unique_ptr<LeaseManager>> LeaseManager::Create(NodeId local, Clust
   m->view_ = std::move(view);
   m->local_slot_ = slot;
   m->scheduler_ = std::move(scheduler).value();
+  m->fair_granting_ = options.fair_granting;
   return m;
 }
 
@@ -53,7 +54,7 @@ LeaseReply Reply(LeaseReply::Kind kind, const LeaseRequest& req) {
 
 // The scheduling-class key: every field Scheduler::Schedule reads from a request (see the
 // header). Resource quantities are fixed point, so their text is exact.
-std::string ClassKey(const SchedulingRequest& r) {
+std::string ClassKey(const SchedulingRequest& r, const std::string& function) {
   const SchedulingStrategy& st = r.strategy;
   std::string k = r.resources.ToString();
   k += '|';
@@ -71,6 +72,10 @@ std::string ClassKey(const SchedulingRequest& r) {
   if (r.actor_creation && r.resources.IsEmpty()) k += "|zero-resource-actor";
   if (r.force_spillback) k += "|force-spillback";
   if (r.require_available) k += "|require-available";
+  if (!function.empty()) {
+    k += "|f=";
+    k += function;
+  }
   return k;
 }
 }  // namespace
@@ -91,6 +96,7 @@ LeaseReply LeaseManager::RequestLease(LeaseRequest req, Rng& rng) {
         r.node = local_;
         r.allocation = *a;
         granted_.emplace(req.task_id, std::move(*a));
+        if (!req.function.empty()) CountGrant(req.task_id, ClassOf(req.sched, req.function));
         return r;
       }
     }
@@ -102,13 +108,14 @@ LeaseReply LeaseManager::RequestLease(LeaseRequest req, Rng& rng) {
   WaitReason wait = req.blocked_on;
   int32_t cls = -1;
   if (req.blocked_on == WaitReason::kNone) {
-    cls = ClassOf(req.sched);
+    cls = ClassOf(req.sched, req.function);
     auto c = classes_.find(cls);
     if (c != classes_.end()) {
       // Its class already waits: the head was decided against this view and stayed, so this
       // one would too. FIFO: it joins the back (a pass, if due, decides them in order).
       wait = c->second.wait_reason;
-    } else if (auto r = Decide(req.task_id, req.spillbacks, req.sched, &wait, rng)) {
+    } else if (auto r = Decide(req.task_id, req.spillbacks, req.sched, cls, !OverFairShare(cls),
+                               &wait, rng)) {
       return *r;
     }
   }
@@ -127,10 +134,45 @@ LeaseReply LeaseManager::RequestLease(LeaseRequest req, Rng& rng) {
   return r;
 }
 
-int32_t LeaseManager::ClassOf(const SchedulingRequest& sched) {
+int32_t LeaseManager::ClassOf(const SchedulingRequest& sched, const std::string& function) {
   auto [it, inserted] =
-      class_ids_.emplace(ClassKey(sched), static_cast<int32_t>(class_ids_.size()));
+      class_ids_.emplace(ClassKey(sched, function), static_cast<int32_t>(class_ids_.size()));
+  if (inserted) class_uses_cpu_[it->second] = !sched.resources.set().Get(Predefined::kCPU).IsZero();
   return it->second;
+}
+
+void LeaseManager::CountGrant(const TaskId& id, int32_t cls) {
+  if (cls < 0) return;
+  granted_class_[id] = cls;
+  ++granted_per_class_[cls];
+  if (class_uses_cpu_[cls]) ++cpu_class_grants_;
+}
+
+bool LeaseManager::OverFairShare(int32_t cls) const {
+  if (!fair_granting_ || cls < 0) return false;
+  auto uses = class_uses_cpu_.find(cls);
+  if (uses == class_uses_cpu_.end() || !uses->second) return false;
+  auto g = granted_per_class_.find(cls);
+  if (g == granted_per_class_.end() || g->second == 0) return false;  // never over a share >= 0
+  // The CPU asked for by the queued requests of CPU classes, and how many such classes queue
+  // (this one counts even before its request is queued). O(classes queued).
+  double cpu_asked = 0;
+  int64_t cpu_classes = 0;
+  bool self_queued = false;
+  for (const auto& [id, cq] : classes_) {
+    // Infeasible classes wait apart (Ray's infeasible queue), not for this node's CPUs.
+    if (cq.wait_reason == WaitReason::kInfeasible) continue;
+    const double cpu = cq.sched.resources.set().Get(Predefined::kCPU).ToDouble();
+    if (cpu <= 0) continue;
+    cpu_asked += cpu * static_cast<double>(cq.fifo.size());
+    ++cpu_classes;
+    self_queued |= id == cls;
+  }
+  if (!self_queued) ++cpu_classes;
+  const double cpus = view_.at(local_slot_).resources.total().Get(Predefined::kCPU).ToDouble();
+  if (cpu_asked <= cpus) return false;
+  const int64_t fair_share = cpu_class_grants_ / cpu_classes;
+  return g->second > fair_share;
 }
 
 void LeaseManager::Enqueue(QueuedMap::iterator it, int32_t cls, const SchedulingRequest& sched,
@@ -162,8 +204,8 @@ void LeaseManager::Forget(QueuedMap::iterator it) {
 }
 
 std::optional<LeaseReply> LeaseManager::Decide(const TaskId& id, int spillbacks,
-                                               const SchedulingRequest& sched, WaitReason* wait,
-                                               Rng& rng) {
+                                               const SchedulingRequest& sched, int32_t cls,
+                                               bool may_grant, WaitReason* wait, Rng& rng) {
   auto reply = [&](LeaseReply::Kind kind) {
     LeaseReply r;
     r.kind = kind;
@@ -175,12 +217,17 @@ std::optional<LeaseReply> LeaseManager::Decide(const TaskId& id, int spillbacks,
   Decision d = scheduler_->Schedule(view_, sched, local_slot_, rng);
   switch (d.outcome) {
     case Decision::Outcome::kGranted: {
+      if (!may_grant) {  // fair granting: this class is over its share here now
+        *wait = WaitReason::kWaitingForResources;
+        return std::nullopt;
+      }
       if (auto a = view_.Allocate(local_slot_, res)) {
         LeaseReply r = reply(LeaseReply::Kind::kGranted);
         r.node = local_;
         r.allocation = *a;
         r.reason = d.reason;
         granted_.emplace(id, std::move(*a));
+        CountGrant(id, cls);
         return r;
       }
       *wait = WaitReason::kWaitingForResources;
@@ -237,11 +284,19 @@ std::vector<LeaseReply> LeaseManager::SchedulePending(Rng& rng) {
     ClassQueue& cq = c->second;
     const WaitReason before = cq.wait_reason;
     bool emptied = false;
+    // Fair granting is judged once per class and pass (as Ray's local lease manager does): a
+    // class over its share is skipped, neither granted nor spilled; one under it may take every
+    // grant that fits now.
+    if (OverFairShare(c->first)) {
+      ++c;
+      continue;
+    }
     // FIFO within the class until the head has to stay; the rest of the class waits with it.
     while (true) {
       const Waiting* head = cq.fifo.front();
       ++counters_.pass_decisions;
-      auto r = Decide(*head->id, head->spillbacks, cq.sched, &cq.wait_reason, rng);
+      auto r = Decide(*head->id, head->spillbacks, cq.sched, c->first, /*may_grant=*/true,
+                      &cq.wait_reason, rng);
       if (!r) break;
       out.push_back(std::move(*r));
       cq.fifo.pop_front();
@@ -271,6 +326,12 @@ Status LeaseManager::ReturnLease(const TaskId& task) {
   if (it == granted_.end()) return NotFound("no lease granted to task " + task + " on " + local_);
   view_.Release(local_slot_, it->second);
   granted_.erase(it);
+  if (auto g = granted_class_.find(task); g != granted_class_.end()) {
+    const int32_t cls = g->second;
+    if (--granted_per_class_[cls] == 0) granted_per_class_.erase(cls);
+    if (class_uses_cpu_[cls]) --cpu_class_grants_;
+    granted_class_.erase(g);
+  }
   dirty_ = true;
   return Status::Ok();
 }
@@ -324,7 +385,7 @@ Status LeaseManager::Unblock(const TaskId& task) {
   blocked_.erase(b);
   w.blocked_on = WaitReason::kNone;
   // Ray moves a task whose dependencies resolved to the back of its class's dispatch queue.
-  Enqueue(it, ClassOf(req.sched), req.sched, WaitReason::kWaitingForResources);
+  Enqueue(it, ClassOf(req.sched, req.function), req.sched, WaitReason::kWaitingForResources);
   if (track_wait_changes_) wait_changes_.push_back({task, classes_.at(w.cls).wait_reason});
   dirty_ = true;
   return Status::Ok();

@@ -35,12 +35,22 @@
 //     force_spillback and require_available.
 // The first request of a class is kept as the class's representative and is what the policy is
 // asked about; the other members store only their id and spillback count.
+// A request's `function` is part of its class too (Ray's scheduling class includes the function
+// descriptor): two functions of the same shape queue apart.
 // A pass visits the classes in order of class id (ids are handed out in order of first
 // appearance and never reused, as Ray's scheduling-class ids), and within a class decides the
 // requests FIFO until one cannot leave the queue: waiting for resources (every candidate busy, or
 // the local node chosen but busy), infeasible, or unschedulable under require_available. Then the
 // rest of that class is skipped for this pass and carries the head's wait reason. A request that
 // is canceled (hard affinity to a dead node) leaves, and the next one of its class is decided.
+// Fair granting (SchedulerOptions::fair_granting, Ray's local lease manager): while the CPU
+// asked for by the queued requests of feasible CPU classes (members x CPU each) exceeds the node's total
+// CPUs, a CPU class that holds more leases granted here than fair_share = (leases granted here to
+// CPU classes) / (CPU classes queued here), integer division, is skipped by the pass (neither
+// granted here nor spilled), so freed CPUs, here or at other nodes, go to classes below their
+// share and a busy class cannot starve rare ones: its backlog waits. A new request of a class over
+// its share may still spill to an available node but does not take a local grant. Leases granted to a request count for its class
+// until returned (grant_or_reject grants included; adopted leases have no class).
 // A pass is only run when something that could let a queued request leave changed since the last
 // one (a lease returned, a report, resources or membership changed, a request unblocked);
 // otherwise SchedulePending() returns at once. Blocked requests (args, runtime env, placement
@@ -90,6 +100,9 @@ struct LeaseRequest {
   bool grant_or_reject = false;
   // How many times this request was spilled before reaching this node (kept in replies).
   int spillbacks = 0;
+  // The task's function (Ray: part of the scheduling class): requests of different functions
+  // queue in different classes and fair granting counts leases per class. "" = by shape only.
+  std::string function;
   // A dependency the backend has not resolved yet; the request is queued with this reason and
   // not scheduled until Unblock(). kNone = ready.
   WaitReason blocked_on = WaitReason::kNone;
@@ -218,10 +231,16 @@ class LeaseManager {
   LeaseManager() = default;
   // Decides `sched` for the request `id`. Returns the reply if it leaves the queue; otherwise
   // nullopt and *wait is set to why it stays.
+  // A local grant is counted for class `cls` (-1: none); with `may_grant` false a local grant
+  // waits instead (fair granting), a spillback still leaves.
   std::optional<LeaseReply> Decide(const TaskId& id, int spillbacks, const SchedulingRequest& sched,
-                                   WaitReason* wait, Rng& rng);
-  // The class id of `sched` (assigned on first sight, never reused).
-  int32_t ClassOf(const SchedulingRequest& sched);
+                                   int32_t cls, bool may_grant, WaitReason* wait, Rng& rng);
+  // The class id of `sched` + `function` (assigned on first sight, never reused).
+  int32_t ClassOf(const SchedulingRequest& sched, const std::string& function);
+  // Records / releases a lease granted here to class `cls`.
+  void CountGrant(const TaskId& id, int32_t cls);
+  // Fair granting: whether class `cls` is over its share now (see the top of this file).
+  bool OverFairShare(int32_t cls) const;
   // Links a queued, unblocked request to the back of class `cls` (created with `sched` as its
   // representative if it has no queued members).
   void Enqueue(QueuedMap::iterator it, int32_t cls, const SchedulingRequest& sched,
@@ -244,6 +263,13 @@ class LeaseManager {
   bool dirty_ = false;  // something changed that a pass should look at
   Counters counters_;
   std::unordered_map<TaskId, Allocation> granted_;  // lookup only
+  // Fair granting: the class of each lease granted here (classed grants only), the number per
+  // class, and how many of them are of CPU classes.
+  std::unordered_map<TaskId, int32_t> granted_class_;
+  std::unordered_map<int32_t, int32_t> granted_per_class_;
+  std::unordered_map<int32_t, bool> class_uses_cpu_;  // by class id, filled on first sight
+  int64_t cpu_class_grants_ = 0;
+  bool fair_granting_ = true;
   std::set<std::string> warned_shapes_;
   std::set<NodeId> estimated_;
   std::vector<std::string> warnings_;

@@ -30,6 +30,11 @@ struct SchedulerOptions {
   // Policy for DEFAULT-strategy requests; a name in the PolicyRegistry.
   std::string policy = "hybrid";
   HybridOptions hybrid;
+  // Fair granting between scheduling classes at each node (Ray's local lease manager): while the
+  // CPU asked for by a node's queued requests exceeds its CPUs, a class holding more granted
+  // leases there than the average per queued CPU class waits, so a rare class is not starved by
+  // a busy one. See core/lease/lease_manager.h.
+  bool fair_granting = true;
 };
 
 // An object argument of a task: its size and the nodes holding a copy.

@@ -56,21 +56,21 @@ Status ApplySchedulerSetting(const std::string& key, const std::string& value,
     o->hybrid.top_k_absolute = static_cast<int>(d);
     return Status::Ok();
   }
-  if (key == "avoid_gpu_nodes") {
+  if (key == "avoid_gpu_nodes" || key == "fair_granting") {
     if (value != "true" && value != "false") {
-      return InvalidArgument("scheduler.avoid_gpu_nodes: expected true or false, got '" + value +
+      return InvalidArgument("scheduler." + key + ": expected true or false, got '" + value +
                              "'");
     }
-    o->hybrid.avoid_gpu_nodes = value == "true";
+    (key == "avoid_gpu_nodes" ? o->hybrid.avoid_gpu_nodes : o->fair_granting) = value == "true";
     return Status::Ok();
   }
   return InvalidArgument("scheduler." + key +
                          ": not a scheduling setting (policy, spread_threshold, top_k_absolute, "
-                         "top_k_fraction, avoid_gpu_nodes)");
+                         "top_k_fraction, avoid_gpu_nodes, fair_granting)");
 }
 
 bool SameScheduling(const SchedulerOptions& a, const SchedulerOptions& b) {
-  if (a.policy != b.policy) return false;
+  if (a.policy != b.policy || a.fair_granting != b.fair_granting) return false;
   if (a.policy.rfind("hybrid", 0) != 0) return true;  // hybrid and hybrid-reference
   return a.hybrid.spread_threshold == b.hybrid.spread_threshold &&
          a.hybrid.top_k_absolute == b.hybrid.top_k_absolute &&
@@ -79,11 +79,12 @@ bool SameScheduling(const SchedulerOptions& a, const SchedulerOptions& b) {
 }
 
 std::string DescribeScheduling(const SchedulerOptions& o) {
-  if (o.policy.rfind("hybrid", 0) != 0) return o.policy;
+  if (o.policy.rfind("hybrid", 0) != 0) return o.policy + (o.fair_granting ? "" : " (fair_granting false)");
   return o.policy + " (spread_threshold " + Num(o.hybrid.spread_threshold) + ", top_k_absolute " +
          std::to_string(o.hybrid.top_k_absolute) + ", top_k_fraction " +
          Num(o.hybrid.top_k_fraction) + ", avoid_gpu_nodes " +
-         (o.hybrid.avoid_gpu_nodes ? "true" : "false") + ")";
+         (o.hybrid.avoid_gpu_nodes ? "true" : "false") +
+         (o.fair_granting ? "" : ", fair_granting false") + ")";
 }
 
 }  // namespace orrery

@@ -236,6 +236,7 @@ StatusOr<LeaseRequest> FromProto(const v1::RequestWorkerLeaseRequest& req) {
   if (!strategy.ok()) return strategy.status();
   LeaseRequest out;
   out.task_id = req.task_id();
+  out.function = req.name();  // the task's function: part of its scheduling class at the node
   out.sched.resources = std::move(*resources);
   out.sched.strategy = std::move(*strategy);
   out.grant_or_reject = req.grant_or_reject();

@@ -319,3 +319,82 @@ TEST(LeaseManager, WaitReasonChangesListOnlyWhatChanged) {
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+LeaseRequest Fn(const std::string& id, const std::string& function, double cpus) {
+  LeaseRequest r = Task(id, {{"CPU", cpus}});
+  r.function = function;
+  return r;
+}
+
+// Ray's fair granting: while the queued CPU demand exceeds the node's CPUs, a class holding more
+// leases here than the average per queued CPU class is skipped, so a freed CPU goes to the rare
+// class even though the busy class is first in class order.
+TEST(LeaseManager, FairGrantingGivesAFreedCpuToTheClassBelowItsShare) {
+  auto v = ClusterBuilder().Node("n0", {{"CPU", 2}}).Build();
+  for (bool fair : {true, false}) {
+    SchedulerOptions o;
+    o.fair_granting = fair;
+    auto m = Manager(v, "n0", o);
+    Rng rng(1);
+    ASSERT_EQ(m->RequestLease(Fn("b1", "busy", 1), rng).kind, K::kGranted);
+    ASSERT_EQ(m->RequestLease(Fn("b2", "busy", 1), rng).kind, K::kGranted);
+    ASSERT_EQ(m->RequestLease(Fn("b3", "busy", 1), rng).kind, K::kQueued);
+    ASSERT_EQ(m->RequestLease(Fn("b4", "busy", 1), rng).kind, K::kQueued);
+    ASSERT_EQ(m->RequestLease(Fn("r1", "rare", 1), rng).kind, K::kQueued);
+    EXPECT_EQ(m->NumClasses(), 2u);  // same shape, two functions
+    ASSERT_TRUE(m->ReturnLease("b1").ok());
+    auto out = m->SchedulePending(rng);
+    ASSERT_EQ(out.size(), 1u);
+    // busy holds 1 lease, fair share = 1 / 2 classes = 0: busy is over it, rare is not.
+    EXPECT_EQ(out[0].task_id, fair ? "r1" : "b3") << "fair_granting " << fair;
+  }
+}
+
+TEST(LeaseManager, FairGrantingOnlyActsWhenQueuedCpuExceedsTheNode) {
+  auto v = ClusterBuilder().Node("n0", {{"CPU", 4}}).Build();
+  auto m = Manager(v);
+  Rng rng(1);
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_EQ(m->RequestLease(Fn("b" + std::to_string(i), "busy", 1), rng).kind, K::kGranted);
+  }
+  ASSERT_EQ(m->RequestLease(Fn("w", "wide", 2), rng).kind, K::kQueued);
+  ASSERT_EQ(m->RequestLease(Fn("b4", "busy", 1), rng).kind, K::kQueued);
+  // Queued CPU = 2 + 1 = 3 <= 4 CPUs: no fairness, class order: wide cannot fit, busy takes it.
+  ASSERT_TRUE(m->ReturnLease("b0").ok());
+  auto out = m->SchedulePending(rng);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].task_id, "b4");
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+// A queued class over its fair share is skipped by the pass: it does not spill to a node that
+// frees up either, the class below its share does (Ray's local lease manager skips the class
+// before trying a grant or a spillback).
+TEST(LeaseManager, AQueuedClassOverItsShareDoesNotSpillEither) {
+  auto v = ClusterBuilder().Node("n0", {{"CPU", 2}}).Node("n1", {{"CPU", 1}}).Used({{"CPU", 1}})
+               .Build();
+  auto m = Manager(v);
+  Rng rng(1);
+  ASSERT_EQ(m->RequestLease(Fn("b1", "busy", 1), rng).kind, K::kGranted);
+  ASSERT_EQ(m->RequestLease(Fn("b2", "busy", 1), rng).kind, K::kGranted);
+  ASSERT_EQ(m->RequestLease(Fn("b3", "busy", 1), rng).kind, K::kQueued);
+  ASSERT_EQ(m->RequestLease(Fn("b4", "busy", 1), rng).kind, K::kQueued);
+  ASSERT_EQ(m->RequestLease(Fn("r1", "rare", 1), rng).kind, K::kQueued);
+  // n1 frees its CPU: busy (2 leases here, share 2 / 2 = 1) is skipped, rare spills there.
+  ASSERT_TRUE(m->ApplyReport("n1", Req({{"CPU", 1}}).set(), NodeState::kAlive).ok());
+  auto out = m->SchedulePending(rng);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].task_id, "r1");
+  EXPECT_EQ(out[0].kind, K::kSpillback);
+}
+
+}  // namespace
+}  // namespace orrery
