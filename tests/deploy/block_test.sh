@@ -30,7 +30,7 @@ wait_line() {  # FILE PATTERN: up to 20 s
   return 1
 }
 
-openssl rand -hex 32 > "$tmp/token" && chmod 600 "$tmp/token"
+python3 -c "import secrets; print(secrets.token_hex(32))" > "$tmp/token" && chmod 600 "$tmp/token"
 echo short > "$tmp/short"
 printf 'has space in it 0123456789\n' > "$tmp/spaced"
 
