@@ -571,14 +571,43 @@ int StopDaemons(const fs::path& root, std::ostream& out, std::ostream& err) {
   return kExitOk;
 }
 
+// Stops `daemons` (not other sessions under the root): SIGTERM, SIGKILL after 5 s, reaping.
+// Returns kExitFailed if one outlived that.
+int StopOwnDaemons(const fs::path& session,
+                   const std::vector<std::pair<std::string, pid_t>>& daemons, std::ostream& out,
+                   std::ostream& err) {
+  (void)WriteFileAtomic(session / kStopMarker, "\n");
+  for (const auto& d : daemons) {
+    if (IsDaemonProcess(d.second)) ::kill(d.second, SIGTERM);
+  }
+  auto all_gone = [&] {
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    return std::none_of(daemons.begin(), daemons.end(),
+                        [](const auto& d) { return IsProcessAlive(d.second); });
+  };
+  bool gone = WaitFor(all_gone, 0, milliseconds(5000));
+  if (!gone) {
+    for (const auto& d : daemons) {
+      if (IsDaemonProcess(d.second)) ::kill(d.second, SIGKILL);
+    }
+    gone = WaitFor(all_gone, 0, milliseconds(2000));
+  }
+  out << "Stopped the daemons of " << session.string() << (gone ? "" : " (some survived)")
+      << std::endl;
+  if (!gone) err << "orrery start: a daemon of " << session.string() << " outlived SIGKILL\n";
+  return gone ? kExitOk : kExitFailed;
+}
+
 // --block: the foreground process of a service (systemd Type=simple, a container's main
 // process). Waits for SIGTERM/SIGINT/SIGHUP (then stops the daemons, exit 0) or for one of
 // `daemons` to end: after `orrery stop` (the session holds kStopMarker) that is exit 0, else
-// it stops the others and exits 1 naming the daemon, so a restart policy starts it again (a
+// it stops the others (only this session's: not other sessions under the root) and exits 1
+// naming the daemon, so a restart policy starts it again (a
 // node the head declared dead stops by itself; restarted, it rejoins as a new node). Reaps
 // every child: `start` made itself the daemons' subreaper, and as a container's PID 1 it
 // inherits every orphan.
-int BlockUntilStopped(const fs::path& root, const fs::path& session,
+int BlockUntilStopped(const fs::path& session,
                       const std::vector<std::pair<std::string, pid_t>>& daemons, std::ostream& out,
                       std::ostream& err) {
   sigset_t set;
@@ -592,10 +621,7 @@ int BlockUntilStopped(const fs::path& root, const fs::path& session,
     const int sig = sigtimedwait(&set, nullptr, &ts);
     if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
       out << "orrery start: got " << strsignal(sig) << "; stopping the daemons" << std::endl;
-      const int rc = StopDaemons(root, out, err);
-      while (::waitpid(-1, nullptr, WNOHANG) > 0) {
-      }
-      return rc;
+      return StopOwnDaemons(session, daemons, out, err);
     }
     int st = 0;
     for (pid_t p; (p = ::waitpid(-1, &st, WNOHANG)) > 0;) ended.emplace(p, st);
@@ -620,7 +646,7 @@ int BlockUntilStopped(const fs::path& root, const fs::path& session,
       };
       while (!all_gone() && Clock::now() < deadline) std::this_thread::sleep_for(milliseconds(50));
       out << "orrery start: stopped by `orrery stop`" << std::endl;
-      return all_gone() ? kExitOk : StopDaemons(root, out, err);
+      return all_gone() ? kExitOk : StopOwnDaemons(session, daemons, out, err);
     }
     const int ws = ended[gone->second];
     std::string how = "exited";
@@ -629,7 +655,7 @@ int BlockUntilStopped(const fs::path& root, const fs::path& session,
     err << "orrery start: the " << gone->first << " daemon (pid " << gone->second << ") " << how
         << " without `orrery stop`; stopping the others (logs in " << (session / "logs").string()
         << ")" << std::endl;
-    StopDaemons(root, out, err);
+    StopOwnDaemons(session, daemons, out, err);
     return kExitFailed;
   }
 }
@@ -874,7 +900,7 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
     pid_t node_pid = -1;
     const int rc = StartNode(*session, address, token, vm, f, false, out, err, &node_pid);
     if (rc != kExitOk || !block) return rc;
-    return BlockUntilStopped(root, *session, {{"node", node_pid}}, out, err);
+    return BlockUntilStopped(*session, {{"node", node_pid}}, out, err);
   }
 
   CleanStaleSessions(root);  // object stores that killed nodes left behind
@@ -962,7 +988,7 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
       << "Look at it:                      orrery status" << td << "\n"
       << "Stop it:                         orrery stop" << td << "\n";
   if (!block) return kExitOk;
-  return BlockUntilStopped(root, *session, {{"head", *pid}, {"node", node_pid}}, out, err);
+  return BlockUntilStopped(*session, {{"head", *pid}, {"node", node_pid}}, out, err);
 }
 
 int RunStop(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {

@@ -86,7 +86,26 @@ grep -q "the node daemon (pid $node) was killed by signal 9" "$tmp/crash.err" ||
 [ "$(daemons_left)" = 0 ] || fail "the head outlived its killed node's blocked start"
 echo "ok: a killed node -> the head stopped too, exit 1"
 
-# 4. A restart after that failure (what Restart=on-failure does) comes up again on the root.
+# 4. A node the head declares dead (stopped past the health-check timeout, like a partition)
+#    stops by itself when it is heard again: its blocked start exits 1, so it is restarted.
+port=$(free_port)
+"$orrery" start --head --port "$port" --dashboard-port 0 --temp-dir "$root" --num-cpus 1 \
+  --health-check-period-ms 100 --health-check-failures 3 > "$tmp/dead-head.out" 2>&1 ||
+  fail "start a head with a short health check"
+"$orrery" start --address "127.0.0.1:$port" --temp-dir "$root" --node-name cut --num-cpus 1 --block \
+  > "$tmp/dead.out" 2> "$tmp/dead.err" &
+dead_pid=$!; blocked+=("$dead_pid")
+wait_line "$tmp/dead.out" "Blocking until" || fail "the node start did not come up"
+node=$(grep -o 'Started node cut at [^ ]* with .* (pid [0-9]*)' "$tmp/dead.out" | sed 's/.*pid \([0-9]*\))/\1/')
+[ -n "$node" ] || fail "no node pid in the start output"
+kill -STOP "$node"; sleep 1.5; kill -CONT "$node"
+wait_exit "$dead_pid"; [ "$rc" = 1 ] || fail "a node declared dead: blocked start exit $rc, expected 1"
+grep -q "the node daemon (pid $node) exited with code 0 without \`orrery stop\`" "$tmp/dead.err" ||
+  fail "the failure does not say the node exited by itself"
+"$orrery" stop --temp-dir "$root" > /dev/null
+echo "ok: a node declared dead stops; its blocked start exits 1 (restart = rejoin as a new node)"
+
+# 5. A restart after that failure (what Restart=on-failure does) comes up again on the root.
 "$orrery" start --head --port 0 --dashboard-port 0 --temp-dir "$root" --num-cpus 1 --block \
   > "$tmp/again.out" 2> "$tmp/again.err" &
 again_pid=$!; blocked+=("$again_pid")
