@@ -102,8 +102,16 @@ kill -STOP "$node"; sleep 1.5; kill -CONT "$node"
 wait_exit "$dead_pid"; [ "$rc" = 1 ] || fail "a node declared dead: blocked start exit $rc, expected 1"
 grep -q "the node daemon (pid $node) exited with code 0 without \`orrery stop\`" "$tmp/dead.err" ||
   fail "the failure does not say the node exited by itself"
+# What the restart does: the same command joins again under the same name.
+"$orrery" start --address "127.0.0.1:$port" --temp-dir "$root" --node-name cut --num-cpus 1 \
+  > "$tmp/rejoin.out" 2>&1 || fail "the node did not rejoin after being declared dead: $(cat "$tmp/rejoin.out")"
+"$orrery" list nodes --temp-dir "$root" --format json | python3 -c '
+import json, sys
+nodes = {n.get("node_id"): n for n in json.load(sys.stdin)}
+state = str(nodes.get("cut", {}).get("state", "")).lower()
+sys.exit(0 if "alive" in state else 1)' || fail "the rejoined node is not alive: $("$orrery" list nodes --temp-dir "$root")"
 "$orrery" stop --temp-dir "$root" > /dev/null
-echo "ok: a node declared dead stops; its blocked start exits 1 (restart = rejoin as a new node)"
+echo "ok: a node declared dead stops; its blocked start exits 1; the same command rejoins it"
 
 # 5. A restart after that failure (what Restart=on-failure does) comes up again on the root.
 "$orrery" start --head --port 0 --dashboard-port 0 --temp-dir "$root" --num-cpus 1 --block \
