@@ -11,7 +11,8 @@
    HTTPS with --tls-dir, preStop `orrery stop`, Secrets and the ConfigMap mounted, the worker
    group's replicas / HPA bounds / CPUs equal to the autoscaler ConfigMap's node type.
 Writes the head's, the worker's and the Job's command lines to OUT_DIR/command{0,1,2}.txt (one
-word per line) for the flag check and the Job run, and the ConfigMap's autoscaler.yaml to OUT_DIR/autoscaler.yaml.
+word per line, $(VAR)s resolved as in the pod), the head's and worker's preStop commands
+(prestop{0,1}.txt) and probes (probes{0,1}.txt: "path port scheme") for the local run, and the ConfigMap's autoscaler.yaml to OUT_DIR/autoscaler.yaml.
 Usage: python k8s_check.py SOURCE_DIR OUT_DIR
 """
 import copy
@@ -168,11 +169,35 @@ def check_contract(docs, out_dir):
     svc_ports = {p["port"] for p in svc["spec"]["ports"]}
     if not {6379, 8265} <= svc_ports:
         fail(f"the head Service must expose 6379 (gRPC) and 8265 (dashboard), has {sorted(svc_ports)}")
-    for i, cmd in enumerate(commands):
-        if any("\n" in w for w in cmd):
-            fail(f"a command word holds a line break: {cmd}")
+    # For the local run: $(VAR) resolved as the pod would (POD_IP -> 127.0.0.1, the pod name,
+    # the CPU limit), the preStop commands, and the probes as "path port scheme".
+    for i, (cmd, d) in enumerate(zip(commands, [head, worker, job])):
+        c = container(d)[0]
+        for e in c.get("env", []):
+            ref = e.get("valueFrom", {})
+            if "value" in e:
+                value = e["value"]
+            elif ref.get("fieldRef", {}).get("fieldPath") == "status.podIP":
+                value = "127.0.0.1"
+            elif ref.get("fieldRef", {}).get("fieldPath") == "metadata.name":
+                value = d["metadata"]["name"] + "-pod-0"
+            elif "resourceFieldRef" in ref:
+                value = str(c["resources"]["limits"][ref["resourceFieldRef"]["resource"].split(".")[1]])
+            else:
+                continue
+            cmd = [w.replace(f"$({e['name']})", value) for w in cmd]
+        if any("\n" in w or "$(" in w for w in cmd):
+            fail(f"a command word holds a line break or an unresolved $(VAR): {cmd}")
         with open(os.path.join(out_dir, f"command{i}.txt"), "w") as f:
             f.write("\n".join(cmd) + "\n")
+        if d is not job:
+            with open(os.path.join(out_dir, f"prestop{i}.txt"), "w") as f:
+                f.write("\n".join(c["lifecycle"]["preStop"]["exec"]["command"]) + "\n")
+            ports = {p["name"]: str(p["containerPort"]) for p in c["ports"]}
+            with open(os.path.join(out_dir, f"probes{i}.txt"), "w") as f:
+                for probe in ("readinessProbe", "livenessProbe"):
+                    g = c[probe]["httpGet"]
+                    f.write(f"{g['path']} {ports.get(g['port'], g['port'])} {g.get('scheme', 'HTTP')}\n")
 
 
 def main():
