@@ -504,73 +504,6 @@ std::string RemoteJoinHint(const std::string& bind, int port, const fs::path& to
          ":" + std::to_string(port) + " --bind <that machine's address>";
 }
 
-// Stops this machine's daemons of every session under `root` (what `orrery stop` does):
-// SIGTERM, SIGKILL after 5 s. Prints what it stopped; kExitFailed if some daemon outlived it.
-int StopDaemons(const fs::path& root, std::ostream& out, std::ostream& err) {
-  const std::vector<fs::path> sessions = ListSessions(root);
-  if (sessions.empty()) {
-    out << "No Orrery session found in " << root.string() << ".\n";
-    return kExitOk;
-  }
-  // Every session, not only session_latest: daemons of an earlier `start` on the same temp
-  // dir are otherwise left running where no command reaches them.
-  struct Daemon {
-    fs::path session;
-    std::string name;
-    pid_t pid;
-  };
-  std::vector<Daemon> live;
-  for (const fs::path& session : sessions) {
-    for (const auto& [name, pid] : ReadPidFiles(session)) {
-      if (IsDaemonProcess(pid)) live.push_back({session, name, pid});
-    }
-  }
-  // Marked first, so a `start --block` watching its daemons sees a requested stop.
-  for (const auto& d : live) (void)WriteFileAtomic(d.session / kStopMarker, "\n");
-  // SIGTERM: daemons stop their tasks and exit; SIGKILL what is left after the grace period.
-  for (const auto& d : live) ::kill(d.pid, SIGTERM);
-  auto all_gone = [&] {
-    return std::none_of(live.begin(), live.end(), [](const Daemon& d) { return IsProcessAlive(d.pid); });
-  };
-  bool gone = WaitFor(all_gone, 0, milliseconds(5000));
-  int killed = 0;
-  if (!gone) {
-    for (const auto& d : live) {
-      if (IsDaemonProcess(d.pid)) {
-        ::kill(d.pid, SIGKILL);
-        ++killed;
-      }
-    }
-    gone = WaitFor(all_gone, 0, milliseconds(2000));
-  }
-  std::error_code ec;
-  std::set<fs::path> touched;
-  for (const fs::path& session : sessions) {
-    for (const auto& [name, pid] : ReadPidFiles(session)) {
-      if (!IsProcessAlive(pid)) fs::remove(session / "pids" / (name + ".pid"), ec);
-    }
-  }
-  for (const auto& d : live) touched.insert(d.session);
-  CleanStaleSessions(root);
-  out << "Stopped " << live.size() << " daemon(s)";
-  if (touched.size() == 1) {
-    out << " of " << touched.begin()->string();
-  } else {
-    out << " in " << touched.size() << " session(s) under " << root.string();
-  }
-  if (killed > 0) out << " (" << killed << " killed after 5 s)";
-  out << ".\n";
-  if (!gone) {
-    err << "orrery stop: still running:";
-    for (const auto& d : live) {
-      if (IsProcessAlive(d.pid)) err << " " << d.name << " (pid " << d.pid << ", " << d.session.string() << ")";
-    }
-    err << "\n";
-    return kExitFailed;
-  }
-  return kExitOk;
-}
-
 // Stops `daemons` (not other sessions under the root): SIGTERM, SIGKILL after 5 s, reaping.
 // Returns kExitFailed if one outlived that.
 int StopOwnDaemons(const fs::path& session,
@@ -603,10 +536,9 @@ int StopOwnDaemons(const fs::path& session,
 // process). Waits for SIGTERM/SIGINT/SIGHUP (then stops the daemons, exit 0) or for one of
 // `daemons` to end: after `orrery stop` (the session holds kStopMarker) that is exit 0, else
 // it stops the others (only this session's: not other sessions under the root) and exits 1
-// naming the daemon, so a restart policy starts it again (a
-// node the head declared dead stops by itself; restarted, it rejoins as a new node). Reaps
-// every child: `start` made itself the daemons' subreaper, and as a container's PID 1 it
-// inherits every orphan.
+// naming the daemon, so a restart policy starts it again (a node the head declared dead stops
+// by itself; restarted, it rejoins as a new node). Reaps every child: `start` made itself the
+// daemons' subreaper, and as a container's PID 1 it inherits every orphan.
 int BlockUntilStopped(const fs::path& session,
                       const std::vector<std::pair<std::string, pid_t>>& daemons, std::ostream& out,
                       std::ostream& err) {
@@ -651,7 +583,10 @@ int BlockUntilStopped(const fs::path& session,
     const int ws = ended[gone->second];
     std::string how = "exited";
     if (ws != -1 && WIFEXITED(ws)) how = "exited with code " + std::to_string(WEXITSTATUS(ws));
-    if (ws != -1 && WIFSIGNALED(ws)) how = "was killed by signal " + std::to_string(WTERMSIG(ws)) + " (" + strsignal(WTERMSIG(ws)) + ")";
+    if (ws != -1 && WIFSIGNALED(ws)) {
+      how = "was killed by signal " + std::to_string(WTERMSIG(ws)) + " (" +
+            strsignal(WTERMSIG(ws)) + ")";
+    }
     err << "orrery start: the " << gone->first << " daemon (pid " << gone->second << ") " << how
         << " without `orrery stop`; stopping the others (logs in " << (session / "logs").string()
         << ")" << std::endl;
@@ -1004,7 +939,69 @@ int RunStop(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         << desc;
     return kExitOk;
   }
-  return StopDaemons(TempRoot(temp_dir), out, err);
+  const fs::path root = TempRoot(temp_dir);
+  const std::vector<fs::path> sessions = ListSessions(root);
+  if (sessions.empty()) {
+    out << "No Orrery session found in " << root.string() << ".\n";
+    return kExitOk;
+  }
+  // Every session, not only session_latest: daemons of an earlier `start` on the same temp
+  // dir are otherwise left running where no command reaches them.
+  struct Daemon {
+    fs::path session;
+    std::string name;
+    pid_t pid;
+  };
+  std::vector<Daemon> live;
+  for (const fs::path& session : sessions) {
+    for (const auto& [name, pid] : ReadPidFiles(session)) {
+      if (IsDaemonProcess(pid)) live.push_back({session, name, pid});
+    }
+  }
+  // Marked first, so a `start --block` watching its daemons sees a requested stop.
+  for (const auto& d : live) (void)WriteFileAtomic(d.session / kStopMarker, "\n");
+  // SIGTERM: daemons stop their tasks and exit; SIGKILL what is left after the grace period.
+  for (const auto& d : live) ::kill(d.pid, SIGTERM);
+  auto all_gone = [&] {
+    return std::none_of(live.begin(), live.end(), [](const Daemon& d) { return IsProcessAlive(d.pid); });
+  };
+  bool gone = WaitFor(all_gone, 0, milliseconds(5000));
+  int killed = 0;
+  if (!gone) {
+    for (const auto& d : live) {
+      if (IsDaemonProcess(d.pid)) {
+        ::kill(d.pid, SIGKILL);
+        ++killed;
+      }
+    }
+    gone = WaitFor(all_gone, 0, milliseconds(2000));
+  }
+  std::error_code ec;
+  std::set<fs::path> touched;
+  for (const fs::path& session : sessions) {
+    for (const auto& [name, pid] : ReadPidFiles(session)) {
+      if (!IsProcessAlive(pid)) fs::remove(session / "pids" / (name + ".pid"), ec);
+    }
+  }
+  for (const auto& d : live) touched.insert(d.session);
+  CleanStaleSessions(root);
+  out << "Stopped " << live.size() << " daemon(s)";
+  if (touched.size() == 1) {
+    out << " of " << touched.begin()->string();
+  } else {
+    out << " in " << touched.size() << " session(s) under " << root.string();
+  }
+  if (killed > 0) out << " (" << killed << " killed after 5 s)";
+  out << ".\n";
+  if (!gone) {
+    err << "orrery stop: still running:";
+    for (const auto& d : live) {
+      if (IsProcessAlive(d.pid)) err << " " << d.name << " (pid " << d.pid << ", " << d.session.string() << ")";
+    }
+    err << "\n";
+    return kExitFailed;
+  }
+  return kExitOk;
 }
 
 // ---- status / list -------------------------------------------------------------------------
