@@ -90,7 +90,7 @@ echo "ok: a killed node -> the head stopped too, exit 1"
 #    stops by itself when it is heard again: its blocked start exits 1, so it is restarted.
 port=$(free_port)
 "$orrery" start --head --port "$port" --dashboard-port 0 --temp-dir "$root" --num-cpus 1 \
-  --health-check-period-ms 100 --health-check-failures 3 > "$tmp/dead-head.out" 2>&1 ||
+  --health-check-period-ms 100 --health-check-failures 5 > "$tmp/dead-head.out" 2>&1 ||
   fail "start a head with a short health check"
 "$orrery" start --address "127.0.0.1:$port" --temp-dir "$root" --node-name cut --num-cpus 1 --block \
   > "$tmp/dead.out" 2> "$tmp/dead.err" &
@@ -98,7 +98,7 @@ dead_pid=$!; blocked+=("$dead_pid")
 wait_line "$tmp/dead.out" "Blocking until" || fail "the node start did not come up"
 node=$(grep -o 'Started node cut at [^ ]* with .* (pid [0-9]*)' "$tmp/dead.out" | sed 's/.*pid \([0-9]*\))/\1/')
 [ -n "$node" ] || fail "no node pid in the start output"
-kill -STOP "$node"; sleep 1.5; kill -CONT "$node"
+kill -STOP "$node"; sleep 2.5; kill -CONT "$node"   # 5 x 100 ms without a heartbeat: dead
 wait_exit "$dead_pid"; [ "$rc" = 1 ] || fail "a node declared dead: blocked start exit $rc, expected 1"
 grep -q "the node daemon (pid $node) exited with code 0 without \`orrery stop\`" "$tmp/dead.err" ||
   fail "the failure does not say the node exited by itself"
