@@ -20,8 +20,10 @@ PKGS=(
 # Only for --test: the metrics integration test starts the real Prometheus server; the
 # runtime-env test builds a Python venv offline (python3 -m venv needs python3-venv); the
 # libFuzzer targets (tests/fuzz/run.sh, run by CI) need clang >= 15 with its runtime (Debian
-# 12's default clang 14 cannot compile libstdc++ 12's string_view comparisons).
-TEST_PKGS=(prometheus python3 python3-venv clang-16 libclang-rt-16-dev)
+# 12's default clang 14 cannot compile libstdc++ 12's string_view comparisons). The deploy
+# tests (tests/deploy/) check the systemd units with systemd-analyze (package systemd), the
+# scrape configs with promtool (prometheus) and the manifests in a venv (see below).
+TEST_PKGS=(prometheus python3 python3-venv clang-16 libclang-rt-16-dev systemd)
 [ "${1:-}" = "--test" ] && PKGS+=("${TEST_PKGS[@]}")
 
 missing=()
@@ -42,6 +44,14 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j 2
 
 if [ "${1:-}" = "--test" ]; then
+  # The test venv: pinned PyPI packages of tests/deploy/requirements.txt (kubernetes-validate).
+  # Made again when the pins change (the venv keeps a copy of the file it was made from).
+  if ! cmp -s tests/deploy/requirements.txt .venv-test/requirements.txt; then
+    rm -rf .venv-test
+    /usr/bin/python3 -m venv .venv-test
+    .venv-test/bin/pip install -q --disable-pip-version-check -r tests/deploy/requirements.txt
+    cp tests/deploy/requirements.txt .venv-test/requirements.txt
+  fi
   # Trace-replay tests read the public traces from here (see README, "Traces").
   export ORRERY_TRACE_DIR="${ORRERY_TRACE_DIR:-$(cd .. && pwd)/shared/traces}"
   ctest --test-dir build --output-on-failure -j 2

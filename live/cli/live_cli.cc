@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -289,11 +290,41 @@ void KillQuietly(pid_t pid) {
   if (IsDaemonProcess(pid)) ::kill(pid, SIGKILL);
 }
 
+// --token-file: a cluster token chosen by the operator (a Kubernetes Secret, a systemd
+// credential) instead of one the head generates. 16-1024 printable ASCII characters without
+// spaces (it travels in an HTTP header); InvalidArgument naming the flag and file otherwise.
+StatusOr<std::string> ReadTokenFile(const std::string& file) {
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) {
+    return InvalidArgument("--token-file: " + file + " is not a file");
+  }
+  auto text = ReadFileTrimmed(file);
+  if (!text.ok()) return InvalidArgument("--token-file: cannot read " + file);
+  const std::string& t = *text;
+  if (t.size() < 16 || t.size() > 1024) {
+    return InvalidArgument("--token-file: " + file + " holds " + std::to_string(t.size()) +
+                           " characters; expected a token of 16 to 1024 (e.g. `openssl rand "
+                           "-hex 32`)");
+  }
+  for (unsigned char c : t) {
+    if (c <= ' ' || c > '~') {
+      return InvalidArgument("--token-file: " + file +
+                             ": expected printable ASCII without spaces or line breaks");
+    }
+  }
+  return t;
+}
+
+// `orrery stop` leaves this file in every session it stops, so `start --block` can tell a
+// requested stop (exit 0) from a daemon that ended by itself (exit 1: restart me).
+constexpr const char* kStopMarker = "stopped_by_command";
+
 struct NodeFlags {
   std::string node_name, resources, labels, bind = "127.0.0.1";
   // --- runtime envs: passed through from `start` to `__node` as given.
   std::string renv_cache_bytes, renv_eviction, renv_setup_timeout_s;
   int metrics_port = 0;  // --- Metrics: 0 an OS-chosen port, -1 none
+  int node_port = 0;     // the node's gRPC port (--node-port; 0: the OS picks one)
 };
 
 // --- runtime envs: checks the node's runtime-env flags and sets them on `o`.
@@ -334,7 +365,7 @@ Status ApplyRuntimeEnvFlags(const NodeFlags& f, NodeOptions* o) {
 // Starts a node daemon for `head_address`, waits until it registered and answers. Prints it.
 int StartNode(const fs::path& session, const std::string& head_address, const std::string& token,
               const po::variables_map& vm, const NodeFlags& f, bool head_node, std::ostream& out,
-              std::ostream& err) {
+              std::ostream& err, pid_t* started_pid = nullptr) {
   std::vector<std::string> args = {"__node",      "--address", head_address,   "--bind",
                                    f.bind,        "--session-dir", session.string()};
   if (!f.node_name.empty()) args.insert(args.end(), {"--node-name", f.node_name});
@@ -362,6 +393,7 @@ int StartNode(const fs::path& session, const std::string& head_address, const st
     args.insert(args.end(), {"--runtime-env-setup-timeout-s", f.renv_setup_timeout_s});
   }
   args.insert(args.end(), {"--metrics-port", std::to_string(f.metrics_port)});  // --- Metrics
+  if (f.node_port > 0) args.insert(args.end(), {"--port", std::to_string(f.node_port)});
   const auto stamp =
       std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();
@@ -399,6 +431,7 @@ int StartNode(const fs::path& session, const std::string& head_address, const st
     KillQuietly(*pid);
     return kExitFailed;
   }
+  if (started_pid) *started_pid = *pid;
   auto total = FromProto(me.total(), "total");
   out << "Started node " << me.node_id() << " at " << me.address() << " with "
       << (total.ok() ? total->ToString() : std::string("?")) << " (pid " << *pid << ")\n";
@@ -436,6 +469,7 @@ constexpr const char* kStartUsage =
     "                    [--autoscaler-config FILE.yaml]\n"
     "                    [--health-check-period-ms MS] [--health-check-failures N]\n"
     "                    [--policy NAME] [--set scheduler.KEY=VALUE]...\n"
+    "                    [--node-port P] [--token-file FILE] [--block]\n"
     "       orrery start --address HOST:PORT [node options as above]\n";
 
 // The cluster's scheduling setting from `--policy NAME` and `--set scheduler.KEY=VALUE` (the
@@ -468,6 +502,97 @@ std::string RemoteJoinHint(const std::string& bind, int port, const fs::path& to
                                         : bind;
   return "ORRERY_TOKEN=<the token in " + token_file.string() + "> orrery start --address " + where +
          ":" + std::to_string(port) + " --bind <that machine's address>";
+}
+
+// Stops `daemons` (not other sessions under the root): SIGTERM, SIGKILL after 5 s, reaping.
+// Returns kExitFailed if one outlived that.
+int StopOwnDaemons(const fs::path& session,
+                   const std::vector<std::pair<std::string, pid_t>>& daemons, std::ostream& out,
+                   std::ostream& err) {
+  (void)WriteFileAtomic(session / kStopMarker, "\n");
+  for (const auto& d : daemons) {
+    if (IsDaemonProcess(d.second)) ::kill(d.second, SIGTERM);
+  }
+  auto all_gone = [&] {
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    return std::none_of(daemons.begin(), daemons.end(),
+                        [](const auto& d) { return IsProcessAlive(d.second); });
+  };
+  bool gone = WaitFor(all_gone, 0, milliseconds(5000));
+  if (!gone) {
+    for (const auto& d : daemons) {
+      if (IsDaemonProcess(d.second)) ::kill(d.second, SIGKILL);
+    }
+    gone = WaitFor(all_gone, 0, milliseconds(2000));
+  }
+  out << "Stopped the daemons of " << session.string() << (gone ? "" : " (some survived)")
+      << std::endl;
+  if (!gone) err << "orrery start: a daemon of " << session.string() << " outlived SIGKILL\n";
+  return gone ? kExitOk : kExitFailed;
+}
+
+// --block: the foreground process of a service (systemd Type=simple, a container's main
+// process). Waits for SIGTERM/SIGINT/SIGHUP (then stops the daemons, exit 0) or for one of
+// `daemons` to end: after `orrery stop` (the session holds kStopMarker) that is exit 0, else
+// it stops the others (only this session's: not other sessions under the root) and exits 1
+// naming the daemon, so a restart policy starts it again (a node the head declared dead stops
+// by itself; restarted, it rejoins as a new node). Reaps every child: `start` made itself the
+// daemons' subreaper, and as a container's PID 1 it inherits every orphan.
+int BlockUntilStopped(const fs::path& session,
+                      const std::vector<std::pair<std::string, pid_t>>& daemons, std::ostream& out,
+                      std::ostream& err) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&set, sig);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  out << "Blocking until SIGTERM or `orrery stop` (--block)." << std::endl;
+  std::map<pid_t, int> ended;  // daemon pid -> wait status (-1: not our child, status unknown)
+  while (true) {
+    timespec ts{1, 0};
+    const int sig = sigtimedwait(&set, nullptr, &ts);
+    if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+      out << "orrery start: got " << strsignal(sig) << "; stopping the daemons" << std::endl;
+      return StopOwnDaemons(session, daemons, out, err);
+    }
+    int st = 0;
+    for (pid_t p; (p = ::waitpid(-1, &st, WNOHANG)) > 0;) ended.emplace(p, st);
+    const std::pair<std::string, pid_t>* gone = nullptr;
+    for (const auto& d : daemons) {
+      if (ended.count(d.second) || !IsProcessAlive(d.second)) {
+        ended.emplace(d.second, -1);
+        gone = &d;
+        break;
+      }
+    }
+    if (!gone) continue;
+    std::error_code ec;
+    if (fs::exists(session / kStopMarker, ec)) {
+      // `stop` ends the others too (SIGKILL after 5 s): wait for them, reaping.
+      const auto deadline = Clock::now() + std::chrono::seconds(8);
+      auto all_gone = [&] {
+        while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+        }
+        return std::none_of(daemons.begin(), daemons.end(),
+                            [](const auto& d) { return IsProcessAlive(d.second); });
+      };
+      while (!all_gone() && Clock::now() < deadline) std::this_thread::sleep_for(milliseconds(50));
+      out << "orrery start: stopped by `orrery stop`" << std::endl;
+      return all_gone() ? kExitOk : StopOwnDaemons(session, daemons, out, err);
+    }
+    const int ws = ended[gone->second];
+    std::string how = "exited";
+    if (ws != -1 && WIFEXITED(ws)) how = "exited with code " + std::to_string(WEXITSTATUS(ws));
+    if (ws != -1 && WIFSIGNALED(ws)) {
+      how = "was killed by signal " + std::to_string(WTERMSIG(ws)) + " (" +
+            strsignal(WTERMSIG(ws)) + ")";
+    }
+    err << "orrery start: the " << gone->first << " daemon (pid " << gone->second << ") " << how
+        << " without `orrery stop`; stopping the others (logs in " << (session / "logs").string()
+        << ")" << std::endl;
+    StopOwnDaemons(session, daemons, out, err);
+    return kExitFailed;
+  }
 }
 
 int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -520,6 +645,15 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   desc.add_options()("head-metrics-port", po::value(&head_metrics_port),
                      "with --head: the head's Prometheus /metrics port (default 0: any free port; "
                      "-1: none)");
+  // Deployment (live/deploy/): a service manager's foreground process, an operator's token.
+  std::string token_file;
+  desc.add_options()("block", "stay in the foreground until SIGTERM or `orrery stop`; exit 1 if a "
+                              "daemon ends by itself (systemd, containers)")(
+      "node-port", po::value(&f.node_port),
+      "the node's gRPC port (default 0: any free port; pin it for a firewall)")(
+      "token-file", po::value(&token_file),
+      "the cluster token from this file (head: use it instead of a new one; node: instead of "
+      "$ORRERY_TOKEN)");
   desc.add_options()("help,h", "show this help")("head", "start the head (and a node)")(
       "address", po::value(&address), "join the cluster whose head is at HOST:PORT")(
       "port", po::value(&port), "head port (default 6379)")("temp-dir", po::value(&temp_dir),
@@ -637,9 +771,28 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
     autoscaler_config = fs::absolute(autoscaler_config).string();
   }
 
+  std::string file_token;
+  if (!token_file.empty()) {
+    auto t = ReadTokenFile(token_file);
+    if (!t.ok()) {
+      err << "orrery start: " << t.status().message() << "\n";
+      return kExitUsage;
+    }
+    file_token = *t;
+    token_file = fs::absolute(token_file).string();
+  }
+  const bool block = vm.count("block") != 0;
+  // The daemons double-fork away from this process; as their subreaper it can wait for them.
+  if (block) ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+
   // Ports first: a second head on a port in use must not start (nor print "Started"); a node
   // checks its own metrics port.
-  std::vector<std::pair<std::string, int>> ports = {{"metrics", f.metrics_port}};
+  if (f.node_port < 0 || f.node_port > 65535) {
+    err << "orrery start: --node-port: expected 0..65535, got " << f.node_port << "\n";
+    return kExitUsage;
+  }
+  std::vector<std::pair<std::string, int>> ports = {{"metrics", f.metrics_port},
+                                                    {"node", f.node_port}};
   if (head) {
     ports.insert(ports.begin(), {{"head", port}, {"dashboard", dashboard_port},
                                  {"head-metrics", head_metrics_port}});
@@ -653,8 +806,8 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   }
 
   if (!head) {
-    std::string token;
-    if (const char* t = std::getenv("ORRERY_TOKEN"); t && *t) token = t;
+    std::string token = file_token;
+    if (const char* t = std::getenv("ORRERY_TOKEN"); token.empty() && t && *t) token = t;
     auto session = LatestSession(root);
     if (token.empty() && session.ok()) {
       if (auto t = ReadFileTrimmed(*session / "token"); t.ok()) token = *t;
@@ -677,7 +830,12 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
       }
       (void)WriteFileAtomic(*session / "address", address + "\n");
     }
-    return StartNode(*session, address, token, vm, f, false, out, err);
+    std::error_code ec;
+    fs::remove(*session / kStopMarker, ec);  // an earlier stop of a session joined again
+    pid_t node_pid = -1;
+    const int rc = StartNode(*session, address, token, vm, f, false, out, err, &node_pid);
+    if (rc != kExitOk || !block) return rc;
+    return BlockUntilStopped(*session, {{"node", node_pid}}, out, err);
   }
 
   CleanStaleSessions(root);  // object stores that killed nodes left behind
@@ -704,6 +862,7 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   }
   if (!policy.empty()) head_args.insert(head_args.end(), {"--policy", policy});
   for (const auto& kv : scheduler_sets) head_args.insert(head_args.end(), {"--set", kv});
+  if (!token_file.empty()) head_args.insert(head_args.end(), {"--token-file", token_file});
   auto pid = SpawnDaemon(SelfExe(), head_args, log);
   if (!pid.ok()) {
     err << "orrery start: " << pid.status().message() << "\n";
@@ -748,7 +907,8 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   }
   out << "  Prometheus targets (file_sd): "  // --- Metrics
       << (*session / "metrics" / "prometheus_targets.json").string() << "\n";
-  const int rc = StartNode(*session, head_address, token, vm, f, true, out, err);
+  pid_t node_pid = -1;
+  const int rc = StartNode(*session, head_address, token, vm, f, true, out, err, &node_pid);
   if (rc != kExitOk) {
     KillQuietly(*pid);
     return rc;
@@ -762,7 +922,8 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
       << "Submit a job:                    orrery job submit" << td << " -- echo hello\n"
       << "Look at it:                      orrery status" << td << "\n"
       << "Stop it:                         orrery stop" << td << "\n";
-  return kExitOk;
+  if (!block) return kExitOk;
+  return BlockUntilStopped(*session, {{"head", *pid}, {"node", node_pid}}, out, err);
 }
 
 int RunStop(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -797,6 +958,8 @@ int RunStop(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       if (IsDaemonProcess(pid)) live.push_back({session, name, pid});
     }
   }
+  // Marked first, so a `start --block` watching its daemons sees a requested stop.
+  for (const auto& d : live) (void)WriteFileAtomic(d.session / kStopMarker, "\n");
   // SIGTERM: daemons stop their tasks and exit; SIGKILL what is left after the grace period.
   for (const auto& d : live) ::kill(d.pid, SIGTERM);
   auto all_gone = [&] {
@@ -1592,6 +1755,8 @@ int RunHeadDaemon(const std::vector<std::string>& args, std::ostream& out, std::
   std::vector<std::string> scheduler_sets;
   desc.add_options()("policy", po::value(&policy), "")(
       "set", po::value(&scheduler_sets)->composing(), "");
+  std::string token_file;
+  desc.add_options()("token-file", po::value(&token_file), "");
   po::variables_map vm;
   if (!ParseOptions("__head", args, desc, vm, err)) return kExitUsage;
   if (Status s = ParseSchedulingFlags(policy, scheduler_sets, &o.scheduler); !s.ok()) {
@@ -1615,7 +1780,7 @@ int RunHeadDaemon(const std::vector<std::string>& args, std::ostream& out, std::
   o.health_check_period = milliseconds(period_ms);
   o.session_dir = session;
   BlockStopSignals();
-  auto token = GenerateToken();
+  auto token = token_file.empty() ? GenerateToken() : ReadTokenFile(token_file);
   if (!token.ok()) {
     err << "orrery __head: " << token.status().message() << "\n";
     return kExitFailed;
