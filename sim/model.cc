@@ -183,7 +183,9 @@ Model::Model(const Scenario& scenario, Platform* platform, ModelOptions options)
   // Per-class limits need the classes; otherwise every attempt is class 0 (one lease each).
   reuse_ = owner_.options().reuse_leases;
   if (reuse_ || owner_.options().max_pending_lease_requests_per_class > 0) {
-    class_of_task_ = SchedulingClasses(scenario_);
+    uint32_t classes = 0;
+    class_of_task_ = SchedulingClasses(scenario_, &classes);
+    if (reuse_) class_wait_.assign(classes, WaitReason::kNone);
   }
 
   pgs_.resize(scenario_.placement_groups.size());
@@ -485,6 +487,7 @@ void Model::ApplyOwnerDecisions(size_t begin, double delay, int node) {
       switch (d.kind) {
         case agent::SubmitDecision::Kind::kRequestLease:
           att = NewReq(d.lease, att);  // the request's own key
+          reqs_[att - kReqBase].spillbacks = static_cast<uint16_t>(d.spillbacks);
           break;
         case agent::SubmitDecision::Kind::kPushTask: {
           // Onto a lease the owner holds: no scheduling decision, the lease's node runs it.
@@ -495,6 +498,13 @@ void Model::ApplyOwnerDecisions(size_t begin, double delay, int node) {
             continue;
           }
           lease_of_att_[att] = d.lease;
+          Attempt& a = attempts_[att];
+          if (a.last_wait == WaitReason::kNone && now_ > a.submit && !class_wait_.empty()) {
+            a.last_wait = class_wait_[class_of_task_[a.task]];  // waited for its class's lease
+          }
+          if (!reqs_[r].used) a.spillbacks = reqs_[r].spillbacks;  // as live run records it
+          reqs_[r].used = true;
+          LogReq(r, reqs_[r].node, "-> runs task " + std::to_string(a.task));
           OnGranted(att, reqs_[r].node);
           continue;
         }
@@ -711,8 +721,16 @@ void Model::OnReqLeaseRequest(uint32_t key, int node, bool grant_or_reject) {
   HandleReqReply(node, key, r);
 }
 
+void Model::LogReq(uint32_t idx, int node, const std::string& what) {
+  if (!log_decisions_) return;
+  LogDecision(reqs_[idx].templ, node, "lease=" + std::to_string(idx) + " " + what);
+}
+
 void Model::SetReqWait(uint32_t idx, WaitReason w) {
   ReqRt& q = reqs_[idx];
+  if (w != WaitReason::kNone && !class_of_task_.empty()) {
+    class_wait_[class_of_task_[attempts_[q.templ].task]] = w;
+  }
   if (q.wait == w) return;
   const TaskSpec& ts = scenario_.tasks[attempts_[q.templ].task];
   const bool in_group = ts.placement_group >= 0;
@@ -727,6 +745,18 @@ void Model::HandleReqReply(int node, uint32_t key, const LeaseReply& r) {
   const int owner = OwnerNode();
   const agent::LeaseHandle lease = reqs_[idx].lease;
   const size_t begin = owner_out_.size();
+  if (r.kind == LeaseReply::Kind::kQueued && reqs_[idx].wait != r.wait_reason) {
+    LogReq(idx, node, std::string("-> queued ") + WaitReasonName(r.wait_reason));
+  } else if (r.kind != LeaseReply::Kind::kQueued) {
+    // The same words as an attempt's own request (HandleReply), with the lease it is for.
+    const std::string why = r.reason.empty() ? std::string() : " (" + r.reason + ")";
+    switch (r.kind) {
+      case LeaseReply::Kind::kGranted: LogReq(idx, node, "-> granted " + scenario_.nodes[node].id + why); break;
+      case LeaseReply::Kind::kSpillback: LogReq(idx, node, "-> spillback " + r.node + why); break;
+      case LeaseReply::Kind::kRejected: LogReq(idx, node, "-> rejected"); break;
+      default: LogReq(idx, node, "-> canceled: " + r.reason); break;
+    }
+  }
   SetReqWait(idx, r.kind == LeaseReply::Kind::kQueued ? r.wait_reason : WaitReason::kNone);
   switch (r.kind) {
     case LeaseReply::Kind::kGranted:
@@ -1592,6 +1622,13 @@ results::RunRecord Model::Finish(double now, double wall_s) {
     row.attempt = a.number;
     row.spillbacks = a.spillbacks;
     row.wait_reason = WaitReasonName(a.last_wait);
+    if (a.state == AState::kPending && a.node < 0 && a.queued_at < 0 && !class_wait_.empty() &&
+        a.wait == WaitReason::kNone) {
+      // Still in the owner's class queue: it waits for what its class's requests wait for.
+      const WaitReason w = class_wait_[class_of_task_[a.task]];
+      if (w == WaitReason::kInfeasible) row.state = "infeasible";
+      if (w != WaitReason::kNone) row.wait_reason = WaitReasonName(w);
+    }
     if (a.end >= 0) makespan = std::max(makespan, a.end);
     r.attempts.push_back(std::move(row));
   }

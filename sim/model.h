@@ -210,9 +210,15 @@ class Model {
     uint16_t spillbacks = 0;
     int32_t node = -1;       // granted there
     bool done = false;       // returned, lost, failed or no longer needed
+    bool used = false;       // a task ran on it (the first one gets its spillbacks)
     WaitReason wait = WaitReason::kNone;  // while queued at a node (the autoscaler's demand)
   };
   void SetReqWait(uint32_t idx, WaitReason w);
+  // Reuse on: the wait reason of each class's latest request that queued at a node. A task
+  // waits in the owner's class queue for those requests, so a task that waited takes it as its
+  // own wait reason, and one still queued when the run ends is infeasible when its class is.
+  std::vector<WaitReason> class_wait_;
+  void LogReq(uint32_t idx, int node, const std::string& what);
   uint32_t NewReq(agent::LeaseHandle lease, uint32_t templ);
   void OnReqLeaseRequest(uint32_t key, int node, bool grant_or_reject);
   void HandleReqReply(int node, uint32_t key, const LeaseReply& r);

@@ -465,7 +465,7 @@ TEST_F(ScenarioTest, OverrideOfUnknownPathIsAnErrorNamingIt) {
             Path() +
                 " (--set scheduler.polcy=spread): scheduler.polcy: unknown key (expected one "
                 "of: policy, spread_threshold, top_k_absolute, top_k_fraction, "
-                "avoid_gpu_nodes, report_period)");
+                "avoid_gpu_nodes, fair_granting, report_period)");
   EXPECT_CONTAINS(Error(y, {"workload.tasks.3.count=1"}),
                   "workload.tasks: index 3 is out of range (the list has 1 entries)");
   EXPECT_CONTAINS(Error(y, {"workload.tasks.x.count=1"}), "expected an index, got 'x'");
@@ -822,23 +822,29 @@ namespace {
 
 class OwnerSettingTest : public ScenarioTest {};
 
-TEST_F(OwnerSettingTest, DefaultsToOneLeasePerTaskAndReadsEveryKey) {
+TEST_F(OwnerSettingTest, DefaultsToARayDriverAndReadsEveryKey) {
   auto d = Load(WithTasks("    - {name: a, count: 2, duration: 1s}\n"));
   ASSERT_TRUE(d.ok()) << d.status().ToString();
-  EXPECT_FALSE(d->owner.reuse_leases);
-  EXPECT_EQ(d->owner.max_pending_lease_requests_per_class, 0);
+  EXPECT_TRUE(d->owner.reuse_leases);
+  EXPECT_EQ(d->owner.max_pending_lease_requests_per_class, 10);
   EXPECT_EQ(d->owner.idle_lease_timeout_s, 0.0);
+  EXPECT_DOUBLE_EQ(d->owner.lease_timeout_s, 0.5);
   auto s = Load(WithTasks("    - {name: a, count: 2, duration: 1s}\n") +
-                "owner: {reuse_leases: true, max_pending_lease_requests_per_class: 10, "
-                "idle_lease_timeout: 250ms}\n");
+                "owner: {reuse_leases: false, max_pending_lease_requests_per_class: 3, "
+                "idle_lease_timeout: 250ms, lease_timeout: 2s}\n");
   ASSERT_TRUE(s.ok()) << s.status().ToString();
-  EXPECT_TRUE(s->owner.reuse_leases);
-  EXPECT_EQ(s->owner.max_pending_lease_requests_per_class, 10);
+  EXPECT_FALSE(s->owner.reuse_leases);
+  EXPECT_EQ(s->owner.max_pending_lease_requests_per_class, 3);
   EXPECT_DOUBLE_EQ(s->owner.idle_lease_timeout_s, 0.25);
+  EXPECT_DOUBLE_EQ(s->owner.lease_timeout_s, 2.0);
   const agent::SubmitterOptions o = OwnerSubmitterOptions(s->owner, agent::SubmitterOptions{});
-  EXPECT_TRUE(o.reuse_leases);
-  EXPECT_EQ(o.max_pending_lease_requests_per_class, 10);
+  EXPECT_FALSE(o.reuse_leases);
+  EXPECT_EQ(o.max_pending_lease_requests_per_class, 3);
   EXPECT_DOUBLE_EQ(o.idle_lease_timeout_s, 0.25);
+  EXPECT_DOUBLE_EQ(o.lease_timeout_s, 2.0);
+  EXPECT_CONTAINS(Error(WithTasks("    - {name: a, count: 1, duration: 1s}\n") +
+                        "owner: {lease_timeout: soon}\n"),
+                  "owner.lease_timeout");
   EXPECT_CONTAINS(Error(WithTasks("    - {name: a, count: 1, duration: 1s}\n") +
                         "owner: {reuse_leases: maybe}\n"),
                   "owner.reuse_leases");
@@ -847,28 +853,33 @@ TEST_F(OwnerSettingTest, DefaultsToOneLeasePerTaskAndReadsEveryKey) {
                   "owner.max_pending_lease_requests_per_class");
 }
 
-TEST_F(OwnerSettingTest, SchedulingClassesGroupShapeStrategyEnvAndKind) {
-  auto s = Load(WithTasks(R"(    - {name: a, count: 2, duration: 1s}
+TEST_F(OwnerSettingTest, SchedulingClassesGroupNameShapeStrategyArgsEnvAndKind) {
+  auto s = Load(WithTasks(R"(    - {name: a, count: 2, duration: 1s, output: 1MB}
     - {name: b, count: 1, start: 1s, duration: 2s}
     - {name: c, count: 1, start: 2s, duration: 1s, resources: {CPU: 2}}
     - {name: d, count: 1, start: 3s, duration: 1s, strategy: SPREAD}
     - {name: e, count: 1, start: 4s, duration: 1s, strategy: {type: NODE_AFFINITY, node: cpu-1}}
     - {name: f, count: 1, start: 5s, duration: 1s, strategy: {type: NODE_AFFINITY, node: cpu-2}}
+    - {name: r, count: 2, start: 6s, duration: 1s, args: [{from: a, count: 1}]}
+    - {name: g, count: 2, start: 7s, duration: 1s, args: [{node: cpu-1, bytes: 1MB}]}
 )"));
   ASSERT_TRUE(s.ok()) << s.status().ToString();
-  ASSERT_EQ(s->tasks.size(), 7u);
+  ASSERT_EQ(s->tasks.size(), 11u);
   uint32_t n = 0;
   const std::vector<uint32_t> c = SchedulingClasses(*s, &n);
-  ASSERT_EQ(c.size(), 7u);
-  // a, a and b: one shape, the default strategy (names and durations do not matter).
-  EXPECT_EQ(c[0], 0u);
+  ASSERT_EQ(c.size(), 11u);
+  EXPECT_EQ(c[0], 0u);  // a, a: one function, one shape (durations do not matter)
   EXPECT_EQ(c[1], 0u);
-  EXPECT_EQ(c[2], 0u);
-  EXPECT_EQ(c[3], 1u);  // another shape
-  EXPECT_EQ(c[4], 2u);  // SPREAD
-  EXPECT_EQ(c[5], 3u);  // affinity to cpu-1
-  EXPECT_EQ(c[6], 4u);  // affinity to cpu-2: another target, another class
-  EXPECT_EQ(n, 5u);
+  EXPECT_EQ(c[2], 1u);  // b: same shape, another function (Ray's class includes it)
+  EXPECT_EQ(c[3], 2u);  // another shape
+  EXPECT_EQ(c[4], 3u);  // SPREAD
+  EXPECT_EQ(c[5], 4u);  // affinity to cpu-1
+  EXPECT_EQ(c[6], 5u);  // affinity to cpu-2: another target, another class
+  EXPECT_EQ(c[7], 6u);  // r of a's first output
+  EXPECT_EQ(c[8], 7u);  // r of a's second output: other dependencies, another class
+  EXPECT_EQ(c[9], 8u);  // g: the same object argument...
+  EXPECT_EQ(c[10], 8u);  // ...the same class
+  EXPECT_EQ(n, 9u);
 }
 
 }  // namespace
