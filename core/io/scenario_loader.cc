@@ -614,7 +614,7 @@ class Loader {
     ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, f, *RootSchema().Field("scheduler"), &m));
     SchedulerOptions& o = s_.scheduler.options;
     for (const char* k : {"policy", "spread_threshold", "top_k_absolute", "top_k_fraction",
-                          "avoid_gpu_nodes"}) {
+                          "avoid_gpu_nodes", "fair_granting"}) {
       if (m.Get(k)) s_.scheduler.policy_given = true;
     }
     if (auto pf = m.Get("policy")) {

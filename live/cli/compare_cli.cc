@@ -41,7 +41,7 @@ constexpr const char* kUsage =
     "usage: orrery compare SCENARIO.yaml (--local | --address HOST:PORT) [--policy P] [--seed N]\n"
     "                      [--set dotted.path=value]... [--out DIR] [--temp-dir DIR]\n"
     "                      [--timeout S]\n"
-    "       orrery compare --sim-results DIR --live-results DIR [--out DIR]\n";
+    "       orrery compare --sim-results DIR --live-results DIR... [--bars live|ray] [--out DIR]\n";
 
 std::string ReadText(const fs::path& p, bool* ok) {
   std::ifstream f(p, std::ios::binary);
@@ -343,8 +343,10 @@ bool WriteComparison(const Comparison& cmp, const std::string& name, const fs::p
 
 // --sim-results A --live-results B: no runs, only the comparison (bad result files are input).
 int CompareExisting(const fs::path& sim_dir, const std::vector<fs::path>& live_dirs,
-                    const std::string& out_dir, std::ostream& out, std::ostream& err) {
-  auto cmp = CompareResults(sim_dir, live_dirs);
+                    const std::string& out_dir, bool ray_bars, std::ostream& out,
+                    std::ostream& err) {
+  auto cmp = CompareResults(sim_dir, live_dirs,
+                            ray_bars ? results::RayBars() : results::FidelityBars{});
   if (!cmp.ok()) {
     err << "orrery compare: " << cmp.status().message() << "\n";
     return kExitUsage;
@@ -355,13 +357,14 @@ int CompareExisting(const fs::path& sim_dir, const std::vector<fs::path>& live_d
   for (const auto& w : cmp->warnings) err << "warning: " << w << "\n";
   out << "compare " << sim_dir.string() << " (sim) vs ";
   for (size_t k = 0; k < live_dirs.size(); ++k) out << (k ? ", " : "") << live_dirs[k].string();
-  out << " (live)\n";
+  out << " (" << (ray_bars ? "reference runs, judged with the bars against real Ray" : "live")
+      << ")\n";
   return WriteComparison(*cmp, cmp->scenario, dir, false, out, err) ? kExitOk : kExitFailed;
 }
 
 int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   po::options_description desc("options");
-  std::string scenario_path, address, out_dir, policy, temp_dir, sim_results;
+  std::string scenario_path, address, out_dir, policy, temp_dir, sim_results, bars = "live";
   std::vector<std::string> sets, live_results;
   int64_t live_runs = 1;
   int64_t seed = -1;
@@ -380,7 +383,10 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
       "live-results", po::value(&live_results)->composing(),
       "compare this existing live result dir (no runs; repeat for several live runs)")(
       "live-runs", po::value(&live_runs),
-      "run the live side N times; the verdict is against their mean [1]");
+      "run the live side N times; the verdict is against their mean [1]")(
+      "bars", po::value(&bars),
+      "with --live-results: live (sim vs Orrery live, the default) or ray (the reference runs are "
+      "real Ray, e.g. bench/ray_replay.py: 25 % or 0.2 s per class)");
   po::variables_map vm;
   if (auto rc = cli::ParseCommand("compare", args, desc, "scenario", kUsage, vm, out, err))
     return *rc;
@@ -393,8 +399,12 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
           << kUsage;
       return kExitUsage;
     }
-    return CompareExisting(sim_results, {live_results.begin(), live_results.end()}, out_dir, out,
-                           err);
+    if (bars != "live" && bars != "ray") {
+      err << "orrery compare: --bars: expected live or ray, got '" << bars << "'\n";
+      return kExitUsage;
+    }
+    return CompareExisting(sim_results, {live_results.begin(), live_results.end()}, out_dir,
+                           bars == "ray", out, err);
   }
   if (scenario_path.empty()) {
     err << "orrery compare: missing SCENARIO.yaml\n" << kUsage;
@@ -571,7 +581,8 @@ StatusOr<Comparison> CompareResults(const fs::path& sim_dir, const fs::path& liv
 }
 
 StatusOr<Comparison> CompareResults(const fs::path& sim_dir,
-                                    const std::vector<fs::path>& live_dirs) {
+                                    const std::vector<fs::path>& live_dirs,
+                                    const results::FidelityBars& bars) {
   const fs::path& live_dir = live_dirs.front();
   Comparison c;
   json summaries[2];
@@ -637,7 +648,7 @@ StatusOr<Comparison> CompareResults(const fs::path& sim_dir,
     if (!more.ok()) return more.status();
     c.live_classes.push_back(std::move(*more));
   }
-  c.verdict = results::JudgeFidelity(c.sim_classes, c.live_classes);
+  c.verdict = results::JudgeFidelity(c.sim_classes, c.live_classes, bars);
   return c;
 }
 

@@ -80,8 +80,10 @@ const std::vector<std::string>& ComparedMetrics();
 // sim run with the first live run; the per-class table and the verdict use every live run (their
 // mean, and their spread as the live runs' own noise). REQUIRES: !live_dirs.empty().
 // O(attempts log attempts).
+// `bars`: the fidelity bars of the verdict (results::RayBars() against real Ray runs).
 StatusOr<Comparison> CompareResults(const std::filesystem::path& sim_dir,
-                                    const std::vector<std::filesystem::path>& live_dirs);
+                                    const std::vector<std::filesystem::path>& live_dirs,
+                                    const results::FidelityBars& bars = {});
 StatusOr<Comparison> CompareResults(const std::filesystem::path& sim_dir,
                                     const std::filesystem::path& live_dir);
 

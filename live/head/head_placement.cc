@@ -191,8 +191,18 @@ void HeadDaemon::Impl::GroupToProto(const std::string& id, const agent::Placemen
   out->set_reason(res.reason());
 }
 
-void HeadDaemon::Impl::UpsertTask(const v1::TaskRecord& t) {
-  if (t.task_id().empty()) return;
+void HeadDaemon::Impl::UpsertTask(const v1::TaskRecord& in) {
+  if (in.task_id().empty()) return;
+  v1::TaskRecord renamed;
+  if (!in.display_task_id().empty() && in.display_task_id() != in.task_id()) {
+    // A reused owner lease (live run): the row is the task's; the lease's own row goes (its
+    // stale id in order_ is skipped when it reaches the front, erasing nothing).
+    tasks_.erase(in.task_id());
+    renamed = in;
+    renamed.set_task_id(in.display_task_id());
+    renamed.clear_display_task_id();
+  }
+  const v1::TaskRecord& t = renamed.task_id().empty() ? in : renamed;
   auto [it, inserted] = tasks_.try_emplace(t.task_id(), t);
   if (!inserted) {
     // Spillbacks accumulate across the nodes a task visited.

@@ -33,11 +33,17 @@ grpc::ServerUnaryReactor* NodeDaemon::Impl::RequestWorkerLease(
   }
   loop_.Post([this, r, reply, call_id, req = std::move(*req), name = request->name(),
               timeout = request->queue_timeout_ms(), task = request->task_id(),
-              attempt = request->attempt()]() mutable {
+              attempt = request->attempt(), display = request->display_task_id()]() mutable {
     HandleLease(r, reply, call_id, std::move(req), name, timeout);
     // --- actors: a retried task's attempt number goes into its record.
     if (auto t = tasks_.find(task); attempt > 0 && t != tasks_.end()) {
       t->second.record.set_attempt(attempt);
+    }
+    // --- live run (owner lease reuse): the row names the task the lease was asked for.
+    if (auto t = tasks_.find(task); !display.empty() && t != tasks_.end() &&
+                                    t->second.record.display_task_id().empty()) {
+      t->second.record.set_display_task_id(display);
+      t->second.dirty = true;
     }
   });
   return r;

@@ -16,6 +16,12 @@ void NodeDaemon::Impl::StartWorkload(const TaskId& task, WorkloadSpec spec,
   Task& t = it->second;
   t.workload = true;
   if (t.record.name().empty()) t.record.set_name(WorkloadKindName(spec.kind));
+  if (!req.display_task_id().empty() && req.display_task_id() != t.record.task_id()) {
+    // A reused owner lease runs this task: the task table shows the task, not the lease.
+    t.record.set_display_task_id(req.display_task_id());
+    t.record.set_attempt(req.attempt());
+    t.dirty = true;
+  }
   if (renv.empty()) {
     PrepareWorkload(task, std::move(spec), req, w);
     return;

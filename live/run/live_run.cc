@@ -635,6 +635,10 @@ class Runner {
                                     : AttemptId(i);
           v1::RequestWorkerLeaseRequest req = tasks_[i].req;
           req.set_task_id(lease.node_lease_id);
+          if (lease.node_lease_id != AttemptId(i)) {  // reuse: the row names the front task
+            req.set_display_task_id(AttemptId(i));
+            req.set_attempt(tasks_[i].row.attempt);
+          }
           pool_.Post([this, h = d.lease, i, req = std::move(req),
                       entry = tasks_[i].preferred]() mutable {
             Acquire(h, i, std::move(req), entry);
@@ -725,6 +729,7 @@ class Runner {
     LeaseRt lease;
     v1::RunTaskRequest run;
     v1::RequestWorkerLeaseRequest again;
+    int tasks_attempt = 0;
     {
       std::lock_guard<std::mutex> l(mu_);
       auto it = leases_.find(h);
@@ -748,6 +753,7 @@ class Runner {
         t.row.spillbacks = 0;
       }
       t.row.node_id = lease.node_id;
+      tasks_attempt = t.row.attempt;
       // The granted lease waits for the env (a hit too, briefly), the task's last wait reason,
       // as the simulator records it.
       if (ts.env >= 0) t.row.wait_reason = "waiting_for_runtime_env";
@@ -767,6 +773,10 @@ class Runner {
       }
     }
     run.set_task_id(lease.node_lease_id);
+    if (lease.node_lease_id != AttemptId(i)) {  // reuse: the table names the task, not the lease
+      run.set_display_task_id(AttemptId(i));
+      run.set_attempt(tasks_attempt);
+    }
     for (auto& ref : *run.mutable_args()) ref.set_address(AddressOf(ref.node_id()));
     const uint64_t epoch = CrashEpoch(lease.node_id);
     running_.fetch_add(1);
@@ -1307,7 +1317,8 @@ std::vector<std::string> SchedulingOverrides(const SchedulerOptions& o) {
           "scheduler.spread_threshold=" + num(o.hybrid.spread_threshold),
           "scheduler.top_k_absolute=" + std::to_string(o.hybrid.top_k_absolute),
           "scheduler.top_k_fraction=" + num(o.hybrid.top_k_fraction),
-          std::string("scheduler.avoid_gpu_nodes=") + (o.hybrid.avoid_gpu_nodes ? "true" : "false")};
+          std::string("scheduler.avoid_gpu_nodes=") + (o.hybrid.avoid_gpu_nodes ? "true" : "false"),
+          std::string("scheduler.fair_granting=") + (o.fair_granting ? "true" : "false")};
 }
 
 }  // namespace orrery::live

@@ -2,7 +2,9 @@
 # End-to-end tests of `orrery compare` on the real binary.
 #   compare_cli_test.sh ORRERY_BINARY SOURCE_DIR CASE
 # CASE: parity (starts real daemons on loopback, ~20 s) | address (daemons via `orrery start`,
-#       ~25 s) | results | bad_input | timeout
+#       ~25 s) | results | bad_input | timeout | fidelity (one live run of the fidelity smoke
+#       scenario, ~20 s: the simulator must meet its bars against it, and a simulator without
+#       Ray's per-class fair granting must not)
 set -u
 bin="$1"; src="$2"; case_name="$3"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -15,6 +17,24 @@ metrics="tasks.finished tasks.failed tasks.canceled makespan_s jct_s.p50 jct_s.p
   autoscaler.peak_nodes node_seconds"
 
 case "$case_name" in
+fidelity)
+  smoke="$src/scenarios/fidelity/smoke-3n.yaml"
+  timeout 150 "$bin" compare "$smoke" --local --out "$tmp/f" --temp-dir "$tmp/t" \
+      > "$tmp/stdout" 2> "$tmp/stderr"
+  rc=$?
+  check "exit 0 (got $rc)" "[ $rc -eq 0 ]"
+  sed -n '/per class/,/^fidelity/p' "$tmp/stdout"
+  [ $rc -eq 0 ] || cat "$tmp/stderr"
+  check "the simulator meets its bars against live" "grep -q '^fidelity: PASS' '$tmp/stdout'"
+  # The same live run judged against a simulator that drifted (queues first come, first served
+  # across classes): the check must be able to fail.
+  "$bin" sim run "$smoke" --set scheduler.fair_granting=false --no-progress --out "$tmp/drift" \
+      > /dev/null 2>&1
+  "$bin" compare --sim-results "$tmp/drift" --live-results "$tmp/f/live" --out "$tmp/fd" \
+      > "$tmp/drift.stdout" 2>&1
+  grep '^fidelity' "$tmp/drift.stdout"
+  check "a drifted simulator fails its bars" "grep -q '^fidelity: FAIL' '$tmp/drift.stdout'"
+  ;;
 parity)
   # The timing-free parity scenario: both runs complete, every task lands on the same node.
   timeout 120 "$bin" compare "$parity" --local --out "$tmp/d" --temp-dir "$tmp/t" \

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The fidelity suite against real Ray (issue 15 "Done when"): every scenario of
+# scenarios/fidelity/ (or the ones named) is expanded (`orrery sim expand`), replayed on real Ray
+# RAY_RUNS times (bench/ray_replay.py: a local multi-node Ray cluster, one raylet per scenario
+# node, warm workers), simulated once and run once on a live Orrery cluster; then
+# `orrery compare --bars ray` judges the simulator and Orrery live against the mean of the Ray
+# runs per class (25 % or 0.2 s, widened to 1.5x Ray's own spread, classes ranked the same way).
+#   bench/fidelity_ray.sh [build/orrery] [results/fidelity/ray] [RAY_RUNS (2)] [PYTHON] [NAME...]
+# PYTHON: an interpreter with ray installed (default: .venv-ray/bin/python; create it with
+#   python3 -m venv .venv-ray && .venv-ray/bin/pip install ray==2.60.0).
+# Writes OUT/<scenario>/{sim_vs_ray.txt,live_vs_ray.txt,classes-*.csv,ray-N/tasks.csv,...},
+# OUT/verdicts.csv and OUT/machine.txt. Exits 0 when every run completed (whatever the verdicts).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+given="$*"
+bin="$(realpath "${1:-build/orrery}")"
+out="${2:-results/fidelity/ray}"
+runs="${3:-2}"
+py="${4:-.venv-ray/bin/python}"
+shift 4 2>/dev/null || shift $#
+names=("$@")
+if [ ${#names[@]} -eq 0 ]; then
+  for f in scenarios/fidelity/*.yaml; do names+=("$(basename "$f" .yaml)"); done
+fi
+if ! "$py" -c 'import ray' 2>/dev/null; then
+  echo "fidelity_ray.sh: $py cannot import ray (see the header of this script)" >&2
+  exit 2
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$out"
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null)"
+  echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
+  echo "ray: $("$py" -c 'import ray; print(ray.__version__)')"
+  echo "command: bench/fidelity_ray.sh $given  (ray runs: $runs, warm workers)"
+} > "$out/machine.txt"
+echo "scenario,candidate,pass,checks_ok,checks,verdict" > "$out/verdicts.csv"
+failed=0
+for name in "${names[@]}"; do
+  f="scenarios/fidelity/$name.yaml"
+  echo "== $name" >&2
+  d="$out/$name"
+  mkdir -p "$d"
+  "$bin" sim expand "$f" --out "$tmp/$name.json" || { failed=1; continue; }
+  "$bin" sim run "$f" --no-progress --out "$tmp/$name-sim" > /dev/null || { failed=1; continue; }
+  "$bin" live run "$f" --local --out "$tmp/$name-live" --temp-dir "$tmp/session" \
+      > /dev/null 2> "$tmp/$name-live.err" || { failed=1; tail -3 "$tmp/$name-live.err" >&2; continue; }
+  refs=()
+  for k in $(seq 1 "$runs"); do
+    "$py" bench/ray_replay.py "$tmp/$name.json" "$d/ray-$k" --warmup 2> "$tmp/$name-ray-$k.err"
+    if [ $? -ne 0 ] || [ ! -f "$d/ray-$k/tasks.csv" ]; then
+      failed=1
+      tail -5 "$tmp/$name-ray-$k.err" >&2
+      continue
+    fi
+    refs+=(--live-results "$d/ray-$k")
+  done
+  [ ${#refs[@]} -eq 0 ] && continue
+  for cand in sim live; do
+    "$bin" compare --sim-results "$tmp/$name-$cand" "${refs[@]}" --bars ray \
+        --out "$tmp/$name-$cand-cmp" > "$d/${cand}_vs_ray.txt" 2>&1
+    cp "$tmp/$name-$cand-cmp/classes.csv" "$d/classes-$cand-vs-ray.csv" 2>/dev/null
+    cp "$tmp/$name-$cand-cmp/classes.svg" "$d/classes-$cand-vs-ray.svg" 2>/dev/null
+    verdict=$(grep '^fidelity: ' "$d/${cand}_vs_ray.txt" | head -1)
+    sed -n '/per class/,/^fidelity/p' "$d/${cand}_vs_ray.txt" >&2
+    pass=$([[ "$verdict" == "fidelity: PASS"* ]] && echo 1 || echo 0)
+    ok=$(sed -E 's/.*\(([0-9]+)\/([0-9]+) checks.*/\1/' <<< "$verdict")
+    all=$(sed -E 's/.*\(([0-9]+)\/([0-9]+) checks.*/\2/' <<< "$verdict")
+    echo "$name,$cand,$pass,$ok,$all,\"${verdict//\"/\"\"}\"" >> "$out/verdicts.csv"
+  done
+done
+cat "$out/verdicts.csv"
+exit $failed
