@@ -1,4 +1,5 @@
 #include "live/cli/live_cli.h"
+#include "live/cli/tls_cli.h"  // --- TLS
 
 #include <fcntl.h>
 #include <signal.h>
@@ -143,6 +144,7 @@ int DetectGpus() { return DetectGpuInventory(SystemGpuProbe()).count(); }
 // Why a cluster did not answer, in words (no raw gRPC text): the cause and what to check.
 static std::string DescribeUnreachable(const Status& s) {
   const std::string& m = s.message();
+  if (std::string tls = DescribeTlsFailure(s); !tls.empty()) return tls;  // --- TLS
   switch (s.code()) {
     case StatusCode::kUnavailable:
       if (m.find("Connection refused") != std::string::npos) {

@@ -1,8 +1,33 @@
 #include "live/rpc/rpc_util.h"
 
 #include "live/common/port_check.h"
+#include "live/common/tls.h"
 
 namespace orrery::live {
+
+std::shared_ptr<grpc::ChannelCredentials> ClientCredentials() {
+  const TlsConfig& tls = ProcessTls();
+  if (!tls.enabled()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions o;
+  o.pem_root_certs = tls.ca_pem;
+  o.pem_private_key = tls.key_pem;
+  o.pem_cert_chain = tls.cert_pem;
+  return grpc::SslCredentials(o);
+}
+
+std::shared_ptr<grpc::ServerCredentials> ServerCredentials() {
+  const TlsConfig& tls = ProcessTls();
+  if (!tls.enabled()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions o(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  o.pem_root_certs = tls.ca_pem;
+  o.pem_key_cert_pairs.push_back({tls.key_pem, tls.cert_pem});
+  return grpc::SslServerCredentials(o);
+}
+
+std::shared_ptr<grpc::Channel> OpenChannel(const std::string& address,
+                                           const grpc::ChannelArguments& args) {
+  return grpc::CreateCustomChannel(address, ClientCredentials(), args);
+}
 
 grpc::Status CheckToken(const grpc::ServerContextBase& ctx, const std::string& token) {
   const auto& md = ctx.client_metadata();
@@ -33,8 +58,7 @@ StatusOr<std::unique_ptr<grpc::Server>> StartDaemonServer(const std::string& bin
                                                           const std::string& what,
                                                           int* bound_port) {
   grpc::ServerBuilder b;
-  b.AddListeningPort(bind + ":" + std::to_string(port), grpc::InsecureServerCredentials(),
-                     bound_port);
+  b.AddListeningPort(bind + ":" + std::to_string(port), ServerCredentials(), bound_port);
   b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   b.RegisterService(service);
   std::unique_ptr<grpc::Server> server = b.BuildAndStart();
