@@ -1,5 +1,9 @@
 #include "live/rpc/rpc_util.h"
 
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_certificate_verifier.h>
+#include <grpcpp/security/tls_credentials_options.h>
+
 #include "live/common/port_check.h"
 #include "live/common/tls.h"
 
@@ -8,11 +12,20 @@ namespace orrery::live {
 std::shared_ptr<grpc::ChannelCredentials> ClientCredentials() {
   const TlsConfig& tls = ProcessTls();
   if (!tls.enabled()) return grpc::InsecureChannelCredentials();
-  grpc::SslCredentialsOptions o;
-  o.pem_root_certs = tls.ca_pem;
-  o.pem_private_key = tls.key_pem;
-  o.pem_cert_chain = tls.cert_pem;
-  return grpc::SslCredentials(o);
+  // The peer must present a certificate that chains to the cluster CA; its host name is not
+  // checked. The CA is the cluster's own (`orrery tls init`): holding a certificate it signed is
+  // what makes a member, and members reach each other by whatever address a node advertises (a
+  // host name, an address picked at start) -- names no certificate made in advance could list.
+  namespace ex = grpc::experimental;
+  ex::TlsChannelCredentialsOptions o;
+  o.set_certificate_provider(std::make_shared<ex::StaticDataCertificateProvider>(
+      tls.ca_pem, std::vector<ex::IdentityKeyCertPair>{{tls.key_pem, tls.cert_pem}}));
+  o.watch_root_certs();
+  o.watch_identity_key_cert_pairs();
+  o.set_verify_server_certs(true);  // the chain, against the CA
+  o.set_certificate_verifier(std::make_shared<ex::NoOpCertificateVerifier>());
+  o.set_check_call_host(false);
+  return ex::TlsCredentials(o);
 }
 
 std::shared_ptr<grpc::ServerCredentials> ServerCredentials() {
