@@ -575,7 +575,13 @@ class Runtime {
       driver_id_ = "actor-" + std::to_string(::getpid()) + "-" + std::to_string(salt % 100000);
     }
     auto nodes = live::HeadClient(address, token_, milliseconds(5000)).ListNodes();
-    if (!nodes.ok()) return nodes.status().WithContext("cannot reach the head at " + address);
+    if (!nodes.ok()) {
+      const std::string tls = live::DescribeTlsFailure(nodes.status());  // --- TLS
+      if (!tls.empty()) {
+        return Status(nodes.status().code(), "cannot reach the head at " + address + ": " + tls);
+      }
+      return nodes.status().WithContext("cannot reach the head at " + address);
+    }
     for (const auto& n : nodes->nodes()) {
       if (n.state() != v1::NODE_STATE_ALIVE) continue;
       const bool match =

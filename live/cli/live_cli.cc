@@ -1,5 +1,4 @@
 #include "live/cli/live_cli.h"
-#include "live/cli/tls_cli.h"  // --- TLS
 
 #include <fcntl.h>
 #include <signal.h>

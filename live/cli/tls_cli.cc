@@ -126,33 +126,6 @@ bool IsLoopbackBind(const std::string& bind) {
   return bind.rfind("127.", 0) == 0 || bind == "::1" || bind == "[::1]" || bind == "localhost";
 }
 
-std::string DescribeTlsFailure(const Status& s) {
-  if (s.code() != StatusCode::kUnavailable && s.code() != StatusCode::kUnknown) return "";
-  const std::string& m = s.message();
-  const bool tls = ProcessTls().enabled();
-  auto has = [&](const char* w) { return m.find(w) != std::string::npos; };
-  if (tls && (has("WRONG_VERSION_NUMBER") || has("wrong version number") ||
-              has("packet length too long") || has("record layer failure"))) {
-    return "the TLS handshake failed: it speaks plaintext (this command has --tls-dir or "
-           "ORRERY_TLS_DIR; the cluster was started without TLS)";
-  }
-  if (tls && (has("CERTIFICATE_VERIFY_FAILED") || has("certificate verify failed"))) {
-    return "its certificate is not signed by this --tls-dir's CA (another cluster's certificates?)";
-  }
-  if (tls && (has("Peer name") || has("peer name") || has("hostname"))) {
-    return "its certificate does not name the address used: make the certificates with "
-           "`orrery tls init DIR --san ADDRESS`";
-  }
-  if (tls && (has("TLSV1_ALERT") || has("alert") || has("Handshake") || has("handshake"))) {
-    return "the TLS handshake failed (the head rejected this certificate: another cluster's CA?)";
-  }
-  if (!tls && (has("Socket closed") || has("Connection reset") || has("failed to connect"))) {
-    return "the connection was closed at once: does the cluster use TLS? (pass --tls-dir DIR or "
-           "set ORRERY_TLS_DIR)";
-  }
-  return "";
-}
-
 cli::Command TlsCommand() {
   return {"tls", "tls init DIR [--san NAME_OR_IP ...]  make a cluster CA and certificate", RunTls};
 }

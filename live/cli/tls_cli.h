@@ -25,9 +25,4 @@ cli::Command WithTls(cli::Command command);
 // True for 127.0.0.0/8, ::1 and "localhost".
 bool IsLoopbackBind(const std::string& bind);
 
-// A hint for a failed call when TLS is the likely cause (this process speaks TLS and the peer
-// does not, or the other way round, or the certificates do not match); "" when it does not
-// look like TLS. `status` is what the call returned.
-std::string DescribeTlsFailure(const Status& status);
-
 }  // namespace orrery::live

@@ -108,12 +108,19 @@ TlsSource TlsSourceFromEnv() {
   s.cert = get("ORRERY_TLS_CERT");
   s.key = get("ORRERY_TLS_KEY");
   s.ca = get("ORRERY_TLS_CA");
+  s.from_env = true;
   return s;
 }
 
 StatusOr<TlsConfig> LoadTls(const TlsSource& source) {
   TlsConfig c;
   if (source.empty()) return c;
+  // Messages name where a value came from: a flag, or the environment variable.
+  const bool env = source.from_env;
+  const std::string dir_flag = env ? "ORRERY_TLS_DIR" : "--tls-dir";
+  const char* cert_flag = env ? "ORRERY_TLS_CERT" : "--tls-cert";
+  const char* key_flag = env ? "ORRERY_TLS_KEY" : "--tls-key";
+  const char* ca_flag = env ? "ORRERY_TLS_CA" : "--tls-ca";
   struct File {
     const std::string& flag_value;
     const char* flag;
@@ -123,33 +130,34 @@ StatusOr<TlsConfig> LoadTls(const TlsSource& source) {
   if (!source.dir.empty()) {
     std::error_code ec;
     if (!fs::is_directory(source.dir, ec)) {
-      return InvalidArgument("--tls-dir " + source.dir +
+      return InvalidArgument(dir_flag + " " + source.dir +
                              ": no such directory (make one with `orrery tls init " + source.dir +
                              "`)");
     }
     c.dir = Abs(source.dir);
   }
-  for (const File& f : {File{source.cert, "--tls-cert", kTlsCertFile, &c.cert_path},
-                        File{source.key, "--tls-key", kTlsKeyFile, &c.key_path},
-                        File{source.ca, "--tls-ca", kTlsCaCertFile, &c.ca_path}}) {
+  for (const File& f : {File{source.cert, cert_flag, kTlsCertFile, &c.cert_path},
+                        File{source.key, key_flag, kTlsKeyFile, &c.key_path},
+                        File{source.ca, ca_flag, kTlsCaCertFile, &c.ca_path}}) {
     if (!f.flag_value.empty()) {
       *f.path = Abs(f.flag_value);
     } else if (!source.dir.empty()) {
       *f.path = (fs::path(c.dir) / f.name).string();
     } else {
-      return InvalidArgument(std::string(f.flag) + ": missing (without --tls-dir, pass all of " +
-                             "--tls-cert, --tls-key and --tls-ca)");
+      return InvalidArgument(std::string(f.flag) + ": missing (without " + dir_flag +
+                             ", give all of " + cert_flag + ", " + key_flag + " and " + ca_flag +
+                             ")");
     }
   }
   // Messages name the flag the file came from.
   auto what = [&](const std::string& flag_value, const char* flag) {
-    return flag_value.empty() ? "--tls-dir " + source.dir : std::string(flag);
+    return flag_value.empty() ? dir_flag + " " + source.dir : std::string(flag);
   };
-  auto cert = ReadWhole(c.cert_path, what(source.cert, "--tls-cert"));
+  auto cert = ReadWhole(c.cert_path, what(source.cert, cert_flag));
   if (!cert.ok()) return cert.status();
-  auto key = ReadWhole(c.key_path, what(source.key, "--tls-key"));
+  auto key = ReadWhole(c.key_path, what(source.key, key_flag));
   if (!key.ok()) return key.status();
-  auto ca = ReadWhole(c.ca_path, what(source.ca, "--tls-ca"));
+  auto ca = ReadWhole(c.ca_path, what(source.ca, ca_flag));
   if (!ca.ok()) return ca.status();
 
   auto certs = ParseCerts(*cert, c.cert_path);
@@ -192,13 +200,7 @@ StatusOr<TlsConfig> LoadTls(const TlsSource& source) {
 
 StatusOr<TlsConfig> ResolveTls(const TlsSource& flags) {
   if (!flags.empty()) return LoadTls(flags);
-  const TlsSource env = TlsSourceFromEnv();
-  auto c = LoadTls(env);
-  if (!c.ok()) {
-    return Status(c.status().code(), "from the environment (ORRERY_TLS_*): " +
-                                         c.status().message());
-  }
-  return c;
+  return LoadTls(TlsSourceFromEnv());
 }
 
 namespace {
@@ -240,6 +242,29 @@ const TlsConfig& ProcessTls() {
     slot = *std::move(c);
   }
   return *slot;
+}
+
+std::string DescribeTlsFailure(const Status& s) {
+  if (s.code() != StatusCode::kUnavailable && s.code() != StatusCode::kUnknown) return "";
+  const std::string& m = s.message();
+  const bool tls = ProcessTls().enabled();
+  auto has = [&](const char* w) { return m.find(w) != std::string::npos; };
+  if (tls && (has("WRONG_VERSION_NUMBER") || has("wrong version number") ||
+              has("packet length too long") || has("record layer failure"))) {
+    return "the TLS handshake failed: it speaks plaintext (this process has --tls-dir or "
+           "ORRERY_TLS_DIR; the cluster was started without TLS)";
+  }
+  if (tls && (has("CERTIFICATE_VERIFY_FAILED") || has("certificate verify failed"))) {
+    return "its certificate is not signed by this --tls-dir's CA (another cluster's certificates?)";
+  }
+  if (tls && (has("alert") || has("Handshake") || has("handshake"))) {
+    return "the TLS handshake failed (the peer rejected this certificate: another cluster's CA?)";
+  }
+  if (!tls && (has("Socket closed") || has("Connection reset"))) {
+    return "the connection was closed at once: does the cluster use TLS? (pass --tls-dir DIR or "
+           "set ORRERY_TLS_DIR)";
+  }
+  return "";
 }
 
 Status CheckSan(const std::string& san) {

@@ -34,6 +34,7 @@ inline constexpr const char* kTlsKeyFile = "tls.key";
 // Where to look: the flags' values (empty: not given). Files override the dir's.
 struct TlsSource {
   std::string dir, cert, key, ca;
+  bool from_env = false;  // messages name ORRERY_TLS_* rather than the flags
   bool empty() const { return dir.empty() && cert.empty() && key.empty() && ca.empty(); }
 };
 
@@ -63,6 +64,11 @@ void SetProcessTls(TlsConfig config);
 // (a C++ API driver, a worker); a bad environment is a fatal error (message on stderr, exit 2):
 // never a silent fall back to plaintext.
 const TlsConfig& ProcessTls();
+
+// A hint for a failed call when TLS is the likely cause (this process speaks TLS and the peer
+// does not, or the other way round, or the peer's CA is another); "" when it does not look
+// like TLS. `status` is what the call returned (gRPC's text).
+std::string DescribeTlsFailure(const Status& status);
 
 // `orrery tls init DIR [--san NAME_OR_IP ...] [--days N] [--force]`.
 struct TlsInitOptions {

@@ -140,7 +140,7 @@ TEST(TlsTest, BadTlsFlagsAreRefusedBeforeAnythingStarts) {
   auto env = c.Orrery({"status", "--temp-dir", c.root()}, milliseconds(20000),
                       {"ORRERY_TLS_DIR=" + dir + "-nope"});
   EXPECT_EQ(env.exit_code, 2);
-  EXPECT_TRUE(Contains(env.err, "ORRERY_TLS")) << env.err;
+  EXPECT_TRUE(Contains(env.err, "ORRERY_TLS_DIR " + dir + "-nope: no such directory")) << env.err;
   EXPECT_TRUE(c.Pids().empty());
 }
 
@@ -170,6 +170,18 @@ TEST(TlsTest, ATlsClusterRunsTasksJobsAndServesHttps) {
                       milliseconds(40000), tls);
   EXPECT_EQ(job.exit_code, 0) << job.out << job.err;
   EXPECT_TRUE(Contains(job.out, "tls_counter got 5")) << job.out;
+
+  // A C++ API driver run by hand takes TLS from ORRERY_TLS_DIR; without it, a clear refusal.
+  const std::vector<std::string> driver_env = {"ORRERY_ADDRESS=" + c.address(),
+                                               "ORRERY_TOKEN=" + c.Token()};
+  std::vector<std::string> with_tls = driver_env;
+  with_tls.push_back("ORRERY_TLS_DIR=" + dir);
+  auto direct = c.Exec(COUNTER_BINARY, {"--counter-name", "direct"}, milliseconds(30000), with_tls);
+  EXPECT_EQ(direct.exit_code, 0) << direct.err;
+  EXPECT_TRUE(Contains(direct.out, "direct got 5")) << direct.out;
+  auto plain_driver = c.Exec(COUNTER_BINARY, {}, milliseconds(30000), driver_env);
+  EXPECT_EQ(plain_driver.exit_code, 1) << plain_driver.out;
+  EXPECT_TRUE(Contains(plain_driver.err, "does the cluster use TLS?")) << plain_driver.err;
 
   auto status = c.Orrery({"status", "--temp-dir", c.root()}, milliseconds(20000), tls);
   EXPECT_EQ(status.exit_code, 0) << status.err;
