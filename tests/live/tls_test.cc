@@ -199,6 +199,23 @@ TEST(TlsTest, ATlsClusterRunsTasksJobsAndServesHttps) {
   std::string body, why;
   EXPECT_EQ(HttpsGet(*dash, dir + "/ca.crt", c.Token(), "/api/jobs/", &body, &why), 200) << why;
   EXPECT_TRUE(Contains(body, "tls_counter")) << body;
+  // Plain HTTP to it is answered, in plain HTTP, with what to do.
+  {
+    asio::io_context ioc;
+    beast::tcp_stream plain(ioc);
+    const auto colon = dash->rfind(':');
+    asio::ip::tcp::resolver res(ioc);
+    plain.connect(res.resolve(dash->substr(0, colon), dash->substr(colon + 1)));
+    http::request<http::string_body> req(http::verb::get, "/api/version", 11);
+    http::write(plain, req);
+    beast::flat_buffer buf;
+    http::response<http::string_body> rep;
+    beast::error_code ec;
+    http::read(plain, buf, rep, ec);
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(rep.result_int(), 400u);
+    EXPECT_TRUE(Contains(rep.body(), "use https://")) << rep.body();
+  }
   // Another CA does not trust it.
   const std::string other = InitTls(c, "other");
   EXPECT_EQ(HttpsGet(*dash, other + "/ca.crt", c.Token(), "/api/version", &body, &why), -1);

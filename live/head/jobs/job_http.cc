@@ -386,10 +386,20 @@ class JobHttpServer::Impl::Session : public std::enable_shared_from_this<Session
     parser_.body_limit(1 << 20);
     beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(30));
     if constexpr (kTls) {  // --- TLS: the handshake shares the request's 30 s
-      stream_.async_handshake(asio::ssl::stream_base::server,
-                              [self = this->shared_from_this()](beast::error_code ec) {
-                                if (!ec) self->Read();  // a failed handshake just closes
-                              });
+      // A plain-HTTP request (no TLS ClientHello) gets a plain 400 that says to use https://,
+      // not a silently closed connection.
+      beast::async_detect_ssl(
+          beast::get_lowest_layer(stream_), buf_,
+          [self = this->shared_from_this()](beast::error_code ec, bool tls) {
+            if (ec) return;
+            if (!tls) return self->RefusePlainHttp();
+            self->stream_.async_handshake(
+                asio::ssl::stream_base::server, self->buf_.data(),
+                [self](beast::error_code ec, size_t used) {
+                  self->buf_.consume(used);
+                  if (!ec) self->Read();  // a failed handshake just closes
+                });
+          });
     } else {
       Read();
     }
@@ -397,6 +407,20 @@ class JobHttpServer::Impl::Session : public std::enable_shared_from_this<Session
 
  private:
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+  void RefusePlainHttp() {
+    static const std::string kBody =
+        "{\"error\": \"this port speaks HTTPS (TLS is on): use https://\"}\n";
+    static const std::string kHttpsOnly =
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        "Content-Length: " + std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
+    asio::async_write(beast::get_lowest_layer(stream_), asio::buffer(kHttpsOnly),
+                      [self = this->shared_from_this()](beast::error_code, size_t) {
+                        beast::error_code ignored;
+                        beast::get_lowest_layer(self->stream_).socket().shutdown(
+                            tcp::socket::shutdown_send, ignored);
+                      });
+  }
 
   void Read() {
     http::async_read(
