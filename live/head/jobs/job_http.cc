@@ -152,7 +152,9 @@ class JobHttpServer::Impl {
                             asio::ssl::context::no_tlsv1_1,
                         ec);
       if (!ec) ssl_->use_certificate_chain(asio::buffer(options_.tls_cert_pem), ec);
-      if (!ec) ssl_->use_private_key(asio::buffer(options_.tls_key_pem), asio::ssl::context::pem, ec);
+      if (!ec) {
+        ssl_->use_private_key(asio::buffer(options_.tls_key_pem), asio::ssl::context::pem, ec);
+      }
       if (ec) return InvalidArgument("jobs API TLS certificate or key: " + ec.message());
     }
     const auto addr = asio::ip::make_address(options_.bind, ec);
@@ -485,8 +487,8 @@ void JobHttpServer::Impl::Accept() {
       if (!ssl_) socket.write_some(asio::buffer(kBusy), ignored);  // HTTPS: no reply before TLS
       socket.close(ignored);
     } else if (!ec && ssl_) {  // --- TLS
-      std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(this, std::move(socket), *ssl_)
-          ->Start();
+      using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+      std::make_shared<Session<TlsStream>>(this, std::move(socket), *ssl_)->Start();
     } else if (!ec) {
       std::make_shared<Session<beast::tcp_stream>>(this, std::move(socket))->Start();
     }
