@@ -257,6 +257,27 @@ TEST(TlsTest, ATlsClusterRefusesPlaintextAndForeignClients) {
   // In-process: a plaintext gRPC client of the TLS head fails fast.
   HeadClient in_process(c.address(), c.Token(), milliseconds(3000));
   EXPECT_FALSE(in_process.Ready().ok());
+
+  // The server demands a client certificate from the cluster CA: a client that trusts the
+  // head's certificate but presents none, or presents another CA's, is refused; the cluster's
+  // own certificate with the right token is served.
+  auto ready = [&](const grpc::SslCredentialsOptions& o) {
+    auto stub = v1::HeadService::NewStub(grpc::CreateChannel(c.address(), grpc::SslCredentials(o)));
+    return CallUnary(*stub, c.Token(), milliseconds(3000), &v1::HeadService::Stub::Ready,
+                     v1::ReadyRequest());
+  };
+  grpc::SslCredentialsOptions no_cert;
+  no_cert.pem_root_certs = ReadAll(fs::path(dir) / "ca.crt");
+  EXPECT_FALSE(ready(no_cert).ok()) << "a client without a certificate was served";
+  grpc::SslCredentialsOptions other_cert = no_cert;
+  other_cert.pem_private_key = ReadAll(fs::path(other) / "tls.key");
+  other_cert.pem_cert_chain = ReadAll(fs::path(other) / "tls.crt");
+  EXPECT_FALSE(ready(other_cert).ok()) << "a client with another CA's certificate was served";
+  grpc::SslCredentialsOptions own_cert = no_cert;
+  own_cert.pem_private_key = ReadAll(fs::path(dir) / "tls.key");
+  own_cert.pem_cert_chain = ReadAll(fs::path(dir) / "tls.crt");
+  auto served = ready(own_cert);
+  EXPECT_TRUE(served.ok()) << served.status().message();
 }
 
 TEST(TlsTest, TlsClientsOfAPlaintextClusterGetAClearError) {
