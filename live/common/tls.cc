@@ -129,6 +129,10 @@ StatusOr<TlsConfig> LoadTls(const TlsSource& source) {
   };
   if (!source.dir.empty()) {
     std::error_code ec;
+    if (fs::exists(source.dir, ec) && !fs::is_directory(source.dir, ec)) {
+      return InvalidArgument(dir_flag + " " + source.dir +
+                             ": not a directory (expected one holding ca.crt, tls.crt, tls.key)");
+    }
     if (!fs::is_directory(source.dir, ec)) {
       return InvalidArgument(dir_flag + " " + source.dir +
                              ": no such directory (make one with `orrery tls init " + source.dir +
@@ -160,15 +164,18 @@ StatusOr<TlsConfig> LoadTls(const TlsSource& source) {
   auto ca = ReadWhole(c.ca_path, what(source.ca, ca_flag));
   if (!ca.ok()) return ca.status();
 
-  auto certs = ParseCerts(*cert, c.cert_path);
+  auto certs = ParseCerts(*cert, what(source.cert, cert_flag) + ": " + c.cert_path);
   if (!certs.ok()) return certs.status();
-  auto cas = ParseCerts(*ca, c.ca_path);
+  auto cas = ParseCerts(*ca, what(source.ca, ca_flag) + ": " + c.ca_path);
   if (!cas.ok()) return cas.status();
   BioPtr kb = MemBio(*key);
-  KeyPtr pkey(PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr));
+  // No passphrase: with a null callback OpenSSL would prompt on the terminal for one.
+  pem_password_cb* no_passphrase = [](char*, int, int, void*) { return 0; };
+  KeyPtr pkey(PEM_read_bio_PrivateKey(kb.get(), nullptr, no_passphrase, nullptr));
   if (!pkey) {
     ERR_clear_error();
-    return InvalidArgument(c.key_path + ": expected an unencrypted PEM private key");
+    return InvalidArgument(what(source.key, key_flag) + ": " + c.key_path +
+                           ": expected an unencrypted PEM private key");
   }
   X509* leaf = (*certs)[0].get();
   if (X509_check_private_key(leaf, pkey.get()) != 1) {

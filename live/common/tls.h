@@ -49,9 +49,9 @@ struct TlsConfig {
 };
 
 // Reads and checks the files `source` names: each readable and PEM, the key matches the
-// certificate, the certificate is signed by the CA and valid now. `what` prefixes messages
-// ("--tls-dir", "ORRERY_TLS_DIR"). Empty source: a disabled config. InvalidArgument naming the
-// file and what was expected otherwise.
+// certificate, the certificate is signed by the CA and valid now. Empty source: a disabled
+// config. Otherwise InvalidArgument naming the flag (or ORRERY_TLS_* variable), the file and
+// what was expected.
 StatusOr<TlsConfig> LoadTls(const TlsSource& source);
 
 // Flags if any was given, else the environment; then LoadTls.
