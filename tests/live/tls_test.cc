@@ -165,6 +165,11 @@ TEST(TlsTest, ATlsClusterRunsTasksJobsAndServesHttps) {
     EXPECT_EQ(t.exit_code, 0) << t.err;
     EXPECT_TRUE(Contains(t.out, std::string("hello from ") + where)) << t.out;
   }
+  // TLS options after `--` belong to the task's command, not to orrery.
+  auto passthrough = c.Orrery({"task", "run", "--temp-dir", c.root(), "--tls-dir", dir, "--",
+                               "echo", "--tls-dir", "kept"});
+  EXPECT_EQ(passthrough.exit_code, 0) << passthrough.err;
+  EXPECT_TRUE(Contains(passthrough.out, "--tls-dir kept")) << passthrough.out;
   auto job = c.Orrery({"job", "submit", "--temp-dir", c.root(), "--", COUNTER_BINARY,
                        "--counter-name", "tls_counter"},
                       milliseconds(40000), tls);
