@@ -7,6 +7,8 @@
 //   live_api_bench ping ADDR N      N sequential unary pings (sync stub)      -> p50/p99, calls/s
 // The Orrery modes connect like any driver ($ORRERY_ADDRESS, token from the session) and warm
 // up first (leases and workers exist, as for the Ray and Dask sides). One JSON object on stdout.
+// Every mode speaks mutual TLS when ORRERY_TLS_DIR (or _CERT/_KEY/_CA) is set, like any driver
+// (bench/live_tls_bench.sh measures the difference).
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "live/api/orrery_api.h"
+#include "live/rpc/rpc_util.h"
 #include "orrery.grpc.pb.h"
 
 namespace orrery::bench {
@@ -92,7 +95,7 @@ int RunPingServer() {
   PingImpl service;
   grpc::ServerBuilder b;
   int port = 0;
-  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  b.AddListeningPort("127.0.0.1:0", orrery::live::ServerCredentials(), &port);
   b.RegisterService(&service);
   auto server = b.BuildAndStart();
   if (!server) return 1;
@@ -106,8 +109,7 @@ int RunPingServer() {
 }
 
 int RunPing(const std::string& address, size_t n) {
-  auto stub = orrery::v1::PingService::NewStub(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto stub = orrery::v1::PingService::NewStub(orrery::live::OpenChannel(address));
   std::vector<double> us;
   const auto start = Clock::now();
   Clock::time_point measured_from = start;

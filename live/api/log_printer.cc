@@ -26,7 +26,7 @@ class LogPrinter::Impl {
   explicit Impl(LogPrinterOptions o) : options_(std::move(o)), dedup_(options_.dedup_options) {}
 
   Status Start() {
-    auto channel = grpc::CreateChannel(options_.head_address, grpc::InsecureChannelCredentials());
+    auto channel = OpenChannel(options_.head_address);
     stub_ = v1::HeadService::NewStub(channel);
     AttachToken(&ctx_, options_.token);
     v1::SubscribeLogsRequest req;

@@ -66,6 +66,7 @@
 #include "live/rpc/rpc_util.h"
 #include "live/common/runtime_env.h"
 #include "live/common/session.h"
+#include "live/common/tls.h"
 #include "orrery.grpc.pb.h"
 
 namespace orrery::api {
@@ -548,6 +549,9 @@ class Runtime {
       if (auto t = live::ReadFileTrimmed(*session / "token"); t.ok()) token_ = *t;
     }
     if (token_.empty()) return FailedPrecondition("no cluster token: set ORRERY_TOKEN");
+    // TLS comes from ORRERY_TLS_DIR (or _CERT/_KEY/_CA): a bad one is an error here, not at the
+    // first channel (live/common/tls.h).
+    if (auto tls = live::ResolveTls(live::TlsSource{}); !tls.ok()) return tls.status();
     if (options_.code_library.empty()) {
       if (const char* c = std::getenv("ORRERY_CODE_LIBRARY"); c && *c) options_.code_library = c;
     }
@@ -571,7 +575,13 @@ class Runtime {
       driver_id_ = "actor-" + std::to_string(::getpid()) + "-" + std::to_string(salt % 100000);
     }
     auto nodes = live::HeadClient(address, token_, milliseconds(5000)).ListNodes();
-    if (!nodes.ok()) return nodes.status().WithContext("cannot reach the head at " + address);
+    if (!nodes.ok()) {
+      const std::string tls = live::DescribeTlsFailure(nodes.status());  // --- TLS
+      if (!tls.empty()) {
+        return Status(nodes.status().code(), "cannot reach the head at " + address + ": " + tls);
+      }
+      return nodes.status().WithContext("cannot reach the head at " + address);
+    }
     for (const auto& n : nodes->nodes()) {
       if (n.state() != v1::NODE_STATE_ALIVE) continue;
       const bool match =
@@ -1212,7 +1222,7 @@ class Runtime {
   }
 
   Status Attach(Class* c, const std::string& node_address, Link* link) {
-    link->node_channel = grpc::CreateChannel(node_address, grpc::InsecureChannelCredentials());
+    link->node_channel = live::OpenChannel(node_address);
     link->node_stub = v1::NodeService::NewStub(link->node_channel);
     live::AttachToken(&link->attach_ctx, token_);
     v1::AttachWorkerRequest req;
@@ -1234,8 +1244,7 @@ class Runtime {
     grpc::ChannelArguments args;
     // One connection per worker (no sharing with other links' subchannels).
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    auto channel = grpc::CreateCustomChannel(reply.worker_address(),
-                                             grpc::InsecureChannelCredentials(), args);
+    auto channel = live::OpenChannel(reply.worker_address(), args);
     link->worker_stub = v1::WorkerService::NewStub(channel);
     live::AttachToken(&link->push_ctx, token_);
     link->stream = link->worker_stub->Push(&link->push_ctx);

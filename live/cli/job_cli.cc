@@ -102,7 +102,7 @@ class JobClient {
  public:
   explicit JobClient(const Cluster& c)
       : stub_(v1::HeadService::NewStub(
-            grpc::CreateChannel(c.address, grpc::InsecureChannelCredentials()))),
+            OpenChannel(c.address))),
         token_(c.token) {}
 
   template <typename Req, typename Rep>

@@ -39,6 +39,7 @@
 #include "core/envcache/env_cache.h"  // --- runtime envs
 #include "live/common/port_check.h"
 #include "live/common/session.h"
+#include "live/common/tls.h"  // --- TLS
 #include "live/cli/autoscaler_cli.h"     // --- autoscaler
 #include "live/head/autoscaler/autoscaler_config.h"  // --- autoscaler
 #include "live/node/worker_pool.h"
@@ -144,6 +145,7 @@ int DetectGpus() { return DetectGpuInventory(SystemGpuProbe()).count(); }
 // Why a cluster did not answer, in words (no raw gRPC text): the cause and what to check.
 static std::string DescribeUnreachable(const Status& s) {
   const std::string& m = s.message();
+  if (std::string tls = DescribeTlsFailure(s); !tls.empty()) return tls;  // --- TLS
   switch (s.code()) {
     case StatusCode::kUnavailable:
       if (m.find("Connection refused") != std::string::npos) {
@@ -899,7 +901,8 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   out << "Started the Orrery head at " << head_address << " (session " << session->string()
       << ", pid " << *pid << ")\n";
   if (auto d = ReadFileTrimmed(*session / "dashboard_address"); d.ok()) {  // --- jobs
-    out << "Jobs API at http://" << *d << "/api/jobs/ (job store " << job_store << ")\n";
+    out << "Jobs API at " << (ProcessTls().enabled() ? "https://" : "http://") << *d
+        << "/api/jobs/ (job store " << job_store << ")\n";
   }
   if (auto ready = HeadClient(head_address, token, milliseconds(3000)).Ready();
       ready.ok() && !ready->metrics_address().empty()) {

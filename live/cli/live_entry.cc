@@ -5,12 +5,18 @@
 #include "live/cli/compare_cli.h"  // --- compare
 #include "live/cli/job_cli.h"  // --- jobs
 #include "live/cli/live_cli.h"
+#include "live/cli/tls_cli.h"  // --- TLS
 
 namespace {
 const bool kLiveRegistered = [] {
-  for (auto& c : orrery::live::LiveCommands()) orrery::cli::RegisterCommand(std::move(c));
-  for (auto& c : orrery::live::JobCommands()) orrery::cli::RegisterCommand(std::move(c));  // jobs
-  orrery::cli::RegisterCommand(orrery::live::CompareCommand());  // --- compare
+  // --- TLS: every live command takes --tls-dir etc. (live/cli/tls_cli.h).
+  using orrery::live::WithTls;
+  for (auto& c : orrery::live::LiveCommands()) orrery::cli::RegisterCommand(WithTls(std::move(c)));
+  for (auto& c : orrery::live::JobCommands()) {  // jobs
+    orrery::cli::RegisterCommand(WithTls(std::move(c)));
+  }
+  orrery::cli::RegisterCommand(WithTls(orrery::live::CompareCommand()));  // --- compare
+  orrery::cli::RegisterCommand(orrery::live::TlsCommand());              // --- TLS
   return true;
 }();
 }  // namespace

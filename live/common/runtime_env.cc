@@ -392,7 +392,7 @@ StatusOr<RuntimeEnv> UploadWorkingDir(RuntimeEnv env, const std::string& head_ad
   auto pkg = PackageDirectory(env.working_dir, options.max_bytes);
   if (!pkg.ok()) return pkg.status();
   auto stub = v1::HeadService::NewStub(
-      grpc::CreateChannel(head_address, grpc::InsecureChannelCredentials()));
+      OpenChannel(head_address));
   {
     grpc::ClientContext ctx;
     AttachToken(&ctx, token);

@@ -1,4 +1,5 @@
 #include "live/head/head_impl.h"
+#include "live/common/tls.h"
 
 namespace orrery::live {
 
@@ -113,9 +114,13 @@ Status HeadDaemon::Impl::StartJobs() {
   JobManager* manager = jobs->get();
   loop_.RunSync([&] { jobs_ = std::move(*jobs); });
   if (options_.dashboard_port >= 0) {
+    const TlsConfig& tls = ProcessTls();  // --- TLS: HTTPS with the gRPC identity
     auto http = JobHttpServer::Start(
-        JobHttpOptions{
-            .bind = options_.bind, .port = options_.dashboard_port, .token = options_.token},
+        JobHttpOptions{.bind = options_.bind,
+                       .port = options_.dashboard_port,
+                       .token = options_.token,
+                       .tls_cert_pem = tls.cert_pem,
+                       .tls_key_pem = tls.key_pem},
         [this](const std::function<void()>& fn) { return loop_.RunSync(fn); }, manager);
     if (!http.ok()) {
       Log("jobs API not served: " + http.status().message());

@@ -108,7 +108,7 @@ void HeadDaemon::Impl::Send(const std::vector<TwoPhaseCommand>& cmds) {
     auto& stub = stubs_[n->second.address];
     if (!stub) {
       stub = v1::NodeService::NewStub(
-          grpc::CreateChannel(n->second.address, grpc::InsecureChannelCredentials()));
+          OpenChannel(n->second.address));
     }
     struct Call {
       grpc::ClientContext ctx;

@@ -79,7 +79,7 @@ Status NodeDaemon::Impl::Serve() {
       &supervisor_, std::move(ao), [this](std::function<void()> f) { loop_.Post(f); },
       std::move(api_hooks));
   head_ = v1::HeadService::NewStub(
-      grpc::CreateChannel(options_.head_address, grpc::InsecureChannelCredentials()));
+      OpenChannel(options_.head_address));
   ORRERY_RETURN_IF_ERROR(StartRuntimeEnvAgent());  // --- runtime envs
   auto reply = RegisterWithRetry(options_.register_timeout);
   if (!reply.ok()) return reply.status();
@@ -149,7 +149,7 @@ Status NodeDaemon::Impl::StartLogMonitor() {
   }
   lo.node_id = node_id_;
   std::shared_ptr<v1::HeadService::Stub> stub = v1::HeadService::NewStub(
-      grpc::CreateChannel(options_.head_address, grpc::InsecureChannelCredentials()));
+      OpenChannel(options_.head_address));
   lo.publish = [stub, token = options_.token](std::vector<LogBatchData> batches) {
     v1::PublishLogsRequest req;
     for (auto& b : batches) {

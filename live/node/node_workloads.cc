@@ -156,7 +156,7 @@ StatusOr<uint64_t> NodeDaemon::Impl::FetchFromPeer(const v1::ObjectRef& a) {
     return Status(StatusCode::kNotFound, "object " + a.object_id() + ": no holder address");
   }
   auto stub = v1::NodeService::NewStub(
-      grpc::CreateChannel(a.address(), grpc::InsecureChannelCredentials()));
+      OpenChannel(a.address()));
   grpc::ClientContext ctx;
   AttachToken(&ctx, options_.token);
   // Generous: at least 30 s, plus 1 s per 20 MB.

@@ -316,7 +316,7 @@ Status RuntimeEnvAgent::Download(const std::string& uri, const fs::path& dest_di
   auto sha = PackageHashOf(uri);
   if (!sha.ok()) return sha.status();
   auto stub = v1::HeadService::NewStub(
-      grpc::CreateChannel(options_.head_address, grpc::InsecureChannelCredentials()));
+      OpenChannel(options_.head_address));
   grpc::ClientContext ctx;
   AttachToken(&ctx, options_.token);
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(300));

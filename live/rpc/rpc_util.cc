@@ -1,8 +1,46 @@
 #include "live/rpc/rpc_util.h"
 
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_certificate_verifier.h>
+#include <grpcpp/security/tls_credentials_options.h>
+
 #include "live/common/port_check.h"
+#include "live/common/tls.h"
 
 namespace orrery::live {
+
+std::shared_ptr<grpc::ChannelCredentials> ClientCredentials() {
+  const TlsConfig& tls = ProcessTls();
+  if (!tls.enabled()) return grpc::InsecureChannelCredentials();
+  // The peer must present a certificate that chains to the cluster CA; its host name is not
+  // checked. The CA is the cluster's own (`orrery tls init`): holding a certificate it signed is
+  // what makes a member, and members reach each other by whatever address a node advertises (a
+  // host name, an address picked at start) -- names no certificate made in advance could list.
+  namespace ex = grpc::experimental;
+  ex::TlsChannelCredentialsOptions o;
+  o.set_certificate_provider(std::make_shared<ex::StaticDataCertificateProvider>(
+      tls.ca_pem, std::vector<ex::IdentityKeyCertPair>{{tls.key_pem, tls.cert_pem}}));
+  o.watch_root_certs();
+  o.watch_identity_key_cert_pairs();
+  o.set_verify_server_certs(true);  // the chain, against the CA
+  o.set_certificate_verifier(std::make_shared<ex::NoOpCertificateVerifier>());
+  o.set_check_call_host(false);
+  return ex::TlsCredentials(o);
+}
+
+std::shared_ptr<grpc::ServerCredentials> ServerCredentials() {
+  const TlsConfig& tls = ProcessTls();
+  if (!tls.enabled()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions o(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  o.pem_root_certs = tls.ca_pem;
+  o.pem_key_cert_pairs.push_back({tls.key_pem, tls.cert_pem});
+  return grpc::SslServerCredentials(o);
+}
+
+std::shared_ptr<grpc::Channel> OpenChannel(const std::string& address,
+                                           const grpc::ChannelArguments& args) {
+  return grpc::CreateCustomChannel(address, ClientCredentials(), args);
+}
 
 grpc::Status CheckToken(const grpc::ServerContextBase& ctx, const std::string& token) {
   const auto& md = ctx.client_metadata();
@@ -33,8 +71,7 @@ StatusOr<std::unique_ptr<grpc::Server>> StartDaemonServer(const std::string& bin
                                                           const std::string& what,
                                                           int* bound_port) {
   grpc::ServerBuilder b;
-  b.AddListeningPort(bind + ":" + std::to_string(port), grpc::InsecureServerCredentials(),
-                     bound_port);
+  b.AddListeningPort(bind + ":" + std::to_string(port), ServerCredentials(), bound_port);
   b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   b.RegisterService(service);
   std::unique_ptr<grpc::Server> server = b.BuildAndStart();

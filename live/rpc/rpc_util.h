@@ -17,6 +17,17 @@
 
 namespace orrery::live {
 
+// --- TLS: the only factories of gRPC credentials in live/ (tests/live/tls_lint_test.sh keeps
+// it so). With a TLS identity installed (ProcessTls(), live/common/tls.h) they make mutual-TLS
+// credentials: servers require and verify a client certificate signed by the cluster CA, clients
+// present theirs and verify the server's against the CA (not its host name: see the .cc);
+// without one, plaintext. The cluster token is checked on top either way.
+std::shared_ptr<grpc::ChannelCredentials> ClientCredentials();
+std::shared_ptr<grpc::ServerCredentials> ServerCredentials();
+// A channel to `address` with ClientCredentials() (and `args`).
+std::shared_ptr<grpc::Channel> OpenChannel(const std::string& address,
+                                           const grpc::ChannelArguments& args = {});
+
 // Metadata key and scheme of the cluster token: `authorization: Bearer <token>`.
 inline constexpr const char* kAuthMetadataKey = "authorization";
 

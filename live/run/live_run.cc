@@ -1178,7 +1178,7 @@ class Runner {
       const std::string address = AddressOf(spec.id);
       if (address.empty()) continue;
       auto stub = v1::NodeService::NewStub(
-          grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+          OpenChannel(address));
       grpc::ClientContext ctx;
       AttachToken(&ctx, token_);
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));

@@ -339,7 +339,7 @@ int RunApiWorkerMain(const std::vector<std::string>& args) {
   WorkerService service(token, log->get());
   grpc::ServerBuilder b;
   int port = 0;
-  b.AddListeningPort(host + ":0", grpc::InsecureServerCredentials(), &port);
+  b.AddListeningPort(host + ":0", ServerCredentials(), &port);
   b.RegisterService(&service);
   auto server = b.BuildAndStart();
   if (!server || port == 0) {

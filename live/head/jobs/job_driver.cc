@@ -42,7 +42,7 @@ std::string LastLines(const std::string& text, int n) {
 }
 
 std::shared_ptr<v1::NodeService::Stub> NodeStub(const std::string& address) {
-  return v1::NodeService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  return v1::NodeService::NewStub(OpenChannel(address));
 }
 
 }  // namespace

@@ -6,8 +6,11 @@
 
 #include <atomic>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <optional>
 #include <cmath>
 #include <iostream>
 #include <thread>
@@ -142,6 +145,18 @@ class JobHttpServer::Impl {
 
   Status Listen() {
     boost::system::error_code ec;
+    if (!options_.tls_cert_pem.empty()) {  // --- TLS
+      ssl_.emplace(asio::ssl::context::tls_server);
+      ssl_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                            asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                            asio::ssl::context::no_tlsv1_1,
+                        ec);
+      if (!ec) ssl_->use_certificate_chain(asio::buffer(options_.tls_cert_pem), ec);
+      if (!ec) {
+        ssl_->use_private_key(asio::buffer(options_.tls_key_pem), asio::ssl::context::pem, ec);
+      }
+      if (ec) return InvalidArgument("jobs API TLS certificate or key: " + ec.message());
+    }
     const auto addr = asio::ip::make_address(options_.bind, ec);
     const std::string where = options_.bind + ":" + std::to_string(options_.port);
     if (ec)
@@ -158,7 +173,8 @@ class JobHttpServer::Impl {
     port_ = acceptor_.local_endpoint().port();
     Accept();
     thread_ = std::thread([this] { ioc_.run(); });
-    Log("jobs API listening on " + options_.bind + ":" + std::to_string(port_));
+    Log(std::string("jobs API listening on ") + (ssl_ ? "https://" : "http://") + options_.bind +
+        ":" + std::to_string(port_));
     return Status::Ok();
   }
 
@@ -251,6 +267,7 @@ class JobHttpServer::Impl {
   }
 
  private:
+  template <typename Stream>
   class Session;
 
   static Reply Unavailable() {
@@ -341,6 +358,7 @@ class JobHttpServer::Impl {
   std::atomic<int> connections_{0};
   std::atomic<uint64_t> log_bytes_in_flight_{0};
   asio::io_context ioc_{1};
+  std::optional<asio::ssl::context> ssl_;  // --- TLS: set = HTTPS
   tcp::acceptor acceptor_;
   std::thread thread_;  // accepts, reads and writes every connection (asynchronously)
   // Runs the handlers: a slow one (a large log chunk, a busy loop) holds one pool thread, never
@@ -352,9 +370,13 @@ class JobHttpServer::Impl {
 
 // One connection: read one request, answer, close. Every read and write has a deadline. The
 // request is handled on the handler pool; the reply is written from the server thread.
-class JobHttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
+// `Stream` is beast::tcp_stream (HTTP) or an ssl_stream over one (HTTPS: a handshake first).
+template <typename Stream>
+class JobHttpServer::Impl::Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(Impl* server, tcp::socket socket) : server_(server), stream_(std::move(socket)) {
+  template <typename... TlsContext>
+  Session(Impl* server, tcp::socket socket, TlsContext&... ssl)
+      : server_(server), stream_(std::move(socket), ssl...) {
     ++server_->connections_;
   }
   ~Session() {
@@ -364,19 +386,56 @@ class JobHttpServer::Impl::Session : public std::enable_shared_from_this<Session
 
   void Start() {
     parser_.body_limit(1 << 20);
-    stream_.expires_after(std::chrono::seconds(30));
-    http::async_read(
-        stream_, buf_, parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(30));
+    if constexpr (kTls) {  // --- TLS: the handshake shares the request's 30 s
+      // A plain-HTTP request (no TLS ClientHello) gets a plain 400 that says to use https://,
+      // not a silently closed connection.
+      beast::async_detect_ssl(
+          beast::get_lowest_layer(stream_), buf_,
+          [self = this->shared_from_this()](beast::error_code ec, bool tls) {
+            if (ec) return;
+            if (!tls) return self->RefusePlainHttp();
+            self->stream_.async_handshake(
+                asio::ssl::stream_base::server, self->buf_.data(),
+                [self](beast::error_code ec, size_t used) {
+                  self->buf_.consume(used);
+                  if (!ec) self->Read();  // a failed handshake just closes
+                });
+          });
+    } else {
+      Read();
+    }
   }
 
  private:
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+  void RefusePlainHttp() {
+    static const std::string kBody =
+        "{\"error\": \"this port speaks HTTPS (TLS is on): use https://\"}\n";
+    static const std::string kHttpsOnly =
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        "Content-Length: " + std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
+    asio::async_write(beast::get_lowest_layer(stream_), asio::buffer(kHttpsOnly),
+                      [self = this->shared_from_this()](beast::error_code, size_t) {
+                        beast::error_code ignored;
+                        beast::get_lowest_layer(self->stream_).socket().shutdown(
+                            tcp::socket::shutdown_send, ignored);
+                      });
+  }
+
+  void Read() {
+    http::async_read(
+        stream_, buf_, parser_,
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
   void OnRead(beast::error_code ec) {
     if (ec) {
       if (ec != http::error::end_of_stream) Respond(Error(http::status::bad_request, ec.message()));
       return;
     }
-    asio::post(server_->handlers_, [self = shared_from_this()] {
+    asio::post(server_->handlers_, [self = this->shared_from_this()] {
       auto reply = std::make_shared<Reply>(self->server_->Handle(self->parser_.get()));
       self->reserved_ = reply->reserved;
       asio::post(self->stream_.get_executor(), [self, reply] { self->Respond(*reply); });
@@ -392,15 +451,23 @@ class JobHttpServer::Impl::Session : public std::enable_shared_from_this<Session
     // Log text need not be UTF-8 (or a chunk may cut a character): replaced, never thrown.
     res_.body() = r.body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
     res_.prepare_payload();
-    stream_.expires_after(std::chrono::seconds(30));
-    http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code, size_t) {
-      beast::error_code ignored;
-      self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(30));
+    http::async_write(stream_, res_, [self = this->shared_from_this()](beast::error_code, size_t) {
+      if constexpr (kTls) {  // close_notify, then the socket (bounded by the same deadline)
+        self->stream_.async_shutdown([self](beast::error_code) {
+          beast::error_code ignored;
+          beast::get_lowest_layer(self->stream_).socket().shutdown(tcp::socket::shutdown_send,
+                                                                   ignored);
+        });
+      } else {
+        beast::error_code ignored;
+        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      }
     });
   }
 
   Impl* server_;
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buf_;
   http::request_parser<http::string_body> parser_;
   http::response<http::string_body> res_;
@@ -417,10 +484,13 @@ void JobHttpServer::Impl::Accept() {
           "retry\"}\n";
       boost::system::error_code ignored;
       socket.non_blocking(true, ignored);
-      socket.write_some(asio::buffer(kBusy), ignored);
+      if (!ssl_) socket.write_some(asio::buffer(kBusy), ignored);  // HTTPS: no reply before TLS
       socket.close(ignored);
+    } else if (!ec && ssl_) {  // --- TLS
+      using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+      std::make_shared<Session<TlsStream>>(this, std::move(socket), *ssl_)->Start();
     } else if (!ec) {
-      std::make_shared<Session>(this, std::move(socket))->Start();
+      std::make_shared<Session<beast::tcp_stream>>(this, std::move(socket))->Start();
     }
     if (acceptor_.is_open()) Accept();
   });

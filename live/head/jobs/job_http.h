@@ -19,7 +19,8 @@
 // `{"error": "..."}`: 400 for bad input (naming the field), 404 unknown job or route, 405 wrong
 // method, 503 while the head stops, beyond 256 open connections or 64 MiB of log text in replies
 // not yet written (slow clients). One request per connection
-// (the server closes it); a request has 30 s to arrive and its reply 30 s to be written.
+// (the server closes it); a request has 30 s to arrive and its reply 30 s to be written (with
+// HTTPS the TLS handshake counts in the first 30 s).
 //
 // Threading: one server thread accepts, reads and writes every connection asynchronously; the
 // requests themselves are handled on a pool of 4 threads, so a slow one (a large log chunk)
@@ -43,6 +44,9 @@ struct JobHttpOptions {
   std::string bind = "127.0.0.1";
   int port = 8265;  // 0: the OS picks one (see port())
   std::string token;
+  // --- TLS: HTTPS when both are set (PEM; the head passes its --tls-dir identity). No client
+  // certificate is asked for: the token authenticates, and probes and browsers have none.
+  std::string tls_cert_pem, tls_key_pem;
 };
 
 // The body of `POST /api/jobs/` as a request (Ray's JobSubmitRequest fields; null means unset).
