@@ -21,7 +21,8 @@ grpc::ServerWriteReactor<v1::PackageChunk>* HeadDaemon::Impl::DownloadPackage(
 grpc::ServerUnaryReactor* HeadDaemon::Impl::Ready(grpc::CallbackServerContext* ctx,
                                                   const v1::ReadyRequest*, v1::ReadyReply* reply) {
   return AnswerOnLoop(ctx, options_.token, loop_, [this, reply] {
-    reply->set_address(options_.bind + ":" + std::to_string(port_));
+    reply->set_address((options_.node_ip.empty() ? options_.bind : options_.node_ip) + ":" +
+                       std::to_string(port_));
     reply->set_pid(static_cast<int32_t>(getpid()));
     if (metrics_endpoint_) reply->set_metrics_address(metrics_endpoint_->address());
     int schedulable = 0;

@@ -15,7 +15,9 @@
 //   POST   /api/jobs/{id}/stop       -> {"stopped": true|false}
 //   DELETE /api/jobs/{id}            -> {"deleted": true}
 //
-// Every request needs `Authorization: Bearer <cluster token>` (401 otherwise). Errors are JSON
+//   GET    /healthz, /readyz         -> "ok" | 503 "not ready: <reason>" (text; no token needed)
+//
+// Every other request needs `Authorization: Bearer <cluster token>` (401 otherwise). Errors are JSON
 // `{"error": "..."}`: 400 for bad input (naming the field), 404 unknown job or route, 405 wrong
 // method, 503 while the head stops, beyond 256 open connections or 64 MiB of log text in replies
 // not yet written (slow clients). One request per connection
@@ -35,6 +37,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "live/common/health.h"
 #include "live/head/jobs/job_manager.h"
 
 namespace orrery::live {
@@ -43,6 +46,9 @@ struct JobHttpOptions {
   std::string bind = "127.0.0.1";
   int port = 8265;  // 0: the OS picks one (see port())
   std::string token;
+  // GET /healthz and /readyz (live/common/health.h), answered without the token: why the head is
+  // not ready ("" when it is). Unset: /readyz answers as /healthz.
+  ReadinessCheck not_ready;
 };
 
 // The body of `POST /api/jobs/` as a request (Ray's JobSubmitRequest fields; null means unset).
