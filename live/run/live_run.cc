@@ -442,6 +442,17 @@ class Runner {
     if (first_error_.empty()) first_error_ = what;
   }
 
+  // Whether the head lists `node` as dead now (one ListNodes call). A head that does not answer
+  // within 2 s: false (the result is kept; the run cannot tell).
+  bool DeclaredDead(const std::string& node) {
+    auto list = HeadClient(head_address_, token_, std::chrono::milliseconds(2000)).ListNodes();
+    if (!list.ok()) return false;
+    for (const auto& n : list->nodes()) {
+      if (n.node_id() == node) return n.state() == v1::NODE_STATE_DEAD;
+    }
+    return false;
+  }
+
   // Waits (up to 10 s) until the head lists every node of `nodes` dead, then two report periods
   // more so every node's view has it dead too (no spillback to it, affinity to it canceled).
   void WaitDead(std::set<std::string> nodes) {
@@ -776,8 +787,21 @@ class Runner {
     });
     running_.fetch_sub(1);
     const double end_s = Now();
-    const std::string why = exit.ok() ? exit->error() : exit.status().ToString();
-    const bool ok = exit.ok() && exit->exit_code() == 0;
+    std::string why = exit.ok() ? exit->error() : exit.status().ToString();
+    bool ok = exit.ok() && exit->exit_code() == 0;
+    // No split brain (DESIGN section 11): a result from a node the head has declared dead is not
+    // accepted, even one that reaches us after a partition healed (it was sent into the stream
+    // while the node was cut off). The head failed that attempt; it is retried like a lost one.
+    const bool fenced = ok && DeclaredDead(lease.node_id);
+    if (fenced) {
+      ok = false;
+      why = "its result came from node " + lease.node_id +
+            ", which the head had declared dead: not accepted";
+      if (o_.progress) {
+        std::lock_guard<std::mutex> pl(progress_mu_);
+        *o_.progress << "[live run] task " << i << ": " << why << "\n";
+      }
+    }
     // The node's runtime-env agent gave up on the install: the lease was canceled (as the
     // simulator cancels it after max_attempts); not a node failure, not retried.
     const bool env_failed = exit.ok() && !ok && why.rfind("runtime env setup failed", 0) == 0;
@@ -785,11 +809,14 @@ class Runner {
     // longer answers. Anything else is the task's own failure (not retried).
     const bool node_died =
         !ok && !env_failed &&
-        (CrashEpoch(lease.node_id) != epoch || !exit.ok() ||
+        (fenced || CrashEpoch(lease.node_id) != epoch || !exit.ok() ||
          !NodeClient(lease.address, token_, std::chrono::milliseconds(500)).Ready().ok());
     if (ok) bytes_transferred_.fetch_add(exit->bytes_fetched());
     std::unique_lock<std::mutex> l(mu_);
     --running_tasks_;
+    // The run asks no more decisions of a node the head declared dead (it may still answer
+    // until it learns so): like a crashed node, it is down for the rest of the run.
+    if (fenced) down_.insert(lease.node_id);
     TaskRt& t = tasks_[i];
     t.row.start_s = start_s;
     t.row.end_s = end_s;
