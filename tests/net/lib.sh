@@ -8,7 +8,8 @@
 #                   "switch"), so nothing is added to the machine's own network namespace.
 #   on I CMD...     runs CMD on host I (its namespace); the host's address is $(addr I).
 #   link_down I / link_up I      unplugs / replugs host I's cable at the switch (a partition).
-#   netem I ARGS... tc qdisc netem on both ends of host I's cable (returns 1 if the kernel lacks it).
+#   netem I ARGS... tc qdisc netem on host I's eth0: what host I sends is delayed / lost (returns 1
+#                   if the kernel lacks netem). On every host: each direction of a path once.
 #   skip MSG        exits 77 (ctest SKIP_RETURN_CODE) with the reason.
 #
 # Every name carries this run's id and the creating shell's pid (orrnet-<pid>-<id>-...), so parallel
@@ -131,8 +132,7 @@ link_up() { ip -n "${NET_PREFIX}-sw" link set "p$1" up; }
 netem() {
   local i=$1
   shift
-  tc -n "${NET_PREFIX}-sw" qdisc add dev "p$i" root netem "$@" 2>/dev/null &&
-    tc -n "$(ns "$i")" qdisc add dev eth0 root netem "$@" 2>/dev/null
+  tc -n "$(ns "$i")" qdisc add dev eth0 root netem "$@" 2>/dev/null
 }
 
 # net_wait SECONDS CMD...: runs CMD every 0.2 s until it succeeds; 1 if it never did.
