@@ -20,8 +20,9 @@ PKGS=(
 # Only for --test: the metrics integration test starts the real Prometheus server; the
 # runtime-env test builds a Python venv offline (python3 -m venv needs python3-venv); the
 # libFuzzer targets (tests/fuzz/run.sh, run by CI) need clang >= 15 with its runtime (Debian
-# 12's default clang 14 cannot compile libstdc++ 12's string_view comparisons).
-TEST_PKGS=(prometheus python3 python3-venv clang-16 libclang-rt-16-dev)
+# 12's default clang 14 cannot compile libstdc++ 12's string_view comparisons). The multi-host
+# tests (tests/net) build hosts with iproute2 (ip netns, tc) and talk HTTP with curl.
+TEST_PKGS=(prometheus python3 python3-venv clang-16 libclang-rt-16-dev iproute2 curl)
 [ "${1:-}" = "--test" ] && PKGS+=("${TEST_PKGS[@]}")
 
 missing=()

@@ -796,7 +796,8 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   out << "Started the Orrery head at " << head_address << " (session " << session->string()
       << ", pid " << *pid << ")\n";
   if (auto d = ReadFileTrimmed(*session / "dashboard_address"); d.ok()) {  // --- jobs
-    out << "Jobs API at http://" << *d << "/api/jobs/ (job store " << job_store << ")\n";
+    out << "Jobs API at http://" << *d << "/api/jobs/ (job store " << job_store << ")\n"
+        << "  health: http://" << *d << "/readyz\n";
   }
   if (auto ready = HeadClient(head_address, token, milliseconds(3000)).Ready();
       ready.ok() && !ready->metrics_address().empty()) {

@@ -29,10 +29,12 @@ rc=$?
 echo "$out" | grep -q "refused the cluster token" || fail "wrong token: unclear message: $out"
 
 log "nodes join from hosts 1 and 2 with the token"
-on 1 env ORRERY_TOKEN="$TOKEN" "$ORRERY" start --address "$HEAD" --bind "$(addr 1)" --node-name n1 \
+on 1 env ORRERY_TOKEN="$TOKEN" "$ORRERY" start --address "$HEAD" --bind "$(addr 1)" \
+  --node-ip "$(addr 1)" --node-name n1 \
   --num-cpus 2 --health-port 8300 --temp-dir "$(tmpdir 1)" >"$NET_TMP/start1.out" 2>&1 ||
   { cat "$NET_TMP/start1.out"; fail "node n1 did not join"; }
-on 2 env ORRERY_TOKEN="$TOKEN" "$ORRERY" start --address "$HEAD" --bind "$(addr 2)" --node-name n2 \
+on 2 env ORRERY_TOKEN="$TOKEN" "$ORRERY" start --address "$HEAD" --bind 0.0.0.0 \
+  --node-ip "$(addr 2)" --node-name n2 \
   --num-cpus 2 --resources '{"special": 1}' --temp-dir "$(tmpdir 2)" >"$NET_TMP/start2.out" 2>&1 ||
   { cat "$NET_TMP/start2.out"; fail "node n2 did not join"; }
 grep -q "Started node n1 at $(addr 1):" "$NET_TMP/start1.out" ||
@@ -127,6 +129,6 @@ for i in 2 1 0; do
 done
 for i in 0 1 2 3; do
   left=$(host_pids "$i")
-  [ -z "$left" ] || fail "host $i still runs: $(ps -o pid,args -p "$(echo $left | tr ' ' ,)")"
+  [ -z "$left" ] || fail "host $i still runs: $(for p in $left; do echo "$p: $(tr '\0' ' ' <"/proc/$p/cmdline")"; done)"
 done
 log "PASS"

@@ -88,9 +88,10 @@ log "node probes from host 2: ready; 404 elsewhere"
 log "a node whose head does not answer is alive but not ready, then ready once registered"
 HEAD_PID=$(cat "$(tmpdir 0)"/session_latest/pids/head.pid)
 kill -STOP "$HEAD_PID"
-on 2 env ORRERY_TOKEN="$TOKEN" "$ORRERY" __node --address "$HEAD" --bind "$(addr 2)" \
-  --node-name n2 --num-cpus 1 --health-port 8300 --session-dir "$(tmpdir 2)/direct" \
-  >"$NET_TMP/n2.log" 2>&1 &
+ip netns exec "$(ns 2)" env ORRERY_TOKEN="$TOKEN" "$ORRERY" __node --address "$HEAD" \
+  --bind "$(addr 2)" --node-name n2 --num-cpus 1 --health-port 8300 \
+  --session-dir "$(tmpdir 2)/direct" >"$NET_TMP/n2.log" 2>&1 &
+N2_PID=$! # ip netns exec and env exec the daemon: this is its pid
 net_wait 5 on 0 curl -sf -o /dev/null "http://$(addr 2):8300/healthz" || fail "n2 /healthz never answered"
 out=$(on 0 curl -s -w '|%{http_code}' "http://$(addr 2):8300/readyz")
 kill -CONT "$HEAD_PID"
@@ -100,7 +101,6 @@ net_wait 10 on 0 curl -sf -o /dev/null "http://$(addr 2):8300/readyz" ||
   fail "n2 never became ready: $(cat "$NET_TMP/n2.log")"
 
 log "a node declared dead (stopped by SIGSTOP) stops when it resumes; the head stays ready"
-N2_PID=$(on 2 pgrep -f "__node --address $HEAD --bind $(addr 2) --node-name n2" | head -1)
 kill -STOP "$N2_PID"
 ready_dead() {
   on 0 "$ORRERY" list nodes --address "$HEAD" --format json | grep -A3 '"n2"' | grep -q dead

@@ -60,7 +60,7 @@ link_down 1
 T0=$(date +%s.%N)
 n1_dead() { on 3 "$ORRERY" list nodes --address "$HEAD" --format json | grep -A4 '"n1"' | grep -q '"dead"'; }
 net_wait 10 n1_dead || fail "n1 was not declared dead within 10 s"
-ELAPSED=$(echo "$(date +%s.%N) - $T0" | bc)
+ELAPSED=$(python3 -c "print(round($(date +%s.%N) - $T0, 2))")
 log "n1 declared dead after ${ELAPSED} s (timeout ${DEAD_AFTER_S} s)"
 python3 -c "import sys; e=float('$ELAPSED'); sys.exit(0 if $DEAD_AFTER_S - 0.6 <= e <= $DEAD_AFTER_S + 2.0 else 1)" ||
   fail "n1 declared dead after ${ELAPSED} s, expected about ${DEAD_AFTER_S} s"
