@@ -3,10 +3,12 @@
 # declares n1 dead after its health-check timeout (here 500 ms x 4 = 2 s), fails its tasks, and
 # `live run` (on host 3) retries them on n2. The tasks finish on n1 during the partition, so when
 # the cable is back n1's buffered results reach the driver: they must not be accepted (the head
-# declared n1 dead), and n1 is told it is dead and exits. A restart rejoins as a new node.
-# Usage: partition_test.sh ORRERY_BINARY [COUNTER_EXAMPLE (unused)]
+# declared n1 dead), and n1 is told it is dead and exits. A Counter actor (one restart) that ran on
+# n1 is restarted on n2 with its state reset. A restart of n1 rejoins as a new node.
+# Usage: partition_test.sh ORRERY_BINARY COUNTER_EXAMPLE NET_ACTOR_DRIVER
 set -u
 ORRERY=$(realpath "$1")
+ACTOR_DRIVER=$(realpath "$3")
 . "$(dirname "$0")/lib.sh"
 
 net_up 4
@@ -21,8 +23,8 @@ on 0 "$ORRERY" start --head --bind "$H" --node-name head --num-cpus 0 \
   --temp-dir "$(tmpdir 0)" >"$NET_TMP/start0.out" 2>&1 || { cat "$NET_TMP/start0.out"; fail "head"; }
 export ORRERY_TOKEN
 ORRERY_TOKEN=$(cat "$(tmpdir 0)"/session_latest/token)
-for i in 1 2; do
-  on "$i" "$ORRERY" start --address "$HEAD" --bind "$(addr "$i")" --node-name "n$i" --num-cpus 2 \
+for i in 1 2; do # n1: 2 CPUs for the tasks, 1 for the actor
+  on "$i" "$ORRERY" start --address "$HEAD" --bind "$(addr "$i")" --node-name "n$i" --num-cpus $((4 - i)) \
     --temp-dir "$(tmpdir "$i")" >"$NET_TMP/start$i.out" 2>&1 ||
     { cat "$NET_TMP/start$i.out"; fail "n$i did not join"; }
 done
@@ -44,6 +46,21 @@ workload:
     - {name: other, count: 2, duration: 1s, resources: {CPU: 1},
        strategy: {type: NODE_AFFINITY, node: n2}}
 EOF
+log "an actor with one restart on n1, its driver on host 3"
+mkfifo "$NET_TMP/actor.in"
+ip netns exec "$(ns 3)" env ORRERY_ADDRESS="$HEAD" "$ACTOR_DRIVER" n1 <"$NET_TMP/actor.in" \
+  >"$NET_TMP/actor.out" 2>&1 &
+exec 7>"$NET_TMP/actor.in"
+echo call >&7
+net_wait 20 grep -q "got: net got 1" "$NET_TMP/actor.out" || fail "actor: $(cat "$NET_TMP/actor.out")"
+actor_on() { # actor_on STATE NODE: the head's directory lists the actor so
+  on 3 "$ORRERY" list actors --address "$HEAD" --format json | python3 -c "
+import json, sys
+a = json.load(sys.stdin); a = a.get('actors', a) if isinstance(a, dict) else a
+sys.exit(0 if len(a) == 1 and a[0]['state'].lower() == '$1' and a[0]['node_id'] == '$2' else 1)"
+}
+actor_on alive n1 || fail "the actor is not alive on n1: $(on 3 "$ORRERY" list actors --address "$HEAD")"
+
 log "live run from host 3: two 3 s tasks on n1, two 1 s tasks on n2"
 on 3 "$ORRERY" live run "$NET_TMP/part.yaml" --address "$HEAD" --out "$NET_TMP/run" --progress \
   >"$NET_TMP/run.out" 2>&1 &
@@ -51,7 +68,7 @@ RUN_PID=$!
 
 running_on_n1() {
   [ "$(on 3 "$ORRERY" list tasks --address "$HEAD" --format json |
-    python3 -c 'import json,sys; t=json.load(sys.stdin); t=t.get("tasks",t) if isinstance(t,dict) else t; print(sum(1 for x in t if x.get("node_id")=="n1" and x.get("state","").lower()=="running"))')" = 2 ]
+    python3 -c 'import json,sys; t=json.load(sys.stdin); t=t.get("tasks",t) if isinstance(t,dict) else t; print(sum(1 for x in t if x.get("node_id")=="n1" and x.get("state","").lower()=="running" and x.get("name","").startswith("long")))')" = 2 ]
 }
 net_wait 10 running_on_n1 || fail "the tasks never ran on n1: $(cat "$NET_TMP/run.out")"
 
@@ -66,6 +83,7 @@ python3 -c "import sys; e=float('$ELAPSED'); sys.exit(0 if $DEAD_AFTER_S - 0.6 <
   fail "n1 declared dead after ${ELAPSED} s, expected about ${DEAD_AFTER_S} s"
 on 3 "$ORRERY" list tasks --address "$HEAD" --format json | grep -q 'node n1 died' ||
   fail "the head did not fail n1's tasks"
+actor_on restarting n1 || fail "the head did not mark the actor restarting: $(on 3 "$ORRERY" list actors --address "$HEAD")"
 
 log "the tasks finish on n1 during the partition; the link comes back 1.5 s later"
 sleep 2.5
@@ -93,6 +111,14 @@ lost = [r for r in rows if r["name"] == "long" and r["attempt"] == "0"]
 assert len(lost) == 2 and all(r["node_id"] == "n1" and r["state"] == "failed" for r in lost), lost
 EOF
 grep -q "not accepted" "$NET_TMP/run.out" || fail "live run did not say why n1's results were refused: $(cat "$NET_TMP/run.out")"
+
+log "the actor's next call: restarted on n2 (state reset), per its one restart"
+echo call >&7
+second_call_restarted() { [ "$(grep -c '^got: net got 1$' "$NET_TMP/actor.out")" = 2 ]; }
+net_wait 30 second_call_restarted ||
+  fail "actor after the partition: $(cat "$NET_TMP/actor.out")"
+net_wait 5 actor_on alive n2 || fail "the actor is not alive on n2: $(on 3 "$ORRERY" list actors --address "$HEAD")"
+exec 7>&-
 
 log "n1 restarted rejoins as a new node"
 on 1 "$ORRERY" start --address "$HEAD" --bind "$(addr 1)" --node-name n1 --num-cpus 2 \
