@@ -14,9 +14,10 @@
 #
 # Every name carries this run's id and the creating shell's pid (orrnet-<pid>-<id>-...), so parallel
 # runs never clash, and namespaces left by a killed run (whose pid is gone) are removed by the next
-# one. Addresses come from the benchmarking range 198.18.0.0/15 only (DESIGN section 11); each run
-# has its own bridge, so two runs may use the same addresses. An EXIT trap kills whatever still runs
-# in the namespaces and deletes them, also when a check fails.
+# one (with their files, /tmp/orrnet-<pid>-<id>). Addresses come from the benchmarking range
+# 198.18.0.0/15 only (DESIGN section 11); each run has its own bridge, so two runs may use the same
+# addresses. An EXIT trap kills whatever still runs in the namespaces and deletes them (and the
+# run's files), also when a check fails.
 set -u
 
 NET_PID=$$
@@ -52,9 +53,12 @@ net_reap_leftovers() {
   local n pid
   for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^orrnet-' || true); do
     pid=$(echo "$n" | cut -d- -f2)
-    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+    # Gone, or a zombie nobody reaped yet (its trap never ran either).
+    if [ -n "$pid" ] && { ! kill -0 "$pid" 2>/dev/null ||
+      [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; }; then
       for p in $(ip netns pids "$n" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
       ip netns del "$n" 2>/dev/null || true
+      rm -rf "/tmp/$(echo "$n" | cut -d- -f1-3)" # its files (the run's NET_TMP)
     fi
   done
 }
@@ -104,7 +108,8 @@ net_up() {
   net_require
   trap net_cleanup EXIT
   trap 'exit 130' INT TERM
-  NET_TMP=$(mktemp -d /tmp/orrnet.XXXXXX)
+  NET_TMP="/tmp/${NET_PREFIX}"
+  mkdir -m 0700 "$NET_TMP"
   sw="${NET_PREFIX}-sw"
   ip netns add "$sw"
   ip -n "$sw" link add br0 type bridge
