@@ -682,7 +682,7 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   // Ports first: a second head on a port in use must not start (nor print "Started"); a node
   // checks its own metrics port.
   std::vector<std::pair<std::string, int>> ports = {{"metrics", f.metrics_port},
-                                                     {"health", f.health_port}};
+                                                    {"health", f.health_port}};
   if (head) {
     ports.insert(ports.begin(), {{"head", port}, {"dashboard", dashboard_port},
                                  {"head-metrics", head_metrics_port}});
@@ -766,7 +766,9 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
     return kExitFailed;
   }
   (void)WriteFileAtomic(*session / "pids" / "head.pid", std::to_string(*pid) + "\n");
-  const std::string host = !f.node_ip.empty() ? f.node_ip : f.bind == "0.0.0.0" ? "127.0.0.1" : f.bind;
+  const std::string host = !f.node_ip.empty()    ? f.node_ip
+                           : f.bind == "0.0.0.0" ? "127.0.0.1"
+                                                 : f.bind;
   std::string head_address = host + ":" + std::to_string(port);
   std::string token;
   bool port_known = port != 0;
@@ -1773,8 +1775,8 @@ int RunNodeDaemon(const std::vector<std::string>& args, std::ostream& out, std::
   out << "node " << (*node)->node_id() << " serving at " << (*node)->address() << std::endl;
   if (o.health_port >= 0) {  // `orrery start` reads this line from the log
     const std::string a = (*node)->address();
-    out << "node " << (*node)->node_id() << " health probes at http://"
-        << a.substr(0, a.rfind(':')) << ":" << (*node)->health_port() << "/readyz" << std::endl;
+    out << "node " << (*node)->node_id() << " health probes at http://" << a.substr(0, a.rfind(':'))
+        << ":" << (*node)->health_port() << "/readyz" << std::endl;
   }
   WaitForStop([&] { return (*node)->StopRequested(); });
   (*node)->Stop();

@@ -54,9 +54,9 @@ class HealthServer::Impl {
     if (!ec) acceptor_.bind(ep, ec);
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
-      return Status(StatusCode::kUnavailable,
-                    "cannot listen on " + where + " for the health probes (--health-port): " +
-                        ec.message());
+      return Status(
+          StatusCode::kUnavailable,
+          "cannot listen on " + where + " for the health probes (--health-port): " + ec.message());
     }
     port_ = acceptor_.local_endpoint().port();
     Accept();
@@ -109,8 +109,8 @@ class HealthServer::Impl::Session : public std::enable_shared_from_this<Session>
  private:
   void Answer() {
     const auto& req = parser_.get();
-    auto probe = AnswerProbe(std::string(req.method_string()),
-                             std::string(req.target()), server_->not_ready_);
+    auto probe = AnswerProbe(std::string(req.method_string()), std::string(req.target()),
+                             server_->not_ready_);
     if (!probe) probe = ProbeReply{404, "no route: this port serves /healthz and /readyz\n"};
     res_.version(11);
     res_.result(static_cast<http::status>(probe->code));

@@ -85,7 +85,7 @@ Status HeadDaemon::Impl::StartJobs() {
     if (::mkdtemp(tmpl.data()) == nullptr) return Internal("cannot create a job log dir");
     private_log_dir_ = o.log_dir = tmpl;
   }
-  const std::string host = !options_.node_ip.empty() ? options_.node_ip
+  const std::string host = !options_.node_ip.empty()    ? options_.node_ip
                            : options_.bind == "0.0.0.0" ? "127.0.0.1"
                                                         : options_.bind;
   o.head_address = host + ":" + std::to_string(port_);
@@ -116,11 +116,10 @@ Status HeadDaemon::Impl::StartJobs() {
   loop_.RunSync([&] { jobs_ = std::move(*jobs); });
   if (options_.dashboard_port >= 0) {
     auto http = JobHttpServer::Start(
-        JobHttpOptions{
-            .bind = options_.bind,
-            .port = options_.dashboard_port,
-            .token = options_.token,
-            .not_ready = [this] { return NotReady(); }},
+        JobHttpOptions{.bind = options_.bind,
+                       .port = options_.dashboard_port,
+                       .token = options_.token,
+                       .not_ready = [this] { return NotReady(); }},
         [this](const std::function<void()>& fn) { return loop_.RunSync(fn); }, manager);
     if (!http.ok()) {
       Log("jobs API not served: " + http.status().message());

@@ -77,7 +77,7 @@ Status HeadDaemon::Impl::StartAutoscaler() {
     po.orrery_exe = std::filesystem::read_symlink("/proc/self/exe", ec).string();
     if (ec) return Internal("autoscaler: cannot find this executable: " + ec.message());
   }
-  const std::string host = !options_.node_ip.empty() ? options_.node_ip
+  const std::string host = !options_.node_ip.empty()    ? options_.node_ip
                            : options_.bind == "0.0.0.0" ? "127.0.0.1"
                                                         : options_.bind;
   po.head_address = host + ":" + std::to_string(port_);

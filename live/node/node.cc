@@ -15,7 +15,8 @@ Status NodeDaemon::Impl::Serve() {
   if (Status s = ValidateNodeName(node_id_, "node id"); !s.ok()) return s;
   // --- health probes: up before registering, so /readyz says what the node waits for.
   if (options_.health_port >= 0) {
-    auto h = HealthServer::Start(options_.bind, options_.health_port, [this] { return NotReady(); });
+    auto h =
+        HealthServer::Start(options_.bind, options_.health_port, [this] { return NotReady(); });
     if (!h.ok()) return h.status();
     health_server_ = std::move(*h);
   }

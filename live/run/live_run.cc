@@ -1265,7 +1265,7 @@ class Runner {
   uint64_t num_final_ = 0;           // guarded by mu_
   bool done_ = false;                // guarded by mu_
   std::set<std::string> down_;       // crashed by a failure, not recovered; guarded by mu_
-  std::set<std::string> declared_dead_;  // dead in the head's list at the last sample; mu_
+  std::set<std::string> declared_dead_;          // dead in the head's list at the last sample; mu_
   std::map<std::string, uint64_t> crash_epoch_;  // crashes per node; guarded by mu_
   std::vector<GroupState> group_state_;          // by placement group; guarded by mu_
 

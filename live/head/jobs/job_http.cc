@@ -180,8 +180,8 @@ class JobHttpServer::Impl {
   // One request -> one reply (server thread).
   Reply Handle(const http::request<http::string_body>& req) {
     // Probes carry no token and learn nothing but ready or not (live/common/health.h).
-    if (auto probe = AnswerProbe(std::string(req.method_string()),
-                                 std::string(req.target()), options_.not_ready)) {
+    if (auto probe = AnswerProbe(std::string(req.method_string()), std::string(req.target()),
+                                 options_.not_ready)) {
       return Reply{static_cast<http::status>(probe->code), json(), 0, std::move(probe->body)};
     }
     const auto auth = req[http::field::authorization];

@@ -17,8 +17,8 @@
 //
 //   GET    /healthz, /readyz         -> "ok" | 503 "not ready: <reason>" (text; no token needed)
 //
-// Every other request needs `Authorization: Bearer <cluster token>` (401 otherwise). Errors are JSON
-// `{"error": "..."}`: 400 for bad input (naming the field), 404 unknown job or route, 405 wrong
+// Every other request needs `Authorization: Bearer <cluster token>` (401 otherwise). Errors are
+// JSON `{"error": "..."}`: 400 for bad input (naming the field), 404 unknown job or route, 405 wrong
 // method, 503 while the head stops, beyond 256 open connections or 64 MiB of log text in replies
 // not yet written (slow clients). One request per connection
 // (the server closes it); a request has 30 s to arrive and its reply 30 s to be written.
