@@ -72,6 +72,10 @@ class HealthServer::Impl {
     });
     ioc_.stop();
     if (thread_.joinable()) thread_.join();
+    // The posted close may not have run before the stop: close here (the thread is gone), so
+    // the port refuses connections at once instead of queueing them unanswered.
+    boost::system::error_code ec;
+    acceptor_.close(ec);
   }
 
   int port() const { return port_; }
