@@ -22,8 +22,9 @@ PKGS=(
 # libFuzzer targets (tests/fuzz/run.sh, run by CI) need clang >= 15 with its runtime (Debian
 # 12's default clang 14 cannot compile libstdc++ 12's string_view comparisons). The deploy
 # tests (tests/deploy/) check the systemd units with systemd-analyze (package systemd), the
-# scrape configs with promtool (prometheus) and the manifests in a venv (see below).
-TEST_PKGS=(prometheus python3 python3-venv clang-16 libclang-rt-16-dev systemd)
+# scrape configs with promtool (prometheus) and the manifests in a venv (see below). The
+# multi-host tests (tests/net) build hosts with iproute2 (ip netns, tc) and talk HTTP with curl.
+TEST_PKGS=(prometheus python3 python3-venv clang-16 libclang-rt-16-dev systemd iproute2 curl)
 [ "${1:-}" = "--test" ] && PKGS+=("${TEST_PKGS[@]}")
 
 missing=()

@@ -18,7 +18,8 @@ Status HeadController::OnNodeRegistered(Node node, double now_s) {
   auto it = members_.find(node.id);
   if (it != members_.end() && it->second.node.IsAlive()) {
     return Status(StatusCode::kAlreadyExists,
-                  "an alive node is already registered as " + node.id);
+                  "node name " + node.id + " is taken: an alive node is already registered as " +
+                      node.id + " (pick another --node-name, or stop that node first)");
   }
   const NodeId id = node.id;
   node.state = NodeState::kAlive;

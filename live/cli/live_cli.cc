@@ -37,6 +37,7 @@
 #include "live/node/node.h"
 #include "live/common/runtime_env.h"  // --- runtime envs
 #include "core/envcache/env_cache.h"  // --- runtime envs
+#include "live/common/node_address.h"  // --node-ip
 #include "live/common/port_check.h"
 #include "live/common/session.h"
 #include "live/common/tls.h"  // --- TLS
@@ -327,6 +328,9 @@ struct NodeFlags {
   std::string renv_cache_bytes, renv_eviction, renv_setup_timeout_s;
   int metrics_port = 0;  // --- Metrics: 0 an OS-chosen port, -1 none
   int node_port = 0;     // the node's gRPC port (--node-port; 0: the OS picks one)
+  // --- Issue 17: the advertised address (empty: bind) and the node's health-probe port (-1: none).
+  std::string node_ip;
+  int health_port = -1;
 };
 
 // --- runtime envs: checks the node's runtime-env flags and sets them on `o`.
@@ -396,6 +400,8 @@ int StartNode(const fs::path& session, const std::string& head_address, const st
   }
   args.insert(args.end(), {"--metrics-port", std::to_string(f.metrics_port)});  // --- Metrics
   if (f.node_port > 0) args.insert(args.end(), {"--port", std::to_string(f.node_port)});
+  if (!f.node_ip.empty()) args.insert(args.end(), {"--node-ip", f.node_ip});
+  args.insert(args.end(), {"--health-port", std::to_string(f.health_port)});
   const auto stamp =
       std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();
@@ -440,6 +446,22 @@ int StartNode(const fs::path& session, const std::string& head_address, const st
   if (!me.metrics_address().empty()) {  // --- Metrics
     out << "  metrics: http://" << me.metrics_address() << "/metrics\n";
   }
+  if (f.health_port >= 0) {  // the daemon logs where its probes listen (an OS-chosen port too)
+    std::string health;
+    (void)WaitFor(
+        [&] {
+          std::ifstream in(log);
+          for (std::string line; std::getline(in, line);) {
+            if (const auto at = line.find("health probes at "); at != std::string::npos) {
+              health = line.substr(at + 17);
+              return true;
+            }
+          }
+          return false;
+        },
+        *pid, milliseconds(3000));
+    if (!health.empty()) out << "  health: " << health << "\n";
+  }
   return kExitOk;
 }
 
@@ -451,7 +473,12 @@ void AddNodeOptions(po::options_description& d, NodeFlags& f) {
       "labels", po::value(&f.labels), "node labels, JSON: {\"key\": \"value\"}")(
       "bind", po::value(&f.bind), "listen address (default 127.0.0.1)")(
       "metrics-port", po::value(&f.metrics_port),
-      "node's Prometheus /metrics port (default 0: any free port; -1: none)");
+      "node's Prometheus /metrics port (default 0: any free port; -1: none)")(
+      "node-ip", po::value(&f.node_ip),
+      "the address other machines reach this one at (an address of this machine; default: "
+      "--bind, unless that is 0.0.0.0)")(
+      "health-port", po::value(&f.health_port),
+      "node's /healthz and /readyz port (0: any free port; default: none)");
   // --- runtime envs
   d.add_options()("runtime-env-cache-bytes", po::value(&f.renv_cache_bytes),
                   "unused runtime envs are evicted beyond this many bytes (default 10 GiB)")(
@@ -468,6 +495,7 @@ constexpr const char* kStartUsage =
     "                    [--job-log-max-bytes B] [--job-log-backups N]\n"
     "                    [--worker-log-max-bytes B] [--worker-log-backups N]\n"
     "                    [--metrics-port P] [--head-metrics-port P]\n"
+    "                    [--node-ip ADDR] [--health-port P]\n"
     "                    [--autoscaler-config FILE.yaml]\n"
     "                    [--health-check-period-ms MS] [--health-check-failures N]\n"
     "                    [--policy NAME] [--set scheduler.KEY=VALUE]...\n"
@@ -737,6 +765,20 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
       return kExitUsage;
     }
   }
+  if (f.health_port < -1 || f.health_port > 65535) {
+    err << "orrery start: --health-port: expected 0..65535, got " << f.health_port << "\n";
+    return kExitUsage;
+  }
+  if (Status s = CheckBindAddress(f.bind); !s.ok()) {
+    err << "orrery start: " << s.message() << "\n";
+    return kExitUsage;
+  }
+  if (!f.node_ip.empty()) {  // an address this machine owns, where the daemons listen
+    if (Status s = CheckNodeIp(f.node_ip, f.bind); !s.ok()) {
+      err << "orrery start: " << s.message() << "\n";
+      return kExitUsage;
+    }
+  }
   // Validate the node's resources and labels before anything starts.
   const double cpus = std::max(1u, std::thread::hardware_concurrency());
   auto res = MergeResources(vm, f.resources, cpus);
@@ -793,8 +835,8 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
     err << "orrery start: --node-port: expected 0..65535, got " << f.node_port << "\n";
     return kExitUsage;
   }
-  std::vector<std::pair<std::string, int>> ports = {{"metrics", f.metrics_port},
-                                                    {"node", f.node_port}};
+  std::vector<std::pair<std::string, int>> ports = {
+      {"metrics", f.metrics_port}, {"node", f.node_port}, {"health", f.health_port}};
   if (head) {
     ports.insert(ports.begin(), {{"head", port}, {"dashboard", dashboard_port},
                                  {"head-metrics", head_metrics_port}});
@@ -823,6 +865,18 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
       err << "orrery start: no cluster reachable at " << address << ": "
           << DescribeUnreachable(ready.status()) << "\n";
       return kExitUsage;
+    }
+    if (!f.node_name.empty()) {  // a clashing name: refused before a daemon starts
+      if (auto nodes = HeadClient(address, token, milliseconds(3000)).ListNodes(); nodes.ok()) {
+        for (const auto& n : nodes->nodes()) {
+          if (n.node_id() == f.node_name && n.state() != v1::NODE_STATE_DEAD) {
+            err << "orrery start: --node-name " << f.node_name << ": an alive node of that name is "
+                << "already registered at " << n.address()
+                << " (pick another name, or stop that node first)\n";
+            return kExitUsage;
+          }
+        }
+      }
     }
     if (!session.ok()) {
       session = CreateSession(root);
@@ -859,6 +913,7 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
       "--max-running-jobs", std::to_string(max_running_jobs),  // --- jobs: limits
       "--job-log-max-bytes", std::to_string(job_log_max_bytes),
       "--job-log-backups", std::to_string(job_log_backups)};
+  if (!f.node_ip.empty()) head_args.insert(head_args.end(), {"--node-ip", f.node_ip});
   if (!autoscaler_config.empty()) {  // --- autoscaler
     head_args.insert(head_args.end(), {"--autoscaler-config", autoscaler_config});
   }
@@ -871,7 +926,9 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
     return kExitFailed;
   }
   (void)WriteFileAtomic(*session / "pids" / "head.pid", std::to_string(*pid) + "\n");
-  const std::string host = f.bind == "0.0.0.0" ? "127.0.0.1" : f.bind;
+  const std::string host = !f.node_ip.empty()    ? f.node_ip
+                           : f.bind == "0.0.0.0" ? "127.0.0.1"
+                                                 : f.bind;
   std::string head_address = host + ":" + std::to_string(port);
   std::string token;
   bool port_known = port != 0;
@@ -901,8 +958,9 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   out << "Started the Orrery head at " << head_address << " (session " << session->string()
       << ", pid " << *pid << ")\n";
   if (auto d = ReadFileTrimmed(*session / "dashboard_address"); d.ok()) {  // --- jobs
-    out << "Jobs API at " << (ProcessTls().enabled() ? "https://" : "http://") << *d
-        << "/api/jobs/ (job store " << job_store << ")\n";
+    const char* scheme = ProcessTls().enabled() ? "https://" : "http://";
+    out << "Jobs API at " << scheme << *d << "/api/jobs/ (job store " << job_store << ")\n"
+        << "  health: " << scheme << *d << "/readyz\n";
   }
   if (auto ready = HeadClient(head_address, token, milliseconds(3000)).Ready();
       ready.ok() && !ready->metrics_address().empty()) {
@@ -1744,7 +1802,7 @@ int RunHeadDaemon(const std::vector<std::string>& args, std::ostream& out, std::
   int64_t period_ms = o.health_check_period.count();
   desc.add_options()("session-dir", po::value(&session)->required(), "")(
       "port", po::value(&o.port), "")("bind", po::value(&o.bind), "")(
-      "health-check-period-ms", po::value(&period_ms), "")(
+      "node-ip", po::value(&o.node_ip), "")("health-check-period-ms", po::value(&period_ms), "")(
       "health-check-failures", po::value(&o.health_check_failures), "");
   desc.add_options()("job-store", po::value(&o.job_store), "")(  // --- jobs
       "dashboard-port", po::value(&o.dashboard_port), "")(
@@ -1779,6 +1837,12 @@ int RunHeadDaemon(const std::vector<std::string>& args, std::ostream& out, std::
     err << "orrery __head: --health-check-period-ms: expected 10..3600000, "
            "--health-check-failures: expected 1..1000\n";
     return kExitUsage;
+  }
+  if (!o.node_ip.empty()) {
+    if (Status s = CheckNodeIp(o.node_ip, o.bind); !s.ok()) {
+      err << "orrery __head: " << s.message() << "\n";
+      return kExitUsage;
+    }
   }
   o.health_check_period = milliseconds(period_ms);
   o.session_dir = session;
@@ -1861,6 +1925,14 @@ int RunNodeDaemon(const std::vector<std::string>& args, std::ostream& out, std::
   o.is_head_node = vm.count("head-node") != 0;
   o.reap_orphans = true;  // alone in its process: adopt and kill what tasks leave behind
   o.metrics_port = f.metrics_port;  // --- Metrics
+  if (!f.node_ip.empty()) {
+    if (Status s = CheckNodeIp(f.node_ip, f.bind); !s.ok()) {
+      err << "orrery __node: " << s.message() << "\n";
+      return kExitUsage;
+    }
+  }
+  o.node_ip = f.node_ip;
+  o.health_port = f.health_port;
   BlockStopSignals();
   auto node = NodeDaemon::Start(o);
   if (!node.ok()) {
@@ -1868,6 +1940,11 @@ int RunNodeDaemon(const std::vector<std::string>& args, std::ostream& out, std::
     return kExitFailed;
   }
   out << "node " << (*node)->node_id() << " serving at " << (*node)->address() << std::endl;
+  if (o.health_port >= 0) {  // `orrery start` reads this line from the log
+    const std::string a = (*node)->address();
+    out << "node " << (*node)->node_id() << " health probes at http://" << a.substr(0, a.rfind(':'))
+        << ":" << (*node)->health_port() << "/readyz" << std::endl;
+  }
   WaitForStop([&] { return (*node)->StopRequested(); });
   (*node)->Stop();
   return kExitOk;

@@ -36,6 +36,9 @@ struct LiveAutoscalerConfig;  // --- autoscaler (live/head/autoscaler/autoscaler
 
 struct HeadOptions {
   std::string bind = "127.0.0.1";                    // listen address
+  // The address other machines reach the head at (--node-ip, live/common/node_address.h); empty:
+  // `bind` (a wildcard bind: 127.0.0.1 for local clients, the hostname for metrics, as before).
+  std::string node_ip;
   int port = 6379;                                   // 0: the OS picks one (see HeadDaemon::port())
   std::string token;                                 // REQUIRES: non-empty
   std::chrono::milliseconds report_period{100};      // view broadcast period (DESIGN section 3)

@@ -140,6 +140,9 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   // ---- jobs (live/head/jobs/job_manager.h): thin handlers, the JobManager runs on the loop --------------
 
   int dashboard_port() const { return http_ ? http_->port() : 0; }
+  // --- health (/readyz on the dashboard port): "" when the head accepts RPCs (its loop answers)
+  // with the job store open; else why not. Called on an HTTP handler thread.
+  std::string NotReady();
 
   grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* ctx,
                                       const v1::SubmitJobRequest* req,

@@ -86,7 +86,9 @@ Status HeadDaemon::Impl::StartJobs() {
     if (::mkdtemp(tmpl.data()) == nullptr) return Internal("cannot create a job log dir");
     private_log_dir_ = o.log_dir = tmpl;
   }
-  const std::string host = options_.bind == "0.0.0.0" ? "127.0.0.1" : options_.bind;
+  const std::string host = !options_.node_ip.empty()    ? options_.node_ip
+                           : options_.bind == "0.0.0.0" ? "127.0.0.1"
+                                                        : options_.bind;
   o.head_address = host + ":" + std::to_string(port_);
   o.token = options_.token;
   o.max_running_jobs = options_.max_running_jobs;
@@ -120,7 +122,8 @@ Status HeadDaemon::Impl::StartJobs() {
                        .port = options_.dashboard_port,
                        .token = options_.token,
                        .tls_cert_pem = tls.cert_pem,
-                       .tls_key_pem = tls.key_pem},
+                       .tls_key_pem = tls.key_pem,
+                       .not_ready = [this] { return NotReady(); }},
         [this](const std::function<void()>& fn) { return loop_.RunSync(fn); }, manager);
     if (!http.ok()) {
       Log("jobs API not served: " + http.status().message());
@@ -133,6 +136,13 @@ Status HeadDaemon::Impl::StartJobs() {
     }
   }
   return Status::Ok();
+}
+
+std::string HeadDaemon::Impl::NotReady() {
+  if (stopped_ || stop_requested_) return "head stopping";
+  bool open = false;
+  if (!loop_.RunSync([&] { open = jobs_ != nullptr && !shutting_down_; })) return "head stopping";
+  return open ? "" : "the job store is not open";
 }
 
 void HeadDaemon::Impl::StopJobs() {

@@ -7,7 +7,7 @@ Status HeadDaemon::Impl::StartMetrics() {
   if (!targets.ok()) return targets.status();
   targets_ = std::move(*targets);
   if (options_.metrics_port < 0) return Status::Ok();
-  std::string host = options_.bind;
+  std::string host = options_.node_ip.empty() ? options_.bind : options_.node_ip;
   if (host == "0.0.0.0") {
     char buf[256] = {0};
     host = gethostname(buf, sizeof(buf) - 1) == 0 ? std::string(buf) : "127.0.0.1";
@@ -77,7 +77,9 @@ Status HeadDaemon::Impl::StartAutoscaler() {
     po.orrery_exe = std::filesystem::read_symlink("/proc/self/exe", ec).string();
     if (ec) return Internal("autoscaler: cannot find this executable: " + ec.message());
   }
-  const std::string host = options_.bind == "0.0.0.0" ? "127.0.0.1" : options_.bind;
+  const std::string host = !options_.node_ip.empty()    ? options_.node_ip
+                           : options_.bind == "0.0.0.0" ? "127.0.0.1"
+                                                        : options_.bind;
   po.head_address = host + ":" + std::to_string(port_);
   po.token = options_.token;
   po.session_dir = options_.session_dir;

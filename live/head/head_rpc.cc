@@ -21,7 +21,8 @@ grpc::ServerWriteReactor<v1::PackageChunk>* HeadDaemon::Impl::DownloadPackage(
 grpc::ServerUnaryReactor* HeadDaemon::Impl::Ready(grpc::CallbackServerContext* ctx,
                                                   const v1::ReadyRequest*, v1::ReadyReply* reply) {
   return AnswerOnLoop(ctx, options_.token, loop_, [this, reply] {
-    reply->set_address(options_.bind + ":" + std::to_string(port_));
+    reply->set_address((options_.node_ip.empty() ? options_.bind : options_.node_ip) + ":" +
+                       std::to_string(port_));
     reply->set_pid(static_cast<int32_t>(getpid()));
     if (metrics_endpoint_) reply->set_metrics_address(metrics_endpoint_->address());
     int schedulable = 0;
@@ -182,6 +183,16 @@ grpc::ServerUnaryReactor* HeadDaemon::Impl::ReportActor(grpc::CallbackServerCont
                                                         const v1::ReportActorRequest* req,
                                                         v1::ReportActorReply*) {
   return AnswerOnLoop(ctx, options_.token, loop_, [this, info = req->actor()]() mutable {
+    // No split brain (DESIGN section 11): an actor alive on a node the head declared dead is a
+    // late report from the wrong side of a partition; the head already restarted or buried it.
+    if (info.state() == v1::ACTOR_STATE_ALIVE && !info.node_id().empty()) {
+      auto m = controller_.members().find(info.node_id());
+      if (m != controller_.members().end() && m->second.node.state == NodeState::kDead) {
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            "actor " + info.actor_id() + ": node " + info.node_id() +
+                                " was declared dead; its reports are not accepted");
+      }
+    }
     return ToGrpc(actors_.Report(std::move(info), UnixNowMs()));
   });
 }

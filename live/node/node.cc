@@ -6,12 +6,20 @@ Status NodeDaemon::Impl::Serve() {
   auto server = StartDaemonServer(options_.bind, options_.port, this, "node", &port_);
   if (!server.ok()) return server.status();
   server_ = std::move(*server);
-  const std::string host = options_.bind == "0.0.0.0" ? Hostname() : options_.bind;
+  // Others dial `host` (--node-ip, else the bind address, else the hostname for a wildcard).
+  const std::string host = AdvertisedHost(options_.node_ip, options_.bind, Hostname());
   address_ = host + ":" + std::to_string(port_);
   node_id_ =
       options_.node_id.empty() ? Hostname() + "-" + std::to_string(port_) : options_.node_id;
   // The id names files (logs, runtime envs): never build a path from an unchecked name.
   if (Status s = ValidateNodeName(node_id_, "node id"); !s.ok()) return s;
+  // --- health probes: up before registering, so /readyz says what the node waits for.
+  if (options_.health_port >= 0) {
+    auto h =
+        HealthServer::Start(options_.bind, options_.health_port, [this] { return NotReady(); });
+    if (!h.ok()) return h.status();
+    health_server_ = std::move(*h);
+  }
   // --- Metrics: the endpoint is up before registering, so the head learns its address.
   if (options_.metrics_port >= 0) {
     auto m = MetricsEndpoint::Start(options_.bind, options_.metrics_port, host);
@@ -65,7 +73,7 @@ Status NodeDaemon::Impl::Serve() {
       std::move(hooks));
   ApiWorkerPoolOptions ao;
   ao.exe = options_.worker_exe.empty() ? SelfExe() : options_.worker_exe;
-  ao.bind_host = options_.bind == "0.0.0.0" ? Hostname() : options_.bind;
+  ao.bind_host = host;  // code workers listen at, and advertise, the node's address
   ao.token = options_.token;
   ao.env = {{"ORRERY_NODE_ID", node_id_}};
   for (auto& kv : log_monitor_->WorkerEnv()) ao.env.push_back(kv);  // logging
@@ -96,6 +104,7 @@ Status NodeDaemon::Impl::Serve() {
   if (reply->report_period_ms() > 0) report_period_ = milliseconds(reply->report_period_ms());
   Log("registered with the head at " + options_.head_address + " as " + node_id_ + " (" +
       address_ + ", " + options_.total.ToString() + ")");
+  registered_ = true;
   heartbeat_thread_ = std::thread([this] { HeartbeatLoop(); });
   watch_thread_ = std::thread([this] { WatchLoop(); });
   return Status::Ok();
@@ -130,6 +139,7 @@ void NodeDaemon::Impl::Stop() {
   serve_loop_.Stop();
   loop_.Stop();
   StopRuntimeEnvAgent();  // --- runtime envs: after the loop, so no callback races it
+  if (health_server_) health_server_->Stop();  // --- health probes: last, /readyz said "stopping"
   // Whatever a task or setup left behind (re-parented to this daemon) goes with it.
   if (reaper_) {
     if (const int n = reaper_->KillAll(std::chrono::seconds(2)); n > 0) {
@@ -173,6 +183,16 @@ Status NodeDaemon::Impl::StartLogMonitor() {
   return Status::Ok();
 }
 
+std::string NodeDaemon::Impl::NotReady() const {
+  if (declared_dead_) {
+    return "the head declared this node dead (missed health checks); it stops (restart it to "
+           "rejoin as a new node)";
+  }
+  if (stopped_ || stop_requested_) return "node stopping";
+  if (!registered_) return "registering with the head at " + options_.head_address;
+  return "";
+}
+
 std::string NodeDaemon::Impl::metrics_address() const {
   return metrics_endpoint_ ? metrics_endpoint_->address() : std::string();
 }
@@ -209,6 +229,7 @@ const std::string& NodeDaemon::node_id() const { return impl_->node_id(); }
 std::string NodeDaemon::address() const { return impl_->address(); }
 bool NodeDaemon::StopRequested() const { return impl_->stop_requested(); }
 std::string NodeDaemon::metrics_address() const { return impl_->metrics_address(); }
+int NodeDaemon::health_port() const { return impl_->health_port(); }
 void NodeDaemon::Stop() {
   if (impl_) impl_->Stop();
 }

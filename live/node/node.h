@@ -92,6 +92,12 @@ struct NodeOptions {
   // --- Metrics: Prometheus /metrics on bind:metrics_port (live/common/metrics.h). 0: an OS-chosen
   // port; -1: no metrics endpoint. Its address is reported to the head at registration.
   int metrics_port = 0;
+  // --- Issue 17. The address other machines reach this node at (live/common/node_address.h);
+  // empty: `bind`, or the hostname when bind is 0.0.0.0 / ::. REQUIRES: CheckNodeIp passed.
+  std::string node_ip;
+  // GET /healthz and /readyz on bind:health_port (live/common/health.h): ready once registered
+  // with the head and until it declares this node dead or it stops. 0: an OS-chosen port; -1: none.
+  int health_port = -1;
 };
 
 class NodeDaemon {
@@ -106,6 +112,8 @@ class NodeDaemon {
   bool StopRequested() const;
   // HOST:PORT of the Prometheus endpoint; empty if disabled (metrics_port -1).
   std::string metrics_address() const;
+  // The health probes' port; 0 if disabled (health_port -1).
+  int health_port() const;
   // Cancels held calls, terminates running tasks (SIGTERM, SIGKILL after 2 s), stops the helper
   // threads and the server. Idempotent.
   void Stop();

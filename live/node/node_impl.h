@@ -33,7 +33,9 @@
 #include "live/node/worker_log.h"
 #include "live/rpc/event_loop.h"
 #include "live/common/file_stream.h"
+#include "live/common/health.h"
 #include "live/common/metrics.h"
+#include "live/common/node_address.h"
 #include "live/node/object_store.h"
 #include "live/node/orphan_reaper.h"
 #include "live/common/port_check.h"
@@ -85,6 +87,8 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   const std::string& address() const { return address_; }
   std::string metrics_address() const;
   bool stop_requested() const { return stop_requested_.load(); }
+  int health_port() const { return health_server_ ? health_server_->port() : 0; }
+  std::string NotReady() const;  // --- health: why /readyz says 503; "" when ready
 
   // ---- handlers: check the token, validate, post to the loop --------------------------------
 
@@ -360,6 +364,9 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   std::unique_ptr<v1::HeadService::Stub> head_;
   std::atomic<bool> stopped_{false};
   std::atomic<bool> stop_requested_{false};
+  // --- health (/readyz): registered with the head; the head declared this node dead.
+  std::atomic<bool> registered_{false};
+  std::atomic<bool> declared_dead_{false};
   std::atomic<uint64_t> next_call_id_{1};
   int port_ = 0;
 
@@ -395,6 +402,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   // --- Metrics. The endpoint (and its registry) outlives the families that live in it; the
   // counters below are owned by loop_.
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
+  std::unique_ptr<HealthServer> health_server_;  // --- health probes; null without --health-port
   std::unique_ptr<NodeMetrics> metrics_;
   std::map<v1::TaskState, uint64_t> ended_;  // tasks that ended here, by terminal state
   uint64_t actors_ended_ = 0;

@@ -34,7 +34,15 @@ Status NodeDaemon::Impl::InitManager(const v1::ClusterView& v) {
 void NodeDaemon::Impl::ApplyView(const v1::ClusterView& v) {
   if (!manager_ || shutting_down_) return;
   for (const auto& info : v.nodes()) {
-    if (info.node_id() == node_id_) continue;
+    if (info.node_id() == node_id_) {
+      // The head's view lists this node dead (a partition healed before a heartbeat was refused):
+      // it stops, as on a refused heartbeat (DESIGN section 11), instead of granting more leases.
+      if (info.state() == v1::NODE_STATE_DEAD && !declared_dead_.exchange(true)) {
+        Log("the head's view lists this node dead: stopping");
+        stop_requested_ = true;
+      }
+      continue;
+    }
     auto n = NodeFromProto(info);
     if (!n.ok()) {
       Log("ignoring a bad view entry: " + n.status().ToString());

@@ -127,6 +127,7 @@ void NodeDaemon::Impl::HeartbeatLoop() {
       // The head declared this node dead: its results are no longer accepted, and its
       // leases were given up. It stops (DESIGN section 11: exit, or rejoin as a new node).
       Log("the head declared this node dead (" + s.error_message() + "): stopping");
+      declared_dead_ = true;
       stop_requested_ = true;
       return;
     }

@@ -442,6 +442,16 @@ class Runner {
     if (first_error_.empty()) first_error_ = what;
   }
 
+  // Whether the head listed `node` as dead at the last sample (SampleLoop asks the head every
+  // 100 ms). Not one call per result: that put a head round trip between every task's end and
+  // its lease's next task (a 600-task burst on a shared 2-core machine: queue delay p50
+  // 2-65 ms -> 70-117 ms over three runs). So a result that arrives within one sample period
+  // of the node's declaration can still be accepted here; the head's own records never accept it.
+  bool DeclaredDead(const std::string& node) {
+    std::lock_guard<std::mutex> l(mu_);
+    return declared_dead_.count(node) != 0;
+  }
+
   // Waits (up to 10 s) until the head lists every node of `nodes` dead, then two report periods
   // more so every node's view has it dead too (no spillback to it, affinity to it canceled).
   void WaitDead(std::set<std::string> nodes) {
@@ -786,8 +796,21 @@ class Runner {
     });
     running_.fetch_sub(1);
     const double end_s = Now();
-    const std::string why = exit.ok() ? exit->error() : exit.status().ToString();
-    const bool ok = exit.ok() && exit->exit_code() == 0;
+    std::string why = exit.ok() ? exit->error() : exit.status().ToString();
+    bool ok = exit.ok() && exit->exit_code() == 0;
+    // No split brain (DESIGN section 11): a result from a node the head has declared dead is not
+    // accepted, even one that reaches us after a partition healed (it was sent into the stream
+    // while the node was cut off). The head failed that attempt; it is retried like a lost one.
+    const bool fenced = ok && DeclaredDead(lease.node_id);
+    if (fenced) {
+      ok = false;
+      why = "its result came from node " + lease.node_id +
+            ", which the head had declared dead: not accepted";
+      if (o_.progress) {
+        std::lock_guard<std::mutex> pl(progress_mu_);
+        *o_.progress << "[live run] task " << i << ": " << why << "\n";
+      }
+    }
     // The node's runtime-env agent gave up on the install: the lease was canceled (as the
     // simulator cancels it after max_attempts); not a node failure, not retried.
     const bool env_failed = exit.ok() && !ok && why.rfind("runtime env setup failed", 0) == 0;
@@ -795,11 +818,14 @@ class Runner {
     // longer answers. Anything else is the task's own failure (not retried).
     const bool node_died =
         !ok && !env_failed &&
-        (CrashEpoch(lease.node_id) != epoch || !exit.ok() ||
+        (fenced || CrashEpoch(lease.node_id) != epoch || !exit.ok() ||
          !NodeClient(lease.address, token_, std::chrono::milliseconds(500)).Ready().ok());
     if (ok) bytes_transferred_.fetch_add(exit->bytes_fetched());
     std::unique_lock<std::mutex> l(mu_);
     --running_tasks_;
+    // The run asks no more decisions of a node the head declared dead (it may still answer
+    // until it learns so): like a crashed node, it is down for the rest of the run.
+    if (fenced) down_.insert(lease.node_id);
     TaskRt& t = tasks_[i];
     t.row.start_s = start_s;
     t.row.end_s = end_s;
@@ -1060,6 +1086,14 @@ class Runner {
       std::lock_guard<std::mutex> l(mu_);
       final_count = num_final_;
     }
+    if (nodes.ok()) {  // for DeclaredDead; mu_ is not held together with sample_mu_
+      std::set<std::string> dead;
+      for (const auto& n : nodes->nodes()) {
+        if (n.state() == v1::NODE_STATE_DEAD) dead.insert(n.node_id());
+      }
+      std::lock_guard<std::mutex> dl(mu_);
+      declared_dead_ = std::move(dead);
+    }
     const double running = static_cast<double>(running_.load());
     std::lock_guard<std::mutex> l(sample_mu_);
     auto add = [&](const char* metric, std::string labels, double v) {
@@ -1241,6 +1275,7 @@ class Runner {
   uint64_t num_final_ = 0;           // guarded by mu_
   bool done_ = false;                // guarded by mu_
   std::set<std::string> down_;       // crashed by a failure, not recovered; guarded by mu_
+  std::set<std::string> declared_dead_;          // dead in the head's list at the last sample; mu_
   std::map<std::string, uint64_t> crash_epoch_;  // crashes per node; guarded by mu_
   std::vector<GroupState> group_state_;          // by placement group; guarded by mu_
 

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "live/common/session.h"
+#include "live/head/actor_directory.h"
 #include "tests/live/live_cluster.h"
 
 namespace orrery::live {
@@ -235,6 +236,33 @@ TEST(LifecycleTest, NodeDeclaredDeadIsRefusedWhenItComesBack) {
   EXPECT_TRUE(Eventually([&] { return !IsProcessAlive(pid); }, milliseconds(10000)))
       << "a node declared dead stops";
   EXPECT_EQ(c.Node("b").value("state", ""), "dead") << "and is not revived";
+}
+
+// Issue 17.2 (no split brain): a late report of an actor alive on a node the head declared dead
+// is refused; on an alive node it is accepted.
+TEST(LifecycleTest, ActorReportsFromADeadNodeAreNotAccepted) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "1"}).exit_code, 0);  // 100 ms x 5
+  ASSERT_EQ(c.AddNode("b", {"--num-cpus", "1"}).exit_code, 0);
+  const int pid = c.Node("b").value("pid", 0);
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  ASSERT_TRUE(Eventually([&] { return c.Node("b").value("state", "") == "dead"; },
+                         milliseconds(10000)));
+  v1::ActorInfo late;
+  late.set_actor_id("late-actor");
+  late.set_state(v1::ACTOR_STATE_ALIVE);
+  late.set_node_id("b");
+  Status s = ReportActor(c.address(), c.Token(), late);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+  EXPECT_TRUE(Contains(s.message(), "node b was declared dead")) << s.ToString();
+  late.set_node_id("a");
+  EXPECT_TRUE(ReportActor(c.address(), c.Token(), late).ok());
+  auto list = ListActors(c.address(), c.Token());
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  ASSERT_EQ(list->actors_size(), 1);
+  EXPECT_EQ(list->actors(0).node_id(), "a");
+  ASSERT_EQ(::kill(pid, SIGCONT), 0);
 }
 
 // Issue 11.2: the liveness flags are checked.

@@ -40,6 +40,7 @@ struct Reply {
   http::status code = http::status::ok;
   json body;
   uint64_t reserved = 0;  // log bytes counted in flight until the connection is done
+  std::optional<std::string> text;  // a text/plain body instead of `body` (health probes)
 };
 
 Reply Error(http::status code, const std::string& message) {
@@ -194,6 +195,11 @@ class JobHttpServer::Impl {
 
   // One request -> one reply (server thread).
   Reply Handle(const http::request<http::string_body>& req) {
+    // Probes carry no token and learn nothing but ready or not (live/common/health.h).
+    if (auto probe = AnswerProbe(std::string(req.method_string()), std::string(req.target()),
+                                 options_.not_ready)) {
+      return Reply{static_cast<http::status>(probe->code), json(), 0, std::move(probe->body)};
+    }
     const auto auth = req[http::field::authorization];
     if (!SameSecret(std::string(auth), "Bearer " + options_.token)) {
       return Error(http::status::unauthorized,
@@ -446,10 +452,11 @@ class JobHttpServer::Impl::Session : public std::enable_shared_from_this<Session
     res_.version(11);
     res_.result(r.code);
     res_.set(http::field::server, "orrery");
-    res_.set(http::field::content_type, "application/json");
+    res_.set(http::field::content_type, r.text ? "text/plain; charset=utf-8" : "application/json");
     res_.keep_alive(false);
     // Log text need not be UTF-8 (or a chunk may cut a character): replaced, never thrown.
-    res_.body() = r.body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    res_.body() =
+        r.text ? *r.text : r.body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
     res_.prepare_payload();
     beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(30));
     http::async_write(stream_, res_, [self = this->shared_from_this()](beast::error_code, size_t) {

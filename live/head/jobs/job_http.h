@@ -15,8 +15,10 @@
 //   POST   /api/jobs/{id}/stop       -> {"stopped": true|false}
 //   DELETE /api/jobs/{id}            -> {"deleted": true}
 //
-// Every request needs `Authorization: Bearer <cluster token>` (401 otherwise). Errors are JSON
-// `{"error": "..."}`: 400 for bad input (naming the field), 404 unknown job or route, 405 wrong
+//   GET    /healthz, /readyz         -> "ok" | 503 "not ready: <reason>" (text; no token needed)
+//
+// Every other request needs `Authorization: Bearer <cluster token>` (401 otherwise). Errors are
+// JSON `{"error": "..."}`: 400 for bad input (naming the field), 404 unknown job or route, 405 wrong
 // method, 503 while the head stops, beyond 256 open connections or 64 MiB of log text in replies
 // not yet written (slow clients). One request per connection
 // (the server closes it); a request has 30 s to arrive and its reply 30 s to be written (with
@@ -36,6 +38,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "live/common/health.h"
 #include "live/head/jobs/job_manager.h"
 
 namespace orrery::live {
@@ -47,6 +50,9 @@ struct JobHttpOptions {
   // --- TLS: HTTPS when both are set (PEM; the head passes its --tls-dir identity). No client
   // certificate is asked for: the token authenticates, and probes and browsers have none.
   std::string tls_cert_pem, tls_key_pem;
+  // GET /healthz and /readyz (live/common/health.h), answered without the token: why the head is
+  // not ready ("" when it is). Unset: /readyz answers as /healthz.
+  ReadinessCheck not_ready;
 };
 
 // The body of `POST /api/jobs/` as a request (Ray's JobSubmitRequest fields; null means unset).
