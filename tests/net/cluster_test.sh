@@ -83,10 +83,14 @@ import csv, json, sys
 d = sys.argv[1]
 s = json.load(open(d + "/summary.json"))
 assert s["tasks"]["finished"] == 4 and s["tasks"]["failed"] == 0, s["tasks"]
-assert s["spillbacks"] >= 2, ("no spillback", s["spillbacks"])
+# The two spill tasks share a scheduling class: the driver's lease, spilled from the head's node
+# to n2 once, runs them one after the other (owner lease reuse); both must have crossed.
+assert s["spillbacks"] >= 1, ("no spillback", s["spillbacks"])
+spill = [r for r in csv.DictReader(open(d + "/tasks.csv")) if r["name"] == "spill"]
+assert len(spill) == 2 and all(r["node_id"] == "n2" for r in spill), spill
 assert s["bytes_transferred"] >= 8_000_000, ("object not fetched", s["bytes_transferred"])
 rows = {r["name"]: r for r in csv.DictReader(open(d + "/tasks.csv"))}
-assert rows["spill"]["node_id"] == "n2" and int(rows["spill"]["spillbacks"]) >= 1, rows["spill"]
+assert max(int(r["spillbacks"]) for r in spill) >= 1, spill
 assert rows["producer"]["node_id"] == "n1" and rows["consumer"]["node_id"] == "n2", rows
 EOF
 
