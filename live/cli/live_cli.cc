@@ -1942,7 +1942,8 @@ int RunNodeDaemon(const std::vector<std::string>& args, std::ostream& out, std::
   out << "node " << (*node)->node_id() << " serving at " << (*node)->address() << std::endl;
   if (o.health_port >= 0) {  // `orrery start` reads this line from the log
     const std::string a = (*node)->address();
-    out << "node " << (*node)->node_id() << " health probes at http://" << a.substr(0, a.rfind(':'))
+    out << "node " << (*node)->node_id() << " health probes at "
+        << (ProcessTls().enabled() ? "https://" : "http://") << a.substr(0, a.rfind(':'))
         << ":" << (*node)->health_port() << "/readyz" << std::endl;
   }
   WaitForStop([&] { return (*node)->StopRequested(); });

@@ -6,8 +6,10 @@
 
 #include <atomic>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <thread>
 
 namespace orrery::live {
@@ -42,6 +44,20 @@ class HealthServer::Impl {
  public:
   explicit Impl(ReadinessCheck not_ready) : not_ready_(std::move(not_ready)), acceptor_(ioc_) {}
   ~Impl() { Stop(); }
+
+  // HTTPS with this identity (PEM), before Listen.
+  Status UseTls(const std::string& cert_pem, const std::string& key_pem) {
+    ssl_.emplace(asio::ssl::context::tls_server);
+    boost::system::error_code ec;
+    ssl_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                          asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                          asio::ssl::context::no_tlsv1_1,
+                      ec);
+    if (!ec) ssl_->use_certificate_chain(asio::buffer(cert_pem), ec);
+    if (!ec) ssl_->use_private_key(asio::buffer(key_pem), asio::ssl::context::pem, ec);
+    if (ec) return InvalidArgument("health probes: the TLS certificate or key: " + ec.message());
+    return Status::Ok();
+  }
 
   Status Listen(const std::string& bind, int port) {
     const std::string where = bind + ":" + std::to_string(port);
@@ -81,10 +97,12 @@ class HealthServer::Impl {
   int port() const { return port_; }
 
  private:
+  template <typename Stream>
   class Session;
   void Accept();
 
   ReadinessCheck not_ready_;
+  std::optional<asio::ssl::context> ssl_;  // set: HTTPS
   std::atomic<int> connections_{0};
   asio::io_context ioc_{1};
   tcp::acceptor acceptor_;
@@ -93,22 +111,42 @@ class HealthServer::Impl {
   std::atomic<bool> stopped_{false};
 };
 
-// One connection: read one request, answer, close; 5 s to read, 5 s to write.
-class HealthServer::Impl::Session : public std::enable_shared_from_this<Session> {
+// One connection: (TLS handshake,) read one request, answer, close; 5 s for each step.
+// `Stream` is beast::tcp_stream (HTTP) or an ssl_stream over one (HTTPS).
+template <typename Stream>
+class HealthServer::Impl::Session : public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
  public:
-  Session(Impl* server, tcp::socket socket) : server_(server), stream_(std::move(socket)) {
+  template <typename... TlsContext>
+  Session(Impl* server, tcp::socket socket, TlsContext&... ssl)
+      : server_(server), stream_(std::move(socket), ssl...) {
     ++server_->connections_;
   }
   ~Session() { --server_->connections_; }
 
   void Start() {
     parser_.body_limit(4096);
-    stream_.expires_after(std::chrono::seconds(5));
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+    if constexpr (kTls) {
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (!ec) self->Read();
+                              });
+    } else {
+      Read();
+    }
+  }
+
+ private:
+  void Read() {
     http::async_read(stream_, buf_, parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                     [self = this->shared_from_this()](beast::error_code ec, size_t) {
                        if (!ec) self->Answer();
                      });
   }
+
+ public:
 
  private:
   void Answer() {
@@ -123,15 +161,19 @@ class HealthServer::Impl::Session : public std::enable_shared_from_this<Session>
     res_.keep_alive(false);
     if (req.method() != http::verb::head) res_.body() = std::move(probe->body);
     res_.prepare_payload();
-    stream_.expires_after(std::chrono::seconds(5));
-    http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code, size_t) {
-      beast::error_code ignored;
-      self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+    http::async_write(stream_, res_, [self = this->shared_from_this()](beast::error_code, size_t) {
+      if constexpr (kTls) {
+        self->stream_.async_shutdown([self](beast::error_code) {});
+      } else {
+        beast::error_code ignored;
+        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      }
     });
   }
 
   Impl* server_;
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buf_;
   http::request_parser<http::string_body> parser_;
   http::response<http::string_body> res_;
@@ -140,7 +182,12 @@ class HealthServer::Impl::Session : public std::enable_shared_from_this<Session>
 void HealthServer::Impl::Accept() {
   acceptor_.async_accept([this](beast::error_code ec, tcp::socket socket) {
     if (!ec && connections_ < kMaxConnections) {
-      std::make_shared<Session>(this, std::move(socket))->Start();
+      if (ssl_) {
+        using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+        std::make_shared<Session<TlsStream>>(this, std::move(socket), *ssl_)->Start();
+      } else {
+        std::make_shared<Session<beast::tcp_stream>>(this, std::move(socket))->Start();
+      }
     }  // over the cap: the socket closes at once (the prober retries)
     if (acceptor_.is_open()) Accept();
   });
@@ -150,11 +197,14 @@ HealthServer::HealthServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 HealthServer::~HealthServer() { Stop(); }
 
 StatusOr<std::unique_ptr<HealthServer>> HealthServer::Start(const std::string& bind, int port,
-                                                            ReadinessCheck not_ready) {
+                                                            ReadinessCheck not_ready,
+                                                            const std::string& tls_cert_pem,
+                                                            const std::string& tls_key_pem) {
   if (port < 0 || port > 65535) {
     return InvalidArgument("--health-port: expected 0..65535, got " + std::to_string(port));
   }
   auto impl = std::make_unique<Impl>(std::move(not_ready));
+  if (!tls_cert_pem.empty()) ORRERY_RETURN_IF_ERROR(impl->UseTls(tls_cert_pem, tls_key_pem));
   ORRERY_RETURN_IF_ERROR(impl->Listen(bind, port));
   return std::unique_ptr<HealthServer>(new HealthServer(std::move(impl)));
 }

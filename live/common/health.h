@@ -36,12 +36,17 @@ std::optional<ProbeReply> AnswerProbe(std::string_view method, std::string_view 
                                       const ReadinessCheck& not_ready);
 
 // A tiny HTTP/1.1 server that answers only the probes (404 for anything else). One thread,
-// asynchronous (Boost.Beast); a request has 5 s to arrive; at most 64 connections at once.
+// asynchronous (Boost.Beast); a request has 5 s to arrive; at most 64 connections at once. With
+// a certificate and key (the node's --tls-dir identity) it speaks HTTPS only, as the head's
+// dashboard port does: no client certificate is asked for (probes carry none).
 class HealthServer {
  public:
-  // Listens on bind:port (port 0: the OS picks). Unavailable naming the address if it cannot.
+  // Listens on bind:port (port 0: the OS picks). Unavailable naming the address if it cannot;
+  // InvalidArgument if the PEM certificate or key cannot be used.
   static StatusOr<std::unique_ptr<HealthServer>> Start(const std::string& bind, int port,
-                                                       ReadinessCheck not_ready);
+                                                       ReadinessCheck not_ready,
+                                                       const std::string& tls_cert_pem = "",
+                                                       const std::string& tls_key_pem = "");
   ~HealthServer();
   int port() const;
   // Stops accepting and closes open connections. Idempotent.

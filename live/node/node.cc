@@ -1,4 +1,5 @@
 #include "live/node/node_impl.h"
+#include "live/common/tls.h"
 
 namespace orrery::live {
 
@@ -15,8 +16,9 @@ Status NodeDaemon::Impl::Serve() {
   if (Status s = ValidateNodeName(node_id_, "node id"); !s.ok()) return s;
   // --- health probes: up before registering, so /readyz says what the node waits for.
   if (options_.health_port >= 0) {
-    auto h =
-        HealthServer::Start(options_.bind, options_.health_port, [this] { return NotReady(); });
+    const TlsConfig& tls = ProcessTls();  // --- TLS: the probes speak HTTPS as the head's port
+    auto h = HealthServer::Start(options_.bind, options_.health_port, [this] { return NotReady(); },
+                                 tls.cert_pem, tls.key_pem);
     if (!h.ok()) return h.status();
     health_server_ = std::move(*h);
   }
