@@ -10,6 +10,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+
+#include "live/common/https.h"
 #include <thread>
 
 namespace orrery::live {
@@ -48,15 +50,7 @@ class HealthServer::Impl {
   // HTTPS with this identity (PEM), before Listen.
   Status UseTls(const std::string& cert_pem, const std::string& key_pem) {
     ssl_.emplace(asio::ssl::context::tls_server);
-    boost::system::error_code ec;
-    ssl_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                          asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                          asio::ssl::context::no_tlsv1_1,
-                      ec);
-    if (!ec) ssl_->use_certificate_chain(asio::buffer(cert_pem), ec);
-    if (!ec) ssl_->use_private_key(asio::buffer(key_pem), asio::ssl::context::pem, ec);
-    if (ec) return InvalidArgument("health probes: the TLS certificate or key: " + ec.message());
-    return Status::Ok();
+    return ConfigureHttpsServer(*ssl_, cert_pem, key_pem, "health probes:");
   }
 
   Status Listen(const std::string& bind, int port) {

@@ -17,6 +17,7 @@
 
 #include "core/io/json_input.h"
 #include "live/rpc/convert.h"
+#include "live/common/https.h"
 
 namespace orrery::live {
 
@@ -148,15 +149,8 @@ class JobHttpServer::Impl {
     boost::system::error_code ec;
     if (!options_.tls_cert_pem.empty()) {  // --- TLS
       ssl_.emplace(asio::ssl::context::tls_server);
-      ssl_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                            asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                            asio::ssl::context::no_tlsv1_1,
-                        ec);
-      if (!ec) ssl_->use_certificate_chain(asio::buffer(options_.tls_cert_pem), ec);
-      if (!ec) {
-        ssl_->use_private_key(asio::buffer(options_.tls_key_pem), asio::ssl::context::pem, ec);
-      }
-      if (ec) return InvalidArgument("jobs API TLS certificate or key: " + ec.message());
+      ORRERY_RETURN_IF_ERROR(
+          ConfigureHttpsServer(*ssl_, options_.tls_cert_pem, options_.tls_key_pem, "jobs API"));
     }
     const auto addr = asio::ip::make_address(options_.bind, ec);
     const std::string where = options_.bind + ":" + std::to_string(options_.port);
