@@ -8,7 +8,8 @@
 #   bench/fidelity_ray.sh [build/orrery] [results/fidelity/ray] [RAY_RUNS (2)] [PYTHON] [NAME...]
 # PYTHON: an interpreter with ray installed (default: .venv-ray/bin/python; create it with
 #   python3 -m venv .venv-ray && .venv-ray/bin/pip install ray==2.60.0).
-# Writes OUT/<scenario>/{sim_vs_ray.txt,live_vs_ray.txt,classes-*.csv,ray-N/tasks.csv,...},
+# REUSE_RAY=1: keep Ray runs already in OUT/<scenario>/ray-N (judge a new simulator or live run
+# against the same Ray runs). Writes OUT/<scenario>/{sim_vs_ray.txt,live_vs_ray.txt,classes-*.csv,ray-N/tasks.csv,...},
 # OUT/verdicts.csv and OUT/machine.txt. Exits 0 when every run completed (whatever the verdicts).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,10 @@ for name in "${names[@]}"; do
       > /dev/null 2> "$tmp/$name-live.err" || { failed=1; tail -3 "$tmp/$name-live.err" >&2; continue; }
   refs=()
   for k in $(seq 1 "$runs"); do
+    if [ "${REUSE_RAY:-0}" = 1 ] && [ -f "$d/ray-$k/tasks.csv" ]; then
+      refs+=(--live-results "$d/ray-$k")
+      continue
+    fi
     "$py" bench/ray_replay.py "$tmp/$name.json" "$d/ray-$k" --warmup 2> "$tmp/$name-ray-$k.err"
     if [ $? -ne 0 ] || [ ! -f "$d/ray-$k/tasks.csv" ]; then
       failed=1

@@ -196,18 +196,18 @@ def main():
         try:
             start, end, rnode = ray.get(meta_ref[i], timeout=max(0.1, deadline - time.time()))
             rows.append([i, t["name"], 0, "task", f"{submitted[i]:.6f}", f"{start - t0:.6f}",
-                         f"{end - t0:.6f}", name_of_ray_node.get(rnode, rnode), "FINISHED", 0, 0,
+                         f"{end - t0:.6f}", name_of_ray_node.get(rnode, rnode), "finished", 0, 0,
                          ""])
         except Exception as e:  # a failed or timed-out task is a row, not a crash
             failed += 1
-            rows.append([i, t["name"], 0, "task", f"{submitted[i]:.6f}", "", "", "", "FAILED", 0,
+            rows.append([i, t["name"], 0, "task", f"{submitted[i]:.6f}", "", "", "", "failed", 0,
                          0, type(e).__name__])
     with open(os.path.join(a.out_dir, "tasks.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["task_id", "name", "job_id", "kind", "submit_s", "start_s", "end_s",
                     "node_id", "state", "attempt", "spillbacks", "wait_reason"])
         w.writerows(rows)
-    done = [r for r in rows if r[8] == "FINISHED"]
+    done = [r for r in rows if r[8] == "finished"]
     q = [float(r[5]) - float(r[4]) for r in done]
     jct = [float(r[6]) - float(r[4]) for r in done]
     makespan = max((float(r[6]) for r in done), default=0.0)
