@@ -58,7 +58,13 @@ import json, sys
 s = json.load(open(sys.argv[1] + "/summary.json"))
 assert s["tasks"]["total"] == 20 and s["tasks"]["finished"] == 20, s["tasks"]
 assert s["bytes_transferred"] >= 4_000_000, s["bytes_transferred"]
-assert s["spillbacks"] >= 16, s["spillbacks"]
+# The head has no CPUs: every class's leases spilled to n1 or n2 at least once (same-class tasks
+# may then reuse a spilled lease, so fewer spillbacks than tasks).
+assert s["spillbacks"] >= 4, s["spillbacks"]
+import csv
+rows = list(csv.DictReader(open(sys.argv[1] + "/tasks.csv")))
+want = {"a": "n1", "b": "n2", "producer": "n1", "consumer": "n2"}
+assert all(r["node_id"] == want[r["name"]] for r in rows), [(r["name"], r["node_id"]) for r in rows]
 EOF
 on 3 "$ORRERY" list nodes --address "$HEAD" --format json | grep -q '"dead"' &&
   fail "a node was declared dead under 100 ms delay and 1 % loss"
