@@ -410,6 +410,11 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
     err << "orrery compare: missing SCENARIO.yaml\n" << kUsage;
     return kExitUsage;
   }
+  if (vm.count("bars")) {  // a scenario's live half is Orrery's own: its bars are the live ones
+    err << "orrery compare: --bars goes with --sim-results and --live-results (existing runs, "
+           "e.g. real Ray's from bench/ray_replay.py)\n";
+    return kExitUsage;
+  }
   const bool local = vm.count("local") != 0;
   if (address.empty() && !local) {
     if (const char* e = std::getenv("ORRERY_ADDRESS"); e && *e) address = e;

@@ -192,6 +192,8 @@ bad_input)
 --local|missing SCENARIO.yaml
 --sim-results '$tmp/empty' --live-results '$tmp/empty'|$tmp/empty/summary.json
 --sim-results '$tmp/empty'|go together
+'$parity' --local --bars ray --out '$tmp/o'|--bars goes with --sim-results
+--sim-results '$tmp/empty' --live-results '$tmp/empty' --bars rey|expected live or ray
 CASES
   ;;
 timeout)
