@@ -504,7 +504,7 @@ void Model::ApplyOwnerDecisions(size_t begin, double delay, int node) {
           }
           if (!reqs_[r].used) a.spillbacks = reqs_[r].spillbacks;  // as live run records it
           reqs_[r].used = true;
-          LogReq(r, reqs_[r].node, "-> runs task " + std::to_string(a.task));
+          if (log_decisions_) LogReq(r, reqs_[r].node, "-> runs task " + std::to_string(a.task));
           OnGranted(att, reqs_[r].node);
           continue;
         }
@@ -745,7 +745,9 @@ void Model::HandleReqReply(int node, uint32_t key, const LeaseReply& r) {
   const int owner = OwnerNode();
   const agent::LeaseHandle lease = reqs_[idx].lease;
   const size_t begin = owner_out_.size();
-  if (r.kind == LeaseReply::Kind::kQueued && reqs_[idx].wait != r.wait_reason) {
+  if (!log_decisions_) {
+    // No decision log: build none of its strings (this runs for every lease request).
+  } else if (r.kind == LeaseReply::Kind::kQueued && reqs_[idx].wait != r.wait_reason) {
     LogReq(idx, node, std::string("-> queued ") + WaitReasonName(r.wait_reason));
   } else if (r.kind != LeaseReply::Kind::kQueued) {
     // The same words as an attempt's own request (HandleReply), with the lease it is for.
