@@ -10,6 +10,10 @@
 #   link_down I / link_up I      unplugs / replugs host I's cable at the switch (a partition).
 #   netem I ARGS... tc qdisc netem on host I's eth0: what host I sends is delayed / lost (returns 1
 #                   if the kernel lacks netem). On every host: each direction of a path once.
+#   netem_user I DELAY_MS LOSS_PERCENT
+#                   the same without the kernel's netem: host I's cable becomes two tap devices
+#                   joined by netem_user.py, which delays and drops what host I sends; its counts
+#                   ("sent dropped received write_errors" frames) are in $NET_TMP/netemI.stats.
 #   skip MSG        exits 77 (ctest SKIP_RETURN_CODE) with the reason.
 #
 # Every name carries this run's id and the creating shell's pid (orrnet-<pid>-<id>-...), so parallel
@@ -26,6 +30,7 @@ NET_PREFIX="orrnet-${NET_PID}-${NET_ID}"
 NET_HOSTS=0
 NET_TMP=""
 NET_FAILED=0
+NET_BG_PIDS=()  # helpers running in the machine's own namespace (netem_user.py), killed at exit
 
 skip() {
   echo "SKIP: $*"
@@ -66,6 +71,8 @@ net_reap_leftovers() {
 net_cleanup() {
   local rc=$?
   local n p
+  for p in "${NET_BG_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${NET_BG_PIDS[@]}"; do wait "$p" 2>/dev/null; done
   for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^${NET_PREFIX}-" || true); do
     for p in $(ip netns pids "$n" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
   done
@@ -138,6 +145,26 @@ netem() {
   local i=$1
   shift
   tc -n "$(ns "$i")" qdisc add dev eth0 root netem "$@" 2>/dev/null
+}
+
+netem_user() {
+  local i=$1 delay_ms=$2 loss=$3 h sw t
+  h=$(ns "$i")
+  sw="${NET_PREFIX}-sw"
+  # Interface names: at most 15 characters, unique on the machine while they sit in its own
+  # namespace (the run id keeps parallel runs apart).
+  local th="ot${NET_ID}h$i" ts="ot${NET_ID}s$i"
+  ip -n "$sw" link del "p$i" # the veth pair, both ends (eth0 in host I goes too)
+  python3 "$(dirname "${BASH_SOURCE[0]}")/netem_user.py" --host-tap "$th" --switch-tap "$ts" \
+    --delay-ms "$delay_ms" --loss-percent "$loss" --seed "$((i + 1))" \
+    --ready "$NET_TMP/netem$i.ready" --parent "$NET_PID" --stats "$NET_TMP/netem$i.stats" 2>"$NET_TMP/netem$i.log" &
+  NET_BG_PIDS+=($!)
+  for t in $(seq 50); do [ -f "$NET_TMP/netem$i.ready" ] && break; sleep 0.1; done
+  [ -f "$NET_TMP/netem$i.ready" ] || { cat "$NET_TMP/netem$i.log"; return 1; }
+  ip link set "$th" netns "$h" && ip -n "$h" link set "$th" name eth0 &&
+    ip -n "$h" addr add "$(addr "$i")/24" dev eth0 && ip -n "$h" link set eth0 up &&
+    ip link set "$ts" netns "$sw" && ip -n "$sw" link set "$ts" name "p$i" &&
+    ip -n "$sw" link set "p$i" master br0 up
 }
 
 # net_wait SECONDS CMD...: runs CMD every 0.2 s until it succeeds; 1 if it never did.
