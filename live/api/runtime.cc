@@ -21,7 +21,11 @@
 // the submitting thread with no hand-off, and a backlog goes out in batches.
 //
 // Failures: a link whose stream ends without us closing it lost its worker (or the worker's
-// node: a Ready probe of the node tells which). Its unanswered calls are resubmitted ahead of
+// node: a Ready probe of the node tells which). No split brain (DESIGN section 11): the watcher
+// thread polls the head's node list while the driver holds leases, and a link on a node the head
+// has declared dead is cut (its stream canceled) even if the node still answers the driver: what
+// arrives on it from then on is not accepted, and its calls are retried or its actor restarted
+// as for a dead node. Its unanswered calls are resubmitted ahead of
 // their class's queue (SubmitFront) while they have retries (a new lease follows), else failed. An
 // actor's class puts its factory call first again (restart) or becomes dead. Actor transitions
 // are queued in `reports_` and sent to the head by the janitor, never under mu_.
@@ -138,6 +142,8 @@ struct Link {
   std::string node_id;  // where the lease was granted
   std::string node_address;
   int worker_pid = 0;
+  // Set (under mu_) when the head has declared `node_id` dead: results read on it are dropped.
+  bool node_declared_dead = false;
 
   // Guarded by the runtime's mu_.
   std::deque<Call> outbox;           // handed to this link, not yet written
@@ -185,6 +191,7 @@ class Runtime {
     ORRERY_RETURN_IF_ERROR(rt->Resolve());
     rt->StartLogPrinter();
     rt->janitor_ = std::thread([r = rt.get()] { r->JanitorLoop(); });
+    rt->watcher_ = std::thread([r = rt.get()] { r->WatchDeadNodes(); });
     return rt;
   }
   ~Runtime() { Stop(); }
@@ -474,6 +481,7 @@ class Runtime {
     cv_.notify_all();
     janitor_cv_.notify_all();
     if (janitor_.joinable()) janitor_.join();
+    if (watcher_.joinable()) watcher_.join();
     std::list<LeaseThread> threads;
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -1329,6 +1337,8 @@ class Runtime {
       std::vector<std::shared_ptr<Link>> to_write;
       {
         std::lock_guard<std::mutex> l(mu_);
+        // Read after the head declared the node dead (the watcher canceled the stream): refused.
+        if (link->node_declared_dead) break;
         const double now = NowS();
         for (auto& r : *batch.mutable_results()) {
           auto it = link->pending.find(r.seq());
@@ -1375,7 +1385,14 @@ class Runtime {
       unexpected = !link->closing && !stopping_ && link->stream != nullptr;
     }
     std::string cause;
-    if (unexpected) {
+    bool declared_dead = false;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      declared_dead = link->node_declared_dead;
+    }
+    if (unexpected && declared_dead) {
+      cause = "node " + link->node_id + " was declared dead by the head";
+    } else if (unexpected) {
       const bool node_alive =
           live::NodeClient(link->node_address, token_, milliseconds(500)).Ready().ok();
       cause = node_alive ? "its worker (pid " + std::to_string(link->worker_pid) + ") on node " +
@@ -1495,6 +1512,37 @@ class Runtime {
     MarkDeadLocked(c, why);
     for (const auto& [id, call] : *pending) FailObjectLocked(id, c.dead);
     objects_.erase(c.create_object);
+  }
+
+  // The watcher thread: while any lease is held, asks the head for its node list every
+  // kDeadNodePoll and cuts the links on nodes it lists dead (once each). A node that rejoins
+  // under the same id is alive in the list again; links made to it after that are kept. If the
+  // head cannot be reached the links stay (a head outage is not a node death).
+  static constexpr milliseconds kDeadNodePoll{250};
+  void WatchDeadNodes() {
+    std::unique_lock<std::mutex> l(mu_);
+    while (!stopping_) {
+      janitor_cv_.wait_for(l, kDeadNodePoll);
+      if (stopping_) break;
+      if (links_by_lease_.empty()) continue;
+      l.unlock();
+      auto list = live::HeadClient(head_address_, token_, milliseconds(1000)).ListNodes();
+      l.lock();
+      if (!list.ok() || stopping_) continue;
+      std::unordered_set<std::string> dead;
+      for (const auto& n : list->nodes()) {
+        if (n.state() == v1::NODE_STATE_DEAD) dead.insert(n.node_id());
+      }
+      if (dead.empty()) continue;
+      for (auto& [lease, link] : links_by_lease_) {
+        if (link->node_declared_dead || link->closing || !dead.count(link->node_id)) continue;
+        link->node_declared_dead = true;
+        std::cerr << "orrery::api: node " << link->node_id
+                  << " was declared dead by the head: lease " << link->lease_id
+                  << " is cut, nothing more from it is accepted\n";
+        link->push_ctx.TryCancel();  // Receive returns; Close retries or restarts
+      }
+    }
   }
 
   void JanitorLoop() {
@@ -1632,6 +1680,7 @@ class Runtime {
   std::list<LeaseThread> threads_;
   std::unordered_set<Link*> attaching_;  // links whose AttachWorker call has no worker yet
   std::thread janitor_;
+  std::thread watcher_;  // WatchDeadNodes
 };
 
 std::mutex g_mu;

@@ -14,6 +14,8 @@
 #                   the same without the kernel's netem: host I's cable becomes two tap devices
 #                   joined by netem_user.py, which delays and drops what host I sends; its counts
 #                   ("sent dropped received write_errors" frames) are in $NET_TMP/netemI.stats.
+#   cut_from I J / uncut_from I  (host I through netem_user) a partial partition: host I can no
+#                   longer reach host J (nor J host I), every other path works.
 #   skip MSG        exits 77 (ctest SKIP_RETURN_CODE) with the reason.
 #
 # Every name carries this run's id and the creating shell's pid (orrnet-<pid>-<id>-...), so parallel
@@ -157,7 +159,8 @@ netem_user() {
   ip -n "$sw" link del "p$i" # the veth pair, both ends (eth0 in host I goes too)
   python3 "$(dirname "${BASH_SOURCE[0]}")/netem_user.py" --host-tap "$th" --switch-tap "$ts" \
     --delay-ms "$delay_ms" --loss-percent "$loss" --seed "$((i + 1))" \
-    --ready "$NET_TMP/netem$i.ready" --parent "$NET_PID" --stats "$NET_TMP/netem$i.stats" 2>"$NET_TMP/netem$i.log" &
+    --ready "$NET_TMP/netem$i.ready" --parent "$NET_PID" --stats "$NET_TMP/netem$i.stats" \
+    --block-file "$NET_TMP/netem$i.block" 2>"$NET_TMP/netem$i.log" &
   NET_BG_PIDS+=($!)
   for t in $(seq 50); do [ -f "$NET_TMP/netem$i.ready" ] && break; sleep 0.1; done
   [ -f "$NET_TMP/netem$i.ready" ] || { cat "$NET_TMP/netem$i.log"; return 1; }
@@ -166,6 +169,9 @@ netem_user() {
     ip link set "$ts" netns "$sw" && ip -n "$sw" link set "$ts" name "p$i" &&
     ip -n "$sw" link set "p$i" master br0 up
 }
+
+cut_from() { addr "$2" >"$NET_TMP/netem$1.block.tmp" && mv "$NET_TMP/netem$1.block.tmp" "$NET_TMP/netem$1.block"; }
+uncut_from() { rm -f "$NET_TMP/netem$1.block"; }
 
 # net_wait SECONDS CMD...: runs CMD every 0.2 s until it succeeds; 1 if it never did.
 net_wait() {

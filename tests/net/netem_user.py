@@ -9,6 +9,10 @@ host pass at once. That is what netem on the host's eth0 does (it shapes egress 
 host it gives each direction of a path one delay and one loss chance, like the kernel qdisc.
 The random stream is seeded (--seed), so a run drops the same frames each time.
 
+--block-file FILE makes a partial partition: while FILE exists and holds an IPv4 address, every
+IPv4 or ARP frame from or to that address is dropped in both directions (checked every 100 ms),
+so the host can still reach every other host but not that one.
+
 The taps are created here (in the caller's network namespace, not persistent: they vanish when
 this process exits); the caller moves them into the host's and the switch's namespaces once the
 --ready file exists. Exits on SIGTERM/SIGINT or when --parent is gone (a killed test leaves no
@@ -21,6 +25,7 @@ import os
 import random
 import selectors
 import signal
+import socket
 import struct
 import sys
 import time
@@ -40,6 +45,30 @@ def open_tap(name):
     return fd
 
 
+def ipv4_peers(frame):
+    """The (source, target) IPv4 addresses of an IPv4 or ARP Ethernet frame, else None."""
+    if len(frame) < 42:
+        return None
+    ethertype = frame[12:14]
+    if ethertype == b"\x08\x00":
+        return frame[26:30], frame[30:34]
+    if ethertype == b"\x08\x06":
+        return frame[28:32], frame[38:42]
+    return None
+
+
+def read_block(path):
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    try:
+        return socket.inet_aton(text) if text else None
+    except OSError:
+        sys.exit(f"netem_user: {path}: expected an IPv4 address, got {text!r}")
+
+
 def write_frame(fd, frame, counts):
     try:
         os.write(fd, frame)
@@ -57,6 +86,7 @@ def main():
     ap.add_argument("--ready", required=True, help="file created once both taps exist")
     ap.add_argument("--parent", type=int, default=0, help="exit when this pid is gone")
     ap.add_argument("--stats", help="file rewritten each second: sent dropped received errors")
+    ap.add_argument("--block-file", help="while it holds an IPv4 address, frames to/from it drop")
     a = ap.parse_args()
     if a.delay_ms < 0 or not 0 <= a.loss_percent <= 100:
         sys.exit("netem_user: --delay-ms must be >= 0 and --loss-percent in [0, 100]")
@@ -79,8 +109,14 @@ def main():
     sel.register(host, selectors.EVENT_READ, "host")
     sel.register(switch, selectors.EVENT_READ, "switch")
     next_parent_check = 0.0
+    next_block_check = 0.0
+    blocked = None  # packed IPv4 address cut off from this host, or None
+    counts["blocked"] = 0
     while not stop:
         now = time.monotonic()
+        if a.block_file and now >= next_block_check:
+            blocked = read_block(a.block_file)
+            next_block_check = now + 0.1
         while queue and queue[0][0] <= now:
             write_frame(switch, heapq.heappop(queue)[2], counts)
         if now >= next_parent_check:
@@ -91,7 +127,7 @@ def main():
                     f.write("{sent} {dropped} {received} {write_errors}\n".format(**counts))
                 os.replace(a.stats + ".tmp", a.stats)
             next_parent_check = now + 1.0
-        timeout = min(queue[0][0] - now, 1.0) if queue else 1.0
+        timeout = min(queue[0][0] - now, 0.1) if queue else 0.1
         for key, _ in sel.select(max(timeout, 0.0)):
             fd = key.fd
             while True:
@@ -102,6 +138,11 @@ def main():
                 except OSError:  # the device went away (its namespace was deleted)
                     stop.append(1)
                     break
+                if blocked is not None:
+                    peers = ipv4_peers(frame)
+                    if peers is not None and blocked in peers:
+                        counts["blocked"] += 1
+                        continue
                 if key.data == "switch":
                     counts["received"] += 1
                     write_frame(host, frame, counts)
@@ -113,7 +154,7 @@ def main():
                     heapq.heappush(queue, (time.monotonic() + delay, seq, frame))
     print(f"netem_user {a.host_tap}: host sent {counts['sent']} frames, dropped "
           f"{counts['dropped']}, received {counts['received']}, write errors "
-          f"{counts['write_errors']}", file=sys.stderr)
+          f"{counts['write_errors']}, blocked {counts['blocked']}", file=sys.stderr)
 
 
 if __name__ == "__main__":
