@@ -12,7 +12,11 @@
 #include <boost/beast/ssl.hpp>
 // clang-format on
 #include <gtest/gtest.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <sys/stat.h>
+
+#include <cstdio>
 
 #include <chrono>
 #include <filesystem>
@@ -141,6 +145,54 @@ TEST(TlsTest, BadTlsFlagsAreRefusedBeforeAnythingStarts) {
                       {"ORRERY_TLS_DIR=" + dir + "-nope"});
   EXPECT_EQ(env.exit_code, 2);
   EXPECT_TRUE(Contains(env.err, "ORRERY_TLS_DIR " + dir + "-nope: no such directory")) << env.err;
+  EXPECT_TRUE(c.Pids().empty());
+}
+
+// Writes `out`: a copy of DIR's leaf certificate (same key and names) signed by DIR's CA whose
+// validity ended a day ago. False if OpenSSL failed.
+bool WriteExpiredCert(const std::string& dir, const std::string& out) {
+  auto read_cert = [](const std::string& path) {
+    FILE* f = std::fopen(path.c_str(), "r");
+    X509* x = f ? PEM_read_X509(f, nullptr, nullptr, nullptr) : nullptr;
+    if (f) std::fclose(f);
+    return x;
+  };
+  FILE* kf = std::fopen((dir + "/ca.key").c_str(), "r");
+  EVP_PKEY* ca_key = kf ? PEM_read_PrivateKey(kf, nullptr, nullptr, nullptr) : nullptr;
+  if (kf) std::fclose(kf);
+  X509* leaf = read_cert(dir + "/tls.crt");
+  bool ok = ca_key && leaf;
+  if (ok) {
+    X509_gmtime_adj(X509_getm_notBefore(leaf), -2L * 86400);
+    X509_gmtime_adj(X509_getm_notAfter(leaf), -1L * 86400);
+    ok = X509_sign(leaf, ca_key, EVP_sha256()) > 0;
+  }
+  if (ok) {
+    FILE* f = std::fopen(out.c_str(), "w");
+    ok = f && PEM_write_X509(f, leaf) == 1;
+    if (f) std::fclose(f);
+  }
+  X509_free(leaf);
+  EVP_PKEY_free(ca_key);
+  return ok;
+}
+
+// An expired certificate is refused before anything starts, naming the file and the reason
+// (not a peer's "handshake failed" at the first call), by daemons and clients alike.
+TEST(TlsTest, AnExpiredCertificateIsRefusedNamingIt) {
+  LiveCluster c;
+  const std::string dir = InitTls(c, "tls");
+  const std::string expired = dir + "/expired.crt";
+  ASSERT_TRUE(WriteExpiredCert(dir, expired));
+  auto head = c.Orrery({"start", "--head", "--temp-dir", c.root(), "--tls-dir", dir,
+                        "--tls-cert", expired});
+  EXPECT_EQ(head.exit_code, 2);
+  EXPECT_TRUE(Contains(head.err, expired + ": not usable with the CA")) << head.err;
+  EXPECT_TRUE(Contains(head.err, "certificate has expired")) << head.err;
+  auto status = c.Orrery({"status", "--temp-dir", c.root(), "--tls-dir", dir, "--tls-cert",
+                          expired});
+  EXPECT_EQ(status.exit_code, 2);
+  EXPECT_TRUE(Contains(status.err, "certificate has expired")) << status.err;
   EXPECT_TRUE(c.Pids().empty());
 }
 
