@@ -143,6 +143,10 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
                                                     const v1::RuntimeEnvCacheStatsRequest*,
                                                     v1::RuntimeEnvCacheStats* reply) override;
 
+  // A RunTask request for a built-in workload, checked (handler thread, no state touched).
+  // Public for the handler fuzz target (tests/fuzz/grpc_handlers_fuzz.cc).
+  static StatusOr<WorkloadSpec> ValidateWorkload(const v1::RunTaskRequest& req);
+
  private:
   // How long a queued lease request that timed out stays pending without its caller asking
   // again (callers re-ask at once, every queue_timeout_ms) before it is canceled.
@@ -183,9 +187,6 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   };
 
   static std::string SelfExe();
-
-  // A RunTask request for a built-in workload, checked (handler thread, no state touched).
-  static StatusOr<WorkloadSpec> ValidateWorkload(const v1::RunTaskRequest& req);
 
   static std::string Hostname();
   void Log(const std::string& line) const;
