@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -17,6 +18,7 @@
 #include <sstream>
 
 #include "core/io/json_input.h"
+#include "core/io/yaml_fields.h"
 #include "core/io/yaml_input.h"
 #include "live/rpc/rpc_util.h"
 #include "orrery.grpc.pb.h"
@@ -284,6 +286,16 @@ StatusOr<RuntimeEnv> ParseRuntimeEnvJson(std::string_view text, std::string_view
 
 StatusOr<RuntimeEnv> ParseRuntimeEnvYaml(std::string_view text, std::string_view origin) {
   if (AllBlank(text)) return RuntimeEnv{};
+  // YAML takes any bytes in a scalar; the env travels as JSON, which takes only UTF-8 text (a
+  // Latin-1 byte once crashed the canonical form, found by tests/fuzz/runtime_env_json_fuzz).
+  if (auto bad = io::FirstNonTextByte(text)) {
+    const int line = 1 + static_cast<int>(std::count(text.begin(), text.begin() + *bad, '\n'));
+    char byte[8];
+    std::snprintf(byte, sizeof(byte), "0x%02X", static_cast<unsigned char>(text[*bad]));
+    return InvalidArgument(std::string(origin) + ":" + std::to_string(line) +
+                           ": not UTF-8 text (byte " + byte + " at offset " +
+                           std::to_string(*bad) + ")");
+  }
   YAML::Node root;
   try {
     root = YAML::Load(std::string(text));

@@ -125,6 +125,10 @@ TEST(RuntimeEnvParse, YamlFieldsAndLineNumbers) {
   EXPECT_CONTAINS(YamlError("setup:\n  - ok\n  - [nested]\n"), "env.yaml:3: setup[1]:");
   EXPECT_CONTAINS(YamlError("setup: [unclosed\n"), "env.yaml:");
   EXPECT_CONTAINS(YamlError("setup: [unclosed\n"), "malformed YAML");
+  // YAML takes raw bytes; the env travels as JSON, so text that is not UTF-8 is refused here
+  // (it used to parse, then crash the canonical form: found by runtime_env_json_fuzz).
+  EXPECT_CONTAINS(YamlError("env_vars:\n  A: caf\xe9\n"),
+                  "env.yaml:2: not UTF-8 text (byte 0xE9 at offset 18)");
 }
 
 // Files: .json as JSON, others as YAML; a missing file is named.
