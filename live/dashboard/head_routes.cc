@@ -917,7 +917,7 @@ std::optional<http::Response> HeadRoutes::OpenStream(const http::Request& req,
     s->job_log = *log;
     s->offset = static_cast<uint64_t>(offset);
   } else {
-    return http::ErrorResponse(404, "no stream " + p.substr(0, 200));
+    return Handle(req);  // not a stream (e.g. GET /api/jobs/stream: a job named "stream")
   }
   {
     std::lock_guard<std::mutex> l(mu_);

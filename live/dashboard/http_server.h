@@ -49,8 +49,9 @@ class EventSink {
 
 // Called (on a pool thread, after auth) for a GET under /api/ whose path ends in "/stream":
 // nullopt accepts (the route keeps `sink` and sends on it from any thread until it is closed); a
-// Response refuses (400 naming a bad parameter, 404 unknown id). Unset: such paths go to the
-// Handler like any other.
+// Response answers instead (a refusal: 400 naming a bad parameter, 404 unknown id; or the usual
+// reply of a path that only looks like a stream). Unset: such paths go to the Handler like any
+// other.
 using StreamHandler =
     std::function<std::optional<Response>(const Request&, std::shared_ptr<EventSink>)>;
 

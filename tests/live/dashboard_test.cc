@@ -557,6 +557,10 @@ TEST_F(DashboardLiveTest, StreamsDeliverAPublishedLogLineAndANodeJoinedEvent) {
   // Bad stream parameters are answered before the stream opens.
   EXPECT_EQ(Get("/api/logs/stream?color=1").status, 400);
   EXPECT_EQ(Get("/api/jobs/nope/logs/stream").status, 404);
+  EXPECT_EQ(Get("/api/events/streams").status, 404);
+  Reply job_named_stream = Get("/api/jobs/stream");  // a job id, not a stream
+  EXPECT_EQ(job_named_stream.status, 404);
+  EXPECT_TRUE(Has(job_named_stream.body, "stream")) << job_named_stream.body;
 }
 
 TEST_F(DashboardLiveTest, StatusPrintsTheDashboardAddressWithoutTheToken) {
