@@ -479,6 +479,23 @@ TEST_F(DashboardLiveTest, EveryEndpointOnASmallCluster) {
   EXPECT_EQ(job_log.Read(true).status, 200);
   EXPECT_TRUE(job_log.ReadUntil("\"complete\":true", milliseconds(5000))) << job_log.buffered();
   EXPECT_TRUE(Has(job_log.buffered(), "from-the-job")) << job_log.buffered();
+  // An actor's death is an event.
+  actor.set_state(v1::ACTOR_STATE_DEAD);
+  actor.set_death_cause("killed by the test");
+  ASSERT_TRUE(ReportActor(cluster_->address(), token, actor).ok());
+  nlohmann::json died;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        died = GetJson("/api/events?kind=actor_died");
+        return died["total"] == 1;
+      },
+      milliseconds(5000)))
+      << died;
+  if (died["total"] == 1) {
+    EXPECT_EQ(died["items"][0]["actor_id"], "dash-actor");
+    EXPECT_EQ(died["items"][0]["severity"], "ERROR");
+    EXPECT_TRUE(Has(died["items"][0]["message"], "killed by the test"));
+  }
   auto driver = GetJson("/api/logs/files?job_id=dash-job");
   bool has_driver = false;
   for (const auto& f : driver["items"]) has_driver |= f["kind"] == "driver";
