@@ -1,5 +1,6 @@
 #include "live/cli/live_cli.h"
 
+#include <cstdlib>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -959,6 +960,8 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
       << ", pid " << *pid << ")\n";
   if (auto d = ReadFileTrimmed(*session / "dashboard_address"); d.ok()) {  // --- jobs
     const char* scheme = ProcessTls().enabled() ? "https://" : "http://";
+    // --- dashboard: the one place the URL with the token is shown (it logs the browser in).
+    out << "Dashboard: " << scheme << *d << "/?token=" << token << "\n";
     out << "Jobs API at " << scheme << *d << "/api/jobs/ (job store " << job_store << ")\n"
         << "  health: " << scheme << *d << "/readyz\n";
   }
@@ -1132,6 +1135,13 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
   int alive = 0, dead = 0;
   std::map<std::pair<std::string, std::string>, int> demand;  // (shape, reason) -> count
   out << "======== Cluster status (" << cluster->address << ") ========\n";
+  // --- dashboard: its address (the token is in the session dir's 'token' file, or the URL
+  // `orrery start --head` printed).
+  if (auto ready = HeadClient(cluster->address, cluster->token, milliseconds(3000)).Ready();
+      ready.ok() && !ready->dashboard_url().empty()) {
+    out << "Dashboard: " << ready->dashboard_url()
+        << " (sign in: open it with ?token=<the session dir's 'token' file>)\n";
+  }
   if (nodes->has_scheduler()) {
     auto sched = SchedulerFromProto(nodes->scheduler());
     out << "Scheduling policy: "
@@ -1550,6 +1560,8 @@ int RunTaskCmd(const std::vector<std::string>& all, std::ostream& out, std::ostr
   std::string name;
   for (const auto& a : cmd) name += (name.empty() ? "" : " ") + a;
   v1::RequestWorkerLeaseRequest req;
+  // --- dashboard: the task table shows which job a task belongs to.
+  if (const char* job = std::getenv("ORRERY_JOB_ID"); job != nullptr) req.set_job_id(job);
   const std::string base_id = RandomTaskId();
   req.set_task_id(base_id);
   req.set_name(name.substr(0, 200));
