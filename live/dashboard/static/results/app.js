@@ -54,8 +54,8 @@ function summaryView(runs) {
   const keys = [];
   for (const f of flats) for (const k of f.keys()) if (!keys.includes(k)) keys.push(k);
   const cell = (v) => (typeof v === 'number' ? `<td class="num">${esc(fmtNum(v))}</td>`
-                                               : `<td>${esc(v === undefined ? '–' : JSON.stringify(v).replace(/^"|"$/g, ''))}</td>`);
-  main.innerHTML = `<h1>Run summary</h1><div class="card"><table id="summary-table"><thead><tr><th>metric</th>${
+                                               : `<td class="num">${esc(v === undefined ? '–' : JSON.stringify(v).replace(/^"|"$/g, ''))}</td>`);
+  main.innerHTML = `<h1>Run summary</h1><div class="card narrow"><table id="summary-table"><thead><tr><th>metric</th>${
     runs.map((r) => `<th class="num">${esc(r.label)}</th>`).join('')}</tr></thead><tbody>${
     keys.map((k) => `<tr><td>${esc(k)}</td>${flats.map((f) => cell(f.get(k))).join('')}</tr>`).join('')
   }</tbody></table></div>`;
@@ -105,13 +105,18 @@ async function waitReasonsView(runs) {
   const series = [];
   const reasons = [];
   data.forEach((d) => d.series.forEach((s) => { if (!reasons.includes(s.reason)) reasons.push(s.reason); }));
-  data.forEach((d, k) => d.series.forEach((s) => series.push({
+  // Reasons that never had a task waiting are left out of the chart (listed below it).
+  const idle = new Set(reasons);
+  data.forEach((d) => d.series.forEach((s) => { if (s.value.some((v) => v > 0)) idle.delete(s.reason); }));
+  data.forEach((d, k) => d.series.filter((s) => !idle.has(s.reason)).forEach((s) => series.push({
     label: `${runs.length > 1 ? `${runs[k].label}: ` : ''}${s.reason}`,
     color: PALETTE[reasons.indexOf(s.reason) % PALETTE.length], dash: runDash(k), step: true,
     points: s.t.map((t, i) => [t, s.value[i]]) })));
   const el = main.querySelector('#wait-series');
   if (series.length) el.dataset.points = String(lineChart(el, { series, xLabel: 'time (s)', yLabel: 'tasks', xMax: t1 }));
-  else el.innerHTML = '<p class="muted">No orrery_scheduler_unschedulable_tasks samples in timeseries.csv.</p>';
+  else el.innerHTML = `<p class="muted">${reasons.length ? 'No task was ever counted unschedulable.'
+                                                        : 'No orrery_scheduler_unschedulable_tasks samples in timeseries.csv.'}</p>`;
+  if (idle.size && series.length) el.insertAdjacentHTML('beforeend', `<p class="muted">Always 0: ${esc([...idle].join(', '))}</p>`);
 }
 
 async function cdfView(runs) {

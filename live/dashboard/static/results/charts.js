@@ -44,7 +44,7 @@ export function fmtNum(v) {
   if (Number.isInteger(v)) return String(v);
   if (a >= 100) return v.toFixed(1);
   if (a >= 1) return v.toFixed(3).replace(/0+$/, '').replace(/\.$/, '');
-  return v.toPrecision(3);
+  return String(parseFloat(v.toPrecision(3)));
 }
 
 export function showTooltip(text, ev) {
