@@ -172,12 +172,13 @@ StatusOr<ResultsApi::Run> ReadRun(const fs::path& dir) {
   std::string text;
   const std::string summary_file = (dir / "summary.json").string();
   if (!ReadFile(dir / "summary.json", &text)) return Invalid(summary_file + ": cannot read");
-  json summary = json::parse(text, nullptr, false);
+  // ordered_json: the summary is served with its keys in the file's order.
+  nlohmann::ordered_json summary = nlohmann::ordered_json::parse(text, nullptr, false);
   if (summary.is_discarded()) {
     // Parse again with exceptions for the position of the error.
     std::string why = "not valid JSON";
     try {
-      json again = json::parse(text);
+      nlohmann::ordered_json again = nlohmann::ordered_json::parse(text);
       (void)again;
     } catch (const json::parse_error& e) {
       why = "not valid JSON (byte " + std::to_string(e.byte) + ")";
@@ -552,17 +553,22 @@ http::Response ResultsApi::Handle(const http::Request& r) const {
                                           " is not allowed (GET only)");
     }
     if (r.path == "/api/mode") {
-      json runs = json::array();
+      // Built by hand so each summary keeps its file's key order (the views list it so).
+      std::string body = "{\"mode\":\"results\",\"read_only\":true,\"version\":";
+      AppendString(&body, cli::Version());
+      body += ",\"runs\":[";
       for (size_t i = 0; i < runs_.size(); ++i) {
-        runs.push_back({{"index", i},
-                        {"dir", runs_[i].dir},
-                        {"label", runs_[i].label},
-                        {"summary", json::parse(runs_[i].summary_json)}});
+        if (i) body += ',';
+        body += "{\"index\":" + std::to_string(i) + ",\"dir\":";
+        AppendString(&body, runs_[i].dir);
+        body += ",\"label\":";
+        AppendString(&body, runs_[i].label);
+        body += ",\"summary\":" + runs_[i].summary_json + "}";
       }
-      return JsonResponse({{"mode", "results"},
-                           {"read_only", true},
-                           {"version", cli::Version()},
-                           {"runs", runs}});
+      body += "]}";
+      http::Response resp;
+      resp.body = std::move(body);
+      return resp;
     }
     constexpr std::string_view kRuns = "/api/runs/";
     if (r.path.rfind(kRuns, 0) != 0) return http::ErrorResponse(404, "no route " + r.path);
