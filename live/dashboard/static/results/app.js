@@ -55,9 +55,17 @@ function summaryView(runs) {
   for (const f of flats) for (const k of f.keys()) if (!keys.includes(k)) keys.push(k);
   const cell = (v) => (typeof v === 'number' ? `<td class="num">${esc(fmtNum(v))}</td>`
                                                : `<td class="num">${esc(v === undefined ? '–' : JSON.stringify(v).replace(/^"|"$/g, ''))}</td>`);
+  // Two runs: the difference (second − first) and its percentage of the first.
+  const diff = (k) => {
+    if (runs.length !== 2) return '';
+    const [x, y] = flats.map((f) => f.get(k));
+    if (typeof x !== 'number' || typeof y !== 'number') return '<td></td>';
+    const pct = x !== 0 ? ` (${(((y - x) / Math.abs(x)) * 100).toFixed(1)} %)` : '';
+    return `<td class="num">${esc(fmtNum(y - x) + pct)}</td>`;
+  };
   main.innerHTML = `<h1>Run summary</h1><div class="card narrow"><table id="summary-table"><thead><tr><th>metric</th>${
-    runs.map((r) => `<th class="num">${esc(r.label)}</th>`).join('')}</tr></thead><tbody>${
-    keys.map((k) => `<tr><td>${esc(k)}</td>${flats.map((f) => cell(f.get(k))).join('')}</tr>`).join('')
+    runs.map((r) => `<th class="num">${esc(r.label)}</th>`).join('')}${runs.length === 2 ? '<th class="num diff">second − first</th>' : ''}</tr></thead><tbody>${
+    keys.map((k) => `<tr><td>${esc(k)}</td>${flats.map((f) => cell(f.get(k))).join('')}${diff(k)}</tr>`).join('')
   }</tbody></table></div>`;
 }
 

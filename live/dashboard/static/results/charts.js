@@ -39,9 +39,9 @@ export function fmtNum(v) {
   if (v === null || v === undefined || Number.isNaN(v)) return '–';
   const a = Math.abs(v);
   if (a >= 1e9) return `${(v / 1e9).toFixed(2)} G`;
+  if (Number.isInteger(v)) return v.toLocaleString('en-US');
   if (a >= 1e6) return `${(v / 1e6).toFixed(2)} M`;
   if (a >= 1e4) return `${(v / 1e3).toFixed(1)} k`;
-  if (Number.isInteger(v)) return String(v);
   if (a >= 100) return v.toFixed(1);
   if (a >= 1) return v.toFixed(3).replace(/0+$/, '').replace(/\.$/, '');
   return String(parseFloat(v.toPrecision(3)));

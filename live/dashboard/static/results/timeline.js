@@ -46,7 +46,13 @@ export async function timelines(host, runs, get) {
     const canvas = c.el.querySelector('canvas');
     const totalRows = d.lanes.reduce((a, l) => a + Math.max(1, l.rows), 0);
     const rowH = Math.max(1, Math.min(10, 560 / Math.max(1, totalRows)));
-    const gap = d.lanes.length > 60 ? 1 : 3, top = 22, labelW = 96;
+    const gap = d.lanes.length > 60 ? 1 : 3, top = 22;
+    // Node ids as labels, long ones shortened with an ellipsis (the tooltip has the full id).
+    const probe = canvas.getContext('2d');
+    probe.font = '11px system-ui, sans-serif';
+    const short = (id) => (id.length > 24 ? `${id.slice(0, 11)}…${id.slice(-11)}` : id);
+    const labelW = Math.min(200, Math.max(70, ...d.lanes.map((l) =>
+      probe.measureText(short(l.node_id || '(never ran)')).width + 12)));
     const laneY = [];
     let y = top;
     for (const l of d.lanes) { laneY.push(y); y += Math.max(1, l.rows) * rowH + gap; }
@@ -69,7 +75,7 @@ export async function timelines(host, runs, get) {
       ctx.fillStyle = i % 2 ? '#fafbfc' : '#f3f4f6';
       ctx.fillRect(plot.x, laneY[i], plot.w, h);
       ctx.fillStyle = '#1d2330';
-      if (i % every === 0) ctx.fillText(l.node_id || '(never ran)', plot.x - 6, laneY[i] + h / 2);
+      if (i % every === 0) ctx.fillText(short(l.node_id || '(never ran)'), plot.x - 6, laneY[i] + h / 2);
     });
     const perLane = d.lanes.map(() => []);
     let drawnTasks = 0;
