@@ -503,6 +503,327 @@ std::string Lower(std::string s) {
 
 http::Response BadParam(const std::string& error) { return http::ErrorResponse(400, error); }
 
+// /api/runs/{i}/tasks: the attempts, filtered and paginated.
+http::Response Tasks(const ResultsApi::Run& run, const ResultsApi::Index& ix,
+                     const http::Request& r) {
+  std::string error;
+    long long offset = 0, limit = 100;
+    if (!http::QueryInt(r, "offset", 0, std::numeric_limits<int>::max(), 0, &offset, &error) ||
+        !http::QueryInt(r, "limit", 1, 1000, 100, &limit, &error)) {
+      return BadParam(error);
+    }
+    auto param = [&](const char* name) -> const std::string* {
+      auto it = r.query.find(name);
+      return it == r.query.end() || it->second.empty() ? nullptr : &it->second;
+    };
+    const std::string* state = param("state");
+    const std::string* node = param("node_id");
+    const std::string* name = param("name");
+    const std::string* q = param("q");
+    const std::string q_lower = q ? Lower(*q) : "";
+    json items = json::array();
+    size_t total = 0;
+    for (const auto& a : run.attempts) {
+      if (state && a.state != *state) continue;
+      if (node && a.node_id != *node) continue;
+      if (name && a.name != *name) continue;
+      if (q && Lower(a.name).find(q_lower) == std::string::npos &&
+          std::to_string(a.task_id).find(q_lower) == std::string::npos) {
+        continue;
+      }
+      if (total >= static_cast<size_t>(offset) &&
+          total < static_cast<size_t>(offset + limit)) {
+        items.push_back({{"task_id", a.task_id},
+                         {"attempt", a.attempt},
+                         {"name", a.name},
+                         {"job_id", a.job_id},
+                         {"kind", a.kind},
+                         {"submit_s", a.submit_s},
+                         {"start_s", a.start_s >= 0 ? json(a.start_s) : json()},
+                         {"end_s", a.end_s >= 0 ? json(a.end_s) : json()},
+                         {"node_id", a.node_id},
+                         {"state", a.state},
+                         {"spillbacks", a.spillbacks},
+                         {"wait_reason", a.wait_reason}});
+      }
+      ++total;
+    }
+    return JsonResponse({{"total", total},
+                         {"offset", offset},
+                         {"limit", limit},
+                         {"items", items},
+                         {"by_state", ix.by_state}});
+}
+
+// /api/runs/{i}/timeline: the Gantt bars of a time window, sub-pixel attempts merged.
+http::Response Timeline(const ResultsApi::Run& run, const ResultsApi::Index& ix,
+                        const http::Request& r) {
+  std::string error;
+    const double end = run.makespan_s > 0 ? run.makespan_s : 1.0;
+    double t0 = 0, t1 = end;
+    long long px = 1200;
+    if (!QueryDouble(r, "t0", 0, &t0, &error) || !QueryDouble(r, "t1", end, &t1, &error) ||
+        !http::QueryInt(r, "px", 100, 8000, 1200, &px, &error)) {
+      return BadParam(error);
+    }
+    if (!(t1 > t0)) {
+      return BadParam("query parameters 't0', 't1': expected t0 < t1, got " +
+                      std::to_string(t0) + " and " + std::to_string(t1));
+    }
+    // Merge attempts narrower than `merge_px` pixels per (lane, row, pixel column, state);
+    // widen the merge until the answer stays small.
+    constexpr size_t kMaxBars = 20000;
+    const double px_s = (t1 - t0) / static_cast<double>(px);
+    struct Out {
+      int lane, row, state;
+      double from, to;
+      size_t n;
+      long long attempt_index;  // -1 for a merged bar
+    };
+    std::vector<Out> out;
+    size_t in_window = 0;
+    for (double merge_px = 1;; merge_px *= 2) {
+      out.clear();
+      in_window = 0;
+      const double cell = px_s * merge_px;
+      std::unordered_map<uint64_t, size_t> merged;
+      for (size_t i = 0; i < ix.bars.size(); ++i) {
+        const auto& b = ix.bars[i];
+        if (b.to < t0 || b.from > t1) continue;
+        ++in_window;
+        const double from = std::max(b.from, t0), to = std::min(b.to, t1);
+        if (to - from >= cell) {
+          out.push_back({b.lane, b.row, b.state, b.from, b.to, 1, static_cast<long long>(i)});
+          continue;
+        }
+        const uint64_t column = static_cast<uint64_t>(
+            std::min((from - t0) / cell, static_cast<double>(px)));
+        const uint64_t key = ((static_cast<uint64_t>(b.lane) * 4096 + b.row % 4096) * 8192 +
+                              column) * 64 + static_cast<uint64_t>(b.state % 64);
+        auto [it, fresh] = merged.emplace(key, out.size());
+        if (fresh) {
+          out.push_back({b.lane, b.row, b.state, b.from, b.to, 1, static_cast<long long>(i)});
+        } else {
+          Out& o = out[it->second];
+          o.from = std::min(o.from, b.from);
+          o.to = std::max(o.to, b.to);
+          ++o.n;
+          o.attempt_index = -1;
+        }
+      }
+      if (out.size() <= kMaxBars || merge_px >= static_cast<double>(px)) break;
+    }
+    std::string body = "{\"t0\":";
+    AppendNumber(&body, t0);
+    body += ",\"t1\":";
+    AppendNumber(&body, t1);
+    body += ",\"makespan_s\":";
+    AppendNumber(&body, run.makespan_s);
+    body += ",\"px\":" + std::to_string(px) + ",\"states\":" + json(ix.states).dump() +
+            ",\"lanes\":[";
+    for (size_t l = 0; l < ix.lanes.size(); ++l) {
+      if (l) body += ',';
+      body += "{\"node_id\":";
+      AppendString(&body, ix.lanes[l]);
+      body += ",\"rows\":" + std::to_string(ix.rows[l]) + "}";
+    }
+    body += "],\"tasks_in_window\":" + std::to_string(in_window) + ",\"bars\":[";
+    for (size_t k = 0; k < out.size(); ++k) {
+      const Out& o = out[k];
+      if (k) body += ',';
+      body += '[' + std::to_string(o.lane) + ',' + std::to_string(o.row) + ',';
+      AppendNumber(&body, o.from);
+      body += ',';
+      AppendNumber(&body, o.to);
+      body += ',' + std::to_string(o.state) + ',' + std::to_string(o.n) + ',';
+      if (o.attempt_index < 0) {
+        body += "-1,-1,\"\"]";
+      } else {
+        const auto& a = run.attempts[static_cast<size_t>(o.attempt_index)];
+        body += std::to_string(a.task_id) + ',' + std::to_string(a.attempt) + ',';
+        AppendString(&body, a.name);
+        body += ']';
+      }
+    }
+    body += "]}";
+    http::Response resp;
+    resp.body = std::move(body);
+    return resp;
+}
+
+// /api/runs/{i}/series: attempts running and pending, sampled.
+http::Response Series(const ResultsApi::Run& run, const ResultsApi::Index& ix,
+                      const http::Request& r) {
+  std::string error;
+    long long buckets = 200;
+    double span = run.makespan_s;
+    if (!http::QueryInt(r, "buckets", 2, 5000, 200, &buckets, &error) ||
+        !QueryDouble(r, "t1", run.makespan_s, &span, &error)) {
+      return BadParam(error);
+    }
+    if (span < 0) return BadParam("query parameter 't1': expected a non-negative number");
+    json t = json::array(), running = json::array(), pending = json::array();
+    for (long long k = 0; k < buckets; ++k) {
+      const double at = span * static_cast<double>(k) / static_cast<double>(buckets - 1);
+      // An interval [b, e) counts at `at` when b <= at < e.
+      auto count = [&](const std::vector<double>& begin, const std::vector<double>& end) {
+        const size_t b = CountUpTo(begin, at), e = CountUpTo(end, at);
+        return b >= e ? b - e : 0;
+      };
+      t.push_back(at);
+      running.push_back(count(ix.run_begin, ix.run_end));
+      pending.push_back(count(ix.pend_begin, ix.pend_end));
+    }
+    return JsonResponse({{"t", t}, {"running", running}, {"pending", pending}});
+}
+
+// /api/runs/{i}/heatmap: per-node utilisation per time bucket.
+http::Response Heatmap(const ResultsApi::Run& run, const ResultsApi::Index& ix,
+                       const http::Request& r) {
+  std::string error;
+    long long buckets = 60;
+    double span = run.makespan_s > 0 ? run.makespan_s : 1.0;
+    if (!http::QueryInt(r, "buckets", 1, 1000, 60, &buckets, &error) ||
+        !QueryDouble(r, "t1", span, &span, &error)) {
+      return BadParam(error);
+    }
+    if (!(span > 0)) return BadParam("query parameter 't1': expected a positive number");
+    const double bucket_s = span / static_cast<double>(buckets);
+    auto bucket_of = [&](double t) {
+      const long long b = static_cast<long long>(std::floor(t / bucket_s));
+      return static_cast<size_t>(std::clamp(b, 0LL, buckets - 1));
+    };
+    std::vector<std::string> nodes;
+    std::vector<std::vector<double>> sum, cnt;
+    std::string source = "timeseries", metric = "orrery_node_cpu_utilization";
+    std::map<std::string, size_t, decltype(&NaturalLess)> node_index(&NaturalLess);
+    for (const auto& x : run.samples) {
+      if (x.metric == metric) node_index.emplace(LabelValue(x.labels, "node"), 0);
+    }
+    if (!node_index.empty()) {
+      for (auto& [n, i] : node_index) {
+        i = nodes.size();
+        nodes.push_back(n);
+      }
+      sum.assign(nodes.size(), std::vector<double>(static_cast<size_t>(buckets), 0.0));
+      cnt = sum;
+      for (const auto& x : run.samples) {
+        if (x.metric != metric) continue;
+        const size_t n = node_index[LabelValue(x.labels, "node")];
+        const size_t b = bucket_of(x.t_s);
+        sum[n][b] += x.value;
+        cnt[n][b] += 1;
+      }
+    } else {
+      // Busy row-seconds over (peak rows x bucket length) per node, from the Gantt layout.
+      source = "tasks";
+      metric = "busy rows / peak rows";
+      for (size_t l = 0; l < ix.lanes.size(); ++l) {
+        if (!ix.lanes[l].empty()) nodes.push_back(ix.lanes[l]);
+      }
+      sum.assign(nodes.size(), std::vector<double>(static_cast<size_t>(buckets), 0.0));
+      cnt.assign(nodes.size(), std::vector<double>(static_cast<size_t>(buckets), 0.0));
+      for (size_t i = 0; i < ix.bars.size(); ++i) {
+        const auto& b = ix.bars[i];
+        if (static_cast<size_t>(b.lane) >= nodes.size() || run.attempts[i].start_s < 0) continue;
+        for (size_t k = bucket_of(b.from); k <= bucket_of(b.to); ++k) {
+          const double lo = std::max(b.from, static_cast<double>(k) * bucket_s);
+          const double hi = std::min(b.to, static_cast<double>(k + 1) * bucket_s);
+          if (hi > lo) sum[static_cast<size_t>(b.lane)][k] += hi - lo;
+        }
+      }
+      for (size_t n = 0; n < nodes.size(); ++n) {
+        const double capacity = bucket_s * std::max(1, ix.rows[n]);
+        for (auto& v : sum[n]) v /= capacity;
+        std::fill(cnt[n].begin(), cnt[n].end(), 1.0);
+      }
+    }
+    json cells = json::array();
+    for (size_t n = 0; n < nodes.size(); ++n) {
+      json row = json::array();
+      for (size_t k = 0; k < static_cast<size_t>(buckets); ++k) {
+        row.push_back(cnt[n][k] > 0 ? json(std::clamp(sum[n][k] / cnt[n][k], 0.0, 1.0))
+                                    : json());
+      }
+      cells.push_back(std::move(row));
+    }
+    return JsonResponse({{"source", source},
+                         {"metric", metric},
+                         {"bucket_s", bucket_s},
+                         {"nodes", nodes},
+                         {"cells", cells}});
+}
+
+// /api/runs/{i}/wait_reasons: attempts per last wait reason, and the reasons over time.
+http::Response WaitReasons(const ResultsApi::Run& run, const ResultsApi::Index& /*ix*/,
+                           const http::Request& /*r*/) {
+    std::map<std::string, std::pair<uint64_t, uint64_t>> counts;
+    for (const auto& a : run.attempts) {
+      auto& c = counts[a.wait_reason.empty() ? "none" : a.wait_reason];
+      ++c.first;
+      if (a.state == "pending") ++c.second;
+    }
+    std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> sorted(counts.begin(),
+                                                                               counts.end());
+    std::stable_sort(sorted.begin(), sorted.end(), [](const auto& x, const auto& y) {
+      return x.second.first > y.second.first;
+    });
+    json reasons = json::array();
+    for (const auto& [reason, c] : sorted) {
+      reasons.push_back({{"reason", reason}, {"attempts", c.first}, {"still_pending", c.second}});
+    }
+    std::map<std::string, std::pair<std::vector<double>, std::vector<double>>> series;
+    for (const auto& x : run.samples) {
+      if (x.metric != "orrery_scheduler_unschedulable_tasks") continue;
+      auto& s = series[LabelValue(x.labels, "reason")];
+      s.first.push_back(x.t_s);
+      s.second.push_back(x.value);
+    }
+    json series_json = json::array();
+    for (auto& [reason, s] : series) {
+      // At most ~1000 points per reason: every k-th sample.
+      const size_t step = std::max<size_t>(1, s.first.size() / 1000);
+      json t = json::array(), v = json::array();
+      for (size_t k = 0; k < s.first.size(); k += step) {
+        t.push_back(s.first[k]);
+        v.push_back(s.second[k]);
+      }
+      series_json.push_back({{"reason", reason}, {"t", t}, {"value", v}});
+    }
+    return JsonResponse({{"reasons", reasons}, {"series", series_json}});
+}
+
+// /api/runs/{i}/cdf: the JCT or queue-delay CDF, at most `points` points.
+http::Response Cdf(const ResultsApi::Run& /*run*/, const ResultsApi::Index& ix,
+                   const http::Request& r) {
+  std::string error;
+    auto it = r.query.find("metric");
+    const std::string metric = it == r.query.end() ? "jct" : it->second;
+    if (metric != "jct" && metric != "queue_delay") {
+      return BadParam("query parameter 'metric': expected jct or queue_delay, got " +
+                      Quoted(metric));
+    }
+    long long points = 200;
+    if (!http::QueryInt(r, "points", 2, 5000, 200, &points, &error)) return BadParam(error);
+    const auto& xs = metric == "jct" ? ix.jct : ix.queue;
+    json pts = json::array();
+    const size_t n = xs.size();
+    if (n > 0) {
+      const size_t p = std::min(n, static_cast<size_t>(points));
+      size_t last = std::numeric_limits<size_t>::max();
+      for (size_t k = 0; k < p; ++k) {
+        const size_t idx = p == 1 ? n - 1 : static_cast<size_t>(std::llround(
+                                                static_cast<double>(k) *
+                                                static_cast<double>(n - 1) /
+                                                static_cast<double>(p - 1)));
+        if (idx == last) continue;
+        last = idx;
+        pts.push_back({xs[idx], static_cast<double>(idx + 1) / static_cast<double>(n)});
+      }
+    }
+    return JsonResponse({{"metric", metric}, {"n", n}, {"points", pts}});
+}
+
 }  // namespace
 
 ResultsApi::ResultsApi() = default;
@@ -584,316 +905,17 @@ http::Response ResultsApi::Handle(const http::Request& r) const {
     }
     const Run& run = runs_[index];
     const Index& ix = *index_[index];
-    std::string error;
-
     if (what == "summary") {
       http::Response resp;
       resp.body = run.summary_json;
       return resp;
     }
-
-    if (what == "tasks") {
-      long long offset = 0, limit = 100;
-      if (!http::QueryInt(r, "offset", 0, std::numeric_limits<int>::max(), 0, &offset, &error) ||
-          !http::QueryInt(r, "limit", 1, 1000, 100, &limit, &error)) {
-        return BadParam(error);
-      }
-      auto param = [&](const char* name) -> const std::string* {
-        auto it = r.query.find(name);
-        return it == r.query.end() || it->second.empty() ? nullptr : &it->second;
-      };
-      const std::string* state = param("state");
-      const std::string* node = param("node_id");
-      const std::string* name = param("name");
-      const std::string* q = param("q");
-      const std::string q_lower = q ? Lower(*q) : "";
-      json items = json::array();
-      size_t total = 0;
-      for (const auto& a : run.attempts) {
-        if (state && a.state != *state) continue;
-        if (node && a.node_id != *node) continue;
-        if (name && a.name != *name) continue;
-        if (q && Lower(a.name).find(q_lower) == std::string::npos &&
-            std::to_string(a.task_id).find(q_lower) == std::string::npos) {
-          continue;
-        }
-        if (total >= static_cast<size_t>(offset) &&
-            total < static_cast<size_t>(offset + limit)) {
-          items.push_back({{"task_id", a.task_id},
-                           {"attempt", a.attempt},
-                           {"name", a.name},
-                           {"job_id", a.job_id},
-                           {"kind", a.kind},
-                           {"submit_s", a.submit_s},
-                           {"start_s", a.start_s >= 0 ? json(a.start_s) : json()},
-                           {"end_s", a.end_s >= 0 ? json(a.end_s) : json()},
-                           {"node_id", a.node_id},
-                           {"state", a.state},
-                           {"spillbacks", a.spillbacks},
-                           {"wait_reason", a.wait_reason}});
-        }
-        ++total;
-      }
-      return JsonResponse({{"total", total},
-                           {"offset", offset},
-                           {"limit", limit},
-                           {"items", items},
-                           {"by_state", ix.by_state}});
-    }
-
-    if (what == "timeline") {
-      const double end = run.makespan_s > 0 ? run.makespan_s : 1.0;
-      double t0 = 0, t1 = end;
-      long long px = 1200;
-      if (!QueryDouble(r, "t0", 0, &t0, &error) || !QueryDouble(r, "t1", end, &t1, &error) ||
-          !http::QueryInt(r, "px", 100, 8000, 1200, &px, &error)) {
-        return BadParam(error);
-      }
-      if (!(t1 > t0)) {
-        return BadParam("query parameters 't0', 't1': expected t0 < t1, got " +
-                        std::to_string(t0) + " and " + std::to_string(t1));
-      }
-      // Merge attempts narrower than `merge_px` pixels per (lane, row, pixel column, state);
-      // widen the merge until the answer stays small.
-      constexpr size_t kMaxBars = 20000;
-      const double px_s = (t1 - t0) / static_cast<double>(px);
-      struct Out {
-        int lane, row, state;
-        double from, to;
-        size_t n;
-        long long attempt_index;  // -1 for a merged bar
-      };
-      std::vector<Out> out;
-      size_t in_window = 0;
-      for (double merge_px = 1;; merge_px *= 2) {
-        out.clear();
-        in_window = 0;
-        const double cell = px_s * merge_px;
-        std::unordered_map<uint64_t, size_t> merged;
-        for (size_t i = 0; i < ix.bars.size(); ++i) {
-          const auto& b = ix.bars[i];
-          if (b.to < t0 || b.from > t1) continue;
-          ++in_window;
-          const double from = std::max(b.from, t0), to = std::min(b.to, t1);
-          if (to - from >= cell) {
-            out.push_back({b.lane, b.row, b.state, b.from, b.to, 1, static_cast<long long>(i)});
-            continue;
-          }
-          const uint64_t column = static_cast<uint64_t>(
-              std::min((from - t0) / cell, static_cast<double>(px)));
-          const uint64_t key = ((static_cast<uint64_t>(b.lane) * 4096 + b.row % 4096) * 8192 +
-                                column) * 64 + static_cast<uint64_t>(b.state % 64);
-          auto [it, fresh] = merged.emplace(key, out.size());
-          if (fresh) {
-            out.push_back({b.lane, b.row, b.state, b.from, b.to, 1, static_cast<long long>(i)});
-          } else {
-            Out& o = out[it->second];
-            o.from = std::min(o.from, b.from);
-            o.to = std::max(o.to, b.to);
-            ++o.n;
-            o.attempt_index = -1;
-          }
-        }
-        if (out.size() <= kMaxBars || merge_px >= static_cast<double>(px)) break;
-      }
-      std::string body = "{\"t0\":";
-      AppendNumber(&body, t0);
-      body += ",\"t1\":";
-      AppendNumber(&body, t1);
-      body += ",\"makespan_s\":";
-      AppendNumber(&body, run.makespan_s);
-      body += ",\"px\":" + std::to_string(px) + ",\"states\":" + json(ix.states).dump() +
-              ",\"lanes\":[";
-      for (size_t l = 0; l < ix.lanes.size(); ++l) {
-        if (l) body += ',';
-        body += "{\"node_id\":";
-        AppendString(&body, ix.lanes[l]);
-        body += ",\"rows\":" + std::to_string(ix.rows[l]) + "}";
-      }
-      body += "],\"tasks_in_window\":" + std::to_string(in_window) + ",\"bars\":[";
-      for (size_t k = 0; k < out.size(); ++k) {
-        const Out& o = out[k];
-        if (k) body += ',';
-        body += '[' + std::to_string(o.lane) + ',' + std::to_string(o.row) + ',';
-        AppendNumber(&body, o.from);
-        body += ',';
-        AppendNumber(&body, o.to);
-        body += ',' + std::to_string(o.state) + ',' + std::to_string(o.n) + ',';
-        if (o.attempt_index < 0) {
-          body += "-1,-1,\"\"]";
-        } else {
-          const auto& a = run.attempts[static_cast<size_t>(o.attempt_index)];
-          body += std::to_string(a.task_id) + ',' + std::to_string(a.attempt) + ',';
-          AppendString(&body, a.name);
-          body += ']';
-        }
-      }
-      body += "]}";
-      http::Response resp;
-      resp.body = std::move(body);
-      return resp;
-    }
-
-    if (what == "series") {
-      long long buckets = 200;
-      double span = run.makespan_s;
-      if (!http::QueryInt(r, "buckets", 2, 5000, 200, &buckets, &error) ||
-          !QueryDouble(r, "t1", run.makespan_s, &span, &error)) {
-        return BadParam(error);
-      }
-      if (span < 0) return BadParam("query parameter 't1': expected a non-negative number");
-      json t = json::array(), running = json::array(), pending = json::array();
-      for (long long k = 0; k < buckets; ++k) {
-        const double at = span * static_cast<double>(k) / static_cast<double>(buckets - 1);
-        // An interval [b, e) counts at `at` when b <= at < e.
-        auto count = [&](const std::vector<double>& begin, const std::vector<double>& end) {
-          const size_t b = CountUpTo(begin, at), e = CountUpTo(end, at);
-          return b >= e ? b - e : 0;
-        };
-        t.push_back(at);
-        running.push_back(count(ix.run_begin, ix.run_end));
-        pending.push_back(count(ix.pend_begin, ix.pend_end));
-      }
-      return JsonResponse({{"t", t}, {"running", running}, {"pending", pending}});
-    }
-
-    if (what == "heatmap") {
-      long long buckets = 60;
-      double span = run.makespan_s > 0 ? run.makespan_s : 1.0;
-      if (!http::QueryInt(r, "buckets", 1, 1000, 60, &buckets, &error) ||
-          !QueryDouble(r, "t1", span, &span, &error)) {
-        return BadParam(error);
-      }
-      if (!(span > 0)) return BadParam("query parameter 't1': expected a positive number");
-      const double bucket_s = span / static_cast<double>(buckets);
-      auto bucket_of = [&](double t) {
-        const long long b = static_cast<long long>(std::floor(t / bucket_s));
-        return static_cast<size_t>(std::clamp(b, 0LL, buckets - 1));
-      };
-      std::vector<std::string> nodes;
-      std::vector<std::vector<double>> sum, cnt;
-      std::string source = "timeseries", metric = "orrery_node_cpu_utilization";
-      std::map<std::string, size_t, decltype(&NaturalLess)> node_index(&NaturalLess);
-      for (const auto& x : run.samples) {
-        if (x.metric == metric) node_index.emplace(LabelValue(x.labels, "node"), 0);
-      }
-      if (!node_index.empty()) {
-        for (auto& [n, i] : node_index) {
-          i = nodes.size();
-          nodes.push_back(n);
-        }
-        sum.assign(nodes.size(), std::vector<double>(static_cast<size_t>(buckets), 0.0));
-        cnt = sum;
-        for (const auto& x : run.samples) {
-          if (x.metric != metric) continue;
-          const size_t n = node_index[LabelValue(x.labels, "node")];
-          const size_t b = bucket_of(x.t_s);
-          sum[n][b] += x.value;
-          cnt[n][b] += 1;
-        }
-      } else {
-        // Busy row-seconds over (peak rows x bucket length) per node, from the Gantt layout.
-        source = "tasks";
-        metric = "busy rows / peak rows";
-        for (size_t l = 0; l < ix.lanes.size(); ++l) {
-          if (!ix.lanes[l].empty()) nodes.push_back(ix.lanes[l]);
-        }
-        sum.assign(nodes.size(), std::vector<double>(static_cast<size_t>(buckets), 0.0));
-        cnt.assign(nodes.size(), std::vector<double>(static_cast<size_t>(buckets), 0.0));
-        for (size_t i = 0; i < ix.bars.size(); ++i) {
-          const auto& b = ix.bars[i];
-          if (static_cast<size_t>(b.lane) >= nodes.size() || run.attempts[i].start_s < 0) continue;
-          for (size_t k = bucket_of(b.from); k <= bucket_of(b.to); ++k) {
-            const double lo = std::max(b.from, static_cast<double>(k) * bucket_s);
-            const double hi = std::min(b.to, static_cast<double>(k + 1) * bucket_s);
-            if (hi > lo) sum[static_cast<size_t>(b.lane)][k] += hi - lo;
-          }
-        }
-        for (size_t n = 0; n < nodes.size(); ++n) {
-          const double capacity = bucket_s * std::max(1, ix.rows[n]);
-          for (auto& v : sum[n]) v /= capacity;
-          std::fill(cnt[n].begin(), cnt[n].end(), 1.0);
-        }
-      }
-      json cells = json::array();
-      for (size_t n = 0; n < nodes.size(); ++n) {
-        json row = json::array();
-        for (size_t k = 0; k < static_cast<size_t>(buckets); ++k) {
-          row.push_back(cnt[n][k] > 0 ? json(std::clamp(sum[n][k] / cnt[n][k], 0.0, 1.0))
-                                      : json());
-        }
-        cells.push_back(std::move(row));
-      }
-      return JsonResponse({{"source", source},
-                           {"metric", metric},
-                           {"bucket_s", bucket_s},
-                           {"nodes", nodes},
-                           {"cells", cells}});
-    }
-
-    if (what == "wait_reasons") {
-      std::map<std::string, std::pair<uint64_t, uint64_t>> counts;
-      for (const auto& a : run.attempts) {
-        auto& c = counts[a.wait_reason.empty() ? "none" : a.wait_reason];
-        ++c.first;
-        if (a.state == "pending") ++c.second;
-      }
-      std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> sorted(counts.begin(),
-                                                                                 counts.end());
-      std::stable_sort(sorted.begin(), sorted.end(), [](const auto& x, const auto& y) {
-        return x.second.first > y.second.first;
-      });
-      json reasons = json::array();
-      for (const auto& [reason, c] : sorted) {
-        reasons.push_back({{"reason", reason}, {"attempts", c.first}, {"still_pending", c.second}});
-      }
-      std::map<std::string, std::pair<std::vector<double>, std::vector<double>>> series;
-      for (const auto& x : run.samples) {
-        if (x.metric != "orrery_scheduler_unschedulable_tasks") continue;
-        auto& s = series[LabelValue(x.labels, "reason")];
-        s.first.push_back(x.t_s);
-        s.second.push_back(x.value);
-      }
-      json series_json = json::array();
-      for (auto& [reason, s] : series) {
-        // At most ~1000 points per reason: every k-th sample.
-        const size_t step = std::max<size_t>(1, s.first.size() / 1000);
-        json t = json::array(), v = json::array();
-        for (size_t k = 0; k < s.first.size(); k += step) {
-          t.push_back(s.first[k]);
-          v.push_back(s.second[k]);
-        }
-        series_json.push_back({{"reason", reason}, {"t", t}, {"value", v}});
-      }
-      return JsonResponse({{"reasons", reasons}, {"series", series_json}});
-    }
-
-    if (what == "cdf") {
-      auto it = r.query.find("metric");
-      const std::string metric = it == r.query.end() ? "jct" : it->second;
-      if (metric != "jct" && metric != "queue_delay") {
-        return BadParam("query parameter 'metric': expected jct or queue_delay, got " +
-                        Quoted(metric));
-      }
-      long long points = 200;
-      if (!http::QueryInt(r, "points", 2, 5000, 200, &points, &error)) return BadParam(error);
-      const auto& xs = metric == "jct" ? ix.jct : ix.queue;
-      json pts = json::array();
-      const size_t n = xs.size();
-      if (n > 0) {
-        const size_t p = std::min(n, static_cast<size_t>(points));
-        size_t last = std::numeric_limits<size_t>::max();
-        for (size_t k = 0; k < p; ++k) {
-          const size_t idx = p == 1 ? n - 1 : static_cast<size_t>(std::llround(
-                                                  static_cast<double>(k) *
-                                                  static_cast<double>(n - 1) /
-                                                  static_cast<double>(p - 1)));
-          if (idx == last) continue;
-          last = idx;
-          pts.push_back({xs[idx], static_cast<double>(idx + 1) / static_cast<double>(n)});
-        }
-      }
-      return JsonResponse({{"metric", metric}, {"n", n}, {"points", pts}});
+    using Route = http::Response (*)(const Run&, const Index&, const http::Request&);
+    static const std::pair<std::string_view, Route> kRoutes[] = {
+        {"tasks", Tasks},   {"timeline", Timeline},         {"series", Series},
+        {"heatmap", Heatmap}, {"wait_reasons", WaitReasons}, {"cdf", Cdf}};
+    for (const auto& [name, route] : kRoutes) {
+      if (what == name) return route(run, ix, r);
     }
     return http::ErrorResponse(
         404, "no route " + r.path +
