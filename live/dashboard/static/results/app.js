@@ -91,6 +91,7 @@ async function heatmapView(runs) {
   const data = await Promise.all(runs.map((r) => get(`/api/runs/${r.index}/heatmap?buckets=80&t1=${t1}`)));
   data.forEach((d, k) => {
     const el = main.querySelector(`#heatmap-${runs[k].index}`);
+    if (!d.nodes.length) { el.innerHTML = '<p class="muted">No node ran an attempt in this run.</p>'; el.dataset.cells = '0'; return; }
     el.dataset.cells = String(heatMap(el, { ...d, t1 }));
     main.querySelector(`#heatmap-src-${runs[k].index}`).textContent =
       d.source === 'timeseries' ? `mean of ${d.metric} samples (timeseries.csv) per ${fmtNum(d.bucket_s)} s bucket`
@@ -137,6 +138,9 @@ async function cdfView(runs) {
                                          dash: runDash(k), step: true, points: d.points }));
     const el = main.querySelector(`#cdf-${metric}`);
     el.dataset.points = String(lineChart(el, { series, xLabel: 'seconds', yLabel: 'fraction ≤ x', yMax: 1 }));
+    if (data.every((d) => d.n === 0)) {
+      el.insertAdjacentHTML('afterbegin', `<p class="muted">No ${metric === 'jct' ? 'finished task' : 'started attempt'} in ${runs.length > 1 ? 'these runs' : 'this run'}.</p>`);
+    }
   }
 }
 
