@@ -582,7 +582,7 @@ http::Response Timeline(const ResultsApi::Run& run, const ResultsApi::Index& ix,
     };
     std::vector<Out> out;
     size_t in_window = 0;
-    for (double merge_px = 1;; merge_px *= 2) {
+    for (double merge_px = 1;;) {
       out.clear();
       in_window = 0;
       const double cell = px_s * merge_px;
@@ -612,6 +612,8 @@ http::Response Timeline(const ResultsApi::Run& run, const ResultsApi::Index& ix,
         }
       }
       if (out.size() <= kMaxBars || merge_px >= static_cast<double>(px)) break;
+      // Wider cells in one step, by about the factor the answer is too big.
+      merge_px *= std::max(2.0, std::ceil(static_cast<double>(out.size()) / kMaxBars));
     }
     std::string body = "{\"t0\":";
     AppendNumber(&body, t0);
