@@ -118,6 +118,15 @@ def open_view(driver, url, timeout=20):
     raise RuntimeError(f'{url}: not rendered within {timeout} s')
 
 
+def screenshot(driver, path):
+    """The whole page (up to 3,000 px high): the window made as tall as the page, then back."""
+    height = driver.execute_script('return document.documentElement.scrollHeight')
+    driver.set_window_size(1400, max(1000, min(3000, height + 140)))
+    time.sleep(0.1)
+    driver.save_screenshot(path)
+    driver.set_window_size(1400, 1000)
+
+
 def exercise(driver, c, dash, runs, shots, tag):
     """Every view of a dashboard over `runs` ([tasks.csv path per run])."""
     driver.get(dash.url)  # ?token= → cookie, then redirected to /
@@ -157,14 +166,14 @@ def exercise(driver, c, dash, runs, shots, tag):
             bars = driver.execute_script("return +document.getElementById('wait-bars').dataset.bars")
             c.check(f'[{tag}] wait reasons have bars', bars > 0, bars)
         if shots:
-            driver.save_screenshot(os.path.join(shots, f'results-{view}{tag and "-" + tag}.png'))
+            screenshot(driver, os.path.join(shots, f'results-{view}{tag and "-" + tag}.png'))
     # One run alone, its tasks table, and a zoom of its timeline.
     took = open_view(driver, dash.base + '/runs/0/tasks')
     rows = driver.execute_script("return document.querySelectorAll('#tasks-table tbody tr').length")
     c.check(f'[{tag}] /runs/0/tasks lists a page of attempts', rows == min(100, rows_of(runs[0])),
             rows)
     if shots:
-        driver.save_screenshot(os.path.join(shots, f'results-tasks{tag and "-" + tag}.png'))
+        screenshot(driver, os.path.join(shots, f'results-tasks{tag and "-" + tag}.png'))
     if tag == '':
         text = driver.execute_script("return document.querySelector('#tasks-table tbody').textContent")
         xss = driver.execute_script("return document.body.dataset.xss || ''")
@@ -200,8 +209,9 @@ def reexec_in_test_venv(src):
     except ImportError:
         pass
     python = os.environ.get('ORRERY_TEST_PYTHON') or os.path.join(src, '.venv-test', 'bin', 'python')
-    if os.path.exists(python) and os.path.realpath(python) != os.path.realpath(sys.executable) \
-            and not os.environ.get('ORRERY_TEST_REEXEC'):
+    # (A venv's python is a symlink to the system one: compare paths unresolved, and run again
+    # at most once.)
+    if os.path.exists(python) and not os.environ.get('ORRERY_TEST_REEXEC'):
         os.environ['ORRERY_TEST_REEXEC'] = '1'
         os.execv(python, [python, *sys.argv])
 

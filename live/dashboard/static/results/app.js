@@ -247,6 +247,12 @@ document.addEventListener('click', (ev) => {
   navigate(a.getAttribute('href'));
 });
 window.addEventListener('popstate', render);
-let resizeTimer = null;
-window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(render, 250); });
+// Charts are drawn for the window's width: draw again when it changes (not on height changes).
+let resizeTimer = null, drawnWidth = window.innerWidth;
+window.addEventListener('resize', () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => {
+    if (window.innerWidth !== drawnWidth) { drawnWidth = window.innerWidth; render(); }
+  }, 250);
+});
 render();

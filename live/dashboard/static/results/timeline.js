@@ -94,7 +94,7 @@ export async function timelines(host, runs, get) {
     const merged = d.bars.filter((b) => b[5] > 1).length;
     c.el.querySelector('.tl-note').textContent =
       `${d.tasks_in_window} attempts in the window, ${d.bars.length} bars` +
-      (merged ? ` (${merged} bars merge attempts narrower than a pixel: zoom in to separate them)` : '');
+      (merged ? ` (${merged} bar${merged > 1 ? 's' : ''} merge attempts narrower than a pixel: zoom in to separate them)` : '');
     c.hit = (ev) => {
       const r = canvas.getBoundingClientRect();
       const mx = ev.clientX - r.left, my = ev.clientY - r.top;
