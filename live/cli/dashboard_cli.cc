@@ -73,8 +73,8 @@ int RunDashboard(const std::vector<std::string>& args, std::ostream& out, std::o
   }
   if (port > 0) {
     if (Status s = CheckPortFree(bind, port, "dashboard"); !s.ok()) {
-      err << "orrery dashboard: " << s.message()
-          << (s.code() == StatusCode::kInvalidArgument ? "" : " (pick another with --port)")
+      const bool in_use = s.message().find("in use") != std::string::npos;
+      err << "orrery dashboard: " << s.message() << (in_use ? " (pick another with --port)" : "")
           << "\n";
       return s.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailed;
     }

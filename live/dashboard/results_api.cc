@@ -862,6 +862,19 @@ StatusOr<std::unique_ptr<ResultsApi>> ResultsApi::Open(const std::vector<fs::pat
     }
   }
   for (const auto& run : api->runs_) api->index_.push_back(BuildIndex(run));
+  // Runs side by side that differ in scenario or seed may not be comparable (two policies on
+  // one scenario, or sim vs live, are what the side-by-side views are for).
+  for (const char* key : {"scenario", "seed"}) {
+    const json first = json::parse(api->runs_[0].summary_json).value(key, json());
+    for (size_t i = 1; i < api->runs_.size(); ++i) {
+      const json other = json::parse(api->runs_[i].summary_json).value(key, json());
+      if (other != first) {
+        api->warnings_.push_back("the runs differ in " + std::string(key) + ": " + first.dump() +
+                                 " (" + api->runs_[0].label + ") vs " + other.dump() + " (" +
+                                 api->runs_[i].label + ")");
+      }
+    }
+  }
   return api;
 }
 
@@ -888,7 +901,9 @@ http::Response ResultsApi::Handle(const http::Request& r) const {
         AppendString(&body, runs_[i].label);
         body += ",\"summary\":" + runs_[i].summary_json + "}";
       }
-      body += "]}";
+      body += "],\"warnings\":" + json(warnings_).dump(-1, ' ', false,
+                                                          json::error_handler_t::replace) +
+              "}";
       http::Response resp;
       resp.body = std::move(body);
       return resp;

@@ -16,7 +16,8 @@
 // parameters: 400 naming the parameter. Times are seconds from the run's start, as in the files.
 //   /api/mode
 //       {"mode": "results", "read_only": true, "version": "...",
-//        "runs": [{"index", "dir", "label", "summary": {summary.json as written}}]}
+//        "runs": [{"index", "dir", "label", "summary": {summary.json as written}}],
+//        "warnings": ["the runs differ in scenario: ...", ...]}  (scenario or seed differ)
 //   /api/runs/{i}/summary                      summary.json of run i, as written
 //   /api/runs/{i}/tasks?offset=&limit=&state=&node_id=&name=&q=
 //       the list shape of API.md (offset [0], limit [100, <= 1000], total after filtering):
@@ -105,6 +106,7 @@ class ResultsApi {
   ResultsApi();
   std::vector<Run> runs_;
   std::vector<std::unique_ptr<Index>> index_;
+  std::vector<std::string> warnings_;
 };
 
 // Parses the text of a tasks.csv (`file` names it in errors: "FILE:LINE: FIELD: ..."). Columns

@@ -178,6 +178,16 @@ TEST_F(ResultsApiTest, TwoDirectoriesAndACompareDirectoryAreRunsSideBySide) {
   EXPECT_EQ(mode["runs"][1]["summary"]["policy"], "spread");
   EXPECT_EQ(Body(Get(**api, "/api/runs/1/tasks"))["total"], 30);
   EXPECT_EQ(Body(Get(**api, "/api/runs/0/tasks"))["total"], 10);
+  EXPECT_TRUE(mode["warnings"].empty()) << mode["warnings"];
+  // Another scenario side by side is shown, with a warning naming the difference.
+  results::RunRecord other = Record(5);
+  other.scenario = "other";
+  auto mixed = ResultsApi::Open({root_ / "a", WriteRun("c", other)});
+  ASSERT_TRUE(mixed.ok());
+  json warnings = Body(Get(**mixed, "/api/mode"))["warnings"];
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].get<std::string>().find("differ in scenario: \"tiny\""), std::string::npos)
+      << warnings;
 
   // `orrery compare --out C`: C/sim and C/live.
   results::RunRecord live = Record(12);

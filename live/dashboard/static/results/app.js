@@ -204,6 +204,7 @@ async function render() {
     const runs = index === null ? mode.runs : [mode.runs[index]];
     document.title = `Orrery results · ${view}`;
     main.innerHTML = '<p class="muted">Loading…</p>';
+    showWarnings(index === null ? mode.warnings || [] : []);
     if (view === 'summary') summaryView(runs);
     else if (view === 'timeline') {
       main.innerHTML = '<h1>Task timeline per node</h1><div id="timelines"></div>';
@@ -221,6 +222,17 @@ async function render() {
     document.body.dataset.rendered = view;
     performance.mark('orrery:rendered');
   }
+}
+
+// Runs side by side of different scenarios or seeds: said above every view.
+function showWarnings(warnings) {
+  let el = document.getElementById('warnings');
+  if (!el) {
+    el = document.createElement('div');
+    el.id = 'warnings';
+    main.before(el);
+  }
+  el.innerHTML = warnings.map((w) => `<p class="warning">${esc(w)}</p>`).join('');
 }
 
 function renderPicker(index) {
