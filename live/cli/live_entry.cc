@@ -3,6 +3,7 @@
 // registration always runs.
 #include "core/cli/cli.h"
 #include "live/cli/compare_cli.h"  // --- compare
+#include "live/cli/dashboard_cli.h"  // --- results dashboard
 #include "live/cli/job_cli.h"  // --- jobs
 #include "live/cli/live_cli.h"
 #include "live/cli/tls_cli.h"  // --- TLS
@@ -17,6 +18,8 @@ const bool kLiveRegistered = [] {
   }
   orrery::cli::RegisterCommand(WithTls(orrery::live::CompareCommand()));  // --- compare
   orrery::cli::RegisterCommand(orrery::live::TlsCommand());              // --- TLS
+  // --- results dashboard: read-only over result directories, no cluster (so no TLS flags).
+  orrery::cli::RegisterCommand(orrery::live::DashboardCommand());
   return true;
 }();
 }  // namespace
