@@ -11,7 +11,8 @@
 // Shutdown (both), SubmitJob (a shell entrypoint: its validation, ValidateSubmitJob, is fuzzed
 // directly here instead), RunTask (a command line: ValidateWorkload is fuzzed directly) and
 // AttachWorker (dlopen of a path). PutObject's size is capped at 1 MiB (it writes that many bytes)
-// and package uploads at one chunk.
+// and package uploads at one chunk. ReadNodeLog must never return a file outside the node's log
+// dir: sentinel files beside it must never show up in a reply (else abort).
 //
 // Seeds: ORRERY_FUZZ_WRITE_SEEDS=DIR writes one valid request per method into DIR and exits
 // (tests/fuzz/corpus/grpc_handlers was made so).
@@ -43,6 +44,8 @@ namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 
 constexpr const char* kToken = "fuzz-token";
+// Written beside the node's log dir (in its session dir and above it): no log read may show it.
+constexpr const char* kSentinel = "orrery-fuzz-sentinel-3f9c";
 
 struct Cluster {
   fs::path dir;
@@ -81,6 +84,9 @@ Cluster* Get() {
     no.session_dir = (c->dir / "node").string();
     no.object_dir = (c->dir / "objects").string();
     fs::create_directories(no.session_dir);
+    for (const fs::path& p : {fs::path(no.session_dir) / "secret.txt", c->dir / "secret.txt"}) {
+      std::ofstream(p) << kSentinel << "\n";
+    }
     no.metrics_port = -1;
     auto node = NodeDaemon::Start(no);
     if (!node.ok()) {
@@ -249,6 +255,23 @@ const std::vector<std::pair<std::string, Call>>& Calls() {
        [](Cluster* c, const std::string& b) {
          Unary(c->node_stub.get(), &N::GetRuntimeEnvCacheStats, b);
        }},
+      {"node.GetNodeDetail",
+       [](Cluster* c, const std::string& b) { Unary(c->node_stub.get(), &N::GetNodeDetail, b); }},
+      // A log read must never return a file outside the node's log dir (the sentinels).
+      {"node.ReadNodeLog",
+       [](Cluster* c, const std::string& b) {
+         v1::ReadNodeLogRequest req;
+         if (!req.ParseFromString(b)) return;
+         grpc::ClientContext ctx;
+         Prepare(&ctx);
+         v1::ReadNodeLogReply rep;
+         if (c->node_stub->ReadNodeLog(&ctx, req, &rep).ok() &&
+             rep.text().find(kSentinel) != std::string::npos) {
+           std::fprintf(stderr, "grpc_handlers_fuzz: ReadNodeLog('%s') read a file outside "
+                        "the log dir\n", req.name().c_str());
+           std::abort();
+         }
+       }},
       // Validation only (these requests would run what they name, see the top).
       {"validate.SubmitJob",
        [](Cluster*, const std::string& b) {
@@ -283,11 +306,12 @@ void CheckAlive(Cluster* c) {
 
 void WriteSeeds(const fs::path& out) {
   fs::create_directories(out);
-  auto write = [&](const std::string& method, const google::protobuf::Message& m) {
+  auto write = [&](const std::string& method, const google::protobuf::Message& m,
+                   const std::string& suffix = "") {
     const auto& calls = Calls();
     for (size_t i = 0; i < calls.size(); ++i) {
       if (calls[i].first != method) continue;
-      std::ofstream f(out / (method + ".bin"), std::ios::binary);
+      std::ofstream f(out / (method + suffix + ".bin"), std::ios::binary);
       f.put(static_cast<char>(i));
       f << m.SerializeAsString();
       return;
@@ -353,6 +377,14 @@ void WriteSeeds(const fs::path& out) {
   v1::FetchObjectRequest fetch;
   fetch.set_object_id("o1");
   write("node.FetchObject", fetch);
+  v1::ReadNodeLogRequest log;
+  log.set_name("../secret.txt");
+  log.set_limit(4096);
+  write("node.ReadNodeLog", log);
+  log.set_name("node-fuzz-node.log");
+  log.set_tail(5);
+  log.set_search("registered");
+  write("node.ReadNodeLog", log, ".own");
   v1::SubmitJobRequest submit;
   submit.set_entrypoint("echo hi");
   submit.set_runtime_env_json(R"({"env_vars": {"A": "1"}})");
@@ -363,6 +395,7 @@ void WriteSeeds(const fs::path& out) {
   for (const char* m : {"head.Ready", "head.ListNodes", "head.ListTasks", "head.ListActors",
                         "head.ListJobs", "head.ListPlacementGroups", "head.GetClusterView",
                         "head.GetAutoscalerStatus", "node.Ready", "node.GetRuntimeEnvCacheStats",
+                        "node.GetNodeDetail",
                         "head.WatchClusterView", "head.SubscribeLogs"}) {
     v1::ReadyRequest empty;
     write(m, empty);
