@@ -56,7 +56,6 @@ export function mount(root, ctx) {
         <dt>Driver</dt><dd>${j.driver_node_id ? html`<a href="/nodes/${enc(j.driver_node_id)}">${j.driver_node_id}</a>` : '–'} pid ${j.driver_pid ?? '–'}, exit code ${j.driver_exit_code ?? '–'}</dd>
         <dt>Metadata</dt><dd><code>${JSON.stringify(j.metadata || {})}</code></dd>
       </dl>`);
-    ctx.rendered();
   }
 
   // The driver log: appended in order by byte offset, whichever way it comes.
@@ -107,6 +106,6 @@ export function mount(root, ctx) {
   });
   ctx.every(2000, async () => {
     await refreshInfo();
-    if (known) await Promise.all([tasks.refresh(), actors.refresh()]);
+    if (known) { await Promise.all([tasks.refresh(), actors.refresh()]); ctx.rendered(); }
   });
 }
