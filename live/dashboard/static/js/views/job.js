@@ -42,7 +42,7 @@ export function mount(root, ctx) {
   async function refreshInfo() {
     let j;
     try { j = await getJSON(base); } catch (e) { setHTML(info, errorBox(e)); return; }
-    known = true;
+    if (!known) { known = true; streamLog(); }
     const done = TERMINAL.has(j.status);
     setHTML(info, html`<div class="toolbar">${badge(j.status)}
         ${done ? '' : html`<button type="button" class="danger" data-action="stop" ${stopping ? html`disabled` : ''}>Stop</button>`}
@@ -88,11 +88,14 @@ export function mount(root, ctx) {
       } catch (e) { logState.textContent = `(${e.message})`; }
     });
   }
-  const es = ctx.stream(apiUrl(`${base}/logs/stream`), 'log', d => {
-    appendLog(d.text || '', d.offset, (d.offset ?? logOffset) + new TextEncoder().encode(d.text || '').length);
-    logState.textContent = d.complete ? '(complete)' : '(live)';
-    if (d.complete) { complete = true; es.close(); }
-  }, s => { if (!complete) { s.close(); pollLog(); } });
+  let es = null;
+  function streamLog() {  // once the job is known, so an unknown id opens no stream
+    es = ctx.stream(apiUrl(`${base}/logs/stream`), 'log', d => {
+      appendLog(d.text || '', d.offset, (d.offset ?? logOffset) + new TextEncoder().encode(d.text || '').length);
+      logState.textContent = d.complete ? '(complete)' : '(live)';
+      if (d.complete) { complete = true; es.close(); }
+    }, s => { if (!complete) { s.close(); pollLog(); } });
+  }
 
   const tasks = new ListPanel(root.querySelector('#job-tasks'), {
     limit: 20, empty: 'No tasks of this job.',
