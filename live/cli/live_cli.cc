@@ -959,6 +959,8 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
       << ", pid " << *pid << ")\n";
   if (auto d = ReadFileTrimmed(*session / "dashboard_address"); d.ok()) {  // --- jobs
     const char* scheme = ProcessTls().enabled() ? "https://" : "http://";
+    // --- dashboard: the one place the URL with the token is shown (it logs the browser in).
+    out << "Dashboard: " << scheme << *d << "/?token=" << token << "\n";
     out << "Jobs API at " << scheme << *d << "/api/jobs/ (job store " << job_store << ")\n"
         << "  health: " << scheme << *d << "/readyz\n";
   }
@@ -1132,6 +1134,13 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
   int alive = 0, dead = 0;
   std::map<std::pair<std::string, std::string>, int> demand;  // (shape, reason) -> count
   out << "======== Cluster status (" << cluster->address << ") ========\n";
+  // --- dashboard: its address (the token is in the session dir's 'token' file, or the URL
+  // `orrery start --head` printed).
+  if (auto ready = HeadClient(cluster->address, cluster->token, milliseconds(3000)).Ready();
+      ready.ok() && !ready->dashboard_url().empty()) {
+    out << "Dashboard: " << ready->dashboard_url()
+        << " (sign in: open it with ?token=<the session dir's 'token' file>)\n";
+  }
   if (nodes->has_scheduler()) {
     auto sched = SchedulerFromProto(nodes->scheduler());
     out << "Scheduling policy: "

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -39,5 +40,13 @@ Response ErrorResponse(int status, const std::string& message);
 // message (naming the parameter and what was expected) in `error` when malformed or out of range.
 bool QueryInt(const Request& r, const std::string& name, long long min, long long max,
               long long fallback, long long* out, std::string* error);
+
+// Splits a request target ("/a%20b/c?x=1&y=%2F") into the percent-decoded path and query
+// parameters of `out` ('+' in the query is a space). False with a message for a target that is
+// not an absolute path, a bad %-escape, or a path that decodes to a NUL byte or ".." segment.
+bool ParseTarget(std::string_view target, Request* out, std::string* error);
+
+// Percent-encodes `s` for a query value (unreserved characters stay).
+std::string QueryEscape(std::string_view s);
 
 }  // namespace orrery::live::http

@@ -24,6 +24,9 @@
 #include "live/head/autoscaler/autoscaler_loop.h"  // --- autoscaler
 #include "live/rpc/convert.h"
 #include "live/rpc/event_loop.h"
+#include "live/dashboard/head_routes.h"  // --- dashboard
+#include "live/dashboard/head_state.h"   // --- dashboard
+#include "live/dashboard/http_server.h"  // --- dashboard
 #include "live/head/jobs/job_http.h"     // --- jobs
 #include "live/head/jobs/job_manager.h"  // --- jobs
 #include "live/head/package_store.h"
@@ -180,6 +183,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     int pid = 0;
     std::vector<v1::Demand> pending;
     std::string metrics_address;  // --- Metrics: empty if the node serves none
+    int num_workers = 0, envs_cached = 0;  // --- dashboard: from its last heartbeat
   };
 
   // Loop thread: liveness and broadcast, once per report period.
@@ -209,6 +213,26 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
                            v1::PlacementGroupInfo* out);
 
   void UpsertTask(const v1::TaskRecord& t);
+
+  // ---- dashboard (live/dashboard/head_routes.h; head_dashboard.cc) -------------------------------
+
+  // Controlling thread, from StartJobs: the dashboard server with the head's routes and the
+  // jobs routes (`jobs` may be null).
+  void StartDashboard(const std::string& host, JobManager* jobs);
+  void StopDashboard();
+  // Loop thread: an event now.
+  void Emit(const std::string& kind, const std::string& severity, const std::string& message,
+            const std::string& node_id = "", const std::string& job_id = "",
+            const std::string& actor_id = "");
+  // Loop thread, each report period: events found by comparing jobs, actors, groups and the
+  // autoscaler's nodes with the last period; a sample of the metrics into the history.
+  void DashboardTick(const std::map<std::string, double>& nodes,
+                     const std::map<std::string, double>& tasks,
+                     const std::map<std::string, double>& groups,
+                     const std::map<std::string, double>& active,
+                     const std::map<std::string, double>& pending);
+  // Any thread: a node's stub for the dashboard's calls (its own cache, apart from the loop's).
+  std::shared_ptr<v1::NodeService::Stub> DashboardStub(const std::string& address);
 
   // ---- metrics (live/common/metrics.h) ------------------------------------------------------------
 
@@ -265,7 +289,22 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   // --- jobs: the manager is set on the loop once created (handlers check it there); the HTTP
   // server has its own thread. Both stop before the loop.
   std::unique_ptr<JobManager> jobs_;
-  std::unique_ptr<JobHttpServer> http_;
+  // --- dashboard: the server (its own threads), its routes (a pump thread) and what the head
+  // keeps for them (own locks). The server and routes stop before the loop.
+  dashboard::EventRing events_;
+  dashboard::MetricsHistory metrics_history_{
+      15 * 60 * 1000, std::chrono::duration<double>(options_.report_period).count()};
+  std::unique_ptr<JobRoutes> job_routes_;
+  std::unique_ptr<dashboard::HeadRoutes> routes_;
+  std::unique_ptr<http::HttpServer> http_;
+  std::mutex dashboard_stubs_mu_;
+  std::map<std::string, std::shared_ptr<v1::NodeService::Stub>> dashboard_stubs_;
+  // Owned by loop_: what the last DashboardTick saw.
+  std::map<std::string, v1::JobStatus> seen_jobs_;
+  std::map<std::string, v1::ActorState> seen_actors_;
+  std::map<std::string, v1::PlacementGroupState> seen_groups_;
+  std::map<std::string, std::string> seen_autoscaler_nodes_;  // node id -> state
+  std::string dashboard_url_;  // owned by loop_: "http(s)://HOST:PORT/" (ReadyReply)
   std::string private_log_dir_;  // job logs of a head without a store or session dir
   std::unique_ptr<PackageService> packages_;  // --- runtime envs (thread-safe)
   // Logging: PublishLogs / SubscribeLogs (thread-safe; not owned by loop_).

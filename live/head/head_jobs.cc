@@ -115,26 +115,7 @@ Status HeadDaemon::Impl::StartJobs() {
   if (!jobs.ok()) return jobs.status();
   JobManager* manager = jobs->get();
   loop_.RunSync([&] { jobs_ = std::move(*jobs); });
-  if (options_.dashboard_port >= 0) {
-    const TlsConfig& tls = ProcessTls();  // --- TLS: HTTPS with the gRPC identity
-    auto http = JobHttpServer::Start(
-        JobHttpOptions{.bind = options_.bind,
-                       .port = options_.dashboard_port,
-                       .token = options_.token,
-                       .tls_cert_pem = tls.cert_pem,
-                       .tls_key_pem = tls.key_pem,
-                       .not_ready = [this] { return NotReady(); }},
-        [this](const std::function<void()>& fn) { return loop_.RunSync(fn); }, manager);
-    if (!http.ok()) {
-      Log("jobs API not served: " + http.status().message());
-    } else {
-      http_ = std::move(*http);
-      if (!options_.session_dir.empty()) {
-        (void)WriteFileAtomic(fs::path(options_.session_dir) / "dashboard_address",
-                              host + ":" + std::to_string(http_->port()) + "\n");
-      }
-    }
-  }
+  StartDashboard(host, manager);  // --- dashboard
   return Status::Ok();
 }
 
@@ -146,7 +127,7 @@ std::string HeadDaemon::Impl::NotReady() {
 }
 
 void HeadDaemon::Impl::StopJobs() {
-  if (http_) http_->Stop();
+  StopDashboard();  // --- dashboard
   if (jobs_) jobs_->Shutdown();
   if (!private_log_dir_.empty()) {
     std::error_code ec;
@@ -168,6 +149,10 @@ void HeadDaemon::Impl::Tick() {
     e.pending.clear();
     Log("node " + id + " missed its heartbeats for " +
         std::to_string(static_cast<int64_t>(death.silent_s * 1000)) + " ms: dead");
+    Emit("node_died", "ERROR",
+         "node " + id + " died: no heartbeat for " +
+             std::to_string(static_cast<int64_t>(death.silent_s * 1000)) + " ms",
+         id);  // --- dashboard
     // Tasks that were running there are lost with it.
     for (auto& [tid, t] : tasks_) {
       if (t.node_id() == id &&
@@ -204,6 +189,8 @@ void HeadDaemon::Impl::BuildView(v1::ClusterView* out) const {
     n->set_is_head_node(e.is_head_node);
     n->set_pid(e.pid);
     n->set_metrics_address(e.metrics_address);
+    n->set_num_workers(e.num_workers);  // --- dashboard
+    n->set_envs_cached(e.envs_cached);
     n->set_ms_since_heartbeat(static_cast<int64_t>((now_s - m.last_heard_s) * 1000));
     for (const auto& d : e.pending) *n->add_pending() = d;
   }

@@ -40,7 +40,6 @@ std::string HeadDaemon::Impl::StateLabel(std::string name, std::string_view pref
 }
 
 void HeadDaemon::Impl::UpdateMetrics() {
-  if (!metrics_) return;
   std::map<std::string, double> nodes = {{"alive", 0}, {"draining", 0}, {"dead", 0}};
   std::map<std::string, double> active, pending;
   for (const auto& [id, m] : controller_.members()) {
@@ -51,21 +50,24 @@ void HeadDaemon::Impl::UpdateMetrics() {
     active[t] += m.node.IsAlive() ? 1 : 0;
   }
   if (autoscaler_) autoscaler_->Counts(&active, &pending);  // --- autoscaler
-  metrics_->SetNodes(nodes);
-  metrics_->SetAutoscalerNodes(active, pending);
+  if (metrics_) {
+    metrics_->SetNodes(nodes);
+    metrics_->SetAutoscalerNodes(active, pending);
+  }
   std::map<std::string, double> groups = {{"pending", 0}, {"preparing", 0}, {"committing", 0},
                                           {"created", 0}, {"failed", 0},    {"infeasible", 0},
                                           {"removed", 0}};
   for (const auto& [id, g] : controller_.groups()) {
     ++groups[StateLabel(v1::PlacementGroupState_Name(StateToProto(g)), "PLACEMENT_GROUP_STATE_")];
   }
-  metrics_->SetPlacementGroups(groups);
+  if (metrics_) metrics_->SetPlacementGroups(groups);
   std::map<std::string, double> tasks = {{"pending", 0},  {"leased", 0}, {"running", 0},
                                          {"finished", 0}, {"failed", 0}, {"canceled", 0}};
   for (const auto& [id, t] : tasks_) {
     ++tasks[StateLabel(v1::TaskState_Name(t.state()), "TASK_STATE_")];
   }
-  metrics_->SetTaskTable(tasks);
+  if (metrics_) metrics_->SetTaskTable(tasks);
+  DashboardTick(nodes, tasks, groups, active, pending);  // --- dashboard
 }
 
 Status HeadDaemon::Impl::StartAutoscaler() {
@@ -123,7 +125,11 @@ void HeadDaemon::Impl::AutoscalerRound() {
   in.gangs = controller_.UnplacedGangs();
   const AutoscalerRoundOutput out = autoscaler_->Round(in);
   for (const auto& line : out.log) Log(line);
-  for (const auto& id : out.drain) (void)controller_.Drain(id);
+  for (const auto& id : out.drain) {
+    if (controller_.Drain(id).ok()) {
+      Emit("node_draining", "INFO", "node " + id + " draining (autoscaler: idle)", id);
+    }
+  }
 }
 
 grpc::ServerUnaryReactor* HeadDaemon::Impl::GetAutoscalerStatus(

@@ -25,6 +25,7 @@ grpc::ServerUnaryReactor* HeadDaemon::Impl::Ready(grpc::CallbackServerContext* c
                        std::to_string(port_));
     reply->set_pid(static_cast<int32_t>(getpid()));
     if (metrics_endpoint_) reply->set_metrics_address(metrics_endpoint_->address());
+    reply->set_dashboard_url(dashboard_url_);  // --- dashboard
     int schedulable = 0;
     for (const auto& [id, m] : controller_.members()) {
       schedulable += m.node.IsSchedulable() ? 1 : 0;
@@ -64,6 +65,8 @@ grpc::ServerUnaryReactor* HeadDaemon::Impl::RegisterNode(grpc::CallbackServerCon
       e.pid = pid;
       e.metrics_address = std::move(metrics_address);
       nodes_[id] = std::move(e);
+      Emit("node_joined", "INFO", "node " + id + " joined at " + nodes_[id].address + " with " + total,
+           id);  // --- dashboard
       BuildView(reply->mutable_view());
       reply->set_report_period_ms(options_.report_period.count());
       return grpc::Status::OK;
@@ -97,6 +100,8 @@ grpc::ServerUnaryReactor* HeadDaemon::Impl::Heartbeat(grpc::CallbackServerContex
           if (!s.ok()) return ToGrpc(s);
           NodeEntry& e = nodes_[req->node_id()];
           e.pending.assign(req->pending().begin(), req->pending().end());
+          e.num_workers = req->num_workers();  // --- dashboard
+          e.envs_cached = req->envs_cached();
           for (const auto& t : req->task_updates()) UpsertTask(t);
           return grpc::Status::OK;
         });

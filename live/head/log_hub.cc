@@ -141,7 +141,66 @@ void LogHub::Publish(const v1::PublishLogsRequest& req) {
     for (const auto& s : subs_) {
       if (s->job_id().empty() || s->job_id() == b.job_id()) s->Push(b);
     }
+    // --- dashboard: the recent rings.
+    auto kept = std::make_shared<RecentLogBatch>();
+    kept->seq = next_seq_++;
+    kept->batch = b;
+    const size_t max_lines = options_.recent_lines;
+    auto* lines = kept->batch.mutable_lines();
+    if (static_cast<size_t>(lines->size()) > max_lines) {
+      lines->DeleteSubrange(0, lines->size() - static_cast<int>(max_lines));
+    }
+    for (auto& line : *lines) {
+      if (line.size() > 4096) line.resize(4096);
+    }
+    std::shared_ptr<const RecentLogBatch> c = std::move(kept);
+    Keep(all_, "", c);
+    if (!b.job_id().empty()) Keep(by_job_, b.job_id(), c);
+    if (!b.node_id().empty()) Keep(by_node_, b.node_id(), c);
   }
+}
+
+void LogHub::Keep(std::map<std::string, Ring>& rings, const std::string& key,
+                  const std::shared_ptr<const RecentLogBatch>& b) {
+  Ring& r = rings[key];
+  r.batches.push_back(b);
+  r.lines += static_cast<size_t>(b->batch.lines_size());
+  r.last_seq = b->seq;
+  while (r.lines > options_.recent_lines && r.batches.size() > 1) {
+    r.lines -= static_cast<size_t>(r.batches.front()->batch.lines_size());
+    r.batches.pop_front();
+  }
+  if (rings.size() > options_.recent_keys) {  // forget the least recently written key
+    auto oldest = rings.begin();
+    for (auto it = rings.begin(); it != rings.end(); ++it) {
+      if (it->second.last_seq < oldest->second.last_seq) oldest = it;
+    }
+    rings.erase(oldest);
+  }
+}
+
+std::vector<std::shared_ptr<const RecentLogBatch>> LogHub::Recent(const std::string& job_id,
+                                                                  const std::string& node_id,
+                                                                  int64_t after,
+                                                                  size_t max_batches) const {
+  std::lock_guard<std::mutex> l(mu_);
+  const std::map<std::string, Ring>& rings = !job_id.empty()    ? by_job_
+                                             : !node_id.empty() ? by_node_
+                                                                : all_;
+  auto it = rings.find(!job_id.empty() ? job_id : node_id);
+  std::vector<std::shared_ptr<const RecentLogBatch>> out;
+  if (it == rings.end()) return out;
+  for (const auto& b : it->second.batches) {
+    if (b->seq <= after) continue;
+    if (out.size() >= max_batches) break;
+    out.push_back(b);
+  }
+  return out;
+}
+
+int64_t LogHub::last_seq() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return next_seq_ - 1;
 }
 
 grpc::ServerWriteReactor<v1::LogBatch>* LogHub::Subscribe(const std::string& job_id) {

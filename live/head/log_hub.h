@@ -15,6 +15,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -27,6 +29,17 @@ namespace orrery::live {
 struct LogHubOptions {
   size_t max_buffered_lines = 100000;       // per subscription; REQUIRES: > 0
   size_t max_buffered_bytes = 16ull << 20;  // per subscription, line text; REQUIRES: > 0
+  // --- dashboard: recent lines kept for the log pages, per job, per node and over all: the
+  // last recent_lines of each (recent_keys jobs and nodes at most, the least recently written
+  // forgotten first). Lines longer than 4 KiB are cut.
+  size_t recent_lines = 2000;
+  size_t recent_keys = 1000;
+};
+
+// --- dashboard: one published batch as kept in the recent rings, numbered in publish order.
+struct RecentLogBatch {
+  int64_t seq = 0;
+  v1::LogBatch batch;
 };
 
 class LogSubscription;
@@ -45,9 +58,27 @@ class LogHub {
   void CloseAll(const grpc::Status& status);
   size_t num_subscriptions() const;
 
+  // --- dashboard: kept batches with seq > `after` of job `job_id` (or, when empty, of node
+  // `node_id`; both empty: all), oldest first, at most `max_batches`.
+  std::vector<std::shared_ptr<const RecentLogBatch>> Recent(const std::string& job_id,
+                                                            const std::string& node_id,
+                                                            int64_t after,
+                                                            size_t max_batches) const;
+  int64_t last_seq() const;
+
  private:
+  struct Ring {
+    std::deque<std::shared_ptr<const RecentLogBatch>> batches;
+    size_t lines = 0;
+    int64_t last_seq = 0;
+  };
+  void Keep(std::map<std::string, Ring>& rings, const std::string& key,
+            const std::shared_ptr<const RecentLogBatch>& b);
+
   const LogHubOptions options_;
   mutable std::mutex mu_;
+  int64_t next_seq_ = 1;
+  std::map<std::string, Ring> by_job_, by_node_, all_;  // all_: one ring under ""
   bool closed_ = false;
   std::vector<std::shared_ptr<LogSubscription>> subs_;
 };

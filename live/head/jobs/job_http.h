@@ -1,4 +1,5 @@
-// JobHttpServer: the head's HTTP/JSON jobs API (Ray's dashboard job routes), Boost.Beast.
+// JobRoutes: the head's jobs API (Ray's dashboard job routes) as a route handler of the head's
+// dashboard server (live/dashboard/http_server.h, which does auth, keep-alive and TLS):
 //
 //   GET    /api/version              -> {"version": "4", "ray_version": "orrery", ...}
 //   POST   /api/jobs/                {"entrypoint": "...", "submission_id"?, "runtime_env"?,
@@ -15,69 +16,54 @@
 //   POST   /api/jobs/{id}/stop       -> {"stopped": true|false}
 //   DELETE /api/jobs/{id}            -> {"deleted": true}
 //
-//   GET    /healthz, /readyz         -> "ok" | 503 "not ready: <reason>" (text; no token needed)
+// Errors are JSON `{"error": "..."}`: 400 for bad input (naming the field), 404 unknown job, 405
+// wrong method, 503 while the head stops. (GET /api/jobs/{id}/logs/stream is the head routes'
+// event stream: live/dashboard/head_routes.h.)
 //
-// Every other request needs `Authorization: Bearer <cluster token>` (401 otherwise). Errors are
-// JSON `{"error": "..."}`: 400 for bad input (naming the field), 404 unknown job or route, 405 wrong
-// method, 503 while the head stops, beyond 256 open connections or 64 MiB of log text in replies
-// not yet written (slow clients). One request per connection
-// (the server closes it); a request has 30 s to arrive and its reply 30 s to be written (with
-// HTTPS the TLS handshake counts in the first 30 s).
+// A handler runs its JobManager call on the head's loop through `run_on_loop` (short closures;
+// log files are read on the calling pool thread, not on the loop).
 //
-// Threading: one server thread accepts, reads and writes every connection asynchronously; the
-// requests themselves are handled on a pool of 4 threads, so a slow one (a large log chunk)
-// never holds up the others. A handler runs its JobManager call on the head's loop through
-// `run_on_loop` (short closures; log files are read on the pool thread, not on the loop) —
-// gRPC threads are never involved.
-//
-// Thread safety: Start/Stop from one controlling thread.
+// Thread safety: Handle may be called from several threads at once.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/status.h"
-#include "live/common/health.h"
+#include "live/dashboard/http_types.h"
 #include "live/head/jobs/job_manager.h"
 
 namespace orrery::live {
-
-struct JobHttpOptions {
-  std::string bind = "127.0.0.1";
-  int port = 8265;  // 0: the OS picks one (see port())
-  std::string token;
-  // --- TLS: HTTPS when both are set (PEM; the head passes its --tls-dir identity). No client
-  // certificate is asked for: the token authenticates, and probes and browsers have none.
-  std::string tls_cert_pem, tls_key_pem;
-  // GET /healthz and /readyz (live/common/health.h), answered without the token: why the head is
-  // not ready ("" when it is). Unset: /readyz answers as /healthz.
-  ReadinessCheck not_ready;
-};
 
 // The body of `POST /api/jobs/` as a request (Ray's JobSubmitRequest fields; null means unset).
 // InvalidArgument naming the field for malformed JSON, a wrong type or an unknown field.
 StatusOr<v1::SubmitJobRequest> SubmitRequestFromJson(const std::string& body);
 
-class JobHttpServer {
+// The query of GET /api/jobs/{id}/logs: InvalidArgument naming an unknown or malformed parameter.
+Status ParseLogQuery(const http::Request& req, uint64_t* offset, uint64_t* limit, uint64_t* tail);
+
+class JobRoutes {
  public:
   // Runs `fn` on the loop that owns `jobs` and waits; false if that loop is stopped.
   using RunOnLoop = std::function<bool(const std::function<void()>&)>;
 
-  // Binds and starts serving. Unavailable naming the address if it cannot listen.
-  // REQUIRES: `jobs` outlives the server (Stop before it goes).
-  static StatusOr<std::unique_ptr<JobHttpServer>> Start(const JobHttpOptions& options,
-                                                        RunOnLoop run_on_loop, JobManager* jobs);
-  ~JobHttpServer();
-  int port() const;
-  // Stops accepting, drops open connections and joins the thread. Idempotent.
-  void Stop();
+  // REQUIRES: `jobs` outlives the routes.
+  JobRoutes(RunOnLoop run_on_loop, JobManager* jobs);
 
-  class Impl;
+  // The reply to a jobs route; nullopt when `req` is not one (/api/version, /api/jobs[/...]).
+  std::optional<http::Response> Handle(const http::Request& req);
+
+  // The log of job `id` (NotFound; Unavailable while the head stops), for log streams.
+  StatusOr<std::shared_ptr<JobLog>> LogOf(const std::string& id);
 
  private:
-  explicit JobHttpServer(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  http::Response Submit(const std::string& body);
+  http::Response Logs(const std::string& id, const http::Request& req);
+
+  const RunOnLoop run_;
+  JobManager* const jobs_;
 };
 
 }  // namespace orrery::live
