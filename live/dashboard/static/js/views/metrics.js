@@ -1,37 +1,46 @@
 // Metrics: time-series charts of the orrery_* metrics from the head's in-memory history
 // (GET /api/metrics, the full window once, then `since` the newest point every 2 s): tasks by
-// state, CPU and GPU utilisation per node, the scheduling-latency histogram, the runtime-env
-// cache and the autoscaler's nodes. ?node_id=X keeps that node's series only.
+// state, CPU, GPU and memory utilisation per node, cluster CPUs, the scheduling-latency
+// histogram, the runtime-env cache, nodes, the autoscaler's nodes and placement groups. ?node_id=X keeps that node's series only.
 import { getJSON } from '../api.js';
 import { html, setHTML, errorBox, fmtBytes } from '../ui.js';
 import { lineChart, barChart } from '../chart.js';
 
 export const title = 'Metrics';
 const WINDOW_MS = 15 * 60 * 1000;
-const NAMES = ['orrery_tasks', 'orrery_node_cpu_utilization', 'orrery_node_gpus_utilization',
-  'orrery_scheduling_latency_seconds', 'orrery_runtime_env_cache_bytes',
-  'orrery_runtime_env_cache_evictions_total', 'orrery_autoscaler_active_nodes',
-  'orrery_autoscaler_pending_nodes', 'orrery_nodes', 'orrery_resources'];
+const pct = v => `${Math.round(v * 100)}%`;
 
+// Each chart draws from the first of its sources that has series in the head's history (the
+// head samples its own view: orrery_head_task_table, orrery_node_utilization{resource}, ...;
+// the per-node Prometheus names are used where the history has them).
 const CHARTS = [
-  { id: 'tasks', title: 'Tasks by state (all nodes)', metric: 'orrery_tasks', key: l => l.state, sum: true,
-    keep: l => ['pending', 'leased', 'running'].includes(l.state) },
-  { id: 'tasks-done', title: 'Tasks ended (since each daemon started)', metric: 'orrery_tasks', key: l => l.state, sum: true,
-    keep: l => ['finished', 'failed', 'canceled'].includes(l.state) },
-  { id: 'cpu', title: 'CPU utilisation per node', metric: 'orrery_node_cpu_utilization', key: l => l.node || 'node',
-    yMax: 1, yFormat: v => `${Math.round(v * 100)}%` },
-  { id: 'gpu', title: 'GPU utilisation per node and device', metric: 'orrery_node_gpus_utilization',
-    key: l => `${l.node || 'node'} gpu ${l.gpu ?? '?'}`, yMax: 1, yFormat: v => `${Math.round(v * 100)}%`,
-    empty: 'no GPUs in this cluster' },
+  { id: 'tasks', title: 'Tasks by state', sources: [
+    { metric: 'orrery_head_task_table', key: l => l.state, sum: true,
+      keep: l => !['finished', 'failed', 'canceled'].includes(String(l.state).toLowerCase()) },
+    { metric: 'orrery_tasks', key: l => l.state, sum: true, keep: l => ['pending', 'leased', 'running'].includes(l.state) }] },
+  { id: 'tasks-done', title: 'Tasks ended', sources: [
+    { metric: 'orrery_head_task_table', key: l => l.state, sum: true,
+      keep: l => ['finished', 'failed', 'canceled'].includes(String(l.state).toLowerCase()) },
+    { metric: 'orrery_tasks', key: l => l.state, sum: true, keep: l => ['finished', 'failed', 'canceled'].includes(l.state) }] },
+  { id: 'cpu', title: 'CPU utilisation per node', yMax: 1, yFormat: pct, sources: [
+    { metric: 'orrery_node_utilization', key: l => l.node, keep: l => l.resource === 'CPU' },
+    { metric: 'orrery_node_cpu_utilization', key: l => l.node }] },
+  { id: 'gpu', title: 'GPU utilisation per node', yMax: 1, yFormat: pct, empty: 'no GPUs in this cluster', sources: [
+    { metric: 'orrery_node_gpus_utilization', key: l => `${l.node} gpu ${l.gpu ?? '?'}` },
+    { metric: 'orrery_node_utilization', key: l => l.node, keep: l => l.resource === 'GPU' }] },
   { id: 'latency', title: 'Scheduling latency (lease request → granted)', histogram: 'orrery_scheduling_latency_seconds' },
-  { id: 'envcache', title: 'Runtime-env cache size per node', metric: 'orrery_runtime_env_cache_bytes', key: l => l.node || 'node',
-    yFormat: fmtBytes },
-  { id: 'evictions', title: 'Runtime-env cache evictions per node', metric: 'orrery_runtime_env_cache_evictions_total', key: l => l.node || 'node' },
-  { id: 'autoscaler', title: 'Autoscaler nodes', metric: ['orrery_autoscaler_active_nodes', 'orrery_autoscaler_pending_nodes'],
-    key: (l, m) => `${m === 'orrery_autoscaler_active_nodes' ? 'active' : 'pending'} ${l.node_type || ''}`.trim(), sum: true },
-  { id: 'nodes', title: 'Nodes by state', metric: 'orrery_nodes', key: l => l.state, sum: true },
-  { id: 'cpu-used', title: 'CPUs used (all nodes)', metric: 'orrery_resources', key: l => `${l.name} ${l.state}`, sum: true,
-    keep: l => l.name === 'CPU' },
+  { id: 'resources', title: 'Cluster CPUs used of total', sources: [
+    { metric: ['orrery_cluster_resource_used', 'orrery_cluster_resource_total'], keep: l => l.resource === 'CPU',
+      key: (l, m) => (m.endsWith('_used') ? 'used' : 'total') }] },
+  { id: 'memory', title: 'Memory utilisation per node', yMax: 1, yFormat: pct, empty: 'no memory resource', sources: [
+    { metric: 'orrery_node_utilization', key: l => l.node, keep: l => l.resource === 'memory' }] },
+  { id: 'envcache', title: 'Runtime-env cache size per node', yFormat: fmtBytes, empty: 'the head keeps no env-cache series', sources: [
+    { metric: 'orrery_runtime_env_cache_bytes', key: l => l.node }] },
+  { id: 'nodes', title: 'Nodes by state', sources: [{ metric: 'orrery_nodes', key: l => l.state, sum: true }] },
+  { id: 'autoscaler', title: 'Autoscaler nodes', empty: 'no autoscaler', sources: [
+    { metric: ['orrery_autoscaler_active_nodes', 'orrery_autoscaler_pending_nodes'], sum: true,
+      key: (l, m) => `${m.endsWith('active_nodes') ? 'active' : 'pending'} ${l.node_type || ''}`.trim() }] },
+  { id: 'groups', title: 'Placement groups by state', sources: [{ metric: 'orrery_placement_groups', key: l => l.state, sum: true }] },
 ];
 
 export function mount(root, ctx) {
@@ -67,18 +76,18 @@ export function mount(root, ctx) {
     histograms = (r.histograms || []).filter(h => keepNode(h.labels || {}));
   }
 
-  function lines(c) {
-    const metrics = Array.isArray(c.metric) ? c.metric : [c.metric];
+  function linesOf(src) {
+    const metrics = Array.isArray(src.metric) ? src.metric : [src.metric];
     const groups = new Map();
     for (const s of series.values()) {
-      if (!metrics.includes(s.metric) || (c.keep && !c.keep(s.labels))) continue;
-      const name = c.key(s.labels, s.metric);
+      if (!metrics.includes(s.metric) || (src.keep && !src.keep(s.labels))) continue;
+      const name = String(src.key(s.labels, s.metric) ?? s.metric);
       if (!groups.has(name)) groups.set(name, []);
       groups.get(name).push(s.points);
     }
     const out = [];
-    for (const [name, lists] of [...groups.entries()].sort((a, b) => String(a[0]).localeCompare(String(b[0])))) {
-      if (lists.length === 1 && !c.sum) { out.push({ name, points: lists[0] }); continue; }
+    for (const [name, lists] of [...groups.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
+      if (lists.length === 1 && !src.sum) { out.push({ name, points: lists[0] }); continue; }
       const acc = new Map();  // samples of different nodes in the same period add up
       for (const pts of lists) for (const [t, v] of pts) {
         const b = Math.round(t / interval) * interval;
@@ -87,6 +96,13 @@ export function mount(root, ctx) {
       out.push({ name, points: [...acc.entries()].sort((a, b) => a[0] - b[0]) });
     }
     return out;
+  }
+  function lines(c) {
+    for (const src of c.sources) {
+      const out = linesOf(src);
+      if (out.length) return out;
+    }
+    return [];
   }
 
   function latencyBars(metric) {
@@ -117,7 +133,7 @@ export function mount(root, ctx) {
 
   ctx.every(2000, async () => {
     try {
-      const r = await getJSON('/api/metrics', newest ? { names: NAMES.join(','), since: newest + 1 } : { names: NAMES.join(',') });
+      const r = await getJSON('/api/metrics', newest ? { since: newest + 1 } : {});
       errEl.replaceChildren();
       merge(r);
       draw();

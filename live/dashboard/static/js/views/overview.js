@@ -41,12 +41,16 @@ export function mount(root, ctx) {
     let ov;
     try { ov = await getJSON('/api/overview'); } catch (e) { setHTML(cards, errorBox(e)); return; }
     const n = ov.nodes || {};
-    const res = Object.entries(ov.resources || {});
+    // Placement-group bundle resources (CPU_group_0_<pg>, bundle_group_<pg>) are counted, not listed.
+    const allRes = Object.entries(ov.resources || {});
+    const res = allRes.filter(([k]) => !/_group_|^bundle_group/.test(k));
+    const pgRes = allRes.length - res.length;
     const a = ov.autoscaler || {};
     setHTML(cards, html`
       <div class="card" id="card-nodes"><h3>Nodes</h3><div class="big"><a href="/cluster" data-testid="nodes-alive">${n.alive ?? 0}</a> alive</div>
         <div class="muted">${n.draining ?? 0} draining · ${n.dead ?? 0} dead</div></div>
-      <div class="card"><h3>Resources (used / total)</h3>${res.length ? html`<div class="res">${res.map(([k, v]) => html`<span>${k}</span>${resBar(v.used, v.total)}<span class="mono">${fmtRes(k, v.used)} / ${fmtRes(k, v.total)}</span>`)}</div>` : html`<p class="muted">none</p>`}</div>
+      <div class="card"><h3>Resources (used / total)</h3>${res.length ? html`<div class="res">${res.map(([k, v]) => html`<span>${k}</span>${resBar(v.used, v.total)}<span class="mono">${fmtRes(k, v.used)} / ${fmtRes(k, v.total)}</span>`)}</div>` : html`<p class="muted">none</p>`}
+        ${pgRes ? html`<p class="muted">+ ${pgRes} placement-group bundle resources (see <a href="/cluster">Cluster</a>)</p>` : ''}</div>
       <div class="card"><h3><a href="/tasks">Tasks</a></h3>${counts(ov.tasks, k => `/tasks?state=${encodeURIComponent(k)}`)}</div>
       <div class="card"><h3><a href="/jobs">Jobs</a></h3>${counts(ov.jobs, k => `/jobs?status=${encodeURIComponent(k.toUpperCase())}`)}</div>
       <div class="card"><h3><a href="/actors">Actors</a></h3>${counts(ov.actors, k => `/actors?state=${encodeURIComponent(k)}`)}</div>
