@@ -38,7 +38,7 @@ export function mount(root, ctx) {
   ctx.every(2000, async () => {
     let n;
     try { n = await getJSON(`/api/nodes/${enc(id)}`); } catch (e) { setHTML(info, errorBox(e)); return; }
-    setHTML(info, html`<dl class="kv">
+    setHTML(info, html`${n.detail_error ? html`<p class="error">Workers, envs and log files are missing: ${n.detail_error}</p>` : ''}<dl class="kv">
       <dt>State</dt><dd>${badge(n.state)} ${n.is_head_node ? html`<span class="badge">head</span>` : ''}</dd>
       <dt>Address</dt><dd class="mono">${n.address}</dd><dt>PID</dt><dd>${n.pid ?? '–'}</dd>
       <dt>Labels</dt><dd>${labels(n.labels)}</dd>
