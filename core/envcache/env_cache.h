@@ -218,6 +218,13 @@ class EnvCache {
   // Charged bytes of one kind / of every kind.
   uint64_t TotalBytes(const std::string& kind) const;
   uint64_t TotalBytes() const;
+  // Every cached URI (any state), in order. O(entries). (The dashboard's node page.)
+  std::vector<Uri> Uris() const {
+    std::vector<Uri> out;
+    out.reserve(entries_.size());
+    for (const auto& [uri, e] : entries_) out.push_back(uri);
+    return out;
+  }
   uint64_t LimitBytes(const std::string& kind) const;
   // Waiters of an install in flight (empty unless Installing), in arrival order.
   std::vector<WaiterId> Waiters(const Uri& uri) const;

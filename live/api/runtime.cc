@@ -1200,6 +1200,8 @@ class Runtime {
   v1::RequestWorkerLeaseRequest LeaseRequestLocked(Class* c, const std::string& lease_id,
                                                    int attempt) {
     v1::RequestWorkerLeaseRequest req;
+    // --- dashboard: the task table shows which job a task belongs to.
+    if (const char* job = std::getenv("ORRERY_JOB_ID"); job != nullptr) req.set_job_id(job);
     req.set_task_id(lease_id);
     req.set_name(c->name);
     // Validated when the class was made (ToProtoResources).

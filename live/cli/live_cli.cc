@@ -1,5 +1,6 @@
 #include "live/cli/live_cli.h"
 
+#include <cstdlib>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -1559,6 +1560,8 @@ int RunTaskCmd(const std::vector<std::string>& all, std::ostream& out, std::ostr
   std::string name;
   for (const auto& a : cmd) name += (name.empty() ? "" : " ") + a;
   v1::RequestWorkerLeaseRequest req;
+  // --- dashboard: the task table shows which job a task belongs to.
+  if (const char* job = std::getenv("ORRERY_JOB_ID"); job != nullptr) req.set_job_id(job);
   const std::string base_id = RandomTaskId();
   req.set_task_id(base_id);
   req.set_name(name.substr(0, 200));

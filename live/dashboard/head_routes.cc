@@ -18,6 +18,7 @@ namespace {
 
 constexpr size_t kPumpBatch = 500;  // events or log batches sent to one stream per wake-up
 constexpr uint64_t kJobLogChunk = 64 << 10;
+const char* const kHeadNode = "_head";  // the node id of the head daemon's own log files
 
 http::Response Json(const json& body, int status = 200) {
   http::Response r;
@@ -559,7 +560,10 @@ http::Response HeadRoutes::Tasks(const http::Request& req) {
           match.push_back(&t);
         });
         total = match.size();
-        // Newest first: from the end.
+        // Newest first: by submit time (records arrive in heartbeat order), from the end.
+        std::stable_sort(match.begin(), match.end(), [](const auto* a, const auto* b) {
+          return a->submit_unix_ms() < b->submit_unix_ms();
+        });
         for (long long i = static_cast<long long>(match.size()) - 1 - page.offset;
              i >= 0 && static_cast<long long>(rows.size()) < page.limit; --i) {
           rows.push_back(*match[static_cast<size_t>(i)]);
@@ -737,7 +741,8 @@ http::Response HeadRoutes::LogFiles(const http::Request& req) {
     return Stopping();
   }
   std::vector<const v1::NodeInfo*> nodes;
-  bool known = node_id.empty();
+  const bool head_own = node_id.empty() || node_id == kHeadNode;
+  bool known = head_own;
   for (const auto& n : view.nodes()) {
     if (!node_id.empty() && n.node_id() != node_id) continue;
     known = true;
@@ -750,6 +755,18 @@ http::Response HeadRoutes::LogFiles(const http::Request& req) {
     if (!job_known) return http::ErrorResponse(404, "no job '" + job_id.substr(0, 200) + "'");
   }
   json rows = json::array();
+  if (head_own && !source_.head_log_name.empty() && job_id.empty()) {  // the head's own log
+    for (auto& f : ListLogFiles(source_.head_log_dir, [&](const std::string& n) {
+           return n.rfind(source_.head_log_name, 0) == 0;
+         })) {
+      rows.push_back(json{{"node_id", kHeadNode},
+                          {"name", f.name()},
+                          {"kind", "daemon"},
+                          {"job_id", ""},
+                          {"size", f.size()},
+                          {"modified_ms", f.modified_unix_ms()}});
+    }
+  }
   if (node_id.empty()) {  // driver logs: the job logs, kept by the head
     for (const auto& j : jobs) {
       if (!job_id.empty() && j.submission_id() != job_id) continue;
@@ -814,6 +831,33 @@ http::Response HeadRoutes::LogFile(const http::Request& req) {
       !http::QueryInt(req, "tail", 0, 1000000, 0, &tail, &e)) {
     return http::ErrorResponse(400, e);
   }
+  v1::ReadNodeLogRequest r;
+  r.set_name(name);
+  r.set_offset(offset);
+  r.set_limit(limit);
+  r.set_tail(static_cast<int>(tail));
+  if (auto it = req.query.find("q"); it != req.query.end()) r.set_search(it->second);
+  v1::ReadNodeLogReply reply;
+  auto answer = [](const v1::ReadNodeLogReply& rep) {
+    return Json(json{{"text", rep.text()},
+                     {"offset", rep.offset()},
+                     {"next_offset", rep.next_offset()},
+                     {"size", rep.size()},
+                     {"truncated", rep.truncated()}});
+  };
+  auto named = [](const Status& s) {
+    return FromStatus(Status(s.code(), (s.code() == StatusCode::kInvalidArgument
+                                            ? "query parameter "
+                                            : "") +
+                                           s.message()));
+  };
+  if (node_id == kHeadNode) {  // the head's own log, read here (a pool thread)
+    if (source_.head_log_name.empty()) return http::ErrorResponse(404, "the head keeps no log file");
+    auto read = ReadLogFile(source_.head_log_dir, [&](const std::string& n) {
+      return n.rfind(source_.head_log_name, 0) == 0;
+    }, r);
+    return read.ok() ? answer(*read) : named(read.status());
+  }
   v1::ClusterView view;
   if (!source_.run_on_loop([&] { source_.view(&view); })) return Stopping();
   const v1::NodeInfo* node = nullptr;
@@ -824,24 +868,9 @@ http::Response HeadRoutes::LogFile(const http::Request& req) {
   if (node->state() == v1::NODE_STATE_DEAD) {
     return http::ErrorResponse(503, "node " + node_id + " is dead: its log files cannot be read");
   }
-  v1::ReadNodeLogRequest r;
-  r.set_name(name);
-  r.set_offset(offset);
-  r.set_limit(limit);
-  r.set_tail(static_cast<int>(tail));
-  if (auto it = req.query.find("q"); it != req.query.end()) r.set_search(it->second);
-  v1::ReadNodeLogReply reply;
   if (!source_.read_node_log) return http::ErrorResponse(503, "no node calls");
-  if (Status s = source_.read_node_log(node->address(), r, &reply); !s.ok()) {
-    Status named(s.code(), (s.code() == StatusCode::kInvalidArgument ? "query parameter " : "") +
-                               s.message());
-    return FromStatus(named);
-  }
-  return Json(json{{"text", reply.text()},
-                   {"offset", reply.offset()},
-                   {"next_offset", reply.next_offset()},
-                   {"size", reply.size()},
-                   {"truncated", reply.truncated()}});
+  if (Status s = source_.read_node_log(node->address(), r, &reply); !s.ok()) return named(s);
+  return answer(reply);
 }
 
 // ---- event streams ---------------------------------------------------------------------------

@@ -50,6 +50,9 @@ struct HeadSource {
   std::function<Status(const std::string& address, const v1::ReadNodeLogRequest&,
                        v1::ReadNodeLogReply*)>
       read_node_log;
+  // The head daemon's own log: its directory and file name (both empty: none). Listed and read
+  // under the node id "_head".
+  std::string head_log_dir, head_log_name;
   std::string version;       // the build's version
   std::string head_address;  // HOST:PORT of the head's gRPC service
   bool read_only = false;

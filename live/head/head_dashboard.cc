@@ -60,6 +60,15 @@ void HeadDaemon::Impl::StartDashboard(const std::string& host, JobManager* jobs)
                              v1::ReadNodeLogReply* reply) {
     return call(address, &v1::NodeService::Stub::ReadNodeLog, req, reply);
   };
+  {  // the head's own log: where its stderr goes (`orrery start` points it at logs/head.log)
+    std::error_code ec;
+    const fs::path self = fs::read_symlink("/proc/self/fd/2", ec);
+    if (!ec && !options_.session_dir.empty() &&
+        self.parent_path() == fs::path(options_.session_dir) / "logs") {
+      src.head_log_dir = self.parent_path().string();
+      src.head_log_name = self.filename().string();
+    }
+  }
   src.version = "0.1.0";
   src.head_address = host + ":" + std::to_string(port_);
   routes_ = std::make_unique<dashboard::HeadRoutes>(std::move(src), job_routes_.get(), &events_,

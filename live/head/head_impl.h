@@ -292,8 +292,11 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   // --- dashboard: the server (its own threads), its routes (a pump thread) and what the head
   // keeps for them (own locks). The server and routes stop before the loop.
   dashboard::EventRing events_;
+  static constexpr double kDashboardSampleS = 1;  // DashboardTick's period (at least)
+  double next_dashboard_tick_s_ = 0;               // owned by loop_
   dashboard::MetricsHistory metrics_history_{
-      15 * 60 * 1000, std::chrono::duration<double>(options_.report_period).count()};
+      15 * 60 * 1000,
+      std::max(kDashboardSampleS, std::chrono::duration<double>(options_.report_period).count())};
   std::unique_ptr<JobRoutes> job_routes_;
   std::unique_ptr<dashboard::HeadRoutes> routes_;
   std::unique_ptr<http::HttpServer> http_;

@@ -67,7 +67,12 @@ void HeadDaemon::Impl::UpdateMetrics() {
     ++tasks[StateLabel(v1::TaskState_Name(t.state()), "TASK_STATE_")];
   }
   if (metrics_) metrics_->SetTaskTable(tasks);
-  DashboardTick(nodes, tasks, groups, active, pending);  // --- dashboard
+  // --- dashboard: events by comparison and a metrics sample, once a second (not every report
+  // period: the actor and job lists are copied for the comparison).
+  if (NowS() >= next_dashboard_tick_s_) {
+    next_dashboard_tick_s_ = NowS() + kDashboardSampleS;
+    DashboardTick(nodes, tasks, groups, active, pending);
+  }
 }
 
 Status HeadDaemon::Impl::StartAutoscaler() {

@@ -94,6 +94,10 @@ std::string NodeDaemon::Impl::AddressOf(const NodeId& node) const {
 
 void NodeDaemon::Impl::Snapshot(v1::HeartbeatRequest* req) {
   req->set_node_id(node_id_);
+  // --- dashboard: counts for the node list (the lists: GetNodeDetail).
+  req->set_num_workers(static_cast<int32_t>((pool_ ? pool_->num_workers() : 0) +
+                                            (api_pool_ ? api_pool_->num_workers() : 0)));
+  if (node_agent_) req->set_envs_cached(static_cast<int32_t>(node_agent_->Envs().Uris().size()));
   if (!manager_) return;
   const Node& self = manager_->view().at(manager_->local_slot());
   ToProto(self.resources.available(), req->mutable_available());

@@ -143,7 +143,20 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
                                                     const v1::RuntimeEnvCacheStatsRequest*,
                                                     v1::RuntimeEnvCacheStats* reply) override;
 
+  // --- dashboard (live/node/node_dashboard.cc): workers, envs and log files; a log file read.
+  // Files are listed and read on the gRPC thread, never on the loop.
+  grpc::ServerUnaryReactor* GetNodeDetail(grpc::CallbackServerContext* ctx,
+                                          const v1::NodeDetailRequest*,
+                                          v1::NodeDetailReply* reply) override;
+  grpc::ServerUnaryReactor* ReadNodeLog(grpc::CallbackServerContext* ctx,
+                                        const v1::ReadNodeLogRequest* req,
+                                        v1::ReadNodeLogReply* reply) override;
+
  private:
+  // --- dashboard: whether `name` in the log dir is this node's (its workers' files, its own
+  // daemon log); thread-safe.
+  bool IsOwnLogFile(const std::string& name) const;
+
   // How long a queued lease request that timed out stays pending without its caller asking
   // again (callers re-ask at once, every queue_timeout_ms) before it is canceled.
   static constexpr milliseconds kReaskGrace{3000};

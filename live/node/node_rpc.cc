@@ -33,8 +33,15 @@ grpc::ServerUnaryReactor* NodeDaemon::Impl::RequestWorkerLease(
   }
   loop_.Post([this, r, reply, call_id, req = std::move(*req), name = request->name(),
               timeout = request->queue_timeout_ms(), task = request->task_id(),
-              attempt = request->attempt(), display = request->display_task_id()]() mutable {
+              attempt = request->attempt(), display = request->display_task_id(),
+              job = request->job_id()]() mutable {
     HandleLease(r, reply, call_id, std::move(req), name, timeout);
+    // --- dashboard: the job the task belongs to (the job page lists its tasks).
+    if (auto t = tasks_.find(task); !job.empty() && t != tasks_.end() &&
+                                    t->second.record.job_id().empty()) {
+      t->second.record.set_job_id(job);
+      t->second.dirty = true;
+    }
     // --- actors: a retried task's attempt number goes into its record.
     if (auto t = tasks_.find(task); attempt > 0 && t != tasks_.end()) {
       t->second.record.set_attempt(attempt);

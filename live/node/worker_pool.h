@@ -90,6 +90,17 @@ class WorkerPool {
   // then not reused. O(workers).
   void RetireIdleWithEnv(const std::string& name, const std::string& value);
   size_t num_workers() const { return workers_.size(); }
+  // --- dashboard: each worker's pid, env id and task ("" while idle), by pid.
+  struct WorkerRow {
+    pid_t pid = 0;
+    int64_t env = -1;
+    std::string task;
+  };
+  std::vector<WorkerRow> Rows() const {
+    std::vector<WorkerRow> out;
+    for (const auto& [pid, w] : workers_) out.push_back({pid, w.env, w.task});
+    return out;
+  }
   size_t num_idle() const;
 
  private:

@@ -1,5 +1,6 @@
 #include "live/run/live_run.h"
 
+#include <cstdlib>
 #include <signal.h>
 #include <unistd.h>
 
@@ -545,6 +546,8 @@ class Runner {
     // Argument locations, as the simulator's RequestFor builds them.
     std::vector<ObjectArg> locality;
     v1::RequestWorkerLeaseRequest req;
+    // --- dashboard: the task table shows which job a task belongs to.
+    if (const char* job = std::getenv("ORRERY_JOB_ID"); job != nullptr) req.set_job_id(job);
     v1::RunTaskRequest run;
     for (uint32_t k = 0; k < ts.args_count; ++k) {
       const uint32_t idx = ts.args_begin + k;
