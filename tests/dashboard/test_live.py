@@ -216,6 +216,14 @@ class LiveDashboardTest(DashboardTestCase, unittest.TestCase):
         self.assertTrue(name, f"no log file of the actor's worker pid {actor['worker_pid']}")
         self.browser.wait_for(lambda: "Counter" in (self.browser.text("[data-testid=log-text]") or ""), 10,
                               f"the actor marker in {name}")
+        self.browser.type_into("#log-q", "ACTOR_NAME")  # search: matching lines only, any case
+        self.browser.wait_for(lambda: "matching" in self.browser.text("#log-state"), 10, "the search result")
+        found = self.browser.text("[data-testid=log-text]")
+        self.assertIn(":actor_name:Counter", found)
+        self.assertNotIn(":job_id:", found)
+        self.browser.type_into("#log-q", "")
+        self.browser.wait_for(lambda: ":job_id:" in self.browser.text("[data-testid=log-text]"), 10,
+                              "the whole file again")
         self.browser.shot("logs")
         self.assert_no_console_errors()
 

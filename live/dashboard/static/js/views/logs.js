@@ -27,15 +27,18 @@ export function mount(root, ctx) {
   const titleEl = root.querySelector('#log-title');
 
   getJSON('/api/nodes', { limit: 1000 }).then(r => {
-    setHTML(nodeSel, html`<option value="">all nodes</option>${r.items.map(n => html`<option value="${n.node_id}" ${n.node_id === st.node_id ? html`selected` : ''}>${n.node_id}${n.is_head_node ? ' (head)' : ''}</option>`)}`);
+    setHTML(nodeSel, html`<option value="">all nodes</option><option value="_head" ${st.node_id === '_head' ? html`selected` : ''}>head daemon</option>${r.items.map(n => html`<option value="${n.node_id}" ${n.node_id === st.node_id ? html`selected` : ''}>${n.node_id}${n.is_head_node ? ' (head)' : ''}</option>`)}`);
   }).catch(e => { stateEl.textContent = e.message; });
 
   const files = new ListPanel(root.querySelector('#log-files'), {
     limit: 30, empty: 'No log files match.',
     load: (offset, limit) => getJSON('/api/logs/files', { node_id: st.node_id, job_id: st.job_id, offset, limit }),
     columns: [
-      { title: 'File', cls: 'wrap', cell: f => html`<a href="/logs?node_id=${enc(f.node_id)}&name=${enc(f.name)}" class="mono" data-file="${f.name}">${f.name}</a>` },
-      { title: 'Node', cell: f => f.node_id },
+      // A job's driver output is kept by the head (node_id ""): its page follows it.
+      { title: 'File', cls: 'wrap', cell: f => f.kind === 'driver' && !f.node_id && f.job_id
+          ? html`<a href="/jobs/${enc(f.job_id)}" class="mono">${f.name}</a>`
+          : html`<a href="/logs?node_id=${enc(f.node_id)}&name=${enc(f.name)}" class="mono" data-file="${f.name}">${f.name}</a>` },
+      { title: 'Node', cell: f => f.node_id === '_head' ? 'head daemon' : (f.node_id || 'head') },
       { title: 'Kind', cell: f => f.kind },
       { title: 'Job', cell: f => f.job_id || '–' },
       { title: 'Size', cls: 'num', cell: f => fmtBytes(f.size) },
