@@ -121,6 +121,7 @@ def main():
     lines.append("Result: " + ("every view within the target." if not bad else "SOME VIEW MISSED THE TARGET."))
     text = "\n".join(lines) + "\n"
     if a.out:
+        os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
         with open(a.out, "w", encoding="utf-8") as f:
             f.write(text)
     print(text)

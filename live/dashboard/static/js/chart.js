@@ -63,7 +63,8 @@ function legend(container, names) {
   if (names.length < 2) return;
   const div = document.createElement('div');
   div.className = 'legend';
-  names.forEach((n, i) => {
+  const MAX_LEGEND = 16;  // a 100-node chart names its first 16 lines and counts the rest
+  names.slice(0, MAX_LEGEND).forEach((n, i) => {
     const span = document.createElement('span');
     const sw = el('svg', { width: 10, height: 10 });
     el('rect', { width: 10, height: 10, rx: 2, fill: n.color || palette(i) }, sw);
@@ -71,6 +72,11 @@ function legend(container, names) {
     span.appendChild(document.createTextNode(' ' + n.name));
     div.appendChild(span);
   });
+  if (names.length > MAX_LEGEND) {
+    const more = document.createElement('span');
+    more.textContent = `… and ${names.length - MAX_LEGEND} more (hover a line for its name)`;
+    div.appendChild(more);
+  }
   container.appendChild(div);
 }
 function emptyNote(svg, w, h, msg) {
