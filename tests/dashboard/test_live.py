@@ -236,6 +236,17 @@ class LiveDashboardTest(DashboardTestCase, unittest.TestCase):
             self.assertEqual(self.browser.count("main b"), 0, "an id was inserted as HTML")
         self.assert_no_console_errors(allow=(NOT_FOUND,))
 
+    def test_10_lost_cookie_shows_how_to_get_in(self):
+        # Last: it drops the session's cookie. The next API call of the open page answers 401 and
+        # the page shows the server's message instead of a blank or broken view.
+        self.open("/overview", "overview")
+        self.browser.driver.delete_all_cookies()
+        self.browser.click("#nav a[data-view=jobs]")
+        self.browser.wait_for(lambda: self.browser.count("#unauthorized") == 1, 10, "the 401 message")
+        self.assertIn("token", self.browser.text("#unauthorized").lower())
+        self.browser.shot("unauthorized-page")
+        self.assert_no_console_errors(allow=(r"status of 401",))
+
 
 if __name__ == "__main__":
     unittest.main()
