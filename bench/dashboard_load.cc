@@ -38,6 +38,7 @@
 
 namespace fs = std::filesystem;
 using namespace orrery::live;
+namespace v1 = orrery::v1;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -294,6 +295,8 @@ int main(int argc, char** argv) {
   http.Get("/api/overview", &body);
   std::cout << "# dashboard_load\n\nState: " << nodes << " fake nodes + 1 real, " << tasks
             << " tasks, " << actors << " actors. Overview: " << body.substr(0, 400) << "...\n\n";
+  http.Get("/api/tasks?state=pending&limit=1", &body);
+  std::cout << "A pending task: " << body << "\n\n";
 
   // ---- 1. latency per endpoint
   const std::vector<std::string> targets = {

@@ -135,6 +135,8 @@ void HeadDaemon::Impl::DashboardTick(const std::map<std::string, double>& nodes,
     for (const auto& j : jobs_->List()) {
       const std::string& id = j.submission_id();
       auto [it, fresh] = seen_jobs_.try_emplace(id, j.status());
+      // The store's jobs that ended before this head started are history, not news.
+      if (fresh && !jobs_primed_ && IsTerminal(j.status())) continue;
       if (fresh) {
         Emit("job_submitted", "INFO", "job " + id + " submitted: " + j.entrypoint().substr(0, 200),
              "", id);
@@ -149,6 +151,7 @@ void HeadDaemon::Impl::DashboardTick(const std::map<std::string, double>& nodes,
              id);
       }
     }
+    jobs_primed_ = true;
   }
   v1::ListActorsReply actors;
   actors_.List(&actors);

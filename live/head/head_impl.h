@@ -304,6 +304,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   std::map<std::string, std::shared_ptr<v1::NodeService::Stub>> dashboard_stubs_;
   // Owned by loop_: what the last DashboardTick saw.
   std::map<std::string, v1::JobStatus> seen_jobs_;
+  bool jobs_primed_ = false;  // the job store's records were seen once
   std::map<std::string, v1::ActorState> seen_actors_;
   std::map<std::string, v1::PlacementGroupState> seen_groups_;
   std::map<std::string, std::string> seen_autoscaler_nodes_;  // node id -> state

@@ -473,6 +473,12 @@ TEST_F(DashboardLiveTest, EveryEndpointOnASmallCluster) {
   auto head_log = GetJson("/api/logs/file?node_id=_head&name=head.log&q=dashboard");
   EXPECT_TRUE(Has(head_log["text"], "dashboard and jobs API at")) << head_log;
   GetJson("/api/logs/file?node_id=_head&name=token", 404);
+  // A finished job's log as a stream: all of it, then the end.
+  Conn job_log(port_);
+  job_log.Send("GET", "/api/jobs/dash-job/logs/stream", {"Authorization: Bearer " + token});
+  EXPECT_EQ(job_log.Read(true).status, 200);
+  EXPECT_TRUE(job_log.ReadUntil("\"complete\":true", milliseconds(5000))) << job_log.buffered();
+  EXPECT_TRUE(Has(job_log.buffered(), "from-the-job")) << job_log.buffered();
   auto driver = GetJson("/api/logs/files?job_id=dash-job");
   bool has_driver = false;
   for (const auto& f : driver["items"]) has_driver |= f["kind"] == "driver";
