@@ -236,6 +236,26 @@ class LiveDashboardTest(DashboardTestCase, unittest.TestCase):
             self.assertEqual(self.browser.count("main b"), 0, "an id was inserted as HTML")
         self.assert_no_console_errors(allow=(NOT_FOUND,))
 
+    def test_09b_tables_poll_every_2s_and_pause_while_hidden(self):
+        self.open("/overview", "overview")
+        polls = lambda: self.browser.js(  # noqa: E731
+            "return performance.getEntriesByType('resource')"
+            ".filter(e => e.name.includes('/api/overview')).length")
+        c0 = polls()
+        time.sleep(5)
+        c1 = polls()
+        self.assertTrue(1 <= c1 - c0 <= 3, f"{c1 - c0} overview polls in 5 s (every 2 s expected)")
+        self.browser.js("Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});"
+                        "document.dispatchEvent(new Event('visibilitychange'))")
+        time.sleep(0.5)
+        c2 = polls()
+        time.sleep(5)
+        self.assertEqual(polls() - c2, 0, "the overview kept polling while the tab was hidden")
+        self.browser.js("Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});"
+                        "document.dispatchEvent(new Event('visibilitychange'))")
+        self.browser.wait_for(lambda: polls() > c2, 1.5, "a poll as soon as the tab shows again")
+        self.assert_no_console_errors()
+
     def test_10_lost_cookie_shows_how_to_get_in(self):
         # Last: it drops the session's cookie. The next API call of the open page answers 401 and
         # the page shows the server's message instead of a blank or broken view.
