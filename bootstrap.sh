@@ -24,7 +24,9 @@ PKGS=(
 # tests (tests/deploy/) check the systemd units with systemd-analyze (package systemd), the
 # scrape configs with promtool (prometheus) and the manifests in a venv (see below). The
 # multi-host tests (tests/net) build hosts with iproute2 (ip netns, tc) and talk HTTP with curl.
-TEST_PKGS=(prometheus python3 python3-venv clang-16 libclang-rt-16-dev systemd iproute2 curl)
+# The dashboard's browser tests (tests/dashboard) drive headless chromium through chromium-driver.
+TEST_PKGS=(prometheus python3 python3-venv clang-16 libclang-rt-16-dev systemd iproute2 curl
+           chromium chromium-driver)
 [ "${1:-}" = "--test" ] && PKGS+=("${TEST_PKGS[@]}")
 
 missing=()
@@ -45,7 +47,8 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j 2
 
 if [ "${1:-}" = "--test" ]; then
-  # The test venv: pinned PyPI packages of tests/deploy/requirements.txt (kubernetes-validate).
+  # The test venv: pinned PyPI packages of tests/deploy/requirements.txt (kubernetes-validate,
+  # selenium for the dashboard's browser tests).
   # Made again when the pins change (the venv keeps a copy of the file it was made from).
   if ! cmp -s tests/deploy/requirements.txt .venv-test/requirements.txt; then
     rm -rf .venv-test
