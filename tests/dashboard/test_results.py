@@ -7,7 +7,8 @@ Runs the simulator on scenarios/quickstart.yaml twice (hybrid and spread, ~2,000
 serves one run, then the pair, then a compare-style directory (DIR/sim, DIR/live), and in each
 opens every results view: no console error, no error message, the view marks itself rendered;
 the timeline's bars stand for every row of tasks.csv (data-drawn-tasks); the charts have data.
-Screenshots of every view go to SCREENSHOT_DIR (default SOURCE_DIR/results/dashboard) as
+Screenshots of every view go to SCREENSHOT_DIR (default $ORRERY_DASHBOARD_SCREENSHOTS, else
+./dashboard-screenshots; results/dashboard holds the committed ones) as
 results-*.png. Exits 77 (ctest SKIP) when chromium, chromedriver or selenium are missing.
 """
 import os
@@ -222,7 +223,11 @@ def main():
         return 2
     binary, src = sys.argv[1], sys.argv[2]
     reexec_in_test_venv(src)
-    shots = sys.argv[3] if len(sys.argv) > 3 else os.path.join(src, 'results', 'dashboard')
+    # Default: the working directory (ctest's), so a test run leaves the committed screenshots
+    # alone; ORRERY_DASHBOARD_SCREENSHOTS=results/dashboard refreshes them (as tests/dashboard/run.sh).
+    shots = (sys.argv[3] if len(sys.argv) > 3 else
+             os.environ.get('ORRERY_DASHBOARD_SCREENSHOTS',
+                            os.path.join(os.getcwd(), 'dashboard-screenshots')))
     driver = start_browser()
     if driver is None:
         return SKIP
