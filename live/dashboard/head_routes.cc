@@ -20,27 +20,6 @@ constexpr size_t kPumpBatch = 500;  // events or log batches sent to one stream 
 constexpr uint64_t kJobLogChunk = 64 << 10;
 const char* const kHeadNode = "_head";  // the node id of the head daemon's own log files
 
-http::Response Json(const json& body, int status = 200) {
-  http::Response r;
-  r.status = status;
-  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  return r;
-}
-
-http::Response FromStatus(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kNotFound:
-      return http::ErrorResponse(404, s.message());
-    case StatusCode::kInvalidArgument:
-      return http::ErrorResponse(400, s.message());
-    case StatusCode::kUnavailable:
-    case StatusCode::kDeadlineExceeded:
-      return http::ErrorResponse(503, s.message());
-    default:
-      return http::ErrorResponse(500, s.message());
-  }
-}
-
 http::Response Stopping() { return http::ErrorResponse(503, "the head is stopping"); }
 
 std::string Lower(std::string s) {
@@ -377,7 +356,7 @@ http::Response HeadRoutes::Handle(const http::Request& req) {
 }
 
 http::Response HeadRoutes::Mode() {
-  return Json(json{{"mode", "live"},
+  return http::JsonResponse(json{{"mode", "live"},
                    {"version", source_.version},
                    {"head_address", source_.head_address},
                    {"read_only", source_.read_only}});
@@ -453,7 +432,7 @@ http::Response HeadRoutes::Overview() {
     for (auto it = recent.rbegin(); it != recent.rend(); ++it) events.push_back(EventToJson(*it));
   }
   json task_counts(tasks);
-  return Json(json{{"nodes", nodes},
+  return http::JsonResponse(json{{"nodes", nodes},
                    {"resources", resources},
                    {"tasks", task_counts},
                    {"jobs", job_counts},
@@ -488,7 +467,7 @@ http::Response HeadRoutes::Nodes(const http::Request& req) {
     }
     ++total;
   }
-  return Json(ListJson(total, page, std::move(items)));
+  return http::JsonResponse(ListJson(total, page, std::move(items)));
 }
 
 http::Response HeadRoutes::Node(const std::string& id) {
@@ -525,7 +504,7 @@ http::Response HeadRoutes::Node(const std::string& id) {
   j["workers"] = workers;
   j["envs"] = envs;
   j["log_files"] = files;
-  return Json(j);
+  return http::JsonResponse(j);
 }
 
 http::Response HeadRoutes::Tasks(const http::Request& req) {
@@ -577,7 +556,7 @@ http::Response HeadRoutes::Tasks(const http::Request& req) {
   for (const auto& t : rows) items.push_back(TaskJson(t, any_pending ? &view : nullptr));
   json out = ListJson(total, page, std::move(items));
   out["by_state"] = by_state;
-  return Json(out);
+  return http::JsonResponse(out);
 }
 
 http::Response HeadRoutes::Actors(const http::Request& req) {
@@ -607,7 +586,7 @@ http::Response HeadRoutes::Actors(const http::Request& req) {
     }
     ++total;
   }
-  return Json(ListJson(total, page, std::move(items)));
+  return http::JsonResponse(ListJson(total, page, std::move(items)));
 }
 
 http::Response HeadRoutes::PlacementGroups(const http::Request& req) {
@@ -634,7 +613,7 @@ http::Response HeadRoutes::PlacementGroups(const http::Request& req) {
     }
     ++total;
   }
-  return Json(ListJson(total, page, std::move(items)));
+  return http::JsonResponse(ListJson(total, page, std::move(items)));
 }
 
 http::Response HeadRoutes::JobList(const http::Request& req) {
@@ -660,7 +639,7 @@ http::Response HeadRoutes::JobList(const http::Request& req) {
     }
     ++total;
   }
-  return Json(ListJson(total, page, std::move(items)));
+  return http::JsonResponse(ListJson(total, page, std::move(items)));
 }
 
 http::Response HeadRoutes::Events(const http::Request& req) {
@@ -688,7 +667,7 @@ http::Response HeadRoutes::Events(const http::Request& req) {
     }
     ++total;
   }
-  return Json(ListJson(total, page, std::move(items)));
+  return http::JsonResponse(ListJson(total, page, std::move(items)));
 }
 
 http::Response HeadRoutes::Metrics(const http::Request& req) {
@@ -718,9 +697,9 @@ http::Response HeadRoutes::Metrics(const http::Request& req) {
     }
   }
   if (metrics_ == nullptr) {
-    return Json(json{{"interval_s", 1}, {"series", json::array()}, {"histograms", json::array()}});
+    return http::JsonResponse(json{{"interval_s", 1}, {"series", json::array()}, {"histograms", json::array()}});
   }
-  return Json(metrics_->Query(names, since));
+  return http::JsonResponse(metrics_->Query(names, since));
 }
 
 http::Response HeadRoutes::LogFiles(const http::Request& req) {
@@ -812,7 +791,7 @@ http::Response HeadRoutes::LogFiles(const http::Request& req) {
        ++i) {
     items.push_back(rows[static_cast<size_t>(i)]);
   }
-  return Json(ListJson(rows.size(), page, std::move(items)));
+  return http::JsonResponse(ListJson(rows.size(), page, std::move(items)));
 }
 
 http::Response HeadRoutes::LogFile(const http::Request& req) {
@@ -839,14 +818,14 @@ http::Response HeadRoutes::LogFile(const http::Request& req) {
   if (auto it = req.query.find("q"); it != req.query.end()) r.set_search(it->second);
   v1::ReadNodeLogReply reply;
   auto answer = [](const v1::ReadNodeLogReply& rep) {
-    return Json(json{{"text", rep.text()},
+    return http::JsonResponse(json{{"text", rep.text()},
                      {"offset", rep.offset()},
                      {"next_offset", rep.next_offset()},
                      {"size", rep.size()},
                      {"truncated", rep.truncated()}});
   };
   auto named = [](const Status& s) {
-    return FromStatus(Status(s.code(), (s.code() == StatusCode::kInvalidArgument
+    return http::StatusResponse(Status(s.code(), (s.code() == StatusCode::kInvalidArgument
                                             ? "query parameter "
                                             : "") +
                                            s.message()));
@@ -912,7 +891,7 @@ std::optional<http::Response> HeadRoutes::OpenStream(const http::Request& req,
       return http::ErrorResponse(400, e);
     }
     auto log = jobs_->LogOf(id);
-    if (!log.ok()) return FromStatus(log.status());
+    if (!log.ok()) return http::StatusResponse(log.status());
     s->kind = Stream::kJobLog;
     s->job_log = *log;
     s->offset = static_cast<uint64_t>(offset);

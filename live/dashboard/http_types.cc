@@ -15,6 +15,29 @@ Response ErrorResponse(int status, const std::string& message) {
   return r;
 }
 
+Response JsonResponse(const nlohmann::json& body, int status) {
+  Response r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return r;
+}
+
+Response StatusResponse(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kNotFound:
+      return ErrorResponse(404, std::string(s.message()));
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kFailedPrecondition:
+      return ErrorResponse(400, std::string(s.message()));
+    case StatusCode::kUnavailable:
+    case StatusCode::kDeadlineExceeded:
+      return ErrorResponse(503, std::string(s.message()));
+    default:
+      return ErrorResponse(500, std::string(s.message()));
+  }
+}
+
 bool QueryInt(const Request& r, const std::string& name, long long min, long long max,
               long long fallback, long long* out, std::string* error) {
   auto it = r.query.find(name);

@@ -11,6 +11,10 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
+#include "core/status.h"
+
 namespace orrery::live::http {
 
 struct Request {
@@ -35,6 +39,12 @@ using Handler = std::function<Response(const Request&)>;
 // {"error": message} with `status` (400 bad input naming the parameter, 404 unknown id or route,
 // 405 wrong method, 503 unavailable).
 Response ErrorResponse(int status, const std::string& message);
+// `body` as compact JSON with `status`. Text that is not UTF-8 (log lines, a chunk that cuts a
+// character) is replaced, never thrown.
+Response JsonResponse(const nlohmann::json& body, int status = 200);
+// A failed Status as its error reply: NotFound 404; InvalidArgument, AlreadyExists and
+// FailedPrecondition 400; Unavailable and DeadlineExceeded 503; anything else 500.
+Response StatusResponse(const Status& s);
 
 // Query parameter `name` as an integer in [min, max]; `fallback` when absent. InvalidArgument-style
 // message (naming the parameter and what was expected) in `error` when malformed or out of range.

@@ -251,12 +251,6 @@ void AppendString(std::string* out, const std::string& s) {
   *out += json(s).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-http::Response JsonResponse(const json& j) {
-  http::Response r;
-  r.body = j.dump(-1, ' ', false, json::error_handler_t::replace);
-  return r;
-}
-
 // Query parameter `name` as a finite number; `fallback` when absent.
 bool QueryDouble(const http::Request& r, const std::string& name, double fallback, double* out,
                  std::string* error) {
@@ -548,7 +542,7 @@ http::Response Tasks(const ResultsApi::Run& run, const ResultsApi::Index& ix,
       }
       ++total;
     }
-    return JsonResponse({{"total", total},
+    return http::JsonResponse({{"total", total},
                          {"offset", offset},
                          {"limit", limit},
                          {"items", items},
@@ -676,7 +670,7 @@ http::Response Series(const ResultsApi::Run& run, const ResultsApi::Index& ix,
       running.push_back(count(ix.run_begin, ix.run_end));
       pending.push_back(count(ix.pend_begin, ix.pend_end));
     }
-    return JsonResponse({{"t", t}, {"running", running}, {"pending", pending}});
+    return http::JsonResponse({{"t", t}, {"running", running}, {"pending", pending}});
 }
 
 // /api/runs/{i}/heatmap: per-node utilisation per time bucket.
@@ -749,7 +743,7 @@ http::Response Heatmap(const ResultsApi::Run& run, const ResultsApi::Index& ix,
       }
       cells.push_back(std::move(row));
     }
-    return JsonResponse({{"source", source},
+    return http::JsonResponse({{"source", source},
                          {"metric", metric},
                          {"bucket_s", bucket_s},
                          {"nodes", nodes},
@@ -792,7 +786,7 @@ http::Response WaitReasons(const ResultsApi::Run& run, const ResultsApi::Index& 
       }
       series_json.push_back({{"reason", reason}, {"t", t}, {"value", v}});
     }
-    return JsonResponse({{"reasons", reasons}, {"series", series_json}});
+    return http::JsonResponse({{"reasons", reasons}, {"series", series_json}});
 }
 
 // /api/runs/{i}/cdf: the JCT or queue-delay CDF, at most `points` points.
@@ -823,7 +817,7 @@ http::Response Cdf(const ResultsApi::Run& /*run*/, const ResultsApi::Index& ix,
         pts.push_back({xs[idx], static_cast<double>(idx + 1) / static_cast<double>(n)});
       }
     }
-    return JsonResponse({{"metric", metric}, {"n", n}, {"points", pts}});
+    return http::JsonResponse({{"metric", metric}, {"n", n}, {"points", pts}});
 }
 
 }  // namespace

@@ -87,29 +87,6 @@ JobRoutes::JobRoutes(RunOnLoop run_on_loop, JobManager* jobs)
 
 namespace {
 
-http::Response Json(const json& body, int status = 200) {
-  http::Response r;
-  r.status = status;
-  // Log text need not be UTF-8 (or a chunk may cut a character): replaced, never thrown.
-  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  return r;
-}
-
-http::Response FromStatus(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kNotFound:
-      return http::ErrorResponse(404, s.message());
-    case StatusCode::kInvalidArgument:
-    case StatusCode::kAlreadyExists:
-    case StatusCode::kFailedPrecondition:
-      return http::ErrorResponse(400, s.message());
-    case StatusCode::kUnavailable:
-      return http::ErrorResponse(503, s.message());
-    default:
-      return http::ErrorResponse(500, s.message());
-  }
-}
-
 http::Response Unavailable() { return http::ErrorResponse(503, "the head is stopping"); }
 
 }  // namespace
@@ -122,7 +99,7 @@ std::optional<http::Response> JobRoutes::Handle(const http::Request& req) {
       return http::ErrorResponse(405, "/api/version: expected GET");
     }
     // Ray's job SDK asks this first; answering it never touches the loop.
-    return Json(json{{"version", "4"}, {"ray_version", "orrery"}, {"ray_commit", ""},
+    return http::JsonResponse(json{{"version", "4"}, {"ray_version", "orrery"}, {"ray_commit", ""},
                      {"server", "orrery"}});
   }
   const std::string prefix = "/api/jobs";
@@ -142,7 +119,7 @@ std::optional<http::Response> JobRoutes::Handle(const http::Request& req) {
           })) {
         return Unavailable();
       }
-      return Json(arr);
+      return http::JsonResponse(arr);
     }
     return http::ErrorResponse(405, "/api/jobs/: expected GET or POST");
   }
@@ -153,14 +130,14 @@ std::optional<http::Response> JobRoutes::Handle(const http::Request& req) {
     if (get) {
       StatusOr<v1::JobInfo> job = NotFound("");
       if (!run_([&] { job = jobs_->Get(id); })) return Unavailable();
-      if (!job.ok()) return FromStatus(job.status());
-      return Json(JobInfoToJson(*job));
+      if (!job.ok()) return http::StatusResponse(job.status());
+      return http::JsonResponse(JobInfoToJson(*job));
     }
     if (method == "DELETE") {
       Status s;
       if (!run_([&] { s = jobs_->Delete(id); })) return Unavailable();
-      if (!s.ok()) return FromStatus(s);
-      return Json(json{{"deleted", true}});
+      if (!s.ok()) return http::StatusResponse(s);
+      return http::JsonResponse(json{{"deleted", true}});
     }
     return http::ErrorResponse(405, "/api/jobs/{id}: expected GET or DELETE");
   }
@@ -172,19 +149,19 @@ std::optional<http::Response> JobRoutes::Handle(const http::Request& req) {
     if (method != "POST") return http::ErrorResponse(405, "/api/jobs/{id}/stop: expected POST");
     StatusOr<bool> stopped = NotFound("");
     if (!run_([&] { stopped = jobs_->Stop(id); })) return Unavailable();
-    if (!stopped.ok()) return FromStatus(stopped.status());
-    return Json(json{{"stopped", *stopped}});
+    if (!stopped.ok()) return http::StatusResponse(stopped.status());
+    return http::JsonResponse(json{{"stopped", *stopped}});
   }
   return http::ErrorResponse(404, "no route " + path);
 }
 
 http::Response JobRoutes::Submit(const std::string& body) {
   auto req = SubmitRequestFromJson(body);
-  if (!req.ok()) return FromStatus(req.status());
+  if (!req.ok()) return http::StatusResponse(req.status());
   StatusOr<std::string> id = NotFound("");
   if (!run_([&] { id = jobs_->Submit(*req); })) return Unavailable();
-  if (!id.ok()) return FromStatus(id.status());
-  return Json(json{{"submission_id", *id}, {"job_id", *id}});
+  if (!id.ok()) return http::StatusResponse(id.status());
+  return http::JsonResponse(json{{"submission_id", *id}, {"job_id", *id}});
 }
 
 Status ParseLogQuery(const http::Request& req, uint64_t* offset, uint64_t* limit,
@@ -212,14 +189,14 @@ Status ParseLogQuery(const http::Request& req, uint64_t* offset, uint64_t* limit
 // log handle is fetched on the loop; the file is read here (a pool thread).
 http::Response JobRoutes::Logs(const std::string& id, const http::Request& req) {
   uint64_t offset = 0, limit = 0, tail = 0;
-  if (Status s = ParseLogQuery(req, &offset, &limit, &tail); !s.ok()) return FromStatus(s);
+  if (Status s = ParseLogQuery(req, &offset, &limit, &tail); !s.ok()) return http::StatusResponse(s);
   StatusOr<std::shared_ptr<JobLog>> log = NotFound("");
   if (!run_([&] { log = jobs_->LogOf(id); })) return Unavailable();
-  if (!log.ok()) return FromStatus(log.status());
+  if (!log.ok()) return http::StatusResponse(log.status());
   auto r = tail > 0 ? (*log)->Tail(static_cast<int>(tail), limit) : (*log)->Read(offset, limit);
-  if (!r.ok()) return FromStatus(r.status());
+  if (!r.ok()) return http::StatusResponse(r.status());
   const uint64_t next = r->offset + r->data.size();
-  return Json(json{{"logs", std::move(r->data)},
+  return http::JsonResponse(json{{"logs", std::move(r->data)},
                    {"offset", r->offset},
                    {"next_offset", next},
                    {"start_offset", r->start_offset},
