@@ -184,5 +184,14 @@ net_wait() {
   return 1
 }
 
+# actor_on STATE NODE: the head ($HEAD, asked from host 3 with $ORRERY) lists exactly one actor,
+# in STATE on NODE.
+actor_on() {
+  on 3 "$ORRERY" list actors --address "$HEAD" --format json | python3 -c "
+import json, sys
+a = json.load(sys.stdin); a = a.get('actors', a) if isinstance(a, dict) else a
+sys.exit(0 if len(a) == 1 and a[0]['state'].lower() == '$1' and a[0]['node_id'] == '$2' else 1)"
+}
+
 # Processes still running on host I (its namespace): none after `orrery stop`.
 host_pids() { ip netns pids "$(ns "$1")" 2>/dev/null; }

@@ -54,12 +54,6 @@ ip netns exec "$(ns 3)" env ORRERY_ADDRESS="$HEAD" "$ACTOR_DRIVER" n1 <"$NET_TMP
 exec 7>"$NET_TMP/actor.in"
 echo call >&7
 net_wait 20 grep -q "got: net got 1" "$NET_TMP/actor.out" || fail "actor: $(cat "$NET_TMP/actor.out")"
-actor_on() { # actor_on STATE NODE: the head's directory lists the actor so
-  on 3 "$ORRERY" list actors --address "$HEAD" --format json | python3 -c "
-import json, sys
-a = json.load(sys.stdin); a = a.get('actors', a) if isinstance(a, dict) else a
-sys.exit(0 if len(a) == 1 and a[0]['state'].lower() == '$1' and a[0]['node_id'] == '$2' else 1)"
-}
 actor_on alive n1 || fail "the actor is not alive on n1: $(on 3 "$ORRERY" list actors --address "$HEAD")"
 
 log "live run from host 3: two 3 s tasks on n1, two 1 s tasks on n2"
