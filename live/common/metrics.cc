@@ -220,6 +220,15 @@ void NodeMetrics::AddSpillbacks(uint64_t n) {
 
 void NodeMetrics::ObserveSchedulingLatency(double seconds) { f_->latency.Observe(seconds); }
 
+NodeMetrics::HistogramSnapshot NodeMetrics::SchedulingLatency() const {
+  const prometheus::ClientMetric m = f_->latency.Collect();
+  HistogramSnapshot out;
+  for (const auto& b : m.histogram.bucket) out.buckets.emplace_back(b.upper_bound, b.cumulative_count);
+  out.sum = m.histogram.sample_sum;
+  out.count = m.histogram.sample_count;
+  return out;
+}
+
 void NodeMetrics::SetRuntimeEnvCache(uint64_t bytes, uint64_t evictions_total) {
   f_->env_bytes.Set(static_cast<double>(bytes));
   std::lock_guard<std::mutex> l(f_->mu);

@@ -87,6 +87,13 @@ class NodeMetrics {
   void SetGpuUtilization(const std::vector<double>& per_device);
   void AddSpillbacks(uint64_t n);                 // orrery_spillbacks_total
   void ObserveSchedulingLatency(double seconds);  // orrery_scheduling_latency_seconds
+  // That histogram now: (upper bound, cumulative count) per bucket, the last +Inf; sum; count.
+  struct HistogramSnapshot {
+    std::vector<std::pair<double, uint64_t>> buckets;
+    double sum = 0;
+    uint64_t count = 0;
+  };
+  HistogramSnapshot SchedulingLatency() const;
   // The runtime-env cache of this node (wired by the runtime-env agent). `evictions_total` is the
   // cache's own running count; the counter advances by the difference (never backwards).
   void SetRuntimeEnvCache(uint64_t bytes, uint64_t evictions_total);

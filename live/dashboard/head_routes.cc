@@ -287,12 +287,13 @@ std::string JobState(const v1::JobInfo& j) {
   return EnumName(v1::JobStatus_Name(j.status()), "JOB_STATUS_", false);
 }
 
-// The metrics the head samples into its history (live/head/head_report.cc).
+// The metrics the head samples into its history (live/head/head_dashboard.cc).
 const std::set<std::string>& MetricNames() {
   static const std::set<std::string> kNames = {
       "orrery_nodes",           "orrery_head_task_table",         "orrery_placement_groups",
       "orrery_autoscaler_active_nodes", "orrery_autoscaler_pending_nodes",
-      "orrery_node_utilization", "orrery_cluster_resource_used", "orrery_cluster_resource_total"};
+      "orrery_node_utilization", "orrery_cluster_resource_used", "orrery_cluster_resource_total",
+      "orrery_runtime_env_cache_bytes", "orrery_scheduling_latency_seconds"};
   return kNames;
 }
 

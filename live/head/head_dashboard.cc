@@ -1,6 +1,9 @@
 // The head's side of the dashboard: its server and routes (live/dashboard/head_routes.h), the
 // events it records and the metrics history it samples.
 #include "live/head/head_impl.h"
+
+#include <algorithm>
+
 #include "live/common/tls.h"
 
 namespace orrery::live {
@@ -243,7 +246,36 @@ void HeadDaemon::Impl::DashboardTick(const std::map<std::string, double>& nodes,
     add("orrery_cluster_resource_total", {{"resource", k}},
         Quantity::FromRaw(ut.second).ToDouble());
   }
-  metrics_history_.Add(NowMs(), samples);
+  // From the alive nodes' last heartbeats: each node's runtime-env cache bytes, and the
+  // cluster's scheduling latency (the nodes' histograms added bucket by bucket; a node with
+  // other bounds, an older build, is left out rather than mixed in).
+  dashboard::MetricsHistory::Histogram latency{"orrery_scheduling_latency_seconds", {}, {}, 0, 0};
+  for (const auto& n : view.nodes()) {
+    if (n.state() == v1::NODE_STATE_DEAD) continue;
+    auto it = nodes_.find(n.node_id());
+    if (it == nodes_.end()) continue;
+    const NodeEntry& e = it->second;
+    add("orrery_runtime_env_cache_bytes", {{"node", n.node_id()}},
+        static_cast<double>(e.env_cache_bytes));
+    const v1::LatencyHistogram& h = e.scheduling_latency;
+    if (h.upper_bounds_size() == 0 || h.upper_bounds_size() != h.cumulative_counts_size()) continue;
+    if (latency.buckets.empty()) {
+      for (double le : h.upper_bounds()) latency.buckets.emplace_back(le, 0);
+    } else if (static_cast<size_t>(h.upper_bounds_size()) != latency.buckets.size() ||
+               !std::equal(h.upper_bounds().begin(), h.upper_bounds().end(),
+                           latency.buckets.begin(),
+                           [](double le, const auto& b) { return le == b.first; })) {
+      continue;
+    }
+    for (int i = 0; i < h.cumulative_counts_size(); ++i) {
+      latency.buckets[static_cast<size_t>(i)].second += h.cumulative_counts(i);
+    }
+    latency.sum += h.sum();
+    latency.count += h.count();
+  }
+  std::vector<dashboard::MetricsHistory::Histogram> histograms;
+  if (!latency.buckets.empty()) histograms.push_back(std::move(latency));
+  metrics_history_.Add(NowMs(), samples, std::move(histograms));
 }
 
 }  // namespace orrery::live

@@ -184,6 +184,8 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     std::vector<v1::Demand> pending;
     std::string metrics_address;  // --- Metrics: empty if the node serves none
     int num_workers = 0, envs_cached = 0;  // --- dashboard: from its last heartbeat
+    int64_t env_cache_bytes = 0;
+    v1::LatencyHistogram scheduling_latency;
   };
 
   // Loop thread: liveness and broadcast, once per report period.

@@ -102,6 +102,8 @@ grpc::ServerUnaryReactor* HeadDaemon::Impl::Heartbeat(grpc::CallbackServerContex
           e.pending.assign(req->pending().begin(), req->pending().end());
           e.num_workers = req->num_workers();  // --- dashboard
           e.envs_cached = req->envs_cached();
+          e.env_cache_bytes = req->env_cache_bytes();
+          e.scheduling_latency = req->scheduling_latency();
           for (const auto& t : req->task_updates()) UpsertTask(t);
           return grpc::Status::OK;
         });

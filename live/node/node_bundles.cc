@@ -97,7 +97,20 @@ void NodeDaemon::Impl::Snapshot(v1::HeartbeatRequest* req) {
   // --- dashboard: counts for the node list (the lists: GetNodeDetail).
   req->set_num_workers(static_cast<int32_t>((pool_ ? pool_->num_workers() : 0) +
                                             (api_pool_ ? api_pool_->num_workers() : 0)));
-  if (node_agent_) req->set_envs_cached(static_cast<int32_t>(node_agent_->Envs().Uris().size()));
+  if (node_agent_) {
+    req->set_envs_cached(static_cast<int32_t>(node_agent_->Envs().Uris().size()));
+    req->set_env_cache_bytes(static_cast<int64_t>(node_agent_->Envs().TotalBytes()));
+  }
+  if (metrics_) {  // the head charts the cluster's scheduling latency from these
+    const NodeMetrics::HistogramSnapshot h = metrics_->SchedulingLatency();
+    auto* out = req->mutable_scheduling_latency();
+    for (const auto& [le, n] : h.buckets) {
+      out->add_upper_bounds(le);
+      out->add_cumulative_counts(n);
+    }
+    out->set_sum(h.sum);
+    out->set_count(h.count);
+  }
   if (!manager_) return;
   const Node& self = manager_->view().at(manager_->local_slot());
   ToProto(self.resources.available(), req->mutable_available());

@@ -450,6 +450,24 @@ TEST_F(DashboardLiveTest, EveryEndpointOnASmallCluster) {
     EXPECT_FALSE(s["points"].empty());
   }
 
+  // The nodes' scheduling latency, added up from their heartbeats (leases were granted above),
+  // and each node's runtime-env cache bytes.
+  nlohmann::json lat;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        lat = GetJson(
+            "/api/metrics?names=orrery_scheduling_latency_seconds,orrery_runtime_env_cache_bytes");
+        return lat["histograms"].size() == 1 &&
+               lat["histograms"][0]["count"].get<uint64_t>() >= 1 && !lat["series"].empty();
+      },
+      milliseconds(10000)))
+      << lat;
+  const auto& hist = lat["histograms"][0];
+  EXPECT_EQ(hist["metric"], "orrery_scheduling_latency_seconds");
+  EXPECT_EQ(hist["buckets"].back()["le"], "+Inf") << hist;
+  EXPECT_EQ(hist["buckets"].back()["count"], hist["count"]) << hist;
+  for (const auto& s : lat["series"]) EXPECT_EQ(s["metric"], "orrery_runtime_env_cache_bytes");
+
   // Log files: the node's own, read back; a path is refused.
   auto files = GetJson("/api/logs/files?node_id=head");
   ExpectList(files, "log files");

@@ -34,7 +34,7 @@ const CHARTS = [
       key: (l, m) => (m.endsWith('_used') ? 'used' : 'total') }] },
   { id: 'memory', title: 'Memory utilisation per node', yMax: 1, yFormat: pct, empty: 'no memory resource', sources: [
     { metric: 'orrery_node_utilization', key: l => l.node, keep: l => l.resource === 'memory' }] },
-  { id: 'envcache', title: 'Runtime-env cache size per node', yFormat: fmtBytes, empty: 'the head keeps no env-cache series', sources: [
+  { id: 'envcache', title: 'Runtime-env cache size per node', yFormat: fmtBytes, empty: 'no runtime env cached yet', sources: [
     { metric: 'orrery_runtime_env_cache_bytes', key: l => l.node }] },
   { id: 'nodes', title: 'Nodes by state', sources: [{ metric: 'orrery_nodes', key: l => l.state, sum: true }] },
   { id: 'autoscaler', title: 'Autoscaler nodes', empty: 'no autoscaler', sources: [
