@@ -150,6 +150,21 @@ class LiveDashboardTest(DashboardTestCase, unittest.TestCase):
         self.browser.shot("jobs")
         self.assert_no_console_errors()
 
+    def test_03b_job_page_lists_its_tasks_and_actors(self):
+        # A job whose driver runs a task (`orrery task run`) and the seed's Counter example (an
+        # actor): both carry the job's id (ORRERY_JOB_ID), so the job page lists them.
+        counter = os.path.join(os.path.dirname(ORRERY), "live", "examples", "counter")
+        self.cluster.run("job", "submit", "--submission-id", "dash-work",
+                         "--runtime-env-json", '{"env_vars": {"counter_name": "dash_job"}}', "--",
+                         f"{ORRERY} task run -- echo from-a-task && {counter}", timeout=120)
+        self.open("/jobs/dash-work", "job")
+        self.browser.wait_for(lambda: "echo from-a-task" in self.browser.text("#job-tasks"), 15,
+                              "the job's task on its page")
+        self.browser.wait_for(lambda: "Counter" in self.browser.text("#job-actors"), 15,
+                              "the job's actor on its page")
+        self.assertIn("dash-work", self.cluster.api("/api/tasks?job_id=dash-work")["items"][0]["job_id"])
+        self.assert_no_console_errors()
+
     def test_04_stop_button_stops_a_running_job(self):
         wait_until(lambda: self.cluster.api("/api/jobs/dash-stop")["status"] == "RUNNING", 20, "dash-stop RUNNING")
         self.open("/jobs/dash-stop", "job")
@@ -175,7 +190,8 @@ class LiveDashboardTest(DashboardTestCase, unittest.TestCase):
         self.browser.type_into("#actor-q", "")
         self.browser.js("const s = document.querySelector('#actor-state'); s.value = 'DEAD';"
                         "s.dispatchEvent(new Event('change'))")
-        self.browser.wait_for(lambda: "Counter" not in self.browser.text(table), 5, "the state filter")
+        # (the job of test_03b left a DEAD Counter: the filter keeps that one, never the ALIVE one)
+        self.browser.wait_for(lambda: "ALIVE" not in self.browser.text(table), 5, "the state filter")
         self.assertIn("state=DEAD", self.browser.driver.current_url)
         self.assert_no_console_errors()
 
