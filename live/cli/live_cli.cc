@@ -69,7 +69,7 @@ StatusOr<std::map<std::string, double>> ParseQuantities(const std::string& text,
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for '1e999'
     return InvalidArgument(flag + ": malformed JSON: " + e.what());
   }
   if (!j.is_object()) return InvalidArgument(flag + ": expected a JSON object");
@@ -91,7 +91,7 @@ StatusOr<Labels> ParseLabels(const std::string& text) {
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for '1e999'
     return InvalidArgument(std::string("--labels: malformed JSON: ") + e.what());
   }
   if (!j.is_object()) return InvalidArgument("--labels: expected a JSON object");

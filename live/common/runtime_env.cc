@@ -280,6 +280,10 @@ StatusOr<RuntimeEnv> ParseRuntimeEnvJson(std::string_view text, std::string_view
     if (auto p = what.find("parse error"); p != std::string::npos) what = what.substr(p);
     return InvalidArgument(std::string(origin) + ":" + std::to_string(line) + ": malformed JSON (" +
                            what + ")");
+  } catch (const json::exception& e) {
+    // out_of_range.406 ("number overflow parsing '1e999'") is not a parse_error and carries no
+    // position (it once escaped and terminated the CLI: found by runtime_env_json_fuzz).
+    return InvalidArgument(std::string(origin) + ": malformed JSON (" + e.what() + ")");
   }
   return FromTree(j, origin, nullptr);
 }

@@ -182,6 +182,8 @@ StatusOr<ResultsApi::Run> ReadRun(const fs::path& dir) {
       (void)again;
     } catch (const json::parse_error& e) {
       why = "not valid JSON (byte " + std::to_string(e.byte) + ")";
+    } catch (const json::exception& e) {  // out_of_range for '1e999': no position
+      why = std::string("not valid JSON (") + e.what() + ")";
     }
     return Invalid(summary_file + ": " + why);
   }

@@ -127,6 +127,9 @@ TEST(RuntimeEnvParse, YamlFieldsAndLineNumbers) {
   EXPECT_CONTAINS(YamlError("setup: [unclosed\n"), "malformed YAML");
   // YAML takes raw bytes; the env travels as JSON, so text that is not UTF-8 is refused here
   // (it used to parse, then crash the canonical form: found by runtime_env_json_fuzz).
+  // A number JSON cannot hold is an error, not an exception (it terminated the CLI: fuzzing).
+  EXPECT_CONTAINS(Error("77e777"), "--runtime-env-json: malformed JSON (");
+  EXPECT_CONTAINS(Error(R"({"setup_timeout_s": 1e999})"), "number overflow");
   EXPECT_CONTAINS(YamlError("env_vars:\n  A: caf\xe9\n"),
                   "env.yaml:2: not UTF-8 text (byte 0xE9 at offset 18)");
 }
