@@ -1522,13 +1522,14 @@ class Runtime {
   // head cannot be reached the links stay (a head outage is not a node death).
   static constexpr milliseconds kDeadNodePoll{250};
   void WatchDeadNodes() {
+    live::HeadClient head(head_address_, token_, milliseconds(1000));  // one channel for all polls
     std::unique_lock<std::mutex> l(mu_);
     while (!stopping_) {
       janitor_cv_.wait_for(l, kDeadNodePoll);
       if (stopping_) break;
       if (links_by_lease_.empty()) continue;
       l.unlock();
-      auto list = live::HeadClient(head_address_, token_, milliseconds(1000)).ListNodes();
+      auto list = head.ListNodes();
       l.lock();
       if (!list.ok() || stopping_) continue;
       std::unordered_set<std::string> dead;
