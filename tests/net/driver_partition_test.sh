@@ -31,18 +31,12 @@ for i in 1 2; do
 done
 N1_PID=$(grep -o 'pid [0-9]*' "$NET_TMP/start1.out" | tail -1 | cut -d' ' -f2)
 
-mkfifo "$NET_TMP/actor.in"
-ip netns exec "$(ns 3)" env ORRERY_ADDRESS="$HEAD" "$ACTOR_DRIVER" n1 <"$NET_TMP/actor.in" \
-  >"$NET_TMP/actor.out" 2>&1 &
-exec 7>"$NET_TMP/actor.in"
-echo call >&7
-net_wait 20 grep -q "got: net got 1" "$NET_TMP/actor.out" || fail "actor: $(cat "$NET_TMP/actor.out")"
+start_actor_driver n1
 actor_on alive n1 || fail "the actor is not alive on n1: $(on 3 "$ORRERY" list actors --address "$HEAD")"
 
 log "partial partition: n1 loses the head, keeps the driver"
 cut_from 1 0
-n1_dead() { on 3 "$ORRERY" list nodes --address "$HEAD" --format json | grep -A4 '"n1"' | grep -q '"dead"'; }
-net_wait 10 n1_dead || fail "n1 was not declared dead within 10 s"
+net_wait 10 node_dead n1 || fail "n1 was not declared dead within 10 s"
 kill -0 "$N1_PID" 2>/dev/null || fail "n1 exited; the test needs it running, cut off from the head only"
 # The driver learns of it by polling the head's node list (every 250 ms) and cuts its link to n1
 # then; a call sent before that can still reach the old actor (the documented window).

@@ -184,6 +184,23 @@ net_wait() {
   return 1
 }
 
+# start_actor_driver NODE: tests/net/actor_driver.cc ($ACTOR_DRIVER) on host 3 against $HEAD, its
+# Counter placed on NODE; `echo call >&7` makes one call, answers go to $NET_TMP/actor.out. Waits
+# for the first call's answer ("net got 1").
+start_actor_driver() {
+  mkfifo "$NET_TMP/actor.in"
+  ip netns exec "$(ns 3)" env ORRERY_ADDRESS="$HEAD" "$ACTOR_DRIVER" "$1" <"$NET_TMP/actor.in" \
+    >"$NET_TMP/actor.out" 2>&1 &
+  exec 7>"$NET_TMP/actor.in"
+  echo call >&7
+  net_wait 20 grep -q "got: net got 1" "$NET_TMP/actor.out" || fail "actor: $(cat "$NET_TMP/actor.out")"
+}
+
+# node_dead NAME: the head ($HEAD, asked from host 3) lists node NAME dead.
+node_dead() {
+  on 3 "$ORRERY" list nodes --address "$HEAD" --format json | grep -A4 "\"$1\"" | grep -q '"dead"'
+}
+
 # actor_on STATE NODE: the head ($HEAD, asked from host 3 with $ORRERY) lists exactly one actor,
 # in STATE on NODE.
 actor_on() {

@@ -48,12 +48,7 @@ workload:
        strategy: {type: NODE_AFFINITY, node: n2}}
 EOF
 log "an actor with one restart on n1, its driver on host 3"
-mkfifo "$NET_TMP/actor.in"
-ip netns exec "$(ns 3)" env ORRERY_ADDRESS="$HEAD" "$ACTOR_DRIVER" n1 <"$NET_TMP/actor.in" \
-  >"$NET_TMP/actor.out" 2>&1 &
-exec 7>"$NET_TMP/actor.in"
-echo call >&7
-net_wait 20 grep -q "got: net got 1" "$NET_TMP/actor.out" || fail "actor: $(cat "$NET_TMP/actor.out")"
+start_actor_driver n1
 actor_on alive n1 || fail "the actor is not alive on n1: $(on 3 "$ORRERY" list actors --address "$HEAD")"
 
 log "live run from host 3: two 3 s tasks on n1, two 1 s tasks on n2"
@@ -70,8 +65,7 @@ net_wait 10 running_on_n1 || fail "the tasks never ran on n1: $(cat "$NET_TMP/ru
 log "partition: host 1's link goes down"
 link_down 1
 T0=$(date +%s.%N)
-n1_dead() { on 3 "$ORRERY" list nodes --address "$HEAD" --format json | grep -A4 '"n1"' | grep -q '"dead"'; }
-net_wait 10 n1_dead || fail "n1 was not declared dead within 10 s"
+net_wait 10 node_dead n1 || fail "n1 was not declared dead within 10 s"
 ELAPSED=$(python3 -c "print(round($(date +%s.%N) - $T0, 2))")
 log "n1 declared dead after ${ELAPSED} s (timeout ${DEAD_AFTER_S} s)"
 python3 -c "import sys; e=float('$ELAPSED'); sys.exit(0 if $DEAD_AFTER_S - 0.6 <= e <= $DEAD_AFTER_S + 2.0 else 1)" ||
