@@ -112,6 +112,7 @@ int RunCalibrate(const std::vector<std::string>& args, std::ostream& out, std::o
   CalibrateOptions o;
   o.samples = samples;
   o.progress = &err;
+  o.private_cluster = local;
   auto c = Calibrate(head, token, o);
   if (!c.ok()) {
     err << "orrery calibrate: " << c.status().ToString() << "\n";

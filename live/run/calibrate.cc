@@ -502,9 +502,11 @@ class Calibrator {
     const double transfer = b.p50 - l.p50;
     if (transfer > 0) c_.object_bandwidth_Bps = static_cast<double>(kBig - kSmall) / transfer;
     Record("object_latency", std::move(lat));
-    c_.notes.push_back("objects: fetched from " + c_.node_a + " by calibrate itself; " +
-                       std::to_string(kBig) + " + " + std::to_string(kSmall) +
-                       " bytes left in its store (ids " + small + ", " + big + ")");
+    if (!o_.private_cluster) {
+      c_.notes.push_back("objects: fetched from " + c_.node_a + " by calibrate itself; " +
+                         std::to_string(kBig) + " + " + std::to_string(kSmall) +
+                         " bytes left in its store (ids " + small + ", " + big + ")");
+    }
     return Status::Ok();
   }
 

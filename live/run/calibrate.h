@@ -43,6 +43,9 @@ namespace orrery::live {
 struct CalibrateOptions {
   int samples = 200;              // per round-trip latency (worker starts: samples / 10, >= 5)
   std::ostream* progress = nullptr;  // a line per measurement when set
+  // The cluster is calibrate's own (--local) and goes away with it: no note about the objects
+  // calibrate leaves in a node's store.
+  bool private_cluster = false;
 };
 
 // One measured latency: samples in seconds and their summary. `value` is what the simulator
