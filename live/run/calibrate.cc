@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/results/run_record.h"
 #include "live/rpc/convert.h"
 #include "live/rpc/rpc_util.h"
 #include "orrery.grpc.pb.h"
@@ -24,14 +25,6 @@ using std::chrono::milliseconds;
 
 double Since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-double Quantile(const std::vector<double>& sorted, double q) {
-  if (sorted.empty()) return 0;
-  const double pos = q * static_cast<double>(sorted.size() - 1);
-  const size_t i = static_cast<size_t>(pos);
-  const double f = pos - static_cast<double>(i);
-  return i + 1 < sorted.size() ? sorted[i] * (1 - f) + sorted[i + 1] * f : sorted[i];
 }
 
 double CpuOf(const v1::Resources& r) {
@@ -533,14 +526,14 @@ LatencyStats LatencyStats::Of(std::vector<double> samples_s) {
   LatencyStats st;
   st.samples_s = std::move(samples_s);
   if (st.samples_s.empty()) return st;
+  // The percentiles every result file uses (core/results/run_record.h).
+  const results::Percentiles p = results::Summarise(st.samples_s);
+  st.mean = p.mean;
+  st.p50 = p.p50;
+  st.p95 = p.p95;
+  st.p99 = p.p99;
   std::vector<double> sorted = st.samples_s;
   std::sort(sorted.begin(), sorted.end());
-  double sum = 0;
-  for (double x : sorted) sum += x;
-  st.mean = sum / static_cast<double>(sorted.size());
-  st.p50 = Quantile(sorted, 0.5);
-  st.p95 = Quantile(sorted, 0.95);
-  st.p99 = Quantile(sorted, 0.99);
   st.max = sorted.back();
   double kept = 0;
   size_t n = 0;
