@@ -74,6 +74,13 @@ Model::Model(const Scenario& scenario, Platform* platform, ModelOptions options)
       rng_(scenario.seed),
       owner_(OwnerSubmitterOptions(scenario.owner, SimOwnerOptions())),
       head_(SimHeadOptions()) {
+  // Calibrated control plane (scenario `control_plane:`): a leg of a lease request or of its
+  // reply costs at least half the measured round trip, also between processes of one node (the
+  // driver and its raylet are processes apart); the push of a task costs at least what the
+  // measured start (push, start, the started event back) takes beyond one leg.
+  const ControlPlaneSpec& cp = scenario_.control_plane;
+  lease_leg_min_s_ = cp.lease_request_s / 2;
+  push_min_s_ = std::max(0.0, cp.task_start_s - lease_leg_min_s_);
   const size_t n = scenario_.nodes.size();
   nodes_.resize(n);
   slot_of_node_.resize(n);
@@ -292,6 +299,10 @@ bool Model::Done() const {
 
 double Model::Hop(int from, int to) const {
   return from == to ? 0.0 : scenario_.network.latency_s;
+}
+
+double Model::LeaseLeg(int from, int to) const {
+  return std::max(Hop(from, to), lease_leg_min_s_);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -547,7 +558,7 @@ void Model::ApplyOwnerDecisions(size_t begin, double delay, int node) {
           RequestFromOwner(att, wait);
         } else {
           const int owner = OwnerNode();
-          Push(now_ + wait + Hop(owner, d.node), Ev::kLeaseRequest, static_cast<int32_t>(att),
+          Push(now_ + wait + LeaseLeg(owner, d.node), Ev::kLeaseRequest, static_cast<int32_t>(att),
                d.node, d.grant_or_reject ? 1 : 0);
         }
         break;
@@ -573,7 +584,7 @@ void Model::RequestFromOwner(uint32_t att, double delay) {
   const int decider =
       DeciderFor(attempts_[IsReq(att) ? reqs_[att - kReqBase].templ : att].task);
   const int owner = OwnerNode();
-  const double t = now_ + delay + Hop(owner, decider);
+  const double t = now_ + delay + LeaseLeg(owner, decider);
   if (t <= now_) {
     OnLeaseRequest(att, decider, false);
   } else {
@@ -589,7 +600,7 @@ void Model::OnLeaseRequest(uint32_t att, int node, bool grant_or_reject) {
   if (!nodes_[node].up) {
     // The raylet is gone: the owner notices and asks again.
     LogDecision(att, node, "-> node down, retry");
-    RequestFromOwner(att, Hop(node, owner));
+    RequestFromOwner(att, LeaseLeg(node, owner));
     return;
   }
   const TaskSpec& ts = scenario_.tasks[a.task];
@@ -605,7 +616,7 @@ void Model::OnLeaseRequest(uint32_t att, int node, bool grant_or_reject) {
     LogDecision(att, node, "-> rejected");
     const size_t begin = owner_out_.size();
     owner_.OnLeaseRejected(lease_of_att_[att], now_, &owner_out_);
-    ApplyOwnerDecisions(begin, Hop(node, owner), node);
+    ApplyOwnerDecisions(begin, LeaseLeg(node, owner), node);
     return;
   }
   Lm(node);
@@ -645,14 +656,14 @@ void Model::HandleReply(int node, const LeaseReply& r) {
       last_activity_ = now_;
       const size_t begin = owner_out_.size();
       owner_.OnLeaseSpilled(lease_of_att_[att], target, r.grant_or_reject, now_, &owner_out_);
-      ApplyOwnerDecisions(begin, Hop(node, owner), node);
+      ApplyOwnerDecisions(begin, LeaseLeg(node, owner), node);
       break;
     }
     case LeaseReply::Kind::kRejected: {
       LogDecision(att, node, "-> rejected");
       const size_t begin = owner_out_.size();
       owner_.OnLeaseRejected(lease_of_att_[att], now_, &owner_out_);
-      ApplyOwnerDecisions(begin, Hop(node, owner), node);
+      ApplyOwnerDecisions(begin, LeaseLeg(node, owner), node);
       break;
     }
     case LeaseReply::Kind::kCanceled: {
@@ -695,7 +706,7 @@ void Model::OnReqLeaseRequest(uint32_t key, int node, bool grant_or_reject) {
   }
   const int owner = OwnerNode();
   if (!nodes_[node].up) {
-    RequestFromOwner(key, Hop(node, owner));
+    RequestFromOwner(key, LeaseLeg(node, owner));
     return;
   }
   const uint32_t task = attempts_[q.templ].task;
@@ -772,11 +783,11 @@ void Model::HandleReqReply(int node, uint32_t key, const LeaseReply& r) {
       last_activity_ = now_;
       owner_.OnLeaseSpilled(lease, node_of_slot_[truth_.FindSlot(r.node)], r.grant_or_reject, now_,
                             &owner_out_);
-      ApplyOwnerDecisions(begin, Hop(node, owner), node);
+      ApplyOwnerDecisions(begin, LeaseLeg(node, owner), node);
       break;
     case LeaseReply::Kind::kRejected:
       owner_.OnLeaseRejected(lease, now_, &owner_out_);
-      ApplyOwnerDecisions(begin, Hop(node, owner), node);
+      ApplyOwnerDecisions(begin, LeaseLeg(node, owner), node);
       break;
     case LeaseReply::Kind::kCanceled:
       reqs_[idx].done = true;
@@ -834,8 +845,10 @@ void Model::OnGranted(uint32_t att, int node) {
   ++running_;
   a.state = AState::kRunning;  // leased; start_s is set when it begins executing
   const int owner = OwnerNode();
-  // The grant travels back to the owner, which pushes the task to the leased worker.
-  Push(now_ + Hop(node, owner) + Hop(owner, node), Ev::kStart, static_cast<int32_t>(att));
+  // The grant travels back to the owner, which pushes the task to the leased worker (with a
+  // calibrated control plane, each at least its measured cost).
+  Push(now_ + LeaseLeg(node, owner) + std::max(Hop(owner, node), push_min_s_), Ev::kStart,
+       static_cast<int32_t>(att));
 }
 
 void Model::OnStart(uint32_t att) {

@@ -177,6 +177,8 @@ class Model {
   void Push(double t, Ev type, int32_t a = 0, int32_t b = 0, int64_t c = 0);
   void Process(const Event& e);
   double Hop(int from, int to) const;
+  // One leg of a lease request or of its reply: the hop, at least the calibrated leg.
+  double LeaseLeg(int from, int to) const;
 
   void OnArrive(uint32_t task);
   void NewAttempt(uint32_t task, double submit);
@@ -271,6 +273,8 @@ class Model {
   class TruthObserver;
 
   const Scenario& scenario_;
+  double lease_leg_min_s_ = 0;  // calibrated control plane (constructor); 0 = not given
+  double push_min_s_ = 0;
   Platform* platform_;
   ModelOptions options_;
   double now_ = 0;

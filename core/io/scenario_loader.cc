@@ -166,6 +166,16 @@ const Schema& RootSchema() {
                                    {"max_attempts", v},
                                    {"worker_startup", v}});
     const Schema* failure = map({{"at", v}, {"node", v}, {"action", v}});
+    const Schema* control_plane = map({{"lease_request", v},
+                                       {"spillback", v},
+                                       {"task_start", v},
+                                       {"worker_start", v},
+                                       {"task_finish", v},
+                                       {"resources_visible_remote", v},
+                                       {"report_period", v},
+                                       {"report_jitter", v},
+                                       {"object_latency", v},
+                                       {"object_bandwidth", v}});
     const Schema* owner = map({{"reuse_leases", v},
                                {"max_pending_lease_requests_per_class", v},
                                {"idle_lease_timeout", v},
@@ -181,6 +191,7 @@ const Schema& RootSchema() {
                 {"runtime_env_cache", env_cache},
                 {"autoscaler", autoscaler},
                 {"owner", owner},
+                {"control_plane", control_plane},
                 {"failures", list(failure)}});
   }();
   return *kRoot;
@@ -451,6 +462,7 @@ class Loader {
     if (auto f = top.Get("runtime_envs")) ORRERY_RETURN_IF_ERROR(ParseEnvs(*f));
     if (auto f = top.Get("runtime_env_cache")) ORRERY_RETURN_IF_ERROR(ParseEnvCache(*f));
     if (auto f = top.Get("owner")) ORRERY_RETURN_IF_ERROR(ParseOwner(*f));
+    if (auto f = top.Get("control_plane")) ORRERY_RETURN_IF_ERROR(ParseControlPlane(*f));
     ORRERY_RETURN_IF_ERROR(ParseAutoscaler(top.Get("autoscaler")));
     if (auto f = top.Get("workload")) ORRERY_RETURN_IF_ERROR(ParseWorkload(*f));
     if (auto f = top.Get("failures")) ORRERY_RETURN_IF_ERROR(ParseFailures(*f));
@@ -586,9 +598,11 @@ class Loader {
       ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, *nf, *cs.Field("network"), &nm));
       if (auto bf = nm.Get("bandwidth")) {
         ORRERY_RETURN_IF_ERROR(ReadBandwidth(ctx_, *bf, &s_.network.bandwidth_Bps));
+        bandwidth_given_ = true;
       }
       if (auto lf = nm.Get("latency")) {
         ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *lf, &s_.network.latency_s));
+        latency_given_ = true;
       }
     }
     return Status::Ok();
@@ -646,6 +660,7 @@ class Loader {
     }
     if (auto v = m.Get("report_period")) {
       ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &s_.scheduler.report_period_s));
+      report_period_given_ = true;
       if (s_.scheduler.report_period_s <= 0) return ctx_.Expected(*v, "a duration > 0");
     }
     return Status::Ok();
@@ -717,6 +732,7 @@ class Loader {
     }
     if (auto v = m.Get("worker_startup")) {
       ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &e.worker_startup_s));
+      worker_startup_given_ = true;
     }
     return Status::Ok();
   }
@@ -736,6 +752,89 @@ class Loader {
     }
     if (auto v = m.Get("lease_timeout")) {
       ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &o.lease_timeout_s));
+    }
+    return Status::Ok();
+  }
+
+  // --- control plane ---------------------------------------------------------------------------
+
+  // `control_plane:` is a map, or the path of a YAML file (relative to the scenario's folder)
+  // whose top level holds a `control_plane:` map, as `orrery calibrate` writes it. Values set
+  // explicitly elsewhere in the scenario (cluster.network, scheduler.report_period,
+  // runtime_env_cache.worker_startup) win over the calibrated ones.
+  Status ParseControlPlane(const Field& f) {
+    const Schema& schema = *RootSchema().Field("control_plane");
+    if (f.node.IsScalar()) {
+      std::string file;
+      ORRERY_RETURN_IF_ERROR(ReadString(ctx_, f, &file, "a control_plane map or a file path"));
+      fs::path path = fs::path(file).is_absolute() ? fs::path(file) : ctx_.dir / file;
+      FieldContext inc;
+      inc.file = path.string();
+      inc.dir = path.parent_path();
+      YAML::Node root;
+      try {
+        std::ifstream in(path);
+        if (!in) return ctx_.Error(f, "cannot read the control_plane file '" + path.string() + "'");
+        root = YAML::Load(in);
+      } catch (const YAML::Exception& e) {
+        return InvalidArgument(inc.file + ":" + std::to_string(e.mark.line + 1) +
+                               ": malformed YAML (column " + std::to_string(e.mark.column + 1) +
+                               "): " + YamlErrorMessage(e));
+      }
+      if (Status deep = CheckYamlNesting(root); !deep.ok()) {
+        return InvalidArgument(inc.file + ": " + deep.message());
+      }
+      if (!root.IsMap() || !root["control_plane"]) {
+        return InvalidArgument(inc.file + ": expected a map with a 'control_plane' key (as "
+                               "`orrery calibrate` writes), got " + Describe(root) +
+                               " (included from " + ctx_.Where(f) + ")");
+      }
+      for (const auto& kv : root) {
+        const std::string key = kv.first.Scalar();
+        if (key != "control_plane") {
+          return inc.Error(kv.first, key, "unknown key (the file holds only 'control_plane')");
+        }
+      }
+      Field cf{root["control_plane"], "control_plane", NodeRef()};
+      return ReadControlPlane(inc, cf, schema);
+    }
+    return ReadControlPlane(ctx_, f, schema);
+  }
+
+  Status ReadControlPlane(const FieldContext& c, const Field& f, const Schema& schema) {
+    MapView m;
+    ORRERY_RETURN_IF_ERROR(MapView::Open(c, f, schema, &m));
+    ControlPlaneSpec& cp = s_.control_plane;
+    cp.given = true;
+    struct Item {
+      const char* key;
+      double* out;
+    };
+    double worker_start = -1, report_period = -1, object_latency = -1;
+    const Item items[] = {{"lease_request", &cp.lease_request_s},
+                          {"spillback", &cp.spillback_s},
+                          {"task_start", &cp.task_start_s},
+                          {"worker_start", &worker_start},
+                          {"task_finish", &cp.task_finish_s},
+                          {"resources_visible_remote", &cp.resources_visible_remote_s},
+                          {"report_period", &report_period},
+                          {"report_jitter", &cp.report_jitter_s},
+                          {"object_latency", &object_latency}};
+    for (const Item& it : items) {
+      if (auto v = m.Get(it.key)) ORRERY_RETURN_IF_ERROR(ReadDuration(c, *v, it.out));
+    }
+    if (report_period == 0) {
+      return c.Error(*m.Get("report_period"), "expected a duration > 0, got 0");
+    }
+    if (worker_start >= 0 && !worker_startup_given_) s_.env_cache.worker_startup_s = worker_start;
+    if (report_period > 0 && !report_period_given_) s_.scheduler.report_period_s = report_period;
+    // A fetch is a round trip: the one-way latency is half of it.
+    if (object_latency >= 0 && !latency_given_) s_.network.latency_s = object_latency / 2;
+    if (auto v = m.Get("object_bandwidth"); v && !bandwidth_given_) {
+      ORRERY_RETURN_IF_ERROR(ReadBandwidth(c, *v, &s_.network.bandwidth_Bps));
+    } else if (v) {
+      double unused = 0;
+      ORRERY_RETURN_IF_ERROR(ReadBandwidth(c, *v, &unused));
     }
     return Status::Ok();
   }
@@ -1565,6 +1664,9 @@ class Loader {
 
   FieldContext ctx_;
   Scenario s_;
+  // Set explicitly in the scenario: a calibrated control_plane does not override these.
+  bool latency_given_ = false, bandwidth_given_ = false, report_period_given_ = false,
+       worker_startup_given_ = false;
   NameTable node_names_{"node"};
   NameTable env_names_{"runtime env"};
   NameTable pg_names_{"placement group"};

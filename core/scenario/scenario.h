@@ -91,6 +91,23 @@ struct OwnerSpec {
 agent::SubmitterOptions OwnerSubmitterOptions(const OwnerSpec& owner,
                                               agent::SubmitterOptions base);
 
+// Control-plane latencies the simulator adds to its network hops (`control_plane:` in a scenario,
+// usually the file `orrery calibrate` writes; scenarios/README.md, "control_plane"). All in
+// seconds; 0 = not modelled (the default: every hop costs the network latency only).
+struct ControlPlaneSpec {
+  // Owner -> node -> owner round trip of a lease request decided at once, as the owner sees it.
+  // The simulator adds what exceeds two network latencies, half to each leg, to every lease
+  // request and reply (first requests, follow-ups after a spillback, same-node ones).
+  double lease_request_s = 0;
+  // RunTask sent on a granted lease -> the task runs on a reused worker: added to the push.
+  double task_start_s = 0;
+  // A task ends -> its node can grant the freed resources: added before the node frees them.
+  double task_finish_s = 0;
+  // Measured for the record (the model derives them from report_period and the hops):
+  double spillback_s = 0, resources_visible_remote_s = 0, report_jitter_s = 0;
+  bool given = false;  // a control_plane block was read
+};
+
 struct NetworkSpec {
   double bandwidth_Bps = 1.25e9;  // per node link, bytes per second (10 Gbit/s)
   double latency_s = 0.0005;      // one-way control/data latency between two nodes
@@ -177,6 +194,7 @@ struct Scenario {
   AutoscalerSpec autoscaler;
   EnvCacheSpec env_cache;
   OwnerSpec owner;
+  ControlPlaneSpec control_plane;
 
   double max_time_s = std::numeric_limits<double>::infinity();  // stop condition
   std::vector<std::string> warnings;  // e.g. shapes no node type could ever hold

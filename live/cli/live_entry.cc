@@ -2,6 +2,7 @@
 // the CLI. Compiled straight into the `orrery` executable (not into a library) so that the
 // registration always runs.
 #include "core/cli/cli.h"
+#include "live/cli/calibrate_cli.h"  // --- calibrate
 #include "live/cli/compare_cli.h"  // --- compare
 #include "live/cli/dashboard_cli.h"  // --- results dashboard
 #include "live/cli/job_cli.h"  // --- jobs
@@ -17,6 +18,7 @@ const bool kLiveRegistered = [] {
     orrery::cli::RegisterCommand(WithTls(std::move(c)));
   }
   orrery::cli::RegisterCommand(WithTls(orrery::live::CompareCommand()));  // --- compare
+  orrery::cli::RegisterCommand(WithTls(orrery::live::CalibrateCommand()));  // --- calibrate
   orrery::cli::RegisterCommand(orrery::live::TlsCommand());              // --- TLS
   // --- results dashboard: read-only over result directories, no cluster (so no TLS flags).
   orrery::cli::RegisterCommand(orrery::live::DashboardCommand());

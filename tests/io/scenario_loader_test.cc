@@ -884,3 +884,90 @@ TEST_F(OwnerSettingTest, SchedulingClassesGroupNameShapeStrategyArgsEnvAndKind) 
 
 }  // namespace
 }  // namespace orrery::io
+
+// --- control_plane: calibrated latencies (orrery calibrate) -------------------------------------
+
+namespace orrery::io {
+namespace {
+
+class ControlPlaneTest : public ScenarioTest {
+ protected:
+  std::string Tasks() const { return WithTasks("    - {name: a, count: 1, duration: 1s}\n"); }
+};
+
+TEST_F(ControlPlaneTest, AbsentMeansEveryHopCostsTheNetworkOnly) {
+  auto s = Load(Tasks());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_FALSE(s->control_plane.given);
+  EXPECT_EQ(s->control_plane.lease_request_s, 0.0);
+  EXPECT_EQ(s->control_plane.task_start_s, 0.0);
+}
+
+TEST_F(ControlPlaneTest, AnInlineMapSetsItsLatenciesAndTheSettingsTheScenarioLeavesOut) {
+  auto s = Load(Tasks() +
+                "control_plane: {lease_request: 0.4ms, task_start: 0.6ms, worker_start: 12ms, "
+                "task_finish: 0.1ms, report_period: 0.101, object_latency: 0.5ms, "
+                "object_bandwidth: 8Gbps, spillback: 0.5ms, report_jitter: 2ms, "
+                "resources_visible_remote: 60ms}\n");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_TRUE(s->control_plane.given);
+  EXPECT_DOUBLE_EQ(s->control_plane.lease_request_s, 0.0004);
+  EXPECT_DOUBLE_EQ(s->control_plane.task_start_s, 0.0006);
+  EXPECT_DOUBLE_EQ(s->control_plane.task_finish_s, 0.0001);
+  EXPECT_DOUBLE_EQ(s->control_plane.spillback_s, 0.0005);
+  EXPECT_DOUBLE_EQ(s->control_plane.resources_visible_remote_s, 0.06);
+  EXPECT_DOUBLE_EQ(s->env_cache.worker_startup_s, 0.012);
+  EXPECT_DOUBLE_EQ(s->scheduler.report_period_s, 0.101);
+  EXPECT_DOUBLE_EQ(s->network.latency_s, 0.00025);  // one way: half the fetch round trip
+  EXPECT_DOUBLE_EQ(s->network.bandwidth_Bps, 1e9);
+}
+
+TEST_F(ControlPlaneTest, SettingsTheScenarioGivesWinOverCalibratedOnes) {
+  const std::string cluster =
+      "cluster:\n  node_types: [{name: cpu, count: 2, resources: {CPU: 4}}]\n"
+      "  network: {latency: 1ms, bandwidth: 1Gbps}\n"
+      "scheduler: {report_period: 250ms}\n"
+      "runtime_env_cache: {worker_startup: 2s}\n"
+      "workload:\n  tasks:\n    - {name: a, count: 1, duration: 1s}\n";
+  auto s = Load(cluster +
+                "control_plane: {worker_start: 12ms, report_period: 100ms, object_latency: "
+                "0.5ms, object_bandwidth: 8Gbps}\n");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_DOUBLE_EQ(s->env_cache.worker_startup_s, 2.0);
+  EXPECT_DOUBLE_EQ(s->scheduler.report_period_s, 0.25);
+  EXPECT_DOUBLE_EQ(s->network.latency_s, 0.001);
+  EXPECT_DOUBLE_EQ(s->network.bandwidth_Bps, 1.25e8);
+}
+
+TEST_F(ControlPlaneTest, AFileWrittenByCalibrateIsIncludedRelativeToTheScenario) {
+  fs::create_directories(dir_ / "cal");
+  Write("cal/local.yaml",
+        "# Measured by `orrery calibrate --local`\ncontrol_plane:\n  lease_request: 0.0003  # "
+        "n=200\n  task_start: 0.0005\n  report_period: 0.1\n");
+  auto s = Load(Tasks() + "control_plane: cal/local.yaml\n");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_DOUBLE_EQ(s->control_plane.lease_request_s, 0.0003);
+  EXPECT_DOUBLE_EQ(s->control_plane.task_start_s, 0.0005);
+}
+
+TEST_F(ControlPlaneTest, BadBlocksAndFilesAreRefusedNamingFileAndField) {
+  EXPECT_CONTAINS(Error(Tasks() + "control_plane: {lease_request: soon}\n"),
+                  "control_plane.lease_request");
+  EXPECT_CONTAINS(Error(Tasks() + "control_plane: {lease_latency: 1ms}\n"), "lease_latency");
+  EXPECT_CONTAINS(Error(Tasks() + "control_plane: {report_period: 0s}\n"),
+                  "control_plane.report_period");
+  EXPECT_CONTAINS(Error(Tasks() + "control_plane: missing.yaml\n"), "missing.yaml");
+  Write("bad.yaml", "control_plane:\n  task_start: -1ms\n");
+  const std::string e = Error(Tasks() + "control_plane: bad.yaml\n");
+  EXPECT_CONTAINS(e, "bad.yaml:2");
+  EXPECT_CONTAINS(e, "control_plane.task_start");
+  Write("other.yaml", "owner: {reuse_leases: false}\ncontrol_plane: {task_start: 1ms}\n");
+  EXPECT_CONTAINS(Error(Tasks() + "control_plane: other.yaml\n"), "other.yaml");
+  Write("list.yaml", "- 1\n- 2\n");
+  EXPECT_CONTAINS(Error(Tasks() + "control_plane: list.yaml\n"), "expected a map");
+  Write("broken.yaml", "control_plane: {task_start: [1ms\n");
+  EXPECT_CONTAINS(Error(Tasks() + "control_plane: broken.yaml\n"), "broken.yaml");
+}
+
+}  // namespace
+}  // namespace orrery::io

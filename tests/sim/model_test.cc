@@ -206,6 +206,31 @@ TEST(Model, SpillsToRemoteNodesAndPaysControlLatency) {
   EXPECT_EQ(r.spillbacks, 1u);
 }
 
+TEST(Model, ACalibratedControlPlaneMakesEveryLeaseLegAndPushCostItsMeasuredTime) {
+  ScenarioBuilder b;
+  b.Node("n0", {{"CPU", 1}}).Node("n1", {{"CPU", 1}}).Latency(0.01);
+  b.Task(0, 1, {{"CPU", 1}});
+  b.Task(0, 1, {{"CPU", 1}});
+  Scenario s = b.Build();
+  s.control_plane.given = true;
+  s.control_plane.lease_request_s = 0.03;  // each leg at least 0.015, also on one node
+  s.control_plane.task_start_s = 0.025;    // the push: at least 0.025 - 0.015
+  auto r = Simulate(s);
+  // Same node: request leg 0.015, grant leg 0.015, push 0.01.
+  EXPECT_NEAR(Row(r, 0).start_s, 0.04, 1e-12);
+  // Request (0.015), spillback reply (0.015), follow-up to n1 (max(0.01, 0.015)), grant back
+  // (0.015), push (max(0.01, 0.01)).
+  EXPECT_EQ(Row(r, 1).node_id, "n1");
+  EXPECT_NEAR(Row(r, 1).start_s, 0.07, 1e-12);
+  // A measured leg shorter than the network's keeps the network's on remote legs.
+  s.control_plane.lease_request_s = 0.002;
+  s.control_plane.task_start_s = 0.001;
+  auto fast = Simulate(s);
+  EXPECT_NEAR(Row(fast, 0).start_s, 0.002, 1e-12);  // 0.001 + 0.001 + 0
+  // 0.001 + 0.001 + 0.01 + 0.01 + 0.01
+  EXPECT_NEAR(Row(fast, 1).start_s, 0.032, 1e-12);
+}
+
 TEST(Model, StaleViewMakesTheDeciderWaitForTheNextReport) {
   ScenarioBuilder b;
   b.Node("n0", {{"CPU", 1}}).Node("n1", {{"CPU", 1}}).ReportPeriod(1.0).Latency(0.001);
