@@ -9,8 +9,9 @@
 #   lost     calls whose result never came (or came wrong)            == 0
 #   leaked   alive nodes whose available != total once idle (30 s)   == 0
 #   orphans  processes of a killed node (its workers, found by their
-#            ORRERY_NODE_ID) still alive 5 s after the kill            == 0
+#            ORRERY_NODE_ID) still alive 3 s after the run             == 0
 #            (workers_on_killed_nodes: how many the same scan saw just before the kills)
+#   stuck    `list tasks` records neither FINISHED, FAILED nor CANCELED  == 0
 #   kills    SIGKILLs done while the workload ran                      >= KILLS (if given)
 # and records retries (`orrery list tasks`: leases with attempt > 0) and actor restarts
 # (`orrery list actors`: sum of num_restarts).
@@ -74,10 +75,7 @@ o() { "$ORRERY" "$@" --temp-dir "$ROOT"; }
 nodes_json() { o list nodes --format json 2>/dev/null || echo '[]'; }
 # Pids of the processes (workers) started by node $1: they carry ORRERY_NODE_ID=$1.
 procs_of_node() {
-  local p
-  for p in /proc/[0-9]*; do
-    tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -qx "ORRERY_NODE_ID=$1" && echo "${p#/proc/}"
-  done
+  grep -lzx "ORRERY_NODE_ID=$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3
 }
 pid_of_node() { nodes_json | jq -r --arg n "$1" '.[] | select(.node_id==$n) | .pid'; }
 
@@ -105,6 +103,7 @@ ORRERY_ADDRESS=$ADDR ORRERY_TOKEN=$TOKEN ORRERY_LOG_TO_DRIVER=0 "$DRIVER" --task
 DRIVER_PID=$!
 killed=()
 kills=0
+gone=0
 victim_workers=0
 while kill -0 "$DRIVER_PID" 2>/dev/null; do
   # PERIOD +- 50 %, seeded.
@@ -117,9 +116,17 @@ while kill -0 "$DRIVER_PID" 2>/dev/null; do
   if [ -z "$pid" ] || [ "$pid" = "0" ]; then log "no pid for $victim"; continue; fi
   # Its workers now, so the orphan check below is known to see them (victim_workers > 0).
   victim_workers=$((victim_workers + $(procs_of_node "$victim" | wc -l)))
-  kill -9 "$pid"
-  kills=$((kills + 1))
   killed+=("$victim")
+  if ! kill -9 "$pid" 2>/dev/null; then
+    # Gone by itself: the head declared it dead (missed heartbeats on a loaded machine) and it
+    # exited, as a node the head gave up on must. Replaced like a killed one; not a kill.
+    gone=$((gone + 1))
+    alive=("${alive[@]:0:$i}" "${alive[@]:$((i + 1))}")
+    log "$victim (pid $pid) was already gone"
+    add_worker
+    continue
+  fi
+  kills=$((kills + 1))
   alive=("${alive[@]:0:$i}" "${alive[@]:$((i + 1))}")
   log "kill #$kills: $victim (pid $pid)"
   add_worker
@@ -138,8 +145,9 @@ for _ in $(seq 150); do
   [ "$leaked" = "0" ] && break
   sleep 0.2
 done
-# Orphans: a process still carrying a killed node's id 5 s after its kill.
-sleep 5
+# Orphans: a process still carrying a killed node's id 3 s after the last kill (a worker gets
+# SIGKILL from PR_SET_PDEATHSIG the moment its node daemon dies).
+sleep 3
 orphans=0
 : >"$OUT/orphans.txt"
 for n in "${killed[@]}"; do
@@ -151,6 +159,8 @@ done
 o list tasks --format json >"$OUT/tasks.json" 2>/dev/null || echo '[]' >"$OUT/tasks.json"
 o list actors --format json >"$OUT/actors.json" 2>/dev/null || echo '[]' >"$OUT/actors.json"
 retried=$(jq '[.[] | select(.attempt > 0)] | length' "$OUT/tasks.json")
+# No lease record left running or pending once the driver is gone (a dead node's are FAILED).
+stuck=$(jq '[.[] | select(.state != "FINISHED" and .state != "FAILED" and .state != "CANCELED")] | length' "$OUT/tasks.json")
 restarts=$(jq --slurpfile d "$OUT/driver.json" \
   '[.[] | select(.actor_id as $a | ($d[0].actors // []) | index($a)) | .num_restarts] | add // 0' \
   "$OUT/actors.json" 2>/dev/null || echo -1)
@@ -159,18 +169,19 @@ lost=$(jq '.lost + .wrong' "$OUT/driver.json" 2>/dev/null || echo -1)
 
 jq -n --argjson tasks "$TASKS" --argjson actors "$ACTORS" --argjson calls "$CALLS" \
   --argjson workers "$WORKERS" --arg period "$PERIOD" --argjson seed "$SEED" \
-  --argjson kills "$kills" --argjson vw "$victim_workers" --argjson retried "${retried:-0}" --argjson restarts "${restarts:-0}" \
+  --argjson kills "$kills" --argjson gone "$gone" --argjson stuck "${stuck:-0}" --argjson vw "$victim_workers" --argjson retried "${retried:-0}" --argjson restarts "${restarts:-0}" \
   --argjson lost "$lost" --argjson leaked "$leaked" --argjson orphans "$orphans" \
   --argjson driver_rc "$DRIVER_RC" --arg wall "$WALL" --slurpfile d "$OUT/driver.json" \
   --arg command "bench/chaos.sh --tasks $TASKS --task-ms $TASK_MS --actors $ACTORS --calls $CALLS --call-ms $CALL_MS --workers $WORKERS --period $PERIOD --seed $SEED" \
   --arg machine "$(nproc) cores, $(uname -sr)" \
   '{tasks: $tasks, actor_calls: ($actors * $calls), actors: $actors, workers: $workers,
-    period_s: ($period | tonumber), seed: $seed, nodes_killed: $kills,
+    period_s: ($period | tonumber), seed: $seed, nodes_killed: $kills, nodes_gone_by_themselves: $gone,
     workers_on_killed_nodes: $vw,
     task_leases_retried: $retried, actor_restarts: $restarts, lost: $lost, leaked: $leaked,
-    orphans: $orphans, driver_exit: $driver_rc, wall_s: ($wall | tonumber),
+    orphans: $orphans, stuck_task_records: $stuck, driver_exit: $driver_rc, wall_s: ($wall | tonumber),
     driver_wall_s: ($d[0].wall_s // null), first_errors: ($d[0].first_errors // []),
     command: $command, machine: $machine}' >"$OUT/summary.json"
 cat "$OUT/summary.json"
 [ "$lost" = "0" ] && [ "$leaked" = "0" ] && [ "$orphans" = "0" ] && [ "$DRIVER_RC" = "0" ] &&
+  [ "${stuck:-1}" = "0" ] &&
   [ "$kills" -ge "$KILLS" ]
