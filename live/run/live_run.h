@@ -23,8 +23,9 @@
 //     its heartbeat timeout; a task whose attempt died with its node is resubmitted (a new task
 //     id `<id>.aK`, a new tasks.csv row with attempt K) up to its max_retries, once the head and
 //     the other nodes see the node dead; a lease request that was queued at the crashed node is
-//     asked again (same attempt). A hard-affinity task to a dead node is canceled by the deciding
-//     node ("node X is dead");
+//     asked again (same attempt), as is one to a node killed outside `failures` once the head
+//     declares it dead (it is down for the rest of the run). A hard-affinity task to a dead
+//     node is canceled by the deciding node ("node X is dead");
 //   - objects survive their node by lineage (Ray's semantics): a task's output is in the store of
 //     the node it ran on and of every node that fetched it; a consumer whose argument has no
 //     copy left on a live node (crashed, declared dead, restarted empty, or its fetch failed)
