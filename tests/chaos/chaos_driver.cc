@@ -11,10 +11,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "live/api/orrery_api.h"
 #include "tests/chaos/chaos_lib.h"
@@ -53,14 +52,22 @@ int main(int argc, char** argv) {
     const std::string a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
     bool ok = false;
-    if (a == "--tasks") ok = ParseInt(a, v, 0, &f.tasks);
-    else if (a == "--task-ms") ok = ParseInt(a, v, 0, &f.task_ms);
-    else if (a == "--actors") ok = ParseInt(a, v, 0, &f.actors);
-    else if (a == "--calls") ok = ParseInt(a, v, 0, &f.calls);
-    else if (a == "--call-ms") ok = ParseInt(a, v, 0, &f.call_ms);
-    else if (a == "--max-retries") ok = ParseInt(a, v, 0, &f.max_retries);
-    else if (a == "--timeout-s") ok = ParseInt(a, v, 1, &f.timeout_s);
-    else std::cerr << "chaos_driver: unknown flag '" << a << "'\n";
+    if (a == "--tasks")
+      ok = ParseInt(a, v, 0, &f.tasks);
+    else if (a == "--task-ms")
+      ok = ParseInt(a, v, 0, &f.task_ms);
+    else if (a == "--actors")
+      ok = ParseInt(a, v, 0, &f.actors);
+    else if (a == "--calls")
+      ok = ParseInt(a, v, 0, &f.calls);
+    else if (a == "--call-ms")
+      ok = ParseInt(a, v, 0, &f.call_ms);
+    else if (a == "--max-retries")
+      ok = ParseInt(a, v, 0, &f.max_retries);
+    else if (a == "--timeout-s")
+      ok = ParseInt(a, v, 1, &f.timeout_s);
+    else
+      std::cerr << "chaos_driver: unknown flag '" << a << "'\n";
     if (!ok) return 2;
     ++i;
   }
@@ -128,8 +135,7 @@ int main(int argc, char** argv) {
       }
     }
   }
-  const double wall =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   nlohmann::json actor_ids = nlohmann::json::array();
   for (const auto& a : actors) actor_ids.push_back(a.actor_id());
   api::Shutdown();

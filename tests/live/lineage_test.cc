@@ -3,14 +3,13 @@
 // again (Ray's lineage reconstruction, counted against its max_retries); without retries left
 // the reduce fails naming the object, the node and why.
 #include <gtest/gtest.h>
-
 #include <signal.h>
 
 #include <filesystem>
 #include <fstream>
-#include <thread>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/live/live_cluster.h"
@@ -99,9 +98,10 @@ TEST(LineageTest, LostObjectWithoutRetriesFailsTheReduceNamingObjectNodeAndCause
   EXPECT_EQ(rows[1].name, "reduce");
   EXPECT_EQ(rows[1].state, "failed");
   // The reduce's failure names the object, the node that held it and why it cannot be rebuilt.
-  const std::string want = "-obj-t0 (the output of task 0, map) is lost: it was only on node n1 "
-                           "(node n1 crashed); task 0 has no retries left to rebuild it "
-                           "(max_retries 0, 0 used)";
+  const std::string want =
+      "-obj-t0 (the output of task 0, map) is lost: it was only on node n1 "
+      "(node n1 crashed); task 0 has no retries left to rebuild it "
+      "(max_retries 0, 0 used)";
   EXPECT_NE(r.err.find(want), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("task 1 (reduce) failed"), std::string::npos) << r.err;
 }
