@@ -55,7 +55,9 @@
 //
 // Fault tolerance (Ray's semantics). A task whose worker or node dies is submitted again, up to
 // SetMaxRetries(n) times [3]; an exception is retried only with SetRetryExceptions(true). Out of
-// retries, Get returns kUnavailable naming the task and the cause. An actor whose worker or node
+// retries, Get returns kUnavailable naming the task and the cause. A lease lost before its worker
+// attached (the node died or shut down, its worker killed meanwhile) costs no retry: another
+// lease is asked for (up to 32 in a row, then the waiting calls fail). An actor whose worker or node
 // dies is created again (its factory runs again with the original arguments on a new lease, so
 // its state is reset) up to SetMaxRestarts(n) times [0; -1 = infinite]; the calls that were in
 // flight fail with kUnavailable ("actor ... died") unless SetMaxTaskRetries(n) [0; -1 = infinite]

@@ -292,6 +292,7 @@ class Runner {
     ok_.assign(n, 0);
     ran_on_.assign(n, "");
     tasks_.assign(n, TaskRt{});
+    copies_.assign(n, {});
     dependents_.assign(n, {});
     for (size_t i = 0; i < n; ++i) {
       const TaskSpec& ts = s_.tasks[i];
@@ -429,12 +430,169 @@ class Runner {
     ok_[i] = ok ? 1 : 0;
     ran_on_[i] = node;
     ++num_final_;
-    for (uint32_t d : dependents_[i]) {
+    // --- lineage: the output's first copy is where it ran.
+    if (ok && !node.empty() && s_.tasks[i].output_bytes > 0) {
+      copies_[i][node] = EpochLocked(node);
+    }
+    // A rebuild (its output was lost) wakes the consumers that waited for it; a first run, every
+    // consumer (their deps_left counted it from the start).
+    const bool rebuilt = t.rebuilding;
+    t.rebuilding = false;
+    const std::vector<uint32_t> wake = rebuilt ? std::move(t.rebuild_waiters) : dependents_[i];
+    t.rebuild_waiters.clear();
+    for (uint32_t d : wake) {
       TaskRt& c = tasks_[d];
-      if (!ok) c.args_failed = true;
+      if (final_[d]) continue;  // it failed on another lost argument meanwhile
+      if (!ok) {
+        c.args_failed = true;
+        if (rebuilt && c.arg_error.empty()) {
+          c.arg_error = "object " + ObjectIdOfTask(run_id_, i) + " was lost and rebuilding it " +
+                        "failed: task " + std::to_string(i) + " (" + t.row.name + ") attempt " +
+                        std::to_string(t.row.attempt) + " " + t.row.state +
+                        (why.empty() ? "" : ": " + why);
+        }
+      }
       if (--c.deps_left == 0 && c.arrived) ReadyLocked(d);
     }
     cv_.notify_all();
+  }
+
+  // ---- lineage reconstruction ----------------------------------------------------------------
+  //
+  // A task's output lives in the object store of the node it ran on, and a fetched copy stays in
+  // the consumer's node store: copies_[i] holds each node with a copy and that node's crash
+  // epoch when the copy was made. A copy is gone once its node crashed (a recovered node starts
+  // with an empty store), is down, or was declared dead by the head. A consumer whose argument
+  // has no copy left has the producing task run again (Ray's lineage reconstruction), counted
+  // against that task's max_retries, and waits for it; an actor's output or an object the
+  // scenario created at start (no lineage), or a producer out of retries, fails the consumer
+  // with the object id, the node(s) that held it and why.
+
+  uint64_t EpochLocked(const std::string& node) const {
+    auto it = crash_epoch_.find(node);
+    return it == crash_epoch_.end() ? 0 : it->second;
+  }
+
+  // Why the copy made on `node` at crash epoch `epoch` is gone; empty if it is still there.
+  // REQUIRES: mu_ held.
+  std::string CopyGoneWhyLocked(const std::string& node, uint64_t epoch) const {
+    if (down_.count(node)) return "node " + node + " crashed";
+    if (declared_dead_.count(node)) return "node " + node + " was declared dead by the head";
+    if (EpochLocked(node) != epoch) return "node " + node + " crashed (and restarted empty)";
+    if (auto it = unreachable_.find(node); it != unreachable_.end() && it->second.first == epoch) {
+      return it->second.second;
+    }
+    return "";
+  }
+
+  // A node holding a live copy of task `p`'s output (its producer's node first); empty if none.
+  // REQUIRES: mu_ held.
+  std::string LiveCopyLocked(size_t p) const {
+    const auto& c = copies_[p];
+    if (auto it = c.find(ran_on_[p]);
+        it != c.end() && CopyGoneWhyLocked(it->first, it->second).empty()) {
+      return it->first;
+    }
+    for (const auto& [node, epoch] : c) {
+      if (CopyGoneWhyLocked(node, epoch).empty()) return node;
+    }
+    return "";
+  }
+
+  // Attempts of task `i` that count against its max_retries (not those that only lost an
+  // argument). REQUIRES: mu_ held.
+  int RetriesUsedLocked(size_t i) const {
+    return tasks_[i].row.attempt - tasks_[i].arg_loss_attempts;
+  }
+
+  // Task `p`'s output has no copy left: runs `p` again (true), or says why it cannot (false,
+  // `why` names the object, the nodes that held it and the cause). REQUIRES: mu_ held, `p`
+  // final and ok, not rebuilding.
+  bool StartRebuildLocked(size_t p, std::string* why) {
+    TaskRt& t = tasks_[p];
+    const TaskSpec& ts = s_.tasks[p];
+    std::string where, cause;
+    for (const auto& [node, epoch] : copies_[p]) {
+      where += (where.empty() ? "" : ", ") + node;
+      const std::string w = CopyGoneWhyLocked(node, epoch);
+      if (!w.empty()) cause += (cause.empty() ? "" : "; ") + w;
+    }
+    const std::string lost = "object " + ObjectIdOfTask(run_id_, p) + " (the output of task " +
+                             std::to_string(p) + ", " + t.row.name + ") is lost: it was only on " +
+                             "node " + where + " (" + cause + ")";
+    if (ts.kind == WorkKind::kActor) {
+      *why = lost + "; an actor's output is not rebuilt (no lineage)";
+      return false;
+    }
+    if (RetriesUsedLocked(p) >= static_cast<int>(ts.max_retries)) {
+      *why = lost + "; task " + std::to_string(p) + " has no retries left to rebuild it " +
+             "(max_retries " + std::to_string(ts.max_retries) + ", " +
+             std::to_string(RetriesUsedLocked(p)) + " used)";
+      return false;
+    }
+    if (o_.progress) {
+      std::lock_guard<std::mutex> pl(progress_mu_);
+      *o_.progress << "[live run] " << lost << "; rebuilding it: task " << p << " attempt "
+                   << t.row.attempt + 1 << "\n";
+    }
+    rebuilds_.fetch_add(1);
+    t.rebuilding = true;
+    final_[p] = 0;
+    ok_[p] = 0;
+    --num_final_;
+    copies_[p].clear();
+    t.row.attempt += 1;
+    t.row.submit_s = Now();
+    t.row.start_s = t.row.end_s = -1;
+    t.row.state = "pending";
+    t.row.spillbacks = 0;
+    t.row.wait_reason.clear();
+    pool_.Post([this, p] { Prepare(p); });
+    return true;
+  }
+
+  // Before task `i` is submitted: each task-output argument without a live copy is rebuilt (`i`
+  // waits: true) or fails `i` (true, `i` is final). False: every argument has a live copy.
+  // REQUIRES: mu_ held.
+  bool AwaitLostArgsLocked(size_t i) {
+    const TaskSpec& ts = s_.tasks[i];
+    TaskRt& t = tasks_[i];
+    int waiting = 0;
+    std::string error;
+    for (uint32_t k = 0; k < ts.args_count && error.empty(); ++k) {
+      const uint32_t idx = ts.args_begin + k;
+      const ArgSpec& a = s_.args[idx];
+      if (a.producer >= 0) {
+        const size_t p = static_cast<size_t>(a.producer);
+        if (!final_[p] && tasks_[p].rebuilding) {
+          tasks_[p].rebuild_waiters.push_back(static_cast<uint32_t>(i));
+          ++waiting;
+        } else if (ok_[p] && LiveCopyLocked(p).empty()) {
+          if (!StartRebuildLocked(p, &error)) break;
+          tasks_[p].rebuild_waiters.push_back(static_cast<uint32_t>(i));
+          ++waiting;
+        }
+      } else if (a.node >= 0) {
+        const std::string& node = s_.nodes[a.node].id;
+        const std::string gone = CopyGoneWhyLocked(node, 0);
+        if (!gone.empty()) {
+          error = "object " + ObjectIdOfInitial(run_id_, idx) + " is lost: it was only on node " +
+                  node + " (" + gone + "); it was created at the run's start (no task made " +
+                  "it), so there is no lineage to rebuild it";
+        }
+      }
+    }
+    if (!error.empty()) {
+      t.row.state = "failed";
+      t.row.wait_reason = "waiting_for_args";
+      NoteError(AttemptId(i) + ": " + error);
+      MarkFinalLocked(i, false, "", error);
+      return true;
+    }
+    if (waiting == 0) return false;
+    t.deps_left += waiting;
+    t.row.wait_reason = "waiting_for_args";
+    return true;
   }
 
   void NoteError(const std::string& what) {
@@ -468,6 +626,16 @@ class Runner {
       if (!nodes.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     std::this_thread::sleep_for(std::chrono::duration<double>(2 * s_.scheduler.report_period_s));
+  }
+
+  // Whether the head lists `node` as dead now.
+  bool HeadSaysDead(const std::string& node) {
+    auto list = HeadClient(head_address_, token_, std::chrono::milliseconds(2000)).ListNodes();
+    if (!list.ok()) return false;
+    for (const auto& n : list->nodes()) {
+      if (n.node_id() == node) return n.state() == v1::NODE_STATE_DEAD;
+    }
+    return false;
   }
 
   std::set<std::string> Down() {
@@ -514,6 +682,13 @@ class Runner {
   // Producers final. REQUIRES: mu_ held.
   void ReadyLocked(size_t i) {
     TaskRt& t = tasks_[i];
+    if (t.args_failed && !t.arg_error.empty()) {  // --- lineage: a lost argument not rebuilt
+      t.row.state = "failed";
+      t.row.wait_reason = "waiting_for_args";
+      NoteError(AttemptId(i) + ": " + t.arg_error);
+      MarkFinalLocked(i, false, "", t.arg_error);
+      return;
+    }
     if (t.args_failed) {
       t.row.state = "canceled";
       t.row.wait_reason = "waiting_for_args";
@@ -526,6 +701,10 @@ class Runner {
   // Builds the task's lease request and run request, then submits its first attempt.
   void Prepare(size_t i) {
     const TaskSpec& ts = s_.tasks[i];
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (AwaitLostArgsLocked(i)) return;  // --- lineage: waits for a rebuild, or failed
+    }
     ResourceRequest shape = s_.shapes[ts.shape];
     const SchedulingStrategy& strategy = s_.strategies[ts.strategy];
     // A task of a placement group asks for its bundle's resources, on the bundle's node.
@@ -555,7 +734,8 @@ class Runner {
       std::string where, id;
       if (a.producer >= 0) {
         std::lock_guard<std::mutex> l(mu_);
-        where = ran_on_[a.producer];
+        where = LiveCopyLocked(static_cast<size_t>(a.producer));  // --- lineage: a live copy
+        if (where.empty()) where = ran_on_[a.producer];
         id = ObjectIdOfTask(run_id_, static_cast<size_t>(a.producer));
       } else if (a.node >= 0) {
         where = s_.nodes[a.node].id;
@@ -705,13 +885,25 @@ class Runner {
     }
     StatusOr<AcquiredLease> lease = Status(StatusCode::kUnavailable, "not asked");
     for (int ask = 0; ask < 5; ++ask) {
-      lease = AcquireLease(AddressOf(PickDecider(entry)), token_, req, ao);
+      const std::string decider = PickDecider(entry);
+      lease = AcquireLease(AddressOf(decider), token_, req, ao);
       if (lease.ok() || lease.status().code() == StatusCode::kCancelled ||
           lease.status().code() == StatusCode::kAborted) {
         break;
       }
       auto down = Down();
-      if (down.empty()) break;
+      if (down.empty()) {
+        // A node killed outside the scenario's failures (found by the lineage test: the reduce
+        // went to the dead holder of its argument and failed "Connection refused"): once the
+        // head declares it dead it is down for the rest of the run, and the request goes to
+        // another node.
+        if (lease.status().code() != StatusCode::kUnavailable) break;
+        WaitDead({decider});
+        if (!HeadSaysDead(decider)) break;
+        std::lock_guard<std::mutex> l(mu_);
+        down_.insert(decider);
+        continue;
+      }
       WaitDead(std::move(down));
     }
     std::lock_guard<std::mutex> l(mu_);
@@ -841,13 +1033,39 @@ class Runner {
     }
     if (ok) {
       t.row.state = "finished";
+      // --- lineage: the node fetched its arguments; those copies stay in its store.
+      for (uint32_t k = 0; k < ts.args_count; ++k) {
+        const ArgSpec& a = s_.args[ts.args_begin + k];
+        if (a.producer >= 0) copies_[static_cast<size_t>(a.producer)][lease.node_id] = epoch;
+      }
       MarkFinalLocked(i, true, lease.node_id);
     } else if (env_failed) {
       t.row.state = "canceled";
       t.row.wait_reason = "waiting_for_runtime_env";
       NoteError(AttemptId(i) + " on " + lease.node_id + ": " + why);
       MarkFinalLocked(i, false, lease.node_id, why);
-    } else if (node_died && t.row.attempt < static_cast<int>(ts.max_retries)) {
+    } else if (!node_died && !fenced && LostArgsLocked(i, run, why)) {
+      // --- lineage: an argument's holder was gone when the node fetched it. The attempt failed
+      // without running (not counted against max_retries); the task is prepared again, which
+      // rebuilds the argument or fails naming it.
+      t.row.state = "failed";
+      if (o_.progress) {
+        std::lock_guard<std::mutex> pl(progress_mu_);
+        *o_.progress << "[live run] task " << i << " (" << t.row.name << ") on " << lease.node_id
+                     << ": " << why << "; preparing it again\n";
+      }
+      attempts_[i].push_back(t.row);
+      ApplyLocked(begin);
+      t.row.attempt += 1;
+      t.arg_loss_attempts += 1;
+      t.row.submit_s = Now();
+      t.row.start_s = t.row.end_s = -1;
+      t.row.state = "pending";
+      t.row.spillbacks = 0;
+      t.row.wait_reason.clear();
+      pool_.Post([this, i] { Prepare(i); });
+      return;
+    } else if (node_died && RetriesUsedLocked(i) < static_cast<int>(ts.max_retries)) {
       t.row.state = "failed";
       if (o_.progress) {
         std::lock_guard<std::mutex> pl(progress_mu_);
@@ -875,6 +1093,28 @@ class Runner {
       MarkFinalLocked(i, false, lease.node_id, node_died ? "node died" : why);
     }
     ApplyLocked(begin);
+  }
+
+  // --- lineage: whether attempt `why` of task `i` failed fetching one of its task-output
+  // arguments (the node's "fetching the arguments failed: ... fetch <id> from <node> ..."); if
+  // so, that copy is marked unreachable (so the next Prepare rebuilds or fails it).
+  // REQUIRES: mu_ held.
+  bool LostArgsLocked(size_t i, const v1::RunTaskRequest& run, const std::string& why) {
+    if (why.rfind("fetching the arguments failed", 0) != 0) return false;
+    const TaskSpec& ts = s_.tasks[i];
+    for (uint32_t k = 0; k < ts.args_count; ++k) {
+      const ArgSpec& a = s_.args[ts.args_begin + k];
+      if (a.producer < 0) continue;
+      const std::string id = ObjectIdOfTask(run_id_, static_cast<size_t>(a.producer));
+      for (const auto& ref : run.args()) {
+        if (ref.object_id() != id) continue;
+        if (why.find("fetch " + id + " from " + ref.node_id()) == std::string::npos) continue;
+        unreachable_[ref.node_id()] = {EpochLocked(ref.node_id()),
+                                       "fetching it from node " + ref.node_id() + " failed: " + why};
+        return true;
+      }
+    }
+    return false;
   }
 
   // ---- placement groups ----------------------------------------------------------------------
@@ -1260,6 +1500,11 @@ class Runner {
     std::string preferred;              // where its lease requests go first
     int deps_left = 0;                  // producers not final yet
     bool arrived = false, args_failed = false;
+    // --- lineage (see AwaitLostArgsLocked).
+    int arg_loss_attempts = 0;  // attempts that failed only fetching a lost argument
+    bool rebuilding = false;    // run again because its output was lost
+    std::vector<uint32_t> rebuild_waiters;  // consumers waiting for that rebuild
+    std::string arg_error;      // a lost argument that could not be rebuilt
   };
   std::vector<TaskRt> tasks_;                     // guarded by mu_
   std::vector<std::vector<uint32_t>> dependents_;  // consumers by producer; immutable
@@ -1280,9 +1525,14 @@ class Runner {
   std::set<std::string> down_;       // crashed by a failure, not recovered; guarded by mu_
   std::set<std::string> declared_dead_;          // dead in the head's list at the last sample; mu_
   std::map<std::string, uint64_t> crash_epoch_;  // crashes per node; guarded by mu_
+  // --- lineage: by task, the nodes holding a copy of its output and their crash epoch then.
+  std::vector<std::map<std::string, uint64_t>> copies_;  // guarded by mu_
+  // Nodes a fetch failed from: their crash epoch then and why. Their copies of that epoch count
+  // as gone. Guarded by mu_.
+  std::map<std::string, std::pair<uint64_t, std::string>> unreachable_;
   std::vector<GroupState> group_state_;          // by placement group; guarded by mu_
 
-  std::atomic<uint64_t> spillbacks_{0}, bytes_transferred_{0}, errors_{0};
+  std::atomic<uint64_t> spillbacks_{0}, bytes_transferred_{0}, errors_{0}, rebuilds_{0};
   std::atomic<int64_t> running_{0};
   std::mutex progress_mu_;
   std::string first_error_;  // guarded by progress_mu_

@@ -23,8 +23,17 @@
 //     its heartbeat timeout; a task whose attempt died with its node is resubmitted (a new task
 //     id `<id>.aK`, a new tasks.csv row with attempt K) up to its max_retries, once the head and
 //     the other nodes see the node dead; a lease request that was queued at the crashed node is
-//     asked again (same attempt). A hard-affinity task to a dead node is canceled by the deciding
-//     node ("node X is dead"). Objects held only by a crashed node are lost (their consumers fail).
+//     asked again (same attempt), as is one to a node killed outside `failures` once the head
+//     declares it dead (it is down for the rest of the run). A hard-affinity task to a dead
+//     node is canceled by the deciding node ("node X is dead");
+//   - objects survive their node by lineage (Ray's semantics): a task's output is in the store of
+//     the node it ran on and of every node that fetched it; a consumer whose argument has no
+//     copy left on a live node (crashed, declared dead, restarted empty, or its fetch failed)
+//     makes the producing task run again (a new attempt, counted against its max_retries) and
+//     waits for it, then runs (an attempt that failed only fetching a lost argument is prepared
+//     again and not counted). When it cannot be rebuilt (the producer is out of retries, is an
+//     actor, or the object was created at the run's start), the consumer fails with the object
+//     id, the node(s) that held it and why.
 // Placement groups are created on the head at their `at` times (id `<run id>-<name>`, removed when
 // the run ends); a task of a group waits until it is created, asks for its shape under the
 // bundle's resource names (indexed if `bundle` is given, else wildcard) and goes first to the
