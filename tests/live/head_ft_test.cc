@@ -88,8 +88,8 @@ bool RestartHead(const HeadProcess& h) {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-// 2,000 tasks, 10 counters and 2 placement groups; the head is SIGKILLed after half the tasks
-// and started again about a second later. Every task runs exactly once (each creates its own
+// 2,000 tasks, 10 counters and 2 placement groups; the head is SIGKILLed with a batch of tasks
+// in flight after half of them and started again two batches later. Every task runs exactly once (each creates its own
 // marker file exclusively) and returns its index; every counter counts on (its worker, pid and
 // state are the same: not restarted); the groups keep their bundles on the same nodes;
 // `orrery list` agrees; new work (a group, an actor) is placed after the restart.
@@ -151,7 +151,8 @@ TEST(HeadFaultToleranceTest, HeadKilledMidWorkloadRestartsAndTheClusterCarriesOn
   ASSERT_NE(std::find(head.argv.begin(), head.argv.end(), "__head"), head.argv.end());
 
   // The workload: 20 batches of 100 tasks, each batch with one call per counter and one task per
-  // bundle; the head dies after batch 10 and comes back after batch 12.
+  // bundle; the head is killed while batch 11's tasks are in flight and started again while
+  // batch 13's are (batches 11 and 12 run without a head).
   constexpr int kTasks = 2000, kBatch = 100;
   std::set<int> results;
   Clock::time_point restarted_at;
@@ -162,6 +163,14 @@ TEST(HeadFaultToleranceTest, HeadKilledMidWorkloadRestartsAndTheClusterCarriesOn
     }
     auto in_a = api::Task(api_test::NodeId).SetPlacementGroup(pg_a, b % 2).Remote();
     auto in_b = api::Task(api_test::NodeId).SetPlacementGroup(pg_b, 0).Remote();
+    if (b == 10) {  // with this batch in flight
+      ASSERT_EQ(::kill(head.pid, SIGKILL), 0);
+      ASSERT_TRUE(Eventually([&] { return !IsProcessAlive(head.pid); }, milliseconds(5000)));
+    }
+    if (b == 12) {
+      ASSERT_TRUE(RestartHead(head));
+      restarted_at = Clock::now();
+    }
     count_all();
     for (auto& r : refs) {
       auto v = api::Get(r, seconds(60));
@@ -173,14 +182,6 @@ TEST(HeadFaultToleranceTest, HeadKilledMidWorkloadRestartsAndTheClusterCarriesOn
     ASSERT_TRUE(na.ok() && nb.ok()) << (na.ok() ? nb.status() : na.status()).ToString();
     EXPECT_EQ(*na, (*nodes_a)[b % 2]);
     EXPECT_EQ(*nb, (*nodes_b)[0]);
-    if (b == 9) {
-      ASSERT_EQ(::kill(head.pid, SIGKILL), 0);
-      ASSERT_TRUE(Eventually([&] { return !IsProcessAlive(head.pid); }, milliseconds(5000)));
-    }
-    if (b == 11) {
-      ASSERT_TRUE(RestartHead(head));
-      restarted_at = Clock::now();
-    }
   }
   EXPECT_EQ(results.size(), static_cast<size_t>(kTasks));
   EXPECT_EQ(*results.begin(), 0);
