@@ -28,6 +28,16 @@ Status HeadController::OnNodeRegistered(Node node, double now_s) {
   return Status::Ok();
 }
 
+Status HeadController::RestoreMember(Node node, double last_heard_s) {
+  if (members_.count(node.id) != 0) {
+    return Status(StatusCode::kAlreadyExists, "node " + node.id + " is a member already");
+  }
+  const NodeId id = node.id;
+  members_[id] = Member{std::move(node), last_heard_s};
+  MarkChanged(id);
+  return Status::Ok();
+}
+
 Status HeadController::OnNodeReport(
     const NodeId& id, const std::optional<ResourceSet>& total, const ResourceSet& available,
     const std::vector<std::pair<std::string, std::vector<Quantity>>>& devices, double now_s) {
@@ -131,6 +141,15 @@ Status HeadController::AddPlacementGroup(const std::string& id, PlacementStrateg
   groups_.emplace(id, PlacementGroupEntry(strategy, TwoPhaseReservation(id, std::move(bundles),
                                                                          options_.pg_backoff)));
   return Status::Ok();
+}
+
+Status HeadController::RestorePlacementGroup(const std::string& id, PlacementStrategy strategy,
+                                             std::vector<ResourceRequest> bundles,
+                                             const std::vector<NodeId>& placement, int attempts) {
+  ORRERY_RETURN_IF_ERROR(AddPlacementGroup(id, strategy, std::move(bundles)));
+  Status s = groups_.at(id).reservation.RestoreCreated(placement, attempts);
+  if (!s.ok()) groups_.erase(id);
+  return s;
 }
 
 PlacementDecisions HeadController::RetryPlacementGroup(const std::string& id, double now_s) {

@@ -161,6 +161,12 @@ class HeadController {
                       const ResourceSet& available,
                       const std::vector<std::pair<std::string, std::vector<Quantity>>>& devices,
                       double now_s);
+  // A member known from before a restart of the head (live/head/head_store.h): added as `node`
+  // is (its state kept: a member declared dead stays dead), last heard at `last_heard_s`, so an
+  // alive one is declared dead unless it reports before last_heard_s + DeadAfterS() (the backend
+  // passes a time in the future to give re-registering nodes a grace window). AlreadyExists if
+  // the id is a member already. O(log members).
+  Status RestoreMember(Node node, double last_heard_s);
   // Alive -> draining (a draining node is alive but takes no new work). NotFound if unknown;
   // no-op unless alive. O(log members).
   Status Drain(const NodeId& id);
@@ -189,6 +195,12 @@ class HeadController {
   // the backend's RetryPlacementGroup call.
   Status AddPlacementGroup(const std::string& id, PlacementStrategy strategy,
                            std::vector<ResourceRequest> bundles);
+  // A group that was Created before a restart of the head: recorded as Created with its bundles
+  // on `placement` (TwoPhaseReservation::RestoreCreated); nothing is sent. Errors as
+  // AddPlacementGroup and RestoreCreated. O(bundles).
+  Status RestorePlacementGroup(const std::string& id, PlacementStrategy strategy,
+                               std::vector<ResourceRequest> bundles,
+                               const std::vector<NodeId>& placement, int attempts);
   // A retry timer fired (or the backend wants to try now): if the group is Pending or Failed,
   // PlaceBundles on the alive members: placed -> Prepares; not -> Failed + RetryAt (infeasible
   // noted; see infeasible_waits_for_node). Otherwise nothing. O(bundles * members * resources).

@@ -113,6 +113,29 @@ TwoPhaseCommand TwoPhaseReservation::Command(TwoPhaseCommand::Kind kind, int bun
           .resources = bundles_[bundle]};
 }
 
+Status TwoPhaseReservation::RestoreCreated(const std::vector<NodeId>& placement, int attempts) {
+  if (state_ != ReservationState::kPending) {
+    return FailedPrecondition("placement group " + group_id_ + " is " +
+                              ReservationStateName(state_) + "; only a pending group is restored");
+  }
+  if (placement.size() != bundles_.size()) {
+    return InvalidArgument("placement names " + std::to_string(placement.size()) + " node(s) for " +
+                           std::to_string(bundles_.size()) + " bundle(s)");
+  }
+  for (size_t b = 0; b < placement.size(); ++b) {
+    if (placement[b].empty()) {
+      return InvalidArgument("placement[" + std::to_string(b) + "]: node id is empty");
+    }
+  }
+  attempts_ = std::max(1, attempts);
+  placement_ = placement;
+  attempt_failed_ = false;
+  reason_.clear();
+  for (auto& p : phase_) p = Phase::kCommitted;
+  state_ = ReservationState::kCreated;
+  return Status::Ok();
+}
+
 StatusOr<std::vector<TwoPhaseCommand>> TwoPhaseReservation::Start(
     const std::vector<NodeId>& placement) {
   if (state_ != ReservationState::kPending && state_ != ReservationState::kFailed) {

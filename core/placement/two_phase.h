@@ -163,6 +163,11 @@ class TwoPhaseReservation {
   // re-places only the lost bundles; all-or-nothing keeps the invariant above). O(bundles).
   std::vector<TwoPhaseCommand> OnNodeDead(const NodeId& node, double now_s);
 
+  // A restarted backend (the live head after a crash, live/head/head_store.h) recreates a group
+  // that was Created before: every bundle committed on the node `placement` names, no command to
+  // send (the nodes still hold them). `attempts` as recorded. FailedPrecondition unless Pending;
+  // InvalidArgument as Start. O(bundles).
+  Status RestoreCreated(const std::vector<NodeId>& placement, int attempts);
   // PlaceBundles found no placement now (kFailed): Failed, retry_at_s() = now_s + backoff, with
   // `reason` as the reason. FailedPrecondition unless the state is Pending or Failed. O(1).
   Status OnPlacementFailed(double now_s, std::string reason);

@@ -55,6 +55,7 @@
 #include <list>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -84,6 +85,48 @@ using internal::CallOptions;
 using internal::Entry;
 using internal::RefState;
 using std::chrono::milliseconds;
+
+// --- head fault tolerance: how long the driver's calls to the head ride out a head that is gone
+// (killed and being restarted with the same store, live/head/head_store.h) before they fail:
+// 60 s as Ray's gcs_rpc_server_reconnect_timeout_s; ORRERY_HEAD_RECONNECT_TIMEOUT_S overrides.
+// Tasks and actor calls go node-direct and do not wait for the head at all.
+milliseconds HeadReconnectTimeout() {
+  static const milliseconds timeout = [] {
+    const char* v = std::getenv("ORRERY_HEAD_RECONNECT_TIMEOUT_S");
+    if (v == nullptr || *v == '\0') return milliseconds(60000);
+    char* end = nullptr;
+    const double s = std::strtod(v, &end);
+    if (end == v || *end != '\0' || !(s >= 0) || s > 3600) {
+      std::cerr << "orrery::api: ORRERY_HEAD_RECONNECT_TIMEOUT_S=" << v
+                << ": expected seconds in 0..3600; using 60\n";
+      return milliseconds(60000);
+    }
+    return milliseconds(static_cast<int64_t>(s * 1000));
+  }();
+  return timeout;
+}
+
+// The head is not answering (down, restarting): worth asking again.
+bool HeadGone(const Status& s) {
+  return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded;
+}
+inline const Status& StatusOf(const Status& s) { return s; }
+template <typename T>
+const Status& StatusOf(const StatusOr<T>& s) {
+  return s.status();
+}
+
+// Calls `call` (a head RPC) until it answers, the head is not gone, or HeadReconnectTimeout
+// has passed; every 200 ms.
+template <typename F>
+auto RetryWhileHeadGone(F&& call) -> decltype(call()) {
+  const auto deadline = Clock::now() + HeadReconnectTimeout();
+  while (true) {
+    auto r = call();
+    if (!HeadGone(StatusOf(r)) || Clock::now() >= deadline) return r;
+    std::this_thread::sleep_for(milliseconds(200));
+  }
+}
 
 Status FromGrpcStatus(const grpc::Status& s) {
   return Status(static_cast<StatusCode>(s.error_code()), s.error_message());
@@ -702,6 +745,14 @@ class Runtime {
       std::this_thread::sleep_for(milliseconds(50));
       created = head.CreatePlacementGroup(req);
     }
+    // A head that is gone (restarting): asked again until it answers. If the first request
+    // reached the old head and was stored, the restarted head knows the group already.
+    if (!created.ok() && HeadGone(created.status())) {
+      created = RetryWhileHeadGone([&] { return head.CreatePlacementGroup(req); });
+      if (!created.ok() && created.status().code() == StatusCode::kAlreadyExists) {
+        created = v1::PlacementGroupInfo();
+      }
+    }
     if (created.ok()) {
       std::lock_guard<std::mutex> l(mu_);
       created_groups_.push_back(id);
@@ -712,9 +763,18 @@ class Runtime {
   Status WaitGroup(const std::string& id, milliseconds timeout) {
     const auto deadline = Clock::now() + std::min<milliseconds>(timeout, kNoTimeout);
     live::HeadClient head(head_address_, token_, milliseconds(2000));
+    std::optional<Clock::time_point> gone_since;  // the head stopped answering
     while (true) {
       auto g = head.GetPlacementGroup(id);
+      if (!g.ok() && HeadGone(g.status())) {
+        if (!gone_since) gone_since = Clock::now();
+        if (Clock::now() - *gone_since < HeadReconnectTimeout() && Clock::now() < deadline) {
+          std::this_thread::sleep_for(milliseconds(200));
+          continue;
+        }
+      }
       if (!g.ok()) return g.status();
+      gone_since.reset();
       if (g->state() == v1::PLACEMENT_GROUP_STATE_CREATED) return Status::Ok();
       if (g->state() == v1::PLACEMENT_GROUP_STATE_REMOVED) {
         return Status(StatusCode::kCancelled, "placement group " + id + " was removed");
@@ -730,10 +790,12 @@ class Runtime {
     }
   }
   Status RemoveGroup(const std::string& id) {
-    return live::HeadClient(head_address_, token_).RemovePlacementGroup(id);
+    live::HeadClient head(head_address_, token_);
+    return RetryWhileHeadGone([&] { return head.RemovePlacementGroup(id); });
   }
   StatusOr<std::vector<std::string>> GroupNodes(const std::string& id) {
-    auto g = live::HeadClient(head_address_, token_).GetPlacementGroup(id);
+    live::HeadClient head(head_address_, token_);
+    auto g = RetryWhileHeadGone([&] { return head.GetPlacementGroup(id); });
     if (!g.ok()) return g.status();
     return std::vector<std::string>(g->bundle_nodes().begin(), g->bundle_nodes().end());
   }
@@ -769,13 +831,29 @@ class Runtime {
     std::deque<v1::ActorInfo> batch;
     {
       std::lock_guard<std::mutex> l(mu_);
+      // The head is gone: ask again at most every 200 ms (the janitor calls this each period).
+      if (head_gone_since_ && !stopping_ && Clock::now() < next_report_try_) return;
       batch.swap(reports_);
     }
     const auto deadline = Clock::now() + milliseconds(1000);
-    for (const auto& a : batch) {
+    while (!batch.empty()) {
+      const v1::ActorInfo a = batch.front();
       const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
       if (left <= milliseconds(0)) break;
       Status s = live::ReportActor(head_address_, token_, a, left);
+      // --- head fault tolerance: a head that is gone (restarting) gets the records later, in
+      // order, for up to HeadReconnectTimeout; then they are dropped as before.
+      if (HeadGone(s)) {
+        if (!head_gone_since_) head_gone_since_ = Clock::now();
+        next_report_try_ = Clock::now() + milliseconds(200);
+        std::lock_guard<std::mutex> l(mu_);
+        if (!stopping_ && Clock::now() - *head_gone_since_ < HeadReconnectTimeout()) {
+          for (auto it = batch.rbegin(); it != batch.rend(); ++it) reports_.push_front(*it);
+          return;
+        }
+      }
+      if (s.ok()) head_gone_since_.reset();
+      batch.pop_front();
       if (!s.ok() && !report_warned_) {
         report_warned_ = true;
         std::cerr << "orrery::api: cannot report actor " << a.actor_id()
@@ -1671,6 +1749,8 @@ class Runtime {
   std::string driver_id_;              // prefix of this driver's actor ids
   std::deque<v1::ActorInfo> reports_;  // guarded by mu_; sent by the janitor
   bool report_warned_ = false;         // only the sender touches it
+  std::optional<Clock::time_point> head_gone_since_;  // only the sender touches it
+  Clock::time_point next_report_try_;                 // only the sender touches it
   uint64_t next_group_ = 1;            // guarded by mu_
   std::vector<std::string> created_groups_;  // guarded by mu_: removed at Stop()
 

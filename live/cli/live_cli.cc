@@ -1830,8 +1830,16 @@ int RunHeadDaemon(const std::vector<std::string>& args, std::ostream& out, std::
       "set", po::value(&scheduler_sets)->composing(), "");
   std::string token_file;
   desc.add_options()("token-file", po::value(&token_file), "");
+  int64_t reconnect_grace_ms = o.reconnect_grace.count();  // --- head fault tolerance
+  desc.add_options()("head-store", po::value(&o.head_store), "")(
+      "reconnect-grace-ms", po::value(&reconnect_grace_ms), "");
   po::variables_map vm;
   if (!ParseOptions("__head", args, desc, vm, err)) return kExitUsage;
+  if (reconnect_grace_ms < 0 || reconnect_grace_ms > 3600000) {
+    err << "orrery __head: --reconnect-grace-ms: expected 0..3600000\n";
+    return kExitUsage;
+  }
+  o.reconnect_grace = milliseconds(reconnect_grace_ms);
   if (Status s = ParseSchedulingFlags(policy, scheduler_sets, &o.scheduler); !s.ok()) {
     err << "orrery __head: " << s.message() << "\n";
     return kExitUsage;
@@ -1859,7 +1867,13 @@ int RunHeadDaemon(const std::vector<std::string>& args, std::ostream& out, std::
   o.health_check_period = milliseconds(period_ms);
   o.session_dir = session;
   BlockStopSignals();
-  auto token = token_file.empty() ? GenerateToken() : ReadTokenFile(token_file);
+  // --- head fault tolerance: a head started again in its session (after a crash) keeps the
+  // session's token, so the nodes and drivers that hold it reconnect.
+  const fs::path session_token = fs::path(session) / "token";
+  const bool restarted = token_file.empty() && fs::exists(session_token);
+  auto token = !token_file.empty() ? ReadTokenFile(token_file)
+               : restarted         ? ReadTokenFile(session_token.string())
+                                   : GenerateToken();
   if (!token.ok()) {
     err << "orrery __head: " << token.status().message() << "\n";
     return kExitFailed;
@@ -1878,7 +1892,8 @@ int RunHeadDaemon(const std::vector<std::string>& args, std::ostream& out, std::
     err << "orrery __head: " << s.message() << "\n";
     return kExitFailed;
   }
-  if (Status s = WriteNewFile(fs::path(session) / "token", *token + "\n", 0600); !s.ok()) {
+  if (Status s = restarted ? Status::Ok() : WriteNewFile(session_token, *token + "\n", 0600);
+      !s.ok()) {
     err << "orrery __head: " << s.message() << "\n";
     return kExitFailed;
   }

@@ -60,6 +60,15 @@ struct HeadOptions {
   // The job store (SQLite). Empty: jobs are kept in memory only. Job logs go to job_logs/ next
   // to it (or in the session dir, or a private temp dir, when it is empty).
   std::string job_store;
+  // --- head fault tolerance (live/head/head_store.h): the SQLite file that keeps nodes, actors
+  // and placement groups across a crash of the head. Empty: <session_dir>/head_store.sqlite
+  // (one per session: two heads on one temp dir never share it); no session dir either:
+  // nothing is kept. A head started again with the same store and session dir takes the state
+  // over; a store recorded by another session is discarded, and a clean Stop clears it.
+  std::string head_store;
+  // After such a restart, how long a node the store lists has to report again before it is
+  // declared dead (as Ray's gcs_rpc_server_reconnect_timeout_s, 60 s).
+  std::chrono::milliseconds reconnect_grace{60000};
   int max_running_jobs = 16;  // drivers running at once; more wait PENDING (JobManagerOptions)
   JobLogOptions job_log;      // per-job log cap and rotation (live/head/jobs/job_log.h)
   // Port of the HTTP/JSON jobs API (0: the OS picks one; -1: none). The actual address is

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -30,6 +31,7 @@
 #include "live/head/jobs/job_http.h"     // --- jobs
 #include "live/head/jobs/job_manager.h"  // --- jobs
 #include "live/head/package_store.h"
+#include "live/head/head_store.h"
 #include "live/head/log_hub.h"
 #include "live/common/metrics.h"
 #include "live/rpc/rpc_handler.h"
@@ -188,6 +190,18 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
     v1::LatencyHistogram scheduling_latency;
   };
 
+  // ---- head fault tolerance (live/head/head_store.h; head.cc) ---------------------------------
+
+  // Controlling thread, before the server starts: opens the store and takes over its state if
+  // it belongs to this session (else clears it). An unreadable store is an error.
+  Status OpenStore();
+  // Loop thread: what the store held, as members, actors and groups.
+  void Restore(const HeadStoreSnapshot& snap);
+  // Loop thread, every Tick: the rows that changed since the last call, as one batch.
+  void Persist();
+  // Loop thread: node `id` reported; logs the recovery time once every restored node has.
+  void NoteReported(const NodeId& id);
+
   // Loop thread: liveness and broadcast, once per report period.
   void Tick();
 
@@ -315,6 +329,16 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   std::unique_ptr<PackageService> packages_;  // --- runtime envs (thread-safe)
   // Logging: PublishLogs / SubscribeLogs (thread-safe; not owned by loop_).
   LogHub log_hub_;
+
+  // --- head fault tolerance: the store (null: none) and, owned by loop_, the bytes last
+  // written per row (by table, then id), so a tick writes only what changed.
+  std::unique_ptr<HeadStore> store_;
+  std::map<HeadStore::Table, std::map<std::string, std::string>> persisted_;
+  bool actors_dirty_ = true;  // an actor report since the last Persist
+  double next_actor_sweep_s_ = 0;  // actor rows are compared at least once a second
+  bool restored_ = false;  // this head took over a crashed head's state
+  double restore_s_ = -1;  // NowS() of the restore; -1 if none
+  std::set<NodeId> awaiting_;  // restored alive nodes that have not reported since
 
   // --- actors. Owned by loop_. A driver restarting an actor reports within this.
   static constexpr std::chrono::milliseconds kActorDriverGrace{30000};

@@ -168,6 +168,8 @@ void HeadDaemon::Impl::Tick() {
   Apply(d.placement);
   // --- actors: a RESTARTING actor the head marked and no driver reported on since.
   actors_.Expire(UnixNowMs(), kActorDriverGrace);
+  if (!d.dead.empty()) actors_dirty_ = true;
+  Persist();  // --- head fault tolerance: this tick's changes, one transaction off the loop
   UpdateMetrics();
   UpdateTargets();
   if (watchers_.empty()) return;
@@ -191,7 +193,9 @@ void HeadDaemon::Impl::BuildView(v1::ClusterView* out) const {
     n->set_metrics_address(e.metrics_address);
     n->set_num_workers(e.num_workers);  // --- dashboard
     n->set_envs_cached(e.envs_cached);
-    n->set_ms_since_heartbeat(static_cast<int64_t>((now_s - m.last_heard_s) * 1000));
+    // A node restored after a restart of the head is "heard" in the future (its grace window).
+    n->set_ms_since_heartbeat(
+        std::max<int64_t>(0, static_cast<int64_t>((now_s - m.last_heard_s) * 1000)));
     for (const auto& d : e.pending) *n->add_pending() = d;
   }
 }

@@ -59,6 +59,7 @@ grpc::ServerUnaryReactor* HeadDaemon::Impl::RegisterNode(grpc::CallbackServerCon
         return ToGrpc(s);
       }
       Log("node " + id + " registered at " + address + " with " + total);
+      NoteReported(id);  // --- head fault tolerance
       NodeEntry e;
       e.address = std::move(address);
       e.is_head_node = head;
@@ -98,6 +99,7 @@ grpc::ServerUnaryReactor* HeadDaemon::Impl::Heartbeat(grpc::CallbackServerContex
             Log("node " + req->node_id() + " heartbeats after it was declared dead: refused");
           }
           if (!s.ok()) return ToGrpc(s);
+          NoteReported(req->node_id());  // --- head fault tolerance
           NodeEntry& e = nodes_[req->node_id()];
           e.pending.assign(req->pending().begin(), req->pending().end());
           e.num_workers = req->num_workers();  // --- dashboard
@@ -200,6 +202,7 @@ grpc::ServerUnaryReactor* HeadDaemon::Impl::ReportActor(grpc::CallbackServerCont
                                 " was declared dead; its reports are not accepted");
       }
     }
+    actors_dirty_ = true;  // --- head fault tolerance: persisted on the next tick
     return ToGrpc(actors_.Report(std::move(info), UnixNowMs()));
   });
 }

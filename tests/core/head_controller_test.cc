@@ -465,3 +465,69 @@ TEST(AutoscalerDemand, BundleResourcesMarkAPlacementGroupShape) {
 
 }  // namespace
 }  // namespace orrery::agent
+
+// ---- restore after a restart of the head (live/head/head_store.h)
+
+namespace orrery::agent {
+namespace {
+
+// A restored member gets the grace window (last heard in the future) and is declared dead only
+// after it; one that reports in time stays alive; a member restored dead stays dead and its
+// reports are refused.
+TEST(HeadControllerRestore, RestoredMembersHaveTheGraceWindowAndDeadOnesStayDead) {
+  HeadController hc(Opts());  // dead after 3 s of silence
+  Node dead = MakeNode("c", {{"CPU", 1}});
+  dead.state = NodeState::kDead;
+  // A grace of 10 s: last heard at 10 - 3 = 7.
+  ASSERT_TRUE(hc.RestoreMember(MakeNode("a", {{"CPU", 4}}), 7.0).ok());
+  ASSERT_TRUE(hc.RestoreMember(MakeNode("b", {{"CPU", 4}}), 7.0).ok());
+  ASSERT_TRUE(hc.RestoreMember(dead, 7.0).ok());
+  EXPECT_EQ(hc.RestoreMember(MakeNode("a", {{"CPU", 4}}), 7.0).code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(hc.OnNodeReport("c", std::nullopt, Res({{"CPU", 1}}), {}, 0.1).code(),
+            StatusCode::kFailedPrecondition);
+  std::vector<NodeId> died;
+  for (int i = 1; i <= 110; ++i) {
+    const double t = i * 0.1;
+    ASSERT_TRUE(hc.OnNodeReport("b", std::nullopt, Res({{"CPU", 4}}), {}, t).ok());  // b is back
+    for (const auto& d : hc.Tick(t).dead) died.push_back(d.node);
+    if (t < 9.9) {
+      EXPECT_TRUE(died.empty()) << "t=" << t << ": within the grace window";
+    }
+  }
+  EXPECT_EQ(died, std::vector<NodeId>{"a"});
+  EXPECT_EQ(hc.FindMember("b")->node.state, NodeState::kAlive);
+}
+
+// A group restored as Created holds its bundles where they were, sends nothing, and fails over
+// like any Created group when one of its nodes dies.
+TEST(HeadControllerRestore, RestoredGroupIsCreatedInPlaceAndFailsOverOnNodeDeath) {
+  HeadController hc(Opts());
+  ASSERT_TRUE(hc.RestoreMember(MakeNode("a", {{"CPU", 4}}), 0.0).ok());
+  ASSERT_TRUE(hc.RestoreMember(MakeNode("b", {{"CPU", 4}}), 0.0).ok());
+  EXPECT_EQ(hc.RestorePlacementGroup("pg", PlacementStrategy::kSpread,
+                                     {Req({{"CPU", 1}}), Req({{"CPU", 1}})}, {"a"}, 1)
+                .code(),
+            StatusCode::kInvalidArgument)
+      << "one node for two bundles";
+  EXPECT_EQ(hc.groups().count("pg"), 0u) << "a refused restore leaves nothing behind";
+  ASSERT_TRUE(hc.RestorePlacementGroup("pg", PlacementStrategy::kSpread,
+                                       {Req({{"CPU", 1}}), Req({{"CPU", 1}})}, {"a", "b"}, 2)
+                  .ok());
+  const auto& g = hc.groups().at("pg");
+  EXPECT_EQ(g.reservation.state(), ReservationState::kCreated);
+  EXPECT_EQ(g.reservation.placement(), (std::vector<NodeId>{"a", "b"}));
+  EXPECT_EQ(g.reservation.attempts(), 2);
+  EXPECT_EQ(hc.RestorePlacementGroup("pg", PlacementStrategy::kSpread, {Req({{"CPU", 1}})},
+                                     {"a"}, 1)
+                .code(),
+            StatusCode::kAlreadyExists);
+  auto d = hc.OnNodeDead("b", 1.0);
+  ASSERT_EQ(d.commands.size(), 1u);
+  EXPECT_EQ(d.commands[0].kind, Kind::kCancel);
+  EXPECT_EQ(d.commands[0].node, "a");
+  EXPECT_EQ(hc.groups().at("pg").reservation.state(), ReservationState::kFailed);
+}
+
+}  // namespace
+}  // namespace orrery::agent

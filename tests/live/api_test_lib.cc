@@ -1,5 +1,6 @@
 #include "tests/live/api_test_lib.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -77,6 +78,14 @@ std::string WriteFile(std::string path, std::string content) {
   return content;
 }
 
+int MarkOnce(std::string dir, int i) {
+  const std::string path = dir + "/" + std::to_string(i);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("task " + std::to_string(i) + " ran twice (" + path + ")");
+  ::close(fd);
+  return i;
+}
+
 ORRERY_REMOTE(Add);
 ORRERY_REMOTE(Scale);
 ORRERY_REMOTE(Fail);
@@ -94,5 +103,6 @@ ORRERY_REMOTE(FailOnce);
 ORRERY_REMOTE(SlowValue);  // --- ObjectRef arguments
 ORRERY_REMOTE(Sum10);
 ORRERY_REMOTE(WriteFile);
+ORRERY_REMOTE(MarkOnce);
 
 }  // namespace orrery::api_test

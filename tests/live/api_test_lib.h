@@ -41,5 +41,8 @@ int SlowValue(int value, int ms);  // sleeps `ms`, returns value; throws if valu
 int Sum10(int a0, int a1, int a2, int a3, int a4, int a5, int a6, int a7, int a8, int a9);
 // Writes `content` to `path` (evidence that the call ran), returns content.
 std::string WriteFile(std::string path, std::string content);
+// --- head fault tolerance: creates DIR/I (exclusively) and returns i; throws if it exists (the
+// task ran twice).
+int MarkOnce(std::string dir, int i);
 
 }  // namespace orrery::api_test
