@@ -501,7 +501,8 @@ constexpr const char* kStartUsage =
     "                    [--health-check-period-ms MS] [--health-check-failures N]\n"
     "                    [--policy NAME] [--set scheduler.KEY=VALUE]...\n"
     "                    [--node-port P] [--token-file FILE] [--block]\n"
-    "       orrery start --address HOST:PORT [node options as above]\n";
+    "       orrery start --address HOST:PORT [node options as above]\n"
+    "       orrery start --head --resume [--temp-dir DIR] [--block]\n";
 
 // The cluster's scheduling setting from `--policy NAME` and `--set scheduler.KEY=VALUE` (the
 // keys a scenario's scheduler block has: core/scheduling/scheduler_settings.h).
@@ -626,6 +627,89 @@ int BlockUntilStopped(const fs::path& session,
   }
 }
 
+// --- fault tolerance: the head's command line, one argument per line, in its session; what
+// `start --head --resume` runs again (live/head/head_store.h: the restarted head takes the
+// cluster over from its store).
+constexpr const char* kHeadArgsFile = "head_args";
+
+// `orrery start --head --resume`: the latest session's head, started again as it was first
+// started (same session dir, so the same token and store; the port it had, also when the OS
+// chose it). Refused when that head still runs, when the session was stopped with `orrery stop`
+// (its store was cleared), or when the session has no recorded command line.
+int ResumeHead(const fs::path& root, bool block, std::ostream& out, std::ostream& err) {
+  auto session = LatestSession(root);
+  if (!session.ok()) {
+    err << "orrery start --resume: no session under " << root.string()
+        << " (start a cluster with orrery start --head)\n";
+    return kExitFailed;
+  }
+  for (const auto& [name, pid] : ReadPidFiles(*session)) {
+    if (name == "head" && IsDaemonProcess(pid)) {
+      err << "orrery start --resume: the head of " << session->string() << " is running (pid "
+          << pid << "): nothing to resume\n";
+      return kExitFailed;
+    }
+  }
+  if (fs::exists(*session / kStopMarker)) {
+    err << "orrery start --resume: " << session->string()
+        << " was stopped with `orrery stop` (its state was cleared): start a new cluster with "
+           "orrery start --head\n";
+    return kExitFailed;
+  }
+  auto recorded = ReadFileTrimmed(*session / kHeadArgsFile);
+  if (!recorded.ok() || recorded->empty()) {
+    err << "orrery start --resume: " << session->string() << " has no " << kHeadArgsFile
+        << " (started by an older orrery): cannot tell how its head was started\n";
+    return kExitFailed;
+  }
+  std::vector<std::string> head_args;
+  std::istringstream lines(*recorded);
+  for (std::string line; std::getline(lines, line);) head_args.push_back(line);
+  // The port the head had: the recorded one, or the one the OS chose (head_port).
+  auto chosen = ReadFileTrimmed(*session / "head_port");
+  for (size_t i = 0; i + 1 < head_args.size(); ++i) {
+    if (head_args[i] == "--port" && head_args[i + 1] == "0" && chosen.ok() && !chosen->empty()) {
+      head_args[i + 1] = *chosen;
+    }
+  }
+  auto address = ReadFileTrimmed(*session / "address");
+  auto token = ReadFileTrimmed(*session / "token");
+  if (!address.ok() || !token.ok()) {
+    err << "orrery start --resume: " << session->string()
+        << " has no address or token file: cannot resume it\n";
+    return kExitFailed;
+  }
+  const fs::path log = *session / "logs" / "head.log";
+  const auto started = Clock::now();
+  auto pid = SpawnDaemon(SelfExe(), head_args, log);
+  if (!pid.ok()) {
+    err << "orrery start --resume: " << pid.status().message() << "\n";
+    return kExitFailed;
+  }
+  (void)WriteFileAtomic(*session / "pids" / "head.pid", std::to_string(*pid) + "\n");
+  const bool up = WaitFor(
+      [&] { return HeadClient(*address, *token, milliseconds(1000)).Ready().ok(); }, *pid,
+      milliseconds(15000));
+  if (!up) {
+    err << "orrery start --resume: the head did not come up; its log (" << log.string()
+        << "):\n"
+        << LogTail(log) << "\n";
+    KillQuietly(*pid);
+    return kExitFailed;
+  }
+  const double took = std::chrono::duration<double>(Clock::now() - started).count();
+  out << "Resumed the Orrery head at " << *address << " (session " << session->string()
+      << ", pid " << *pid << ") in " << std::fixed << std::setprecision(2) << took << " s\n";
+  if (auto nodes = HeadClient(*address, *token, milliseconds(3000)).GetClusterView(); nodes.ok()) {
+    int alive = 0;
+    for (const auto& n : nodes->nodes()) alive += n.state() == v1::NODE_STATE_ALIVE ? 1 : 0;
+    out << "  " << alive << " node(s) restored; each reports again within the reconnect grace "
+        << "(60 s), or is declared dead then\n";
+  }
+  if (!block) return kExitOk;
+  return BlockUntilStopped(*session, {{"head", *pid}}, out, err);
+}
+
 int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   po::options_description desc("options");
   NodeFlags f;
@@ -685,6 +769,10 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
       "token-file", po::value(&token_file),
       "the cluster token from this file (head: use it instead of a new one; node: instead of "
       "$ORRERY_TOKEN)");
+  desc.add_options()("resume",
+                     "with --head: start the head of the latest session again after it died "
+                     "(kill -9, a crash): same session, token, port and store; its nodes, actors "
+                     "and placement groups carry on (README, \"Fault tolerance\")");
   desc.add_options()("help,h", "show this help")("head", "start the head (and a node)")(
       "address", po::value(&address), "join the cluster whose head is at HOST:PORT")(
       "port", po::value(&port), "head port (default 6379)")("temp-dir", po::value(&temp_dir),
@@ -804,6 +892,13 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
     err << "orrery start: " << s.message() << "\n";
     return kExitUsage;
   }
+  if (vm.count("resume")) {
+    if (!head) {
+      err << "orrery start: --resume needs --head\n";
+      return kExitUsage;
+    }
+    return ResumeHead(root, vm.count("block") != 0, out, err);
+  }
   if (!autoscaler_config.empty()) {  // --- autoscaler: checked before anything starts
     if (!head) {
       err << "orrery start: --autoscaler-config needs --head\n";
@@ -921,6 +1016,10 @@ int RunStart(const std::vector<std::string>& args, std::ostream& out, std::ostre
   if (!policy.empty()) head_args.insert(head_args.end(), {"--policy", policy});
   for (const auto& kv : scheduler_sets) head_args.insert(head_args.end(), {"--set", kv});
   if (!token_file.empty()) head_args.insert(head_args.end(), {"--token-file", token_file});
+  // --- fault tolerance: `start --head --resume` starts this exact command line again.
+  std::string recorded;
+  for (const auto& a : head_args) recorded += a + "\n";
+  (void)WriteFileAtomic(*session / kHeadArgsFile, recorded);
   auto pid = SpawnDaemon(SelfExe(), head_args, log);
   if (!pid.ok()) {
     err << "orrery start: " << pid.status().message() << "\n";
