@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (tests/fuzz, clang + ASan + UBSan) into build-fuzz/ and runs each
 # from its committed seed corpus (tests/fuzz/corpus/<target>, copied: the committed one is never
-# changed) for SECONDS, or RUNS executions when RUNS > 0. Writes a CSV line per target:
+# changed) for SECONDS, or for RUNS executions when RUNS > 0 with SECONDS as each target's cap
+# (whichever comes first; it was a fixed 600 s). Writes a CSV line per target:
 #   target,seconds,executions,exec_per_s,corpus_in,corpus_out,crashes
 # and keeps crash inputs (and their sanitizer report) in ARTIFACTS/. Exit 1 if any target found a
 # crash, a leak, a sanitizer report or a timeout; each is a bug to turn into a regression test.
@@ -43,7 +44,7 @@ for exe in build-fuzz/fuzz/*_fuzz; do
   [ -d "$seed" ] && cp -r "$seed/." "$work/"
   in=$(ls "$work" | wc -l)
   limit=(-max_total_time="$seconds")
-  [ "$runs" -gt 0 ] && limit=(-runs="$runs" -max_total_time=600)
+  [ "$runs" -gt 0 ] && limit=(-runs="$runs" -max_total_time="$seconds")
   t0=$(date +%s.%N)
   TMPDIR="$tmp" ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
