@@ -206,7 +206,9 @@ def fit(ts, ys):
 
 
 def soak(a):
-    rows = load(a.csv)
+    # A sample where the driver (or a daemon) had already exited reads RSS 0: not a sample of it.
+    rows = [r for r in load(a.csv)
+            if all(num(r[k], 0) > 0 for k in ("head_rss_kb", "node_rss_kb", "driver_rss_kb"))]
     t = [num(r["t_s"]) for r in rows]
     dur = t[-1] if t else 0
     second = [r for r in rows if num(r["t_s"]) >= dur / 2]
