@@ -158,8 +158,10 @@ def actors(a):
     drv = json.loads(open(a.driver).read().strip().splitlines()[-1])
     base_head, base_node = (int(x) for x in a.baseline_kb.split())
     n = drv["actors"]
-    hold = [r for r in rows if r["phase"] == "holding"] or rows
-    last = hold[-1]
+    # The actors' memory while all are alive: the last sample of the hold, or (a hold shorter
+    # than the sampling period) the sample with the most workers.
+    hold = [r for r in rows if r["phase"] == "holding"]
+    last = hold[-1] if hold else max(rows, key=lambda r: num(r["workers"], 0))
     workers = int(num(last["workers"], 0))
     wrss, wpss = num(last["workers_rss_kb"], 0), num(last["workers_pss_kb"], 0)
     res = {"command": a.command, "machine": a.machine, "driver": drv, "workers": workers,

@@ -30,7 +30,7 @@ case $case in
     grep -q '<!-- million -->' "$out/README.md" || fail "no README section"
     ;;
   actors)
-    N=12 HOLD_S=1 "$src/bench/actors_thousand.sh" "$build" > "$out/log" 2>&1 || { cat "$out/log"; fail "actors_thousand.sh exited $?"; }
+    N=12 HOLD_S=4 "$src/bench/actors_thousand.sh" "$build" > "$out/log" 2>&1 || { cat "$out/log"; fail "actors_thousand.sh exited $?"; }
     [[ $(json "$out/actors.json" 'd["driver"]["actors"], d["driver"]["failed"], d["driver"]["alive_after_hold"]') == "12 0 12" ]] ||
       fail "not every actor answered twice: $(cat "$out/actors.json")"
     [[ $(json "$out/actors.json" 'd["workers"] >= 12 and d["worker_pss_kb_mean"] > 0') == True ]] ||
