@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <cctype>
+#include <deque>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -296,7 +297,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   agent::HeadController controller_;  // membership, liveness, view version, placement groups
   std::map<NodeId, NodeEntry> nodes_;  // by id: what the controller's members need for transport
   std::map<std::string, v1::TaskRecord> tasks_;
-  std::vector<std::string> order_;  // task ids by first report
+  std::deque<std::string> order_;  // task ids by first report (evicted from the front, O(1))
   std::vector<std::shared_ptr<StreamWriter<v1::ClusterView>>> watchers_;
   const Clock::time_point started_ = Clock::now();
   std::map<std::string, int> calls_in_flight_;  // bundle RPCs not answered yet, by group id

@@ -213,7 +213,7 @@ void HeadDaemon::Impl::UpsertTask(const v1::TaskRecord& in) {
   if (inserted) order_.push_back(t.task_id());
   while (tasks_.size() > options_.max_tasks && !order_.empty()) {
     tasks_.erase(order_.front());
-    order_.erase(order_.begin());
+    order_.pop_front();  // a vector's erase(begin) moved every id: O(max_tasks) per report
   }
 }
 

@@ -79,12 +79,17 @@ Status NodeDaemon::Impl::Serve() {
   ao.token = options_.token;
   ao.env = {{"ORRERY_NODE_ID", node_id_}};
   for (auto& kv : log_monitor_->WorkerEnv()) ao.env.push_back(kv);  // logging
+  // As many workers starting at once as the machine has cores (Ray's maximum_startup_concurrency).
+  ao.max_starting = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   // As for pool_: reuse and keep-idle are the agent's decisions (its own env ids: ApiEnvIdOf).
   ApiWorkerPoolHooks api_hooks;
   api_hooks.keep_idle = [this](int64_t env, bool gpu, agent::WorkerKind kind) {
     return !shutting_down_ && node_agent_->ReleaseWorker(env, gpu, kind);
   };
   api_hooks.idle_gone = [this](int64_t env) { (void)node_agent_->IdleWorkerGone(env); };
+  api_hooks.post_after = [this](std::chrono::milliseconds d, std::function<void()> f) {
+    loop_.PostAfter(d, std::move(f));
+  };
   api_pool_ = std::make_unique<ApiWorkerPool>(
       &supervisor_, std::move(ao), [this](std::function<void()> f) { loop_.Post(f); },
       std::move(api_hooks));

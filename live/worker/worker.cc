@@ -70,6 +70,18 @@ void ApiWorkerPool::Acquire(const std::string& lease, int64_t env, agent::Worker
       return;
     }
   }
+  PendingStart start{lease, env, gpu, spec, std::move(on_ready), std::move(on_died)};
+  if (options_.max_starting > 0 && starting_ >= options_.max_starting) {
+    start_queue_.push_back(std::move(start));
+    return;
+  }
+  Start(std::move(start));
+}
+
+void ApiWorkerPool::Start(PendingStart start) {
+  const std::string& lease = start.lease;
+  const ApiWorkerSpec& spec = start.spec;
+  OnReady& on_ready = start.on_ready;
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) {
     on_ready(Internal("pipe failed"));
@@ -104,20 +116,56 @@ void ApiWorkerPool::Acquire(const std::string& lease, int64_t env, agent::Worker
   }
   Worker w;
   w.key = KeyOf(spec);
-  w.env = env;
+  w.env = start.env;
   w.actor = spec.actor;
-  w.gpu = gpu;
+  w.gpu = start.gpu;
   w.stdin_fd = p[1];
   w.lease = lease;
   w.on_ready = std::move(on_ready);
-  w.on_died = std::move(on_died);
+  w.on_died = std::move(start.on_died);
+  if (options_.max_starting > 0) {
+    w.holds_slot = true;
+    ++starting_;
+    if (hooks_.post_after) {
+      hooks_.post_after(options_.start_slot_timeout, [this, pid = *pid] {
+        auto it = workers_.find(pid);
+        if (it == workers_.end() || !it->second.holds_slot) return;
+        FreeSlot(it->second);  // still not ready: it no longer holds the others back
+        StartQueued();
+      });
+    }
+  }
   workers_[*pid] = std::move(w);
   by_lease_[lease] = *pid;
 }
 
+void ApiWorkerPool::FreeSlot(Worker& w) {
+  if (!w.holds_slot) return;
+  w.holds_slot = false;
+  --starting_;
+}
+
+void ApiWorkerPool::StartQueued() {
+  while (!start_queue_.empty() &&
+         (options_.max_starting <= 0 || starting_ < options_.max_starting)) {
+    PendingStart next = std::move(start_queue_.front());
+    start_queue_.pop_front();
+    Start(std::move(next));  // an error calls its on_ready at once; the loop goes on
+  }
+}
+
 void ApiWorkerPool::Release(const std::string& lease) {
   auto l = by_lease_.find(lease);
-  if (l == by_lease_.end()) return;
+  if (l == by_lease_.end()) {
+    // Still waiting for a start slot: it never gets a worker. O(queued).
+    for (auto q = start_queue_.begin(); q != start_queue_.end(); ++q) {
+      if (q->lease == lease) {
+        start_queue_.erase(q);
+        break;
+      }
+    }
+    return;
+  }
   const pid_t pid = l->second;
   by_lease_.erase(l);
   auto it = workers_.find(pid);
@@ -162,6 +210,7 @@ void ApiWorkerPool::OnControl(pid_t pid, const std::string& chunk) {
     if (!w.on_ready) continue;
     OnReady ready = std::move(w.on_ready);
     w.on_ready = nullptr;
+    FreeSlot(w);  // ready or failed: no longer starting
     if (line.rfind("ready ", 0) == 0) {
       w.address = options_.bind_host + ":" + line.substr(6);
       ready(std::make_pair(pid, w.address));
@@ -170,6 +219,7 @@ void ApiWorkerPool::OnControl(pid_t pid, const std::string& chunk) {
       Retire(pid);
       ready(Status(StatusCode::kFailedPrecondition, "api worker: " + why));
     }
+    StartQueued();
     return;  // `ready` may have released the lease
   }
 }
@@ -186,6 +236,7 @@ void ApiWorkerPool::OnExit(pid_t pid, int code, int sig) {
   if (it == workers_.end()) return;
   Worker w = std::move(it->second);
   workers_.erase(it);
+  if (w.holds_slot) --starting_;
   if (w.stdin_fd >= 0) ::close(w.stdin_fd);
   // An idle worker that died: the agent must not count on it any more.
   if (idle_.Take(pid, w.env) && hooks_.idle_gone) hooks_.idle_gone(w.env);
@@ -199,6 +250,7 @@ void ApiWorkerPool::OnExit(pid_t pid, int code, int sig) {
   } else if (w.on_died) {
     w.on_died(why);
   }
+  StartQueued();
 }
 
 // ---- worker process --------------------------------------------------------------------------

@@ -25,13 +25,22 @@
 // so an actor's calls run one at a time in submission order. A call that throws becomes a
 // failed result carrying the exception's message.
 //
+// Start concurrency (Ray's maximum_startup_concurrency): at most max_starting workers are
+// started and not yet ready at once; further starts wait in FIFO order. 1,000 actors asked of a
+// 2-core node at once otherwise start 1,000 processes together: the machine thrashed (load 70+),
+// the node's heartbeats starved until the head declared it dead (bench/actors_thousand.sh). A
+// worker that is not ready after start_slot_timeout stops counting (hooks.post_after), so one
+// that hangs while starting delays the others by that much at most, never for good.
+//
 // Thread safety: ApiWorkerPool is owned by the node's state loop (none of its own); supervisor
 // callbacks are handed to `post`.
 #pragma once
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <string>
@@ -57,6 +66,10 @@ struct ApiWorkerPoolOptions {
   std::string bind_host = "127.0.0.1";                   // where workers listen
   std::string token;                                     // the cluster token workers require
   std::vector<std::pair<std::string, std::string>> env;  // added to every worker's environment
+  // Workers started and not yet ready at once; <= 0: unlimited. The node passes its core count.
+  int max_starting = 0;
+  // A starting worker stops counting against max_starting after this long (needs post_after).
+  std::chrono::milliseconds start_slot_timeout{10000};
 };
 
 // How the pool asks the node agent (both run on the node's loop).
@@ -66,6 +79,9 @@ struct ApiWorkerPoolHooks {
   std::function<bool(int64_t env, bool gpu, agent::WorkerKind kind)> keep_idle;
   // An idle worker of `env` left the pool without being reused (NodeAgent::IdleWorkerGone).
   std::function<void(int64_t env)> idle_gone;
+  // Runs a closure on the owning loop after a delay (start_slot_timeout). Unset: a starting
+  // worker counts against max_starting until it is ready, fails or exits.
+  std::function<void(std::chrono::milliseconds, std::function<void()>)> post_after;
 };
 
 class ApiWorkerPool {
@@ -88,10 +104,12 @@ class ApiWorkerPool {
 
   // Gives lease `lease` a worker of `spec` (env id `env`, the one of KeyOf(spec)) as the agent
   // decided: kReuse takes the most recently used idle worker of `env` at once (a new one if,
-  // against the agent's count, none is idle); kStart starts a new one, ready once it serves.
-  // `gpu` and spec.actor are handed back to hooks.keep_idle when the lease ends. `on_ready` is
-  // called exactly once (on the loop); afterwards `on_died` if the worker dies while the lease
-  // holds it. REQUIRES: `lease` holds no worker.
+  // against the agent's count, none is idle); kStart starts a new one, ready once it serves
+  // (the start waits in FIFO order while max_starting workers are starting). `gpu` and
+  // spec.actor are handed back to hooks.keep_idle when the lease ends. `on_ready` is called
+  // exactly once (on the loop; not at all if the lease is released while its start waits);
+  // afterwards `on_died` if the worker dies while the lease holds it. REQUIRES: `lease` holds
+  // no worker.
   void Acquire(const std::string& lease, int64_t env, agent::WorkerAction action, bool gpu,
                const ApiWorkerSpec& spec, OnReady on_ready, OnDied on_died);
   // The lease is over: its worker goes idle (if ready and the agent keeps it) or exits. No
@@ -102,8 +120,18 @@ class ApiWorkerPool {
   void RetireIdleWithEnv(const std::string& name, const std::string& value);
   size_t num_workers() const { return workers_.size(); }
   size_t num_idle() const;
+  size_t num_starting() const { return static_cast<size_t>(starting_); }  // holding a slot
+  size_t num_start_queued() const { return start_queue_.size(); }
 
  private:
+  struct PendingStart {
+    std::string lease;
+    int64_t env = -1;
+    bool gpu = false;
+    ApiWorkerSpec spec;
+    OnReady on_ready;
+    OnDied on_died;
+  };
   struct Worker {
     std::string key;  // KeyOf its spec
     int64_t env = -1;
@@ -115,7 +143,13 @@ class ApiWorkerPool {
     std::string lease;    // empty while idle
     OnReady on_ready;
     OnDied on_died;
+    bool holds_slot = false;  // counted in starting_
   };
+  // Spawns a worker for the lease (on_ready with the error if it cannot).
+  void Start(PendingStart p);
+  // Starts queued leases while fewer than max_starting workers are starting.
+  void StartQueued();
+  void FreeSlot(Worker& w);
   void OnControl(pid_t pid, const std::string& chunk);
   void OnExit(pid_t pid, int code, int sig);
   void Retire(pid_t pid);
@@ -127,6 +161,8 @@ class ApiWorkerPool {
   std::map<pid_t, Worker> workers_;
   std::map<std::string, pid_t> by_lease_;
   IdleWorkers idle_;
+  int starting_ = 0;                      // workers holding a start slot
+  std::deque<PendingStart> start_queue_;  // leases waiting for a start slot, FIFO
 };
 
 // `orrery __api_worker --library PATH`. Returns the exit code.

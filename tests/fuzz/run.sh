@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (tests/fuzz, clang + ASan + UBSan) into build-fuzz/ and runs each
 # from its committed seed corpus (tests/fuzz/corpus/<target>, copied: the committed one is never
-# changed) for SECONDS, or RUNS executions when RUNS > 0. Writes a CSV line per target:
+# changed) for SECONDS, or for RUNS executions when RUNS > 0 with SECONDS as each target's cap
+# (whichever comes first; it was a fixed 600 s). Writes a CSV line per target:
 #   target,seconds,executions,exec_per_s,corpus_in,corpus_out,crashes
 # and keeps crash inputs (and their sanitizer report) in ARTIFACTS/. Exit 1 if any target found a
 # crash, a leak, a sanitizer report or a timeout; each is a bug to turn into a regression test.
 #   tests/fuzz/run.sh [SECONDS (20)] [OUT_CSV (build-fuzz/fuzz.csv)] [ARTIFACTS (build-fuzz/crashes)] [RUNS (0)]
 # FUZZ_SEED=N fixes libFuzzer's seed (CI: 1) so a run can be repeated; 0 (default) picks one.
+# FUZZ_TARGETS="scenario_yaml unpack ..." builds and runs only those targets (default: all).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 seconds="${1:-20}"
@@ -28,7 +30,10 @@ command -v ccache > /dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER="$cxx" \
   -DORRERY_FUZZ=ON -DORRERY_WERROR=OFF -DORRERY_BUILD_TESTS=OFF -DORRERY_BUILD_BENCH=OFF \
   "${launcher[@]}" > /dev/null || exit 1
-cmake --build build-fuzz -j 2 --target fuzz_targets > build-fuzz/build.log 2>&1 || {
+only=(${FUZZ_TARGETS:-})
+build_targets=(fuzz_targets)
+[ ${#only[@]} -gt 0 ] && build_targets=("${only[@]/%/_fuzz}")
+cmake --build build-fuzz -j 2 --target "${build_targets[@]}" > build-fuzz/build.log 2>&1 || {
   tail -30 build-fuzz/build.log; exit 1; }
 mkdir -p "$artifacts" "$(dirname "$out")"
 tmp=$(mktemp -d)
@@ -37,13 +42,14 @@ echo "target,seconds,executions,exec_per_s,corpus_in,corpus_out,crashes" > "$out
 bad=0
 for exe in build-fuzz/fuzz/*_fuzz; do
   name=$(basename "$exe" _fuzz)
+  if [ ${#only[@]} -gt 0 ] && [[ " ${only[*]} " != *" $name "* ]]; then continue; fi
   seed="tests/fuzz/corpus/$name"
   work="$tmp/$name"
   mkdir -p "$work"
   [ -d "$seed" ] && cp -r "$seed/." "$work/"
   in=$(ls "$work" | wc -l)
   limit=(-max_total_time="$seconds")
-  [ "$runs" -gt 0 ] && limit=(-runs="$runs" -max_total_time=600)
+  [ "$runs" -gt 0 ] && limit=(-runs="$runs" -max_total_time="$seconds")
   t0=$(date +%s.%N)
   TMPDIR="$tmp" ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

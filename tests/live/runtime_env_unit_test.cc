@@ -132,6 +132,18 @@ TEST(RuntimeEnvParse, YamlFieldsAndLineNumbers) {
   EXPECT_CONTAINS(Error(R"({"setup_timeout_s": 1e999})"), "number overflow");
   EXPECT_CONTAINS(YamlError("env_vars:\n  A: caf\xe9\n"),
                   "env.yaml:2: not UTF-8 text (byte 0xE9 at offset 18)");
+  // Ill-formed UTF-8 that a lead-and-continuation check let through: an overlong "\xC1\x9E"
+  // in working_dir parsed, then terminated the canonical JSON (runtime_env_json_fuzz, issue 18
+  // count run). Overlong, surrogate and past-U+10FFFF forms are refused; well-formed text passes.
+  EXPECT_CONTAINS(YamlError("working_dir: \"pkg:/a\xC1\x9E" "b\"\n"),
+                  "env.yaml:1: not UTF-8 text (byte 0xC1 at offset 20)");
+  EXPECT_CONTAINS(YamlError("env_vars:\n  A: \xE0\x80\xAF\n"), "not UTF-8 text (byte 0xE0");
+  EXPECT_CONTAINS(YamlError("env_vars:\n  A: \xED\xA0\x80\n"), "not UTF-8 text (byte 0xED");
+  EXPECT_CONTAINS(YamlError("env_vars:\n  A: \xF4\x90\x80\x80\n"), "not UTF-8 text (byte 0xF4");
+  EXPECT_CONTAINS(YamlError("env_vars:\n  A: \xF5\x80\x80\x80\n"), "not UTF-8 text (byte 0xF5");
+  EXPECT_TRUE(ParseRuntimeEnvYaml("env_vars:\n  A: \"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\"\n",
+                                  "env.yaml")
+                  .ok());
 }
 
 // Files: .json as JSON, others as YAML; a missing file is named.
