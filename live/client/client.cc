@@ -18,8 +18,8 @@ std::shared_ptr<grpc::Channel> ClientChannel(const std::string& address) {
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
   // A restarted head (or node) is connected to within a second, not after gRPC's default
   // reconnect backoff (1 s, x1.6, up to 120 s): drivers ride out a head restart on one channel.
+  // (Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: that is each attempt's connect timeout, default 20 s.)
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   return OpenChannel(address, args);
 }
