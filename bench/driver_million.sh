@@ -6,7 +6,7 @@
 # `orrery status` and `orrery list tasks` take.
 #
 #   bench/driver_million.sh [BUILD_DIR]     (default build; needs the orrery and scale_driver targets)
-#   N=1000000 CPUS=2 OUT=results/scale      (environment overrides)
+#   N=1000000 CPUS=2 OUT=results/scale INTERVAL=1   (environment overrides; INTERVAL: sampling, s)
 #
 # Then, on the same cluster, the head's task table at its bound: the C++ API shows the head one
 # row per lease, not per task (a reused lease runs many tasks), so the million leave a handful of
@@ -38,7 +38,7 @@ baseline="$(awk '/VmRSS/{print $2}' /proc/"$HEAD_PID"/status) $(awk '/VmRSS/{pri
 "$build/bench/scale_driver" million "$N" "$work/progress" > "$work/driver.json" 2> "$work/driver.err" &
 driver=$!
 python3 "$root/bench/scale_sample.py" --out "$OUT/million.csv" --head "$HEAD_PID" \
-  --node "$NODE_PID" --driver "$driver" --progress "$work/progress" --interval 1 \
+  --node "$NODE_PID" --driver "$driver" --progress "$work/progress" --interval "${INTERVAL:-1}" \
   --orrery "$build/orrery" --temp-dir "$SCALE_TEMP" --cli
 wait "$driver"
 rc=$?

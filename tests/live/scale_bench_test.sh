@@ -16,8 +16,10 @@ json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)"
 
 case $case in
   million)
-    N=3000 ROWS=200 "$src/bench/driver_million.sh" "$build" > "$out/log" 2>&1 || { cat "$out/log"; fail "driver_million.sh exited $?"; }
-    [[ $(json "$out/million.json" 'd["driver"]["tasks"], d["driver"]["failed"]') == "3000 0" ]] ||
+    # Enough tasks, sampled often enough, that a sample sees them queued (3,000 tasks finished
+    # between two 1-s samples on an idle machine: no queue seen, no bytes per task).
+    N=20000 ROWS=200 INTERVAL=0.2 "$src/bench/driver_million.sh" "$build" > "$out/log" 2>&1 || { cat "$out/log"; fail "driver_million.sh exited $?"; }
+    [[ $(json "$out/million.json" 'd["driver"]["tasks"], d["driver"]["failed"]') == "20000 0" ]] ||
       fail "not every task finished: $(cat "$out/million.json")"
     [[ $(json "$out/million.json" 'd["peak_queued"] > 0 and d["bytes_per_queued_task"]["driver"] is not None') == True ]] ||
       fail "no bytes per queued task"
