@@ -46,44 +46,6 @@ std::string At(TextPosition p) {
   return "line " + std::to_string(p.line) + ", column " + std::to_string(p.column);
 }
 
-// Offset of the first byte that makes `text` not UTF-8 (RFC 3629: no overlong forms, no
-// surrogates, nothing above U+10FFFF), or npos.
-size_t FirstInvalidUtf8(std::string_view text) {
-  size_t i = 0;
-  const size_t n = text.size();
-  while (i < n) {
-    const auto b = static_cast<unsigned char>(text[i]);
-    if (b < 0x80) {
-      ++i;
-      continue;
-    }
-    int len = 0;
-    unsigned char lo = 0x80;
-    unsigned char hi = 0xBF;
-    if (b >= 0xC2 && b <= 0xDF) {
-      len = 2;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-      len = 3;
-      if (b == 0xE0) lo = 0xA0;
-      if (b == 0xED) hi = 0x9F;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-      len = 4;
-      if (b == 0xF0) lo = 0x90;
-      if (b == 0xF4) hi = 0x8F;
-    } else {
-      return i;
-    }
-    if (i + static_cast<size_t>(len) > n) return i;
-    for (int k = 1; k < len; ++k) {
-      const auto c = static_cast<unsigned char>(text[i + static_cast<size_t>(k)]);
-      const unsigned char min = k == 1 ? lo : 0x80;
-      const unsigned char max = k == 1 ? hi : 0xBF;
-      if (c < min || c > max) return i;
-    }
-    i += static_cast<size_t>(len);
-  }
-  return std::string_view::npos;
-}
 
 // The part of an nlohmann parse_error's what() after its "[json.exception...] parse error at line
 // L, column C: " prefix, which we replace by our own position.
@@ -207,6 +169,43 @@ class PositionScanner {
 };
 
 }  // namespace
+
+size_t FirstInvalidUtf8(std::string_view text) {
+  size_t i = 0;
+  const size_t n = text.size();
+  while (i < n) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    if (b < 0x80) {
+      ++i;
+      continue;
+    }
+    int len = 0;
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xBF;
+    if (b >= 0xC2 && b <= 0xDF) {
+      len = 2;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      len = 3;
+      if (b == 0xE0) lo = 0xA0;
+      if (b == 0xED) hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      len = 4;
+      if (b == 0xF0) lo = 0x90;
+      if (b == 0xF4) hi = 0x8F;
+    } else {
+      return i;
+    }
+    if (i + static_cast<size_t>(len) > n) return i;
+    for (int k = 1; k < len; ++k) {
+      const auto c = static_cast<unsigned char>(text[i + static_cast<size_t>(k)]);
+      const unsigned char min = k == 1 ? lo : 0x80;
+      const unsigned char max = k == 1 ? hi : 0xBF;
+      if (c < min || c > max) return i;
+    }
+    i += static_cast<size_t>(len);
+  }
+  return std::string_view::npos;
+}
 
 std::string NestingLimitMessage(int max_depth) {
   return "nesting deeper than " + std::to_string(max_depth) + " levels";

@@ -22,6 +22,11 @@
 
 namespace orrery::io {
 
+// Offset of the first byte that makes `text` not well-formed UTF-8 (RFC 3629, Unicode table 3-7:
+// no overlong forms, no surrogates, nothing above U+10FFFF), or npos. NUL is valid UTF-8 here.
+// nlohmann's dump() throws on exactly these, so text that passes serialises. O(text).
+size_t FirstInvalidUtf8(std::string_view text);
+
 // A location inside a JSON document: object keys and array indexes from the root.
 class JsonPath {
  public:

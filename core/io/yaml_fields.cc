@@ -432,41 +432,11 @@ Status OnlyKeys(const FieldContext& c, const MapView& m,
 
 // NUL bytes or invalid UTF-8 mean "not a text file". Returns the offset of the first bad byte.
 std::optional<size_t> FirstNonTextByte(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    if (b == 0) return i;
-    if (b < 0x80) {
-      ++i;
-      continue;
-    }
-    // Well-formed UTF-8 only (RFC 3629, Unicode table 3-7): no overlong forms (lead 0xC0/0xC1,
-    // 0xE0 then < 0xA0, 0xF0 then < 0x90), no surrogates (0xED then >= 0xA0), nothing past
-    // U+10FFFF (0xF4 then >= 0x90, leads 0xF5..0xFF). nlohmann's dump() refuses each of them
-    // with an exception: a runtime env whose working_dir held "\xC1\x9E" parsed, then
-    // terminated the canonical JSON (found by runtime_env_json_fuzz).
-    int len = 0;
-    unsigned char lo = 0x80, hi = 0xBF;  // the second byte's range
-    if (b >= 0xC2 && b <= 0xDF) {
-      len = 2;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-      len = 3;
-      if (b == 0xE0) lo = 0xA0;
-      if (b == 0xED) hi = 0x9F;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-      len = 4;
-      if (b == 0xF0) lo = 0x90;
-      if (b == 0xF4) hi = 0x8F;
-    }
-    if (len == 0 || i + len > s.size()) return i;
-    const auto second = static_cast<unsigned char>(s[i + 1]);
-    if (second < lo || second > hi) return i;
-    for (int k = 2; k < len; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return i;
-    }
-    i += len;
-  }
-  return std::nullopt;
+  // Well-formed UTF-8 only (json_input.h): a runtime env whose working_dir held the overlong
+  // pair "\xC1\x9E" parsed, then terminated the canonical JSON (found by runtime_env_json_fuzz).
+  const size_t first = std::min(s.find('\0'), FirstInvalidUtf8(s));  // npos is the largest
+  if (first == std::string_view::npos) return std::nullopt;
+  return first;
 }
 
 Status ReadFileText(const std::string& path, const std::string& shown, uintmax_t max_bytes,

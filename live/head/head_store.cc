@@ -1,14 +1,12 @@
 #include "live/head/head_store.h"
 
-#include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <iostream>
 #include <type_traits>
+
+#include "live/common/sqlite_file.h"
 
 namespace orrery::live {
 
@@ -33,27 +31,10 @@ const char* HeadStoreTableName(HeadStore::Table t) {
 
 StatusOr<std::unique_ptr<HeadStore>> HeadStore::Open(const std::string& path) {
   if (path.empty()) return InvalidArgument("head store: empty path");
-  // Owner-only before SQLite creates it (as the job store, which may share the file); never
-  // through a symlink.
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return Status(StatusCode::kUnavailable,
-                  "head store " + path + ": " + std::strerror(errno) +
-                      (errno == ELOOP ? " (a symbolic link: refused)" : ""));
-  }
-  ::fchmod(fd, 0600);
-  ::close(fd);
-  sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
-  if (rc != SQLITE_OK) {
-    const std::string why = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-    sqlite3_close(db);
-    return Status(StatusCode::kUnavailable, "head store " + path + ": " + why);
-  }
-  sqlite3_busy_timeout(db, 2000);
-  std::unique_ptr<HeadStore> store(new HeadStore(db, path));
+  // Owner-only, never through a symlink (live/common/sqlite_file.h).
+  auto db = OpenPrivateSqlite(path, "head store");
+  if (!db.ok()) return db.status();
+  std::unique_ptr<HeadStore> store(new HeadStore(*db, path));
   // Any statement reads the header: a file that is not a database fails here, naming it.
   Status s;
   store->writer_.RunSync([&] {
@@ -83,20 +64,7 @@ HeadStore::~HeadStore() {
 }
 
 Status HeadStore::Exec(const std::string& sql, const std::vector<std::string>& params) {
-  sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
-    return Internal("head store " + path_ + ": " + sqlite3_errmsg(db_));
-  }
-  for (size_t i = 0; i < params.size(); ++i) {
-    sqlite3_bind_blob(st, static_cast<int>(i + 1), params[i].data(),
-                      static_cast<int>(params[i].size()), SQLITE_TRANSIENT);
-  }
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-  }
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return Internal("head store " + path_ + ": " + sqlite3_errmsg(db_));
-  return Status::Ok();
+  return ExecSqlite(db_, "head store " + path_, sql, params);
 }
 
 StatusOr<HeadStoreSnapshot> HeadStore::Load() {

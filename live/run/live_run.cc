@@ -541,12 +541,7 @@ class Runner {
     ok_[p] = 0;
     --num_final_;
     copies_[p].clear();
-    t.row.attempt += 1;
-    t.row.submit_s = Now();
-    t.row.start_s = t.row.end_s = -1;
-    t.row.state = "pending";
-    t.row.spillbacks = 0;
-    t.row.wait_reason.clear();
+    NewAttemptRow(t);
     pool_.Post([this, p] { Prepare(p); });
     return true;
   }
@@ -1056,13 +1051,8 @@ class Runner {
       }
       attempts_[i].push_back(t.row);
       ApplyLocked(begin);
-      t.row.attempt += 1;
       t.arg_loss_attempts += 1;
-      t.row.submit_s = Now();
-      t.row.start_s = t.row.end_s = -1;
-      t.row.state = "pending";
-      t.row.spillbacks = 0;
-      t.row.wait_reason.clear();
+      NewAttemptRow(t);
       pool_.Post([this, i] { Prepare(i); });
       return;
     } else if (node_died && RetriesUsedLocked(i) < static_cast<int>(ts.max_retries)) {
@@ -1078,12 +1068,7 @@ class Runner {
       WaitDead({lease.node_id});
       l.lock();
       // One attempt per pass: a new task id and a new row; only a node failure retries.
-      t.row.attempt += 1;
-      t.row.submit_s = Now();
-      t.row.start_s = t.row.end_s = -1;
-      t.row.state = "pending";
-      t.row.spillbacks = 0;
-      t.row.wait_reason.clear();
+      NewAttemptRow(t);
       t.row.node_id = PickDeciderLocked(t.preferred);
       SubmitLocked(i);
       return;
@@ -1506,6 +1491,17 @@ class Runner {
     std::vector<uint32_t> rebuild_waiters;  // consumers waiting for that rebuild
     std::string arg_error;      // a lost argument that could not be rebuilt
   };
+
+  // The next attempt of a task: its row starts again, pending, submitted now.
+  void NewAttemptRow(TaskRt& t) const {
+    t.row.attempt += 1;
+    t.row.submit_s = Now();
+    t.row.start_s = t.row.end_s = -1;
+    t.row.state = "pending";
+    t.row.spillbacks = 0;
+    t.row.wait_reason.clear();
+  }
+
   std::vector<TaskRt> tasks_;                     // guarded by mu_
   std::vector<std::vector<uint32_t>> dependents_;  // consumers by producer; immutable
   struct LeaseRt {

@@ -1,15 +1,10 @@
 #include "live/head/jobs/job_store.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-
 #include <sqlite3.h>
 
 #include <iostream>
+
+#include "live/common/sqlite_file.h"
 
 namespace orrery::live {
 
@@ -18,31 +13,10 @@ void Log(const std::string& line) { std::cerr << "[head] job store: " << line <<
 }  // namespace
 
 StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path) {
-  sqlite3* db = nullptr;
-  const std::string target = path.empty() ? ":memory:" : path;
-  if (!path.empty()) {
-    // Owner-only before SQLite creates it: its -wal and -shm files take the database's mode,
-    // and they hold runtime-env values. Never through a symlink.
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-      return Status(StatusCode::kUnavailable,
-                    "job store " + path + ": " + std::strerror(errno) +
-                        (errno == ELOOP ? " (a symbolic link: refused)" : ""));
-    }
-    ::fchmod(fd, 0600);
-    ::close(fd);
-    for (const char* suffix : {"-wal", "-shm"}) ::chmod((path + suffix).c_str(), 0600);
-  }
-  const int rc =
-      sqlite3_open_v2(target.c_str(), &db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    const std::string why = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-    sqlite3_close(db);
-    return Status(StatusCode::kUnavailable, "job store " + target + ": " + why);
-  }
-  sqlite3_busy_timeout(db, 2000);
-  std::unique_ptr<JobStore> store(new JobStore(db, path));
+  // Owner-only (it holds runtime-env values), never through a symlink.
+  auto db = OpenPrivateSqlite(path, "job store");
+  if (!db.ok()) return db.status();
+  std::unique_ptr<JobStore> store(new JobStore(*db, path));
   // WAL: a crash leaves the last committed state; readers never see a half-written row.
   ORRERY_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL", {}));
   ORRERY_RETURN_IF_ERROR(store->Exec(
@@ -61,20 +35,7 @@ JobStore::~JobStore() {
 }
 
 Status JobStore::Exec(const std::string& sql, const std::vector<std::string>& params) {
-  sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
-    return Internal("job store " + path_ + ": " + sqlite3_errmsg(db_));
-  }
-  for (size_t i = 0; i < params.size(); ++i) {
-    sqlite3_bind_blob(st, static_cast<int>(i + 1), params[i].data(),
-                      static_cast<int>(params[i].size()), SQLITE_TRANSIENT);
-  }
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-  }
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return Internal("job store " + path_ + ": " + sqlite3_errmsg(db_));
-  return Status::Ok();
+  return ExecSqlite(db_, "job store " + path_, sql, params);
 }
 
 StatusOr<std::vector<v1::JobInfo>> JobStore::LoadAll() {
