@@ -113,11 +113,8 @@ TwoPhaseCommand TwoPhaseReservation::Command(TwoPhaseCommand::Kind kind, int bun
           .resources = bundles_[bundle]};
 }
 
-Status TwoPhaseReservation::RestoreCreated(const std::vector<NodeId>& placement, int attempts) {
-  if (state_ != ReservationState::kPending) {
-    return FailedPrecondition("placement group " + group_id_ + " is " +
-                              ReservationStateName(state_) + "; only a pending group is restored");
-  }
+// One node per bundle, none empty (Start and RestoreCreated take the same placement).
+Status TwoPhaseReservation::CheckPlacement(const std::vector<NodeId>& placement) const {
   if (placement.size() != bundles_.size()) {
     return InvalidArgument("placement names " + std::to_string(placement.size()) + " node(s) for " +
                            std::to_string(bundles_.size()) + " bundle(s)");
@@ -127,6 +124,15 @@ Status TwoPhaseReservation::RestoreCreated(const std::vector<NodeId>& placement,
       return InvalidArgument("placement[" + std::to_string(b) + "]: node id is empty");
     }
   }
+  return Status::Ok();
+}
+
+Status TwoPhaseReservation::RestoreCreated(const std::vector<NodeId>& placement, int attempts) {
+  if (state_ != ReservationState::kPending) {
+    return FailedPrecondition("placement group " + group_id_ + " is " +
+                              ReservationStateName(state_) + "; only a pending group is restored");
+  }
+  ORRERY_RETURN_IF_ERROR(CheckPlacement(placement));
   attempts_ = std::max(1, attempts);
   placement_ = placement;
   attempt_failed_ = false;
@@ -143,15 +149,7 @@ StatusOr<std::vector<TwoPhaseCommand>> TwoPhaseReservation::Start(
                               ReservationStateName(state_) +
                               "; an attempt can start only when it is pending or failed");
   }
-  if (placement.size() != bundles_.size()) {
-    return InvalidArgument("placement names " + std::to_string(placement.size()) + " node(s) for " +
-                           std::to_string(bundles_.size()) + " bundle(s)");
-  }
-  for (size_t b = 0; b < placement.size(); ++b) {
-    if (placement[b].empty()) {
-      return InvalidArgument("placement[" + std::to_string(b) + "]: node id is empty");
-    }
-  }
+  ORRERY_RETURN_IF_ERROR(CheckPlacement(placement));
   ++attempts_;
   placement_ = placement;
   attempt_failed_ = false;

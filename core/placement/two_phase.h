@@ -197,6 +197,7 @@ class TwoPhaseReservation {
   std::vector<int> BundlesOn(const NodeId& node) const;
 
  private:
+  Status CheckPlacement(const std::vector<NodeId>& placement) const;
   // Where each bundle stands in the current attempt.
   enum class Phase : uint8_t { kNone, kPreparing, kPrepared, kCommitting, kCommitted };
 
