@@ -14,6 +14,9 @@
 //   the target with grant_or_reject. RunTask(task_id) starts the command on a granted lease and
 //   streams its output; ReturnWorkerLease gives an unused lease back. A lease not used by RunTask
 //   within unused_lease_timeout is returned.
+//   A RunTask caller that goes away ends its task (SIGTERM, SIGKILL after kKillGrace) unless
+//   the task is `detachable` (--- head fault tolerance: a job's driver): that one runs on, its
+//   output kept for ReattachTask (live/node/task_stream.h); StopTask ends any task.
 //
 // The lease decisions and the bundle accounting are the node agent's (core/agent/node_agent.h),
 // the same one the simulator drives; this daemon carries them out (replies, records, processes).

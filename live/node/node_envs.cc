@@ -220,7 +220,7 @@ void NodeDaemon::Impl::ReleaseTaskEnv(Task& t) {
 }
 
 void NodeDaemon::Impl::FailRunTaskEnv(Task& t, const std::string& why,
-                                      const std::shared_ptr<StreamWriter<v1::RunTaskReply>>& w) {
+                                      const std::shared_ptr<TaskStream>& w) {
   Log("task " + t.record.task_id() + ": " + why);
   v1::RunTaskReply m;
   m.set_stderr_chunk("orrery: " + why + "\n");
@@ -231,11 +231,12 @@ void NodeDaemon::Impl::FailRunTaskEnv(Task& t, const std::string& why,
   w->Push(std::move(e));
   w->Close(grpc::Status::OK);
   EndLease(t, v1::TASK_STATE_CANCELED, 1, why);
+  ForgetDetachableLater(t.record.task_id());
   RunPending();
 }
 
 void NodeDaemon::Impl::StartTaskInEnv(const TaskId& task, ProcessSpec spec, const RuntimeEnv& renv,
-                                      std::shared_ptr<StreamWriter<v1::RunTaskReply>> w) {
+                                      std::shared_ptr<TaskStream> w) {
   if (renv.empty()) {
     StartTask(task, std::move(spec), w);
     return;

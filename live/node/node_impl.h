@@ -28,6 +28,7 @@
 #include "live/worker/worker.h"
 #include "live/rpc/convert.h"
 #include "live/node/task_output.h"
+#include "live/node/task_stream.h"
 #include "live/node/gpu_detect.h"
 #include "live/node/log_monitor.h"
 #include "live/node/worker_log.h"
@@ -124,6 +125,11 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
 
   grpc::ServerWriteReactor<v1::RunTaskReply>* RunTask(grpc::CallbackServerContext* ctx,
                                                       const v1::RunTaskRequest* req) override;
+  grpc::ServerWriteReactor<v1::RunTaskReply>* ReattachTask(
+      grpc::CallbackServerContext* ctx, const v1::ReattachTaskRequest* req) override;
+  grpc::ServerUnaryReactor* StopTask(grpc::CallbackServerContext* ctx,
+                                     const v1::StopTaskRequest* req,
+                                     v1::StopTaskReply* reply) override;
 
   grpc::ServerWriteReactor<v1::ObjectChunk>* FetchObject(
       grpc::CallbackServerContext* ctx, const v1::FetchObjectRequest* req) override;
@@ -228,8 +234,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
 
   void OnLeaseCallCanceled(const TaskId& task, uint64_t call_id);
 
-  void StartTask(const TaskId& task, ProcessSpec spec,
-                 std::shared_ptr<StreamWriter<v1::RunTaskReply>> w);
+  void StartTask(const TaskId& task, ProcessSpec spec, std::shared_ptr<TaskStream> w);
 
   void OnTaskExited(const TaskId& task, int code, int sig);
 
@@ -278,14 +283,13 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
 
   // A RunTask whose runtime env could not be set up: the caller sees why (stderr and the exit's
   // error), and the lease ends canceled.
-  void FailRunTaskEnv(Task& t, const std::string& why,
-                      const std::shared_ptr<StreamWriter<v1::RunTaskReply>>& w);
+  void FailRunTaskEnv(Task& t, const std::string& why, const std::shared_ptr<TaskStream>& w);
 
   // RunTask with a runtime env: install it (the lease stays held, waiting for the runtime env),
   // then start the command inside it. A setup failure cancels the lease; the caller gets the
   // message on stderr and in TaskExit.error.
   void StartTaskInEnv(const TaskId& task, ProcessSpec spec, const RuntimeEnv& renv,
-                      std::shared_ptr<StreamWriter<v1::RunTaskReply>> w);
+                      std::shared_ptr<TaskStream> w);
 
   // ---- built-in workloads -------------------------------------------------------------------
 
@@ -317,7 +321,28 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   // was written (flow control, live/common/file_stream.h).
   void ServeObject(const std::string& id, const std::shared_ptr<StreamWriter<v1::ObjectChunk>>& w);
 
-  void KillTask(const TaskId& task);
+  // Ends the task: a running one gets SIGTERM, then SIGKILL after kKillGrace; one waiting for
+  // its runtime env is canceled. `why` is logged ("the caller went away", "stopped: ...").
+  void KillTask(const TaskId& task, const std::string& why = "the caller went away");
+  // The caller of RunTask/ReattachTask for `task` went away: a detachable task's stream is
+  // detached (the process runs on), any other task is killed.
+  // `reattach`: the caller was a ReattachTask, which never kills.
+  void OnRunTaskCallerGone(const TaskId& task, const std::weak_ptr<TaskStream::Writer>& writer,
+                           bool reattach);
+  // A RunTask/ReattachTask writer whose cancellation calls OnRunTaskCallerGone with itself.
+  std::shared_ptr<StreamWriter<v1::RunTaskReply>> TaskWriter(const TaskId& task, bool reattach);
+  // --- head fault tolerance: the detachable tasks' streams (a job's driver), kept after the
+  // task ended for kDetachedKeepAttached (its caller got the exit) or kDetachedKeepDetached
+  // (nobody was attached), so that a restarted head can still read the exit.
+  struct DetachableEntry {
+    std::shared_ptr<TaskStream> stream;
+    uint64_t seq = 0;  // tells a removal timer which entry it was armed for
+  };
+  std::map<TaskId, DetachableEntry> detachable_;
+  uint64_t detachable_seq_ = 0;
+  static constexpr std::chrono::seconds kDetachedKeepAttached{60};
+  static constexpr std::chrono::seconds kDetachedKeepDetached{3600};
+  void ForgetDetachableLater(const TaskId& task);
   static constexpr std::chrono::milliseconds kKillGrace{3000};  // --- jobs
 
   // The lease of `t` ends: resources back to the local node, record terminal.

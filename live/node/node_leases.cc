@@ -221,7 +221,7 @@ void NodeDaemon::Impl::OnLeaseCallCanceled(const TaskId& task, uint64_t call_id)
 }
 
 void NodeDaemon::Impl::StartTask(const TaskId& task, ProcessSpec spec,
-                                 std::shared_ptr<StreamWriter<v1::RunTaskReply>> w) {
+                                 std::shared_ptr<TaskStream> w) {
   auto it = tasks_.find(task);
   if (shutting_down_ || it == tasks_.end() ||
       it->second.record.state() != v1::TASK_STATE_LEASED) {
@@ -291,6 +291,7 @@ void NodeDaemon::Impl::StartTask(const TaskId& task, ProcessSpec spec,
 }
 
 void NodeDaemon::Impl::OnTaskExited(const TaskId& task, int code, int sig) {
+  ForgetDetachableLater(task);  // --- head fault tolerance: its exit stays readable a while
   auto it = tasks_.find(task);
   if (it == tasks_.end()) return;
   EndLease(it->second, code == 0 ? v1::TASK_STATE_FINISHED : v1::TASK_STATE_FAILED, code,

@@ -100,10 +100,14 @@ grpc::ServerUnaryReactor* NodeDaemon::Impl::CancelWorkerLease(
 grpc::ServerWriteReactor<v1::RunTaskReply>* NodeDaemon::Impl::RunTask(
     grpc::CallbackServerContext* ctx, const v1::RunTaskRequest* req) {
   const std::string task = req->task_id();
-  auto w = StreamWriter<v1::RunTaskReply>::Create(
-      false, [this, task] { loop_.Post([this, task] { KillTask(task); }); });
+  auto w = TaskWriter(task, false);
   w->SetBound(RunTaskOutputBound());  // a chatty process's output: bounded, oldest dropped
   if (RefuseWithoutToken(*ctx, options_.token, *w)) return w.get();
+  if (req->detachable() && req->has_workload()) {
+    w->Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "detachable: only a command (argv) task can outlive its caller"));
+    return w.get();
+  }
   // --- runtime envs: parsed here (bad input fails the call, the daemon is unaffected).
   auto renv = ParseRuntimeEnvJson(req->runtime_env_json(), "runtime_env_json");
   if (!renv.ok()) {
@@ -138,10 +142,102 @@ grpc::ServerWriteReactor<v1::RunTaskReply>* NodeDaemon::Impl::RunTask(
   }
   std::sort(spec.env.begin(), spec.env.end());
   spec.cwd = req->cwd();
-  loop_.Post([this, task, w, spec = std::move(spec), renv = std::move(*renv)]() mutable {
-    StartTaskInEnv(task, std::move(spec), renv, w);
+  std::shared_ptr<TaskStream> stream = req->detachable()
+                                           ? TaskStream::Detachable(w, kRunTaskOutputBufferBytes)
+                                           : TaskStream::Direct(w);
+  loop_.Post([this, task, stream, spec = std::move(spec), renv = std::move(*renv)]() mutable {
+    if (stream->detachable()) {
+      // --- head fault tolerance: known from now on, for ReattachTask and StopTask (a task id
+      // that is already running here keeps its own stream: StartTask refuses this call).
+      if (!detachable_.count(task) || detachable_[task].stream->closed()) {
+        detachable_[task] = {stream, ++detachable_seq_};
+      }
+    }
+    StartTaskInEnv(task, std::move(spec), renv, stream);
   });
   return w.get();
+}
+
+std::shared_ptr<StreamWriter<v1::RunTaskReply>> NodeDaemon::Impl::TaskWriter(const TaskId& task,
+                                                                             bool reattach) {
+  auto self = std::make_shared<std::weak_ptr<TaskStream::Writer>>();  // the writer, once made
+  auto w = StreamWriter<v1::RunTaskReply>::Create(false, [this, task, self, reattach] {
+    loop_.Post([this, task, w = *self, reattach] { OnRunTaskCallerGone(task, w, reattach); });
+  });
+  *self = w;
+  return w;
+}
+
+void NodeDaemon::Impl::OnRunTaskCallerGone(const TaskId& task,
+                                           const std::weak_ptr<TaskStream::Writer>& writer,
+                                           bool reattach) {
+  auto d = detachable_.find(task);
+  if (d == detachable_.end()) {
+    if (!reattach) KillTask(task);
+    return;
+  }
+  if (d->second.stream->Detach(writer) && !d->second.stream->closed()) {
+    Log("the caller of task " + task + " went away: it runs on, detached (ReattachTask)");
+  }
+}
+
+void NodeDaemon::Impl::ForgetDetachableLater(const TaskId& task) {
+  auto d = detachable_.find(task);
+  if (d == detachable_.end()) return;
+  const uint64_t seq = d->second.seq;
+  const auto keep = d->second.stream->attached() ? std::chrono::seconds(kDetachedKeepAttached)
+                                                 : std::chrono::seconds(kDetachedKeepDetached);
+  loop_.PostAfter(keep, [this, task, seq] {
+    auto d = detachable_.find(task);
+    if (d != detachable_.end() && d->second.seq == seq) detachable_.erase(d);
+  });
+}
+
+grpc::ServerWriteReactor<v1::RunTaskReply>* NodeDaemon::Impl::ReattachTask(
+    grpc::CallbackServerContext* ctx, const v1::ReattachTaskRequest* req) {
+  const std::string task = req->task_id();
+  auto w = TaskWriter(task, true);
+  // Room for the whole replay (at most kRunTaskOutputBufferBytes) and as much again.
+  w->SetBound(RunTaskOutputBound(2 * kRunTaskOutputBufferBytes));
+  if (RefuseWithoutToken(*ctx, options_.token, *w)) return w.get();
+  if (task.empty()) {
+    w->Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "task_id is required"));
+    return w.get();
+  }
+  loop_.Post([this, task, w, from = req->output_offset()] {
+    auto d = detachable_.find(task);
+    if (d == detachable_.end()) {
+      return w->Close(
+          grpc::Status(grpc::StatusCode::NOT_FOUND,
+                       "no detachable task " + task + " on node " + node_id_ +
+                           " (it never ran here, the node restarted, or it ended long ago)"));
+    }
+    Log("task " + task + ": a caller reattached from output byte " + std::to_string(from));
+    d->second.stream->Attach(w, from);
+  });
+  return w.get();
+}
+
+grpc::ServerUnaryReactor* NodeDaemon::Impl::StopTask(grpc::CallbackServerContext* ctx,
+                                                     const v1::StopTaskRequest* req,
+                                                     v1::StopTaskReply* reply) {
+  return AnswerOnLoop(
+      ctx, options_.token, loop_,
+      [this, reply, task = req->task_id(),
+       why = "stopped: " + (req->reason().empty() ? std::string("by the caller") : req->reason())] {
+        auto it = tasks_.find(task);
+        if (it == tasks_.end()) return grpc::Status::OK;
+        const v1::TaskState st = it->second.record.state();
+        if (st == v1::TASK_STATE_LEASED && !it->second.env_pending && it->second.pid == 0) {
+          EndLease(it->second, v1::TASK_STATE_CANCELED, 0, why);  // granted, never started
+          RunPending();
+          reply->set_found(true);
+        } else if (st == v1::TASK_STATE_RUNNING || it->second.env_pending) {
+          KillTask(task, why);
+          reply->set_found(true);
+        }
+        return grpc::Status::OK;
+      });
 }
 
 grpc::ServerWriteReactor<v1::ObjectChunk>* NodeDaemon::Impl::FetchObject(

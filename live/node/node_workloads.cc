@@ -37,7 +37,7 @@ void NodeDaemon::Impl::StartWorkload(const TaskId& task, WorkloadSpec spec,
     Task& t = it->second;
     t.record.set_wait_reason(v1::WAIT_REASON_NONE);
     t.dirty = true;
-    if (!a.ok()) return FailRunTaskEnv(t, a.status().message(), w);
+    if (!a.ok()) return FailRunTaskEnv(t, a.status().message(), TaskStream::Direct(w));
     t.worker_env.env = a->env;
     t.worker_env.cwd = a->cwd;
     t.pool_key = a->hash;
@@ -210,18 +210,27 @@ void NodeDaemon::Impl::ServeObject(const std::string& id,
                    "object " + id + " is not in the store of " + node_id_));
 }
 
-void NodeDaemon::Impl::KillTask(const TaskId& task) {
+void NodeDaemon::Impl::KillTask(const TaskId& task, const std::string& why) {
   auto it = tasks_.find(task);
   if (it != tasks_.end() && it->second.env_pending) {  // --- runtime envs
-    Log("the caller of task " + task + " went away while its runtime env was being set up");
-    EndLease(it->second, v1::TASK_STATE_CANCELED, 0, "the caller went away");
+    Log("task " + task + ": " + why + " while its runtime env was being set up");
+    // A detachable task's stream is told here (no process will report an exit).
+    if (auto d = detachable_.find(task); d != detachable_.end()) {
+      v1::RunTaskReply e;
+      e.mutable_exit()->set_exit_code(1);
+      e.mutable_exit()->set_error(why);
+      d->second.stream->Push(std::move(e));
+      d->second.stream->Close(grpc::Status::OK);
+      ForgetDetachableLater(task);
+    }
+    EndLease(it->second, v1::TASK_STATE_CANCELED, 0, why);
     RunPending();
     return;
   }
   if (it != tasks_.end() && it->second.record.state() == v1::TASK_STATE_RUNNING) {
     // --- jobs: SIGTERM to the task's process group first (a stopped job's driver may clean
     // up), SIGKILL to what is left after a grace period.
-    Log("the caller of task " + task + " went away: stopping it");
+    Log("task " + task + ": " + why + ": stopping it");
     const pid_t pid = it->second.pid;
     supervisor_.Kill(pid, SIGTERM);
     loop_.PostAfter(kKillGrace, [this, task, pid] {

@@ -283,6 +283,13 @@ const std::vector<std::pair<std::string, Call>>& Calls() {
          v1::RunTaskRequest r;
          if (r.ParseFromString(b)) (void)NodeDaemon::Impl::ValidateWorkload(r);
        }},
+      // --- head fault tolerance (appended: the corpus keeps its first bytes' meaning).
+      {"node.ReattachTask",
+       [](Cluster* c, const std::string& b) {
+         Streaming(c->node_stub.get(), &N::ReattachTask, b);
+       }},
+      {"node.StopTask",
+       [](Cluster* c, const std::string& b) { Unary(c->node_stub.get(), &N::StopTask, b); }},
   };
   return calls;
 }
@@ -392,6 +399,14 @@ void WriteSeeds(const fs::path& out) {
   v1::RunTaskRequest run;
   run.set_task_id("t1");
   write("validate.RunTask", run);
+  v1::ReattachTaskRequest reattach;
+  reattach.set_task_id("t1");
+  reattach.set_output_offset(7);
+  write("node.ReattachTask", reattach);
+  v1::StopTaskRequest stop;
+  stop.set_task_id("t1");
+  stop.set_reason("fuzz");
+  write("node.StopTask", stop);
   for (const char* m : {"head.Ready", "head.ListNodes", "head.ListTasks", "head.ListActors",
                         "head.ListJobs", "head.ListPlacementGroups", "head.GetClusterView",
                         "head.GetAutoscalerStatus", "node.Ready", "node.GetRuntimeEnvCacheStats",

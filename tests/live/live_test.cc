@@ -1106,6 +1106,10 @@ TEST(LiveTest, HandlersCheckTheTokenBeforeTheRequest) {
   cancel.set_task_id("nope");
   v1::DownloadPackageRequest download;
   download.set_sha256("not-a-hash");
+  v1::ReattachTaskRequest reattach;
+  reattach.set_task_id("nope");
+  v1::StopTaskRequest stop;
+  stop.set_task_id("nope");
   struct Case {
     std::string name;
     TokenCall call;
@@ -1142,6 +1146,9 @@ TEST(LiveTest, HandlersCheckTheTokenBeforeTheRequest) {
       {"FetchObject", Streaming(node, &Node::FetchObject), kInvalid, "object_id"},
       {"AttachWorker", Streaming(node, &Node::AttachWorker), kInvalid,
        "code_library: not an absolute path"},
+      {"ReattachTask", Streaming(node, &Node::ReattachTask, reattach), kNotFound,
+       "no detachable task nope"},
+      {"StopTask", Unary(node, &Node::StopTask, stop), kOk, ""},
       // Last: a refused Shutdown must leave both daemons answering (checked below).
       {"head Shutdown", Unary(head, &Head::Shutdown), std::nullopt, ""},
       {"node Shutdown", Unary(node, &Node::Shutdown), std::nullopt, ""},
