@@ -111,10 +111,24 @@ Status HeadDaemon::Impl::StartJobs() {
                                  t->second.state() == v1::TASK_STATE_FAILED ||
                                  t->second.state() == v1::TASK_STATE_CANCELED);
   };
-  auto jobs = JobManager::Create(std::move(o), &loop_, entry_address, task_ended);
+  // --- head fault tolerance: a driver's node, for reattaching to it (alive, or restored and
+  // within its grace window).
+  auto node_address = [this](const std::string& node_id) -> std::string {
+    auto m = controller_.members().find(node_id);
+    auto e = nodes_.find(node_id);
+    if (m == controller_.members().end() || e == nodes_.end() || !m->second.node.IsAlive()) {
+      return "";
+    }
+    return e->second.address;
+  };
+  o.resume = restored_;
+  auto jobs = JobManager::Create(std::move(o), &loop_, entry_address, task_ended, node_address);
   if (!jobs.ok()) return jobs.status();
   JobManager* manager = jobs->get();
-  loop_.RunSync([&] { jobs_ = std::move(*jobs); });
+  loop_.RunSync([&] {
+    jobs_ = std::move(*jobs);
+    jobs_->ResumeJobs();
+  });
   StartDashboard(host, manager);  // --- dashboard
   return Status::Ok();
 }

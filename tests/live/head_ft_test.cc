@@ -7,12 +7,17 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "live/api/orrery_api.h"
+#include "live/client/client.h"
 #include "live/common/session.h"
+#include "live/rpc/rpc_util.h"
+#include "orrery.grpc.pb.h"
 #include "tests/live/api_session.h"
 #include "tests/live/api_test_lib.h"
 #include "tests/live/live_cluster.h"
@@ -222,6 +227,279 @@ TEST(HeadFaultToleranceTest, HeadKilledMidWorkloadRestartsAndTheClusterCarriesOn
   std::cerr << "head restarted "
             << std::chrono::duration_cast<milliseconds>(Clock::now() - restarted_at).count()
             << " ms before the checks ended\n";
+}
+
+// The node side of a job's driver outliving its head (live/node/task_stream.h), on raw calls:
+// a detachable task runs on when its RunTask caller goes away; ReattachTask replays from the
+// asked byte (no byte lost or doubled, offsets continuous), a later reattach replaces an earlier
+// one, StopTask ends it and the exit reaches the attached caller, and the exit stays readable
+// after the end. Output beyond the 4 MiB kept while nobody reads is named in a marker.
+TEST(HeadFaultToleranceTest, DetachableTaskOutlivesItsCallerAndReplaysFromAnOffset) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "2"}).exit_code, 0);
+  const std::string address = c.NodeAddress("a"), token = c.Token();
+  auto stub =
+      v1::NodeService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto lease = [&](const std::string& id) {
+    v1::RequestWorkerLeaseRequest r;
+    r.set_task_id(id);
+    (*r.mutable_resources()->mutable_raw())["CPU"] = 10000;
+    return AcquireLease(address, token, r);
+  };
+  auto context = [&] {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    AttachToken(ctx.get(), token);
+    ctx->set_deadline(std::chrono::system_clock::now() + seconds(60));
+    return ctx;
+  };
+  // Reads a stream into `got` until it ends or `until` says stop (then cancels it).
+  struct Read {
+    int pid = 0;
+    std::string out;              // output chunks with offsets, in order
+    uint64_t next = 0;            // the offset the next chunk must have
+    bool contiguous = true;       // each chunk starts where the one before ended
+    uint64_t first = UINT64_MAX;  // the first chunk's offset
+    std::string markers;          // chunks without an offset
+    bool exited = false;
+    int signal = 0;
+    grpc::Status status;
+  };
+  auto read = [&](grpc::ClientReader<v1::RunTaskReply>* r, grpc::ClientContext* ctx, Read& got,
+                  uint64_t from, const std::function<bool(const Read&)>& until) {
+    got.next = from;
+    v1::RunTaskReply m;
+    while (r->Read(&m)) {
+      if (m.has_started_pid()) got.pid = m.started_pid();
+      if (m.has_stdout_chunk() || m.has_stderr_chunk()) {
+        const std::string& d = m.has_stdout_chunk() ? m.stdout_chunk() : m.stderr_chunk();
+        if (!m.has_output_offset()) {
+          got.markers += d;
+        } else {
+          if (got.first == UINT64_MAX) got.first = m.output_offset();
+          got.contiguous &= got.out.empty() || m.output_offset() == got.next;
+          got.next = m.output_offset() + d.size();
+          got.out += d;
+        }
+      }
+      if (m.has_exit()) {
+        got.exited = true;
+        got.signal = m.exit().signal();
+      }
+      if (until && until(got)) {
+        ctx->TryCancel();
+        while (r->Read(&m)) {
+        }
+        break;
+      }
+    }
+    got.status = r->Finish();
+  };
+
+  // 1. Started, first output read, caller gone: the task runs on.
+  ASSERT_TRUE(lease("drv").ok());
+  v1::RunTaskRequest run;
+  run.set_task_id("drv");
+  run.set_detachable(true);
+  for (const char* a : {"/bin/sh", "-c", "printf aaaa; sleep 0.5; echo bbbb; exec sleep 60"}) {
+    run.add_argv(a);
+  }
+  Read first;
+  {
+    auto ctx = context();
+    auto r = stub->RunTask(ctx.get(), run);
+    read(r.get(), ctx.get(), first, 0, [](const Read& g) { return g.out == "aaaa"; });
+  }
+  ASSERT_GT(first.pid, 0);
+  ASSERT_EQ(first.out, "aaaa");
+  std::this_thread::sleep_for(milliseconds(1000));  // "bbbb" is printed while nobody reads
+  ASSERT_TRUE(IsProcessAlive(first.pid)) << "a detachable task died with its caller";
+
+  // 2. Reattach from byte 2; then a second caller from 0 replaces it.
+  v1::ReattachTaskRequest again;
+  again.set_task_id("drv");
+  again.set_output_offset(2);
+  Read second, third;
+  auto ctx2 = context();
+  auto r2 = stub->ReattachTask(ctx2.get(), again);
+  std::thread t2([&] { read(r2.get(), ctx2.get(), second, 2, nullptr); });
+  std::this_thread::sleep_for(milliseconds(300));
+  again.set_output_offset(0);
+  auto ctx3 = context();
+  auto r3 = stub->ReattachTask(ctx3.get(), again);
+  std::thread t3([&] { read(r3.get(), ctx3.get(), third, 0, nullptr); });
+  t2.join();
+  EXPECT_EQ(second.status.error_code(), grpc::StatusCode::ABORTED) << second.status.error_message();
+  EXPECT_EQ(second.pid, first.pid);
+  EXPECT_EQ(second.out, "aabbbb\n");
+  EXPECT_TRUE(second.contiguous);
+  EXPECT_EQ(second.first, 2u);
+
+  // 3. StopTask ends it; the attached caller gets the exit.
+  {
+    auto ctx = context();
+    v1::StopTaskRequest stop;
+    stop.set_task_id("drv");
+    v1::StopTaskReply reply;
+    ASSERT_TRUE(stub->StopTask(ctx.get(), stop, &reply).ok());
+    EXPECT_TRUE(reply.found());
+  }
+  t3.join();
+  EXPECT_TRUE(third.status.ok()) << third.status.error_message();
+  EXPECT_EQ(third.out, "aaaabbbb\n");
+  EXPECT_TRUE(third.contiguous);
+  EXPECT_EQ(third.first, 0u);
+  EXPECT_TRUE(third.exited);
+  EXPECT_EQ(third.signal, SIGTERM);
+  EXPECT_FALSE(IsProcessAlive(first.pid));
+
+  // 4. The exit stays readable after the end.
+  {
+    Read after;
+    again.set_output_offset(9);
+    auto ctx = context();
+    auto r = stub->ReattachTask(ctx.get(), again);
+    read(r.get(), ctx.get(), after, 9, nullptr);
+    EXPECT_TRUE(after.status.ok()) << after.status.error_message();
+    EXPECT_TRUE(after.exited);
+    EXPECT_EQ(after.out, "");
+    EXPECT_EQ(after.pid, first.pid);
+  }
+
+  // 5. 5,000,000 bytes while nobody reads: the last 4 MiB are kept, the rest is named.
+  ASSERT_TRUE(lease("big").ok());
+  v1::RunTaskRequest big;
+  big.set_task_id("big");
+  big.set_detachable(true);
+  for (const char* a : {"/bin/sh", "-c", "sleep 0.3; head -c 5000000 /dev/zero | tr '\\0' x"}) {
+    big.add_argv(a);
+  }
+  {
+    Read started;
+    auto ctx = context();
+    auto r = stub->RunTask(ctx.get(), big);
+    read(r.get(), ctx.get(), started, 0, [](const Read& g) { return g.pid > 0; });
+  }
+  std::this_thread::sleep_for(milliseconds(2000));
+  Read rest;
+  v1::ReattachTaskRequest from0;
+  from0.set_task_id("big");
+  auto ctx5 = context();
+  auto r5 = stub->ReattachTask(ctx5.get(), from0);
+  read(r5.get(), ctx5.get(), rest, 0, nullptr);
+  ASSERT_TRUE(rest.exited) << rest.status.error_message();
+  const size_t at = rest.markers.find("[orrery: ");
+  ASSERT_NE(at, std::string::npos) << rest.markers;
+  const uint64_t not_kept = std::stoull(rest.markers.substr(at + 9));
+  EXPECT_EQ(not_kept + rest.out.size(), 5000000u) << rest.markers;
+  EXPECT_LE(rest.out.size(), 4u << 20);
+  EXPECT_TRUE(rest.contiguous);
+  EXPECT_EQ(rest.first, not_kept);
+  EXPECT_EQ(rest.out.find_first_not_of('x'), std::string::npos);
+}
+
+// Running jobs survive a head crash (issue 18.1): their drivers run on in their node
+// (detachable RunTask) and the restarted head reattaches to them. A job printing 3,000 numbered
+// lines without pause keeps printing through the crash: its log holds every line exactly once,
+// in order (the node replays from the byte the log holds). A job that ends while no head runs is
+// reported with its exit and full output; a job still running keeps its driver (same pid) and
+// can be stopped by the new head; a job waiting for a driver slot runs once the head is back.
+TEST(HeadFaultToleranceTest, RunningJobsKeepRunningAndTheirLogsContinue) {
+  LiveCluster c;
+  ASSERT_EQ(
+      c.StartHead("head", {"--num-cpus", "4", "--dashboard-port", "0", "--max-running-jobs", "3"})
+          .exit_code,
+      0);
+  auto job = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "job");
+    args.insert(args.begin() + 2, {"--temp-dir", c.root()});
+    return c.Orrery(args, milliseconds(30000));
+  };
+  auto status = [&](const std::string& id) {
+    auto r = job({"status", id, "--format", "json"});
+    json j = r.exit_code == 0 ? json::parse(r.out, nullptr, false) : json::object();
+    return j.is_object() ? j : json::object();
+  };
+  constexpr int kLines = 3000;
+  std::string expected;
+  for (int i = 1; i <= kLines; ++i) expected += "line " + std::to_string(i) + "\n";
+  ASSERT_EQ(job({"submit", "--no-wait", "--submission-id", "counter", "--",
+                 "for i in $(seq 1 " + std::to_string(kLines) +
+                     "); do echo \"line $i\"; case $i in *0) sleep 0.02;; esac; done"})
+                .exit_code,
+            0);
+  ASSERT_EQ(job({"submit", "--no-wait", "--submission-id", "quick", "--",
+                 "echo quick start; sleep 1.5; echo quick end; exit 7"})
+                .exit_code,
+            0);
+  ASSERT_EQ(job({"submit", "--no-wait", "--submission-id", "sleeper", "--",
+                 "echo sleeping; exec sleep 120"})
+                .exit_code,
+            0);
+  ASSERT_EQ(job({"submit", "--no-wait", "--submission-id", "later", "--", "echo later"}).exit_code,
+            0);
+  int sleeper_pid = 0;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        const json q = status("quick"), s = status("sleeper");
+        sleeper_pid = s.value("driver_pid", 0);
+        return q.value("status", "") == "RUNNING" && q.value("driver_pid", 0) > 0 &&
+               status("later").value("status", "") == "PENDING" && sleeper_pid > 0 &&
+               job({"logs", "counter"}).out.size() > 200;
+      },
+      milliseconds(15000)));
+
+  const HeadProcess head = FindHead(c);
+  ASSERT_GT(head.pid, 0);
+  ASSERT_EQ(::kill(head.pid, SIGKILL), 0);
+  ASSERT_TRUE(Eventually([&] { return !IsProcessAlive(head.pid); }, milliseconds(5000)));
+  std::this_thread::sleep_for(milliseconds(2500));  // "quick" ends while no head runs
+  auto r = c.Orrery({"start", "--head", "--resume", "--temp-dir", c.root()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+
+  json counter;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        counter = status("counter");
+        return counter.value("status", "") == "SUCCEEDED";
+      },
+      milliseconds(60000)))
+      << counter.dump();
+  const std::string log = job({"logs", "counter"}).out;
+  if (log != expected) {
+    size_t at = 0;
+    while (at < log.size() && at < expected.size() && log[at] == expected[at]) ++at;
+    const size_t from = expected.rfind('\n', at == 0 ? 0 : at - 1);
+    FAIL() << "the log of a job that printed through the head's crash differs from line "
+           << std::count(expected.begin(), expected.begin() + at, '\n') + 1 << ": expected '"
+           << expected.substr(from == std::string::npos ? 0 : from + 1, 40) << "...', got '"
+           << log.substr(from == std::string::npos ? 0 : from + 1, 80) << "...' (" << log.size()
+           << " of " << expected.size() << " bytes)";
+  }
+
+  const json quick = status("quick");
+  EXPECT_EQ(quick.value("status", ""), "FAILED") << quick.dump();
+  EXPECT_EQ(quick.value("driver_exit_code", -1), 7) << quick.dump();
+  EXPECT_EQ(job({"logs", "quick"}).out, "quick start\nquick end\n");
+  json later;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        later = status("later");
+        return later.value("status", "") == "SUCCEEDED";
+      },
+      milliseconds(20000)))
+      << "a job that waited for a slot through the restart: " << later.dump();
+  EXPECT_EQ(job({"logs", "later"}).out, "later\n");
+
+  const json sleeper = status("sleeper");
+  EXPECT_EQ(sleeper.value("status", ""), "RUNNING") << sleeper.dump();
+  EXPECT_EQ(sleeper.value("driver_pid", 0), sleeper_pid) << "the driver was restarted";
+  EXPECT_TRUE(IsProcessAlive(sleeper_pid));
+  auto stop = job({"stop", "sleeper"});
+  ASSERT_EQ(stop.exit_code, 0) << stop.out << stop.err;
+  EXPECT_EQ(status("sleeper").value("status", ""), "STOPPED");
+  EXPECT_TRUE(Eventually([&] { return ::kill(-sleeper_pid, 0) != 0; }, milliseconds(10000)))
+      << "the stopped driver's process group still exists";
+  EXPECT_EQ(job({"logs", "sleeper"}).out, "sleeping\n");
 }
 
 // A clean stop clears the state: the next head of the same temp dir (a new session) starts

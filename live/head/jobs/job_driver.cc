@@ -20,6 +20,9 @@ namespace {
 constexpr size_t kTailBytes = 4096;  // output kept for the failure message
 // How long a stopped job waits for its driver to be gone (the node's grace period is 3 s).
 constexpr milliseconds kStopWait{10000};
+// --- head fault tolerance: how often a driver whose stream broke is reattached (until its node
+// is declared dead).
+constexpr milliseconds kReattachEvery{500};
 
 int64_t UnixMs() {
   return std::chrono::duration_cast<milliseconds>(
@@ -80,6 +83,11 @@ class DriverRun::Reader : public grpc::ClientReadReactor<v1::RunTaskReply> {
     StartRead(&m_);
     StartCall();
   }
+  void Begin(grpc::ClientContext* ctx, const v1::ReattachTaskRequest* req) {
+    stub_->async()->ReattachTask(ctx, req, this);
+    StartRead(&m_);
+    StartCall();
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) return;  // OnDone follows
@@ -89,9 +97,15 @@ class DriverRun::Reader : public grpc::ClientReadReactor<v1::RunTaskReply> {
       });
     } else if (m_.has_stdout_chunk() || m_.has_stderr_chunk()) {
       // The driver's environment holds the cluster token: it never reaches the log.
-      const std::string chunk =
-          redactor_.Feed(m_.has_stdout_chunk() ? m_.stdout_chunk() : m_.stderr_chunk());
-      if (auto s = run_->log_->Append(chunk); !s.ok()) {
+      const std::string& raw = m_.has_stdout_chunk() ? m_.stdout_chunk() : m_.stderr_chunk();
+      const std::string chunk = redactor_.Feed(raw);
+      // What the log holds of the node's output count (bytes the redactor holds back are not
+      // in it yet): a restarted head asks from there.
+      const uint64_t end = m_.output_offset() + raw.size();
+      auto s = m_.has_output_offset()
+                   ? run_->log_->Append(chunk, end - std::min<uint64_t>(end, redactor_.held()))
+                   : run_->log_->Append(chunk);
+      if (!s.ok()) {
         std::cerr << "[head] job " << run_->id_ << ": " << s.message() << std::endl;
       }
       tail_ += chunk;
@@ -106,7 +120,10 @@ class DriverRun::Reader : public grpc::ClientReadReactor<v1::RunTaskReply> {
   }
 
   void OnDone(const grpc::Status& s) override {
-    if (const std::string rest = redactor_.Flush(); !rest.empty()) {
+    // A stream that broke is reattached from the log's source offset, which leaves out what the
+    // redactor holds: those bytes come again.
+    const bool reattach = !exited_ && s.error_code() == grpc::StatusCode::UNAVAILABLE;
+    if (const std::string rest = redactor_.Flush(); !rest.empty() && !reattach) {
       (void)run_->log_->Append(rest);
       tail_ += rest;
     }
@@ -178,7 +195,52 @@ void DriverRun::Cancel(v1::JobStatus status, const std::string& message) {
   canceled_ = true;
   cancel_status_ = status;
   cancel_message_ = message;
+  if (call_ && driver_started_ && status != v1::JOB_STATUS_FAILED) {
+    // The driver outlives its stream (detachable): the node is asked to end it, and its exit
+    // comes through the stream. A head that stops cleanly does not wait for it.
+    if (status == v1::JOB_STATUS_UNSPECIFIED) {
+      StopDriver("the head is stopping", nullptr);
+      call_->TryCancel();
+      return;
+    }
+    StopDriver(message, [self = shared_from_this()] {
+      // The exit did not come (the node did not answer, or the process outlived the node's
+      // grace period): end the stream, WaitStopped bounds the rest.
+      self->PostToLoopAfter(kStopWait, [self] {
+        if (!self->finished_ && self->call_) self->call_->TryCancel();
+      });
+    });
+    return;
+  }
   if (call_) call_->TryCancel();
+}
+
+void DriverRun::StopDriver(const std::string& why, std::function<void()> then) {
+  if (stop_sent_ || address_.empty()) {
+    if (then) then();
+    return;
+  }
+  stop_sent_ = true;
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::StopTaskRequest req;
+    v1::StopTaskReply rep;
+    std::shared_ptr<v1::NodeService::Stub> stub;
+  };
+  auto* c = new Call;
+  AttachToken(&c->ctx, context_->token);
+  c->ctx.set_deadline(std::chrono::system_clock::now() + milliseconds(2000));
+  c->req.set_task_id(lreq_.task_id());
+  c->req.set_reason(why);
+  c->stub = NodeStub(address_);
+  context_->CallStarted();
+  c->stub->async()->StopTask(&c->ctx, &c->req, &c->rep,
+                             [c, self = shared_from_this(), then = std::move(then)](grpc::Status) {
+                               delete c;
+                               auto context = self->context_;
+                               if (then) self->PostToLoop(then);
+                               context->CallEnded();
+                             });
 }
 
 void DriverRun::Kick(const std::string& address) {
@@ -251,7 +313,7 @@ void DriverRun::OnLeaseReply(const grpc::Status& s) {
   switch (reply.outcome_case()) {
     case v1::RequestWorkerLeaseReply::kGranted:
       node_id_ = reply.granted().node_id();
-      events_.on_running(node_id_);
+      events_.on_running(node_id_, lreq_.task_id());
       return StartDriver();
     case v1::RequestWorkerLeaseReply::kSpillback:
     case v1::RequestWorkerLeaseReply::kRejected: {
@@ -332,6 +394,8 @@ void DriverRun::StartDriver() {
   rreq_.set_runtime_env_json(info_.runtime_env_json());
   rreq_.set_job_id(id_);
   rreq_.set_name("driver");
+  rreq_.set_detachable(true);  // --- head fault tolerance: the driver outlives the head
+  driver_started_ = true;
   call_ = std::make_unique<grpc::ClientContext>();
   AttachToken(call_.get(), context_->token);
   call_address_ = address_;
@@ -340,10 +404,56 @@ void DriverRun::StartDriver() {
   reader->Begin(call_.get(), &rreq_);
 }
 
+std::shared_ptr<DriverRun> DriverRun::Resume(std::shared_ptr<DriverContext> context,
+                                             v1::JobInfo info, std::shared_ptr<JobLog> log,
+                                             DriverEvents events) {
+  auto run = std::make_shared<DriverRun>(std::move(context), std::move(info), std::move(log),
+                                         std::move(events));
+  run->lreq_.set_task_id(run->info_.driver_task_id());
+  run->node_id_ = run->info_.driver_node_id();
+  run->driver_started_ = true;
+  run->resumed_ = true;
+  run->Reattach();
+  return run;
+}
+
+// --- head fault tolerance: the driver's stream again, from what the log holds.
+void DriverRun::Reattach() {
+  if (canceled_) {
+    if (cancel_status_ == v1::JOB_STATUS_FAILED) return Finish(v1::JOB_STATUS_FAILED, "");
+    return StopDriver(cancel_message_, [self = shared_from_this()] {
+      self->WaitStopped(std::chrono::steady_clock::now() + kStopWait);
+    });
+  }
+  const std::string address = context_->node_address(node_id_);
+  if (address.empty()) {
+    return Finish(v1::JOB_STATUS_FAILED,
+                  "lost the driver: its node " + node_id_ + " is not alive" +
+                      (resumed_ ? " (the head restarted while the job was running)" : ""));
+  }
+  address_ = address;
+  areq_.set_task_id(lreq_.task_id());
+  areq_.set_output_offset(log_->source_offset());
+  call_ = std::make_unique<grpc::ClientContext>();
+  AttachToken(call_.get(), context_->token);
+  call_address_ = address_;
+  context_->CallStarted();
+  auto* reader = new Reader(shared_from_this(), NodeStub(address_));  // deletes itself
+  reader->Begin(call_.get(), &areq_);
+}
+
 void DriverRun::OnDriverDone(const grpc::Status& s, bool exited, int exit_code, int signal,
                              const std::string& node_error, const std::string& tail) {
   call_.reset();
+  tail_ += tail;
+  if (tail_.size() > kTailBytes) tail_.erase(0, tail_.size() - kTailBytes);
   if (!exited) {
+    if (!canceled_ && s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      // The stream broke but the driver runs on in its node (detachable): read it again until
+      // the node is declared dead (OnNodeDead cancels this run).
+      PostToLoopAfter(kReattachEvery, [self = shared_from_this()] { self->Reattach(); });
+      return;
+    }
     if (canceled_) {
       // The node got the cancellation and stops the driver (SIGTERM, then SIGKILL after its
       // grace period): report STOPPED once the task table shows it ended (bounded).
@@ -354,8 +464,13 @@ void DriverRun::OnDriverDone(const grpc::Status& s, bool exited, int exit_code, 
     }
     // The stream ended without an exit: the node went away, or refused to start the driver
     // (then its lease is still granted there: give it back, best effort).
-    const bool lost = s.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                      s.error_code() == grpc::StatusCode::CANCELLED;
+    if (resumed_ || s.error_code() == grpc::StatusCode::NOT_FOUND) {
+      return Finish(v1::JOB_STATUS_FAILED,
+                    "lost the driver on node " + node_id_ +
+                        (resumed_ ? " (the head restarted while the job was running)" : "") + ": " +
+                        s.error_message());
+    }
+    const bool lost = s.error_code() == grpc::StatusCode::CANCELLED;
     if (!lost) ReturnLease(address_);
     return Finish(v1::JOB_STATUS_FAILED,
                   (lost ? "lost the driver on node " : "the driver could not start on node ") +
@@ -366,7 +481,7 @@ void DriverRun::OnDriverDone(const grpc::Status& s, bool exited, int exit_code, 
   if (!node_error.empty()) return Finish(v1::JOB_STATUS_FAILED, node_error, exit_code);
   std::string message = "entrypoint exited with code " + std::to_string(exit_code);
   if (signal > 0) message += " (killed by signal " + std::to_string(signal) + ")";
-  const std::string last = LastLines(tail, 10);
+  const std::string last = LastLines(tail_, 10);
   if (!last.empty()) message += ", last output:\n" + last;
   Finish(v1::JOB_STATUS_FAILED, message, exit_code);
 }

@@ -7,14 +7,22 @@
 //   2. RequestWorkerLease with the entrypoint resources, following spillbacks (held while
 //      queued; rejections retried with a backoff; 20 errors in a row fail the run);
 //   3. RunTask `/bin/sh -c ENTRYPOINT` on the leased node (job_id, name "driver", the runtime env,
-//      ORRERY_ADDRESS / ORRERY_TOKEN / ORRERY_JOB_ID / ORRERY_JOB_RUNTIME_ENV). The output stream
-//      is read one message at a time (gRPC flow control holds the rest on the node, whose buffer
-//      is bounded, live/node/task_output.h) and appended to the job's JobLog on the gRPC thread that
-//      read it; the loop sees no output.
+//      ORRERY_ADDRESS / ORRERY_TOKEN / ORRERY_JOB_ID / ORRERY_JOB_RUNTIME_ENV), detachable: the
+//      driver outlives the head (live/node/task_stream.h). The output stream is read one message
+//      at a time (gRPC flow control holds the rest on the node, whose buffer is bounded,
+//      live/node/task_output.h) and appended to the job's JobLog on the gRPC thread that read it,
+//      with the node's byte count (JobLog::source_offset); the loop sees no output.
+//   --- head fault tolerance: Resume (a restarted head, for a job found RUNNING) starts at
+//   ReattachTask(driver_task_id, the log's source offset) on the driver's node, which sends the
+//   output the log misses, then the rest. A stream that breaks without an exit while the node
+//   lives (UNAVAILABLE) is reattached the same way every kReattachEvery, until the node is
+//   declared dead (OnNodeDead cancels the run: FAILED).
 // Outcome (`on_finished`, once): exit 0 -> SUCCEEDED; exit N -> FAILED "entrypoint exited with
 // code N, last output: ..."; lease canceled -> FAILED with the node's reason; Cancel(STOPPED)
-// -> STOPPED once the task table shows the driver ended (at most kStopWait); Cancel(FAILED) (its
-// node died) -> FAILED; Cancel(UNSPECIFIED) (the head stops) -> nothing is reported.
+// -> StopTask to the node (SIGTERM, SIGKILL after its grace), STOPPED once the exit arrives or
+// the task table shows the driver ended (at most kStopWait); Cancel(FAILED) (its node died) ->
+// FAILED; Cancel(UNSPECIFIED) (the head stops cleanly) -> StopTask, nothing is reported. A head
+// that crashes sends nothing: its drivers run on.
 //
 // Threading: Start/Cancel/Kick on the loop. Callbacks are posted to the loop; after the
 // context's `stopping` is set they touch nothing but the run itself. WaitIdle (any thread but
@@ -44,6 +52,8 @@ struct DriverContext {
   std::string token;
   std::function<std::string()> entry_address;                  // loop: first node to ask
   std::function<bool(const std::string& task_id)> task_ended;  // loop: task table says ended
+  // loop: the NodeService address of an alive (or restored) node; empty if unknown or dead.
+  std::function<std::string(const std::string& node_id)> node_address;
 
   // Set by the manager's Shutdown: runs stop reporting.
   std::atomic<bool> stopping{false};
@@ -61,7 +71,7 @@ struct DriverContext {
 
 // What a run tells its owner, on the loop (never after the context's `stopping`).
 struct DriverEvents {
-  std::function<void(const std::string& node_id)> on_running;
+  std::function<void(const std::string& node_id, const std::string& task_id)> on_running;
   std::function<void(int pid)> on_pid;
   std::function<void(v1::JobStatus status, const std::string& message, int exit_code)> on_finished;
 };
@@ -71,6 +81,10 @@ class DriverRun : public std::enable_shared_from_this<DriverRun> {
   // Starts step 1. REQUIRES: on the loop; `log` is the job's log (closed by the owner).
   static std::shared_ptr<DriverRun> Start(std::shared_ptr<DriverContext> context, v1::JobInfo info,
                                           std::shared_ptr<JobLog> log, DriverEvents events);
+  // --- head fault tolerance: a RUNNING job's driver (info.driver_node_id, driver_task_id) that
+  // an earlier head started: reattaches to it. REQUIRES: on the loop.
+  static std::shared_ptr<DriverRun> Resume(std::shared_ptr<DriverContext> context, v1::JobInfo info,
+                                           std::shared_ptr<JobLog> log, DriverEvents events);
   // Cancels the call in flight (and any later step). `status` decides the outcome: STOPPED,
   // FAILED (with `message`) or UNSPECIFIED (nothing reported). First cancellation wins.
   void Cancel(v1::JobStatus status, const std::string& message);
@@ -87,6 +101,9 @@ class DriverRun : public std::enable_shared_from_this<DriverRun> {
   void RequestLease(const std::string& address);
   void OnLeaseReply(const grpc::Status& s);
   void StartDriver();
+  void Reattach();
+  // Asks the driver's node to end it (best effort, bounded); `then` runs on the loop after.
+  void StopDriver(const std::string& why, std::function<void()> then);
   void OnDriverDone(const grpc::Status& s, bool exited, int exit_code, int signal,
                     const std::string& node_error, const std::string& tail);
   void WaitStopped(std::chrono::steady_clock::time_point deadline);
@@ -119,6 +136,11 @@ class DriverRun : public std::enable_shared_from_this<DriverRun> {
   std::string call_address_;
   std::unique_ptr<v1::RequestWorkerLeaseReply> lrep_;
   v1::RunTaskRequest rreq_;
+  v1::ReattachTaskRequest areq_;
+  bool driver_started_ = false;  // RunTask was sent (or the run resumed): the driver may run
+  bool resumed_ = false;         // started by Resume (an earlier head started the driver)
+  std::string tail_;             // the driver's last output, over its streams
+  bool stop_sent_ = false;
 };
 
 }  // namespace orrery::live

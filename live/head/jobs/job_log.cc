@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
@@ -32,10 +33,42 @@ JobLog::JobLog(std::string path, JobLogOptions options)
          fs::exists(path_ + "." + std::to_string(rotations_ + 1), ec)) {
     ++rotations_;
   }
+  if (FILE* f = std::fopen((path_ + ".src").c_str(), "re")) {
+    unsigned long long v = 0;
+    if (std::fscanf(f, "%llu", &v) == 1) source_offset_ = v;
+    std::fclose(f);
+  }
 }
 
 JobLog::~JobLog() {
   if (fd_ >= 0) ::close(fd_);
+  if (src_fd_ >= 0) ::close(src_fd_);
+}
+
+Status JobLog::Append(std::string_view data, uint64_t source_end) {
+  Status s = Append(data);
+  std::lock_guard<std::mutex> l(mu_);
+  if (closed_ || !s.ok()) return s;
+  if (src_fd_ < 0) {
+    src_fd_ = ::open((path_ + ".src").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (src_fd_ < 0) {
+      return Status(StatusCode::kUnavailable, "open " + path_ + ".src: " + std::strerror(errno));
+    }
+  }
+  // Fixed width: one pwrite replaces the whole value.
+  char buf[24];
+  const int n =
+      std::snprintf(buf, sizeof buf, "%020llu\n", static_cast<unsigned long long>(source_end));
+  if (::pwrite(src_fd_, buf, static_cast<size_t>(n), 0) != n) {
+    return Status(StatusCode::kUnavailable, "write " + path_ + ".src: " + std::strerror(errno));
+  }
+  source_offset_ = source_end;
+  return s;
+}
+
+uint64_t JobLog::source_offset() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return source_offset_;
 }
 
 std::string JobLog::FileOf(uint64_t segment) const {
@@ -203,7 +236,8 @@ StatusOr<JobLog::Range> JobLog::Tail(int lines, size_t limit) const {
 void JobLog::Remove() {
   std::lock_guard<std::mutex> l(mu_);
   if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
+  if (src_fd_ >= 0) ::close(src_fd_);
+  fd_ = src_fd_ = -1;
   closed_ = true;
   RemoveFiles(path_, options_.backups);
 }
@@ -211,6 +245,7 @@ void JobLog::Remove() {
 void JobLog::RemoveFiles(const std::string& path, int backups) {
   std::error_code ec;
   fs::remove(path, ec);
+  fs::remove(path + ".src", ec);
   for (int i = 1; i <= backups + 1; ++i) fs::remove(path + "." + std::to_string(i), ec);
 }
 

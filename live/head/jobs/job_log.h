@@ -49,6 +49,14 @@ class JobLog {
   // Appends, rotating at max_bytes. Dropped after Close(). Unavailable on a write error (the
   // bytes are dropped, the log stays usable).
   Status Append(std::string_view data);
+  // --- head fault tolerance: as Append, and then records that the log now holds the driver's
+  // output up to byte `source_end` as the node counts it (RunTaskReply.output_offset, before
+  // redaction), in <path>.src beside the log. A restarted head asks the node for the output
+  // from source_offset() on: written after the bytes, a crash between the two repeats at most
+  // this append and never loses one.
+  Status Append(std::string_view data, uint64_t source_end);
+  // What the last Append(data, source_end) recorded (also by an earlier head); 0 if none.
+  uint64_t source_offset() const;
   // No more appends; waiters run. Idempotent.
   void Close();
   bool closed() const;
@@ -83,6 +91,8 @@ class JobLog {
   const JobLogOptions options_;
   mutable std::mutex mu_;
   int fd_ = -1;             // the current file, opened on first append
+  int src_fd_ = -1;         // <path>.src, opened on the first Append(data, source_end)
+  uint64_t source_offset_ = 0;
   uint64_t rotations_ = 0;  // files rotated away (segments before the current one)
   uint64_t current_ = 0;    // bytes in the current file
   bool closed_ = false;

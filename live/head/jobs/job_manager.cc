@@ -159,7 +159,8 @@ Status ValidateSubmitJob(const v1::SubmitJobRequest& req) {
 
 StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
     JobManagerOptions options, EventLoop* loop, std::function<std::string()> entry_address,
-    std::function<bool(const std::string&)> task_ended) {
+    std::function<bool(const std::string&)> task_ended,
+    std::function<std::string(const std::string&)> node_address) {
   if (options.log_dir.empty()) return InvalidArgument("log_dir: empty");
   std::error_code ec;
   fs::create_directories(options.log_dir, ec);
@@ -175,10 +176,24 @@ StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
   auto jobs = (*store)->LoadAll();
   if (!jobs.ok()) return jobs.status();
   std::unique_ptr<JobManager> m(new JobManager(std::move(options), loop, std::move(*store),
-                                               std::move(entry_address), std::move(task_ended)));
+                                               std::move(entry_address), std::move(task_ended),
+                                               std::move(node_address)));
   // Not on the loop yet: nobody else can see jobs_ before Create returns.
   for (auto& info : *jobs) {
-    if (!IsTerminal(info.status())) {
+    const std::string& id = info.submission_id();
+    const bool resume = m->options_.resume && !IsTerminal(info.status());
+    if (resume && info.status() == v1::JOB_STATUS_RUNNING && !info.driver_task_id().empty() &&
+        !info.driver_node_id().empty()) {
+      m->to_resume_.push_back(id);  // --- head fault tolerance: its driver is reattached
+    } else if (resume && info.status() == v1::JOB_STATUS_PENDING) {
+      // Its driver never started (a lease granted to the dead head goes back unused): it
+      // waits for a slot again, in submission order.
+      info.clear_driver_node_id();
+      info.clear_driver_task_id();
+      info.set_message("waiting for the driver's lease (the head restarted)");
+      m->store_->Put(info);
+      m->waiting_.push_back(id);
+    } else if (!IsTerminal(info.status())) {
       info.set_status(v1::JOB_STATUS_FAILED);
       info.set_message("the head restarted while the job was running");
       info.set_end_unix_ms(UnixMs());
@@ -186,17 +201,21 @@ StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
     }
     Job j;
     j.info = info;
-    j.log = std::make_shared<JobLog>(m->LogPath(info.submission_id()), m->options_.log);
-    j.log->Close();  // terminal: read only
-    m->jobs_.emplace(info.submission_id(), std::move(j));
+    j.log = std::make_shared<JobLog>(m->LogPath(id), m->options_.log);
+    if (IsTerminal(info.status())) j.log->Close();  // read only
+    m->jobs_.emplace(id, std::move(j));
   }
+  std::stable_sort(m->waiting_.begin(), m->waiting_.end(), [&](const auto& a, const auto& b) {
+    return m->jobs_.at(a).info.start_unix_ms() < m->jobs_.at(b).info.start_unix_ms();
+  });
   if (!m->jobs_.empty()) Log("job store: " + std::to_string(m->jobs_.size()) + " job(s) loaded");
   return m;
 }
 
 JobManager::JobManager(JobManagerOptions options, EventLoop* loop, std::unique_ptr<JobStore> store,
                        std::function<std::string()> entry_address,
-                       std::function<bool(const std::string&)> task_ended)
+                       std::function<bool(const std::string&)> task_ended,
+                       std::function<std::string(const std::string&)> node_address)
     : options_(std::move(options)),
       loop_(loop),
       store_(std::move(store)),
@@ -206,6 +225,31 @@ JobManager::JobManager(JobManagerOptions options, EventLoop* loop, std::unique_p
   drivers_->token = options_.token;
   drivers_->entry_address = std::move(entry_address);
   drivers_->task_ended = std::move(task_ended);
+  drivers_->node_address = std::move(node_address);
+}
+
+void JobManager::ResumeJobs() {
+  for (const std::string& id : to_resume_) {
+    Job& j = jobs_.at(id);
+    ++running_;
+    Log("job " + id + ": reattaching to its driver (task " + j.info.driver_task_id() + " on " +
+        j.info.driver_node_id() + ") from output byte " + std::to_string(j.log->source_offset()));
+    j.run = DriverRun::Resume(drivers_, j.info, j.log, EventsOf(id));
+  }
+  to_resume_.clear();
+  StartWaiting();
+}
+
+DriverEvents JobManager::EventsOf(const std::string& id) {
+  DriverEvents ev;
+  ev.on_running = [this, id](const std::string& node, const std::string& task) {
+    OnRunning(id, node, task);
+  };
+  ev.on_pid = [this, id](int pid) { OnPid(id, pid); };
+  ev.on_finished = [this, id](v1::JobStatus st, const std::string& msg, int code) {
+    OnFinished(id, st, msg, code);
+  };
+  return ev;
 }
 
 JobManager::~JobManager() { Shutdown(); }
@@ -271,13 +315,7 @@ void JobManager::StartRun(const std::string& id) {
     j.info.set_message("waiting for the driver's lease");
     Persist(j);
   }
-  DriverEvents ev;
-  ev.on_running = [this, id](const std::string& node) { OnRunning(id, node); };
-  ev.on_pid = [this, id](int pid) { OnPid(id, pid); };
-  ev.on_finished = [this, id](v1::JobStatus st, const std::string& msg, int code) {
-    OnFinished(id, st, msg, code);
-  };
-  j.run = DriverRun::Start(drivers_, j.info, j.log, std::move(ev));
+  j.run = DriverRun::Start(drivers_, j.info, j.log, EventsOf(id));
 }
 
 StatusOr<v1::JobInfo> JobManager::Get(const std::string& id) const {
@@ -423,11 +461,13 @@ void JobManager::Shutdown() {
 // ---- loop side of a run
 // --------------------------------------------------------------------------
 
-void JobManager::OnRunning(const std::string& id, const std::string& node_id) {
+void JobManager::OnRunning(const std::string& id, const std::string& node_id,
+                           const std::string& task_id) {
   auto it = jobs_.find(id);
   if (it == jobs_.end() || shutting_down_ || IsTerminal(it->second.info.status())) return;
   it->second.info.set_status(v1::JOB_STATUS_RUNNING);
   it->second.info.set_driver_node_id(node_id);
+  it->second.info.set_driver_task_id(task_id);
   it->second.info.set_message("the driver runs on node " + node_id);
   Persist(it->second);
   Log("job " + id + " is running on " + node_id);

@@ -12,7 +12,11 @@
 //   lease canceled (e.g. runtime env setup failed) -> FAILED with the node's reason;
 //   Stop -> the run cancels its call (the node kills the driver's process group) -> STOPPED;
 //   a waiting job is STOPPED at once; the driver's node dies -> FAILED "the driver's node X died".
-// Jobs found PENDING/RUNNING at load (the previous head went away) become FAILED.
+// Jobs found PENDING/RUNNING at load (the previous head went away): when this head took the
+// cluster over (--- head fault tolerance: `resume`, the head store restored its nodes), a
+// RUNNING job's driver is reattached (DriverRun::Resume: its output continues the log from the
+// byte it stopped at) and a PENDING one waits for a driver slot again; otherwise, or for a
+// RUNNING job whose driver's task is not known, they become FAILED.
 //
 // Threading (STYLE rule 13): the head's loop owns the job table; every method except Create and
 // Shutdown must be called on that loop. Runs post what happens to the loop; output is written
@@ -44,6 +48,8 @@ struct JobManagerOptions {
   std::string head_address;  // HOST:PORT given to drivers as ORRERY_ADDRESS
   std::string token;         // the cluster token (RPCs, and ORRERY_TOKEN of drivers)
   JobLogOptions log;         // per-job log cap and rotation [100 MiB x (1 + 2 backups)]
+  // --- head fault tolerance: the head took over a running cluster (see the header comment).
+  bool resume = false;
   // Drivers leasing or running at once; later jobs wait PENDING, FIFO. REQUIRES: > 0.
   // [16]: a driver is a process on a node plus its tasks; on a 2-core head machine 16 drivers
   // already share the CPUs 8 ways, and the limit bounds the head's streams and open files.
@@ -72,9 +78,14 @@ class JobManager {
   // ended (its process exited): a stopped job becomes STOPPED once its driver is gone (at most
   // kStopWait later).
   // REQUIRES: `loop` outlives the manager; called from any thread but the loop's.
+  // `node_address` runs on `loop`: an alive node's NodeService address, empty if unknown/dead.
   static StatusOr<std::unique_ptr<JobManager>> Create(
       JobManagerOptions options, EventLoop* loop, std::function<std::string()> entry_address,
-      std::function<bool(const std::string& task_id)> task_ended);
+      std::function<bool(const std::string& task_id)> task_ended,
+      std::function<std::string(const std::string& node_id)> node_address);
+  // --- head fault tolerance: reattaches the drivers of the RUNNING jobs found at load and starts
+  // the PENDING ones (options.resume). REQUIRES: on the loop, once, after Create.
+  void ResumeJobs();
   // REQUIRES: Shutdown() was called.
   ~JobManager();
 
@@ -102,9 +113,9 @@ class JobManager {
   void OnNodeDead(const std::string& node_id, const std::string& address);
 
   // ---- controlling thread, before the loop stops ----
-  // Cancels every run's call (their jobs stay RUNNING in the store: the next head marks them
-  // FAILED), closes the logs (followers end), waits (at most 5 s) until no call is in flight and
-  // flushes the store. Idempotent.
+  // Cancels every run's call and asks the nodes to end the drivers (their jobs stay RUNNING in
+  // the store: the next head marks them FAILED), closes the logs (followers end), waits (at
+  // most 5 s) until no call is in flight and flushes the store. Idempotent.
   void Shutdown();
 
  private:
@@ -116,14 +127,16 @@ class JobManager {
 
   JobManager(JobManagerOptions options, EventLoop* loop, std::unique_ptr<JobStore> store,
              std::function<std::string()> entry_address,
-             std::function<bool(const std::string&)> task_ended);
+             std::function<bool(const std::string&)> task_ended,
+             std::function<std::string(const std::string&)> node_address);
   std::string LogPath(const std::string& id) const;
   void Persist(const Job& j) { store_->Put(j.info); }
   // Starts waiting jobs while fewer than max_running_jobs run.
   void StartWaiting();
   void StartRun(const std::string& id);
   // What a run posts back.
-  void OnRunning(const std::string& id, const std::string& node_id);
+  void OnRunning(const std::string& id, const std::string& node_id, const std::string& task_id);
+  DriverEvents EventsOf(const std::string& id);
   void OnPid(const std::string& id, int pid);
   void OnFinished(const std::string& id, v1::JobStatus status, const std::string& message,
                   int exit_code);
@@ -137,6 +150,7 @@ class JobManager {
   std::map<std::string, Job> jobs_;
   std::deque<std::string> waiting_;  // PENDING jobs without a run, FIFO
   int running_ = 0;                  // jobs with a run
+  std::vector<std::string> to_resume_;  // RUNNING at load, resumable (ResumeJobs)
   bool shutting_down_ = false;
   std::atomic<bool> shut_down_{false};
 };

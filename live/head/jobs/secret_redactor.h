@@ -45,6 +45,8 @@ class SecretRedactor {
   }
   // What was held back (the stream ended without the rest of the secret).
   std::string Flush() { return std::exchange(buf_, std::string()); }
+  // Bytes fed but not yet emitted (a possible start of the secret).
+  size_t held() const { return buf_.size(); }
 
  private:
   std::string secret_, replacement_, buf_;
