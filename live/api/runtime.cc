@@ -1379,13 +1379,10 @@ class Runtime {
     // grant and the attach (the node unreachable, "the node ended the lease", or its worker
     // killed by SIGTERM/SIGKILL as the node shut down) failed every call waiting in its class
     // (696 of 1,000 tasks in one run). That is a lost lease, as when a worker dies later: the
-    // class asks for another one. A worker that exits by itself (a bad library, a crash) still
-    // fails the calls.
-    const std::string why(s.message());
-    const bool lost = address.ok() && (s.code() == StatusCode::kUnavailable ||
-                      (s.code() == StatusCode::kFailedPrecondition &&
-                       (why.find("exited (signal 15)") != std::string::npos ||
-                        why.find("exited (signal 9)") != std::string::npos)));
+    // class asks for another one. The node says so with UNAVAILABLE (a worker killed by
+    // SIGTERM/SIGKILL before it was ready, live/worker/worker.cc); a worker that exits by itself
+    // (a bad library, a crash) is FAILED_PRECONDITION and still fails the calls.
+    const bool lost = address.ok() && s.code() == StatusCode::kUnavailable;
     std::vector<std::shared_ptr<Link>> to_write;
     {
       std::lock_guard<std::mutex> l(mu_);

@@ -246,7 +246,11 @@ void ApiWorkerPool::OnExit(pid_t pid, int code, int sig) {
                                    : "code " + std::to_string(code)) +
                           ")";
   if (w.on_ready) {
-    w.on_ready(Status(StatusCode::kFailedPrecondition, why));
+    // Killed from outside (SIGTERM/SIGKILL: the node shutting down, an operator, the OOM
+    // killer) before it was ready: the lease is lost, not the worker's fault (UNAVAILABLE, the
+    // owner asks for another). Any other end is the worker's own failure (FAILED_PRECONDITION).
+    const bool killed = sig == SIGTERM || sig == SIGKILL;
+    w.on_ready(Status(killed ? StatusCode::kUnavailable : StatusCode::kFailedPrecondition, why));
   } else if (w.on_died) {
     w.on_died(why);
   }
