@@ -295,20 +295,26 @@ TEST(HeadFaultToleranceTest, DetachableTaskOutlivesItsCallerAndReplaysFromAnOffs
     got.status = r->Finish();
   };
 
-  // 1. Started, first output read, caller gone: the task runs on.
-  ASSERT_TRUE(lease("drv").ok());
-  v1::RunTaskRequest run;
-  run.set_task_id("drv");
-  run.set_detachable(true);
-  for (const char* a : {"/bin/sh", "-c", "printf aaaa; sleep 0.5; echo bbbb; exec sleep 60"}) {
-    run.add_argv(a);
-  }
-  Read first;
-  {
+  // Leases `id` and starts `script` detachable; reads its stream until `until`, then goes away.
+  auto start = [&](const std::string& id, const std::string& script,
+                   const std::function<bool(const Read&)>& until) {
+    Read got;
+    EXPECT_TRUE(lease(id).ok());
+    v1::RunTaskRequest run;
+    run.set_task_id(id);
+    run.set_detachable(true);
+    for (const std::string& a : {std::string("/bin/sh"), std::string("-c"), script}) {
+      run.add_argv(a);
+    }
     auto ctx = context();
     auto r = stub->RunTask(ctx.get(), run);
-    read(r.get(), ctx.get(), first, 0, [](const Read& g) { return g.out == "aaaa"; });
-  }
+    read(r.get(), ctx.get(), got, 0, until);
+    return got;
+  };
+
+  // 1. Started, first output read, caller gone: the task runs on.
+  const Read first = start("drv", "printf aaaa; sleep 0.5; echo bbbb; exec sleep 60",
+                           [](const Read& g) { return g.out == "aaaa"; });
   ASSERT_GT(first.pid, 0);
   ASSERT_EQ(first.out, "aaaa");
   std::this_thread::sleep_for(milliseconds(1000));  // "bbbb" is printed while nobody reads
@@ -366,19 +372,10 @@ TEST(HeadFaultToleranceTest, DetachableTaskOutlivesItsCallerAndReplaysFromAnOffs
   }
 
   // 5. 5,000,000 bytes while nobody reads: the last 4 MiB are kept, the rest is named.
-  ASSERT_TRUE(lease("big").ok());
-  v1::RunTaskRequest big;
-  big.set_task_id("big");
-  big.set_detachable(true);
-  for (const char* a : {"/bin/sh", "-c", "sleep 0.3; head -c 5000000 /dev/zero | tr '\\0' x"}) {
-    big.add_argv(a);
-  }
-  {
-    Read started;
-    auto ctx = context();
-    auto r = stub->RunTask(ctx.get(), big);
-    read(r.get(), ctx.get(), started, 0, [](const Read& g) { return g.pid > 0; });
-  }
+  ASSERT_GT(start("big", "sleep 0.3; head -c 5000000 /dev/zero | tr '\\0' x",
+                  [](const Read& g) { return g.pid > 0; })
+                .pid,
+            0);
   std::this_thread::sleep_for(milliseconds(2000));
   Read rest;
   v1::ReattachTaskRequest from0;

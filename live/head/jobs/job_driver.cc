@@ -48,6 +48,32 @@ std::shared_ptr<v1::NodeService::Stub> NodeStub(const std::string& address) {
   return v1::NodeService::NewStub(OpenChannel(address));
 }
 
+// A best-effort unary call to the node at `address` (a 2 s deadline), counted in the context's
+// calls in flight: `start(async stub, ctx, req, rep, callback)` starts it; `done` (may be empty)
+// runs on the gRPC thread once it ended, whatever the outcome.
+template <typename Req, typename Rep, typename Start>
+void BestEffortNodeCall(const std::shared_ptr<DriverContext>& context, const std::string& address,
+                        Req req, Start start, std::function<void()> done) {
+  struct Call {
+    grpc::ClientContext ctx;
+    Req req;
+    Rep rep;
+    std::shared_ptr<v1::NodeService::Stub> stub;
+  };
+  auto* c = new Call;
+  AttachToken(&c->ctx, context->token);
+  c->ctx.set_deadline(std::chrono::system_clock::now() + milliseconds(2000));
+  c->req = std::move(req);
+  c->stub = NodeStub(address);
+  context->CallStarted();
+  start(c->stub->async(), &c->ctx, &c->req, &c->rep,
+        [c, context, done = std::move(done)](grpc::Status) {
+          delete c;
+          if (done) done();
+          context->CallEnded();
+        });
+}
+
 }  // namespace
 
 // ---- context -------------------------------------------------------------------------------
@@ -221,26 +247,17 @@ void DriverRun::StopDriver(const std::string& why, std::function<void()> then) {
     return;
   }
   stop_sent_ = true;
-  struct Call {
-    grpc::ClientContext ctx;
-    v1::StopTaskRequest req;
-    v1::StopTaskReply rep;
-    std::shared_ptr<v1::NodeService::Stub> stub;
-  };
-  auto* c = new Call;
-  AttachToken(&c->ctx, context_->token);
-  c->ctx.set_deadline(std::chrono::system_clock::now() + milliseconds(2000));
-  c->req.set_task_id(lreq_.task_id());
-  c->req.set_reason(why);
-  c->stub = NodeStub(address_);
-  context_->CallStarted();
-  c->stub->async()->StopTask(&c->ctx, &c->req, &c->rep,
-                             [c, self = shared_from_this(), then = std::move(then)](grpc::Status) {
-                               delete c;
-                               auto context = self->context_;
-                               if (then) self->PostToLoop(then);
-                               context->CallEnded();
-                             });
+  v1::StopTaskRequest req;
+  req.set_task_id(lreq_.task_id());
+  req.set_reason(why);
+  std::function<void()> done;
+  if (then) done = [self = shared_from_this(), then = std::move(then)] { self->PostToLoop(then); };
+  BestEffortNodeCall<v1::StopTaskRequest, v1::StopTaskReply>(
+      context_, address_, std::move(req),
+      [](auto* async, auto* ctx, auto* rq, auto* rp, auto cb) {
+        async->StopTask(ctx, rq, rp, std::move(cb));
+      },
+      std::move(done));
 }
 
 void DriverRun::Kick(const std::string& address) {
@@ -357,23 +374,14 @@ void DriverRun::OnLeaseReply(const grpc::Status& s) {
 
 // Gives the driver's lease back to the node at `address` (best effort, bounded).
 void DriverRun::ReturnLease(const std::string& address) {
-  struct Call {
-    grpc::ClientContext ctx;
-    v1::ReturnWorkerLeaseRequest req;
-    v1::ReturnWorkerLeaseReply rep;
-    std::shared_ptr<v1::NodeService::Stub> stub;
-  };
-  auto* c = new Call;
-  AttachToken(&c->ctx, context_->token);
-  c->ctx.set_deadline(std::chrono::system_clock::now() + milliseconds(2000));
-  c->req.set_task_id(lreq_.task_id());
-  c->stub = NodeStub(address);
-  context_->CallStarted();
-  c->stub->async()->ReturnWorkerLease(&c->ctx, &c->req, &c->rep,
-                                      [c, context = context_](grpc::Status) {
-                                        delete c;
-                                        context->CallEnded();
-                                      });
+  v1::ReturnWorkerLeaseRequest req;
+  req.set_task_id(lreq_.task_id());
+  BestEffortNodeCall<v1::ReturnWorkerLeaseRequest, v1::ReturnWorkerLeaseReply>(
+      context_, address, std::move(req),
+      [](auto* async, auto* ctx, auto* rq, auto* rp, auto cb) {
+        async->ReturnWorkerLease(ctx, rq, rp, std::move(cb));
+      },
+      nullptr);
 }
 
 // 3. The driver: /bin/sh -c ENTRYPOINT on the leased node; its output is the job's log.
