@@ -342,6 +342,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   uint64_t detachable_seq_ = 0;
   static constexpr std::chrono::seconds kDetachedKeepAttached{60};
   static constexpr std::chrono::seconds kDetachedKeepDetached{3600};
+  static constexpr size_t kDetachedTrimAttached = size_t{1} << 20;
   void ForgetDetachableLater(const TaskId& task);
   static constexpr std::chrono::milliseconds kKillGrace{3000};  // --- jobs
 

@@ -185,8 +185,12 @@ void NodeDaemon::Impl::ForgetDetachableLater(const TaskId& task) {
   auto d = detachable_.find(task);
   if (d == detachable_.end()) return;
   const uint64_t seq = d->second.seq;
-  const auto keep = d->second.stream->attached() ? std::chrono::seconds(kDetachedKeepAttached)
-                                                 : std::chrono::seconds(kDetachedKeepDetached);
+  const bool attached = d->second.stream->attached();
+  // Its caller got the exit: keep only what may still be on its way there (memory per ended
+  // driver, over the minute it is kept).
+  if (attached) d->second.stream->Trim(kDetachedTrimAttached);
+  const auto keep = attached ? std::chrono::seconds(kDetachedKeepAttached)
+                             : std::chrono::seconds(kDetachedKeepDetached);
   loop_.PostAfter(keep, [this, task, seq] {
     auto d = detachable_.find(task);
     if (d != detachable_.end() && d->second.seq == seq) detachable_.erase(d);

@@ -32,10 +32,7 @@ void TaskStream::Push(v1::RunTaskReply m) {
     next_offset_ += n;
     kept_.push_back(m);
     kept_bytes_ += n;
-    while (kept_bytes_ > replay_bytes_ && !kept_.empty()) {
-      kept_bytes_ -= ChunkOf(kept_.front()).size();
-      kept_.pop_front();
-    }
+    TrimLocked(replay_bytes_);
   } else if (m.has_exit()) {
     exit_ = m;
   }
@@ -76,6 +73,18 @@ bool TaskStream::closed() const {
 uint64_t TaskStream::output_bytes() const {
   std::lock_guard<std::mutex> l(mu_);
   return next_offset_;
+}
+
+void TaskStream::Trim(size_t bytes) {
+  std::lock_guard<std::mutex> l(mu_);
+  TrimLocked(bytes);
+}
+
+void TaskStream::TrimLocked(size_t bytes) {
+  while (kept_bytes_ > bytes && !kept_.empty()) {
+    kept_bytes_ -= ChunkOf(kept_.front()).size();
+    kept_.pop_front();
+  }
 }
 
 void TaskStream::Attach(std::shared_ptr<Writer> w, uint64_t from_offset) {

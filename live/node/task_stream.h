@@ -53,10 +53,15 @@ class TaskStream {
   bool attached() const;
   bool closed() const;
   uint64_t output_bytes() const;  // output so far (the next chunk's offset)
+  // Keeps at most the last `bytes` of output (an ended task whose caller got the exit: only
+  // what may still be in flight to it is worth keeping).
+  void Trim(size_t bytes);
 
  private:
   TaskStream(std::shared_ptr<Writer> w, bool detachable, size_t replay_bytes)
       : w_(std::move(w)), detachable_(detachable), replay_bytes_(replay_bytes) {}
+
+  void TrimLocked(size_t bytes);  // REQUIRES: mu_ held
 
   mutable std::mutex mu_;
   std::shared_ptr<Writer> w_;  // the caller; null while detached
