@@ -38,6 +38,15 @@ Status HeadController::RestoreMember(Node node, double last_heard_s) {
   return Status::Ok();
 }
 
+Status HeadController::ExpireRestored(const NodeId& id, double now_s) {
+  auto it = members_.find(id);
+  if (it == members_.end()) return NotFound("node " + id + " is not a member");
+  Member& m = it->second;
+  if (!m.node.IsAlive()) return Status::Ok();
+  m.last_heard_s = std::min(m.last_heard_s, now_s - options_.DeadAfterS() - 1e-6);
+  return Status::Ok();
+}
+
 Status HeadController::OnNodeReport(
     const NodeId& id, const std::optional<ResourceSet>& total, const ResourceSet& available,
     const std::vector<std::pair<std::string, std::vector<Quantity>>>& devices, double now_s) {

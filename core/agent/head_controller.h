@@ -167,6 +167,10 @@ class HeadController {
   // passes a time in the future to give re-registering nodes a grace window). AlreadyExists if
   // the id is a member already. O(log members).
   Status RestoreMember(Node node, double last_heard_s);
+  // A restored member whose daemon is known to be gone (the backend found nothing listening at
+  // its address) need not wait out its grace window: unless it reports first, the next Tick
+  // declares it dead. NotFound if unknown; a no-op unless alive. O(log members).
+  Status ExpireRestored(const NodeId& id, double now_s);
   // Alive -> draining (a draining node is alive but takes no new work). NotFound if unknown;
   // no-op unless alive. O(log members).
   Status Drain(const NodeId& id);

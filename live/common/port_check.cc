@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -65,6 +66,52 @@ std::string DescribePortOwner(int port) {
     }
   }
   return "";
+}
+
+ConnectProbe::ConnectProbe(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) return;
+  std::string host = address.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  addrinfo hints{};
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* ai = nullptr;
+  if (::getaddrinfo(host.c_str(), address.substr(colon + 1).c_str(), &hints, &ai) != 0) return;
+  fd_ = ::socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ >= 0) {
+    if (::connect(fd_, ai->ai_addr, ai->ai_addrlen) == 0) {
+      result_ = Result::kListening;  // connected at once
+    } else if (errno == ECONNREFUSED) {
+      result_ = Result::kRefused;
+    }
+    if (result_ != Result::kPending || errno != EINPROGRESS) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  ::freeaddrinfo(ai);
+}
+
+ConnectProbe::~ConnectProbe() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+ConnectProbe::Result ConnectProbe::Check() {
+  if (result_ != Result::kPending || fd_ < 0) return result_;
+  pollfd p{fd_, POLLOUT, 0};
+  if (::poll(&p, 1, 0) <= 0) return result_;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) == 0) {
+    if (err == 0) result_ = Result::kListening;
+    if (err == ECONNREFUSED) result_ = Result::kRefused;
+  }
+  ::close(fd_);
+  fd_ = -1;
+  return result_;
 }
 
 Status CheckPortFree(const std::string& host, int port, const std::string& what) {

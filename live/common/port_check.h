@@ -17,6 +17,25 @@ namespace orrery::live {
 // bind without SO_REUSEPORT.
 Status CheckPortFree(const std::string& host, int port, const std::string& what);
 
+// --- head fault tolerance: a non-blocking TCP connect to "HOST:PORT" (HOST a numeric IPv4 or
+// IPv6 address), looked at later without waiting: whether something listens there, nothing does
+// (the host answered the connect with a reset: the daemon that listened there is gone), or it is
+// not known yet (no answer so far, a name instead of an address, or another error).
+class ConnectProbe {
+ public:
+  enum class Result { kPending, kListening, kRefused };
+  explicit ConnectProbe(const std::string& address);
+  ~ConnectProbe();
+  ConnectProbe(const ConnectProbe&) = delete;
+  ConnectProbe& operator=(const ConnectProbe&) = delete;
+  // Never blocks; once kListening or kRefused, stays so.
+  Result Check();
+
+ private:
+  int fd_ = -1;
+  Result result_ = Result::kPending;
+};
+
 // The pid and command line of the process listening on TCP `port` (any address), e.g.
 // "pid 1234 (orrery __head --port 6379)"; "" if /proc does not tell.
 std::string DescribePortOwner(int port);

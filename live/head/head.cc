@@ -185,7 +185,27 @@ void HeadDaemon::Impl::Restore(const HeadStoreSnapshot& snap) {
            " placement group(s)");
 }
 
+void HeadDaemon::Impl::ProbeAwaited() {
+  for (const NodeId& id : awaiting_) {
+    const agent::Member* m = controller_.FindMember(id);
+    auto e = nodes_.find(id);
+    if (m == nullptr || !m->node.IsAlive() || e == nodes_.end()) {
+      probes_.erase(id);
+      continue;
+    }
+    auto& probe = probes_[id];
+    if (!probe) probe = std::make_unique<ConnectProbe>(e->second.address);
+    // One connect per node (its answer is kept): refused -> dead at the next Tick.
+    if (probe->Check() == ConnectProbe::Result::kRefused) {
+      Log("node " + id + ": nothing listens at " + e->second.address +
+          " any more (its daemon is gone): declared dead without waiting out the grace window");
+      (void)controller_.ExpireRestored(id, NowS());
+    }
+  }
+}
+
 void HeadDaemon::Impl::NoteReported(const NodeId& id) {
+  probes_.erase(id);
   if (awaiting_.erase(id) == 0 || !awaiting_.empty()) return;
   Log("recovery: every restored node reported again " +
       std::to_string(static_cast<int64_t>(NowS() * 1000)) + " ms after the head started");

@@ -340,6 +340,10 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   bool restored_ = false;  // this head took over a crashed head's state
   double restore_s_ = -1;  // NowS() of the restore; -1 if none
   std::set<NodeId> awaiting_;  // restored alive nodes that have not reported since
+  // A connect to each awaited node's address: one that refuses (its daemon is gone, e.g. it
+  // died with the head's machine) is declared dead at once instead of after its grace window.
+  std::map<NodeId, std::unique_ptr<ConnectProbe>> probes_;
+  void ProbeAwaited();
 
   // --- actors. Owned by loop_. A driver restarting an actor reports within this.
   static constexpr std::chrono::milliseconds kActorDriverGrace{30000};

@@ -152,6 +152,7 @@ void HeadDaemon::Impl::StopJobs() {
 void HeadDaemon::Impl::Tick() {
   // Liveness (with the stall extension), placement fail-over and the broadcast version are
   // the controller's (core/agent/head_controller.h); the head fails over what it owns.
+  if (!awaiting_.empty()) ProbeAwaited();  // --- head fault tolerance
   agent::TickDecisions d = controller_.Tick(NowS());
   if (d.stall_s > 0) {
     Log("the head's loop stalled for " + std::to_string(static_cast<int64_t>(d.stall_s * 1000)) +

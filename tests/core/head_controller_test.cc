@@ -499,6 +499,25 @@ TEST(HeadControllerRestore, RestoredMembersHaveTheGraceWindowAndDeadOnesStayDead
   EXPECT_EQ(hc.FindMember("b")->node.state, NodeState::kAlive);
 }
 
+// A restored member whose daemon is known gone is declared dead at the next Tick instead of
+// after its grace window; the others keep theirs; unknown ids are NotFound and a dead member
+// stays as it is.
+TEST(HeadControllerRestore, ExpiredRestoredMemberDiesAtTheNextTick) {
+  HeadController hc(Opts());  // dead after 3 s of silence
+  ASSERT_TRUE(hc.RestoreMember(MakeNode("a", {{"CPU", 4}}), 7.0).ok());  // grace until t=10
+  ASSERT_TRUE(hc.RestoreMember(MakeNode("b", {{"CPU", 4}}), 7.0).ok());
+  EXPECT_TRUE(hc.Tick(0.5).dead.empty());
+  ASSERT_TRUE(hc.ExpireRestored("a", 0.6).ok());
+  EXPECT_EQ(hc.ExpireRestored("zz", 0.6).code(), StatusCode::kNotFound);
+  const auto d = hc.Tick(0.7).dead;
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].node, "a");
+  EXPECT_EQ(hc.FindMember("a")->node.state, NodeState::kDead);
+  EXPECT_EQ(hc.FindMember("b")->node.state, NodeState::kAlive) << "still in its grace window";
+  EXPECT_TRUE(hc.ExpireRestored("a", 0.8).ok());  // dead: a no-op
+  EXPECT_EQ(hc.FindMember("a")->node.state, NodeState::kDead);
+}
+
 // A group restored as Created holds its bundles where they were, sends nothing, and fails over
 // like any Created group when one of its nodes dies.
 TEST(HeadControllerRestore, RestoredGroupIsCreatedInPlaceAndFailsOverOnNodeDeath) {

@@ -499,6 +499,37 @@ TEST(HeadFaultToleranceTest, RunningJobsKeepRunningAndTheirLogsContinue) {
   EXPECT_EQ(job({"logs", "sleeper"}).out, "sleeping\n");
 }
 
+// A node whose daemon died while no head ran (e.g. with the head's machine) is declared dead
+// as soon as the resumed head finds nothing listening at its address, not after the 60 s
+// reconnect grace; the nodes that live keep theirs and report again.
+TEST(HeadFaultToleranceTest, ANodeGoneWhileTheHeadWasDownIsDeclaredDeadAtOnce) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("head", {"--num-cpus", "1"}).exit_code, 0);
+  ASSERT_EQ(c.AddNode("gone", {"--num-cpus", "1"}).exit_code, 0);
+  ASSERT_TRUE(c.NodeKnows("head", 2));
+  const int gone_pid = c.Node("gone").value("pid", 0);
+  ASSERT_GT(gone_pid, 0);
+  const HeadProcess head = FindHead(c);
+  ASSERT_GT(head.pid, 0);
+  ASSERT_EQ(::kill(head.pid, SIGKILL), 0);
+  ASSERT_EQ(::kill(gone_pid, SIGKILL), 0);
+  ASSERT_TRUE(Eventually([&] { return !IsProcessAlive(head.pid) && !IsProcessAlive(gone_pid); },
+                         milliseconds(5000)));
+  const auto resumed = Clock::now();
+  auto r = c.Orrery({"start", "--head", "--resume", "--temp-dir", c.root()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto state = [&](const std::string& id) {
+    for (const auto& n : ListJson(c, "nodes")) {
+      if (n.value("node_id", "") == id) return n.value("state", "");
+    }
+    return std::string();
+  };
+  ASSERT_TRUE(Eventually([&] { return state("gone") == "dead"; }, milliseconds(15000)))
+      << "still " << state("gone") << " (the grace window is 60 s)";
+  EXPECT_LT(Clock::now() - resumed, seconds(15));
+  EXPECT_EQ(state("head"), "alive");
+}
+
 // A clean stop clears the state: the next head of the same temp dir (a new session) starts
 // empty instead of waiting for the old nodes.
 TEST(HeadFaultToleranceTest, CleanStopStartsTheNextHeadEmpty) {
