@@ -70,11 +70,6 @@ bool TaskStream::closed() const {
   return closed_.has_value();
 }
 
-uint64_t TaskStream::output_bytes() const {
-  std::lock_guard<std::mutex> l(mu_);
-  return next_offset_;
-}
-
 void TaskStream::Trim(size_t bytes) {
   std::lock_guard<std::mutex> l(mu_);
   TrimLocked(bytes);

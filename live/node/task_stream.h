@@ -52,7 +52,6 @@ class TaskStream {
   void Attach(std::shared_ptr<Writer> w, uint64_t from_offset);
   bool attached() const;
   bool closed() const;
-  uint64_t output_bytes() const;  // output so far (the next chunk's offset)
   // Keeps at most the last `bytes` of output (an ended task whose caller got the exit: only
   // what may still be in flight to it is worth keeping).
   void Trim(size_t bytes);
