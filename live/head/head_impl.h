@@ -219,8 +219,12 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   void Apply(const agent::PlacementDecisions& d);
 
   // Carries out the state machine's commands as asynchronous calls; each reply is posted back
-  // to the loop (OnBundleReply). Cancels need no answer.
+  // to the loop (OnBundleReply). Cancels need no answer. A node gets its bundle calls one at a
+  // time, in the order the controller issued them: two groups placed on the same view reach a
+  // node in creation order, as in the simulator (concurrent RPCs may otherwise be served in
+  // either order, and a later group could take what an earlier one was placed on).
   void Send(const std::vector<TwoPhaseCommand>& cmds);
+  void SendNextBundleCall(const std::string& address);
 
   void OnBundleReply(const TwoPhaseCommand& cmd, bool ok, const std::string& why);
 
@@ -229,6 +233,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   static void GroupToProto(const std::string& id, const agent::PlacementGroupEntry& g,
                            v1::PlacementGroupInfo* out);
 
+  static bool IsStaleTaskUpdate(const v1::TaskRecord& row, const v1::TaskRecord& in);
   void UpsertTask(const v1::TaskRecord& t);
 
   // ---- dashboard (live/dashboard/head_routes.h; head_dashboard.cc) -------------------------------
@@ -301,6 +306,9 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   std::vector<std::shared_ptr<StreamWriter<v1::ClusterView>>> watchers_;
   const Clock::time_point started_ = Clock::now();
   std::map<std::string, int> calls_in_flight_;  // bundle RPCs not answered yet, by group id
+  // Bundle calls waiting for their node's previous one, by node address (present while one is
+  // in flight to it).
+  std::map<std::string, std::deque<TwoPhaseCommand>> bundle_queue_;
   std::map<std::string, std::unique_ptr<v1::NodeService::Stub>> stubs_;  // by node address
   std::atomic<int> bundle_calls_{0};  // bundle RPCs in flight (any thread)
   // --- jobs: the manager is set on the loop once created (handlers check it there); the HTTP

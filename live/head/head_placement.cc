@@ -105,44 +105,57 @@ void HeadDaemon::Impl::Send(const std::vector<TwoPhaseCommand>& cmds) {
       }
       continue;
     }
-    auto& stub = stubs_[n->second.address];
-    if (!stub) {
-      stub = v1::NodeService::NewStub(
-          OpenChannel(n->second.address));
-    }
-    struct Call {
-      grpc::ClientContext ctx;
-      v1::BundleRequest req;
-      v1::BundleReply reply;
-    };
-    auto call = std::make_shared<Call>();
-    AttachToken(&call->ctx, options_.token);
-    call->ctx.set_deadline(std::chrono::system_clock::now() + kBundleCallTimeout);
-    call->req.set_group_id(cmd.group);
-    call->req.set_bundle_index(cmd.bundle);
-    ToProto(cmd.resources.set(), call->req.mutable_resources());
-    ++bundle_calls_;
     ++calls_in_flight_[cmd.group];
-    auto done = [this, call, cmd](grpc::Status s) {
-      const bool ok = s.ok() && call->reply.ok();
-      const std::string why = !s.ok() ? s.error_message() : call->reply.reason();
-      loop_.Post([this, cmd, ok, why] {
-        --calls_in_flight_[cmd.group];
-        if (cmd.kind != TwoPhaseCommand::Kind::kCancel) OnBundleReply(cmd, ok, why);
-      });
-      --bundle_calls_;
-    };
-    switch (cmd.kind) {
-      case TwoPhaseCommand::Kind::kPrepare:
-        stub->async()->PrepareBundle(&call->ctx, &call->req, &call->reply, std::move(done));
-        break;
-      case TwoPhaseCommand::Kind::kCommit:
-        stub->async()->CommitBundle(&call->ctx, &call->req, &call->reply, std::move(done));
-        break;
-      case TwoPhaseCommand::Kind::kCancel:
-        stub->async()->CancelBundle(&call->ctx, &call->req, &call->reply, std::move(done));
-        break;
-    }
+    const std::string& address = n->second.address;
+    auto [queue, idle] = bundle_queue_.try_emplace(address);
+    queue->second.push_back(cmd);
+    if (idle) SendNextBundleCall(address);
+  }
+}
+
+void HeadDaemon::Impl::SendNextBundleCall(const std::string& address) {
+  auto q = bundle_queue_.find(address);
+  if (q == bundle_queue_.end()) return;
+  if (q->second.empty() || shutting_down_) {
+    bundle_queue_.erase(q);
+    return;
+  }
+  const TwoPhaseCommand cmd = std::move(q->second.front());
+  q->second.pop_front();
+  auto& stub = stubs_[address];
+  if (!stub) stub = v1::NodeService::NewStub(OpenChannel(address));
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::BundleRequest req;
+    v1::BundleReply reply;
+  };
+  auto call = std::make_shared<Call>();
+  AttachToken(&call->ctx, options_.token);
+  call->ctx.set_deadline(std::chrono::system_clock::now() + kBundleCallTimeout);
+  call->req.set_group_id(cmd.group);
+  call->req.set_bundle_index(cmd.bundle);
+  ToProto(cmd.resources.set(), call->req.mutable_resources());
+  ++bundle_calls_;
+  auto done = [this, call, cmd, address](grpc::Status s) {
+    const bool ok = s.ok() && call->reply.ok();
+    const std::string why = !s.ok() ? s.error_message() : call->reply.reason();
+    loop_.Post([this, cmd, ok, why, address] {
+      --calls_in_flight_[cmd.group];
+      if (cmd.kind != TwoPhaseCommand::Kind::kCancel) OnBundleReply(cmd, ok, why);
+      SendNextBundleCall(address);
+    });
+    --bundle_calls_;
+  };
+  switch (cmd.kind) {
+    case TwoPhaseCommand::Kind::kPrepare:
+      stub->async()->PrepareBundle(&call->ctx, &call->req, &call->reply, std::move(done));
+      break;
+    case TwoPhaseCommand::Kind::kCommit:
+      stub->async()->CommitBundle(&call->ctx, &call->req, &call->reply, std::move(done));
+      break;
+    case TwoPhaseCommand::Kind::kCancel:
+      stub->async()->CancelBundle(&call->ctx, &call->req, &call->reply, std::move(done));
+      break;
   }
 }
 
@@ -191,6 +204,24 @@ void HeadDaemon::Impl::GroupToProto(const std::string& id, const agent::Placemen
   out->set_reason(res.reason());
 }
 
+namespace {
+bool IsTerminalTask(v1::TaskState s) {
+  return s == v1::TASK_STATE_FINISHED || s == v1::TASK_STATE_FAILED || s == v1::TASK_STATE_CANCELED;
+}
+}  // namespace
+
+// Reports of one task come from every node it visited (a spillback moves its lease request on),
+// each node's in order, but nodes' reports are not ordered among themselves: a node keeps the
+// updates its heartbeats could not deliver (the head was down) and sends them once the head
+// answers again, possibly after the node the task moved on to reported it ended. Such a
+// record (not ended, from another node, of the same attempt, asked for there before the task
+// ended) is older than the row and would leave it pending for good.
+bool HeadDaemon::Impl::IsStaleTaskUpdate(const v1::TaskRecord& row, const v1::TaskRecord& in) {
+  return IsTerminalTask(row.state()) && !IsTerminalTask(in.state()) &&
+         in.node_id() != row.node_id() && in.attempt() <= row.attempt() && row.end_unix_ms() > 0 &&
+         in.submit_unix_ms() <= row.end_unix_ms();
+}
+
 void HeadDaemon::Impl::UpsertTask(const v1::TaskRecord& in) {
   if (in.task_id().empty()) return;
   v1::TaskRecord renamed;
@@ -204,6 +235,7 @@ void HeadDaemon::Impl::UpsertTask(const v1::TaskRecord& in) {
   }
   const v1::TaskRecord& t = renamed.task_id().empty() ? in : renamed;
   auto [it, inserted] = tasks_.try_emplace(t.task_id(), t);
+  if (!inserted && IsStaleTaskUpdate(it->second, t)) return;
   if (!inserted) {
     // Spillbacks accumulate across the nodes a task visited.
     const int hops = std::max(it->second.spillbacks(), t.spillbacks());
