@@ -74,7 +74,7 @@ cleanup() {
   for f in "$ROOT"/session_*/pids/*.pid; do
     [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
   done
-  rm -rf "$WORK/root"
+  [ -n "${CHAOS_KEEP_ROOT:-}" ] || rm -rf "$WORK/root"
 }
 trap cleanup EXIT
 

@@ -437,6 +437,10 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   uint64_t lease_seq_ = 0;
   std::map<NodeId, std::string> addresses_;
   std::map<TaskId, Task> tasks_;
+  // Tasks whose lease request left for another node (spillback) since the last heartbeat: an
+  // update of theirs that a failed heartbeat kept must not reach the head later, after the
+  // node they moved to reported them (HeartbeatLoop drops it).
+  std::vector<TaskId> moved_on_;
   std::map<TaskId, Waiting> waiting_;
 
   // --- Metrics. The endpoint (and its registry) outlives the families that live in it; the

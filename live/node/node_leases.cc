@@ -166,7 +166,9 @@ void NodeDaemon::Impl::ApplyReply(const LeaseReply& lr) {
   if (lr.kind == LeaseReply::Kind::kCanceled) {
     SetTaskState(lr.task_id, v1::TASK_STATE_CANCELED, lr.reason);
   }
-  if (lr.kind == LeaseReply::Kind::kSpillback) tasks_.erase(lr.task_id);
+  if (lr.kind == LeaseReply::Kind::kSpillback && tasks_.erase(lr.task_id) != 0) {
+    moved_on_.push_back(lr.task_id);
+  }
   auto w = waiting_.find(lr.task_id);
   if (w != waiting_.end()) {
     FinishWaiting(w, lr);

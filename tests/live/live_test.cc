@@ -1169,5 +1169,74 @@ TEST(LiveTest, HandlersCheckTheTokenBeforeTheRequest) {
   EXPECT_TRUE(Unary(head, &Head::Ready)(c.Token()).ok());
   EXPECT_TRUE(Unary(node, &Node::Ready)(c.Token()).ok());
 }
+
+// A task's reports come from every node its lease request visited, and a node re-sends what its
+// heartbeats could not deliver once the head answers again (after a head restart). A stale
+// "pending" record from the node the request left, arriving after the node it moved to reported
+// the task ended, must not reopen it (live.chaos.head once ended with such a record stuck).
+// A later request of the same task (a new attempt, or asked for after the end) still shows.
+TEST(LiveTest, AStaleRecordResentAfterTheTaskEndedElsewhereDoesNotReopenIt) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "1"}).exit_code, 0);
+  auto stub = v1::HeadService::NewStub(
+      grpc::CreateChannel(c.address(), grpc::InsecureChannelCredentials()));
+  auto call = [&](auto method, const auto& req, auto* reply) {
+    grpc::ClientContext ctx;
+    AttachToken(&ctx, c.Token());
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    return ((*stub).*method)(&ctx, req, reply);
+  };
+  for (const char* id : {"x", "y"}) {
+    v1::RegisterNodeRequest reg;
+    reg.set_node_id(id);
+    reg.set_address("127.0.0.1:1");  // never called: no leases or bundles go to it
+    (*reg.mutable_total()->mutable_raw())["CPU"] = 10000;
+    v1::RegisterNodeReply reply;
+    ASSERT_TRUE(call(&v1::HeadService::Stub::RegisterNode, reg, &reply).ok());
+  }
+  auto record = [](const std::string& task, const std::string& node, v1::TaskState state,
+                   int attempt, int64_t submit_ms, int64_t end_ms) {
+    v1::TaskRecord t;
+    t.set_task_id(task);
+    t.set_name("stale-test");
+    t.set_node_id(node);
+    t.set_state(state);
+    t.set_attempt(attempt);
+    t.set_submit_unix_ms(submit_ms);
+    t.set_end_unix_ms(end_ms);
+    return t;
+  };
+  auto beat = [&](const std::string& node, const std::vector<v1::TaskRecord>& updates) {
+    v1::HeartbeatRequest req;
+    req.set_node_id(node);
+    for (const auto& t : updates) *req.add_task_updates() = t;
+    v1::HeartbeatReply reply;
+    return call(&v1::HeadService::Stub::Heartbeat, req, &reply);
+  };
+  auto state_of = [&](const std::string& task) {
+    HeadClient head(c.address(), c.Token());
+    auto list = head.ListTasks();
+    EXPECT_TRUE(list.ok()) << list.status().ToString();
+    for (const auto& t : list->tasks()) {
+      if (t.task_id() == task) return std::make_pair(t.state(), t.node_id());
+    }
+    return std::make_pair(v1::TASK_STATE_UNSPECIFIED, std::string());
+  };
+  // t1 ended on y (asked for on x at 1000, spilled to y, finished at 3000); x's stale pending
+  // record arrives afterwards.
+  ASSERT_TRUE(beat("y", {record("t1", "y", v1::TASK_STATE_FINISHED, 0, 2000, 3000)}).ok());
+  ASSERT_TRUE(beat("x", {record("t1", "x", v1::TASK_STATE_PENDING, 0, 1000, 0)}).ok());
+  EXPECT_EQ(state_of("t1"), std::make_pair(v1::TASK_STATE_FINISHED, std::string("y")));
+  // t2 failed on y; the driver retried it on x: attempt 1 shows, then its end.
+  ASSERT_TRUE(beat("y", {record("t2", "y", v1::TASK_STATE_FAILED, 0, 2000, 3000)}).ok());
+  ASSERT_TRUE(beat("x", {record("t2", "x", v1::TASK_STATE_PENDING, 1, 2500, 0)}).ok());
+  EXPECT_EQ(state_of("t2"), std::make_pair(v1::TASK_STATE_PENDING, std::string("x")));
+  ASSERT_TRUE(beat("x", {record("t2", "x", v1::TASK_STATE_FINISHED, 1, 2500, 4000)}).ok());
+  EXPECT_EQ(state_of("t2"), std::make_pair(v1::TASK_STATE_FINISHED, std::string("x")));
+  // t3 was canceled on y and asked for again on x afterwards: the new request shows.
+  ASSERT_TRUE(beat("y", {record("t3", "y", v1::TASK_STATE_CANCELED, 0, 2000, 3000)}).ok());
+  ASSERT_TRUE(beat("x", {record("t3", "x", v1::TASK_STATE_PENDING, 0, 3500, 0)}).ok());
+  EXPECT_EQ(state_of("t3"), std::make_pair(v1::TASK_STATE_PENDING, std::string("x")));
+}
 }  // namespace
 }  // namespace orrery::live
