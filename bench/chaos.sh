@@ -210,6 +210,10 @@ o list actors --format json >"$OUT/actors.json" 2>/dev/null || echo '[]' >"$OUT/
 retried=$(jq '[.[] | select(.attempt > 0)] | length' "$OUT/tasks.json")
 # No lease record left running or pending once the driver is gone (a dead node's are FAILED).
 stuck=$(jq '[.[] | select(.state != "FINISHED" and .state != "FAILED" and .state != "CANCELED")] | length' "$OUT/tasks.json")
+if [ "${stuck:-0}" != 0 ]; then  # what they are, for a failed CI run
+  jq -c '.[] | select(.state != "FINISHED" and .state != "FAILED" and .state != "CANCELED")' \
+    "$OUT/tasks.json" | head -5 | sed 's/^/[chaos] stuck record: /' >&2
+fi
 restarts=$(jq --slurpfile d "$OUT/driver.json" \
   '[.[] | select(.actor_id as $a | ($d[0].actors // []) | index($a)) | .num_restarts] | add // 0' \
   "$OUT/actors.json" 2>/dev/null || echo -1)
