@@ -108,6 +108,7 @@ class Model {
     kAutoscale,     // a planning round (periodic)
     kBoot,          // a = node, c = launch generation: a launched node joins
     kEnvInstalled,  // a = node, b = env, c = install attempt (install finished or timed out)
+    kNodeReport,    // a = slot: the node's heartbeat carries its resources to the head
     kEnd,           // max_time reached
   };
   struct Event {
@@ -189,6 +190,8 @@ class Model {
   int OwnerNode() const;
   void SetWait(uint32_t att, WaitReason w);
   void OnTruthChanged(int slot);
+  void MarkDirty(int slot);
+  void OnNodeReport(int slot);
   void ReleaseBundle(int pg, int bundle);
   void RequestFromOwner(uint32_t att, double delay);
   // The owner's submitter decides each lease request of an attempt (reuse off: one lease per
@@ -289,8 +292,20 @@ class Model {
   std::vector<int> node_of_slot_;
   std::vector<NodeRt> nodes_;
   std::vector<int> lm_nodes_;      // nodes that have a LeaseManager, ascending
-  std::vector<char> dirty_;        // by slot: changed since the last report tick
+  std::vector<char> dirty_;        // by slot: the head's copy changed since the last report tick
   std::vector<int> dirty_list_;
+  // View propagation through the head (scheduler.view_via_head, as live runs it): a node's change
+  // reaches the head with the node's next heartbeat (each node on its own phase of the report
+  // period), and the deciding nodes with the head's next broadcast tick. head_copy_ is what the
+  // head last heard of each node; report_armed_ marks a heartbeat event pending for the slot.
+  struct HeadCopy {
+    ResourceSet available;
+    NodeState state = NodeState::kAlive;
+    std::vector<std::pair<std::string, std::vector<Quantity>>> devices;
+  };
+  bool view_via_head_ = true;
+  std::vector<HeadCopy> head_copy_;
+  std::vector<char> report_armed_;
 
   std::vector<Attempt> attempts_;
   // The driver's owner side (core/agent/submitter.h) and its lease per attempt (0 = none).

@@ -153,7 +153,8 @@ const Schema& RootSchema() {
                                    {"top_k_fraction", v},
                                    {"avoid_gpu_nodes", v},
                                    {"fair_granting", v},
-                                   {"report_period", v}});
+                                   {"report_period", v},
+                                   {"view_via_head", v}});
     const Schema* env = map({{"name", v}, {"size", v}, {"install_time", v}});
     const Schema* autoscaler = map({{"period", v},
                                     {"idle_timeout", v},
@@ -662,6 +663,9 @@ class Loader {
       ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &s_.scheduler.report_period_s));
       report_period_given_ = true;
       if (s_.scheduler.report_period_s <= 0) return ctx_.Expected(*v, "a duration > 0");
+    }
+    if (auto v = m.Get("view_via_head")) {
+      ORRERY_RETURN_IF_ERROR(ReadBool(ctx_, *v, &s_.scheduler.view_via_head));
     }
     return Status::Ok();
   }

@@ -119,6 +119,11 @@ struct SchedulerSpec {
   // cluster then refuses a cluster that decides otherwise, instead of using the cluster's.
   bool policy_given = false;
   double report_period_s = 0.1;  // how often nodes broadcast their resources
+  // How a node's change reaches the other nodes (simulator; a live cluster always does the
+  // first): true = with its next heartbeat to the head, then the head's next broadcast (each on
+  // its own phase of report_period: up to two periods, one on average); false = every node
+  // learns every change at the next report tick (up to one period).
+  bool view_via_head = true;
 };
 
 struct RuntimeEnvSpec {

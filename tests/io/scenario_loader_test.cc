@@ -87,6 +87,7 @@ TEST_F(ScenarioTest, MinimalScenarioTakesDocumentedDefaults) {
   EXPECT_EQ(s->driver_node, 0);
   EXPECT_EQ(s->scheduler.options.policy, "hybrid");
   EXPECT_DOUBLE_EQ(s->scheduler.report_period_s, 0.1);
+  EXPECT_TRUE(s->scheduler.view_via_head);
   EXPECT_DOUBLE_EQ(s->network.bandwidth_Bps, 1.25e9);
   EXPECT_TRUE(std::isinf(s->max_time_s));
   ASSERT_EQ(s->tasks.size(), 5u);
@@ -125,7 +126,7 @@ TEST_F(ScenarioTest, NodeTypesExpandToTypedIdsAndExplicitNodesFollow) {
 TEST_F(ScenarioTest, UnitsForDurationsSizesBandwidthAndRates) {
   auto s = Load(std::string(kCluster) + R"(  network: {bandwidth: 100MB/s, latency: 500us}
 stop: {max_time: 2h}
-scheduler: {report_period: 250ms}
+scheduler: {report_period: 250ms, view_via_head: false}
 runtime_envs:
   - {name: e1, size: 2KB, install_time: 1.5m}
   - {name: e2, size: 2KiB, install_time: 90}
@@ -139,6 +140,7 @@ workload:
   EXPECT_DOUBLE_EQ(s->network.latency_s, 5e-4);
   EXPECT_DOUBLE_EQ(s->max_time_s, 7200);
   EXPECT_DOUBLE_EQ(s->scheduler.report_period_s, 0.25);
+  EXPECT_FALSE(s->scheduler.view_via_head);
   EXPECT_EQ(s->runtime_envs[0].size_bytes, 2000u);
   EXPECT_EQ(s->runtime_envs[1].size_bytes, 2048u);
   EXPECT_EQ(s->runtime_envs[2].size_bytes, 1000000u);
@@ -465,7 +467,7 @@ TEST_F(ScenarioTest, OverrideOfUnknownPathIsAnErrorNamingIt) {
             Path() +
                 " (--set scheduler.polcy=spread): scheduler.polcy: unknown key (expected one "
                 "of: policy, spread_threshold, top_k_absolute, top_k_fraction, "
-                "avoid_gpu_nodes, fair_granting, report_period)");
+                "avoid_gpu_nodes, fair_granting, report_period, view_via_head)");
   EXPECT_CONTAINS(Error(y, {"workload.tasks.3.count=1"}),
                   "workload.tasks: index 3 is out of range (the list has 1 entries)");
   EXPECT_CONTAINS(Error(y, {"workload.tasks.x.count=1"}), "expected an index, got 'x'");

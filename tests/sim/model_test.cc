@@ -37,6 +37,10 @@ class ScenarioBuilder {
     s_.network.latency_s = l;
     return *this;
   }
+  ScenarioBuilder& ViewViaHead(bool v) {
+    s_.scheduler.view_via_head = v;
+    return *this;
+  }
   ScenarioBuilder& ReportPeriod(double p) {
     s_.scheduler.report_period_s = p;
     return *this;
@@ -234,6 +238,7 @@ TEST(Model, ACalibratedControlPlaneMakesEveryLeaseLegAndPushCostItsMeasuredTime)
 TEST(Model, StaleViewMakesTheDeciderWaitForTheNextReport) {
   ScenarioBuilder b;
   b.Node("n0", {{"CPU", 1}}).Node("n1", {{"CPU", 1}}).ReportPeriod(1.0).Latency(0.001);
+  b.ViewViaHead(false);
   b.Task(0, 10, {{"CPU", 1}});   // n0
   b.Task(0, 0.5, {{"CPU", 1}});  // spilled to n1, done at ~0.5
   b.Task(0.1, 1, {{"CPU", 1}});  // n1 still looks busy to n0 until the report at t=1
@@ -241,6 +246,23 @@ TEST(Model, StaleViewMakesTheDeciderWaitForTheNextReport) {
   EXPECT_EQ(Row(r, 2).node_id, "n1");
   EXPECT_GE(Row(r, 2).start_s, 1.0);
   EXPECT_LT(Row(r, 2).start_s, 1.01);
+}
+
+// Through the head (the default, as live): n1's change reaches the head with n1's next heartbeat
+// (at k + 1/2 periods) and n0 with the head's next broadcast (at k periods). A change just before
+// a heartbeat is seen at the next tick; one just after it waits for the heartbeat after.
+TEST(Model, AChangeReachesOtherNodesWithAHeartbeatThenTheHeadsBroadcast) {
+  for (const auto& [first, seen_at] : {std::pair{0.4, 1.0}, std::pair{0.6, 2.0}}) {
+    ScenarioBuilder b;
+    b.Node("n0", {{"CPU", 1}}).Node("n1", {{"CPU", 1}}).ReportPeriod(1.0).Latency(0.001);
+    b.Task(0, 10, {{"CPU", 1}});     // n0
+    b.Task(0, first, {{"CPU", 1}});  // spilled to n1, done at ~first
+    b.Task(0.1, 1, {{"CPU", 1}});    // waits at n0 until n0 sees n1 free
+    auto r = Simulate(b.Build());
+    EXPECT_EQ(Row(r, 2).node_id, "n1") << first;
+    EXPECT_GE(Row(r, 2).start_s, seen_at) << first;
+    EXPECT_LT(Row(r, 2).start_s, seen_at + 0.01) << first;
+  }
 }
 
 TEST(Model, ArgumentsMoveOverTheNetworkAndLocalityPicksTheirNode) {
