@@ -96,7 +96,6 @@ Model::Model(const Scenario& scenario, Platform* platform, ModelOptions options)
   node_of_slot_.assign(truth_.slot_capacity(), -1);
   for (size_t i = 0; i < n; ++i) node_of_slot_[slot_of_node_[i]] = static_cast<int>(i);
   dirty_.assign(truth_.slot_capacity(), 0);
-  view_via_head_ = scenario_.scheduler.view_via_head;
   report_armed_.assign(truth_.slot_capacity(), 0);
   head_copy_.resize(truth_.slot_capacity());
   for (int slot : slot_of_node_) {
@@ -300,7 +299,7 @@ bool Model::Done() const {
   // Stuck: nothing can happen any more except periodic ticks, and enough report periods passed
   // since the last change (a heartbeat and a broadcast, then one more) that every view is fresh
   // and still nothing fits (infeasible work, or a placement group that can never be created).
-  double quiet = (view_via_head_ ? 3 : 2) * scenario_.scheduler.report_period_s;
+  double quiet = (scenario_.scheduler.view_via_head ? 3 : 2) * scenario_.scheduler.report_period_s;
   // With an autoscaler, also give it a planning round to launch what the waiting work needs.
   if (planner_) quiet += scenario_.autoscaler.period_s;
   return next_arrival_ >= scenario_.tasks.size() && nonperiodic_events_ == 0 &&
@@ -338,7 +337,7 @@ void Model::MarkDirty(int slot) {
 }
 
 void Model::OnTruthChanged(int slot) {
-  if (!view_via_head_) {
+  if (!scenario_.scheduler.view_via_head) {
     MarkDirty(slot);
   } else if (!report_armed_[slot]) {
     // The node's next heartbeat. Live nodes and the head run independent timers, so how long a
@@ -1072,7 +1071,7 @@ void Model::OnReportTick() {
     for (int s : slots) {
       if (s == slot_of_node_[node]) continue;
       const Node& n = truth_.at(s);
-      if (view_via_head_) {
+      if (scenario_.scheduler.view_via_head) {
         const HeadCopy& c = head_copy_[s];
         (void)lm.ApplyReport(n.id, c.available, c.state, c.devices);
       } else {

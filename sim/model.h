@@ -294,16 +294,16 @@ class Model {
   std::vector<int> lm_nodes_;      // nodes that have a LeaseManager, ascending
   std::vector<char> dirty_;        // by slot: the head's copy changed since the last report tick
   std::vector<int> dirty_list_;
-  // View propagation through the head (scheduler.view_via_head, as live runs it): a node's change
-  // reaches the head with the node's next heartbeat (each node on its own phase of the report
-  // period), and the deciding nodes with the head's next broadcast tick. head_copy_ is what the
-  // head last heard of each node; report_armed_ marks a heartbeat event pending for the slot.
+  // View propagation through the head (scenario_.scheduler.view_via_head, as live runs it): a
+  // node's change reaches the head with the node's next heartbeat (half a period after each
+  // tick, see OnTruthChanged), and the deciding nodes with the head's next broadcast tick.
+  // head_copy_ is what the head last heard of each node; report_armed_ marks a heartbeat event
+  // pending for the slot.
   struct HeadCopy {
     ResourceSet available;
     NodeState state = NodeState::kAlive;
     std::vector<std::pair<std::string, std::vector<Quantity>>> devices;
   };
-  bool view_via_head_ = true;
   std::vector<HeadCopy> head_copy_;
   std::vector<char> report_armed_;
 

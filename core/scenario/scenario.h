@@ -120,9 +120,10 @@ struct SchedulerSpec {
   bool policy_given = false;
   double report_period_s = 0.1;  // how often nodes broadcast their resources
   // How a node's change reaches the other nodes (simulator; a live cluster always does the
-  // first): true = with its next heartbeat to the head, then the head's next broadcast (each on
-  // its own phase of report_period: up to two periods, one on average); false = every node
-  // learns every change at the next report tick (up to one period).
+  // first): true = with its next heartbeat to the head, then the head's next broadcast
+  // (heartbeats half a period after each broadcast, the mean lag of a live cluster's independent
+  // timers: one period on average); false = every node learns every change at the next report
+  // tick (half a period on average).
   bool view_via_head = true;
 };
 

@@ -107,9 +107,7 @@ Status HeadDaemon::Impl::StartJobs() {
   };
   auto task_ended = [this](const std::string& task_id) {
     auto t = tasks_.find(task_id);
-    return t != tasks_.end() && (t->second.state() == v1::TASK_STATE_FINISHED ||
-                                 t->second.state() == v1::TASK_STATE_FAILED ||
-                                 t->second.state() == v1::TASK_STATE_CANCELED);
+    return t != tasks_.end() && IsTerminal(t->second.state());
   };
   // --- head fault tolerance: a driver's node, for reattaching to it (alive, or restored and
   // within its grace window).

@@ -204,12 +204,6 @@ void HeadDaemon::Impl::GroupToProto(const std::string& id, const agent::Placemen
   out->set_reason(res.reason());
 }
 
-namespace {
-bool IsTerminalTask(v1::TaskState s) {
-  return s == v1::TASK_STATE_FINISHED || s == v1::TASK_STATE_FAILED || s == v1::TASK_STATE_CANCELED;
-}
-}  // namespace
-
 // Reports of one task come from every node it visited (a spillback moves its lease request on),
 // each node's in order, but nodes' reports are not ordered among themselves: a node keeps the
 // updates its heartbeats could not deliver (the head was down) and sends them once the head
@@ -217,8 +211,8 @@ bool IsTerminalTask(v1::TaskState s) {
 // record (not ended, from another node, of the same attempt, asked for there before the task
 // ended) is older than the row and would leave it pending for good.
 bool HeadDaemon::Impl::IsStaleTaskUpdate(const v1::TaskRecord& row, const v1::TaskRecord& in) {
-  return IsTerminalTask(row.state()) && !IsTerminalTask(in.state()) &&
-         in.node_id() != row.node_id() && in.attempt() <= row.attempt() && row.end_unix_ms() > 0 &&
+  return IsTerminal(row.state()) && !IsTerminal(in.state()) && in.node_id() != row.node_id() &&
+         in.attempt() <= row.attempt() && row.end_unix_ms() > 0 &&
          in.submit_unix_ms() <= row.end_unix_ms();
 }
 

@@ -62,13 +62,8 @@ inline int64_t UnixMs() {
       .count();
 }
 
-inline bool IsTerminal(v1::TaskState s) {
-  return s == v1::TASK_STATE_FINISHED || s == v1::TASK_STATE_FAILED || s == v1::TASK_STATE_CANCELED;
-}
-
 }  // namespace node_internal
 
-using node_internal::IsTerminal;
 using node_internal::UnixMs;
 
 class NodeDaemon::Impl final : public v1::NodeService::CallbackService {

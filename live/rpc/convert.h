@@ -26,6 +26,11 @@ namespace orrery::live {
 
 using DeviceAvail = std::vector<std::pair<std::string, std::vector<Quantity>>>;
 
+// A task record's state is final: FINISHED, FAILED or CANCELED.
+inline bool IsTerminal(v1::TaskState s) {
+  return s == v1::TASK_STATE_FINISHED || s == v1::TASK_STATE_FAILED || s == v1::TASK_STATE_CANCELED;
+}
+
 // Status <-> grpc::Status: the codes are aligned one to one.
 grpc::Status ToGrpc(const Status& s);
 Status FromGrpc(const grpc::Status& s);
