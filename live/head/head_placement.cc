@@ -116,6 +116,18 @@ void HeadDaemon::Impl::Send(const std::vector<TwoPhaseCommand>& cmds) {
 void HeadDaemon::Impl::SendNextBundleCall(const std::string& address) {
   auto q = bundle_queue_.find(address);
   if (q == bundle_queue_.end()) return;
+  // Calls whose node died while they waited behind another get Send's failed answer at once,
+  // instead of each waiting out its deadline against a stopped node in turn.
+  while (!q->second.empty() && !shutting_down_) {
+    const agent::Member* member = controller_.FindMember(q->second.front().node);
+    if (member != nullptr && member->node.IsAlive()) break;
+    const TwoPhaseCommand cmd = std::move(q->second.front());
+    q->second.pop_front();
+    --calls_in_flight_[cmd.group];
+    if (cmd.kind != TwoPhaseCommand::Kind::kCancel) {
+      loop_.Post([this, cmd] { OnBundleReply(cmd, false, "node unknown or dead"); });
+    }
+  }
   if (q->second.empty() || shutting_down_) {
     bundle_queue_.erase(q);
     return;
