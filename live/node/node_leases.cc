@@ -173,9 +173,11 @@ void NodeDaemon::Impl::ApplyReply(const LeaseReply& lr) {
   if (w != waiting_.end()) {
     FinishWaiting(w, lr);
   } else if (lr.kind == LeaseReply::Kind::kGranted) {
-    // Nobody is waiting for this grant any more: give it back.
+    // Nobody is waiting for this grant any more: give it back. The record ends CANCELED (the
+    // next heartbeat takes it off the table): this node or one before it may have reported the
+    // request pending, and a silent erase left that row pending at the head for good.
     (void)node_agent_->ReturnLease(lr.task_id);
-    tasks_.erase(lr.task_id);
+    SetTaskState(lr.task_id, v1::TASK_STATE_CANCELED, "the caller went away before the grant");
   }
 }
 
