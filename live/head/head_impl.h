@@ -235,6 +235,10 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
 
   static bool IsStaleTaskUpdate(const v1::TaskRecord& row, const v1::TaskRecord& in);
   void UpsertTask(const v1::TaskRecord& t);
+  // A node's last record of a lease request that left it by spillback (moved_to_node_id set).
+  void MoveTask(const v1::TaskRecord& t);
+  // Ends the rows that stayed in transit past their deadline (from Tick).
+  void ExpireTransits();
 
   // ---- dashboard (live/dashboard/head_routes.h; head_dashboard.cc) -------------------------------
 
@@ -303,6 +307,17 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   std::map<NodeId, NodeEntry> nodes_;  // by id: what the controller's members need for transport
   std::map<std::string, v1::TaskRecord> tasks_;
   std::deque<std::string> order_;  // task ids by first report (evicted from the front, O(1))
+  // Rows that follow a spilled lease request to a node that has not reported it yet: task id ->
+  // the move's sequence number; expiries in deadline order (deadlines grow with the time of the
+  // move). An entry goes when that node, or any other, reports the task.
+  struct Transit {
+    double deadline_s = 0;
+    std::string task_id;
+    uint64_t seq = 0;
+  };
+  std::map<std::string, uint64_t> in_transit_;
+  std::deque<Transit> transit_expiries_;
+  uint64_t transit_seq_ = 0;
   std::vector<std::shared_ptr<StreamWriter<v1::ClusterView>>> watchers_;
   const Clock::time_point started_ = Clock::now();
   std::map<std::string, int> calls_in_flight_;  // bundle RPCs not answered yet, by group id

@@ -179,6 +179,7 @@ void HeadDaemon::Impl::Tick() {
     if (jobs_) jobs_->OnNodeDead(id, e.address);  // --- jobs
   }
   Apply(d.placement);
+  ExpireTransits();
   // --- actors: a RESTARTING actor the head marked and no driver reported on since.
   actors_.Expire(UnixNowMs(), kActorDriverGrace);
   if (!d.dead.empty()) actors_dirty_ = true;

@@ -240,6 +240,11 @@ void HeadDaemon::Impl::UpsertTask(const v1::TaskRecord& in) {
     renamed.clear_display_task_id();
   }
   const v1::TaskRecord& t = renamed.task_id().empty() ? in : renamed;
+  if (!t.moved_to_node_id().empty()) {
+    MoveTask(t);
+    return;
+  }
+  in_transit_.erase(t.task_id());  // reported (by the node it went to, or another)
   auto [it, inserted] = tasks_.try_emplace(t.task_id(), t);
   if (!inserted && IsStaleTaskUpdate(it->second, t)) return;
   if (!inserted) {
@@ -252,6 +257,50 @@ void HeadDaemon::Impl::UpsertTask(const v1::TaskRecord& in) {
   while (tasks_.size() > options_.max_tasks && !order_.empty()) {
     tasks_.erase(order_.front());
     order_.pop_front();  // a vector's erase(begin) moved every id: O(max_tasks) per report
+  }
+}
+
+void HeadDaemon::Impl::MoveTask(const v1::TaskRecord& t) {
+  auto it = tasks_.find(t.task_id());
+  // Another node reported the request since it left the sender (the node it went to, or one
+  // after): the row is newer than this record.
+  if (it != tasks_.end() && it->second.node_id() != t.node_id()) return;
+  v1::TaskRecord row = t;
+  row.set_node_id(t.moved_to_node_id());
+  row.clear_moved_to_node_id();
+  row.set_state(v1::TASK_STATE_PENDING);
+  if (it == tasks_.end()) {
+    tasks_.emplace(t.task_id(), std::move(row));
+    order_.push_back(t.task_id());
+  } else {
+    row.set_spillbacks(std::max(it->second.spillbacks(), t.spillbacks()));
+    it->second = std::move(row);
+  }
+  // The node it went to reports it within a report period if the driver asks there; a node that
+  // went silent is declared dead (and its rows failed) within DeadAfter. A row still in transit
+  // after that was never asked for there.
+  const uint64_t seq = ++transit_seq_;
+  in_transit_[t.task_id()] = seq;
+  transit_expiries_.push_back(
+      {NowS() + std::chrono::duration<double>(options_.DeadAfter()).count(), t.task_id(), seq});
+}
+
+void HeadDaemon::Impl::ExpireTransits() {
+  const double now = NowS();
+  while (!transit_expiries_.empty() && transit_expiries_.front().deadline_s <= now) {
+    const Transit x = std::move(transit_expiries_.front());
+    transit_expiries_.pop_front();
+    auto in = in_transit_.find(x.task_id);
+    if (in == in_transit_.end() || in->second != x.seq) continue;  // reported, or moved again
+    in_transit_.erase(in);
+    auto it = tasks_.find(x.task_id);
+    if (it == tasks_.end() || it->second.state() != v1::TASK_STATE_PENDING) continue;
+    v1::TaskRecord& row = it->second;
+    row.set_state(v1::TASK_STATE_CANCELED);
+    row.set_end_unix_ms(UnixNowMs());
+    row.set_error("canceled: the lease request was spilled to node " + row.node_id() +
+                  ", which never reported it (its driver no longer needed the lease, or went "
+                  "away)");
   }
 }
 

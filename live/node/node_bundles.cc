@@ -120,6 +120,7 @@ void NodeDaemon::Impl::Snapshot(v1::HeartbeatRequest* req) {
     if (it->second.dirty) {
       *req->add_task_updates() = it->second.record;
       it->second.dirty = false;
+      it->second.reported = true;
     }
     if (IsTerminal(it->second.record.state())) {
       ++ended_[it->second.record.state()];
@@ -129,6 +130,8 @@ void NodeDaemon::Impl::Snapshot(v1::HeartbeatRequest* req) {
       ++it;
     }
   }
+  for (v1::TaskRecord& r : moved_) *req->add_task_updates() = std::move(r);
+  moved_.clear();
   // Pending demand by (shape, wait reason), in a defined order.
   std::map<std::pair<std::string, int>, std::pair<ResourceSet, int>> demand;
   for (const auto& p : manager_->Pending()) {

@@ -173,6 +173,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     uint64_t lease_seq = 0;  // tells an unused-lease timer which grant it was armed for
     uint64_t ask_seq = 0;    // tells a re-ask timer which queue timeout it was armed for
     bool dirty = true;       // to be sent with the next heartbeat
+    bool reported = false;   // sent with a heartbeat at least once (the head has a row for it)
     // A built-in workload on a pooled worker (pid is then the worker's).
     bool workload = false;
     uint64_t bytes_fetched = 0;
@@ -222,6 +223,9 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
 
   // A queued request left the queue (`lr`): records, held call, or a grant nobody waits for.
   void ApplyReply(const LeaseReply& lr);
+  // A lease request of `task` left this node for `to` (spillback): forget it, and tell the head
+  // where it went if the head may have a row for it (moved_).
+  void MovedOn(const TaskId& task, const NodeId& to);
 
   void FinishWaiting(std::map<TaskId, Waiting>::iterator w, const LeaseReply& lr);
 
@@ -432,10 +436,12 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   uint64_t lease_seq_ = 0;
   std::map<NodeId, std::string> addresses_;
   std::map<TaskId, Task> tasks_;
-  // Tasks whose lease request left for another node (spillback) since the last heartbeat: an
-  // update of theirs that a failed heartbeat kept must not reach the head later, after the
-  // node they moved to reported them (HeartbeatLoop drops it).
-  std::vector<TaskId> moved_on_;
+  // The last records of lease requests that left for another node (spillback) since the last
+  // heartbeat, each naming the node it went to (TaskRecord.moved_to_node_id): the head's row
+  // follows the request, so it neither stays pending here for good when the driver never asks
+  // the next node (it no longer needed the lease) nor outlives that node if it dies. The record
+  // also replaces an update of the task that a failed heartbeat kept (HeartbeatLoop).
+  std::vector<v1::TaskRecord> moved_;
   std::map<TaskId, Waiting> waiting_;
 
   // --- Metrics. The endpoint (and its registry) outlives the families that live in it; the

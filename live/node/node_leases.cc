@@ -115,8 +115,12 @@ void NodeDaemon::Impl::HandleLease(NotifyingUnaryReactor* r, v1::RequestWorkerLe
       }
       return;  // the call is held
     }
+    case LeaseReply::Kind::kSpillback:
+      // Not ours. A request this node had held (asked again after a queue timeout) moves on.
+      if (known) MovedOn(task, lr.node);
+      break;
     default:
-      break;  // spillback, rejected: the task is not ours
+      break;  // rejected: the task is not ours
   }
   ToProto(lr, AddressOf(lr.node), reply);
   r->Finish(grpc::Status::OK);
@@ -166,9 +170,7 @@ void NodeDaemon::Impl::ApplyReply(const LeaseReply& lr) {
   if (lr.kind == LeaseReply::Kind::kCanceled) {
     SetTaskState(lr.task_id, v1::TASK_STATE_CANCELED, lr.reason);
   }
-  if (lr.kind == LeaseReply::Kind::kSpillback && tasks_.erase(lr.task_id) != 0) {
-    moved_on_.push_back(lr.task_id);
-  }
+  if (lr.kind == LeaseReply::Kind::kSpillback) MovedOn(lr.task_id, lr.node);
   auto w = waiting_.find(lr.task_id);
   if (w != waiting_.end()) {
     FinishWaiting(w, lr);
@@ -179,6 +181,23 @@ void NodeDaemon::Impl::ApplyReply(const LeaseReply& lr) {
     (void)node_agent_->ReturnLease(lr.task_id);
     SetTaskState(lr.task_id, v1::TASK_STATE_CANCELED, "the caller went away before the grant");
   }
+}
+
+void NodeDaemon::Impl::MovedOn(const TaskId& task, const NodeId& to) {
+  auto it = tasks_.find(task);
+  if (it == tasks_.end()) return;
+  // The head has a row for it if this node reported it, or if a node before this one did (it
+  // came here by spillback, and that node's moved record points here). A request spilled on
+  // arrival at its first node never had a row: nothing to say.
+  if (it->second.reported || it->second.record.spillbacks() > 0) {
+    v1::TaskRecord r = it->second.record;
+    r.set_state(v1::TASK_STATE_PENDING);
+    r.set_wait_reason(v1::WAIT_REASON_NONE);
+    r.set_spillbacks(r.spillbacks() + 1);
+    r.set_moved_to_node_id(to);
+    moved_.push_back(std::move(r));
+  }
+  tasks_.erase(it);
 }
 
 void NodeDaemon::Impl::FinishWaiting(std::map<TaskId, Waiting>::iterator w, const LeaseReply& lr) {

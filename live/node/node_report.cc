@@ -106,14 +106,8 @@ void NodeDaemon::Impl::HeartbeatLoop() {
   std::map<std::string, v1::TaskRecord> unsent;  // updates a failed heartbeat did not deliver
   while (!WaitStopping(report_period_)) {
     v1::HeartbeatRequest req;
-    std::vector<TaskId> moved_on;
-    if (!loop_.RunSync([&] {
-          Snapshot(&req);
-          moved_on.swap(moved_on_);
-        })) {
-      return;
-    }
-    for (const auto& id : moved_on) unsent.erase(id);  // the node it moved to reports it
+    if (!loop_.RunSync([&] { Snapshot(&req); })) return;
+    // Newest per task: a moved record (spillback) replaces a kept pending one.
     for (const auto& t : req.task_updates()) unsent[t.task_id()] = t;
     req.clear_task_updates();
     for (const auto& [id, t] : unsent) *req.add_task_updates() = t;
