@@ -219,6 +219,21 @@ StatusOr<AcquiredLease> AcquireLease(const std::string& entry_address, const std
         if (++unreachable > options.max_unreachable) {
           return reply.status().WithContext("lease request to " + address);
         }
+        if (d.node != agent::kEntryNode) {
+          // A spillback target that cannot be reached (it died; the head has not declared it
+          // dead yet) did not take the request: the submitter's rule for a target that turned
+          // it down applies (back to the entry node after a backoff; the rejection limit, not
+          // the spillback limit, bounds it). Counted as spillbacks in a row, an entry node whose
+          // view still showed the dead node free failed the request after 16 quick hops
+          // (live.chaos.head, 432 calls lost).
+          submitter.OnLeaseRejected(d.lease, now(), &ds);
+          if (!ds.empty() && ds.back().kind == agent::SubmitDecision::Kind::kFailTask) {
+            ds.back().reason += ": " + std::string(reply.status().message());
+          }
+          if (options.entry) entry = options.entry(unreachable);
+          std::this_thread::sleep_for(options.unreachable_pause);
+          break;
+        }
         // Same request, asked again at the entry node (which may be another one by now).
         std::this_thread::sleep_for(options.unreachable_pause);
         if (options.entry) entry = options.entry(unreachable);

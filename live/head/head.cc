@@ -102,7 +102,15 @@ void HeadDaemon::Impl::Restore(const HeadStoreSnapshot& snap) {
   // Alive members get the grace window to report again (then the usual liveness applies).
   const double heard_s = NowS() + grace_s - controller_.options().DeadAfterS();
   int nodes = 0, groups = 0;
-  for (const v1::NodeInfo& info : snap.nodes) {
+  for (const v1::NodeInfo& stored : snap.nodes) {
+    // Nothing of a restored node is known free until it reports again: the store keeps "all
+    // free", and views that advertised it so drew every spillback of the cluster to a node that
+    // had died with the head down (live.chaos.head: requests bounced to it 16 times in a row and
+    // their calls failed). A node that is alive reports within a period and shows its real
+    // availability.
+    v1::NodeInfo info = stored;
+    info.clear_available();
+    info.clear_devices();
     auto node = NodeFromProto(info);
     if (!node.ok()) {
       Log("head store: node " + info.node_id() + " skipped: " + node.status().ToString());
