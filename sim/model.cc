@@ -199,6 +199,8 @@ Model::Model(const Scenario& scenario, Platform* platform, ModelOptions options)
     uint32_t classes = 0;
     class_of_task_ = SchedulingClasses(scenario_, &classes);
     if (reuse_) class_wait_.assign(classes, WaitReason::kNone);
+    const auto options = SchedulingClassOptions(scenario_, class_of_task_, classes);
+    for (uint32_t c = 0; c < classes; ++c) owner_.SetClassOptions(c, options[c]);
   }
 
   pgs_.resize(scenario_.placement_groups.size());

@@ -180,7 +180,8 @@ const Schema& RootSchema() {
     const Schema* owner = map({{"reuse_leases", v},
                                {"max_pending_lease_requests_per_class", v},
                                {"idle_lease_timeout", v},
-                               {"lease_timeout", v}});
+                               {"lease_timeout", v},
+                               {"gpu_tasks_per_lease", v}});
     return map({{"name", v},
                 {"description", v},
                 {"seed", v},
@@ -756,6 +757,11 @@ class Loader {
     }
     if (auto v = m.Get("lease_timeout")) {
       ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &o.lease_timeout_s));
+    }
+    if (auto v = m.Get("gpu_tasks_per_lease")) {
+      int64_t n = 0;
+      ORRERY_RETURN_IF_ERROR(ReadInt(ctx_, *v, 0, 1000000, &n));
+      o.gpu_tasks_per_lease = static_cast<int>(n);
     }
     return Status::Ok();
   }

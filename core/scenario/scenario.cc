@@ -69,6 +69,21 @@ std::vector<uint32_t> SchedulingClasses(const Scenario& s, uint32_t* num_classes
   return out;
 }
 
+std::vector<agent::ClassOptions> SchedulingClassOptions(const Scenario& s,
+                                                        const std::vector<uint32_t>& class_of,
+                                                        uint32_t num_classes) {
+  std::vector<agent::ClassOptions> out(num_classes);
+  if (s.owner.gpu_tasks_per_lease <= 0) return out;
+  for (size_t i = 0; i < s.tasks.size() && i < class_of.size(); ++i) {
+    const TaskSpec& t = s.tasks[i];
+    // Actors keep their one lease for life (the submitter's actor class options).
+    if (t.kind == WorkKind::kTask && s.shapes[t.shape].RequestsGpu()) {
+      out[class_of[i]].max_tasks_per_lease = s.owner.gpu_tasks_per_lease;
+    }
+  }
+  return out;
+}
+
 // scenario.h promises 64 bytes a task.
 static_assert(sizeof(TaskSpec) <= 64);
 

@@ -84,6 +84,10 @@ struct OwnerSpec {
   double idle_lease_timeout_s = 0.0;
   // A lease held longer than this since its grant goes back when its task finishes; 0 = never.
   double lease_timeout_s = 0.5;
+  // A lease of a class that holds GPUs runs this many tasks, then goes back (Ray's max_calls=1
+  // default for GPU tasks: the worker exits, releasing the GPU memory a task left behind, and
+  // the next task of the class asks for a new lease); 0 = unlimited, as for CPU classes.
+  int gpu_tasks_per_lease = 1;
 };
 
 // `base` with the scenario's owner settings on top (each backend keeps its own transport
@@ -215,5 +219,11 @@ struct Scenario {
 // Names, shapes and strategies are interned at load time, so equal indexes are equal content.
 // Returns the number of classes in *num_classes when non-null. O(tasks + args) expected.
 std::vector<uint32_t> SchedulingClasses(const Scenario& s, uint32_t* num_classes = nullptr);
+
+// The owner's per-class options of the classes SchedulingClasses gave (`class_of`, by task), for
+// Submitter::SetClassOptions: a class whose shape holds GPUs gets owner.gpu_tasks_per_lease.
+std::vector<agent::ClassOptions> SchedulingClassOptions(const Scenario& s,
+                                                        const std::vector<uint32_t>& class_of,
+                                                        uint32_t num_classes);
 
 }  // namespace orrery

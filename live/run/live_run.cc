@@ -303,7 +303,10 @@ class Runner {
         ++tasks_[i].deps_left;
       }
     }
-    class_of_ = SchedulingClasses(s_);
+    uint32_t classes = 0;
+    class_of_ = SchedulingClasses(s_, &classes);
+    const auto class_options = SchedulingClassOptions(s_, class_of_, classes);
+    for (uint32_t c = 0; c < classes; ++c) owner_.SetClassOptions(c, class_options[c]);
     t0_ = Clock::now();
     std::thread sampler([this] { SampleLoop(); });
     std::thread failures([this] { FailureLoop(); });

@@ -855,6 +855,34 @@ TEST_F(OwnerSettingTest, DefaultsToARayDriverAndReadsEveryKey) {
                   "owner.max_pending_lease_requests_per_class");
 }
 
+// Ray's max_calls=1 default for GPU tasks: a GPU class's lease runs one task, then goes back (the
+// simulator and live run alike; the C++ API does the same for its GPU classes).
+TEST_F(OwnerSettingTest, AGpuClassRunsOneTaskPerLeaseUnlessTheOwnerSaysOtherwise) {
+  const std::string tasks = WithTasks(R"(    - {name: a, count: 2, duration: 1s}
+    - {name: g, count: 2, start: 1s, duration: 1s, resources: {CPU: 1, GPU: 1}}
+)");
+  auto per_class = [](const Scenario& s) {
+    uint32_t n = 0;
+    const std::vector<uint32_t> c = SchedulingClasses(s, &n);
+    std::vector<int> out;
+    for (const agent::ClassOptions& o : SchedulingClassOptions(s, c, n)) {
+      out.push_back(o.max_tasks_per_lease);
+    }
+    return out;
+  };
+  auto d = Load(tasks);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->owner.gpu_tasks_per_lease, 1);
+  EXPECT_EQ(per_class(*d), (std::vector<int>{0, 1}));
+  auto off = Load(tasks + "owner: {gpu_tasks_per_lease: 0}\n");
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  EXPECT_EQ(per_class(*off), (std::vector<int>{0, 0}));
+  auto three = Load(tasks + "owner: {gpu_tasks_per_lease: 3}\n");
+  ASSERT_TRUE(three.ok()) << three.status().ToString();
+  EXPECT_EQ(per_class(*three), (std::vector<int>{0, 3}));
+  EXPECT_CONTAINS(Error(tasks + "owner: {gpu_tasks_per_lease: -1}\n"), "owner.gpu_tasks_per_lease");
+}
+
 TEST_F(OwnerSettingTest, SchedulingClassesGroupNameShapeStrategyArgsEnvAndKind) {
   auto s = Load(WithTasks(R"(    - {name: a, count: 2, duration: 1s, output: 1MB}
     - {name: b, count: 1, start: 1s, duration: 2s}
