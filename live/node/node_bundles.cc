@@ -130,8 +130,8 @@ void NodeDaemon::Impl::Snapshot(v1::HeartbeatRequest* req) {
       ++it;
     }
   }
-  for (v1::TaskRecord& r : moved_) *req->add_task_updates() = std::move(r);
-  moved_.clear();
+  for (v1::TaskRecord& r : final_records_) *req->add_task_updates() = std::move(r);
+  final_records_.clear();
   // Pending demand by (shape, wait reason), in a defined order.
   std::map<std::pair<std::string, int>, std::pair<ResourceSet, int>> demand;
   for (const auto& p : manager_->Pending()) {

@@ -174,6 +174,10 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
     uint64_t ask_seq = 0;    // tells a re-ask timer which queue timeout it was armed for
     bool dirty = true;       // to be sent with the next heartbeat
     bool reported = false;   // sent with a heartbeat at least once (the head has a row for it)
+    // --- live run: keep the lease when the running workload ends (RunTaskRequest.keep_lease);
+    // kept: it ran a task and is held for the owner's next (it has no row of its own).
+    bool keep_lease = false;
+    bool kept = false;
     // A built-in workload on a pooled worker (pid is then the worker's).
     bool workload = false;
     uint64_t bytes_fetched = 0;
@@ -224,8 +228,14 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   // A queued request left the queue (`lr`): records, held call, or a grant nobody waits for.
   void ApplyReply(const LeaseReply& lr);
   // A lease request of `task` left this node for `to` (spillback): forget it, and tell the head
-  // where it went if the head may have a row for it (moved_).
+  // where it went if the head may have a row for it (final_records_).
   void MovedOn(const TaskId& task, const NodeId& to);
+  // Returns the node's unused grant `task` after unused_lease_timeout unless it is used (or
+  // granted again) first.
+  void ArmUnusedLeaseTimer(Task& t);
+  // Ends a kept lease (it ran a task and its owner returns it, or never used it again): the
+  // resources go back; no record (the head shows the tasks that ran on it, not the lease).
+  void EndKeptLease(std::map<TaskId, Task>::iterator it);
 
   void FinishWaiting(std::map<TaskId, Waiting>::iterator w, const LeaseReply& lr);
 
@@ -436,12 +446,14 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   uint64_t lease_seq_ = 0;
   std::map<NodeId, std::string> addresses_;
   std::map<TaskId, Task> tasks_;
-  // The last records of lease requests that left for another node (spillback) since the last
-  // heartbeat, each naming the node it went to (TaskRecord.moved_to_node_id): the head's row
-  // follows the request, so it neither stays pending here for good when the driver never asks
-  // the next node (it no longer needed the lease) nor outlives that node if it dies. The record
-  // also replaces an update of the task that a failed heartbeat kept (HeartbeatLoop).
-  std::vector<v1::TaskRecord> moved_;
+  // Last records of leases this node no longer tracks under them, for the next heartbeat:
+  // - a lease request that left for another node (spillback), naming the node it went to
+  //   (TaskRecord.moved_to_node_id): the head's row follows the request, so it neither stays
+  //   pending here for good when the driver never asks the next node (it no longer needed the
+  //   lease) nor outlives that node if it dies; it also replaces an update of the task that a
+  //   failed heartbeat kept (HeartbeatLoop);
+  // - the end of a task that ran on a kept lease (live run), the lease itself staying granted.
+  std::vector<v1::TaskRecord> final_records_;
   std::map<TaskId, Waiting> waiting_;
 
   // --- Metrics. The endpoint (and its registry) outlives the families that live in it; the

@@ -129,7 +129,6 @@ void NodeDaemon::Impl::HandleLease(NotifyingUnaryReactor* r, v1::RequestWorkerLe
 void NodeDaemon::Impl::OnGranted(const LeaseReply& lr) {
   auto& t = tasks_.at(lr.task_id);
   t.allocation = lr.allocation;
-  t.lease_seq = ++lease_seq_;
   t.record.set_state(v1::TASK_STATE_LEASED);
   t.record.set_wait_reason(v1::WAIT_REASON_NONE);
   t.dirty = true;
@@ -137,16 +136,33 @@ void NodeDaemon::Impl::OnGranted(const LeaseReply& lr) {
     metrics_->ObserveSchedulingLatency(
         std::chrono::duration<double>(Clock::now() - t.received).count());
   }
-  loop_.PostAfter(options_.unused_lease_timeout, [this, task = lr.task_id, seq = t.lease_seq] {
-    auto it = tasks_.find(task);
-    if (it == tasks_.end() || it->second.lease_seq != seq ||
-        it->second.record.state() != v1::TASK_STATE_LEASED || it->second.env_pending) {
-      return;
-    }
-    Log("lease of task " + task + " was never used: returned");
-    EndLease(it->second, v1::TASK_STATE_CANCELED, 0, "lease never used");
-    RunPending();
-  });
+  ArmUnusedLeaseTimer(t);
+}
+
+void NodeDaemon::Impl::ArmUnusedLeaseTimer(Task& t) {
+  t.lease_seq = ++lease_seq_;
+  loop_.PostAfter(options_.unused_lease_timeout,
+                  [this, task = t.record.task_id(), seq = t.lease_seq] {
+                    auto it = tasks_.find(task);
+                    if (it == tasks_.end() || it->second.lease_seq != seq ||
+                        it->second.record.state() != v1::TASK_STATE_LEASED ||
+                        it->second.env_pending || it->second.workload) {
+                      return;
+                    }
+                    Log("lease of task " + task + " was never used: returned");
+                    if (it->second.kept) {
+                      EndKeptLease(it);
+                    } else {
+                      EndLease(it->second, v1::TASK_STATE_CANCELED, 0, "lease never used");
+                    }
+                    RunPending();
+                  });
+}
+
+void NodeDaemon::Impl::EndKeptLease(std::map<TaskId, Task>::iterator it) {
+  if (manager_) (void)node_agent_->ReturnLease(it->first);
+  ReleaseTaskEnv(it->second);
+  tasks_.erase(it);
 }
 
 void NodeDaemon::Impl::RunPending() {
@@ -195,7 +211,7 @@ void NodeDaemon::Impl::MovedOn(const TaskId& task, const NodeId& to) {
     r.set_wait_reason(v1::WAIT_REASON_NONE);
     r.set_spillbacks(r.spillbacks() + 1);
     r.set_moved_to_node_id(to);
-    moved_.push_back(std::move(r));
+    final_records_.push_back(std::move(r));
   }
   tasks_.erase(it);
 }

@@ -107,8 +107,11 @@ void NodeDaemon::Impl::HeartbeatLoop() {
   while (!WaitStopping(report_period_)) {
     v1::HeartbeatRequest req;
     if (!loop_.RunSync([&] { Snapshot(&req); })) return;
-    // Newest per task: a moved record (spillback) replaces a kept pending one.
-    for (const auto& t : req.task_updates()) unsent[t.task_id()] = t;
+    // Newest per row: a moved record (spillback) replaces a kept pending one. A kept lease
+    // (live run) carries several tasks' rows under its one id, each its display id.
+    for (const auto& t : req.task_updates()) {
+      unsent[t.display_task_id().empty() ? t.task_id() : t.display_task_id()] = t;
+    }
     req.clear_task_updates();
     for (const auto& [id, t] : unsent) *req.add_task_updates() = t;
     grpc::ClientContext ctx;

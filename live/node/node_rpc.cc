@@ -71,7 +71,11 @@ grpc::ServerUnaryReactor* NodeDaemon::Impl::ReturnWorkerLease(
                              "no unused lease for task " + task + " on " + node_id_));
       return;
     }
-    EndLease(it->second, v1::TASK_STATE_CANCELED, 0, "lease returned unused");
+    if (it->second.kept) {
+      EndKeptLease(it);
+    } else {
+      EndLease(it->second, v1::TASK_STATE_CANCELED, 0, "lease returned unused");
+    }
     r->Finish(grpc::Status::OK);
     RunPending();
   });

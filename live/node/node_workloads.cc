@@ -15,6 +15,7 @@ void NodeDaemon::Impl::StartWorkload(const TaskId& task, WorkloadSpec spec,
   }
   Task& t = it->second;
   t.workload = true;
+  t.keep_lease = req.keep_lease();
   if (t.record.name().empty()) t.record.set_name(WorkloadKindName(spec.kind));
   if (!req.display_task_id().empty() && req.display_task_id() != t.record.task_id()) {
     // A reused owner lease runs this task: the task table shows the task, not the lease.
@@ -145,9 +146,39 @@ void NodeDaemon::Impl::FinishWorkload(Task& t,
   m.mutable_exit()->set_bytes_fetched(t.bytes_fetched);
   m.mutable_exit()->set_error(error);
   m.mutable_exit()->set_start_unix_ms(t.start_unix_ms);
+  const bool keep = t.keep_lease && !w->done() && !shutting_down_ && manager_ != nullptr;
   w->Push(std::move(m));
   w->Close(grpc::Status::OK);
-  EndLease(t, code == 0 ? v1::TASK_STATE_FINISHED : v1::TASK_STATE_FAILED, code, error);
+  const v1::TaskState state = code == 0 ? v1::TASK_STATE_FINISHED : v1::TASK_STATE_FAILED;
+  if (keep) {
+    // --- live run: the task's record ends (under its display id); the lease stays granted for
+    // the owner's next task, its resources held, as a Ray worker lease is between tasks.
+    v1::TaskRecord done = t.record;
+    done.set_state(state);
+    done.set_exit_code(code);
+    done.set_end_unix_ms(UnixMs());
+    if (!error.empty()) done.set_error(error);
+    final_records_.push_back(std::move(done));
+    ++ended_[state];
+    ReleaseTaskEnv(t);
+    t.record.set_state(v1::TASK_STATE_LEASED);
+    t.record.clear_display_task_id();
+    t.record.clear_error();
+    t.record.set_exit_code(0);
+    t.record.set_start_unix_ms(0);
+    t.record.set_end_unix_ms(0);
+    t.record.set_wait_reason(v1::WAIT_REASON_NONE);
+    t.dirty = false;
+    t.workload = false;
+    t.keep_lease = false;
+    t.kept = true;
+    t.pid = 0;
+    t.bytes_fetched = 0;
+    t.start_unix_ms = 0;
+    ArmUnusedLeaseTimer(t);
+    return;
+  }
+  EndLease(t, state, code, error);
   RunPending();
 }
 

@@ -843,8 +843,8 @@ class Runner {
         case agent::SubmitDecision::Kind::kReturnLease: {
           auto it = leases_.find(d.lease);
           if (it == leases_.end()) break;
-          if (it->second.unused && !it->second.address.empty()) {
-            // Granted, never run on: the node still holds it.
+          if ((it->second.unused || it->second.kept) && !it->second.address.empty()) {
+            // Granted and never run on, or kept after its last task: the node still holds it.
             pool_.Post([this, address = it->second.address, id = it->second.node_lease_id] {
               (void)NodeClient(address, token_).ReturnWorkerLease(id);
             });
@@ -946,8 +946,13 @@ class Runner {
       if (lease.unused) {
         it->second.unused = false;
         t.row.spillbacks = lease.spillbacks;
+      } else if (lease.kept) {
+        // Reused: the node kept the lease (its resources held) after the last task.
+        it->second.kept = false;
+        t.row.spillbacks = 0;
       } else {
-        // Reused: the node ended its lease with the last task; ask that node again.
+        // Reused, but the node ended the lease with the last task (it could not keep it: the
+        // call broke): ask that node again.
         lease.node_lease_id = run_id_ + "-l" + std::to_string(next_node_lease_++);
         it->second.node_lease_id = lease.node_lease_id;
         again = t.req;
@@ -980,6 +985,8 @@ class Runner {
       run.set_display_task_id(AttemptId(i));
       run.set_attempt(tasks_attempt);
     }
+    const bool reuse = owner_.options().reuse_leases;
+    run.set_keep_lease(reuse);
     for (auto& ref : *run.mutable_args()) ref.set_address(AddressOf(ref.node_id()));
     const uint64_t epoch = CrashEpoch(lease.node_id);
     running_.fetch_add(1);
@@ -988,6 +995,19 @@ class Runner {
       if (m.has_started_pid()) start_s = Now();
     });
     running_.fetch_sub(1);
+    if (reuse && lease.kept && start_s < 0 && !exit.ok() &&
+        exit.status().code() == StatusCode::kFailedPrecondition) {
+      // The node no longer held the kept lease (its unused-lease timeout, or it restarted):
+      // nothing ran; the lease is lost and the task goes back to the owner.
+      std::lock_guard<std::mutex> l(mu_);
+      --running_tasks_;
+      const size_t begin = owner_out_.size();
+      owner_.OnLeaseLost(h, Now(), &owner_out_);
+      leases_.erase(h);
+      ApplyLocked(begin);
+      SubmitLocked(i);
+      return;
+    }
     const double end_s = Now();
     std::string why = exit.ok() ? exit->error() : exit.status().ToString();
     bool ok = exit.ok() && exit->exit_code() == 0;
@@ -1027,6 +1047,8 @@ class Runner {
       owner_.OnLeaseLost(h, Now(), &owner_out_);
       leases_.erase(h);
     } else {
+      // The node kept the lease if the call ended with the workload's exit.
+      if (auto it = leases_.find(h); it != leases_.end()) it->second.kept = reuse && exit.ok();
       owner_.OnTaskFinished(h, Now(), &owner_out_);
     }
     if (ok) {
@@ -1512,6 +1534,9 @@ class Runner {
     std::string node_lease_id;     // the node's id of the lease (task_id of its requests)
     int spillbacks = 0;
     bool unused = true;  // granted, no task run on it yet
+    // The node kept it after its last task (RunTaskRequest.keep_lease): the next task runs on
+    // it as is, and the owner's return goes to the node.
+    bool kept = false;
   };
   std::unordered_map<agent::LeaseHandle, LeaseRt> leases_;  // guarded by mu_
   uint64_t next_node_lease_ = 0;                            // guarded by mu_

@@ -1424,5 +1424,71 @@ TEST(LiveTest, AnUnreachableSpillTargetDoesNotEndTheRequest) {
   EXPECT_EQ(walker->node_id, "a");
   EXPECT_TRUE(NodeClient(walker->address, c.Token()).ReturnWorkerLease("walker").ok());
 }
+// live run's owner reuses a lease as a Ray driver does: with keep_lease the node ends the task's
+// record but keeps the lease granted, its CPU held, for the next task pushed on it (no new
+// request, so no other request can take the CPU in between); the owner's ReturnWorkerLease frees
+// it, without a row for the lease itself. Without keep_lease the lease ends with the workload.
+TEST(LiveWorkloadTest, AKeptLeaseHoldsItsResourcesBetweenTasksUntilReturned) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "1"}).exit_code, 0);
+  auto lease = AcquireLease(c.NodeAddress("a"), c.Token(), CpuLease("kept-lease", 1));
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  auto run = [&](const std::string& display, bool keep) {
+    v1::RunTaskRequest r;
+    r.set_task_id("kept-lease");
+    r.set_display_task_id(display);
+    r.set_keep_lease(keep);
+    r.mutable_workload()->set_kind(v1::Workload::SLEEP);
+    r.mutable_workload()->set_duration_ms(20);
+    return NodeClient(lease->address, c.Token()).RunTask(r, nullptr, milliseconds(20000));
+  };
+  auto cpu_free = [&] { return c.Node("a")["available"].value("CPU", 0.0); };
+  for (const char* task : {"kept-1", "kept-2", "kept-3"}) {
+    auto exit = run(task, true);
+    ASSERT_TRUE(exit.ok()) << task << ": " << exit.status().ToString();
+    EXPECT_EQ(exit->exit_code(), 0) << task;
+  }
+  // Still held after the last task (well past a heartbeat), and no other request gets the CPU.
+  std::this_thread::sleep_for(milliseconds(400));
+  EXPECT_EQ(cpu_free(), 0.0);
+  AcquireOptions once;
+  once.first_queue_timeout = milliseconds(100);
+  once.still_needed = [n = 0]() mutable { return ++n < 2; };
+  EXPECT_EQ(AcquireLease(c.NodeAddress("a"), c.Token(), CpuLease("other", 1), once).status().code(),
+            StatusCode::kAborted);
+  (void)NodeClient(c.NodeAddress("a"), c.Token()).CancelWorkerLease("other", "test over");
+  ASSERT_TRUE(NodeClient(lease->address, c.Token()).ReturnWorkerLease("kept-lease").ok());
+  EXPECT_TRUE(Eventually([&] { return cpu_free() == 1.0; }));
+  // The table shows the three tasks, each FINISHED on a, and no row for the lease.
+  HeadClient head(c.address(), c.Token());
+  std::map<std::string, v1::TaskState> rows;
+  ASSERT_TRUE(Eventually([&] {
+    rows.clear();
+    auto list = head.ListTasks();
+    if (!list.ok()) return false;
+    for (const auto& t : list->tasks()) {
+      if (t.task_id() != "other") rows[t.task_id()] = t.state();
+    }
+    return rows.size() == 3 && rows.count("kept-3") == 1 &&
+           rows["kept-3"] == v1::TASK_STATE_FINISHED;
+  }));
+  EXPECT_EQ(rows, (std::map<std::string, v1::TaskState>{{"kept-1", v1::TASK_STATE_FINISHED},
+                                                        {"kept-2", v1::TASK_STATE_FINISHED},
+                                                        {"kept-3", v1::TASK_STATE_FINISHED}}));
+  // Without keep_lease the lease ends with its task: a second run on it is refused.
+  auto plain = AcquireLease(c.NodeAddress("a"), c.Token(), CpuLease("plain-lease", 1));
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  v1::RunTaskRequest r;
+  r.set_task_id("plain-lease");
+  r.mutable_workload()->set_kind(v1::Workload::SLEEP);
+  r.mutable_workload()->set_duration_ms(20);
+  ASSERT_TRUE(NodeClient(plain->address, c.Token()).RunTask(r, nullptr, milliseconds(20000)).ok());
+  EXPECT_EQ(NodeClient(plain->address, c.Token())
+                .RunTask(r, nullptr, milliseconds(20000))
+                .status()
+                .code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Eventually([&] { return cpu_free() == 1.0; }));
+}
 }  // namespace
 }  // namespace orrery::live
