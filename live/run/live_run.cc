@@ -653,10 +653,11 @@ class Runner {
   // canceled) -> its group's bundle -> Submit under its scheduling class. The Submitter's
   // decisions are carried out by the call pool: kRequestLease follows a lease request from the
   // entry node to a grant (AcquireLease), kPushTask runs the task on the granted lease (RunTask),
-  // kReturnLease gives an unused grant back, kFailTask ends the task. The node ends a lease when
-  // its workload ends, so a reused lease (owner.reuse_leases) asks the lease's node again for the
-  // next task with grant_or_reject (the node grants from its own resources, no scheduling decision
-  // and no spillback); a rejection counts as the lease lost and the task is submitted again.
+  // kReturnLease gives a grant back to its node, kFailTask ends the task. A reused lease
+  // (owner.reuse_leases) stays granted at its node between tasks (RunTaskRequest.keep_lease: its
+  // resources held, no new request, as a Ray worker lease); one its node no longer holds (or one
+  // whose last call broke, asked again with grant_or_reject) counts as lost and the task is
+  // submitted again.
 
   // The task arrived at its submit time. Called by the run's thread.
   void Arrive(size_t i) {
@@ -926,6 +927,18 @@ class Runner {
     ApplyLocked(begin);
   }
 
+  // Lease `h`, pushed task `i`, turned out gone before the task ran: the lease is lost and the
+  // same attempt goes back to the owner (nothing ran).
+  void LoseLeaseBeforeRun(agent::LeaseHandle h, size_t i) {
+    std::lock_guard<std::mutex> l(mu_);
+    --running_tasks_;
+    const size_t begin = owner_out_.size();
+    owner_.OnLeaseLost(h, Now(), &owner_out_);
+    leases_.erase(h);
+    ApplyLocked(begin);
+    SubmitLocked(i);
+  }
+
   // Runs task `i` on granted lease `h`, then tells the Submitter.
   void RunOn(agent::LeaseHandle h, size_t i) {
     const TaskSpec& ts = s_.tasks[i];
@@ -969,16 +982,7 @@ class Runner {
     }
     if (!again.task_id().empty()) {
       auto r = NodeClient(lease.address, token_).RequestWorkerLease(again);
-      if (!r.ok() || !r->has_granted()) {
-        std::lock_guard<std::mutex> l(mu_);
-        --running_tasks_;
-        const size_t begin = owner_out_.size();
-        owner_.OnLeaseLost(h, Now(), &owner_out_);
-        leases_.erase(h);
-        ApplyLocked(begin);
-        SubmitLocked(i);  // the same attempt, nothing ran
-        return;
-      }
+      if (!r.ok() || !r->has_granted()) return LoseLeaseBeforeRun(h, i);
     }
     run.set_task_id(lease.node_lease_id);
     if (lease.node_lease_id != AttemptId(i)) {  // reuse: the table names the task, not the lease
@@ -997,16 +1001,8 @@ class Runner {
     running_.fetch_sub(1);
     if (reuse && lease.kept && start_s < 0 && !exit.ok() &&
         exit.status().code() == StatusCode::kFailedPrecondition) {
-      // The node no longer held the kept lease (its unused-lease timeout, or it restarted):
-      // nothing ran; the lease is lost and the task goes back to the owner.
-      std::lock_guard<std::mutex> l(mu_);
-      --running_tasks_;
-      const size_t begin = owner_out_.size();
-      owner_.OnLeaseLost(h, Now(), &owner_out_);
-      leases_.erase(h);
-      ApplyLocked(begin);
-      SubmitLocked(i);
-      return;
+      // The node no longer held the kept lease (its unused-lease timeout, or it restarted).
+      return LoseLeaseBeforeRun(h, i);
     }
     const double end_s = Now();
     std::string why = exit.ok() ? exit->error() : exit.status().ToString();

@@ -19,6 +19,8 @@
 #include <functional>
 #include <future>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -27,8 +29,8 @@
 #include <vector>
 
 #include "live/client/client.h"
-#include "live/rpc/rpc_util.h"
 #include "live/common/session.h"
+#include "live/rpc/rpc_util.h"
 #include "tests/live/live_cluster.h"
 
 extern char** environ;
@@ -1170,6 +1172,45 @@ TEST(LiveTest, HandlersCheckTheTokenBeforeTheRequest) {
   EXPECT_TRUE(Unary(node, &Node::Ready)(c.Token()).ok());
 }
 
+// Nodes that exist only as the head's RPCs (registered, heartbeating task records by hand): for
+// tests of the head's task table against reports in a chosen order.
+class RawNodes {
+ public:
+  explicit RawNodes(LiveCluster& c)
+      : token_(c.Token()),
+        stub_(v1::HeadService::NewStub(
+            grpc::CreateChannel(c.address(), grpc::InsecureChannelCredentials()))) {}
+  grpc::Status Register(const std::string& id) {
+    v1::RegisterNodeRequest reg;
+    reg.set_node_id(id);
+    reg.set_address("127.0.0.1:1");  // never called: no leases or bundles go to it
+    (*reg.mutable_total()->mutable_raw())["CPU"] = 10000;
+    v1::RegisterNodeReply reply;
+    return Call(&v1::HeadService::Stub::RegisterNode, reg, &reply);
+  }
+  // One heartbeat at a time, as a node sends them.
+  grpc::Status Beat(const std::string& node, const std::vector<v1::TaskRecord>& updates) {
+    std::lock_guard<std::mutex> l(mu_);
+    v1::HeartbeatRequest req;
+    req.set_node_id(node);
+    for (const auto& t : updates) *req.add_task_updates() = t;
+    v1::HeartbeatReply reply;
+    return Call(&v1::HeadService::Stub::Heartbeat, req, &reply);
+  }
+
+ private:
+  template <typename Method, typename Req, typename Reply>
+  grpc::Status Call(Method method, const Req& req, Reply* reply) {
+    grpc::ClientContext ctx;
+    AttachToken(&ctx, token_);
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    return ((*stub_).*method)(&ctx, req, reply);
+  }
+  std::string token_;
+  std::unique_ptr<v1::HeadService::Stub> stub_;
+  std::mutex mu_;
+};
+
 // A task's reports come from every node its lease request visited, and a node re-sends what its
 // heartbeats could not deliver once the head answers again (after a head restart). A stale
 // "pending" record from the node the request left, arriving after the node it moved to reported
@@ -1178,22 +1219,9 @@ TEST(LiveTest, HandlersCheckTheTokenBeforeTheRequest) {
 TEST(LiveTest, AStaleRecordResentAfterTheTaskEndedElsewhereDoesNotReopenIt) {
   LiveCluster c;
   ASSERT_EQ(c.StartHead("a", {"--num-cpus", "1"}).exit_code, 0);
-  auto stub = v1::HeadService::NewStub(
-      grpc::CreateChannel(c.address(), grpc::InsecureChannelCredentials()));
-  auto call = [&](auto method, const auto& req, auto* reply) {
-    grpc::ClientContext ctx;
-    AttachToken(&ctx, c.Token());
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    return ((*stub).*method)(&ctx, req, reply);
-  };
-  for (const char* id : {"x", "y"}) {
-    v1::RegisterNodeRequest reg;
-    reg.set_node_id(id);
-    reg.set_address("127.0.0.1:1");  // never called: no leases or bundles go to it
-    (*reg.mutable_total()->mutable_raw())["CPU"] = 10000;
-    v1::RegisterNodeReply reply;
-    ASSERT_TRUE(call(&v1::HeadService::Stub::RegisterNode, reg, &reply).ok());
-  }
+  RawNodes raw(c);
+  ASSERT_TRUE(raw.Register("x").ok());
+  ASSERT_TRUE(raw.Register("y").ok());
   auto record = [](const std::string& task, const std::string& node, v1::TaskState state,
                    int attempt, int64_t submit_ms, int64_t end_ms) {
     v1::TaskRecord t;
@@ -1207,11 +1235,7 @@ TEST(LiveTest, AStaleRecordResentAfterTheTaskEndedElsewhereDoesNotReopenIt) {
     return t;
   };
   auto beat = [&](const std::string& node, const std::vector<v1::TaskRecord>& updates) {
-    v1::HeartbeatRequest req;
-    req.set_node_id(node);
-    for (const auto& t : updates) *req.add_task_updates() = t;
-    v1::HeartbeatReply reply;
-    return call(&v1::HeadService::Stub::Heartbeat, req, &reply);
+    return raw.Beat(node, updates);
   };
   auto state_of = [&](const std::string& task) {
     HeadClient head(c.address(), c.Token());
@@ -1301,30 +1325,11 @@ TEST(LiveTest, ARowFollowsASpilledRequestAndEndsWhenItsDriverNeverAsksThere) {
 TEST(LiveTest, AMovedRecordNeverOverridesTheNodeTheRequestWentTo) {
   LiveCluster c;
   ASSERT_EQ(c.StartHead("a", {"--num-cpus", "1", "--health-check-period-ms", "200"}).exit_code, 0);
-  auto stub = v1::HeadService::NewStub(
-      grpc::CreateChannel(c.address(), grpc::InsecureChannelCredentials()));
-  auto call = [&](auto method, const auto& req, auto* reply) {
-    grpc::ClientContext ctx;
-    AttachToken(&ctx, c.Token());
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    return ((*stub).*method)(&ctx, req, reply);
-  };
-  for (const char* id : {"x", "y"}) {
-    v1::RegisterNodeRequest reg;
-    reg.set_node_id(id);
-    reg.set_address("127.0.0.1:1");  // never called: no leases or bundles go to it
-    (*reg.mutable_total()->mutable_raw())["CPU"] = 10000;
-    v1::RegisterNodeReply reply;
-    ASSERT_TRUE(call(&v1::HeadService::Stub::RegisterNode, reg, &reply).ok());
-  }
-  std::mutex mu;  // one heartbeat at a time per node, as a node sends them
+  RawNodes raw(c);
+  ASSERT_TRUE(raw.Register("x").ok());
+  ASSERT_TRUE(raw.Register("y").ok());
   auto beat = [&](const std::string& node, const std::vector<v1::TaskRecord>& updates) {
-    std::lock_guard<std::mutex> l(mu);
-    v1::HeartbeatRequest req;
-    req.set_node_id(node);
-    for (const auto& t : updates) *req.add_task_updates() = t;
-    v1::HeartbeatReply reply;
-    return call(&v1::HeadService::Stub::Heartbeat, req, &reply);
+    return raw.Beat(node, updates);
   };
   std::atomic<bool> stop{false};
   std::thread alive([&] {  // x and y stay alive (declared dead after 5 x 200 ms of silence)
