@@ -194,13 +194,19 @@ void HeadDaemon::Impl::Restore(const HeadStoreSnapshot& snap) {
 }
 
 void HeadDaemon::Impl::ProbeAwaited() {
-  for (const NodeId& id : awaiting_) {
+  for (auto it = awaiting_.begin(); it != awaiting_.end();) {
+    const NodeId id = *it;
     const agent::Member* m = controller_.FindMember(id);
     auto e = nodes_.find(id);
     if (m == nullptr || !m->node.IsAlive() || e == nodes_.end()) {
+      // Declared dead (or gone): it will not report; recovery does not wait for it.
       probes_.erase(id);
+      it = awaiting_.erase(it);
+      ++awaited_dead_;
+      if (awaiting_.empty()) LogRecovered();
       continue;
     }
+    ++it;
     auto& probe = probes_[id];
     if (!probe) probe = std::make_unique<ConnectProbe>(e->second.address);
     // One connect per node (its answer is kept): refused -> dead at the next Tick.
@@ -215,8 +221,13 @@ void HeadDaemon::Impl::ProbeAwaited() {
 void HeadDaemon::Impl::NoteReported(const NodeId& id) {
   probes_.erase(id);
   if (awaiting_.erase(id) == 0 || !awaiting_.empty()) return;
+  LogRecovered();
+}
+
+void HeadDaemon::Impl::LogRecovered() {
   Log("recovery: every restored node reported again " +
-      std::to_string(static_cast<int64_t>(NowS() * 1000)) + " ms after the head started");
+      std::to_string(static_cast<int64_t>(NowS() * 1000)) + " ms after the head started" +
+      (awaited_dead_ > 0 ? " (" + std::to_string(awaited_dead_) + " declared dead instead)" : ""));
 }
 
 void HeadDaemon::Impl::Persist() {

@@ -202,6 +202,8 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   void Persist();
   // Loop thread: node `id` reported; logs the recovery time once every restored node has.
   void NoteReported(const NodeId& id);
+  // Every restored node reported again or was declared dead: the recovery's log line.
+  void LogRecovered();
 
   // Loop thread: liveness and broadcast, once per report period.
   void Tick();
@@ -363,6 +365,7 @@ class HeadDaemon::Impl final : public v1::HeadService::CallbackService {
   bool restored_ = false;  // this head took over a crashed head's state
   double restore_s_ = -1;  // NowS() of the restore; -1 if none
   std::set<NodeId> awaiting_;  // restored alive nodes that have not reported since
+  int awaited_dead_ = 0;       // restored nodes declared dead before they reported
   // A connect to each awaited node's address: one that refuses (its daemon is gone, e.g. it
   // died with the head's machine) is declared dead at once instead of after its grace window.
   std::map<NodeId, std::unique_ptr<ConnectProbe>> probes_;

@@ -528,6 +528,11 @@ TEST(HeadFaultToleranceTest, ANodeGoneWhileTheHeadWasDownIsDeclaredDeadAtOnce) {
       << "still " << state("gone") << " (the grace window is 60 s)";
   EXPECT_LT(Clock::now() - resumed, seconds(15));
   EXPECT_EQ(state("head"), "alive");
+  // Recovery ends without waiting for the dead one (it never reports).
+  const fs::path log = head.session / "logs" / "head.log";
+  EXPECT_TRUE(Eventually([&] {
+    return ReadAll(log).find("(1 declared dead instead)") != std::string::npos;
+  })) << ReadAll(log);
 }
 
 // A clean stop clears the state: the next head of the same temp dir (a new session) starts
