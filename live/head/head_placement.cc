@@ -240,6 +240,16 @@ void HeadDaemon::Impl::UpsertTask(const v1::TaskRecord& in) {
     renamed.clear_display_task_id();
   }
   const v1::TaskRecord& t = renamed.task_id().empty() ? in : renamed;
+  if (!renamed.task_id().empty()) {
+    // Several leases of a reused owner class may be asked for under one task's name, but only
+    // one runs it (a retry is a new attempt id): once a lease ran it to its end, the others'
+    // records (returned unused, canceled, moved on) do not replace that end.
+    auto row = tasks_.find(t.task_id());
+    auto ran = [](v1::TaskState s) {
+      return s == v1::TASK_STATE_FINISHED || s == v1::TASK_STATE_FAILED;
+    };
+    if (row != tasks_.end() && ran(row->second.state()) && !ran(t.state())) return;
+  }
   if (!t.moved_to_node_id().empty()) {
     MoveTask(t);
     return;
