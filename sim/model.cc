@@ -544,6 +544,7 @@ void Model::ApplyOwnerDecisions(size_t begin, double delay, int node) {
           if (!reqs_[r].used) a.spillbacks = reqs_[r].spillbacks;  // as live run records it
           reqs_[r].used = true;
           if (log_decisions_) LogReq(r, reqs_[r].node, "-> runs task " + std::to_string(a.task));
+          TraceLease(d.lease, "push", reqs_[r].templ, reqs_[r].node, att);
           OnGranted(att, reqs_[r].node);
           continue;
         }
@@ -554,6 +555,7 @@ void Model::ApplyOwnerDecisions(size_t begin, double delay, int node) {
           req_of_lease_.erase(it);
           reqs_[r].done = true;
           const int node_of_lease = reqs_[r].node;
+          TraceLease(d.lease, "returned", reqs_[r].templ, node_of_lease);
           if (node_of_lease >= 0 && nodes_[node_of_lease].up &&
               Agent(node_of_lease).ReturnLease(Key(kReqBase + r))) {
             MirrorLocal(node_of_lease);
@@ -592,6 +594,7 @@ void Model::ApplyOwnerDecisions(size_t begin, double delay, int node) {
         break;
       }
       case agent::SubmitDecision::Kind::kPushTask:
+        TraceLease(d.lease, "push", att, node, att);
         OnGranted(att, node);  // the node's agent holds the lease's allocation
         break;
       case agent::SubmitDecision::Kind::kFailTask: {
@@ -633,15 +636,18 @@ void Model::OnLeaseRequest(uint32_t att, int node, bool grant_or_reject) {
   }
   const TaskSpec& ts = scenario_.tasks[a.task];
   agent::NodeAgent& ag = Agent(node);
+  TraceLease(lease_of_att_[att], "request", att, node);
   if (grant_or_reject && !ag.has_manager()) {
     if (ag.GrantHere(Key(att), scenario_.shapes[ts.shape])) {
       LogDecision(att, node, "-> granted (spilled here)");
+      TraceLease(lease_of_att_[att], "granted", att, node);
       const size_t begin = owner_out_.size();
       owner_.OnLeaseGranted(lease_of_att_[att], node, now_, &owner_out_);
       ApplyOwnerDecisions(begin, 0.0, node);
       return;
     }
     LogDecision(att, node, "-> rejected");
+    TraceLease(lease_of_att_[att], "rejected", att, node);
     const size_t begin = owner_out_.size();
     owner_.OnLeaseRejected(lease_of_att_[att], now_, &owner_out_);
     ApplyOwnerDecisions(begin, LeaseLeg(node, owner), node);
@@ -670,6 +676,7 @@ void Model::HandleReply(int node, const LeaseReply& r) {
       LogDecision(att, node,
                   "-> granted " + scenario_.nodes[node].id +
                       (r.reason.empty() ? std::string() : " (" + r.reason + ")"));
+      TraceLease(lease_of_att_[att], "granted", att, node);
       const size_t begin = owner_out_.size();
       owner_.OnLeaseGranted(lease_of_att_[att], node, now_, &owner_out_);
       ApplyOwnerDecisions(begin, 0.0, node);
@@ -680,6 +687,7 @@ void Model::HandleReply(int node, const LeaseReply& r) {
       LogDecision(att, node,
                   "-> spillback " + r.node + (r.reason.empty() ? std::string() : " (" + r.reason + ")"));
       a.spillbacks = static_cast<uint16_t>(r.spillbacks);
+      TraceLease(lease_of_att_[att], "spilled", att, node, -1, r.node);
       ++spillbacks_;
       last_activity_ = now_;
       const size_t begin = owner_out_.size();
@@ -689,6 +697,7 @@ void Model::HandleReply(int node, const LeaseReply& r) {
     }
     case LeaseReply::Kind::kRejected: {
       LogDecision(att, node, "-> rejected");
+      TraceLease(lease_of_att_[att], "rejected", att, node);
       const size_t begin = owner_out_.size();
       owner_.OnLeaseRejected(lease_of_att_[att], now_, &owner_out_);
       ApplyOwnerDecisions(begin, LeaseLeg(node, owner), node);
@@ -696,6 +705,7 @@ void Model::HandleReply(int node, const LeaseReply& r) {
     }
     case LeaseReply::Kind::kCanceled: {
       LogDecision(att, node, "-> canceled: " + r.reason);
+      TraceLease(lease_of_att_[att], "failed", att, node, -1, r.reason);
       const size_t begin = owner_out_.size();
       owner_.OnLeaseRequestFailed(lease_of_att_[att], r.reason, now_, &owner_out_);
       ApplyOwnerDecisions(begin, 0.0, node);
@@ -727,6 +737,7 @@ void Model::OnReqLeaseRequest(uint32_t key, int node, bool grant_or_reject) {
   ReqRt& q = reqs_[key - kReqBase];
   if (q.done || q.node >= 0) return;
   if (!owner_.StillNeeded(q.lease)) {  // its class ran out of tasks meanwhile
+    TraceLease(q.lease, "dropped", q.templ, node);
     owner_.CancelLease(q.lease);
     q.done = true;
     req_of_lease_.erase(q.lease);
@@ -739,6 +750,7 @@ void Model::OnReqLeaseRequest(uint32_t key, int node, bool grant_or_reject) {
   }
   const uint32_t task = attempts_[q.templ].task;
   agent::NodeAgent& ag = Agent(node);
+  TraceLease(q.lease, "request", q.templ, node);
   if (grant_or_reject && !ag.has_manager()) {
     LeaseReply r;
     r.task_id = Key(key);
@@ -799,6 +811,25 @@ void Model::HandleReqReply(int node, uint32_t key, const LeaseReply& r) {
     }
   }
   SetReqWait(idx, r.kind == LeaseReply::Kind::kQueued ? r.wait_reason : WaitReason::kNone);
+  if (trace_leases_) {
+    const uint32_t templ = reqs_[idx].templ;
+    switch (r.kind) {
+      case LeaseReply::Kind::kGranted:
+        TraceLease(lease, "granted", templ, node);
+        break;
+      case LeaseReply::Kind::kSpillback:
+        TraceLease(lease, "spilled", templ, node, -1, r.node);
+        break;
+      case LeaseReply::Kind::kRejected:
+        TraceLease(lease, "rejected", templ, node);
+        break;
+      case LeaseReply::Kind::kCanceled:
+        TraceLease(lease, "failed", templ, node, -1, r.reason);
+        break;
+      case LeaseReply::Kind::kQueued:
+        break;
+    }
+  }
   switch (r.kind) {
     case LeaseReply::Kind::kGranted:
       reqs_[idx].node = node;
@@ -834,7 +865,9 @@ void Model::EndOnLease(agent::LeaseHandle lease) {
   ReqRt& q = reqs_[it->second];
   const int node = q.node;
   const size_t begin = owner_out_.size();
-  if (node >= 0 && nodes_[node].up) {
+  const bool up = node >= 0 && nodes_[node].up;
+  TraceLease(lease, up ? "finished" : "lost", q.templ, node);
+  if (up) {
     owner_.OnTaskFinished(lease, now_, &owner_out_);
   } else {
     q.done = true;
@@ -854,6 +887,7 @@ void Model::LoseLeasesOn(int node) {
     auto it = req_of_lease_.find(lease);
     if (it == req_of_lease_.end()) continue;
     reqs_[it->second].done = true;
+    TraceLease(lease, "lost", reqs_[it->second].templ, node);
     req_of_lease_.erase(it);
     const size_t begin = owner_out_.size();
     owner_.OnLeaseLost(lease, now_, &owner_out_);
@@ -1656,6 +1690,21 @@ void Model::TryPgTasks(int g) {
 // ---------------------------------------------------------------------------------------------
 // Results
 
+void Model::TraceLease(agent::LeaseHandle lease, const char* event, uint32_t templ, int node,
+                       int64_t task_att, std::string_view detail) {
+  if (!trace_leases_) return;
+  const std::string& name = scenario_.names[scenario_.tasks[attempts_[templ].task].name];
+  const std::string_view node_id =
+      node >= 0 ? std::string_view(scenario_.nodes[node].id) : std::string_view();
+  if (task_att < 0) {
+    lease_trace_.Add(now_, lease, event, name, node_id, {}, 0, detail);
+    return;
+  }
+  const Attempt& a = attempts_[static_cast<size_t>(task_att)];
+  lease_trace_.Add(now_, lease, event, scenario_.names[scenario_.tasks[a.task].name], node_id,
+                   std::to_string(a.task), a.number, detail);
+}
+
 results::RunRecord Model::Finish(double now, double wall_s) {
   now_ = std::max(now_, now);
   Accumulate();
@@ -1697,6 +1746,7 @@ results::RunRecord Model::Finish(double now, double wall_s) {
     r.attempts.push_back(results::PendingAttemptRow(scenario_, t, scenario_.tasks[t].submit_s));
   }
   r.samples = samples_;
+  r.lease_events = lease_trace_.Take();
   r.makespan_s = makespan;
   static const char* kNames[3] = {"CPU", "GPU", "memory"};
   for (int i = 0; i < 3; ++i) {

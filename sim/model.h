@@ -14,9 +14,9 @@
 // Thread safety: none; one driver loop.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
-#include <array>
 #include <functional>
 #include <map>
 #include <memory>
@@ -29,11 +29,12 @@
 #include "core/agent/head_controller.h"
 #include "core/agent/node_agent.h"
 #include "core/agent/submitter.h"
-#include "core/cluster_view.h"
 #include "core/autoscaler/planner.h"
+#include "core/cluster_view.h"
 #include "core/envcache/env_cache.h"
 #include "core/lease/lease_manager.h"
 #include "core/placement/two_phase.h"
+#include "core/results/lease_trace.h"
 #include "core/results/run_record.h"
 #include "core/rng.h"
 #include "core/scenario/scenario.h"
@@ -91,6 +92,8 @@ class Model {
   // outcome node"), kept only when enabled (golden tests).
   void EnableDecisionLog() { log_decisions_ = true; }
   const std::vector<std::string>& decision_log() const { return decision_log_; }
+  // Per-lease trace (core/results/lease_trace.h): the record's lease_events, when enabled.
+  void EnableLeaseTrace() { trace_leases_ = true; }
 
  private:
   friend class SimNodeProvider;  // the autoscaler's actuator (sim/sim_node_provider.h)
@@ -360,6 +363,11 @@ class Model {
   std::vector<results::Sample> samples_;
   bool log_decisions_ = false;
   std::vector<std::string> decision_log_;
+  // A lease event of `lease` (for the class of `templ`'s task) at node `node` (-1: none).
+  void TraceLease(agent::LeaseHandle lease, const char* event, uint32_t templ, int node,
+                  int64_t task_att = -1, std::string_view detail = {});
+  bool trace_leases_ = false;
+  results::LeaseTraceRecorder lease_trace_;
   double last_activity_ = 0;
 };
 

@@ -4,23 +4,24 @@
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <nlohmann/json.hpp>
-#include <cctype>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string_view>
 
 #include "core/cli/cli_util.h"
+#include "core/io/scenario_json.h"
+#include "core/io/scenario_loader.h"
+#include "core/results/lease_trace.h"
 #include "core/results/run_record.h"
 #include "core/results/svg_plot.h"
 #include "sim/gpu_replay/gpu_cli.h"  // GPU placement replay (kind: gpu_placement)
-#include "core/io/scenario_json.h"
-#include "core/io/scenario_loader.h"
 #include "sim/simgrid_driver.h"
 
 namespace orrery::sim {
@@ -36,7 +37,7 @@ using io::LoadScenario;
 
 constexpr const char* kRunUsage =
     "usage: orrery sim run SCENARIO.yaml [--policy NAME] [--seed N] [--set dotted.path=value]...\n"
-    "                      [--out DIR] [--decision-log FILE] [--no-progress]\n";
+    "                      [--out DIR] [--decision-log FILE] [--no-progress] [--trace]\n";
 constexpr const char* kExpandUsage =
     "usage: orrery sim expand SCENARIO.yaml [--seed N] [--set dotted.path=value]... [--out FILE]\n"
     "       (the workload after generators ran, as JSON: what bench/ray_replay.py replays)\n";
@@ -53,6 +54,9 @@ Status WriteResults(const fs::path& dir, const results::RunRecord& r) {
   ORRERY_RETURN_IF_ERROR(WriteFile(dir / "tasks.csv", results::RenderTasksCsv(r)));
   ORRERY_RETURN_IF_ERROR(WriteFile(dir / "timeseries.csv", results::RenderTimeseriesCsv(r)));
   ORRERY_RETURN_IF_ERROR(WriteFile(dir / "timeseries.svg", results::RenderTimeseriesSvg(r)));
+  if (!r.lease_events.empty()) {
+    ORRERY_RETURN_IF_ERROR(WriteFile(dir / "leases.csv", results::RenderLeasesCsv(r.lease_events)));
+  }
   return Status::Ok();
 }
 
@@ -138,6 +142,7 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
   SimRunOptions o;
   o.progress = tty;
   o.decision_log = !decision_log.empty();
+  o.trace_leases = flags.trace;
   const auto t1 = std::chrono::steady_clock::now();
   auto run = RunOnSimGrid(*scenario, o);
   if (!run.ok()) {
@@ -176,7 +181,8 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
                                        : 0.0);
   out << phases;
   out << "  results     " << dir.string()
-      << "/{summary.json,tasks.csv,timeseries.csv,timeseries.svg}\n";
+      << "/{summary.json,tasks.csv,timeseries.csv,timeseries.svg"
+      << (run->record.lease_events.empty() ? "" : ",leases.csv") << "}\n";
   return kExitOk;
 }
 

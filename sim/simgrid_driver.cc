@@ -133,6 +133,7 @@ StatusOr<SimRunResult> RunOnSimGrid(const Scenario& scenario, const SimRunOption
   SimGridPlatform platform(hosts, wake);
   Model model(scenario, &platform, options.model);
   if (options.decision_log) model.EnableDecisionLog();
+  if (options.trace_leases) model.EnableLeaseTrace();
   platform.set_model(&model);
 
   SimRunResult result;

@@ -23,6 +23,7 @@ struct SimRunOptions {
   bool progress = false;
   // Keep the per-decision log (golden tests, debugging).
   bool decision_log = false;
+  bool trace_leases = false;  // the record's lease_events (leases.csv)
 };
 
 struct SimRunResult {

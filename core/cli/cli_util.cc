@@ -78,9 +78,9 @@ std::optional<int> ParseSimRunFlags(const std::vector<std::string>& args, const 
       "policy", po::value(&f.policy), help.policy)("seed", po::value(&f.seed),
                                                    "random seed (overrides the file)")(
       "set", po::value(&f.sets)->composing(), "override a scenario field: dotted.path=value")(
-      "out", po::value(&f.out_dir), help.out)(
-      "decision-log", po::value(&f.decision_log), help.decision_log)("no-progress",
-                                                                     help.no_progress);
+      "out", po::value(&f.out_dir), help.out)("decision-log", po::value(&f.decision_log),
+                                              help.decision_log)("no-progress", help.no_progress)(
+      "trace", help.trace);
   po::variables_map vm;
   if (auto rc = ParseCommand("sim run", args, desc, "scenario", help.usage, vm, out, err))
     return rc;
@@ -89,6 +89,7 @@ std::optional<int> ParseSimRunFlags(const std::vector<std::string>& args, const 
     return kExitUsage;
   }
   f.no_progress = vm.count("no-progress") != 0;
+  f.trace = vm.count("trace") != 0;
   return std::nullopt;
 }
 

@@ -45,6 +45,7 @@ struct SimRunFlags {
   std::vector<std::string> sets;  // --set path=value, in order
   int64_t seed = -1;              // -1: not given
   bool no_progress = false;
+  bool trace = false;  // --trace: leases.csv beside tasks.csv
   // The scenario overrides the flags amount to: the --set values, then scheduler.policy and seed.
   std::vector<std::string> Overrides() const;
 };
@@ -56,6 +57,7 @@ struct SimRunHelp {
   const char* policy = "scheduling policy for DEFAULT requests (orrery policies)";
   const char* decision_log = "write one line per scheduling decision";
   const char* no_progress = "never print the progress line";
+  const char* trace = "also write leases.csv: every step of every worker lease at the driver";
   const char* out = "result directory (default: out/<scenario name>)";
 };
 

@@ -31,6 +31,19 @@ struct TaskAttempt {
   std::string wait_reason;  // last wait reason while pending ("" if it never waited)
 };
 
+// One step of one worker lease at the driver's owner: a row of leases.csv (written when a run
+// is asked to trace; core/results/lease_trace.h says what each event means).
+struct LeaseEvent {
+  double t_s = 0;
+  uint64_t lease = 0;
+  std::string name;     // the class: its front task's name
+  std::string event;    // request | spilled | rejected | granted | failed | push | finished | ...
+  std::string node;     // the node asked, deciding, holding the lease
+  std::string task_id;  // push: the task (as tasks.csv names it); "" otherwise
+  int attempt = 0;      // push: the task's attempt
+  std::string detail;   // spilled: the target; failed: why
+};
+
 // One sample of timeseries.csv.
 struct Sample {
   double t_s = 0;
@@ -52,6 +65,7 @@ struct RunRecord {
   uint64_t seed = 0;
   std::vector<TaskAttempt> attempts;
   std::vector<Sample> samples;
+  std::vector<LeaseEvent> lease_events;  // empty unless the run traced its leases
 
   double makespan_s = 0;
   // Time-averaged utilisation (0..1) per resource name: CPU, GPU, memory at least.

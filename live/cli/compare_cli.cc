@@ -15,17 +15,20 @@
 #include <cstring>
 #include <fstream>
 #include <map>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <tuple>
 
 #include "core/cli/cli_util.h"
+#include "core/io/scenario_loader.h"
+#include "core/results/csv.h"
+#include "core/results/lease_trace.h"
 #include "core/results/svg_plot.h"
 #include "live/cli/live_cli.h"
 #include "live/run/live_run.h"
-#include "core/io/scenario_loader.h"
 
 extern char** environ;
 
@@ -40,7 +43,7 @@ using json = nlohmann::json;
 constexpr const char* kUsage =
     "usage: orrery compare SCENARIO.yaml (--local | --address HOST:PORT) [--policy P] [--seed N]\n"
     "                      [--set dotted.path=value]... [--out DIR] [--temp-dir DIR]\n"
-    "                      [--timeout S]\n"
+    "                      [--timeout S] [--live-runs N] [--trace]\n"
     "       orrery compare --sim-results DIR --live-results DIR... [--bars live|ray] [--out DIR]\n";
 
 std::string ReadText(const fs::path& p, bool* ok) {
@@ -51,31 +54,7 @@ std::string ReadText(const fs::path& p, bool* ok) {
   return s.str();
 }
 
-// One CSV line split into fields (RFC 4180 quoting, as core/results writes it).
-std::vector<std::string> SplitCsvLine(const std::string& line) {
-  std::vector<std::string> out(1);
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        out.back() += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        out.back() += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      out.emplace_back();
-    } else if (c != '\r') {
-      out.back() += c;
-    }
-  }
-  return out;
-}
+using results::SplitCsvLine;
 
 struct Attempt {
   std::string task_id, attempt, name, node, state;
@@ -175,18 +154,42 @@ void Durations(const std::vector<Attempt>& rows, std::vector<double>* jct,
 }
 
 // The per-class statistics of a run's attempts (core/results/fidelity.h).
-results::RunStats ClassStatsOf(const std::vector<Attempt>& rows, double makespan_s) {
+std::vector<results::AttemptTimes> TimesOf(const std::vector<Attempt>& rows) {
   std::vector<results::AttemptTimes> times;
   times.reserve(rows.size());
   for (const auto& a : rows) {
     times.push_back({a.task_id, std::stoi(a.attempt), a.name, a.state == "finished", a.submit,
                      a.start, a.end});
   }
-  return results::ComputeRunStats(times, makespan_s);
+  return times;
 }
 
-// Another live run's per-class statistics: DIR/summary.json's makespan and DIR/tasks.csv.
-StatusOr<results::RunStats> ReadRun(const fs::path& dir) {
+results::RunStats ClassStatsOf(const std::vector<Attempt>& rows, double makespan_s) {
+  return results::ComputeRunStats(TimesOf(rows), makespan_s);
+}
+
+// DIR/leases.csv's legs per class, joined with DIR/tasks.csv (`rows`); nullopt-like empty
+// optional when the run was not traced.
+StatusOr<std::optional<std::vector<results::ClassLegs>>> ReadLegs(
+    const fs::path& dir, const std::vector<Attempt>& rows) {
+  const fs::path file = dir / "leases.csv";
+  std::error_code ec;
+  if (!fs::exists(file, ec)) return std::optional<std::vector<results::ClassLegs>>();
+  bool ok = false;
+  const std::string text = ReadText(file, &ok);
+  if (!ok) return Status(StatusCode::kInvalidArgument, file.string() + ": cannot read");
+  auto events = results::ParseLeasesCsv(text, file.string());
+  if (!events.ok()) return events.status();
+  return std::optional(results::ComputeLeaseLegs(*events, TimesOf(rows)));
+}
+
+// Another live run's per-class statistics: DIR/summary.json's makespan and DIR/tasks.csv; its
+// legs when DIR/leases.csv exists.
+struct RunAndLegs {
+  results::RunStats stats;
+  std::optional<std::vector<results::ClassLegs>> legs;
+};
+StatusOr<RunAndLegs> ReadRun(const fs::path& dir) {
   const fs::path file = dir / "summary.json";
   bool ok = false;
   const std::string text = ReadText(file, &ok);
@@ -199,7 +202,12 @@ StatusOr<results::RunStats> ReadRun(const fs::path& dir) {
   if (!makespan.ok()) return makespan.status();
   auto rows = ReadTasksCsv(dir / "tasks.csv");
   if (!rows.ok()) return rows.status();
-  return ClassStatsOf(*rows, *makespan);
+  RunAndLegs out;
+  out.stats = ClassStatsOf(*rows, *makespan);
+  auto legs = ReadLegs(dir, *rows);
+  if (!legs.ok()) return legs.status();
+  out.legs = std::move(*legs);
+  return out;
 }
 
 // Numeric order for numeric ids ("2" < "10"), text order otherwise.
@@ -331,13 +339,26 @@ bool WriteComparison(const Comparison& cmp, const std::string& name, const fs::p
   out << RenderCompareTable(cmp);
   out << results::RenderClassesTable(cmp.sim_classes, cmp.live_classes, cmp.verdict, "sim",
                                      "live");
+  if (cmp.has_legs) {
+    std::vector<std::pair<std::string, std::vector<results::ClassLegs>>> runs = {
+        {"sim", cmp.sim_legs}};
+    for (size_t k = 0; k < cmp.live_legs.size(); ++k) {
+      runs.emplace_back(k == 0 ? "live" : "live-" + std::to_string(k + 1), cmp.live_legs[k]);
+    }
+    if (Status s = cli::WriteFile(dir / "legs.csv", results::RenderLegsCsv(runs)); !s.ok()) {
+      err << "orrery compare: " << s.message() << "\n";
+      return false;
+    }
+    out << results::RenderLegsTable(cmp.sim_legs, cmp.live_legs, "sim", "live");
+  }
   std::string runs;
   if (with_runs) {
     runs = "sim/,live/,";
     for (size_t k = 2; k <= cmp.live_classes.size(); ++k) runs += "live-" + std::to_string(k) + "/,";
   }
   out << "  results     " << dir.string() << "/{" << runs
-      << "compare.csv,placement.csv,compare.svg,classes.csv,classes.svg}\n";
+      << "compare.csv,placement.csv,compare.svg,classes.csv,classes.svg"
+      << (cmp.has_legs ? ",legs.csv" : "") << "}\n";
   return true;
 }
 
@@ -382,8 +403,10 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
       "sim-results", po::value(&sim_results), "compare this existing sim result dir (no runs)")(
       "live-results", po::value(&live_results)->composing(),
       "compare this existing live result dir (no runs; repeat for several live runs)")(
-      "live-runs", po::value(&live_runs),
-      "run the live side N times; the verdict is against their mean [1]")(
+      "trace",
+      "trace every lease in both runs (leases.csv) and show where each class's queue "
+      "delay goes")("live-runs", po::value(&live_runs),
+                    "run the live side N times; the verdict is against their mean [1]")(
       "bars", po::value(&bars),
       "with --live-results: live (sim vs Orrery live, the default) or ray (the reference runs are "
       "real Ray, e.g. bench/ray_replay.py: 25 % or 0.2 s per class)");
@@ -496,11 +519,14 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
   std::vector<std::string> sim_args = {"sim", "run"};
   sim_args.insert(sim_args.end(), common.begin(), common.end());
   sim_args.insert(sim_args.end(), {"--out", (dir / "sim").string(), "--no-progress"});
+  const bool trace = vm.count("trace") != 0;
+  if (trace) sim_args.push_back("--trace");
   std::vector<Run> runs = {Run{"sim", "simulating...", sim_args}};
   for (size_t k = 1; k < labels.size(); ++k) {
     std::vector<std::string> live_args = {"live", "run"};
     live_args.insert(live_args.end(), common.begin(), common.end());
     live_args.insert(live_args.end(), {"--out", (dir / labels[k]).string()});
+    if (trace) live_args.push_back("--trace");
     if (local) {
       live_args.push_back("--local");
     } else {
@@ -648,10 +674,28 @@ StatusOr<Comparison> CompareResults(const fs::path& sim_dir,
                                      [](const MetricDiff& m) { return m.metric == "makespan_s"; });
   c.sim_classes = ClassStatsOf(rows[0], makespan->sim);
   c.live_classes.push_back(ClassStatsOf(rows[1], makespan->live));
+  std::vector<std::optional<std::vector<results::ClassLegs>>> legs;
+  for (int i = 0; i < 2; ++i) {
+    auto l = ReadLegs(dirs[i], rows[i]);
+    if (!l.ok()) return l.status();
+    legs.push_back(std::move(*l));
+  }
   for (size_t k = 1; k < live_dirs.size(); ++k) {
     auto more = ReadRun(live_dirs[k]);
     if (!more.ok()) return more.status();
-    c.live_classes.push_back(std::move(*more));
+    c.live_classes.push_back(std::move(more->stats));
+    legs.push_back(std::move(more->legs));
+  }
+  const size_t traced = static_cast<size_t>(
+      std::count_if(legs.begin(), legs.end(), [](const auto& l) { return l.has_value(); }));
+  if (traced == legs.size()) {
+    c.has_legs = true;
+    c.sim_legs = std::move(*legs[0]);
+    for (size_t k = 1; k < legs.size(); ++k) c.live_legs.push_back(std::move(*legs[k]));
+  } else if (traced > 0) {
+    c.warnings.push_back("only " + std::to_string(traced) + " of the " +
+                         std::to_string(legs.size()) +
+                         " runs have leases.csv (--trace): no per-lease table");
   }
   c.verdict = results::JudgeFidelity(c.sim_classes, c.live_classes, bars);
   return c;

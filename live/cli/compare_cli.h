@@ -39,6 +39,7 @@
 
 #include "core/cli/cli.h"
 #include "core/results/fidelity.h"
+#include "core/results/lease_trace.h"
 #include "core/status.h"
 
 namespace orrery::live {
@@ -69,6 +70,11 @@ struct Comparison {
   results::RunStats sim_classes;
   std::vector<results::RunStats> live_classes;
   results::FidelityVerdict verdict;
+  // Where the queue delay goes (core/results/lease_trace.h), when every run dir has leases.csv
+  // (runs with --trace): the sim run's classes and each live run's.
+  bool has_legs = false;
+  std::vector<results::ClassLegs> sim_legs;
+  std::vector<std::vector<results::ClassLegs>> live_legs;
   size_t SamePlacements() const;
 };
 

@@ -1,52 +1,53 @@
 #include "live/cli/live_cli.h"
 
-#include <cstdlib>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <boost/program_options.hpp>
 #include <algorithm>
+#include <boost/program_options.hpp>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <map>
-#include <set>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
+#include <set>
 #include <sstream>
 #include <string_view>
 #include <thread>
 
-#include "live/head/actor_directory.h"  // --- actors
-#include "live/client/client.h"
-#include "live/rpc/convert.h"
-#include "live/node/gpu_detect.h"  // GPUs: detection at node start
+#include "core/envcache/env_cache.h"  // --- runtime envs
+#include "core/io/scenario_loader.h"
 #include "core/placement/two_phase.h"  // --- actors: bundle resource names
+#include "core/results/lease_trace.h"
 #include "core/results/run_record.h"
 #include "core/scheduling/scheduler_settings.h"
-#include "live/head/head.h"
-#include "live/cli/job_cli.h"  // --- jobs
-#include "live/run/live_run.h"
-#include "live/node/node.h"
-#include "live/common/runtime_env.h"  // --- runtime envs
-#include "core/envcache/env_cache.h"  // --- runtime envs
+#include "live/cli/autoscaler_cli.h"  // --- autoscaler
+#include "live/cli/job_cli.h"         // --- jobs
+#include "live/client/client.h"
 #include "live/common/node_address.h"  // --node-ip
 #include "live/common/port_check.h"
+#include "live/common/runtime_env.h"  // --- runtime envs
 #include "live/common/session.h"
-#include "live/common/tls.h"  // --- TLS
-#include "live/cli/autoscaler_cli.h"     // --- autoscaler
+#include "live/common/tls.h"                         // --- TLS
+#include "live/head/actor_directory.h"               // --- actors
 #include "live/head/autoscaler/autoscaler_config.h"  // --- autoscaler
+#include "live/head/head.h"
+#include "live/node/gpu_detect.h"  // GPUs: detection at node start
+#include "live/node/node.h"
 #include "live/node/worker_pool.h"
+#include "live/rpc/convert.h"
+#include "live/run/live_run.h"
 #include "live/worker/worker.h"
-#include "core/io/scenario_loader.h"
 
 namespace orrery::live {
 namespace {
@@ -1747,7 +1748,7 @@ int RunTaskCmd(const std::vector<std::string>& all, std::ostream& out, std::ostr
 constexpr const char* kLiveRunUsage =
     "usage: orrery live run SCENARIO.yaml (--address HOST:PORT | --local) [--out DIR]\n"
     "                       [--set dotted.path=value]... [--seed N] [--workload sleep|cpu]\n"
-    "                       [--temp-dir DIR]\n";
+    "                       [--temp-dir DIR] [--trace]\n";
 
 Status WriteTextFile(const fs::path& p, const std::string& text) {
   std::ofstream f(p, std::ios::binary);
@@ -1771,7 +1772,8 @@ int RunLiveRun(const std::vector<std::string>& args, std::ostream& out, std::ost
       "seed", po::value(&seed), "random seed (overrides the file)")(
       "workload", po::value(&workload), "built-in workload of tasks without output: sleep|cpu")(
       "temp-dir", po::value(&temp_dir), "session root for the token (default /tmp/orrery)")(
-      "progress", "print a line per finished task");
+      "progress", "print a line per finished task")(
+      "trace", "also write leases.csv: every step of every worker lease at the driver");
   po::variables_map vm;
   if (auto rc = cli::ParseCommand("live run", args, desc, "scenario", kLiveRunUsage, vm, out, err))
     return *rc;
@@ -1796,6 +1798,7 @@ int RunLiveRun(const std::vector<std::string>& args, std::ostream& out, std::ost
     return kExitUsage;
   }
   if (vm.count("progress")) options.progress = &err;
+  options.trace_leases = vm.count("trace") != 0;
   std::vector<std::string> overrides = sets;
   if (vm.count("seed")) {
     if (seed < 0) {
@@ -1858,14 +1861,19 @@ int RunLiveRun(const std::vector<std::string>& args, std::ostream& out, std::ost
   for (const auto& [name, text] :
        {std::pair<const char*, std::string>{"summary.json", results::RenderSummaryJson(*record)},
         {"tasks.csv", results::RenderTasksCsv(*record)},
-        {"timeseries.csv", results::RenderTimeseriesCsv(*record)}}) {
+        {"timeseries.csv", results::RenderTimeseriesCsv(*record)},
+        {"leases.csv", record->lease_events.empty()
+                           ? std::string()
+                           : results::RenderLeasesCsv(record->lease_events)}}) {
+    if (text.empty()) continue;
     if (Status s = WriteTextFile(dir / name, text); !s.ok()) {
       err << "orrery live run: " << s.message() << "\n";
       return kExitFailed;
     }
   }
   out << results::RenderSummaryTable(*record);
-  out << "  results     " << dir.string() << "/{summary.json,tasks.csv,timeseries.csv}\n";
+  out << "  results     " << dir.string() << "/{summary.json,tasks.csv,timeseries.csv"
+      << (record->lease_events.empty() ? "" : ",leases.csv") << "}\n";
   const auto counts = results::CountTasks(*record);
   return counts.failed > 0 ? kExitFailed : kExitOk;
 }

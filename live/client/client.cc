@@ -203,11 +203,14 @@ StatusOr<AcquiredLease> AcquireLease(const std::string& entry_address, const std
     std::string address = d.node == agent::kEntryNode ? entry : targets[d.node];
     req.set_grant_or_reject(d.grant_or_reject);
     req.set_spillbacks(d.spillbacks);
+    bool announced = false;  // on_step("request") told for this hop's node
     // Ask `address` until it answers something other than `queued` (or cannot be reached).
     while (true) {
       if (options.still_needed && !options.still_needed()) {
         return Status(StatusCode::kAborted, "no longer needed");
       }
+      if (!announced && options.on_step) options.on_step("request", address, std::string());
+      announced = true;
       req.set_queue_timeout_ms(queue_timeout.count());
       StatusOr<v1::RequestWorkerLeaseReply> reply =
           address.empty()
@@ -226,6 +229,7 @@ StatusOr<AcquiredLease> AcquireLease(const std::string& entry_address, const std
           // the spillback limit, bounds it). Counted as spillbacks in a row, an entry node whose
           // view still showed the dead node free failed the request after 16 quick hops
           // (live.chaos.head, 432 calls lost).
+          if (options.on_step) options.on_step("unreachable", address, std::string());
           submitter.OnLeaseRejected(d.lease, now(), &ds);
           if (!ds.empty() && ds.back().kind == agent::SubmitDecision::Kind::kFailTask) {
             ds.back().reason += ": " + std::string(reply.status().message());
@@ -237,6 +241,7 @@ StatusOr<AcquiredLease> AcquireLease(const std::string& entry_address, const std
         // Same request, asked again at the entry node (which may be another one by now).
         std::this_thread::sleep_for(options.unreachable_pause);
         if (options.entry) entry = options.entry(unreachable);
+        if (address != entry) announced = false;
         address = entry;
         req.set_grant_or_reject(false);
         continue;
@@ -252,6 +257,7 @@ StatusOr<AcquiredLease> AcquireLease(const std::string& entry_address, const std
           return GrantOf(*reply, address, req.spillbacks());
         case v1::RequestWorkerLeaseReply::kSpillback: {
           const auto& s = reply->spillback();
+          if (options.on_step) options.on_step("spilled", address, s.address());
           targets.push_back(s.address());
           submitter.OnLeaseSpilled(lease, static_cast<agent::NodeHandle>(targets.size() - 1),
                                    s.grant_or_reject(), now(), &ds);
@@ -260,6 +266,7 @@ StatusOr<AcquiredLease> AcquireLease(const std::string& entry_address, const std
         case v1::RequestWorkerLeaseReply::kRejected:
           // The target's availability changed since the spilling node's view: decide again at
           // the entry node, after a pause so its view can catch up.
+          if (options.on_step) options.on_step("rejected", address, std::string());
           submitter.OnLeaseRejected(lease, now(), &ds);
           if (!ds.empty() && ds.back().kind == agent::SubmitDecision::Kind::kFailTask) {
             ds.back().reason += ": " + reply->rejected().reason();

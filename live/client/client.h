@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -134,6 +135,11 @@ struct AcquireOptions {
   std::function<bool()> still_needed;
   // Called with the wait reason each time a node answers `queued` (the request is sent again).
   std::function<void(v1::WaitReason)> on_queued;
+  // Tracing (live run --trace): called before the first request of each hop ("request", the
+  // node's address) and for each answer that moves the walk on ("spilled", with the target's
+  // address; "rejected"; "unreachable"). Called on the walking thread.
+  std::function<void(std::string_view step, const std::string& address, const std::string& target)>
+      on_step;
 };
 
 // The one lease acquirer of live/ (blocking form). Requests a worker lease for `req` at

@@ -1,36 +1,37 @@
 #include "live/run/live_run.h"
 
-#include <cstdlib>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <limits>
-#include <unordered_map>
-#include <cstdio>
 #include <map>
 #include <mutex>
 #include <ostream>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include "core/agent/submitter.h"
 #include "core/placement/two_phase.h"
+#include "core/results/lease_trace.h"
 #include "core/results/task_row.h"
 #include "core/scheduling/scheduler.h"
 #include "core/scheduling/scheduler_settings.h"
-#include "live/cli/autoscaler_cli.h"     // --- autoscaler
-#include "live/head/autoscaler/autoscaler_config.h"  // --- autoscaler
+#include "live/cli/autoscaler_cli.h"  // --- autoscaler
 #include "live/client/client.h"
-#include "live/rpc/convert.h"
-#include "live/head/head.h"
-#include "live/node/node.h"
-#include "live/rpc/rpc_util.h"
 #include "live/common/runtime_env.h"
 #include "live/common/session.h"
+#include "live/head/autoscaler/autoscaler_config.h"  // --- autoscaler
+#include "live/head/head.h"
+#include "live/node/node.h"
+#include "live/rpc/convert.h"
+#include "live/rpc/rpc_util.h"
 
 namespace orrery::live {
 
@@ -838,12 +839,17 @@ class Runner {
           break;
         }
         case agent::SubmitDecision::Kind::kPushTask:
+          if (o_.trace_leases) {
+            auto it = leases_.find(d.lease);
+            TraceLocked(d.lease, "push", i, it == leases_.end() ? "" : it->second.node_id, true);
+          }
           ++running_tasks_;
           pool_.Post([this, h = d.lease, i] { RunOn(h, i); });
           break;
         case agent::SubmitDecision::Kind::kReturnLease: {
           auto it = leases_.find(d.lease);
           if (it == leases_.end()) break;
+          TraceLocked(d.lease, "returned", i, it->second.node_id);
           if ((it->second.unused || it->second.kept) && !it->second.address.empty()) {
             // Granted and never run on, or kept after its last task: the node still holds it.
             pool_.Post([this, address = it->second.address, id = it->second.node_lease_id] {
@@ -876,6 +882,14 @@ class Runner {
       std::lock_guard<std::mutex> l(mu_);
       if (!name.empty() && !final_[i]) tasks_[i].row.wait_reason = name;
     };
+    if (o_.trace_leases) {
+      ao.on_step = [this, h, i](std::string_view step, const std::string& address,
+                                const std::string& target) {
+        std::lock_guard<std::mutex> l(mu_);
+        TraceLocked(h, step, i, NodeOfAddressLocked(address), false,
+                    target.empty() ? std::string() : NodeOfAddressLocked(target));
+      };
+    }
     if (owner_.options().reuse_leases) {
       ao.still_needed = [this, h] {
         std::lock_guard<std::mutex> l(mu_);
@@ -914,12 +928,15 @@ class Runner {
       rt.spillbacks = lease->spillbacks;
       rt.unused = true;
       spillbacks_.fetch_add(static_cast<uint64_t>(lease->spillbacks));
+      TraceLocked(h, "granted", i, lease->node_id);
       owner_.OnLeaseGranted(h, 0, Now(), &owner_out_);
     } else if (lease.status().code() == StatusCode::kAborted &&
                lease.status().message() == "no longer needed") {
+      TraceLocked(h, "dropped", i, "");
       owner_.CancelLease(h);
       leases_.erase(h);
     } else {
+      TraceLocked(h, "failed", i, "", false, lease.status().message());
       fail_status_ = lease.status();
       owner_.OnLeaseRequestFailed(h, std::string(lease.status().message()), Now(), &owner_out_);
       leases_.erase(h);
@@ -932,6 +949,8 @@ class Runner {
   void LoseLeaseBeforeRun(agent::LeaseHandle h, size_t i) {
     std::lock_guard<std::mutex> l(mu_);
     --running_tasks_;
+    if (auto it = leases_.find(h); it != leases_.end())
+      TraceLocked(h, "lost", i, it->second.node_id);
     const size_t begin = owner_out_.size();
     owner_.OnLeaseLost(h, Now(), &owner_out_);
     leases_.erase(h);
@@ -1039,6 +1058,7 @@ class Runner {
     t.row.start_s = start_s;
     t.row.end_s = end_s;
     const size_t begin = owner_out_.size();
+    TraceLocked(h, node_died ? "lost" : "finished", i, lease.node_id);
     if (node_died) {
       owner_.OnLeaseLost(h, Now(), &owner_out_);
       leases_.erase(h);
@@ -1399,6 +1419,7 @@ class Runner {
       }
     }
     r.samples = samples_;
+    r.lease_events = trace_.Take();
     r.makespan_s = makespan;
     // Time-averaged over [0, makespan] as the simulator integrates it: each sample's state holds
     // until the next sample (a step function), clipped at the makespan, so the idle samples at the
@@ -1535,6 +1556,22 @@ class Runner {
     bool kept = false;
   };
   std::unordered_map<agent::LeaseHandle, LeaseRt> leases_;  // guarded by mu_
+  results::LeaseTraceRecorder trace_;                       // guarded by mu_
+
+  // A lease event at now (o_.trace_leases only). REQUIRES: mu_ held.
+  void TraceLocked(agent::LeaseHandle h, std::string_view event, size_t i, std::string_view node,
+                   bool push = false, std::string_view detail = {}) {
+    if (!o_.trace_leases) return;
+    trace_.Add(Now(), h, event, s_.names[s_.tasks[i].name], node,
+               push ? std::to_string(i) : std::string(), push ? tasks_[i].row.attempt : 0, detail);
+  }
+  // The scenario node serving `address` ("" if none). REQUIRES: mu_ held.
+  std::string NodeOfAddressLocked(const std::string& address) const {
+    for (const auto& [node, a] : address_of_) {
+      if (a == address) return node;
+    }
+    return std::string();
+  }
   uint64_t next_node_lease_ = 0;                            // guarded by mu_
   int64_t running_tasks_ = 0;                               // pushed, not ended; guarded by mu_
   CallPool pool_;

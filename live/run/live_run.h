@@ -130,6 +130,9 @@ struct LiveRunOptions {
   // from the run's failure thread at the failure's time. Unset: crash SIGKILLs the node daemon's
   // pid when it runs on this machine (loopback address, not this process); recover fails.
   std::function<Status(const std::string& id, bool crash)> inject_failure;
+  // Record every step of every worker lease at the driver (the record's lease_events,
+  // leases.csv; core/results/lease_trace.h).
+  bool trace_leases = false;
 };
 
 // Policy is a cluster setting: the scheduling a run on the cluster at `address` gets. The

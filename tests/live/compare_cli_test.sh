@@ -2,9 +2,10 @@
 # End-to-end tests of `orrery compare` on the real binary.
 #   compare_cli_test.sh ORRERY_BINARY SOURCE_DIR CASE
 # CASE: parity (starts real daemons on loopback, ~20 s) | address (daemons via `orrery start`,
-#       ~25 s) | results | bad_input | timeout | fidelity (two live runs of the fidelity smoke
-#       scenario, ~35 s: the simulator must meet its bars against them, and a simulator without
-#       Ray's per-class fair granting must not)
+#       ~25 s) | results | bad_input | timeout | fidelity (three traced live runs of the fidelity
+#       smoke scenario, ~50 s: the simulator must meet its bars against them, a simulator without
+#       Ray's per-class fair granting must not, and every run's leases.csv must account for
+#       every task)
 set -u
 bin="$1"; src="$2"; case_name="$3"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -23,13 +24,36 @@ fidelity)
   # differ by more than 10 % gets 1.5x their spread). The scenario has no 2-CPU class: one was
   # bimodal live (0.16 or 0.32-0.37 s mean queue delay, run to run) and failed CI when all three
   # runs landed in the mode the simulator does not predict; its classes now vary by < 0.03 s.
-  timeout 280 "$bin" compare "$smoke" --local --live-runs 3 --out "$tmp/f" --temp-dir "$tmp/t" \
-      > "$tmp/stdout" 2> "$tmp/stderr"
+  # --trace: every run also writes leases.csv, and compare shows where the queue delay goes.
+  timeout 280 "$bin" compare "$smoke" --local --live-runs 3 --trace --out "$tmp/f" \
+      --temp-dir "$tmp/t" > "$tmp/stdout" 2> "$tmp/stderr"
   rc=$?
   check "exit 0 (got $rc)" "[ $rc -eq 0 ]"
   sed -n '/per class/,/^fidelity/p' "$tmp/stdout"
   [ $rc -eq 0 ] || cat "$tmp/stderr"
   check "the simulator meets its bars against live" "grep -q '^fidelity: PASS' '$tmp/stdout'"
+  check "the per-lease table is printed" "grep -q 'where the queue delay goes' '$tmp/stdout'"
+  check "legs.csv has a row per class and run (3 classes x 4 runs)" \
+      "[ \$(tail -n +2 '$tmp/f/legs.csv' | wc -l) -eq 12 ]"
+  for r in sim live live-2 live-3; do
+    # Every finished task was pushed onto a lease exactly once, and every pushed lease was
+    # granted after it was requested.
+    check "$r: one push per finished task" "[ \$(awk -F, 'NR>1 && \$4==\"push\"' '$tmp/f/$r/leases.csv' | \
+        wc -l) -eq \$(awk -F, 'NR>1 && \$9==\"finished\"' '$tmp/f/$r/tasks.csv' | wc -l) ]"
+    check "$r: every lease that ran a task was requested, then granted, then pushed" "awk -F, '
+        NR>1 && \$4==\"request\" && !(\$2 in req) { req[\$2]=NR }
+        NR>1 && \$4==\"granted\" && !(\$2 in gr) { gr[\$2]=NR }
+        NR>1 && \$4==\"push\" { if (!(\$2 in req) || !(\$2 in gr) || gr[\$2] < req[\$2]) bad=1 }
+        END { exit bad }' '$tmp/f/$r/leases.csv'"
+  done
+  # A damaged trace is input: named by file and line.
+  cp -r "$tmp/f/sim" "$tmp/badtrace"
+  printf '1.5,x,busy,push,head,3,0,\n' >> "$tmp/badtrace/leases.csv"
+  "$bin" compare --sim-results "$tmp/badtrace" --live-results "$tmp/f/live" --out "$tmp/bt" \
+      > /dev/null 2> "$tmp/bt.err"; rc=$?
+  check "a bad leases.csv: exit 2 (got $rc)" "[ $rc -eq 2 ]"
+  check "a bad leases.csv: the message names the file, line and field" \
+      "grep -q 'badtrace/leases.csv:[0-9]*: lease: expected a non-negative integer' '$tmp/bt.err'"
   # The same live run judged against a simulator that drifted (queues first come, first served
   # across classes): the check must be able to fail.
   "$bin" sim run "$smoke" --set scheduler.fair_granting=false --no-progress --out "$tmp/drift" \
