@@ -687,7 +687,7 @@ void Model::HandleReply(int node, const LeaseReply& r) {
       LogDecision(att, node,
                   "-> spillback " + r.node + (r.reason.empty() ? std::string() : " (" + r.reason + ")"));
       a.spillbacks = static_cast<uint16_t>(r.spillbacks);
-      TraceLease(lease_of_att_[att], "spilled", att, node, -1, r.node);
+      TraceLease(lease_of_att_[att], "spilled", att, node, -1, r.node, ViewAge());
       ++spillbacks_;
       last_activity_ = now_;
       const size_t begin = owner_out_.size();
@@ -818,7 +818,7 @@ void Model::HandleReqReply(int node, uint32_t key, const LeaseReply& r) {
         TraceLease(lease, "granted", templ, node);
         break;
       case LeaseReply::Kind::kSpillback:
-        TraceLease(lease, "spilled", templ, node, -1, r.node);
+        TraceLease(lease, "spilled", templ, node, -1, r.node, ViewAge());
         break;
       case LeaseReply::Kind::kRejected:
         TraceLease(lease, "rejected", templ, node);
@@ -1094,6 +1094,7 @@ void Model::OnNodeReport(int slot) {
 }
 
 void Model::OnReportTick() {
+  last_report_tick_ = now_;
   // Every deciding node learns what the head holds of every node that changed (or that it had
   // charged an estimate to) since the last report: the node's last heartbeat (view_via_head), or
   // its current state.
@@ -1690,14 +1691,19 @@ void Model::TryPgTasks(int g) {
 // ---------------------------------------------------------------------------------------------
 // Results
 
+double Model::ViewAge() const {
+  return now_ - last_report_tick_ +
+         (scenario_.scheduler.view_via_head ? 0.5 * scenario_.scheduler.report_period_s : 0.0);
+}
+
 void Model::TraceLease(agent::LeaseHandle lease, const char* event, uint32_t templ, int node,
-                       int64_t task_att, std::string_view detail) {
+                       int64_t task_att, std::string_view detail, double view_age_s) {
   if (!trace_leases_) return;
   const std::string& name = scenario_.names[scenario_.tasks[attempts_[templ].task].name];
   const std::string_view node_id =
       node >= 0 ? std::string_view(scenario_.nodes[node].id) : std::string_view();
   if (task_att < 0) {
-    lease_trace_.Add(now_, lease, event, name, node_id, {}, 0, detail);
+    lease_trace_.Add(now_, lease, event, name, node_id, {}, 0, detail, view_age_s);
     return;
   }
   const Attempt& a = attempts_[static_cast<size_t>(task_att)];

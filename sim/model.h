@@ -365,7 +365,11 @@ class Model {
   std::vector<std::string> decision_log_;
   // A lease event of `lease` (for the class of `templ`'s task) at node `node` (-1: none).
   void TraceLease(agent::LeaseHandle lease, const char* event, uint32_t templ, int node,
-                  int64_t task_att = -1, std::string_view detail = {});
+                  int64_t task_att = -1, std::string_view detail = {}, double view_age_s = -1);
+  // How old a decider's report of a remote node is now: since the heartbeat point that the last
+  // report tick carried (half a period before it with view_via_head).
+  double ViewAge() const;
+  double last_report_tick_ = 0;
   bool trace_leases_ = false;
   results::LeaseTraceRecorder lease_trace_;
   double last_activity_ = 0;

@@ -10,7 +10,7 @@
 namespace orrery::results {
 namespace {
 
-constexpr const char* kHeader = "t_s,lease,name,event,node,task_id,attempt,detail";
+constexpr const char* kHeader = "t_s,lease,name,event,node,task_id,attempt,detail,view_age_s";
 
 std::string Pad(std::string s, size_t w, bool right) {
   if (s.size() >= w) return s;
@@ -42,7 +42,7 @@ bool ParseUint(const std::string& s, uint64_t* out) {
 
 void LeaseTraceRecorder::Add(double t_s, uint64_t handle, std::string_view event,
                              std::string_view name, std::string_view node, std::string_view task_id,
-                             int attempt, std::string_view detail) {
+                             int attempt, std::string_view detail, double view_age_s) {
   auto [it, fresh] = ids_.try_emplace(handle);
   if (fresh) {
     it->second.id = ids_.size() - 1;
@@ -59,6 +59,7 @@ void LeaseTraceRecorder::Add(double t_s, uint64_t handle, std::string_view event
   e.task_id = std::string(task_id);
   e.attempt = attempt;
   e.detail = std::string(detail);
+  e.view_age_s = view_age_s;
   events_.push_back(std::move(e));
 }
 
@@ -70,7 +71,8 @@ std::string RenderLeasesCsv(std::vector<LeaseEvent> events) {
     out += FixedNum(e.t_s, 6) + "," + std::to_string(e.lease) + "," + CsvQuote(e.name) + "," +
            e.event + "," + CsvQuote(e.node) + "," + CsvQuote(e.task_id) + "," +
            (e.task_id.empty() ? std::string() : std::to_string(e.attempt)) + "," +
-           CsvQuote(e.detail) + "\n";
+           CsvQuote(e.detail) + "," +
+           (e.view_age_s < 0 ? std::string() : FixedNum(e.view_age_s, 6)) + "\n";
   }
   return out;
 }
@@ -99,9 +101,9 @@ StatusOr<std::vector<LeaseEvent>> ParseLeasesCsv(const std::string& text, const 
     }
     if (line.empty() || line == "\r") continue;
     const auto f = SplitCsvLine(line);
-    if (f.size() != 8) {
+    if (f.size() != 9) {
       return Status(StatusCode::kInvalidArgument,
-                    where + "expected 8 fields, got " + std::to_string(f.size()));
+                    where + "expected 9 fields, got " + std::to_string(f.size()));
     }
     LeaseEvent e;
     if (!ParseDouble(f[0], &e.t_s)) {
@@ -126,6 +128,10 @@ StatusOr<std::vector<LeaseEvent>> ParseLeasesCsv(const std::string& text, const 
       e.attempt = static_cast<int>(a);
     }
     e.detail = f[7];
+    if (!f[8].empty() && (!ParseDouble(f[8], &e.view_age_s) || e.view_age_s < 0)) {
+      return Status(StatusCode::kInvalidArgument,
+                    where + "view_age_s: expected a non-negative number, got '" + f[8] + "'");
+    }
     out.push_back(std::move(e));
   }
   if (header) return Status(StatusCode::kInvalidArgument, file + ": empty (expected a header)");
@@ -146,7 +152,7 @@ std::vector<ClassLegs> ComputeLeaseLegs(const std::vector<LeaseEvent>& events,
 
   struct Acc {
     ClassLegs legs;
-    std::vector<double> grant_wait, owner_wait, start_after_push, queue;
+    std::vector<double> grant_wait, owner_wait, start_after_push, queue, view_age;
     std::vector<double> submits, pushes;  // of pushed attempts, for "tasks waited"
     std::vector<double> returns;
     double hops = 0;
@@ -162,6 +168,7 @@ std::vector<ClassLegs> ComputeLeaseLegs(const std::vector<LeaseEvent>& events,
       if (l.first_request < 0) l.first_request = e.t_s;
     } else if (e.event == "spilled" || e.event == "rejected" || e.event == "unreachable") {
       ++l.hops;
+      if (e.event == "spilled" && e.view_age_s >= 0) acc[l.name].view_age.push_back(e.view_age_s);
       if (l.granted < 0) l.hop_before_grant = true;
     } else if (e.event == "granted") {
       if (l.granted < 0) l.granted = e.t_s;
@@ -218,6 +225,7 @@ std::vector<ClassLegs> ComputeLeaseLegs(const std::vector<LeaseEvent>& events,
     l.owner_wait = Summarise(std::move(c.owner_wait));
     l.start_after_push = Summarise(std::move(c.start_after_push));
     l.queue = Summarise(std::move(c.queue));
+    l.view_age = Summarise(std::move(c.view_age));
     out.push_back(std::move(l));
   }
   return out;
@@ -227,7 +235,8 @@ std::string RenderLegsCsv(const std::vector<std::pair<std::string, std::vector<C
   std::string out =
       "run,name,tasks,leases,tasks_per_lease,hops_per_lease,granted_at_entry,returned_busy,"
       "grant_wait_mean_s,grant_wait_p95_s,owner_wait_mean_s,owner_wait_p95_s,"
-      "start_after_push_mean_s,start_after_push_p95_s,queue_mean_s,queue_p95_s\n";
+      "start_after_push_mean_s,start_after_push_p95_s,queue_mean_s,queue_p95_s,"
+      "view_age_mean_s,view_age_p95_s\n";
   for (const auto& [run, classes] : runs) {
     for (const auto& c : classes) {
       out += CsvQuote(run) + "," + CsvQuote(c.name) + "," + std::to_string(c.tasks) + "," +
@@ -237,7 +246,8 @@ std::string RenderLegsCsv(const std::vector<std::pair<std::string, std::vector<C
              FixedNum(c.grant_wait.p95, 6) + "," + FixedNum(c.owner_wait.mean, 6) + "," +
              FixedNum(c.owner_wait.p95, 6) + "," + FixedNum(c.start_after_push.mean, 6) + "," +
              FixedNum(c.start_after_push.p95, 6) + "," + FixedNum(c.queue.mean, 6) + "," +
-             FixedNum(c.queue.p95, 6) + "\n";
+             FixedNum(c.queue.p95, 6) + "," + FixedNum(c.view_age.mean, 6) + "," +
+             FixedNum(c.view_age.p95, 6) + "\n";
     }
   }
   return out;
@@ -269,7 +279,8 @@ std::string RenderLegsTable(const std::vector<ClassLegs>& candidate,
   out += "    " + Pad("class", 12, false) + Pad("leases", 14, true) + Pad("tasks/lease", 15, true) +
          Pad("hops/lease", 14, true) + Pad("at entry %", 13, true) +
          Pad("request->grant", 17, true) + Pad("submit->push", 17, true) +
-         Pad("push->start", 17, true) + Pad("returned busy", 15, true) + "\n";
+         Pad("push->start", 17, true) + Pad("returned busy", 15, true) +
+         Pad("view age at spill", 19, true) + "\n";
   for (const auto& [name, r] : rows) {
     const ClassLegs* c = r.first;
     const auto& rs = r.second;
@@ -286,7 +297,7 @@ std::string RenderLegsTable(const std::vector<ClassLegs>& candidate,
            col([](const ClassLegs& x) { return x.owner_wait.mean; }, 3, 17) +
            col([](const ClassLegs& x) { return x.start_after_push.mean; }, 3, 17) +
            col([](const ClassLegs& x) { return static_cast<double>(x.returned_busy); }, 1, 15) +
-           "\n";
+           col([](const ClassLegs& x) { return x.view_age.mean; }, 3, 19) + "\n";
   }
   return out;
 }

@@ -7,7 +7,10 @@
 //   request   a lease request is sent to `node` (the entry node, or the target of a spillback,
 //             or the entry node again after a rejection); simulator: when it reaches the node
 //             (the leg there is the modelled lease leg)
-//   spilled   `node` answered with a spillback to `detail` (the target's id)
+//   spilled   `node` answered with a spillback to `detail` (the target's id); view_age_s: how
+//             old the deciding node's knowledge of the target was (live: since the head heard
+//             the target's heartbeat that the applied view carried; simulator: the modelled
+//             age, since the heartbeat point that the last report tick carried)
 //   rejected  `node` turned a grant_or_reject request down (its view was stale)
 //   unreachable  `node`, a spillback target, could not be reached (live only; back to the entry)
 //   granted   `node` granted the lease (for a queued request: when the node granted it)
@@ -49,7 +52,7 @@ class LeaseTraceRecorder {
   // lease was first seen with.
   void Add(double t_s, uint64_t handle, std::string_view event, std::string_view name,
            std::string_view node, std::string_view task_id = {}, int attempt = 0,
-           std::string_view detail = {});
+           std::string_view detail = {}, double view_age_s = -1);
   const std::vector<LeaseEvent>& events() const { return events_; }
   std::vector<LeaseEvent> Take() { return std::move(events_); }
 
@@ -62,8 +65,8 @@ class LeaseTraceRecorder {
   std::vector<LeaseEvent> events_;
 };
 
-// leases.csv: header t_s,lease,name,event,node,task_id,attempt,detail; rows in time order (ties
-// in recorded order).
+// leases.csv: header t_s,lease,name,event,node,task_id,attempt,detail,view_age_s; rows in time
+// order (ties in recorded order).
 std::string RenderLeasesCsv(std::vector<LeaseEvent> events);
 // Parses leases.csv text; InvalidArgument "FILE:LINE: ..." naming what was expected.
 StatusOr<std::vector<LeaseEvent>> ParseLeasesCsv(const std::string& text, const std::string& file);
@@ -80,6 +83,7 @@ struct ClassLegs {
   Percentiles owner_wait;        // per pushed task: submit -> push
   Percentiles start_after_push;  // per started task: push -> start
   Percentiles queue;             // per started task: start - submit (tasks.csv)
+  Percentiles view_age;          // per spillback with a known age: how old the decider's report was
 };
 
 // Per class name, in name order. Attempts join pushes by (task_id, attempt). O(n log n).

@@ -42,6 +42,7 @@ struct LeaseEvent {
   std::string task_id;  // push: the task (as tasks.csv names it); "" otherwise
   int attempt = 0;      // push: the task's attempt
   std::string detail;   // spilled: the target; failed: why
+  double view_age_s = -1;  // spilled: how old the decider's report of the target was; -1 unknown
 };
 
 // One sample of timeseries.csv.

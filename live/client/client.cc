@@ -209,7 +209,7 @@ StatusOr<AcquiredLease> AcquireLease(const std::string& entry_address, const std
       if (options.still_needed && !options.still_needed()) {
         return Status(StatusCode::kAborted, "no longer needed");
       }
-      if (!announced && options.on_step) options.on_step("request", address, std::string());
+      if (!announced && options.on_step) options.on_step("request", address, std::string(), -1);
       announced = true;
       req.set_queue_timeout_ms(queue_timeout.count());
       StatusOr<v1::RequestWorkerLeaseReply> reply =
@@ -229,7 +229,7 @@ StatusOr<AcquiredLease> AcquireLease(const std::string& entry_address, const std
           // the spillback limit, bounds it). Counted as spillbacks in a row, an entry node whose
           // view still showed the dead node free failed the request after 16 quick hops
           // (live.chaos.head, 432 calls lost).
-          if (options.on_step) options.on_step("unreachable", address, std::string());
+          if (options.on_step) options.on_step("unreachable", address, std::string(), -1);
           submitter.OnLeaseRejected(d.lease, now(), &ds);
           if (!ds.empty() && ds.back().kind == agent::SubmitDecision::Kind::kFailTask) {
             ds.back().reason += ": " + std::string(reply.status().message());
@@ -257,7 +257,9 @@ StatusOr<AcquiredLease> AcquireLease(const std::string& entry_address, const std
           return GrantOf(*reply, address, req.spillbacks());
         case v1::RequestWorkerLeaseReply::kSpillback: {
           const auto& s = reply->spillback();
-          if (options.on_step) options.on_step("spilled", address, s.address());
+          if (options.on_step)
+            options.on_step("spilled", address, s.address(),
+                            s.view_age_us() > 0 ? s.view_age_us() / 1e6 : -1.0);
           targets.push_back(s.address());
           submitter.OnLeaseSpilled(lease, static_cast<agent::NodeHandle>(targets.size() - 1),
                                    s.grant_or_reject(), now(), &ds);
@@ -266,7 +268,7 @@ StatusOr<AcquiredLease> AcquireLease(const std::string& entry_address, const std
         case v1::RequestWorkerLeaseReply::kRejected:
           // The target's availability changed since the spilling node's view: decide again at
           // the entry node, after a pause so its view can catch up.
-          if (options.on_step) options.on_step("rejected", address, std::string());
+          if (options.on_step) options.on_step("rejected", address, std::string(), -1);
           submitter.OnLeaseRejected(lease, now(), &ds);
           if (!ds.empty() && ds.back().kind == agent::SubmitDecision::Kind::kFailTask) {
             ds.back().reason += ": " + reply->rejected().reason();

@@ -137,8 +137,10 @@ struct AcquireOptions {
   std::function<void(v1::WaitReason)> on_queued;
   // Tracing (live run --trace): called before the first request of each hop ("request", the
   // node's address) and for each answer that moves the walk on ("spilled", with the target's
-  // address; "rejected"; "unreachable"). Called on the walking thread.
-  std::function<void(std::string_view step, const std::string& address, const std::string& target)>
+  // address and how old the deciding node's report of the target was, seconds, -1 if unknown;
+  // "rejected"; "unreachable"). Called on the walking thread.
+  std::function<void(std::string_view step, const std::string& address, const std::string& target,
+                     double view_age_s)>
       on_step;
 };
 

@@ -394,6 +394,7 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   StatusOr<v1::RegisterNodeReply> RegisterWithRetry(milliseconds total);
 
   bool WaitStopping(milliseconds d);
+  bool WaitStoppingUntil(Clock::time_point t);
 
   void HeartbeatLoop();
 
@@ -445,6 +446,10 @@ class NodeDaemon::Impl final : public v1::NodeService::CallbackService {
   bool shutting_down_ = false;
   uint64_t lease_seq_ = 0;
   std::map<NodeId, std::string> addresses_;
+  // When the head heard each remote node's report that the last applied view carried (the
+  // view's ms_since_heartbeat before its arrival): a spillback reply says how old it was.
+  std::unordered_map<NodeId, Clock::time_point> reported_at_;
+  void StampViewAge(const LeaseReply& lr, v1::RequestWorkerLeaseReply* reply) const;
   std::map<TaskId, Task> tasks_;
   // Last records of leases this node no longer tracks under them, for the next heartbeat:
   // - a lease request that left for another node (spillback), naming the node it went to

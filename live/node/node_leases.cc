@@ -49,6 +49,7 @@ void NodeDaemon::Impl::ApplyView(const v1::ClusterView& v) {
       continue;
     }
     addresses_[info.node_id()] = info.address();
+    reported_at_[info.node_id()] = Clock::now() - milliseconds(info.ms_since_heartbeat());
     if (manager_->view().FindSlot(info.node_id()) < 0) {
       Log("learned of node " + info.node_id() + " at " + info.address());
       (void)node_agent_->AddNode(std::move(*n));
@@ -123,7 +124,17 @@ void NodeDaemon::Impl::HandleLease(NotifyingUnaryReactor* r, v1::RequestWorkerLe
       break;  // rejected: the task is not ours
   }
   ToProto(lr, AddressOf(lr.node), reply);
+  StampViewAge(lr, reply);
   r->Finish(grpc::Status::OK);
+}
+
+void NodeDaemon::Impl::StampViewAge(const LeaseReply& lr,
+                                    v1::RequestWorkerLeaseReply* reply) const {
+  if (lr.kind != LeaseReply::Kind::kSpillback) return;
+  auto it = reported_at_.find(lr.node);
+  if (it == reported_at_.end()) return;
+  reply->mutable_spillback()->set_view_age_us(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - it->second).count());
 }
 
 void NodeDaemon::Impl::OnGranted(const LeaseReply& lr) {
@@ -218,6 +229,7 @@ void NodeDaemon::Impl::MovedOn(const TaskId& task, const NodeId& to) {
 
 void NodeDaemon::Impl::FinishWaiting(std::map<TaskId, Waiting>::iterator w, const LeaseReply& lr) {
   ToProto(lr, AddressOf(lr.node), w->second.reply);
+  StampViewAge(lr, w->second.reply);
   w->second.reactor->Finish(grpc::Status::OK);
   waiting_.erase(w);
 }

@@ -1,3 +1,6 @@
+#include <algorithm>
+#include <random>
+
 #include "live/node/node_impl.h"
 
 namespace orrery::live {
@@ -102,9 +105,30 @@ bool NodeDaemon::Impl::WaitStopping(milliseconds d) {
   return cv_.wait_for(l, d, [this] { return stopping_; });
 }
 
+bool NodeDaemon::Impl::WaitStoppingUntil(Clock::time_point t) {
+  std::unique_lock<std::mutex> l(mu_);
+  return cv_.wait_until(l, t, [this] { return stopping_; });
+}
+
 void NodeDaemon::Impl::HeartbeatLoop() {
   std::map<std::string, v1::TaskRecord> unsent;  // updates a failed heartbeat did not deliver
-  while (!WaitStopping(report_period_)) {
+  // Fixed rate at a random phase, as independent timers are. Waiting a period after each reply
+  // (as before) let the heartbeats lock onto the instant just after the head's broadcast (the
+  // reply, and the snapshot behind the view just applied, come after it), so each view the
+  // nodes got carried reports a full period old: the per-lease trace of poisson-16n saw spill
+  // decisions on reports 90-200 ms old (mean 125 ms), where a view refreshed every period (Ray,
+  // DESIGN section 3, the simulator's mean phase) is 0-100 ms old when it arrives.
+  const auto period = std::chrono::duration_cast<Clock::duration>(report_period_);
+  std::uniform_int_distribution<int64_t> phase(0, std::max<int64_t>(0, period.count() - 1));
+  std::mt19937_64 rng(std::random_device{}());
+  Clock::time_point next = Clock::now() + Clock::duration(phase(rng));
+  while (!WaitStoppingUntil(next)) {
+    next += period;
+    // A heartbeat that ran late (a slow head, a paused process) skips the slots it missed
+    // instead of sending them back to back.
+    if (const auto now = Clock::now(); next <= now && period.count() > 0) {
+      next += period * ((now - next) / period + 1);
+    }
     v1::HeartbeatRequest req;
     if (!loop_.RunSync([&] { Snapshot(&req); })) return;
     // Newest per row: a moved record (spillback) replaces a kept pending one. A kept lease

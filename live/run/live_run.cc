@@ -884,10 +884,10 @@ class Runner {
     };
     if (o_.trace_leases) {
       ao.on_step = [this, h, i](std::string_view step, const std::string& address,
-                                const std::string& target) {
+                                const std::string& target, double view_age_s) {
         std::lock_guard<std::mutex> l(mu_);
         TraceLocked(h, step, i, NodeOfAddressLocked(address), false,
-                    target.empty() ? std::string() : NodeOfAddressLocked(target));
+                    target.empty() ? std::string() : NodeOfAddressLocked(target), view_age_s);
       };
     }
     if (owner_.options().reuse_leases) {
@@ -1560,10 +1560,11 @@ class Runner {
 
   // A lease event at now (o_.trace_leases only). REQUIRES: mu_ held.
   void TraceLocked(agent::LeaseHandle h, std::string_view event, size_t i, std::string_view node,
-                   bool push = false, std::string_view detail = {}) {
+                   bool push = false, std::string_view detail = {}, double view_age_s = -1) {
     if (!o_.trace_leases) return;
     trace_.Add(Now(), h, event, s_.names[s_.tasks[i].name], node,
-               push ? std::to_string(i) : std::string(), push ? tasks_[i].row.attempt : 0, detail);
+               push ? std::to_string(i) : std::string(), push ? tasks_[i].row.attempt : 0, detail,
+               view_age_s);
   }
   // The scenario node serving `address` ("" if none). REQUIRES: mu_ held.
   std::string NodeOfAddressLocked(const std::string& address) const {

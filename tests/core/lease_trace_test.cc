@@ -23,7 +23,7 @@ TEST(LeaseTraceTest, RecorderGivesDenseIdsAndKeepsTheFirstName) {
 
 TEST(LeaseTraceTest, CsvRoundTripsInTimeOrderWithQuotedFields) {
   std::vector<LeaseEvent> events = {
-      {0.25, 1, "b", "granted", "n,1", "", 0, ""},
+      {0.25, 1, "b", "spilled", "n,1", "", 0, "n2", 0.0625},
       {0.125, 0, "a \"x\"", "failed", "n2", "", 0, "no, really"},
       {0.25, 1, "b", "push", "n,1", "7", 2, ""},
   };
@@ -33,7 +33,9 @@ TEST(LeaseTraceTest, CsvRoundTripsInTimeOrderWithQuotedFields) {
   ASSERT_EQ(parsed->size(), 3u);
   EXPECT_EQ((*parsed)[0].name, "a \"x\"");  // earliest first
   EXPECT_EQ((*parsed)[0].detail, "no, really");
-  EXPECT_EQ((*parsed)[1].event, "granted");  // ties keep their recorded order
+  EXPECT_EQ((*parsed)[1].event, "spilled");  // ties keep their recorded order
+  EXPECT_DOUBLE_EQ((*parsed)[1].view_age_s, 0.0625);
+  EXPECT_DOUBLE_EQ((*parsed)[0].view_age_s, -1);  // unknown stays unknown
   EXPECT_EQ((*parsed)[2].node, "n,1");
   EXPECT_EQ((*parsed)[2].task_id, "7");
   EXPECT_EQ((*parsed)[2].attempt, 2);
@@ -41,17 +43,18 @@ TEST(LeaseTraceTest, CsvRoundTripsInTimeOrderWithQuotedFields) {
 }
 
 TEST(LeaseTraceTest, BadCsvNamesFileLineAndField) {
-  const std::string header = "t_s,lease,name,event,node,task_id,attempt,detail\n";
+  const std::string header = "t_s,lease,name,event,node,task_id,attempt,detail,view_age_s\n";
   struct Case {
     std::string text, expect;
   } cases[] = {
       {"", "t.csv: empty"},
       {"time,lease\n", "t.csv:1: expected the header"},
-      {header + "0.1,0,a,request,n\n", "t.csv:2: expected 8 fields, got 5"},
-      {header + "x,0,a,request,n,,,\n", "t.csv:2: t_s: expected a number, got 'x'"},
-      {header + "0.1,-1,a,request,n,,,\n", "t.csv:2: lease: expected a non-negative integer"},
-      {header + "0.1,0,a,,n,,,\n", "t.csv:2: event: empty"},
-      {header + "0.1,0,a,push,n,4,z,\n", "t.csv:2: attempt: expected"},
+      {header + "0.1,0,a,request,n\n", "t.csv:2: expected 9 fields, got 5"},
+      {header + "x,0,a,request,n,,,,\n", "t.csv:2: t_s: expected a number, got 'x'"},
+      {header + "0.1,-1,a,request,n,,,,\n", "t.csv:2: lease: expected a non-negative integer"},
+      {header + "0.1,0,a,,n,,,,\n", "t.csv:2: event: empty"},
+      {header + "0.1,0,a,push,n,4,z,,\n", "t.csv:2: attempt: expected"},
+      {header + "0.1,0,a,spilled,n,,,m,-2\n", "t.csv:2: view_age_s: expected a non-negative"},
   };
   for (const auto& c : cases) {
     auto r = ParseLeasesCsv(c.text, "t.csv");
@@ -68,7 +71,7 @@ TEST(LeaseTraceTest, LegsSplitQueueDelayIntoOwnerWaitAndStart) {
   std::vector<LeaseEvent> ev = {
       {0.0, 0, "a", "request", "n1", "", 0, ""},
       {0.1, 1, "a", "request", "n1", "", 0, ""},
-      {0.1, 1, "a", "spilled", "n1", "", 0, "n2"},
+      {0.1, 1, "a", "spilled", "n1", "", 0, "n2", 0.15},
       {0.2, 1, "a", "request", "n2", "", 0, ""},
       {0.3, 1, "a", "rejected", "n2", "", 0, ""},
       {0.5, 0, "a", "granted", "n1", "", 0, ""},
@@ -107,6 +110,7 @@ TEST(LeaseTraceTest, LegsSplitQueueDelayIntoOwnerWaitAndStart) {
   EXPECT_NEAR(a.start_after_push.mean, 0.05, 1e-12);
   EXPECT_NEAR(a.queue.mean, (0.6 + 1.3 + 1.1 + 0.2) / 4, 1e-12);
   EXPECT_EQ(a.returned_busy, 1u);
+  EXPECT_DOUBLE_EQ(a.view_age.mean, 0.15);
   const ClassLegs& b = legs[1];
   EXPECT_EQ(b.tasks, 1u);
   EXPECT_EQ(b.leases, 1u);

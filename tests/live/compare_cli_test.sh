@@ -48,7 +48,7 @@ fidelity)
   done
   # A damaged trace is input: named by file and line.
   cp -r "$tmp/f/sim" "$tmp/badtrace"
-  printf '1.5,x,busy,push,head,3,0,\n' >> "$tmp/badtrace/leases.csv"
+  printf '1.5,x,busy,push,head,3,0,,\n' >> "$tmp/badtrace/leases.csv"
   "$bin" compare --sim-results "$tmp/badtrace" --live-results "$tmp/f/live" --out "$tmp/bt" \
       > /dev/null 2> "$tmp/bt.err"; rc=$?
   check "a bad leases.csv: exit 2 (got $rc)" "[ $rc -eq 2 ]"
