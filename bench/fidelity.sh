@@ -2,7 +2,8 @@
 # The fidelity suite (issue 15 item 5): every scenario in scenarios/fidelity/ through
 # `orrery compare --local --live-runs N` (sim once, live N times on a fresh loopback cluster each),
 # collecting each verdict and per-class table into OUT_DIR:
-#   OUT_DIR/<scenario>/{classes.csv,classes.svg,compare.csv,compare.svg,stdout.txt}
+#   OUT_DIR/<scenario>/{classes.csv,classes.svg,compare.csv,compare.svg,legs.csv,stdout.txt}
+# (every run traced: legs.csv says where each class's queue delay goes, sim beside live)
 #   OUT_DIR/verdicts.csv   scenario,pass,checks_ok,checks,verdict
 #   OUT_DIR/machine.txt    where and when it ran
 #   bench/fidelity.sh [build/orrery] [results/fidelity] [LIVE_RUNS (2)] [SET...]
@@ -31,12 +32,12 @@ failed=0
 for f in scenarios/fidelity/*.yaml; do
   name=$(basename "$f" .yaml)
   echo "== $name" >&2
-  "$bin" compare "$f" --local --live-runs "$runs" "${sets[@]}" --out "$tmp/$name" \
+  "$bin" compare "$f" --local --live-runs "$runs" --trace "${sets[@]}" --out "$tmp/$name" \
       --temp-dir "$tmp/session" > "$tmp/$name.stdout" 2> "$tmp/$name.stderr"
   rc=$?
   mkdir -p "$out/$name"
   cp "$tmp/$name.stdout" "$out/$name/stdout.txt"
-  for x in classes.csv classes.svg compare.csv compare.svg; do
+  for x in classes.csv classes.svg compare.csv compare.svg legs.csv; do
     [ -f "$tmp/$name/$x" ] && cp "$tmp/$name/$x" "$out/$name/"
   done
   verdict=$(grep '^fidelity: ' "$tmp/$name.stdout" | head -1)
