@@ -225,6 +225,7 @@ std::vector<ClassLegs> ComputeLeaseLegs(const std::vector<LeaseEvent>& events,
     l.owner_wait = Summarise(std::move(c.owner_wait));
     l.start_after_push = Summarise(std::move(c.start_after_push));
     l.queue = Summarise(std::move(c.queue));
+    l.view_ages = c.view_age.size();
     l.view_age = Summarise(std::move(c.view_age));
     out.push_back(std::move(l));
   }
@@ -261,13 +262,19 @@ std::string RenderLegsTable(const std::vector<ClassLegs>& candidate,
   for (const auto& run : references) {
     for (const auto& c : run) rows[c.name].second.push_back(&c);
   }
-  // The mean of the references' values (those that have the class).
+  // The mean of the references' values (those that have the class and the value: >= 0).
   auto ref = [](const std::vector<const ClassLegs*>& rs, auto get) {
-    if (rs.empty()) return -1.0;
-    double s = 0;
-    for (const ClassLegs* r : rs) s += get(*r);
-    return s / static_cast<double>(rs.size());
+    double sum = 0;
+    int n = 0;
+    for (const ClassLegs* r : rs) {
+      const double v = get(*r);
+      if (v < 0) continue;
+      sum += v;
+      ++n;
+    }
+    return n == 0 ? -1.0 : sum / n;
   };
+
   auto pair = [](double a, double b, int decimals, double scale = 1.0) {
     auto f = [&](double x) { return x < 0 ? std::string("-") : FixedNum(x * scale, decimals); };
     return f(a) + " | " + f(b);
@@ -297,7 +304,8 @@ std::string RenderLegsTable(const std::vector<ClassLegs>& candidate,
            col([](const ClassLegs& x) { return x.owner_wait.mean; }, 3, 17) +
            col([](const ClassLegs& x) { return x.start_after_push.mean; }, 3, 17) +
            col([](const ClassLegs& x) { return static_cast<double>(x.returned_busy); }, 1, 15) +
-           col([](const ClassLegs& x) { return x.view_age.mean; }, 3, 19) + "\n";
+           col([](const ClassLegs& x) { return x.view_ages ? x.view_age.mean : -1.0; }, 3, 19) +
+           "\n";
   }
   return out;
 }

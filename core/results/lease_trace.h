@@ -84,6 +84,7 @@ struct ClassLegs {
   Percentiles start_after_push;  // per started task: push -> start
   Percentiles queue;             // per started task: start - submit (tasks.csv)
   Percentiles view_age;          // per spillback with a known age: how old the decider's report was
+  size_t view_ages = 0;          // spillbacks with a known age (0: view_age means nothing)
 };
 
 // Per class name, in name order. Attempts join pushes by (task_id, attempt). O(n log n).
