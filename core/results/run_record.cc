@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "core/results/csv.h"
 #include "core/results/svg_plot.h"
 #include <sstream>
 
@@ -36,15 +37,7 @@ std::string Num(double x) {
 }
 
 // CSV field quoting per RFC 4180 when needed.
-std::string Csv(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
+std::string Csv(const std::string& s) { return CsvQuote(s); }
 
 double Round6(double x) { return std::round(x * 1e6) / 1e6; }
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/gpu/gpu_policy_registry.h"
+#include "core/results/csv.h"
 #include "core/results/run_record.h"
 
 namespace orrery::gpu_replay {
@@ -280,15 +281,7 @@ std::string RenderFragmentationCsv(const ReplayResult& r) {
 }
 
 namespace {
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
+std::string CsvField(const std::string& s) { return results::CsvQuote(s); }
 }  // namespace
 
 std::string RenderPlacementsCsv(const Workload& w, const ReplayResult& r) {
