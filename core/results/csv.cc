@@ -55,4 +55,9 @@ std::string FixedNum(double x, int decimals) {
   return s;
 }
 
+std::string Pad(std::string s, size_t w, bool right) {
+  if (s.size() >= w) return s;
+  return right ? std::string(w - s.size(), ' ') + s : s + std::string(w - s.size(), ' ');
+}
+
 }  // namespace orrery::results

@@ -1,4 +1,5 @@
-// CSV text helpers shared by the result schema's renderers and readers (RFC 4180 quoting).
+// Text helpers shared by the result schema's renderers and readers: CSV (RFC 4180 quoting),
+// fixed-point numbers and padded table columns.
 // Pure; thread-safe.
 #pragma once
 
@@ -13,5 +14,8 @@ std::string CsvQuote(const std::string& s);
 std::vector<std::string> SplitCsvLine(const std::string& line);
 // Fixed, locale-free: up to `decimals` decimals, trailing zeros dropped; "" for a non-finite x.
 std::string FixedNum(double x, int decimals);
+// `s` padded with spaces to `w` characters, on the left when `right` (right-aligned); as is when
+// it is already that long.
+std::string Pad(std::string s, size_t w, bool right);
 
 }  // namespace orrery::results

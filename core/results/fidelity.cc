@@ -2,31 +2,17 @@
 
 #include <algorithm>
 #include <cmath>
-#include <charconv>
 #include <map>
 #include <set>
 #include <unordered_map>
+
+#include "core/results/csv.h"
 
 namespace orrery::results {
 namespace {
 
 // Fixed, locale-free: up to 3 decimals, trailing zeros dropped.
-std::string Num(double x) {
-  if (!std::isfinite(x)) return "";
-  char buf[64];
-  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, x, std::chars_format::fixed, 3);
-  if (ec != std::errc()) return "";
-  std::string s(buf, end);
-  while (s.back() == '0') s.pop_back();
-  if (s.back() == '.') s.pop_back();
-  if (s == "-0") s = "0";
-  return s;
-}
-
-std::string Pad(std::string s, size_t w, bool right) {
-  if (s.size() >= w) return s;
-  return right ? std::string(w - s.size(), ' ') + s : s + std::string(w - s.size(), ' ');
-}
+std::string Num(double x) { return FixedNum(x, 3); }
 
 std::string CsvField(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <map>
-#include <numeric>
-#include <tuple>
 
 #include "core/results/csv.h"
 
@@ -11,11 +9,6 @@ namespace orrery::results {
 namespace {
 
 constexpr const char* kHeader = "t_s,lease,name,event,node,task_id,attempt,detail,view_age_s";
-
-std::string Pad(std::string s, size_t w, bool right) {
-  if (s.size() >= w) return s;
-  return right ? std::string(w - s.size(), ' ') + s : s + std::string(w - s.size(), ' ');
-}
 
 bool ParseDouble(const std::string& s, double* out) {
   if (s.empty()) return false;
@@ -44,16 +37,12 @@ void LeaseTraceRecorder::Add(double t_s, uint64_t handle, std::string_view event
                              std::string_view name, std::string_view node, std::string_view task_id,
                              int attempt, std::string_view detail, double view_age_s) {
   auto [it, fresh] = ids_.try_emplace(handle);
-  if (fresh) {
-    it->second.id = ids_.size() - 1;
-    it->second.name = std::string(name);
-  } else if (it->second.name.empty()) {
-    it->second.name = std::string(name);
-  }
+  if (fresh) it->second.id = ids_.size() - 1;
+  if (it->second.name.empty()) it->second.name = std::string(name);
   LeaseEvent e;
   e.t_s = t_s;
   e.lease = it->second.id;
-  e.name = it->second.name.empty() ? std::string(name) : it->second.name;
+  e.name = it->second.name;
   e.event = std::string(event);
   e.node = std::string(node);
   e.task_id = std::string(task_id);
@@ -154,7 +143,6 @@ std::vector<ClassLegs> ComputeLeaseLegs(const std::vector<LeaseEvent>& events,
     ClassLegs legs;
     std::vector<double> grant_wait, owner_wait, start_after_push, queue, view_age;
     std::vector<double> submits, pushes;  // of pushed attempts, for "tasks waited"
-    std::vector<double> returns;
     double hops = 0;
     size_t at_entry = 0;
   };

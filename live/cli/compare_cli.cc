@@ -241,10 +241,7 @@ std::string Pct(const MetricDiff& m) {
   return buf;
 }
 
-std::string Pad(std::string s, size_t w, bool right) {
-  if (s.size() >= w) return s;
-  return right ? std::string(w - s.size(), ' ') + s : s + std::string(w - s.size(), ' ');
-}
+using results::Pad;
 
 // ---- running the two backends ----------------------------------------------------------------
 
