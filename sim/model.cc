@@ -44,17 +44,23 @@ class Model::TruthObserver : public ClusterViewObserver {
 
 namespace {
 
-// The simulator's owner replays a scenario as today: one fresh lease per attempt, every request
-// sent at once, spillbacks and rejections followed without a limit or a pause (the nodes'
-// LeaseManagers bound the spillbacks; each retry costs its network hops).
+// How long live's owner pauses after a lease request found its node unreachable before it asks
+// again (live/client/client.h, AcquireOptions::unreachable_pause).
+constexpr double kUnreachablePauseS = 0.1;
+
+// The simulator's owner before the scenario's `owner:` settings apply: spillbacks and rejections
+// are followed without a limit (the nodes' LeaseManagers bound the spillbacks; each retry costs
+// its network hops), and after a rejection the owner pauses before it asks the entry node again,
+// as live's lease walk does (live/client/client.h, AcquireOptions::rejection_backoff: 5 ms,
+// doubling, at most 0.2 s). Without the pause, a request whose target saw room elsewhere that the
+// entry node did not yet see would bounce between them at network speed until a report arrived.
 agent::SubmitterOptions SimOwnerOptions() {
   agent::SubmitterOptions o;
   o.reuse_leases = false;
   o.max_pending_lease_requests_per_class = 0;
   o.max_spillbacks_in_a_row = 0;
   o.max_rejections = 0;
-  o.rejection_backoff.initial_s = 0;
-  o.rejection_backoff.max_s = 0;
+  o.rejection_backoff = {0.005, 2.0, 0.2};
   return o;
 }
 
@@ -628,6 +634,17 @@ void Model::OnLeaseRequest(uint32_t att, int node, bool grant_or_reject) {
   Attempt& a = attempts_[att];
   if (a.state != AState::kPending || a.node >= 0) return;  // canceled, failed, or placed
   const int owner = OwnerNode();
+  if (!nodes_[node].up && grant_or_reject) {
+    // A spill target that is gone (the deciding node's view still shows it): as live's owner
+    // does, an unreachable target counts as a rejection, and the owner pauses before it asks
+    // the entry node again (which would otherwise send it straight back while its view lasts).
+    LogDecision(att, node, "-> node down, rejected");
+    TraceLease(lease_of_att_[att], "unreachable", att, node);
+    const size_t begin = owner_out_.size();
+    owner_.OnLeaseRejected(lease_of_att_[att], now_, &owner_out_);
+    ApplyOwnerDecisions(begin, LeaseLeg(node, owner) + kUnreachablePauseS, node);
+    return;
+  }
   if (!nodes_[node].up) {
     // The raylet is gone: the owner notices and asks again.
     LogDecision(att, node, "-> node down, retry");
@@ -646,6 +663,9 @@ void Model::OnLeaseRequest(uint32_t att, int node, bool grant_or_reject) {
       ApplyOwnerDecisions(begin, 0.0, node);
       return;
     }
+  }
+  if (grant_or_reject && !ag.has_manager() &&
+      !ag.SpilledRequestWaitsHere(scenario_.shapes[ts.shape])) {
     LogDecision(att, node, "-> rejected");
     TraceLease(lease_of_att_[att], "rejected", att, node);
     const size_t begin = owner_out_.size();
@@ -653,6 +673,8 @@ void Model::OnLeaseRequest(uint32_t att, int node, bool grant_or_reject) {
     ApplyOwnerDecisions(begin, LeaseLeg(node, owner), node);
     return;
   }
+  // Otherwise (a node that decides, or a spilled request that waits here: the node starts
+  // deciding) the manager answers.
   Lm(node);
   LeaseRequest req;
   req.task_id = Key(att);
@@ -744,6 +766,15 @@ void Model::OnReqLeaseRequest(uint32_t key, int node, bool grant_or_reject) {
     return;
   }
   const int owner = OwnerNode();
+  if (!nodes_[node].up && grant_or_reject) {
+    // A spill target that is gone: a rejection and a pause, as for an attempt's own request.
+    LogReq(key - kReqBase, node, "-> node down, rejected");
+    TraceLease(q.lease, "unreachable", q.templ, node);
+    const size_t begin = owner_out_.size();
+    owner_.OnLeaseRejected(q.lease, now_, &owner_out_);
+    ApplyOwnerDecisions(begin, LeaseLeg(node, owner) + kUnreachablePauseS, node);
+    return;
+  }
   if (!nodes_[node].up) {
     RequestFromOwner(key, LeaseLeg(node, owner));
     return;
@@ -751,12 +782,14 @@ void Model::OnReqLeaseRequest(uint32_t key, int node, bool grant_or_reject) {
   const uint32_t task = attempts_[q.templ].task;
   agent::NodeAgent& ag = Agent(node);
   TraceLease(q.lease, "request", q.templ, node);
-  if (grant_or_reject && !ag.has_manager()) {
+  const ResourceRequest& shape = scenario_.shapes[scenario_.tasks[task].shape];
+  bool granted = false;
+  if (grant_or_reject && !ag.has_manager() &&
+      ((granted = ag.GrantHere(Key(key), shape)) || !ag.SpilledRequestWaitsHere(shape))) {
+    // Granted on the shared view, or rejected; one that waits here goes to the manager below.
     LeaseReply r;
     r.task_id = Key(key);
-    r.kind = ag.GrantHere(Key(key), scenario_.shapes[scenario_.tasks[task].shape])
-                 ? LeaseReply::Kind::kGranted
-                 : LeaseReply::Kind::kRejected;
+    r.kind = granted ? LeaseReply::Kind::kGranted : LeaseReply::Kind::kRejected;
     HandleReqReply(node, key, r);
     return;
   }

@@ -62,13 +62,24 @@ LeaseReply NodeAgent::RequestLease(LeaseRequest req, Rng& rng) {
   if (!lm_ && req.grant_or_reject && shared_ != nullptr) {
     LeaseReply r;
     r.node = node_;
-    r.kind = GrantHere(req.task_id, req.sched.resources) ? LeaseReply::Kind::kGranted
-                                                         : LeaseReply::Kind::kRejected;
-    if (r.kind == LeaseReply::Kind::kGranted) r.allocation = own_[req.task_id].allocation;
+    if (GrantHere(req.task_id, req.sched.resources)) {
+      r.kind = LeaseReply::Kind::kGranted;
+      r.allocation = own_[req.task_id].allocation;
+    } else if (SpilledRequestWaitsHere(req.sched.resources)) {
+      return Manager().RequestLease(std::move(req), rng);  // the node starts deciding
+    } else {
+      r.kind = LeaseReply::Kind::kRejected;
+    }
     r.task_id = std::move(req.task_id);
     return r;
   }
   return Manager().RequestLease(std::move(req), rng);
+}
+
+bool NodeAgent::SpilledRequestWaitsHere(const ResourceRequest& shape) const {
+  const Node& self = shared_->at(shared_slot_);
+  return options_->scheduler.wait_at_best_node && self.IsSchedulable() &&
+         IsCandidate(self, shape) && !AvailableElsewhere(*shared_, shared_slot_, shape);
 }
 
 bool NodeAgent::GrantHere(const TaskId& task, const ResourceRequest& shape) {

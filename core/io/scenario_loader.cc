@@ -153,6 +153,7 @@ const Schema& RootSchema() {
                                    {"top_k_fraction", v},
                                    {"avoid_gpu_nodes", v},
                                    {"fair_granting", v},
+                                   {"wait_at_best_node", v},
                                    {"report_period", v},
                                    {"view_via_head", v}});
     const Schema* env = map({{"name", v}, {"size", v}, {"install_time", v}});
@@ -630,7 +631,7 @@ class Loader {
     ORRERY_RETURN_IF_ERROR(MapView::Open(ctx_, f, *RootSchema().Field("scheduler"), &m));
     SchedulerOptions& o = s_.scheduler.options;
     for (const char* k : {"policy", "spread_threshold", "top_k_absolute", "top_k_fraction",
-                          "avoid_gpu_nodes", "fair_granting"}) {
+                          "avoid_gpu_nodes", "fair_granting", "wait_at_best_node"}) {
       if (m.Get(k)) s_.scheduler.policy_given = true;
     }
     if (auto pf = m.Get("policy")) {
@@ -659,6 +660,9 @@ class Loader {
     }
     if (auto v = m.Get("fair_granting")) {
       ORRERY_RETURN_IF_ERROR(ReadBool(ctx_, *v, &o.fair_granting));
+    }
+    if (auto v = m.Get("wait_at_best_node")) {
+      ORRERY_RETURN_IF_ERROR(ReadBool(ctx_, *v, &o.wait_at_best_node));
     }
     if (auto v = m.Get("report_period")) {
       ORRERY_RETURN_IF_ERROR(ReadDuration(ctx_, *v, &s_.scheduler.report_period_s));

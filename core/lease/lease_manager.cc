@@ -40,6 +40,7 @@ StatusOr<std::unique_ptr<LeaseManager>> LeaseManager::Create(NodeId local, Clust
   m->local_slot_ = slot;
   m->scheduler_ = std::move(scheduler).value();
   m->fair_granting_ = options.fair_granting;
+  m->wait_at_best_node_ = options.wait_at_best_node;
   return m;
 }
 
@@ -80,15 +81,27 @@ std::string ClassKey(const SchedulingRequest& r, const std::string& function) {
 }
 }  // namespace
 
+bool AvailableElsewhere(const ClusterView& view, int local_slot, const ResourceRequest& r) {
+  for (int slot : view.ordered_slots()) {
+    if (slot == local_slot) continue;
+    const Node& n = view.at(slot);
+    if (IsCandidate(n, r) && n.resources.IsAvailable(r)) return true;
+  }
+  return false;
+}
+
 LeaseReply LeaseManager::RequestLease(LeaseRequest req, Rng& rng) {
   if (queued_by_id_.count(req.task_id) != 0 || granted_.count(req.task_id) != 0) {
     LeaseReply r = Reply(LeaseReply::Kind::kRejected, req);
     r.reason = "duplicate lease request for task " + req.task_id;
     return r;
   }
+  bool first_decision = true;
   if (req.grant_or_reject) {
-    // A spilled request: the sender chose us from its (possibly stale) view. Grant only if it
-    // fits now; otherwise the sender re-decides with fresher information.
+    // A spilled request: the sender chose us from its (possibly stale) view. Grant if it fits
+    // now. Otherwise, if another node has room in our view, the sender re-decides with fresher
+    // information (rejected); if none has (wait_at_best_node, as Ray's raylet prefers waiting
+    // on the node a request was sent to), it waits here like a request of our own.
     const Node& self = view_.at(local_slot_);
     if (self.IsSchedulable()) {
       if (auto a = view_.Allocate(local_slot_, req.sched.resources)) {
@@ -100,10 +113,16 @@ LeaseReply LeaseManager::RequestLease(LeaseRequest req, Rng& rng) {
         return r;
       }
     }
-    LeaseReply r = Reply(LeaseReply::Kind::kRejected, req);
-    r.reason = "spilled to " + local_ + " but " + req.sched.resources.ToString() +
-               " is not available here now";
-    return r;
+    if (!wait_at_best_node_ || !self.IsSchedulable() || !IsCandidate(self, req.sched.resources) ||
+        req.blocked_on != WaitReason::kNone ||
+        AvailableElsewhere(view_, local_slot_, req.sched.resources)) {
+      LeaseReply r = Reply(LeaseReply::Kind::kRejected, req);
+      r.reason = "spilled to " + local_ + " but " + req.sched.resources.ToString() +
+                 " is not available here now";
+      return r;
+    }
+    req.grant_or_reject = false;
+    first_decision = false;  // it waits here, not at yet another busy node
   }
   WaitReason wait = req.blocked_on;
   int32_t cls = -1;
@@ -112,10 +131,19 @@ LeaseReply LeaseManager::RequestLease(LeaseRequest req, Rng& rng) {
     auto c = classes_.find(cls);
     if (c != classes_.end()) {
       // Its class already waits: the head was decided against this view and stayed, so this
-      // one would too. FIFO: it joins the back (a pass, if due, decides them in order).
+      // one would too. FIFO: it joins the back (a pass, if due, decides them in order), unless
+      // on its first decision here it goes to wait at another, busy node (wait_at_best_node:
+      // a policy with a random or round-robin pick, or a class infeasible here).
       wait = c->second.wait_reason;
-    } else if (auto r = Decide(req.task_id, req.spillbacks, req.sched, cls, !OverFairShare(cls),
-                               &wait, rng)) {
+      if (first_decision && wait_at_best_node_ && wait == WaitReason::kWaitingForResources) {
+        if (auto r = Decide(req.task_id, req.spillbacks, req.sched, cls, /*may_grant=*/false,
+                            DecideMode::kJoining, &wait, rng)) {
+          return *r;
+        }
+      }
+    } else if (auto r =
+                   Decide(req.task_id, req.spillbacks, req.sched, cls, !OverFairShare(cls),
+                          first_decision ? DecideMode::kFirst : DecideMode::kQueued, &wait, rng)) {
       return *r;
     }
   }
@@ -205,7 +233,8 @@ void LeaseManager::Forget(QueuedMap::iterator it) {
 
 std::optional<LeaseReply> LeaseManager::Decide(const TaskId& id, int spillbacks,
                                                const SchedulingRequest& sched, int32_t cls,
-                                               bool may_grant, WaitReason* wait, Rng& rng) {
+                                               bool may_grant, DecideMode mode, WaitReason* wait,
+                                               Rng& rng) {
   auto reply = [&](LeaseReply::Kind kind) {
     LeaseReply r;
     r.kind = kind;
@@ -215,6 +244,18 @@ std::optional<LeaseReply> LeaseManager::Decide(const TaskId& id, int spillbacks,
   };
   const ResourceRequest& res = sched.resources;
   Decision d = scheduler_->Schedule(view_, sched, local_slot_, rng);
+  // Every candidate busy and the best is another node: on a request's first decision here
+  // (wait_at_best_node), it goes to wait there (Ray's raylet sends it to the best feasible node,
+  // where a spilled request waits when no node has room). A queued request is decided again
+  // when something frees up and only ever leaves for a node with room, so none bounces between
+  // busy nodes.
+  const bool affinity = d.outcome == Decision::Outcome::kSpillback &&
+                        sched.strategy.type == SchedulingStrategy::Type::kNodeAffinity &&
+                        view_.at(d.slot).id == sched.strategy.node;
+  const bool go_wait = d.outcome == Decision::Outcome::kSpillback && !d.available && !affinity &&
+                       mode != DecideMode::kQueued && wait_at_best_node_ && d.slot != local_slot_;
+  // Joining a class that waits here: only going to wait elsewhere leaves before the older ones.
+  if (mode == DecideMode::kJoining && !go_wait) return std::nullopt;
   switch (d.outcome) {
     case Decision::Outcome::kGranted: {
       if (!may_grant) {  // fair granting: this class is over its share here now
@@ -234,24 +275,22 @@ std::optional<LeaseReply> LeaseManager::Decide(const TaskId& id, int spillbacks,
       return std::nullopt;
     }
     case Decision::Outcome::kSpillback: {
-      // Only a request sent to its own affinity target may wait there; one that fell through
-      // (soft affinity) is an ordinary request.
-      const bool affinity = sched.strategy.type == SchedulingStrategy::Type::kNodeAffinity &&
-                            view_.at(d.slot).id == sched.strategy.node;
-      if (!d.available && !affinity) {
-        // Every candidate is busy: wait here and decide again when something frees up, rather
-        // than send the task to a node that would have to reject it (or bounce it on).
+      // Only a request sent to its own affinity target may wait there (one that fell through,
+      // soft affinity, is an ordinary request), or one that goes to wait at its best node.
+      if (!d.available && !affinity && !go_wait) {
         *wait = WaitReason::kWaitingForResources;
         return std::nullopt;
       }
       LeaseReply r = reply(LeaseReply::Kind::kSpillback);
       r.node = view_.at(d.slot).id;
       r.spillbacks = spillbacks + 1;
-      r.grant_or_reject = d.available;
-      r.reason = d.reason;
-      // Until the next report, assume the target took it.
-      view_.SubtractEstimate(d.slot, res);
-      estimated_.insert(r.node);
+      r.grant_or_reject = d.available || go_wait;
+      r.reason = go_wait ? d.reason + "; no node has room now: it waits there" : d.reason;
+      // Until the next report, assume the target took it (a busy target: nothing to take).
+      if (d.available) {
+        view_.SubtractEstimate(d.slot, res);
+        estimated_.insert(r.node);
+      }
       return r;
     }
     case Decision::Outcome::kInfeasible:
@@ -296,7 +335,7 @@ std::vector<LeaseReply> LeaseManager::SchedulePending(Rng& rng) {
       const Waiting* head = cq.fifo.front();
       ++counters_.pass_decisions;
       auto r = Decide(*head->id, head->spillbacks, cq.sched, c->first, /*may_grant=*/true,
-                      &cq.wait_reason, rng);
+                      DecideMode::kQueued, &cq.wait_reason, rng);
       if (!r) break;
       out.push_back(std::move(*r));
       cq.fifo.pop_front();

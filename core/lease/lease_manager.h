@@ -8,17 +8,26 @@
 // Outcomes of a request (DESIGN section 2):
 //   Granted{node, devices}  the local node runs it now (resources taken from the local node);
 //   Spillback{node}         the caller retries at that node, marking the retry grant_or_reject;
-//   Rejected                a grant_or_reject request that does not fit here now;
+//   Rejected                a grant_or_reject request that does not fit here now while
+//                           another node has room for it (in this node's view);
 //   Canceled{reason}        refused for good (hard affinity to a dead/infeasible node, ...);
 //   Queued{wait_reason}     kept here: waiting for resources, or infeasible (waits for the
 //                           autoscaler; one warning per resource shape), or blocked on a
 //                           dependency the backend reports (args, runtime env, placement group,
 //                           node).
-// A DEFAULT or SPREAD request is only ever spilled to a node where it is available (in this
-// node's estimate), and that node may only grant or reject it. When the best node is a busy one
-// (every candidate busy), the request stays queued here, waiting for resources, and is decided
-// again when something frees up: no request bounces between busy nodes. Only node affinity sends
-// a request to wait at a busy target.
+// A DEFAULT or SPREAD request is spilled to a node where it is available (in this node's
+// estimate), and that node grants it or, when it no longer fits, rejects it. When every candidate
+// is busy (Ray's GetBestSchedulableNode, SchedulerOptions::wait_at_best_node):
+//   - if the policy's best node is this one, the request waits here;
+//   - if it is another node and this is the request's first decision here, it is spilled there
+//     (grant_or_reject, no estimate taken) to wait there: a GPU request whose driver's node has
+//     no GPU waits at the GPU node, where a freed GPU is granted at once, not a report later;
+//   - a spilled request that finds its target busy waits at the target when no other node has
+//     room in the target's view (it is rejected when one has);
+//   - a request that waits somewhere only leaves it for a node with room, so none bounces between
+//     busy nodes.
+// With wait_at_best_node false a request always waits at the node that decided. Node affinity
+// sends a request to wait at its busy target either way.
 // Queued requests are retried by SchedulePending() (below) when the backend thinks something
 // changed (a lease returned, a report arrived, a dependency resolved).
 //
@@ -44,21 +53,23 @@
 // rest of that class is skipped for this pass and carries the head's wait reason. A request that
 // is canceled (hard affinity to a dead node) leaves, and the next one of its class is decided.
 // Fair granting (SchedulerOptions::fair_granting, Ray's local lease manager): while the CPU
-// asked for by the queued requests of feasible CPU classes (members x CPU each) exceeds the node's total
-// CPUs, a CPU class that holds more leases granted here than fair_share = (leases granted here to
-// CPU classes) / (CPU classes queued here), integer division, is skipped by the pass (neither
-// granted here nor spilled), so freed CPUs, here or at other nodes, go to classes below their
-// share and a busy class cannot starve rare ones: its backlog waits. A new request of a class over
-// its share may still spill to an available node but does not take a local grant. Leases granted to a request count for its class
-// until returned (grant_or_reject grants included; adopted leases have no class).
-// A pass is only run when something that could let a queued request leave changed since the last
-// one (a lease returned, a report, resources or membership changed, a request unblocked);
-// otherwise SchedulePending() returns at once. Blocked requests (args, runtime env, placement
-// group, node) are not in any class queue; Unblock() appends them to the back of their class.
-// A new request whose class already has queued requests joins the back of the class without a
-// policy call: the class's head was decided against the same view and stayed.
-// Cost of a pass: O(classes * policy + dispatched * policy); memory per queued request about
-// 140 bytes (its id, an index entry and a list node), independent of the shape and strategy.
+// asked for by the queued requests of feasible CPU classes (members x CPU each) exceeds the node's
+// total CPUs, a CPU class that holds more leases granted here than fair_share = (leases granted
+// here to CPU classes) / (CPU classes queued here), integer division, is skipped by the pass
+// (neither granted here nor spilled), so freed CPUs, here or at other nodes, go to classes below
+// their share and a busy class cannot starve rare ones: its backlog waits. A new request of a class
+// over its share may still spill to an available node but does not take a local grant. Leases
+// granted to a request count for its class until returned (grant_or_reject grants included; adopted
+// leases have no class). A pass is only run when something that could let a queued request leave
+// changed since the last one (a lease returned, a report, resources or membership changed, a
+// request unblocked); otherwise SchedulePending() returns at once. Blocked requests (args, runtime
+// env, placement group, node) are not in any class queue; Unblock() appends them to the back of
+// their class. A new request whose class already has queued requests joins the back of the class:
+// the class's head was decided against the same view and stayed. With wait_at_best_node the policy
+// is asked once more for it first (a random or round-robin pick may name another, busy node to wait
+// at); without, no policy call. Cost of a pass: O(classes * policy + dispatched * policy); memory
+// per queued request about 140 bytes (its id, an index entry and a list node), independent of the
+// shape and strategy.
 //
 // Thread safety: none; the backend's event loop owns a LeaseManager.
 #pragma once
@@ -128,14 +139,20 @@ struct PendingLease {
   WaitReason wait_reason;
 };
 
+// Whether a node other than `local_slot` can take `r` now in `view` (a candidate with it
+// available). O(nodes).
+bool AvailableElsewhere(const ClusterView& view, int local_slot, const ResourceRequest& r);
+
 class LeaseManager {
  public:
   // InvalidArgument if `local` is not in `view`; NotFound for an unknown policy.
   static StatusOr<std::unique_ptr<LeaseManager>> Create(NodeId local, ClusterView view,
                                                         const SchedulerOptions& options);
 
-  // Handles a new lease request. O(policy), or O(log classes) when its class already has queued
-  // requests (it joins the back of the class). Duplicates are rejected.
+  // Handles a new lease request. O(policy) (plus O(log classes) when its class already has
+  // queued requests and it joins the back; without wait_at_best_node that case makes no policy
+  // call). A grant_or_reject request that does not fit adds O(nodes) (AvailableElsewhere).
+  // Duplicates are rejected.
   LeaseReply RequestLease(LeaseRequest req, Rng& rng);
 
   // One scheduling pass over the queued, unblocked requests, class by class (see the top of
@@ -233,8 +250,14 @@ class LeaseManager {
   // nullopt and *wait is set to why it stays.
   // A local grant is counted for class `cls` (-1: none); with `may_grant` false a local grant
   // waits instead (fair granting), a spillback still leaves.
+  // kFirst: the request is new here (neither queued, nor spilled here to wait): with
+  // wait_at_best_node it may go to wait at a busy best node. kJoining: the same, for a new
+  // request whose class already waits here: it leaves only to wait elsewhere, else stays
+  // (*wait untouched). kQueued: a queued request, leaving only for a node with room.
+  enum class DecideMode : uint8_t { kQueued, kFirst, kJoining };
   std::optional<LeaseReply> Decide(const TaskId& id, int spillbacks, const SchedulingRequest& sched,
-                                   int32_t cls, bool may_grant, WaitReason* wait, Rng& rng);
+                                   int32_t cls, bool may_grant, DecideMode mode, WaitReason* wait,
+                                   Rng& rng);
   // The class id of `sched` + `function` (assigned on first sight, never reused).
   int32_t ClassOf(const SchedulingRequest& sched, const std::string& function);
   // Records / releases a lease granted here to class `cls`.
@@ -270,6 +293,7 @@ class LeaseManager {
   std::unordered_map<int32_t, bool> class_uses_cpu_;  // by class id, filled on first sight
   int64_t cpu_class_grants_ = 0;
   bool fair_granting_ = true;
+  bool wait_at_best_node_ = true;
   std::set<std::string> warned_shapes_;
   std::set<NodeId> estimated_;
   std::vector<std::string> warnings_;

@@ -35,6 +35,13 @@ struct SchedulerOptions {
   // leases there than the average per queued CPU class waits, so a rare class is not starved by
   // a busy one. See core/lease/lease_manager.h.
   bool fair_granting = true;
+  // Where a request waits when no node has room for it now (Ray's raylet: the best feasible node
+  // by the policy, GetBestSchedulableNode). true: a request whose best node is another, busy one
+  // is sent there on its first decision and waits there (a spilled request that finds its target
+  // busy waits there too, unless another node has room in the target's view: then it is
+  // rejected); false: it waits at the node that decided until some node has room.
+  // See core/lease/lease_manager.h.
+  bool wait_at_best_node = true;
 };
 
 // An object argument of a task: its size and the nodes holding a copy.

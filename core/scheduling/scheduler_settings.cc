@@ -56,21 +56,27 @@ Status ApplySchedulerSetting(const std::string& key, const std::string& value,
     o->hybrid.top_k_absolute = static_cast<int>(d);
     return Status::Ok();
   }
-  if (key == "avoid_gpu_nodes" || key == "fair_granting") {
+  if (key == "avoid_gpu_nodes" || key == "fair_granting" || key == "wait_at_best_node") {
     if (value != "true" && value != "false") {
       return InvalidArgument("scheduler." + key + ": expected true or false, got '" + value +
                              "'");
     }
-    (key == "avoid_gpu_nodes" ? o->hybrid.avoid_gpu_nodes : o->fair_granting) = value == "true";
+    bool* flag = key == "avoid_gpu_nodes" ? &o->hybrid.avoid_gpu_nodes
+                 : key == "fair_granting" ? &o->fair_granting
+                                          : &o->wait_at_best_node;
+    *flag = value == "true";
     return Status::Ok();
   }
   return InvalidArgument("scheduler." + key +
                          ": not a scheduling setting (policy, spread_threshold, top_k_absolute, "
-                         "top_k_fraction, avoid_gpu_nodes, fair_granting)");
+                         "top_k_fraction, avoid_gpu_nodes, fair_granting, wait_at_best_node)");
 }
 
 bool SameScheduling(const SchedulerOptions& a, const SchedulerOptions& b) {
-  if (a.policy != b.policy || a.fair_granting != b.fair_granting) return false;
+  if (a.policy != b.policy || a.fair_granting != b.fair_granting ||
+      a.wait_at_best_node != b.wait_at_best_node) {
+    return false;
+  }
   if (a.policy.rfind("hybrid", 0) != 0) return true;  // hybrid and hybrid-reference
   return a.hybrid.spread_threshold == b.hybrid.spread_threshold &&
          a.hybrid.top_k_absolute == b.hybrid.top_k_absolute &&
@@ -79,12 +85,16 @@ bool SameScheduling(const SchedulerOptions& a, const SchedulerOptions& b) {
 }
 
 std::string DescribeScheduling(const SchedulerOptions& o) {
-  if (o.policy.rfind("hybrid", 0) != 0) return o.policy + (o.fair_granting ? "" : " (fair_granting false)");
+  // The node-side rules, named only when off (their default is Ray's).
+  const std::string rules = std::string(o.fair_granting ? "" : ", fair_granting false") +
+                            (o.wait_at_best_node ? "" : ", wait_at_best_node false");
+  if (o.policy.rfind("hybrid", 0) != 0) {
+    return rules.empty() ? o.policy : o.policy + " (" + rules.substr(2) + ")";
+  }
   return o.policy + " (spread_threshold " + Num(o.hybrid.spread_threshold) + ", top_k_absolute " +
          std::to_string(o.hybrid.top_k_absolute) + ", top_k_fraction " +
          Num(o.hybrid.top_k_fraction) + ", avoid_gpu_nodes " +
-         (o.hybrid.avoid_gpu_nodes ? "true" : "false") +
-         (o.fair_granting ? "" : ", fair_granting false") + ")";
+         (o.hybrid.avoid_gpu_nodes ? "true" : "false") + rules + ")";
 }
 
 }  // namespace orrery

@@ -10,6 +10,8 @@
 //   top_k_absolute    whole number in [1, 1e9]                      [1]
 //   top_k_fraction    number in [0, 1]                              [0.2]
 //   avoid_gpu_nodes   true | false                                  [true]
+//   fair_granting     true | false                                  [true]
+//   wait_at_best_node true | false                                  [true]
 //
 // Pure functions; thread-safe.
 #pragma once

@@ -293,6 +293,7 @@ void ToProto(const SchedulerOptions& o, v1::SchedulerSettings* out) {
   out->set_top_k_fraction(o.hybrid.top_k_fraction);
   out->set_avoid_gpu_nodes(o.hybrid.avoid_gpu_nodes);
   out->set_no_fair_granting(!o.fair_granting);
+  out->set_no_wait_at_best_node(!o.wait_at_best_node);
 }
 
 StatusOr<SchedulerOptions> SchedulerFromProto(const v1::SchedulerSettings& s) {
@@ -308,6 +309,7 @@ StatusOr<SchedulerOptions> SchedulerFromProto(const v1::SchedulerSettings& s) {
   o.hybrid.top_k_fraction = s.top_k_fraction();
   o.hybrid.avoid_gpu_nodes = s.avoid_gpu_nodes();
   o.fair_granting = !s.no_fair_granting();
+  o.wait_at_best_node = !s.no_wait_at_best_node();
   return o;
 }
 

@@ -1664,7 +1664,8 @@ std::vector<std::string> SchedulingOverrides(const SchedulerOptions& o) {
           "scheduler.top_k_absolute=" + std::to_string(o.hybrid.top_k_absolute),
           "scheduler.top_k_fraction=" + num(o.hybrid.top_k_fraction),
           std::string("scheduler.avoid_gpu_nodes=") + (o.hybrid.avoid_gpu_nodes ? "true" : "false"),
-          std::string("scheduler.fair_granting=") + (o.fair_granting ? "true" : "false")};
+          std::string("scheduler.fair_granting=") + (o.fair_granting ? "true" : "false"),
+          std::string("scheduler.wait_at_best_node=") + (o.wait_at_best_node ? "true" : "false")};
 }
 
 }  // namespace orrery::live

@@ -74,7 +74,7 @@ TEST(LeaseManager, ReportsAboutTheLocalNodeAreIgnored) {
   EXPECT_EQ(m->view().Find("n0")->resources.available().Get(kCPU), Quantity());
 }
 
-TEST(LeaseManager, GrantOrRejectRequestsNeverQueueOrSpill) {
+TEST(LeaseManager, AGrantOrRejectRequestIsRejectedWhenAnotherNodeHasRoom) {
   auto v = ClusterBuilder().Node("n0", {{"CPU", 1}}).Node("n1", {{"CPU", 8}}).Build();
   auto m = Manager(v);
   Rng rng(1);
@@ -394,6 +394,105 @@ TEST(LeaseManager, AQueuedClassOverItsShareDoesNotSpillEither) {
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].task_id, "r1");
   EXPECT_EQ(out[0].kind, K::kSpillback);
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+// wait_at_best_node (Ray's GetBestSchedulableNode): with no node free, a GPU request at a node
+// without GPUs goes to wait at the GPU node, which grants it as soon as its GPU frees, before
+// any report could reach the node that decided. Off: it waits where it was decided.
+TEST(LeaseManager, AGpuRequestGoesToWaitAtTheBusyGpuNode) {
+  auto v = ClusterBuilder()
+               .Node("cpu", {{"CPU", 4}})
+               .Node("gpu", {{"CPU", 2}, {"GPU", 1}})
+               .Used({{"CPU", 1}, {"GPU", 1}})
+               .Build();
+  auto entry = Manager(v, "cpu");
+  auto target = Manager(
+      ClusterBuilder().Node("cpu", {{"CPU", 4}}).Node("gpu", {{"CPU", 2}, {"GPU", 1}}).Build(),
+      "gpu");
+  Rng rng(1);
+  ASSERT_EQ(target->RequestLease(Task("running", {{"CPU", 1}, {"GPU", 1}}), rng).kind, K::kGranted);
+  LeaseReply r = entry->RequestLease(Task("g", {{"CPU", 1}, {"GPU", 1}}), rng);
+  ASSERT_EQ(r.kind, K::kSpillback) << r.reason;
+  EXPECT_EQ(r.node, "gpu");
+  EXPECT_TRUE(r.grant_or_reject);
+  EXPECT_NE(r.reason.find("it waits there"), std::string::npos) << r.reason;
+  // A busy target takes no estimate: the view of gpu is unchanged.
+  EXPECT_EQ(entry->view().Find("gpu")->resources.available().Get(kCPU), Quantity::Whole(1));
+  LeaseRequest there = Task("g", {{"CPU", 1}, {"GPU", 1}});
+  there.grant_or_reject = true;
+  there.spillbacks = r.spillbacks;
+  LeaseReply q = target->RequestLease(there, rng);
+  ASSERT_EQ(q.kind, K::kQueued) << q.reason;
+  EXPECT_EQ(q.wait_reason, WaitReason::kWaitingForResources);
+  ASSERT_TRUE(target->ReturnLease("running").ok());
+  auto out = target->SchedulePending(rng);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].task_id, "g");
+  EXPECT_EQ(out[0].kind, K::kGranted);
+
+  SchedulerOptions off;
+  off.wait_at_best_node = false;
+  auto old_entry = Manager(v, "cpu", off);
+  EXPECT_EQ(old_entry->RequestLease(Task("g", {{"CPU", 1}, {"GPU", 1}}), rng).kind, K::kQueued);
+  auto old_target = Manager(v, "gpu", off);
+  EXPECT_EQ(old_target->RequestLease(there, rng).kind, K::kRejected);
+}
+
+// A spilled request that finds its target full waits there only while no node has room in the
+// target's view; and once waiting it leaves only for a node with room (no bounce between busy
+// nodes).
+TEST(LeaseManager, ASpilledRequestWaitsAtItsBusyTargetOnlyWhileNoNodeHasRoom) {
+  auto v = ClusterBuilder()
+               .Node("n0", {{"CPU", 1}})
+               .Used({{"CPU", 1}})
+               .Node("n1", {{"CPU", 1}})
+               .Used({{"CPU", 1}})
+               .Node("n2", {{"CPU", 2}})
+               .Used({{"CPU", 1}})
+               .Build();
+  auto m = Manager(v, "n0");
+  Rng rng(1);
+  LeaseRequest a = Task("a", {{"CPU", 1}});
+  a.grant_or_reject = true;
+  LeaseReply r = m->RequestLease(a, rng);
+  EXPECT_EQ(r.kind, K::kRejected) << "n2 has room";
+  ASSERT_TRUE(m->ApplyReport("n2", Req({{"CPU", 0}}).set(), NodeState::kAlive).ok());
+  r = m->RequestLease(a, rng);
+  ASSERT_EQ(r.kind, K::kQueued) << r.reason;
+  // n1 is just as busy: a pass does not send it there.
+  ASSERT_TRUE(m->ApplyReport("n1", Req({{"CPU", 0}}).set(), NodeState::kAlive).ok());
+  EXPECT_TRUE(m->SchedulePending(rng).empty());
+  // n2 frees a CPU: it leaves for n2, a node with room.
+  ASSERT_TRUE(m->ApplyReport("n2", Req({{"CPU", 1}}).set(), NodeState::kAlive).ok());
+  auto out = m->SchedulePending(rng);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].kind, K::kSpillback);
+  EXPECT_EQ(out[0].node, "n2");
+}
+
+// A new SPREAD request whose class already waits here is still asked about once: the ring names
+// another busy node, and it goes to wait there rather than behind its class.
+TEST(LeaseManager, ANewRequestMayGoToWaitElsewhereInsteadOfJoiningItsClass) {
+  auto v =
+      ClusterBuilder().Node("n0", {{"CPU", 1}}).Node("n1", {{"CPU", 1}}).Used({{"CPU", 1}}).Build();
+  auto m = Manager(v, "n0");
+  Rng rng(1);
+  const SchedulingStrategy spread = SchedulingStrategy::Spread();
+  ASSERT_EQ(m->RequestLease(Task("s0", {{"CPU", 1}}, spread), rng).kind, K::kGranted);
+  // Every node busy; the ring's next feasible node: n1 goes first... then n0, by turns.
+  std::vector<std::string> where;
+  for (int i = 1; i <= 4; ++i) {
+    LeaseReply r = m->RequestLease(Task("s" + std::to_string(i), {{"CPU", 1}}, spread), rng);
+    where.push_back(r.kind == K::kSpillback ? r.node : std::string(LeaseReplyKindName(r.kind)));
+  }
+  EXPECT_EQ(where, (std::vector<std::string>{"n1", "queued", "n1", "queued"}));
+  EXPECT_EQ(m->NumQueued(), 2u);
 }
 
 }  // namespace

@@ -55,5 +55,21 @@ TEST(SchedulerSettings, DescribeNamesThePolicyAndForHybridItsOptions) {
   EXPECT_EQ(DescribeScheduling(o), "spread");
 }
 
+TEST(SchedulerSettings, TheNodeRulesAreSettingsNamedOnlyWhenOff) {
+  SchedulerOptions o;
+  EXPECT_TRUE(o.wait_at_best_node) << "Ray's raylet is the default";
+  ASSERT_TRUE(ApplySchedulerSetting("wait_at_best_node", "false", &o).ok());
+  EXPECT_FALSE(o.wait_at_best_node);
+  EXPECT_FALSE(ApplySchedulerSetting("wait_at_best_node", "no", &o).ok());
+  EXPECT_FALSE(SameScheduling(o, SchedulerOptions{}))
+      << "a node-side rule, compared for every policy";
+  EXPECT_EQ(DescribeScheduling(o),
+            "hybrid (spread_threshold 0.5, top_k_absolute 1, top_k_fraction 0.2, "
+            "avoid_gpu_nodes true, wait_at_best_node false)");
+  o.policy = "spread";
+  o.fair_granting = false;
+  EXPECT_EQ(DescribeScheduling(o), "spread (fair_granting false, wait_at_best_node false)");
+}
+
 }  // namespace
 }  // namespace orrery

@@ -467,7 +467,7 @@ TEST_F(ScenarioTest, OverrideOfUnknownPathIsAnErrorNamingIt) {
             Path() +
                 " (--set scheduler.polcy=spread): scheduler.polcy: unknown key (expected one "
                 "of: policy, spread_threshold, top_k_absolute, top_k_fraction, "
-                "avoid_gpu_nodes, fair_granting, report_period, view_via_head)");
+                "avoid_gpu_nodes, fair_granting, wait_at_best_node, report_period, view_via_head)");
   EXPECT_CONTAINS(Error(y, {"workload.tasks.3.count=1"}),
                   "workload.tasks: index 3 is out of range (the list has 1 entries)");
   EXPECT_CONTAINS(Error(y, {"workload.tasks.x.count=1"}), "expected an index, got 'x'");
