@@ -50,17 +50,17 @@ constexpr double kUnreachablePauseS = 0.1;
 
 // The simulator's owner before the scenario's `owner:` settings apply: spillbacks and rejections
 // are followed without a limit (the nodes' LeaseManagers bound the spillbacks; each retry costs
-// its network hops), and after a rejection the owner pauses before it asks the entry node again,
-// as live's lease walk does (live/client/client.h, AcquireOptions::rejection_backoff: 5 ms,
-// doubling, at most 0.2 s). Without the pause, a request whose target saw room elsewhere that the
-// entry node did not yet see would bounce between them at network speed until a report arrived.
+// its network hops), and after a rejection the owner pauses before it asks the entry node again
+// with the submitter's default backoff, the one live's lease walk uses (5 ms, doubling, at most
+// 0.2 s; live/client/client.h, AcquireOptions::rejection_backoff). Without the pause, a request
+// whose target saw room elsewhere that the entry node did not yet see would bounce between them at
+// network speed until a report arrived.
 agent::SubmitterOptions SimOwnerOptions() {
   agent::SubmitterOptions o;
   o.reuse_leases = false;
   o.max_pending_lease_requests_per_class = 0;
   o.max_spillbacks_in_a_row = 0;
   o.max_rejections = 0;
-  o.rejection_backoff = {0.005, 2.0, 0.2};
   return o;
 }
 
@@ -654,18 +654,18 @@ void Model::OnLeaseRequest(uint32_t att, int node, bool grant_or_reject) {
   const TaskSpec& ts = scenario_.tasks[a.task];
   agent::NodeAgent& ag = Agent(node);
   TraceLease(lease_of_att_[att], "request", att, node);
-  if (grant_or_reject && !ag.has_manager()) {
-    if (ag.GrantHere(Key(att), scenario_.shapes[ts.shape])) {
-      LogDecision(att, node, "-> granted (spilled here)");
-      TraceLease(lease_of_att_[att], "granted", att, node);
-      const size_t begin = owner_out_.size();
-      owner_.OnLeaseGranted(lease_of_att_[att], node, now_, &owner_out_);
-      ApplyOwnerDecisions(begin, 0.0, node);
-      return;
-    }
+  const auto answer = grant_or_reject && !ag.has_manager()
+                          ? ag.AnswerSpilled(Key(att), scenario_.shapes[ts.shape])
+                          : agent::NodeAgent::SpilledAnswer::kWaits;
+  if (answer == agent::NodeAgent::SpilledAnswer::kGranted) {
+    LogDecision(att, node, "-> granted (spilled here)");
+    TraceLease(lease_of_att_[att], "granted", att, node);
+    const size_t begin = owner_out_.size();
+    owner_.OnLeaseGranted(lease_of_att_[att], node, now_, &owner_out_);
+    ApplyOwnerDecisions(begin, 0.0, node);
+    return;
   }
-  if (grant_or_reject && !ag.has_manager() &&
-      !ag.SpilledRequestWaitsHere(scenario_.shapes[ts.shape])) {
+  if (answer == agent::NodeAgent::SpilledAnswer::kRejected) {
     LogDecision(att, node, "-> rejected");
     TraceLease(lease_of_att_[att], "rejected", att, node);
     const size_t begin = owner_out_.size();
@@ -782,14 +782,16 @@ void Model::OnReqLeaseRequest(uint32_t key, int node, bool grant_or_reject) {
   const uint32_t task = attempts_[q.templ].task;
   agent::NodeAgent& ag = Agent(node);
   TraceLease(q.lease, "request", q.templ, node);
-  const ResourceRequest& shape = scenario_.shapes[scenario_.tasks[task].shape];
-  bool granted = false;
-  if (grant_or_reject && !ag.has_manager() &&
-      ((granted = ag.GrantHere(Key(key), shape)) || !ag.SpilledRequestWaitsHere(shape))) {
+  const auto answer =
+      grant_or_reject && !ag.has_manager()
+          ? ag.AnswerSpilled(Key(key), scenario_.shapes[scenario_.tasks[task].shape])
+          : agent::NodeAgent::SpilledAnswer::kWaits;
+  if (answer != agent::NodeAgent::SpilledAnswer::kWaits) {
     // Granted on the shared view, or rejected; one that waits here goes to the manager below.
     LeaseReply r;
     r.task_id = Key(key);
-    r.kind = granted ? LeaseReply::Kind::kGranted : LeaseReply::Kind::kRejected;
+    r.kind = answer == agent::NodeAgent::SpilledAnswer::kGranted ? LeaseReply::Kind::kGranted
+                                                                 : LeaseReply::Kind::kRejected;
     HandleReqReply(node, key, r);
     return;
   }

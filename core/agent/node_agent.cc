@@ -60,26 +60,27 @@ LeaseManager& NodeAgent::Manager() {
 
 LeaseReply NodeAgent::RequestLease(LeaseRequest req, Rng& rng) {
   if (!lm_ && req.grant_or_reject && shared_ != nullptr) {
-    LeaseReply r;
-    r.node = node_;
-    if (GrantHere(req.task_id, req.sched.resources)) {
-      r.kind = LeaseReply::Kind::kGranted;
-      r.allocation = own_[req.task_id].allocation;
-    } else if (SpilledRequestWaitsHere(req.sched.resources)) {
-      return Manager().RequestLease(std::move(req), rng);  // the node starts deciding
-    } else {
-      r.kind = LeaseReply::Kind::kRejected;
+    const SpilledAnswer answer = AnswerSpilled(req.task_id, req.sched.resources);
+    if (answer != SpilledAnswer::kWaits) {
+      LeaseReply r;
+      r.node = node_;
+      r.kind = answer == SpilledAnswer::kGranted ? LeaseReply::Kind::kGranted
+                                                 : LeaseReply::Kind::kRejected;
+      if (answer == SpilledAnswer::kGranted) r.allocation = own_[req.task_id].allocation;
+      r.task_id = std::move(req.task_id);
+      return r;
     }
-    r.task_id = std::move(req.task_id);
-    return r;
+    // It waits here: the node starts deciding (below).
   }
   return Manager().RequestLease(std::move(req), rng);
 }
 
-bool NodeAgent::SpilledRequestWaitsHere(const ResourceRequest& shape) const {
-  const Node& self = shared_->at(shared_slot_);
-  return options_->scheduler.wait_at_best_node && self.IsSchedulable() &&
-         IsCandidate(self, shape) && !AvailableElsewhere(*shared_, shared_slot_, shape);
+NodeAgent::SpilledAnswer NodeAgent::AnswerSpilled(const TaskId& task,
+                                                  const ResourceRequest& shape) {
+  if (GrantHere(task, shape)) return SpilledAnswer::kGranted;
+  return options_->scheduler.wait_at_best_node && SpilledRequestWaits(*shared_, shared_slot_, shape)
+             ? SpilledAnswer::kWaits
+             : SpilledAnswer::kRejected;
 }
 
 bool NodeAgent::GrantHere(const TaskId& task, const ResourceRequest& shape) {

@@ -115,17 +115,20 @@ class NodeAgent {
   // ---- Leases.
   // A lease request arrived. Without a manager a grant_or_reject request is granted or rejected on
   // the shared view (it reads only req.sched.resources); anything else, and one that waits here
-  // (SpilledRequestWaitsHere), goes to Manager().
+  // (AnswerSpilled), goes to Manager().
   // O(policy) (see LeaseManager::RequestLease).
   LeaseReply RequestLease(LeaseRequest req, Rng& rng);
   // The same decision for a grant_or_reject request at a node without a manager, without building
   // a request: grants `task` on the shared view if the node is schedulable and `shape` fits now.
   // REQUIRES: !has_manager() and a shared view. O(resources + devices).
   bool GrantHere(const TaskId& task, const ResourceRequest& shape);
-  // Whether a grant_or_reject request of `shape` that did not fit here waits here rather than
-  // being rejected (LeaseManager's rule, SchedulerOptions::wait_at_best_node: no other node has
-  // room) when decided on the shared view. REQUIRES: !has_manager() and a shared view. O(nodes).
-  bool SpilledRequestWaitsHere(const ResourceRequest& shape) const;
+  // The answer to a grant_or_reject request of `shape` at a node without a manager, on the
+  // shared view: granted (GrantHere), rejected, or it waits here (SchedulerOptions::
+  // wait_at_best_node and SpilledRequestWaits: the caller hands it to Manager(), which queues
+  // it). REQUIRES: !has_manager() and a shared view. O(resources + devices), plus O(nodes) when
+  // it does not fit.
+  enum class SpilledAnswer : uint8_t { kGranted, kRejected, kWaits };
+  SpilledAnswer AnswerSpilled(const TaskId& task, const ResourceRequest& shape);
   // One pass over the queued requests (nothing without a manager or a queue).
   std::vector<LeaseReply> SchedulePending(Rng& rng);
   // Removes a queued request; nullopt if it was not queued here.

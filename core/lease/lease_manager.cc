@@ -81,13 +81,15 @@ std::string ClassKey(const SchedulingRequest& r, const std::string& function) {
 }
 }  // namespace
 
-bool AvailableElsewhere(const ClusterView& view, int local_slot, const ResourceRequest& r) {
-  for (int slot : view.ordered_slots()) {
-    if (slot == local_slot) continue;
-    const Node& n = view.at(slot);
-    if (IsCandidate(n, r) && n.resources.IsAvailable(r)) return true;
+bool SpilledRequestWaits(const ClusterView& view, int slot, const ResourceRequest& r) {
+  const Node& self = view.at(slot);
+  if (!self.IsSchedulable() || !IsCandidate(self, r)) return false;
+  for (int other : view.ordered_slots()) {
+    if (other == slot) continue;
+    const Node& n = view.at(other);
+    if (IsCandidate(n, r) && n.resources.IsAvailable(r)) return false;
   }
-  return false;
+  return true;
 }
 
 LeaseReply LeaseManager::RequestLease(LeaseRequest req, Rng& rng) {
@@ -113,9 +115,8 @@ LeaseReply LeaseManager::RequestLease(LeaseRequest req, Rng& rng) {
         return r;
       }
     }
-    if (!wait_at_best_node_ || !self.IsSchedulable() || !IsCandidate(self, req.sched.resources) ||
-        req.blocked_on != WaitReason::kNone ||
-        AvailableElsewhere(view_, local_slot_, req.sched.resources)) {
+    if (!wait_at_best_node_ || req.blocked_on != WaitReason::kNone ||
+        !SpilledRequestWaits(view_, local_slot_, req.sched.resources)) {
       LeaseReply r = Reply(LeaseReply::Kind::kRejected, req);
       r.reason = "spilled to " + local_ + " but " + req.sched.resources.ToString() +
                  " is not available here now";

@@ -139,9 +139,10 @@ struct PendingLease {
   WaitReason wait_reason;
 };
 
-// Whether a node other than `local_slot` can take `r` now in `view` (a candidate with it
-// available). O(nodes).
-bool AvailableElsewhere(const ClusterView& view, int local_slot, const ResourceRequest& r);
+// The wait_at_best_node rule for a grant_or_reject request of `r` that does not fit at `slot`
+// now: it waits there if that node is schedulable and could ever hold `r`, and no other node has
+// `r` available in `view` (else it is rejected). O(nodes).
+bool SpilledRequestWaits(const ClusterView& view, int slot, const ResourceRequest& r);
 
 class LeaseManager {
  public:
@@ -151,7 +152,7 @@ class LeaseManager {
 
   // Handles a new lease request. O(policy) (plus O(log classes) when its class already has
   // queued requests and it joins the back; without wait_at_best_node that case makes no policy
-  // call). A grant_or_reject request that does not fit adds O(nodes) (AvailableElsewhere).
+  // call). A grant_or_reject request that does not fit adds O(nodes) (SpilledRequestWaits).
   // Duplicates are rejected.
   LeaseReply RequestLease(LeaseRequest req, Rng& rng);
 
