@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -309,18 +310,21 @@ class Calibrator {
     Clock::time_point avail_changed_at;
     std::thread watcher([&] {
       v1::ClusterView v;
+      bool whole = true;  // the first message is the view at subscription, not a broadcast
       while (reader->Read(&v)) {
         const auto now = Clock::now();
         std::lock_guard<std::mutex> l(mu);
-        arrivals.push_back(now);
         for (const auto& n : v.nodes()) {
           if (n.node_id() != c_.node_a) continue;
+          // Views that carry A (after the whole first one): their spacing is the view period.
+          if (!whole) arrivals.push_back(now);
           const double avail = CpuOf(n.available());
           if (avail != a_avail) {
             a_avail = avail;
             avail_changed_at = now;
           }
         }
+        whole = false;
         cv.notify_all();
       }
     });
@@ -343,7 +347,24 @@ class Calibrator {
                     "the head's view never showed " + c_.node_a + " idle");
       }
     }
+    // Each change is made at a random point of the view period. Made right after a view
+    // arrived (as every sample did before 2026-12-07), it is phase-locked to the head's and A's
+    // timers, and every sample measured the same lag (about one period) instead of its
+    // distribution: a report, then the head's next broadcast, up to two periods.
+    std::mt19937_64 rng(std::random_device{}());
+    auto period_so_far = [&] {
+      std::lock_guard<std::mutex> l(mu);
+      std::vector<double> gaps;
+      for (size_t i = 1; i < arrivals.size(); ++i) {
+        gaps.push_back(std::chrono::duration<double>(arrivals[i] - arrivals[i - 1]).count());
+      }
+      if (gaps.empty()) return 0.1;
+      std::nth_element(gaps.begin(), gaps.begin() + gaps.size() / 2, gaps.end());
+      return std::clamp(gaps[gaps.size() / 2], 0.001, 10.0);
+    };
     for (int i = 0; i < n && st.ok(); ++i) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(
+          std::uniform_real_distribution<double>(0, period_so_far())(rng)));
       auto req = LeaseReq(a_cpus_, true);
       const auto asked = Clock::now();
       st = Granted(a_.get(), req, nullptr);
@@ -354,6 +375,8 @@ class Calibrator {
                     "the head's view did not show the lease on " + c_.node_a + " within 10 s");
         break;
       }
+      std::this_thread::sleep_for(std::chrono::duration<double>(
+          std::uniform_real_distribution<double>(0, period_so_far())(rng)));
       Clock::time_point exit_at;
       st = RunNoop(a_.get(), req.task_id(), "", nullptr, nullptr, &exit_at);
       if (!st.ok()) break;
@@ -376,7 +399,7 @@ class Calibrator {
     if (gaps.size() >= 3) {
       Record("report_period", std::move(gaps));
     } else {
-      c_.notes.push_back("too few cluster-view broadcasts to measure the report period");
+      c_.notes.push_back("too few views carrying " + c_.node_a + " to measure the report period");
     }
     return Status::Ok();
   }
