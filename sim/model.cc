@@ -629,20 +629,24 @@ void Model::RequestFromOwner(uint32_t att, double delay) {
   }
 }
 
+// A spill target that is gone (the deciding node's view still shows it): as live's owner does,
+// an unreachable target counts as a rejection, and the owner pauses before it asks the entry
+// node again (which would otherwise send it straight back while its view lasts).
+void Model::RejectUnreachable(agent::LeaseHandle lease, uint32_t templ, int node) {
+  TraceLease(lease, "unreachable", templ, node);
+  const size_t begin = owner_out_.size();
+  owner_.OnLeaseRejected(lease, now_, &owner_out_);
+  ApplyOwnerDecisions(begin, LeaseLeg(node, OwnerNode()) + kUnreachablePauseS, node);
+}
+
 void Model::OnLeaseRequest(uint32_t att, int node, bool grant_or_reject) {
   if (IsReq(att)) return OnReqLeaseRequest(att, node, grant_or_reject);
   Attempt& a = attempts_[att];
   if (a.state != AState::kPending || a.node >= 0) return;  // canceled, failed, or placed
   const int owner = OwnerNode();
   if (!nodes_[node].up && grant_or_reject) {
-    // A spill target that is gone (the deciding node's view still shows it): as live's owner
-    // does, an unreachable target counts as a rejection, and the owner pauses before it asks
-    // the entry node again (which would otherwise send it straight back while its view lasts).
     LogDecision(att, node, "-> node down, rejected");
-    TraceLease(lease_of_att_[att], "unreachable", att, node);
-    const size_t begin = owner_out_.size();
-    owner_.OnLeaseRejected(lease_of_att_[att], now_, &owner_out_);
-    ApplyOwnerDecisions(begin, LeaseLeg(node, owner) + kUnreachablePauseS, node);
+    RejectUnreachable(lease_of_att_[att], att, node);
     return;
   }
   if (!nodes_[node].up) {
@@ -767,12 +771,8 @@ void Model::OnReqLeaseRequest(uint32_t key, int node, bool grant_or_reject) {
   }
   const int owner = OwnerNode();
   if (!nodes_[node].up && grant_or_reject) {
-    // A spill target that is gone: a rejection and a pause, as for an attempt's own request.
     LogReq(key - kReqBase, node, "-> node down, rejected");
-    TraceLease(q.lease, "unreachable", q.templ, node);
-    const size_t begin = owner_out_.size();
-    owner_.OnLeaseRejected(q.lease, now_, &owner_out_);
-    ApplyOwnerDecisions(begin, LeaseLeg(node, owner) + kUnreachablePauseS, node);
+    RejectUnreachable(q.lease, q.templ, node);
     return;
   }
   if (!nodes_[node].up) {

@@ -205,6 +205,9 @@ class Model {
   // `node`, which answered, to the owner); a push starts the attempt on `node` (whose agent holds the lease).
   void ApplyOwnerDecisions(size_t begin, double delay, int node);
   void OnLeaseRequest(uint32_t att, int node, bool grant_or_reject);
+  // A grant_or_reject request of `lease` (traced for `templ`) reached `node`, which is down:
+  // rejected at the owner after the way back plus live's unreachable pause.
+  void RejectUnreachable(agent::LeaseHandle lease, uint32_t templ, int node);
   void HandleReply(int node, const LeaseReply& r);
   // --- owner.reuse_leases: a lease request is the owner's, not an attempt's. Its key (the
   // node's task id, and `att` in the lease-request path) is kReqBase + its index in reqs_; the

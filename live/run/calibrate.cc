@@ -351,20 +351,27 @@ class Calibrator {
     // arrived (as every sample did before 2026-12-07), it is phase-locked to the head's and A's
     // timers, and every sample measured the same lag (about one period) instead of its
     // distribution: a report, then the head's next broadcast, up to two periods.
-    std::mt19937_64 rng(std::random_device{}());
-    auto period_so_far = [&] {
+    auto arrival_gaps = [&] {  // seconds between the views that carried A
       std::lock_guard<std::mutex> l(mu);
       std::vector<double> gaps;
       for (size_t i = 1; i < arrivals.size(); ++i) {
         gaps.push_back(std::chrono::duration<double>(arrivals[i] - arrivals[i - 1]).count());
       }
-      if (gaps.empty()) return 0.1;
-      std::nth_element(gaps.begin(), gaps.begin() + gaps.size() / 2, gaps.end());
-      return std::clamp(gaps[gaps.size() / 2], 0.001, 10.0);
+      return gaps;
+    };
+    std::mt19937_64 rng(std::random_device{}());
+    auto sleep_to_random_phase = [&] {  // up to the median gap so far (100 ms before one)
+      std::vector<double> gaps = arrival_gaps();
+      double period = 0.1;
+      if (!gaps.empty()) {
+        std::nth_element(gaps.begin(), gaps.begin() + gaps.size() / 2, gaps.end());
+        period = std::clamp(gaps[gaps.size() / 2], 0.001, 10.0);
+      }
+      std::this_thread::sleep_for(
+          std::chrono::duration<double>(std::uniform_real_distribution<double>(0, period)(rng)));
     };
     for (int i = 0; i < n && st.ok(); ++i) {
-      std::this_thread::sleep_for(std::chrono::duration<double>(
-          std::uniform_real_distribution<double>(0, period_so_far())(rng)));
+      sleep_to_random_phase();
       auto req = LeaseReq(a_cpus_, true);
       const auto asked = Clock::now();
       st = Granted(a_.get(), req, nullptr);
@@ -375,8 +382,7 @@ class Calibrator {
                     "the head's view did not show the lease on " + c_.node_a + " within 10 s");
         break;
       }
-      std::this_thread::sleep_for(std::chrono::duration<double>(
-          std::uniform_real_distribution<double>(0, period_so_far())(rng)));
+      sleep_to_random_phase();
       Clock::time_point exit_at;
       st = RunNoop(a_.get(), req.task_id(), "", nullptr, nullptr, &exit_at);
       if (!st.ok()) break;
@@ -392,10 +398,7 @@ class Calibrator {
     (void)reader->Finish();
     ORRERY_RETURN_IF_ERROR(st);
     Record("resources_visible_remote", std::move(visible));
-    std::vector<double> gaps;
-    for (size_t i = 1; i < arrivals.size(); ++i) {
-      gaps.push_back(std::chrono::duration<double>(arrivals[i] - arrivals[i - 1]).count());
-    }
+    std::vector<double> gaps = arrival_gaps();
     if (gaps.size() >= 3) {
       Record("report_period", std::move(gaps));
     } else {
