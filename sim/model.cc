@@ -350,11 +350,14 @@ void Model::OnTruthChanged(int slot) {
   } else if (!report_armed_[slot]) {
     // The node's next heartbeat. Live nodes and the head run independent timers, so how long a
     // heartbeat waits for the head's next broadcast is uniform over the period and varies from
-    // run to run; the model takes its mean, half a period (head ticks at k * period, heartbeats
-    // at (k + 1/2) * period). Fixed per-node phases instead made an 8-task class's mean wait
-    // 0.18-0.38 s depending on the phases chosen (fidelity smoke-3n; live runs: 0.16-0.38 s).
+    // run to run. By default the model takes its mean, half a period (head ticks at k * period,
+    // heartbeats at (k + 1/2) * period). With a timing seed each node gets its own phase, drawn
+    // uniformly, as one live run does: different seeds sample the spread of live runs (fidelity
+    // smoke-3n: an 8-task class's mean wait 0.18-0.38 s by phases, live runs 0.16-0.38 s; on
+    // mixed-6n the phases decide which class absorbs the backlog, in sim and live alike).
     const double period = scenario_.scheduler.report_period_s;
-    double t = (std::ceil(now_ / period - 0.5) + 0.5) * period;
+    const double phase = HeartbeatPhase(slot);
+    double t = (std::ceil(now_ / period - phase) + phase) * period;
     if (t < now_) t += period;
     report_armed_[slot] = 1;
     Push(t, Ev::kNodeReport, slot);
@@ -1117,6 +1120,13 @@ void Model::SchedulePendingAt(int node) {
 
 // ---------------------------------------------------------------------------------------------
 // Reports, samples, failures
+
+double Model::HeartbeatPhase(int slot) const {
+  if (!options_.timing_seed) return 0.5;
+  // One draw per (seed, slot), independent of the order in which nodes first change.
+  Rng r(*options_.timing_seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(slot));
+  return r.UniformDouble();
+}
 
 void Model::OnNodeReport(int slot) {
   report_armed_[slot] = 0;

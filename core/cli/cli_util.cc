@@ -80,12 +80,16 @@ std::optional<int> ParseSimRunFlags(const std::vector<std::string>& args, const 
       "set", po::value(&f.sets)->composing(), "override a scenario field: dotted.path=value")(
       "out", po::value(&f.out_dir), help.out)("decision-log", po::value(&f.decision_log),
                                               help.decision_log)("no-progress", help.no_progress)(
-      "trace", help.trace);
+      "trace", help.trace)("timing-seed", po::value(&f.timing_seed), help.timing_seed);
   po::variables_map vm;
   if (auto rc = ParseCommand("sim run", args, desc, "scenario", help.usage, vm, out, err))
     return rc;
   if (vm.count("seed") && f.seed < 0) {
     err << "orrery sim run: --seed: expected a non-negative integer\n";
+    return kExitUsage;
+  }
+  if (vm.count("timing-seed") && f.timing_seed < 0) {
+    err << "orrery sim run: --timing-seed: expected a non-negative integer\n";
     return kExitUsage;
   }
   f.no_progress = vm.count("no-progress") != 0;

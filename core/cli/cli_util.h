@@ -46,6 +46,7 @@ struct SimRunFlags {
   int64_t seed = -1;              // -1: not given
   bool no_progress = false;
   bool trace = false;  // --trace: leases.csv beside tasks.csv
+  int64_t timing_seed = -1;  // --timing-seed: -1 = not given (sim/model.h ModelOptions)
   // The scenario overrides the flags amount to: the --set values, then scheduler.policy and seed.
   std::vector<std::string> Overrides() const;
 };
@@ -59,6 +60,10 @@ struct SimRunHelp {
   const char* no_progress = "never print the progress line";
   const char* trace = "also write leases.csv: every step of every worker lease at the driver";
   const char* out = "result directory (default: out/<scenario name>)";
+  const char* timing_seed =
+      "draw each node's heartbeat phase against the head's broadcast from seed N (a live "
+      "cluster's timers line up differently in every run; default: every node at the mean "
+      "phase)";
 };
 
 // Parses `sim run` arguments into `flags`. Returns the exit code when the command ends here:

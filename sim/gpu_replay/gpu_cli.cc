@@ -151,6 +151,7 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
   help.policy = "GPU placement policy (orrery policies)";
   help.decision_log = "not used here: see placements.csv";
   help.no_progress = "accepted for compatibility; this mode prints no progress line";
+  help.timing_seed = "not used here: placement replay has no heartbeats";
   cli::SimRunFlags flags;
   if (auto rc = cli::ParseSimRunFlags(args, help, &flags, out, err)) return *rc;
   const std::string& scenario_path = flags.scenario_path;
@@ -158,6 +159,11 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
   if (!flags.decision_log.empty()) {
     err << "orrery sim run: --decision-log is not available for gpu_placement scenarios; every "
            "decision is in placements.csv\n";
+    return kExitUsage;
+  }
+  if (flags.timing_seed >= 0) {
+    err << "orrery sim run: --timing-seed is not available for gpu_placement scenarios (a "
+           "placement replay has no heartbeats)\n";
     return kExitUsage;
   }
   const std::vector<std::string> overrides = flags.Overrides();
