@@ -158,6 +158,49 @@ RunStats ComputeRunStats(const std::vector<AttemptTimes>& attempts, double makes
   return out;
 }
 
+RunStats MeanRunStats(const std::vector<RunStats>& runs) {
+  if (runs.size() == 1) return runs.front();
+  auto add = [](Percentiles& sum, const Percentiles& p) {
+    sum.mean += p.mean;
+    sum.p50 += p.p50;
+    sum.p95 += p.p95;
+    sum.p99 += p.p99;
+  };
+  auto divide = [](Percentiles& p, double n) {
+    p.mean /= n;
+    p.p50 /= n;
+    p.p95 /= n;
+    p.p99 /= n;
+  };
+  RunStats out;
+  struct Sum {
+    ClassStats stats;
+    int runs = 0;
+  };
+  std::map<std::string, Sum> by_name;
+  for (const auto& r : runs) {
+    out.makespan_s += r.makespan_s;
+    add(out.queue, r.queue);
+    for (const auto& c : r.classes) {
+      Sum& s = by_name[c.name];
+      s.stats.tasks = std::max(s.stats.tasks, c.tasks);
+      add(s.stats.queue, c.queue);
+      add(s.stats.jct, c.jct);
+      ++s.runs;
+    }
+  }
+  const double n = static_cast<double>(runs.size());
+  out.makespan_s /= n;
+  divide(out.queue, n);
+  for (auto& [name, s] : by_name) {
+    s.stats.name = name;
+    divide(s.stats.queue, s.runs);
+    divide(s.stats.jct, s.runs);
+    out.classes.push_back(std::move(s.stats));
+  }
+  return out;
+}
+
 FidelityBars RayBars() {
   FidelityBars b;
   b.class_mean_rel = 0.25;

@@ -57,6 +57,12 @@ struct RunStats {
 // O(attempts log attempts).
 RunStats ComputeRunStats(const std::vector<AttemptTimes>& attempts, double makespan_s);
 
+// The mean of several runs of one workload (e.g. simulator runs with different timing seeds):
+// makespan, every queue percentile and, per class (the union of the runs' classes), every queue
+// and JCT percentile averaged over the runs that have the class; its task count is the largest.
+// REQUIRES: !runs.empty(). O(runs * classes log classes).
+RunStats MeanRunStats(const std::vector<RunStats>& runs);
+
 struct FidelityBars {
   double makespan_rel = 0.05;
   double queue_p95_rel = 0.10;

@@ -43,8 +43,9 @@ using json = nlohmann::json;
 constexpr const char* kUsage =
     "usage: orrery compare SCENARIO.yaml (--local | --address HOST:PORT) [--policy P] [--seed N]\n"
     "                      [--set dotted.path=value]... [--out DIR] [--temp-dir DIR]\n"
-    "                      [--timeout S] [--live-runs N] [--trace]\n"
-    "       orrery compare --sim-results DIR --live-results DIR... [--bars live|ray] [--out DIR]\n";
+    "                      [--timeout S] [--live-runs N] [--sim-runs N] [--trace]\n"
+    "       orrery compare --sim-results DIR... --live-results DIR... [--bars live|ray] [--out "
+    "DIR]\n";
 
 std::string ReadText(const fs::path& p, bool* ok) {
   std::ifstream f(p, std::ios::binary);
@@ -334,6 +335,10 @@ bool WriteComparison(const Comparison& cmp, const std::string& name, const fs::p
     }
   }
   out << RenderCompareTable(cmp);
+  if (cmp.sim_runs.size() > 1) {
+    out << "  sim per class = mean of " << cmp.sim_runs.size()
+        << " simulator runs (random heartbeat phases; their range in classes.svg)\n";
+  }
   out << results::RenderClassesTable(cmp.sim_classes, cmp.live_classes, cmp.verdict, "sim",
                                      "live");
   if (cmp.has_legs) {
@@ -350,7 +355,9 @@ bool WriteComparison(const Comparison& cmp, const std::string& name, const fs::p
   }
   std::string runs;
   if (with_runs) {
-    runs = "sim/,live/,";
+    runs = "sim/,";
+    for (size_t k = 2; k <= cmp.sim_runs.size(); ++k) runs += "sim-" + std::to_string(k) + "/,";
+    runs += "live/,";
     for (size_t k = 2; k <= cmp.live_classes.size(); ++k) runs += "live-" + std::to_string(k) + "/,";
   }
   out << "  results     " << dir.string() << "/{" << runs
@@ -360,11 +367,11 @@ bool WriteComparison(const Comparison& cmp, const std::string& name, const fs::p
 }
 
 // --sim-results A --live-results B: no runs, only the comparison (bad result files are input).
-int CompareExisting(const fs::path& sim_dir, const std::vector<fs::path>& live_dirs,
+int CompareExisting(const std::vector<fs::path>& sim_dirs, const std::vector<fs::path>& live_dirs,
                     const std::string& out_dir, bool ray_bars, std::ostream& out,
                     std::ostream& err) {
-  auto cmp = CompareResults(sim_dir, live_dirs,
-                            ray_bars ? results::RayBars() : results::FidelityBars{});
+  auto cmp =
+      CompareResults(sim_dirs, live_dirs, ray_bars ? results::RayBars() : results::FidelityBars{});
   if (!cmp.ok()) {
     err << "orrery compare: " << cmp.status().message() << "\n";
     return kExitUsage;
@@ -373,7 +380,9 @@ int CompareExisting(const fs::path& sim_dir, const std::vector<fs::path>& live_d
   std::error_code ec;
   fs::create_directories(dir, ec);
   for (const auto& w : cmp->warnings) err << "warning: " << w << "\n";
-  out << "compare " << sim_dir.string() << " (sim) vs ";
+  out << "compare ";
+  for (size_t k = 0; k < sim_dirs.size(); ++k) out << (k ? ", " : "") << sim_dirs[k].string();
+  out << " (sim) vs ";
   for (size_t k = 0; k < live_dirs.size(); ++k) out << (k ? ", " : "") << live_dirs[k].string();
   out << " (" << (ray_bars ? "reference runs, judged with the bars against real Ray" : "live")
       << ")\n";
@@ -382,9 +391,10 @@ int CompareExisting(const fs::path& sim_dir, const std::vector<fs::path>& live_d
 
 int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   po::options_description desc("options");
-  std::string scenario_path, address, out_dir, policy, temp_dir, sim_results, bars = "live";
-  std::vector<std::string> sets, live_results;
+  std::string scenario_path, address, out_dir, policy, temp_dir, bars = "live";
+  std::vector<std::string> sets, sim_results, live_results;
   int64_t live_runs = 1;
+  int64_t sim_runs = 1;
   int64_t seed = -1;
   int64_t timeout_s = 1800;
   desc.add_options()("help,h", "show this help")("scenario", po::value(&scenario_path),
@@ -397,13 +407,18 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
       "out", po::value(&out_dir), "result directory (default: out/<scenario name>-compare)")(
       "temp-dir", po::value(&temp_dir), "session root of the live run (default /tmp/orrery)")(
       "timeout", po::value(&timeout_s), "seconds each run may take before it is stopped [1800]")(
-      "sim-results", po::value(&sim_results), "compare this existing sim result dir (no runs)")(
+      "sim-results", po::value(&sim_results)->composing(),
+      "compare this existing sim result dir (no runs; repeat for several sim runs: their mean "
+      "is judged)")(
       "live-results", po::value(&live_results)->composing(),
       "compare this existing live result dir (no runs; repeat for several live runs)")(
       "trace",
       "trace every lease in both runs (leases.csv) and show where each class's queue "
       "delay goes")("live-runs", po::value(&live_runs),
                     "run the live side N times; the verdict is against their mean [1]")(
+      "sim-runs", po::value(&sim_runs),
+      "run the simulator N times with timing seeds 1..N (random heartbeat phases); the verdict "
+      "judges their mean [1: one run, every node at the mean phase]")(
       "bars", po::value(&bars),
       "with --live-results: live (sim vs Orrery live, the default) or ray (the reference runs are "
       "real Ray, e.g. bench/ray_replay.py: 25 % or 0.2 s per class)");
@@ -413,7 +428,7 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
   if (!sim_results.empty() || !live_results.empty()) {
     if (sim_results.empty() || live_results.empty() || !scenario_path.empty() ||
         vm.count("local") || !address.empty() || !sets.empty() || !policy.empty() ||
-        vm.count("seed") || vm.count("live-runs")) {
+        vm.count("seed") || vm.count("live-runs") || vm.count("sim-runs")) {
       err << "orrery compare: --sim-results and --live-results go together, without a scenario "
              "or run options\n"
           << kUsage;
@@ -423,8 +438,9 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
       err << "orrery compare: --bars: expected live or ray, got '" << bars << "'\n";
       return kExitUsage;
     }
-    return CompareExisting(sim_results, {live_results.begin(), live_results.end()}, out_dir,
-                           bars == "ray", out, err);
+    return CompareExisting({sim_results.begin(), sim_results.end()},
+                           {live_results.begin(), live_results.end()}, out_dir, bars == "ray", out,
+                           err);
   }
   if (scenario_path.empty()) {
     err << "orrery compare: missing SCENARIO.yaml\n" << kUsage;
@@ -453,6 +469,11 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
   }
   if (live_runs < 1 || live_runs > 20) {
     err << "orrery compare: --live-runs: expected an integer from 1 to 20, got " << live_runs
+        << "\n";
+    return kExitUsage;
+  }
+  if (sim_runs < 1 || sim_runs > 100) {
+    err << "orrery compare: --sim-runs: expected an integer from 1 to 100, got " << sim_runs
         << "\n";
     return kExitUsage;
   }
@@ -494,7 +515,10 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
     return kExitUsage;
   }
   // Results of an earlier compare into the same DIR must not pass for this run's.
-  std::vector<std::string> labels = {"sim", "live"};
+  std::vector<std::string> labels = {"sim"};
+  for (int64_t k = 2; k <= sim_runs; ++k) labels.push_back("sim-" + std::to_string(k));
+  const size_t first_live = labels.size();
+  labels.push_back("live");
   for (int64_t k = 2; k <= live_runs; ++k) labels.push_back("live-" + std::to_string(k));
   for (const auto& sub : labels) {
     for (const char* f : {"summary.json", "tasks.csv", "timeseries.csv"}) {
@@ -513,13 +537,23 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
     std::string progress;
     std::vector<std::string> args;
   };
-  std::vector<std::string> sim_args = {"sim", "run"};
-  sim_args.insert(sim_args.end(), common.begin(), common.end());
-  sim_args.insert(sim_args.end(), {"--out", (dir / "sim").string(), "--no-progress"});
   const bool trace = vm.count("trace") != 0;
-  if (trace) sim_args.push_back("--trace");
-  std::vector<Run> runs = {Run{"sim", "simulating...", sim_args}};
-  for (size_t k = 1; k < labels.size(); ++k) {
+  std::vector<Run> runs;
+  for (size_t k = 0; k < first_live; ++k) {
+    std::vector<std::string> sim_args = {"sim", "run"};
+    sim_args.insert(sim_args.end(), common.begin(), common.end());
+    sim_args.insert(sim_args.end(), {"--out", (dir / labels[k]).string(), "--no-progress"});
+    if (sim_runs > 1) sim_args.insert(sim_args.end(), {"--timing-seed", std::to_string(k + 1)});
+    if (trace) sim_args.push_back("--trace");
+    std::string progress = "simulating";
+    if (sim_runs > 1) {
+      progress += ", run " + std::to_string(k + 1) + " of " + std::to_string(sim_runs) +
+                  " (timing seed " + std::to_string(k + 1) + ")";
+    }
+    runs.push_back(Run{labels[k], progress + "...", std::move(sim_args)});
+  }
+  const size_t live_count = labels.size() - first_live;
+  for (size_t k = first_live; k < labels.size(); ++k) {
     std::vector<std::string> live_args = {"live", "run"};
     live_args.insert(live_args.end(), common.begin(), common.end());
     live_args.insert(live_args.end(), {"--out", (dir / labels[k]).string()});
@@ -531,7 +565,10 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
     }
     if (!temp_dir.empty()) live_args.insert(live_args.end(), {"--temp-dir", temp_dir});
     std::string progress = local ? "running live (--local)" : "running live";
-    if (labels.size() > 2) progress += ", run " + std::to_string(k) + " of " + std::to_string(labels.size() - 1);
+    if (live_count > 1) {
+      progress +=
+          ", run " + std::to_string(k - first_live + 1) + " of " + std::to_string(live_count);
+    }
     runs.push_back(Run{labels[k], progress + "...", std::move(live_args)});
   }
   for (const Run& run : runs) {
@@ -562,9 +599,11 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
     err << buf;
   }
 
-  std::vector<fs::path> live_dirs;
-  for (size_t k = 1; k < labels.size(); ++k) live_dirs.push_back(dir / labels[k]);
-  auto cmp = CompareResults(dir / "sim", live_dirs);
+  std::vector<fs::path> sim_dirs, live_dirs;
+  for (size_t k = 0; k < labels.size(); ++k) {
+    (k < first_live ? sim_dirs : live_dirs).push_back(dir / labels[k]);
+  }
+  auto cmp = CompareResults(sim_dirs, live_dirs);
   if (!cmp.ok()) {
     err << "orrery compare: " << cmp.status().message() << "\n";
     return kExitFailed;
@@ -611,6 +650,13 @@ StatusOr<Comparison> CompareResults(const fs::path& sim_dir, const fs::path& liv
 StatusOr<Comparison> CompareResults(const fs::path& sim_dir,
                                     const std::vector<fs::path>& live_dirs,
                                     const results::FidelityBars& bars) {
+  return CompareResults(std::vector<fs::path>{sim_dir}, live_dirs, bars);
+}
+
+StatusOr<Comparison> CompareResults(const std::vector<fs::path>& sim_dirs,
+                                    const std::vector<fs::path>& live_dirs,
+                                    const results::FidelityBars& bars) {
+  const fs::path& sim_dir = sim_dirs.front();
   const fs::path& live_dir = live_dirs.front();
   Comparison c;
   json summaries[2];
@@ -669,7 +715,13 @@ StatusOr<Comparison> CompareResults(const fs::path& sim_dir,
   Durations(rows[1], &c.live_jct, &c.live_queue);
   const auto makespan = std::find_if(c.metrics.begin(), c.metrics.end(),
                                      [](const MetricDiff& m) { return m.metric == "makespan_s"; });
-  c.sim_classes = ClassStatsOf(rows[0], makespan->sim);
+  c.sim_runs.push_back(ClassStatsOf(rows[0], makespan->sim));
+  for (size_t k = 1; k < sim_dirs.size(); ++k) {
+    auto more = ReadRun(sim_dirs[k]);
+    if (!more.ok()) return more.status();
+    c.sim_runs.push_back(std::move(more->stats));
+  }
+  c.sim_classes = results::MeanRunStats(c.sim_runs);
   c.live_classes.push_back(ClassStatsOf(rows[1], makespan->live));
   std::vector<std::optional<std::vector<results::ClassLegs>>> legs;
   for (int i = 0; i < 2; ++i) {
@@ -760,7 +812,14 @@ std::string RenderClassesSvg(const Comparison& c, const std::string& scenario) {
   for (const auto& run : c.live_classes) {
     for (const auto& k : run.classes) names.insert(k.name);
   }
-  results::SvgBarSeries sim{"sim", {}, {}, {}, "#1f77b4"};
+  results::SvgBarSeries sim{
+      c.sim_runs.size() > 1
+          ? "sim (mean of " + std::to_string(c.sim_runs.size()) + " runs, whisker: their range)"
+          : "sim",
+      {},
+      {},
+      {},
+      "#1f77b4"};
   results::SvgBarSeries live{c.live_classes.size() > 1
                                  ? "live (mean of " + std::to_string(c.live_classes.size()) +
                                        " runs, whisker: their range)"
@@ -771,6 +830,15 @@ std::string RenderClassesSvg(const Comparison& c, const std::string& scenario) {
     chart.categories.push_back(name);
     const results::ClassStats* s = c.sim_classes.Find(name);
     sim.value.push_back(s ? s->queue.mean : nan);
+    double slo = INFINITY, shi = -INFINITY;
+    for (const auto& run : c.sim_runs) {
+      if (const results::ClassStats* r = run.Find(name)) {
+        slo = std::min(slo, r->queue.mean);
+        shi = std::max(shi, r->queue.mean);
+      }
+    }
+    sim.lo.push_back(c.sim_runs.size() > 1 && slo <= shi ? slo : nan);
+    sim.hi.push_back(c.sim_runs.size() > 1 && slo <= shi ? shi : nan);
     double sum = 0, lo = INFINITY, hi = -INFINITY;
     int n = 0;
     for (const auto& run : c.live_classes) {

@@ -2,8 +2,8 @@
 //
 //   orrery compare SCENARIO.yaml (--local | --address HOST:PORT) [--policy P] [--seed N]
 //                  [--set dotted.path=value]... [--out DIR] [--temp-dir DIR] [--timeout S]
-//                  [--live-runs N]
-//   orrery compare --sim-results DIR --live-results DIR [--live-results DIR]... [--out DIR]
+//                  [--live-runs N] [--sim-runs N]
+//   orrery compare --sim-results DIR... --live-results DIR [--live-results DIR]... [--out DIR]
 //                  (no runs; default out/compare)
 //
 // Runs `orrery sim run` and then `orrery live run` (each a child process of this same binary, so
@@ -23,6 +23,11 @@
 // and prints the same tables, the placement agreement, up to 10 attempts placed differently and
 // one fidelity verdict line. `--live-runs N` runs the live side N times (DIR/live/, DIR/live-2/,
 // ...): the verdict is against their mean and a class the live runs disagree on gets a wider bar.
+// `--sim-runs N` (N > 1) runs the simulator N times with `--timing-seed 1..N` (DIR/sim/,
+// DIR/sim-2/, ...): each draws the nodes' heartbeat phases anew, as every live run lines its
+// timers up anew, and the verdict judges the mean of the N runs. A workload near saturation can
+// settle into different queueing regimes depending on those phases (one class absorbs the
+// backlog, or another does); one run predicts one regime, the mean of N predicts the mix.
 // Progress goes to stderr. Exit codes (DESIGN section 5): 0 when both runs completed and wrote
 // their results (even if values differ, or tasks failed in them), 1 when a run failed (no
 // results, crashed, timed out), 2 bad usage or bad input (the message names the file/field).
@@ -67,7 +72,11 @@ struct Comparison {
   std::vector<double> sim_queue, live_queue;  // per started attempt, seconds
   // Per task class (scenario name): the sim run, every live run, and the sim judged against the
   // mean of the live runs (core/results/fidelity.h bars).
+  // With several sim runs (--sim-runs: timing seeds 1..N), sim_classes is their mean
+  // (results::MeanRunStats) and sim_runs holds each; metrics, placements, CDFs and legs use the
+  // first sim run.
   results::RunStats sim_classes;
+  std::vector<results::RunStats> sim_runs;
   std::vector<results::RunStats> live_classes;
   results::FidelityVerdict verdict;
   // Where the queue delay goes (core/results/lease_trace.h), when every run dir has leases.csv
@@ -88,6 +97,11 @@ const std::vector<std::string>& ComparedMetrics();
 // O(attempts log attempts).
 // `bars`: the fidelity bars of the verdict (results::RayBars() against real Ray runs).
 StatusOr<Comparison> CompareResults(const std::filesystem::path& sim_dir,
+                                    const std::vector<std::filesystem::path>& live_dirs,
+                                    const results::FidelityBars& bars = {});
+// The same with several sim runs of the scenario (REQUIRES: !sim_dirs.empty()): the verdict
+// judges their mean.
+StatusOr<Comparison> CompareResults(const std::vector<std::filesystem::path>& sim_dirs,
                                     const std::vector<std::filesystem::path>& live_dirs,
                                     const results::FidelityBars& bars = {});
 StatusOr<Comparison> CompareResults(const std::filesystem::path& sim_dir,
