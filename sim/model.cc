@@ -216,7 +216,13 @@ Model::Model(const Scenario& scenario, Platform* platform, ModelOptions options)
   for (size_t i = 0; i < scenario_.failures.size(); ++i) {
     Push(scenario_.failures[i].at_s, Ev::kFailure, static_cast<int32_t>(i));
   }
-  Push(scenario_.scheduler.report_period_s, Ev::kReportTick);
+  // The head's broadcast tick. A live head starts its timer at its own start, at no particular
+  // point of the workload's clock; with a timing seed its phase is drawn too. (At a fixed phase,
+  // arrivals on a 100 ms grid -- uniform intervals, traces in whole seconds -- all wait a full
+  // period for their first view refresh, where live they wait half a period on average.)
+  Push(
+      scenario_.scheduler.report_period_s * (options_.timing_seed ? 1.0 - HeartbeatPhase(-1) : 1.0),
+      Ev::kReportTick);
   Push(0.0, Ev::kSample);
   if (std::isfinite(scenario_.max_time_s)) Push(scenario_.max_time_s, Ev::kEnd);
 }
@@ -1123,8 +1129,9 @@ void Model::SchedulePendingAt(int node) {
 
 double Model::HeartbeatPhase(int slot) const {
   if (!options_.timing_seed) return 0.5;
-  // One draw per (seed, slot), independent of the order in which nodes first change.
-  Rng r(*options_.timing_seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(slot));
+  // One draw per (seed, slot), independent of the order in which nodes first change; slot -1 is
+  // the head's broadcast tick.
+  Rng r(*options_.timing_seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(slot + 1));
   return r.UniformDouble();
 }
 

@@ -56,8 +56,9 @@ struct ModelOptions {
   double sample_period_s = 1.0;  // timeseries.csv sampling period (virtual seconds)
   // Per-node resource gauges in timeseries.csv only for clusters up to this many nodes.
   int per_node_metrics_max_nodes = 64;
-  // view_via_head: the phase of each node's heartbeat against the head's broadcast tick. Unset:
-  // every node at the mean, half a period after the tick. Set: each node's phase is drawn
+  // The phases of the timers a live cluster starts at random: the head's broadcast tick against
+  // the workload's clock and (view_via_head) each node's heartbeat. Unset: the tick at multiples
+  // of the report period and every node half a period before it. Set: each phase is drawn
   // uniformly over the period from this seed (a live cluster's timers line up differently in
   // every run), so runs with different seeds sample the run-to-run spread of a real cluster.
   std::optional<uint64_t> timing_seed;
@@ -317,7 +318,8 @@ class Model {
   };
   std::vector<HeadCopy> head_copy_;
   std::vector<char> report_armed_;
-  // The heartbeat phase of `slot` as a fraction of the report period (ModelOptions::timing_seed).
+  // The heartbeat phase of `slot` as a fraction of the report period (ModelOptions::timing_seed);
+  // slot -1: the phase of the head's broadcast tick.
   double HeartbeatPhase(int slot) const;
 
   std::vector<Attempt> attempts_;

@@ -141,13 +141,7 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
   }
   for (const auto& w : scenario->warnings) err << "warning: " << w << "\n";
   SimRunOptions o;
-  if (flags.timing_seed >= 0) {
-    if (!scenario->scheduler.view_via_head) {
-      err << "warning: --timing-seed has no effect with scheduler.view_via_head: false (every "
-             "node's report reaches the others at the report tick)\n";
-    }
-    o.model.timing_seed = static_cast<uint64_t>(flags.timing_seed);
-  }
+  if (flags.timing_seed >= 0) o.model.timing_seed = static_cast<uint64_t>(flags.timing_seed);
   o.progress = tty;
   o.decision_log = !decision_log.empty();
   o.trace_leases = flags.trace;

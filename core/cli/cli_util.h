@@ -61,9 +61,8 @@ struct SimRunHelp {
   const char* trace = "also write leases.csv: every step of every worker lease at the driver";
   const char* out = "result directory (default: out/<scenario name>)";
   const char* timing_seed =
-      "draw each node's heartbeat phase against the head's broadcast from seed N (a live "
-      "cluster's timers line up differently in every run; default: every node at the mean "
-      "phase)";
+      "draw the phases of the head's broadcast tick and of each node's heartbeat from seed N (a "
+      "live cluster's timers line up differently in every run; default: fixed mean phases)";
 };
 
 // Parses `sim run` arguments into `flags`. Returns the exit code when the command ends here:

@@ -18,6 +18,21 @@ determinism)
   check "same seed, same tasks.csv" "cmp -s '$tmp/a/tasks.csv' '$tmp/b/tasks.csv'"
   check "same seed, same timeseries.csv" "cmp -s '$tmp/a/timeseries.csv' '$tmp/b/timeseries.csv'"
   check "other seed, other tasks.csv" "! cmp -s '$tmp/a/tasks.csv' '$tmp/c/tasks.csv'"
+  # --timing-seed: the same workload with the nodes' heartbeat phases drawn from the seed. The
+  # same timing seed reproduces a run; another lines the timers up differently and some task
+  # starts at another time; the submit times (the workload) stay the same.
+  mixed="$src/scenarios/fidelity/mixed-6n.yaml"
+  for r in t1 t1b t2; do
+    ts=${r%b}; ts=${ts#t}
+    "$bin" sim run "$mixed" --timing-seed "$ts" --no-progress --out "$tmp/$r" > /dev/null 2>&1
+  done
+  "$bin" sim run "$mixed" --no-progress --out "$tmp/t0" > /dev/null 2>&1
+  check "same timing seed, same tasks.csv" "cmp -s '$tmp/t1/tasks.csv' '$tmp/t1b/tasks.csv'"
+  check "other timing seed, other start times" "! cmp -s '$tmp/t1/tasks.csv' '$tmp/t2/tasks.csv'"
+  check "timing seed against the mean phase: other start times" \
+      "! cmp -s '$tmp/t0/tasks.csv' '$tmp/t1/tasks.csv'"
+  check "timing seeds keep the workload: the same submit times" \
+      "cmp -s <(cut -d, -f1,2,5 '$tmp/t1/tasks.csv' | sort) <(cut -d, -f1,2,5 '$tmp/t2/tasks.csv' | sort)"
   ;;
 golden)
   # The decision log of a small scenario must reproduce byte for byte.
@@ -70,6 +85,8 @@ bad_input)
   expect2 "unknown --set path" "scheduler.polcy" sim run "$src/scenarios/quickstart.yaml" --set scheduler.polcy=spread
   expect2 "unknown policy" "nope" sim run "$src/scenarios/quickstart.yaml" --policy nope
   expect2 "negative seed" "seed" sim run "$src/scenarios/quickstart.yaml" --seed -3
+  expect2 "negative timing seed" "--timing-seed" sim run "$src/scenarios/quickstart.yaml" --timing-seed -1
+  expect2 "text timing seed" "timing-seed" sim run "$src/scenarios/quickstart.yaml" --timing-seed soon
   expect2 "missing scenario argument" "missing SCENARIO" sim run
   expect2 "unknown subcommand" "unknown subcommand" sim frobnicate
   expect2 "compare without policies" "--policies" sim compare "$src/scenarios/quickstart.yaml"
