@@ -175,6 +175,24 @@ J
   check "one verdict line: makespan 2 vs 3.2 misses" \
       "grep -q '^fidelity: FAIL .*worst: makespan_s 2 vs 3.2' '$tmp/stdout3'"
   check "classes.svg is written" "grep -q '<svg' '$tmp/o3/classes.svg'"
+  # Two sim runs (e.g. two timing seeds): the verdict judges their mean, the table says so.
+  mk "$tmp/s2" sim n0 2.4
+  sed -i 's/^1,"b,c",default,task,0,0.5,2,/1,"b,c",default,task,0,1.5,3,/' "$tmp/s2/tasks.csv"
+  "$bin" compare --sim-results "$tmp/s" --sim-results "$tmp/s2" --live-results "$tmp/l" \
+      --live-results "$tmp/l2" --out "$tmp/o7" > "$tmp/stdout7" 2>&1
+  rc=$?
+  check "two sim runs: exit 0 (got $rc)" "[ $rc -eq 0 ]"
+  check "two sim runs: b,c judged on the sim mean 1 s against the live mean 1 s" \
+      "grep -qx '\"b,c\",1,1,1,1,1,1,2.5,2.5,2.5,2.5,1.5,1' '$tmp/o7/classes.csv'"
+  check "two sim runs: the table says the sim side is a mean" \
+      "grep -q 'sim per class = mean of 2 simulator runs' '$tmp/stdout7'"
+  check "two sim runs: makespan judged on the mean 2.2 against 3.2" \
+      "grep -q '^fidelity: FAIL .*worst: makespan_s 2.2 vs 3.2' '$tmp/stdout7'"
+  "$bin" compare --sim-results "$tmp/s" --sim-results "$tmp/nowhere" --live-results "$tmp/l" \
+      --out "$tmp/o8" > "$tmp/stdout8" 2>&1
+  rc=$?
+  check "a missing second sim dir: exit 2 (got $rc)" "[ $rc -eq 2 ]"
+  check "a missing second sim dir is named" "grep -q 'nowhere/summary.json: cannot read' '$tmp/stdout8'"
   "$bin" compare --sim-results "$tmp/s" --live-results "$tmp/s" --out "$tmp/o4" > "$tmp/stdout4" 2>&1
   check "a run against itself passes" "grep -q '^fidelity: PASS' '$tmp/stdout4'"
   "$bin" compare --sim-results "$tmp/s" --live-results "$tmp/l" --live-results "$tmp/nowhere" \
@@ -216,6 +234,9 @@ bad_input)
 '$parity' --local --seed -3 --out '$tmp/o'|--seed
 '$parity' --local --timeout 0 --out '$tmp/o'|--timeout
 '$parity' --local --live-runs 0 --out '$tmp/o'|--live-runs
+'$parity' --local --sim-runs 0 --out '$tmp/o'|--sim-runs
+'$parity' --local --sim-runs 101 --out '$tmp/o'|--sim-runs
+--sim-results '$tmp/empty' --live-results '$tmp/empty' --sim-runs 2|go together
 --sim-results '$tmp/empty' --live-results '$tmp/empty' --live-runs 2|go together
 '$parity' --local --frobnicate|frobnicate
 --local|missing SCENARIO.yaml
