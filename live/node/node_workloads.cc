@@ -118,6 +118,20 @@ void NodeDaemon::Impl::LaunchWorkload(const TaskId& task, const WorkloadSpec& sp
   const agent::WorkerAction action = node_agent_->AcquireWorker(t.env_id, gpu);
   auto pid = pool_->Run(
       t.env_id, action, gpu, task, spec,
+      // The task starts when its worker begins it: a new worker's start-up (tens of ms) is part
+      // of the wait, as the simulator and Ray count it. Until then the process exists (RUNNING,
+      // killable) but the caller has not been told it started.
+      [this, task, w] {
+        auto it = tasks_.find(task);
+        if (it == tasks_.end() || it->second.pid == 0) return;
+        Task& b = it->second;
+        v1::RunTaskReply m;
+        m.set_started_pid(static_cast<int32_t>(b.pid));
+        w->Push(std::move(m));
+        b.start_unix_ms = UnixMs();
+        b.record.set_start_unix_ms(b.start_unix_ms);
+        b.dirty = true;
+      },
       [this, task, w](int code, const std::string& error) {
         auto it = tasks_.find(task);
         if (it == tasks_.end()) return;
@@ -128,13 +142,8 @@ void NodeDaemon::Impl::LaunchWorkload(const TaskId& task, const WorkloadSpec& sp
     FinishWorkload(t, w, 127, pid.status().message());
     return;
   }
-  v1::RunTaskReply m;
-  m.set_started_pid(static_cast<int32_t>(*pid));
-  w->Push(std::move(m));
   t.pid = *pid;
-  t.start_unix_ms = UnixMs();
   t.record.set_state(v1::TASK_STATE_RUNNING);
-  t.record.set_start_unix_ms(t.start_unix_ms);
   t.dirty = true;
 }
 

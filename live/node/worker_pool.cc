@@ -86,7 +86,7 @@ StatusOr<pid_t> WorkerPool::StartWorker(int64_t env, const WorkerEnv& in_env) {
 
 StatusOr<pid_t> WorkerPool::Run(int64_t env, agent::WorkerAction action, bool gpu,
                                 const std::string& task_id, const WorkloadSpec& spec,
-                                OnDone on_done, const WorkerEnv& in_env) {
+                                OnBegin on_begin, OnDone on_done, const WorkerEnv& in_env) {
   if (task_id.empty() || task_id.find_first_of(" \n") != std::string::npos) {
     return InvalidArgument("task id: empty or with blanks");
   }
@@ -114,6 +114,7 @@ StatusOr<pid_t> WorkerPool::Run(int64_t env, agent::WorkerAction action, bool gp
   }
   w.task = task_id;
   w.gpu = gpu;
+  w.on_begin = std::move(on_begin);
   w.on_done = std::move(on_done);
   return pid;
 }
@@ -134,7 +135,17 @@ void WorkerPool::OnOutput(pid_t pid, const std::string& chunk) {
     std::getline(in, message);
     if (!message.empty() && message[0] == ' ') message.erase(0, 1);
     Worker& w = it->second;
-    if (word != "done" || task != w.task) continue;
+    if (task != w.task) continue;
+    if (word == "begin") {
+      OnBegin begin = std::move(w.on_begin);
+      w.on_begin = nullptr;
+      if (begin) begin();
+      it = workers_.find(pid);  // the callback may have changed the pool
+      if (it == workers_.end()) return;
+      continue;
+    }
+    if (word != "done") continue;
+    w.on_begin = nullptr;
     OnDone done = std::move(w.on_done);
     w.task.clear();
     w.on_done = nullptr;
@@ -261,6 +272,8 @@ int RunWorkerMain() {
       (*log)->WriteMarker(LogMarker::Kind::kTaskName, kind);
       marked = kind;
     }
+    // The node takes this as the task's start: a new worker's start-up is over.
+    std::cout << "begin " << task << std::endl;
     const auto [code, message] = Execute(kind, duration_ms, bytes, output);
     std::cout << "done " << task << " " << code << " " << message << std::endl;
   }

@@ -13,6 +13,7 @@
 //
 // Protocol (text lines; the worker reads stdin and writes stdout):
 //   node -> worker:  run <task_id> <kind> <duration_ms> <bytes> <output_path|->
+//   worker -> node:  begin <task_id>     (it read the command and starts the workload now)
 //   worker -> node:  done <task_id> <exit_code> <message...>
 // A worker that dies while running a task fails that task (exit 128 + signal).
 //
@@ -69,6 +70,9 @@ class WorkerPool {
   using Post = std::function<void(std::function<void()>)>;
   // exit_code 0 = the workload completed; `error` says why otherwise.
   using OnDone = std::function<void(int exit_code, const std::string& error)>;
+  // The worker began the task: for a new worker, once its process is up (tens of ms after the
+  // spawn), for a reused one at once.
+  using OnBegin = std::function<void()>;
 
   // REQUIRES: `supervisor` outlives the pool; `post` runs closures on the owning loop.
   WorkerPool(ProcessSupervisor* supervisor, WorkerPoolOptions options, Post post,
@@ -81,9 +85,10 @@ class WorkerPool {
   // recently used idle worker of `env` (a new one if, against the agent's count, none is idle);
   // kStart starts a new one in `in_env`, which must be the same for every call with one env.
   // `gpu` is handed back to hooks.keep_idle when the task ends. Returns the worker's pid;
-  // `on_done` is called on the loop once it ends. Error if no worker can start.
-  StatusOr<pid_t> Run(int64_t env, agent::WorkerAction action, bool gpu,
-                      const std::string& task_id, const WorkloadSpec& spec, OnDone on_done,
+  // `on_begin` is called on the loop when the worker begins the task (not if it dies first),
+  // `on_done` once it ends. Error if no worker can start.
+  StatusOr<pid_t> Run(int64_t env, agent::WorkerAction action, bool gpu, const std::string& task_id,
+                      const WorkloadSpec& spec, OnBegin on_begin, OnDone on_done,
                       const WorkerEnv& in_env = {});
   // --- runtime envs: idle workers started with variable `name` = `value` exit (e.g. those of
   // an evicted install: their cwd and PATH are gone). Busy ones finish their task first and are
@@ -112,6 +117,7 @@ class WorkerPool {
     int stdin_fd = -1;
     std::string buffer;  // stdout bytes not yet a full line
     std::string task;    // empty while idle
+    OnBegin on_begin;
     OnDone on_done;
   };
   StatusOr<pid_t> StartWorker(int64_t env, const WorkerEnv& in_env);

@@ -512,6 +512,47 @@ TEST(LiveWorkloadTest, GpuWorkloadsGetAFreshWorkerThatExitsAfterwards) {
   EXPECT_TRUE(IsProcessAlive(cpu1));
 }
 
+// A task starts when its worker begins it (as the simulator and Ray count a start): a new
+// worker's start-up (exec, loading the binary: tens of ms) comes before the start event, not
+// inside the task's run time. Before, the start event left at the spawn and the start-up was
+// counted as running (results/fidelity: GPU tasks ran ~50 ms longer live than their duration).
+TEST(LiveWorkloadTest, AFreshWorkersStartUpComesBeforeTheTaskStarts) {
+  LiveCluster c;
+  ASSERT_EQ(c.StartHead("a", {"--num-cpus", "2", "--num-gpus", "1"}).exit_code, 0);
+  for (int i = 0; i < 3; ++i) {
+    const std::string id = "fresh" + std::to_string(i);
+    auto req = CpuLease(id, 1);
+    (*req.mutable_resources()->mutable_raw())["GPU"] = 10000;  // GPU work: a fresh worker
+    req.mutable_strategy()->set_type(v1::SchedulingStrategy::NODE_AFFINITY);
+    req.mutable_strategy()->set_node_id("a");
+    auto lease = AcquireLease(c.NodeAddress("a"), c.Token(), req);
+    ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+    v1::RunTaskRequest run;
+    run.set_task_id(id);
+    run.mutable_workload()->set_kind(v1::Workload::SLEEP);
+    run.mutable_workload()->set_duration_ms(100);
+    const auto t0 = Clock::now();
+    Clock::time_point started{};
+    auto exit = NodeClient(lease->address, c.Token())
+                    .RunTask(
+                        run,
+                        [&](const v1::RunTaskReply& m) {
+                          if (m.has_started_pid()) started = Clock::now();
+                        },
+                        milliseconds(20000));
+    const auto ended = Clock::now();
+    ASSERT_TRUE(exit.ok() && exit->exit_code() == 0) << id;
+    ASSERT_NE(started, Clock::time_point{}) << "a start event came";
+    // What the run time holds beyond the 100 ms sleep is less than what came before the start
+    // (the start-up): compared with each other, not with a fixed bound, so a slow machine's
+    // longer start-up moves both sides.
+    EXPECT_LT(ended - started - milliseconds(100), started - t0)
+        << "call to start " << (started - t0).count() / 1e6 << " ms, start to exit "
+        << (ended - started).count() / 1e6 << " ms";
+    EXPECT_GE(ended - started, milliseconds(100)) << "the sleep ran after the start";
+  }
+}
+
 // A task whose argument lives on another node fetches it (streamed chunks) before it starts;
 // afterwards the object is in its own node's store too. A missing argument fails the task.
 TEST(LiveWorkloadTest, ArgumentsAreFetchedFromTheNodeThatHoldsThem) {
