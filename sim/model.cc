@@ -1040,6 +1040,18 @@ void Model::BeginRun(uint32_t att) {
       ++workers_reused_;
     } else {
       startup = scenario_.env_cache.worker_startup_s;
+      if (const int k = scenario_.control_plane.worker_start_parallel; k > 0) {
+        // At most k start-ups at once, cluster-wide, first come first served: this one begins
+        // when the earliest of the k running ones ends.
+        if (boot_ends_.size() < static_cast<size_t>(k)) {
+          boot_ends_.push(now_ + startup);
+        } else {
+          const double begin = std::max(now_, boot_ends_.top());
+          boot_ends_.pop();
+          boot_ends_.push(begin + startup);
+          startup = begin + startup - now_;
+        }
+      }
       ++workers_started_;
     }
     a.has_worker = true;

@@ -318,6 +318,8 @@ class Model {
   };
   std::vector<HeadCopy> head_copy_;
   std::vector<char> report_armed_;
+  // control_plane.worker_start_parallel: when each running worker start-up ends (min first).
+  std::priority_queue<double, std::vector<double>, std::greater<double>> boot_ends_;
   // The heartbeat phase of `slot` as a fraction of the report period (ModelOptions::timing_seed);
   // slot -1: the phase of the head's broadcast tick.
   double HeartbeatPhase(int slot) const;

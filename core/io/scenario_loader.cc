@@ -172,6 +172,7 @@ const Schema& RootSchema() {
                                        {"spillback", v},
                                        {"task_start", v},
                                        {"worker_start", v},
+                                       {"worker_start_parallel", v},
                                        {"task_finish", v},
                                        {"resources_visible_remote", v},
                                        {"report_period", v},
@@ -839,6 +840,11 @@ class Loader {
     }
     if (report_period == 0) {
       return c.Error(*m.Get("report_period"), "expected a duration > 0, got 0");
+    }
+    if (auto v = m.Get("worker_start_parallel")) {
+      int64_t n = 0;
+      ORRERY_RETURN_IF_ERROR(ReadInt(c, *v, 1, 1'000'000, &n));
+      cp.worker_start_parallel = static_cast<int>(n);
     }
     if (worker_start >= 0 && !worker_startup_given_) s_.env_cache.worker_startup_s = worker_start;
     if (report_period > 0 && !report_period_given_) s_.scheduler.report_period_s = report_period;

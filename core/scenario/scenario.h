@@ -107,6 +107,10 @@ struct ControlPlaneSpec {
   double task_start_s = 0;
   // A task ends -> its node can grant the freed resources: added before the node frees them.
   double task_finish_s = 0;
+  // How many new workers the cluster's machines bring up at once, over the whole cluster (a
+  // worker's start-up is CPU work: on one host, as a `calibrate --local` cluster, every node's
+  // start-ups share its cores). A start-up beyond that waits for one to finish. 0 = unlimited.
+  int worker_start_parallel = 0;
   // Measured for the record (the model derives them from report_period and the hops):
   double spillback_s = 0, resources_visible_remote_s = 0, report_jitter_s = 0;
   bool given = false;  // a control_plane block was read

@@ -31,6 +31,18 @@ determinism)
   check "other timing seed, other start times" "! cmp -s '$tmp/t1/tasks.csv' '$tmp/t2/tasks.csv'"
   check "timing seed against the mean phase: other start times" \
       "! cmp -s '$tmp/t0/tasks.csv' '$tmp/t1/tasks.csv'"
+  # control_plane.worker_start_parallel: 1 -- three new workers start one after another (100 ms
+  # each), where without the key all three start at once.
+  printf 'name: wsp\nseed: 1\ncluster:\n  nodes:\n    - {id: n0, resources: {CPU: 3}}\ncontrol_plane: {worker_start: 100ms%s}\nworkload:\n  tasks:\n    - {name: t, count: 3, arrival: {process: burst}, duration: 1s, resources: {CPU: 1}}\n' \
+      ', worker_start_parallel: 1' > "$tmp/wsp1.yaml"
+  printf 'name: wsp\nseed: 1\ncluster:\n  nodes:\n    - {id: n0, resources: {CPU: 3}}\ncontrol_plane: {worker_start: 100ms%s}\nworkload:\n  tasks:\n    - {name: t, count: 3, arrival: {process: burst}, duration: 1s, resources: {CPU: 1}}\n' \
+      '' > "$tmp/wsp.yaml"
+  "$bin" sim run "$tmp/wsp1.yaml" --no-progress --out "$tmp/wsp1" > /dev/null 2>&1
+  "$bin" sim run "$tmp/wsp.yaml" --no-progress --out "$tmp/wsp" > /dev/null 2>&1
+  waits() { awk -F, 'NR>1 {printf "%.2f\n", $6-$5}' "$1/tasks.csv" | sort | tr '\n' ' '; }
+  check "one start-up at a time: the tasks start 0.1, 0.2, 0.3 s after submission" \
+      "[ \"\$(waits '$tmp/wsp1')\" = '0.10 0.20 0.30 ' ]"
+  check "unlimited start-ups: all three start after 0.1 s" "[ \"\$(waits '$tmp/wsp')\" = '0.10 0.10 0.10 ' ]"
   check "timing seeds keep the workload: the same submit times" \
       "cmp -s <(cut -d, -f1,2,5 '$tmp/t1/tasks.csv' | sort) <(cut -d, -f1,2,5 '$tmp/t2/tasks.csv' | sort)"
   ;;
@@ -87,6 +99,8 @@ bad_input)
   expect2 "negative seed" "seed" sim run "$src/scenarios/quickstart.yaml" --seed -3
   expect2 "negative timing seed" "--timing-seed" sim run "$src/scenarios/quickstart.yaml" --timing-seed -1
   expect2 "text timing seed" "timing-seed" sim run "$src/scenarios/quickstart.yaml" --timing-seed soon
+  printf 'name: x\ncluster:\n  nodes:\n    - {id: n0, resources: {CPU: 1}}\ncontrol_plane: {worker_start_parallel: 0}\n' > "$tmp/wsp0.yaml"
+  expect2 "no worker start-up at all" "wsp0.yaml:5: control_plane.worker_start_parallel: expected a whole number in [1" sim run "$tmp/wsp0.yaml"
   expect2 "missing scenario argument" "missing SCENARIO" sim run
   expect2 "unknown subcommand" "unknown subcommand" sim frobnicate
   expect2 "compare without policies" "--policies" sim compare "$src/scenarios/quickstart.yaml"
