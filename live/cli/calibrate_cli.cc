@@ -3,13 +3,13 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <boost/program_options.hpp>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-
-#include <boost/program_options.hpp>
+#include <thread>
 
 #include "core/cli/cli_util.h"
 #include "core/scenario/scenario.h"
@@ -118,6 +118,7 @@ int RunCalibrate(const std::vector<std::string>& args, std::ostream& out, std::o
     err << "orrery calibrate: " << c.status().ToString() << "\n";
     return kExitFailed;
   }
+  if (local) c->host_cores = static_cast<int>(std::thread::hardware_concurrency());
   const std::string block = ControlPlaneYaml(
       *c, {"Measured by `orrery calibrate" + std::string(local ? " --local" : "") +
                " --samples " + std::to_string(samples) + "` on " + UtcNow(),

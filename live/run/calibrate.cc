@@ -612,6 +612,11 @@ std::string ControlPlaneYaml(const Calibration& c, const std::vector<std::string
   if (c.object_bandwidth_Bps > 0) {
     out << "  object_bandwidth: " << Seconds(c.object_bandwidth_Bps * 8 / 1e9) << "Gbps\n";
   }
+  if (c.host_cores > 0) {
+    out << "  worker_start_parallel: " << c.host_cores
+        << "  # this host's cores: a start-up is CPU work, and every node of a cluster on one "
+           "host starts its workers on them\n";
+  }
   // Measured for the record; the simulator has no parameter of its own for these.
   for (const char* k : {"task_round_trip", "spillback_follow"}) {
     auto it = c.latencies.find(k);

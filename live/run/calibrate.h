@@ -62,6 +62,9 @@ struct Calibration {
   std::map<std::string, LatencyStats> latencies;  // by the names in the header comment
   double object_bandwidth_Bps = 0;  // 0: not measured
   std::vector<std::string> notes;   // what was not measured, and why
+  // The host's cores when every node runs on this host (a private --local cluster): how many
+  // worker start-ups run at once (worker_start_parallel). 0: not known (nodes on other hosts).
+  int host_cores = 0;
 };
 
 // Measures the cluster whose head is at `head_address`. Unavailable if the head or a node cannot
