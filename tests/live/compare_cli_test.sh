@@ -25,13 +25,19 @@ fidelity)
   # bimodal live (0.16 or 0.32-0.37 s mean queue delay, run to run) and failed CI when all three
   # runs landed in the mode the simulator does not predict; its classes now vary by < 0.03 s.
   # --trace: every run also writes leases.csv, and compare shows where the queue delay goes.
-  timeout 280 "$bin" compare "$smoke" --local --live-runs 3 --trace --out "$tmp/f" \
+  # --sim-runs 3: the simulator's side is the mean of three runs with timing seeds 1..3.
+  timeout 280 "$bin" compare "$smoke" --local --live-runs 3 --sim-runs 3 --trace --out "$tmp/f" \
       --temp-dir "$tmp/t" > "$tmp/stdout" 2> "$tmp/stderr"
   rc=$?
   check "exit 0 (got $rc)" "[ $rc -eq 0 ]"
   sed -n '/per class/,/^fidelity/p' "$tmp/stdout"
   [ $rc -eq 0 ] || cat "$tmp/stderr"
   check "the simulator meets its bars against live" "grep -q '^fidelity: PASS' '$tmp/stdout'"
+  check "three simulator runs, judged on their mean" \
+      "grep -q 'sim per class = mean of 3 simulator runs' '$tmp/stdout' && [ -f '$tmp/f/sim-3/tasks.csv' ]"
+  check "each simulator run drew its own timer phases" \
+      "! cmp -s '$tmp/f/sim/tasks.csv' '$tmp/f/sim-2/tasks.csv'"
+  check "stderr names each simulator run's timing seed" "grep -q 'run 3 of 3 (timing seed 3)' '$tmp/stderr'"
   check "the per-lease table is printed" "grep -q 'where the queue delay goes' '$tmp/stdout'"
   check "legs.csv has a row per class and run (3 classes x 4 runs)" \
       "[ \$(tail -n +2 '$tmp/f/legs.csv' | wc -l) -eq 12 ]"
