@@ -337,7 +337,7 @@ bool WriteComparison(const Comparison& cmp, const std::string& name, const fs::p
   out << RenderCompareTable(cmp);
   if (cmp.sim_runs.size() > 1) {
     out << "  sim per class = mean of " << cmp.sim_runs.size()
-        << " simulator runs (random heartbeat phases; their range in classes.svg)\n";
+        << " simulator runs (random timer phases; their range in classes.svg)\n";
   }
   out << results::RenderClassesTable(cmp.sim_classes, cmp.live_classes, cmp.verdict, "sim",
                                      "live");
@@ -417,8 +417,8 @@ int RunCompare(const std::vector<std::string>& args, std::ostream& out, std::ost
       "delay goes")("live-runs", po::value(&live_runs),
                     "run the live side N times; the verdict is against their mean [1]")(
       "sim-runs", po::value(&sim_runs),
-      "run the simulator N times with timing seeds 1..N (random heartbeat phases); the verdict "
-      "judges their mean [1: one run, every node at the mean phase]")(
+      "run the simulator N times with timing seeds 1..N (random timer phases); the verdict "
+      "judges their mean [1: one run, every timer at its mean phase]")(
       "bars", po::value(&bars),
       "with --live-results: live (sim vs Orrery live, the default) or ray (the reference runs are "
       "real Ray, e.g. bench/ray_replay.py: 25 % or 0.2 s per class)");
@@ -812,48 +812,37 @@ std::string RenderClassesSvg(const Comparison& c, const std::string& scenario) {
   for (const auto& run : c.live_classes) {
     for (const auto& k : run.classes) names.insert(k.name);
   }
-  results::SvgBarSeries sim{
-      c.sim_runs.size() > 1
-          ? "sim (mean of " + std::to_string(c.sim_runs.size()) + " runs, whisker: their range)"
-          : "sim",
-      {},
-      {},
-      {},
-      "#1f77b4"};
-  results::SvgBarSeries live{c.live_classes.size() > 1
-                                 ? "live (mean of " + std::to_string(c.live_classes.size()) +
-                                       " runs, whisker: their range)"
-                                 : "live",
-                             {}, {}, {}, "#ff7f0e"};
+  // One bar per class: the mean over the runs that have the class, and their range as a
+  // whisker when more than one has it (the sim runs' mean is c.sim_classes, computed alike).
   const double nan = std::nan("");
-  for (const auto& name : names) {
-    chart.categories.push_back(name);
-    const results::ClassStats* s = c.sim_classes.Find(name);
-    sim.value.push_back(s ? s->queue.mean : nan);
-    double slo = INFINITY, shi = -INFINITY;
-    for (const auto& run : c.sim_runs) {
-      if (const results::ClassStats* r = run.Find(name)) {
-        slo = std::min(slo, r->queue.mean);
-        shi = std::max(shi, r->queue.mean);
+  auto series = [&](const std::string& label, const std::vector<results::RunStats>& runs,
+                    const char* color) {
+    results::SvgBarSeries out{runs.size() > 1 ? label + " (mean of " + std::to_string(runs.size()) +
+                                                    " runs, whisker: their range)"
+                                              : label,
+                              {},
+                              {},
+                              {},
+                              color};
+    for (const auto& name : names) {
+      double sum = 0, lo = INFINITY, hi = -INFINITY;
+      int n = 0;
+      for (const auto& run : runs) {
+        if (const results::ClassStats* k = run.Find(name)) {
+          sum += k->queue.mean;
+          lo = std::min(lo, k->queue.mean);
+          hi = std::max(hi, k->queue.mean);
+          ++n;
+        }
       }
+      out.value.push_back(n ? sum / n : nan);
+      out.lo.push_back(n > 1 ? lo : nan);
+      out.hi.push_back(n > 1 ? hi : nan);
     }
-    sim.lo.push_back(c.sim_runs.size() > 1 && slo <= shi ? slo : nan);
-    sim.hi.push_back(c.sim_runs.size() > 1 && slo <= shi ? shi : nan);
-    double sum = 0, lo = INFINITY, hi = -INFINITY;
-    int n = 0;
-    for (const auto& run : c.live_classes) {
-      if (const results::ClassStats* l = run.Find(name)) {
-        sum += l->queue.mean;
-        lo = std::min(lo, l->queue.mean);
-        hi = std::max(hi, l->queue.mean);
-        ++n;
-      }
-    }
-    live.value.push_back(n ? sum / n : nan);
-    live.lo.push_back(n > 1 ? lo : nan);
-    live.hi.push_back(n > 1 ? hi : nan);
-  }
-  chart.series = {std::move(sim), std::move(live)};
+    return out;
+  };
+  chart.categories.assign(names.begin(), names.end());
+  chart.series = {series("sim", c.sim_runs, "#1f77b4"), series("live", c.live_classes, "#ff7f0e")};
   return results::RenderSvgBarChart(chart);
 }
 

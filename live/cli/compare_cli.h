@@ -24,13 +24,14 @@
 // one fidelity verdict line. `--live-runs N` runs the live side N times (DIR/live/, DIR/live-2/,
 // ...): the verdict is against their mean and a class the live runs disagree on gets a wider bar.
 // `--sim-runs N` (N > 1) runs the simulator N times with `--timing-seed 1..N` (DIR/sim/,
-// DIR/sim-2/, ...): each draws the nodes' heartbeat phases anew, as every live run lines its
-// timers up anew, and the verdict judges the mean of the N runs. A workload near saturation can
-// settle into different queueing regimes depending on those phases (one class absorbs the
-// backlog, or another does); one run predicts one regime, the mean of N predicts the mix.
-// Progress goes to stderr. Exit codes (DESIGN section 5): 0 when both runs completed and wrote
-// their results (even if values differ, or tasks failed in them), 1 when a run failed (no
-// results, crashed, timed out), 2 bad usage or bad input (the message names the file/field).
+// DIR/sim-2/, ...): each draws the phases of the head's tick and the nodes' heartbeats anew, as
+// every live run lines its timers up anew, and the verdict judges the mean of the N runs. A
+// workload near saturation can settle into different queueing regimes depending on those phases
+// (one class absorbs the backlog, or another does); one run predicts one regime, the mean of N
+// predicts the mix. Progress goes to stderr. Exit codes (DESIGN section 5): 0 when both runs
+// completed and wrote their results (even if values differ, or tasks failed in them), 1 when a run
+// failed (no results, crashed, timed out), 2 bad usage or bad input (the message names the
+// file/field).
 //
 // The comparison itself (CompareResults) is a function of two result directories, so it also
 // serves results produced earlier by separate `sim run` / `live run` invocations.
