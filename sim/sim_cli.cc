@@ -37,7 +37,8 @@ using io::LoadScenario;
 
 constexpr const char* kRunUsage =
     "usage: orrery sim run SCENARIO.yaml [--policy NAME] [--seed N] [--set dotted.path=value]...\n"
-    "                      [--out DIR] [--decision-log FILE] [--no-progress] [--trace]\n";
+    "                      [--out DIR] [--decision-log FILE] [--no-progress] [--trace]\n"
+    "                      [--timing-seed N]\n";
 constexpr const char* kExpandUsage =
     "usage: orrery sim expand SCENARIO.yaml [--seed N] [--set dotted.path=value]... [--out FILE]\n"
     "       (the workload after generators ran, as JSON: what bench/ray_replay.py replays)\n";
