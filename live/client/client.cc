@@ -203,6 +203,14 @@ StatusOr<AcquiredLease> AcquireLease(const std::string& entry_address, const std
     std::string address = d.node == agent::kEntryNode ? entry : targets[d.node];
     req.set_grant_or_reject(d.grant_or_reject);
     req.set_spillbacks(d.spillbacks);
+    if (d.node != agent::kEntryNode && options.refuse_target && options.refuse_target(address)) {
+      if (options.on_step) options.on_step("refused", address, std::string(), -1);
+      submitter.OnLeaseRejected(d.lease, now(), &ds);
+      if (!ds.empty() && ds.back().kind == agent::SubmitDecision::Kind::kFailTask) {
+        ds.back().reason += ": spilled to " + address + ", which is gone";
+      }
+      continue;
+    }
     bool announced = false;  // on_step("request") told for this hop's node
     // Ask `address` until it answers something other than `queued` (or cannot be reached).
     while (true) {

@@ -131,6 +131,12 @@ struct AcquireOptions {
   // The entry node's address for a restart, given the number of unreachable answers so far
   // (unset: the entry address passed in). Lets a caller pick another entry when it is gone.
   std::function<std::string(int unreachable)> entry;
+  // Asked before a spillback target is: true (the caller knows the target is gone, e.g. the head
+  // declared it dead while the spilling node's view still listed it) treats the spillback as a
+  // rejection: back to the entry node after the backoff, the target never asked. A node cut off
+  // by a partition would otherwise get the request once the link healed, and grant it before it
+  // learned it was dead.
+  std::function<bool(const std::string& address)> refuse_target;
   // Asked before every request; false ends the walk with kAborted "no longer needed".
   std::function<bool()> still_needed;
   // Called with the wait reason each time a node answers `queued` (the request is sent again).
@@ -138,7 +144,8 @@ struct AcquireOptions {
   // Tracing (live run --trace): called before the first request of each hop ("request", the
   // node's address) and for each answer that moves the walk on ("spilled", with the target's
   // address and how old the deciding node's report of the target was, seconds, -1 if unknown;
-  // "rejected"; "unreachable"). Called on the walking thread.
+  // "rejected"; "unreachable"; "refused", a target refuse_target turned down). Called on the
+  // walking thread.
   std::function<void(std::string_view step, const std::string& address, const std::string& target,
                      double view_age_s)>
       on_step;

@@ -619,7 +619,9 @@ class Runner {
       auto list = head.ListNodes();
       if (list.ok()) {
         for (const auto& n : list->nodes()) {
-          if (n.state() == v1::NODE_STATE_DEAD) nodes.erase(n.node_id());
+          if (n.state() != v1::NODE_STATE_DEAD || !nodes.erase(n.node_id())) continue;
+          std::lock_guard<std::mutex> l(mu_);  // not only at the next sample
+          declared_dead_.insert(n.node_id());
         }
       }
       if (!nodes.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -890,6 +892,15 @@ class Runner {
                     target.empty() ? std::string() : NodeOfAddressLocked(target), view_age_s);
       };
     }
+    // A spillback to a node the head declared dead (the spilling node's view lags the head's by up
+    // to a report period or two) goes back to the entry node: asked, a node cut off by a
+    // partition took the request once the link healed and granted it before it learned it was
+    // dead (net.partition: the retry of a lost attempt ran on the dead node and was killed).
+    ao.refuse_target = [this](const std::string& address) {
+      std::lock_guard<std::mutex> l(mu_);
+      const std::string node = NodeOfAddressLocked(address);
+      return !node.empty() && (declared_dead_.count(node) != 0 || down_.count(node) != 0);
+    };
     if (owner_.options().reuse_leases) {
       ao.still_needed = [this, h] {
         std::lock_guard<std::mutex> l(mu_);
@@ -1029,7 +1040,8 @@ class Runner {
     // No split brain (DESIGN section 11): a result from a node the head has declared dead is not
     // accepted, even one that reaches us after a partition healed (it was sent into the stream
     // while the node was cut off). The head failed that attempt; it is retried like a lost one.
-    const bool fenced = ok && DeclaredDead(lease.node_id);
+    const bool from_dead = DeclaredDead(lease.node_id);
+    const bool fenced = ok && from_dead;
     if (fenced) {
       ok = false;
       why = "its result came from node " + lease.node_id +
@@ -1042,11 +1054,12 @@ class Runner {
     // The node's runtime-env agent gave up on the install: the lease was canceled (as the
     // simulator cancels it after max_attempts); not a node failure, not retried.
     const bool env_failed = exit.ok() && !ok && why.rfind("runtime env setup failed", 0) == 0;
-    // The node died under the attempt: a failure we injected, a broken stream, or a node that no
-    // longer answers. Anything else is the task's own failure (not retried).
+    // The node died under the attempt: a failure we injected, a broken stream, a node that no
+    // longer answers, or one the head declared dead (a failure it reports is its workers killed
+    // as it stops, not the task's). Anything else is the task's own failure (not retried).
     const bool node_died =
         !ok && !env_failed &&
-        (fenced || CrashEpoch(lease.node_id) != epoch || !exit.ok() ||
+        (from_dead || CrashEpoch(lease.node_id) != epoch || !exit.ok() ||
          !NodeClient(lease.address, token_, std::chrono::milliseconds(500)).Ready().ok());
     if (ok) bytes_transferred_.fetch_add(exit->bytes_fetched());
     std::unique_lock<std::mutex> l(mu_);

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -132,6 +133,27 @@ TEST(LiveTest, TaskThatOnlyFitsAnotherNodeSpillsThere) {
                      "--", "sh", "-c", "echo $ORRERY_NODE_ID"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "b\n");
+  // A caller that knows b is gone (refuse_target: the head declared it dead while a's view still
+  // listed it): the spillback is never followed to b; the walk goes back to a, which spills
+  // again, until the rejection limit ends it.
+  AcquireOptions refuse;
+  refuse.max_rejections = 3;
+  std::vector<std::string> steps;
+  refuse.refuse_target = [&](const std::string& address) { return address == c.NodeAddress("b"); };
+  refuse.on_step = [&](std::string_view step, const std::string& address, const std::string&,
+                       double) {
+    steps.push_back(std::string(step) + (address == c.NodeAddress("b") ? " b" : " a"));
+  };
+  v1::RequestWorkerLeaseRequest special = CpuLease("refused", 1);
+  (*special.mutable_resources()->mutable_raw())["special"] = 10000;
+  auto refused = AcquireLease(c.NodeAddress("a"), c.Token(), special, refuse);
+  EXPECT_EQ(refused.status().code(), StatusCode::kAborted) << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find("which is gone"), std::string::npos)
+      << refused.status().ToString();
+  EXPECT_EQ(std::count(steps.begin(), steps.end(), "request b"), 0)
+      << testing::PrintToString(steps);
+  EXPECT_EQ(std::count(steps.begin(), steps.end(), "refused b"), 4)
+      << testing::PrintToString(steps);
   json tasks;
   ASSERT_TRUE(Eventually([&] {
     auto l = c.Orrery({"list", "tasks", "--format", "json", "--temp-dir", c.root()});
