@@ -298,6 +298,7 @@ void Model::Process(const Event& e) {
     case Ev::kAutoscale: OnAutoscale(); break;
     case Ev::kBoot: OnBoot(e.a, e.c); break;
     case Ev::kEnvInstalled: OnEnvInstalled(e.a, e.b, e.c); break;
+    case Ev::kWorkerBooted: OnWorkerBooted(e.c); break;
     case Ev::kEnd:
       ended_ = true;
       break;
@@ -959,7 +960,10 @@ void Model::OnGranted(uint32_t att, int node) {
 
 void Model::OnStart(uint32_t att) {
   Attempt& a = attempts_[att];
-  if (a.state != AState::kRunning || a.start >= 0 || a.transfers_left > 0 || a.env_waiting) return;
+  if (a.state != AState::kRunning || a.start >= 0 || a.booting || a.transfers_left > 0 ||
+      a.env_waiting) {
+    return;
+  }
   const TaskSpec& ts = scenario_.tasks[a.task];
   if (ts.env >= 0) {
     // The worker needs its runtime env on this node first: a hit, a new install, or joining an
@@ -1040,24 +1044,69 @@ void Model::BeginRun(uint32_t att) {
       ++workers_reused_;
     } else {
       startup = scenario_.env_cache.worker_startup_s;
-      if (const int k = scenario_.control_plane.worker_start_parallel; k > 0) {
-        // At most k start-ups at once, cluster-wide, first come first served: this one begins
-        // when the earliest of the k running ones ends.
-        if (boot_ends_.size() < static_cast<size_t>(k)) {
-          boot_ends_.push(now_ + startup);
-        } else {
-          const double begin = std::max(now_, boot_ends_.top());
-          boot_ends_.pop();
-          boot_ends_.push(begin + startup);
-          startup = begin + startup - now_;
-        }
-      }
       ++workers_started_;
+      if (scenario_.control_plane.worker_start_parallel > 0) {
+        // The start-up shares the cluster's start-up cores with the others in progress: its
+        // task begins when its share of the work is done (OnWorkerBooted).
+        a.has_worker = true;
+        a.booting = true;
+        AdvanceBoots();
+        boots_.push_back({att, startup});
+        ArmBoots();
+        return;
+      }
     }
     a.has_worker = true;
   }
   a.start = now_ + startup;
   Push(a.start + ts.duration_s, Ev::kFinish, static_cast<int32_t>(att));
+}
+
+void Model::StartExecuting(uint32_t att) {
+  Attempt& a = attempts_[att];
+  a.start = now_;
+  Push(now_ + scenario_.tasks[a.task].duration_s, Ev::kFinish, static_cast<int32_t>(att));
+}
+
+void Model::AdvanceBoots() {
+  if (!boots_.empty()) {
+    const double k = scenario_.control_plane.worker_start_parallel;
+    const double rate = std::min(1.0, k / static_cast<double>(boots_.size()));
+    const double done = (now_ - boots_at_) * rate;
+    for (Boot& b : boots_) b.left -= done;
+  }
+  boots_at_ = now_;
+}
+
+void Model::ArmBoots() {
+  ++boot_version_;
+  if (boots_.empty()) return;
+  const double k = scenario_.control_plane.worker_start_parallel;
+  const double rate = std::min(1.0, k / static_cast<double>(boots_.size()));
+  double least = boots_.front().left;
+  for (const Boot& b : boots_) least = std::min(least, b.left);
+  Push(now_ + std::max(0.0, least) / rate, Ev::kWorkerBooted, 0, 0, boot_version_);
+}
+
+void Model::OnWorkerBooted(int64_t version) {
+  if (version != boot_version_) return;  // the set changed since: a later event is armed
+  AdvanceBoots();
+  // Every start-up whose work is done (those that began together end together).
+  std::vector<uint32_t> done;
+  size_t keep = 0;
+  for (const Boot& b : boots_) {
+    if (b.left <= 1e-9) {
+      done.push_back(b.att);
+    } else {
+      boots_[keep++] = b;
+    }
+  }
+  boots_.resize(keep);
+  ArmBoots();
+  for (uint32_t att : done) {
+    attempts_[att].booting = false;
+    StartExecuting(att);
+  }
 }
 
 void Model::OnFinish(uint32_t att) {
@@ -1106,6 +1155,13 @@ void Model::EndAttempt(uint32_t att, AState state) {
   const agent::LeaseHandle lease = lease_of_att_[att];
   if (!reuse_) owner_.CancelLease(lease);
   const bool was_running = a.state == AState::kRunning;
+  if (a.booting) {  // its worker never finished starting: the start-up leaves the cores
+    AdvanceBoots();
+    boots_.erase(std::find_if(boots_.begin(), boots_.end(),
+                              [att](const Boot& b) { return b.att == att; }));
+    a.booting = false;
+    ArmBoots();
+  }
   if (was_running) {
     --running_;
     ReleaseAttempt(att);

@@ -118,6 +118,7 @@ class Model {
     kBoot,          // a = node, c = launch generation: a launched node joins
     kEnvInstalled,  // a = node, b = env, c = install attempt (install finished or timed out)
     kNodeReport,    // a = slot: the node's heartbeat carries its resources to the head
+    kWorkerBooted,  // c = boot version: the earliest worker start-up in progress may be done
     kEnd,           // max_time reached
   };
   struct Event {
@@ -144,6 +145,7 @@ class Model {
     bool env_held = false;   // holds a reference to its runtime env on `node`
     bool env_waiting = false;  // waits for its runtime env to be installed on `node`
     bool has_worker = false;   // holds a worker process on `node`
+    bool booting = false;      // its new worker is starting up (in boots_)
     double submit = 0, start = -1, end = -1;
   };
   static_assert(sizeof(Attempt) <= 64, "an attempt per task: keep it compact");
@@ -318,8 +320,21 @@ class Model {
   };
   std::vector<HeadCopy> head_copy_;
   std::vector<char> report_armed_;
-  // control_plane.worker_start_parallel: when each running worker start-up ends (min first).
-  std::priority_queue<double, std::vector<double>, std::greater<double>> boot_ends_;
+  // control_plane.worker_start_parallel = k: the worker start-ups in progress share k cores
+  // (processor sharing): with m of them, each does its start-up work at rate min(1, k / m).
+  // `left` is the start-up work (seconds at full rate) still to do as of boots_at_; a
+  // kWorkerBooted event carrying boot_version_ is armed for the earliest end.
+  struct Boot {
+    uint32_t att;
+    double left;
+  };
+  std::vector<Boot> boots_;
+  double boots_at_ = 0;
+  int64_t boot_version_ = 0;
+  void AdvanceBoots();    // brings every `left` up to now_
+  void ArmBoots();        // arms the event for the earliest end (a new version)
+  void OnWorkerBooted(int64_t version);
+  void StartExecuting(uint32_t att);  // the worker runs the task from now_
   // The heartbeat phase of `slot` as a fraction of the report period (ModelOptions::timing_seed);
   // slot -1: the phase of the head's broadcast tick.
   double HeartbeatPhase(int slot) const;

@@ -113,6 +113,7 @@ int RunCalibrate(const std::vector<std::string>& args, std::ostream& out, std::o
   o.samples = samples;
   o.progress = &err;
   o.private_cluster = local;
+  o.worker_start_batch = 8;
   auto c = Calibrate(head, token, o);
   if (!c.ok()) {
     err << "orrery calibrate: " << c.status().ToString() << "\n";

@@ -46,6 +46,8 @@ struct CalibrateOptions {
   // The cluster is calibrate's own (--local) and goes away with it: no note about the objects
   // calibrate leaves in a node's store.
   bool private_cluster = false;
+  // New workers started at once for the worker_start_batch record (0 or 1: not measured).
+  int worker_start_batch = 0;
 };
 
 // One measured latency: samples in seconds and their summary. `value` is what the simulator
@@ -65,6 +67,7 @@ struct Calibration {
   // The host's cores when every node runs on this host (a private --local cluster): how many
   // worker start-ups run at once (worker_start_parallel). 0: not known (nodes on other hosts).
   int host_cores = 0;
+  int worker_start_batch = 0;  // the batch size of the worker_start_batch record (0: none)
 };
 
 // Measures the cluster whose head is at `head_address`. Unavailable if the head or a node cannot

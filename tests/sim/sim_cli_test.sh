@@ -31,17 +31,23 @@ determinism)
   check "other timing seed, other start times" "! cmp -s '$tmp/t1/tasks.csv' '$tmp/t2/tasks.csv'"
   check "timing seed against the mean phase: other start times" \
       "! cmp -s '$tmp/t0/tasks.csv' '$tmp/t1/tasks.csv'"
-  # control_plane.worker_start_parallel: 1 -- three new workers start one after another (100 ms
-  # each), where without the key all three start at once.
+  # control_plane.worker_start_parallel: 1 -- three new workers (100 ms of start-up work each)
+  # share one core: all three start 0.3 s after submission, where without the key each starts
+  # after 0.1 s. Staggered: a start-up alone for 50 ms, then two sharing the core, then the
+  # second alone: both tasks start 0.15 s after their submission.
   printf 'name: wsp\nseed: 1\ncluster:\n  nodes:\n    - {id: n0, resources: {CPU: 3}}\ncontrol_plane: {worker_start: 100ms%s}\nworkload:\n  tasks:\n    - {name: t, count: 3, arrival: {process: burst}, duration: 1s, resources: {CPU: 1}}\n' \
       ', worker_start_parallel: 1' > "$tmp/wsp1.yaml"
   printf 'name: wsp\nseed: 1\ncluster:\n  nodes:\n    - {id: n0, resources: {CPU: 3}}\ncontrol_plane: {worker_start: 100ms%s}\nworkload:\n  tasks:\n    - {name: t, count: 3, arrival: {process: burst}, duration: 1s, resources: {CPU: 1}}\n' \
       '' > "$tmp/wsp.yaml"
+  printf 'name: wsp\nseed: 1\ncluster:\n  nodes:\n    - {id: n0, resources: {CPU: 3}}\ncontrol_plane: {worker_start: 100ms, worker_start_parallel: 1}\nworkload:\n  tasks:\n    - {name: t, count: 2, arrival: {process: uniform, interval: 50ms}, duration: 1s, resources: {CPU: 1}}\n' > "$tmp/wsps.yaml"
+  "$bin" sim run "$tmp/wsps.yaml" --no-progress --out "$tmp/wsps" > /dev/null 2>&1
   "$bin" sim run "$tmp/wsp1.yaml" --no-progress --out "$tmp/wsp1" > /dev/null 2>&1
   "$bin" sim run "$tmp/wsp.yaml" --no-progress --out "$tmp/wsp" > /dev/null 2>&1
   waits() { awk -F, 'NR>1 {printf "%.2f\n", $6-$5}' "$1/tasks.csv" | sort | tr '\n' ' '; }
-  check "one start-up at a time: the tasks start 0.1, 0.2, 0.3 s after submission" \
-      "[ \"\$(waits '$tmp/wsp1')\" = '0.10 0.20 0.30 ' ]"
+  check "three start-ups share one core: all tasks start 0.3 s after submission" \
+      "[ \"\$(waits '$tmp/wsp1')\" = '0.30 0.30 0.30 ' ]"
+  check "staggered start-ups share the core while both run: both start after 0.15 s" \
+      "[ \"\$(waits '$tmp/wsps')\" = '0.15 0.15 ' ]"
   check "unlimited start-ups: all three start after 0.1 s" "[ \"\$(waits '$tmp/wsp')\" = '0.10 0.10 0.10 ' ]"
   check "timing seeds keep the workload: the same submit times" \
       "cmp -s <(cut -d, -f1,2,5 '$tmp/t1/tasks.csv' | sort) <(cut -d, -f1,2,5 '$tmp/t2/tasks.csv' | sort)"
