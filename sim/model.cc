@@ -1051,7 +1051,7 @@ void Model::BeginRun(uint32_t att) {
         a.has_worker = true;
         a.booting = true;
         AdvanceBoots();
-        boots_.push_back({att, startup});
+        boots_.push_back({att, startup * scenario_.control_plane.worker_start_shared});
         ArmBoots();
         return;
       }
@@ -1064,8 +1064,10 @@ void Model::BeginRun(uint32_t att) {
 
 void Model::StartExecuting(uint32_t att) {
   Attempt& a = attempts_[att];
-  a.start = now_;
-  Push(now_ + scenario_.tasks[a.task].duration_s, Ev::kFinish, static_cast<int32_t>(att));
+  // The start-up's own latency, after its share of the cores.
+  a.start = now_ + scenario_.env_cache.worker_startup_s *
+                       (1 - scenario_.control_plane.worker_start_shared);
+  Push(a.start + scenario_.tasks[a.task].duration_s, Ev::kFinish, static_cast<int32_t>(att));
 }
 
 void Model::AdvanceBoots() {

@@ -334,7 +334,7 @@ class Model {
   void AdvanceBoots();    // brings every `left` up to now_
   void ArmBoots();        // arms the event for the earliest end (a new version)
   void OnWorkerBooted(int64_t version);
-  void StartExecuting(uint32_t att);  // the worker runs the task from now_
+  void StartExecuting(uint32_t att);  // its start-up's shared work is done: the task begins
   // The heartbeat phase of `slot` as a fraction of the report period (ModelOptions::timing_seed);
   // slot -1: the phase of the head's broadcast tick.
   double HeartbeatPhase(int slot) const;

@@ -173,6 +173,7 @@ const Schema& RootSchema() {
                                        {"task_start", v},
                                        {"worker_start", v},
                                        {"worker_start_parallel", v},
+                                       {"worker_start_shared", v},
                                        {"task_finish", v},
                                        {"resources_visible_remote", v},
                                        {"report_period", v},
@@ -845,6 +846,9 @@ class Loader {
       int64_t n = 0;
       ORRERY_RETURN_IF_ERROR(ReadInt(c, *v, 1, 1'000'000, &n));
       cp.worker_start_parallel = static_cast<int>(n);
+    }
+    if (auto v = m.Get("worker_start_shared")) {
+      ORRERY_RETURN_IF_ERROR(ReadNumber(c, *v, 0, 1, &cp.worker_start_shared));
     }
     if (worker_start >= 0 && !worker_startup_given_) s_.env_cache.worker_startup_s = worker_start;
     if (report_period > 0 && !report_period_given_) s_.scheduler.report_period_s = report_period;

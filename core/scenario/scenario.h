@@ -113,6 +113,10 @@ struct ControlPlaneSpec {
   // (processor sharing, as the host's scheduler shares the cores; measured live: 8 at once on 2
   // cores end 110-215 ms after one alone takes 50 ms). 0 = unlimited.
   int worker_start_parallel = 0;
+  // The fraction of a start-up that is that shared CPU work (done first); the rest is latency
+  // each start-up has however many run (exec, the worker's handshake). `calibrate --local`
+  // derives it from one start-up alone against a batch at once.
+  double worker_start_shared = 1;
   // Measured for the record (the model derives them from report_period and the hops):
   double spillback_s = 0, resources_visible_remote_s = 0, report_jitter_s = 0;
   bool given = false;  // a control_plane block was read

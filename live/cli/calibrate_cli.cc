@@ -3,6 +3,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <ctime>
@@ -113,7 +114,9 @@ int RunCalibrate(const std::vector<std::string>& args, std::ostream& out, std::o
   o.samples = samples;
   o.progress = &err;
   o.private_cluster = local;
-  o.worker_start_batch = 8;
+  // Enough start-ups at once to load every core of a local cluster's host several times over.
+  o.worker_start_batch =
+      local ? std::clamp(4 * static_cast<int>(std::thread::hardware_concurrency()), 8, 32) : 8;
   auto c = Calibrate(head, token, o);
   if (!c.ok()) {
     err << "orrery calibrate: " << c.status().ToString() << "\n";

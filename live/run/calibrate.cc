@@ -649,6 +649,22 @@ std::string ControlPlaneYaml(const Calibration& c, const std::vector<std::string
     out << "  worker_start_parallel: " << c.host_cores
         << "  # this host's cores: a start-up is CPU work, and every node of a cluster on one "
            "host starts its workers on them\n";
+    // With the cores shared evenly, a batch of n > cores start-ups ends after
+    // latency + n / cores x cpu, one alone after latency + cpu: the two give the CPU part.
+    auto one = c.latencies.find("worker_start");
+    auto batch = c.latencies.find("worker_start_batch");
+    const double over = static_cast<double>(c.worker_start_batch) / c.host_cores - 1;
+    if (one != c.latencies.end() && batch != c.latencies.end() && over > 0.5 &&
+        one->second.value > 0) {
+      const double cpu = (batch->second.mean - one->second.value) / over;
+      const double shared = std::clamp(cpu / one->second.value, 0.0, 1.0);
+      char buf[240];
+      std::snprintf(buf, sizeof buf,
+                    "  worker_start_shared: %.3f  # (batch mean - worker_start) / (%d / %d - 1) "
+                    "= %.1fms of CPU work per start-up; the rest is latency\n",
+                    shared, c.worker_start_batch, c.host_cores, cpu * 1e3);
+      out << buf;
+    }
   }
   if (auto it = c.latencies.find("worker_start_batch"); it != c.latencies.end()) {
     char buf[240];

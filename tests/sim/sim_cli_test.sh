@@ -41,11 +41,15 @@ determinism)
       '' > "$tmp/wsp.yaml"
   printf 'name: wsp\nseed: 1\ncluster:\n  nodes:\n    - {id: n0, resources: {CPU: 3}}\ncontrol_plane: {worker_start: 100ms, worker_start_parallel: 1}\nworkload:\n  tasks:\n    - {name: t, count: 2, arrival: {process: uniform, interval: 50ms}, duration: 1s, resources: {CPU: 1}}\n' > "$tmp/wsps.yaml"
   "$bin" sim run "$tmp/wsps.yaml" --no-progress --out "$tmp/wsps" > /dev/null 2>&1
+  sed 's/worker_start_parallel: 1/worker_start_parallel: 1, worker_start_shared: 0.5/' "$tmp/wsp1.yaml" > "$tmp/wsph.yaml"
+  "$bin" sim run "$tmp/wsph.yaml" --no-progress --out "$tmp/wsph" > /dev/null 2>&1
   "$bin" sim run "$tmp/wsp1.yaml" --no-progress --out "$tmp/wsp1" > /dev/null 2>&1
   "$bin" sim run "$tmp/wsp.yaml" --no-progress --out "$tmp/wsp" > /dev/null 2>&1
   waits() { awk -F, 'NR>1 {printf "%.2f\n", $6-$5}' "$1/tasks.csv" | sort | tr '\n' ' '; }
   check "three start-ups share one core: all tasks start 0.3 s after submission" \
       "[ \"\$(waits '$tmp/wsp1')\" = '0.30 0.30 0.30 ' ]"
+  check "half of each start-up shared (0.15 s for three), then its own 50 ms: all start after 0.2 s" \
+      "[ \"\$(waits '$tmp/wsph')\" = '0.20 0.20 0.20 ' ]"
   check "staggered start-ups share the core while both run: both start after 0.15 s" \
       "[ \"\$(waits '$tmp/wsps')\" = '0.15 0.15 ' ]"
   check "unlimited start-ups: all three start after 0.1 s" "[ \"\$(waits '$tmp/wsp')\" = '0.10 0.10 0.10 ' ]"
@@ -106,6 +110,8 @@ bad_input)
   expect2 "negative timing seed" "--timing-seed" sim run "$src/scenarios/quickstart.yaml" --timing-seed -1
   expect2 "text timing seed" "timing-seed" sim run "$src/scenarios/quickstart.yaml" --timing-seed soon
   printf 'name: x\ncluster:\n  nodes:\n    - {id: n0, resources: {CPU: 1}}\ncontrol_plane: {worker_start_parallel: 0}\n' > "$tmp/wsp0.yaml"
+  printf 'name: x\ncluster:\n  nodes:\n    - {id: n0, resources: {CPU: 1}}\ncontrol_plane: {worker_start_shared: 1.5}\n' > "$tmp/wss.yaml"
+  expect2 "a shared fraction above 1" "wss.yaml:5: control_plane.worker_start_shared: expected" sim run "$tmp/wss.yaml"
   expect2 "no worker start-up at all" "wsp0.yaml:5: control_plane.worker_start_parallel: expected a whole number in [1" sim run "$tmp/wsp0.yaml"
   expect2 "missing scenario argument" "missing SCENARIO" sim run
   expect2 "unknown subcommand" "unknown subcommand" sim frobnicate
