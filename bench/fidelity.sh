@@ -9,7 +9,7 @@
 #   OUT_DIR/machine.txt    where and when it ran
 #   bench/fidelity.sh [build/orrery] [results/fidelity] [LIVE_RUNS (2)] [SET...]
 # SET: extra `--set dotted.path=value` overrides for every scenario (e.g. owner.reuse_leases=true).
-# Environment: SIM_RUNS=M simulator runs per scenario [10] (1: one run at the mean heartbeat
+# Environment: SIM_RUNS=M simulator runs per scenario [40] (1: one run at the mean heartbeat
 # phase, the suite before 2026-12-07); KEEP_RUNS=DIR keeps every run's result directory there.
 # Exits 0 when every run completed (whatever the verdicts), 1 otherwise.
 set -uo pipefail
@@ -18,7 +18,7 @@ given="$*"
 bin="$(realpath "${1:-build/orrery}")"
 out="${2:-results/fidelity}"
 runs="${3:-2}"
-sim_runs="${SIM_RUNS:-10}"
+sim_runs="${SIM_RUNS:-40}"
 keep="${KEEP_RUNS:-}"
 shift 3 2>/dev/null || shift $#
 sets=()

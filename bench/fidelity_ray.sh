@@ -8,7 +8,7 @@
 #   bench/fidelity_ray.sh [build/orrery] [results/fidelity/ray] [RAY_RUNS (2)] [PYTHON] [NAME...]
 # PYTHON: an interpreter with ray installed (default: .venv-ray/bin/python; create it with
 #   python3 -m venv .venv-ray && .venv-ray/bin/pip install ray==2.60.0).
-# SIM_RUNS=M: the simulator runs M times with timing seeds 1..M and its mean is judged [10]
+# SIM_RUNS=M: the simulator runs M times with timing seeds 1..M and its mean is judged [40]
 # (1: one run at the mean phases).
 # REUSE_RAY=1: keep Ray runs already in OUT/<scenario>/ray-N (judge a new simulator or live run
 # against the same Ray runs). Writes OUT/<scenario>/{sim_vs_ray.txt,live_vs_ray.txt,classes-*.csv,ray-N/tasks.csv,...},
@@ -19,7 +19,7 @@ given="$*"
 bin="$(realpath "${1:-build/orrery}")"
 out="${2:-results/fidelity/ray}"
 runs="${3:-2}"
-sim_runs="${SIM_RUNS:-10}"
+sim_runs="${SIM_RUNS:-40}"
 py="${4:-.venv-ray/bin/python}"
 shift 4 2>/dev/null || shift $#
 names=("$@")
