@@ -102,7 +102,11 @@ assert len(longs) == 2 and all(r["node_id"] == "n2" and r["attempt"] == "1" for 
 lost = [r for r in rows if r["name"] == "long" and r["attempt"] == "0"]
 assert len(lost) == 2 and all(r["node_id"] == "n1" and r["state"] == "failed" for r in lost), lost
 EOF
-grep -q "not accepted" "$NET_TMP/run.out" || fail "live run did not say why n1's results were refused: $(cat "$NET_TMP/run.out")"
+# The run says why: n1's buffered results reached the driver and were refused, or (a race with
+# n1 learning it is dead and stopping when the link heals; seen in CI under load) n1 stopped
+# first and its streams broke, and the attempts count as lost with the node.
+grep -Eq "not accepted|task [01] \(long\) failed on n1 \(node died\), retrying" "$NET_TMP/run.out" ||
+  fail "live run did not say why n1's results were lost or refused: $(cat "$NET_TMP/run.out")"
 
 log "the actor's next call: restarted on n2 (state reset), per its one restart"
 echo call >&7
