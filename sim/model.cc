@@ -1070,11 +1070,14 @@ void Model::StartExecuting(uint32_t att) {
   Push(a.start + scenario_.tasks[a.task].duration_s, Ev::kFinish, static_cast<int32_t>(att));
 }
 
+double Model::BootRate() const {
+  const double k = scenario_.control_plane.worker_start_parallel;
+  return std::min(1.0, k / static_cast<double>(boots_.size()));
+}
+
 void Model::AdvanceBoots() {
   if (!boots_.empty()) {
-    const double k = scenario_.control_plane.worker_start_parallel;
-    const double rate = std::min(1.0, k / static_cast<double>(boots_.size()));
-    const double done = (now_ - boots_at_) * rate;
+    const double done = (now_ - boots_at_) * BootRate();
     for (Boot& b : boots_) b.left -= done;
   }
   boots_at_ = now_;
@@ -1083,11 +1086,9 @@ void Model::AdvanceBoots() {
 void Model::ArmBoots() {
   ++boot_version_;
   if (boots_.empty()) return;
-  const double k = scenario_.control_plane.worker_start_parallel;
-  const double rate = std::min(1.0, k / static_cast<double>(boots_.size()));
   double least = boots_.front().left;
   for (const Boot& b : boots_) least = std::min(least, b.left);
-  Push(now_ + std::max(0.0, least) / rate, Ev::kWorkerBooted, 0, 0, boot_version_);
+  Push(now_ + std::max(0.0, least) / BootRate(), Ev::kWorkerBooted, 0, 0, boot_version_);
 }
 
 void Model::OnWorkerBooted(int64_t version) {

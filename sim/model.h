@@ -331,6 +331,7 @@ class Model {
   std::vector<Boot> boots_;
   double boots_at_ = 0;
   int64_t boot_version_ = 0;
+  double BootRate() const;  // each start-up's rate: min(1, k / m); REQUIRES: boots_ not empty
   void AdvanceBoots();    // brings every `left` up to now_
   void ArmBoots();        // arms the event for the earliest end (a new version)
   void OnWorkerBooted(int64_t version);

@@ -239,19 +239,22 @@ class Calibrator {
     return Status::Ok();
   }
 
+  // A runtime env not seen before (its own env var, named after the lease): no idle worker has
+  // it, so the node starts one (workers are pooled per applied env).
+  static std::string FreshEnv(const v1::RequestWorkerLeaseRequest& req) {
+    return "{\"env_vars\":{\"ORRERY_CALIBRATE\":\"" + req.task_id() + "\"}}";
+  }
+
   Status MeasureWorkerStart() {
     std::vector<double> extra;
     const int n = std::max(5, o_.samples / 10);
     for (int i = 0; i < n; ++i) {
       auto req = LeaseReq(1, true);
       ORRERY_RETURN_IF_ERROR(Granted(a_.get(), req, nullptr));
-      // A runtime env not seen before (its own env var): no idle worker has it, so the node
-      // starts one (workers are pooled per applied env).
-      const std::string env = "{\"env_vars\":{\"ORRERY_CALIBRATE\":\"" + req.task_id() + "\"}}";
       // Timed to the exit, not the start event: the node reports a new worker started once it
       // is spawned, before the process is ready to run anything.
       double ex = 0;
-      ORRERY_RETURN_IF_ERROR(RunNoop(a_.get(), req.task_id(), env, nullptr, &ex));
+      ORRERY_RETURN_IF_ERROR(RunNoop(a_.get(), req.task_id(), FreshEnv(req), nullptr, &ex));
       extra.push_back(std::max(0.0, ex - round_trip_value_));
     }
     Record("worker_start", std::move(extra));
@@ -276,9 +279,7 @@ class Calibrator {
       std::vector<std::thread> threads;
       for (int k = 0; k < n; ++k) {
         threads.emplace_back([&, k] {
-          const std::string env =
-              "{\"env_vars\":{\"ORRERY_CALIBRATE\":\"" + reqs[k].task_id() + "\"}}";
-          results[k] = RunNoop(a_.get(), reqs[k].task_id(), env, nullptr, &exits[k]);
+          results[k] = RunNoop(a_.get(), reqs[k].task_id(), FreshEnv(reqs[k]), nullptr, &exits[k]);
         });
       }
       for (auto& t : threads) t.join();
@@ -645,6 +646,7 @@ std::string ControlPlaneYaml(const Calibration& c, const std::vector<std::string
   if (c.object_bandwidth_Bps > 0) {
     out << "  object_bandwidth: " << Seconds(c.object_bandwidth_Bps * 8 / 1e9) << "Gbps\n";
   }
+  const auto batch = c.latencies.find("worker_start_batch");
   if (c.host_cores > 0) {
     out << "  worker_start_parallel: " << c.host_cores
         << "  # this host's cores: a start-up is CPU work, and every node of a cluster on one "
@@ -652,7 +654,6 @@ std::string ControlPlaneYaml(const Calibration& c, const std::vector<std::string
     // With the cores shared evenly, a batch of n > cores start-ups ends after
     // latency + n / cores x cpu, one alone after latency + cpu: the two give the CPU part.
     auto one = c.latencies.find("worker_start");
-    auto batch = c.latencies.find("worker_start_batch");
     const double over = static_cast<double>(c.worker_start_batch) / c.host_cores - 1;
     if (one != c.latencies.end() && batch != c.latencies.end() && over > 0.5 &&
         one->second.value > 0) {
@@ -666,14 +667,14 @@ std::string ControlPlaneYaml(const Calibration& c, const std::vector<std::string
       out << buf;
     }
   }
-  if (auto it = c.latencies.find("worker_start_batch"); it != c.latencies.end()) {
+  if (batch != c.latencies.end()) {
+    const LatencyStats& b = batch->second;
     char buf[240];
     std::snprintf(buf, sizeof buf,
                   "# measured, not a parameter: %d worker start-ups at once on one node end "
                   "after mean %.1fms (p50 %.1fms, min %.1fms, max %.1fms)\n",
-                  c.worker_start_batch, it->second.mean * 1e3, it->second.p50 * 1e3,
-                  *std::min_element(it->second.samples_s.begin(), it->second.samples_s.end()) * 1e3,
-                  it->second.max * 1e3);
+                  c.worker_start_batch, b.mean * 1e3, b.p50 * 1e3,
+                  *std::min_element(b.samples_s.begin(), b.samples_s.end()) * 1e3, b.max * 1e3);
     out << buf;
   }
   // Measured for the record; the simulator has no parameter of its own for these.
